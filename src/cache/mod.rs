@@ -1,0 +1,285 @@
+//! KV cache policies: where every token's keys and values live.
+//!
+//! A policy implements [`KvCache`]. The engine never looks inside one: it admits
+//! sequences, grows them one step at a time, releases them, and reads the
+//! [`MemoryUsage`] counters. Policies are built from a validated [`CacheConfig`],
+//! whose four presets (`contiguous`, `paged`, `sliding`, `quantized`) are
+//! shorthands for orthogonal knobs: placement, block size, window and `kv_dtype`.
+
+mod contiguous;
+mod paged;
+
+pub use contiguous::ContiguousCache;
+pub use paged::PagedCache;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Dtype;
+
+/// Identifies a sequence inside a cache: a small dense slot number that the
+/// engine recycles, so per-sequence tables stay as small as the batch.
+pub type SeqId = u32;
+
+/// What a cache needs to know to place a new sequence.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SeqInfo {
+    /// The slot this sequence will be known by until released.
+    pub id: SeqId,
+    /// Tokens whose KV must be stored now (the prompt, or prompt plus generated
+    /// tokens when a preempted sequence is recomputed).
+    pub tokens: u32,
+    /// Tokens of capacity to hold for this sequence from admission on
+    /// (`>= tokens`). Equal to `tokens` under optimistic admission; the
+    /// contiguous reservation (`max-tokens`, `pow2`, ...) under reserve admission.
+    pub reserve: u32,
+}
+
+/// Not enough free KV memory for the request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct NoRoom;
+
+/// Memory counters of a cache at one instant, in bytes.
+///
+/// `allocated = stored + slack` and `allocated + free = budget`. `slack` is
+/// memory held by sequences that no token occupies (yet): the unfilled tail of a
+/// contiguous reservation or of the last block.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryUsage {
+    /// The KV budget the cache manages.
+    pub budget: u64,
+    /// Bytes held by live sequences (stored tokens plus slack).
+    pub allocated: u64,
+    /// Bytes holding the KV of actual tokens.
+    pub stored: u64,
+    /// Bytes not held by any sequence. Under a contiguous policy some of it may
+    /// be unusable for a given request (external fragmentation).
+    pub free: u64,
+}
+
+/// A KV cache policy.
+///
+/// All methods must be O(1) or O(log n) in the number of live sequences (the
+/// engine calls `grow` for every running sequence on every step, and `usage`
+/// after every step), and must not allocate per token.
+pub trait KvCache: Send {
+    /// Tries to place a new sequence: stores `seq.tokens` and holds capacity for
+    /// `seq.reserve` tokens. On `Err` nothing changes.
+    fn admit(&mut self, seq: &SeqInfo) -> Result<(), NoRoom>;
+
+    /// Makes room for `n` more tokens of a live sequence. On `Err` nothing changes.
+    fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom>;
+
+    /// Frees everything a live sequence holds. The slot may be reused afterwards.
+    fn release(&mut self, seq: SeqId);
+
+    /// Frees every sequence at once (the server process died).
+    fn reset(&mut self);
+
+    /// Bytes of KV this sequence's attention reads in a decode step: its kept
+    /// tokens (at most the window) times the bytes per token.
+    fn attended_bytes(&self, seq: SeqId) -> u64;
+
+    /// Whether a sequence like `seq` could be admitted into an empty cache. A
+    /// request for which this is false is unservable.
+    fn fits_when_empty(&self, seq: &SeqInfo) -> bool;
+
+    /// The current memory counters.
+    fn usage(&self) -> MemoryUsage;
+
+    /// How sequences are laid out (bytes per token, window, block size).
+    fn layout(&self) -> &KvLayout;
+}
+
+/// The per-token geometry a cache works with; shared by every policy.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KvLayout {
+    /// Exact KV bytes per token, all layers, in the cache's dtype.
+    pub bytes_per_token: u64,
+    /// Tokens kept per sequence (`None`: all of them).
+    pub window: Option<u32>,
+    /// Tokens per block (1 for contiguous placement).
+    pub block_size: u32,
+    /// The cache's element format.
+    pub kv_dtype: Dtype,
+}
+
+impl KvLayout {
+    /// Tokens of a `context`-token sequence that are kept and attended to.
+    #[inline]
+    pub fn kept_tokens(&self, context: u32) -> u32 {
+        match self.window {
+            Some(w) => context.min(w),
+            None => context,
+        }
+    }
+
+    /// Bytes of KV a `context`-token sequence's attention reads in one step.
+    #[inline]
+    pub fn attended_bytes(&self, context: u32) -> u64 {
+        u64::from(self.kept_tokens(context)) * self.bytes_per_token
+    }
+}
+
+/// The four policy presets of DESIGN.md section 5.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    /// One contiguous region per sequence, first-fit in a linear address space.
+    Contiguous,
+    /// Fixed-size blocks allocated on demand (vLLM's PagedAttention).
+    Paged,
+    /// Paged, keeping only the last `window` tokens.
+    Sliding,
+    /// Paged with a quantized `kv_dtype` (fp8 unless set).
+    Quantized,
+}
+
+impl PolicyName {
+    /// The name used in scenario files and CSV columns.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PolicyName::Contiguous => "contiguous",
+            PolicyName::Paged => "paged",
+            PolicyName::Sliding => "sliding",
+            PolicyName::Quantized => "quantized",
+        }
+    }
+}
+
+/// How much a contiguous allocator reserves at admission (DESIGN.md section 5;
+/// the Orca baselines of the PagedAttention paper, Kwon et al. SOSP 2023).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reserve {
+    /// Prompt plus the request's `max_tokens` output cap.
+    MaxTokens,
+    /// The model's whole context length (Orca Max).
+    MaxModelLen,
+    /// The true final length rounded up to a power of two (Orca Pow2).
+    Pow2,
+    /// Exactly the true final length (Orca Oracle).
+    Oracle,
+}
+
+impl Reserve {
+    /// The name used in scenario files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reserve::MaxTokens => "max-tokens",
+            Reserve::MaxModelLen => "max-model-len",
+            Reserve::Pow2 => "pow2",
+            Reserve::Oracle => "oracle",
+        }
+    }
+
+    /// Tokens to reserve for a request with a `prompt`-token prompt, an output
+    /// cap of `max_tokens` and a true KV footprint of `final_tokens` (prompt plus
+    /// output minus one: the last output token's KV is never written), never
+    /// more than `max_model_len` and never less than the prompt.
+    pub fn tokens(
+        self,
+        prompt: u32,
+        max_tokens: u32,
+        final_tokens: u32,
+        max_model_len: u32,
+    ) -> u32 {
+        let want = match self {
+            Reserve::MaxTokens => prompt.saturating_add(max_tokens).saturating_sub(1),
+            Reserve::MaxModelLen => max_model_len,
+            Reserve::Pow2 => final_tokens.checked_next_power_of_two().unwrap_or(u32::MAX),
+            Reserve::Oracle => final_tokens,
+        };
+        want.min(max_model_len).max(prompt)
+    }
+}
+
+/// Where sequences are placed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Placement {
+    /// A linear address space of token slots, first-fit.
+    Contiguous,
+    /// Fixed blocks of `block_size` tokens.
+    Paged {
+        /// Tokens per block.
+        block_size: u32,
+    },
+}
+
+/// A validated cache configuration: the preset resolved into its knobs.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize)]
+pub struct CacheConfig {
+    /// The preset this configuration came from (reported in outputs).
+    pub policy: PolicyName,
+    /// Contiguous or paged placement.
+    pub placement: Placement,
+    /// Reservation rule used under `reserve` admission.
+    pub reserve: Reserve,
+    /// Tokens kept per sequence, if windowed.
+    pub window: Option<u32>,
+    /// Element format of the cache.
+    pub kv_dtype: Dtype,
+}
+
+impl CacheConfig {
+    /// Builds the policy over `budget_bytes` of KV memory at `bytes_per_token`.
+    pub fn build(&self, budget_bytes: u64, bytes_per_token: u64) -> Box<dyn KvCache> {
+        match self.placement {
+            Placement::Contiguous => Box::new(ContiguousCache::new(
+                budget_bytes,
+                KvLayout {
+                    bytes_per_token,
+                    window: self.window,
+                    block_size: 1,
+                    kv_dtype: self.kv_dtype,
+                },
+            )),
+            Placement::Paged { block_size } => Box::new(PagedCache::new(
+                budget_bytes,
+                KvLayout {
+                    bytes_per_token,
+                    window: self.window,
+                    block_size,
+                    kv_dtype: self.kv_dtype,
+                },
+            )),
+        }
+    }
+
+    /// Tokens of memory a sequence whose final KV footprint is `tokens` occupies
+    /// at its peak under this placement and window (blocks rounded up), given its
+    /// contiguous reservation `reserved` (ignored by paged placement).
+    pub fn footprint_tokens(&self, tokens: u32, reserved: u32) -> u64 {
+        match self.placement {
+            Placement::Contiguous => {
+                let held = reserved.max(tokens);
+                u64::from(self.window.map_or(held, |w| held.min(w)))
+            }
+            Placement::Paged { block_size } => {
+                let bs = u64::from(block_size);
+                let blocks = match self.window {
+                    // A window that does not start on a block boundary straddles
+                    // one more block.
+                    Some(w) if tokens > w => u64::from(w).div_ceil(bs) + 1,
+                    _ => u64::from(tokens).div_ceil(bs),
+                };
+                blocks * bs
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pow2_reservation_of_25_tokens_is_32() {
+        assert_eq!(Reserve::Pow2.tokens(20, 100, 25, 4096), 32);
+        assert_eq!(Reserve::Oracle.tokens(20, 100, 25, 4096), 25);
+        assert_eq!(Reserve::MaxTokens.tokens(20, 100, 25, 4096), 119);
+        assert_eq!(Reserve::MaxModelLen.tokens(20, 100, 25, 4096), 4096);
+        // Never above the model's context, never below the prompt.
+        assert_eq!(Reserve::Pow2.tokens(20, 100, 3000, 4096), 4096);
+        assert_eq!(Reserve::Oracle.tokens(20, 1, 20, 4096), 20);
+    }
+}

@@ -1,0 +1,98 @@
+//! The library's error type.
+//!
+//! Every error that reaches the user names where it came from (a file, a key, a
+//! line) and why. Input errors map to exit code 2 in the binary.
+
+use std::path::PathBuf;
+
+/// A validation failure at one key of an input, before the file is known.
+///
+/// Builders (traffic, cache, hardware) return this; the scenario loader wraps it
+/// with the file name into [`Error::Scenario`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{key}`: {reason}")]
+pub struct SpecError {
+    /// Dotted path of the offending key, e.g. `traffic.arrival.rate`.
+    pub key: String,
+    /// What is wrong and what was expected.
+    pub reason: String,
+}
+
+impl SpecError {
+    /// An error at `key` explaining `reason`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        SpecError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error with `prefix.` put before its key (for nested specs).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.key = if self.key.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", self.key)
+        };
+        self
+    }
+}
+
+/// Everything that can go wrong in kvsim.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A scenario file is malformed or inconsistent.
+    #[error("{}: {source}", path.display())]
+    Scenario {
+        /// The scenario file.
+        path: PathBuf,
+        /// The key and reason.
+        source: SpecError,
+    },
+    /// A data file (trace, empirical lengths, measurements) is malformed.
+    #[error("{}{}: {reason}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    DataFile {
+        /// The data file.
+        path: PathBuf,
+        /// 1-based line of the offending record, if one.
+        line: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A command-line argument is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The process exit code this error maps to. Every current variant is an
+    /// input, usage or file-system problem: 2 (exit 1 is reserved for a `check`
+    /// regression or an infeasible `plan`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Scenario { .. }
+            | Error::DataFile { .. }
+            | Error::Usage(_)
+            | Error::Io { .. } => 2,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1 @@
+//! The KV budget of one replica.

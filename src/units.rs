@@ -1,0 +1,175 @@
+//! Simulated time and byte-size helpers.
+//!
+//! Time is an integer count of nanoseconds (never `f64`) so that event ordering
+//! is exact and runs are reproducible; conversion to seconds happens only at the
+//! edges (scenario parsing and `report/`).
+
+use std::fmt;
+use std::ops::{Add, AddAssign, Sub};
+
+use serde::Serialize;
+
+/// Nanoseconds per second.
+pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// One gibibyte (2^30 bytes).
+pub const GIB: u64 = 1 << 30;
+
+/// An instant of simulated time, in nanoseconds since the simulation started.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SimTime(u64);
+
+/// A span of simulated time, in nanoseconds.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SimDuration(u64);
+
+impl SimTime {
+    /// The start of the simulation.
+    pub const ZERO: SimTime = SimTime(0);
+    /// The latest representable instant (about 584 years): "never".
+    pub const MAX: SimTime = SimTime(u64::MAX);
+
+    /// An instant `nanos` nanoseconds after the start.
+    pub const fn from_nanos(nanos: u64) -> Self {
+        SimTime(nanos)
+    }
+
+    /// Nanoseconds since the start.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Seconds since the start (for reports only).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_SEC as f64
+    }
+
+    /// The instant `secs` seconds after the start, rounded to the nearest
+    /// nanosecond and saturating at [`SimTime::MAX`]. `secs` must be finite and
+    /// non-negative (validated at the input boundary).
+    pub fn from_secs_f64(secs: f64) -> Self {
+        SimTime(secs_to_nanos(secs))
+    }
+
+    /// The span from `earlier` to `self`; zero if `earlier` is later.
+    pub fn saturating_since(self, earlier: SimTime) -> SimDuration {
+        SimDuration(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl SimDuration {
+    /// No time at all.
+    pub const ZERO: SimDuration = SimDuration(0);
+
+    /// A span of `nanos` nanoseconds.
+    pub const fn from_nanos(nanos: u64) -> Self {
+        SimDuration(nanos)
+    }
+
+    /// The span in nanoseconds.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// The span in seconds (for reports only).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / NANOS_PER_SEC as f64
+    }
+
+    /// A span of `secs` seconds, rounded to the nearest nanosecond and saturating.
+    pub fn from_secs_f64(secs: f64) -> Self {
+        SimDuration(secs_to_nanos(secs))
+    }
+}
+
+fn secs_to_nanos(secs: f64) -> u64 {
+    debug_assert!(secs.is_finite() && secs >= 0.0, "invalid seconds {secs}");
+    let nanos = (secs * NANOS_PER_SEC as f64).round();
+    if nanos >= u64::MAX as f64 {
+        u64::MAX
+    } else if nanos > 0.0 {
+        nanos as u64
+    } else {
+        0
+    }
+}
+
+impl Add<SimDuration> for SimTime {
+    type Output = SimTime;
+    /// Saturating: adding to "never" stays "never".
+    fn add(self, d: SimDuration) -> SimTime {
+        SimTime(self.0.saturating_add(d.0))
+    }
+}
+
+impl AddAssign<SimDuration> for SimTime {
+    fn add_assign(&mut self, d: SimDuration) {
+        *self = *self + d;
+    }
+}
+
+impl Add for SimDuration {
+    type Output = SimDuration;
+    fn add(self, d: SimDuration) -> SimDuration {
+        SimDuration(self.0.saturating_add(d.0))
+    }
+}
+
+impl AddAssign for SimDuration {
+    fn add_assign(&mut self, d: SimDuration) {
+        *self = *self + d;
+    }
+}
+
+impl Sub for SimTime {
+    type Output = SimDuration;
+    /// The span between two instants. Subtracting a later instant is a bug.
+    fn sub(self, earlier: SimTime) -> SimDuration {
+        debug_assert!(earlier <= self, "time went backwards");
+        self.saturating_since(earlier)
+    }
+}
+
+impl fmt::Display for SimTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6} s", self.as_secs_f64())
+    }
+}
+
+impl fmt::Display for SimDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6} s", self.as_secs_f64())
+    }
+}
+
+/// Bytes as GiB, for display.
+pub fn gib(bytes: u64) -> f64 {
+    bytes as f64 / GIB as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_round_trip_to_the_nanosecond() {
+        let t = SimTime::from_secs_f64(1.5);
+        assert_eq!(t.as_nanos(), 1_500_000_000);
+        assert_eq!(t.as_secs_f64(), 1.5);
+        assert_eq!(SimDuration::from_secs_f64(0.000_000_001_4).as_nanos(), 1);
+    }
+
+    #[test]
+    fn adding_to_never_stays_never() {
+        assert_eq!(SimTime::MAX + SimDuration::from_nanos(5), SimTime::MAX);
+        assert_eq!(SimTime::from_secs_f64(1e30), SimTime::MAX);
+    }
+
+    #[test]
+    fn saturating_since_is_zero_for_later_instants() {
+        let a = SimTime::from_nanos(10);
+        let b = SimTime::from_nanos(20);
+        assert_eq!(a.saturating_since(b), SimDuration::ZERO);
+        assert_eq!((b - a).as_nanos(), 10);
+    }
+}
