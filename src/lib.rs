@@ -1,12 +1,56 @@
-//! kvsim: a discrete-event simulator of LLM serving whose subject is the KV cache.
+//! kvsim: a discrete-event simulator of LLM serving whose subject is the KV
+//! cache, the memory that grows with traffic.
+//!
+//! A traffic generator draws arrival times and prompt/output lengths; a
+//! simulated GPU holds weights and a KV budget and prices each engine step with
+//! a memory-bandwidth-bound roofline; a continuous-batching scheduler runs the
+//! requests; a pluggable KV cache policy decides where every token's keys and
+//! values live.
+//!
+//! # Layout
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`scenario`] | TOML -> `*Spec` structs (as written) -> validated [`scenario::Scenario`] |
+//! | [`catalog`] | built-in models and GPUs, each number with its public source |
+//! | [`model`] | model shapes and the exact KV arithmetic |
+//! | [`traffic`] | arrival processes, length distributions, closed loops, trace replay |
+//! | [`hardware`] | KV budget ([`hardware::budget`]) and step cost ([`hardware::cost`]) |
+//! | [`cache`] | the [`cache::KvCache`] trait and its contiguous and paged policies |
+//! | [`scheduler`] | continuous-batching rules: admission, OOM handling |
+//! | [`engine`] | integer time, the event queue, the simulation loop |
+//! | [`metrics`] | per-request records, run summaries, percentiles |
+//! | [`report`] | atomic CSV/JSON writers and terminal tables |
+//! | [`cli`] | the `kvsim` command line |
+//!
+//! # Lifecycle of a run
+//!
+//! ```no_run
+//! use kvsim::engine::simulate;
+//! use kvsim::hardware::cost::RooflineCost;
+//! use kvsim::scenario::Scenario;
+//!
+//! let scenario = Scenario::load("scenarios/quickstart.toml".as_ref(), &[])?;
+//! let d = &scenario.deployment;
+//! let cost = RooflineCost::new(&scenario.model, d, &d.efficiency);
+//! let out = simulate(&scenario, scenario.seed, cost);
+//! println!("OOM rate {:.3}, TPOT p99 {:?} s", out.summary.oom_rate, out.summary.tpot_p99);
+//! # Ok::<(), kvsim::Error>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod cache;
 pub mod catalog;
+pub mod cli;
+pub mod engine;
 pub mod error;
 pub mod hardware;
+pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod rng;
+pub mod scenario;
+pub mod scheduler;
 pub mod traffic;
 pub mod units;
 

@@ -158,6 +158,8 @@ pub struct Model {
     pub kv_heads: u32,
     /// Dimension of one attention head.
     pub head_dim: u32,
+    /// MLP intermediate width (per expert for mixture-of-experts models).
+    pub intermediate: u32,
     /// Vocabulary size.
     pub vocab: u32,
     /// Longest context (prompt + output) the model accepts.
@@ -238,6 +240,7 @@ mod tests {
             heads: kv_heads,
             kv_heads,
             head_dim,
+            intermediate: 4 * kv_heads * head_dim,
             vocab: 1,
             max_model_len: 1 << 20,
             sliding_window: None,

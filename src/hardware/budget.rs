@@ -1,1 +1,177 @@
-//! The KV budget of one replica.
+//! The KV budget of one replica, the vLLM way (DESIGN.md section 4):
+//!
+//! ```text
+//! per GPU:  vram * memory_utilization - weights/tp - activation_peak - runtime
+//! replica:  per-GPU budget * tp, at per-GPU bytes-per-token * tp
+//! ```
+//!
+//! vLLM measures the activation peak by running one forward pass of
+//! `max_num_batched_tokens` dummy tokens (`profile_run`), and the non-torch
+//! memory (CUDA context, cuBLAS workspaces, NCCL buffers, CUDA graphs) from the
+//! driver. kvsim estimates both from the model shape; see [`activation_peak_bytes`]
+//! and [`RUNTIME_BYTES_PER_GPU`] for the log the estimates reproduce.
+
+use serde::Serialize;
+
+use crate::error::SpecError;
+use crate::model::{Dtype, Model};
+use crate::units::{GIB, gib};
+
+use super::Deployment;
+
+/// Memory outside weights, activations and KV that a serving process holds on
+/// each GPU (CUDA context, library workspaces, CUDA graphs), bytes.
+///
+/// vLLM PR #10511 (Dec 2024) logs `non_torch_memory 1.79GiB` for
+/// Meta-Llama-3-8B on one H100 and 3.58 GiB per GPU at tp = 2 (NCCL buffers are
+/// the difference); see [`NCCL_BYTES_PER_GPU`].
+pub const RUNTIME_BYTES_PER_GPU: u64 = 1_922_000_000; // 1.79 GiB
+
+/// Extra per-GPU memory for NCCL communicators when `tp > 1` (the 1.79 GiB
+/// difference between the tp = 1 and tp = 2 logs of vLLM PR #10511).
+pub const NCCL_BYTES_PER_GPU: u64 = 1_922_000_000;
+
+/// Bytes per element assumed for activations in the profiling forward pass.
+///
+/// Intermediates of the MLP and norms are partly kept in fp32; 4 bytes per
+/// element over (2 * intermediate + 2 * hidden) elements per token reproduces
+/// vLLM's measured `PyTorch activation peak memory 1.26GiB` for Llama-3-8B with
+/// 8192 batched tokens and 256 sequences (kvsim: 1.25 GiB, vLLM PR #10511).
+const ACTIVATION_ELEM_BYTES: u64 = 4;
+
+/// Bytes of one fp32 logit.
+const LOGIT_BYTES: u64 = 4;
+
+/// The peak activation memory of one GPU's forward pass over
+/// `max_batched_tokens` tokens, plus fp32 logits for `max_num_seqs` sequences.
+///
+/// `intermediate` is the MLP width (per expert for MoE); tensor parallelism splits
+/// the intermediate and the vocabulary, not the hidden state.
+pub fn activation_peak_bytes(
+    model: &Model,
+    max_batched_tokens: u32,
+    max_num_seqs: u32,
+    tp: u32,
+) -> u64 {
+    let tp = u64::from(tp.max(1));
+    let per_token = 2 * (u64::from(model.intermediate) / tp) + 2 * u64::from(model.hidden);
+    let activations = u64::from(max_batched_tokens) * per_token * ACTIVATION_ELEM_BYTES;
+    let logits = u64::from(max_num_seqs) * (u64::from(model.vocab).div_ceil(tp)) * LOGIT_BYTES;
+    activations + logits
+}
+
+/// KV bytes per token on one GPU of a `tp`-way replica.
+///
+/// Tensor parallelism splits KV heads across GPUs; with fewer KV heads than GPUs
+/// each head is replicated (vLLM: `max(1, kv_heads / tp)` heads per GPU). MLA's
+/// latent cache is not split by heads, so every GPU holds all of it.
+pub fn kv_bytes_per_token_per_gpu(model: &Model, dtype: Dtype, tp: u32) -> u64 {
+    let tp = tp.max(1);
+    match model.mla {
+        Some(_) => model.kv_bytes_per_token(dtype),
+        None => {
+            let heads_per_gpu = model.kv_heads.div_ceil(tp);
+            u64::from(model.layers)
+                * 2
+                * u64::from(heads_per_gpu)
+                * dtype.vector_bytes(u64::from(model.head_dim))
+        }
+    }
+}
+
+/// Where each GPU's memory goes, and the KV budget that is left.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KvBudget {
+    /// `vram * memory_utilization` of one GPU, bytes.
+    pub usable_per_gpu: u64,
+    /// Weights on one GPU, bytes.
+    pub weights_per_gpu: u64,
+    /// Peak activation memory on one GPU, bytes.
+    pub activation_per_gpu: u64,
+    /// CUDA context, workspaces, graphs and NCCL buffers on one GPU, bytes.
+    pub runtime_per_gpu: u64,
+    /// KV memory on one GPU, bytes.
+    pub kv_per_gpu: u64,
+    /// KV bytes per token on one GPU.
+    pub bytes_per_token_per_gpu: u64,
+    /// KV memory of the whole replica (`kv_per_gpu * tp`), bytes.
+    pub kv_bytes: u64,
+    /// KV bytes per token of the whole replica (`bytes_per_token_per_gpu * tp`),
+    /// including any replication of KV heads across GPUs.
+    pub bytes_per_token: u64,
+}
+
+impl KvBudget {
+    /// Tokens of KV the replica can hold.
+    pub fn token_capacity(&self) -> u64 {
+        self.kv_bytes / self.bytes_per_token.max(1)
+    }
+}
+
+/// Computes the KV budget of one replica of `model` on `deployment` with KV
+/// elements in `kv_dtype`. Fails, naming the numbers and a `tp` that would fit,
+/// when the weights and activations leave no room for KV.
+pub fn kv_budget(
+    model: &Model,
+    deployment: &Deployment,
+    kv_dtype: Dtype,
+    max_batched_tokens: u32,
+    max_num_seqs: u32,
+) -> Result<KvBudget, SpecError> {
+    let tp = deployment.tp.max(1);
+    let usable_per_gpu = (deployment.gpu.vram_bytes as f64 * deployment.memory_utilization) as u64;
+    let weights_per_gpu = model.weight_bytes().div_ceil(u64::from(tp));
+    let activation_per_gpu = activation_peak_bytes(model, max_batched_tokens, max_num_seqs, tp);
+    let runtime_per_gpu = RUNTIME_BYTES_PER_GPU + if tp > 1 { NCCL_BYTES_PER_GPU } else { 0 };
+    let fixed = weights_per_gpu + activation_per_gpu + runtime_per_gpu;
+    let bytes_per_token_per_gpu = kv_bytes_per_token_per_gpu(model, kv_dtype, tp);
+    if fixed >= usable_per_gpu || usable_per_gpu - fixed < bytes_per_token_per_gpu {
+        let suggestion = (1..=6)
+            .map(|p| 1u32 << p)
+            .filter(|&t| t > tp)
+            .find(|&t| {
+                let w = model.weight_bytes().div_ceil(u64::from(t));
+                w + activation_peak_bytes(model, max_batched_tokens, max_num_seqs, t)
+                    + 2 * RUNTIME_BYTES_PER_GPU
+                    < usable_per_gpu
+            })
+            .map(|t| format!("; try hardware.tp = {t}"))
+            .unwrap_or_else(|| {
+                "; no tensor-parallel degree up to 64 fits: use a larger GPU or quantized weights"
+                    .into()
+            });
+        return Err(SpecError::new(
+            "hardware.tp",
+            format!(
+                "{} does not fit on {} x {}: each GPU can use {:.2} GiB ({:.2} GiB x memory_utilization {}) \
+                 but needs {:.2} GiB of weights + {:.2} GiB of activations + {:.2} GiB of runtime, \
+                 leaving no room for KV{suggestion}",
+                model.name,
+                tp,
+                deployment.gpu.name,
+                gib(usable_per_gpu),
+                gib(deployment.gpu.vram_bytes),
+                deployment.memory_utilization,
+                gib(weights_per_gpu),
+                gib(activation_per_gpu),
+                gib(runtime_per_gpu),
+            ),
+        ));
+    }
+    let kv_per_gpu = usable_per_gpu - fixed;
+    Ok(KvBudget {
+        usable_per_gpu,
+        weights_per_gpu,
+        activation_per_gpu,
+        runtime_per_gpu,
+        kv_per_gpu,
+        bytes_per_token_per_gpu,
+        kv_bytes: kv_per_gpu * u64::from(tp),
+        bytes_per_token: bytes_per_token_per_gpu * u64::from(tp),
+    })
+}
+
+/// Bytes as a short GiB string, for messages.
+pub fn fmt_gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / GIB as f64)
+}

@@ -1,1 +1,335 @@
-//! Step cost models.
+//! Step cost models: how long one engine step takes.
+//!
+//! [`RooflineCost`] is the physical model of DESIGN.md section 4:
+//!
+//! ```text
+//! t_step    = step_overhead + max(t_compute, t_memory) + t_comm
+//! t_compute = flops / (peak_flops * tp * mfu)
+//! t_memory  = bytes / (hbm_bandwidth * tp * mbu)
+//! t_comm    = 2 all-reduces per layer over the interconnect (0 when tp = 1)
+//! ```
+//!
+//! Decode is memory-bound: at small batch the weights dominate the bytes, at
+//! large batch and long context the KV reads do, so TPOT rises with batch and
+//! context. [`FixedCost`] is a mock with hand-computable step times for tests.
+
+use crate::model::Model;
+use crate::units::SimDuration;
+
+use super::{Deployment, Efficiency};
+
+/// What one engine step computes, summed over its sequences (replica-wide).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepWork {
+    /// Sequences decoding one token each.
+    pub decode_tokens: u32,
+    /// Prompt tokens computed (whole prompts or chunks).
+    pub prefill_tokens: u32,
+    /// Sequences with a prefill chunk in this step.
+    pub prefill_seqs: u32,
+    /// KV bytes attention reads from HBM: each decoding sequence's kept context,
+    /// and each prefill chunk's earlier context.
+    pub kv_read_bytes: u64,
+    /// KV bytes written (one token's worth per new token).
+    pub kv_write_bytes: u64,
+    /// Query-key pairs scored by attention: for each new token, the kept tokens
+    /// it attends to (itself included).
+    pub attention_pairs: u64,
+}
+
+impl StepWork {
+    /// Tokens this step runs through the model.
+    pub fn tokens(&self) -> u32 {
+        self.decode_tokens + self.prefill_tokens
+    }
+}
+
+/// Prices engine steps.
+pub trait CostModel: Send + Sync {
+    /// Wall time of one step doing `work`.
+    fn step_time(&self, work: &StepWork) -> SimDuration;
+}
+
+/// A step takes `per_step` plus `per_prefill_token` for every prompt token:
+/// exact, hand-computable timings for tests (as hyperfine's mock executor).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct FixedCost {
+    /// Cost of any non-empty step.
+    pub per_step: SimDuration,
+    /// Added cost per prompt token in the step.
+    pub per_prefill_token: SimDuration,
+}
+
+impl CostModel for FixedCost {
+    fn step_time(&self, work: &StepWork) -> SimDuration {
+        SimDuration::from_nanos(
+            self.per_step.as_nanos()
+                + u64::from(work.prefill_tokens) * self.per_prefill_token.as_nanos(),
+        )
+    }
+}
+
+/// The memory-bandwidth-bound roofline of one replica.
+#[derive(Clone, Debug)]
+pub struct RooflineCost {
+    /// Effective HBM bytes per second of the replica (`bw * tp * mbu`).
+    bytes_per_s: f64,
+    /// Effective FLOP per second of the replica (`peak * tp * mfu`).
+    flops_per_s: f64,
+    /// Fixed per-step time, seconds.
+    overhead_s: f64,
+    /// Weight bytes a step reads when it touches every parameter.
+    weight_bytes: f64,
+    /// Dense part of the weights (all weights for dense models), bytes.
+    shared_weight_bytes: f64,
+    /// Bytes of one routed expert (all layers); 0 for dense models.
+    expert_bytes: f64,
+    /// Routed experts and experts per token (MoE only).
+    experts: f64,
+    experts_per_token: f64,
+    /// FLOPs per token through the linear layers: 2 * active params.
+    linear_flops_per_token: f64,
+    /// FLOPs per query-key pair summed over layers: 4 * heads * head_dim * layers
+    /// (QK^T and PV, one multiply-add each).
+    attention_flops_per_pair: f64,
+    /// All-reduce cost: bytes per token per all-reduce, count per step,
+    /// seconds per byte and fixed latency.
+    allreduce_bytes_per_token: f64,
+    allreduces_per_step: f64,
+    allreduce_s_per_byte: f64,
+    allreduce_latency_s: f64,
+}
+
+/// Bytes of one activation element exchanged by tensor-parallel all-reduces.
+const ACTIVATION_BYTES: f64 = 2.0;
+
+impl RooflineCost {
+    /// The roofline for `model` on `deployment` with efficiency `eff`.
+    pub fn new(model: &Model, deployment: &Deployment, eff: &Efficiency) -> Self {
+        let tp = f64::from(deployment.tp.max(1));
+        let gpu = &deployment.gpu;
+        let weight_bytes = model.weight_bytes() as f64;
+        let bytes_per_param = model.weight_dtype.bits() as f64 / 8.0;
+        let (shared, expert, experts, per_token) = match model.moe {
+            Some(moe) if moe.experts > moe.experts_per_token => {
+                // params = shared + E*e and active = shared + k*e, so
+                // e = (params - active) / (E - k).
+                let e = (model.params - model.active_params.min(model.params)) as f64
+                    / f64::from(moe.experts - moe.experts_per_token);
+                let shared = model.params as f64 - f64::from(moe.experts) * e;
+                (
+                    shared.max(0.0) * bytes_per_param,
+                    e * bytes_per_param,
+                    f64::from(moe.experts),
+                    f64::from(moe.experts_per_token),
+                )
+            }
+            _ => (weight_bytes, 0.0, 0.0, 0.0),
+        };
+        // Ring all-reduce: each GPU sends and receives 2 (tp - 1) / tp of the
+        // buffer (Patarasuk and Yuan 2009; NCCL's "bus bandwidth" convention).
+        let (allreduces, s_per_byte) = if deployment.tp > 1 {
+            (
+                2.0 * f64::from(model.layers),
+                2.0 * (tp - 1.0) / tp / gpu.interconnect_bandwidth,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        RooflineCost {
+            bytes_per_s: gpu.hbm_bandwidth * tp * eff.mbu,
+            flops_per_s: gpu.peak_flops * tp * eff.mfu,
+            overhead_s: eff.step_overhead_s,
+            weight_bytes,
+            shared_weight_bytes: shared,
+            expert_bytes: expert,
+            experts,
+            experts_per_token: per_token,
+            linear_flops_per_token: 2.0 * model.active_params as f64,
+            attention_flops_per_pair: 4.0
+                * f64::from(model.heads)
+                * f64::from(model.head_dim)
+                * f64::from(model.layers),
+            allreduce_bytes_per_token: f64::from(model.hidden) * ACTIVATION_BYTES,
+            allreduces_per_step: allreduces,
+            allreduce_s_per_byte: s_per_byte,
+            allreduce_latency_s: eff.allreduce_latency_s,
+        }
+    }
+
+    /// Weight bytes a step of `tokens` tokens reads. A MoE step reads the dense
+    /// part plus every expert at least one token is routed to: with uniform
+    /// routing, `E * (1 - (1 - k/E)^tokens)` experts are expected.
+    fn weight_bytes_read(&self, tokens: u32) -> f64 {
+        if self.experts == 0.0 {
+            return self.weight_bytes;
+        }
+        let untouched = (1.0 - self.experts_per_token / self.experts).powf(f64::from(tokens));
+        self.shared_weight_bytes + self.expert_bytes * self.experts * (1.0 - untouched)
+    }
+
+    /// The step time in seconds, split into (compute, memory, communication).
+    pub fn components(&self, work: &StepWork) -> (f64, f64, f64) {
+        let tokens = f64::from(work.tokens());
+        let flops = self.linear_flops_per_token * tokens
+            + self.attention_flops_per_pair * work.attention_pairs as f64;
+        let bytes = self.weight_bytes_read(work.tokens())
+            + work.kv_read_bytes as f64
+            + work.kv_write_bytes as f64;
+        let comm = if self.allreduces_per_step > 0.0 {
+            self.allreduces_per_step
+                * (self.allreduce_latency_s
+                    + tokens * self.allreduce_bytes_per_token * self.allreduce_s_per_byte)
+        } else {
+            0.0
+        };
+        (flops / self.flops_per_s, bytes / self.bytes_per_s, comm)
+    }
+}
+
+impl CostModel for RooflineCost {
+    fn step_time(&self, work: &StepWork) -> SimDuration {
+        let (compute, memory, comm) = self.components(work);
+        SimDuration::from_secs_f64(self.overhead_s + compute.max(memory) + comm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::Gpu;
+    use crate::model::{Dtype, Moe};
+
+    fn model() -> Model {
+        Model {
+            name: "m".into(),
+            params: 8_000_000_000,
+            active_params: 8_000_000_000,
+            layers: 32,
+            hidden: 4096,
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            intermediate: 14336,
+            vocab: 128_256,
+            max_model_len: 8192,
+            sliding_window: None,
+            mla: None,
+            moe: None,
+            weight_dtype: Dtype::Bf16,
+        }
+    }
+
+    fn deployment(tp: u32) -> Deployment {
+        let efficiency = Efficiency {
+            mbu: 0.5,
+            mfu: 0.5,
+            step_overhead_s: 0.001,
+            allreduce_latency_s: 10e-6,
+        };
+        Deployment {
+            gpu: Gpu {
+                name: "g".into(),
+                vram_bytes: 80 << 30,
+                hbm_bandwidth: 2e12,
+                peak_flops: 1e15,
+                interconnect_bandwidth: 450e9,
+                pcie_bandwidth: 64e9,
+                price_per_hour: None,
+                efficiency,
+            },
+            tp,
+            replicas: 1,
+            memory_utilization: 0.9,
+            efficiency,
+        }
+    }
+
+    #[test]
+    fn batch_one_decode_is_weight_bandwidth_bound() {
+        let d = deployment(1);
+        let cost = RooflineCost::new(&model(), &d, &d.efficiency);
+        let work = StepWork {
+            decode_tokens: 1,
+            kv_read_bytes: 1000 * 131_072,
+            kv_write_bytes: 131_072,
+            attention_pairs: 1001,
+            ..StepWork::default()
+        };
+        let (compute, memory, comm) = cost.components(&work);
+        // 16 GB of weights + 131 MB of KV at 2 TB/s * 0.5.
+        let expected = (16e9 + 1001.0 * 131_072.0) / 1e12;
+        assert!((memory - expected).abs() < 1e-12, "{memory} vs {expected}");
+        assert!(compute < memory / 100.0);
+        assert_eq!(comm, 0.0);
+        let t = cost.step_time(&work).as_secs_f64();
+        assert!((t - (0.001 + expected)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn long_prefill_is_compute_bound() {
+        let d = deployment(1);
+        let cost = RooflineCost::new(&model(), &d, &d.efficiency);
+        let work = StepWork {
+            prefill_tokens: 8192,
+            prefill_seqs: 1,
+            kv_write_bytes: 8192 * 131_072,
+            attention_pairs: 8192 * 8193 / 2,
+            ..StepWork::default()
+        };
+        let (compute, memory, _) = cost.components(&work);
+        assert!(compute > memory);
+    }
+
+    #[test]
+    fn decode_time_rises_with_context() {
+        let d = deployment(1);
+        let cost = RooflineCost::new(&model(), &d, &d.efficiency);
+        let step = |ctx: u64| {
+            cost.step_time(&StepWork {
+                decode_tokens: 64,
+                kv_read_bytes: 64 * ctx * 131_072,
+                kv_write_bytes: 64 * 131_072,
+                attention_pairs: 64 * ctx,
+                ..StepWork::default()
+            })
+        };
+        assert!(step(512) < step(4096));
+        assert!(step(4096) < step(32768));
+    }
+
+    #[test]
+    fn tensor_parallelism_adds_all_reduces_and_splits_the_rest() {
+        let m = model();
+        let work = StepWork {
+            decode_tokens: 1,
+            ..StepWork::default()
+        };
+        let d1 = deployment(1);
+        let d2 = deployment(2);
+        let (_, mem1, comm1) = RooflineCost::new(&m, &d1, &d1.efficiency).components(&work);
+        let (_, mem2, comm2) = RooflineCost::new(&m, &d2, &d2.efficiency).components(&work);
+        assert!((mem1 / mem2 - 2.0).abs() < 1e-9);
+        assert_eq!(comm1, 0.0);
+        // 64 all-reduces of 8 KiB: latency dominates.
+        let expected = 64.0 * (10e-6 + 4096.0 * 2.0 * (2.0 * 0.5 / 450e9));
+        assert!((comm2 - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn moe_batch_one_reads_only_active_experts() {
+        let mut m = model();
+        m.params = 46_700_000_000;
+        m.active_params = 12_900_000_000;
+        m.moe = Some(Moe {
+            experts: 8,
+            experts_per_token: 2,
+        });
+        let d = deployment(1);
+        let cost = RooflineCost::new(&m, &d, &d.efficiency);
+        let one = cost.weight_bytes_read(1);
+        assert!((one - 2.0 * 12.9e9).abs() / one < 1e-9, "{one}");
+        let many = cost.weight_bytes_read(256);
+        assert!((many - 2.0 * 46.7e9).abs() / many < 1e-6, "{many}");
+    }
+}

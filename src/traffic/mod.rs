@@ -62,6 +62,10 @@ impl TrafficPlan {
     pub fn loop_kind(&self) -> LoopKind {
         todo!()
     }
+    /// Whether arrivals replay a trace (which may stand in for `requests`).
+    pub fn is_trace_replay(&self) -> bool {
+        todo!()
+    }
 }
 
 /// A generator of requests for one run.

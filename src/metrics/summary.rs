@@ -1,0 +1,238 @@
+//! The run summary: one row of `sweep.csv`, the `metrics` of `summary.json`.
+
+use serde::Serialize;
+
+use crate::cache::{CacheConfig, Placement};
+use crate::scenario::{Scenario, Slo};
+use crate::scheduler::Admission;
+use crate::units::SimTime;
+
+use super::{Collector, Outcome, RequestRecord};
+
+/// The metrics of one run (DESIGN.md section 8). Times in seconds, fractions
+/// in [0, 1]. Latency percentiles are over requests that completed (`ok`);
+/// `None` when no request qualifies.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Requests that arrived.
+    pub requests: u64,
+    /// Requests that completed.
+    pub ok: u64,
+    /// Requests that failed because their sequence could not grow.
+    pub oom: u64,
+    /// Requests that could never fit.
+    pub unservable: u64,
+    /// Requests lost in or refused during a crash.
+    pub crashed: u64,
+    /// Requests that timed out waiting for admission.
+    pub timeout: u64,
+    /// (oom + crashed + unservable) / requests.
+    pub oom_rate: f64,
+    /// Server crashes plus growth failures.
+    pub oom_events: u64,
+    /// Sequences evicted to make room (not failures).
+    pub preemptions: u64,
+    /// Most sequences that fit in the KV budget at once under the policy at the
+    /// scenario's typical context (mean prompt + mean output), analytic.
+    pub batch_ceiling: u64,
+    /// Most sequences in one step.
+    pub batch_peak: u32,
+    /// Mean sequences per step.
+    pub batch_mean: f64,
+    /// Time to first token, median, seconds.
+    pub ttft_p50: Option<f64>,
+    /// Time to first token, 90th percentile, seconds.
+    pub ttft_p90: Option<f64>,
+    /// Time to first token, 99th percentile, seconds.
+    pub ttft_p99: Option<f64>,
+    /// Time per output token, median, seconds.
+    pub tpot_p50: Option<f64>,
+    /// Time per output token, 90th percentile, seconds.
+    pub tpot_p90: Option<f64>,
+    /// Time per output token, 99th percentile, seconds.
+    pub tpot_p99: Option<f64>,
+    /// Time per output token, mean, seconds.
+    pub tpot_mean: Option<f64>,
+    /// End-to-end latency, median, seconds.
+    pub e2e_p50: Option<f64>,
+    /// End-to-end latency, 99th percentile, seconds.
+    pub e2e_p99: Option<f64>,
+    /// Output tokens of completed requests per second of simulated time.
+    pub throughput_tok_s: f64,
+    /// Completed requests meeting every SLO, per second of simulated time.
+    pub goodput_rps: f64,
+    /// Highest KV occupancy.
+    pub kv_peak_frac: f64,
+    /// Time-averaged KV occupancy.
+    pub kv_mean_frac: f64,
+    /// Fraction of time at or above 90 % occupancy.
+    pub kv_time_above_90: f64,
+    /// Simulated time from 0 to the last request's end, seconds.
+    pub duration_s: f64,
+    /// Engine steps run.
+    pub steps: u64,
+    /// Fraction of the duration the engine was running steps.
+    pub busy_frac: f64,
+    /// KV budget of one replica, bytes.
+    pub kv_budget_bytes: u64,
+    /// KV bytes per token of one replica (dtype and TP replication included).
+    pub kv_bytes_per_token: u64,
+}
+
+/// The `q`-th percentile (0-100) of `sorted` by linear interpolation between
+/// closest ranks (NumPy's default, which vLLM's benchmark uses).
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = q / 100.0 * (sorted.len() - 1) as f64;
+    let lo = rank.floor() as usize;
+    let hi = rank.ceil() as usize;
+    let frac = rank - lo as f64;
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// Whether a completed request met every objective.
+fn meets(slo: &Slo, r: &RequestRecord) -> bool {
+    let ttft_ok = slo
+        .ttft
+        .is_none_or(|l| r.ttft().is_some_and(|t| t.as_secs_f64() <= l));
+    let tpot_ok = slo.tpot.is_none_or(|l| r.tpot_s().is_none_or(|t| t <= l));
+    let e2e_ok = slo
+        .e2e
+        .is_none_or(|l| r.e2e().is_some_and(|t| t.as_secs_f64() <= l));
+    ttft_ok && tpot_ok && e2e_ok
+}
+
+/// Most sequences of a typical request that fit in the budget at once.
+pub fn batch_ceiling(scenario: &Scenario, cache: &CacheConfig, records: &[RequestRecord]) -> u64 {
+    if records.is_empty() {
+        return 0;
+    }
+    let n = records.len() as f64;
+    let mean =
+        |f: fn(&RequestRecord) -> u32| records.iter().map(|r| f64::from(f(r))).sum::<f64>() / n;
+    let prompt = mean(|r| r.prompt_tokens).round() as u32;
+    let output = mean(|r| r.output_target).round() as u32;
+    let max_tokens = mean(|r| r.max_tokens).round() as u32;
+    let mml = scenario.model.max_model_len;
+    let typical = (prompt + output).saturating_sub(1).clamp(1, mml);
+    let reserved = match (scenario.scheduler.admission, cache.placement) {
+        (Admission::Reserve, _) => cache.reserve.tokens(prompt, max_tokens, typical, mml),
+        (Admission::Optimistic, Placement::Contiguous | Placement::Paged { .. }) => typical,
+    };
+    let footprint = cache.footprint_tokens(typical, reserved).max(1);
+    let capacity = match cache.placement {
+        Placement::Paged { block_size } => {
+            let block = u64::from(block_size) * scenario.budget.bytes_per_token;
+            scenario.budget.kv_bytes / block * u64::from(block_size)
+        }
+        Placement::Contiguous => scenario.budget.token_capacity(),
+    };
+    capacity / footprint
+}
+
+/// Summarizes a finished run. `records` must all have ended; `end` is when the
+/// last one did.
+pub fn summarize(
+    scenario: &Scenario,
+    records: &[RequestRecord],
+    stats: &Collector,
+    end: SimTime,
+) -> Summary {
+    let count = |o: Outcome| records.iter().filter(|r| r.outcome == Some(o)).count() as u64;
+    let ok: Vec<&RequestRecord> = records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::Ok))
+        .collect();
+    let ttft = sorted(
+        ok.iter()
+            .filter_map(|r| r.ttft())
+            .map(|d| d.as_secs_f64())
+            .collect(),
+    );
+    let tpot = sorted(ok.iter().filter_map(|r| r.tpot_s()).collect());
+    let e2e = sorted(
+        ok.iter()
+            .filter_map(|r| r.e2e())
+            .map(|d| d.as_secs_f64())
+            .collect(),
+    );
+    let requests = records.len() as u64;
+    let (oom, unservable, crashed) = (
+        count(Outcome::Oom),
+        count(Outcome::Unservable),
+        count(Outcome::Crashed),
+    );
+    let duration_s = end.as_secs_f64();
+    let per_s = |x: f64| {
+        if duration_s > 0.0 {
+            x / duration_s
+        } else {
+            0.0
+        }
+    };
+    let output_tokens: u64 = ok.iter().map(|r| u64::from(r.output_tokens)).sum();
+    let good = ok.iter().filter(|r| meets(&scenario.slo, r)).count();
+    Summary {
+        requests,
+        ok: ok.len() as u64,
+        oom,
+        unservable,
+        crashed,
+        timeout: count(Outcome::Timeout),
+        oom_rate: if requests == 0 {
+            0.0
+        } else {
+            (oom + unservable + crashed) as f64 / requests as f64
+        },
+        oom_events: stats.oom_events,
+        preemptions: stats.preemptions,
+        batch_ceiling: batch_ceiling(scenario, &scenario.cache, records),
+        batch_peak: stats.batch_peak,
+        batch_mean: stats.batch_mean(),
+        ttft_p50: percentile(&ttft, 50.0),
+        ttft_p90: percentile(&ttft, 90.0),
+        ttft_p99: percentile(&ttft, 99.0),
+        tpot_p50: percentile(&tpot, 50.0),
+        tpot_p90: percentile(&tpot, 90.0),
+        tpot_p99: percentile(&tpot, 99.0),
+        tpot_mean: (!tpot.is_empty()).then(|| tpot.iter().sum::<f64>() / tpot.len() as f64),
+        e2e_p50: percentile(&e2e, 50.0),
+        e2e_p99: percentile(&e2e, 99.0),
+        throughput_tok_s: per_s(output_tokens as f64),
+        goodput_rps: per_s(good as f64),
+        kv_peak_frac: stats.kv_peak_frac,
+        kv_mean_frac: stats.kv_mean_frac(end),
+        kv_time_above_90: stats.kv_time_above_90(end),
+        duration_s,
+        steps: stats.steps,
+        busy_frac: if end.as_nanos() == 0 {
+            0.0
+        } else {
+            stats.busy_ns as f64 / end.as_nanos() as f64
+        },
+        kv_budget_bytes: scenario.budget.kv_bytes,
+        kv_bytes_per_token: scenario.budget.bytes_per_token,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 50.0), Some(2.5));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&v, 100.0), Some(4.0));
+        assert!((percentile(&v, 99.0).unwrap() - 3.97).abs() < 1e-12);
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

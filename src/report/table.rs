@@ -1,0 +1,145 @@
+//! Terminal tables for `kvsim run` and `kvsim kv`.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, Table};
+
+use crate::metrics::Summary;
+use crate::scenario::Scenario;
+use crate::units::gib;
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|s| format!("{:.1} ms", s * 1e3))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map(|s| format!("{s:.3} s")).unwrap_or_else(|| "-".into())
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.1} %", v * 100.0)
+}
+
+/// The readable summary `kvsim run` prints.
+pub fn summary_table(scenario: &Scenario, s: &Summary) -> Table {
+    let b = &scenario.budget;
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "configuration",
+            format!(
+                "{} on {} x {} | {} ({}, {} admission, on_oom {})",
+                scenario.model.name,
+                scenario.deployment.tp,
+                scenario.deployment.gpu.name,
+                scenario.cache.policy.name(),
+                scenario.cache.kv_dtype,
+                scenario.scheduler.admission.name(),
+                scenario.scheduler.on_oom.name()
+            ),
+        ),
+        (
+            "KV budget",
+            format!(
+                "{:.2} GiB = {} tokens at {} B/token (weights {:.2} GiB/GPU)",
+                gib(b.kv_bytes),
+                b.token_capacity(),
+                b.bytes_per_token,
+                gib(b.weights_per_gpu)
+            ),
+        ),
+        (
+            "requests",
+            format!(
+                "{} arrived: {} ok, {} oom, {} unservable, {} crashed, {} timeout",
+                s.requests, s.ok, s.oom, s.unservable, s.crashed, s.timeout
+            ),
+        ),
+        (
+            "OOM rate",
+            format!(
+                "{} ({} OOM events, {} preemptions)",
+                pct(s.oom_rate),
+                s.oom_events,
+                s.preemptions
+            ),
+        ),
+        (
+            "batch",
+            format!(
+                "ceiling {} | peak {} | mean {:.1}",
+                s.batch_ceiling, s.batch_peak, s.batch_mean
+            ),
+        ),
+        (
+            "TTFT",
+            format!(
+                "p50 {} | p90 {} | p99 {}",
+                secs(s.ttft_p50),
+                secs(s.ttft_p90),
+                secs(s.ttft_p99)
+            ),
+        ),
+        (
+            "TPOT",
+            format!(
+                "p50 {} | p90 {} | p99 {} | mean {}",
+                ms(s.tpot_p50),
+                ms(s.tpot_p90),
+                ms(s.tpot_p99),
+                ms(s.tpot_mean)
+            ),
+        ),
+        (
+            "E2E",
+            format!("p50 {} | p99 {}", secs(s.e2e_p50), secs(s.e2e_p99)),
+        ),
+        (
+            "throughput",
+            format!(
+                "{:.0} output tok/s | goodput {:.2} req/s",
+                s.throughput_tok_s, s.goodput_rps
+            ),
+        ),
+        (
+            "KV occupancy",
+            format!(
+                "peak {} | mean {} | time above 90 %: {}",
+                pct(s.kv_peak_frac),
+                pct(s.kv_mean_frac),
+                pct(s.kv_time_above_90)
+            ),
+        ),
+        (
+            "simulated",
+            format!(
+                "{:.1} s in {} steps (busy {})",
+                s.duration_s,
+                s.steps,
+                pct(s.busy_frac)
+            ),
+        ),
+    ];
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![Cell::new(&scenario.name), Cell::new("")]);
+    for (k, v) in rows {
+        t.add_row(vec![
+            Cell::new(k).set_alignment(CellAlignment::Right),
+            Cell::new(v),
+        ]);
+    }
+    t
+}
+
+/// The table `kvsim kv` prints: rows of (label, value).
+pub fn print_kv_report(rows: &[(String, String)]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    for (k, v) in rows {
+        t.add_row(vec![
+            Cell::new(k).set_alignment(CellAlignment::Right),
+            Cell::new(v),
+        ]);
+    }
+    t
+}

@@ -1,0 +1,570 @@
+//! Scenario files: TOML -> [`ScenarioSpec`] (as written) -> [`Scenario`]
+//! (validated runtime objects). The engine never parses or defaults.
+//!
+//! Loading goes: read the file, parse it as a TOML table (syntax errors carry
+//! line and column), apply `--set key.path=value` overrides to the table,
+//! deserialize with the key path of any type error, then validate values and
+//! their combinations. Every error names the file, the key and the reason.
+
+mod overrides;
+pub mod spec;
+
+pub use overrides::{apply_override, parse_override};
+pub use spec::ScenarioSpec;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::cache::{CacheConfig, Placement, PolicyName, Reserve};
+use crate::catalog;
+use crate::error::{Error, SpecError};
+use crate::hardware::budget::{KvBudget, kv_budget};
+use crate::hardware::{Deployment, Efficiency};
+use crate::model::{Dtype, Model};
+use crate::scheduler::{Admission, OnOom, SchedulerConfig};
+use crate::traffic::TrafficPlan;
+use crate::units::{SimDuration, SimTime};
+
+/// When a run stops issuing requests.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Stop {
+    /// After this many requests (or when a trace ends, if sooner).
+    Requests(u64),
+    /// After this instant (or when a trace ends, if sooner).
+    Duration(SimTime),
+    /// When the trace ends.
+    TraceEnd,
+}
+
+/// Service-level objectives, seconds.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Slo {
+    /// Time to first token.
+    pub ttft: Option<f64>,
+    /// Time per output token.
+    pub tpot: Option<f64>,
+    /// End-to-end latency.
+    pub e2e: Option<f64>,
+}
+
+/// A validated scenario, ready to simulate.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Scenario name (output directory name).
+    pub name: String,
+    /// The file it came from (for messages).
+    pub path: PathBuf,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// When to stop issuing requests.
+    pub stop: Stop,
+    /// Runs per sweep point.
+    pub replicates: u32,
+    /// The model.
+    pub model: Model,
+    /// GPUs, parallelism and efficiency.
+    pub deployment: Deployment,
+    /// Traffic, ready to instantiate per seed.
+    pub traffic: TrafficPlan,
+    /// KV cache policy.
+    pub cache: CacheConfig,
+    /// Batching and OOM rules.
+    pub scheduler: SchedulerConfig,
+    /// Objectives for goodput.
+    pub slo: Slo,
+    /// Where each GPU's memory goes.
+    pub budget: KvBudget,
+    /// Timeline sampling period (`None`: every step).
+    pub timeline_interval: Option<SimDuration>,
+    /// The resolved spec (after overrides), echoed into `summary.json`.
+    pub spec: ScenarioSpec,
+}
+
+impl Scenario {
+    /// Reads and validates the scenario at `path`, applying `overrides`
+    /// (`key.path=value` strings, as given to `--set`).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Scenario::from_toml(&text, path, overrides)
+    }
+
+    /// Validates scenario `text` as if read from `path` (relative data paths
+    /// resolve against `path`'s directory).
+    pub fn from_toml(text: &str, path: &Path, overrides: &[String]) -> Result<Scenario, Error> {
+        let scenario_err = |source: SpecError| Error::Scenario {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            scenario_err(SpecError::new("", e.to_string().trim_end()))
+        })?;
+        for o in overrides {
+            let (key, value) =
+                parse_override(o).map_err(|e| Error::Usage(format!("--set {o}: {e}")))?;
+            apply_override(&mut table, &key, value)
+                .map_err(|e| Error::Usage(format!("--set {o}: {e}")))?;
+        }
+        let spec = spec_from_table(table).map_err(scenario_err)?;
+        Scenario::from_spec(spec, path)
+    }
+
+    /// Validates a spec read from `path`.
+    pub fn from_spec(spec: ScenarioSpec, path: &Path) -> Result<Scenario, Error> {
+        let scenario_err = |source: SpecError| Error::Scenario {
+            path: path.to_path_buf(),
+            source,
+        };
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let traffic = TrafficPlan::from_spec(&spec.traffic, base_dir, path)?;
+        validate(spec, path, traffic).map_err(scenario_err)
+    }
+}
+
+/// Deserializes a TOML table into a spec, naming the key path of any error.
+pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        SpecError::new(key, e.into_inner().to_string().trim_end())
+    })
+}
+
+fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Scenario, SpecError> {
+    if spec.name.trim().is_empty() {
+        return Err(SpecError::new("name", "must not be empty"));
+    }
+    if spec.name.contains(['/', '\\']) || spec.name == "." || spec.name == ".." {
+        return Err(SpecError::new(
+            "name",
+            format!("`{}` is used as a directory name: no slashes", spec.name),
+        ));
+    }
+    let trace_driven = traffic.is_trace_replay();
+    let stop = match (spec.requests, spec.duration_s) {
+        (Some(_), Some(_)) => {
+            return Err(SpecError::new(
+                "requests",
+                "give either `requests` or `duration_s`, not both",
+            ));
+        }
+        (Some(0), None) => return Err(SpecError::new("requests", "must be at least 1")),
+        (Some(n), None) => Stop::Requests(n),
+        (None, Some(d)) => Stop::Duration(SimTime::from_secs_f64(positive("duration_s", d)?)),
+        (None, None) if trace_driven => Stop::TraceEnd,
+        (None, None) => {
+            return Err(SpecError::new(
+                "requests",
+                "missing: give `requests = N` or `duration_s = S` (only trace replay may omit both)",
+            ));
+        }
+    };
+    let replicates = match spec.replicates {
+        Some(0) => return Err(SpecError::new("replicates", "must be at least 1")),
+        Some(r) => r,
+        None => 1,
+    };
+
+    let model = resolve_model(&spec.model).map_err(|e| e.under("model"))?;
+    let deployment = resolve_hardware(&spec.hardware, &model).map_err(|e| e.under("hardware"))?;
+    let cache = resolve_cache(&spec.cache, &model).map_err(|e| e.under("cache"))?;
+    let scheduler = resolve_scheduler(&spec.scheduler, &cache).map_err(|e| e.under("scheduler"))?;
+    let slo = Slo {
+        ttft: spec
+            .slo
+            .ttft_p99
+            .map(|v| positive("slo.ttft_p99", v))
+            .transpose()?,
+        tpot: spec
+            .slo
+            .tpot_p99
+            .map(|v| positive("slo.tpot_p99", v))
+            .transpose()?,
+        e2e: spec
+            .slo
+            .e2e_p99
+            .map(|v| positive("slo.e2e_p99", v))
+            .transpose()?,
+    };
+    let timeline_interval = spec
+        .output
+        .timeline_interval_s
+        .map(|v| positive("output.timeline_interval_s", v).map(SimDuration::from_secs_f64))
+        .transpose()?;
+    let budget = kv_budget(
+        &model,
+        &deployment,
+        cache.kv_dtype,
+        scheduler.max_batched_tokens,
+        scheduler.max_num_seqs,
+    )?;
+    if let Placement::Paged { block_size } = cache.placement {
+        let block_bytes = u64::from(block_size) * budget.bytes_per_token;
+        if budget.kv_bytes < block_bytes {
+            return Err(SpecError::new(
+                "cache.block_size",
+                format!(
+                    "the KV budget ({} bytes) is smaller than one block of {block_size} tokens ({block_bytes} bytes)",
+                    budget.kv_bytes
+                ),
+            ));
+        }
+    }
+    for (key, values) in &spec.sweep {
+        match values {
+            toml::Value::Array(a) if !a.is_empty() => {}
+            toml::Value::Array(_) => {
+                return Err(SpecError::new(
+                    format!("sweep.\"{key}\""),
+                    "empty list of values",
+                ));
+            }
+            _ => {
+                return Err(SpecError::new(
+                    format!("sweep.\"{key}\""),
+                    "must be a list of values, e.g. [1, 2, 4]",
+                ));
+            }
+        }
+    }
+
+    Ok(Scenario {
+        name: spec.name.clone(),
+        path: path.to_path_buf(),
+        seed: spec.seed,
+        stop,
+        replicates,
+        model,
+        deployment,
+        traffic,
+        cache,
+        scheduler,
+        slo,
+        budget,
+        timeline_interval,
+        spec,
+    })
+}
+
+/// `v` if it is a positive finite number.
+fn positive(key: &str, v: f64) -> Result<f64, SpecError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(SpecError::new(
+            key,
+            format!("must be a positive finite number, got {v}"),
+        ))
+    }
+}
+
+/// `v` if it is a finite number in `(0, 1]`.
+fn fraction(key: &str, v: f64) -> Result<f64, SpecError> {
+    if v.is_finite() && v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err(SpecError::new(key, format!("must be in (0, 1], got {v}")))
+    }
+}
+
+/// `v` if it is a finite number `>= 0`.
+fn non_negative(key: &str, v: f64) -> Result<f64, SpecError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(SpecError::new(
+            key,
+            format!("must be a finite number >= 0, got {v}"),
+        ))
+    }
+}
+
+fn count(key: &str, v: f64) -> Result<u64, SpecError> {
+    if v.is_finite() && v >= 1.0 && v < 1e18 {
+        Ok(v.round() as u64)
+    } else {
+        Err(SpecError::new(
+            key,
+            format!("must be a positive count, got {v}"),
+        ))
+    }
+}
+
+fn nonzero(key: &str, v: u32) -> Result<u32, SpecError> {
+    if v == 0 {
+        Err(SpecError::new(key, "must be at least 1"))
+    } else {
+        Ok(v)
+    }
+}
+
+fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
+    let base = match &spec.preset {
+        Some(name) => Some(catalog::model(name).ok_or_else(|| {
+            let known: Vec<_> = catalog::models()
+                .into_iter()
+                .map(|e| e.model.name)
+                .collect();
+            SpecError::new(
+                "preset",
+                format!("unknown model `{name}`; known: {}", known.join(", ")),
+            )
+        })?),
+        None => None,
+    };
+    // Every field comes from the spec if given, else from the preset; without a
+    // preset, a missing field is an error (never a silent default).
+    macro_rules! field {
+        ($name:ident) => {
+            match (spec.$name, base.as_ref()) {
+                (Some(v), _) => v,
+                (None, Some(b)) => b.$name,
+                (None, None) => {
+                    return Err(SpecError::new(
+                        stringify!($name),
+                        "missing: give `preset = \"...\"` or every shape field",
+                    ))
+                }
+            }
+        };
+    }
+    let params = match (spec.params, base.as_ref()) {
+        (Some(v), _) => count("params", v)?,
+        (None, Some(b)) => b.params,
+        (None, None) => {
+            return Err(SpecError::new(
+                "params",
+                "missing: give `preset` or `params`",
+            ));
+        }
+    };
+    let active_params = match (spec.active_params, base.as_ref()) {
+        (Some(v), _) => count("active_params", v)?,
+        (None, Some(b)) if spec.params.is_none() => b.active_params,
+        _ => params,
+    };
+    let model = Model {
+        name: spec
+            .name
+            .clone()
+            .or_else(|| base.as_ref().map(|b| b.name.clone()))
+            .unwrap_or_else(|| "custom".into()),
+        params,
+        active_params,
+        layers: nonzero("layers", field!(layers))?,
+        hidden: nonzero("hidden", field!(hidden))?,
+        heads: nonzero("heads", field!(heads))?,
+        kv_heads: nonzero("kv_heads", field!(kv_heads))?,
+        head_dim: nonzero("head_dim", field!(head_dim))?,
+        intermediate: nonzero("intermediate", field!(intermediate))?,
+        vocab: nonzero("vocab", field!(vocab))?,
+        max_model_len: nonzero("max_model_len", field!(max_model_len))?,
+        sliding_window: spec
+            .sliding_window
+            .or(base.as_ref().and_then(|b| b.sliding_window)),
+        mla: spec.mla.or(base.as_ref().and_then(|b| b.mla)),
+        moe: spec.moe.or(base.as_ref().and_then(|b| b.moe)),
+        weight_dtype: spec
+            .weight_dtype
+            .or(base.as_ref().map(|b| b.weight_dtype))
+            .unwrap_or(Dtype::Bf16),
+    };
+    if model.active_params > model.params {
+        return Err(SpecError::new(
+            "active_params",
+            format!(
+                "{} exceeds params ({}): active parameters are a subset",
+                model.active_params, model.params
+            ),
+        ));
+    }
+    if model.heads % model.kv_heads != 0 {
+        return Err(SpecError::new(
+            "kv_heads",
+            format!(
+                "{} does not divide heads ({}): each KV head serves a whole group of query heads",
+                model.kv_heads, model.heads
+            ),
+        ));
+    }
+    if let Some(w) = model.sliding_window {
+        nonzero("sliding_window.window", w.window)?;
+        if w.layers == 0 || w.layers > model.layers {
+            return Err(SpecError::new(
+                "sliding_window.layers",
+                format!(
+                    "must be between 1 and layers ({}), got {}",
+                    model.layers, w.layers
+                ),
+            ));
+        }
+    }
+    if let Some(m) = model.mla {
+        nonzero("mla.kv_lora_rank", m.kv_lora_rank)?;
+    }
+    if let Some(moe) = model.moe {
+        if moe.experts_per_token == 0 || moe.experts_per_token > moe.experts {
+            return Err(SpecError::new(
+                "moe.experts_per_token",
+                format!(
+                    "must be between 1 and experts ({}), got {}",
+                    moe.experts, moe.experts_per_token
+                ),
+            ));
+        }
+    }
+    Ok(model)
+}
+
+fn resolve_hardware(spec: &spec::HardwareSpec, model: &Model) -> Result<Deployment, SpecError> {
+    let gpu = match &spec.gpu {
+        spec::GpuSpec::Name(name) => catalog::gpu(name).ok_or_else(|| {
+            let known: Vec<_> = catalog::gpus().into_iter().map(|e| e.gpu.name).collect();
+            SpecError::new(
+                "gpu",
+                format!("unknown GPU `{name}`; known: {}", known.join(", ")),
+            )
+        })?,
+        spec::GpuSpec::Inline(g) => {
+            let g = (**g).clone();
+            if g.vram_bytes == 0 {
+                return Err(SpecError::new("gpu.vram_bytes", "must be positive"));
+            }
+            positive("gpu.hbm_bandwidth", g.hbm_bandwidth)?;
+            positive("gpu.peak_flops", g.peak_flops)?;
+            positive("gpu.interconnect_bandwidth", g.interconnect_bandwidth)?;
+            positive("gpu.pcie_bandwidth", g.pcie_bandwidth)?;
+            fraction("gpu.efficiency.mbu", g.efficiency.mbu)?;
+            fraction("gpu.efficiency.mfu", g.efficiency.mfu)?;
+            non_negative(
+                "gpu.efficiency.step_overhead_s",
+                g.efficiency.step_overhead_s,
+            )?;
+            non_negative(
+                "gpu.efficiency.allreduce_latency_s",
+                g.efficiency.allreduce_latency_s,
+            )?;
+            g
+        }
+    };
+    let tp = nonzero("tp", spec.tp.unwrap_or(1))?;
+    if tp > 1 && model.mla.is_none() && model.heads % tp != 0 {
+        return Err(SpecError::new(
+            "tp",
+            format!(
+                "{tp} does not divide the model's {} attention heads",
+                model.heads
+            ),
+        ));
+    }
+    let d = gpu.efficiency;
+    let efficiency = Efficiency {
+        mbu: fraction("mbu", spec.mbu.unwrap_or(d.mbu))?,
+        mfu: fraction("mfu", spec.mfu.unwrap_or(d.mfu))?,
+        step_overhead_s: non_negative(
+            "step_overhead_s",
+            spec.step_overhead_s.unwrap_or(d.step_overhead_s),
+        )?,
+        allreduce_latency_s: non_negative(
+            "allreduce_latency_s",
+            spec.allreduce_latency_s.unwrap_or(d.allreduce_latency_s),
+        )?,
+    };
+    Ok(Deployment {
+        gpu,
+        tp,
+        replicas: nonzero("replicas", spec.replicas.unwrap_or(1))?,
+        memory_utilization: fraction("memory_utilization", spec.memory_utilization.unwrap_or(0.9))?,
+        efficiency,
+    })
+}
+
+fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, SpecError> {
+    let policy = spec.policy.unwrap_or(PolicyName::Paged);
+    if spec.prefix_caching == Some(true) {
+        return Err(SpecError::new(
+            "prefix_caching",
+            "prefix caching is not implemented yet; remove the key or set it to false",
+        ));
+    }
+    let block_size = nonzero("block_size", spec.block_size.unwrap_or(16))?;
+    let placement = match policy {
+        PolicyName::Contiguous => {
+            if spec.block_size.is_some() {
+                return Err(SpecError::new(
+                    "block_size",
+                    "has no meaning for the contiguous policy (it places token by token)",
+                ));
+            }
+            Placement::Contiguous
+        }
+        _ => Placement::Paged { block_size },
+    };
+    let window = match (spec.window, policy) {
+        (Some(w), _) => Some(nonzero("window", w)?),
+        (None, PolicyName::Sliding) => Some(model.sliding_window.map(|w| w.window).ok_or_else(|| {
+            SpecError::new(
+                "window",
+                format!(
+                    "the sliding policy needs a window: {} has no sliding_window, so set cache.window",
+                    model.name
+                ),
+            )
+        })?),
+        (None, _) => None,
+    };
+    if let Some(w) = window {
+        if w > model.max_model_len {
+            return Err(SpecError::new(
+                "window",
+                format!(
+                    "{w} exceeds the model's max_model_len ({}): the window would never apply",
+                    model.max_model_len
+                ),
+            ));
+        }
+    }
+    let kv_dtype = spec.kv_dtype.unwrap_or(match policy {
+        PolicyName::Quantized => Dtype::Fp8,
+        _ => Dtype::Bf16,
+    });
+    if policy == PolicyName::Quantized && matches!(kv_dtype, Dtype::Fp16 | Dtype::Bf16) {
+        return Err(SpecError::new(
+            "kv_dtype",
+            format!("the quantized policy needs fp8, int8 or int4, got {kv_dtype}"),
+        ));
+    }
+    Ok(CacheConfig {
+        policy,
+        placement,
+        reserve: spec.reserve.unwrap_or(Reserve::MaxTokens),
+        window,
+        kv_dtype,
+    })
+}
+
+fn resolve_scheduler(
+    spec: &spec::SchedulerSpec,
+    cache: &CacheConfig,
+) -> Result<SchedulerConfig, SpecError> {
+    let admission = spec.admission.unwrap_or(match cache.placement {
+        Placement::Contiguous => Admission::Reserve,
+        Placement::Paged { .. } => Admission::Optimistic,
+    });
+    let restart_s = non_negative("restart_s", spec.restart_s.unwrap_or(60.0))?;
+    Ok(SchedulerConfig {
+        max_num_seqs: nonzero("max_num_seqs", spec.max_num_seqs.unwrap_or(256))?,
+        max_batched_tokens: nonzero(
+            "max_batched_tokens",
+            spec.max_batched_tokens.unwrap_or(8192),
+        )?,
+        chunked_prefill: spec.chunked_prefill.unwrap_or(true),
+        admission,
+        on_oom: spec.on_oom.unwrap_or(OnOom::PreemptRecompute),
+        restart: SimDuration::from_secs_f64(restart_s),
+        queue_timeout: spec
+            .queue_timeout_s
+            .map(|v| positive("queue_timeout_s", v).map(SimDuration::from_secs_f64))
+            .transpose()?,
+    })
+}

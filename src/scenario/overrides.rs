@@ -1,0 +1,99 @@
+//! `--set key.path=value` overrides and sweep assignments, applied to the parsed
+//! TOML table before deserialization, so they are validated exactly like the
+//! file itself.
+
+/// Splits `key.path=value` into the key path and a TOML value. The value is
+/// parsed as TOML (`4`, `0.5`, `true`, `"fp8"`, `[1, 2]`, `{ kind = "poisson",
+/// rate = 2 }`); anything that does not parse is taken as a bare string, so
+/// `--set cache.policy=paged` works without quotes.
+pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
+    let (key, raw) = s
+        .split_once('=')
+        .ok_or_else(|| "expected key.path=value".to_string())?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|part| part.trim().is_empty()) {
+        return Err(format!("`{key}` is not a dotted key path"));
+    }
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(format!("no value given for `{key}`"));
+    }
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .expect("the parsed table has the key it was given"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    Ok((key.to_string(), value))
+}
+
+/// Sets `key` (a dotted path such as `traffic.arrival.rate`) to `value` in
+/// `table`, creating intermediate tables as needed. Fails if the path runs
+/// through a value that is not a table.
+pub fn apply_override(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    let (last, parents) = parts.split_last().ok_or_else(|| "empty key".to_string())?;
+    let mut cur = table;
+    for (i, part) in parents.iter().enumerate() {
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = match entry {
+            toml::Value::Table(t) => t,
+            other => {
+                return Err(format!(
+                    "`{}` is a {}, not a table, so `{key}` cannot be set",
+                    parts[..=i].join("."),
+                    other.type_str()
+                ));
+            }
+        };
+    }
+    cur.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse_as_toml_or_fall_back_to_strings() {
+        let (k, v) = parse_override("traffic.arrival.rate=4.5").unwrap();
+        assert_eq!(k, "traffic.arrival.rate");
+        assert_eq!(v, toml::Value::Float(4.5));
+        assert_eq!(
+            parse_override("cache.policy=paged").unwrap().1,
+            toml::Value::String("paged".into())
+        );
+        assert_eq!(
+            parse_override("a=\"x y\"").unwrap().1,
+            toml::Value::String("x y".into())
+        );
+        assert!(parse_override("no-equals").is_err());
+        assert!(parse_override("a..b=1").is_err());
+        assert!(parse_override("a=").is_err());
+    }
+
+    #[test]
+    fn overrides_reach_into_inline_tables_and_create_missing_ones() {
+        let mut t: toml::Table = "[traffic]\narrival = { kind = \"poisson\", rate = 1.0 }\n"
+            .parse()
+            .unwrap();
+        apply_override(&mut t, "traffic.arrival.rate", toml::Value::Float(8.0)).unwrap();
+        assert_eq!(t["traffic"]["arrival"]["rate"].as_float(), Some(8.0));
+        apply_override(
+            &mut t,
+            "cache.policy",
+            toml::Value::String("sliding".into()),
+        )
+        .unwrap();
+        assert_eq!(t["cache"]["policy"].as_str(), Some("sliding"));
+        let err = apply_override(&mut t, "cache.policy.x", toml::Value::Integer(1)).unwrap_err();
+        assert!(err.contains("`cache.policy` is a string"), "{err}");
+    }
+}

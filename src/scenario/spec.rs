@@ -1,0 +1,210 @@
+//! The scenario file as written: serde structs that mirror the TOML, with
+//! `deny_unknown_fields` so a misspelt key is an error, not a silent default.
+//! Validation into runtime types happens in [`super::Scenario::from_spec`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{PolicyName, Reserve};
+use crate::model::{Dtype, Mla, Moe, SlidingWindow};
+use crate::scheduler::{Admission, OnOom};
+use crate::traffic::TrafficSpec;
+
+/// A whole scenario file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Name of the scenario; outputs go to `output/<name>/` by default.
+    pub name: String,
+    /// Free-text description, echoed in `summary.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seed of every random stream (default 0).
+    #[serde(default)]
+    pub seed: u64,
+    /// Stop issuing requests after this many (exclusive with `duration_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Stop issuing requests after this many simulated seconds (exclusive with
+    /// `requests`). In-flight requests are always run to completion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Independent runs per sweep point (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicates: Option<u32>,
+    /// The model.
+    pub model: ModelSpec,
+    /// GPUs and their efficiency factors.
+    pub hardware: HardwareSpec,
+    /// Arrivals and lengths.
+    pub traffic: TrafficSpec,
+    /// KV cache policy.
+    #[serde(default)]
+    pub cache: CacheSpec,
+    /// Batching limits and out-of-memory behaviour.
+    #[serde(default)]
+    pub scheduler: SchedulerSpec,
+    /// Service-level objectives for goodput.
+    #[serde(default)]
+    pub slo: SloSpec,
+    /// What to record.
+    #[serde(default)]
+    pub output: OutputSpec,
+    /// Sweep axes: dotted key path = list of values (used by `kvsim sweep`).
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub sweep: toml::Table,
+}
+
+/// `[model]`: a catalog preset, optionally with fields overridden, or every
+/// field given inline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // each field is the `Model` field of the same name
+pub struct ModelSpec {
+    /// Catalog name (`kvsim catalog models`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_params: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intermediate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<SlidingWindow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<Mla>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<Moe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_dtype: Option<Dtype>,
+}
+
+/// `gpu = "h100-sxm"` or an inline table with the [`crate::hardware::Gpu`] fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GpuSpec {
+    /// A catalog name (`kvsim catalog gpus`).
+    Name(String),
+    /// A GPU described inline.
+    Inline(Box<crate::hardware::Gpu>),
+}
+
+/// `[hardware]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareSpec {
+    /// The GPU type.
+    pub gpu: GpuSpec,
+    /// Tensor-parallel degree (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tp: Option<u32>,
+    /// Replicas (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// vLLM's `gpu_memory_utilization` (default 0.9, vLLM's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_utilization: Option<f64>,
+    /// Override of the GPU's default model bandwidth utilization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbu: Option<f64>,
+    /// Override of the GPU's default model FLOPs utilization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfu: Option<f64>,
+    /// Override of the GPU's default per-step overhead, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_overhead_s: Option<f64>,
+    /// Override of the GPU's default all-reduce latency, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allreduce_latency_s: Option<f64>,
+}
+
+/// `[cache]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    /// Preset: `contiguous`, `paged` (default), `sliding` or `quantized`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyName>,
+    /// Contiguous reservation rule (default `max-tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<Reserve>,
+    /// Tokens per block for paged placement (default 16, vLLM's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u32>,
+    /// Tokens kept per sequence (default: the model's window for `sliding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// KV element format (default bf16; fp8 for `quantized`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_dtype: Option<Dtype>,
+    /// Share full blocks of identical prefixes (not yet supported: must be false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_caching: Option<bool>,
+}
+
+/// `[scheduler]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSpec {
+    /// Most sequences running at once (default 256, vLLM's `max_num_seqs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_num_seqs: Option<u32>,
+    /// Most tokens in one step (default 8192, vLLM's `max_num_batched_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batched_tokens: Option<u32>,
+    /// Split long prompts across steps (default true, as vLLM V1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunked_prefill: Option<bool>,
+    /// `reserve` or `optimistic` (default: reserve for contiguous, optimistic otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Admission>,
+    /// What happens when a running sequence cannot grow (default `preempt-recompute`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_oom: Option<OnOom>,
+    /// Seconds a crashed server is down before it serves again (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_s: Option<f64>,
+    /// Seconds a request may wait for admission before it times out (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout_s: Option<f64>,
+}
+
+/// `[slo]`: per-request objectives; a request meeting all of them counts toward goodput.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    /// Time to first token, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p99: Option<f64>,
+    /// Time per output token, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_p99: Option<f64>,
+    /// End-to-end latency, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_p99: Option<f64>,
+}
+
+/// `[output]`: what a run records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Timeline sampling period in seconds (default: one row per engine step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_interval_s: Option<f64>,
+}

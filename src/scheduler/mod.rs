@@ -1,0 +1,128 @@
+//! Continuous (iteration-level) batching, as vLLM does it (DESIGN.md section 6).
+//!
+//! Every step, running sequences decode one token each (oldest first); then
+//! waiting requests are admitted first-come-first-served while `max_num_seqs`,
+//! `max_batched_tokens` and the cache allow. Prompts are prefilled whole, or in
+//! chunks when `chunked_prefill` is on. When a running sequence cannot grow, the
+//! [`OnOom`] rule decides what happens. The engine (`crate::engine`) applies the
+//! decisions and owns time; this module owns the rules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::SimDuration;
+
+/// When a waiting request may be admitted.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Admission {
+    /// Only when the policy's whole reservation fits (no OOM can follow).
+    Reserve,
+    /// As soon as the prompt fits now (growth may fail later).
+    Optimistic,
+}
+
+impl Admission {
+    /// The name used in scenario files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Admission::Reserve => "reserve",
+            Admission::Optimistic => "optimistic",
+        }
+    }
+}
+
+/// What happens when a running sequence cannot grow.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnOom {
+    /// The naive server of the seeds: the process dies, every request in it
+    /// fails, and it is down for `restart_s`.
+    Crash,
+    /// The sequence that cannot grow fails; others go on.
+    Reject,
+    /// vLLM's default: the most recently admitted sequence is evicted, requeued
+    /// at the front, and its prompt and generated tokens prefilled again later.
+    PreemptRecompute,
+}
+
+impl OnOom {
+    /// The name used in scenario files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OnOom::Crash => "crash",
+            OnOom::Reject => "reject",
+            OnOom::PreemptRecompute => "preempt-recompute",
+        }
+    }
+}
+
+/// Validated scheduler settings.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SchedulerConfig {
+    /// Most sequences running at once.
+    pub max_num_seqs: u32,
+    /// Most tokens (decode + prefill) in one step.
+    pub max_batched_tokens: u32,
+    /// Whether prompts may be split across steps.
+    pub chunked_prefill: bool,
+    /// Admission rule.
+    pub admission: Admission,
+    /// Out-of-memory rule.
+    pub on_oom: OnOom,
+    /// Downtime after a crash.
+    pub restart: SimDuration,
+    /// Longest wait for admission before a request times out.
+    pub queue_timeout: Option<SimDuration>,
+}
+
+/// Query-key pairs scored when `k` new tokens are appended to a sequence that
+/// already has `p` tokens, with attention limited to the last `window` tokens:
+/// `sum over j in 1..=k of min(p + j, window)`.
+pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
+    let (p, k) = (u64::from(p), u64::from(k));
+    // Sum of (p+1) ..= (p+k).
+    let tri = |from: u64, to: u64| (from + to) * (to + 1 - from) / 2;
+    if k == 0 {
+        return 0;
+    }
+    match window.map(u64::from) {
+        Some(w) if p + k > w => {
+            // Terms below the window grow; the rest are capped at w.
+            let uncapped_to = w.max(p); // last j-term value that is < = w
+            let growing = if p + 1 <= uncapped_to {
+                tri(p + 1, uncapped_to)
+            } else {
+                0
+            };
+            let growing_terms = uncapped_to.saturating_sub(p);
+            growing + (k - growing_terms) * w
+        }
+        _ => tri(p + 1, p + k),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute(p: u32, k: u32, w: Option<u32>) -> u64 {
+        (1..=k)
+            .map(|j| u64::from(w.map_or(p + j, |w| (p + j).min(w))))
+            .sum()
+    }
+
+    #[test]
+    fn attention_pairs_match_the_sum() {
+        for p in [0, 1, 5, 15, 16, 100] {
+            for k in [0, 1, 2, 7, 64] {
+                for w in [None, Some(1), Some(8), Some(16), Some(50), Some(1000)] {
+                    assert_eq!(
+                        attention_pairs(p, k, w),
+                        brute(p, k, w),
+                        "p={p} k={k} w={w:?}"
+                    );
+                }
+            }
+        }
+    }
+}
