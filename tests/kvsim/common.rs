@@ -1,0 +1,65 @@
+//! Builders for tiny, hand-computable scenarios.
+
+use std::path::Path;
+
+use kvsim::engine::{RunOutput, simulate};
+use kvsim::hardware::cost::FixedCost;
+use kvsim::scenario::Scenario;
+use kvsim::units::SimDuration;
+
+/// A one-layer model with one KV head of 64: 256 bytes of KV per token (bf16).
+pub const TINY_MODEL: &str = r#"
+[model]
+name = "tiny"
+params = 1000000
+layers = 1
+hidden = 64
+heads = 1
+kv_heads = 1
+head_dim = 64
+intermediate = 256
+vocab = 1000
+max_model_len = 4096
+"#;
+
+/// A GPU with plenty of memory; tests then set the KV budget exactly.
+pub const BIG_GPU: &str = r#"
+[hardware.gpu]
+name = "test-gpu"
+vram_bytes = 85899345920
+hbm_bandwidth = 2.0e12
+peak_flops = 1.0e15
+interconnect_bandwidth = 4.5e11
+pcie_bandwidth = 6.4e10
+efficiency = { mbu = 0.8, mfu = 0.5, step_overhead_s = 0.0, allreduce_latency_s = 0.0 }
+"#;
+
+/// Bytes of KV per token of [`TINY_MODEL`].
+pub const TINY_BPT: u64 = 256;
+
+/// A scenario from `body` (everything but model and GPU), with the KV budget
+/// set to exactly `budget_tokens` tokens.
+pub fn scenario(body: &str, budget_tokens: u64) -> Scenario {
+    let text = format!("{body}\n{TINY_MODEL}\n{BIG_GPU}");
+    let mut s = Scenario::from_toml(&text, Path::new("test.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    s.budget.kv_bytes = budget_tokens * s.budget.bytes_per_token;
+    s
+}
+
+/// Every step takes 10 ms, whatever it does.
+pub fn ten_ms() -> FixedCost {
+    FixedCost {
+        per_step: SimDuration::from_nanos(10_000_000),
+        per_prefill_token: SimDuration::ZERO,
+    }
+}
+
+/// Runs `s` with the 10 ms mock.
+pub fn run(s: &Scenario) -> RunOutput {
+    simulate(s, s.seed, ten_ms())
+}
+
+/// Seconds to milliseconds, rounded to the nanosecond grid.
+pub fn ms(t: Option<kvsim::units::SimTime>) -> f64 {
+    (t.expect("time is set").as_nanos() as f64 / 1e6 * 1e6).round() / 1e6
+}

@@ -1,0 +1,266 @@
+//! Hand-computed scenarios: a 10 ms-per-step mock cost model, known lengths,
+//! exact expected times, batches and outcomes.
+
+use kvsim::metrics::Outcome;
+
+use crate::common::{TINY_BPT, ms, run, scenario};
+
+/// `users` closed-loop users with no think time, `requests` in total, fixed
+/// lengths.
+fn closed(users: u32, requests: u32, prompt: u32, output: u32, extra: &str) -> String {
+    format!(
+        r#"
+name = "hand"
+requests = {requests}
+[traffic]
+arrival = {{ kind = "closed", users = {users}, think_s = 0.0 }}
+prompt = {{ kind = "fixed", value = {prompt} }}
+output = {{ kind = "fixed", value = {output} }}
+{extra}
+"#
+    )
+}
+
+#[test]
+fn three_requests_batch_together_and_decode_in_lockstep() {
+    // t=0: all three prefill (one step); t=10 ms: first tokens; four decode
+    // steps later, at t=50 ms, each has its 5 tokens.
+    let s = scenario(&closed(3, 3, 10, 5, ""), 10_000);
+    let out = run(&s);
+    assert_eq!(out.records.len(), 3);
+    for r in &out.records {
+        assert_eq!(r.outcome, Some(Outcome::Ok));
+        assert_eq!(ms(Some(r.arrival)), 0.0);
+        assert_eq!(ms(r.first_token), 10.0);
+        assert_eq!(ms(r.finished), 50.0);
+        assert_eq!(r.output_tokens, 5);
+        assert_eq!(r.tpot_s(), Some(0.010));
+    }
+    let m = &out.summary;
+    assert_eq!(m.steps, 5);
+    assert_eq!(m.batch_peak, 3);
+    assert_eq!(m.batch_mean, 3.0);
+    assert_eq!(m.ttft_p50, Some(0.010));
+    assert_eq!(m.tpot_p99, Some(0.010));
+    assert_eq!(m.e2e_p99, Some(0.050));
+    assert_eq!(m.duration_s, 0.050);
+    assert_eq!(m.oom_rate, 0.0);
+    // 15 output tokens in 50 ms.
+    assert!((m.throughput_tok_s - 300.0).abs() < 1e-9);
+}
+
+#[test]
+fn max_num_seqs_queues_the_rest_first_come_first_served() {
+    // Only two run at once: the third waits for a whole request (5 steps).
+    let s = scenario(&closed(3, 3, 10, 5, "[scheduler]\nmax_num_seqs = 2"), 10_000);
+    let out = run(&s);
+    let finish: Vec<f64> = out.records.iter().map(|r| ms(r.finished)).collect();
+    assert_eq!(finish, vec![50.0, 50.0, 100.0]);
+    assert_eq!(ms(out.records[2].admitted), 50.0);
+    assert_eq!(ms(out.records[2].first_token), 60.0);
+    assert_eq!(out.summary.batch_peak, 2);
+}
+
+#[test]
+fn chunked_prefill_splits_a_long_prompt_across_steps() {
+    // 100-token prompt, 32 tokens per step: 4 prefill steps (32+32+32+4), the
+    // first token at the end of the 4th.
+    let s = scenario(
+        &closed(1, 1, 100, 3, "[scheduler]\nmax_batched_tokens = 32\nchunked_prefill = true"),
+        10_000,
+    );
+    let out = run(&s);
+    let r = &out.records[0];
+    assert_eq!(ms(r.first_token), 40.0);
+    assert_eq!(ms(r.finished), 60.0);
+    assert_eq!(out.summary.steps, 6);
+}
+
+#[test]
+fn without_chunked_prefill_a_prompt_longer_than_the_step_budget_is_unservable() {
+    let s = scenario(
+        &closed(1, 1, 100, 3, "[scheduler]\nmax_batched_tokens = 32\nchunked_prefill = false"),
+        10_000,
+    );
+    let out = run(&s);
+    assert_eq!(out.records[0].outcome, Some(Outcome::Unservable));
+    assert_eq!(out.summary.oom_rate, 1.0);
+}
+
+/// Two requests of prompt 16 and output 40 (55 tokens at the end: 4 blocks of
+/// 16 each) in a 4-block cache: together they fill it when both reach 32
+/// tokens, at the start of step 18.
+fn two_growing(on_oom: &str) -> kvsim::scenario::Scenario {
+    scenario(
+        &closed(
+            2,
+            2,
+            16,
+            40,
+            &format!("[cache]\npolicy = \"paged\"\nblock_size = 16\n[scheduler]\non_oom = \"{on_oom}\"\nrestart_s = 1.0"),
+        ),
+        64,
+    )
+}
+
+#[test]
+fn preempt_recompute_evicts_the_newest_and_recomputes_it_later() {
+    let out = run(&two_growing("preempt-recompute"));
+    let (a, b) = (&out.records[0], &out.records[1]);
+    // A never stops: 40 steps.
+    assert_eq!(a.outcome, Some(Outcome::Ok));
+    assert_eq!(ms(a.first_token), 10.0);
+    assert_eq!(ms(a.finished), 400.0);
+    assert_eq!(a.preemptions, 0);
+    // B had 17 tokens when evicted at 170 ms; it waits for A (its 33-token
+    // recompute needs 3 blocks), prefills 33 tokens at 400 ms, emits token 18
+    // at 410 ms, and its last 22 tokens take until 630 ms.
+    assert_eq!(b.outcome, Some(Outcome::Ok));
+    assert_eq!(b.preemptions, 1);
+    assert_eq!(ms(b.first_token), 10.0);
+    assert_eq!(ms(b.finished), 630.0);
+    assert_eq!(b.output_tokens, 40);
+    let m = &out.summary;
+    assert_eq!(m.preemptions, 1);
+    assert_eq!(m.oom_events, 0);
+    assert_eq!(m.oom_rate, 0.0);
+    assert_eq!(m.steps, 63);
+    assert_eq!(m.kv_peak_frac, 1.0);
+    assert!(out.timeline.iter().all(|t| t.kv_used_bytes <= 64 * TINY_BPT));
+}
+
+#[test]
+fn reject_fails_the_sequence_that_cannot_grow() {
+    let out = run(&two_growing("reject"));
+    let (a, b) = (&out.records[0], &out.records[1]);
+    // A (oldest, scheduled first) cannot grow at the start of step 18.
+    assert_eq!(a.outcome, Some(Outcome::Oom));
+    assert_eq!(ms(a.finished), 170.0);
+    assert_eq!(a.output_tokens, 17);
+    assert_eq!(b.outcome, Some(Outcome::Ok));
+    assert_eq!(ms(b.finished), 400.0);
+    assert_eq!(out.summary.oom_events, 1);
+    assert_eq!(out.summary.oom_rate, 0.5);
+}
+
+#[test]
+fn crash_fails_everything_in_flight() {
+    let out = run(&two_growing("crash"));
+    for r in &out.records {
+        assert_eq!(r.outcome, Some(Outcome::Crashed));
+        assert_eq!(ms(r.finished), 170.0);
+    }
+    assert_eq!(out.summary.oom_events, 1);
+    assert_eq!(out.summary.oom_rate, 1.0);
+}
+
+#[test]
+fn arrivals_while_the_server_is_down_are_refused() {
+    // Open loop, one arrival every 50 ms; the crash at 170 ms takes the server
+    // down for 1 s, so arrivals at 200 ms .. 1150 ms are refused.
+    let s = scenario(
+        r#"
+name = "down"
+requests = 40
+[traffic]
+arrival = { kind = "constant", rate = 20.0 }
+prompt = { kind = "fixed", value = 16 }
+output = { kind = "fixed", value = 40 }
+[cache]
+block_size = 16
+[scheduler]
+on_oom = "crash"
+restart_s = 1.0
+"#,
+        64,
+    );
+    let out = run(&s);
+    let crash_at = out
+        .records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::Crashed))
+        .map(|r| r.finished.unwrap())
+        .min()
+        .expect("the server crashes");
+    let back = crash_at.as_nanos() + 1_000_000_000;
+    for r in &out.records {
+        let t = r.arrival.as_nanos();
+        if t > crash_at.as_nanos() && t < back {
+            assert_eq!(r.outcome, Some(Outcome::Crashed), "arrival at {t} ns");
+            assert_eq!(r.finished, Some(r.arrival));
+        }
+    }
+    assert!(out.summary.oom_events >= 1);
+}
+
+#[test]
+fn contiguous_reservation_admits_only_what_fits_and_never_ooms() {
+    // Reserve prompt + max_tokens - 1 = 16 + 40 - 1 = 55 slots each: one at a
+    // time in 64 slots, so the second waits for the first.
+    let s = scenario(
+        &closed(
+            2,
+            2,
+            16,
+            40,
+            "[cache]\npolicy = \"contiguous\"\nreserve = \"max-tokens\"\n[scheduler]\non_oom = \"crash\"",
+        ),
+        64,
+    );
+    let out = run(&s);
+    let (a, b) = (&out.records[0], &out.records[1]);
+    assert_eq!(a.outcome, Some(Outcome::Ok));
+    assert_eq!(b.outcome, Some(Outcome::Ok));
+    assert_eq!(ms(a.finished), 400.0);
+    assert_eq!(ms(b.admitted), 400.0);
+    assert_eq!(ms(b.finished), 800.0);
+    assert_eq!(out.summary.oom_events, 0);
+    assert_eq!(out.summary.batch_peak, 1);
+    assert_eq!(out.summary.batch_ceiling, 1);
+}
+
+#[test]
+fn a_prompt_larger_than_the_whole_cache_is_unservable_at_once() {
+    let s = scenario(&closed(1, 1, 100, 5, ""), 64);
+    let out = run(&s);
+    assert_eq!(out.records[0].outcome, Some(Outcome::Unservable));
+    assert_eq!(out.records[0].finished, Some(out.records[0].arrival));
+    assert_eq!(out.summary.steps, 0);
+}
+
+#[test]
+fn a_sequence_that_outgrows_an_empty_cache_fails_instead_of_looping() {
+    // 16 + 100 - 1 = 115 tokens can never fit in 64: preemption cannot help.
+    let s = scenario(&closed(1, 1, 16, 100, "[cache]\nblock_size = 16"), 64);
+    let out = run(&s);
+    let r = &out.records[0];
+    assert_eq!(r.outcome, Some(Outcome::Oom));
+    assert_eq!(r.output_tokens, 49); // 64 tokens stored = 16 + 48 decodes
+    assert_eq!(out.summary.oom_events, 1);
+}
+
+#[test]
+fn a_sliding_window_lets_a_long_generation_run_in_a_small_cache() {
+    // Window 32 in blocks of 16: at most 3 blocks (48 tokens) per sequence.
+    let s = scenario(
+        &closed(1, 1, 16, 500, "[cache]\npolicy = \"sliding\"\nwindow = 32\nblock_size = 16"),
+        64,
+    );
+    let out = run(&s);
+    assert_eq!(out.records[0].outcome, Some(Outcome::Ok));
+    assert!(out.timeline.iter().all(|t| t.kv_used_bytes <= 48 * TINY_BPT));
+    assert_eq!(out.summary.steps, 500);
+}
+
+#[test]
+fn queue_timeout_fails_requests_that_wait_too_long() {
+    let s = scenario(
+        &closed(3, 3, 10, 50, "[scheduler]\nmax_num_seqs = 1\nqueue_timeout_s = 0.6"),
+        10_000,
+    );
+    let out = run(&s);
+    let outcomes: Vec<_> = out.records.iter().map(|r| r.outcome.unwrap()).collect();
+    // The first runs 500 ms; the second starts at 500 ms (waited 0.5 s < 0.6);
+    // the third would start at 1 s: it times out.
+    assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Ok, Outcome::Timeout]);
+}

@@ -1,0 +1,7 @@
+//! kvsim's integration tests, in one binary (faster to build and link).
+
+mod common;
+mod engine;
+mod golden;
+mod properties;
+mod cli;
