@@ -106,6 +106,16 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+/// Prints `text` and a newline to stdout. A closed pipe (`kvsim catalog | head`)
+/// is not an error: the reader has what it wanted.
+fn say(text: impl std::fmt::Display) -> Result<(), Error> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
     match cli.command {
@@ -211,10 +221,7 @@ fn kv(a: &KvArgs) -> Result<(), Error> {
         double_batch_bytes: doubled,
     };
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).expect("a plain struct serializes")
-        );
+        say(serde_json::to_string_pretty(&r).expect("a plain struct serializes"))?;
         return Ok(());
     }
     let shape = match model.mla {
@@ -255,7 +262,7 @@ fn kv(a: &KvArgs) -> Result<(), Error> {
             ),
         ),
     ];
-    println!("{}", report::print_kv_report(&rows));
+    say(report::print_kv_report(&rows))?;
     Ok(())
 }
 
@@ -293,10 +300,7 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
                 serde_json::to_value(gpus).expect("serializable"),
             );
         }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("serializable")
-        );
+        say(serde_json::to_string_pretty(&doc).expect("serializable"))?;
         return Ok(());
     }
     if show_models {
@@ -343,7 +347,7 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
                 notes.join("; "),
             ]);
         }
-        println!("{t}");
+        say(&t)?;
     }
     if show_gpus {
         let mut t = Table::new();
@@ -375,7 +379,7 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
                     .unwrap_or_else(|| "-".into()),
             ]);
         }
-        println!("{t}");
+        say(&t)?;
     }
     Ok(())
 }
@@ -401,19 +405,16 @@ fn run(a: &RunArgs) -> Result<(), Error> {
     let wall = started.elapsed();
     let written = report::write_run(&dir, &scenario, seed, &out)?;
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out.summary).expect("serializable")
-        );
+        say(serde_json::to_string_pretty(&out.summary).expect("serializable"))?;
     } else {
-        println!("{}", report::summary_table(&scenario, &out.summary));
+        say(report::summary_table(&scenario, &out.summary))?;
         let names: Vec<_> = written.iter().map(|p| p.display().to_string()).collect();
-        println!(
+        say(format_args!(
             "simulated {} requests in {:.2} s of wall time; wrote {}",
             out.summary.requests,
             wall.as_secs_f64(),
             names.join(", ")
-        );
+        ))?;
     }
     Ok(())
 }

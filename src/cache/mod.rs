@@ -10,7 +10,7 @@ mod contiguous;
 mod paged;
 
 pub use contiguous::ContiguousCache;
-pub use paged::PagedCache;
+pub use paged::{PagedCache, peak_blocks};
 
 use serde::{Deserialize, Serialize};
 
@@ -256,13 +256,7 @@ impl CacheConfig {
             }
             Placement::Paged { block_size } => {
                 let bs = u64::from(block_size);
-                let blocks = match self.window {
-                    // A window that does not start on a block boundary straddles
-                    // one more block.
-                    Some(w) if tokens > w => u64::from(w).div_ceil(bs) + 1,
-                    _ => u64::from(tokens).div_ceil(bs),
-                };
-                blocks * bs
+                peak_blocks(bs, self.window, 1, tokens) * bs
             }
         }
     }

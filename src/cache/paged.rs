@@ -146,54 +146,63 @@ impl PagedCache {
     }
 
     /// Blocks a sequence of `tokens` tokens must hold so that it can grow to
-    /// `reserve` tokens without allocating: the most it needs at any length in
-    /// `[tokens, max(tokens, reserve)]`.
-    ///
-    /// Without a window that is simply the blocks of the longest length. With a
-    /// window `W` the count rises until `W` and then oscillates with period
-    /// `bs` (the window straddles one more block at some offsets), so the
-    /// maximum is found in closed form instead of by scanning lengths; it never
-    /// exceeds what the window needs, however large the reservation.
+    /// `reserve` tokens without allocating (see [`peak_blocks`]).
     fn blocks_for(&self, tokens: u32, reserve: u32) -> u64 {
-        let bs = self.block_size;
-        let (a, b) = (u64::from(tokens), u64::from(tokens.max(reserve)));
-        let w = match self.layout.window {
-            None => return b.div_ceil(bs),
-            Some(0) => return 0,
-            Some(w) => u64::from(w),
-        };
-        if b <= w {
-            // Nothing falls out of the window yet: blocks grow with length.
-            return b.div_ceil(bs);
-        }
-        // Past the window, a length t >= W holds ceil(W / bs) blocks plus one
-        // when t mod bs lies in [1, r - 1], where r = W mod bs, or bs if W is a
-        // multiple of bs: then the kept span starts and ends inside blocks.
-        // (For t <= W the count is at most ceil(W / bs), so only t > W can add
-        // the extra block.)
-        let base = w.div_ceil(bs);
-        let r = match w % bs {
-            0 => bs,
-            r => r,
-        };
-        if r < 2 {
-            return base;
-        }
-        let c = a.max(w + 1);
-        let straddles = if b - c + 1 >= bs {
-            // The range covers every residue.
-            true
-        } else {
-            let (x, y) = (c % bs, b % bs);
-            if x <= y {
-                x < r && y >= 1
-            } else {
-                // Wraps: residues [x, bs) and [0, y].
-                x < r || y >= 1
-            }
-        };
-        base + u64::from(straddles)
+        peak_blocks(
+            self.block_size,
+            self.layout.window,
+            tokens,
+            tokens.max(reserve),
+        )
     }
+}
+
+/// The most blocks of `bs` tokens a sequence needs at any length in
+/// `[from, to]` (`from <= to`), keeping only the last `window` tokens if set.
+///
+/// Without a window that is simply the blocks of the longest length. With a
+/// window `W` the count rises until `W` and then oscillates with period
+/// `bs` (the window straddles one more block at some offsets), so the
+/// maximum is found in closed form instead of by scanning lengths; it never
+/// exceeds what the window needs, however large the reservation.
+pub fn peak_blocks(bs: u64, window: Option<u32>, from: u32, to: u32) -> u64 {
+    let (a, b) = (u64::from(from), u64::from(to.max(from)));
+    let w = match window {
+        None => return b.div_ceil(bs),
+        Some(0) => return 0,
+        Some(w) => u64::from(w),
+    };
+    if b <= w {
+        // Nothing falls out of the window yet: blocks grow with length.
+        return b.div_ceil(bs);
+    }
+    // Past the window, a length t >= W holds ceil(W / bs) blocks plus one
+    // when t mod bs lies in [1, r - 1], where r = W mod bs, or bs if W is a
+    // multiple of bs: then the kept span starts and ends inside blocks.
+    // (For t <= W the count is at most ceil(W / bs), so only t > W can add
+    // the extra block.)
+    let base = w.div_ceil(bs);
+    let r = match w % bs {
+        0 => bs,
+        r => r,
+    };
+    if r < 2 {
+        return base;
+    }
+    let c = a.max(w + 1);
+    let straddles = if b - c + 1 >= bs {
+        // The range covers every residue.
+        true
+    } else {
+        let (x, y) = (c % bs, b % bs);
+        if x <= y {
+            x < r && y >= 1
+        } else {
+            // Wraps: residues [x, bs) and [0, y].
+            x < r || y >= 1
+        }
+    };
+    base + u64::from(straddles)
 }
 
 impl KvCache for PagedCache {

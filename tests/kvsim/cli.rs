@@ -47,7 +47,10 @@ fn run_writes_the_three_files_and_prints_a_summary() {
     assert_eq!(summary["metrics"]["requests"], 200);
     let requests = std::fs::read_to_string(out.join("requests.csv")).unwrap();
     assert_eq!(requests.lines().count(), 201);
-    assert!(requests.starts_with("id,arrival,admitted,first_token,finished,prompt_tokens,output_tokens"));
+    assert!(
+        requests
+            .starts_with("id,arrival,admitted,first_token,finished,prompt_tokens,output_tokens")
+    );
     // No temporary files are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
@@ -63,18 +66,33 @@ fn set_overrides_any_key_and_seed_changes_the_draws() {
     let sc = write(dir.path(), "s.toml", GOOD);
     let run = |extra: &[&str]| {
         let out = kvsim()
-            .args(["run", sc.to_str().unwrap(), "--json", "--out", dir.path().join("o").to_str().unwrap()])
+            .args([
+                "run",
+                sc.to_str().unwrap(),
+                "--json",
+                "--out",
+                dir.path().join("o").to_str().unwrap(),
+            ])
             .args(extra)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let base = run(&[]);
     assert_eq!(base, run(&[]), "same seed, same numbers");
     let fewer = run(&["--set", "requests=50"]);
     assert_eq!(fewer["requests"], 50);
-    let contiguous = run(&["--set", "cache.policy=contiguous", "--set", "cache.reserve=max-model-len"]);
+    let contiguous = run(&[
+        "--set",
+        "cache.policy=contiguous",
+        "--set",
+        "cache.reserve=max-model-len",
+    ]);
     assert!(contiguous["batch_ceiling"].as_u64() < base["batch_ceiling"].as_u64());
     assert_ne!(run(&["--seed", "2"]), base);
 }
@@ -87,7 +105,12 @@ fn fails_with(scenario: &str, needles: &[&str]) {
         pred = pred.and(predicate::str::contains(*n)).boxed();
     }
     kvsim()
-        .args(["run", sc.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()])
+        .args([
+            "run",
+            sc.to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ])
         .assert()
         .code(2)
         .stderr(pred.and(predicate::str::contains("panicked").not()));
@@ -96,12 +119,18 @@ fn fails_with(scenario: &str, needles: &[&str]) {
 
 #[test]
 fn unknown_key_is_named() {
-    fails_with(&GOOD.replace("[traffic]", "[traffic]\nburstyness = 2"), &["traffic", "burstyness"]);
+    fails_with(
+        &GOOD.replace("[traffic]", "[traffic]\nburstyness = 2"),
+        &["traffic", "burstyness"],
+    );
 }
 
 #[test]
 fn negative_rate_is_named() {
-    fails_with(&GOOD.replace("rate = 10.0", "rate = -3.0"), &["traffic.arrival.rate", "-3"]);
+    fails_with(
+        &GOOD.replace("rate = 10.0", "rate = -3.0"),
+        &["traffic.arrival.rate", "-3"],
+    );
 }
 
 #[test]
@@ -115,14 +144,23 @@ fn model_too_large_for_the_gpu_suggests_tensor_parallelism() {
 #[test]
 fn malformed_trace_row_is_named_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "trace.csv", "arrival_s,prompt_tokens,output_tokens\n0.0,10,5\n0.5,abc,5\n");
+    write(
+        dir.path(),
+        "trace.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0.0,10,5\n0.5,abc,5\n",
+    );
     let sc = GOOD.replace(
         "arrival = { kind = \"poisson\", rate = 10.0 }\nprompt = { kind = \"lognormal\", mean = 500, sigma = 0.8, min = 4, max = 4096 }\noutput = { kind = \"lognormal\", mean = 150, sigma = 0.8, min = 1, max = 1024 }",
         "arrival = { kind = \"trace\", path = \"trace.csv\" }",
     );
     let sc = write(dir.path(), "s.toml", &sc.replace("requests = 200\n", ""));
     kvsim()
-        .args(["run", sc.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()])
+        .args([
+            "run",
+            sc.to_str().unwrap(),
+            "--out",
+            dir.path().join("o").to_str().unwrap(),
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("trace.csv").and(predicate::str::contains("line 3")));
@@ -146,7 +184,11 @@ fn bad_set_expression_and_missing_file_exit_2() {
 
 #[test]
 fn kv_needs_a_model_or_a_shape() {
-    kvsim().args(["kv"]).assert().code(2).stderr(predicate::str::contains("--model"));
+    kvsim()
+        .args(["kv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--model"));
     kvsim()
         .args(["kv", "--model", "gpt-5"])
         .assert()
@@ -160,18 +202,43 @@ fn catalog_lists_every_required_entry() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names = |k: &str| -> Vec<String> {
-        v[k].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
     };
     let models = names("models");
     for m in [
-        "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b",
-        "mistral-7b-v0.1", "mixtral-8x7b", "qwen2.5-7b", "qwen2.5-72b", "opt-13b", "falcon-7b", "gemma-2-9b",
+        "llama-2-7b",
+        "llama-2-13b",
+        "llama-2-70b",
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "llama-3.1-405b",
+        "mistral-7b-v0.1",
+        "mixtral-8x7b",
+        "qwen2.5-7b",
+        "qwen2.5-72b",
+        "opt-13b",
+        "falcon-7b",
+        "gemma-2-9b",
         "deepseek-v3",
     ] {
         assert!(models.contains(&m.to_string()), "{m} missing");
     }
     let gpus = names("gpus");
-    for g in ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "l4", "l40s", "mi300x", "b200"] {
+    for g in [
+        "a100-40gb",
+        "a100-80gb",
+        "h100-sxm",
+        "h100-pcie",
+        "h200",
+        "l4",
+        "l40s",
+        "mi300x",
+        "b200",
+    ] {
         assert!(gpus.contains(&g.to_string()), "{g} missing");
     }
 }

@@ -41,7 +41,8 @@ pub const TINY_BPT: u64 = 256;
 /// set to exactly `budget_tokens` tokens.
 pub fn scenario(body: &str, budget_tokens: u64) -> Scenario {
     let text = format!("{body}\n{TINY_MODEL}\n{BIG_GPU}");
-    let mut s = Scenario::from_toml(&text, Path::new("test.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let mut s =
+        Scenario::from_toml(&text, Path::new("test.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
     s.budget.kv_bytes = budget_tokens * s.budget.bytes_per_token;
     s
 }

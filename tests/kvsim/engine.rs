@@ -52,7 +52,10 @@ fn three_requests_batch_together_and_decode_in_lockstep() {
 #[test]
 fn max_num_seqs_queues_the_rest_first_come_first_served() {
     // Only two run at once: the third waits for a whole request (5 steps).
-    let s = scenario(&closed(3, 3, 10, 5, "[scheduler]\nmax_num_seqs = 2"), 10_000);
+    let s = scenario(
+        &closed(3, 3, 10, 5, "[scheduler]\nmax_num_seqs = 2"),
+        10_000,
+    );
     let out = run(&s);
     let finish: Vec<f64> = out.records.iter().map(|r| ms(r.finished)).collect();
     assert_eq!(finish, vec![50.0, 50.0, 100.0]);
@@ -66,7 +69,13 @@ fn chunked_prefill_splits_a_long_prompt_across_steps() {
     // 100-token prompt, 32 tokens per step: 4 prefill steps (32+32+32+4), the
     // first token at the end of the 4th.
     let s = scenario(
-        &closed(1, 1, 100, 3, "[scheduler]\nmax_batched_tokens = 32\nchunked_prefill = true"),
+        &closed(
+            1,
+            1,
+            100,
+            3,
+            "[scheduler]\nmax_batched_tokens = 32\nchunked_prefill = true",
+        ),
         10_000,
     );
     let out = run(&s);
@@ -79,7 +88,13 @@ fn chunked_prefill_splits_a_long_prompt_across_steps() {
 #[test]
 fn without_chunked_prefill_a_prompt_longer_than_the_step_budget_is_unservable() {
     let s = scenario(
-        &closed(1, 1, 100, 3, "[scheduler]\nmax_batched_tokens = 32\nchunked_prefill = false"),
+        &closed(
+            1,
+            1,
+            100,
+            3,
+            "[scheduler]\nmax_batched_tokens = 32\nchunked_prefill = false",
+        ),
         10_000,
     );
     let out = run(&s);
@@ -97,7 +112,9 @@ fn two_growing(on_oom: &str) -> kvsim::scenario::Scenario {
             2,
             16,
             40,
-            &format!("[cache]\npolicy = \"paged\"\nblock_size = 16\n[scheduler]\non_oom = \"{on_oom}\"\nrestart_s = 1.0"),
+            &format!(
+                "[cache]\npolicy = \"paged\"\nblock_size = 16\n[scheduler]\non_oom = \"{on_oom}\"\nrestart_s = 1.0"
+            ),
         ),
         64,
     )
@@ -126,7 +143,11 @@ fn preempt_recompute_evicts_the_newest_and_recomputes_it_later() {
     assert_eq!(m.oom_rate, 0.0);
     assert_eq!(m.steps, 63);
     assert_eq!(m.kv_peak_frac, 1.0);
-    assert!(out.timeline.iter().all(|t| t.kv_used_bytes <= 64 * TINY_BPT));
+    assert!(
+        out.timeline
+            .iter()
+            .all(|t| t.kv_used_bytes <= 64 * TINY_BPT)
+    );
 }
 
 #[test]
@@ -243,19 +264,35 @@ fn a_sequence_that_outgrows_an_empty_cache_fails_instead_of_looping() {
 fn a_sliding_window_lets_a_long_generation_run_in_a_small_cache() {
     // Window 32 in blocks of 16: at most 3 blocks (48 tokens) per sequence.
     let s = scenario(
-        &closed(1, 1, 16, 500, "[cache]\npolicy = \"sliding\"\nwindow = 32\nblock_size = 16"),
+        &closed(
+            1,
+            1,
+            16,
+            500,
+            "[cache]\npolicy = \"sliding\"\nwindow = 32\nblock_size = 16",
+        ),
         64,
     );
     let out = run(&s);
     assert_eq!(out.records[0].outcome, Some(Outcome::Ok));
-    assert!(out.timeline.iter().all(|t| t.kv_used_bytes <= 48 * TINY_BPT));
+    assert!(
+        out.timeline
+            .iter()
+            .all(|t| t.kv_used_bytes <= 48 * TINY_BPT)
+    );
     assert_eq!(out.summary.steps, 500);
 }
 
 #[test]
 fn queue_timeout_fails_requests_that_wait_too_long() {
     let s = scenario(
-        &closed(3, 3, 10, 50, "[scheduler]\nmax_num_seqs = 1\nqueue_timeout_s = 0.6"),
+        &closed(
+            3,
+            3,
+            10,
+            50,
+            "[scheduler]\nmax_num_seqs = 1\nqueue_timeout_s = 0.6",
+        ),
         10_000,
     );
     let out = run(&s);

@@ -1,7 +1,7 @@
 //! kvsim's integration tests, in one binary (faster to build and link).
 
+mod cli;
 mod common;
 mod engine;
 mod golden;
 mod properties;
-mod cli;

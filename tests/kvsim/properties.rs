@@ -29,12 +29,23 @@ struct Case {
 impl Case {
     fn toml(&self) -> String {
         let arrival = if self.closed {
-            format!("{{ kind = \"closed\", users = {}, think_s = 0.05 }}", self.users)
+            format!(
+                "{{ kind = \"closed\", users = {}, think_s = 0.05 }}",
+                self.users
+            )
         } else {
             format!("{{ kind = \"poisson\", rate = {} }}", self.rate)
         };
-        let window = if self.policy == "sliding" { "window = 64\n" } else { "" };
-        let dtype = if self.policy == "quantized" { "kv_dtype = \"int4\"\n" } else { "" };
+        let window = if self.policy == "sliding" {
+            "window = 64\n"
+        } else {
+            ""
+        };
+        let dtype = if self.policy == "quantized" {
+            "kv_dtype = \"int4\"\n"
+        } else {
+            ""
+        };
         format!(
             r#"
 name = "prop"
@@ -85,7 +96,20 @@ fn cases() -> impl Strategy<Value = Case> {
         (64u64..4000, any::<u64>()),
     )
         .prop_map(
-            |(closed, rate, users, requests, prompt_max, output_max, policy, admission, on_oom, chunked, (mns, mbt), (budget_tokens, seed))| Case {
+            |(
+                closed,
+                rate,
+                users,
+                requests,
+                prompt_max,
+                output_max,
+                policy,
+                admission,
+                on_oom,
+                chunked,
+                (mns, mbt),
+                (budget_tokens, seed),
+            )| Case {
                 closed,
                 rate,
                 users,
