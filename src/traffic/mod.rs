@@ -1,22 +1,43 @@
 //! Traffic: when requests arrive and how long their prompts and outputs are.
 //!
-//! STUB: the public API below is the contract the engine and scenario loader use;
-//! the implementation is being written.
+//! A scenario's `[traffic]` table deserializes into a [`TrafficSpec`];
+//! [`TrafficPlan::from_spec`] validates it (naming the dotted key of any bad
+//! value) and loads its files once; [`TrafficPlan::instantiate`] then builds a
+//! cheap, seeded [`Traffic`] generator per run.
+//!
+//! Each random component draws from its own [`stream_rng`] stream (arrivals,
+//! prompt, output, max_tokens, think, paired), so changing, say, the output
+//! distribution never shifts the arrival times of the same seed.
+//!
+//! Open loop: [`Traffic::next_arrival`] yields absolute, nondecreasing arrival
+//! times with each request's [`Lengths`]. Closed loop: the engine keeps
+//! `users` requests in flight and calls [`Traffic::next_lengths`] and
+//! [`Traffic::think_time`] itself.
 
-use std::path::Path;
+mod arrival;
+mod data;
+mod lengths;
+mod spec;
+#[cfg(test)]
+mod tests;
 
-use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
-use crate::error::Error;
-use crate::units::{SimDuration, SimTime};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp1, Gamma};
 
-/// The `[traffic]` table of a scenario file, as written.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrafficSpec {
-    /// Placeholder until the real spec lands.
-    pub arrival: toml::Value,
-}
+use crate::error::{Error, SpecError};
+use crate::rng::{stream, stream_rng};
+use crate::units::{NANOS_PER_SEC, SimDuration, SimTime};
+
+pub use spec::{
+    ArrivalSpec, LengthSpec, MixtureComponent, PairedSpec, ThinkKind, TrafficSpec, ZeroTokens,
+};
+
+use arrival::{Clock, Next, Process, Ramp};
+use data::{Columns, Shared, TraceRow};
+use lengths::{Sampler, mean_min, merge_pmf, pmf_mean};
 
 /// Token lengths of one request.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -41,47 +62,477 @@ pub enum LoopKind {
     },
 }
 
-/// Validated traffic, ready to be instantiated for a seed.
-#[derive(Clone, Debug)]
-pub struct TrafficPlan;
+/// Where validation errors point: the scenario file and its directory.
+pub(crate) struct Ctx<'a> {
+    scenario: &'a Path,
+    base_dir: &'a Path,
+}
 
-impl TrafficPlan {
-    /// Validates `spec`, loading any trace or empirical file relative to `base_dir`.
-    pub fn from_spec(
-        _spec: &TrafficSpec,
-        _base_dir: &Path,
-        _scenario: &Path,
-    ) -> Result<Self, Error> {
-        todo!()
+impl Ctx<'_> {
+    /// A scenario error at the dotted `key`.
+    pub(crate) fn err(&self, key: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Scenario {
+            path: self.scenario.to_path_buf(),
+            source: SpecError::new(key, reason),
+        }
     }
-    /// A generator for one run.
-    pub fn instantiate(&self, _seed: u64) -> Traffic {
-        todo!()
+
+    /// `v` if it is a positive finite number, else an error at `key`.
+    pub(crate) fn positive(&self, key: &str, v: f64) -> Result<f64, Error> {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(self.err(key, format!("must be a positive finite number, got {v}")))
+        }
     }
-    /// Open or closed loop.
-    pub fn loop_kind(&self) -> LoopKind {
-        todo!()
+
+    /// `v` if it is a finite number >= 0, else an error at `key`.
+    pub(crate) fn non_negative(&self, key: &str, v: f64) -> Result<f64, Error> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(self.err(key, format!("must be a finite number >= 0, got {v}")))
+        }
     }
-    /// Whether arrivals replay a trace (which may stand in for `requests`).
-    pub fn is_trace_replay(&self) -> bool {
-        todo!()
+
+    /// `path` relative to the scenario file's directory (absolute paths stay).
+    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
     }
 }
 
+/// `secs` as an instant, saturating instead of asserting: the input boundary
+/// has already rejected NaN and negatives, and huge values mean "never".
+pub(crate) fn secs_to_time(secs: f64) -> SimTime {
+    if secs.is_nan() || secs <= 0.0 {
+        SimTime::ZERO
+    } else if secs >= u64::MAX as f64 / NANOS_PER_SEC as f64 {
+        SimTime::MAX
+    } else {
+        SimTime::from_secs_f64(secs)
+    }
+}
+
+/// `secs` as a span, saturating like [`secs_to_time`].
+fn secs_to_duration(secs: f64) -> SimDuration {
+    SimDuration::from_nanos(secs_to_time(secs).as_nanos())
+}
+
+/// How arrivals happen.
+#[derive(Clone, Debug)]
+enum ArrivalPlan {
+    Open(Process),
+    Closed { users: u32, think: Think },
+}
+
+/// Closed-loop think time.
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Think {
+    Fixed(SimDuration),
+    Exponential { mean_s: f64 },
+}
+
+/// Where a request's (prompt, output) come from.
+#[derive(Clone, Debug)]
+enum LengthPlan {
+    /// Independent prompt and output distributions.
+    Independent { prompt: Sampler, output: Sampler },
+    /// Uniformly random rows of a file.
+    Paired(Shared<(u32, u32)>),
+    /// The arrival trace's own rows (open loop); `next_lengths` draws random
+    /// rows of it.
+    Trace(Shared<TraceRow>),
+}
+
+/// Validated traffic, ready to be instantiated for a seed.
+///
+/// Cheap to clone and `Send + Sync`: loaded files are shared behind `Arc`s.
+#[derive(Clone, Debug)]
+pub struct TrafficPlan {
+    arrival: ArrivalPlan,
+    lengths: LengthPlan,
+    /// A drawn per-request cap, or `None` for the fixed `default_cap`.
+    max_tokens: Option<Sampler>,
+    /// The largest output the lengths can produce: the cap when `max_tokens`
+    /// is not given.
+    default_cap: u32,
+}
+
+impl TrafficPlan {
+    /// Validates `spec`, loading any trace or empirical file relative to `base_dir`.
+    ///
+    /// Bad values are [`Error::Scenario`] against `scenario` with the full
+    /// dotted key (e.g. `traffic.arrival.rate`); bad data files are
+    /// [`Error::DataFile`] with the 1-based line (the header is line 1).
+    pub fn from_spec(spec: &TrafficSpec, base_dir: &Path, scenario: &Path) -> Result<Self, Error> {
+        let ctx = Ctx { scenario, base_dir };
+        // Which keys are present is checked before any file is read, so a
+        // conflict is reported as such rather than as a missing file.
+        let source = length_source(spec, &ctx)?;
+        let arrival = build_arrival(&spec.arrival, &ctx)?;
+        let lengths = match (source, &arrival) {
+            (Source::Independent(prompt, output), _) => LengthPlan::Independent {
+                prompt: Sampler::build(prompt, "traffic.prompt", &ctx)?,
+                output: Sampler::build(output, "traffic.output", &ctx)?,
+            },
+            (Source::Paired(paired), _) => build_paired(paired, &ctx)?,
+            (Source::Trace, ArrivalPlan::Open(Process::Trace(rows))) => {
+                LengthPlan::Trace(rows.clone())
+            }
+            (Source::Trace, _) => {
+                // `length_source` says Trace only for a trace arrival.
+                return Err(ctx.err("traffic.arrival", "internal error: expected a trace"));
+            }
+        };
+        let max_tokens = spec
+            .max_tokens
+            .as_ref()
+            .map(|m| Sampler::build(m, "traffic.max_tokens", &ctx))
+            .transpose()?;
+        let default_cap = match &lengths {
+            LengthPlan::Independent { output, .. } => output.upper_bound(),
+            LengthPlan::Paired(rows) => rows.iter().map(|r| r.1).max().unwrap_or(1),
+            LengthPlan::Trace(rows) => rows.iter().map(|r| r.output).max().unwrap_or(1),
+        };
+        Ok(TrafficPlan {
+            arrival,
+            lengths,
+            max_tokens,
+            default_cap,
+        })
+    }
+
+    /// A generator for one run: every component seeded from its own stream of
+    /// `seed`, so equal seeds give equal sequences.
+    pub fn instantiate(&self, seed: u64) -> Traffic {
+        let (process, think) = match &self.arrival {
+            ArrivalPlan::Open(p) => (Some(p.clone()), None),
+            ArrivalPlan::Closed { think, .. } => (None, Some(*think)),
+        };
+        Traffic {
+            process,
+            clock: Clock::new(),
+            think,
+            lengths: self.lengths.clone(),
+            max_tokens: self.max_tokens.clone(),
+            default_cap: self.default_cap,
+            arrival_rng: stream_rng(seed, stream::ARRIVALS),
+            prompt_rng: stream_rng(seed, stream::PROMPT),
+            output_rng: stream_rng(seed, stream::OUTPUT),
+            max_tokens_rng: stream_rng(seed, stream::MAX_TOKENS),
+            think_rng: stream_rng(seed, stream::THINK),
+            paired_rng: stream_rng(seed, stream::PAIRED),
+        }
+    }
+
+    /// Open or closed loop.
+    pub fn loop_kind(&self) -> LoopKind {
+        match self.arrival {
+            ArrivalPlan::Open(_) => LoopKind::Open,
+            ArrivalPlan::Closed { users, .. } => LoopKind::Closed { users },
+        }
+    }
+
+    /// The number of requests a trace replay holds (after any skipped rows);
+    /// `None` for an arrival process, which never runs out.
+    pub fn trace_len(&self) -> Option<usize> {
+        match &self.arrival {
+            ArrivalPlan::Open(Process::Trace(rows)) => Some(rows.len()),
+            _ => None,
+        }
+    }
+
+    /// Whether arrivals replay a trace (which may stand in for `requests`).
+    pub fn is_trace_replay(&self) -> bool {
+        self.trace_len().is_some()
+    }
+
+    /// The largest prompt, true output and `max_tokens` any request can have,
+    /// e.g. to check requests against a model's context length.
+    pub fn max_lengths(&self) -> Lengths {
+        let (prompt, output) = match &self.lengths {
+            LengthPlan::Independent { prompt, output } => {
+                (prompt.upper_bound(), output.upper_bound())
+            }
+            LengthPlan::Paired(rows) => (
+                rows.iter().map(|r| r.0).max().unwrap_or(1),
+                rows.iter().map(|r| r.1).max().unwrap_or(1),
+            ),
+            LengthPlan::Trace(rows) => (
+                rows.iter().map(|r| r.prompt).max().unwrap_or(1),
+                rows.iter().map(|r| r.output).max().unwrap_or(1),
+            ),
+        };
+        let max_tokens = self
+            .max_tokens
+            .as_ref()
+            .map_or(self.default_cap, Sampler::upper_bound);
+        Lengths {
+            prompt,
+            output: output.min(max_tokens),
+            max_tokens,
+        }
+    }
+
+    /// The expected prompt tokens and true output tokens (after clamping and
+    /// the `max_tokens` cap) of one request, for analytic estimates such as
+    /// the batch ceiling.
+    ///
+    /// Exact (to ~1e-7) for fixed, uniform, normal and log-normal lengths
+    /// whose `[min, max]` spans at most 2^20 integers (the rounded, clamped
+    /// probabilities come from the normal CDF), for mixtures of those, and for
+    /// files (empirical columns, paired rows, traces: their exact means; a
+    /// trace's means are over its rows, not its arrival order). Wider
+    /// parametric ranges are estimated from 200,000 draws of a fixed seed,
+    /// so the result is deterministic. A drawn `max_tokens` is independent of
+    /// the output, so the mean output is `E[min(output, max_tokens)]`.
+    ///
+    /// Cost: up to tens of milliseconds for wide parametric ranges; call once
+    /// per plan, not per request.
+    pub fn mean_lengths(&self) -> (f64, f64) {
+        let (prompt, output) = match &self.lengths {
+            LengthPlan::Independent { prompt, output } => (prompt.pmf(), output.pmf()),
+            LengthPlan::Paired(rows) => (
+                equal_weights(rows.iter().map(|r| r.0)),
+                equal_weights(rows.iter().map(|r| r.1)),
+            ),
+            LengthPlan::Trace(rows) => (
+                equal_weights(rows.iter().map(|r| r.prompt)),
+                equal_weights(rows.iter().map(|r| r.output)),
+            ),
+        };
+        let cap = match &self.max_tokens {
+            Some(m) => m.pmf(),
+            None => vec![(self.default_cap, 1.0)],
+        };
+        (pmf_mean(&prompt), mean_min(&output, &cap))
+    }
+}
+
+/// The pmf of equally likely observations.
+fn equal_weights(values: impl ExactSizeIterator<Item = u32>) -> Vec<(u32, f64)> {
+    let p = 1.0 / values.len().max(1) as f64;
+    merge_pmf(values.map(|v| (v, p)).collect())
+}
+
+fn build_arrival(spec: &ArrivalSpec, ctx: &Ctx<'_>) -> Result<ArrivalPlan, Error> {
+    const KEY: &str = "traffic.arrival";
+    Ok(match spec {
+        ArrivalSpec::Poisson { rate } => {
+            let rate = ctx.positive("traffic.arrival.rate", *rate)?;
+            ArrivalPlan::Open(Process::Poisson {
+                mean_gap: 1.0 / rate,
+            })
+        }
+        ArrivalSpec::Gamma { rate, burstiness } => {
+            let rate = ctx.positive("traffic.arrival.rate", *rate)?;
+            let k = ctx.positive("traffic.arrival.burstiness", *burstiness)?;
+            // vLLM: shape k, scale 1 / (rate k), so the mean gap is 1 / rate.
+            let scale = 1.0 / (rate * k);
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(ctx.err(
+                    KEY,
+                    format!(
+                        "rate ({rate}) times burstiness ({k}) is out of range: \
+                         the gamma scale 1 / (rate * burstiness) is {scale}"
+                    ),
+                ));
+            }
+            let gamma = Gamma::new(k, scale).map_err(|e| ctx.err(KEY, e.to_string()))?;
+            ArrivalPlan::Open(Process::Gamma(gamma))
+        }
+        ArrivalSpec::Constant { rate } => {
+            let rate = ctx.positive("traffic.arrival.rate", *rate)?;
+            ArrivalPlan::Open(Process::Constant { rate })
+        }
+        ArrivalSpec::Ramp { from, to, over_s } => {
+            let from = ctx.non_negative("traffic.arrival.from", *from)?;
+            let to = ctx.positive("traffic.arrival.to", *to)?;
+            let over = ctx.positive("traffic.arrival.over_s", *over_s)?;
+            ArrivalPlan::Open(Process::Ramp(Ramp::new(from, to, over)))
+        }
+        ArrivalSpec::Closed {
+            users,
+            think_s,
+            think,
+        } => {
+            if *users == 0 {
+                return Err(ctx.err("traffic.arrival.users", "must be at least 1, got 0"));
+            }
+            let think_s = ctx.non_negative("traffic.arrival.think_s", *think_s)?;
+            let think = match think {
+                ThinkKind::Fixed => Think::Fixed(secs_to_duration(think_s)),
+                ThinkKind::Exponential => Think::Exponential { mean_s: think_s },
+            };
+            ArrivalPlan::Closed {
+                users: *users,
+                think,
+            }
+        }
+        ArrivalSpec::Trace {
+            path,
+            arrival_column,
+            prompt_column,
+            output_column,
+            zero_tokens,
+        } => {
+            let cols = Columns {
+                prompt: prompt_column,
+                output: output_column,
+                zero: *zero_tokens,
+                setting: KEY,
+            };
+            let rows = data::load_trace(&ctx.resolve(path), arrival_column, &cols)?;
+            ArrivalPlan::Open(Process::Trace(Shared::new(rows)))
+        }
+    })
+}
+
+/// Where lengths come from, decided from which keys are present.
+enum Source<'a> {
+    Independent(&'a LengthSpec, &'a LengthSpec),
+    Paired(&'a PairedSpec),
+    Trace,
+}
+
+fn length_source<'a>(spec: &'a TrafficSpec, ctx: &Ctx<'_>) -> Result<Source<'a>, Error> {
+    if matches!(spec.arrival, ArrivalSpec::Trace { .. }) {
+        let given = [
+            ("prompt", spec.prompt.is_some()),
+            ("output", spec.output.is_some()),
+            ("lengths", spec.lengths.is_some()),
+        ];
+        if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+            return Err(ctx.err(
+                format!("traffic.{name}"),
+                "must not be given with `traffic.arrival.kind = \"trace\"`: \
+                 the trace supplies every request's prompt and output lengths",
+            ));
+        }
+        return Ok(Source::Trace);
+    }
+    match (&spec.prompt, &spec.output, &spec.lengths) {
+        (Some(prompt), Some(output), None) => Ok(Source::Independent(prompt, output)),
+        (None, None, Some(paired)) => Ok(Source::Paired(paired)),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => Err(ctx.err(
+            "traffic.lengths",
+            "cannot be combined with `traffic.prompt` or `traffic.output`: \
+             give either paired `lengths` or `prompt` and `output`",
+        )),
+        (Some(_), None, None) => Err(ctx.err(
+            "traffic.output",
+            "is required with `traffic.prompt` (or give paired `traffic.lengths` instead)",
+        )),
+        (None, Some(_), None) => Err(ctx.err(
+            "traffic.prompt",
+            "is required with `traffic.output` (or give paired `traffic.lengths` instead)",
+        )),
+        (None, None, None) => Err(ctx.err(
+            "traffic.prompt",
+            "is required: give `prompt` and `output` length distributions, \
+             or paired `lengths` from a file",
+        )),
+    }
+}
+
+fn build_paired(spec: &PairedSpec, ctx: &Ctx<'_>) -> Result<LengthPlan, Error> {
+    let PairedSpec::Trace {
+        path,
+        prompt_column,
+        output_column,
+        zero_tokens,
+    } = spec;
+    let cols = Columns {
+        prompt: prompt_column,
+        output: output_column,
+        zero: *zero_tokens,
+        setting: "traffic.lengths",
+    };
+    let rows = data::load_pairs(&ctx.resolve(path), &cols)?;
+    Ok(LengthPlan::Paired(Shared::new(rows)))
+}
+
 /// A generator of requests for one run.
-pub struct Traffic;
+///
+/// Every call is O(1) and allocation-free.
+#[derive(Clone, Debug)]
+pub struct Traffic {
+    /// The open-loop process, `None` in a closed loop.
+    process: Option<Process>,
+    clock: Clock,
+    /// The closed-loop think time, `None` in an open loop.
+    think: Option<Think>,
+    lengths: LengthPlan,
+    max_tokens: Option<Sampler>,
+    default_cap: u32,
+    arrival_rng: ChaCha8Rng,
+    prompt_rng: ChaCha8Rng,
+    output_rng: ChaCha8Rng,
+    max_tokens_rng: ChaCha8Rng,
+    think_rng: ChaCha8Rng,
+    paired_rng: ChaCha8Rng,
+}
 
 impl Traffic {
     /// Open loop: the next arrival and its lengths, nondecreasing in time.
+    ///
+    /// `None` once a trace is exhausted, and always in a closed loop (whose
+    /// requests the engine starts itself with [`Traffic::next_lengths`]).
     pub fn next_arrival(&mut self) -> Option<(SimTime, Lengths)> {
-        todo!()
+        let process = self.process.as_ref()?;
+        match process.next(&mut self.clock, &mut self.arrival_rng) {
+            Next::At(at) => Some((at, self.next_lengths())),
+            Next::Row(row) => Some((row.at, self.capped(row.prompt, row.output))),
+            Next::End => None,
+        }
     }
+
     /// Closed loop: the lengths of a user's next request.
+    ///
+    /// Also usable in an open loop; with a trace it draws a uniformly random
+    /// row (from the paired stream), leaving the replay order untouched.
     pub fn next_lengths(&mut self) -> Lengths {
-        todo!()
+        let (prompt, output) = match &self.lengths {
+            LengthPlan::Independent { prompt, output } => (
+                prompt.sample(&mut self.prompt_rng),
+                output.sample(&mut self.output_rng),
+            ),
+            LengthPlan::Paired(rows) => rows[self.paired_rng.random_range(0..rows.len())],
+            LengthPlan::Trace(rows) => {
+                let row = rows[self.paired_rng.random_range(0..rows.len())];
+                (row.prompt, row.output)
+            }
+        };
+        self.capped(prompt, output)
     }
+
     /// Closed loop: a user's think time before the next request.
+    ///
+    /// Zero in an open loop, where nobody thinks.
     pub fn think_time(&mut self) -> SimDuration {
-        todo!()
+        match self.think {
+            None => SimDuration::ZERO,
+            Some(Think::Fixed(d)) => d,
+            Some(Think::Exponential { mean_s }) => {
+                let e: f64 = Exp1.sample(&mut self.think_rng);
+                secs_to_duration(e * mean_s)
+            }
+        }
+    }
+
+    /// Draws the request's cap and applies it to the true output.
+    fn capped(&mut self, prompt: u32, output: u32) -> Lengths {
+        let max_tokens = match &self.max_tokens {
+            Some(m) => m.sample(&mut self.max_tokens_rng),
+            None => self.default_cap,
+        };
+        let lengths = Lengths {
+            prompt,
+            output: output.min(max_tokens),
+            max_tokens,
+        };
+        debug_assert!(lengths.prompt >= 1 && lengths.output >= 1);
+        debug_assert!(lengths.output <= lengths.max_tokens);
+        lengths
     }
 }

@@ -1,0 +1,360 @@
+//! Loading traces and length columns from CSV files.
+//!
+//! Files are read once, when the plan is built; every problem becomes an
+//! [`Error::DataFile`] naming the file, the 1-based line (the header is line 1)
+//! and what is wrong, so a user can open the file at that line and fix it.
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::units::SimTime;
+
+use super::secs_to_time;
+
+use super::spec::ZeroTokens;
+
+/// Immutable data shared by a plan and every generator built from it.
+///
+/// A newtype so that `Debug` prints a row count instead of 19,000 rows.
+#[derive(Clone, PartialEq)]
+pub(crate) struct Shared<T>(Arc<[T]>);
+
+impl<T> Shared<T> {
+    pub(crate) fn new(rows: Vec<T>) -> Self {
+        Shared(Arc::from(rows))
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} rows]", self.0.len())
+    }
+}
+
+/// One request of a replayed trace.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TraceRow {
+    /// Arrival time.
+    pub at: SimTime,
+    /// Prompt tokens (>= 1).
+    pub prompt: u32,
+    /// Output tokens (>= 1).
+    pub output: u32,
+}
+
+fn data_err(path: &Path, line: Option<u64>, reason: impl Into<String>) -> Error {
+    Error::DataFile {
+        path: path.to_path_buf(),
+        line,
+        reason: reason.into(),
+    }
+}
+
+fn csv_err(path: &Path, lines: &mut LineIndex<'_>, e: csv::Error) -> Error {
+    let line = e.position().map(|p| lines.line_at(p.byte()));
+    let reason = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("the row has {len} fields but the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
+        csv::ErrorKind::Io(io) => format!("cannot read the file: {io}"),
+        _ => e.to_string(),
+    };
+    data_err(path, line, reason)
+}
+
+/// Maps the byte offsets the csv crate reports to 1-based line numbers.
+///
+/// The csv crate's own `Position::line` miscounts after blank lines and with
+/// CRLF endings, and its byte offset points at the line terminator or blank
+/// lines *before* a record; so skip those, then count the newlines.
+struct LineIndex<'a> {
+    data: &'a [u8],
+    /// A byte offset and the line it is on; offsets only grow, so counting
+    /// resumes from here and the whole file is scanned once.
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        LineIndex {
+            data,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut start = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.data.len());
+        while start < self.data.len() && matches!(self.data[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.offset {
+            // Not expected (offsets grow); recount from the top rather than lie.
+            self.offset = 0;
+            self.line = 1;
+        }
+        let newlines = self.data[self.offset..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.line += newlines as u64;
+        self.offset = start;
+        self.line
+    }
+}
+
+/// Reads the CSV file at `path` and calls `row(line, fields)` for every data
+/// row with the fields of `columns`, in that order. `row` returns a reason on
+/// a bad row, which becomes an error at that line. The file must have a header
+/// naming every column in `columns` exactly once; other columns are ignored.
+/// `setting` names the spec key that chose the columns, for the error message.
+fn for_each_row<const N: usize>(
+    path: &Path,
+    columns: [&str; N],
+    setting: &str,
+    mut row: impl FnMut([&str; N]) -> Result<(), String>,
+) -> Result<(), Error> {
+    // Read whole: line numbers need the bytes, and traces are megabytes.
+    let data = std::fs::read(path)
+        .map_err(|e| data_err(path, None, format!("cannot open the file: {e}")))?;
+    let mut lines = LineIndex::new(&data);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(data.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| csv_err(path, &mut lines, e))?
+        .iter()
+        .enumerate()
+        // Spreadsheet exports often start with a UTF-8 byte-order mark, which
+        // the csv crate keeps as part of the first column name.
+        .map(|(i, h)| {
+            if i == 0 {
+                h.trim_start_matches('\u{feff}').trim().to_string()
+            } else {
+                h.to_string()
+            }
+        })
+        .collect();
+    if header.iter().all(|h| h.is_empty()) {
+        return Err(data_err(
+            path,
+            None,
+            "the file is empty; expected a header line naming the columns",
+        ));
+    }
+    let mut index = [0usize; N];
+    for (slot, name) in index.iter_mut().zip(columns) {
+        let mut found = header.iter().enumerate().filter(|(_, h)| *h == name);
+        match (found.next(), found.next()) {
+            (Some((i, _)), None) => *slot = i,
+            (None, _) => {
+                return Err(data_err(
+                    path,
+                    Some(1),
+                    format!(
+                        "no column `{name}` (wanted by `{setting}`); the header has columns: {}",
+                        header.join(", ")
+                    ),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(data_err(
+                    path,
+                    Some(1),
+                    format!("column `{name}` appears more than once in the header"),
+                ));
+            }
+        }
+    }
+    let mut record = csv::StringRecord::new();
+    let mut rows = 0u64;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_err(path, &mut lines, e)),
+        }
+        rows += 1;
+        let line = record.position().map(|p| lines.line_at(p.byte()));
+        let fields = index.map(|i| record.get(i).unwrap_or(""));
+        row(fields).map_err(|reason| data_err(path, line, reason))?;
+    }
+    if rows == 0 {
+        return Err(data_err(
+            path,
+            None,
+            "the file has a header but no data rows",
+        ));
+    }
+    Ok(())
+}
+
+/// A token count: a non-negative whole number. Integral floats (`44.0`, as
+/// pandas writes integer columns with missing values) are accepted.
+fn parse_tokens(column: &str, text: &str) -> Result<u32, String> {
+    if let Ok(v) = text.parse::<u64>() {
+        return u32::try_from(v)
+            .map_err(|_| format!("`{column}` = {text} is too large (at most {})", u32::MAX));
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => {
+            Ok(v as u32)
+        }
+        Ok(v) if v < 0.0 => Err(format!(
+            "`{column}` = {text} is negative; token counts must be >= 1"
+        )),
+        _ => Err(format!(
+            "`{column}` must be a whole number of tokens, got `{text}`"
+        )),
+    }
+}
+
+/// Applies the zero-token policy: `Ok(None)` drops the row.
+fn nonzero(
+    value: u32,
+    column: &str,
+    policy: ZeroTokens,
+    setting: &str,
+) -> Result<Option<u32>, String> {
+    match (value, policy) {
+        (0, ZeroTokens::Error) => Err(format!(
+            "`{column}` is 0, but a request needs at least one token; set \
+             `zero_tokens = \"skip\"` (drop such rows) or `zero_tokens = \"one\"` \
+             (count them as 1) in `{setting}` to accept them"
+        )),
+        (0, ZeroTokens::Skip) => Ok(None),
+        (0, ZeroTokens::One) => Ok(Some(1)),
+        (v, _) => Ok(Some(v)),
+    }
+}
+
+fn all_skipped(path: &Path) -> Error {
+    data_err(
+        path,
+        None,
+        "every row has a 0-token length and `zero_tokens = \"skip\"` dropped them all",
+    )
+}
+
+/// Column names and zero policy of a file holding token counts.
+pub(crate) struct Columns<'a> {
+    /// Prompt column.
+    pub prompt: &'a str,
+    /// Output column.
+    pub output: &'a str,
+    /// Zero-token policy.
+    pub zero: ZeroTokens,
+    /// The spec key of the file, for messages (e.g. `traffic.arrival`).
+    pub setting: &'a str,
+}
+
+/// Loads a trace: arrival times (seconds, finite, >= 0, nondecreasing) and
+/// lengths, in file order.
+pub(crate) fn load_trace(
+    path: &Path,
+    arrival_column: &str,
+    cols: &Columns<'_>,
+) -> Result<Vec<TraceRow>, Error> {
+    let mut rows = Vec::new();
+    let mut last = 0.0f64;
+    let mut last_text = String::new();
+    for_each_row(
+        path,
+        [arrival_column, cols.prompt, cols.output],
+        cols.setting,
+        |[at, prompt, output]| {
+            let secs: f64 = at.parse().map_err(|_| {
+                format!("`{arrival_column}` must be a number of seconds, got `{at}`")
+            })?;
+            if !secs.is_finite() || secs < 0.0 {
+                return Err(format!(
+                    "`{arrival_column}` must be a finite number of seconds >= 0, got {at}"
+                ));
+            }
+            if secs < last {
+                return Err(format!(
+                    "arrival times must be nondecreasing: `{arrival_column}` = {at} comes after {last_text}"
+                ));
+            }
+            last = secs;
+            last_text.clear();
+            last_text.push_str(at);
+            let prompt = parse_tokens(cols.prompt, prompt)?;
+            let output = parse_tokens(cols.output, output)?;
+            let prompt = nonzero(prompt, cols.prompt, cols.zero, cols.setting)?;
+            let output = nonzero(output, cols.output, cols.zero, cols.setting)?;
+            if let (Some(prompt), Some(output)) = (prompt, output) {
+                rows.push(TraceRow {
+                    at: secs_to_time(secs),
+                    prompt,
+                    output,
+                });
+            }
+            Ok(())
+        },
+    )?;
+    if rows.is_empty() {
+        return Err(all_skipped(path));
+    }
+    Ok(rows)
+}
+
+/// Loads (prompt, output) pairs.
+pub(crate) fn load_pairs(path: &Path, cols: &Columns<'_>) -> Result<Vec<(u32, u32)>, Error> {
+    let mut rows = Vec::new();
+    for_each_row(
+        path,
+        [cols.prompt, cols.output],
+        cols.setting,
+        |[prompt, output]| {
+            let prompt = parse_tokens(cols.prompt, prompt)?;
+            let output = parse_tokens(cols.output, output)?;
+            let prompt = nonzero(prompt, cols.prompt, cols.zero, cols.setting)?;
+            let output = nonzero(output, cols.output, cols.zero, cols.setting)?;
+            if let (Some(prompt), Some(output)) = (prompt, output) {
+                rows.push((prompt, output));
+            }
+            Ok(())
+        },
+    )?;
+    if rows.is_empty() {
+        return Err(all_skipped(path));
+    }
+    Ok(rows)
+}
+
+/// Loads one column of token counts.
+pub(crate) fn load_column(
+    path: &Path,
+    column: &str,
+    zero: ZeroTokens,
+    setting: &str,
+) -> Result<Vec<u32>, Error> {
+    let mut values = Vec::new();
+    for_each_row(path, [column], setting, |[value]| {
+        if let Some(v) = nonzero(parse_tokens(column, value)?, column, zero, setting)? {
+            values.push(v);
+        }
+        Ok(())
+    })?;
+    if values.is_empty() {
+        return Err(all_skipped(path));
+    }
+    Ok(values)
+}

@@ -1,0 +1,248 @@
+//! The `[traffic]` table as written in a scenario file.
+//!
+//! These structs mirror the TOML exactly and reject anything they do not know
+//! (`deny_unknown_fields` everywhere), so a typo such as `burstines` is a parse
+//! error naming the key rather than a silently ignored setting. Value checks
+//! (positive rates, `min <= max`, files that exist) happen later, in
+//! [`TrafficPlan::from_spec`](super::TrafficPlan::from_spec), which knows the
+//! key path of every field.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The `[traffic]` table of a scenario file, as written.
+///
+/// With `arrival.kind = "trace"` the trace supplies every request's lengths, so
+/// `prompt`, `output` and `lengths` must be absent. Otherwise exactly one of
+/// (`prompt` and `output`) or `lengths` is required.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficSpec {
+    /// When requests arrive (open loop) or how many users send them (closed loop).
+    pub arrival: ArrivalSpec,
+    /// Prompt length distribution, tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<LengthSpec>,
+    /// True output length distribution, tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<LengthSpec>,
+    /// Per-request output cap distribution, tokens. When absent the cap is the
+    /// largest output the traffic can produce (the output distribution's upper
+    /// bound, or the largest output in a file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<LengthSpec>,
+    /// Paired (prompt, output) lengths sampled jointly from a file, instead of
+    /// independent `prompt` and `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lengths: Option<PairedSpec>,
+}
+
+/// The arrival process: `traffic.arrival`.
+///
+/// The parametric processes start at time 0 and their first request arrives
+/// one gap later (at `1 / rate` for `constant`), as in a renewal process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ArrivalSpec {
+    /// Poisson arrivals: exponential gaps with mean `1 / rate`.
+    Poisson {
+        /// Mean arrival rate, requests per second.
+        rate: f64,
+    },
+    /// Gamma-distributed gaps, vLLM's `--burstiness`: shape `k = burstiness`,
+    /// scale `1 / (rate * k)`. `k = 1` is Poisson; `k < 1` is burstier
+    /// (squared coefficient of variation of the gaps is `1 / k`).
+    Gamma {
+        /// Mean arrival rate, requests per second.
+        rate: f64,
+        /// Gamma shape `k` (> 0).
+        burstiness: f64,
+    },
+    /// Evenly spaced arrivals, `1 / rate` apart.
+    Constant {
+        /// Arrival rate, requests per second.
+        rate: f64,
+    },
+    /// A non-homogeneous Poisson process whose rate moves linearly from `from`
+    /// to `to` over `over_s` seconds and stays at `to` afterwards.
+    Ramp {
+        /// Rate at time 0, requests per second (>= 0).
+        from: f64,
+        /// Rate at `over_s` and after, requests per second (> 0).
+        to: f64,
+        /// Length of the ramp, seconds (> 0).
+        over_s: f64,
+    },
+    /// Closed loop: `users` users each send a request, wait for it to finish,
+    /// think, and send the next.
+    Closed {
+        /// Number of concurrent users (>= 1).
+        users: u32,
+        /// Think time between a response and the next request, seconds (the
+        /// mean when `think = "exponential"`). Default 0: back-to-back requests.
+        #[serde(default)]
+        think_s: f64,
+        /// Think time distribution.
+        #[serde(default)]
+        think: ThinkKind,
+    },
+    /// Replay arrival times and lengths from a CSV file, in file order and at
+    /// the file's own times (not shifted to start at 0). Extra columns (e.g.
+    /// `prefix_id`, `prefix_tokens`, `session_id`) are allowed and ignored.
+    Trace {
+        /// The CSV file, relative to the scenario file's directory.
+        path: PathBuf,
+        /// Column of arrival times, seconds since the start, nondecreasing.
+        #[serde(default = "default_arrival_column")]
+        arrival_column: String,
+        /// Column of prompt token counts.
+        #[serde(default = "default_prompt_column")]
+        prompt_column: String,
+        /// Column of output token counts.
+        #[serde(default = "default_output_column")]
+        output_column: String,
+        /// What to do with rows whose prompt or output is 0 tokens.
+        #[serde(default)]
+        zero_tokens: ZeroTokens,
+    },
+}
+
+/// Distribution of closed-loop think times.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThinkKind {
+    /// Every think time is exactly `think_s`.
+    #[default]
+    Fixed,
+    /// Exponential think times with mean `think_s`.
+    Exponential,
+}
+
+/// What to do with a data-file row whose prompt or output length is 0.
+///
+/// A request with no prompt or no output token does not exist in a real server
+/// (even an immediately stopped request emits one token), so such rows are an
+/// error unless the user says how to read them. The Splitwise conversation
+/// trace has none; other exports (e.g. of cancelled requests) may.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroTokens {
+    /// Reject the file, naming the first such line.
+    #[default]
+    Error,
+    /// Drop such rows (for a trace: the request never arrives).
+    Skip,
+    /// Count a 0 as 1 token.
+    One,
+}
+
+/// A token length distribution: `traffic.prompt`, `traffic.output`,
+/// `traffic.max_tokens`, or a mixture component.
+///
+/// Every draw is clamped to `[min, max]`, then rounded to the nearest integer;
+/// `min >= 1`, so every length is at least one token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LengthSpec {
+    /// Always `value` tokens.
+    Fixed {
+        /// Tokens (>= 1).
+        value: u32,
+    },
+    /// Uniform over the integers `min..=max`.
+    Uniform {
+        /// Smallest length, tokens (>= 1).
+        min: u32,
+        /// Largest length, tokens (>= `min`).
+        max: u32,
+    },
+    /// Normal, clamped to `[min, max]`.
+    Normal {
+        /// Mean before clamping, tokens (> 0).
+        mean: f64,
+        /// Standard deviation before clamping, tokens (>= 0).
+        std: f64,
+        /// Smallest length, tokens (>= 1).
+        min: u32,
+        /// Largest length, tokens (>= `min`).
+        max: u32,
+    },
+    /// Log-normal, clamped to `[min, max]`. `mean` is the arithmetic mean in
+    /// tokens (what dataset statistics publish), `sigma` the standard
+    /// deviation of the log, so the log-mean is `ln(mean) - sigma^2 / 2`.
+    Lognormal {
+        /// Arithmetic mean before clamping, tokens (> 0).
+        mean: f64,
+        /// Standard deviation of `ln(length)` (>= 0).
+        sigma: f64,
+        /// Smallest length, tokens (>= 1).
+        min: u32,
+        /// Largest length, tokens (>= `min`).
+        max: u32,
+    },
+    /// A weighted mixture, e.g. 98 % chat turns and 2 % long documents.
+    Mixture {
+        /// The components; weights are positive and need not sum to 1.
+        components: Vec<MixtureComponent>,
+    },
+    /// Uniform draws from the values of one column of a CSV file.
+    Empirical {
+        /// The CSV file, relative to the scenario file's directory.
+        path: PathBuf,
+        /// The column holding token counts.
+        column: String,
+        /// Optional lower clamp, tokens (>= 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<u32>,
+        /// Optional upper clamp, tokens.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<u32>,
+        /// What to do with values of 0.
+        #[serde(default)]
+        zero_tokens: ZeroTokens,
+    },
+}
+
+/// One component of a [`LengthSpec::Mixture`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixtureComponent {
+    /// Relative weight (> 0); weights are normalized by their sum.
+    pub weight: f64,
+    /// The component's distribution.
+    pub dist: LengthSpec,
+}
+
+/// Paired lengths: `traffic.lengths`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum PairedSpec {
+    /// Each request takes the (prompt, output) of a uniformly random row of a
+    /// CSV file, so the correlation between the two survives.
+    Trace {
+        /// The CSV file, relative to the scenario file's directory.
+        path: PathBuf,
+        /// Column of prompt token counts.
+        #[serde(default = "default_prompt_column")]
+        prompt_column: String,
+        /// Column of output token counts.
+        #[serde(default = "default_output_column")]
+        output_column: String,
+        /// What to do with rows whose prompt or output is 0 tokens.
+        #[serde(default)]
+        zero_tokens: ZeroTokens,
+    },
+}
+
+fn default_arrival_column() -> String {
+    "arrival_s".to_string()
+}
+
+fn default_prompt_column() -> String {
+    "prompt_tokens".to_string()
+}
+
+fn default_output_column() -> String {
+    "output_tokens".to_string()
+}
