@@ -10,12 +10,21 @@ use std::path::PathBuf;
 /// Builders (traffic, cache, hardware) return this; the scenario loader wraps it
 /// with the file name into [`Error::Scenario`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("`{key}`: {reason}")]
 pub struct SpecError {
     /// Dotted path of the offending key, e.g. `traffic.arrival.rate`.
     pub key: String,
     /// What is wrong and what was expected.
     pub reason: String,
+}
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "`{}`: {}", self.key, self.reason)
+        }
+    }
 }
 
 impl SpecError {

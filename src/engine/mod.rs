@@ -209,6 +209,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     self.stats.level(self.now, 0.0);
                 }
             }
+            // Everything due at this instant happens before the scheduler
+            // looks: requests that arrive together are batched together.
+            if self.events.peek_time() == Some(self.now) {
+                continue;
+            }
             if !self.busy && self.down_until.is_none() {
                 self.start_step();
             }

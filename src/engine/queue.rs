@@ -59,6 +59,11 @@ impl<E: Eq + Copy> EventQueue<E> {
         self.heap.pop().map(|e| (e.time, e.event))
     }
 
+    /// When the earliest event is due, if any.
+    pub fn peek_time(&self) -> Option<SimTime> {
+        self.heap.peek().map(|e| e.time)
+    }
+
     /// Events still scheduled.
     pub fn len(&self) -> usize {
         self.heap.len()

@@ -93,7 +93,7 @@ fn cases() -> impl Strategy<Value = Case> {
         prop::sample::select(vec!["crash", "reject", "preempt-recompute"]),
         any::<bool>(),
         (1u32..64, 16u32..2048),
-        (64u64..4000, any::<u64>()),
+        (64u64..4000, 0u64..(i64::MAX as u64)),
     )
         .prop_map(
             |(
