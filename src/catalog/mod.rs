@@ -1,4 +1,22 @@
-//! Built-in models and GPUs. STUB: being written.
+//! Built-in models and GPUs, every number traceable to a public source.
+//!
+//! The catalog is plain data: [`models()`] and [`gpus()`] list every entry with
+//! a short `source` string, and the comments next to each entry (in
+//! `models.rs` and `gpus.rs`) cite the config file, datasheet, log or
+//! measurement each number comes from and show how derived numbers were
+//! derived. Scenario files refer to entries by name (`preset = "llama-3.1-8b"`,
+//! `gpu = "h100-sxm"`); the names are stable keys.
+//!
+//! Models: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3.1-70b,
+//! llama-3.1-405b, mistral-7b-v0.1, mixtral-8x7b, qwen2.5-7b, qwen2.5-72b,
+//! opt-13b, falcon-7b, gemma-2-9b, deepseek-v3.
+//!
+//! GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x,
+//! b200. The efficiency defaults and their derivations are documented at the
+//! top of `gpus.rs`.
+
+mod gpus;
+mod models;
 
 use crate::hardware::Gpu;
 use crate::model::Model;
@@ -8,7 +26,14 @@ use crate::model::Model;
 pub struct ModelEntry {
     /// The model's shape.
     pub model: Model,
-    /// Where its numbers come from.
+    /// The MLP intermediate size from `config.json` (`intermediate_size`,
+    /// `ffn_dim` for OPT, 4 x hidden for Falcon). For mixture-of-experts models
+    /// it is the config's `intermediate_size`: one expert's width for Mixtral,
+    /// the dense layers' width for DeepSeek-V3 (whose routed experts are 2048
+    /// wide). `None` if unknown. Useful for sizing activation memory.
+    pub intermediate: Option<u32>,
+    /// Where its numbers come from (short form; the full citations are in the
+    /// comments next to the entry).
     pub source: &'static str,
 }
 
@@ -17,32 +42,401 @@ pub struct ModelEntry {
 pub struct GpuEntry {
     /// The GPU's numbers.
     pub gpu: Gpu,
-    /// Where its numbers come from.
+    /// Where its numbers come from (short form; the full citations and the
+    /// efficiency derivations are in the comments next to the entry).
     pub source: &'static str,
 }
 
 /// Every built-in model, in catalog order.
 pub fn models() -> Vec<ModelEntry> {
-    Vec::new()
+    models::all()
 }
 
 /// Every built-in GPU, in catalog order.
 pub fn gpus() -> Vec<GpuEntry> {
-    Vec::new()
+    gpus::all()
+}
+
+/// The built-in model entry (shape and source) called `name`, if any.
+pub fn model_entry(name: &str) -> Option<ModelEntry> {
+    models().into_iter().find(|e| e.model.name == name)
+}
+
+/// The built-in GPU entry (numbers and source) called `name`, if any.
+pub fn gpu_entry(name: &str) -> Option<GpuEntry> {
+    gpus().into_iter().find(|e| e.gpu.name == name)
 }
 
 /// The built-in model called `name`, if any.
 pub fn model(name: &str) -> Option<Model> {
-    models()
-        .into_iter()
-        .find(|e| e.model.name == name)
-        .map(|e| e.model)
+    model_entry(name).map(|e| e.model)
 }
 
 /// The built-in GPU called `name`, if any.
 pub fn gpu(name: &str) -> Option<Gpu> {
-    gpus()
-        .into_iter()
-        .find(|e| e.gpu.name == name)
-        .map(|e| e.gpu)
+    gpu_entry(name).map(|e| e.gpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::model::Dtype;
+
+    const MODEL_NAMES: [&str; 14] = [
+        "llama-2-7b",
+        "llama-2-13b",
+        "llama-2-70b",
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "llama-3.1-405b",
+        "mistral-7b-v0.1",
+        "mixtral-8x7b",
+        "qwen2.5-7b",
+        "qwen2.5-72b",
+        "opt-13b",
+        "falcon-7b",
+        "gemma-2-9b",
+        "deepseek-v3",
+    ];
+
+    const GPU_NAMES: [&str; 9] = [
+        "a100-40gb",
+        "a100-80gb",
+        "h100-sxm",
+        "h100-pcie",
+        "h200",
+        "l4",
+        "l40s",
+        "mi300x",
+        "b200",
+    ];
+
+    fn m(name: &str) -> Model {
+        model(name).unwrap_or_else(|| panic!("model {name} missing"))
+    }
+
+    fn g(name: &str) -> Gpu {
+        gpu(name).unwrap_or_else(|| panic!("gpu {name} missing"))
+    }
+
+    /// Whether the weights fit in `tp` GPUs at `util` of their memory (weights
+    /// only: the KV cache and activations need more on top).
+    fn fits(model: &str, gpu: &str, tp: u64, util: f64) -> bool {
+        let budget = g(gpu).vram_bytes as f64 * tp as f64 * util;
+        (m(model).weight_bytes() as f64) <= budget
+    }
+
+    #[test]
+    fn every_required_model_is_present_in_order_and_unique() {
+        let names: Vec<String> = models().into_iter().map(|e| e.model.name).collect();
+        assert_eq!(names, MODEL_NAMES);
+        let unique: BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        for name in MODEL_NAMES {
+            assert_eq!(m(name).name, name);
+            assert_eq!(model_entry(name).map(|e| e.model.name), Some(name.into()));
+        }
+        assert!(model("llama-4").is_none());
+        assert!(model("").is_none());
+    }
+
+    #[test]
+    fn every_required_gpu_is_present_in_order_and_unique() {
+        let names: Vec<String> = gpus().into_iter().map(|e| e.gpu.name).collect();
+        assert_eq!(names, GPU_NAMES);
+        let unique: BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        for name in GPU_NAMES {
+            assert_eq!(g(name).name, name);
+            assert_eq!(gpu_entry(name).map(|e| e.gpu.name), Some(name.into()));
+        }
+        assert!(gpu("h100").is_none());
+    }
+
+    /// KV bytes per token in bf16, by hand: layers * 2 * kv_heads * head_dim
+    /// * 2 bytes, or layers * (kv_lora_rank + qk_rope_dim) * 2 bytes for MLA.
+    #[test]
+    fn kv_bytes_per_token_match_hand_computed_figures() {
+        let cases: [(&str, u64); 14] = [
+            ("llama-2-7b", 32 * 2 * 32 * 128 * 2),     // 524,288
+            ("llama-2-13b", 40 * 2 * 40 * 128 * 2),    // 819,200
+            ("llama-2-70b", 80 * 2 * 8 * 128 * 2),     // 327,680
+            ("llama-3.1-8b", 32 * 2 * 8 * 128 * 2),    // 131,072
+            ("llama-3.1-70b", 80 * 2 * 8 * 128 * 2),   // 327,680
+            ("llama-3.1-405b", 126 * 2 * 8 * 128 * 2), // 516,096
+            ("mistral-7b-v0.1", 32 * 2 * 8 * 128 * 2), // 131,072
+            ("mixtral-8x7b", 32 * 2 * 8 * 128 * 2),    // 131,072
+            ("qwen2.5-7b", 28 * 2 * 4 * 128 * 2),      // 57,344
+            ("qwen2.5-72b", 80 * 2 * 8 * 128 * 2),     // 327,680
+            ("opt-13b", 40 * 2 * 40 * 128 * 2),        // 819,200
+            ("falcon-7b", 32 * 2 * 128),               // 8,192 (MQA)
+            ("gemma-2-9b", 42 * 2 * 8 * 256 * 2),      // 344,064
+            ("deepseek-v3", 61 * (512 + 64) * 2),      // 70,272 (MLA)
+        ];
+        for (name, want) in cases {
+            assert_eq!(m(name).kv_bytes_per_token(Dtype::Bf16), want, "{name}");
+        }
+        // The figures the brief and the seeds quote, literally.
+        assert_eq!(m("llama-3.1-8b").kv_bytes_per_token(Dtype::Bf16), 131_072);
+        assert_eq!(m("llama-2-7b").kv_bytes_per_token(Dtype::Bf16), 524_288);
+        assert_eq!(m("llama-2-70b").kv_bytes_per_token(Dtype::Bf16), 327_680);
+        assert_eq!(m("falcon-7b").kv_bytes_per_token(Dtype::Bf16), 8_192);
+        assert_eq!(m("opt-13b").kv_bytes_per_token(Dtype::Bf16), 819_200);
+        assert_eq!(m("deepseek-v3").kv_bytes_per_token(Dtype::Bf16), 70_272);
+        // fp8 KV halves it exactly.
+        assert_eq!(m("llama-3.1-8b").kv_bytes_per_token(Dtype::Fp8), 65_536);
+    }
+
+    #[test]
+    fn every_model_is_internally_consistent() {
+        for e in models() {
+            let x = &e.model;
+            let n = &x.name;
+            assert!(!e.source.is_empty(), "{n}: source");
+            assert!(x.params > 0 && x.active_params > 0, "{n}: params");
+            assert!(x.active_params <= x.params, "{n}: active > total");
+            assert_eq!(
+                x.is_moe(),
+                x.active_params < x.params,
+                "{n}: MoE iff active < total"
+            );
+            assert!(
+                x.layers > 0 && x.hidden > 0 && x.vocab > 0 && x.max_model_len > 0,
+                "{n}"
+            );
+            assert!(
+                x.heads > 0 && x.kv_heads > 0 && x.head_dim > 0,
+                "{n}: heads"
+            );
+            assert_eq!(x.heads % x.kv_heads, 0, "{n}: kv_heads must divide heads");
+            if let Some(w) = x.sliding_window {
+                assert!(w.window > 0 && w.layers > 0, "{n}: window");
+                assert!(w.layers <= x.layers, "{n}: window layers");
+                assert!(w.window <= x.max_model_len, "{n}: window beyond context");
+            }
+            if let Some(moe) = x.moe {
+                assert!(moe.experts_per_token > 0, "{n}");
+                assert!(moe.experts_per_token < moe.experts, "{n}: routing");
+            }
+            if let Some(mla) = x.mla {
+                assert!(mla.kv_lora_rank > 0 && mla.qk_rope_dim > 0, "{n}");
+                // MLA convention: kv_heads = heads (query heads).
+                assert_eq!(x.kv_heads, x.heads, "{n}: MLA kv_heads");
+            }
+            if let Some(i) = e.intermediate {
+                assert!(i > x.hidden / 4, "{n}: implausible intermediate size");
+            }
+        }
+    }
+
+    #[test]
+    fn the_architectural_features_are_where_the_brief_says() {
+        let mistral = m("mistral-7b-v0.1");
+        let w = mistral.sliding_window.expect("mistral window");
+        assert_eq!((w.window, w.layers), (4096, 32));
+
+        let gemma = m("gemma-2-9b");
+        let w = gemma.sliding_window.expect("gemma window");
+        assert_eq!((w.window, w.layers, gemma.layers), (4096, 21, 42));
+        assert_eq!(gemma.head_dim, 256);
+
+        let mixtral = m("mixtral-8x7b");
+        let moe = mixtral.moe.expect("mixtral moe");
+        assert_eq!((moe.experts, moe.experts_per_token), (8, 2));
+        assert_eq!(mixtral.params / 100_000_000, 467); // 46.7B
+        assert_eq!(mixtral.active_params / 100_000_000, 128); // 12.9B, rounded down
+
+        let ds = m("deepseek-v3");
+        let mla = ds.mla.expect("deepseek mla");
+        assert_eq!((mla.kv_lora_rank, mla.qk_rope_dim), (512, 64));
+        let moe = ds.moe.expect("deepseek moe");
+        assert_eq!((moe.experts, moe.experts_per_token), (256, 8));
+        assert_eq!(ds.layers, 61);
+        assert_eq!(ds.params / 1_000_000_000, 671);
+        assert_eq!(ds.active_params / 1_000_000_000, 37);
+        assert_eq!(ds.weight_dtype, Dtype::Fp8);
+        assert_eq!(ds.weight_bytes(), ds.params);
+
+        let falcon = m("falcon-7b");
+        assert_eq!((falcon.heads, falcon.kv_heads), (71, 1));
+
+        let opt = m("opt-13b");
+        assert_eq!((opt.weight_dtype, opt.max_model_len), (Dtype::Fp16, 2048));
+        assert_eq!(opt.kv_heads, opt.heads);
+
+        assert_eq!(m("llama-3.1-8b").params, 8_030_261_248);
+        for name in ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b"] {
+            assert_eq!(m(name).max_model_len, 131_072, "{name}");
+        }
+    }
+
+    /// Recompute Llama-architecture parameter counts from the shape fields
+    /// (untied embeddings, RMSNorm, SwiGLU MLP, no biases) to check that the
+    /// catalog's params, heads, kv_heads, head_dim, vocab and intermediate
+    /// agree with one another.
+    #[test]
+    fn llama_family_params_match_their_shapes() {
+        for name in [
+            "llama-2-7b",
+            "llama-2-13b",
+            "llama-2-70b",
+            "llama-3.1-8b",
+            "llama-3.1-70b",
+            "llama-3.1-405b",
+            "mistral-7b-v0.1",
+            "mixtral-8x7b",
+        ] {
+            let e = model_entry(name).unwrap();
+            let x = &e.model;
+            let h = u64::from(x.hidden);
+            let q = u64::from(x.heads) * u64::from(x.head_dim);
+            let kv = u64::from(x.kv_heads) * u64::from(x.head_dim);
+            let ffn = u64::from(e.intermediate.unwrap());
+            let (experts, active, router) = match x.moe {
+                Some(moe) => (
+                    u64::from(moe.experts),
+                    u64::from(moe.experts_per_token),
+                    u64::from(moe.experts) * h,
+                ),
+                None => (1, 1, 0),
+            };
+            let attn = h * q + 2 * h * kv + q * h;
+            let per_layer = |n: u64| attn + n * 3 * h * ffn + router + 2 * h;
+            let embed = 2 * u64::from(x.vocab) * h;
+            let total = embed + u64::from(x.layers) * per_layer(experts) + h;
+            let used = embed + u64::from(x.layers) * per_layer(active) + h;
+            assert_eq!(x.params, total, "{name}: params");
+            assert_eq!(x.active_params, used, "{name}: active params");
+        }
+    }
+
+    #[test]
+    fn every_gpu_is_sane() {
+        for e in gpus() {
+            let x = &e.gpu;
+            let n = &x.name;
+            assert!(!e.source.is_empty(), "{n}: source");
+            // Between 16 GiB and 256 GiB: catches a GB/GiB or MiB slip.
+            assert!(
+                x.vram_bytes > 16 << 30 && x.vram_bytes < 256 << 30,
+                "{n}: vram"
+            );
+            for (what, v) in [
+                ("hbm_bandwidth", x.hbm_bandwidth),
+                ("peak_flops", x.peak_flops),
+                ("interconnect_bandwidth", x.interconnect_bandwidth),
+                ("pcie_bandwidth", x.pcie_bandwidth),
+            ] {
+                assert!(v.is_finite() && v > 0.0, "{n}: {what}");
+            }
+            // Plausible ranges: 100 GB/s - 10 TB/s, 50 TFLOP/s - 5 PFLOP/s.
+            assert!(
+                (1e11..=1e13).contains(&x.hbm_bandwidth),
+                "{n}: bandwidth unit"
+            );
+            assert!((5e13..=5e15).contains(&x.peak_flops), "{n}: flops unit");
+            // One direction of a GPU-GPU link is never faster than HBM, and a
+            // dedicated link is never slower than the host link.
+            assert!(x.interconnect_bandwidth < x.hbm_bandwidth, "{n}");
+            assert!(x.interconnect_bandwidth >= x.pcie_bandwidth, "{n}");
+            if let Some(p) = x.price_per_hour {
+                assert!(p.is_finite() && p > 0.0 && p < 100.0, "{n}: price");
+            }
+            let f = x.efficiency;
+            for (what, v) in [("mbu", f.mbu), ("mfu", f.mfu)] {
+                assert!(v > 0.0 && v <= 1.0, "{n}: {what} out of (0, 1]");
+            }
+            assert!(
+                f.step_overhead_s > 0.0 && f.step_overhead_s < 0.1,
+                "{n}: overhead"
+            );
+            assert!(
+                f.allreduce_latency_s > 0.0 && f.allreduce_latency_s < 1e-3,
+                "{n}: all-reduce latency"
+            );
+        }
+    }
+
+    /// The runtime reports a little less than the label. Vendors' "GB" for
+    /// GPU memory is binary here: an H200's "141 GB" is 141 GiB of HBM3e of
+    /// which CUDA reports 139.8 GiB, a B200's "180 GB" 180 GiB (178.4 GiB
+    /// reported); read as 10^9 bytes the labels would be below what CUDA sees.
+    #[test]
+    fn reported_memory_is_a_little_below_the_marketed_size() {
+        let marketed_gib: [(&str, u64); 9] = [
+            ("a100-40gb", 40),
+            ("a100-80gb", 80),
+            ("h100-sxm", 80),
+            ("h100-pcie", 80),
+            ("h200", 141),
+            ("l4", 24),
+            ("l40s", 48),
+            ("mi300x", 192),
+            ("b200", 180),
+        ];
+        for (name, gib) in marketed_gib {
+            let label = gib << 30;
+            let vram = g(name).vram_bytes;
+            assert!(vram <= label, "{name}: {vram} > marketed {label}");
+            assert!(
+                vram as f64 >= 0.9 * label as f64,
+                "{name}: {vram} far below {label}"
+            );
+        }
+    }
+
+    /// Guards against the usual slip of copying the "with sparsity" figure:
+    /// datasheets give dense bf16 directly (A100, L40S, MI300X) or only the
+    /// sparse figure, which is twice the dense one (H100, H200, L4, B200).
+    #[test]
+    fn peak_flops_are_dense_bf16() {
+        let dense_tflops: [(&str, f64); 9] = [
+            ("a100-40gb", 312.0),
+            ("a100-80gb", 312.0),
+            ("h100-sxm", 1979.0 / 2.0),
+            ("h100-pcie", 1513.0 / 2.0),
+            ("h200", 1979.0 / 2.0),
+            ("l4", 242.0 / 2.0),
+            ("l40s", 362.05),
+            ("mi300x", 1307.4),
+            ("b200", 4500.0 / 2.0),
+        ];
+        for (name, want) in dense_tflops {
+            let got = g(name).peak_flops / 1e12;
+            assert!((got - want).abs() < 0.5, "{name}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn weights_fit_or_do_not_fit_as_expected() {
+        // Single GPU, raw capacity (util 1.0).
+        assert!(!fits("llama-3.1-70b", "h100-sxm", 1, 1.0));
+        assert!(fits("llama-3.1-8b", "h100-sxm", 1, 1.0));
+        assert!(!fits("mixtral-8x7b", "h100-sxm", 1, 1.0));
+        assert!(!fits("llama-2-70b", "a100-80gb", 1, 1.0));
+
+        // Single GPU at vLLM's default gpu_memory_utilization 0.9.
+        assert!(fits("llama-3.1-8b", "l4", 1, 0.9));
+        assert!(fits("llama-3.1-8b", "a100-40gb", 1, 0.9));
+        assert!(fits("opt-13b", "a100-40gb", 1, 0.9));
+        assert!(!fits("opt-13b", "l4", 1, 0.9));
+        assert!(fits("mixtral-8x7b", "h200", 1, 0.9));
+        assert!(!fits("llama-3.1-70b", "h200", 1, 0.9)); // 141.1 GB > 135.1 GB
+        assert!(fits("llama-3.1-70b", "mi300x", 1, 0.9));
+        assert!(fits("llama-2-70b", "mi300x", 1, 0.9));
+        assert!(fits("qwen2.5-72b", "b200", 1, 0.9));
+        assert!(!fits("qwen2.5-72b", "h200", 1, 0.9));
+
+        // Tensor parallel.
+        assert!(fits("llama-3.1-70b", "h100-sxm", 2, 0.9));
+        assert!(!fits("llama-3.1-405b", "h100-sxm", 8, 0.9));
+        assert!(fits("llama-3.1-405b", "h200", 8, 0.9));
+        assert!(fits("llama-3.1-405b", "mi300x", 8, 0.9));
+        // DeepSeek-V3 in fp8 (671 GB) needs more than one 8x H100 node.
+        assert!(!fits("deepseek-v3", "h100-sxm", 8, 0.9));
+        assert!(fits("deepseek-v3", "h200", 8, 0.9));
+        assert!(fits("deepseek-v3", "b200", 8, 0.9));
+    }
 }
