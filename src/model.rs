@@ -158,7 +158,8 @@ pub struct Model {
     pub kv_heads: u32,
     /// Dimension of one attention head.
     pub head_dim: u32,
-    /// MLP intermediate width (per expert for mixture-of-experts models).
+    /// MLP intermediate width (`intermediate_size` in `config.json`): one
+    /// expert's width for Mixtral, the dense layers' width for DeepSeek-V3.
     pub intermediate: u32,
     /// Vocabulary size.
     pub vocab: u32,

@@ -26,12 +26,6 @@ use crate::model::Model;
 pub struct ModelEntry {
     /// The model's shape.
     pub model: Model,
-    /// The MLP intermediate size from `config.json` (`intermediate_size`,
-    /// `ffn_dim` for OPT, 4 x hidden for Falcon). For mixture-of-experts models
-    /// it is the config's `intermediate_size`: one expert's width for Mixtral,
-    /// the dense layers' width for DeepSeek-V3 (whose routed experts are 2048
-    /// wide). `None` if unknown. Useful for sizing activation memory.
-    pub intermediate: Option<u32>,
     /// Where its numbers come from (short form; the full citations are in the
     /// comments next to the entry).
     pub source: &'static str,
@@ -225,9 +219,10 @@ mod tests {
                 // MLA convention: kv_heads = heads (query heads).
                 assert_eq!(x.kv_heads, x.heads, "{n}: MLA kv_heads");
             }
-            if let Some(i) = e.intermediate {
-                assert!(i > x.hidden / 4, "{n}: implausible intermediate size");
-            }
+            assert!(
+                x.intermediate > x.hidden / 4,
+                "{n}: implausible intermediate size"
+            );
         }
     }
 
@@ -293,7 +288,7 @@ mod tests {
             let h = u64::from(x.hidden);
             let q = u64::from(x.heads) * u64::from(x.head_dim);
             let kv = u64::from(x.kv_heads) * u64::from(x.head_dim);
-            let ffn = u64::from(e.intermediate.unwrap());
+            let ffn = u64::from(e.model.intermediate);
             let (experts, active, router) = match x.moe {
                 Some(moe) => (
                     u64::from(moe.experts),

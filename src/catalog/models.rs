@@ -38,6 +38,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 32,
                 kv_heads: 32,
                 head_dim: 128,
+                intermediate: 11_008,
                 vocab: 32_000,
                 max_model_len: 4096,
                 sliding_window: None,
@@ -45,7 +46,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Fp16,
             },
-            intermediate: Some(11_008),
             source: "meta-llama/Llama-2-7b-hf config.json; Llama 2 paper arXiv:2307.09288",
         },
         // https://huggingface.co/meta-llama/Llama-2-13b-hf/blob/main/config.json:
@@ -64,6 +64,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 40,
                 kv_heads: 40,
                 head_dim: 128,
+                intermediate: 13_824,
                 vocab: 32_000,
                 max_model_len: 4096,
                 sliding_window: None,
@@ -71,7 +72,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Fp16,
             },
-            intermediate: Some(13_824),
             source: "meta-llama/Llama-2-13b-hf config.json; Llama 2 paper arXiv:2307.09288",
         },
         // https://huggingface.co/meta-llama/Llama-2-70b-hf/blob/main/config.json:
@@ -90,6 +90,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 64,
                 kv_heads: 8,
                 head_dim: 128,
+                intermediate: 28_672,
                 vocab: 32_000,
                 max_model_len: 4096,
                 sliding_window: None,
@@ -97,7 +98,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Fp16,
             },
-            intermediate: Some(28_672),
             source: "meta-llama/Llama-2-70b-hf config.json; Llama 2 paper arXiv:2307.09288",
         },
         // https://huggingface.co/meta-llama/Llama-3.1-8B/blob/main/config.json:
@@ -116,6 +116,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 32,
                 kv_heads: 8,
                 head_dim: 128,
+                intermediate: 14_336,
                 vocab: 128_256,
                 max_model_len: 131_072,
                 sliding_window: None,
@@ -123,7 +124,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(14_336),
             source: "meta-llama/Llama-3.1-8B config.json; Llama 3 paper arXiv:2407.21783",
         },
         // https://huggingface.co/meta-llama/Llama-3.1-70B/blob/main/config.json:
@@ -141,6 +141,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 64,
                 kv_heads: 8,
                 head_dim: 128,
+                intermediate: 28_672,
                 vocab: 128_256,
                 max_model_len: 131_072,
                 sliding_window: None,
@@ -148,7 +149,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(28_672),
             source: "meta-llama/Llama-3.1-70B config.json; Llama 3 paper arXiv:2407.21783",
         },
         // https://huggingface.co/meta-llama/Llama-3.1-405B/blob/main/config.json:
@@ -172,6 +172,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 128,
                 kv_heads: 8,
                 head_dim: 128,
+                intermediate: 53_248,
                 vocab: 128_256,
                 max_model_len: 131_072,
                 sliding_window: None,
@@ -179,7 +180,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(53_248),
             source: "meta-llama/Llama-3.1-405B config.json; Llama 3 paper arXiv:2407.21783 Table 3",
         },
         // https://huggingface.co/mistralai/Mistral-7B-v0.1/blob/main/config.json:
@@ -202,6 +202,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 32,
                 kv_heads: 8,
                 head_dim: 128,
+                intermediate: 14_336,
                 vocab: 32_000,
                 max_model_len: 32_768,
                 sliding_window: Some(SlidingWindow {
@@ -212,7 +213,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(14_336),
             source: "mistralai/Mistral-7B-v0.1 config.json; Mistral 7B paper arXiv:2310.06825",
         },
         // https://huggingface.co/mistralai/Mixtral-8x7B-v0.1/blob/main/config.json:
@@ -237,6 +237,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 32,
                 kv_heads: 8,
                 head_dim: 128,
+                intermediate: 14_336,
                 vocab: 32_000,
                 max_model_len: 32_768,
                 sliding_window: None,
@@ -247,7 +248,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 }),
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(14_336),
             source: "mistralai/Mixtral-8x7B-v0.1 config.json; Mixtral paper arXiv:2401.04088",
         },
         // https://huggingface.co/Qwen/Qwen2.5-7B/blob/main/config.json:
@@ -268,6 +268,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 28,
                 kv_heads: 4,
                 head_dim: 128,
+                intermediate: 18_944,
                 vocab: 152_064,
                 max_model_len: 131_072,
                 sliding_window: None,
@@ -275,7 +276,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(18_944),
             source: "Qwen/Qwen2.5-7B config.json and model card; Qwen2.5 report arXiv:2412.15115",
         },
         // https://huggingface.co/Qwen/Qwen2.5-72B/blob/main/config.json:
@@ -294,6 +294,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 64,
                 kv_heads: 8,
                 head_dim: 128,
+                intermediate: 29_568,
                 vocab: 152_064,
                 max_model_len: 131_072,
                 sliding_window: None,
@@ -301,7 +302,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(29_568),
             source: "Qwen/Qwen2.5-72B config.json and model card; Qwen2.5 report arXiv:2412.15115",
         },
         // https://huggingface.co/facebook/opt-13b/blob/main/config.json:
@@ -322,6 +322,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 40,
                 kv_heads: 40,
                 head_dim: 128,
+                intermediate: 20_480,
                 vocab: 50_272,
                 max_model_len: 2048,
                 sliding_window: None,
@@ -329,7 +330,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Fp16,
             },
-            intermediate: Some(20_480),
             source: "facebook/opt-13b config.json; OPT paper arXiv:2205.01068",
         },
         // https://huggingface.co/tiiuae/falcon-7b/blob/main/config.json:
@@ -353,6 +353,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 71,
                 kv_heads: 1,
                 head_dim: 64,
+                intermediate: 18_176,
                 vocab: 65_024,
                 max_model_len: 2048,
                 sliding_window: None,
@@ -360,7 +361,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(18_176),
             source: "tiiuae/falcon-7b config.json and model card; Falcon paper arXiv:2311.16867",
         },
         // https://huggingface.co/google/gemma-2-9b/blob/main/config.json:
@@ -383,6 +383,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 16,
                 kv_heads: 8,
                 head_dim: 256,
+                intermediate: 14_336,
                 vocab: 256_000,
                 max_model_len: 8192,
                 sliding_window: Some(SlidingWindow {
@@ -393,7 +394,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 moe: None,
                 weight_dtype: Dtype::Bf16,
             },
-            intermediate: Some(14_336),
             source: "google/gemma-2-9b config.json; Gemma 2 report arXiv:2408.00118",
         },
         // https://huggingface.co/deepseek-ai/DeepSeek-V3/blob/main/config.json:
@@ -431,6 +431,7 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 heads: 128,
                 kv_heads: 128,
                 head_dim: 128,
+                intermediate: 18_432,
                 vocab: 129_280,
                 max_model_len: 163_840,
                 sliding_window: None,
@@ -444,7 +445,6 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 }),
                 weight_dtype: Dtype::Fp8,
             },
-            intermediate: Some(18_432),
             source: "deepseek-ai/DeepSeek-V3 config.json; DeepSeek-V3 report arXiv:2412.19437",
         },
     ]
