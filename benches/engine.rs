@@ -16,38 +16,18 @@ fn main() {
     divan::main();
 }
 
+/// Requests in `benches/saturated-chat.toml`.
 const REQUESTS: u64 = 20_000;
 
 fn saturated(policy: &str) -> Scenario {
-    let text = format!(
-        r#"
-name = "bench"
-seed = 1
-requests = {REQUESTS}
-[model]
-preset = "llama-3.1-8b"
-[hardware]
-gpu = "h100-sxm"
-[traffic]
-arrival = {{ kind = "poisson", rate = 200.0 }}
-prompt = {{ kind = "lognormal", mean = 700, sigma = 0.8, min = 4, max = 4096 }}
-output = {{ kind = "lognormal", mean = 200, sigma = 0.8, min = 1, max = 2048 }}
-[cache]
-policy = "{policy}"
-{extra}
-[scheduler]
-max_num_seqs = 256
-max_batched_tokens = 8192
-[output]
-timeline_interval_s = 1.0
-"#,
-        extra = if policy == "sliding" {
-            "window = 1024"
-        } else {
-            ""
-        }
-    );
-    Scenario::from_toml(&text, Path::new("bench.toml"), &[]).expect("the bench scenario is valid")
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
+    let mut overrides = vec![format!("cache.policy={policy}")];
+    if policy == "sliding" {
+        overrides.push("cache.window=1024".into());
+    }
+    let s = Scenario::load(&path, &overrides).expect("the bench scenario is valid");
+    assert_eq!(s.stop, kvsim::scenario::Stop::Requests(REQUESTS));
+    s
 }
 
 #[divan::bench(args = ["paged", "contiguous", "sliding", "quantized"], sample_count = 5, sample_size = 1)]

@@ -280,7 +280,7 @@ fn non_negative(key: &str, v: f64) -> Result<f64, SpecError> {
 }
 
 fn count(key: &str, v: f64) -> Result<u64, SpecError> {
-    if v.is_finite() && v >= 1.0 && v < 1e18 {
+    if (1.0..1e18).contains(&v) {
         Ok(v.round() as u64)
     } else {
         Err(SpecError::new(

@@ -88,8 +88,8 @@ pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
     match window.map(u64::from) {
         Some(w) if p + k > w => {
             // Terms below the window grow; the rest are capped at w.
-            let uncapped_to = w.max(p); // last j-term value that is < = w
-            let growing = if p + 1 <= uncapped_to {
+            let uncapped_to = w.max(p); // the last term that is not capped
+            let growing = if p < uncapped_to {
                 tri(p + 1, uncapped_to)
             } else {
                 0
