@@ -126,7 +126,14 @@ pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
-        SpecError::new(key, e.into_inner().to_string().trim_end())
+        let message = e.into_inner().to_string();
+        // The toml deserializer ends its message with "in `key`", which the
+        // key path already says.
+        let message = match message.trim_end().rsplit_once('\n') {
+            Some((head, tail)) if tail.starts_with("in `") => head.to_string(),
+            _ => message.trim_end().to_string(),
+        };
+        SpecError::new(key, message)
     })
 }
 
