@@ -92,7 +92,7 @@ pub struct CatalogArgs {
 pub struct RunArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
-    /// Output directory (default: output/<scenario name>).
+    /// Output directory (default: `output/<scenario name>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Override a scenario key, e.g. --set traffic.arrival.rate=8 (repeatable).

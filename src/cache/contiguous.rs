@@ -305,12 +305,7 @@ impl KvCache for ContiguousCache {
         let bpt = self.layout.bytes_per_token;
         let budget = self.slots * bpt;
         let allocated = self.allocated_slots * bpt;
-        MemoryUsage {
-            budget,
-            allocated,
-            stored: self.stored_tokens * bpt,
-            free: budget - allocated,
-        }
+        MemoryUsage::new(budget, allocated, self.stored_tokens * bpt)
     }
 
     fn layout(&self) -> &KvLayout {

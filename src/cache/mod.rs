@@ -56,6 +56,20 @@ pub struct MemoryUsage {
     pub free: u64,
 }
 
+impl MemoryUsage {
+    /// Counters for a cache of `budget` bytes with `allocated` held by
+    /// sequences, `stored` of which hold tokens; `free` is the rest.
+    pub fn new(budget: u64, allocated: u64, stored: u64) -> Self {
+        debug_assert!(stored <= allocated && allocated <= budget);
+        MemoryUsage {
+            budget,
+            allocated,
+            stored,
+            free: budget - allocated,
+        }
+    }
+}
+
 /// A KV cache policy.
 ///
 /// All methods must be O(1) or O(log n) in the number of live sequences (the

@@ -277,12 +277,11 @@ impl KvCache for PagedCache {
     fn usage(&self) -> MemoryUsage {
         let budget = self.pool.total * self.block_bytes;
         let allocated = self.pool.used * self.block_bytes;
-        MemoryUsage {
+        MemoryUsage::new(
             budget,
             allocated,
-            stored: self.stored_tokens * self.layout.bytes_per_token,
-            free: budget - allocated,
-        }
+            self.stored_tokens * self.layout.bytes_per_token,
+        )
     }
 
     fn layout(&self) -> &KvLayout {
