@@ -177,7 +177,9 @@ pub struct SchedulerSpec {
     /// What happens when a running sequence cannot grow (default `preempt-recompute`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_oom: Option<OnOom>,
-    /// Seconds a crashed server is down before it serves again (default 60).
+    /// Seconds a crashed server is down before it serves again (default 60: an
+    /// assumption, not a measurement; reloading weights and warming up takes
+    /// tens of seconds for 7-8B models and minutes for 70B ones, so set your own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_s: Option<f64>,
     /// Seconds a request may wait for admission before it times out (default: no limit).

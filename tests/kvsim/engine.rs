@@ -301,3 +301,32 @@ fn queue_timeout_fails_requests_that_wait_too_long() {
     // the third would start at 1 s: it times out.
     assert_eq!(outcomes, vec![Outcome::Ok, Outcome::Ok, Outcome::Timeout]);
 }
+
+#[test]
+fn trace_replay_reproduces_the_file_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "arrival_s,prompt_tokens,output_tokens\n0.0,10,3\n0.015,20,2\n1.0,5,1\n",
+    )
+    .unwrap();
+    let text = format!(
+        "name = \"trace\"\n[traffic]\narrival = {{ kind = \"trace\", path = \"t.csv\" }}\n{}\n{}",
+        crate::common::TINY_MODEL,
+        crate::common::BIG_GPU
+    );
+    let s = kvsim::scenario::Scenario::from_toml(&text, &dir.path().join("s.toml"), &[]).unwrap();
+    let out = run(&s);
+    let got: Vec<(f64, u32, u32)> = out
+        .records
+        .iter()
+        .map(|r| (ms(Some(r.arrival)), r.prompt_tokens, r.output_tokens))
+        .collect();
+    assert_eq!(got, vec![(0.0, 10, 3), (15.0, 20, 2), (1000.0, 5, 1)]);
+    // The second request arrives mid-step and joins at the next step (20 ms):
+    // first token at 30 ms, second at 40 ms.
+    assert_eq!(ms(out.records[1].admitted), 20.0);
+    assert_eq!(ms(out.records[1].finished), 40.0);
+    // A one-token request ends with its prefill.
+    assert_eq!(ms(out.records[2].finished), 1010.0);
+}
