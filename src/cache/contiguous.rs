@@ -24,7 +24,7 @@ mod holes;
 
 use std::ops::Range;
 
-use super::{KvCache, KvLayout, MemoryUsage, NoRoom, SeqId, SeqInfo};
+use super::{Admitted, KvCache, KvLayout, MemoryUsage, NoRoom, SeqId, SeqInfo};
 use holes::Holes;
 
 /// The region a live sequence owns.
@@ -61,11 +61,11 @@ pub struct ContiguousCache {
 
 impl ContiguousCache {
     /// A cache over `budget_bytes` of KV memory with `layout`: an address space
-    /// of `floor(budget_bytes / layout.bytes_per_token)` slots (none if the
+    /// of `floor(budget_bytes / layout.bytes_per_token())` slots (none if the
     /// bytes per token are zero, which no real model has).
     pub fn new(budget_bytes: u64, layout: KvLayout) -> Self {
         let slots = budget_bytes
-            .checked_div(layout.bytes_per_token)
+            .checked_div(layout.bytes_per_token())
             .unwrap_or(0);
         let mut cache = ContiguousCache {
             layout,
@@ -83,7 +83,7 @@ impl ContiguousCache {
     /// be placed right now. `usage().free` minus this is free memory that no
     /// single request of that size can use (external fragmentation). O(1).
     pub fn largest_hole_bytes(&self) -> u64 {
-        self.holes.largest() * self.layout.bytes_per_token
+        self.holes.largest() * self.layout.bytes_per_token()
     }
 
     /// Number of separate free holes (coalesced: no two are adjacent). More
@@ -101,7 +101,7 @@ impl ContiguousCache {
 
     /// Slots a sequence keeps for `tokens` tokens: all of them, or the window.
     fn kept(&self, tokens: u32) -> u64 {
-        u64::from(self.layout.kept_tokens(tokens))
+        u64::from(self.layout.groups[0].kept_tokens(tokens))
     }
 
     /// The region of `seq` if it is live.
@@ -173,7 +173,11 @@ impl ContiguousCache {
                 self.kept(r.tokens) <= r.cap,
                 "{r:?} holds fewer slots than it keeps"
             );
-            assert!(self.layout.window.is_none_or(|w| r.cap <= u64::from(w)));
+            assert!(
+                self.layout.groups[0]
+                    .window
+                    .is_none_or(|w| r.cap <= u64::from(w))
+            );
             if r.cap > 0 {
                 spans.push((r.start, r.cap, false));
             }
@@ -197,7 +201,7 @@ impl ContiguousCache {
 }
 
 impl KvCache for ContiguousCache {
-    fn admit(&mut self, seq: &SeqInfo) -> Result<(), NoRoom> {
+    fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
         if self.live(seq.id).is_some() {
             debug_assert!(false, "admitting live sequence {}", seq.id);
             return Err(NoRoom);
@@ -219,7 +223,20 @@ impl KvCache for ContiguousCache {
         });
         self.allocated_slots += need;
         self.stored_tokens += self.kept(seq.tokens);
-        Ok(())
+        Ok(Admitted::default())
+    }
+
+    fn fork(&mut self, _parent: SeqId, _child: SeqId) -> Result<(), NoRoom> {
+        todo!("interim: being rewritten")
+    }
+
+    fn held_bytes(&self, seq: SeqId) -> u64 {
+        self.live(seq)
+            .map_or(0, |r| r.cap * self.layout.bytes_per_token())
+    }
+
+    fn unusable_free_bytes(&self, _seq: &SeqInfo) -> u64 {
+        0
     }
 
     fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom> {
@@ -302,7 +319,7 @@ impl KvCache for ContiguousCache {
     }
 
     fn usage(&self) -> MemoryUsage {
-        let bpt = self.layout.bytes_per_token;
+        let bpt = self.layout.bytes_per_token();
         let budget = self.slots * bpt;
         let allocated = self.allocated_slots * bpt;
         MemoryUsage::new(budget, allocated, self.stored_tokens * bpt)

@@ -32,6 +32,34 @@ pub struct SeqInfo {
     /// (`>= tokens`). Equal to `tokens` under optimistic admission; the
     /// contiguous reservation (`max-tokens`, `pow2`, ...) under reserve admission.
     pub reserve: u32,
+    /// What the tokens are, for prefix caching (`None`: unique content).
+    pub content: Option<Content>,
+}
+
+/// The identity of a sequence's leading tokens, for prefix caching.
+///
+/// Sequences with the same `key` agree on their leading tokens: a shared system
+/// prompt (`key` names the prompt, `lineage` = `reusable` = its length), or a
+/// multi-turn conversation (`key` names the session; every turn's context is a
+/// prefix of the next turn's, so `lineage` is all its tokens and `reusable` the
+/// history it carries).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Content {
+    /// Which shared content this is.
+    pub key: u64,
+    /// Leading tokens that may be served from cached blocks of `key`.
+    pub reusable: u32,
+    /// Leading tokens that belong to `key`: full blocks within them are
+    /// published for later sequences when they are stored.
+    pub lineage: u32,
+}
+
+/// What [`KvCache::admit`] found.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    /// Leading tokens whose KV was already cached (whole blocks, never all of
+    /// the sequence's tokens: at least one token is always computed, as vLLM).
+    pub cached_tokens: u32,
 }
 
 /// Not enough free KV memory for the request.
@@ -42,7 +70,9 @@ pub struct NoRoom;
 ///
 /// `allocated = stored + slack` and `allocated + free = budget`. `slack` is
 /// memory held by sequences that no token occupies (yet): the unfilled tail of a
-/// contiguous reservation or of the last block.
+/// contiguous reservation or of the last block. Shared blocks count once.
+/// Cached blocks that no live sequence references (prefix caching) are part of
+/// `free`: they are evicted, least recently used first, when space is needed.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MemoryUsage {
     /// The KV budget the cache manages.
@@ -54,6 +84,8 @@ pub struct MemoryUsage {
     /// Bytes not held by any sequence. Under a contiguous policy some of it may
     /// be unusable for a given request (external fragmentation).
     pub free: u64,
+    /// Of `free`, bytes of cached blocks kept for prefix reuse.
+    pub cached: u64,
 }
 
 impl MemoryUsage {
@@ -66,6 +98,7 @@ impl MemoryUsage {
             allocated,
             stored,
             free: budget - allocated,
+            cached: 0,
         }
     }
 }
@@ -77,48 +110,66 @@ impl MemoryUsage {
 /// after every step), and must not allocate per token.
 pub trait KvCache: Send {
     /// Tries to place a new sequence: stores `seq.tokens` and holds capacity for
-    /// `seq.reserve` tokens. On `Err` nothing changes.
-    fn admit(&mut self, seq: &SeqInfo) -> Result<(), NoRoom>;
+    /// `seq.reserve` tokens. With prefix caching, leading whole blocks of
+    /// `seq.content` already cached are shared instead of allocated, and
+    /// reported in [`Admitted::cached_tokens`]. On `Err` nothing changes.
+    fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom>;
 
     /// Makes room for `n` more tokens of a live sequence. On `Err` nothing changes.
     fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom>;
 
-    /// Frees everything a live sequence holds. The slot may be reused afterwards.
+    /// Makes `child` (a free slot) a copy of live sequence `parent` for
+    /// parallel sampling: full blocks are shared (reference counted), a partial
+    /// last block is copied (copy-on-write), so the child costs at most one
+    /// block until it grows. Placements that cannot share (contiguous) copy the
+    /// whole region. On `Err` nothing changes.
+    fn fork(&mut self, parent: SeqId, child: SeqId) -> Result<(), NoRoom>;
+
+    /// Frees everything a live sequence holds (shared blocks when their last
+    /// holder goes; published blocks stay cached until evicted). The slot may
+    /// be reused afterwards.
     fn release(&mut self, seq: SeqId);
 
-    /// Frees every sequence at once (the server process died).
+    /// Frees every sequence and every cached block at once (the server died).
     fn reset(&mut self);
 
     /// Bytes of KV this sequence's attention reads in a decode step: its kept
-    /// tokens (at most the window) times the bytes per token.
+    /// tokens in each layer group (at most the group's window).
     fn attended_bytes(&self, seq: SeqId) -> u64;
+
+    /// Bytes of capacity this sequence holds: its blocks (shared ones
+    /// included) or its contiguous region, whether tokens fill them or not.
+    fn held_bytes(&self, seq: SeqId) -> u64;
 
     /// Whether a sequence like `seq` could be admitted into an empty cache. A
     /// request for which this is false is unservable.
     fn fits_when_empty(&self, seq: &SeqInfo) -> bool;
 
+    /// Free bytes that cannot serve `seq` because they lie in pieces too small
+    /// for it (external fragmentation): the total of holes smaller than what
+    /// `seq` needs for a contiguous placement; always 0 for paged placement.
+    fn unusable_free_bytes(&self, seq: &SeqInfo) -> u64;
+
     /// The current memory counters.
     fn usage(&self) -> MemoryUsage;
 
-    /// How sequences are laid out (bytes per token, window, block size).
+    /// How sequences are laid out (layer groups, windows, block size).
     fn layout(&self) -> &KvLayout;
 }
 
-/// The per-token geometry a cache works with; shared by every policy.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct KvLayout {
-    /// Exact KV bytes per token, all layers, in the cache's dtype.
+/// Layers that keep the same tokens: all of them, or the last `window`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KvGroup {
+    /// Exact KV bytes per token of this group's layers (0: an empty group).
     pub bytes_per_token: u64,
-    /// Tokens kept per sequence (`None`: all of them).
+    /// Tokens the group keeps and attends to (`None`: all of them).
     pub window: Option<u32>,
-    /// Tokens per block (1 for contiguous placement).
-    pub block_size: u32,
-    /// The cache's element format.
-    pub kv_dtype: Dtype,
+    /// Layers in the group.
+    pub layers: u32,
 }
 
-impl KvLayout {
-    /// Tokens of a `context`-token sequence that are kept and attended to.
+impl KvGroup {
+    /// Tokens of a `context`-token sequence this group keeps.
     #[inline]
     pub fn kept_tokens(&self, context: u32) -> u32 {
         match self.window {
@@ -126,11 +177,73 @@ impl KvLayout {
             None => context,
         }
     }
+}
+
+/// The per-token geometry a cache works with; shared by every policy.
+///
+/// Models whose layers differ (gemma-2's alternating local and global layers)
+/// have two groups: layers attending to the whole context, and layers with a
+/// sliding window. Memory and attention reads are accounted per group, so
+/// neither is over- or under-counted. A uniform model has one non-empty group.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KvLayout {
+    /// `[full-context layers, windowed layers]`; either may be empty.
+    pub groups: [KvGroup; 2],
+    /// Tokens per block (1 for contiguous placement).
+    pub block_size: u32,
+    /// The cache's element format.
+    pub kv_dtype: Dtype,
+}
+
+impl KvLayout {
+    /// A layout whose every layer keeps the same tokens (`layers` of them).
+    pub fn uniform(
+        bytes_per_token: u64,
+        window: Option<u32>,
+        layers: u32,
+        block_size: u32,
+        kv_dtype: Dtype,
+    ) -> Self {
+        KvLayout {
+            groups: [
+                KvGroup {
+                    bytes_per_token,
+                    window,
+                    layers,
+                },
+                KvGroup::default(),
+            ],
+            block_size,
+            kv_dtype,
+        }
+    }
+
+    /// Exact KV bytes per token over all layers.
+    pub fn bytes_per_token(&self) -> u64 {
+        self.groups.iter().map(|g| g.bytes_per_token).sum()
+    }
+
+    /// Whether any group keeps fewer than all tokens.
+    pub fn has_window(&self) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.bytes_per_token > 0 && g.window.is_some())
+    }
+
+    /// Bytes a `context`-token sequence keeps (and its attention reads in one
+    /// step): each group's kept tokens times its bytes per token.
+    #[inline]
+    pub fn kept_bytes(&self, context: u32) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| u64::from(g.kept_tokens(context)) * g.bytes_per_token)
+            .sum()
+    }
 
     /// Bytes of KV a `context`-token sequence's attention reads in one step.
     #[inline]
     pub fn attended_bytes(&self, context: u32) -> u64 {
-        u64::from(self.kept_tokens(context)) * self.bytes_per_token
+        self.kept_bytes(context)
     }
 }
 
@@ -228,51 +341,57 @@ pub struct CacheConfig {
     pub placement: Placement,
     /// Reservation rule used under `reserve` admission.
     pub reserve: Reserve,
-    /// Tokens kept per sequence, if windowed.
+    /// Tokens kept per sequence in every layer, if windowed (the `sliding`
+    /// policy); a model's own window on some layers is in its [`KvLayout`].
     pub window: Option<u32>,
     /// Element format of the cache.
     pub kv_dtype: Dtype,
+    /// Whether full blocks of identical prefixes are shared (paged only).
+    pub prefix_caching: bool,
 }
 
 impl CacheConfig {
-    /// Builds the policy over `budget_bytes` of KV memory at `bytes_per_token`.
-    pub fn build(&self, budget_bytes: u64, bytes_per_token: u64) -> Box<dyn KvCache> {
+    /// Builds the policy over `budget_bytes` of KV memory laid out as `layout`
+    /// (whose block size this configuration's placement overrides).
+    pub fn build(&self, budget_bytes: u64, layout: KvLayout) -> Box<dyn KvCache> {
         match self.placement {
             Placement::Contiguous => Box::new(ContiguousCache::new(
                 budget_bytes,
                 KvLayout {
-                    bytes_per_token,
-                    window: self.window,
                     block_size: 1,
-                    kv_dtype: self.kv_dtype,
+                    ..layout
                 },
             )),
             Placement::Paged { block_size } => Box::new(PagedCache::new(
                 budget_bytes,
                 KvLayout {
-                    bytes_per_token,
-                    window: self.window,
                     block_size,
-                    kv_dtype: self.kv_dtype,
+                    ..layout
                 },
+                self.prefix_caching,
             )),
         }
     }
 
-    /// Tokens of memory a sequence whose final KV footprint is `tokens` occupies
-    /// at its peak under this placement and window (blocks rounded up), given its
-    /// contiguous reservation `reserved` (ignored by paged placement).
-    pub fn footprint_tokens(&self, tokens: u32, reserved: u32) -> u64 {
-        match self.placement {
-            Placement::Contiguous => {
-                let held = reserved.max(tokens);
-                u64::from(self.window.map_or(held, |w| held.min(w)))
-            }
-            Placement::Paged { block_size } => {
-                let bs = u64::from(block_size);
-                peak_blocks(bs, self.window, 1, tokens) * bs
-            }
-        }
+    /// Bytes a sequence whose final KV footprint is `tokens` holds at its peak
+    /// under this placement and `layout` (blocks rounded up, windows applied per
+    /// layer group), given its contiguous reservation `reserved` (ignored by
+    /// paged placement).
+    pub fn footprint_bytes(&self, layout: &KvLayout, tokens: u32, reserved: u32) -> u64 {
+        layout
+            .groups
+            .iter()
+            .map(|g| {
+                let held_tokens = match self.placement {
+                    Placement::Contiguous => u64::from(g.kept_tokens(reserved.max(tokens))),
+                    Placement::Paged { block_size } => {
+                        let bs = u64::from(block_size);
+                        peak_blocks(bs, g.window, 1, tokens) * bs
+                    }
+                };
+                held_tokens * g.bytes_per_token
+            })
+            .sum()
     }
 }
 

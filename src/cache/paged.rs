@@ -24,7 +24,7 @@
 //! Complexity: every operation is O(1); the block count of a sequence is a
 //! closed form of its length, never a loop over tokens or blocks.
 
-use super::{KvCache, KvLayout, MemoryUsage, NoRoom, SeqId, SeqInfo};
+use super::{Admitted, KvCache, KvLayout, MemoryUsage, NoRoom, SeqId, SeqInfo};
 
 /// The physical blocks: how many exist and how many are held.
 ///
@@ -92,10 +92,10 @@ impl PagedCache {
     /// A cache over `budget_bytes` of KV memory with `layout`: `floor(budget /
     /// (block_size * bytes_per_token))` blocks (none if a block would have zero
     /// bytes, which no real model has).
-    pub fn new(budget_bytes: u64, layout: KvLayout) -> Self {
+    pub fn new(budget_bytes: u64, layout: KvLayout, _prefix_caching: bool) -> Self {
         debug_assert!(layout.block_size > 0, "block size must be positive");
         let block_size = u64::from(layout.block_size.max(1));
-        let block_bytes = block_size.saturating_mul(layout.bytes_per_token);
+        let block_bytes = block_size.saturating_mul(layout.bytes_per_token());
         let total = budget_bytes.checked_div(block_bytes).unwrap_or(0);
         PagedCache {
             layout,
@@ -129,7 +129,7 @@ impl PagedCache {
 
     /// Tokens a sequence of `tokens` tokens keeps: all, or the window.
     fn kept(&self, tokens: u32) -> u64 {
-        u64::from(self.layout.kept_tokens(tokens))
+        u64::from(self.layout.groups[0].kept_tokens(tokens))
     }
 
     /// Blocks a sequence of `tokens` tokens needs now: those covering its kept
@@ -150,7 +150,7 @@ impl PagedCache {
     fn blocks_for(&self, tokens: u32, reserve: u32) -> u64 {
         peak_blocks(
             self.block_size,
-            self.layout.window,
+            self.layout.groups[0].window,
             tokens,
             tokens.max(reserve),
         )
@@ -206,7 +206,7 @@ pub fn peak_blocks(bs: u64, window: Option<u32>, from: u32, to: u32) -> u64 {
 }
 
 impl KvCache for PagedCache {
-    fn admit(&mut self, seq: &SeqInfo) -> Result<(), NoRoom> {
+    fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
         if self.live(seq.id).is_some() {
             debug_assert!(false, "admitting live sequence {}", seq.id);
             return Err(NoRoom);
@@ -223,7 +223,19 @@ impl KvCache for PagedCache {
             blocks,
         });
         self.stored_tokens += self.kept(seq.tokens);
-        Ok(())
+        Ok(Admitted::default())
+    }
+
+    fn fork(&mut self, _parent: SeqId, _child: SeqId) -> Result<(), NoRoom> {
+        todo!("interim: being rewritten")
+    }
+
+    fn held_bytes(&self, seq: SeqId) -> u64 {
+        self.live(seq).map_or(0, |s| s.blocks * self.block_bytes)
+    }
+
+    fn unusable_free_bytes(&self, _seq: &SeqInfo) -> u64 {
+        0
     }
 
     fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom> {
@@ -280,7 +292,7 @@ impl KvCache for PagedCache {
         MemoryUsage::new(
             budget,
             allocated,
-            self.stored_tokens * self.layout.bytes_per_token,
+            self.stored_tokens * self.layout.bytes_per_token(),
         )
     }
 

@@ -98,7 +98,7 @@ pub struct RunOutput {
 pub fn simulate<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
     let cache = scenario
         .cache
-        .build(scenario.budget.kv_bytes, scenario.budget.bytes_per_token);
+        .build(scenario.budget.kv_bytes, scenario.layout);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
     engine.run();
@@ -283,6 +283,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 id: 0,
                 tokens: lengths.prompt,
                 reserve: self.reservation(id, lengths.prompt),
+                content: None,
             });
         if unservable {
             self.end_request(id, Outcome::Unservable);
@@ -464,6 +465,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 id: slot,
                 tokens,
                 reserve: self.reservation(id, tokens),
+                content: None,
             };
             if self.cache.admit(&info).is_err() {
                 self.free_slots.push(slot);
@@ -487,8 +489,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// Prices the scheduled batch and schedules its end.
     fn launch_step(&mut self) {
-        let bpt = self.layout.bytes_per_token;
-        let window = self.layout.window;
+        let bpt = self.layout.bytes_per_token();
         let mut work = StepWork::default();
         let mut batch = 0u32;
         for s in &self.running {
@@ -501,12 +502,12 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 // grown into the cache) and attends over the kept context.
                 work.decode_tokens += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.context);
-                work.attention_pairs += attention_pairs(s.context, 1, window);
+                work.attention_layer_pairs += self.layer_pairs(s.context, 1);
             } else {
                 work.prefill_tokens += s.scheduled;
                 work.prefill_seqs += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.prefilled);
-                work.attention_pairs += attention_pairs(s.prefilled, s.scheduled, window);
+                work.attention_layer_pairs += self.layer_pairs(s.prefilled, s.scheduled);
             }
         }
         work.kv_write_bytes = u64::from(work.tokens()) * bpt;
@@ -535,6 +536,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
             });
         }
         self.events.push(self.now + duration, Event::StepEnd);
+    }
+
+    /// Query-key pairs, summed over layers, of appending `k` tokens to a
+    /// sequence of `p`: each layer group attends within its own window.
+    fn layer_pairs(&self, p: u32, k: u32) -> u64 {
+        self.layout
+            .groups
+            .iter()
+            .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
+            .sum()
     }
 
     /// The step in flight ends: emit tokens, finish sequences.

@@ -13,6 +13,7 @@
 
 use serde::Serialize;
 
+use crate::cache::{KvGroup, KvLayout};
 use crate::error::SpecError;
 use crate::model::{Dtype, Model};
 use crate::units::{GIB, gib};
@@ -58,6 +59,53 @@ pub fn activation_peak_bytes(
     let activations = u64::from(max_batched_tokens) * per_token * ACTIVATION_ELEM_BYTES;
     let logits = u64::from(max_num_seqs) * (u64::from(model.vocab).div_ceil(tp)) * LOGIT_BYTES;
     activations + logits
+}
+
+/// KV bytes per token of one layer on one GPU of a `tp`-way replica.
+fn layer_bytes_per_token_per_gpu(model: &Model, dtype: Dtype, tp: u32) -> u64 {
+    match model.mla {
+        Some(m) => dtype.vector_bytes(u64::from(m.kv_lora_rank) + u64::from(m.qk_rope_dim)),
+        None => {
+            2 * u64::from(model.kv_heads.div_ceil(tp.max(1)))
+                * dtype.vector_bytes(u64::from(model.head_dim))
+        }
+    }
+}
+
+/// The per-token KV geometry of one replica: replica-wide bytes per token of
+/// each layer group (per-GPU bytes times `tp`, so replicated KV heads count on
+/// every GPU that holds them).
+///
+/// Layers with the model's own sliding window (all of mistral-7b's, half of
+/// gemma-2's) form the windowed group; the rest attend to the whole context.
+/// `cache_window` (the `sliding` policy) caps every layer's window.
+pub fn kv_layout(model: &Model, dtype: Dtype, tp: u32, cache_window: Option<u32>) -> KvLayout {
+    let per_layer = layer_bytes_per_token_per_gpu(model, dtype, tp) * u64::from(tp.max(1));
+    let cap = |w: Option<u32>| match (w, cache_window) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let (windowed_layers, model_window) = match model.sliding_window {
+        Some(w) => (w.layers.min(model.layers), Some(w.window)),
+        None => (0, None),
+    };
+    let full_layers = model.layers - windowed_layers;
+    KvLayout {
+        groups: [
+            KvGroup {
+                bytes_per_token: per_layer * u64::from(full_layers),
+                window: cache_window,
+                layers: full_layers,
+            },
+            KvGroup {
+                bytes_per_token: per_layer * u64::from(windowed_layers),
+                window: cap(model_window),
+                layers: windowed_layers,
+            },
+        ],
+        block_size: 1,
+        kv_dtype: dtype,
+    }
 }
 
 /// KV bytes per token on one GPU of a `tp`-way replica.

@@ -32,9 +32,9 @@ pub struct StepWork {
     pub kv_read_bytes: u64,
     /// KV bytes written (one token's worth per new token).
     pub kv_write_bytes: u64,
-    /// Query-key pairs scored by attention: for each new token, the kept tokens
-    /// it attends to (itself included).
-    pub attention_pairs: u64,
+    /// Query-key pairs scored by attention, summed over layers: for each new
+    /// token and layer, the kept tokens it attends to (itself included).
+    pub attention_layer_pairs: u64,
 }
 
 impl StepWork {
@@ -89,8 +89,8 @@ pub struct RooflineCost {
     experts_per_token: f64,
     /// FLOPs per token through the linear layers: 2 * active params.
     linear_flops_per_token: f64,
-    /// FLOPs per query-key pair summed over layers: 4 * heads * head_dim * layers
-    /// (QK^T and PV, one multiply-add each).
+    /// FLOPs per query-key pair in one layer: 4 * heads * head_dim (QK^T and
+    /// PV, one multiply-add each).
     attention_flops_per_pair: f64,
     /// All-reduce cost: bytes per token per all-reduce, count per step,
     /// seconds per byte and fixed latency.
@@ -146,10 +146,7 @@ impl RooflineCost {
             experts,
             experts_per_token: per_token,
             linear_flops_per_token: 2.0 * model.active_params as f64,
-            attention_flops_per_pair: 4.0
-                * f64::from(model.heads)
-                * f64::from(model.head_dim)
-                * f64::from(model.layers),
+            attention_flops_per_pair: 4.0 * f64::from(model.heads) * f64::from(model.head_dim),
             allreduce_bytes_per_token: f64::from(model.hidden) * ACTIVATION_BYTES,
             allreduces_per_step: allreduces,
             allreduce_s_per_byte: s_per_byte,
@@ -172,7 +169,7 @@ impl RooflineCost {
     pub fn components(&self, work: &StepWork) -> (f64, f64, f64) {
         let tokens = f64::from(work.tokens());
         let flops = self.linear_flops_per_token * tokens
-            + self.attention_flops_per_pair * work.attention_pairs as f64;
+            + self.attention_flops_per_pair * work.attention_layer_pairs as f64;
         let bytes = self.weight_bytes_read(work.tokens())
             + work.kv_read_bytes as f64
             + work.kv_write_bytes as f64;
@@ -253,7 +250,7 @@ mod tests {
             decode_tokens: 1,
             kv_read_bytes: 1000 * 131_072,
             kv_write_bytes: 131_072,
-            attention_pairs: 1001,
+            attention_layer_pairs: 32 * 1001,
             ..StepWork::default()
         };
         let (compute, memory, comm) = cost.components(&work);
@@ -274,7 +271,7 @@ mod tests {
             prefill_tokens: 8192,
             prefill_seqs: 1,
             kv_write_bytes: 8192 * 131_072,
-            attention_pairs: 8192 * 8193 / 2,
+            attention_layer_pairs: 32 * 8192 * 8193 / 2,
             ..StepWork::default()
         };
         let (compute, memory, _) = cost.components(&work);
@@ -290,7 +287,7 @@ mod tests {
                 decode_tokens: 64,
                 kv_read_bytes: 64 * ctx * 131_072,
                 kv_write_bytes: 64 * 131_072,
-                attention_pairs: 64 * ctx,
+                attention_layer_pairs: 32 * 64 * ctx,
                 ..StepWork::default()
             })
         };

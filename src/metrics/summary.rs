@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::cache::{CacheConfig, Placement};
+
 use crate::scenario::{Scenario, Slo};
 use crate::scheduler::Admission;
 use crate::units::SimTime;
@@ -126,15 +127,10 @@ pub fn batch_ceiling(scenario: &Scenario, cache: &CacheConfig, records: &[Reques
         (Admission::Reserve, _) => cache.reserve.tokens(prompt, max_tokens, typical, mml),
         (Admission::Optimistic, Placement::Contiguous | Placement::Paged { .. }) => typical,
     };
-    let footprint = cache.footprint_tokens(typical, reserved).max(1);
-    let capacity = match cache.placement {
-        Placement::Paged { block_size } => {
-            let block = u64::from(block_size) * scenario.budget.bytes_per_token;
-            scenario.budget.kv_bytes / block * u64::from(block_size)
-        }
-        Placement::Contiguous => scenario.budget.token_capacity(),
-    };
-    capacity / footprint
+    let footprint = cache
+        .footprint_bytes(&scenario.layout, typical, reserved)
+        .max(1);
+    scenario.budget.kv_bytes / footprint
 }
 
 /// Summarizes a finished run. `records` must all have ended; `end` is when the

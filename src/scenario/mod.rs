@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cache::{CacheConfig, Placement, PolicyName, Reserve};
+use crate::cache::{CacheConfig, KvLayout, Placement, PolicyName, Reserve};
 use crate::catalog;
 use crate::error::{Error, SpecError};
-use crate::hardware::budget::{KvBudget, kv_budget};
+use crate::hardware::budget::{KvBudget, kv_budget, kv_layout};
 use crate::hardware::{Deployment, Efficiency};
 use crate::model::{Dtype, Model};
 use crate::scheduler::{Admission, OnOom, SchedulerConfig};
@@ -75,6 +75,8 @@ pub struct Scenario {
     pub slo: Slo,
     /// Where each GPU's memory goes.
     pub budget: KvBudget,
+    /// Per-token KV geometry of a replica (layer groups and their windows).
+    pub layout: KvLayout,
     /// Timeline sampling period (`None`: every step).
     pub timeline_interval: Option<SimDuration>,
     /// The resolved spec (after overrides), echoed into `summary.json`.
@@ -205,6 +207,18 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
         scheduler.max_batched_tokens,
         scheduler.max_num_seqs,
     )?;
+    let layout = kv_layout(&model, cache.kv_dtype, deployment.tp, cache.window);
+    debug_assert_eq!(layout.bytes_per_token(), budget.bytes_per_token);
+    if cache.prefix_caching && layout.has_window() {
+        return Err(SpecError::new(
+            "cache.prefix_caching",
+            format!(
+                "prefix caching with sliding-window layers is not supported ({} keeps a window); \
+                 use a model without a window or set prefix_caching = false",
+                model.name
+            ),
+        ));
+    }
     if let Placement::Paged { block_size } = cache.placement {
         let block_bytes = u64::from(block_size) * budget.bytes_per_token;
         if budget.kv_bytes < block_bytes {
@@ -248,6 +262,7 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
         scheduler,
         slo,
         budget,
+        layout,
         timeline_interval,
         spec,
     })
@@ -488,10 +503,11 @@ fn resolve_hardware(spec: &spec::HardwareSpec, model: &Model) -> Result<Deployme
 
 fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, SpecError> {
     let policy = spec.policy.unwrap_or(PolicyName::Paged);
-    if spec.prefix_caching == Some(true) {
+    let prefix_caching = spec.prefix_caching.unwrap_or(false);
+    if prefix_caching && policy == PolicyName::Contiguous {
         return Err(SpecError::new(
             "prefix_caching",
-            "prefix caching is not implemented yet; remove the key or set it to false",
+            "needs blocks to share: use a paged-family policy, not contiguous",
         ));
     }
     let block_size = nonzero("block_size", spec.block_size.unwrap_or(16))?;
@@ -547,6 +563,7 @@ fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, S
         reserve: spec.reserve.unwrap_or(Reserve::MaxTokens),
         window,
         kv_dtype,
+        prefix_caching,
     })
 }
 

@@ -153,7 +153,8 @@ pub struct CacheSpec {
     /// KV element format (default bf16; fp8 for `quantized`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_dtype: Option<Dtype>,
-    /// Share full blocks of identical prefixes (not yet supported: must be false).
+    /// Share full blocks of identical prefixes, vLLM's automatic prefix caching
+    /// (default false; paged family only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_caching: Option<bool>,
 }
