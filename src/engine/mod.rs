@@ -3,25 +3,31 @@
 //!
 //! # Lifecycle of a request
 //!
-//! arrival -> waiting (FCFS) -> admitted (its prompt placed in the cache) ->
-//! prefill (whole, or in chunks) -> first token at the end of its last prefill
-//! step -> one token per decode step -> ends `ok` after its last token, or
-//! earlier as `oom`, `crashed`, `unservable` or `timeout`. A preempted sequence
-//! goes back to the front of the queue and, when readmitted, prefills its
-//! prompt and the tokens it had generated again (vLLM's recompute).
+//! arrival -> waiting (FCFS) -> admitted (its prompt placed in the cache,
+//! leading blocks shared if cached) -> prefill of the rest (whole, or in
+//! chunks) -> first token at the end of its last prefill step -> one token per
+//! decode step -> ends `ok` after its last token, or earlier as `oom`,
+//! `crashed`, `unservable` or `timeout`.
+//!
+//! A preempted sequence either goes back to the front of the queue and, when
+//! readmitted, prefills its prompt and generated tokens again (recompute), or
+//! has its KV copied to host memory and back (swap). A request with `n`
+//! samples forks its sequence after the shared prefill; it ends when its last
+//! sample does. A multi-turn session sends its next turn, whose prompt carries
+//! the whole conversation so far, a think time after the previous turn ends.
 //!
 //! # KV accounting
 //!
 //! After a prefill of `P` tokens the cache holds `P` tokens and the first output
 //! token is emitted. Each decode step writes the KV of the last emitted token
-//! and emits the next, so a request of `O` output tokens peaks at `P + O - 1`
+//! and emits the next, so a sample of `O` output tokens peaks at `P + O - 1`
 //! stored tokens: the last token's KV is never written.
 //!
 //! # Cost per step
 //!
-//! Scheduling and finishing are O(batch) per step; nothing per step depends on
-//! the number of waiting or finished requests, and nothing is allocated per
-//! token.
+//! Scheduling, accounting and finishing are O(batch) per step; nothing per
+//! step depends on the number of waiting or finished requests, and nothing is
+//! allocated per token.
 
 mod queue;
 
@@ -29,28 +35,40 @@ pub use queue::EventQueue;
 
 use std::collections::VecDeque;
 
-use crate::cache::{KvCache, KvLayout, SeqId, SeqInfo};
+use crate::cache::{Content, KvCache, KvLayout, SeqId, SeqInfo};
 use crate::hardware::cost::{CostModel, StepWork};
-use crate::metrics::{Collector, Outcome, RequestRecord, Summary, TimelineRow, summarize};
+use crate::metrics::{
+    Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
+};
 use crate::scenario::{Scenario, Stop};
 use crate::scheduler::{Admission, OnOom, SchedulerConfig, attention_pairs};
 use crate::traffic::{Lengths, LoopKind, Traffic};
 use crate::units::{SimDuration, SimTime};
 
+/// "None" for the `u32` indices below (kept as plain integers so the hot
+/// structs stay small and `Copy`).
+const NONE: u32 = u32::MAX;
+
+/// Session keys live in the upper half of the content-key space, shared
+/// system prompts in the lower half, so the two never collide.
+const SESSION_KEY_BASE: u64 = 1 << 63;
+
 /// What can happen.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Event {
-    /// An open-loop request arrives.
+    /// An open-loop request (or session) arrives.
     Arrival(Lengths),
-    /// A closed-loop user sends its next request.
+    /// A closed-loop user sends its next request (or starts a session).
     UserReady(u32),
+    /// A session sends its next turn.
+    NextTurn(u32),
     /// The step in flight ends.
     StepEnd,
     /// A crashed server is back.
     Restart,
 }
 
-/// A request in the running batch.
+/// A sequence in the running batch: one sample of a request.
 #[derive(Copy, Clone, Debug)]
 struct Seq {
     /// Index into the request table.
@@ -58,26 +76,80 @@ struct Seq {
     /// The cache slot.
     slot: SeqId,
     /// Tokens to prefill in this admission (the prompt, plus generated tokens
-    /// after a preemption).
+    /// after a recompute preemption).
     prefill_target: u32,
-    /// Of those, tokens already computed.
+    /// Of those, tokens already computed (or found in the prefix cache).
     prefilled: u32,
     /// Tokens whose KV is stored.
     context: u32,
     /// Tokens scheduled in the step in flight (0: not in this step).
     scheduled: u32,
+    /// This sample's true output length.
+    output: u32,
+    /// This sample's tokens emitted so far.
+    generated: u32,
+    /// Fork the request's other samples when this prefill completes.
+    fork: bool,
 }
 
 impl Seq {
     fn decoding(&self) -> bool {
         self.prefilled == self.prefill_target
     }
+
+    /// Tokens the cache holds for this sequence right now.
+    fn cached_tokens(&self) -> u32 {
+        if self.decoding() {
+            self.context + u32::from(self.scheduled > 0)
+        } else {
+            self.prefill_target
+        }
+    }
+}
+
+/// A sample waiting for (re)admission.
+#[derive(Copy, Clone, Debug)]
+struct Waiting {
+    req: u32,
+    /// This sample's true output length.
+    output: u32,
+    /// Tokens it had generated before a preemption (recomputed on admission).
+    generated: u32,
+    /// Fork the request's other samples after its prefill.
+    fork: bool,
+}
+
+/// A sequence whose KV sits in host memory.
+#[derive(Copy, Clone, Debug)]
+struct Swapped {
+    seq: Seq,
+    bytes: u64,
 }
 
 /// Per-request state the engine keeps while a request is alive.
 #[derive(Copy, Clone, Debug)]
 struct Live {
-    /// Closed-loop user who sent it (`u32::MAX` for open loop).
+    /// Closed-loop user who sent it (`NONE` for open loop).
+    user: u32,
+    /// The session it belongs to (`NONE` if none).
+    session: u32,
+    /// Samples not ended yet.
+    samples_left: u32,
+    /// The worst outcome among its ended samples.
+    outcome: Outcome,
+    /// What its prompt is, for prefix caching.
+    content: Option<Content>,
+}
+
+/// A multi-turn conversation in progress.
+#[derive(Copy, Clone, Debug)]
+struct Session {
+    key: u64,
+    /// Tokens of conversation so far (the next turn's prompt starts with them).
+    history: u32,
+    /// Turns still to send.
+    turns_left: u32,
+    /// Closed-loop user who holds it (`NONE` for open loop).
     user: u32,
 }
 
@@ -102,7 +174,7 @@ pub fn simulate<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOut
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
     engine.run();
-    let end = engine.end_time();
+    let end = engine.last_end;
     let summary = summarize(scenario, &engine.records, &engine.stats, end);
     RunOutput {
         records: engine.records,
@@ -121,10 +193,14 @@ struct Engine<'s, C> {
     cost: C,
     traffic: Traffic,
     loop_kind: LoopKind,
+    sessions_on: bool,
+    samples: u32,
+    /// Host memory for swapped KV, bytes.
+    swap_capacity: u64,
 
     now: SimTime,
     events: EventQueue<Event>,
-    /// Requests issued so far (open and closed loop).
+    /// Requests issued so far (open and closed loop, every turn).
     issued: u64,
     /// No more requests will be issued.
     issuing_done: bool,
@@ -135,8 +211,17 @@ struct Engine<'s, C> {
 
     records: Vec<RequestRecord>,
     live: Vec<Live>,
-    waiting: VecDeque<u32>,
+    sessions: Vec<Session>,
+    free_sessions: Vec<u32>,
+    sessions_started: u64,
+    waiting: VecDeque<Waiting>,
     running: Vec<Seq>,
+    /// Samples forked during the current `finish_step` (a reused buffer).
+    spawned: Vec<Seq>,
+    swapped: VecDeque<Swapped>,
+    swap_used: u64,
+    /// Bytes copied over PCIe since the last step was priced.
+    pending_swap_bytes: u64,
     free_slots: Vec<SeqId>,
     next_slot: SeqId,
 
@@ -156,6 +241,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             layout,
             cost,
             loop_kind: scenario.traffic.loop_kind(),
+            sessions_on: scenario.traffic.session(),
+            samples: scenario.traffic.samples().max(1),
+            swap_capacity: scenario.scheduler.swap_bytes,
             traffic,
             now: SimTime::ZERO,
             events: EventQueue::default(),
@@ -165,8 +253,15 @@ impl<'s, C: CostModel> Engine<'s, C> {
             down_until: None,
             records: Vec::new(),
             live: Vec::new(),
+            sessions: Vec::new(),
+            free_sessions: Vec::new(),
+            sessions_started: 0,
             waiting: VecDeque::new(),
             running: Vec::new(),
+            spawned: Vec::new(),
+            swapped: VecDeque::new(),
+            swap_used: 0,
+            pending_swap_bytes: 0,
             free_slots: Vec::new(),
             next_slot: 0,
             stats: Collector::default(),
@@ -174,10 +269,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
             next_sample: SimTime::ZERO,
             last_end: SimTime::ZERO,
         }
-    }
-
-    fn end_time(&self) -> SimTime {
-        self.last_end
     }
 
     fn run(&mut self) {
@@ -194,19 +285,20 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.now = time;
             match event {
                 Event::Arrival(lengths) => {
-                    self.admit_arrival(lengths, u32::MAX);
+                    self.start_conversation(lengths, NONE);
                     self.schedule_next_arrival();
                 }
                 Event::UserReady(user) => {
                     if self.may_issue(self.now) {
                         let lengths = self.traffic.next_lengths();
-                        self.admit_arrival(lengths, user);
+                        self.start_conversation(lengths, user);
                     }
                 }
+                Event::NextTurn(session) => self.next_turn(session),
                 Event::StepEnd => self.finish_step(),
                 Event::Restart => {
                     self.down_until = None;
-                    self.stats.level(self.now, 0.0);
+                    self.stats.level(self.now, MemoryLevels::default());
                 }
             }
             // Everything due at this instant happens before the scheduler
@@ -218,7 +310,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.start_step();
             }
         }
-        debug_assert!(self.running.is_empty() && self.waiting.is_empty());
+        debug_assert!(
+            self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
+        );
         debug_assert!(self.records.iter().all(|r| r.outcome.is_some()));
     }
 
@@ -242,16 +336,75 @@ impl<'s, C: CostModel> Engine<'s, C> {
         }
         match self.traffic.next_arrival() {
             Some((at, lengths)) if self.may_issue(at) => {
-                // Issue accounting happens at arrival; reserve the count now so
-                // `Stop::Requests` never schedules one too many.
                 self.events.push(at.max(self.now), Event::Arrival(lengths));
             }
             _ => self.issuing_done = true,
         }
     }
 
-    /// A request arrives: record it, then queue it or fail it at once.
-    fn admit_arrival(&mut self, lengths: Lengths, user: u32) {
+    /// A new request arrives from outside: a single request, or the first turn
+    /// of a session.
+    fn start_conversation(&mut self, lengths: Lengths, user: u32) {
+        if !self.sessions_on {
+            self.issue(lengths, user, NONE);
+            return;
+        }
+        let turns = self.traffic.session_turns().max(1);
+        let session = Session {
+            key: SESSION_KEY_BASE | self.sessions_started,
+            history: 0,
+            turns_left: turns - 1,
+            user,
+        };
+        self.sessions_started += 1;
+        let id = match self.free_sessions.pop() {
+            Some(id) => {
+                self.sessions[id as usize] = session;
+                id
+            }
+            None => {
+                self.sessions.push(session);
+                (self.sessions.len() - 1) as u32
+            }
+        };
+        self.issue(lengths, user, id);
+    }
+
+    /// A session's next turn: the new message follows the whole conversation.
+    fn next_turn(&mut self, session: u32) {
+        if !self.may_issue(self.now) {
+            self.end_session(session);
+            return;
+        }
+        let mut lengths = self.traffic.next_lengths();
+        let s = &mut self.sessions[session as usize];
+        s.turns_left -= 1;
+        lengths.prompt = lengths.prompt.saturating_add(s.history);
+        let user = s.user;
+        self.issue(lengths, user, session);
+    }
+
+    fn end_session(&mut self, session: u32) {
+        let user = self.sessions[session as usize].user;
+        self.free_sessions.push(session);
+        if user != NONE {
+            self.user_thinks(user);
+        }
+    }
+
+    /// A closed-loop user thinks, then sends the next request. A user whose
+    /// server is down retries only once it is back, so a crash does not turn
+    /// into a storm of refused requests.
+    fn user_thinks(&mut self, user: u32) {
+        let mut ready = self.now + self.traffic.think_time();
+        if let Some(back) = self.down_until {
+            ready = ready.max(back);
+        }
+        self.events.push(ready, Event::UserReady(user));
+    }
+
+    /// Records a request and queues it, or fails it at once.
+    fn issue(&mut self, lengths: Lengths, user: u32, session: u32) {
         let id = self.records.len() as u32;
         self.issued += 1;
         let mml = self.scenario.model.max_model_len;
@@ -259,6 +412,20 @@ impl<'s, C: CostModel> Engine<'s, C> {
         let room = mml.saturating_sub(lengths.prompt);
         let output = lengths.output.min(lengths.max_tokens).min(room).max(1);
         let max_tokens = lengths.max_tokens.min(room).max(1);
+        let content = if session != NONE {
+            let s = &self.sessions[session as usize];
+            Some(Content {
+                key: s.key,
+                reusable: s.history,
+                lineage: u32::MAX,
+            })
+        } else {
+            lengths.prefix.map(|p| Content {
+                key: u64::from(p.id),
+                reusable: p.tokens,
+                lineage: p.tokens,
+            })
+        };
         self.records.push(RequestRecord {
             id: u64::from(id),
             arrival: self.now,
@@ -269,10 +436,17 @@ impl<'s, C: CostModel> Engine<'s, C> {
             output_target: output,
             output_tokens: 0,
             max_tokens,
+            samples: self.samples,
             preemptions: 0,
             outcome: None,
         });
-        self.live.push(Live { user });
+        self.live.push(Live {
+            user,
+            session,
+            samples_left: self.samples,
+            outcome: Outcome::Ok,
+            content,
+        });
         if self.down_until.is_some() {
             self.end_request(id, Outcome::Crashed);
             return;
@@ -282,24 +456,29 @@ impl<'s, C: CostModel> Engine<'s, C> {
             || !self.cache.fits_when_empty(&SeqInfo {
                 id: 0,
                 tokens: lengths.prompt,
-                reserve: self.reservation(id, lengths.prompt),
+                reserve: self.reservation(id, output, lengths.prompt),
                 content: None,
             });
         if unservable {
             self.end_request(id, Outcome::Unservable);
         } else {
-            self.waiting.push_back(id);
+            self.waiting.push_back(Waiting {
+                req: id,
+                output,
+                generated: 0,
+                fork: self.samples > 1,
+            });
         }
     }
 
-    /// Tokens to hold for request `id` when it is admitted with `tokens` to
-    /// prefill.
-    fn reservation(&self, id: u32, tokens: u32) -> u32 {
+    /// Tokens to hold for a sample of request `id` with true output `output`
+    /// when it is admitted with `tokens` to prefill.
+    fn reservation(&self, id: u32, output: u32, tokens: u32) -> u32 {
         match self.cfg.admission {
             Admission::Optimistic => tokens,
             Admission::Reserve => {
                 let r = &self.records[id as usize];
-                let final_tokens = r.prompt_tokens + r.output_target - 1;
+                let final_tokens = r.prompt_tokens + output - 1;
                 self.scenario
                     .cache
                     .reserve
@@ -314,23 +493,42 @@ impl<'s, C: CostModel> Engine<'s, C> {
         }
     }
 
-    /// Ends request `id` now with `outcome`; a closed-loop user thinks, then
-    /// sends the next one.
+    /// One sample of request `id` ended with `outcome`; the request ends with
+    /// its last sample, with the worst outcome any sample had.
+    fn sample_ended(&mut self, id: u32, outcome: Outcome) {
+        let live = &mut self.live[id as usize];
+        if outcome != Outcome::Ok && live.outcome == Outcome::Ok {
+            live.outcome = outcome;
+        }
+        live.samples_left -= 1;
+        if live.samples_left == 0 {
+            let outcome = live.outcome;
+            self.end_request(id, outcome);
+        }
+    }
+
+    /// Ends request `id` now with `outcome`; its session sends the next turn,
+    /// or its closed-loop user thinks and sends the next request.
     fn end_request(&mut self, id: u32, outcome: Outcome) {
         let r = &mut self.records[id as usize];
         debug_assert!(r.outcome.is_none(), "request {id} ended twice");
         r.outcome = Some(outcome);
         r.finished = Some(self.now);
         self.last_end = self.last_end.max(self.now);
-        let user = self.live[id as usize].user;
-        if user != u32::MAX {
-            // A user whose server is down retries only once it is back, so a
-            // crash does not turn into a storm of refused requests.
-            let mut ready = self.now + self.traffic.think_time();
-            if let Some(back) = self.down_until {
-                ready = ready.max(back);
+        let context = r.prompt_tokens + r.output_tokens;
+        let live = self.live[id as usize];
+        if live.session != NONE {
+            let s = &mut self.sessions[live.session as usize];
+            if outcome == Outcome::Ok && s.turns_left > 0 && !self.issuing_done {
+                s.history = context;
+                let think = self.traffic.session_think();
+                self.events
+                    .push(self.now + think, Event::NextTurn(live.session));
+            } else {
+                self.end_session(live.session);
             }
-            self.events.push(ready, Event::UserReady(user));
+        } else if live.user != NONE {
+            self.user_thinks(live.user);
         }
     }
 
@@ -343,15 +541,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// Forms the next batch and starts a step, if there is anything to do.
     fn start_step(&mut self) {
-        // Requests that waited too long leave the queue first.
+        // Requests that waited too long for their first admission leave the
+        // queue first (noticed when the scheduler next looks).
         if let Some(limit) = self.cfg.queue_timeout {
-            while let Some(&id) = self.waiting.front() {
-                let r = &self.records[id as usize];
+            while let Some(&w) = self.waiting.front() {
+                let r = &self.records[w.req as usize];
                 if r.admitted.is_some() || self.now.saturating_since(r.arrival) < limit {
                     break;
                 }
                 self.waiting.pop_front();
-                self.end_request(id, Outcome::Timeout);
+                self.sample_ended(w.req, Outcome::Timeout);
             }
         }
         loop {
@@ -360,8 +559,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 Some(p) => p,
                 None => return, // crashed
             };
-            // As vLLM: no new admissions in a step that had to preempt.
-            if !preempted {
+            // As vLLM: no new admissions in a step that had to preempt, and
+            // swapped sequences come back before new ones are admitted.
+            if !preempted && self.swap_in(&mut budget) {
                 self.admit_waiting(&mut budget);
             }
             if budget < self.cfg.max_batched_tokens {
@@ -369,15 +569,19 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 return;
             }
             // Nothing could be scheduled. If nothing is running either, the
-            // request at the head of the queue can never be admitted (its
+            // sample at the head of the queue can never be admitted (its
             // recomputed prompt outgrew the cache or the step budget): fail it
             // rather than wait forever, and try again.
             match self.waiting.front() {
-                Some(&id) if self.running.is_empty() => {
+                Some(&w) if self.running.is_empty() && self.swapped.is_empty() => {
                     self.waiting.pop_front();
-                    self.end_request(id, Outcome::Oom);
+                    self.stats.oom_events += 1;
+                    self.sample_ended(w.req, Outcome::Oom);
                 }
-                _ => return,
+                _ => {
+                    self.record_levels();
+                    return;
+                }
             }
         }
     }
@@ -407,40 +611,37 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 i += 1;
                 continue;
             }
-            match self.cache.grow(seq.slot, 1) {
-                Ok(()) => {
-                    self.running[i].scheduled = 1;
-                    *budget -= 1;
-                    i += 1;
+            if self.cache.grow(seq.slot, 1).is_ok() {
+                self.running[i].scheduled = 1;
+                *budget -= 1;
+                i += 1;
+                continue;
+            }
+            match self.cfg.on_oom {
+                OnOom::Crash => {
+                    self.stats.oom_events += 1;
+                    self.crash();
+                    return None;
                 }
-                Err(_) => {
-                    self.stats.oom_events += u64::from(self.cfg.on_oom != OnOom::PreemptRecompute);
-                    match self.cfg.on_oom {
-                        OnOom::Crash => {
-                            self.crash();
-                            return None;
-                        }
-                        OnOom::Reject => {
-                            let seq = self.running.remove(i);
-                            self.release(seq);
-                            self.end_request(seq.req, Outcome::Oom);
-                        }
-                        OnOom::PreemptRecompute => {
-                            preempted = true;
-                            let last = self.running.len() - 1;
-                            if last == 0 {
-                                // Alone and still too big: it can never finish.
-                                let seq = self.running.remove(i);
-                                self.release(seq);
-                                self.stats.oom_events += 1;
-                                self.end_request(seq.req, Outcome::Oom);
-                            } else {
-                                // Evict the most recently admitted sequence
-                                // (possibly this one) and retry.
-                                let victim = self.running.pop().expect("running is not empty");
-                                self.preempt(victim);
-                            }
-                        }
+                OnOom::Reject => {
+                    self.stats.oom_events += 1;
+                    let seq = self.running.remove(i);
+                    self.release(seq.slot);
+                    self.sample_ended(seq.req, Outcome::Oom);
+                }
+                OnOom::PreemptRecompute | OnOom::PreemptSwap => {
+                    preempted = true;
+                    if self.running.len() == 1 {
+                        // Alone and still too big: it can never finish.
+                        self.stats.oom_events += 1;
+                        let seq = self.running.remove(i);
+                        self.release(seq.slot);
+                        self.sample_ended(seq.req, Outcome::Oom);
+                    } else {
+                        // Evict the most recently admitted sequence (possibly
+                        // this one) and retry.
+                        let victim = self.running.pop().expect("running is not empty");
+                        self.preempt(victim);
                     }
                 }
             }
@@ -448,15 +649,49 @@ impl<'s, C: CostModel> Engine<'s, C> {
         Some(preempted)
     }
 
-    /// Admits waiting requests FCFS while the limits and the cache allow.
+    /// Brings swapped sequences back, oldest first, while they fit. Returns
+    /// whether none is left waiting (new admissions wait until then).
+    fn swap_in(&mut self, budget: &mut u32) -> bool {
+        while let Some(&Swapped { seq, bytes }) = self.swapped.front() {
+            if *budget == 0 || self.running.len() as u32 >= self.cfg.max_num_seqs {
+                return false;
+            }
+            // Room for the stored tokens plus the one this step writes.
+            let tokens = seq.context + 1;
+            let slot = self.take_slot();
+            let info = SeqInfo {
+                id: slot,
+                tokens,
+                reserve: self.reservation(seq.req, seq.output, tokens),
+                content: None,
+            };
+            if self.cache.admit(&info).is_err() {
+                self.free_slots.push(slot);
+                return false;
+            }
+            self.swapped.pop_front();
+            self.swap_used -= bytes;
+            self.pending_swap_bytes += bytes;
+            self.stats.swap_bytes += bytes;
+            *budget -= 1;
+            self.running.push(Seq {
+                slot,
+                scheduled: 1,
+                ..seq
+            });
+        }
+        true
+    }
+
+    /// Admits waiting samples FCFS while the limits and the cache allow.
     fn admit_waiting(&mut self, budget: &mut u32) {
         while *budget > 0 && (self.running.len() as u32) < self.cfg.max_num_seqs {
-            let Some(&id) = self.waiting.front() else {
+            let Some(&w) = self.waiting.front() else {
                 break;
             };
-            let r = &self.records[id as usize];
-            // A recomputed sequence prefills its prompt and what it had generated.
-            let tokens = r.prompt_tokens + r.output_tokens;
+            let prompt = self.records[w.req as usize].prompt_tokens;
+            // A recomputed sample prefills its prompt and what it had generated.
+            let tokens = prompt + w.generated;
             if !self.cfg.chunked_prefill && tokens > *budget {
                 break; // FCFS: the head blocks the queue until it fits.
             }
@@ -464,27 +699,91 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let info = SeqInfo {
                 id: slot,
                 tokens,
-                reserve: self.reservation(id, tokens),
-                content: None,
+                reserve: self.reservation(w.req, w.output, tokens),
+                content: self.live[w.req as usize].content,
             };
-            if self.cache.admit(&info).is_err() {
+            let Ok(admitted) = self.cache.admit(&info) else {
                 self.free_slots.push(slot);
                 break;
-            }
+            };
             self.waiting.pop_front();
-            let r = &mut self.records[id as usize];
-            r.admitted.get_or_insert(self.now);
-            let chunk = tokens.min(*budget);
+            self.stats.prefix_lookup_tokens += u64::from(tokens);
+            self.stats.prefix_hit_tokens += u64::from(admitted.cached_tokens);
+            self.records[w.req as usize]
+                .admitted
+                .get_or_insert(self.now);
+            let cached = admitted.cached_tokens.min(tokens - 1);
+            let chunk = (tokens - cached).min(*budget);
             *budget -= chunk;
             self.running.push(Seq {
-                req: id,
+                req: w.req,
                 slot,
                 prefill_target: tokens,
-                prefilled: 0,
-                context: 0,
+                prefilled: cached,
+                context: cached,
                 scheduled: chunk,
+                output: w.output,
+                generated: w.generated,
+                fork: w.fork,
             });
         }
+    }
+
+    /// Query-key pairs, summed over layers, of appending `k` tokens to a
+    /// sequence of `p`: each layer group attends within its own window.
+    fn layer_pairs(&self, p: u32, k: u32) -> u64 {
+        self.layout
+            .groups
+            .iter()
+            .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
+            .sum()
+    }
+
+    /// Where the KV budget is now: stored tokens, reservations that will be
+    /// filled, slack that never will be, and free space the head of the queue
+    /// cannot use.
+    fn memory_levels(&self) -> MemoryLevels {
+        let usage = self.cache.usage();
+        let budget = usage.budget.max(1) as f64;
+        let (mut reserved, mut internal) = (0u64, 0u64);
+        for s in &self.running {
+            let held = self.cache.held_bytes(s.slot);
+            let kept = self.layout.kept_bytes(s.cached_tokens()).min(held);
+            let prompt = self.records[s.req as usize].prompt_tokens;
+            let fill = self
+                .layout
+                .kept_bytes(prompt + s.output - 1)
+                .min(held)
+                .max(kept);
+            reserved += fill - kept;
+            internal += held - fill;
+        }
+        let external = match self.waiting.front() {
+            Some(w) => {
+                let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
+                self.cache.unusable_free_bytes(&SeqInfo {
+                    id: 0,
+                    tokens,
+                    reserve: self.reservation(w.req, w.output, tokens),
+                    content: None,
+                })
+            }
+            None => 0,
+        };
+        MemoryLevels {
+            kv: usage.allocated as f64 / budget,
+            used: usage.stored as f64 / budget,
+            reserved: reserved as f64 / budget,
+            internal: internal as f64 / budget,
+            external: external as f64 / budget,
+        }
+    }
+
+    /// Integrates memory levels up to now and records the current ones.
+    fn record_levels(&mut self) -> MemoryLevels {
+        let levels = self.memory_levels();
+        self.stats.level(self.now, levels);
+        levels
     }
 
     /// Prices the scheduled batch and schedules its end.
@@ -511,12 +810,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
         }
         work.kv_write_bytes = u64::from(work.tokens()) * bpt;
+        work.swap_bytes = std::mem::take(&mut self.pending_swap_bytes);
         let duration = self.cost.step_time(&work).max(SimDuration::from_nanos(1));
         self.busy = true;
         self.stats.step(batch, duration);
-        let usage = self.cache.usage();
-        let frac = usage.allocated as f64 / usage.budget.max(1) as f64;
-        self.stats.level(self.now, frac);
+        let levels = self.record_levels();
         let sample = match self.scenario.timeline_interval {
             None => true,
             Some(interval) if self.now >= self.next_sample => {
@@ -530,25 +828,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 time: self.now,
                 running: batch,
                 waiting: self.waiting.len() as u32,
-                kv_used_bytes: usage.allocated,
-                kv_frac: frac,
+                kv_used_bytes: self.cache.usage().allocated,
+                kv_frac: levels.kv,
+                levels,
                 step: duration,
             });
         }
         self.events.push(self.now + duration, Event::StepEnd);
     }
 
-    /// Query-key pairs, summed over layers, of appending `k` tokens to a
-    /// sequence of `p`: each layer group attends within its own window.
-    fn layer_pairs(&self, p: u32, k: u32) -> u64 {
-        self.layout
-            .groups
-            .iter()
-            .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
-            .sum()
-    }
-
-    /// The step in flight ends: emit tokens, finish sequences.
+    /// The step in flight ends: emit tokens, fork samples, finish sequences.
     fn finish_step(&mut self) {
         self.busy = false;
         let mut kept = 0;
@@ -566,40 +855,99 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 };
                 s.scheduled = 0;
                 if emits {
+                    s.generated += 1;
                     let r = &mut self.records[s.req as usize];
                     r.output_tokens += 1;
                     r.first_token.get_or_insert(self.now);
-                    done = r.output_tokens >= r.output_target;
+                    done = s.generated >= s.output;
+                    if std::mem::take(&mut s.fork) {
+                        // Fork before a one-token parent is released.
+                        self.spawn_samples(&s);
+                    }
                 }
             }
             if done {
-                self.release(s);
-                self.end_request(s.req, Outcome::Ok);
+                self.release(s.slot);
+                self.sample_ended(s.req, Outcome::Ok);
             } else {
                 self.running[kept] = s;
                 kept += 1;
             }
         }
         self.running.truncate(kept);
-        let usage = self.cache.usage();
-        self.stats.level(
-            self.now,
-            usage.allocated as f64 / usage.budget.max(1) as f64,
-        );
+        let spawned = std::mem::take(&mut self.spawned);
+        self.running.extend_from_slice(&spawned);
+        self.spawned = spawned;
+        self.spawned.clear();
+        if self.running.is_empty() {
+            self.record_levels();
+        }
     }
 
-    fn release(&mut self, seq: Seq) {
-        self.cache.release(seq.slot);
-        self.free_slots.push(seq.slot);
+    /// The shared prefill of a multi-sample request just completed in
+    /// `parent`: its other samples start, sharing the prompt's blocks
+    /// copy-on-write, each with its own first token. A sample that does not fit
+    /// waits to be admitted on its own (recomputing the prompt).
+    fn spawn_samples(&mut self, parent: &Seq) {
+        let max_tokens = self.records[parent.req as usize].max_tokens;
+        for _ in 1..self.samples {
+            let output = self.traffic.sample_output(max_tokens).clamp(1, max_tokens);
+            let r = &mut self.records[parent.req as usize];
+            r.output_target += output;
+            r.output_tokens += 1;
+            if output == 1 {
+                // Its only token came with the shared prefill.
+                self.sample_ended(parent.req, Outcome::Ok);
+                continue;
+            }
+            let slot = self.take_slot();
+            if self.cache.fork(parent.slot, slot).is_ok() {
+                self.spawned.push(Seq {
+                    slot,
+                    output,
+                    generated: 1,
+                    fork: false,
+                    ..*parent
+                });
+            } else {
+                self.free_slots.push(slot);
+                self.waiting.push_front(Waiting {
+                    req: parent.req,
+                    output,
+                    generated: 1,
+                    fork: false,
+                });
+            }
+        }
     }
 
-    /// Evicts `seq` (recompute): its KV is dropped and it waits at the front of
-    /// the queue to prefill its prompt and generated tokens again.
+    fn release(&mut self, slot: SeqId) {
+        self.cache.release(slot);
+        self.free_slots.push(slot);
+    }
+
+    /// Evicts `seq` to make room: its KV goes to host memory if the scheduler
+    /// swaps and host memory has room, else it is dropped and recomputed later.
     fn preempt(&mut self, seq: Seq) {
-        self.release(seq);
         self.stats.preemptions += 1;
         self.records[seq.req as usize].preemptions += 1;
-        self.waiting.push_front(seq.req);
+        let bytes = self.cache.held_bytes(seq.slot);
+        let swappable = self.cfg.on_oom == OnOom::PreemptSwap && seq.decoding();
+        self.release(seq.slot);
+        if swappable && self.swap_used + bytes <= self.swap_capacity {
+            self.swap_used += bytes;
+            self.pending_swap_bytes += bytes;
+            self.stats.swaps += 1;
+            self.stats.swap_bytes += bytes;
+            self.swapped.push_back(Swapped { seq, bytes });
+        } else {
+            self.waiting.push_front(Waiting {
+                req: seq.req,
+                output: seq.output,
+                generated: seq.generated,
+                fork: seq.fork,
+            });
+        }
     }
 
     /// The server process dies: every request in it fails, and it is down for
@@ -611,13 +959,17 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.cache.reset();
         self.free_slots.clear();
         self.next_slot = 0;
-        let running = std::mem::take(&mut self.running);
-        for s in &running {
-            self.end_request(s.req, Outcome::Crashed);
+        self.swap_used = 0;
+        self.pending_swap_bytes = 0;
+        let mut in_flight: Vec<u32> = self.running.drain(..).map(|s| s.req).collect();
+        in_flight.extend(self.waiting.drain(..).map(|w| w.req));
+        in_flight.extend(self.swapped.drain(..).map(|s| s.seq.req));
+        for id in in_flight {
+            // Samples of one request share its record: end it once.
+            if self.records[id as usize].outcome.is_none() {
+                self.end_request(id, Outcome::Crashed);
+            }
         }
-        while let Some(id) = self.waiting.pop_front() {
-            self.end_request(id, Outcome::Crashed);
-        }
-        self.stats.level(self.now, 0.0);
+        self.stats.level(self.now, MemoryLevels::default());
     }
 }

@@ -35,6 +35,8 @@ pub struct StepWork {
     /// Query-key pairs scored by attention, summed over layers: for each new
     /// token and layer, the kept tokens it attends to (itself included).
     pub attention_layer_pairs: u64,
+    /// KV bytes copied between GPU and host memory before the step (swapping).
+    pub swap_bytes: u64,
 }
 
 impl StepWork {
@@ -50,21 +52,25 @@ pub trait CostModel: Send + Sync {
     fn step_time(&self, work: &StepWork) -> SimDuration;
 }
 
-/// A step takes `per_step` plus `per_prefill_token` for every prompt token:
-/// exact, hand-computable timings for tests (as hyperfine's mock executor).
+/// A step takes `per_step` plus `per_prefill_token` for every prompt token
+/// plus `per_swap_kib` for every KiB swapped: exact, hand-computable timings
+/// for tests (as hyperfine's mock executor).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct FixedCost {
     /// Cost of any non-empty step.
     pub per_step: SimDuration,
     /// Added cost per prompt token in the step.
     pub per_prefill_token: SimDuration,
+    /// Added cost per KiB (1024 bytes) copied to or from host memory.
+    pub per_swap_kib: SimDuration,
 }
 
 impl CostModel for FixedCost {
     fn step_time(&self, work: &StepWork) -> SimDuration {
         SimDuration::from_nanos(
             self.per_step.as_nanos()
-                + u64::from(work.prefill_tokens) * self.per_prefill_token.as_nanos(),
+                + u64::from(work.prefill_tokens) * self.per_prefill_token.as_nanos()
+                + work.swap_bytes.div_ceil(1024) * self.per_swap_kib.as_nanos(),
         )
     }
 }
@@ -98,6 +104,8 @@ pub struct RooflineCost {
     allreduces_per_step: f64,
     allreduce_s_per_byte: f64,
     allreduce_latency_s: f64,
+    /// Host-device bytes per second of the replica (each GPU has its own link).
+    pcie_bytes_per_s: f64,
 }
 
 /// Bytes of one activation element exchanged by tensor-parallel all-reduces.
@@ -151,6 +159,7 @@ impl RooflineCost {
             allreduces_per_step: allreduces,
             allreduce_s_per_byte: s_per_byte,
             allreduce_latency_s: eff.allreduce_latency_s,
+            pcie_bytes_per_s: gpu.pcie_bandwidth * tp,
         }
     }
 
@@ -165,7 +174,8 @@ impl RooflineCost {
         self.shared_weight_bytes + self.expert_bytes * self.experts * (1.0 - untouched)
     }
 
-    /// The step time in seconds, split into (compute, memory, communication).
+    /// The step time in seconds, split into (compute, memory, communication);
+    /// communication includes tensor-parallel all-reduces and PCIe swapping.
     pub fn components(&self, work: &StepWork) -> (f64, f64, f64) {
         let tokens = f64::from(work.tokens());
         let flops = self.linear_flops_per_token * tokens
@@ -180,7 +190,13 @@ impl RooflineCost {
         } else {
             0.0
         };
-        (flops / self.flops_per_s, bytes / self.bytes_per_s, comm)
+        // Swapping copies synchronously before the step (vLLM V0's cache engine).
+        let swap = work.swap_bytes as f64 / self.pcie_bytes_per_s;
+        (
+            flops / self.flops_per_s,
+            bytes / self.bytes_per_s,
+            comm + swap,
+        )
     }
 }
 

@@ -66,6 +66,8 @@ pub struct RequestRecord {
     pub output_tokens: u32,
     /// The request's output cap.
     pub max_tokens: u32,
+    /// Outputs it asked for (`n`); token counts above are summed over them.
+    pub samples: u32,
     /// Times it was preempted.
     pub preemptions: u32,
     /// How it ended (`None` while in flight).
@@ -79,11 +81,13 @@ impl RequestRecord {
     }
 
     /// Time per output token after the first, in seconds (vLLM benchmark
-    /// definition); `None` for fewer than two tokens.
+    /// definition; with `n` samples, per token of the mean sample); `None` for
+    /// fewer than two tokens per sample.
     pub fn tpot_s(&self) -> Option<f64> {
+        let per_sample = f64::from(self.output_tokens) / f64::from(self.samples.max(1));
         match (self.first_token, self.finished) {
-            (Some(first), Some(end)) if self.output_tokens > 1 => {
-                Some((end - first).as_secs_f64() / f64::from(self.output_tokens - 1))
+            (Some(first), Some(end)) if per_sample > 1.0 => {
+                Some((end - first).as_secs_f64() / (per_sample - 1.0))
             }
             _ => None,
         }
@@ -108,21 +112,51 @@ pub struct TimelineRow {
     pub kv_used_bytes: u64,
     /// `kv_used_bytes` over the KV budget.
     pub kv_frac: f64,
+    /// Where the budget is (fractions of it).
+    pub levels: MemoryLevels,
     /// The step's duration.
     pub step: SimDuration,
 }
 
+/// Where the KV budget is at one instant, as fractions of it (the
+/// PagedAttention paper's memory-waste categories, Kwon et al. SOSP 2023 Fig. 2).
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct MemoryLevels {
+    /// Held by sequences (`used + reserved + internal`, shared blocks once).
+    pub kv: f64,
+    /// Token states actually stored.
+    pub used: f64,
+    /// Slots held for tokens not generated yet that will be.
+    pub reserved: f64,
+    /// Slots held that will never hold a token: beyond the true final length,
+    /// or the unused tail of a block.
+    pub internal: f64,
+    /// Free memory the request at the head of the queue cannot use (holes too
+    /// small for it in a contiguous address space).
+    pub external: f64,
+}
+
+impl MemoryLevels {
+    fn scaled_add(&mut self, other: &MemoryLevels, w: f64) {
+        self.kv += other.kv * w;
+        self.used += other.used * w;
+        self.reserved += other.reserved * w;
+        self.internal += other.internal * w;
+        self.external += other.external * w;
+    }
+}
+
 /// Time-weighted and per-step statistics gathered while the engine runs.
 ///
-/// Occupancy is a step function of time; [`Collector::level`] is called
-/// whenever it may change, and integrates the previous level over the elapsed
-/// span. Nothing here grows with the run: it is O(1) memory.
+/// Memory levels are a step function of time; [`Collector::level`] is called
+/// whenever they may change, and integrates the previous levels over the
+/// elapsed span. Nothing here grows with the run: it is O(1) memory.
 #[derive(Clone, Debug, Default)]
 pub struct Collector {
     last_time: SimTime,
-    last_frac: f64,
-    /// Integral of KV occupancy over time, fraction-nanoseconds.
-    kv_frac_integral: f64,
+    last: MemoryLevels,
+    /// Integral of the levels over time, fraction-nanoseconds.
+    integral: MemoryLevels,
     /// Nanoseconds spent at or above 90 % occupancy.
     above_90_ns: u64,
     /// Highest occupancy seen.
@@ -139,24 +173,44 @@ pub struct Collector {
     pub oom_events: u64,
     /// Sequences evicted to make room.
     pub preemptions: u64,
+    /// Of those, sequences swapped to host memory.
+    pub swaps: u64,
+    /// Bytes copied between GPU and host memory (both directions).
+    pub swap_bytes: u64,
+    /// Prompt tokens looked up for prefix reuse at admission.
+    pub prefix_lookup_tokens: u64,
+    /// Of those, tokens served from cached blocks (prefill skipped).
+    pub prefix_hit_tokens: u64,
 }
 
 /// Occupancy at or above which seed 000 says one long prompt can crash a server.
 pub const HIGH_OCCUPANCY: f64 = 0.9;
 
 impl Collector {
-    /// Records that KV occupancy is `frac` from `now` on.
-    pub fn level(&mut self, now: SimTime, frac: f64) {
+    /// Records that memory is at `levels` from `now` on.
+    pub fn level(&mut self, now: SimTime, levels: MemoryLevels) {
         let dt = now.saturating_since(self.last_time).as_nanos();
-        self.kv_frac_integral += self.last_frac * dt as f64;
-        if self.last_frac >= HIGH_OCCUPANCY {
+        let last = self.last;
+        self.integral.scaled_add(&last, dt as f64);
+        if self.last.kv >= HIGH_OCCUPANCY {
             self.above_90_ns += dt;
         }
         self.last_time = now;
-        self.last_frac = frac;
-        if frac > self.kv_peak_frac {
-            self.kv_peak_frac = frac;
+        self.last = levels;
+        if levels.kv > self.kv_peak_frac {
+            self.kv_peak_frac = levels.kv;
         }
+    }
+
+    /// Time-averaged levels over `[0, end]`.
+    pub fn mean_levels(&self, end: SimTime) -> MemoryLevels {
+        let mut c = self.clone();
+        c.level(end, MemoryLevels::default());
+        let mut mean = MemoryLevels::default();
+        if end.as_nanos() > 0 {
+            mean.scaled_add(&c.integral, 1.0 / end.as_nanos() as f64);
+        }
+        mean
     }
 
     /// Records one engine step of `batch` sequences lasting `duration`.
@@ -167,21 +221,10 @@ impl Collector {
         self.busy_ns += duration.as_nanos();
     }
 
-    /// Mean KV occupancy over `[0, end]`.
-    pub fn kv_mean_frac(&self, end: SimTime) -> f64 {
-        let mut c = self.clone();
-        c.level(end, 0.0);
-        if end.as_nanos() == 0 {
-            0.0
-        } else {
-            c.kv_frac_integral / end.as_nanos() as f64
-        }
-    }
-
     /// Fraction of `[0, end]` spent at or above 90 % occupancy.
     pub fn kv_time_above_90(&self, end: SimTime) -> f64 {
         let mut c = self.clone();
-        c.level(end, 0.0);
+        c.level(end, MemoryLevels::default());
         if end.as_nanos() == 0 {
             0.0
         } else {

@@ -68,6 +68,27 @@ pub struct Summary {
     pub kv_mean_frac: f64,
     /// Fraction of time at or above 90 % occupancy.
     pub kv_time_above_90: f64,
+    /// Time-averaged fraction of the budget holding actual token states.
+    pub waste_used: f64,
+    /// Time-averaged fraction reserved for tokens not generated yet.
+    pub waste_reserved: f64,
+    /// Time-averaged fraction held but never to be filled (over-reservation
+    /// beyond the true final length, unused block tails).
+    pub waste_internal: f64,
+    /// Time-averaged fraction free but unusable by the waiting request at the
+    /// head of the queue (holes too small for it).
+    pub waste_external: f64,
+    /// Sequences swapped to host memory (a subset of `preemptions`).
+    pub swaps: u64,
+    /// Bytes copied over PCIe by swapping, both directions.
+    pub swap_bytes: u64,
+    /// Prompt tokens served from cached prefix blocks over prompt tokens
+    /// admitted (0 without prefix caching).
+    pub prefix_hit_rate: f64,
+    /// Prompt tokens whose prefill was skipped thanks to cached blocks.
+    pub prefix_hit_tokens: u64,
+    /// KV bytes those tokens did not have to compute and store again.
+    pub prefix_saved_bytes: u64,
     /// Simulated time from 0 to the last request's end, seconds.
     pub duration_s: f64,
     /// Engine steps run.
@@ -175,6 +196,7 @@ pub fn summarize(
     };
     let output_tokens: u64 = ok.iter().map(|r| u64::from(r.output_tokens)).sum();
     let good = ok.iter().filter(|r| meets(&scenario.slo, r)).count();
+    let mean = stats.mean_levels(end);
     Summary {
         requests,
         ok: ok.len() as u64,
@@ -204,8 +226,21 @@ pub fn summarize(
         throughput_tok_s: per_s(output_tokens as f64),
         goodput_rps: per_s(good as f64),
         kv_peak_frac: stats.kv_peak_frac,
-        kv_mean_frac: stats.kv_mean_frac(end),
+        kv_mean_frac: mean.kv,
         kv_time_above_90: stats.kv_time_above_90(end),
+        waste_used: mean.used,
+        waste_reserved: mean.reserved,
+        waste_internal: mean.internal,
+        waste_external: mean.external,
+        swaps: stats.swaps,
+        swap_bytes: stats.swap_bytes,
+        prefix_hit_rate: if stats.prefix_lookup_tokens == 0 {
+            0.0
+        } else {
+            stats.prefix_hit_tokens as f64 / stats.prefix_lookup_tokens as f64
+        },
+        prefix_hit_tokens: stats.prefix_hit_tokens,
+        prefix_saved_bytes: stats.prefix_hit_tokens * scenario.budget.bytes_per_token,
         duration_s,
         steps: stats.steps,
         busy_frac: if end.as_nanos() == 0 {

@@ -71,6 +71,7 @@ pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
         "output_tokens",
         "output_target",
         "max_tokens",
+        "samples",
         "preemptions",
         "outcome",
     ])?;
@@ -85,6 +86,7 @@ pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
             r.output_tokens.to_string(),
             r.output_target.to_string(),
             r.max_tokens.to_string(),
+            r.samples.to_string(),
             r.preemptions.to_string(),
             r.outcome.map(|o| o.name()).unwrap_or("").to_string(),
         ])?;
@@ -101,6 +103,10 @@ pub fn timeline_csv(rows: &[TimelineRow]) -> Result<Vec<u8>, csv::Error> {
         "waiting",
         "kv_used_bytes",
         "kv_frac",
+        "waste_used",
+        "waste_reserved",
+        "waste_internal",
+        "waste_external",
         "step_s",
     ])?;
     for r in rows {
@@ -110,6 +116,10 @@ pub fn timeline_csv(rows: &[TimelineRow]) -> Result<Vec<u8>, csv::Error> {
             r.waiting.to_string(),
             r.kv_used_bytes.to_string(),
             format!("{:.6}", r.kv_frac),
+            format!("{:.6}", r.levels.used),
+            format!("{:.6}", r.levels.reserved),
+            format!("{:.6}", r.levels.internal),
+            format!("{:.6}", r.levels.external),
             format!("{:.9}", r.step.as_secs_f64()),
         ])?;
     }

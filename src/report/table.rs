@@ -23,7 +23,7 @@ fn pct(v: f64) -> String {
 /// The readable summary `kvsim run` prints.
 pub fn summary_table(scenario: &Scenario, s: &Summary) -> Table {
     let b = &scenario.budget;
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         (
             "configuration",
             format!(

@@ -177,7 +177,8 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
     let model = resolve_model(&spec.model).map_err(|e| e.under("model"))?;
     let deployment = resolve_hardware(&spec.hardware, &model).map_err(|e| e.under("hardware"))?;
     let cache = resolve_cache(&spec.cache, &model).map_err(|e| e.under("cache"))?;
-    let scheduler = resolve_scheduler(&spec.scheduler, &cache).map_err(|e| e.under("scheduler"))?;
+    let scheduler = resolve_scheduler(&spec.scheduler, &cache, deployment.tp)
+        .map_err(|e| e.under("scheduler"))?;
     let slo = Slo {
         ttft: spec
             .slo
@@ -567,9 +568,13 @@ fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, S
     })
 }
 
+/// vLLM's default `swap_space`: 4 GiB of host memory per GPU.
+const SWAP_BYTES_PER_GPU: u64 = 4 << 30;
+
 fn resolve_scheduler(
     spec: &spec::SchedulerSpec,
     cache: &CacheConfig,
+    tp: u32,
 ) -> Result<SchedulerConfig, SpecError> {
     let admission = spec.admission.unwrap_or(match cache.placement {
         Placement::Contiguous => Admission::Reserve,
@@ -590,5 +595,9 @@ fn resolve_scheduler(
             .queue_timeout_s
             .map(|v| positive("queue_timeout_s", v).map(SimDuration::from_secs_f64))
             .transpose()?,
+        swap_bytes: match spec.swap_bytes {
+            Some(v) => non_negative("swap_bytes", v)? as u64,
+            None => SWAP_BYTES_PER_GPU * u64::from(tp),
+        },
     })
 }

@@ -183,6 +183,10 @@ pub struct SchedulerSpec {
     /// tens of seconds for 7-8B models and minutes for 70B ones, so set your own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_s: Option<f64>,
+    /// Host memory for KV swapped out by `preempt-swap`, bytes per replica
+    /// (default 4 GiB per GPU, vLLM's `swap_space`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_bytes: Option<f64>,
     /// Seconds a request may wait for admission before it times out (default: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_timeout_s: Option<f64>,

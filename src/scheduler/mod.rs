@@ -43,6 +43,10 @@ pub enum OnOom {
     /// vLLM's default: the most recently admitted sequence is evicted, requeued
     /// at the front, and its prompt and generated tokens prefilled again later.
     PreemptRecompute,
+    /// vLLM V0's alternative: the evicted sequence's KV is copied to host
+    /// memory over PCIe (time charged to the step) and copied back before it
+    /// resumes; recompute when host memory (`swap_bytes`) is full.
+    PreemptSwap,
 }
 
 impl OnOom {
@@ -52,6 +56,7 @@ impl OnOom {
             OnOom::Crash => "crash",
             OnOom::Reject => "reject",
             OnOom::PreemptRecompute => "preempt-recompute",
+            OnOom::PreemptSwap => "preempt-swap",
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct SchedulerConfig {
     pub restart: SimDuration,
     /// Longest wait for admission before a request times out.
     pub queue_timeout: Option<SimDuration>,
+    /// Host memory for swapped-out KV, bytes (whole replica).
+    pub swap_bytes: u64,
 }
 
 /// Query-key pairs scored when `k` new tokens are appended to a sequence that

@@ -48,6 +48,17 @@ pub struct Lengths {
     pub output: u32,
     /// The request's output cap, what a contiguous `max-tokens` reservation uses.
     pub max_tokens: u32,
+    /// The shared system prompt the prompt starts with, if any.
+    pub prefix: Option<SharedPrefix>,
+}
+
+/// A shared system prompt at the start of a request's prompt.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SharedPrefix {
+    /// Which of the shared prompts.
+    pub id: u32,
+    /// Its length in tokens (included in the request's prompt).
+    pub tokens: u32,
 }
 
 /// Open loop (arrivals independent of service) or closed loop (N users).
@@ -242,6 +253,17 @@ impl TrafficPlan {
         }
     }
 
+    /// INTERIM (replaced by the traffic branch): whether requests start
+    /// multi-turn sessions.
+    pub fn session(&self) -> bool {
+        false
+    }
+
+    /// INTERIM: outputs per request (`n`).
+    pub fn samples(&self) -> u32 {
+        1
+    }
+
     /// Whether arrivals replay a trace (which may stand in for `requests`).
     pub fn is_trace_replay(&self) -> bool {
         self.trace_len().is_some()
@@ -271,6 +293,7 @@ impl TrafficPlan {
             prompt,
             output: output.min(max_tokens),
             max_tokens,
+            prefix: None,
         }
     }
 
@@ -487,6 +510,21 @@ impl Traffic {
         }
     }
 
+    /// INTERIM: turns in a new session.
+    pub fn session_turns(&mut self) -> u32 {
+        1
+    }
+
+    /// INTERIM: think time between turns.
+    pub fn session_think(&mut self) -> SimDuration {
+        SimDuration::ZERO
+    }
+
+    /// INTERIM: the output length of one more sample, capped at `max_tokens`.
+    pub fn sample_output(&mut self, max_tokens: u32) -> u32 {
+        max_tokens.max(1)
+    }
+
     /// Closed loop: the lengths of a user's next request.
     ///
     /// Also usable in an open loop; with a trace it draws a uniformly random
@@ -530,6 +568,7 @@ impl Traffic {
             prompt,
             output: output.min(max_tokens),
             max_tokens,
+            prefix: None,
         };
         debug_assert!(lengths.prompt >= 1 && lengths.output >= 1);
         debug_assert!(lengths.output <= lengths.max_tokens);

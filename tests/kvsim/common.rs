@@ -52,6 +52,7 @@ pub fn ten_ms() -> FixedCost {
     FixedCost {
         per_step: SimDuration::from_nanos(10_000_000),
         per_prefill_token: SimDuration::ZERO,
+        per_swap_kib: SimDuration::ZERO,
     }
 }
 
