@@ -513,15 +513,9 @@ fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, S
     }
     let block_size = nonzero("block_size", spec.block_size.unwrap_or(16))?;
     let placement = match policy {
-        PolicyName::Contiguous => {
-            if spec.block_size.is_some() {
-                return Err(SpecError::new(
-                    "block_size",
-                    "has no meaning for the contiguous policy (it places token by token)",
-                ));
-            }
-            Placement::Contiguous
-        }
+        // Contiguous placement is token by token: a block size written for the
+        // paged presets is not used, so one file can sweep every policy.
+        PolicyName::Contiguous => Placement::Contiguous,
         _ => Placement::Paged { block_size },
     };
     let window = match (spec.window, policy) {

@@ -144,7 +144,8 @@ pub struct CacheSpec {
     /// Contiguous reservation rule (default `max-tokens`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserve: Option<Reserve>,
-    /// Tokens per block for paged placement (default 16, vLLM's default).
+    /// Tokens per block for paged placement (default 16, vLLM's default);
+    /// not used by contiguous placement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u32>,
     /// Tokens kept per sequence (default: the model's window for `sliding`).
