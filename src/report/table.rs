@@ -110,15 +110,46 @@ pub fn summary_table(scenario: &Scenario, s: &Summary) -> Table {
             ),
         ),
         (
-            "simulated",
+            "where KV goes",
             format!(
-                "{:.1} s in {} steps (busy {})",
-                s.duration_s,
-                s.steps,
-                pct(s.busy_frac)
+                "used {} | reserved {} | internal {} | external {} (time-averaged share of the budget)",
+                pct(s.waste_used),
+                pct(s.waste_reserved),
+                pct(s.waste_internal),
+                pct(s.waste_external)
             ),
         ),
     ];
+    if scenario.cache.prefix_caching {
+        rows.push((
+            "prefix cache",
+            format!(
+                "hit rate {} | {} prompt tokens not recomputed ({:.2} GiB of KV)",
+                pct(s.prefix_hit_rate),
+                s.prefix_hit_tokens,
+                gib(s.prefix_saved_bytes)
+            ),
+        ));
+    }
+    if s.swaps > 0 {
+        rows.push((
+            "swapping",
+            format!(
+                "{} sequences swapped out, {:.2} GiB over PCIe",
+                s.swaps,
+                gib(s.swap_bytes)
+            ),
+        ));
+    }
+    rows.push((
+        "simulated",
+        format!(
+            "{:.1} s in {} steps (busy {})",
+            s.duration_s,
+            s.steps,
+            pct(s.busy_frac)
+        ),
+    ));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header(vec![Cell::new(&scenario.name), Cell::new("")]);
