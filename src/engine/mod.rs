@@ -145,6 +145,8 @@ struct Live {
 #[derive(Copy, Clone, Debug)]
 struct Session {
     key: u64,
+    /// Turns sent so far.
+    turn: u32,
     /// Tokens of conversation so far (the next turn's prompt starts with them).
     history: u32,
     /// Turns still to send.
@@ -352,6 +354,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         let turns = self.traffic.session_turns().max(1);
         let session = Session {
             key: SESSION_KEY_BASE | self.sessions_started,
+            turn: 0,
             history: 0,
             turns_left: turns - 1,
             user,
@@ -412,6 +415,14 @@ impl<'s, C: CostModel> Engine<'s, C> {
         let room = mml.saturating_sub(lengths.prompt);
         let output = lengths.output.min(lengths.max_tokens).min(room).max(1);
         let max_tokens = lengths.max_tokens.min(room).max(1);
+        let (session_no, turn) = match session {
+            NONE => (None, 1),
+            sid => {
+                let s = &mut self.sessions[sid as usize];
+                s.turn += 1;
+                (Some(s.key & !SESSION_KEY_BASE), s.turn)
+            }
+        };
         let content = if session != NONE {
             let s = &self.sessions[session as usize];
             Some(Content {
@@ -437,6 +448,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
             output_tokens: 0,
             max_tokens,
             samples: self.samples,
+            session: session_no,
+            turn,
             preemptions: 0,
             outcome: None,
         });

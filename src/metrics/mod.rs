@@ -68,6 +68,10 @@ pub struct RequestRecord {
     pub max_tokens: u32,
     /// Outputs it asked for (`n`); token counts above are summed over them.
     pub samples: u32,
+    /// The multi-turn session it belongs to, numbered from 0 in start order.
+    pub session: Option<u64>,
+    /// Its turn in that session, from 1 (1 outside sessions).
+    pub turn: u32,
     /// Times it was preempted.
     pub preemptions: u32,
     /// How it ended (`None` while in flight).

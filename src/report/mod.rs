@@ -72,6 +72,8 @@ pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
         "output_target",
         "max_tokens",
         "samples",
+        "session",
+        "turn",
         "preemptions",
         "outcome",
     ])?;
@@ -87,6 +89,8 @@ pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
             r.output_target.to_string(),
             r.max_tokens.to_string(),
             r.samples.to_string(),
+            r.session.map(|s| s.to_string()).unwrap_or_default(),
+            r.turn.to_string(),
             r.preemptions.to_string(),
             r.outcome.map(|o| o.name()).unwrap_or("").to_string(),
         ])?;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use kvsim::engine::simulate;
 use kvsim::hardware::cost::RooflineCost;
-use kvsim::metrics::Summary;
+use kvsim::metrics::{Outcome, Summary};
 use kvsim::scenario::Scenario;
 
 fn run(file: &str, overrides: &[&str], seed: u64) -> Summary {
@@ -94,4 +94,42 @@ fn tpot_rises_with_concurrency() {
     };
     let (t1, t10, t40) = (tpot("1"), tpot("10"), tpot("40"));
     assert!(t1 < t10 && t10 < t40, "{t1} {t10} {t40}");
+}
+
+/// Seed 000's long-context crash: short chats are fine until a 16,500-token
+/// document arrives at t = 60 s; the naive server prefills it and dies within
+/// its first tokens, taking every request in flight with it.
+#[test]
+fn long_document_crashes_the_naive_server_right_after_its_prefill() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/long-context-crash.toml");
+    let run_with = |overrides: &[&str]| {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let s = Scenario::load(&path, &overrides).unwrap();
+        let d = &s.deployment;
+        simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency))
+    };
+    let out = run_with(&[]);
+    let doc = out.records.iter().find(|r| r.prompt_tokens == 16_500).expect("the document");
+    let crash = doc.finished.unwrap();
+    assert_eq!(doc.outcome, Some(Outcome::Crashed));
+    assert!(doc.output_tokens <= 2, "the document got {} tokens", doc.output_tokens);
+    let first = doc.first_token.expect("its prefill finished");
+    assert!((crash - first).as_secs_f64() < 1.0, "the crash follows the prefill");
+    assert_eq!(out.summary.oom_events, 1);
+    for r in &out.records {
+        if r.finished.unwrap() < doc.arrival {
+            assert_eq!(r.outcome, Some(Outcome::Ok), "chat {} before the document", r.id);
+        }
+        if r.arrival < crash && r.finished == Some(crash) {
+            assert_eq!(r.outcome, Some(Outcome::Crashed));
+        }
+    }
+    // vLLM's answer: paged blocks and recompute preemption serve everyone.
+    let paged = run_with(&["cache.policy=paged", "scheduler.on_oom=preempt-recompute"]);
+    assert_eq!(paged.summary.oom_rate, 0.0);
+    assert!(paged.summary.preemptions > 0);
+    // Rejecting only what cannot grow keeps the server up.
+    let reject = run_with(&["cache.policy=paged", "scheduler.on_oom=reject"]);
+    assert!(reject.summary.crashed == 0 && reject.summary.oom > 0);
+    assert!(reject.summary.oom_rate < out.summary.oom_rate);
 }
