@@ -24,12 +24,12 @@ fn run(file: &str, overrides: &[&str], seed: u64) -> Summary {
 #[test]
 fn naive_server_is_fine_at_10_users_and_crashes_at_50() {
     for seed in 1..=5 {
-        let ten = run("naive-server.toml", &["traffic.arrival.users=10"], seed);
+        let ten = run("batch-size-wall.toml", &["traffic.arrival.users=10"], seed);
         assert_eq!(ten.oom_rate, 0.0, "seed {seed}: 10 users");
         assert_eq!(ten.oom_events, 0);
         assert!(ten.ok > 400);
 
-        let fifty = run("naive-server.toml", &["traffic.arrival.users=50"], seed);
+        let fifty = run("batch-size-wall.toml", &["traffic.arrival.users=50"], seed);
         assert!(
             fifty.oom_events >= 2,
             "seed {seed}: {} crashes",
@@ -50,7 +50,7 @@ fn naive_server_is_fine_at_10_users_and_crashes_at_50() {
 fn paged_with_preemption_serves_50_users_without_oom() {
     for seed in 1..=5 {
         let paged = run(
-            "naive-server.toml",
+            "batch-size-wall.toml",
             &[
                 "traffic.arrival.users=50",
                 "cache.policy=paged",
@@ -65,7 +65,7 @@ fn paged_with_preemption_serves_50_users_without_oom() {
             "seed {seed}: peak {}",
             paged.batch_peak
         );
-        let naive = run("naive-server.toml", &["traffic.arrival.users=50"], seed);
+        let naive = run("batch-size-wall.toml", &["traffic.arrival.users=50"], seed);
         assert!(
             paged.ok > naive.ok,
             "paged serves more: {} vs {}",
@@ -81,7 +81,7 @@ fn paged_with_preemption_serves_50_users_without_oom() {
 fn tpot_rises_with_concurrency() {
     let tpot = |users: &str| {
         run(
-            "naive-server.toml",
+            "batch-size-wall.toml",
             &[
                 &format!("traffic.arrival.users={users}"),
                 "cache.policy=paged",
@@ -109,16 +109,32 @@ fn long_document_crashes_the_naive_server_right_after_its_prefill() {
         simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency))
     };
     let out = run_with(&[]);
-    let doc = out.records.iter().find(|r| r.prompt_tokens == 16_500).expect("the document");
+    let doc = out
+        .records
+        .iter()
+        .find(|r| r.prompt_tokens == 16_500)
+        .expect("the document");
     let crash = doc.finished.unwrap();
     assert_eq!(doc.outcome, Some(Outcome::Crashed));
-    assert!(doc.output_tokens <= 2, "the document got {} tokens", doc.output_tokens);
+    assert!(
+        doc.output_tokens <= 2,
+        "the document got {} tokens",
+        doc.output_tokens
+    );
     let first = doc.first_token.expect("its prefill finished");
-    assert!((crash - first).as_secs_f64() < 1.0, "the crash follows the prefill");
+    assert!(
+        (crash - first).as_secs_f64() < 1.0,
+        "the crash follows the prefill"
+    );
     assert_eq!(out.summary.oom_events, 1);
     for r in &out.records {
         if r.finished.unwrap() < doc.arrival {
-            assert_eq!(r.outcome, Some(Outcome::Ok), "chat {} before the document", r.id);
+            assert_eq!(
+                r.outcome,
+                Some(Outcome::Ok),
+                "chat {} before the document",
+                r.id
+            );
         }
         if r.arrival < crash && r.finished == Some(crash) {
             assert_eq!(r.outcome, Some(Outcome::Crashed));
@@ -132,4 +148,40 @@ fn long_document_crashes_the_naive_server_right_after_its_prefill() {
     let reject = run_with(&["cache.policy=paged", "scheduler.on_oom=reject"]);
     assert!(reject.summary.crashed == 0 && reject.summary.oom > 0);
     assert!(reject.summary.oom_rate < out.summary.oom_rate);
+}
+
+/// What each policy does at the wall (50 users): paged with preemption, fp8
+/// KV and a window all serve everyone; fp8 doubles the batch ceiling and,
+/// halving the KV reads, lowers TPOT.
+#[test]
+fn at_the_wall_every_kv_policy_avoids_the_crash() {
+    let at_50 = |extra: &[&str]| {
+        let mut o = vec![
+            "traffic.arrival.users=50",
+            "scheduler.on_oom=preempt-recompute",
+        ];
+        o.extend_from_slice(extra);
+        run("batch-size-wall.toml", &o, 1)
+    };
+    let paged = at_50(&["cache.policy=paged"]);
+    let fp8 = at_50(&["cache.policy=quantized"]);
+    let window = at_50(&["cache.policy=sliding", "cache.window=1024"]);
+    let swap = at_50(&["cache.policy=paged", "scheduler.on_oom=preempt-swap"]);
+    for (name, m) in [
+        ("paged", &paged),
+        ("fp8", &fp8),
+        ("window", &window),
+        ("swap", &swap),
+    ] {
+        assert_eq!(m.oom_rate, 0.0, "{name}");
+    }
+    assert!(
+        fp8.batch_ceiling >= 2 * paged.batch_ceiling - 1,
+        "{} vs {}",
+        fp8.batch_ceiling,
+        paged.batch_ceiling
+    );
+    assert!(fp8.preemptions <= paged.preemptions);
+    assert!(fp8.tpot_p50.unwrap() < paged.tpot_p50.unwrap());
+    assert_eq!(swap.swaps, swap.preemptions);
 }
