@@ -3,23 +3,7 @@
 
 use kvsim::metrics::Outcome;
 
-use crate::common::{TINY_BPT, ms, run, scenario};
-
-/// `users` closed-loop users with no think time, `requests` in total, fixed
-/// lengths.
-fn closed(users: u32, requests: u32, prompt: u32, output: u32, extra: &str) -> String {
-    format!(
-        r#"
-name = "hand"
-requests = {requests}
-[traffic]
-arrival = {{ kind = "closed", users = {users}, think_s = 0.0 }}
-prompt = {{ kind = "fixed", value = {prompt} }}
-output = {{ kind = "fixed", value = {output} }}
-{extra}
-"#
-    )
-}
+use crate::common::{TINY_BPT, closed, ms, run, scenario};
 
 #[test]
 fn three_requests_batch_together_and_decode_in_lockstep() {

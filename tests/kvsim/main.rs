@@ -4,5 +4,6 @@ mod cli;
 mod common;
 mod engine;
 mod golden;
+mod memory;
 mod properties;
 mod seeds;
