@@ -23,6 +23,14 @@ pub mod stream {
     pub const THINK: u64 = 5;
     /// Paired (prompt, output) samples from a trace.
     pub const PAIRED: u64 = 6;
+    /// Shared system prompts: whether a request uses one, and which.
+    pub const PREFIX: u64 = 7;
+    /// Turns per multi-turn session.
+    pub const SESSION_TURNS: u64 = 8;
+    /// Think times between the turns of a session.
+    pub const SESSION_THINK: u64 = 9;
+    /// Output lengths of a request's extra parallel samples (`n > 1`).
+    pub const SAMPLES: u64 = 10;
 }
 
 /// The random stream `stream` of `seed`.

@@ -12,9 +12,14 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::units::SimTime;
 
-use super::secs_to_time;
-
 use super::spec::ZeroTokens;
+use super::{SharedPrefix, secs_to_time};
+
+/// The trace column naming a row's shared prefix content.
+pub(crate) const PREFIX_ID_COLUMN: &str = "prefix_id";
+
+/// The trace column holding a row's shared prefix length, tokens.
+pub(crate) const PREFIX_TOKENS_COLUMN: &str = "prefix_tokens";
 
 /// Immutable data shared by a plan and every generator built from it.
 ///
@@ -50,6 +55,8 @@ pub(crate) struct TraceRow {
     pub prompt: u32,
     /// Output tokens (>= 1).
     pub output: u32,
+    /// The shared content the prompt starts with (`tokens <= prompt`).
+    pub prefix: Option<SharedPrefix>,
 }
 
 fn data_err(path: &Path, line: Option<u64>, reason: impl Into<String>) -> Error {
@@ -117,9 +124,9 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-/// Reads the CSV file at `path` and calls `row(line, fields)` for every data
-/// row with the fields of `columns`, in that order. `row` returns a reason on
-/// a bad row, which becomes an error at that line. The file must have a header
+/// Reads the CSV file at `path` and calls `row(fields)` for every data row
+/// with the fields of `columns`, in that order. `row` returns a reason on a
+/// bad row, which becomes an error at that line. The file must have a header
 /// naming every column in `columns` exactly once; other columns are ignored.
 /// `setting` names the spec key that chose the columns, for the error message.
 fn for_each_row<const N: usize>(
@@ -127,6 +134,27 @@ fn for_each_row<const N: usize>(
     columns: [&str; N],
     setting: &str,
     mut row: impl FnMut([&str; N]) -> Result<(), String>,
+) -> Result<(), Error> {
+    for_each_row_with(
+        path,
+        columns,
+        [],
+        setting,
+        |_| Ok(()),
+        |fields, []| row(fields),
+    )
+}
+
+/// [`for_each_row`] with `optional` columns too: `header` learns which of
+/// them the file has (a reason it returns becomes an error at line 1), and
+/// `row` gets their fields, `None` for an absent column.
+fn for_each_row_with<const N: usize, const M: usize>(
+    path: &Path,
+    columns: [&str; N],
+    optional: [&str; M],
+    setting: &str,
+    header_check: impl FnOnce([bool; M]) -> Result<(), String>,
+    mut row: impl FnMut([&str; N], [Option<&str>; M]) -> Result<(), String>,
 ) -> Result<(), Error> {
     // Read whole: line numbers need the bytes, and traces are megabytes.
     let data = std::fs::read(path)
@@ -158,30 +186,37 @@ fn for_each_row<const N: usize>(
             "the file is empty; expected a header line naming the columns",
         ));
     }
-    let mut index = [0usize; N];
-    for (slot, name) in index.iter_mut().zip(columns) {
+    let find = |name: &str| -> Result<Option<usize>, Error> {
         let mut found = header.iter().enumerate().filter(|(_, h)| *h == name);
         match (found.next(), found.next()) {
-            (Some((i, _)), None) => *slot = i,
-            (None, _) => {
-                return Err(data_err(
-                    path,
-                    Some(1),
-                    format!(
-                        "no column `{name}` (wanted by `{setting}`); the header has columns: {}",
-                        header.join(", ")
-                    ),
-                ));
-            }
-            (Some(_), Some(_)) => {
-                return Err(data_err(
-                    path,
-                    Some(1),
-                    format!("column `{name}` appears more than once in the header"),
-                ));
-            }
+            (Some((i, _)), None) => Ok(Some(i)),
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(data_err(
+                path,
+                Some(1),
+                format!("column `{name}` appears more than once in the header"),
+            )),
         }
+    };
+    let mut index = [0usize; N];
+    for (slot, name) in index.iter_mut().zip(columns) {
+        *slot = find(name)?.ok_or_else(|| {
+            data_err(
+                path,
+                Some(1),
+                format!(
+                    "no column `{name}` (wanted by `{setting}`); the header has columns: {}",
+                    header.join(", ")
+                ),
+            )
+        })?;
     }
+    let mut optional_index = [None; M];
+    for (slot, name) in optional_index.iter_mut().zip(optional) {
+        *slot = find(name)?;
+    }
+    header_check(optional_index.map(|i| i.is_some()))
+        .map_err(|reason| data_err(path, Some(1), reason))?;
     let mut record = csv::StringRecord::new();
     let mut rows = 0u64;
     loop {
@@ -193,7 +228,8 @@ fn for_each_row<const N: usize>(
         rows += 1;
         let line = record.position().map(|p| lines.line_at(p.byte()));
         let fields = index.map(|i| record.get(i).unwrap_or(""));
-        row(fields).map_err(|reason| data_err(path, line, reason))?;
+        let optional_fields = optional_index.map(|i| i.map(|i| record.get(i).unwrap_or("")));
+        row(fields, optional_fields).map_err(|reason| data_err(path, line, reason))?;
     }
     if rows == 0 {
         return Err(data_err(
@@ -223,6 +259,72 @@ fn parse_tokens(column: &str, text: &str) -> Result<u32, String> {
             "`{column}` must be a whole number of tokens, got `{text}`"
         )),
     }
+}
+
+/// A shared-content id: a non-negative whole number (integral floats too,
+/// as for token counts).
+fn parse_id(column: &str, text: &str) -> Result<u32, String> {
+    let bad =
+        || format!("`{column}` must be a whole number >= 0 naming shared content, got `{text}`");
+    if let Ok(v) = text.parse::<u64>() {
+        return u32::try_from(v)
+            .map_err(|_| format!("`{column}` = {text} is too large (at most {})", u32::MAX));
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => {
+            Ok(v as u32)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The shared prefix of a trace row from its `prefix_id` and `prefix_tokens`
+/// cells (`None` where the file lacks the columns). Both cells empty: no
+/// prefix; one empty: an error, since half a prefix cannot be meant. Checks
+/// `prefix_tokens >= 1`; the caller checks it against the prompt.
+fn parse_prefix(id: Option<&str>, tokens: Option<&str>) -> Result<Option<SharedPrefix>, String> {
+    let (Some(id), Some(tokens)) = (id, tokens) else {
+        return Ok(None);
+    };
+    match (id.is_empty(), tokens.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Err(format!(
+            "`{PREFIX_ID_COLUMN}` is {id} but `{PREFIX_TOKENS_COLUMN}` is empty; \
+             give both, or leave both empty for a request without a shared prefix"
+        )),
+        (true, false) => Err(format!(
+            "`{PREFIX_TOKENS_COLUMN}` is {tokens} but `{PREFIX_ID_COLUMN}` is empty; \
+             give both, or leave both empty for a request without a shared prefix"
+        )),
+        (false, false) => {
+            let id = parse_id(PREFIX_ID_COLUMN, id)?;
+            let tokens = parse_tokens(PREFIX_TOKENS_COLUMN, tokens)?;
+            if tokens == 0 {
+                return Err(format!(
+                    "`{PREFIX_TOKENS_COLUMN}` is 0; a shared prefix has at least one token \
+                     (leave both prefix cells empty for a request without one)"
+                ));
+            }
+            Ok(Some(SharedPrefix { id, tokens }))
+        }
+    }
+}
+
+/// The header check of a trace's prefix columns: both or neither.
+fn prefix_columns_paired([has_id, has_tokens]: [bool; 2]) -> Result<(), String> {
+    let missing = match (has_id, has_tokens) {
+        (true, false) => PREFIX_TOKENS_COLUMN,
+        (false, true) => PREFIX_ID_COLUMN,
+        _ => return Ok(()),
+    };
+    let present = if has_id {
+        PREFIX_ID_COLUMN
+    } else {
+        PREFIX_TOKENS_COLUMN
+    };
+    Err(format!(
+        "the header has `{present}` but no `{missing}`; shared prefixes need both columns"
+    ))
 }
 
 /// Applies the zero-token policy: `Ok(None)` drops the row.
@@ -264,8 +366,8 @@ pub(crate) struct Columns<'a> {
     pub setting: &'a str,
 }
 
-/// Loads a trace: arrival times (seconds, finite, >= 0, nondecreasing) and
-/// lengths, in file order.
+/// Loads a trace: arrival times (seconds, finite, >= 0, nondecreasing),
+/// lengths and optional shared prefixes, in file order.
 pub(crate) fn load_trace(
     path: &Path,
     arrival_column: &str,
@@ -274,11 +376,13 @@ pub(crate) fn load_trace(
     let mut rows = Vec::new();
     let mut last = 0.0f64;
     let mut last_text = String::new();
-    for_each_row(
+    for_each_row_with(
         path,
         [arrival_column, cols.prompt, cols.output],
+        [PREFIX_ID_COLUMN, PREFIX_TOKENS_COLUMN],
         cols.setting,
-        |[at, prompt, output]| {
+        prefix_columns_paired,
+        |[at, prompt, output], [prefix_id, prefix_tokens]| {
             let secs: f64 = at.parse().map_err(|_| {
                 format!("`{arrival_column}` must be a number of seconds, got `{at}`")
             })?;
@@ -297,13 +401,22 @@ pub(crate) fn load_trace(
             last_text.push_str(at);
             let prompt = parse_tokens(cols.prompt, prompt)?;
             let output = parse_tokens(cols.output, output)?;
+            let prefix = parse_prefix(prefix_id, prefix_tokens)?;
             let prompt = nonzero(prompt, cols.prompt, cols.zero, cols.setting)?;
             let output = nonzero(output, cols.output, cols.zero, cols.setting)?;
             if let (Some(prompt), Some(output)) = (prompt, output) {
+                if let Some(p) = prefix.filter(|p| p.tokens > prompt) {
+                    return Err(format!(
+                        "`{PREFIX_TOKENS_COLUMN}` = {} exceeds `{}` = {prompt}: the shared \
+                         prefix is part of the prompt",
+                        p.tokens, cols.prompt
+                    ));
+                }
                 rows.push(TraceRow {
                     at: secs_to_time(secs),
                     prompt,
                     output,
+                    prefix,
                 });
             }
             Ok(())

@@ -46,13 +46,29 @@ const MEAN_SAMPLES: usize = 200_000;
 /// Seed of the sampled mean estimate, fixed so that it is deterministic.
 const MEAN_SEED: u64 = 0x6b76_7369_6d5f_6d65;
 
+/// What a distribution counts, for the reason of a 0 lower bound.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Unit {
+    /// Tokens of a request.
+    Tokens,
+    /// Turns of a session.
+    Turns,
+}
+
+impl Unit {
+    /// Why the count must be at least 1.
+    fn at_least_one(self) -> &'static str {
+        match self {
+            Unit::Tokens => "must be at least 1: a request has at least one token",
+            Unit::Turns => "must be at least 1: a session has at least one turn",
+        }
+    }
+}
+
 /// Checks `1 <= min <= max`.
-fn bounds(ctx: &Ctx<'_>, key: &str, min: u32, max: u32) -> Result<(u32, u32), Error> {
+fn bounds(ctx: &Ctx<'_>, key: &str, unit: Unit, min: u32, max: u32) -> Result<(u32, u32), Error> {
     if min == 0 {
-        return Err(ctx.err(
-            format!("{key}.min"),
-            "must be at least 1: a request has at least one token",
-        ));
+        return Err(ctx.err(format!("{key}.min"), unit.at_least_one()));
     }
     if min > max {
         return Err(ctx.err(
@@ -64,20 +80,28 @@ fn bounds(ctx: &Ctx<'_>, key: &str, min: u32, max: u32) -> Result<(u32, u32), Er
 }
 
 impl Sampler {
-    /// Validates `spec`, found at dotted `key`, loading its file if any.
+    /// Validates the token-length `spec`, found at dotted `key`, loading its
+    /// file if any.
     pub(crate) fn build(spec: &LengthSpec, key: &str, ctx: &Ctx<'_>) -> Result<Sampler, Error> {
+        Sampler::build_counting(spec, key, Unit::Tokens, ctx)
+    }
+
+    /// Validates `spec`, found at dotted `key`, a distribution of `unit`s.
+    pub(crate) fn build_counting(
+        spec: &LengthSpec,
+        key: &str,
+        unit: Unit,
+        ctx: &Ctx<'_>,
+    ) -> Result<Sampler, Error> {
         Ok(match spec {
             LengthSpec::Fixed { value } => {
                 if *value == 0 {
-                    return Err(ctx.err(
-                        format!("{key}.value"),
-                        "must be at least 1: a request has at least one token",
-                    ));
+                    return Err(ctx.err(format!("{key}.value"), unit.at_least_one()));
                 }
                 Sampler::Fixed(*value)
             }
             LengthSpec::Uniform { min, max } => {
-                let (lo, hi) = bounds(ctx, key, *min, *max)?;
+                let (lo, hi) = bounds(ctx, key, unit, *min, *max)?;
                 Sampler::Uniform { lo, hi }
             }
             LengthSpec::Normal {
@@ -88,7 +112,7 @@ impl Sampler {
             } => {
                 let mean = ctx.positive(&format!("{key}.mean"), *mean)?;
                 let std = ctx.non_negative(&format!("{key}.std"), *std)?;
-                let (lo, hi) = bounds(ctx, key, *min, *max)?;
+                let (lo, hi) = bounds(ctx, key, unit, *min, *max)?;
                 let dist = Normal::new(mean, std)
                     .map_err(|e| ctx.err(format!("{key}.std"), e.to_string()))?;
                 Sampler::Normal { dist, lo, hi }
@@ -101,7 +125,7 @@ impl Sampler {
             } => {
                 let mean = ctx.positive(&format!("{key}.mean"), *mean)?;
                 let sigma = ctx.non_negative(&format!("{key}.sigma"), *sigma)?;
-                let (lo, hi) = bounds(ctx, key, *min, *max)?;
+                let (lo, hi) = bounds(ctx, key, unit, *min, *max)?;
                 // `mean` is the arithmetic mean: E[X] = exp(mu + sigma^2 / 2).
                 let mu = mean.ln() - sigma * sigma / 2.0;
                 if !mu.is_finite() {
@@ -135,7 +159,7 @@ impl Sampler {
                     total += w;
                     built.push((
                         total,
-                        Sampler::build(&c.dist, &format!("{ckey}.dist"), ctx)?,
+                        Sampler::build_counting(&c.dist, &format!("{ckey}.dist"), unit, ctx)?,
                     ));
                 }
                 if !total.is_finite() {
@@ -163,7 +187,7 @@ impl Sampler {
             } => {
                 let lo = min.unwrap_or(1);
                 let hi = max.unwrap_or(u32::MAX);
-                bounds(ctx, key, lo, hi)?;
+                bounds(ctx, key, unit, lo, hi)?;
                 let file = ctx.resolve(path);
                 let mut values = data::load_column(&file, column, *zero_tokens, key)?;
                 for v in &mut values {

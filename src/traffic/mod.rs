@@ -6,13 +6,32 @@
 //! cheap, seeded [`Traffic`] generator per run.
 //!
 //! Each random component draws from its own [`stream_rng`] stream (arrivals,
-//! prompt, output, max_tokens, think, paired), so changing, say, the output
-//! distribution never shifts the arrival times of the same seed.
+//! prompt, output, max_tokens, think, paired, prefix, session turns, session
+//! think, samples), so changing, say, the output distribution never shifts
+//! the arrival times of the same seed, and turning on shared prefixes,
+//! sessions or parallel sampling leaves every other draw as it was.
 //!
 //! Open loop: [`Traffic::next_arrival`] yields absolute, nondecreasing arrival
 //! times with each request's [`Lengths`]. Closed loop: the engine keeps
 //! `users` requests in flight and calls [`Traffic::next_lengths`] and
 //! [`Traffic::think_time`] itself.
+//!
+//! Three features shape where KV memory goes, and traffic only draws their
+//! numbers; the engine composes the requests:
+//!
+//! - Shared system prompts (`prefix`): a request's [`Lengths::prefix`] names
+//!   the system prompt its prompt starts with, for prefix caching.
+//! - Multi-turn sessions (`session`, see [`TrafficPlan::session`]): every
+//!   open-loop arrival, or every closed-loop user's next start, begins a
+//!   conversation of [`Traffic::session_turns`] turns. The first turn's
+//!   lengths come from `next_arrival` (open loop) or `next_lengths` (closed
+//!   loop); each later turn's new message and output from
+//!   [`Traffic::next_message`], sent [`Traffic::session_think`] after the
+//!   previous turn ends, with the history prepended by the engine. In a
+//!   closed loop, [`Traffic::think_time`] separates a user's conversations.
+//! - Parallel sampling (`n`, see [`TrafficPlan::samples`]): a request's
+//!   extra samples draw their true output lengths from
+//!   [`Traffic::sample_output`].
 
 mod arrival;
 mod data;
@@ -32,32 +51,40 @@ use crate::rng::{stream, stream_rng};
 use crate::units::{NANOS_PER_SEC, SimDuration, SimTime};
 
 pub use spec::{
-    ArrivalSpec, LengthSpec, MixtureComponent, PairedSpec, ThinkKind, TrafficSpec, ZeroTokens,
+    ArrivalSpec, LengthSpec, MixtureComponent, PairedSpec, PrefixSpec, SessionSpec, ThinkKind,
+    TrafficSpec, ZeroTokens,
 };
 
 use arrival::{Clock, Next, Process, Ramp};
 use data::{Columns, Shared, TraceRow};
-use lengths::{Sampler, mean_min, merge_pmf, pmf_mean};
+use lengths::{Sampler, Unit, mean_min, merge_pmf, pmf_mean};
 
 /// Token lengths of one request.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Lengths {
-    /// Prompt tokens (>= 1).
+    /// Prompt tokens (>= 1), including any shared prefix.
     pub prompt: u32,
     /// True output tokens the model will generate (>= 1, <= `max_tokens`).
     pub output: u32,
     /// The request's output cap, what a contiguous `max-tokens` reservation uses.
     pub max_tokens: u32,
-    /// The shared system prompt the prompt starts with, if any.
+    /// The shared content the prompt starts with (its first `tokens` tokens,
+    /// `tokens <= prompt`), or `None` if the whole prompt is the request's own.
     pub prefix: Option<SharedPrefix>,
 }
 
-/// A shared system prompt at the start of a request's prompt.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// Shared content at the start of a prompt: a system prompt, or a trace's
+/// `prefix_id`/`prefix_tokens`.
+///
+/// Requests with the same `id` agree on their leading tokens; with a
+/// `traffic.prefix` spec every prefix of one id has the same `tokens`, while
+/// trace rows may differ and then share the shorter length.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SharedPrefix {
-    /// Which of the shared prompts.
+    /// Which shared content (system prompt `0..count` for a spec; the trace's
+    /// `prefix_id`).
     pub id: u32,
-    /// Its length in tokens (included in the request's prompt).
+    /// Tokens of the shared content in this prompt (>= 1).
     pub tokens: u32,
 }
 
@@ -136,11 +163,76 @@ enum ArrivalPlan {
     Closed { users: u32, think: Think },
 }
 
-/// Closed-loop think time.
+/// Think time (closed loop, or between session turns).
 #[derive(Copy, Clone, Debug, PartialEq)]
 enum Think {
     Fixed(SimDuration),
     Exponential { mean_s: f64 },
+}
+
+impl Think {
+    /// Validated from a `think_s` at `key` and its distribution kind.
+    fn build(think_s: f64, kind: ThinkKind, key: &str, ctx: &Ctx<'_>) -> Result<Think, Error> {
+        let think_s = ctx.non_negative(key, think_s)?;
+        Ok(match kind {
+            ThinkKind::Fixed => Think::Fixed(secs_to_duration(think_s)),
+            ThinkKind::Exponential => Think::Exponential { mean_s: think_s },
+        })
+    }
+
+    /// One think time. A fixed one draws nothing from `rng`.
+    fn draw(&self, rng: &mut ChaCha8Rng) -> SimDuration {
+        match *self {
+            Think::Fixed(d) => d,
+            Think::Exponential { mean_s } => {
+                let e: f64 = Exp1.sample(rng);
+                secs_to_duration(e * mean_s)
+            }
+        }
+    }
+}
+
+/// Validated `traffic.prefix`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+struct PrefixPlan {
+    /// Distinct system prompts (>= 1).
+    count: u32,
+    /// Tokens of each (>= 1).
+    tokens: u32,
+    /// Probability that a request uses one, in [0, 1].
+    fraction: f64,
+}
+
+impl PrefixPlan {
+    /// Whether a request uses a system prompt, and which.
+    ///
+    /// One uniform draw `u` decides both: used iff `u < fraction`, and then
+    /// `u / fraction` is uniform on [0, 1), so `floor(count * u / fraction)`
+    /// is uniform over the ids. A fixed one draw per request keeps the stream
+    /// aligned with request order, and a larger `fraction` at the same seed
+    /// gives a superset of the requests that use a prefix (a cleaner sweep).
+    fn draw(&self, rng: &mut ChaCha8Rng) -> Option<SharedPrefix> {
+        let u: f64 = rng.random();
+        if u < self.fraction {
+            // `u / fraction` can round up to 1.0; clamp onto the last id.
+            let id = (u / self.fraction * f64::from(self.count)) as u32;
+            Some(SharedPrefix {
+                id: id.min(self.count - 1),
+                tokens: self.tokens,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// Validated `traffic.session`.
+#[derive(Clone, Debug)]
+struct SessionPlan {
+    /// Turns per session (every draw >= 1).
+    turns: Sampler,
+    /// Think time between turns.
+    think: Think,
 }
 
 /// Where a request's (prompt, output) come from.
@@ -167,6 +259,12 @@ pub struct TrafficPlan {
     /// The largest output the lengths can produce: the cap when `max_tokens`
     /// is not given.
     default_cap: u32,
+    /// Shared system prompts, `None` without a `prefix` spec.
+    prefix: Option<PrefixPlan>,
+    /// Multi-turn sessions, `None` without a `session` spec.
+    session: Option<SessionPlan>,
+    /// Parallel samples per request (>= 1).
+    samples: u32,
 }
 
 impl TrafficPlan {
@@ -180,6 +278,22 @@ impl TrafficPlan {
         // Which keys are present is checked before any file is read, so a
         // conflict is reported as such rather than as a missing file.
         let source = length_source(spec, &ctx)?;
+        let prefix = spec
+            .prefix
+            .as_ref()
+            .map(|p| build_prefix(p, &ctx))
+            .transpose()?;
+        let session = spec
+            .session
+            .as_ref()
+            .map(|s| build_session(s, &ctx))
+            .transpose()?;
+        if spec.n == 0 {
+            return Err(ctx.err(
+                "traffic.n",
+                "must be at least 1 (the number of outputs each request asks for), got 0",
+            ));
+        }
         let arrival = build_arrival(&spec.arrival, &ctx)?;
         let lengths = match (source, &arrival) {
             (Source::Independent(prompt, output), _) => LengthPlan::Independent {
@@ -205,12 +319,29 @@ impl TrafficPlan {
             LengthPlan::Paired(rows) => rows.iter().map(|r| r.1).max().unwrap_or(1),
             LengthPlan::Trace(rows) => rows.iter().map(|r| r.output).max().unwrap_or(1),
         };
-        Ok(TrafficPlan {
+        let plan = TrafficPlan {
             arrival,
             lengths,
             max_tokens,
             default_cap,
-        })
+            prefix,
+            session,
+            samples: spec.n,
+        };
+        if let Some(p) = &plan.prefix {
+            let longest = plan.user_prompt_bound();
+            if longest.checked_add(p.tokens).is_none() {
+                return Err(ctx.err(
+                    "traffic.prefix.tokens",
+                    format!(
+                        "{} tokens plus the longest prompt ({longest}) exceed {} tokens",
+                        p.tokens,
+                        u32::MAX
+                    ),
+                ));
+            }
+        }
+        Ok(plan)
     }
 
     /// A generator for one run: every component seeded from its own stream of
@@ -227,13 +358,37 @@ impl TrafficPlan {
             lengths: self.lengths.clone(),
             max_tokens: self.max_tokens.clone(),
             default_cap: self.default_cap,
+            prefix: self.prefix,
+            session: self.session.clone(),
             arrival_rng: stream_rng(seed, stream::ARRIVALS),
             prompt_rng: stream_rng(seed, stream::PROMPT),
             output_rng: stream_rng(seed, stream::OUTPUT),
             max_tokens_rng: stream_rng(seed, stream::MAX_TOKENS),
             think_rng: stream_rng(seed, stream::THINK),
             paired_rng: stream_rng(seed, stream::PAIRED),
+            prefix_rng: stream_rng(seed, stream::PREFIX),
+            turns_rng: stream_rng(seed, stream::SESSION_TURNS),
+            session_think_rng: stream_rng(seed, stream::SESSION_THINK),
+            samples_rng: stream_rng(seed, stream::SAMPLES),
         }
+    }
+
+    /// Whether requests come in multi-turn sessions (a `traffic.session`
+    /// spec): the engine then starts a conversation of
+    /// [`Traffic::session_turns`] turns at every arrival (open loop) or every
+    /// closed-loop user's start, and sends turn k + 1
+    /// [`Traffic::session_think`] after turn k ends, its prompt being turn
+    /// k's prompt and output plus [`Traffic::next_message`]'s new message.
+    pub fn session(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Parallel samples per request (`traffic.n`, vLLM's `n`; >= 1, default
+    /// 1). The first sample's output is the request's [`Lengths::output`];
+    /// each of the other `samples() - 1` draws its own from
+    /// [`Traffic::sample_output`].
+    pub fn samples(&self) -> u32 {
+        self.samples
     }
 
     /// Open or closed loop.
@@ -253,17 +408,6 @@ impl TrafficPlan {
         }
     }
 
-    /// INTERIM (replaced by the traffic branch): whether requests start
-    /// multi-turn sessions.
-    pub fn session(&self) -> bool {
-        false
-    }
-
-    /// INTERIM: outputs per request (`n`).
-    pub fn samples(&self) -> u32 {
-        1
-    }
-
     /// Whether arrivals replay a trace (which may stand in for `requests`).
     pub fn is_trace_replay(&self) -> bool {
         self.trace_len().is_some()
@@ -271,29 +415,42 @@ impl TrafficPlan {
 
     /// The largest prompt, true output and `max_tokens` any request can have,
     /// e.g. to check requests against a model's context length.
+    ///
+    /// The prompt includes the system prompt when a request may use one
+    /// (`prefix: None` here: this is a bound, not a request). With sessions
+    /// this bounds a session's first turn and each later turn's new message;
+    /// later turns' prompts also carry the history, which only the engine
+    /// knows.
     pub fn max_lengths(&self) -> Lengths {
-        let (prompt, output) = match &self.lengths {
-            LengthPlan::Independent { prompt, output } => {
-                (prompt.upper_bound(), output.upper_bound())
-            }
-            LengthPlan::Paired(rows) => (
-                rows.iter().map(|r| r.0).max().unwrap_or(1),
-                rows.iter().map(|r| r.1).max().unwrap_or(1),
-            ),
-            LengthPlan::Trace(rows) => (
-                rows.iter().map(|r| r.prompt).max().unwrap_or(1),
-                rows.iter().map(|r| r.output).max().unwrap_or(1),
-            ),
+        let output = match &self.lengths {
+            LengthPlan::Independent { output, .. } => output.upper_bound(),
+            LengthPlan::Paired(rows) => rows.iter().map(|r| r.1).max().unwrap_or(1),
+            LengthPlan::Trace(rows) => rows.iter().map(|r| r.output).max().unwrap_or(1),
         };
+        let prefix = self
+            .prefix
+            .filter(|p| p.fraction > 0.0)
+            .map_or(0, |p| p.tokens);
         let max_tokens = self
             .max_tokens
             .as_ref()
             .map_or(self.default_cap, Sampler::upper_bound);
         Lengths {
-            prompt,
+            // Validated not to overflow in `from_spec`.
+            prompt: self.user_prompt_bound().saturating_add(prefix),
             output: output.min(max_tokens),
             max_tokens,
             prefix: None,
+        }
+    }
+
+    /// The largest prompt the lengths themselves produce, before any system
+    /// prompt is added (a trace's prompts already hold their prefixes).
+    fn user_prompt_bound(&self) -> u32 {
+        match &self.lengths {
+            LengthPlan::Independent { prompt, .. } => prompt.upper_bound(),
+            LengthPlan::Paired(rows) => rows.iter().map(|r| r.0).max().unwrap_or(1),
+            LengthPlan::Trace(rows) => rows.iter().map(|r| r.prompt).max().unwrap_or(1),
         }
     }
 
@@ -309,6 +466,13 @@ impl TrafficPlan {
     /// parametric ranges are estimated from 200,000 draws of a fixed seed,
     /// so the result is deterministic. A drawn `max_tokens` is independent of
     /// the output, so the mean output is `E[min(output, max_tokens)]`.
+    ///
+    /// The mean prompt includes shared system prompts (`fraction * tokens`
+    /// on average; a trace's prompts hold their prefixes already). It does
+    /// not include what sessions add: a later turn's prompt carries the
+    /// conversation's history, which grows with every turn and which the
+    /// engine composes, so here a session turn counts its new message only.
+    /// Parallel samples are not counted either: the output is one sample's.
     ///
     /// Cost: up to tens of milliseconds for wide parametric ranges; call once
     /// per plan, not per request.
@@ -328,7 +492,10 @@ impl TrafficPlan {
             Some(m) => m.pmf(),
             None => vec![(self.default_cap, 1.0)],
         };
-        (pmf_mean(&prompt), mean_min(&output, &cap))
+        let prefix = self
+            .prefix
+            .map_or(0.0, |p| p.fraction * f64::from(p.tokens));
+        (pmf_mean(&prompt) + prefix, mean_min(&output, &cap))
     }
 }
 
@@ -382,11 +549,7 @@ fn build_arrival(spec: &ArrivalSpec, ctx: &Ctx<'_>) -> Result<ArrivalPlan, Error
             if *users == 0 {
                 return Err(ctx.err("traffic.arrival.users", "must be at least 1, got 0"));
             }
-            let think_s = ctx.non_negative("traffic.arrival.think_s", *think_s)?;
-            let think = match think {
-                ThinkKind::Fixed => Think::Fixed(secs_to_duration(think_s)),
-                ThinkKind::Exponential => Think::Exponential { mean_s: think_s },
-            };
+            let think = Think::build(*think_s, *think, "traffic.arrival.think_s", ctx)?;
             ArrivalPlan::Closed {
                 users: *users,
                 think,
@@ -432,6 +595,22 @@ fn length_source<'a>(spec: &'a TrafficSpec, ctx: &Ctx<'_>) -> Result<Source<'a>,
                  the trace supplies every request's prompt and output lengths",
             ));
         }
+        if spec.prefix.is_some() {
+            return Err(ctx.err(
+                "traffic.prefix",
+                "must not be given with `traffic.arrival.kind = \"trace\"`: \
+                 the trace says which requests share a prefix, in its \
+                 `prefix_id` and `prefix_tokens` columns",
+            ));
+        }
+        if spec.session.is_some() {
+            return Err(ctx.err(
+                "traffic.session",
+                "must not be given with `traffic.arrival.kind = \"trace\"`: \
+                 a trace replays each request at its own time, so it cannot \
+                 also generate conversations",
+            ));
+        }
         return Ok(Source::Trace);
     }
     match (&spec.prompt, &spec.output, &spec.lengths) {
@@ -456,6 +635,47 @@ fn length_source<'a>(spec: &'a TrafficSpec, ctx: &Ctx<'_>) -> Result<Source<'a>,
              or paired `lengths` from a file",
         )),
     }
+}
+
+fn build_prefix(spec: &PrefixSpec, ctx: &Ctx<'_>) -> Result<PrefixPlan, Error> {
+    let PrefixSpec {
+        count,
+        tokens,
+        fraction,
+    } = *spec;
+    if count == 0 {
+        return Err(ctx.err(
+            "traffic.prefix.count",
+            "must be at least 1 (the number of distinct system prompts), got 0",
+        ));
+    }
+    if tokens == 0 {
+        return Err(ctx.err(
+            "traffic.prefix.tokens",
+            "must be at least 1 (the tokens of each system prompt), got 0",
+        ));
+    }
+    if !(fraction.is_finite() && (0.0..=1.0).contains(&fraction)) {
+        return Err(ctx.err(
+            "traffic.prefix.fraction",
+            format!(
+                "must be a probability in [0, 1] (the share of requests using a \
+                 system prompt), got {fraction}"
+            ),
+        ));
+    }
+    Ok(PrefixPlan {
+        count,
+        tokens,
+        fraction,
+    })
+}
+
+fn build_session(spec: &SessionSpec, ctx: &Ctx<'_>) -> Result<SessionPlan, Error> {
+    Ok(SessionPlan {
+        turns: Sampler::build_counting(&spec.turns, "traffic.session.turns", Unit::Turns, ctx)?,
+        think: Think::build(spec.think_s, spec.think, "traffic.session.think_s", ctx)?,
+    })
 }
 
 fn build_paired(spec: &PairedSpec, ctx: &Ctx<'_>) -> Result<LengthPlan, Error> {
@@ -488,12 +708,18 @@ pub struct Traffic {
     lengths: LengthPlan,
     max_tokens: Option<Sampler>,
     default_cap: u32,
+    prefix: Option<PrefixPlan>,
+    session: Option<SessionPlan>,
     arrival_rng: ChaCha8Rng,
     prompt_rng: ChaCha8Rng,
     output_rng: ChaCha8Rng,
     max_tokens_rng: ChaCha8Rng,
     think_rng: ChaCha8Rng,
     paired_rng: ChaCha8Rng,
+    prefix_rng: ChaCha8Rng,
+    turns_rng: ChaCha8Rng,
+    session_think_rng: ChaCha8Rng,
+    samples_rng: ChaCha8Rng,
 }
 
 impl Traffic {
@@ -501,65 +727,112 @@ impl Traffic {
     ///
     /// `None` once a trace is exhausted, and always in a closed loop (whose
     /// requests the engine starts itself with [`Traffic::next_lengths`]).
+    /// With sessions, each arrival is a conversation's first turn.
     pub fn next_arrival(&mut self) -> Option<(SimTime, Lengths)> {
         let process = self.process.as_ref()?;
         match process.next(&mut self.clock, &mut self.arrival_rng) {
             Next::At(at) => Some((at, self.next_lengths())),
-            Next::Row(row) => Some((row.at, self.capped(row.prompt, row.output))),
+            Next::Row(row) => Some((row.at, self.capped(row.prompt, row.output, row.prefix))),
             Next::End => None,
         }
     }
 
-    /// INTERIM: turns in a new session.
-    pub fn session_turns(&mut self) -> u32 {
-        1
-    }
-
-    /// INTERIM: think time between turns.
-    pub fn session_think(&mut self) -> SimDuration {
-        SimDuration::ZERO
-    }
-
-    /// INTERIM: the output length of one more sample, capped at `max_tokens`.
-    pub fn sample_output(&mut self, max_tokens: u32) -> u32 {
-        max_tokens.max(1)
-    }
-
-    /// Closed loop: the lengths of a user's next request.
+    /// Closed loop: the lengths of a user's next request (with sessions: the
+    /// first turn of its next conversation).
     ///
-    /// Also usable in an open loop; with a trace it draws a uniformly random
-    /// row (from the paired stream), leaving the replay order untouched.
+    /// With a `prefix` spec the request may start with a system prompt:
+    /// `prompt` is then its tokens plus the drawn prompt length (the user's
+    /// part). Also usable in an open loop; with a trace it draws a uniformly
+    /// random row, prefix included (from the paired stream), leaving the
+    /// replay order untouched.
     pub fn next_lengths(&mut self) -> Lengths {
-        let (prompt, output) = match &self.lengths {
-            LengthPlan::Independent { prompt, output } => (
-                prompt.sample(&mut self.prompt_rng),
-                output.sample(&mut self.output_rng),
-            ),
-            LengthPlan::Paired(rows) => rows[self.paired_rng.random_range(0..rows.len())],
-            LengthPlan::Trace(rows) => {
-                let row = rows[self.paired_rng.random_range(0..rows.len())];
-                (row.prompt, row.output)
-            }
+        let (prompt, output, row_prefix) = self.draw_pair();
+        let (prompt, prefix) = match &self.prefix {
+            // A trace (the only source of row prefixes) excludes a spec.
+            None => (prompt, row_prefix),
+            Some(plan) => match plan.draw(&mut self.prefix_rng) {
+                // Validated in `from_spec` not to overflow; saturate anyway.
+                Some(p) => (prompt.saturating_add(p.tokens), Some(p)),
+                None => (prompt, None),
+            },
         };
-        self.capped(prompt, output)
+        self.capped(prompt, output, prefix)
     }
 
-    /// Closed loop: a user's think time before the next request.
+    /// A later turn of a session: the new message's tokens (as `prompt`),
+    /// the turn's true output and its `max_tokens`; `prefix` is `None`.
+    ///
+    /// The same draws as [`Traffic::next_lengths`] without a system prompt,
+    /// which belongs to the conversation's first turn only; the engine
+    /// prepends the history (the previous turn's prompt and output).
+    pub fn next_message(&mut self) -> Lengths {
+        let (prompt, output, _) = self.draw_pair();
+        self.capped(prompt, output, None)
+    }
+
+    /// Closed loop: a user's think time before the next request (with
+    /// sessions: before its next conversation).
     ///
     /// Zero in an open loop, where nobody thinks.
     pub fn think_time(&mut self) -> SimDuration {
         match self.think {
             None => SimDuration::ZERO,
-            Some(Think::Fixed(d)) => d,
-            Some(Think::Exponential { mean_s }) => {
-                let e: f64 = Exp1.sample(&mut self.think_rng);
-                secs_to_duration(e * mean_s)
+            Some(think) => think.draw(&mut self.think_rng),
+        }
+    }
+
+    /// The number of turns (requests) of a new session, >= 1, from its own
+    /// stream; 1 without sessions.
+    pub fn session_turns(&mut self) -> u32 {
+        match &self.session {
+            None => 1,
+            Some(s) => s.turns.sample(&mut self.turns_rng).max(1),
+        }
+    }
+
+    /// The time between a session turn's end and the next turn's arrival,
+    /// from its own stream; zero without sessions.
+    pub fn session_think(&mut self) -> SimDuration {
+        match &self.session {
+            None => SimDuration::ZERO,
+            Some(s) => s.think.draw(&mut self.session_think_rng),
+        }
+    }
+
+    /// The true output tokens of one extra parallel sample of a request whose
+    /// cap is `max_tokens`: a fresh draw from the output distribution (with
+    /// paired lengths or a trace, the output of a uniformly random row), from
+    /// its own stream, capped at `max_tokens` and at least 1.
+    pub fn sample_output(&mut self, max_tokens: u32) -> u32 {
+        let output = match &self.lengths {
+            LengthPlan::Independent { output, .. } => output.sample(&mut self.samples_rng),
+            LengthPlan::Paired(rows) => rows[self.samples_rng.random_range(0..rows.len())].1,
+            LengthPlan::Trace(rows) => rows[self.samples_rng.random_range(0..rows.len())].output,
+        };
+        output.min(max_tokens).max(1)
+    }
+
+    /// One (prompt, output, trace prefix) from the length plan.
+    fn draw_pair(&mut self) -> (u32, u32, Option<SharedPrefix>) {
+        match &self.lengths {
+            LengthPlan::Independent { prompt, output } => (
+                prompt.sample(&mut self.prompt_rng),
+                output.sample(&mut self.output_rng),
+                None,
+            ),
+            LengthPlan::Paired(rows) => {
+                let (prompt, output) = rows[self.paired_rng.random_range(0..rows.len())];
+                (prompt, output, None)
+            }
+            LengthPlan::Trace(rows) => {
+                let row = rows[self.paired_rng.random_range(0..rows.len())];
+                (row.prompt, row.output, row.prefix)
             }
         }
     }
 
     /// Draws the request's cap and applies it to the true output.
-    fn capped(&mut self, prompt: u32, output: u32) -> Lengths {
+    fn capped(&mut self, prompt: u32, output: u32, prefix: Option<SharedPrefix>) -> Lengths {
         let max_tokens = match &self.max_tokens {
             Some(m) => m.sample(&mut self.max_tokens_rng),
             None => self.default_cap,
@@ -568,10 +841,11 @@ impl Traffic {
             prompt,
             output: output.min(max_tokens),
             max_tokens,
-            prefix: None,
+            prefix,
         };
         debug_assert!(lengths.prompt >= 1 && lengths.output >= 1);
         debug_assert!(lengths.output <= lengths.max_tokens);
+        debug_assert!(prefix.is_none_or(|p| p.tokens >= 1 && p.tokens <= prompt));
         lengths
     }
 }

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 /// The `[traffic]` table of a scenario file, as written.
 ///
-/// With `arrival.kind = "trace"` the trace supplies every request's lengths, so
-/// `prompt`, `output` and `lengths` must be absent. Otherwise exactly one of
-/// (`prompt` and `output`) or `lengths` is required.
+/// With `arrival.kind = "trace"` the trace supplies every request's lengths
+/// and shared prefixes, so `prompt`, `output`, `lengths`, `prefix` and
+/// `session` must be absent. Otherwise exactly one of (`prompt` and `output`)
+/// or `lengths` is required.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrafficSpec {
@@ -36,6 +37,58 @@ pub struct TrafficSpec {
     /// independent `prompt` and `output`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lengths: Option<PairedSpec>,
+    /// Shared system prompts (prefix caching's subject). Not allowed with a
+    /// trace, whose `prefix_id` and `prefix_tokens` columns say it instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<PrefixSpec>,
+    /// Multi-turn conversations: every arrival (open loop) or every user's
+    /// next start (closed loop) begins a session of several turns. Not
+    /// allowed with a trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionSpec>,
+    /// Parallel samples per request (vLLM's `n`, e.g. for best-of-n), >= 1.
+    #[serde(default = "default_samples")]
+    pub n: u32,
+}
+
+/// Shared system prompts: `traffic.prefix`.
+///
+/// There are `count` distinct system prompts of `tokens` tokens each. Every
+/// request independently starts with one of them with probability
+/// `fraction`, chosen uniformly; its prompt is then `tokens` plus the drawn
+/// prompt length (the user's part).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixSpec {
+    /// Distinct system prompts (>= 1).
+    pub count: u32,
+    /// Tokens of each system prompt (>= 1).
+    pub tokens: u32,
+    /// Probability that a request uses a system prompt, in [0, 1]. Default 1:
+    /// every request does.
+    #[serde(default = "default_fraction")]
+    pub fraction: f64,
+}
+
+/// Multi-turn sessions: `traffic.session`.
+///
+/// A session is a conversation of `turns` requests. Turn k + 1 is sent
+/// `think_s` after turn k ends, and its prompt carries the whole history
+/// (turn k's prompt and output) plus a new message; the engine composes it.
+/// In a closed loop the arrival's own `think_s` separates a user's sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// Turns per session, a length-style distribution (every draw >= 1).
+    pub turns: LengthSpec,
+    /// Think time between a turn's response and the next turn, seconds (the
+    /// mean when `think = "exponential"`). Default 0: the next turn is sent
+    /// at once.
+    #[serde(default)]
+    pub think_s: f64,
+    /// Think time distribution.
+    #[serde(default)]
+    pub think: ThinkKind,
 }
 
 /// The arrival process: `traffic.arrival`.
@@ -88,8 +141,15 @@ pub enum ArrivalSpec {
         think: ThinkKind,
     },
     /// Replay arrival times and lengths from a CSV file, in file order and at
-    /// the file's own times (not shifted to start at 0). Extra columns (e.g.
-    /// `prefix_id`, `prefix_tokens`, `session_id`) are allowed and ignored.
+    /// the file's own times (not shifted to start at 0).
+    ///
+    /// Optional columns `prefix_id` (a whole number naming shared content)
+    /// and `prefix_tokens` (1 to the row's prompt tokens) mark a row whose
+    /// prompt starts with that many tokens of shared content; they go
+    /// together, and a row with both cells empty has no shared prefix. Rows
+    /// with the same id agree on their leading tokens, so two rows with
+    /// different `prefix_tokens` share the shorter length. Other extra
+    /// columns (e.g. `session_id`) are allowed and ignored.
     Trace {
         /// The CSV file, relative to the scenario file's directory.
         path: PathBuf,
@@ -138,7 +198,8 @@ pub enum ZeroTokens {
 }
 
 /// A token length distribution: `traffic.prompt`, `traffic.output`,
-/// `traffic.max_tokens`, or a mixture component.
+/// `traffic.max_tokens`, or a mixture component; also the distribution of
+/// `traffic.session.turns` (whose "tokens" are then turns).
 ///
 /// Every draw is clamped to `[min, max]`, then rounded to the nearest integer;
 /// `min >= 1`, so every length is at least one token.
@@ -233,6 +294,14 @@ pub enum PairedSpec {
         #[serde(default)]
         zero_tokens: ZeroTokens,
     },
+}
+
+fn default_samples() -> u32 {
+    1
+}
+
+fn default_fraction() -> f64 {
+    1.0
 }
 
 fn default_arrival_column() -> String {

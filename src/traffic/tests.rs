@@ -372,7 +372,8 @@ fn closed_loop_draws_lengths_and_think_times() {
         Lengths {
             prompt: 100,
             output: 10,
-            max_tokens: 10
+            max_tokens: 10,
+            prefix: None,
         }
     );
 
@@ -505,7 +506,8 @@ fn max_tokens_caps_the_output() {
         Lengths {
             prompt: 10,
             output: 600,
-            max_tokens: 600
+            max_tokens: 600,
+            prefix: None,
         }
     );
 
@@ -664,7 +666,7 @@ fn trace_replays_rows_in_order_then_ends() {
     write(
         dir.path(),
         "arrivals.csv",
-        "arrival_s,prompt_tokens,output_tokens,prefix_id,session_id\n\
+        "arrival_s,prompt_tokens,output_tokens,user,session_id\n\
          0.0,10,5,a,1\n0.5,20,7,,2\n0.5,30,1,b,\n2.25,40,9,c,3\n",
     );
     let p = plan_in(
@@ -680,6 +682,7 @@ fn trace_replays_rows_in_order_then_ends() {
         prompt,
         output,
         max_tokens: 9,
+        prefix: None,
     };
     assert_eq!(
         got,
@@ -724,7 +727,8 @@ max_tokens = { kind = "fixed", value = 128 }
             Lengths {
                 prompt: 100,
                 output: 128,
-                max_tokens: 128
+                max_tokens: 128,
+                prefix: None,
             }
         ))
     );
@@ -765,7 +769,8 @@ lengths = { kind = "trace", path = "conv.csv", prompt_column = "p", output_colum
         Lengths {
             prompt: 2000,
             output: 1000,
-            max_tokens: 1000
+            max_tokens: 1000,
+            prefix: None,
         }
     );
 }
@@ -1314,6 +1319,7 @@ fn splitwise_trace_replays_and_pairs() {
                 prompt,
                 output,
                 max_tokens: 1000,
+                prefix: None,
             },
         )
     };
@@ -1357,5 +1363,797 @@ fn splitwise_trace_replays_and_pairs() {
             rows.contains(&(l.prompt, l.output)),
             "{l:?} is not in the trace"
         );
+    }
+}
+
+// ------------------------------------------- shared prefixes, sessions, n
+
+/// An open-loop plan with uniform user prompts of 1..=100 tokens, uniform
+/// outputs of 1..=1000, and `extra` keys.
+fn feature_plan(extra: &str) -> TrafficPlan {
+    plan(&format!(
+        "[traffic]\narrival = {{ kind = \"poisson\", rate = 4 }}\n\
+         prompt = {{ kind = \"uniform\", min = 1, max = 100 }}\n\
+         output = {{ kind = \"uniform\", min = 1, max = 1000 }}\n{extra}"
+    ))
+}
+
+#[test]
+fn new_keys_parse_with_defaults_and_round_trip() {
+    let src = r#"
+[traffic]
+arrival = { kind = "poisson", rate = 2 }
+prompt = { kind = "fixed", value = 10 }
+output = { kind = "fixed", value = 10 }
+prefix = { count = 4, tokens = 1024, fraction = 0.8 }
+session = { turns = { kind = "uniform", min = 5, max = 30 }, think_s = 20.0, think = "exponential" }
+n = 4
+"#;
+    let spec = parse(src).unwrap();
+    assert_eq!(
+        spec.prefix,
+        Some(PrefixSpec {
+            count: 4,
+            tokens: 1024,
+            fraction: 0.8
+        })
+    );
+    assert_eq!(
+        spec.session,
+        Some(SessionSpec {
+            turns: LengthSpec::Uniform { min: 5, max: 30 },
+            think_s: 20.0,
+            think: ThinkKind::Exponential
+        })
+    );
+    assert_eq!(spec.n, 4);
+    let echoed = toml::to_string(&Top2 {
+        traffic: spec.clone(),
+    })
+    .unwrap();
+    assert_eq!(parse(&echoed).unwrap(), spec, "echo:\n{echoed}");
+
+    // Defaults: every request uses a system prompt, back-to-back fixed
+    // turns, one sample; no keys, no features.
+    let spec = parse(&format!(
+        "[traffic]\narrival = {{ kind = \"poisson\", rate = 2 }}\n{LENGTHS}\
+         prefix = {{ count = 1, tokens = 8 }}\n\
+         session = {{ turns = {{ kind = \"fixed\", value = 3 }} }}"
+    ))
+    .unwrap();
+    assert_eq!(spec.prefix.as_ref().unwrap().fraction, 1.0);
+    let session = spec.session.as_ref().unwrap();
+    assert_eq!((session.think_s, session.think), (0.0, ThinkKind::Fixed));
+    assert_eq!(spec.n, 1);
+    let p = open_plan("{ kind = \"poisson\", rate = 1 }");
+    assert!(!p.session());
+    assert_eq!(p.samples(), 1);
+    let mut t = p.instantiate(0);
+    assert_eq!(t.session_turns(), 1);
+    assert_eq!(t.session_think(), SimDuration::ZERO);
+    assert!(draws(&p, 0, 100).iter().all(|l| l.prefix.is_none()));
+}
+
+#[test]
+fn new_tables_reject_unknown_fields_and_bad_types() {
+    let base = format!("[traffic]\narrival = {{ kind = \"poisson\", rate = 1 }}\n{LENGTHS}");
+    for (extra, field) in [
+        ("prefix = { count = 1, tokens = 8, share = 0.5 }", "share"),
+        (
+            "session = { turns = { kind = \"fixed\", value = 3 }, think = \"fixed\", pause_s = 1 }",
+            "pause_s",
+        ),
+        (
+            "session = { turns = { kind = \"fixed\", value = 3, min = 1 } }",
+            "min",
+        ),
+    ] {
+        let err = parse(&format!("{base}{extra}"))
+            .expect_err(extra)
+            .to_string();
+        assert!(err.contains(field), "`{field}` not named: {err}");
+    }
+    for extra in [
+        "prefix = { count = 1 }",
+        "prefix = { tokens = 8 }",
+        "prefix = { count = -1, tokens = 8 }",
+        "prefix = { count = 1, tokens = 8.5 }",
+        "session = { think_s = 1 }",
+        "session = { turns = { kind = \"fixed\", value = 3 }, think = \"weibull\" }",
+        "n = 0.5",
+        "n = -2",
+        "n = \"4\"",
+    ] {
+        assert!(
+            parse(&format!("{base}{extra}")).is_err(),
+            "accepted: {extra}"
+        );
+    }
+}
+
+#[test]
+fn new_keys_are_validated_naming_the_key() {
+    let with = |extra: &str| {
+        format!("[traffic]\narrival = {{ kind = \"poisson\", rate = 1 }}\n{LENGTHS}{extra}")
+    };
+    let trace = |extra: &str| {
+        format!("[traffic]\narrival = {{ kind = \"trace\", path = \"t.csv\" }}\n{extra}")
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            with("prefix = { count = 0, tokens = 8 }"),
+            "traffic.prefix.count",
+            "at least 1",
+        ),
+        (
+            with("prefix = { count = 2, tokens = 0 }"),
+            "traffic.prefix.tokens",
+            "at least 1",
+        ),
+        (
+            with("prefix = { count = 2, tokens = 8, fraction = 1.5 }"),
+            "traffic.prefix.fraction",
+            "in [0, 1] (the share of requests using a system prompt), got 1.5",
+        ),
+        (
+            with("prefix = { count = 2, tokens = 8, fraction = -0.1 }"),
+            "traffic.prefix.fraction",
+            "got -0.1",
+        ),
+        (
+            with("prefix = { count = 2, tokens = 8, fraction = nan }"),
+            "traffic.prefix.fraction",
+            "NaN",
+        ),
+        (
+            // 100 + 4294967200 tokens do not fit a u32 prompt.
+            with("prefix = { count = 2, tokens = 4294967200 }"),
+            "traffic.prefix.tokens",
+            "longest prompt (100)",
+        ),
+        (
+            with("session = { turns = { kind = \"uniform\", min = 0, max = 3 } }"),
+            "traffic.session.turns.min",
+            "at least one turn",
+        ),
+        (
+            with("session = { turns = { kind = \"fixed\", value = 0 } }"),
+            "traffic.session.turns.value",
+            "at least one turn",
+        ),
+        (
+            with(
+                "session = { turns = { kind = \"mixture\", components = [\
+                 { weight = 1, dist = { kind = \"uniform\", min = 4, max = 2 } }] } }",
+            ),
+            "traffic.session.turns.components[0].dist.max",
+            "min (4)",
+        ),
+        (
+            with("session = { turns = { kind = \"fixed\", value = 2 }, think_s = -1 }"),
+            "traffic.session.think_s",
+            ">= 0",
+        ),
+        (
+            with("session = { turns = { kind = \"fixed\", value = 2 }, think_s = inf }"),
+            "traffic.session.think_s",
+            "inf",
+        ),
+        (with("n = 0"), "traffic.n", "at least 1"),
+        // Conflicts with a trace are reported before its (missing) file is read.
+        (
+            trace("prefix = { count = 1, tokens = 8 }"),
+            "traffic.prefix",
+            "prefix_id",
+        ),
+        (
+            trace("session = { turns = { kind = \"fixed\", value = 2 } }"),
+            "traffic.session",
+            "trace",
+        ),
+    ];
+    for (src, key, needle) in cases {
+        let (got_key, reason) = spec_err(&src);
+        assert_eq!(got_key, key, "{src}\nreason: {reason}");
+        assert!(
+            reason.contains(needle),
+            "{src}\n`{reason}` lacks `{needle}`"
+        );
+    }
+}
+
+#[test]
+fn prefix_share_and_ids_follow_the_spec() {
+    let n = 100_000;
+    let p = feature_plan("prefix = { count = 4, tokens = 1024, fraction = 0.8 }");
+    let base = feature_plan("");
+    let (with, without) = (draws(&p, 21, n), draws(&base, 21, n));
+    let mut per_id = [0u32; 4];
+    for (l, b) in with.iter().zip(&without) {
+        match l.prefix {
+            Some(SharedPrefix { id, tokens }) => {
+                assert_eq!(tokens, 1024);
+                per_id[id as usize] += 1;
+                // The prompt is the system prompt plus the user's part, which
+                // is the same draw as without a prefix.
+                assert_eq!(l.prompt, 1024 + b.prompt);
+            }
+            None => assert_eq!(l.prompt, b.prompt),
+        }
+        assert_eq!((l.output, l.max_tokens), (b.output, b.max_tokens));
+    }
+    let used: u32 = per_id.iter().sum();
+    let share = f64::from(used) / n as f64;
+    // sd of the share is 0.0013; the spec asks for 1 %.
+    assert!((share - 0.8).abs() < 0.01, "share {share}");
+    for c in per_id {
+        // Uniform over the 4 ids: 25 % of the users each, sd 0.15 %.
+        let f = f64::from(c) / f64::from(used);
+        assert!((f - 0.25).abs() < 0.01, "ids {per_id:?}");
+    }
+
+    // Open-loop arrivals carry prefixes too, and other fractions hold.
+    for (fraction, seed) in [(0.05, 1), (0.5, 2)] {
+        let p = feature_plan(&format!(
+            "prefix = {{ count = 3, tokens = 10, fraction = {fraction} }}"
+        ));
+        let mut t = p.instantiate(seed);
+        let used = (0..n)
+            .filter(|_| t.next_arrival().unwrap().1.prefix.is_some())
+            .count();
+        let share = used as f64 / n as f64;
+        assert!((share - fraction).abs() < 0.01, "{fraction}: {share}");
+    }
+
+    // Fraction 0: never; fraction 1 (the default): always, every id used.
+    let p = feature_plan("prefix = { count = 4, tokens = 1024, fraction = 0 }");
+    assert!(draws(&p, 3, 10_000).iter().all(|l| l.prefix.is_none()));
+    let p = feature_plan("prefix = { count = 3, tokens = 7 }");
+    let d = draws(&p, 3, 10_000);
+    assert!(
+        d.iter()
+            .all(|l| l.prefix.is_some_and(|x| x.id < 3 && x.tokens == 7))
+    );
+    assert!(d.iter().all(|l| (8..=107).contains(&l.prompt)));
+    for id in 0..3 {
+        assert!(d.iter().any(|l| l.prefix.unwrap().id == id));
+    }
+    // One system prompt: every id is 0.
+    let p = feature_plan("prefix = { count = 1, tokens = 7 }");
+    assert!(draws(&p, 4, 1000).iter().all(|l| l.prefix.unwrap().id == 0));
+}
+
+#[test]
+fn prefix_counts_in_mean_and_max_lengths() {
+    let base = feature_plan("");
+    let p = feature_plan("prefix = { count = 4, tokens = 1024, fraction = 0.8 }");
+    let (bp, bo) = base.mean_lengths();
+    assert_eq!(bp, 50.5);
+    let (pp, po) = p.mean_lengths();
+    assert!((pp - (50.5 + 0.8 * 1024.0)).abs() < 1e-9, "{pp}");
+    assert_eq!(po, bo);
+    // The sampled mean agrees.
+    let d = draws(&p, 8, 200_000);
+    let sampled = d.iter().map(|l| f64::from(l.prompt)).sum::<f64>() / d.len() as f64;
+    assert!((sampled / pp - 1.0).abs() < 0.01, "{sampled} vs {pp}");
+    assert_eq!(
+        p.max_lengths(),
+        Lengths {
+            prompt: 1124,
+            output: 1000,
+            max_tokens: 1000,
+            prefix: None
+        }
+    );
+    // Nobody uses a prefix at fraction 0, so it lengthens nothing.
+    let p = feature_plan("prefix = { count = 4, tokens = 1024, fraction = 0 }");
+    assert_eq!(p.max_lengths(), base.max_lengths());
+    assert_eq!(p.mean_lengths(), base.mean_lengths());
+}
+
+#[test]
+fn prefix_applies_to_paired_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pairs.csv",
+        "prompt_tokens,output_tokens\n10,100\n30,300\n",
+    );
+    let p = plan_in(
+        "[traffic]\narrival = { kind = \"closed\", users = 2 }\n\
+         lengths = { kind = \"trace\", path = \"pairs.csv\" }\n\
+         prefix = { count = 2, tokens = 50, fraction = 0.5 }",
+        dir.path(),
+    )
+    .unwrap();
+    let d = draws(&p, 9, 4000);
+    for l in &d {
+        let user = l.prompt - l.prefix.map_or(0, |x| x.tokens);
+        assert!(
+            [(10, 100), (30, 300)].contains(&(user, l.output)),
+            "{l:?} is not a row plus a prefix"
+        );
+    }
+    assert!(d.iter().any(|l| l.prefix.is_some()) && d.iter().any(|l| l.prefix.is_none()));
+    assert_eq!(p.mean_lengths(), (45.0, 200.0));
+    assert_eq!(p.max_lengths().prompt, 80);
+}
+
+#[test]
+fn trace_prefix_columns_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.csv",
+        "arrival_s,prompt_tokens,output_tokens,prefix_id,prefix_tokens,session_id\n\
+         0,100,5,3,64,a\n\
+         1,20,7,,,b\n\
+         2,64,9,3.0,64.0,\n\
+         3,500,9,0,500,\n",
+    );
+    let p = plan_in(
+        "[traffic]\narrival = { kind = \"trace\", path = \"p.csv\" }",
+        dir.path(),
+    )
+    .unwrap();
+    let mut t = p.instantiate(0);
+    let got: Vec<_> = std::iter::from_fn(|| t.next_arrival())
+        .map(|(_, l)| (l.prompt, l.prefix))
+        .collect();
+    let sp = |id, tokens| Some(SharedPrefix { id, tokens });
+    let want = vec![
+        (100, sp(3, 64)),
+        (20, None),
+        (64, sp(3, 64)),
+        (500, sp(0, 500)),
+    ];
+    assert_eq!(got, want);
+    // The trace's prompts already hold their prefixes.
+    assert_eq!(p.mean_lengths().0, 171.0);
+    assert_eq!(p.max_lengths().prompt, 500);
+    // Random rows (`next_lengths`) keep their prefix.
+    let mut t = p.instantiate(1);
+    for _ in 0..200 {
+        let l = t.next_lengths();
+        assert!(want.contains(&(l.prompt, l.prefix)), "{l:?}");
+    }
+
+    // Zero-token policies apply before the prefix check: a skipped row is
+    // not checked, a 0 counted as 1 is.
+    write(
+        dir.path(),
+        "z.csv",
+        "arrival_s,prompt_tokens,output_tokens,prefix_id,prefix_tokens\n\
+         0,0,5,1,1\n1,10,0,1,99\n2,10,4,,\n",
+    );
+    let (_, line, reason) = data_err(
+        "[traffic]\narrival = { kind = \"trace\", path = \"z.csv\", zero_tokens = \"one\" }",
+        dir.path(),
+    );
+    assert_eq!(line, Some(3), "{reason}");
+    let p = plan_in(
+        "[traffic]\narrival = { kind = \"trace\", path = \"z.csv\", zero_tokens = \"skip\" }",
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(p.trace_len(), Some(1));
+}
+
+#[test]
+fn trace_prefix_errors_name_the_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "arrival_s,prompt_tokens,output_tokens,prefix_id,prefix_tokens\n";
+    let cases: Vec<(&str, String, Option<u64>, &[&str])> = vec![
+        (
+            "long.csv",
+            format!("{header}0,100,5,1,64\n1,100,5,1,101\n"),
+            Some(3),
+            &["`prefix_tokens` = 101", "`prompt_tokens` = 100"],
+        ),
+        (
+            "only_id.csv",
+            "arrival_s,prompt_tokens,output_tokens,prefix_id\n0,100,5,1\n".to_string(),
+            Some(1),
+            &["no `prefix_tokens`", "`prefix_id`"],
+        ),
+        (
+            "only_tokens.csv",
+            "arrival_s,prompt_tokens,output_tokens,prefix_tokens\n0,100,5,1\n".to_string(),
+            Some(1),
+            &["no `prefix_id`"],
+        ),
+        (
+            "text_id.csv",
+            format!("{header}0,100,5,1,8\n1,100,5,sys,8\n"),
+            Some(3),
+            &["`prefix_id`", "`sys`", "whole number"],
+        ),
+        (
+            "neg_id.csv",
+            format!("{header}0,100,5,-1,8\n"),
+            Some(2),
+            &["`prefix_id`", "`-1`"],
+        ),
+        (
+            "frac_tokens.csv",
+            format!("{header}0,100,5,1,8.5\n"),
+            Some(2),
+            &["`prefix_tokens`", "whole number"],
+        ),
+        (
+            "zero_tokens.csv",
+            format!("{header}0,100,5,1,0\n"),
+            Some(2),
+            &["`prefix_tokens` is 0"],
+        ),
+        (
+            "half_row.csv",
+            format!("{header}0,100,5,,\n1,100,5,2,\n"),
+            Some(3),
+            &["`prefix_tokens` is empty"],
+        ),
+        (
+            "other_half.csv",
+            format!("{header}0,100,5,,16\n"),
+            Some(2),
+            &["`prefix_id` is empty"],
+        ),
+        (
+            "dup.csv",
+            "arrival_s,prompt_tokens,output_tokens,prefix_id,prefix_tokens,prefix_id\n0,1,1,1,1,1\n"
+                .to_string(),
+            Some(1),
+            &["`prefix_id` appears more than once"],
+        ),
+    ];
+    for (name, contents, want_line, needles) in cases {
+        write(dir.path(), name, &contents);
+        let (path, line, reason) = data_err(
+            &format!("[traffic]\narrival = {{ kind = \"trace\", path = \"{name}\" }}"),
+            dir.path(),
+        );
+        assert_eq!(path, dir.path().join(name));
+        assert_eq!(line, want_line, "{name}: {reason}");
+        for needle in needles {
+            assert!(
+                reason.contains(needle),
+                "{name}: `{reason}` lacks `{needle}`"
+            );
+        }
+    }
+    // Paired lengths and empirical columns do not read prefix columns.
+    write(
+        dir.path(),
+        "pairs.csv",
+        "prompt_tokens,output_tokens,prefix_id\n10,1,x\n",
+    );
+    assert!(
+        plan_in(
+            "[traffic]\narrival = { kind = \"poisson\", rate = 1 }\n\
+             lengths = { kind = \"trace\", path = \"pairs.csv\" }",
+            dir.path(),
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn session_turns_and_think_times_follow_the_spec() {
+    let p = feature_plan(
+        "session = { turns = { kind = \"uniform\", min = 5, max = 30 }, think_s = 20.0, think = \"exponential\" }",
+    );
+    assert!(p.session());
+    let mut t = p.instantiate(12);
+    let n = 100_000;
+    let turns: Vec<u32> = (0..n).map(|_| t.session_turns()).collect();
+    assert!(turns.iter().all(|k| (5..=30).contains(k)));
+    assert!(turns.contains(&5) && turns.contains(&30));
+    let mean = turns.iter().map(|&k| f64::from(k)).sum::<f64>() / n as f64;
+    // Uniform 5..=30: mean 17.5, sd 7.5, sd of the mean 0.024.
+    assert!((mean - 17.5).abs() < 0.1, "mean turns {mean}");
+    let thinks: Vec<f64> = (0..n).map(|_| t.session_think().as_secs_f64()).collect();
+    let (mean, var) = mean_var(&thinks);
+    assert!((mean / 20.0 - 1.0).abs() < 0.02, "mean think {mean}");
+    assert!((var.sqrt() / mean - 1.0).abs() < 0.03, "think CV");
+
+    // Fixed think (the default kind); a lognormal number of turns.
+    let p = feature_plan(
+        "session = { turns = { kind = \"lognormal\", mean = 6, sigma = 0.8, min = 1, max = 50 }, think_s = 2.5 }",
+    );
+    let mut t = p.instantiate(13);
+    for _ in 0..100 {
+        assert_eq!(t.session_think(), SimDuration::from_nanos(2_500_000_000));
+    }
+    let turns: Vec<u32> = (0..n).map(|_| t.session_turns()).collect();
+    assert!(turns.iter().all(|k| (1..=50).contains(k)));
+    let mean = turns.iter().map(|&k| f64::from(k)).sum::<f64>() / n as f64;
+    // The exact mean of the clamped, rounded distribution.
+    let want = match Sampler::build_counting(
+        &LengthSpec::Lognormal {
+            mean: 6.0,
+            sigma: 0.8,
+            min: 1,
+            max: 50,
+        },
+        "k",
+        lengths::Unit::Turns,
+        &Ctx {
+            scenario: Path::new("x"),
+            base_dir: Path::new("."),
+        },
+    ) {
+        Ok(s) => lengths::pmf_mean(&s.pmf()),
+        Err(e) => panic!("{e}"),
+    };
+    assert!((mean / want - 1.0).abs() < 0.01, "{mean} vs {want}");
+
+    // A fixed number of turns, in a closed loop whose own think time stays.
+    let p = plan(&format!(
+        "[traffic]\narrival = {{ kind = \"closed\", users = 3, think_s = 1 }}\n{LENGTHS}\
+         session = {{ turns = {{ kind = \"fixed\", value = 4 }} }}"
+    ));
+    assert!(p.session());
+    let mut t = p.instantiate(0);
+    assert_eq!(t.session_turns(), 4);
+    assert_eq!(t.session_think(), SimDuration::ZERO);
+    assert_eq!(t.think_time(), SimDuration::from_nanos(1_000_000_000));
+}
+
+#[test]
+fn later_turns_draw_a_message_without_the_system_prompt() {
+    let p = feature_plan(
+        "prefix = { count = 2, tokens = 500 }\n\
+         session = { turns = { kind = \"fixed\", value = 3 } }",
+    );
+    let base = feature_plan("");
+    let (mut t, mut b) = (p.instantiate(5), base.instantiate(5));
+    for _ in 0..1000 {
+        // First turn: system prompt + message; later turns: message only.
+        let (_, first) = t.next_arrival().unwrap();
+        let (_, plain) = b.next_arrival().unwrap();
+        assert_eq!(first.prompt, 500 + plain.prompt);
+        assert!(first.prefix.is_some());
+        for _ in 1..t.session_turns() {
+            let m = t.next_message();
+            let plain = b.next_lengths();
+            assert_eq!(m, plain, "a message is a prefix-free request");
+            assert!(m.prefix.is_none() && (1..=100).contains(&m.prompt));
+        }
+    }
+}
+
+#[test]
+fn sample_output_draws_the_output_distribution_capped() {
+    let p = feature_plan("n = 4");
+    assert_eq!(p.samples(), 4);
+    let n = 100_000;
+    let mut t = p.instantiate(14);
+    // Uncapped (cap at the largest output): uniform 1..=1000, mean 500.5.
+    let free: Vec<u32> = (0..n).map(|_| t.sample_output(1000)).collect();
+    assert!(free.iter().all(|o| (1..=1000).contains(o)));
+    let mean = free.iter().map(|&o| f64::from(o)).sum::<f64>() / n as f64;
+    // sd 288.7, sd of the mean 0.91.
+    assert!((mean - 500.5).abs() < 4.0, "mean sample {mean}");
+    // Capped at 300: E[min(U, 300)] = (300 * 301 / 2 + 700 * 300) / 1000.
+    let capped: Vec<u32> = (0..n).map(|_| t.sample_output(300)).collect();
+    assert!(capped.iter().all(|o| (1..=300).contains(o)));
+    let mean = capped.iter().map(|&o| f64::from(o)).sum::<f64>() / n as f64;
+    assert!((mean - 255.15).abs() < 2.0, "mean capped sample {mean}");
+    // A cap of 0 still yields one token.
+    assert_eq!(t.sample_output(0), 1);
+
+    // Its own stream: interleaving samples changes no other draw, and the
+    // samples are not the requests' outputs replayed.
+    let (mut a, mut b) = (p.instantiate(15), feature_plan("").instantiate(15));
+    let mut same = 0;
+    for _ in 0..1000 {
+        let (x, y) = (a.next_arrival().unwrap(), b.next_arrival().unwrap());
+        assert_eq!(x, y);
+        for _ in 1..p.samples() {
+            if a.sample_output(x.1.max_tokens) == x.1.output {
+                same += 1;
+            }
+        }
+    }
+    assert!(same < 20, "{same} samples equal their request's output");
+}
+
+#[test]
+fn sample_output_with_files_draws_output_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "t.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,10,50\n2,10,500\n3,10,5000\n",
+    );
+    let trace = plan_in(
+        "[traffic]\narrival = { kind = \"trace\", path = \"t.csv\" }\nn = 2",
+        dir.path(),
+    )
+    .unwrap();
+    let paired = plan_in(
+        "[traffic]\narrival = { kind = \"poisson\", rate = 1 }\n\
+         lengths = { kind = \"trace\", path = \"t.csv\" }\nn = 3",
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!((trace.samples(), paired.samples()), (2, 3));
+    for p in [trace, paired] {
+        let mut t = p.instantiate(16);
+        let mut counts = [0u32; 4];
+        for _ in 0..8000 {
+            let o = t.sample_output(1000);
+            let i = [5, 50, 500, 1000].iter().position(|&v| v == o);
+            counts[i.unwrap_or_else(|| panic!("{o} is not a capped row"))] += 1;
+        }
+        // 2000 expected each; sd ~39.
+        assert!(
+            counts.iter().all(|c| (1800..2200).contains(c)),
+            "{counts:?}"
+        );
+        // The replay itself is untouched by the samples.
+        if p.is_trace_replay() {
+            let outs: Vec<u32> = std::iter::from_fn(|| t.next_arrival())
+                .map(|(_, l)| l.output)
+                .collect();
+            assert_eq!(outs, vec![5, 50, 500, 5000]);
+        }
+    }
+}
+
+/// FNV-1a style fold of draws, to pin long sequences in one number.
+fn fingerprint(values: impl IntoIterator<Item = u64>) -> u64 {
+    values.into_iter().fold(0xcbf2_9ce4_8422_2325, |acc, v| {
+        (acc ^ v).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn lengths_words(l: &Lengths) -> [u64; 3] {
+    [l.prompt.into(), l.output.into(), l.max_tokens.into()]
+}
+
+#[test]
+fn existing_streams_are_unchanged_by_the_new_keys() {
+    // Fingerprints of the first 1000 draws, recorded with the code before
+    // prefixes, sessions and `n` existed: the same seed and keys must keep
+    // giving byte-identical traffic.
+    const OPEN: &str = r#"[traffic]
+arrival = { kind = "gamma", rate = 10, burstiness = 0.5 }
+prompt = { kind = "lognormal", mean = 700, sigma = 1.0, min = 4, max = 8192 }
+output = { kind = "normal", mean = 200, std = 80, min = 1, max = 2048 }
+max_tokens = { kind = "uniform", min = 100, max = 2048 }
+"#;
+    const CLOSED: &str = "[traffic]\narrival = { kind = \"closed\", users = 4, think_s = 2.0, think = \"exponential\" }\n\
+         prompt = { kind = \"uniform\", min = 1, max = 1000 }\n\
+         output = { kind = \"uniform\", min = 1, max = 1000 }\n";
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pairs.csv",
+        "prompt_tokens,output_tokens\n10,1000\n2000,3\n500,500\n7,7\n",
+    );
+    const PAIRED: &str = "[traffic]\narrival = { kind = \"poisson\", rate = 2 }\n\
+         lengths = { kind = \"trace\", path = \"pairs.csv\" }\n";
+    // The fingerprint and how many requests had a system prompt.
+    let open_run = |p: &TrafficPlan, with_new_calls: bool| {
+        let mut t = p.instantiate(42);
+        let mut words = Vec::new();
+        let mut prefixed = 0;
+        for _ in 0..1000 {
+            let (at, l) = t.next_arrival().unwrap();
+            prefixed += usize::from(l.prefix.is_some());
+            // Take the user's part: the system prompt is the only addition.
+            let user = Lengths {
+                prompt: l.prompt - l.prefix.map_or(0, |x| x.tokens),
+                ..l
+            };
+            words.push(at.as_nanos());
+            words.extend(lengths_words(&user));
+            if with_new_calls {
+                for _ in 1..t.session_turns() {
+                    let _ = t.session_think();
+                    let _ = t.sample_output(l.max_tokens);
+                }
+            }
+        }
+        (fingerprint(words), prefixed)
+    };
+    let closed_run = |p: &TrafficPlan, with_new_calls: bool| {
+        let mut t = p.instantiate(42);
+        let mut words = Vec::new();
+        let mut prefixed = 0;
+        for _ in 0..1000 {
+            let l = t.next_lengths();
+            prefixed += usize::from(l.prefix.is_some());
+            let user = Lengths {
+                prompt: l.prompt - l.prefix.map_or(0, |x| x.tokens),
+                ..l
+            };
+            let think = t.think_time();
+            words.push(think.as_nanos());
+            words.extend(lengths_words(&user));
+            if with_new_calls {
+                let _ = t.session_turns();
+                let _ = t.session_think();
+                let _ = t.sample_output(l.max_tokens);
+            }
+        }
+        (fingerprint(words), prefixed)
+    };
+    let extra = "prefix = { count = 4, tokens = 1024, fraction = 0.8 }\n\
+                 session = { turns = { kind = \"uniform\", min = 1, max = 5 }, think_s = 3, think = \"exponential\" }\n\
+                 n = 4\n";
+    for (src, golden, closed) in [
+        (OPEN, 0xf7db_8f64_9be3_1316, false),
+        (CLOSED, 0xb3a9_0842_8898_df16, true),
+        (PAIRED, 0x320a_4845_ae3e_5f8d, false),
+    ] {
+        let plain = plan_in(src, dir.path()).unwrap();
+        let featured = plan_in(&format!("{src}{extra}"), dir.path()).unwrap();
+        assert!(featured.session() && featured.samples() == 4);
+        let run = if closed { closed_run } else { open_run };
+        assert_eq!(run(&plain, false), (golden, 0), "{src}");
+        let (fp, prefixed) = run(&featured, true);
+        assert_eq!(fp, golden, "{src} with {extra}");
+        // The new draws did happen: about 80 % of requests have a prefix.
+        assert!((700..900).contains(&prefixed), "{prefixed} prefixed");
+    }
+}
+
+proptest::proptest! {
+    /// Arbitrary prefix, session and `n` values never panic: they are
+    /// rejected, or every request is valid.
+    #[test]
+    fn arbitrary_new_values_never_panic(
+        count in 0u32..5,
+        tokens in proptest::prop_oneof![0u32..3000, proptest::num::u32::ANY],
+        fraction in proptest::num::f64::ANY,
+        lo in 0u32..20,
+        hi in 0u32..40,
+        think_s in proptest::num::f64::ANY,
+        n in 0u32..5,
+        closed in proptest::bool::ANY,
+    ) {
+        let fmt = |x: f64| if x.is_nan() { "nan".to_string() } else if x.is_infinite() {
+            if x > 0.0 { "inf".to_string() } else { "-inf".to_string() }
+        } else { format!("{x:e}") };
+        let arrival = if closed {
+            "{ kind = \"closed\", users = 2 }"
+        } else {
+            "{ kind = \"poisson\", rate = 3 }"
+        };
+        let src = format!(
+            "[traffic]\narrival = {arrival}\n\
+             prompt = {{ kind = \"uniform\", min = 1, max = 4000 }}\n\
+             output = {{ kind = \"uniform\", min = 1, max = 100 }}\n\
+             prefix = {{ count = {count}, tokens = {tokens}, fraction = {} }}\n\
+             session = {{ turns = {{ kind = \"uniform\", min = {lo}, max = {hi} }}, think_s = {}, think = \"exponential\" }}\n\
+             n = {n}\n",
+            fmt(fraction), fmt(think_s)
+        );
+        let spec = parse(&src).unwrap();
+        if let Ok(p) = TrafficPlan::from_spec(&spec, Path::new("."), Path::new("p.toml")) {
+            proptest::prop_assert!(p.samples() >= 1);
+            let max = p.max_lengths();
+            let mut t = p.instantiate(1);
+            for _ in 0..50 {
+                let l = match t.next_arrival() {
+                    Some((_, l)) => l,
+                    None => t.next_lengths(),
+                };
+                proptest::prop_assert!(l.prompt >= 1 && l.output >= 1 && l.output <= l.max_tokens);
+                proptest::prop_assert!(l.prompt <= max.prompt);
+                if let Some(x) = l.prefix {
+                    proptest::prop_assert!(x.id < count && x.tokens == tokens && x.tokens < l.prompt);
+                }
+                let k = t.session_turns();
+                proptest::prop_assert!(k >= lo.max(1) && k <= hi);
+                let _ = t.session_think();
+                let m = t.next_message();
+                proptest::prop_assert!(m.prefix.is_none() && m.prompt <= 4000);
+                let o = t.sample_output(l.max_tokens);
+                proptest::prop_assert!(o >= 1 && o <= l.max_tokens);
+            }
+        }
     }
 }
