@@ -379,7 +379,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.end_session(session);
             return;
         }
-        let mut lengths = self.traffic.next_lengths();
+        // The new message only: the system prompt, if any, is already in the
+        // history.
+        let mut lengths = self.traffic.next_message();
         let s = &mut self.sessions[session as usize];
         s.turns_left -= 1;
         lengths.prompt = lengths.prompt.saturating_add(s.history);

@@ -40,11 +40,33 @@ pub const TINY_BPT: u64 = 256;
 /// A scenario from `body` (everything but model and GPU), with the KV budget
 /// set to exactly `budget_tokens` tokens.
 pub fn scenario(body: &str, budget_tokens: u64) -> Scenario {
+    scenario_with(body, budget_tokens, &[])
+}
+
+/// [`scenario`] with `--set` style overrides (e.g. of the tiny model).
+pub fn scenario_with(body: &str, budget_tokens: u64, overrides: &[&str]) -> Scenario {
     let text = format!("{body}\n{TINY_MODEL}\n{BIG_GPU}");
-    let mut s =
-        Scenario::from_toml(&text, Path::new("test.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let mut s = Scenario::from_toml(&text, Path::new("test.toml"), &overrides)
+        .unwrap_or_else(|e| panic!("{e}"));
     s.budget.kv_bytes = budget_tokens * s.budget.bytes_per_token;
     s
+}
+
+/// `users` closed-loop users with no think time, `requests` in total, fixed
+/// lengths, plus `extra` TOML.
+pub fn closed(users: u32, requests: u32, prompt: u32, output: u32, extra: &str) -> String {
+    format!(
+        r#"
+name = "hand"
+requests = {requests}
+[traffic]
+arrival = {{ kind = "closed", users = {users}, think_s = 0.0 }}
+prompt = {{ kind = "fixed", value = {prompt} }}
+output = {{ kind = "fixed", value = {output} }}
+{extra}
+"#
+    )
 }
 
 /// Every step takes 10 ms, whatever it does.
