@@ -14,14 +14,24 @@ use crate::common::{TINY_BPT, closed, run, scenario, scenario_with};
 #[test]
 fn max_model_len_reservation_wastes_four_fifths() {
     let s = scenario_with(
-        &closed(1, 1, 50, 51, "[cache]\npolicy = \"contiguous\"\nreserve = \"max-model-len\""),
+        &closed(
+            1,
+            1,
+            50,
+            51,
+            "[cache]\npolicy = \"contiguous\"\nreserve = \"max-model-len\"",
+        ),
         500,
         &["model.max_model_len=500"],
     );
     let out = run(&s);
     assert_eq!(out.records[0].outcome, Some(Outcome::Ok));
     let m = &out.summary;
-    assert!((m.waste_internal - 0.8).abs() < 1e-9, "internal {}", m.waste_internal);
+    assert!(
+        (m.waste_internal - 0.8).abs() < 1e-9,
+        "internal {}",
+        m.waste_internal
+    );
     // Stored tokens grow from 50 to 99 while the reservation's first 100
     // slots fill: used + reserved is the other fifth.
     assert!((m.waste_used + m.waste_reserved - 0.2).abs() < 1e-9);
@@ -37,7 +47,13 @@ fn max_model_len_reservation_wastes_four_fifths() {
 #[test]
 fn oracle_reservation_has_no_internal_waste() {
     let s = scenario_with(
-        &closed(1, 1, 50, 51, "[cache]\npolicy = \"contiguous\"\nreserve = \"oracle\""),
+        &closed(
+            1,
+            1,
+            50,
+            51,
+            "[cache]\npolicy = \"contiguous\"\nreserve = \"oracle\"",
+        ),
         500,
         &["model.max_model_len=500"],
     );
@@ -69,7 +85,11 @@ block_size = 16
     let budget = s.budget.kv_bytes as f64;
     for t in &out.timeline {
         let slack = (t.levels.reserved + t.levels.internal) * budget;
-        assert!(slack < f64::from(t.running) * 16.0 * TINY_BPT as f64 + 1e-6, "{slack} at {:?}", t.time);
+        assert!(
+            slack < f64::from(t.running) * 16.0 * TINY_BPT as f64 + 1e-6,
+            "{slack} at {:?}",
+            t.time
+        );
     }
     assert!(out.summary.waste_external == 0.0);
 }
@@ -115,7 +135,10 @@ fn swap_and_recompute_agree_on_outcomes_and_differ_in_latency() {
     assert_eq!(swap.summary.swaps, 1);
     assert_eq!(swap.summary.swap_bytes, 2 * 8192);
     let b_end = |o: &kvsim::engine::RunOutput| o.records[1].finished.unwrap().as_nanos();
-    assert_eq!(b_end(&recompute) - b_end(&swap), 33_000_000 - 2 * 8_000_000 + 8_000_000 - 8_000_000);
+    assert_eq!(
+        b_end(&recompute) - b_end(&swap),
+        33_000_000 - 2 * 8_000_000 + 8_000_000 - 8_000_000
+    );
     // 4 KiB of host memory cannot take 8 KiB: it falls back to recompute.
     assert_eq!(no_room.summary.swaps, 0);
     assert_eq!(b_end(&no_room), b_end(&recompute));

@@ -185,3 +185,66 @@ fn at_the_wall_every_kv_policy_avoids_the_crash() {
     assert!(fp8.tpot_p50.unwrap() < paged.tpot_p50.unwrap());
     assert_eq!(swap.swaps, swap.preemptions);
 }
+
+/// Median TTFT and TPOT (seconds) of the completed requests of each turn.
+fn by_turn(out: &kvsim::engine::RunOutput) -> Vec<(u32, f64, f64)> {
+    let mut turns: std::collections::BTreeMap<u32, (Vec<f64>, Vec<f64>)> = Default::default();
+    for r in out
+        .records
+        .iter()
+        .filter(|r| r.outcome == Some(Outcome::Ok))
+    {
+        let e = turns.entry(r.turn).or_default();
+        e.0.push(r.ttft().unwrap().as_secs_f64());
+        if let Some(t) = r.tpot_s() {
+            e.1.push(t);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        kvsim::metrics::percentile(&v, 50.0).unwrap()
+    };
+    turns
+        .into_iter()
+        .map(|(t, (a, b))| (t, median(a), median(b)))
+        .collect()
+}
+
+/// Seed 000's multi-turn creep: every turn carries the conversation, so the
+/// 20th turn's TTFT and TPOT are far above the first's. Prefix caching keeps
+/// the previous turn's blocks: TTFT stays low, TPOT (which reads the whole
+/// context) still creeps.
+#[test]
+fn multi_turn_latency_creeps_and_prefix_caching_flattens_ttft() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/multi-turn-creep.toml");
+    let run_with = |overrides: &[&str]| {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let s = Scenario::load(&path, &overrides).unwrap();
+        let d = &s.deployment;
+        simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency))
+    };
+    let plain = run_with(&[]);
+    let turns = by_turn(&plain);
+    let (first, last) = (turns[0], *turns.last().unwrap());
+    assert_eq!((first.0, last.0), (1, 20));
+    assert!(last.1 > 5.0 * first.1, "TTFT {} -> {}", first.1, last.1);
+    assert!(last.2 > 1.2 * first.2, "TPOT {} -> {}", first.2, last.2);
+    assert_eq!(plain.summary.prefix_hit_tokens, 0);
+
+    let cached = run_with(&["cache.prefix_caching=true"]);
+    assert!(
+        cached.summary.prefix_hit_rate > 0.8,
+        "hit rate {}",
+        cached.summary.prefix_hit_rate
+    );
+    let cached_turns = by_turn(&cached);
+    let cached_last = *cached_turns.last().unwrap();
+    assert!(
+        cached_last.1 < last.1 / 2.0,
+        "TTFT at turn 20: {} vs {}",
+        cached_last.1,
+        last.1
+    );
+    assert!(cached_last.2 > 1.2 * cached_turns[0].2, "TPOT still creeps");
+    assert_eq!(cached.summary.oom_rate, 0.0);
+}
