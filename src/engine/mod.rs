@@ -287,8 +287,12 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.now = time;
             match event {
                 Event::Arrival(lengths) => {
-                    self.start_conversation(lengths, NONE);
-                    self.schedule_next_arrival();
+                    // Session turns may have used up the request count since
+                    // this arrival was drawn.
+                    if self.may_issue(self.now) {
+                        self.start_conversation(lengths, NONE);
+                        self.schedule_next_arrival();
+                    }
                 }
                 Event::UserReady(user) => {
                     if self.may_issue(self.now) {

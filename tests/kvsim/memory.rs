@@ -143,3 +143,101 @@ fn swap_and_recompute_agree_on_outcomes_and_differ_in_latency() {
     assert_eq!(no_room.summary.swaps, 0);
     assert_eq!(b_end(&no_room), b_end(&recompute));
 }
+
+/// Two requests with a 64-token shared system prompt (block 16): the second
+/// finds the first's 4 blocks still cached after it finished, and skips their
+/// prefill.
+#[test]
+fn a_shared_prefix_is_served_from_cached_blocks() {
+    let s = scenario(
+        &closed(
+            1,
+            2,
+            16,
+            4,
+            "prefix = { count = 1, tokens = 64, fraction = 1.0 }\n[cache]\nblock_size = 16\nprefix_caching = true",
+        ),
+        1000,
+    );
+    let out = run(&s);
+    assert!(
+        out.records
+            .iter()
+            .all(|r| r.prompt_tokens == 80 && r.outcome == Some(Outcome::Ok))
+    );
+    assert_eq!(out.summary.prefix_hit_tokens, 64);
+    assert_eq!(out.summary.prefix_saved_bytes, 64 * TINY_BPT);
+    assert!((out.summary.prefix_hit_rate - 64.0 / 160.0).abs() < 1e-12);
+    // Without prefix caching the same traffic computes every token.
+    let plain = run(&scenario(
+        &closed(
+            1,
+            2,
+            16,
+            4,
+            "prefix = { count = 1, tokens = 64, fraction = 1.0 }\n[cache]\nblock_size = 16",
+        ),
+        1000,
+    ));
+    assert_eq!(plain.summary.prefix_hit_tokens, 0);
+}
+
+/// Parallel sampling shares the prompt's blocks copy-on-write: one request
+/// with n = 4 holds far less KV than 4 independent requests of the same
+/// lengths, and all 4 samples finish.
+#[test]
+fn parallel_samples_share_the_prompt_blocks() {
+    let shared = run(&scenario(
+        &closed(1, 1, 320, 10, "n = 4\n[cache]\nblock_size = 16"),
+        10_000,
+    ));
+    let r = &shared.records[0];
+    assert_eq!(r.outcome, Some(Outcome::Ok));
+    assert_eq!(r.samples, 4);
+    assert_eq!(r.output_tokens, r.output_target);
+    let independent = run(&scenario(
+        &closed(4, 4, 320, 10, "[cache]\nblock_size = 16"),
+        10_000,
+    ));
+    assert!(
+        independent
+            .records
+            .iter()
+            .all(|r| r.outcome == Some(Outcome::Ok))
+    );
+    // 320 prompt tokens = 20 blocks once, plus at most one block per sample,
+    // against 4 x 20 blocks.
+    let peak =
+        |o: &kvsim::engine::RunOutput| o.timeline.iter().map(|t| t.kv_used_bytes).max().unwrap();
+    assert!(
+        peak(&shared) <= (20 + 4) * 16 * TINY_BPT,
+        "{}",
+        peak(&shared)
+    );
+    assert!(peak(&independent) >= 4 * 20 * 16 * TINY_BPT);
+}
+
+/// gemma-2-style hybrid layers: one of two layers keeps a 32-token window.
+/// A 500-token sequence holds 500 tokens of the full layer and at most 48 of
+/// the windowed one (3 blocks of 16): memory is not counted as if every layer
+/// kept everything.
+#[test]
+fn hybrid_layers_are_accounted_per_group() {
+    let s = scenario_with(
+        &closed(1, 1, 16, 485, "[cache]\nblock_size = 16"),
+        100_000,
+        &[
+            "model.layers=2",
+            "model.sliding_window={ window = 32, layers = 1 }",
+        ],
+    );
+    assert_eq!(s.layout.groups[0].bytes_per_token, TINY_BPT);
+    assert_eq!(s.layout.groups[1].bytes_per_token, TINY_BPT);
+    assert_eq!(s.layout.groups[1].window, Some(32));
+    let out = run(&s);
+    assert_eq!(out.records[0].outcome, Some(Outcome::Ok));
+    let peak = out.timeline.iter().map(|t| t.kv_used_bytes).max().unwrap();
+    // 500 tokens: 32 blocks of the full layer + at most 3 of the windowed one.
+    assert!(peak <= (32 + 3) * 16 * TINY_BPT, "{peak}");
+    assert!(peak >= 32 * 16 * TINY_BPT);
+}

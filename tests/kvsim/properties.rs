@@ -6,7 +6,7 @@ use kvsim::metrics::Outcome;
 use kvsim::report::requests_csv;
 use proptest::prelude::*;
 
-use crate::common::{TINY_BPT, run, scenario};
+use crate::common::{TINY_BPT, run, scenario_with};
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -24,6 +24,14 @@ struct Case {
     max_batched_tokens: u32,
     budget_tokens: u64,
     seed: u64,
+    /// Parallel samples per request.
+    n: u32,
+    /// Multi-turn sessions of this many turns (0: none).
+    turns: u32,
+    /// Share prompt prefixes (paged family without windows only).
+    prefix_caching: bool,
+    /// Give the (two-layer) model a 24-token window on one layer.
+    hybrid: bool,
 }
 
 impl Case {
@@ -46,6 +54,19 @@ impl Case {
         } else {
             ""
         };
+        let prefix_caching = self.prefix_caching
+            && self.policy != "contiguous"
+            && self.policy != "sliding"
+            && !self.hybrid;
+        let mut traffic_extra = format!("n = {}\n", if self.turns > 0 { 1 } else { self.n });
+        if self.turns > 0 {
+            traffic_extra += &format!(
+                "session = {{ turns = {{ kind = \"uniform\", min = 1, max = {} }}, think_s = 0.02 }}\n",
+                self.turns
+            );
+        } else if prefix_caching {
+            traffic_extra += "prefix = { count = 2, tokens = 40, fraction = 0.7 }\n";
+        }
         format!(
             r#"
 name = "prop"
@@ -55,8 +76,10 @@ requests = {requests}
 arrival = {arrival}
 prompt = {{ kind = "uniform", min = 1, max = {pmax} }}
 output = {{ kind = "uniform", min = 1, max = {omax} }}
+{traffic_extra}
 [cache]
 policy = "{policy}"
+prefix_caching = {prefix_caching}
 {window}{dtype}
 [scheduler]
 admission = "{admission}"
@@ -89,11 +112,19 @@ fn cases() -> impl Strategy<Value = Case> {
         1u32..400,
         1u32..300,
         prop::sample::select(vec!["contiguous", "paged", "sliding", "quantized"]),
-        prop::sample::select(vec!["reserve", "optimistic"]),
-        prop::sample::select(vec!["crash", "reject", "preempt-recompute"]),
-        any::<bool>(),
+        (
+            prop::sample::select(vec!["reserve", "optimistic"]),
+            prop::sample::select(vec!["crash", "reject", "preempt-recompute", "preempt-swap"]),
+            any::<bool>(),
+        ),
         (1u32..64, 16u32..2048),
         (64u64..4000, 0u64..(i64::MAX as u64)),
+        (
+            1u32..4,
+            prop::sample::select(vec![0u32, 0, 4]),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(
@@ -104,11 +135,10 @@ fn cases() -> impl Strategy<Value = Case> {
                 prompt_max,
                 output_max,
                 policy,
-                admission,
-                on_oom,
-                chunked,
+                (admission, on_oom, chunked),
                 (mns, mbt),
                 (budget_tokens, seed),
+                (n, turns, prefix_caching, hybrid),
             )| Case {
                 closed,
                 rate,
@@ -124,6 +154,10 @@ fn cases() -> impl Strategy<Value = Case> {
                 max_batched_tokens: mbt,
                 budget_tokens,
                 seed,
+                n,
+                turns,
+                prefix_caching,
+                hybrid,
             },
         )
 }
@@ -133,7 +167,12 @@ proptest! {
 
     #[test]
     fn invariants_hold_on_random_scenarios(case in cases()) {
-        let s = scenario(&case.toml(), case.budget_tokens);
+        let hybrid: &[&str] = if case.hybrid {
+            &["model.layers=2", "model.sliding_window={ window = 24, layers = 1 }"]
+        } else {
+            &[]
+        };
+        let s = scenario_with(&case.toml(), case.budget_tokens, hybrid);
         let out = run(&s);
         let m = &out.summary;
 
@@ -150,7 +189,7 @@ proptest! {
                 prop_assert!(f >= r.admitted.unwrap() && f <= fin);
             }
             prop_assert!(r.output_tokens <= r.output_target);
-            prop_assert!(r.output_target <= r.max_tokens);
+            prop_assert!(r.output_target <= r.max_tokens * r.samples);
             if outcome == Outcome::Ok {
                 prop_assert_eq!(r.output_tokens, r.output_target);
             }
@@ -162,7 +201,8 @@ proptest! {
         }
 
         // KV usage never exceeds the budget.
-        let budget = case.budget_tokens * TINY_BPT;
+        let budget = case.budget_tokens * s.budget.bytes_per_token;
+        let _ = TINY_BPT;
         for t in &out.timeline {
             prop_assert!(t.kv_used_bytes <= budget, "{} > {}", t.kv_used_bytes, budget);
             prop_assert!(t.kv_frac <= 1.0);
@@ -171,9 +211,16 @@ proptest! {
 
         // Reservations under reserve admission with a max-tokens reservation
         // cannot run out mid-generation.
-        if case.admission == "reserve" && case.policy != "sliding" {
+        if case.admission == "reserve" && case.policy != "sliding" && !case.hybrid && case.n == 1 {
             prop_assert_eq!(m.oom, 0);
             prop_assert_eq!(m.crashed, 0);
+        }
+
+        // The waste breakdown partitions what is allocated.
+        for t in &out.timeline {
+            let l = t.levels;
+            prop_assert!(l.used + l.reserved + l.internal <= l.kv + 1e-9);
+            prop_assert!(l.kv + l.external <= 1.0 + 1e-9);
         }
 
         // Same seed, same bytes.
