@@ -1,6 +1,6 @@
 //! The free holes of a contiguous address space, indexed for first-fit.
 //!
-//! A hole is a maximal run of free token slots, `(start, len)`. The set is kept
+//! A hole is a maximal run of free granules, `(start, len)`. The set is kept
 //! in a treap ordered by `start` whose every node also records the largest `len`
 //! in its subtree. That one augmentation is what makes first-fit O(log n): the
 //! descent goes left whenever the left subtree holds a big enough hole, so it
@@ -25,9 +25,9 @@ const NIL: Link = u32::MAX;
 /// One hole and the bookkeeping of its subtree.
 #[derive(Copy, Clone, Debug)]
 struct Node {
-    /// First free slot of the hole (the ordering key).
+    /// First free granule of the hole (the ordering key).
     start: u64,
-    /// Free slots in the hole (> 0).
+    /// Free granules in the hole (> 0).
     len: u64,
     /// Heap priority: a hash of `start`, so shapes are deterministic.
     prio: u64,
@@ -141,6 +141,30 @@ impl Holes {
                 t = n.right;
             }
         }
+    }
+
+    /// Total length of the holes at least `need` long: the free space that
+    /// could hold a region of `need` granules (the rest of the free space
+    /// cannot).
+    ///
+    /// Subtrees whose largest hole is too short are skipped whole, so the walk
+    /// only visits the holes that fit and their ancestors: O(fitting holes ×
+    /// log n), and the recursion is as deep as the treap. (A subtree sum
+    /// augmentation would make this O(log n) but cost every insert and
+    /// removal, which are far more frequent.)
+    pub(super) fn total_fitting(&self, need: u64) -> u64 {
+        fn walk(h: &Holes, t: Link, need: u64) -> u64 {
+            if t == NIL {
+                return 0;
+            }
+            let n = &h.nodes[t as usize];
+            if n.max_len < need {
+                return 0;
+            }
+            let own = if n.len >= need { n.len } else { 0 };
+            walk(h, n.left, need) + own + walk(h, n.right, need)
+        }
+        walk(self, self.root, need.max(1))
     }
 
     /// Adds the hole `(start, len)`; `start` must not already be a hole.
@@ -308,6 +332,11 @@ mod tests {
         assert_eq!(h.at_or_before(199), Some((100, 5)));
         assert_eq!(h.at_or_before(200), Some((200, 20)));
         assert_eq!(h.at_or_before(99), None);
+        // Holes 5, 20 and 8 long: at least 8 long are 20 + 8.
+        assert_eq!(h.total_fitting(8), 28);
+        assert_eq!(h.total_fitting(21), 0);
+        assert_eq!(h.total_fitting(1), 33);
+        assert_eq!(h.total_fitting(0), 33);
         h.check();
     }
 
@@ -336,6 +365,8 @@ mod tests {
                     let want = m.range(..=q).next_back().map(|(&s, &l)| (s, l));
                     prop_assert_eq!(h.at_or_before(q), want);
                     prop_assert_eq!(h.get(q), m.get(&q).copied());
+                    let fitting: u64 = m.values().filter(|&&l| l >= q).sum();
+                    prop_assert_eq!(h.total_fitting(q), fitting);
                 }
             }
             prop_assert_eq!(h.to_vec(), m.into_iter().collect::<Vec<_>>());

@@ -1,0 +1,236 @@
+//! The prefix-caching index of a paged cache: which physical block holds which
+//! `(content key, block index)`, and the least-recently-used order of cached
+//! blocks that no live sequence references.
+//!
+//! vLLM's automatic prefix caching hashes a block's tokens together with its
+//! prefix; here a block's identity is given by the traffic model instead: the
+//! `key` of the content it belongs to and its index within it. The map is only
+//! ever looked up, never iterated, so its (deterministic) hash order cannot
+//! influence results. The LRU list is intrusive (`prev`/`next` arrays indexed
+//! by block id), so taking a block out of it on a hit, appending on release and
+//! evicting the oldest are all O(1) and allocation-free in steady state.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::BlockId;
+
+/// The identity of a published block: `(content key, block index)`.
+pub(super) type Ident = (u64, u32);
+
+/// End of a list (no block).
+const NIL: BlockId = BlockId::MAX;
+
+/// A small multiplicative hasher for the identity map.
+///
+/// Keys are already well spread (content keys are drawn at random) so a
+/// cryptographic hash buys nothing; unlike `RandomState` this one is the same in
+/// every run, so even the map's memory layout is reproducible.
+#[derive(Default, Clone, Copy)]
+pub(super) struct IdentHasher(u64);
+
+impl Hasher for IdentHasher {
+    fn finish(&self) -> u64 {
+        // A final avalanche so the low bits the table indexes by depend on
+        // every input bit.
+        let mut z = self.0;
+        z = (z ^ (z >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        z ^ (z >> 33)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Published block identities and the LRU list of unreferenced cached blocks.
+#[derive(Clone, Debug, Default)]
+pub(super) struct PrefixIndex {
+    /// Identity -> the block holding it.
+    map: HashMap<Ident, BlockId, BuildHasherDefault<IdentHasher>>,
+    /// Per block id: the identity it is published under, if any.
+    ident: Vec<Option<Ident>>,
+    /// Per block id: the previous block in the LRU list (towards the oldest).
+    prev: Vec<BlockId>,
+    /// Per block id: the next block in the LRU list (towards the newest).
+    next: Vec<BlockId>,
+    /// Least recently released cached block: evicted first.
+    head: BlockId,
+    /// Most recently released cached block.
+    tail: BlockId,
+    /// Blocks in the LRU list.
+    len: u64,
+}
+
+impl PrefixIndex {
+    /// An empty index.
+    pub(super) fn new() -> Self {
+        PrefixIndex {
+            head: NIL,
+            tail: NIL,
+            ..PrefixIndex::default()
+        }
+    }
+
+    /// Forgets every identity and cached block.
+    pub(super) fn clear(&mut self) {
+        self.map.clear();
+        self.ident.clear();
+        self.prev.clear();
+        self.next.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        self.len = 0;
+    }
+
+    /// Makes room for block `id`'s bookkeeping (ids are created densely).
+    pub(super) fn ensure(&mut self, id: BlockId) {
+        let need = id as usize + 1;
+        if self.ident.len() < need {
+            self.ident.resize(need, None);
+            self.prev.resize(need, NIL);
+            self.next.resize(need, NIL);
+        }
+    }
+
+    /// The block published under `ident`, if any (referenced or cached).
+    #[inline]
+    pub(super) fn lookup(&self, ident: Ident) -> Option<BlockId> {
+        self.map.get(&ident).copied()
+    }
+
+    /// Whether block `id` is published under some identity.
+    #[inline]
+    pub(super) fn is_published(&self, id: BlockId) -> bool {
+        self.ident.get(id as usize).is_some_and(Option::is_some)
+    }
+
+    /// Publishes block `id` under `ident` unless that identity is already
+    /// taken (the first block to compute a prefix keeps it; a concurrent
+    /// duplicate stays private). Returns whether it was published.
+    pub(super) fn publish(&mut self, ident: Ident, id: BlockId) -> bool {
+        debug_assert!(!self.is_published(id), "block {id} published twice");
+        if self.map.contains_key(&ident) {
+            return false;
+        }
+        self.ensure(id);
+        self.map.insert(ident, id);
+        self.ident[id as usize] = Some(ident);
+        true
+    }
+
+    /// Unreferenced cached blocks.
+    pub(super) fn cached(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends an unreferenced published block as the most recently used.
+    pub(super) fn push_lru(&mut self, id: BlockId) {
+        debug_assert!(self.is_published(id));
+        let i = id as usize;
+        self.prev[i] = self.tail;
+        self.next[i] = NIL;
+        if self.tail == NIL {
+            self.head = id;
+        } else {
+            self.next[self.tail as usize] = id;
+        }
+        self.tail = id;
+        self.len += 1;
+    }
+
+    /// Takes a cached block out of the LRU list (a hit references it again).
+    pub(super) fn unlink(&mut self, id: BlockId) {
+        let i = id as usize;
+        let (p, n) = (self.prev[i], self.next[i]);
+        if p == NIL {
+            debug_assert_eq!(self.head, id, "block {id} is not cached");
+            self.head = n;
+        } else {
+            self.next[p as usize] = n;
+        }
+        if n == NIL {
+            self.tail = p;
+        } else {
+            self.prev[n as usize] = p;
+        }
+        self.prev[i] = NIL;
+        self.next[i] = NIL;
+        self.len -= 1;
+    }
+
+    /// Evicts the least recently used cached block: unlinks it and forgets
+    /// its identity, so it is an ordinary free block again.
+    pub(super) fn evict(&mut self) -> Option<BlockId> {
+        let id = self.head;
+        if id == NIL {
+            return None;
+        }
+        self.unlink(id);
+        let ident = self.ident[id as usize]
+            .take()
+            .expect("cached blocks are published");
+        self.map.remove(&ident);
+        Some(id)
+    }
+
+    /// Identities published, as `(ident, block)` pairs sorted by identity
+    /// (test helper: sorting makes the map's order irrelevant).
+    #[cfg(test)]
+    pub(super) fn published(&self) -> Vec<(Ident, BlockId)> {
+        let mut v: Vec<_> = self.map.iter().map(|(&k, &b)| (k, b)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The cached blocks from least to most recently used (test helper).
+    #[cfg(test)]
+    pub(super) fn lru(&self) -> Vec<BlockId> {
+        let mut out = Vec::new();
+        let mut at = self.head;
+        while at != NIL {
+            out.push(at);
+            at = self.next[at as usize];
+        }
+        assert_eq!(out.len() as u64, self.len);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_evicts_oldest_and_unlinks_anywhere() {
+        let mut p = PrefixIndex::new();
+        for id in 0..4 {
+            assert!(p.publish((1, id), id));
+            p.push_lru(id);
+        }
+        assert!(!p.publish((1, 0), 9), "an identity keeps its first block");
+        p.unlink(2);
+        assert_eq!(p.lru(), vec![0, 1, 3]);
+        p.unlink(0);
+        p.unlink(3);
+        assert_eq!(p.lru(), vec![1]);
+        p.push_lru(3);
+        assert_eq!(p.evict(), Some(1));
+        assert_eq!(p.lookup((1, 1)), None);
+        assert_eq!(p.lookup((1, 3)), Some(3));
+        assert_eq!(p.evict(), Some(3));
+        assert_eq!(p.evict(), None);
+        assert_eq!(p.cached(), 0);
+        assert_eq!(p.published(), vec![((1, 0), 0), ((1, 2), 2)]);
+    }
+}
