@@ -512,14 +512,18 @@ impl<'s, C: CostModel> Engine<'s, C> {
         }
     }
 
-    /// One sample of request `id` ended with `outcome`; the request ends with
-    /// its last sample, with the worst outcome any sample had.
-    fn sample_ended(&mut self, id: u32, outcome: Outcome) {
+    /// A sample of request `id` ended with `outcome`; if it still carried the
+    /// request's other samples (`unforked`: it failed before its prefill
+    /// completed and forked them), they end with it. The request ends with its
+    /// last sample, with the worst outcome any sample had.
+    fn sample_ended(&mut self, id: u32, unforked: bool, outcome: Outcome) {
+        let ended = if unforked { self.samples } else { 1 };
         let live = &mut self.live[id as usize];
         if outcome != Outcome::Ok && live.outcome == Outcome::Ok {
             live.outcome = outcome;
         }
-        live.samples_left -= 1;
+        debug_assert!(live.samples_left >= ended);
+        live.samples_left -= ended;
         if live.samples_left == 0 {
             let outcome = live.outcome;
             self.end_request(id, outcome);
@@ -569,7 +573,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     break;
                 }
                 self.waiting.pop_front();
-                self.sample_ended(w.req, Outcome::Timeout);
+                self.sample_ended(w.req, w.fork, Outcome::Timeout);
             }
         }
         loop {
@@ -587,17 +591,34 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.launch_step();
                 return;
             }
-            // Nothing could be scheduled. If nothing is running either, the
-            // sample at the head of the queue can never be admitted (its
-            // recomputed prompt outgrew the cache or the step budget): fail it
-            // rather than wait forever, and try again.
-            match self.waiting.front() {
-                Some(&w) if self.running.is_empty() && self.swapped.is_empty() => {
-                    self.waiting.pop_front();
+            if preempted {
+                // Evictions emptied the batch before anything was admitted:
+                // look again, with admissions this time.
+                continue;
+            }
+            // Nothing could be scheduled although admission was tried. If
+            // nothing is running either, the sample at the head of the queue
+            // can never be admitted (its recomputed prompt outgrew the cache
+            // or the step budget): fail it rather than wait forever, and try
+            // again.
+            if !self.running.is_empty() {
+                self.record_levels();
+                return;
+            }
+            // The same for a swapped sequence that cannot come back even into
+            // an empty cache (it shared blocks with a sibling when it left).
+            if let Some(sw) = self.swapped.pop_front() {
+                self.swap_used -= sw.bytes;
+                self.stats.oom_events += 1;
+                self.sample_ended(sw.seq.req, sw.seq.fork, Outcome::Oom);
+                continue;
+            }
+            match self.waiting.pop_front() {
+                Some(w) => {
                     self.stats.oom_events += 1;
-                    self.sample_ended(w.req, Outcome::Oom);
+                    self.sample_ended(w.req, w.fork, Outcome::Oom);
                 }
-                _ => {
+                None => {
                     self.record_levels();
                     return;
                 }
@@ -646,19 +667,19 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     self.stats.oom_events += 1;
                     let seq = self.running.remove(i);
                     self.release(seq.slot);
-                    self.sample_ended(seq.req, Outcome::Oom);
+                    self.sample_ended(seq.req, seq.fork, Outcome::Oom);
                 }
                 OnOom::PreemptRecompute | OnOom::PreemptSwap => {
-                    preempted = true;
                     if self.running.len() == 1 {
                         // Alone and still too big: it can never finish.
                         self.stats.oom_events += 1;
                         let seq = self.running.remove(i);
                         self.release(seq.slot);
-                        self.sample_ended(seq.req, Outcome::Oom);
+                        self.sample_ended(seq.req, seq.fork, Outcome::Oom);
                     } else {
                         // Evict the most recently admitted sequence (possibly
                         // this one) and retry.
+                        preempted = true;
                         let victim = self.running.pop().expect("running is not empty");
                         self.preempt(victim);
                     }
@@ -789,12 +810,18 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
             None => 0,
         };
+        // What is held and is not slack holds tokens. (This equals the cache's
+        // stored bytes, except where a forked sequence shares a block that has
+        // partly slid out of a window: the cache counts such a block whole.)
+        let slack = (reserved + internal).min(usage.allocated);
+        let used = usage.allocated - slack;
         MemoryLevels {
             kv: usage.allocated as f64 / budget,
-            used: usage.stored as f64 / budget,
+            used: used as f64 / budget,
             reserved: reserved as f64 / budget,
             internal: internal as f64 / budget,
             external: external as f64 / budget,
+            cached: usage.cached as f64 / budget,
         }
     }
 
@@ -887,7 +914,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
             if done {
                 self.release(s.slot);
-                self.sample_ended(s.req, Outcome::Ok);
+                self.sample_ended(s.req, false, Outcome::Ok);
             } else {
                 self.running[kept] = s;
                 kept += 1;
@@ -916,7 +943,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             r.output_tokens += 1;
             if output == 1 {
                 // Its only token came with the shared prefill.
-                self.sample_ended(parent.req, Outcome::Ok);
+                self.sample_ended(parent.req, false, Outcome::Ok);
                 continue;
             }
             let slot = self.take_slot();

@@ -138,6 +138,9 @@ pub struct MemoryLevels {
     /// Free memory the request at the head of the queue cannot use (holes too
     /// small for it in a contiguous address space).
     pub external: f64,
+    /// Free memory holding cached prefix blocks no sequence references (kept
+    /// for reuse, evicted least recently used first).
+    pub cached: f64,
 }
 
 impl MemoryLevels {
@@ -147,6 +150,7 @@ impl MemoryLevels {
         self.reserved += other.reserved * w;
         self.internal += other.internal * w;
         self.external += other.external * w;
+        self.cached += other.cached * w;
     }
 }
 

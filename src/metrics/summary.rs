@@ -78,6 +78,9 @@ pub struct Summary {
     /// Time-averaged fraction free but unusable by the waiting request at the
     /// head of the queue (holes too small for it).
     pub waste_external: f64,
+    /// Time-averaged fraction of the budget holding cached prefix blocks that
+    /// no running sequence references (free, but kept for reuse).
+    pub kv_cached_frac: f64,
     /// Sequences swapped to host memory (a subset of `preemptions`).
     pub swaps: u64,
     /// Bytes copied over PCIe by swapping, both directions.
@@ -232,6 +235,7 @@ pub fn summarize(
         waste_reserved: mean.reserved,
         waste_internal: mean.internal,
         waste_external: mean.external,
+        kv_cached_frac: mean.cached,
         swaps: stats.swaps,
         swap_bytes: stats.swap_bytes,
         prefix_hit_rate: if stats.prefix_lookup_tokens == 0 {

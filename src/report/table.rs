@@ -124,10 +124,11 @@ pub fn summary_table(scenario: &Scenario, s: &Summary) -> Table {
         rows.push((
             "prefix cache",
             format!(
-                "hit rate {} | {} prompt tokens not recomputed ({:.2} GiB of KV)",
+                "hit rate {} | {} prompt tokens not recomputed ({:.2} GiB of KV) | cached blocks hold {} of the budget",
                 pct(s.prefix_hit_rate),
                 s.prefix_hit_tokens,
-                gib(s.prefix_saved_bytes)
+                gib(s.prefix_saved_bytes),
+                pct(s.kv_cached_frac)
             ),
         ));
     }

