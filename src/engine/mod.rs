@@ -90,6 +90,8 @@ struct Seq {
     generated: u32,
     /// Fork the request's other samples when this prefill completes.
     fork: bool,
+    /// KV bytes it will keep at its last token (for the waste breakdown).
+    final_bytes: u64,
 }
 
 impl Seq {
@@ -765,6 +767,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 output: w.output,
                 generated: w.generated,
                 fork: w.fork,
+                final_bytes: self.layout.kept_bytes(prompt + w.output - 1),
             });
         }
     }
@@ -789,12 +792,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         for s in &self.running {
             let held = self.cache.held_bytes(s.slot);
             let kept = self.layout.kept_bytes(s.cached_tokens()).min(held);
-            let prompt = self.records[s.req as usize].prompt_tokens;
-            let fill = self
-                .layout
-                .kept_bytes(prompt + s.output - 1)
-                .min(held)
-                .max(kept);
+            let fill = s.final_bytes.min(held).max(kept);
             reserved += fill - kept;
             internal += held - fill;
         }
@@ -948,11 +946,13 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
             let slot = self.take_slot();
             if self.cache.fork(parent.slot, slot).is_ok() {
+                let prompt = self.records[parent.req as usize].prompt_tokens;
                 self.spawned.push(Seq {
                     slot,
                     output,
                     generated: 1,
                     fork: false,
+                    final_bytes: self.layout.kept_bytes(prompt + output - 1),
                     ..*parent
                 });
             } else {
