@@ -50,7 +50,10 @@ pub struct Content {
     /// Leading tokens that may be served from cached blocks of `key`.
     pub reusable: u32,
     /// Leading tokens that belong to `key`: full blocks within them are
-    /// published for later sequences when they are stored.
+    /// published for later sequences when they are stored. (A simplification:
+    /// vLLM caches a block once it is computed, so a sequence admitted in the
+    /// same step as another with the same prefix could not yet hit it; kvsim
+    /// lets it, which matters only for simultaneous arrivals.)
     pub lineage: u32,
 }
 

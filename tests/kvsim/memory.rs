@@ -241,3 +241,24 @@ fn hybrid_layers_are_accounted_per_group() {
     assert!(peak <= (32 + 3) * 16 * TINY_BPT, "{peak}");
     assert!(peak >= 32 * 16 * TINY_BPT);
 }
+
+/// gemma-2-9b alternates global and local (4096-token window) layers: 21 of
+/// each. Its KV is accounted per layer group, so an 8,000-token sequence
+/// holds about three quarters of what all-global layers would, and reads the
+/// same.
+#[test]
+fn gemma_2_local_layers_keep_only_their_window() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let s =
+        kvsim::scenario::Scenario::load(&path, &["model.preset=gemma-2-9b".to_string()]).unwrap();
+    let [global, local] = s.layout.groups;
+    assert_eq!((global.layers, local.layers), (21, 21));
+    assert_eq!((global.window, local.window), (None, Some(4096)));
+    assert_eq!(global.bytes_per_token, local.bytes_per_token);
+    let per_group = global.bytes_per_token;
+    assert_eq!(s.layout.attended_bytes(8000), per_group * (8000 + 4096));
+    let hybrid = s.cache.footprint_bytes(&s.layout, 8000, 8000);
+    let all_global = 2 * per_group * 8000;
+    let ratio = hybrid as f64 / all_global as f64;
+    assert!((0.75..0.78).contains(&ratio), "{ratio}");
+}

@@ -249,3 +249,31 @@ fn multi_turn_latency_creeps_and_prefix_caching_flattens_ttft() {
     assert!(cached_last.2 > 1.2 * cached_turns[0].2, "TPOT still creeps");
     assert_eq!(cached.summary.oom_rate, 0.0);
 }
+
+/// Contiguous reservations at the wall: no OOM, but the PagedAttention
+/// paper's picture of waste: slots reserved for tokens to come, slots that
+/// will never be filled, and real holes too small for the next request.
+#[test]
+fn contiguous_reservations_waste_memory_in_every_category() {
+    let m = run(
+        "batch-size-wall.toml",
+        &["traffic.arrival.users=50", "scheduler.admission=reserve"],
+        1,
+    );
+    assert_eq!(m.oom_rate, 0.0);
+    assert!(m.waste_reserved > 0.05, "reserved {}", m.waste_reserved);
+    assert!(m.waste_internal > 0.1, "internal {}", m.waste_internal);
+    assert!(m.waste_external > 0.05, "external {}", m.waste_external);
+    let paged = run(
+        "batch-size-wall.toml",
+        &[
+            "traffic.arrival.users=50",
+            "cache.policy=paged",
+            "scheduler.on_oom=preempt-recompute",
+        ],
+        1,
+    );
+    assert!(paged.waste_internal + paged.waste_reserved < 0.02);
+    assert_eq!(paged.waste_external, 0.0);
+    assert!(paged.waste_used > m.waste_used);
+}
