@@ -33,6 +33,66 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Simulate one scenario; write summary.json, requests.csv and timeline.csv.
     Run(RunArgs),
+    /// Run every point of a scenario's [sweep] grid in parallel; write sweep.csv.
+    Sweep(SweepArgs),
+    /// Join the sweep.shard-*.csv files of a sharded sweep into one sweep.csv.
+    Merge(MergeArgs),
+    /// Run a scenario's sweep and compare it with a baseline sweep.csv (exit 1 on a regression).
+    Check(CheckArgs),
+}
+
+/// Arguments of `kvsim sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The scenario file (TOML) with a [sweep] table.
+    pub scenario: PathBuf,
+    /// Output directory (default: `output/<scenario name>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override a scenario key, e.g. --set requests=500 (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub overrides: Vec<String>,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run only shard I of N (0-based): points p with p % N == I. Writes
+    /// sweep.shard-I-of-N.csv for `kvsim merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::sweep::Shard>,
+}
+
+/// Arguments of `kvsim merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard files.
+    #[arg(required = true)]
+    pub parts: Vec<PathBuf>,
+    /// Where to write the merged table.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `kvsim check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// The baseline sweep.csv.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// Relative tolerance for times, rates and fractions (default: the
+    /// scenario's [check] rtol, else 0.01). Counts must match exactly.
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Rewrite the baseline with this sweep's results instead of comparing.
+    #[arg(long)]
+    pub update: bool,
+    /// Override a scenario key (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub overrides: Vec<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Arguments of `kvsim kv`.
@@ -122,6 +182,9 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Kv(a) => kv(&a),
         Command::Catalog(a) => list_catalog(&a),
         Command::Run(a) => run(&a),
+        Command::Sweep(a) => sweep(&a),
+        Command::Merge(a) => merge(&a),
+        Command::Check(a) => check(&a).map(|_| ()),
     }
 }
 
@@ -417,4 +480,225 @@ fn run(a: &RunArgs) -> Result<(), Error> {
         ))?;
     }
     Ok(())
+}
+
+/// The scenario table of `path` with `--set` overrides applied, and its name.
+fn scenario_table(path: &Path, overrides: &[String]) -> Result<(toml::Table, String), Error> {
+    let mut table = crate::scenario::read_table(path)?;
+    crate::scenario::apply_cli_overrides(&mut table, overrides)?;
+    let name = match table.get("name") {
+        Some(toml::Value::String(n)) => n.clone(),
+        _ => {
+            return Err(Error::Scenario {
+                path: path.to_path_buf(),
+                source: crate::SpecError::new("name", "missing: every scenario needs a `name`"),
+            });
+        }
+    };
+    Ok((table, name))
+}
+
+/// Runs a sweep with a progress bar (when stderr is a terminal) and Ctrl-C
+/// handling; returns its table, or writes the finished points to
+/// `sweep.partial.csv` in `dir` and returns the error.
+fn run_sweep_cli(
+    path: &Path,
+    table: &toml::Table,
+    dir: &Path,
+    threads: Option<usize>,
+    shard: Option<crate::sweep::Shard>,
+) -> Result<crate::sweep::SweepTable, Error> {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    // Stop starting new points on Ctrl-C; the finished ones are written below.
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
+    });
+    let grid = crate::sweep::grid_of(table, path)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let replicates = table
+            .get("replicates")
+            .and_then(toml::Value::as_integer)
+            .unwrap_or(1)
+            .max(1) as u64;
+        let points = (0..grid.len())
+            .filter(|&p| shard.is_none_or(|s| s.owns(p)))
+            .count() as u64;
+        let bar = indicatif::ProgressBar::new(points * replicates);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} runs, eta {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let tick = || bar.inc(1);
+    let opts = crate::sweep::SweepOptions {
+        threads,
+        shard,
+        on_job_done: Some(&tick),
+        interrupted: Some(&INTERRUPTED),
+    };
+    let result = crate::sweep::run_sweep(table, path, &opts)?;
+    bar.finish_and_clear();
+    let keys: Vec<String> = grid.axes.iter().map(|a| a.key.clone()).collect();
+    let t = crate::sweep::SweepTable::from_points(&keys, &result.points);
+    if result.failures.is_empty() && !result.interrupted {
+        return Ok(t);
+    }
+    let partial = dir.join("sweep.partial.csv");
+    report::write_atomic(&partial, &t.to_csv())?;
+    let finished = result.points.len();
+    match result.failures.into_iter().next() {
+        Some((p, assignments, source)) => {
+            let axes: Vec<String> = assignments
+                .iter()
+                .map(|(k, v)| format!("{k}={}", crate::sweep::cell_of(v)))
+                .collect();
+            Err(Error::SweepPoint {
+                point: format!("point {p} ({})", axes.join(", ")),
+                source: Box::new(source),
+                finished,
+                partial,
+            })
+        }
+        None => Err(Error::Interrupted { finished, partial }),
+    }
+}
+
+/// A compact view of a sweep table: axes and headline metrics.
+fn sweep_summary(t: &crate::sweep::SweepTable) -> comfy_table::Table {
+    let mut cols: Vec<String> = t.axis_columns().to_vec();
+    cols.extend(
+        [
+            "oom_rate",
+            "batch_ceiling",
+            "batch_peak",
+            "tpot_p50",
+            "tpot_p99",
+            "ttft_p99",
+            "throughput_tok_s",
+        ]
+        .map(String::from),
+    );
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(cols.clone());
+    for r in 0..t.rows.len() {
+        table.add_row(cols.iter().map(|c| {
+            let v = t.get(r, c).unwrap_or("");
+            match (c.as_str(), v.parse::<f64>()) {
+                ("oom_rate", Ok(x)) => format!("{:.1} %", x * 100.0),
+                ("tpot_p50" | "tpot_p99", Ok(x)) => format!("{:.1} ms", x * 1e3),
+                ("ttft_p99", Ok(x)) => format!("{x:.3} s"),
+                ("throughput_tok_s", Ok(x)) => format!("{x:.0}"),
+                _ => v.to_string(),
+            }
+        }));
+    }
+    table
+}
+
+fn sweep(a: &SweepArgs) -> Result<(), Error> {
+    let (table, name) = scenario_table(&a.scenario, &a.overrides)?;
+    let dir = out_dir(&a.out, &name);
+    report::prepare_dir(&dir)?;
+    let started = std::time::Instant::now();
+    let t = run_sweep_cli(&a.scenario, &table, &dir, a.threads, a.shard)?;
+    let file = match a.shard {
+        Some(s) => dir.join(format!("sweep.shard-{}-of-{}.csv", s.index, s.count)),
+        None => dir.join("sweep.csv"),
+    };
+    report::write_atomic(&file, &t.to_csv())?;
+    say(sweep_summary(&t))?;
+    say(format_args!(
+        "{} points in {:.2} s of wall time; wrote {}",
+        t.rows.len(),
+        started.elapsed().as_secs_f64(),
+        file.display()
+    ))
+}
+
+fn merge(a: &MergeArgs) -> Result<(), Error> {
+    let parts = a
+        .parts
+        .iter()
+        .map(|p| crate::sweep::read_sweep_table(p).map(|t| (p.clone(), t)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged = crate::sweep::merge(&parts)?;
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        report::prepare_dir(dir)?;
+    }
+    report::write_atomic(&a.out, &merged.to_csv())?;
+    say(format_args!(
+        "merged {} points from {} parts into {}",
+        merged.rows.len(),
+        parts.len(),
+        a.out.display()
+    ))
+}
+
+/// Runs `kvsim check`; returns whether the sweep is within tolerance. A
+/// regression exits 1 (by the caller), so this returns an error only for bad
+/// input.
+pub fn check(a: &CheckArgs) -> Result<bool, Error> {
+    let (table, name) = scenario_table(&a.scenario, &a.overrides)?;
+    let spec = crate::scenario::Scenario::from_table(table.clone(), &a.scenario)?
+        .spec
+        .check;
+    let rtol = a.rtol.or(spec.rtol).unwrap_or(crate::check::DEFAULT_RTOL);
+    if !(rtol.is_finite() && rtol >= 0.0) {
+        return Err(Error::Usage(format!(
+            "--rtol must be a finite number >= 0, got {rtol}"
+        )));
+    }
+    let scratch = std::env::temp_dir().join(format!("kvsim-check-{}-{}", name, std::process::id()));
+    report::prepare_dir(&scratch)?;
+    let fresh = run_sweep_cli(&a.scenario, &table, &scratch, a.threads, None);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let fresh = fresh?;
+    if a.update {
+        if let Some(dir) = a.baseline.parent().filter(|d| !d.as_os_str().is_empty()) {
+            report::prepare_dir(dir)?;
+        }
+        report::write_atomic(&a.baseline, &fresh.to_csv())?;
+        say(format_args!(
+            "wrote {} points to {}",
+            fresh.rows.len(),
+            a.baseline.display()
+        ))?;
+        return Ok(true);
+    }
+    let baseline = crate::sweep::read_sweep_table(&a.baseline)?;
+    let tol = crate::check::Tolerances {
+        rtol,
+        by_metric: spec.rtol_by_metric,
+    };
+    let diffs = crate::check::compare(&baseline, &fresh, &tol);
+    if diffs.is_empty() {
+        say(format_args!(
+            "{}: {} points match {} (counts exact, other metrics within {:.2} %)",
+            name,
+            fresh.rows.len(),
+            a.baseline.display(),
+            rtol * 100.0
+        ))?;
+        Ok(true)
+    } else {
+        say(crate::check::difference_table(&diffs))?;
+        say(format_args!(
+            "{}: {} differences from {}",
+            name,
+            diffs.len(),
+            a.baseline.display()
+        ))?;
+        Ok(false)
+    }
 }

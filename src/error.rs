@@ -71,6 +71,26 @@ pub enum Error {
     /// A command-line argument is wrong.
     #[error("{0}")]
     Usage(String),
+    /// Some points of a sweep could not run; the finished ones were kept.
+    #[error("{point} failed: {source}; the {finished} finished points are in {}", partial.display())]
+    SweepPoint {
+        /// The first failed point, described by its axis values.
+        point: String,
+        /// Why it failed.
+        source: Box<Error>,
+        /// Points that finished.
+        finished: usize,
+        /// Where they were written.
+        partial: PathBuf,
+    },
+    /// The run was interrupted (Ctrl-C); finished work was kept.
+    #[error("interrupted: the {finished} finished points are in {}", partial.display())]
+    Interrupted {
+        /// Points that finished.
+        finished: usize,
+        /// Where they were written.
+        partial: PathBuf,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -90,15 +110,18 @@ impl Error {
         }
     }
 
-    /// The process exit code this error maps to. Every current variant is an
-    /// input, usage or file-system problem: 2 (exit 1 is reserved for a `check`
-    /// regression or an infeasible `plan`).
+    /// The process exit code this error maps to: 2 for an input, usage or
+    /// file-system problem, 130 for an interruption (exit 1 is reserved for a
+    /// `check` regression or an infeasible `plan`).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Scenario { .. }
             | Error::DataFile { .. }
             | Error::Usage(_)
+            | Error::SweepPoint { .. }
             | Error::Io { .. } => 2,
+            // 128 + SIGINT, what shells report for Ctrl-C.
+            Error::Interrupted { .. } => 130,
         }
     }
 }

@@ -41,6 +41,7 @@
 
 pub mod cache;
 pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod engine;
 pub mod error;
@@ -51,6 +52,7 @@ pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod scheduler;
+pub mod sweep;
 pub mod traffic;
 pub mod units;
 

@@ -13,7 +13,7 @@ use super::{Collector, Outcome, RequestRecord};
 /// The metrics of one run (DESIGN.md section 8). Times in seconds, fractions
 /// in [0, 1]. Latency percentiles are over requests that completed (`ok`);
 /// `None` when no request qualifies.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
     /// Requests that arrived.
     pub requests: u64,

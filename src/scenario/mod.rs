@@ -87,27 +87,26 @@ impl Scenario {
     /// Reads and validates the scenario at `path`, applying `overrides`
     /// (`key.path=value` strings, as given to `--set`).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Scenario::from_toml(&text, path, overrides)
+        let mut table = read_table(path)?;
+        apply_cli_overrides(&mut table, overrides)?;
+        Scenario::from_table(table, path)
     }
 
     /// Validates scenario `text` as if read from `path` (relative data paths
     /// resolve against `path`'s directory).
     pub fn from_toml(text: &str, path: &Path, overrides: &[String]) -> Result<Scenario, Error> {
-        let scenario_err = |source: SpecError| Error::Scenario {
+        let mut table = parse_table(text, path)?;
+        apply_cli_overrides(&mut table, overrides)?;
+        Scenario::from_table(table, path)
+    }
+
+    /// Validates an already parsed (and overridden) scenario table as if read
+    /// from `path`.
+    pub fn from_table(table: toml::Table, path: &Path) -> Result<Scenario, Error> {
+        let spec = spec_from_table(table).map_err(|source| Error::Scenario {
             path: path.to_path_buf(),
             source,
-        };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            scenario_err(SpecError::new("", e.to_string().trim_end()))
         })?;
-        for o in overrides {
-            let (key, value) =
-                parse_override(o).map_err(|e| Error::Usage(format!("--set {o}: {e}")))?;
-            apply_override(&mut table, &key, value)
-                .map_err(|e| Error::Usage(format!("--set {o}: {e}")))?;
-        }
-        let spec = spec_from_table(table).map_err(scenario_err)?;
         Scenario::from_spec(spec, path)
     }
 
@@ -121,6 +120,31 @@ impl Scenario {
         let traffic = TrafficPlan::from_spec(&spec.traffic, base_dir, path)?;
         validate(spec, path, traffic).map_err(scenario_err)
     }
+}
+
+/// Parses scenario `text` (read from `path`) into a TOML table; syntax errors
+/// name the line and column.
+pub fn parse_table(text: &str, path: &Path) -> Result<toml::Table, Error> {
+    text.parse().map_err(|e: toml::de::Error| Error::Scenario {
+        path: path.to_path_buf(),
+        source: SpecError::new("", e.to_string().trim_end()),
+    })
+}
+
+/// Reads and parses the scenario file at `path` into a TOML table.
+pub fn read_table(path: &Path) -> Result<toml::Table, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_table(&text, path)
+}
+
+/// Applies `--set key.path=value` strings to `table`.
+pub fn apply_cli_overrides(table: &mut toml::Table, overrides: &[String]) -> Result<(), Error> {
+    for o in overrides {
+        let (key, value) =
+            parse_override(o).map_err(|e| Error::Usage(format!("--set {o}: {e}")))?;
+        apply_override(table, &key, value).map_err(|e| Error::Usage(format!("--set {o}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Deserializes a TOML table into a spec, naming the key path of any error.
@@ -518,8 +542,15 @@ fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, S
         PolicyName::Contiguous => Placement::Contiguous,
         _ => Placement::Paged { block_size },
     };
+    // The window is what the sliding preset keeps; the other presets do not
+    // use it (as contiguous placement does not use a block size), so one
+    // [cache] table can sweep every policy.
     let window = match (spec.window, policy) {
-        (Some(w), _) => Some(nonzero("window", w)?),
+        (Some(w), PolicyName::Sliding) => Some(nonzero("window", w)?),
+        (Some(w), _) => {
+            nonzero("window", w)?;
+            None
+        }
         (None, PolicyName::Sliding) => Some(model.sliding_window.map(|w| w.window).ok_or_else(|| {
             SpecError::new(
                 "window",

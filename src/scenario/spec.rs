@@ -49,6 +49,9 @@ pub struct ScenarioSpec {
     /// What to record.
     #[serde(default)]
     pub output: OutputSpec,
+    /// Tolerances of `kvsim check`.
+    #[serde(default)]
+    pub check: crate::check::CheckSpec,
     /// Sweep axes: dotted key path = list of values (used by `kvsim sweep`).
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub sweep: toml::Table,
@@ -148,7 +151,8 @@ pub struct CacheSpec {
     /// not used by contiguous placement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u32>,
-    /// Tokens kept per sequence (default: the model's window for `sliding`).
+    /// Tokens the `sliding` policy keeps per sequence in every layer (default:
+    /// the model's window); not used by the other policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<u32>,
     /// KV element format (default bf16; fp8 for `quantized`).

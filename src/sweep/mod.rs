@@ -1,0 +1,350 @@
+//! Sweeps: the cartesian product of a scenario's `[sweep]` axes, each point
+//! run `replicates` times, in parallel, with results in grid order.
+//!
+//! # Seeds: common random numbers
+//!
+//! Replicate `r` of every point draws from the same seed: the scenario's seed
+//! for `r = 0` (so a sweep without axes reproduces `kvsim run`), a
+//! splitmix64-derived one for later replicates. Comparing two policies, or two
+//! loads, on identical draws makes the comparison paired: differences are the
+//! configuration's, not the dice's, curves come out smooth, and CI regression
+//! checks do not flicker. Replicates are independent of each other.
+//!
+//! # Determinism
+//!
+//! Each (point, replicate) job is a pure function of the scenario and its seed;
+//! rayon's indexed `collect` keeps grid order; reductions over replicates run
+//! sequentially in replicate order. The CSV is byte-identical for any thread
+//! count and any sharding.
+
+mod table;
+
+pub use table::{SweepTable, cell as cell_of, merge, read_table as read_sweep_table};
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+
+use crate::engine::simulate;
+use crate::error::{Error, SpecError};
+use crate::hardware::cost::RooflineCost;
+use crate::metrics::Summary;
+use crate::scenario::{Scenario, apply_override};
+
+/// One swept key and its values, in file order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    /// Dotted scenario key, e.g. `traffic.arrival.rate`.
+    pub key: String,
+    /// Values to sweep, as written.
+    pub values: Vec<toml::Value>,
+}
+
+/// The grid of a sweep: the cartesian product of its axes, first axis
+/// outermost.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Grid {
+    /// The axes, in file order.
+    pub axes: Vec<Axis>,
+}
+
+impl Grid {
+    /// The grid of a `[sweep]` table (validated: every value a non-empty list).
+    pub fn from_table(sweep: &toml::Table) -> Result<Grid, SpecError> {
+        let mut axes = Vec::with_capacity(sweep.len());
+        for (key, values) in sweep {
+            match values {
+                toml::Value::Array(a) if !a.is_empty() => axes.push(Axis {
+                    key: key.clone(),
+                    values: a.clone(),
+                }),
+                _ => {
+                    return Err(SpecError::new(
+                        format!("sweep.\"{key}\""),
+                        "must be a non-empty list of values, e.g. [1, 2, 4]",
+                    ));
+                }
+            }
+        }
+        Ok(Grid { axes })
+    }
+
+    /// Points in the grid (1 when there are no axes).
+    pub fn len(&self) -> usize {
+        self.axes.iter().map(|a| a.values.len()).product()
+    }
+
+    /// Whether the grid has no points (never: an empty grid has one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The key assignments of point `index` (mixed radix, last axis fastest).
+    pub fn point(&self, index: usize) -> Vec<(String, toml::Value)> {
+        let mut rest = index;
+        let mut out: Vec<(String, toml::Value)> = self
+            .axes
+            .iter()
+            .rev()
+            .map(|a| {
+                let v = a.values[rest % a.values.len()].clone();
+                rest /= a.values.len();
+                (a.key.clone(), v)
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+}
+
+/// Which slice of the grid this process runs: points `p` with `p % count ==
+/// index` (0-based, like `SLURM_ARRAY_TASK_ID` with `--array=0-(N-1)` and a
+/// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`). Strided slices spread
+/// slow and fast points evenly.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0..count`.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}`: expected I/N, e.g. 0/4 (0-based shard I of N)"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: `{i}` is not a shard index"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: `{n}` is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("`{s}`: need 0 <= I < N (shards are 0-based)"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether grid point `point` belongs to this shard.
+    pub fn owns(&self, point: usize) -> bool {
+        point % self.count == self.index
+    }
+}
+
+/// How to run a sweep.
+#[derive(Default)]
+pub struct SweepOptions<'a> {
+    /// Worker threads (default: one per core).
+    pub threads: Option<usize>,
+    /// Run only this slice of the grid.
+    pub shard: Option<Shard>,
+    /// Called once per finished (point, replicate) job, from any thread.
+    pub on_job_done: Option<&'a (dyn Fn() + Sync)>,
+    /// Set from outside (Ctrl-C) to stop starting new jobs.
+    pub interrupted: Option<&'a AtomicBool>,
+}
+
+/// The seed of replicate `replicate` of every point: the scenario's seed for
+/// the first, independent splitmix64 draws for the others.
+pub fn replicate_seed(seed: u64, replicate: u32) -> u64 {
+    if replicate == 0 {
+        return seed;
+    }
+    let mut z = seed ^ u64::from(replicate).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One finished grid point.
+#[derive(Clone, Debug)]
+pub struct PointResult {
+    /// Its index in the grid.
+    pub index: usize,
+    /// Its key assignments.
+    pub assignments: Vec<(String, toml::Value)>,
+    /// One summary per replicate, in replicate order.
+    pub replicates: Vec<Summary>,
+    /// Its objectives (for the SLO columns and lines).
+    pub slo: crate::scenario::Slo,
+}
+
+/// What a sweep produced: every point it ran, or the ones that finished and
+/// why the others did not.
+#[derive(Debug)]
+pub struct SweepRun {
+    /// Finished points, in grid order.
+    pub points: Vec<PointResult>,
+    /// Points that could not run, with the reason (grid order).
+    pub failures: Vec<(usize, Vec<(String, toml::Value)>, Error)>,
+    /// Whether the sweep stopped early because it was interrupted.
+    pub interrupted: bool,
+    /// Points in the whole grid (before sharding).
+    pub grid_len: usize,
+}
+
+/// The grid of the scenario table `base` (read from `path`, CLI overrides
+/// already applied).
+pub fn grid_of(base: &toml::Table, path: &Path) -> Result<Grid, Error> {
+    let sweep = match base.get("sweep") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t.clone(),
+        Some(_) => {
+            return Err(Error::Scenario {
+                path: path.to_path_buf(),
+                source: SpecError::new("sweep", "must be a table of `\"dotted.key\" = [values]`"),
+            });
+        }
+    };
+    Grid::from_table(&sweep).map_err(|source| Error::Scenario {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The scenario of grid point `assignments`.
+pub fn point_scenario(
+    base: &toml::Table,
+    path: &Path,
+    assignments: &[(String, toml::Value)],
+) -> Result<Scenario, Error> {
+    let mut table = base.clone();
+    for (key, value) in assignments {
+        apply_override(&mut table, key, value.clone()).map_err(|reason| Error::Scenario {
+            path: path.to_path_buf(),
+            source: SpecError::new(format!("sweep.\"{key}\""), reason),
+        })?;
+    }
+    Scenario::from_table(table, path)
+}
+
+/// Runs the sweep of scenario table `base` (read from `path`).
+///
+/// Every point is validated first, so a point whose configuration is
+/// impossible (a model that does not fit a swept GPU, say) is reported with
+/// the others still run; see [`SweepRun::failures`].
+pub fn run_sweep(
+    base: &toml::Table,
+    path: &Path,
+    opts: &SweepOptions<'_>,
+) -> Result<SweepRun, Error> {
+    let grid = grid_of(base, path)?;
+    let owned: Vec<usize> = (0..grid.len())
+        .filter(|&p| opts.shard.is_none_or(|s| s.owns(p)))
+        .collect();
+    let mut scenarios = Vec::with_capacity(owned.len());
+    let mut failures = Vec::new();
+    for &p in &owned {
+        let assignments = grid.point(p);
+        match point_scenario(base, path, &assignments) {
+            Ok(s) => scenarios.push((p, assignments, s)),
+            Err(e) => failures.push((p, assignments, e)),
+        }
+    }
+    let jobs: Vec<(usize, u32)> = scenarios
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, _, s))| (0..s.replicates).map(move |r| (i, r)))
+        .collect();
+    let work = || {
+        jobs.par_iter()
+            .map(|&(i, r)| {
+                if opts.interrupted.is_some_and(|f| f.load(Ordering::Relaxed)) {
+                    return None;
+                }
+                let s = &scenarios[i].2;
+                let d = &s.deployment;
+                let cost = RooflineCost::new(&s.model, d, &d.efficiency);
+                let summary = simulate(s, replicate_seed(s.seed, r), cost).summary;
+                if let Some(done) = opts.on_job_done {
+                    done();
+                }
+                Some(summary)
+            })
+            .collect::<Vec<Option<Summary>>>()
+    };
+    let results = match opts.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
+            .install(work),
+        None => work(),
+    };
+    // Regroup per point, in replicate order; a point with a missing replicate
+    // (interrupted) is not finished.
+    let mut per_point: Vec<Vec<Summary>> = vec![Vec::new(); scenarios.len()];
+    let mut interrupted = false;
+    for (&(i, _), r) in jobs.iter().zip(results) {
+        match r {
+            Some(summary) => per_point[i].push(summary),
+            None => interrupted = true,
+        }
+    }
+    let points = scenarios
+        .into_iter()
+        .zip(per_point)
+        .filter(|((_, _, s), reps)| reps.len() == s.replicates as usize)
+        .map(|((index, assignments, s), replicates)| PointResult {
+            index,
+            assignments,
+            replicates,
+            slo: s.slo,
+        })
+        .collect();
+    Ok(SweepRun {
+        points,
+        failures,
+        interrupted,
+        grid_len: grid.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_points_are_the_cartesian_product_first_axis_outermost() {
+        let sweep: toml::Table = "a = [1, 2]\nb = [\"x\", \"y\", \"z\"]".parse().unwrap();
+        let g = Grid::from_table(&sweep).unwrap();
+        assert_eq!(g.len(), 6);
+        let p = |i| {
+            g.point(i)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(p(0), "a=1,b=\"x\"");
+        assert_eq!(p(2), "a=1,b=\"z\"");
+        assert_eq!(p(3), "a=2,b=\"x\"");
+        assert_eq!(Grid::default().len(), 1);
+        assert!(Grid::from_table(&"a = []".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn shards_partition_the_grid() {
+        let shards: Vec<Shard> = (0..3).map(|i| format!("{i}/3").parse().unwrap()).collect();
+        for p in 0..10 {
+            assert_eq!(shards.iter().filter(|s| s.owns(p)).count(), 1);
+        }
+        assert!("3/3".parse::<Shard>().is_err());
+        assert!("1/0".parse::<Shard>().is_err());
+        assert!("x".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn replicate_zero_keeps_the_scenario_seed() {
+        assert_eq!(replicate_seed(42, 0), 42);
+        assert_ne!(replicate_seed(42, 1), replicate_seed(42, 2));
+        assert_ne!(replicate_seed(42, 1), 42);
+    }
+}
