@@ -684,9 +684,10 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     let diffs = crate::check::compare(&baseline, &fresh, &tol);
     if diffs.is_empty() {
         say(format_args!(
-            "{}: {} points match {} (counts exact, other metrics within {:.2} %)",
+            "{}: {} point{} match {} (counts exact, other metrics within {:.2} %)",
             name,
             fresh.rows.len(),
+            if fresh.rows.len() == 1 { "" } else { "s" },
             a.baseline.display(),
             rtol * 100.0
         ))?;

@@ -7,3 +7,4 @@ mod golden;
 mod memory;
 mod properties;
 mod seeds;
+mod sweep;

@@ -1,0 +1,199 @@
+//! Sweeps from the command line: determinism across threads and shards, the
+//! partial file of a failing sweep, and regression checks.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn kvsim() -> Command {
+    Command::cargo_bin("kvsim").unwrap()
+}
+
+/// A small sweep: 3 loads x 2 policies, 2 replicates, in `dir`.
+fn scenario(dir: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+name = "sweep-test"
+seed = 9
+requests = 150
+replicates = 2
+[model]
+preset = "llama-2-13b"
+[hardware]
+gpu = "a100-40gb"
+[traffic]
+arrival = {{ kind = "poisson", rate = 4.0 }}
+prompt = {{ kind = "lognormal", mean = 300, sigma = 0.8, min = 4, max = 2048 }}
+output = {{ kind = "lognormal", mean = 200, sigma = 0.8, min = 1, max = 1024 }}
+[slo]
+tpot_p99 = 0.05
+[sweep]
+"traffic.arrival.rate" = [2.0, 6.0, 12.0]
+"cache.policy" = ["contiguous", "paged"]
+{extra}
+"#
+    );
+    let p = dir.join("sweep.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn sweep(sc: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    kvsim()
+        .args([
+            "sweep",
+            sc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn one_thread_and_two_threads_write_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    assert!(sweep(&sc, &a, &["--threads", "1"]).status.success());
+    assert!(sweep(&sc, &b, &["--threads", "2"]).status.success());
+    let (x, y) = (
+        std::fs::read(a.join("sweep.csv")).unwrap(),
+        std::fs::read(b.join("sweep.csv")).unwrap(),
+    );
+    assert_eq!(x, y);
+    let text = String::from_utf8(x).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(header.starts_with("point,traffic.arrival.rate,cache.policy,replicates,requests,"));
+    assert!(header.contains("tpot_p99,tpot_p99_ci95"));
+    assert!(header.ends_with("slo_ttft_p99,slo_tpot_p99"));
+    assert_eq!(text.lines().count(), 1 + 6);
+    // Axis columns come in grid order, first axis outermost.
+    let second = text.lines().nth(2).unwrap();
+    assert!(second.starts_with("1,2.0,paged,2,"), "{second}");
+}
+
+#[test]
+fn shards_merge_into_the_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "");
+    let whole = dir.path().join("whole");
+    assert!(sweep(&sc, &whole, &[]).status.success());
+    let parts = dir.path().join("parts");
+    for i in 0..3 {
+        let out = sweep(&sc, &parts, &["--shard", &format!("{i}/3")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let merged = dir.path().join("merged.csv");
+    let mut cmd = kvsim();
+    cmd.arg("merge");
+    for i in 0..3 {
+        cmd.arg(parts.join(format!("sweep.shard-{i}-of-3.csv")));
+    }
+    cmd.args(["--out", merged.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(&merged).unwrap(),
+        std::fs::read(whole.join("sweep.csv")).unwrap()
+    );
+    // A missing shard is named.
+    kvsim()
+        .arg("merge")
+        .arg(parts.join("sweep.shard-0-of-3.csv"))
+        .arg(parts.join("sweep.shard-2-of-3.csv"))
+        .args(["--out", dir.path().join("bad.csv").to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing"));
+}
+
+#[test]
+fn a_failing_point_keeps_the_finished_rows_and_names_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    // llama-2-13b does not fit on an L4: those points fail, the others run.
+    let sc = scenario(dir.path(), "\"hardware.gpu\" = [\"a100-40gb\", \"l4\"]");
+    let out = dir.path().join("out");
+    let o = sweep(&sc, &out, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("hardware.gpu=l4") && err.contains("does not fit"),
+        "{err}"
+    );
+    assert!(err.contains("sweep.partial.csv"), "{err}");
+    assert!(!out.join("sweep.csv").exists());
+    let partial = std::fs::read_to_string(out.join("sweep.partial.csv")).unwrap();
+    assert_eq!(
+        partial.lines().count(),
+        1 + 6,
+        "the six a100 points are kept"
+    );
+    assert!(partial.lines().skip(1).all(|l| l.contains(",a100-40gb,")));
+}
+
+#[test]
+fn check_passes_its_own_baseline_and_fails_a_moved_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "");
+    let baseline = dir.path().join("baseline.csv");
+    let check = |extra: &[&str]| {
+        kvsim()
+            .args([
+                "check",
+                sc.to_str().unwrap(),
+                "--baseline",
+                baseline.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(check(&["--update"]).status.success());
+    let ok = check(&[]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    // Move point 3's TPOT p99 by 20 % and its completed count by one.
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (tpot, okc) = (col("tpot_p99"), col("ok"));
+    let moved: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut cells: Vec<String> = l.split(',').map(String::from).collect();
+            if i == 4 {
+                let v: f64 = cells[tpot].parse().unwrap();
+                cells[tpot] = format!("{}", v * 1.2);
+                let n: f64 = cells[okc].parse().unwrap();
+                cells[okc] = format!("{}", n + 1.0);
+            }
+            cells.join(",")
+        })
+        .collect();
+    std::fs::write(&baseline, moved.join("\n") + "\n").unwrap();
+    let bad = check(&[]);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        out.contains("point 3 (traffic.arrival.rate=6.0, cache.policy=paged)"),
+        "{out}"
+    );
+    assert!(out.contains("tpot_p99") && out.contains("ok"), "{out}");
+    // A loose enough tolerance forgives the TPOT move but never the count.
+    let loose = check(&["--rtol", "0.5"]);
+    assert_eq!(loose.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&loose.stdout);
+    assert!(!out.contains("tpot_p99") && out.contains(" ok "), "{out}");
+}
