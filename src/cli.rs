@@ -684,7 +684,7 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     let diffs = crate::check::compare(&baseline, &fresh, &tol);
     if diffs.is_empty() {
         say(format_args!(
-            "{}: {} point{} match {} (counts exact, other metrics within {:.2} %)",
+            "{}: {} point{} within tolerance of {} (counts exact, other metrics within {:.2} %)",
             name,
             fresh.rows.len(),
             if fresh.rows.len() == 1 { "" } else { "s" },
