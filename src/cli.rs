@@ -41,17 +41,25 @@ pub enum Command {
     Check(CheckArgs),
 }
 
+/// A scenario file and `--set` overrides of its keys.
+#[derive(Debug, Args)]
+pub struct ScenarioInput {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Override a scenario key, e.g. --set traffic.arrival.rate=8 (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub overrides: Vec<String>,
+}
+
 /// Arguments of `kvsim sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// The scenario file (TOML) with a [sweep] table.
-    pub scenario: PathBuf,
+    /// The scenario (its [sweep] table is the grid).
+    #[command(flatten)]
+    pub input: ScenarioInput,
     /// Output directory (default: `output/<scenario name>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Override a scenario key, e.g. --set requests=500 (repeatable).
-    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
-    pub overrides: Vec<String>,
     /// Worker threads (default: one per core). Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -75,8 +83,9 @@ pub struct MergeArgs {
 /// Arguments of `kvsim check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The scenario file (TOML).
-    pub scenario: PathBuf,
+    /// The scenario.
+    #[command(flatten)]
+    pub input: ScenarioInput,
     /// The baseline sweep.csv.
     #[arg(long)]
     pub baseline: PathBuf,
@@ -87,9 +96,6 @@ pub struct CheckArgs {
     /// Rewrite the baseline with this sweep's results instead of comparing.
     #[arg(long)]
     pub update: bool,
-    /// Override a scenario key (repeatable).
-    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
-    pub overrides: Vec<String>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -150,14 +156,12 @@ pub struct CatalogArgs {
 /// Arguments of `kvsim run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML).
-    pub scenario: PathBuf,
+    /// The scenario.
+    #[command(flatten)]
+    pub input: ScenarioInput,
     /// Output directory (default: `output/<scenario name>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Override a scenario key, e.g. --set traffic.arrival.rate=8 (repeatable).
-    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
-    pub overrides: Vec<String>,
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -454,7 +458,7 @@ fn out_dir(out: &Option<PathBuf>, name: &str) -> PathBuf {
 }
 
 fn run(a: &RunArgs) -> Result<(), Error> {
-    let scenario = Scenario::load(&a.scenario, &a.overrides)?;
+    let scenario = Scenario::load(&a.input.scenario, &a.input.overrides)?;
     let dir = out_dir(&a.out, &scenario.name);
     report::prepare_dir(&dir)?;
     let seed = a.seed.unwrap_or(scenario.seed);
@@ -607,11 +611,11 @@ fn sweep_summary(t: &crate::sweep::SweepTable) -> comfy_table::Table {
 }
 
 fn sweep(a: &SweepArgs) -> Result<(), Error> {
-    let (table, name) = scenario_table(&a.scenario, &a.overrides)?;
+    let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
     let dir = out_dir(&a.out, &name);
     report::prepare_dir(&dir)?;
     let started = std::time::Instant::now();
-    let t = run_sweep_cli(&a.scenario, &table, &dir, a.threads, a.shard)?;
+    let t = run_sweep_cli(&a.input.scenario, &table, &dir, a.threads, a.shard)?;
     let file = match a.shard {
         Some(s) => dir.join(format!("sweep.shard-{}-of-{}.csv", s.index, s.count)),
         None => dir.join("sweep.csv"),
@@ -649,8 +653,8 @@ fn merge(a: &MergeArgs) -> Result<(), Error> {
 /// regression exits 1 (by the caller), so this returns an error only for bad
 /// input.
 pub fn check(a: &CheckArgs) -> Result<bool, Error> {
-    let (table, name) = scenario_table(&a.scenario, &a.overrides)?;
-    let spec = crate::scenario::Scenario::from_table(table.clone(), &a.scenario)?
+    let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
+    let spec = crate::scenario::Scenario::from_table(table.clone(), &a.input.scenario)?
         .spec
         .check;
     let rtol = a.rtol.or(spec.rtol).unwrap_or(crate::check::DEFAULT_RTOL);
@@ -661,7 +665,7 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     }
     let scratch = std::env::temp_dir().join(format!("kvsim-check-{}-{}", name, std::process::id()));
     report::prepare_dir(&scratch)?;
-    let fresh = run_sweep_cli(&a.scenario, &table, &scratch, a.threads, None);
+    let fresh = run_sweep_cli(&a.input.scenario, &table, &scratch, a.threads, None);
     let _ = std::fs::remove_dir_all(&scratch);
     let fresh = fresh?;
     if a.update {

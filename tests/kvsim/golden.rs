@@ -5,11 +5,12 @@ use assert_cmd::Command;
 use kvsim::catalog;
 use kvsim::model::{Dtype, kv_bytes};
 
-fn kv_json(args: &[&str]) -> serde_json::Value {
+/// `kvsim kv ARGS --json` (ARGS split at whitespace), parsed.
+fn kv_json(args: &str) -> serde_json::Value {
     let out = Command::cargo_bin("kvsim")
         .unwrap()
         .arg("kv")
-        .args(args)
+        .args(args.split_whitespace())
         .arg("--json")
         .output()
         .unwrap();
@@ -24,42 +25,15 @@ fn kv_json(args: &[&str]) -> serde_json::Value {
 /// Seed 002, section 3: 80 layers, 8 KV heads, head_dim 128, bf16, 8192 tokens.
 #[test]
 fn seed_002_worked_example_70b_style() {
-    let v = kv_json(&[
-        "--layers",
-        "80",
-        "--kv-heads",
-        "8",
-        "--head-dim",
-        "128",
-        "--seq-len",
-        "8192",
-    ]);
+    let v = kv_json("--layers 80 --kv-heads 8 --head-dim 128 --seq-len 8192");
     assert_eq!(v["total_bytes"], 2_684_354_560u64);
     assert_eq!(v["total_gib"], 2.5);
     assert_eq!(v["double_seq_len_bytes"], 5_368_709_120u64);
     // "At 8 concurrent requests ~20 GiB; at 16, ~40 GiB."
-    let b8 = kv_json(&[
-        "--layers",
-        "80",
-        "--kv-heads",
-        "8",
-        "--head-dim",
-        "128",
-        "--batch",
-        "8",
-    ]);
+    let b8 = kv_json("--layers 80 --kv-heads 8 --head-dim 128 --batch 8");
     assert_eq!(b8["total_bytes"], 8 * 2_684_354_560u64);
     assert_eq!(b8["total_gib"], 20.0);
-    let b16 = kv_json(&[
-        "--layers",
-        "80",
-        "--kv-heads",
-        "8",
-        "--head-dim",
-        "128",
-        "--batch",
-        "16",
-    ]);
+    let b16 = kv_json("--layers 80 --kv-heads 8 --head-dim 128 --batch 16");
     assert_eq!(b16["total_gib"], 40.0);
 }
 
@@ -67,18 +41,7 @@ fn seed_002_worked_example_70b_style() {
 /// doubling the batch doubles it.
 #[test]
 fn seed_002_exercise_is_two_gib_then_four() {
-    let v = kv_json(&[
-        "--layers",
-        "32",
-        "--kv-heads",
-        "8",
-        "--head-dim",
-        "128",
-        "--seq-len",
-        "4096",
-        "--batch",
-        "4",
-    ]);
+    let v = kv_json("--layers 32 --kv-heads 8 --head-dim 128 --seq-len 4096 --batch 4");
     assert_eq!(v["total_bytes"], 2_147_483_648u64);
     assert_eq!(v["double_batch_bytes"], 4_294_967_296u64);
 }
@@ -87,16 +50,7 @@ fn seed_002_exercise_is_two_gib_then_four() {
 /// 100K tokens = 260 GB.
 #[test]
 fn seed_001_mha_70b_per_token_and_100k_tokens() {
-    let v = kv_json(&[
-        "--layers",
-        "80",
-        "--kv-heads",
-        "64",
-        "--head-dim",
-        "128",
-        "--seq-len",
-        "100000",
-    ]);
+    let v = kv_json("--layers 80 --kv-heads 64 --head-dim 128 --seq-len 100000");
     assert_eq!(v["bytes_per_token"], 2_621_440u64);
     assert_eq!(v["total_bytes"], 262_144_000_000u64);
 }
@@ -119,32 +73,11 @@ fn mqa_mla_and_integer_formats() {
     assert_eq!(ds.kv_bytes_per_token(Dtype::Bf16), 61 * 576 * 2);
     // int8 / int4 on a Llama-3.1-8B shape: 512 vectors of 128 per token; each
     // vector carries one fp16 scale per 64 elements.
-    let v = kv_json(&[
-        "--model",
-        "llama-3.1-8b",
-        "--kv-dtype",
-        "int8",
-        "--seq-len",
-        "1",
-    ]);
+    let v = kv_json("--model llama-3.1-8b --kv-dtype int8 --seq-len 1");
     assert_eq!(v["bytes_per_token"], 512 * (128 + 4));
-    let v = kv_json(&[
-        "--model",
-        "llama-3.1-8b",
-        "--kv-dtype",
-        "int4",
-        "--seq-len",
-        "1",
-    ]);
+    let v = kv_json("--model llama-3.1-8b --kv-dtype int4 --seq-len 1");
     assert_eq!(v["bytes_per_token"], 512 * (64 + 4));
-    let v = kv_json(&[
-        "--model",
-        "llama-3.1-8b",
-        "--kv-dtype",
-        "fp8",
-        "--seq-len",
-        "1",
-    ]);
+    let v = kv_json("--model llama-3.1-8b --kv-dtype fp8 --seq-len 1");
     assert_eq!(v["bytes_per_token"], 512 * 128);
 }
 
