@@ -561,7 +561,11 @@ fn run_sweep_cli(
     report::write_atomic(&partial, &t.to_csv())?;
     let finished = result.points.len();
     match result.failures.into_iter().next() {
-        Some((p, assignments, source)) => {
+        Some(crate::sweep::PointFailure {
+            index: p,
+            assignments,
+            error: source,
+        }) => {
             let axes: Vec<String> = assignments
                 .iter()
                 .map(|(k, v)| format!("{k}={}", crate::sweep::cell_of(v)))

@@ -169,11 +169,25 @@ pub struct PointResult {
     /// Its index in the grid.
     pub index: usize,
     /// Its key assignments.
-    pub assignments: Vec<(String, toml::Value)>,
+    pub assignments: Assignments,
     /// One summary per replicate, in replicate order.
     pub replicates: Vec<Summary>,
     /// Its objectives (for the SLO columns and lines).
     pub slo: crate::scenario::Slo,
+}
+
+/// A grid point's key assignments, in axis order.
+pub type Assignments = Vec<(String, toml::Value)>;
+
+/// A grid point that could not run.
+#[derive(Debug)]
+pub struct PointFailure {
+    /// Its index in the grid.
+    pub index: usize,
+    /// Its key assignments.
+    pub assignments: Assignments,
+    /// Why.
+    pub error: Error,
 }
 
 /// What a sweep produced: every point it ran, or the ones that finished and
@@ -182,8 +196,8 @@ pub struct PointResult {
 pub struct SweepRun {
     /// Finished points, in grid order.
     pub points: Vec<PointResult>,
-    /// Points that could not run, with the reason (grid order).
-    pub failures: Vec<(usize, Vec<(String, toml::Value)>, Error)>,
+    /// Points that could not run (grid order).
+    pub failures: Vec<PointFailure>,
     /// Whether the sweep stopped early because it was interrupted.
     pub interrupted: bool,
     /// Points in the whole grid (before sharding).
@@ -245,7 +259,11 @@ pub fn run_sweep(
         let assignments = grid.point(p);
         match point_scenario(base, path, &assignments) {
             Ok(s) => scenarios.push((p, assignments, s)),
-            Err(e) => failures.push((p, assignments, e)),
+            Err(error) => failures.push(PointFailure {
+                index: p,
+                assignments,
+                error,
+            }),
         }
     }
     let jobs: Vec<(usize, u32)> = scenarios
