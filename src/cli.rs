@@ -607,6 +607,7 @@ fn sweep_summary(t: &crate::sweep::SweepTable) -> comfy_table::Table {
                 ("tpot_p50" | "tpot_p99", Ok(x)) => format!("{:.1} ms", x * 1e3),
                 ("ttft_p99", Ok(x)) => format!("{x:.3} s"),
                 ("throughput_tok_s", Ok(x)) => format!("{x:.0}"),
+                ("batch_ceiling" | "batch_peak", Ok(x)) if x.fract() != 0.0 => format!("{x:.1}"),
                 _ => v.to_string(),
             }
         }));
