@@ -5,5 +5,6 @@ mod common;
 mod engine;
 mod golden;
 mod memory;
+mod plots;
 mod properties;
 mod seeds;
