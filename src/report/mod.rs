@@ -4,6 +4,7 @@
 //! place, so an interrupted run never leaves a partial file behind. Simulated
 //! nanoseconds become seconds here and nowhere else.
 
+pub mod plot;
 mod table;
 
 pub use table::{print_kv_report, summary_table};

@@ -5,6 +5,7 @@ mod common;
 mod engine;
 mod golden;
 mod memory;
+mod plots;
 mod properties;
 mod seeds;
 mod sweep;

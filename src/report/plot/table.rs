@@ -1,0 +1,320 @@
+//! Reading `sweep.csv` and `timeline.csv` back for plotting.
+//!
+//! Cells stay text until a chart asks for a column, so that unknown columns
+//! (the metric list grows) cost nothing and string-valued sweep axes
+//! (`cache.policy = paged`) survive. Every error names the file, the 1-based
+//! line and the column, because a user fixing a hand-edited CSV needs all three.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// The metric columns of `sweep.csv` that must hold numbers (or nothing) when
+/// present; checked eagerly so a bad cell is reported even when no chart reads it.
+pub(super) const SWEEP_METRICS: &[&str] = &[
+    "requests",
+    "ok",
+    "oom",
+    "unservable",
+    "crashed",
+    "timeout",
+    "oom_rate",
+    "oom_events",
+    "preemptions",
+    "batch_ceiling",
+    "batch_peak",
+    "batch_mean",
+    "ttft_p50",
+    "ttft_p90",
+    "ttft_p99",
+    "tpot_p50",
+    "tpot_p90",
+    "tpot_p99",
+    "tpot_mean",
+    "e2e_p50",
+    "e2e_p99",
+    "throughput_tok_s",
+    "goodput_rps",
+    "kv_peak_frac",
+    "kv_mean_frac",
+    "kv_time_above_90",
+    "waste_used",
+    "waste_reserved",
+    "waste_internal",
+    "waste_external",
+    "kv_cached_frac",
+    "swaps",
+    "swap_bytes",
+    "prefix_hit_rate",
+    "prefix_hit_tokens",
+    "prefix_saved_bytes",
+    "duration_s",
+    "steps",
+    "busy_frac",
+    "kv_budget_bytes",
+    "kv_bytes_per_token",
+    "slo_ttft_p99",
+    "slo_tpot_p99",
+];
+
+/// The columns of `timeline.csv` the charts read.
+pub(super) const TIMELINE_COLUMNS: &[&str] =
+    &["time", "running", "waiting", "kv_frac", "waste_used"];
+
+/// A CSV file as text cells, with the line each record started on.
+#[derive(Debug, Clone)]
+pub struct Table {
+    path: PathBuf,
+    headers: Vec<String>,
+    rows: Vec<Row>,
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    line: u64,
+    cells: Vec<String>,
+}
+
+/// Which of kvsim's CSV outputs a table is, told by its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `sweep.csv`: one row per sweep point, first column `point`.
+    Sweep,
+    /// `timeline.csv`: one row per engine step, with `time` and `kv_frac`.
+    Timeline,
+}
+
+impl Table {
+    /// Parses `bytes` as CSV with a header; `path` is only used in errors.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Table, Error> {
+        let err = |line: Option<u64>, reason: String| Error::DataFile {
+            path: path.to_path_buf(),
+            line,
+            reason,
+        };
+        let csv_err = |e: csv::Error| {
+            let line = e.position().map(|p| p.line());
+            let reason = match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => {
+                    format!("{len} fields where the header has {expected_len}")
+                }
+                csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
+                _ => e.to_string(),
+            };
+            err(line, reason)
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .from_reader(bytes);
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(csv_err)?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        if headers.iter().all(String::is_empty) {
+            return Err(err(None, "empty file: no header line".into()));
+        }
+        if let Some(dup) = (1..headers.len()).find(|&i| headers[..i].contains(&headers[i])) {
+            return Err(err(
+                Some(1),
+                format!("column `{}` appears twice in the header", headers[dup]),
+            ));
+        }
+        let mut rows = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(csv_err)?;
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            rows.push(Row {
+                line,
+                cells: record.iter().map(str::to_string).collect(),
+            });
+        }
+        if rows.is_empty() {
+            return Err(err(Some(1), "no data rows after the header".into()));
+        }
+        Ok(Table {
+            path: path.to_path_buf(),
+            headers,
+            rows,
+        })
+    }
+
+    /// Reads and parses the CSV file at `path`.
+    pub fn read(path: &Path) -> Result<Table, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Table::parse(path, &bytes)
+    }
+
+    /// The file this table came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Column names in file order.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the table has no data rows (never true for a parsed table).
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Index of the column named `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.headers.iter().position(|h| h == name)
+    }
+
+    /// Index of the column named `name`, or an error on the header line saying
+    /// it is missing.
+    pub fn require(&self, name: &str) -> Result<usize, Error> {
+        self.column(name)
+            .ok_or_else(|| self.error(Some(1), format!("missing column `{name}`")))
+    }
+
+    /// A data-file error in this table.
+    pub fn error(&self, line: Option<u64>, reason: String) -> Error {
+        Error::DataFile {
+            path: self.path.clone(),
+            line,
+            reason,
+        }
+    }
+
+    /// The text of column `col` in each row.
+    pub fn texts(&self, col: usize) -> impl Iterator<Item = &str> + '_ {
+        self.rows.iter().map(move |r| r.cells[col].as_str())
+    }
+
+    /// Column `col` as numbers: an empty cell (or a non-finite number, which a
+    /// chart cannot place) is `None`; any other non-number is an error naming
+    /// the line and the column.
+    pub fn numbers(&self, col: usize) -> Result<Vec<Option<f64>>, Error> {
+        self.rows
+            .iter()
+            .map(|r| {
+                let cell = r.cells[col].as_str();
+                parse_cell(cell).ok_or_else(|| {
+                    self.error(
+                        Some(r.line),
+                        format!("column `{}`: `{cell}` is not a number", self.headers[col]),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Column `name` as numbers (see [`Table::numbers`]); missing is an error.
+    pub fn numbers_of(&self, name: &str) -> Result<Vec<Option<f64>>, Error> {
+        self.numbers(self.require(name)?)
+    }
+
+    /// Whether every non-empty cell of column `col` is a number and at least
+    /// one is: such an axis is plotted on a numeric scale, others as categories.
+    pub fn is_numeric(&self, col: usize) -> bool {
+        let mut any = false;
+        for cell in self.texts(col) {
+            match parse_cell(cell) {
+                Some(Some(_)) => any = true,
+                Some(None) => {}
+                None => return false,
+            }
+        }
+        any
+    }
+
+    /// Tells a sweep from a timeline by the header.
+    pub fn kind(&self) -> Result<Kind, Error> {
+        if self.headers.first().map(String::as_str) == Some("point") {
+            Ok(Kind::Sweep)
+        } else if self.column("time").is_some() && self.column("kv_frac").is_some() {
+            Ok(Kind::Timeline)
+        } else {
+            Err(self.error(
+                Some(1),
+                "neither a sweep.csv (first column `point`) nor a timeline.csv \
+                 (columns `time` and `kv_frac`)"
+                    .into(),
+            ))
+        }
+    }
+}
+
+/// `Some(None)` for an empty or non-finite cell, `Some(Some(x))` for a number,
+/// `None` for text.
+fn parse_cell(cell: &str) -> Option<Option<f64>> {
+    let cell = cell.trim();
+    if cell.is_empty() {
+        return Some(None);
+    }
+    cell.parse::<f64>().ok().map(|x| x.is_finite().then_some(x))
+}
+
+/// A validated `sweep.csv`.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// The rows as read.
+    pub table: Table,
+    /// Indexes of the sweep axis columns (between `point` and `replicates`).
+    pub axes: Vec<usize>,
+    /// The scenario's TTFT p99 objective in seconds, if it has one.
+    pub slo_ttft_p99: Option<f64>,
+    /// The scenario's TPOT p99 objective in seconds, if it has one.
+    pub slo_tpot_p99: Option<f64>,
+}
+
+impl Sweep {
+    /// Checks the structure of a sweep table: `point` first, a `replicates`
+    /// column, and numbers in every known metric (and `_ci95`) column present.
+    pub fn new(table: Table) -> Result<Sweep, Error> {
+        let replicates = table.require("replicates")?;
+        table.numbers(0)?;
+        table.numbers(replicates)?;
+        for (col, name) in table.headers().iter().enumerate() {
+            let base = name.strip_suffix("_ci95").unwrap_or(name);
+            if col > replicates && SWEEP_METRICS.contains(&base) {
+                table.numbers(col)?;
+            }
+        }
+        let slo = |name: &str| -> Result<Option<f64>, Error> {
+            Ok(match table.column(name) {
+                Some(c) => table.numbers(c)?.into_iter().flatten().next(),
+                None => None,
+            })
+        };
+        let slo_ttft_p99 = slo("slo_ttft_p99")?;
+        let slo_tpot_p99 = slo("slo_tpot_p99")?;
+        Ok(Sweep {
+            axes: (1..replicates).collect(),
+            table,
+            slo_ttft_p99,
+            slo_tpot_p99,
+        })
+    }
+}
+
+/// A validated `timeline.csv`.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// The rows as read.
+    pub table: Table,
+}
+
+impl Timeline {
+    /// Checks that the columns the charts read are present and numeric.
+    pub fn new(table: Table) -> Result<Timeline, Error> {
+        for name in TIMELINE_COLUMNS {
+            table.numbers_of(name)?;
+        }
+        Ok(Timeline { table })
+    }
+}
