@@ -39,6 +39,30 @@ pub enum Command {
     Merge(MergeArgs),
     /// Run a scenario's sweep and compare it with a baseline sweep.csv (exit 1 on a regression).
     Check(CheckArgs),
+    /// Draw the default charts of a sweep.csv or timeline.csv (or one chart with --y).
+    Plot(PlotArgs),
+}
+
+/// Arguments of `kvsim plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A sweep.csv (sweep charts) or timeline.csv (a run's charts).
+    pub results: PathBuf,
+    /// Column for the x axis (default: the sweep's load axis, or time).
+    #[arg(long)]
+    pub x: Option<String>,
+    /// Column for the y axis: draw only this chart.
+    #[arg(long)]
+    pub y: Option<String>,
+    /// Column whose values split the lines (default: the first text axis).
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Output directory (default: `plots/` beside the input).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Image format.
+    #[arg(long, default_value = "png")]
+    pub format: crate::report::plot::Format,
 }
 
 /// A scenario file and `--set` overrides of its keys.
@@ -64,9 +88,15 @@ pub struct SweepArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Run only shard I of N (0-based): points p with p % N == I. Writes
-    /// sweep.shard-I-of-N.csv for `kvsim merge`.
+    /// sweep.shard-I-of-N.csv for `kvsim merge` (and no plots).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<crate::sweep::Shard>,
+    /// Format of the default charts written to `plots/`.
+    #[arg(long, default_value = "png")]
+    pub format: crate::report::plot::Format,
+    /// Do not draw the default charts.
+    #[arg(long)]
+    pub no_plots: bool,
 }
 
 /// Arguments of `kvsim merge`.
@@ -189,7 +219,27 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Sweep(a) => sweep(&a),
         Command::Merge(a) => merge(&a),
         Command::Check(a) => check(&a).map(|_| ()),
+        Command::Plot(a) => plot(&a),
     }
+}
+
+fn plot(a: &PlotArgs) -> Result<(), Error> {
+    let out = a.out.clone().unwrap_or_else(|| {
+        a.results
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join("plots")
+    });
+    let opts = crate::report::plot::PlotOptions {
+        format: a.format,
+        x: a.x.clone(),
+        y: a.y.clone(),
+        series: a.series.clone(),
+    };
+    let files = crate::report::plot::plot_file(&a.results, &out, &opts)?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    say(format_args!("wrote {}", names.join(", ")))
 }
 
 /// The numbers `kvsim kv` reports.
@@ -626,13 +676,27 @@ fn sweep(a: &SweepArgs) -> Result<(), Error> {
         None => dir.join("sweep.csv"),
     };
     report::write_atomic(&file, &t.to_csv())?;
+    let elapsed = started.elapsed().as_secs_f64();
     say(sweep_summary(&t))?;
     say(format_args!(
-        "{} points in {:.2} s of wall time; wrote {}",
+        "{} points in {elapsed:.2} s of wall time; wrote {}",
         t.rows.len(),
-        started.elapsed().as_secs_f64(),
         file.display()
-    ))
+    ))?;
+    // A shard is a part of a table: plot the merged whole instead.
+    if a.shard.is_none() && !a.no_plots {
+        let opts = crate::report::plot::PlotOptions {
+            format: a.format,
+            ..Default::default()
+        };
+        let charts = crate::report::plot::plot_file(&file, &dir.join("plots"), &opts)?;
+        say(format_args!(
+            "drew {} charts in {}",
+            charts.len(),
+            dir.join("plots").display()
+        ))?;
+    }
+    Ok(())
 }
 
 fn merge(a: &MergeArgs) -> Result<(), Error> {
