@@ -64,6 +64,11 @@ fn one_thread_and_two_threads_write_identical_bytes() {
         std::fs::read(b.join("sweep.csv")).unwrap(),
     );
     assert_eq!(x, y);
+    // The sweep drew its default charts.
+    for chart in ["oom_rate", "batch", "tpot", "ttft_p99", "waste"] {
+        let png = std::fs::read(a.join("plots").join(format!("{chart}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{chart}");
+    }
     let text = String::from_utf8(x).unwrap();
     let header = text.lines().next().unwrap();
     assert!(header.starts_with("point,traffic.arrival.rate,cache.policy,replicates,requests,"));
@@ -103,6 +108,8 @@ fn shards_merge_into_the_single_run() {
         std::fs::read(&merged).unwrap(),
         std::fs::read(whole.join("sweep.csv")).unwrap()
     );
+    // A shard is part of a table: no charts.
+    assert!(!parts.join("plots").exists());
     // A missing shard is named.
     kvsim()
         .arg("merge")
