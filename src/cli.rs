@@ -33,7 +33,7 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// Simulate one scenario; write summary.json, requests.csv and timeline.csv.
     Run(RunArgs),
-    /// Run every point of a scenario's [sweep] grid in parallel; write sweep.csv.
+    /// Run every point of a scenario's sweep grid in parallel; write sweep.csv.
     Sweep(SweepArgs),
     /// Join the sweep.shard-*.csv files of a sharded sweep into one sweep.csv.
     Merge(MergeArgs),
@@ -78,7 +78,7 @@ pub struct ScenarioInput {
 /// Arguments of `kvsim sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// The scenario (its [sweep] table is the grid).
+    /// The scenario (its sweep table is the grid).
     #[command(flatten)]
     pub input: ScenarioInput,
     /// Output directory (default: `output/<scenario name>`).
