@@ -55,5 +55,6 @@ pub mod scheduler;
 pub mod sweep;
 pub mod traffic;
 pub mod units;
+pub mod validate;
 
 pub use error::{Error, Result, SpecError};

@@ -1,0 +1,743 @@
+//! The validation cases: each builds kvsim's configuration from the source's
+//! description, runs it (or does the arithmetic) and records both figures.
+
+use std::path::Path;
+
+use crate::catalog;
+use crate::engine::simulate;
+use crate::hardware::cost::RooflineCost;
+use crate::metrics::Summary;
+use crate::model::{Dtype, kv_bytes};
+use crate::scenario::Scenario;
+use crate::units::GIB;
+
+use super::{CaseResult, Tolerance};
+
+/// Group names, in the order `VALIDATION.md` prints them.
+pub(super) const GROUPS: [&str; 5] = [ARITHMETIC, PAGED, DECODE, CURVE, QUANT];
+pub(super) const ARITHMETIC: &str = "KV arithmetic";
+pub(super) const PAGED: &str = "PagedAttention (OPT-13B, A100-40GB)";
+pub(super) const DECODE: &str = "Small-batch decode latency";
+pub(super) const CURVE: &str = "Concurrency curve";
+pub(super) const QUANT: &str = "KV quantization capacity";
+
+/// Every case, in table order. Runs in well under a second in release builds.
+pub fn run_cases() -> Vec<CaseResult> {
+    let mut out = Vec::new();
+    arithmetic(&mut out);
+    paged_attention(&mut out);
+    decode_latency(&mut out);
+    concurrency_curve(&mut out);
+    quantization(&mut out);
+    for r in &mut out {
+        if let Some((_, bound)) = KNOWN_MISSES.iter().find(|(id, _)| *id == r.id) {
+            let bound = match r.tolerance {
+                Tolerance::Absolute(_) => format!("{bound}"),
+                _ => format!("{} %", bound * 100.0),
+            };
+            r.note.push_str(&format!(
+                ". Known miss: the tests hold it to |error| <= {bound} instead, so a regression \
+                 still fails"
+            ));
+        }
+    }
+    out
+}
+
+/// Cases that miss their target today, with the wider bound on `|error()|`
+/// the tests assert for them (relative fraction or absolute, as the case's
+/// tolerance): the misses are reported, and may not silently get worse.
+pub(super) const KNOWN_MISSES: [(&str, f64); 14] = [
+    ("paged-table1-kv-memory", 0.35),
+    ("paged-table1-slots", 0.35),
+    ("paged-fig2-pow2-internal", 20.0),
+    ("paged-fig2-pow2-external", 32.0),
+    ("paged-fig2-oracle-used", 23.0),
+    ("paged-fig2-oracle-reserved", 15.0),
+    ("paged-fig2-oracle-external", 34.0),
+    ("paged-fig13a-vs-oracle", 0.60),
+    ("paged-fig13a-vs-max", 0.56),
+    ("gptfast-llama2-70b-tp8", 0.23),
+    ("vllm-ci-h200-llama8b-tp1", 0.21),
+    ("vllm-ci-h200-llama70b-tp4", 0.28),
+    ("nim-70b-c25-ttft", 0.60),
+    ("nim-70b-c50-ttft", 0.40),
+];
+
+/// Builds and runs a scenario written inline (the cases' own TOML), with the
+/// catalog GPU's efficiency factors.
+fn sim(toml: &str) -> Summary {
+    let s = Scenario::from_toml(toml, Path::new("validate.toml"), &[])
+        .unwrap_or_else(|e| panic!("validation scenario does not build: {e}\n{toml}"));
+    let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
+    simulate(&s, s.seed, cost).summary
+}
+
+/// Builds a scenario without running it (for its KV budget).
+fn scenario(toml: &str) -> Scenario {
+    Scenario::from_toml(toml, Path::new("validate.toml"), &[])
+        .unwrap_or_else(|e| panic!("validation scenario does not build: {e}\n{toml}"))
+}
+
+fn bpt(model: &str, dtype: Dtype) -> u64 {
+    catalog::model(model)
+        .unwrap_or_else(|| panic!("catalog model {model}"))
+        .kv_bytes_per_token(dtype)
+}
+
+// ---------------------------------------------------------------------------
+// KV arithmetic
+
+const SEEDS: &str = "kvsim seed documents (README, \"The seeds' worked examples\")";
+
+fn arithmetic(out: &mut Vec<CaseResult>) {
+    let b70 = bpt("llama-3.1-70b", Dtype::Bf16);
+    out.push(CaseResult {
+        id: "seed-70b-8192",
+        group: ARITHMETIC,
+        source: SEEDS,
+        configuration: "80 layers x 8 KV heads x 128, bf16, 8192 tokens, batch 1".into(),
+        metric: "KV bytes",
+        unit: "B",
+        published: 2_684_354_560.0,
+        kvsim: kv_bytes(b70, 8192, 1).expect("fits u64") as f64,
+        tolerance: Tolerance::Exact,
+        note: "llama-3.1-70b from the catalog".into(),
+    });
+    let b8 = bpt("llama-3.1-8b", Dtype::Bf16);
+    out.push(CaseResult {
+        id: "seed-32l-batch4",
+        group: ARITHMETIC,
+        source: SEEDS,
+        configuration: "32 layers x 8 KV heads x 128, bf16, 4096 tokens, batch 4".into(),
+        metric: "KV bytes",
+        unit: "B",
+        published: 2_147_483_648.0,
+        kvsim: kv_bytes(b8, 4096, 4).expect("fits u64") as f64,
+        tolerance: Tolerance::Exact,
+        note: "llama-3.1-8b from the catalog; the seed's 2 GiB".into(),
+    });
+    // 80 layers x 64 KV heads (Llama-2-70B with MHA, the seed's "no GQA" case).
+    let mha = crate::model::Model {
+        kv_heads: 64,
+        ..catalog::model("llama-2-70b").expect("catalog model")
+    };
+    out.push(CaseResult {
+        id: "seed-80x64-per-token",
+        group: ARITHMETIC,
+        source: SEEDS,
+        configuration: "80 layers x 64 KV heads x 128 x 2 (K, V) x 2 B".into(),
+        metric: "KV bytes per token",
+        unit: "B",
+        published: 2_621_440.0,
+        kvsim: mha.kv_bytes_per_token(Dtype::Bf16) as f64,
+        tolerance: Tolerance::Exact,
+        note: "llama-2-70b with kv_heads = 64".into(),
+    });
+    let opt = bpt("opt-13b", Dtype::Fp16);
+    out.push(CaseResult {
+        id: "paged-opt13b-per-token",
+        group: ARITHMETIC,
+        source: "Kwon et al., SOSP 2023 (arXiv:2309.06180), sec. 3: \"the KV cache of a single \
+                 token demands 800 KB of space, calculated as 2 x 5120 x 40 x 2\"",
+        configuration: "opt-13b, fp16".into(),
+        metric: "KV bytes per token",
+        unit: "B",
+        published: 819_200.0,
+        kvsim: opt as f64,
+        tolerance: Tolerance::Exact,
+        note: "the paper's product 2 x 5120 x 40 x 2 = 819,200 B (800 KiB)".into(),
+    });
+    out.push(CaseResult {
+        id: "paged-opt13b-request",
+        group: ARITHMETIC,
+        source: "Kwon et al., SOSP 2023, sec. 3: \"the memory required to store the KV cache \
+                 of one request can be as much as 1.6 GB\" (2048 tokens)",
+        configuration: "opt-13b, fp16, 2048 tokens".into(),
+        metric: "KV of one 2048-token request",
+        unit: "GiB",
+        published: 1.6,
+        kvsim: kv_bytes(opt, 2048, 1).expect("fits u64") as f64 / GIB as f64,
+        tolerance: Tolerance::Absolute(0.05),
+        note: "the paper rounds 2048 x 800 KiB = 1.5625 GiB to one decimal; the tolerance is \
+               that rounding"
+            .into(),
+    });
+    // Qwen3-0.6B (Qwen/Qwen3-0.6B config.json: 28 layers, 8 KV heads, head_dim 128).
+    let qwen = qwen3_06b_bpt(Dtype::Bf16);
+    let mem = 69.66 * GIB as f64;
+    out.push(CaseResult {
+        id: "vllm-qwen3-0.6b-tokens",
+        group: ARITHMETIC,
+        source: "vLLM PR #24577 (A100, Qwen3-0.6B, bf16 KV): log \"Available KV cache memory: \
+                 69.66 GiB\" then \"GPU KV cache size: 652,144 tokens\"",
+        configuration: "Qwen3-0.6B (28 layers x 8 KV heads x 128), bf16 KV, 69.66 GiB of KV \
+                        memory"
+            .into(),
+        metric: "KV cache tokens",
+        unit: "tokens",
+        published: 652_144.0,
+        kvsim: (mem / qwen as f64).floor(),
+        tolerance: Tolerance::Relative(0.001),
+        note: format!(
+            "{qwen} B/token; the log rounds the memory to 0.01 GiB (±0.007 %) and vLLM rounds \
+             down to whole 16-token blocks per layer group"
+        ),
+    });
+}
+
+/// KV bytes per token of Qwen3-0.6B.
+fn qwen3_06b_bpt(dtype: Dtype) -> u64 {
+    28 * 2 * 8 * dtype.vector_bytes(128)
+}
+
+// ---------------------------------------------------------------------------
+// PagedAttention
+
+/// The paper's OPT-13B / ShareGPT serving setup (sec. 6.1-6.2, Fig. 11, Fig. 13a):
+/// one A100-40GB, Poisson arrivals at 2 req/s, ShareGPT-like lengths.
+fn paged_setup(policy: &str, memory_utilization: f64) -> String {
+    format!(
+        r#"
+name = "paged"
+seed = 2023
+requests = 2400
+
+[model]
+preset = "opt-13b"
+
+[hardware]
+gpu = "a100-40gb"
+memory_utilization = {memory_utilization}
+
+[traffic]
+arrival = {{ kind = "poisson", rate = 2.0 }}
+prompt = {{ kind = "lognormal", mean = 161.31, sigma = 1.0, min = 4, max = 1024 }}
+output = {{ kind = "lognormal", mean = 337.99, sigma = 1.0, min = 1, max = 1024 }}
+max_tokens = {{ kind = "fixed", value = 1024 }}
+
+[cache]
+{policy}
+"#
+    )
+}
+
+/// The `memory_utilization` that leaves Table 1's 12 GiB of KV memory for
+/// OPT-13B on one A100-40GB (kvsim's weights, activation and runtime
+/// estimates unchanged): the waste and batching experiments run on the
+/// paper's KV memory, since their outcome depends on how many tokens fit.
+const TABLE1_UTILIZATION: f64 = 0.994;
+
+fn paged_attention(out: &mut Vec<CaseResult>) {
+    let s = scenario(&paged_setup("policy = \"paged\"", 0.9));
+    let b = s.budget;
+    out.push(CaseResult {
+        id: "paged-table1-kv-memory",
+        group: PAGED,
+        source: "Kwon et al., SOSP 2023, Table 1: OPT-13B, 1 x A100 40 GB, parameters 26 GB, \
+                 \"Memory for KV cache 12 GB\"",
+        configuration: "opt-13b on 1 x a100-40gb, memory_utilization 0.9".into(),
+        metric: "KV cache memory",
+        unit: "GiB",
+        published: 12.0,
+        kvsim: b.kv_bytes as f64 / GIB as f64,
+        tolerance: Tolerance::Relative(0.10),
+        note: format!(
+            "kvsim: {:.2} GiB usable - {:.2} GiB weights - {:.2} GiB activations - {:.2} GiB \
+             runtime; the paper's 12 GB is GiB (12 GiB / 800 KiB = 15.7K slots). Even the whole \
+             39.59 GiB minus kvsim's weights leaves 15.65 GiB, so Table 1 implies a \
+             memory_utilization near 0.99 (or far smaller activation and runtime reserves) than \
+             vLLM's default 0.9 that this row uses",
+            b.usable_per_gpu as f64 / GIB as f64,
+            b.weights_per_gpu as f64 / GIB as f64,
+            b.activation_per_gpu as f64 / GIB as f64,
+            b.runtime_per_gpu as f64 / GIB as f64,
+        ),
+    });
+    out.push(CaseResult {
+        id: "paged-table1-slots",
+        group: PAGED,
+        source: "Kwon et al., SOSP 2023, Table 1: OPT-13B on 1 x A100 40 GB, \"Max. # KV cache \
+                 slots 15.7K\"",
+        configuration: "opt-13b on 1 x a100-40gb, memory_utilization 0.9".into(),
+        metric: "KV cache slots (tokens)",
+        unit: "tokens",
+        published: 15_700.0,
+        kvsim: b.token_capacity() as f64,
+        tolerance: Tolerance::Relative(0.10),
+        note: "follows the KV memory above at 819,200 B per token".into(),
+    });
+
+    // Fig. 2 as printed (token states, reservation, internal frag., external
+    // frag. & others), in percent of the KV memory.
+    let systems: [(&str, &str, &str, [f64; 4]); 4] = [
+        (
+            "max",
+            "Orca (Max)",
+            "policy = \"contiguous\"\nreserve = \"max-model-len\"",
+            [20.4, 13.3, 57.3, 8.9],
+        ),
+        (
+            "pow2",
+            "Orca (Pow2)",
+            "policy = \"contiguous\"\nreserve = \"pow2\"",
+            [26.8, 17.9, 13.6, 41.6],
+        ),
+        (
+            "oracle",
+            "Orca (Oracle)",
+            "policy = \"contiguous\"\nreserve = \"oracle\"",
+            [38.2, 25.2, 0.0, 36.6],
+        ),
+        (
+            "paged",
+            "vLLM",
+            "policy = \"paged\"\nblock_size = 16",
+            [96.3, 0.0, 0.0, 3.7],
+        ),
+    ];
+    let mut batch = Vec::new();
+    for (key, name, policy, fig2) in systems {
+        let m = sim(&paged_setup(policy, TABLE1_UTILIZATION));
+        batch.push((key, m.batch_mean));
+        // Fig. 2's bars have no "free" category: shares of the memory that
+        // holds or strands sequences, kvsim's free-and-usable memory excluded.
+        let held = (1.0 - free_share(&m)).max(f64::MIN_POSITIVE);
+        let ours = [
+            m.waste_used / held,
+            m.waste_reserved / held,
+            m.waste_internal / held,
+            m.waste_external / held,
+        ];
+        let labels = [
+            "token states",
+            "reservation",
+            "internal frag.",
+            "external frag. & others",
+        ];
+        for (i, label) in labels.iter().enumerate() {
+            out.push(CaseResult {
+                id: fig2_id(key, i),
+                group: PAGED,
+                source: "Kwon et al., SOSP 2023, Fig. 2 (average share of KV memory during the \
+                         sec. 6.2 experiment), bar labels",
+                configuration: format!(
+                    "{name}: opt-13b / a100-40gb with Table 1's 12 GiB of KV (memory_utilization \
+                     {TABLE1_UTILIZATION}), ShareGPT-like lengths (lognormal, means 161.31 / \
+                     337.99, sigma 1), Poisson 2 req/s, 2400 requests"
+                ),
+                metric: fig2_metric(i),
+                unit: "% of KV memory",
+                published: fig2[i],
+                kvsim: ours[i] * 100.0,
+                tolerance: Tolerance::Absolute(10.0),
+                note: format!(
+                    "{label}: {:.1} % of the whole budget; {:.1} % of it was free and is left \
+                     out; batch mean {:.1}, peak {}",
+                    [
+                        m.waste_used,
+                        m.waste_reserved,
+                        m.waste_internal,
+                        m.waste_external
+                    ][i] * 100.0,
+                    free_share(&m) * 100.0,
+                    m.batch_mean,
+                    m.batch_peak
+                ),
+            });
+        }
+    }
+    let get = |k: &str| {
+        batch
+            .iter()
+            .find(|(x, _)| *x == k)
+            .map(|(_, v)| *v)
+            .unwrap_or(0.0)
+    };
+    for (id, other, name, published) in [
+        ("paged-fig13a-vs-oracle", "oracle", "Orca (Oracle)", 2.2),
+        ("paged-fig13a-vs-max", "max", "Orca (Max)", 4.3),
+    ] {
+        out.push(CaseResult {
+            id,
+            group: PAGED,
+            source: "Kwon et al., SOSP 2023, sec. 6.2 / Fig. 13(a): \"for OPT-13B vLLM processes \
+                     2.2x more requests at the same time than Orca (Oracle) and 4.3x more \
+                     requests than Orca (Max)\" (ShareGPT, 2 req/s)",
+            configuration: format!("mean batch, paged / {name}, same setup as Fig. 2"),
+            metric: "batching ratio",
+            unit: "x",
+            published,
+            kvsim: get("paged") / get(other),
+            tolerance: Tolerance::Relative(0.30),
+            note: format!(
+                "kvsim mean batch: paged {:.1}, {name} {:.1}. At 2 req/s kvsim's contiguous \
+                 baselines are barely memory-bound (see the free share in the Fig. 2 rows): a \
+                 kvsim decode step of OPT-13B on the A100 (~21 ms at batch 1) finishes requests \
+                 sooner than the paper's 2023 engine, so the batch is set by arrival rate x \
+                 latency rather than by memory",
+                get("paged"),
+                get(other)
+            ),
+        });
+    }
+}
+
+/// Share of the KV memory that holds nothing (free and usable): the rest of
+/// the four categories.
+fn free_share(m: &Summary) -> f64 {
+    (1.0 - m.waste_used - m.waste_reserved - m.waste_internal - m.waste_external).max(0.0)
+}
+
+fn fig2_metric(i: usize) -> &'static str {
+    [
+        "token states",
+        "reservation",
+        "internal fragmentation",
+        "external frag. & others",
+    ][i]
+}
+
+fn fig2_id(system: &str, i: usize) -> &'static str {
+    const IDS: [[&str; 4]; 4] = [
+        [
+            "paged-fig2-max-used",
+            "paged-fig2-max-reserved",
+            "paged-fig2-max-internal",
+            "paged-fig2-max-external",
+        ],
+        [
+            "paged-fig2-pow2-used",
+            "paged-fig2-pow2-reserved",
+            "paged-fig2-pow2-internal",
+            "paged-fig2-pow2-external",
+        ],
+        [
+            "paged-fig2-oracle-used",
+            "paged-fig2-oracle-reserved",
+            "paged-fig2-oracle-internal",
+            "paged-fig2-oracle-external",
+        ],
+        [
+            "paged-fig2-paged-used",
+            "paged-fig2-paged-reserved",
+            "paged-fig2-paged-internal",
+            "paged-fig2-paged-external",
+        ],
+    ];
+    let row = ["max", "pow2", "oracle", "paged"]
+        .iter()
+        .position(|s| *s == system)
+        .expect("known system");
+    IDS[row][i]
+}
+
+// ---------------------------------------------------------------------------
+// Decode latency
+
+/// A closed loop of `users` back-to-back users sending `requests` requests of
+/// fixed lengths to `model` on `tp` x `gpu`.
+#[allow(clippy::too_many_arguments)]
+fn fixed_load(
+    model: &str,
+    weight_dtype: Option<&str>,
+    gpu: &str,
+    tp: u32,
+    kv_dtype: &str,
+    users: u32,
+    requests: u32,
+    prompt: u32,
+    output: u32,
+) -> String {
+    let wd = weight_dtype
+        .map(|d| format!("weight_dtype = \"{d}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+name = "fixed"
+seed = 1
+requests = {requests}
+
+[model]
+preset = "{model}"
+{wd}
+[hardware]
+gpu = {gpu}
+tp = {tp}
+memory_utilization = 0.9
+
+[traffic]
+arrival = {{ kind = "closed", users = {users} }}
+prompt = {{ kind = "fixed", value = {prompt} }}
+output = {{ kind = "fixed", value = {output} }}
+max_tokens = {{ kind = "fixed", value = {output} }}
+
+[cache]
+policy = "paged"
+kv_dtype = "{kv_dtype}"
+
+[scheduler]
+max_num_seqs = 256
+max_batched_tokens = 8192
+"#
+    )
+}
+
+const GPT_FAST: &str = "pytorch-labs/gpt-fast README, \"Benchmarks\" (8 x A100-80GB power-limited \
+                        to 330 W, batch size 1, 5-token prompt, bf16)";
+
+fn decode_latency(out: &mut Vec<CaseResult>) {
+    // gpt-fast: tokens/s at batch 1; TPOT = 1000 / (tokens/s) ms. 200 output
+    // tokens (gpt-fast's default max_new_tokens).
+    for (id, model, tp, tok_s, note) in [
+        (
+            "gptfast-llama2-7b-tp1",
+            "llama-2-7b",
+            1,
+            104.9,
+            "calibration point: the A100 mbu 0.83 and part of the 1 ms overhead were fitted to \
+             gpt-fast's Llama-2-7B TP1/2/4 (src/catalog/gpus.rs), so this is not independent",
+        ),
+        (
+            "gptfast-llama2-70b-tp2",
+            "llama-2-70b",
+            2,
+            21.32,
+            "held out (the fit used Llama-2-7B only)",
+        ),
+        (
+            "gptfast-llama2-70b-tp4",
+            "llama-2-70b",
+            4,
+            38.01,
+            "held out",
+        ),
+        (
+            "gptfast-llama2-70b-tp8",
+            "llama-2-70b",
+            8,
+            62.50,
+            "held out",
+        ),
+    ] {
+        let m = sim(&fixed_load(
+            model,
+            None,
+            "\"a100-80gb\"",
+            tp,
+            "bf16",
+            1,
+            3,
+            5,
+            200,
+        ));
+        out.push(CaseResult {
+            id,
+            group: DECODE,
+            source: GPT_FAST,
+            configuration: format!(
+                "{model} bf16 on {tp} x a100-80gb, batch 1, 5-token prompt, 200 output tokens \
+                 (published {tok_s} tok/s)"
+            ),
+            metric: "TPOT",
+            unit: "ms",
+            published: 1000.0 / tok_s,
+            kvsim: m.tpot_p50.unwrap_or(f64::NAN) * 1000.0,
+            tolerance: Tolerance::Relative(0.15),
+            note: note.into(),
+        });
+    }
+
+    // vLLM nightly latency tests on H200: llm.generate on a fixed batch of 8,
+    // 32 prompt tokens, 128 output tokens; mean end-to-end latency.
+    for (id, model, tp, published, label) in [
+        (
+            "vllm-ci-h200-llama8b-tp1",
+            "llama-3.1-8b",
+            1,
+            833.421,
+            "latency_llama8B_tp1",
+        ),
+        (
+            "vllm-ci-h200-llama70b-tp4",
+            "llama-3.1-70b",
+            4,
+            2077.53,
+            "latency_llama70B_tp4",
+        ),
+    ] {
+        let m = sim(&fixed_load(
+            model, None, "\"h200\"", tp, "bf16", 8, 8, 32, 128,
+        ));
+        out.push(CaseResult {
+            id,
+            group: DECODE,
+            source: "vLLM performance benchmark, buildkite.com/vllm/performance-benchmark/builds/9515, \
+                     \"Latency tests\" (input 32, output 128, batch size 8, mean latency)",
+            configuration: format!(
+                "{model} bf16 on {tp} x h200, one batch of 8 requests, 32-token prompts, 128 \
+                 output tokens ({label})"
+            ),
+            metric: "batch end-to-end latency",
+            unit: "ms",
+            published,
+            kvsim: m.e2e_p50.unwrap_or(f64::NAN) * 1000.0,
+            tolerance: Tolerance::Relative(0.15),
+            note: "batch 8 rather than 1, still weight-bound; the CI's llama-3 70B is modelled \
+                   with llama-3.1-70b (same shape)"
+                .into(),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency curve
+
+const NIM: &str = "NVIDIA NIM LLM benchmarking, \"Performance\" \
+                   (docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance), \
+                   Llama-3.3-70b-instruct, NIM 1.8.0, 2 x H100 80G, fp8 TP2, 5000 input / 500 \
+                   output tokens";
+
+/// NIM's table: concurrency, TTFT (ms), ITL (ms).
+const NIM_CURVE: [(u32, f64, f64); 6] = [
+    (1, 406.77, 18.58),
+    (5, 546.7, 21.83),
+    (25, 688.69, 38.75),
+    (50, 834.51, 59.73),
+    (100, 7996.25, 92.91),
+    (250, 88605.32, 93.2),
+];
+
+const CURVE_IDS: [(&str, &str); 6] = [
+    ("nim-70b-c1-itl", "nim-70b-c1-ttft"),
+    ("nim-70b-c5-itl", "nim-70b-c5-ttft"),
+    ("nim-70b-c25-itl", "nim-70b-c25-ttft"),
+    ("nim-70b-c50-itl", "nim-70b-c50-ttft"),
+    ("nim-70b-c100-itl", "nim-70b-c100-ttft"),
+    ("nim-70b-c250-itl", "nim-70b-c250-ttft"),
+];
+
+fn concurrency_curve(out: &mut Vec<CaseResult>) {
+    // TensorRT-LLM runs fp8 weights through fp8 tensor cores: the H100 SXM
+    // datasheet's dense fp8 peak (1,979 TFLOP/s) is twice the bf16 one the
+    // catalog holds, so the benchmark's configuration is the catalog GPU with
+    // that peak; every other field (and the efficiency factors) unchanged.
+    let g = catalog::gpu("h100-sxm").expect("catalog gpu");
+    let e = g.efficiency;
+    let h100_fp8 = format!(
+        "{{ name = \"h100-sxm-fp8\", vram_bytes = {}, hbm_bandwidth = {:e}, peak_flops = {:e}, \
+         interconnect_bandwidth = {:e}, pcie_bandwidth = {:e}, efficiency = {{ mbu = {}, mfu = {}, \
+         step_overhead_s = {:e}, allreduce_latency_s = {:e} }} }}",
+        g.vram_bytes,
+        g.hbm_bandwidth,
+        2.0 * g.peak_flops,
+        g.interconnect_bandwidth,
+        g.pcie_bandwidth,
+        e.mbu,
+        e.mfu,
+        e.step_overhead_s,
+        e.allreduce_latency_s
+    );
+    for ((users, ttft, itl), (itl_id, ttft_id)) in NIM_CURVE.into_iter().zip(CURVE_IDS) {
+        // Four rounds of requests per user reach the closed loop's steady state.
+        let requests = (4 * users).max(4);
+        let m = sim(&fixed_load(
+            "llama-3.1-70b",
+            Some("fp8"),
+            &h100_fp8,
+            2,
+            "fp8",
+            users,
+            requests,
+            5000,
+            500,
+        ));
+        let config = format!(
+            "llama-3.1-70b (the 3.3 shape) fp8 weights, fp8 KV, 2 x h100-sxm at the fp8 tensor \
+             peak, {users} closed-loop users, 5000 / 500 tokens, {requests} requests"
+        );
+        out.push(CaseResult {
+            id: itl_id,
+            group: CURVE,
+            source: NIM,
+            configuration: config.clone(),
+            metric: "ITL (TPOT)",
+            unit: "ms",
+            published: itl,
+            kvsim: m.tpot_mean.unwrap_or(f64::NAN) * 1000.0,
+            tolerance: Tolerance::Relative(0.25),
+            note: format!(
+                "batch mean {:.1}, peak {}, ceiling {}; kvsim TPOT mean",
+                m.batch_mean, m.batch_peak, m.batch_ceiling
+            ),
+        });
+        out.push(CaseResult {
+            id: ttft_id,
+            group: CURVE,
+            source: NIM,
+            configuration: config,
+            metric: "TTFT",
+            unit: "ms",
+            published: ttft,
+            kvsim: m.ttft_p50.unwrap_or(f64::NAN) * 1000.0,
+            tolerance: Tolerance::Relative(0.25),
+            note: "kvsim TTFT p50 (NIM reports the mean); fp8 KV assumed (NIM's fp8 profiles \
+                   quantize the KV cache too, and a bf16 cache would cap the batch near 40, below \
+                   the 50 concurrent users NIM still serves without queueing)"
+                .into(),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// KV quantization
+
+fn quantization(out: &mut Vec<CaseResult>) {
+    let bf16 = qwen3_06b_bpt(Dtype::Bf16);
+    let fp8 = qwen3_06b_bpt(Dtype::Fp8);
+    out.push(CaseResult {
+        id: "fp8-capacity-qwen3-0.6b",
+        group: QUANT,
+        source: "sgl-project/mini-sglang PR #132, \"Capacity (always 2x exact)\": Qwen3-0.6B \
+                 FP16 43,928 tokens, FP8 87,857 tokens",
+        configuration: "Qwen3-0.6B, same KV memory, fp8 vs bf16 KV".into(),
+        metric: "KV token capacity ratio",
+        unit: "x",
+        published: 87_857.0 / 43_928.0,
+        kvsim: bf16 as f64 / fp8 as f64,
+        tolerance: Tolerance::Relative(0.02),
+        note: format!("kvsim: {bf16} vs {fp8} B/token (per-tensor fp8 scale, no per-group scales)"),
+    });
+    // The same effect through kvsim's whole budget, for the quickstart pair.
+    let budget = |kv: &str| {
+        scenario(&fixed_load(
+            "llama-3.1-8b",
+            None,
+            "\"h100-sxm\"",
+            1,
+            kv,
+            1,
+            1,
+            10,
+            10,
+        ))
+        .budget
+        .token_capacity() as f64
+    };
+    out.push(CaseResult {
+        id: "fp8-capacity-llama8b-h100",
+        group: QUANT,
+        source: "vLLM PR #24577 (mgoin, A100, FP8 KV cache): \"See the available concurrency \
+                 doubles\"; vLLM docs, FP8 E4M3 KV cache: quantizing to FP8 \"increases the number \
+                 of tokens that can be stored in the cache\"",
+        configuration: "llama-3.1-8b on 1 x h100-sxm, memory_utilization 0.9, fp8 vs bf16 KV"
+            .into(),
+        metric: "KV token capacity ratio",
+        unit: "x",
+        published: 2.0,
+        kvsim: budget("fp8") / budget("bf16"),
+        tolerance: Tolerance::Relative(0.02),
+        note: "the KV memory is the same for both dtypes (weights and activations do not change)"
+            .into(),
+    });
+}
