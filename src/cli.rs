@@ -41,6 +41,16 @@ pub enum Command {
     Check(CheckArgs),
     /// Draw the default charts of a sweep.csv or timeline.csv (or one chart with --y).
     Plot(PlotArgs),
+    /// Compare kvsim with published measurements; write VALIDATION.md.
+    Validate(ValidateArgs),
+}
+
+/// Arguments of `kvsim validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Where to write the report.
+    #[arg(long, default_value = "VALIDATION.md")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `kvsim plot`.
@@ -220,7 +230,22 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Merge(a) => merge(&a),
         Command::Check(a) => check(&a).map(|_| ()),
         Command::Plot(a) => plot(&a),
+        Command::Validate(a) => validate(&a),
     }
+}
+
+fn validate(a: &ValidateArgs) -> Result<(), Error> {
+    let results = crate::validate::run_cases();
+    report::write_atomic(
+        &a.out,
+        crate::validate::render_markdown(&results).as_bytes(),
+    )?;
+    let within = results.iter().filter(|r| r.within()).count();
+    say(format_args!(
+        "{within} of {} cases within their targets; wrote {}",
+        results.len(),
+        a.out.display()
+    ))
 }
 
 fn plot(a: &PlotArgs) -> Result<(), Error> {
