@@ -43,6 +43,28 @@ pub enum Command {
     Plot(PlotArgs),
     /// Compare kvsim with published measurements; write VALIDATION.md.
     Validate(ValidateArgs),
+    /// Fit mbu, mfu and step overhead to measured latencies; write a calibration file.
+    Calibrate(CalibrateArgs),
+}
+
+/// Arguments of `kvsim calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Measurements: batch,context_tokens,prefill_tokens,step_s (engine steps)
+    /// or prompt_tokens,output_tokens,ttft_s,tpot_s[,concurrency] (requests).
+    pub measured: PathBuf,
+    /// The GPU measured (catalog name).
+    #[arg(long)]
+    pub gpu: String,
+    /// The model measured (catalog name).
+    #[arg(long)]
+    pub model: String,
+    /// Tensor-parallel degree of the measured deployment.
+    #[arg(long, default_value_t = 1)]
+    pub tp: u32,
+    /// Where to write the calibration file.
+    #[arg(long, default_value = "calibration.toml")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `kvsim validate`.
@@ -231,7 +253,75 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Check(a) => check(&a).map(|_| ()),
         Command::Plot(a) => plot(&a),
         Command::Validate(a) => validate(&a),
+        Command::Calibrate(a) => calibrate(&a),
     }
+}
+
+fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
+    let model = catalog::model(&a.model).ok_or_else(|| {
+        Error::Usage(format!(
+            "--model: unknown model `{}` (see kvsim catalog models)",
+            a.model
+        ))
+    })?;
+    let gpu = catalog::gpu(&a.gpu).ok_or_else(|| {
+        Error::Usage(format!(
+            "--gpu: unknown GPU `{}` (see kvsim catalog gpus)",
+            a.gpu
+        ))
+    })?;
+    if a.tp == 0 {
+        return Err(Error::Usage("--tp must be at least 1".into()));
+    }
+    let deployment = crate::hardware::Deployment {
+        efficiency: gpu.efficiency,
+        gpu,
+        tp: a.tp,
+        replicas: 1,
+        memory_utilization: 0.9,
+    };
+    let rows = crate::calibrate::read_measurements(&a.measured)?;
+    let fit = crate::calibrate::fit(&model, &deployment, &rows)?;
+    report::write_atomic(&a.out, fit.to_toml(&model, &deployment).as_bytes())?;
+    let c = fit.calibration;
+    let d = deployment.efficiency;
+    let rows = vec![
+        (
+            "mbu".to_string(),
+            format!("{:.4} (default {:.2})", c.mbu, d.mbu),
+        ),
+        (
+            "mfu".to_string(),
+            format!("{:.4} (default {:.2})", c.mfu, d.mfu),
+        ),
+        (
+            "step_overhead_s".to_string(),
+            format!("{:.6} (default {})", c.step_overhead_s, d.step_overhead_s),
+        ),
+        (
+            "mean |error|".to_string(),
+            format!(
+                "{:.1} % -> {:.1} %",
+                fit.mape_before * 100.0,
+                fit.mape_after * 100.0
+            ),
+        ),
+        (
+            "max |error|".to_string(),
+            format!(
+                "{:.1} % -> {:.1} %",
+                fit.max_err_before * 100.0,
+                fit.max_err_after * 100.0
+            ),
+        ),
+    ];
+    say(report::print_kv_report(&rows))?;
+    say(format_args!(
+        "fitted {} measurements; wrote {} (use it as [hardware] calibration = \"{}\")",
+        fit.rows,
+        a.out.display(),
+        a.out.display()
+    ))
 }
 
 fn validate(a: &ValidateArgs) -> Result<(), Error> {

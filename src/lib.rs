@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod calibrate;
 pub mod catalog;
 pub mod check;
 pub mod cli;

@@ -199,7 +199,9 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
     };
 
     let model = resolve_model(&spec.model).map_err(|e| e.under("model"))?;
-    let deployment = resolve_hardware(&spec.hardware, &model).map_err(|e| e.under("hardware"))?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let deployment =
+        resolve_hardware(&spec.hardware, &model, base_dir).map_err(|e| e.under("hardware"))?;
     let cache = resolve_cache(&spec.cache, &model).map_err(|e| e.under("cache"))?;
     let scheduler = resolve_scheduler(&spec.scheduler, &cache, deployment.tp)
         .map_err(|e| e.under("scheduler"))?;
@@ -469,7 +471,11 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
     Ok(model)
 }
 
-fn resolve_hardware(spec: &spec::HardwareSpec, model: &Model) -> Result<Deployment, SpecError> {
+fn resolve_hardware(
+    spec: &spec::HardwareSpec,
+    model: &Model,
+    base_dir: &Path,
+) -> Result<Deployment, SpecError> {
     let gpu = match &spec.gpu {
         spec::GpuSpec::Name(name) => catalog::gpu(name).ok_or_else(|| {
             let known: Vec<_> = catalog::gpus().into_iter().map(|e| e.gpu.name).collect();
@@ -510,7 +516,24 @@ fn resolve_hardware(spec: &spec::HardwareSpec, model: &Model) -> Result<Deployme
             ),
         ));
     }
-    let d = gpu.efficiency;
+    // Precedence: explicit keys, then a calibration, then the GPU's defaults.
+    let mut d = gpu.efficiency;
+    if let Some(cal) = &spec.calibration {
+        let c = match cal {
+            spec::CalibrationSpec::File(file) => {
+                let p = base_dir.join(file);
+                crate::calibrate::read_calibration(&p)
+                    .map_err(|e| SpecError::new("calibration", e.to_string()))?
+            }
+            spec::CalibrationSpec::Inline(c) => {
+                c.validate().map_err(|e| e.under("calibration"))?;
+                *c
+            }
+        };
+        d.mbu = c.mbu;
+        d.mfu = c.mfu;
+        d.step_overhead_s = c.step_overhead_s;
+    }
     let efficiency = Efficiency {
         mbu: fraction("mbu", spec.mbu.unwrap_or(d.mbu))?,
         mfu: fraction("mfu", spec.mfu.unwrap_or(d.mfu))?,

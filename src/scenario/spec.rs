@@ -135,6 +135,21 @@ pub struct HardwareSpec {
     /// Override of the GPU's default all-reduce latency, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allreduce_latency_s: Option<f64>,
+    /// Fitted efficiency coefficients (`kvsim calibrate`): a file path
+    /// (relative to the scenario) or an inline `{ mbu, mfu, step_overhead_s }`.
+    /// Explicit `mbu`, `mfu`, `step_overhead_s` keys still take precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationSpec>,
+}
+
+/// `calibration = "file.toml"` or `calibration = { mbu, mfu, step_overhead_s }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CalibrationSpec {
+    /// A calibration file written by `kvsim calibrate`.
+    File(String),
+    /// The coefficients inline.
+    Inline(crate::calibrate::Calibration),
 }
 
 /// `[cache]`.

@@ -242,3 +242,74 @@ fn catalog_lists_every_required_entry() {
         assert!(gpus.contains(&g.to_string()), "{g} missing");
     }
 }
+
+#[test]
+fn calibrate_writes_a_file_that_a_scenario_can_include() {
+    let dir = tempfile::tempdir().unwrap();
+    // Batch-1 decode of Llama-3.1-8B on an H100 measured at 8 ms per token
+    // (slower than the 7.1 ms the defaults give), and two prefills.
+    let measured = write(
+        dir.path(),
+        "m.csv",
+        "batch,context_tokens,prefill_tokens,step_s\n1,500,0,0.0080\n1,2000,0,0.0081\n8,1000,0,0.0086\n0,0,4096,0.140\n0,0,8192,0.300\n",
+    );
+    let cal = dir.path().join("cal.toml");
+    kvsim()
+        .args([
+            "calibrate",
+            measured.to_str().unwrap(),
+            "--gpu",
+            "h100-sxm",
+            "--model",
+            "llama-3.1-8b",
+        ])
+        .args(["--out", cal.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("mean |error|"));
+    let text = std::fs::read_to_string(&cal).unwrap();
+    assert!(
+        text.contains("mbu = ") && text.contains("step_overhead_s = "),
+        "{text}"
+    );
+    let tpot = |extra: &[&str]| {
+        let sc = write(dir.path(), "s.toml", GOOD);
+        let out = kvsim()
+            .args([
+                "run",
+                sc.to_str().unwrap(),
+                "--json",
+                "--out",
+                dir.path().join("o").to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["tpot_p50"].as_f64().unwrap()
+    };
+    let default = tpot(&[]);
+    let calibrated = tpot(&["--set", "hardware.calibration=\"cal.toml\""]);
+    assert!(
+        calibrated > default,
+        "calibrated {calibrated} vs default {default}"
+    );
+    // A bad calibration value names the file and key.
+    std::fs::write(&cal, "mbu = 0\nmfu = 0.5\nstep_overhead_s = 0.001\n").unwrap();
+    let sc = write(dir.path(), "s.toml", GOOD);
+    kvsim()
+        .args([
+            "run",
+            sc.to_str().unwrap(),
+            "--set",
+            "hardware.calibration=\"cal.toml\"",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cal.toml").and(predicate::str::contains("mbu")));
+}
