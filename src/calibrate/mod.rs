@@ -315,10 +315,11 @@ fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
         }
         a.swap(i, p);
         b.swap(i, p);
+        let pivot = a[i];
         for r in i + 1..3 {
-            let f = a[r][i] / a[i][i];
-            for c in i..3 {
-                a[r][c] -= f * a[i][c];
+            let f = a[r][i] / pivot[i];
+            for (x, p) in a[r].iter_mut().zip(pivot).skip(i) {
+                *x -= f * p;
             }
             b[r] -= f * b[i];
         }
