@@ -51,7 +51,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// Measurements: batch,context_tokens,prefill_tokens,step_s (engine steps)
-    /// or prompt_tokens,output_tokens,ttft_s,tpot_s[,concurrency] (requests).
+    /// or prompt_tokens,output_tokens,ttft_s,tpot_s with an optional
+    /// concurrency column (requests).
     pub measured: PathBuf,
     /// The GPU measured (catalog name).
     #[arg(long)]
@@ -282,8 +283,8 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
     };
     let rows = crate::calibrate::read_measurements(&a.measured)?;
     let fit = crate::calibrate::fit(&model, &deployment, &rows)?;
-    report::write_atomic(&a.out, fit.to_toml(&model, &deployment).as_bytes())?;
-    let c = fit.calibration;
+    report::write_atomic(&a.out, fit.to_toml().as_bytes())?;
+    let c = fit.calibration();
     let d = deployment.efficiency;
     let rows = vec![
         (
@@ -299,23 +300,25 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
             format!("{:.6} (default {})", c.step_overhead_s, d.step_overhead_s),
         ),
         (
-            "mean |error|".to_string(),
+            "steps by bound".to_string(),
             format!(
-                "{:.1} % -> {:.1} %",
-                fit.mape_before * 100.0,
-                fit.mape_after * 100.0
+                "{} memory-bound, {} compute-bound",
+                fit.memory_bound_rows, fit.compute_bound_rows
             ),
         ),
         (
+            "mean |error|".to_string(),
+            format!("{:.1} % -> {:.1} %", fit.mape_before, fit.mape_after),
+        ),
+        (
             "max |error|".to_string(),
-            format!(
-                "{:.1} % -> {:.1} %",
-                fit.max_err_before * 100.0,
-                fit.max_err_after * 100.0
-            ),
+            format!("{:.1} % -> {:.1} %", fit.max_err_before, fit.max_err_after),
         ),
     ];
     say(report::print_kv_report(&rows))?;
+    for w in fit.warnings() {
+        eprintln!("warning: {w}");
+    }
     say(format_args!(
         "fitted {} measurements; wrote {} (use it as [hardware] calibration = \"{}\")",
         fit.rows,

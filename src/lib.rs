@@ -20,7 +20,11 @@
 //! | [`scheduler`] | continuous-batching rules: admission, OOM handling |
 //! | [`engine`] | integer time, the event queue, the simulation loop |
 //! | [`metrics`] | per-request records, run summaries, percentiles |
-//! | [`report`] | atomic CSV/JSON writers and terminal tables |
+//! | [`report`] | atomic CSV/JSON writers, terminal tables, plots |
+//! | [`sweep`] | grids, common random numbers, parallel runs, shards, `sweep.csv` |
+//! | [`check`] | baseline comparison for CI regressions |
+//! | [`validate`] | kvsim against published measurements (`VALIDATION.md`) |
+//! | [`calibrate`] | least-squares fit of the cost model to measured latencies |
 //! | [`cli`] | the `kvsim` command line |
 //!
 //! # Lifecycle of a run

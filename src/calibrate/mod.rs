@@ -1,30 +1,69 @@
-//! Calibration: fit the roofline's free coefficients (`mbu`, `mfu`,
-//! `step_overhead_s`) to measured latencies by least squares.
+//! Calibration: fitting the roofline's free coefficients to measured latencies.
 //!
-//! # Accepted measurements (CSV with a header; the header picks the format)
+//! The roofline of [`crate::hardware::cost`] prices a step as
+//! `step_overhead + max(flops / (peak * tp * mfu), bytes / (bw * tp * mbu)) + comm`.
+//! The datasheet gives `peak` and `bw`; `mbu`, `mfu` and `step_overhead_s` are
+//! the GPU's defaults until measurements of a real server replace them.
+//! [`fit`] finds the three values that minimize the sum of squared relative
+//! errors between predicted and measured step times (the all-reduce latency
+//! stays at the deployment's value), and [`Fit::to_toml`] writes them as a
+//! calibration file that [`read_calibration`] reads back.
 //!
-//! * **Engine steps**: `batch,context_tokens,prefill_tokens,step_s`: one
-//!   engine step in which `batch` sequences decode one token each, attending
-//!   to `context_tokens` tokens on average, plus `prefill_tokens` prompt tokens
-//!   of one new sequence; `step_s` its measured duration in seconds.
-//! * **Requests** (what vLLM's `benchmark_serving.py` / `vllm bench serve`
-//!   per-request results convert to): `prompt_tokens,output_tokens,ttft_s,tpot_s`
-//!   with an optional `concurrency` column (default 1). Each row gives two
-//!   steps: TTFT is taken as the prefill of the prompt (queueing ignored: use
-//!   low-concurrency runs), TPOT as a decode step of `concurrency` sequences at
-//!   the mean context `prompt + output / 2`.
+//! # Measurement files
 //!
-//! # The fit
+//! CSV with a header; the format is told by the header. Blank lines and lines
+//! starting with `#` are skipped, extra columns are ignored, and every error
+//! names the file, the line and the column.
 //!
-//! A step costs `overhead + max(M / mbu, F / mfu) + comm`, where `M` and `F`
-//! are its memory and compute times at 100 % efficiency (the roofline's own
-//! [`RooflineCost::components`]) and `comm` its fixed all-reduce time. For a
-//! given assignment of each step to its bound (memory or compute) the time is
-//! linear in `(overhead, 1/mbu, 1/mfu)`: solve that by least squares on the
-//! relative error, reassign, repeat until the assignment is stable. Starting
-//! points: the GPU's defaults and a small grid; the best fit wins.
-//! Deterministic.
+//! **Step latencies** (`batch,context_tokens,prefill_tokens,step_s`), one
+//! engine step a row, e.g. from a profiler trace of the model's forward pass:
+//!
+//! | column | meaning |
+//! |---|---|
+//! | `batch` | sequences decoding one token each in the step (may be 0 for a pure prefill step) |
+//! | `context_tokens` | **mean** context per decoding sequence, tokens (prompt plus tokens generated so far; decimals are rounded) |
+//! | `prefill_tokens` | prompt tokens computed in the step (0 for a pure decode step) |
+//! | `step_s` | measured step time, seconds (> 0) |
+//! | `prefill_seqs` | optional: prompts the prefill tokens are split between, evenly, each from an empty cache (default 1 when `prefill_tokens > 0`) |
+//!
+//! **Per-request benchmark results** (`prompt_tokens,output_tokens,ttft_s,tpot_s`,
+//! optional `concurrency`, default 1), one request a row: what
+//! `vllm bench serve` / `benchmark_serving.py --save-detailed` report per
+//! request (`input_lens`, `output_lens`, `ttfts`, and
+//! `tpot = (latency - ttft) / (output_len - 1)`), at a fixed
+//! `--max-concurrency`. Each row gives two step measurements:
+//!
+//! - TTFT is taken as one step prefilling the whole prompt alongside
+//!   `concurrency - 1` decoding sequences at the mean context below. Queueing,
+//!   chunked prefill and network time are ignored, so use runs where requests
+//!   do not wait (concurrency 1 is exact apart from those).
+//! - TPOT (rows with `output_tokens >= 2`; otherwise `tpot_s` is not read) is
+//!   taken as one decode step of `concurrency` sequences at the request's mean
+//!   context `prompt_tokens + output_tokens / 2`. Within one regime step time is
+//!   linear in context, so the mean context gives the mean step time; the
+//!   prefills of other requests that interrupt the decode at concurrency > 1
+//!   are ignored, which biases TPOT-derived coefficients slightly slow.
+//!
+//! Latencies must be finite and > 0; counts are whole numbers >= 0.
+//!
+//! # Calibration files
+//!
+//! ```toml
+//! # kvsim calibration: fitted from 400 measurements of llama-3.1-8b on h100-sxm (tp 1) by kvsim calibrate
+//! mbu = 0.7312
+//! mfu = 0.5123
+//! step_overhead_s = 0.001410
+//! ```
+//!
+//! `mbu` and `mfu` are in (0, 1], `step_overhead_s` >= 0 (seconds); no other
+//! keys are allowed.
 
+mod input;
+mod solve;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -34,11 +73,91 @@ use crate::error::{Error, SpecError};
 use crate::hardware::budget::kv_layout;
 use crate::hardware::cost::{RooflineCost, StepWork};
 use crate::hardware::{Deployment, Efficiency};
-use crate::model::Model;
+use crate::model::{Dtype, Model};
 use crate::scheduler::attention_pairs;
 
-/// A fitted (or hand-written) set of efficiency coefficients: the contents of a
-/// calibration file, included by a scenario as `[hardware] calibration`.
+pub use input::{parse_measurements, read_measurements};
+
+use solve::{Coefficients, Point};
+
+/// Where a [`Measurement`] came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MeasurementKind {
+    /// A row of a step-latency file.
+    Step,
+    /// The time to first token of a per-request row.
+    Ttft,
+    /// The time per output token of a per-request row.
+    Tpot,
+}
+
+impl fmt::Display for MeasurementKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MeasurementKind::Step => "step",
+            MeasurementKind::Ttft => "ttft",
+            MeasurementKind::Tpot => "tpot",
+        })
+    }
+}
+
+/// One measured engine step: its shape and its time.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Measurement {
+    /// Sequences decoding one token each.
+    pub batch: u32,
+    /// Mean context of each decoding sequence, tokens (what its attention reads).
+    pub context_tokens: u32,
+    /// Prompt tokens computed in the step.
+    pub prefill_tokens: u32,
+    /// Prompts the prefill tokens are split between, evenly, each starting from
+    /// an empty cache (0 when `prefill_tokens` is 0).
+    pub prefill_seqs: u32,
+    /// Measured step time, seconds.
+    pub step_s: f64,
+    /// The 1-based line of the file it was read from (0 if built in code).
+    pub line: u64,
+    /// What the row measured.
+    pub kind: MeasurementKind,
+}
+
+impl Measurement {
+    /// The work of this step for a cache of `layout`, accounted as the engine
+    /// does (`engine::Engine::launch_step`): each decoding sequence reads its
+    /// attended context and scores one query against it, each prompt reads
+    /// nothing earlier and scores its causal triangle, and every new token
+    /// writes one token of KV.
+    pub fn work(&self, layout: &KvLayout) -> StepWork {
+        let pairs = |p: u32, k: u32| -> u64 {
+            layout
+                .groups
+                .iter()
+                .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
+                .sum()
+        };
+        let batch = u64::from(self.batch);
+        // A prompt needs a sequence to belong to, whatever `prefill_seqs` says.
+        let seqs = self.prefill_seqs.max(u32::from(self.prefill_tokens > 0));
+        let mut work = StepWork {
+            decode_tokens: self.batch,
+            prefill_tokens: self.prefill_tokens,
+            prefill_seqs: seqs,
+            kv_read_bytes: batch * layout.attended_bytes(self.context_tokens),
+            attention_layer_pairs: batch * pairs(self.context_tokens, 1),
+            ..StepWork::default()
+        };
+        if let Some(chunk) = self.prefill_tokens.checked_div(seqs) {
+            let longer = self.prefill_tokens % seqs;
+            work.attention_layer_pairs += u64::from(longer) * pairs(0, chunk + 1)
+                + u64::from(seqs - longer) * pairs(0, chunk);
+        }
+        work.kv_write_bytes = u64::from(work.tokens()) * layout.bytes_per_token();
+        work
+    }
+}
+
+/// Fitted coefficients, as a scenario's `[hardware.calibration]` table or a
+/// calibration file holds them.
 #[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
@@ -46,508 +165,283 @@ pub struct Calibration {
     pub mbu: f64,
     /// Model FLOPs utilization, in (0, 1].
     pub mfu: f64,
-    /// Fixed per-step cost, seconds.
+    /// Fixed per-step cost, seconds, >= 0.
     pub step_overhead_s: f64,
 }
 
 impl Calibration {
-    /// Checks every value, naming the key of a bad one.
+    /// Checks every value's range; the error names the key.
     pub fn validate(&self) -> Result<(), SpecError> {
         for (key, v) in [("mbu", self.mbu), ("mfu", self.mfu)] {
             if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                return Err(SpecError::new(key, format!("must be in (0, 1], got {v}")));
+                return Err(SpecError::new(key, format!("{v} is not in (0, 1]")));
             }
         }
-        if !(self.step_overhead_s.is_finite() && self.step_overhead_s >= 0.0) {
+        let o = self.step_overhead_s;
+        if !(o.is_finite() && o >= 0.0) {
             return Err(SpecError::new(
                 "step_overhead_s",
-                format!("must be a finite number >= 0, got {}", self.step_overhead_s),
+                format!("{o} is not a finite number of seconds >= 0"),
             ));
         }
         Ok(())
     }
+
+    /// `base` with this calibration's three coefficients (the all-reduce
+    /// latency is kept).
+    pub fn apply(&self, base: Efficiency) -> Efficiency {
+        Efficiency {
+            mbu: self.mbu,
+            mfu: self.mfu,
+            step_overhead_s: self.step_overhead_s,
+            ..base
+        }
+    }
 }
 
-/// Reads and validates a calibration file.
+/// Reads and validates a calibration file. Errors are [`Error::Scenario`]
+/// naming the file and the key (`mbu`, `mfu`, `step_overhead_s`, or the
+/// unknown one).
 pub fn read_calibration(path: &Path) -> Result<Calibration, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let bad = |source: SpecError| Error::Scenario {
+    parse_calibration(&text, path)
+}
+
+/// [`read_calibration`] on text already read from `path` (`path` only names
+/// the file in errors).
+pub fn parse_calibration(text: &str, path: &Path) -> Result<Calibration, Error> {
+    let err = |source: SpecError| Error::Scenario {
         path: path.to_path_buf(),
         source,
     };
-    let c: Calibration =
-        toml::from_str(&text).map_err(|e| bad(SpecError::new("", e.to_string().trim_end())))?;
-    c.validate().map_err(bad)?;
-    Ok(c)
-}
-
-/// One measured engine step.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub struct Measurement {
-    /// Sequences decoding one token each.
-    pub batch: u32,
-    /// Mean tokens each decoding sequence attends to.
-    pub context_tokens: u32,
-    /// Prompt tokens of one new sequence in the step.
-    pub prefill_tokens: u32,
-    /// Measured duration, seconds.
-    pub step_s: f64,
-}
-
-/// Reads measurements in either accepted format (see the module docs).
-pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>, Error> {
-    let err = |line: Option<u64>, reason: String| Error::DataFile {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| err(None, e.to_string()))?;
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| err(Some(1), e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let col = |name: &str| header.iter().position(|h| h == name);
-    let steps = ["batch", "context_tokens", "prefill_tokens", "step_s"];
-    let requests = ["prompt_tokens", "output_tokens", "ttft_s", "tpot_s"];
-    let is_steps = steps.iter().all(|c| col(c).is_some());
-    let is_requests = requests.iter().all(|c| col(c).is_some());
-    if !is_steps && !is_requests {
-        return Err(err(
-            Some(1),
-            format!(
-                "expected the columns {} (engine steps) or {} (requests); found {}",
-                steps.join(","),
-                requests.join(","),
-                header.join(",")
-            ),
-        ));
-    }
-    let mut out = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| err(Some(line), e.to_string()))?;
-        let cell = |name: &str| -> Result<f64, Error> {
-            let c = col(name).expect("checked above");
-            let raw = rec.get(c).unwrap_or("");
-            raw.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| {
-                    err(
-                        Some(line),
-                        format!("column `{name}`: `{raw}` is not a number >= 0"),
-                    )
-                })
-        };
-        let tokens = |name: &str| -> Result<u32, Error> {
-            let v = cell(name)?;
-            if v.fract() != 0.0 || v > f64::from(u32::MAX) {
-                return Err(err(
-                    Some(line),
-                    format!("column `{name}`: `{v}` is not a token count"),
-                ));
-            }
-            Ok(v as u32)
-        };
-        let latency = |name: &str| -> Result<f64, Error> {
-            let v = cell(name)?;
-            if v <= 0.0 {
-                return Err(err(
-                    Some(line),
-                    format!("column `{name}`: a latency must be positive"),
-                ));
-            }
-            Ok(v)
-        };
-        if is_steps {
-            let m = Measurement {
-                batch: tokens("batch")?,
-                context_tokens: tokens("context_tokens")?,
-                prefill_tokens: tokens("prefill_tokens")?,
-                step_s: latency("step_s")?,
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| err(SpecError::new("", e.to_string().trim_end())))?;
+    let calibration: Calibration = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let message = message.trim_end();
+            // Missing and unknown fields are reported at the table (path
+            // "."); the key is in the message.
+            let key = if key == "." {
+                message
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| message.contains("field `"))
+                    .unwrap_or_default()
+                    .to_string()
+            } else {
+                key
             };
-            if m.batch == 0 && m.prefill_tokens == 0 {
-                return Err(err(
-                    Some(line),
-                    "an empty step (batch 0, no prefill) has nothing to time".into(),
-                ));
-            }
-            out.push(m);
-        } else {
-            let prompt = tokens("prompt_tokens")?.max(1);
-            let output = tokens("output_tokens")?;
-            let concurrency = match col("concurrency") {
-                Some(_) => tokens("concurrency")?.max(1),
-                None => 1,
+            let message = match message.rsplit_once('\n') {
+                Some((head, tail)) if tail.starts_with("in `") => head,
+                _ => message,
             };
-            out.push(Measurement {
-                batch: 0,
-                context_tokens: 0,
-                prefill_tokens: prompt,
-                step_s: latency("ttft_s")?,
-            });
-            out.push(Measurement {
-                batch: concurrency,
-                context_tokens: prompt + output / 2,
-                prefill_tokens: 0,
-                step_s: latency("tpot_s")?,
-            });
-        }
-    }
-    if out.is_empty() {
-        return Err(err(None, "no measurements".into()));
-    }
-    Ok(out)
+            err(SpecError::new(key, message))
+        })?;
+    calibration.validate().map_err(err)?;
+    Ok(calibration)
 }
 
-/// The work of a measured step, priced as the engine prices its steps.
-pub fn step_work(layout: &KvLayout, m: &Measurement) -> StepWork {
-    let pairs = |p: u32, k: u32| -> u64 {
-        layout
-            .groups
-            .iter()
-            .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
-            .sum()
-    };
-    let decode = u64::from(m.batch);
-    let work = StepWork {
-        decode_tokens: m.batch,
-        prefill_tokens: m.prefill_tokens,
-        prefill_seqs: u32::from(m.prefill_tokens > 0),
-        kv_read_bytes: decode * layout.attended_bytes(m.context_tokens),
-        kv_write_bytes: 0,
-        attention_layer_pairs: decode * pairs(m.context_tokens, 1) + pairs(0, m.prefill_tokens),
-        swap_bytes: 0,
-    };
-    StepWork {
-        kv_write_bytes: u64::from(work.tokens()) * layout.bytes_per_token(),
-        ..work
-    }
-}
-
-/// The result of a fit.
-#[derive(Clone, Debug, PartialEq)]
+/// The result of [`fit`]: the coefficients and how well they explain the data.
+///
+/// Errors are relative (`|predicted - measured| / measured`), in percent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Fit {
-    /// The fitted coefficients.
-    pub calibration: Calibration,
-    /// Measurements used.
+    /// Model name.
+    pub model: String,
+    /// GPU name.
+    pub gpu: String,
+    /// Tensor-parallel degree.
+    pub tp: u32,
+    /// Fitted model bandwidth utilization, in (0, 1].
+    pub mbu: f64,
+    /// Fitted model FLOPs utilization, in (0, 1].
+    pub mfu: f64,
+    /// Fitted fixed per-step cost, seconds.
+    pub step_overhead_s: f64,
+    /// The coefficients before the fit (the deployment's efficiency).
+    pub before: Efficiency,
+    /// Measurements fitted.
     pub rows: usize,
-    /// Mean absolute relative error with the GPU's default coefficients.
+    /// Measurements the fitted roofline puts in the memory-bound regime; if 0,
+    /// `mbu` is not determined by the data and stays near its start.
+    pub memory_bound_rows: usize,
+    /// Measurements in the compute-bound regime; if 0, `mfu` is not
+    /// determined by the data and stays near its start.
+    pub compute_bound_rows: usize,
+    /// Mean absolute percentage error with the starting coefficients.
     pub mape_before: f64,
-    /// Mean absolute relative error with the fitted coefficients.
+    /// Mean absolute percentage error with the fitted coefficients.
     pub mape_after: f64,
-    /// Largest absolute relative error before.
+    /// Largest absolute percentage error with the starting coefficients.
     pub max_err_before: f64,
-    /// Largest absolute relative error after.
+    /// Largest absolute percentage error with the fitted coefficients.
     pub max_err_after: f64,
+    /// Line of the measurement with the largest error after the fit.
+    pub worst_line: u64,
 }
 
 impl Fit {
-    /// The calibration file a scenario includes as `[hardware] calibration`.
-    pub fn to_toml(&self, model: &Model, deployment: &Deployment) -> String {
-        let c = &self.calibration;
+    /// The fitted coefficients.
+    pub fn calibration(&self) -> Calibration {
+        Calibration {
+            mbu: self.mbu,
+            mfu: self.mfu,
+            step_overhead_s: self.step_overhead_s,
+        }
+    }
+
+    /// Warnings about coefficients the data did not determine.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.compute_bound_rows == 0 {
+            w.push(format!(
+                "no measurement is compute-bound: mfu is not determined and stays at {:.4}; \
+                 add long prefills (thousands of prompt tokens)",
+                self.mfu
+            ));
+        }
+        if self.memory_bound_rows == 0 {
+            w.push(format!(
+                "no measurement is memory-bound: mbu is not determined and stays at {:.4}; \
+                 add decode steps",
+                self.mbu
+            ));
+        }
+        w
+    }
+
+    /// The calibration file: a comment saying where it came from, then the
+    /// three keys with four significant digits.
+    pub fn to_toml(&self) -> String {
         format!(
-            "# kvsim calibration: fitted from {} measurements of {} on {} (tp {}) by kvsim calibrate.\n\
-             # Mean absolute error {:.1} % with the defaults, {:.1} % fitted.\n\
+            "# kvsim calibration: fitted from {} measurements of {} on {} (tp {}) by kvsim calibrate\n\
+             # mean abs error {:.1} % before (mbu {}, mfu {}, step_overhead_s {}), {:.1} % after; \
+             max {:.1} % before, {:.1} % after\n\
              mbu = {}\nmfu = {}\nstep_overhead_s = {}\n",
             self.rows,
-            model.name,
-            deployment.gpu.name,
-            deployment.tp,
-            self.mape_before * 100.0,
-            self.mape_after * 100.0,
-            c.mbu,
-            c.mfu,
-            c.step_overhead_s
+            self.model,
+            self.gpu,
+            self.tp,
+            self.mape_before,
+            self.before.mbu,
+            self.before.mfu,
+            self.before.step_overhead_s,
+            self.mape_after,
+            self.max_err_before,
+            self.max_err_after,
+            significant(self.mbu),
+            significant(self.mfu),
+            significant(self.step_overhead_s),
         )
     }
 }
 
-/// Per-measurement (memory time at mbu 1, compute time at mfu 1, fixed time).
-fn unit_times(
+/// `v` with four significant digits as a TOML float (always with a point).
+fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return "0.0".into();
+    }
+    let decimals = (3 - v.abs().log10().floor() as i32).clamp(1, 17) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// Fits `mbu`, `mfu` and `step_overhead_s` of `model` on `deployment` to
+/// `rows`, with a bf16 KV cache (see [`fit_with_kv_dtype`]).
+pub fn fit(model: &Model, deployment: &Deployment, rows: &[Measurement]) -> Result<Fit, Error> {
+    fit_with_kv_dtype(model, deployment, Dtype::Bf16, rows)
+}
+
+/// Fits `mbu`, `mfu` and `step_overhead_s` of `model` on `deployment`, whose
+/// cache holds KV in `kv_dtype`, to `rows` by least squares on the relative
+/// error. `deployment.efficiency` is the starting point, the "before" of the
+/// reported errors, and the source of the all-reduce latency, which is not
+/// fitted. Needs at least 3 measurements, each with a finite step time > 0
+/// (an [`Error::Usage`] otherwise; [`read_measurements`] guarantees the
+/// latter).
+pub fn fit_with_kv_dtype(
     model: &Model,
     deployment: &Deployment,
+    kv_dtype: Dtype,
     rows: &[Measurement],
-) -> Vec<(f64, f64, f64, f64)> {
+) -> Result<Fit, Error> {
+    if rows.len() < 3 {
+        return Err(Error::Usage(format!(
+            "calibration needs at least 3 measurements to fit 3 coefficients, got {}",
+            rows.len()
+        )));
+    }
+    if let Some(bad) = rows
+        .iter()
+        .find(|m| !(m.step_s.is_finite() && m.step_s > 0.0))
+    {
+        return Err(Error::Usage(format!(
+            "measurement of line {} ({}): step time {} s is not finite and > 0",
+            bad.line, bad.kind, bad.step_s
+        )));
+    }
+    let before = deployment.efficiency;
     let unit = Efficiency {
         mbu: 1.0,
         mfu: 1.0,
         step_overhead_s: 0.0,
-        ..deployment.efficiency
+        ..before
     };
-    let cost = RooflineCost::new(model, deployment, &unit);
-    let layout = kv_layout(model, crate::model::Dtype::Bf16, deployment.tp, None);
-    rows.iter()
-        .map(|m| {
-            let (compute, memory, comm) = cost.components(&step_work(&layout, m));
-            (memory, compute, comm, m.step_s)
-        })
-        .collect()
-}
-
-fn predict(x: &[f64; 3], (mem, comp, comm, _): (f64, f64, f64, f64)) -> f64 {
-    x[0] + (x[1] * mem).max(x[2] * comp) + comm
-}
-
-fn errors(x: &[f64; 3], data: &[(f64, f64, f64, f64)]) -> (f64, f64) {
-    let rel: Vec<f64> = data
+    let roofline = RooflineCost::new(model, deployment, &unit);
+    let layout = kv_layout(model, kv_dtype, deployment.tp, None);
+    let points: Vec<Point> = rows
         .iter()
-        .map(|&d| (predict(x, d) - d.3).abs() / d.3)
-        .collect();
-    (
-        rel.iter().sum::<f64>() / rel.len() as f64,
-        rel.iter().cloned().fold(0.0, f64::max),
-    )
-}
-
-/// Solves the 3x3 system `a x = b` (Gaussian elimination with pivoting);
-/// `None` if singular.
-fn solve3(mut a: [[f64; 3]; 3], mut b: [f64; 3]) -> Option<[f64; 3]> {
-    for i in 0..3 {
-        let p = (i..3).max_by(|&r, &s| a[r][i].abs().total_cmp(&a[s][i].abs()))?;
-        if a[p][i].abs() < 1e-300 {
-            return None;
-        }
-        a.swap(i, p);
-        b.swap(i, p);
-        let pivot = a[i];
-        for r in i + 1..3 {
-            let f = a[r][i] / pivot[i];
-            for (x, p) in a[r].iter_mut().zip(pivot).skip(i) {
-                *x -= f * p;
+        .map(|m| {
+            let (compute, memory, comm) = roofline.components(&m.work(&layout));
+            Point {
+                y: m.step_s,
+                compute,
+                memory,
+                comm,
             }
-            b[r] -= f * b[i];
-        }
-    }
-    let mut x = [0.0; 3];
-    for i in (0..3).rev() {
-        x[i] = (b[i] - (i + 1..3).map(|c| a[i][c] * x[c]).sum::<f64>()) / a[i][i];
-    }
-    Some(x)
-}
-
-/// Alternating least squares from `x` (overhead, 1/mbu, 1/mfu).
-fn refine(mut x: [f64; 3], data: &[(f64, f64, f64, f64)]) -> [f64; 3] {
-    for _ in 0..100 {
-        // Each step's features under its current bound, weighted by 1/t so the
-        // residual is relative.
-        let mut ata = [[0.0; 3]; 3];
-        let mut atb = [0.0; 3];
-        for &(mem, comp, comm, t) in data {
-            let memory_bound = x[1] * mem >= x[2] * comp;
-            let f = if memory_bound {
-                [1.0, mem, 0.0]
-            } else {
-                [1.0, 0.0, comp]
-            };
-            let w = 1.0 / (t * t);
-            for r in 0..3 {
-                for c in 0..3 {
-                    ata[r][c] += w * f[r] * f[c];
-                }
-                atb[r] += w * f[r] * (t - comm);
-            }
-        }
-        // A bound no step is in leaves its coefficient where it is.
-        for k in 1..3 {
-            if ata[k][k] == 0.0 {
-                ata[k] = [0.0; 3];
-                ata[k][k] = 1.0;
-                atb[k] = x[k];
-            }
-        }
-        let Some(mut next) = solve3(ata, atb) else {
-            break;
-        };
-        // Physical bounds: efficiencies at most 1, overhead not negative.
-        next[0] = next[0].max(0.0);
-        next[1] = next[1].max(1.0);
-        next[2] = next[2].max(1.0);
-        let moved = (0..3)
-            .map(|k| (next[k] - x[k]).abs() / x[k].abs().max(1e-12))
-            .fold(0.0, f64::max);
-        x = next;
-        if moved < 1e-12 {
-            break;
-        }
-    }
-    x
-}
-
-/// Fits `mbu`, `mfu` and `step_overhead_s` of `deployment` (its all-reduce
-/// latency is kept) to `rows` measured on `model`.
-pub fn fit(model: &Model, deployment: &Deployment, rows: &[Measurement]) -> Result<Fit, Error> {
-    if rows.is_empty() {
-        return Err(Error::Usage("no measurements to fit".into()));
-    }
-    let data = unit_times(model, deployment, rows);
-    let e = deployment.efficiency;
-    let defaults = [e.step_overhead_s, 1.0 / e.mbu, 1.0 / e.mfu];
-    let mut starts = vec![defaults];
-    for overhead in [0.0, 0.002, 0.01] {
-        for mbu in [0.3, 0.6, 0.9] {
-            for mfu in [0.2, 0.5, 0.8] {
-                starts.push([overhead, 1.0 / mbu, 1.0 / mfu]);
-            }
-        }
-    }
-    let best = starts
-        .into_iter()
-        .map(|s| refine(s, &data))
-        .min_by(|a, b| {
-            let sse = |x: &[f64; 3]| {
-                data.iter()
-                    .map(|&d| ((predict(x, d) - d.3) / d.3).powi(2))
-                    .sum::<f64>()
-            };
-            sse(a).total_cmp(&sse(b))
         })
-        .expect("there are starting points");
-    let (mape_before, max_err_before) = errors(&defaults, &data);
-    let (mape_after, max_err_after) = errors(&best, &data);
+        .collect();
+    let start = Coefficients {
+        overhead_s: before.step_overhead_s.max(0.0),
+        inv_mbu: 1.0 / before.mbu.clamp(1e-6, 1.0),
+        inv_mfu: 1.0 / before.mfu.clamp(1e-6, 1.0),
+    };
+    let fitted = solve::solve(&points, start);
+    let (mape_before, max_err_before, _) = errors(&points, rows, &start);
+    let (mape_after, max_err_after, worst_line) = errors(&points, rows, &fitted);
+    let memory_bound_rows = points.iter().filter(|p| fitted.memory_bound(p)).count();
     Ok(Fit {
-        calibration: Calibration {
-            mbu: 1.0 / best[1],
-            mfu: 1.0 / best[2],
-            step_overhead_s: best[0],
-        },
+        model: model.name.clone(),
+        gpu: deployment.gpu.name.clone(),
+        tp: deployment.tp,
+        mbu: 1.0 / fitted.inv_mbu,
+        mfu: 1.0 / fitted.inv_mfu,
+        step_overhead_s: fitted.overhead_s.max(0.0),
+        before,
         rows: rows.len(),
+        memory_bound_rows,
+        compute_bound_rows: rows.len() - memory_bound_rows,
         mape_before,
         mape_after,
         max_err_before,
         max_err_after,
+        worst_line,
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog;
-    use crate::hardware::cost::CostModel;
-    use rand::{RngExt, SeedableRng};
-
-    fn deployment(eff: Efficiency) -> Deployment {
-        let gpu = catalog::gpu("h100-sxm").unwrap();
-        Deployment {
-            gpu,
-            tp: 1,
-            replicas: 1,
-            memory_utilization: 0.9,
-            efficiency: eff,
+/// Mean and largest absolute percentage error of `c` over `points`, and the
+/// line of the largest.
+fn errors(points: &[Point], rows: &[Measurement], c: &Coefficients) -> (f64, f64, u64) {
+    let mut sum = 0.0;
+    let (mut max, mut line) = (0.0, 0);
+    for (p, m) in points.iter().zip(rows) {
+        let e = 100.0 * (c.predict(p) - p.y).abs() / p.y;
+        sum += e;
+        if e > max {
+            (max, line) = (e, m.line);
         }
     }
-
-    /// Steps timed by kvsim's own roofline with known coefficients, optionally
-    /// with deterministic multiplicative noise.
-    fn synthetic(noise: f64) -> (Model, Vec<Measurement>) {
-        let model = catalog::model("llama-3.1-8b").unwrap();
-        let truth = Efficiency {
-            mbu: 0.62,
-            mfu: 0.47,
-            step_overhead_s: 0.0023,
-            allreduce_latency_s: 10e-6,
-        };
-        let d = deployment(truth);
-        let cost = RooflineCost::new(&model, &d, &truth);
-        let layout = kv_layout(&model, crate::model::Dtype::Bf16, 1, None);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let mut rows = Vec::new();
-        for batch in [1, 4, 16, 64, 256] {
-            for context in [100, 1000, 8000] {
-                for prefill in [0, 512, 8192] {
-                    let mut m = Measurement {
-                        batch,
-                        context_tokens: context,
-                        prefill_tokens: prefill,
-                        step_s: 0.0,
-                    };
-                    let t = cost.step_time(&step_work(&layout, &m)).as_secs_f64();
-                    m.step_s = t * (1.0 + noise * (rng.random::<f64>() * 2.0 - 1.0));
-                    rows.push(m);
-                }
-            }
-        }
-        (model, rows)
-    }
-
-    #[test]
-    fn recovers_known_coefficients_from_exact_data() {
-        let (model, rows) = synthetic(0.0);
-        let d = deployment(catalog::gpu("h100-sxm").unwrap().efficiency);
-        let f = fit(&model, &d, &rows).unwrap();
-        let c = f.calibration;
-        assert!((c.mbu - 0.62).abs() / 0.62 < 0.01, "{c:?}");
-        assert!((c.mfu - 0.47).abs() / 0.47 < 0.01, "{c:?}");
-        assert!((c.step_overhead_s - 0.0023).abs() / 0.0023 < 0.01, "{c:?}");
-        assert!(f.mape_after < 1e-6 && f.mape_before > 0.05, "{f:?}");
-    }
-
-    #[test]
-    fn recovers_them_within_a_few_percent_through_noise() {
-        let (model, rows) = synthetic(0.03);
-        let d = deployment(catalog::gpu("h100-sxm").unwrap().efficiency);
-        let c = fit(&model, &d, &rows).unwrap().calibration;
-        assert!((c.mbu - 0.62).abs() / 0.62 < 0.03, "{c:?}");
-        assert!((c.mfu - 0.47).abs() / 0.47 < 0.05, "{c:?}");
-        assert!((c.step_overhead_s - 0.0023).abs() / 0.0023 < 0.10, "{c:?}");
-    }
-
-    #[test]
-    fn calibration_files_round_trip_and_bad_values_are_named() {
-        let (model, rows) = synthetic(0.0);
-        let d = deployment(catalog::gpu("h100-sxm").unwrap().efficiency);
-        let f = fit(&model, &d, &rows).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("cal.toml");
-        std::fs::write(&p, f.to_toml(&model, &d)).unwrap();
-        assert_eq!(read_calibration(&p).unwrap(), f.calibration);
-        std::fs::write(&p, "mbu = 1.5\nmfu = 0.5\nstep_overhead_s = 0.001\n").unwrap();
-        let e = read_calibration(&p).unwrap_err().to_string();
-        assert!(e.contains("cal.toml") && e.contains("`mbu`"), "{e}");
-    }
-
-    #[test]
-    fn measurement_files_are_read_and_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("m.csv");
-        std::fs::write(
-            &p,
-            "prompt_tokens,output_tokens,ttft_s,tpot_s,concurrency\n512,128,0.05,0.008,4\n",
-        )
-        .unwrap();
-        let rows = read_measurements(&p).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].prefill_tokens, rows[0].batch), (512, 0));
-        assert_eq!((rows[1].batch, rows[1].context_tokens), (4, 576));
-        std::fs::write(
-            &p,
-            "batch,context_tokens,prefill_tokens,step_s\n8,100,0,0.01\n8,abc,0,0.01\n",
-        )
-        .unwrap();
-        let e = read_measurements(&p).unwrap_err().to_string();
-        assert!(e.contains("line 3") && e.contains("context_tokens"), "{e}");
-        std::fs::write(
-            &p,
-            "batch,context_tokens,prefill_tokens,step_s\n8,100,0,0\n",
-        )
-        .unwrap();
-        assert!(
-            read_measurements(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("positive")
-        );
-        std::fs::write(&p, "a,b\n1,2\n").unwrap();
-        assert!(
-            read_measurements(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("expected the columns")
-        );
-    }
+    (sum / points.len() as f64, max, line)
 }

@@ -246,12 +246,12 @@ fn catalog_lists_every_required_entry() {
 #[test]
 fn calibrate_writes_a_file_that_a_scenario_can_include() {
     let dir = tempfile::tempdir().unwrap();
-    // Batch-1 decode of Llama-3.1-8B on an H100 measured at 8 ms per token
-    // (slower than the 7.1 ms the defaults give), and two prefills.
+    // Batch-1 decode of Llama-3.1-8B on an H100 measured at 10 ms per token
+    // (slower than the ~8.4 ms the defaults give), and two prefills.
     let measured = write(
         dir.path(),
         "m.csv",
-        "batch,context_tokens,prefill_tokens,step_s\n1,500,0,0.0080\n1,2000,0,0.0081\n8,1000,0,0.0086\n0,0,4096,0.140\n0,0,8192,0.300\n",
+        "batch,context_tokens,prefill_tokens,step_s\n1,500,0,0.0100\n1,2000,0,0.0101\n8,1000,0,0.0106\n0,0,4096,0.200\n0,0,8192,0.420\n",
     );
     let cal = dir.path().join("cal.toml");
     kvsim()

@@ -1,5 +1,6 @@
 //! kvsim's integration tests, in one binary (faster to build and link).
 
+mod calibrate;
 mod cli;
 mod common;
 mod engine;
