@@ -104,6 +104,17 @@ pub struct Summary {
     pub kv_bytes_per_token: u64,
 }
 
+impl Summary {
+    /// The metric names, in column order: the field names as `summary.json`
+    /// and `sweep.csv` write them (one source, so readers cannot drift).
+    pub fn column_names() -> Vec<String> {
+        match serde_json::to_value(Summary::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => unreachable!("a summary serializes to an object"),
+        }
+    }
+}
+
 /// The `q`-th percentile (0-100) of `sorted` by linear interpolation between
 /// closest ranks (NumPy's default, which vLLM's benchmark uses).
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {

@@ -12,49 +12,7 @@ const TIMELINE_DEFAULTS: [&str; 2] = ["occupancy", "queue"];
 /// A sweep.csv as kvsim writes it: 2 policies x 3 loads, optionally with
 /// `_ci95` columns after some metrics, and with SLO columns at the end.
 fn sweep_csv(ci: bool) -> String {
-    let metrics = [
-        "requests",
-        "ok",
-        "oom",
-        "unservable",
-        "crashed",
-        "timeout",
-        "oom_rate",
-        "oom_events",
-        "preemptions",
-        "batch_ceiling",
-        "batch_peak",
-        "batch_mean",
-        "ttft_p50",
-        "ttft_p90",
-        "ttft_p99",
-        "tpot_p50",
-        "tpot_p90",
-        "tpot_p99",
-        "tpot_mean",
-        "e2e_p50",
-        "e2e_p99",
-        "throughput_tok_s",
-        "goodput_rps",
-        "kv_peak_frac",
-        "kv_mean_frac",
-        "kv_time_above_90",
-        "waste_used",
-        "waste_reserved",
-        "waste_internal",
-        "waste_external",
-        "kv_cached_frac",
-        "swaps",
-        "swap_bytes",
-        "prefix_hit_rate",
-        "prefix_hit_tokens",
-        "prefix_saved_bytes",
-        "duration_s",
-        "steps",
-        "busy_frac",
-        "kv_budget_bytes",
-        "kv_bytes_per_token",
-    ];
+    let metrics = kvsim::metrics::Summary::column_names();
     let with_ci = ["oom_rate", "ttft_p99", "tpot_p50", "tpot_p99"];
     let mut header: Vec<String> = [
         "point",
@@ -66,7 +24,7 @@ fn sweep_csv(ci: bool) -> String {
     .to_vec();
     for m in metrics {
         header.push(m.to_string());
-        if ci && with_ci.contains(&m) {
+        if ci && with_ci.contains(&m.as_str()) {
             header.push(format!("{m}_ci95"));
         }
     }

@@ -9,53 +9,16 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 
-/// The metric columns of `sweep.csv` that must hold numbers (or nothing) when
-/// present; checked eagerly so a bad cell is reported even when no chart reads it.
-pub(super) const SWEEP_METRICS: &[&str] = &[
-    "requests",
-    "ok",
-    "oom",
-    "unservable",
-    "crashed",
-    "timeout",
-    "oom_rate",
-    "oom_events",
-    "preemptions",
-    "batch_ceiling",
-    "batch_peak",
-    "batch_mean",
-    "ttft_p50",
-    "ttft_p90",
-    "ttft_p99",
-    "tpot_p50",
-    "tpot_p90",
-    "tpot_p99",
-    "tpot_mean",
-    "e2e_p50",
-    "e2e_p99",
-    "throughput_tok_s",
-    "goodput_rps",
-    "kv_peak_frac",
-    "kv_mean_frac",
-    "kv_time_above_90",
-    "waste_used",
-    "waste_reserved",
-    "waste_internal",
-    "waste_external",
-    "kv_cached_frac",
-    "swaps",
-    "swap_bytes",
-    "prefix_hit_rate",
-    "prefix_hit_tokens",
-    "prefix_saved_bytes",
-    "duration_s",
-    "steps",
-    "busy_frac",
-    "kv_budget_bytes",
-    "kv_bytes_per_token",
-    "slo_ttft_p99",
-    "slo_tpot_p99",
-];
+/// Whether a `sweep.csv` column must hold numbers (or nothing): every metric
+/// kvsim writes and the SLO columns; checked eagerly so a bad cell is reported
+/// even when no chart reads it.
+fn is_numeric_sweep_column(name: &str) -> bool {
+    name == "slo_ttft_p99"
+        || name == "slo_tpot_p99"
+        || crate::metrics::Summary::column_names()
+            .iter()
+            .any(|m| m == name)
+}
 
 /// The columns of `timeline.csv` the charts read.
 pub(super) const TIMELINE_COLUMNS: &[&str] =
@@ -281,7 +244,7 @@ impl Sweep {
         table.numbers(replicates)?;
         for (col, name) in table.headers().iter().enumerate() {
             let base = name.strip_suffix("_ci95").unwrap_or(name);
-            if col > replicates && SWEEP_METRICS.contains(&base) {
+            if col > replicates && is_numeric_sweep_column(base) {
                 table.numbers(col)?;
             }
         }
