@@ -15,6 +15,23 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
+/// `kvsim run SCENARIO --json --out DIR/o EXTRA...`, which must succeed; its
+/// summary, parsed.
+fn run_json(scenario: &Path, dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = kvsim()
+        .args(["run", scenario.to_str().unwrap(), "--json", "--out"])
+        .arg(dir.join("o"))
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 const GOOD: &str = r#"
 name = "cli-test"
 seed = 1
@@ -64,25 +81,7 @@ fn run_writes_the_three_files_and_prints_a_summary() {
 fn set_overrides_any_key_and_seed_changes_the_draws() {
     let dir = tempfile::tempdir().unwrap();
     let sc = write(dir.path(), "s.toml", GOOD);
-    let run = |extra: &[&str]| {
-        let out = kvsim()
-            .args([
-                "run",
-                sc.to_str().unwrap(),
-                "--json",
-                "--out",
-                dir.path().join("o").to_str().unwrap(),
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let run = |extra: &[&str]| run_json(&sc, dir.path(), extra);
     let base = run(&[]);
     assert_eq!(base, run(&[]), "same seed, same numbers");
     let fewer = run(&["--set", "requests=50"]);
@@ -274,24 +273,9 @@ fn calibrate_writes_a_file_that_a_scenario_can_include() {
     );
     let tpot = |extra: &[&str]| {
         let sc = write(dir.path(), "s.toml", GOOD);
-        let out = kvsim()
-            .args([
-                "run",
-                sc.to_str().unwrap(),
-                "--json",
-                "--out",
-                dir.path().join("o").to_str().unwrap(),
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["tpot_p50"].as_f64().unwrap()
+        run_json(&sc, dir.path(), extra)["tpot_p50"]
+            .as_f64()
+            .unwrap()
     };
     let default = tpot(&[]);
     let calibrated = tpot(&["--set", "hardware.calibration=\"cal.toml\""]);
