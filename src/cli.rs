@@ -276,6 +276,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
     }
     let deployment = crate::hardware::Deployment {
         efficiency: gpu.efficiency,
+        runtime_reserve: None,
         gpu,
         tp: a.tp,
         replicas: 1,

@@ -14,6 +14,7 @@ fn deployment(gpu: &str, tp: u32) -> Deployment {
     let gpu = catalog::gpu(gpu).unwrap();
     Deployment {
         efficiency: gpu.efficiency,
+        runtime_reserve: None,
         gpu,
         tp,
         replicas: 1,

@@ -170,7 +170,9 @@ pub fn kv_budget(
     let usable_per_gpu = (deployment.gpu.vram_bytes as f64 * deployment.memory_utilization) as u64;
     let weights_per_gpu = model.weight_bytes().div_ceil(u64::from(tp));
     let activation_per_gpu = activation_peak_bytes(model, max_batched_tokens, max_num_seqs, tp);
-    let runtime_per_gpu = RUNTIME_BYTES_PER_GPU + if tp > 1 { NCCL_BYTES_PER_GPU } else { 0 };
+    let runtime_per_gpu = deployment
+        .runtime_reserve
+        .unwrap_or(RUNTIME_BYTES_PER_GPU + if tp > 1 { NCCL_BYTES_PER_GPU } else { 0 });
     let fixed = weights_per_gpu + activation_per_gpu + runtime_per_gpu;
     let bytes_per_token_per_gpu = kv_bytes_per_token_per_gpu(model, kv_dtype, tp);
     if fixed >= usable_per_gpu || usable_per_gpu - fixed < bytes_per_token_per_gpu {

@@ -255,6 +255,7 @@ mod tests {
             replicas: 1,
             memory_utilization: 0.9,
             efficiency,
+            runtime_reserve: None,
         }
     }
 

@@ -61,4 +61,7 @@ pub struct Deployment {
     /// Efficiency factors in force (the GPU's defaults unless the scenario or a
     /// calibration overrides them).
     pub efficiency: Efficiency,
+    /// Per-GPU runtime reserve in bytes, when the scenario overrides kvsim's
+    /// estimate ([`budget::RUNTIME_BYTES_PER_GPU`] plus NCCL buffers at tp > 1).
+    pub runtime_reserve: Option<u64>,
 }

@@ -24,6 +24,7 @@ use crate::hardware::{Deployment, Efficiency};
 use crate::model::{Dtype, Model};
 use crate::scheduler::{Admission, OnOom, SchedulerConfig};
 use crate::traffic::TrafficPlan;
+use crate::units::GIB;
 use crate::units::{SimDuration, SimTime};
 
 /// When a run stops issuing requests.
@@ -552,6 +553,10 @@ fn resolve_hardware(
         replicas: nonzero("replicas", spec.replicas.unwrap_or(1))?,
         memory_utilization: fraction("memory_utilization", spec.memory_utilization.unwrap_or(0.9))?,
         efficiency,
+        runtime_reserve: spec
+            .runtime_reserve_gib
+            .map(|g| non_negative("runtime_reserve_gib", g).map(|g| (g * GIB as f64) as u64))
+            .transpose()?,
     })
 }
 

@@ -135,6 +135,12 @@ pub struct HardwareSpec {
     /// Override of the GPU's default all-reduce latency, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allreduce_latency_s: Option<f64>,
+    /// Override of the per-GPU runtime reserve (CUDA context, library
+    /// workspaces, NCCL buffers), GiB. The default is vLLM V1's measured
+    /// non-torch memory; 0 reproduces vLLM before v0.4, which counted only
+    /// torch allocations (`torch.cuda.max_memory_allocated()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_reserve_gib: Option<f64>,
     /// Fitted efficiency coefficients (`kvsim calibrate`): a file path
     /// (relative to the scenario) or an inline `{ mbu, mfu, step_overhead_s }`.
     /// Explicit `mbu`, `mfu`, `step_overhead_s` keys still take precedence.

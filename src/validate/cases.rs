@@ -33,7 +33,7 @@ pub fn run_cases() -> Vec<CaseResult> {
         if let Some((_, bound)) = KNOWN_MISSES.iter().find(|(id, _)| *id == r.id) {
             let bound = match r.tolerance {
                 Tolerance::Absolute(_) => format!("{bound}"),
-                _ => format!("{} %", bound * 100.0),
+                _ => format!("{:.0} %", bound * 100.0),
             };
             r.note.push_str(&format!(
                 ". Known miss: the tests hold it to |error| <= {bound} instead, so a regression \
@@ -47,9 +47,7 @@ pub fn run_cases() -> Vec<CaseResult> {
 /// Cases that miss their target today, with the wider bound on `|error()|`
 /// the tests assert for them (relative fraction or absolute, as the case's
 /// tolerance): the misses are reported, and may not silently get worse.
-pub(super) const KNOWN_MISSES: [(&str, f64); 14] = [
-    ("paged-table1-kv-memory", 0.35),
-    ("paged-table1-slots", 0.35),
+pub(super) const KNOWN_MISSES: [(&str, f64); 10] = [
     ("paged-fig2-pow2-internal", 20.0),
     ("paged-fig2-pow2-external", 32.0),
     ("paged-fig2-oracle-used", 23.0),
@@ -58,8 +56,6 @@ pub(super) const KNOWN_MISSES: [(&str, f64); 14] = [
     ("paged-fig13a-vs-oracle", 0.60),
     ("paged-fig13a-vs-max", 0.56),
     ("gptfast-llama2-70b-tp8", 0.23),
-    ("vllm-ci-h200-llama8b-tp1", 0.21),
-    ("vllm-ci-h200-llama70b-tp4", 0.28),
     ("nim-70b-c25-ttft", 0.60),
     ("nim-70b-c50-ttft", 0.40),
 ];
@@ -195,8 +191,21 @@ fn qwen3_06b_bpt(dtype: Dtype) -> u64 {
 // PagedAttention
 
 /// The paper's OPT-13B / ShareGPT serving setup (sec. 6.1-6.2, Fig. 11, Fig. 13a):
-/// one A100-40GB, Poisson arrivals at 2 req/s, ShareGPT-like lengths.
-fn paged_setup(policy: &str, memory_utilization: f64) -> String {
+/// one A100-40GB, Poisson arrivals at 2 req/s, ShareGPT-like lengths, on the
+/// engine the paper measured: vLLM v0.1 (2023).
+///
+/// vLLM v0.1 sized the KV cache as `total * gpu_memory_utilization -
+/// torch.cuda.max_memory_allocated()` after a profiling pass of
+/// `max_num_batched_tokens = 2560` tokens and `max_num_seqs = 256` (its
+/// defaults): memory outside torch's allocator (CUDA context, cuBLAS
+/// workspaces) was not subtracted, so `runtime_reserve_gib = 0`. Prompts were
+/// prefilled whole (no chunked prefill before v0.4).
+fn paged_setup(policy: &str) -> String {
+    paged_setup_with(policy, "")
+}
+
+/// [`paged_setup`] with extra `[hardware]` lines (the engine-speed sensitivity).
+fn paged_setup_with(policy: &str, hardware: &str) -> String {
     format!(
         r#"
 name = "paged"
@@ -208,7 +217,9 @@ preset = "opt-13b"
 
 [hardware]
 gpu = "a100-40gb"
-memory_utilization = {memory_utilization}
+memory_utilization = 0.9
+runtime_reserve_gib = 0
+{hardware}
 
 [traffic]
 arrival = {{ kind = "poisson", rate = 2.0 }}
@@ -216,27 +227,30 @@ prompt = {{ kind = "lognormal", mean = 161.31, sigma = 1.0, min = 4, max = 1024 
 output = {{ kind = "lognormal", mean = 337.99, sigma = 1.0, min = 1, max = 1024 }}
 max_tokens = {{ kind = "fixed", value = 1024 }}
 
+[scheduler]
+max_num_seqs = 256
+max_batched_tokens = 2560
+chunked_prefill = false
+
 [cache]
 {policy}
 "#
     )
 }
 
-/// The `memory_utilization` that leaves Table 1's 12 GiB of KV memory for
-/// OPT-13B on one A100-40GB (kvsim's weights, activation and runtime
-/// estimates unchanged): the waste and batching experiments run on the
-/// paper's KV memory, since their outcome depends on how many tokens fit.
-const TABLE1_UTILIZATION: f64 = 0.994;
+/// The configuration column of every PagedAttention row.
+const PAGED_CONFIG: &str = "opt-13b on 1 x a100-40gb, vLLM v0.1 memory accounting \
+    (memory_utilization 0.9, runtime_reserve_gib 0, 2560 profiled tokens)";
 
 fn paged_attention(out: &mut Vec<CaseResult>) {
-    let s = scenario(&paged_setup("policy = \"paged\"", 0.9));
+    let s = scenario(&paged_setup("policy = \"paged\""));
     let b = s.budget;
     out.push(CaseResult {
         id: "paged-table1-kv-memory",
         group: PAGED,
         source: "Kwon et al., SOSP 2023, Table 1: OPT-13B, 1 x A100 40 GB, parameters 26 GB, \
                  \"Memory for KV cache 12 GB\"",
-        configuration: "opt-13b on 1 x a100-40gb, memory_utilization 0.9".into(),
+        configuration: PAGED_CONFIG.into(),
         metric: "KV cache memory",
         unit: "GiB",
         published: 12.0,
@@ -244,10 +258,9 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
         tolerance: Tolerance::Relative(0.10),
         note: format!(
             "kvsim: {:.2} GiB usable - {:.2} GiB weights - {:.2} GiB activations - {:.2} GiB \
-             runtime; the paper's 12 GB is GiB (12 GiB / 800 KiB = 15.7K slots). Even the whole \
-             39.59 GiB minus kvsim's weights leaves 15.65 GiB, so Table 1 implies a \
-             memory_utilization near 0.99 (or far smaller activation and runtime reserves) than \
-             vLLM's default 0.9 that this row uses",
+             runtime; the paper's 12 GB is GiB (12 GiB / 800 KiB = 15.7K slots). With vLLM V1's \
+             accounting (non-torch runtime memory subtracted, 8192 profiled tokens) kvsim gives \
+             8.3 GiB: the difference between the two engines' profilers is 3 GiB on a 40 GB GPU",
             b.usable_per_gpu as f64 / GIB as f64,
             b.weights_per_gpu as f64 / GIB as f64,
             b.activation_per_gpu as f64 / GIB as f64,
@@ -259,7 +272,7 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
         group: PAGED,
         source: "Kwon et al., SOSP 2023, Table 1: OPT-13B on 1 x A100 40 GB, \"Max. # KV cache \
                  slots 15.7K\"",
-        configuration: "opt-13b on 1 x a100-40gb, memory_utilization 0.9".into(),
+        configuration: PAGED_CONFIG.into(),
         metric: "KV cache slots (tokens)",
         unit: "tokens",
         published: 15_700.0,
@@ -298,7 +311,7 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
     ];
     let mut batch = Vec::new();
     for (key, name, policy, fig2) in systems {
-        let m = sim(&paged_setup(policy, TABLE1_UTILIZATION));
+        let m = sim(&paged_setup(policy));
         batch.push((key, m.batch_mean));
         // Fig. 2's bars have no "free" category: shares of the memory that
         // holds or strands sequences, kvsim's free-and-usable memory excluded.
@@ -322,8 +335,7 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
                 source: "Kwon et al., SOSP 2023, Fig. 2 (average share of KV memory during the \
                          sec. 6.2 experiment), bar labels",
                 configuration: format!(
-                    "{name}: opt-13b / a100-40gb with Table 1's 12 GiB of KV (memory_utilization \
-                     {TABLE1_UTILIZATION}), ShareGPT-like lengths (lognormal, means 161.31 / \
+                    "{name}: {PAGED_CONFIG}, ShareGPT-like lengths (lognormal, means 161.31 / \
                      337.99, sigma 1), Poisson 2 req/s, 2400 requests"
                 ),
                 metric: fig2_metric(i),
@@ -354,10 +366,37 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
             .map(|(_, v)| *v)
             .unwrap_or(0.0)
     };
-    for (id, other, name, published) in [
-        ("paged-fig13a-vs-oracle", "oracle", "Orca (Oracle)", 2.2),
-        ("paged-fig13a-vs-max", "max", "Orca (Max)", 4.3),
+    // How the ratios move with the engine's speed: vLLM v0.1 ran eagerly
+    // (no CUDA graphs) with a Python scheduler, so its steps carried far more
+    // fixed cost than kvsim's 1 ms default; the batch at 2 req/s grows with it.
+    let sensitivity: Vec<(f64, f64, f64)> = [0.015, 0.03]
+        .into_iter()
+        .map(|overhead| {
+            let batch = |policy: &str| {
+                sim(&paged_setup_with(
+                    policy,
+                    &format!("step_overhead_s = {overhead}"),
+                ))
+                .batch_mean
+            };
+            let paged = batch("policy = \"paged\"\nblock_size = 16");
+            let oracle = batch("policy = \"contiguous\"\nreserve = \"oracle\"");
+            let max = batch("policy = \"contiguous\"\nreserve = \"max-model-len\"");
+            (overhead, paged / oracle, paged / max)
+        })
+        .collect();
+    for (id, other, name, published, pick) in [
+        ("paged-fig13a-vs-oracle", "oracle", "Orca (Oracle)", 2.2, 1),
+        ("paged-fig13a-vs-max", "max", "Orca (Max)", 4.3, 2),
     ] {
+        let what_if = sensitivity
+            .iter()
+            .map(|&(o, vs_oracle, vs_max)| {
+                let r = if pick == 1 { vs_oracle } else { vs_max };
+                format!("{:.3} x at {} ms", r, o * 1000.0)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         out.push(CaseResult {
             id,
             group: PAGED,
@@ -371,11 +410,13 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
             kvsim: get("paged") / get(other),
             tolerance: Tolerance::Relative(0.30),
             note: format!(
-                "kvsim mean batch: paged {:.1}, {name} {:.1}. At 2 req/s kvsim's contiguous \
-                 baselines are barely memory-bound (see the free share in the Fig. 2 rows): a \
-                 kvsim decode step of OPT-13B on the A100 (~21 ms at batch 1) finishes requests \
-                 sooner than the paper's 2023 engine, so the batch is set by arrival rate x \
-                 latency rather than by memory",
+                "kvsim mean batch: paged {:.1}, {name} {:.1}. At 2 req/s and kvsim's 1 ms step \
+                 overhead the contiguous baselines are barely memory-bound (see the free share \
+                 in the Fig. 2 rows): requests finish sooner than on the paper's 2023 engine, \
+                 so the batch is set by arrival rate x latency rather than by memory. With a \
+                 slower engine (step_overhead_s raised, nothing else changed) the ratio is \
+                 {what_if}; no public measurement of vLLM v0.1's per-step overhead was found, \
+                 so the row keeps the default",
                 get("paged"),
                 get(other)
             ),

@@ -65,6 +65,12 @@ fn known_misses_name_real_cases_and_say_so() {
             r.note.contains("Known miss"),
             "{id}'s note must say it is a known miss"
         );
+        // A case that now meets its target leaves the list, so the tests hold
+        // it to the stated tolerance from then on.
+        assert!(
+            !r.within(),
+            "{id} now meets its target: remove it from KNOWN_MISSES"
+        );
     }
 }
 

@@ -19,6 +19,7 @@ fn fit_example(name: &str) -> Fit {
     let gpu = catalog::gpu("h100-sxm").unwrap();
     let deployment = Deployment {
         efficiency: gpu.efficiency,
+        runtime_reserve: None,
         gpu,
         tp: 1,
         replicas: 1,
