@@ -19,7 +19,7 @@
 
 mod table;
 
-pub use table::{SweepTable, cell as cell_of, merge, read_table as read_sweep_table};
+pub use table::{SweepTable, cell as cell_of, mean_ci95, merge, read_table as read_sweep_table};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
