@@ -41,6 +41,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Draw the default charts of a sweep.csv or timeline.csv (or one chart with --y).
     Plot(PlotArgs),
+    /// Find each candidate's sustainable rate within the SLOs; size and price the target load.
+    Plan(PlanArgs),
     /// Compare kvsim with published measurements; write VALIDATION.md.
     Validate(ValidateArgs),
     /// Fit mbu, mfu and step overhead to measured latencies; write a calibration file.
@@ -66,6 +68,27 @@ pub struct CalibrateArgs {
     /// Where to write the calibration file.
     #[arg(long, default_value = "calibration.toml")]
     pub out: PathBuf,
+}
+
+/// Arguments of `kvsim plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The scenario (its `[plan]` table lists the candidates and the target load).
+    #[command(flatten)]
+    pub input: ScenarioInput,
+    /// Objectives over the scenario's `[slo]`, e.g. ttft_p99=2,tpot_p99=0.05,oom_rate=0.01
+    /// (seconds; oom_rate a fraction).
+    #[arg(long, value_name = "NAME=VALUE,...")]
+    pub slo: Option<String>,
+    /// Output directory (default: `output/<scenario name>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: one per core). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Format of the cost-against-capacity chart.
+    #[arg(long, default_value = "png")]
+    pub format: crate::report::plot::Format,
 }
 
 /// Arguments of `kvsim validate`.
@@ -253,6 +276,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Merge(a) => merge(&a),
         Command::Check(a) => check(&a).map(|_| ()),
         Command::Plot(a) => plot(&a),
+        Command::Plan(a) => plan(&a).map(|_| ()),
         Command::Validate(a) => validate(&a),
         Command::Calibrate(a) => calibrate(&a),
     }
@@ -816,6 +840,74 @@ fn sweep(a: &SweepArgs) -> Result<(), Error> {
         ))?;
     }
     Ok(())
+}
+
+/// `kvsim plan`: prints the ranked candidates, writes `plan.csv` and the
+/// chart; returns whether any candidate meets the objectives (exit 1 if not).
+pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
+    let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
+    let plan = crate::plan::Plan::from_table(&table, &a.input.scenario, a.slo.as_deref())?;
+    let dir = out_dir(&a.out, &name);
+    report::prepare_dir(&dir)?;
+    let started = std::time::Instant::now();
+    let work =
+        || crate::plan::run_plan(&table, &a.input.scenario, &plan, &crate::plan::roofline_run);
+    let results = match a.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
+            .install(work),
+        None => work(),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let csv_path = dir.join("plan.csv");
+    let csv = crate::plan::plan_csv(&results, &plan).map_err(|e| Error::Io {
+        path: csv_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    report::write_atomic(&csv_path, &csv)?;
+    let mut written = vec![csv_path.display().to_string()];
+    if let Some(fig) = crate::plan::plan_figure(&results, &plan) {
+        let file = dir.join(format!("plan.{}", a.format.extension()));
+        let bytes = crate::report::plot::render(&fig, a.format).map_err(|source| Error::Io {
+            path: file.clone(),
+            source,
+        })?;
+        report::write_atomic(&file, &bytes)?;
+        written.push(file.display().to_string());
+    }
+    let o = &plan.objectives;
+    let slo: Vec<String> = [
+        o.ttft_p99.map(|v| format!("ttft_p99 <= {v} s")),
+        o.tpot_p99.map(|v| format!("tpot_p99 <= {} ms", v * 1e3)),
+        o.e2e_p99.map(|v| format!("e2e_p99 <= {v} s")),
+        Some(format!("oom_rate <= {}", o.oom_rate)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    say(format_args!(
+        "plan for {} req/s ({}), {} replicates per probe:",
+        plan.target_rate,
+        slo.join(", "),
+        plan.replicates
+    ))?;
+    say(crate::plan::plan_table(&results, &plan))?;
+    let probes: u32 = results
+        .iter()
+        .filter_map(|r| r.search.as_ref().map(|s| s.probes))
+        .sum();
+    say(format_args!(
+        "{} candidates, {probes} probes in {elapsed:.2} s of wall time; wrote {}",
+        results.len(),
+        written.join(", ")
+    ))?;
+    let feasible = results.iter().any(|r| r.sizing.is_some());
+    if !feasible {
+        eprintln!("no candidate meets the objectives; the nearest miss is ranked first");
+    }
+    Ok(feasible)
 }
 
 fn merge(a: &MergeArgs) -> Result<(), Error> {

@@ -22,6 +22,7 @@
 //! | [`metrics`] | per-request records, run summaries, percentiles |
 //! | [`report`] | atomic CSV/JSON writers, terminal tables, plots |
 //! | [`sweep`] | grids, common random numbers, parallel runs, shards, `sweep.csv` |
+//! | [`plan`] | capacity planning: sustainable rate per candidate, replicas, cost, Pareto front |
 //! | [`check`] | baseline comparison for CI regressions |
 //! | [`validate`] | kvsim against published measurements (`VALIDATION.md`) |
 //! | [`calibrate`] | least-squares fit of the cost model to measured latencies |
@@ -53,6 +54,7 @@ pub mod error;
 pub mod hardware;
 pub mod metrics;
 pub mod model;
+pub mod plan;
 pub mod report;
 pub mod rng;
 pub mod scenario;

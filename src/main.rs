@@ -4,22 +4,24 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use kvsim::cli::Command;
 
 fn main() -> ExitCode {
     let cli = kvsim::cli::Cli::parse();
-    // `check` exits 1 on a regression, which is not an error.
-    if let kvsim::cli::Command::Check(args) = &cli.command {
-        return match kvsim::cli::check(args) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(e.exit_code())
-            }
-        };
+    // `check` finding a regression and `plan` finding no feasible candidate
+    // exit 1: answers, not errors.
+    match &cli.command {
+        Command::Check(args) => verdict(kvsim::cli::check(args)),
+        Command::Plan(args) => verdict(kvsim::cli::plan(args)),
+        _ => verdict(kvsim::cli::dispatch(cli).map(|()| true)),
     }
-    match kvsim::cli::dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+}
+
+/// 0 for a good answer, 1 for a bad one, the error's own code for an error.
+fn verdict(result: Result<bool, kvsim::Error>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

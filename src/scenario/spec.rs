@@ -52,6 +52,9 @@ pub struct ScenarioSpec {
     /// Tolerances of `kvsim check`.
     #[serde(default)]
     pub check: crate::check::CheckSpec,
+    /// Capacity planning (used by `kvsim plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::plan::PlanSpec>,
     /// Sweep axes: dotted key path = list of values (used by `kvsim sweep`).
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub sweep: toml::Table,

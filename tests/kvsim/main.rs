@@ -6,6 +6,7 @@ mod common;
 mod engine;
 mod golden;
 mod memory;
+mod plan;
 mod plots;
 mod properties;
 mod seeds;

@@ -1,0 +1,722 @@
+//! Capacity planning (`kvsim plan`): for each candidate deployment, the highest
+//! arrival rate one replica sustains within the SLOs, then the replicas, GPUs
+//! and dollars the scenario's target load needs.
+//!
+//! # The search
+//!
+//! A *probe* runs the scenario at one arrival rate, `replicates` times on the
+//! sweep's replicate seeds, and passes when every replicate meets every
+//! objective (TTFT, TPOT and end-to-end p99, and the OOM rate). The same seeds
+//! at every rate are common random numbers: a Poisson stream at rate `2r` is
+//! the stream at `r` with its clock halved, so probes differ by load, not by
+//! dice, and the pass/fail boundary is sharp. The search brackets from
+//! `start_rate` (doubling while probes pass, halving while they fail), then
+//! bisects until the bracket is narrower than `precision` of its lower end.
+//! The answer is the highest rate that passed: a lower bound on capacity, so a
+//! plan never promises what a probe did not show.
+//!
+//! Overload has to be visible: a run whose arrivals outpace the server only
+//! shows it as queueing delay, so a plan needs a TTFT or end-to-end objective
+//! (a TPOT bound alone would call any rate sustainable).
+//!
+//! # Replicas and cost
+//!
+//! `replicas = ceil(target_rate / rate)`: a load balancer that splits a
+//! Poisson stream evenly gives each replica a Poisson stream of
+//! `target_rate / replicas <= rate`. GPU count is `replicas x tp`; dollars per
+//! hour come from the catalog's on-demand prices (or `[plan.prices]`); dollars
+//! per million output tokens divide that by the output tokens the target load
+//! produces in an hour.
+
+mod report;
+
+pub use report::{plan_csv, plan_figure, plan_table};
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::simulate;
+use crate::error::{Error, SpecError};
+use crate::hardware::cost::RooflineCost;
+use crate::metrics::Summary;
+use crate::scenario::{Scenario, apply_override};
+use crate::sweep::{Assignments, Grid, replicate_seed};
+
+/// `[plan]`: what load to plan for, the candidates and the search's knobs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSpec {
+    /// Arrival rate the whole deployment must serve, requests per second, with
+    /// the scenario's traffic shape (lengths, burstiness).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    /// Highest acceptable OOM rate (default 0: no request may fail for memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_rate: Option<f64>,
+    /// Runs per probe, on the sweep's replicate seeds (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicates: Option<u32>,
+    /// Bisection stops when the bracket is narrower than this fraction of its
+    /// lower end (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<f64>,
+    /// First rate probed, requests per second (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_rate: Option<f64>,
+    /// Highest rate probed; a candidate that passes there is reported as
+    /// sustaining at least this much (default 1e5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<f64>,
+    /// Candidate axes, `"dotted.key" = [values]`: their cartesian product, as
+    /// in `[sweep]` (empty: the scenario itself is the only candidate).
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub candidates: toml::Table,
+    /// USD per GPU-hour by catalog GPU name, overriding the catalog's price.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, f64>,
+}
+
+/// The objectives a probe must meet.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Objectives {
+    /// TTFT p99, seconds.
+    pub ttft_p99: Option<f64>,
+    /// TPOT p99, seconds.
+    pub tpot_p99: Option<f64>,
+    /// End-to-end latency p99, seconds.
+    pub e2e_p99: Option<f64>,
+    /// OOM rate (fraction of requests).
+    pub oom_rate: f64,
+}
+
+impl Objectives {
+    /// How far `m` is from meeting the objectives: the largest ratio of a
+    /// metric to its bound (at most 1 when every objective is met), and that
+    /// metric's name. A latency the run could not measure (no request
+    /// finished) is infinitely far.
+    pub fn excess(&self, m: &Summary) -> (f64, &'static str) {
+        let mut worst = (0.0_f64, "none");
+        let mut consider = |value: Option<f64>, bound: Option<f64>, name: &'static str| {
+            if let Some(b) = bound {
+                let r = match value {
+                    Some(v) if b > 0.0 => v / b,
+                    Some(v) if v <= 0.0 => 0.0,
+                    _ => f64::INFINITY,
+                };
+                if r > worst.0 {
+                    worst = (r, name);
+                }
+            }
+        };
+        consider(m.ttft_p99, self.ttft_p99, "ttft_p99");
+        consider(m.tpot_p99, self.tpot_p99, "tpot_p99");
+        consider(m.e2e_p99, self.e2e_p99, "e2e_p99");
+        // A zero OOM bound: any OOM is a miss, by more the more requests fail.
+        let oom = if self.oom_rate > 0.0 {
+            m.oom_rate / self.oom_rate
+        } else if m.oom_rate > 0.0 {
+            1.0 + m.oom_rate
+        } else {
+            0.0
+        };
+        if oom > worst.0 {
+            worst = (oom, "oom_rate");
+        }
+        worst
+    }
+
+    /// Whether `m` meets every objective.
+    pub fn met_by(&self, m: &Summary) -> bool {
+        self.excess(m).0 <= 1.0
+    }
+
+    /// Sets objectives from `--slo ttft_p99=2,tpot_p99=0.05,oom_rate=0.01`.
+    pub fn apply_cli(&mut self, text: &str) -> Result<(), Error> {
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                Error::Usage(format!(
+                    "--slo `{part}`: expected NAME=VALUE, e.g. ttft_p99=2 (seconds)"
+                ))
+            })?;
+            let v: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| Error::Usage(format!("--slo {key}: `{value}` is not a number")))?;
+            let ok = v.is_finite() && v >= 0.0 && (key.trim() != "oom_rate" || v <= 1.0);
+            if !ok {
+                return Err(Error::Usage(format!(
+                    "--slo {key}: {v} must be a finite number >= 0 (oom_rate at most 1)"
+                )));
+            }
+            match key.trim() {
+                "ttft_p99" => self.ttft_p99 = Some(v),
+                "tpot_p99" => self.tpot_p99 = Some(v),
+                "e2e_p99" => self.e2e_p99 = Some(v),
+                "oom_rate" => self.oom_rate = v,
+                other => {
+                    return Err(Error::Usage(format!(
+                        "--slo: unknown objective `{other}` (expected ttft_p99, tpot_p99, e2e_p99 \
+                         or oom_rate)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A validated `[plan]`.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Requests per second the deployment must serve.
+    pub target_rate: f64,
+    /// What every probe must meet.
+    pub objectives: Objectives,
+    /// Search knobs.
+    pub search: SearchOptions,
+    /// Runs per probe.
+    pub replicates: u32,
+    /// The candidate grid.
+    pub candidates: Grid,
+    /// USD per GPU-hour overrides by GPU name.
+    pub prices: BTreeMap<String, f64>,
+}
+
+/// How the rate search brackets and bisects.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct SearchOptions {
+    /// First rate probed.
+    pub start_rate: f64,
+    /// Highest rate probed.
+    pub max_rate: f64,
+    /// Lowest rate probed before a candidate is declared infeasible.
+    pub min_rate: f64,
+    /// Relative bracket width at which bisection stops.
+    pub precision: f64,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            start_rate: 1.0,
+            max_rate: 1e5,
+            min_rate: 1e-4,
+            precision: 0.05,
+        }
+    }
+}
+
+fn spec_error(path: &Path, key: &str, reason: impl Into<String>) -> Error {
+    Error::Scenario {
+        path: path.to_path_buf(),
+        source: SpecError::new(key, reason),
+    }
+}
+
+impl Plan {
+    /// The plan of scenario table `base` (read from `path`, `--set` applied),
+    /// with `slo_override` (the `--slo` flag) over the scenario's `[slo]`.
+    pub fn from_table(
+        base: &toml::Table,
+        path: &Path,
+        slo_override: Option<&str>,
+    ) -> Result<Plan, Error> {
+        // The scenario itself must be valid (this also validates `[plan]`).
+        let scenario = Scenario::from_table(base.clone(), path)?;
+        let spec = scenario.spec.plan.clone().ok_or_else(|| {
+            spec_error(
+                path,
+                "plan",
+                "missing: `kvsim plan` needs a [plan] table with at least target_rate",
+            )
+        })?;
+        let positive = |key: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(spec_error(
+                    path,
+                    &format!("plan.{key}"),
+                    format!("must be a finite number > 0, got {v}"),
+                ))
+            }
+        };
+        let target_rate = positive(
+            "target_rate",
+            spec.target_rate.ok_or_else(|| {
+                spec_error(
+                    path,
+                    "plan.target_rate",
+                    "missing: the requests per second the deployment must serve",
+                )
+            })?,
+        )?;
+        let oom_rate = spec.oom_rate.unwrap_or(0.0);
+        if !(oom_rate.is_finite() && (0.0..=1.0).contains(&oom_rate)) {
+            return Err(spec_error(
+                path,
+                "plan.oom_rate",
+                format!("must be a fraction in [0, 1], got {oom_rate}"),
+            ));
+        }
+        let precision = positive("precision", spec.precision.unwrap_or(0.05))?;
+        if precision >= 1.0 {
+            return Err(spec_error(
+                path,
+                "plan.precision",
+                format!("must be below 1 (a fraction of the rate), got {precision}"),
+            ));
+        }
+        let search = SearchOptions {
+            start_rate: positive("start_rate", spec.start_rate.unwrap_or(1.0))?,
+            max_rate: positive("max_rate", spec.max_rate.unwrap_or(1e5))?,
+            min_rate: 1e-4,
+            precision,
+        };
+        if search.start_rate > search.max_rate {
+            return Err(spec_error(
+                path,
+                "plan.start_rate",
+                format!(
+                    "{} exceeds plan.max_rate ({})",
+                    search.start_rate, search.max_rate
+                ),
+            ));
+        }
+        let replicates = spec.replicates.unwrap_or(3);
+        if replicates == 0 {
+            return Err(spec_error(path, "plan.replicates", "must be at least 1"));
+        }
+        for (gpu, price) in &spec.prices {
+            if !(price.is_finite() && *price >= 0.0) {
+                return Err(spec_error(
+                    path,
+                    &format!("plan.prices.\"{gpu}\""),
+                    format!("must be a finite USD per GPU-hour >= 0, got {price}"),
+                ));
+            }
+        }
+        let mut objectives = Objectives {
+            ttft_p99: scenario.slo.ttft,
+            tpot_p99: scenario.slo.tpot,
+            e2e_p99: scenario.slo.e2e,
+            oom_rate,
+        };
+        if let Some(text) = slo_override {
+            objectives.apply_cli(text)?;
+        }
+        if objectives.ttft_p99.is_none() && objectives.e2e_p99.is_none() {
+            return Err(spec_error(
+                path,
+                "slo.ttft_p99",
+                "a plan needs a TTFT or end-to-end objective ([slo] ttft_p99 or e2e_p99, or \
+                 --slo ttft_p99=...): overload shows only as queueing delay, so without one \
+                 every rate would look sustainable",
+            ));
+        }
+        use crate::traffic::ArrivalSpec;
+        match scenario.spec.traffic.arrival {
+            ArrivalSpec::Poisson { .. }
+            | ArrivalSpec::Gamma { .. }
+            | ArrivalSpec::Constant { .. } => {}
+            _ => {
+                return Err(spec_error(
+                    path,
+                    "traffic.arrival",
+                    "a plan varies the arrival rate: use an open-loop arrival with a `rate` \
+                     (poisson, gamma or constant)",
+                ));
+            }
+        }
+        let candidates = Grid::from_table(&spec.candidates).map_err(|mut e| {
+            e.key = format!("plan.candidates.{}", e.key.trim_start_matches("sweep."));
+            Error::Scenario {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        })?;
+        Ok(Plan {
+            target_rate,
+            objectives,
+            search,
+            replicates,
+            candidates,
+            prices: spec.prices,
+        })
+    }
+}
+
+/// One probe: the rate and whether (and by how much) it met the objectives.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// Requests per second offered to one replica.
+    pub rate: f64,
+    /// Largest metric-to-objective ratio over the replicates (<= 1: passed).
+    pub excess: f64,
+    /// The metric behind `excess`.
+    pub worst: &'static str,
+    /// One summary per replicate.
+    pub runs: Vec<Summary>,
+}
+
+impl Probe {
+    /// Whether every replicate met every objective.
+    pub fn passed(&self) -> bool {
+        self.excess <= 1.0
+    }
+}
+
+/// What the rate search found.
+#[derive(Clone, Debug)]
+pub struct SearchResult {
+    /// The highest rate that passed, with its runs (`None`: none passed).
+    pub best: Option<Probe>,
+    /// The probe that came closest without passing (the lowest failing rate).
+    pub nearest_miss: Option<Probe>,
+    /// Whether the best rate is only a floor (it passed at `max_rate`).
+    pub capped: bool,
+    /// Probes run.
+    pub probes: u32,
+}
+
+/// Finds the highest rate at which `probe` passes: brackets from
+/// `opts.start_rate` by doubling or halving, then bisects to `opts.precision`.
+///
+/// `probe` is assumed monotone (passing at `r` implies passing below `r`);
+/// where noise breaks that, the answer is still a rate that passed.
+pub fn search_rate(opts: &SearchOptions, mut probe: impl FnMut(f64) -> Probe) -> SearchResult {
+    let mut probes = 0u32;
+    let mut run = |r: f64| {
+        probes += 1;
+        probe(r)
+    };
+    let first = run(opts.start_rate);
+    let (mut lo, mut hi): (Option<Probe>, Option<Probe>) = if first.passed() {
+        (Some(first), None)
+    } else {
+        (None, Some(first))
+    };
+    // Bracket: double while passing, halve while failing.
+    loop {
+        match (&lo, &hi) {
+            (Some(l), None) => {
+                if l.rate >= opts.max_rate {
+                    return SearchResult {
+                        best: lo,
+                        nearest_miss: None,
+                        capped: true,
+                        probes,
+                    };
+                }
+                let p = run((l.rate * 2.0).min(opts.max_rate));
+                if p.passed() {
+                    lo = Some(p);
+                } else {
+                    hi = Some(p);
+                }
+            }
+            (None, Some(h)) => {
+                if h.rate <= opts.min_rate {
+                    return SearchResult {
+                        best: None,
+                        nearest_miss: hi,
+                        capped: false,
+                        probes,
+                    };
+                }
+                let p = run((h.rate / 2.0).max(opts.min_rate));
+                if p.passed() {
+                    lo = Some(p);
+                } else {
+                    hi = Some(p);
+                }
+            }
+            _ => break,
+        }
+    }
+    // Bisect.
+    let (mut lo, mut hi) = (lo.expect("bracketed"), hi.expect("bracketed"));
+    while hi.rate - lo.rate > opts.precision * lo.rate {
+        let p = run(0.5 * (lo.rate + hi.rate));
+        if p.passed() {
+            lo = p;
+        } else {
+            hi = p;
+        }
+    }
+    SearchResult {
+        best: Some(lo),
+        nearest_miss: Some(hi),
+        capped: false,
+        probes,
+    }
+}
+
+/// The planning outcome of one candidate.
+#[derive(Clone, Debug)]
+pub struct CandidateResult {
+    /// Its index in the candidate grid.
+    pub index: usize,
+    /// Its key assignments.
+    pub assignments: Assignments,
+    /// Catalog name of its GPU.
+    pub gpu: String,
+    /// GPUs per replica.
+    pub tp: u32,
+    /// USD per GPU-hour, if known.
+    pub price_per_gpu_hour: Option<f64>,
+    /// The search (`None`: the candidate could not be built, see `error`).
+    pub search: Option<SearchResult>,
+    /// Why the candidate could not be built (a model that does not fit, say).
+    pub error: Option<String>,
+    /// Replicas, GPUs and cost at the target load, when it is feasible.
+    pub sizing: Option<Sizing>,
+}
+
+/// What a feasible candidate needs for the target load.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Sizing {
+    /// Sustainable requests per second of one replica.
+    pub rate_per_replica: f64,
+    /// Replicas for the target load.
+    pub replicas: u64,
+    /// GPUs (`replicas x tp`).
+    pub gpus: u64,
+    /// USD per hour of the whole deployment, if the GPU has a price.
+    pub usd_per_hour: Option<f64>,
+    /// USD per million output tokens at the target load, if priced.
+    pub usd_per_m_output_tokens: Option<f64>,
+    /// Mean output tokens per request (measured at the sustainable rate).
+    pub output_tokens_per_request: f64,
+}
+
+/// Replicas, GPUs and cost of serving `target_rate` with replicas that each
+/// sustain `rate` requests per second.
+pub fn size(
+    target_rate: f64,
+    rate: f64,
+    tp: u32,
+    price_per_gpu_hour: Option<f64>,
+    output_tokens_per_request: f64,
+) -> Sizing {
+    // A relative epsilon keeps 3 x (target / 3) from needing a 4th replica
+    // through rounding.
+    let replicas = ((target_rate / rate) * (1.0 - 1e-12)).ceil().max(1.0) as u64;
+    let gpus = replicas * u64::from(tp);
+    let usd_per_hour = price_per_gpu_hour.map(|p| p * gpus as f64);
+    let tokens_per_hour = target_rate * output_tokens_per_request * 3600.0;
+    let usd_per_m_output_tokens = usd_per_hour
+        .filter(|_| tokens_per_hour > 0.0)
+        .map(|usd| usd / tokens_per_hour * 1e6);
+    Sizing {
+        rate_per_replica: rate,
+        replicas,
+        gpus,
+        usd_per_hour,
+        usd_per_m_output_tokens,
+        output_tokens_per_request,
+    }
+}
+
+/// Mean output tokens per finished request over `runs`.
+fn output_tokens_per_request(runs: &[Summary]) -> f64 {
+    let (tokens, requests) = runs.iter().fold((0.0, 0.0), |(t, r), m| {
+        (t + m.throughput_tok_s * m.duration_s, r + m.ok as f64)
+    });
+    if requests > 0.0 {
+        tokens / requests
+    } else {
+        0.0
+    }
+}
+
+/// Runs `scenario` at `rate` on the replicate seeds with `evaluate` (the
+/// simulation, a closure so tests can use a mock cost model).
+pub fn probe_at(
+    scenario_at: &dyn Fn(f64) -> Result<Scenario, Error>,
+    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+    objectives: &Objectives,
+    replicates: u32,
+    rate: f64,
+) -> Result<Probe, Error> {
+    let s = scenario_at(rate)?;
+    let runs: Vec<Summary> = (0..replicates)
+        .map(|r| evaluate(&s, replicate_seed(s.seed, r)))
+        .collect();
+    let (excess, worst) = runs
+        .iter()
+        .map(|m| objectives.excess(m))
+        .fold((0.0_f64, "none"), |a, b| if b.0 > a.0 { b } else { a });
+    Ok(Probe {
+        rate,
+        excess,
+        worst,
+        runs,
+    })
+}
+
+/// The scenario of candidate `assignments` of `base` with its arrival rate set
+/// to `rate`, on one replica.
+fn candidate_scenario(
+    base: &toml::Table,
+    path: &Path,
+    assignments: &[(String, toml::Value)],
+    rate: Option<f64>,
+) -> Result<Scenario, Error> {
+    let mut table = base.clone();
+    for (key, value) in assignments {
+        apply_override(&mut table, key, value.clone())
+            .map_err(|reason| spec_error(path, &format!("plan.candidates.\"{key}\""), reason))?;
+    }
+    if let Some(r) = rate {
+        apply_override(&mut table, "traffic.arrival.rate", toml::Value::Float(r))
+            .map_err(|reason| spec_error(path, "traffic.arrival.rate", reason))?;
+    }
+    apply_override(&mut table, "hardware.replicas", toml::Value::Integer(1))
+        .map_err(|reason| spec_error(path, "hardware.replicas", reason))?;
+    Scenario::from_table(table, path)
+}
+
+/// The simulation `kvsim plan` runs for one probe replicate.
+pub fn roofline_run(s: &Scenario, seed: u64) -> Summary {
+    let d = &s.deployment;
+    simulate(s, seed, RooflineCost::new(&s.model, d, &d.efficiency)).summary
+}
+
+/// Plans every candidate of `plan` (in parallel, in grid order), with
+/// `evaluate` running one probe replicate.
+pub fn run_plan(
+    base: &toml::Table,
+    path: &Path,
+    plan: &Plan,
+    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+) -> Vec<CandidateResult> {
+    (0..plan.candidates.len())
+        .into_par_iter()
+        .map(|index| plan_candidate(base, path, plan, evaluate, index))
+        .collect()
+}
+
+fn plan_candidate(
+    base: &toml::Table,
+    path: &Path,
+    plan: &Plan,
+    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+    index: usize,
+) -> CandidateResult {
+    let assignments = plan.candidates.point(index);
+    let mut result = CandidateResult {
+        index,
+        assignments: assignments.clone(),
+        gpu: String::new(),
+        tp: 1,
+        price_per_gpu_hour: None,
+        search: None,
+        error: None,
+        sizing: None,
+    };
+    let built = match candidate_scenario(base, path, &assignments, None) {
+        Ok(s) => s,
+        Err(e) => {
+            result.error = Some(e.to_string());
+            return result;
+        }
+    };
+    result.gpu = built.deployment.gpu.name.clone();
+    result.tp = built.deployment.tp;
+    result.price_per_gpu_hour = plan
+        .prices
+        .get(&result.gpu)
+        .copied()
+        .or(built.deployment.gpu.price_per_hour);
+    let scenario_at = |r: f64| candidate_scenario(base, path, &assignments, Some(r));
+    let mut failure = None;
+    let search = search_rate(&plan.search, |r| {
+        match probe_at(&scenario_at, evaluate, &plan.objectives, plan.replicates, r) {
+            Ok(p) => p,
+            Err(e) => {
+                // A rate the scenario rejects (beyond a validation bound) is
+                // a failed probe; the error is reported if nothing passed.
+                failure.get_or_insert_with(|| e.to_string());
+                Probe {
+                    rate: r,
+                    excess: f64::INFINITY,
+                    worst: "invalid",
+                    runs: Vec::new(),
+                }
+            }
+        }
+    });
+    if let Some(best) = &search.best {
+        result.sizing = Some(size(
+            plan.target_rate,
+            best.rate,
+            result.tp,
+            result.price_per_gpu_hour,
+            output_tokens_per_request(&best.runs),
+        ));
+    } else if let Some(e) = failure {
+        result.error = Some(e);
+    }
+    result.search = Some(search);
+    result
+}
+
+/// Candidate indices best first: feasible ones by dollars per hour (unpriced
+/// after priced, by GPU count), ties by the higher rate per replica; then the
+/// infeasible ones by how close they came.
+pub fn ranking(results: &[CandidateResult]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..results.len()).collect();
+    let key = |r: &CandidateResult| -> (u8, f64, f64, f64) {
+        match &r.sizing {
+            Some(s) => match s.usd_per_hour {
+                Some(usd) => (0, usd, -s.rate_per_replica, 0.0),
+                None => (1, s.gpus as f64, -s.rate_per_replica, 0.0),
+            },
+            None => {
+                let miss = r
+                    .search
+                    .as_ref()
+                    .and_then(|s| s.nearest_miss.as_ref())
+                    .map(|p| p.excess)
+                    .unwrap_or(f64::INFINITY);
+                (2, miss, 0.0, 0.0)
+            }
+        }
+    };
+    order.sort_by(|&a, &b| {
+        let (ka, kb) = (key(&results[a]), key(&results[b]));
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then(ka.2.total_cmp(&kb.2))
+            .then(a.cmp(&b))
+    });
+    order
+}
+
+/// Whether each candidate is on the Pareto front of (rate per replica up,
+/// dollars per million output tokens down) among the priced feasible ones.
+pub fn pareto_front(results: &[CandidateResult]) -> Vec<bool> {
+    let point = |r: &CandidateResult| {
+        r.sizing
+            .and_then(|s| s.usd_per_m_output_tokens.map(|c| (s.rate_per_replica, c)))
+    };
+    results
+        .iter()
+        .map(|r| {
+            let Some((x, y)) = point(r) else {
+                return false;
+            };
+            !results
+                .iter()
+                .filter_map(point)
+                .any(|(ox, oy)| ox >= x && oy <= y && (ox > x || oy < y))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,333 @@
+use super::*;
+
+fn summary(ttft: f64, tpot: f64, oom: f64) -> Summary {
+    Summary {
+        ttft_p99: Some(ttft),
+        tpot_p99: Some(tpot),
+        oom_rate: oom,
+        ..Summary::default()
+    }
+}
+
+/// A probe that passes exactly up to `capacity` (a stand-in for a server).
+fn threshold_probe(capacity: f64) -> impl FnMut(f64) -> Probe {
+    move |rate| Probe {
+        rate,
+        excess: rate / capacity,
+        worst: "ttft_p99",
+        runs: Vec::new(),
+    }
+}
+
+#[test]
+fn the_search_brackets_then_bisects_to_the_precision() {
+    let opts = SearchOptions::default();
+    for capacity in [0.37, 1.0, 37.3, 1234.5] {
+        let r = search_rate(&opts, threshold_probe(capacity));
+        let best = r.best.expect("feasible").rate;
+        assert!(best <= capacity, "{best} passed above capacity {capacity}");
+        assert!(
+            best >= capacity / (1.0 + opts.precision),
+            "{best} not within 5 % of {capacity}"
+        );
+        let miss = r.nearest_miss.expect("bracketed").rate;
+        assert!(miss > capacity && miss <= best * (1.0 + opts.precision) + 1e-12);
+        assert!(!r.capped);
+        // Bracketing by doubling or halving plus bisection to 5 %: a handful
+        // of probes, not a scan.
+        assert!(r.probes <= 25, "{} probes", r.probes);
+    }
+}
+
+#[test]
+fn the_search_reports_a_floor_and_an_infeasible_candidate() {
+    let opts = SearchOptions {
+        max_rate: 100.0,
+        ..SearchOptions::default()
+    };
+    let r = search_rate(&opts, threshold_probe(f64::INFINITY));
+    assert!(r.capped);
+    assert_eq!(r.best.expect("passes").rate, 100.0);
+    let r = search_rate(&opts, threshold_probe(0.0));
+    assert!(r.best.is_none());
+    assert_eq!(r.nearest_miss.expect("probed").rate, opts.min_rate);
+}
+
+#[test]
+fn sizing_is_hand_computable() {
+    // 20 req/s on replicas that sustain 6: 4 replicas of 4 GPUs at $4/h =
+    // $64/h; 20 x 250 x 3600 = 18M output tokens an hour: $3.556 per million.
+    let s = size(20.0, 6.0, 4, Some(4.0), 250.0);
+    assert_eq!((s.replicas, s.gpus), (4, 16));
+    assert_eq!(s.usd_per_hour, Some(64.0));
+    assert!((s.usd_per_m_output_tokens.unwrap() - 64.0 / 18.0).abs() < 1e-12);
+    // Exactly divisible loads need no extra replica.
+    assert_eq!(size(30.0, 10.0, 1, None, 1.0).replicas, 3);
+    assert_eq!(size(0.3, 0.1, 1, None, 1.0).replicas, 3);
+    assert_eq!(size(30.1, 10.0, 1, None, 1.0).replicas, 4);
+    assert_eq!(size(30.0, 10.0, 1, None, 1.0).usd_per_hour, None);
+}
+
+#[test]
+fn doubling_the_load_never_needs_fewer_replicas() {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..10_000 {
+        // xorshift: reproducible loads and capacities over six decades.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let target = 10f64.powf((x % 6000) as f64 / 1000.0 - 2.0);
+        let rate = 10f64.powf(((x >> 20) % 6000) as f64 / 1000.0 - 2.0);
+        let one = size(target, rate, 2, Some(1.0), 100.0);
+        let two = size(2.0 * target, rate, 2, Some(1.0), 100.0);
+        assert!(two.replicas >= one.replicas, "{target} at {rate}");
+        assert!(two.replicas <= 2 * one.replicas);
+    }
+}
+
+#[test]
+fn objectives_measure_the_worst_metric() {
+    let o = Objectives {
+        ttft_p99: Some(2.0),
+        tpot_p99: Some(0.05),
+        e2e_p99: None,
+        oom_rate: 0.0,
+    };
+    let (excess, worst) = o.excess(&summary(1.0, 0.04, 0.0));
+    assert!((excess - 0.8).abs() < 1e-12 && worst == "tpot_p99");
+    assert!(o.met_by(&summary(2.0, 0.05, 0.0)));
+    assert_eq!(o.excess(&summary(3.0, 0.01, 0.0)), (1.5, "ttft_p99"));
+    // Any OOM misses a zero bound.
+    assert!(!o.met_by(&summary(0.1, 0.01, 0.001)));
+    // A run where nothing finished has no latency to meet the bound with.
+    let empty = Summary {
+        oom_rate: 0.0,
+        ..Summary::default()
+    };
+    assert_eq!(o.excess(&empty).0, f64::INFINITY);
+}
+
+#[test]
+fn the_slo_flag_overrides_and_rejects_nonsense() {
+    let mut o = Objectives::default();
+    o.apply_cli("ttft_p99=2, tpot_p99=0.05,oom_rate=0.01")
+        .unwrap();
+    assert_eq!(o.ttft_p99, Some(2.0));
+    assert_eq!(o.tpot_p99, Some(0.05));
+    assert_eq!(o.oom_rate, 0.01);
+    for bad in [
+        "ttft=2",
+        "ttft_p99",
+        "ttft_p99=x",
+        "ttft_p99=-1",
+        "oom_rate=2",
+        "tpot_p99=inf",
+    ] {
+        assert!(o.apply_cli(bad).is_err(), "{bad} accepted");
+    }
+}
+
+const MOCK_SERVER: &str = r#"
+name = "mock-plan"
+seed = 3
+requests = 2000
+
+[model]
+preset = "llama-3.1-8b"
+
+[hardware]
+gpu = "h100-sxm"
+
+[traffic]
+arrival = { kind = "constant", rate = 1.0 }
+prompt = { kind = "fixed", value = 16 }
+output = { kind = "fixed", value = 10 }
+
+[scheduler]
+max_num_seqs = 4
+
+[slo]
+ttft_p99 = 0.5
+
+[plan]
+target_rate = 100.0
+replicates = 1
+precision = 0.01
+"#;
+
+/// The mock server: every step costs 10 ms whatever it holds.
+fn ten_ms_steps(s: &Scenario, seed: u64) -> Summary {
+    use crate::hardware::cost::FixedCost;
+    use crate::units::SimDuration;
+    let cost = FixedCost {
+        per_step: SimDuration::from_nanos(10_000_000),
+        per_prefill_token: SimDuration::ZERO,
+        per_swap_kib: SimDuration::ZERO,
+    };
+    simulate(s, seed, cost).summary
+}
+
+fn plan_of(toml_text: &str) -> (toml::Table, Plan) {
+    let table: toml::Table = toml_text.parse().unwrap();
+    let plan = Plan::from_table(&table, Path::new("mock.toml"), None).unwrap();
+    (table, plan)
+}
+
+#[test]
+fn a_hand_computable_plan() {
+    // Four sequences at a time, each holding its slot for 10 steps of 10 ms
+    // (the prefill step makes the first token): c = 4 / 0.1 s = 40 requests/s.
+    // Above c the queue grows by N (1 - c/r) requests over a run of N = 2000,
+    // adding that backlog / c to the last TTFT: the 0.5 s objective tolerates
+    // a backlog of 20, so rates up to c / (1 - 20/N) = 40.40 still pass, and
+    // a finite run cannot tell them from c. Below c TTFT stays near a step.
+    let (table, plan) = plan_of(MOCK_SERVER);
+    let results = run_plan(&table, Path::new("mock.toml"), &plan, &ten_ms_steps);
+    assert_eq!(results.len(), 1);
+    let s = results[0].sizing.expect("feasible");
+    assert!(
+        (38.0..=40.0 / (1.0 - 20.0 / 2000.0)).contains(&s.rate_per_replica),
+        "sustainable rate {}",
+        s.rate_per_replica
+    );
+    // 100 req/s on replicas of about 40: three replicas, one GPU each, at the
+    // catalog's H100 price.
+    assert_eq!((s.replicas, s.gpus), (3, 3));
+    let price = crate::catalog::gpu("h100-sxm")
+        .unwrap()
+        .price_per_hour
+        .unwrap();
+    assert!((s.usd_per_hour.unwrap() - 3.0 * price).abs() < 1e-9);
+    assert_eq!(s.output_tokens_per_request, 10.0);
+}
+
+#[test]
+fn more_slots_or_a_faster_gpu_never_lower_the_sustainable_rate() {
+    // The mock server with 2, 4 and 8 slots: capacity 20, 40, 80 req/s.
+    let mut last = 0.0;
+    for seqs in [2, 4, 8] {
+        let text = MOCK_SERVER.replace("max_num_seqs = 4", &format!("max_num_seqs = {seqs}"));
+        let (table, plan) = plan_of(&text);
+        let r = run_plan(&table, Path::new("mock.toml"), &plan, &ten_ms_steps);
+        let rate = r[0].sizing.expect("feasible").rate_per_replica;
+        // Capacity seqs x 10 req/s, within the finite-run band above.
+        let capacity = f64::from(seqs) * 10.0;
+        let band = capacity / (1.0 - 0.5 * capacity / 2000.0);
+        assert!(rate <= band && rate >= 0.95 * capacity, "{seqs}: {rate}");
+        assert!(rate >= last);
+        last = rate;
+    }
+}
+
+const ROOFLINE_PLAN: &str = r#"
+name = "roofline-plan"
+seed = 5
+requests = 400
+
+[model]
+preset = "llama-3.1-8b"
+
+[hardware]
+gpu = "a100-40gb"
+
+[traffic]
+arrival = { kind = "poisson", rate = 1.0 }
+prompt = { kind = "lognormal", mean = 600, sigma = 0.8, min = 4, max = 4096 }
+output = { kind = "lognormal", mean = 150, sigma = 0.8, min = 1, max = 1024 }
+
+[slo]
+ttft_p99 = 1.0
+tpot_p99 = 0.04
+
+[plan]
+target_rate = 50.0
+replicates = 2
+start_rate = 4.0
+
+[plan.candidates]
+"hardware.gpu" = ["a100-40gb", "a100-80gb", "h100-sxm", "h200"]
+"hardware.memory_utilization" = [0.6, 0.9]
+"#;
+
+#[test]
+fn faster_gpus_and_larger_budgets_sustain_at_least_as_much() {
+    let (table, plan) = plan_of(ROOFLINE_PLAN);
+    let results = run_plan(&table, Path::new("roofline.toml"), &plan, &roofline_run);
+    let rate = |gpu: &str, util: f64| {
+        results
+            .iter()
+            .find(|r| {
+                r.gpu == gpu
+                    && r.assignments.iter().any(|(k, v)| {
+                        k.ends_with("memory_utilization") && v.as_float() == Some(util)
+                    })
+            })
+            .and_then(|r| r.sizing)
+            .map_or(0.0, |s| s.rate_per_replica)
+    };
+    // Bandwidth order (A100-40GB < A100-80GB < H100 < H200) at equal budgets,
+    // and a larger KV budget on the same GPU, never lose capacity.
+    for util in [0.6, 0.9] {
+        let order = ["a100-40gb", "a100-80gb", "h100-sxm", "h200"].map(|g| rate(g, util));
+        assert!(order[0] > 0.0, "{order:?}");
+        for w in order.windows(2) {
+            assert!(w[1] >= w[0], "{util}: {order:?}");
+        }
+    }
+    for gpu in ["a100-40gb", "a100-80gb", "h100-sxm", "h200"] {
+        assert!(rate(gpu, 0.9) >= rate(gpu, 0.6), "{gpu}");
+    }
+    // Ranking: every feasible candidate ahead of every infeasible one, in
+    // dollars per hour.
+    let order = ranking(&results);
+    let usd: Vec<f64> = order
+        .iter()
+        .filter_map(|&i| results[i].sizing.and_then(|s| s.usd_per_hour))
+        .collect();
+    assert!(usd.windows(2).all(|w| w[0] <= w[1]), "{usd:?}");
+}
+
+#[test]
+fn the_pareto_front_keeps_only_undominated_candidates() {
+    let (table, plan) = plan_of(ROOFLINE_PLAN);
+    let results = run_plan(&table, Path::new("roofline.toml"), &plan, &roofline_run);
+    let front = pareto_front(&results);
+    assert!(front.iter().any(|&f| f));
+    let point = |r: &CandidateResult| {
+        r.sizing
+            .and_then(|s| s.usd_per_m_output_tokens.map(|c| (s.rate_per_replica, c)))
+    };
+    for (i, r) in results.iter().enumerate() {
+        let Some((x, y)) = point(r) else { continue };
+        let dominated = results
+            .iter()
+            .filter_map(point)
+            .any(|(ox, oy)| ox >= x && oy <= y && (ox > x || oy < y));
+        assert_eq!(front[i], !dominated);
+    }
+    let csv = String::from_utf8(plan_csv(&results, &plan).unwrap()).unwrap();
+    assert_eq!(csv.lines().count(), 1 + results.len());
+    assert!(plan_figure(&results, &plan).is_some());
+}
+
+#[test]
+fn plans_without_a_queueing_objective_or_a_rate_are_refused() {
+    let no_ttft = MOCK_SERVER.replace("ttft_p99 = 0.5", "tpot_p99 = 0.5");
+    let table: toml::Table = no_ttft.parse().unwrap();
+    let e = Plan::from_table(&table, Path::new("m.toml"), None).unwrap_err();
+    assert!(e.to_string().contains("slo.ttft_p99"), "{e}");
+    let closed = MOCK_SERVER.replace(
+        "{ kind = \"constant\", rate = 1.0 }",
+        "{ kind = \"closed\", users = 4 }",
+    );
+    let table: toml::Table = closed.parse().unwrap();
+    let e = Plan::from_table(&table, Path::new("m.toml"), None).unwrap_err();
+    assert!(e.to_string().contains("traffic.arrival"), "{e}");
+    let no_plan = MOCK_SERVER.split("[plan]").next().unwrap();
+    let table: toml::Table = no_plan.parse().unwrap();
+    let e = Plan::from_table(&table, Path::new("m.toml"), None).unwrap_err();
+    assert!(e.to_string().contains("plan"), "{e}");
+    let bad = MOCK_SERVER.replace("target_rate = 100.0", "target_rate = -1.0");
+    let table: toml::Table = bad.parse().unwrap();
+    assert!(Plan::from_table(&table, Path::new("m.toml"), None).is_err());
+}

@@ -1,0 +1,144 @@
+//! `kvsim plan` as users meet it: the bundled scenario, exit codes, files.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn kvsim() -> Command {
+    Command::cargo_bin("kvsim").unwrap()
+}
+
+/// A small plan: Llama-3.1-8B on two GPU types, two budgets.
+const SMALL_PLAN: &str = r#"
+name = "small-plan"
+seed = 2
+requests = 300
+
+[model]
+preset = "llama-3.1-8b"
+
+[hardware]
+gpu = "h100-sxm"
+
+[traffic]
+arrival = { kind = "poisson", rate = 1.0 }
+prompt = { kind = "lognormal", mean = 500, sigma = 0.8, min = 4, max = 4096 }
+output = { kind = "lognormal", mean = 120, sigma = 0.8, min = 1, max = 1024 }
+
+[slo]
+ttft_p99 = 1.0
+tpot_p99 = 0.04
+
+[plan]
+target_rate = 30.0
+replicates = 2
+start_rate = 4.0
+
+[plan.candidates]
+"hardware.gpu" = ["a100-80gb", "h100-sxm"]
+"cache.kv_dtype" = ["bf16", "fp8"]
+"#;
+
+fn plan_in(dir: &Path, text: &str, extra: &[&str]) -> std::process::Output {
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).unwrap();
+    kvsim()
+        .args(["plan", path.to_str().unwrap(), "--out"])
+        .arg(dir.join("o"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plan_ranks_candidates_and_writes_csv_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = plan_in(dir.path(), SMALL_PLAN, &["--format", "svg"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("plan for 30 req/s"), "{stdout}");
+    assert!(stdout.contains("pareto"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.path().join("o/plan.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    assert_eq!(&header[0], "rank");
+    assert_eq!(&header[1], "hardware.gpu");
+    assert_eq!(&header[2], "cache.kv_dtype");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 4);
+    // Ranked by dollars per hour, each row's replicas x rate covering the load.
+    let mut last = 0.0;
+    for r in &records {
+        assert_eq!(&r[col("feasible")], "true");
+        let usd: f64 = r[col("usd_per_hour")].parse().unwrap();
+        assert!(usd >= last);
+        last = usd;
+        let replicas: f64 = r[col("replicas")].parse().unwrap();
+        let rate: f64 = r[col("rate_per_replica")].parse().unwrap();
+        assert!(replicas * rate >= 30.0 && (replicas - 1.0) * rate < 30.0);
+    }
+    let svg = std::fs::read_to_string(dir.path().join("o/plan.svg")).unwrap();
+    assert!(svg.contains("Pareto front"));
+}
+
+#[test]
+fn an_impossible_objective_exits_1_with_the_nearest_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = plan_in(
+        dir.path(),
+        SMALL_PLAN,
+        &["--slo", "ttft_p99=0.0001", "--format", "svg"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("infeasible"), "{stdout}");
+    assert!(stdout.contains("ttft_p99 at"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no candidate meets the objectives"));
+    // The table is still written for the record.
+    assert!(dir.path().join("o/plan.csv").exists());
+}
+
+#[test]
+fn bad_plan_input_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, flags, needle) in [
+        (
+            SMALL_PLAN.replace("target_rate = 30.0", "target_rate = 0"),
+            vec![],
+            "plan.target_rate",
+        ),
+        (
+            SMALL_PLAN.replace("replicates = 2", "replicates = 2\nspeed = 3"),
+            vec![],
+            "speed",
+        ),
+        (SMALL_PLAN.to_string(), vec!["--slo", "ttft=1"], "ttft"),
+        (
+            SMALL_PLAN.replace(
+                "\"cache.kv_dtype\" = [\"bf16\", \"fp8\"]",
+                "\"cache.kv_dtype\" = []",
+            ),
+            vec![],
+            "plan.candidates",
+        ),
+    ] {
+        let out = plan_in(dir.path(), &text, &flags);
+        assert_eq!(out.status.code(), Some(2), "{needle}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+#[test]
+fn the_bundled_plan_scenario_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/plan-llama70b.toml");
+    let table = kvsim::scenario::read_table(&path).unwrap();
+    let plan = kvsim::plan::Plan::from_table(&table, &path, None).unwrap();
+    assert_eq!(plan.candidates.len(), 18);
+    assert_eq!(plan.target_rate, 20.0);
+}
