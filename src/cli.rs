@@ -304,6 +304,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
         gpu,
         tp: a.tp,
         replicas: 1,
+        router: crate::scheduler::Router::RoundRobin,
         memory_utilization: 0.9,
     };
     let rows = crate::calibrate::read_measurements(&a.measured)?;

@@ -18,6 +18,7 @@ fn deployment(gpu: &str, tp: u32) -> Deployment {
         gpu,
         tp,
         replicas: 1,
+        router: crate::scheduler::Router::RoundRobin,
         memory_utilization: 0.9,
     }
 }

@@ -29,8 +29,10 @@
 //! step depends on the number of waiting or finished requests, and nothing is
 //! allocated per token.
 
+mod cluster;
 mod queue;
 
+pub use cluster::ClusterOutput;
 pub use queue::EventQueue;
 
 use std::collections::VecDeque;
@@ -40,7 +42,7 @@ use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{
     Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
 };
-use crate::scenario::{Scenario, Stop};
+use crate::scenario::Scenario;
 use crate::scheduler::{Admission, OnOom, SchedulerConfig, attention_pairs};
 use crate::traffic::{Lengths, LoopKind, Traffic};
 use crate::units::{SimDuration, SimTime};
@@ -166,12 +168,18 @@ pub struct RunOutput {
     pub timeline: Vec<TimelineRow>,
     /// The run's metrics.
     pub summary: Summary,
-    /// Per-step statistics.
+    /// Per-step statistics (for a cluster: merged over its replicas).
     pub stats: Collector,
+    /// Per-replica results, when the deployment has more than one replica.
+    pub cluster: Option<ClusterOutput>,
 }
 
-/// Simulates `scenario` with seed `seed` and the given cost model.
-pub fn simulate<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
+/// Simulates `scenario` with seed `seed` and the given cost model: one
+/// engine, or a cluster of `hardware.replicas` engines behind its router.
+pub fn simulate<C: CostModel + Clone>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
+    if scenario.deployment.replicas > 1 {
+        return cluster::simulate_cluster(scenario, seed, cost);
+    }
     let cache = scenario
         .cache
         .build(scenario.budget.kv_bytes, scenario.layout);
@@ -185,6 +193,7 @@ pub fn simulate<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOut
         timeline: engine.timeline,
         summary,
         stats: engine.stats,
+        cluster: None,
     }
 }
 
@@ -233,6 +242,11 @@ struct Engine<'s, C> {
     timeline: Vec<TimelineRow>,
     next_sample: SimTime,
     last_end: SimTime,
+    /// A replica of a cluster: requests are routed in from outside
+    /// ([`cluster`]), so the engine draws no arrivals and applies no stop rule.
+    fed: bool,
+    /// Requests routed in whose arrival has not been processed yet.
+    routed_pending: usize,
 }
 
 impl<'s, C: CostModel> Engine<'s, C> {
@@ -272,10 +286,22 @@ impl<'s, C: CostModel> Engine<'s, C> {
             timeline: Vec::new(),
             next_sample: SimTime::ZERO,
             last_end: SimTime::ZERO,
+            fed: false,
+            routed_pending: 0,
         }
     }
 
     fn run(&mut self) {
+        self.start();
+        self.advance(None);
+        self.finish_run();
+    }
+
+    /// Seeds the event queue: the first arrival, or every closed-loop user.
+    fn start(&mut self) {
+        if self.fed {
+            return;
+        }
         match self.loop_kind {
             LoopKind::Open => self.schedule_next_arrival(),
             LoopKind::Closed { users } => {
@@ -284,10 +310,25 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 }
             }
         }
-        while let Some((time, event)) = self.events.pop() {
+    }
+
+    /// Processes every event due before `until` (every event, when `None`),
+    /// starting steps as the server frees up.
+    fn advance(&mut self, until: Option<SimTime>) {
+        while let Some(due) = self.events.peek_time() {
+            if until.is_some_and(|u| due >= u) {
+                break;
+            }
+            let Some((time, event)) = self.events.pop() else {
+                break;
+            };
             debug_assert!(time >= self.now, "event scheduled in the past");
             self.now = time;
             match event {
+                Event::Arrival(lengths) if self.fed => {
+                    self.routed_pending -= 1;
+                    self.start_conversation(lengths, NONE);
+                }
                 Event::Arrival(lengths) => {
                     // Session turns may have used up the request count since
                     // this arrival was drawn.
@@ -318,20 +359,37 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.start_step();
             }
         }
+    }
+
+    /// After the last event: every request has ended.
+    fn finish_run(&self) {
         debug_assert!(
             self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
         );
         debug_assert!(self.records.iter().all(|r| r.outcome.is_some()));
     }
 
+    /// Routes a request into this replica: it arrives at `at` (no earlier
+    /// than the events already processed).
+    fn inject(&mut self, at: SimTime, lengths: Lengths) {
+        self.routed_pending += 1;
+        self.events.push(at.max(self.now), Event::Arrival(lengths));
+    }
+
+    /// Requests this replica holds and has not finished: waiting, running
+    /// or swapped out (what a least-outstanding-requests balancer counts).
+    fn outstanding(&self) -> usize {
+        self.waiting.len() + self.running.len() + self.swapped.len() + self.routed_pending
+    }
+
+    /// KV bytes allocated now.
+    fn kv_allocated(&self) -> u64 {
+        self.cache.usage().allocated
+    }
+
     /// Whether a request may still be issued at `at` under the stop rule.
     fn may_issue(&mut self, at: SimTime) -> bool {
-        let ok = !self.issuing_done
-            && match self.scenario.stop {
-                Stop::Requests(n) => self.issued < n,
-                Stop::Duration(d) => at < d,
-                Stop::TraceEnd => true,
-            };
+        let ok = !self.issuing_done && self.scenario.stop.admits(at, self.issued);
         if !ok {
             self.issuing_done = true;
         }

@@ -253,6 +253,7 @@ mod tests {
             },
             tp,
             replicas: 1,
+            router: crate::scheduler::Router::RoundRobin,
             memory_utilization: 0.9,
             efficiency,
             runtime_reserve: None,

@@ -53,8 +53,10 @@ pub struct Deployment {
     pub gpu: Gpu,
     /// Tensor-parallel degree (GPUs per replica).
     pub tp: u32,
-    /// Independent replicas.
+    /// Replicas behind the router.
     pub replicas: u32,
+    /// How requests are spread over the replicas.
+    pub router: crate::scheduler::Router,
     /// Fraction of each GPU's memory the server may use (vLLM's
     /// `gpu_memory_utilization`).
     pub memory_utilization: f64,

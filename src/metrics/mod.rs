@@ -240,6 +240,46 @@ impl Collector {
         }
     }
 
+    /// The statistics of a cluster from its replicas', all observed up to
+    /// `end`: memory levels are the replicas' mean (each is a fraction of a
+    /// replica's budget, and the budgets are equal), so are the time above
+    /// 90 % and the busy time; the KV peak and the batch peak are the largest
+    /// any replica reached (the one that runs out is the one that matters);
+    /// steps, batch sums and event counts add up, so `batch_mean` is the mean
+    /// batch of a step on any replica.
+    pub fn merge_replicas(parts: &[Collector], end: SimTime) -> Collector {
+        let mut out = Collector {
+            last_time: end,
+            ..Collector::default()
+        };
+        if parts.is_empty() {
+            return out;
+        }
+        let share = 1.0 / parts.len() as f64;
+        let (mut above, mut busy) = (0u64, 0u64);
+        for p in parts {
+            let mut c = p.clone();
+            c.level(end, MemoryLevels::default());
+            out.integral.scaled_add(&c.integral, share);
+            above += c.above_90_ns;
+            busy += c.busy_ns;
+            out.kv_peak_frac = out.kv_peak_frac.max(c.kv_peak_frac);
+            out.steps += c.steps;
+            out.batch_sum += c.batch_sum;
+            out.batch_peak = out.batch_peak.max(c.batch_peak);
+            out.oom_events += c.oom_events;
+            out.preemptions += c.preemptions;
+            out.swaps += c.swaps;
+            out.swap_bytes += c.swap_bytes;
+            out.prefix_lookup_tokens += c.prefix_lookup_tokens;
+            out.prefix_hit_tokens += c.prefix_hit_tokens;
+        }
+        out.above_90_ns = above / parts.len() as u64;
+        out.busy_ns = busy / parts.len() as u64;
+        out
+    }
+
+
     /// Mean sequences per step.
     pub fn batch_mean(&self) -> f64 {
         if self.steps == 0 {

@@ -38,6 +38,17 @@ pub enum Stop {
     TraceEnd,
 }
 
+impl Stop {
+    /// Whether the `issued + 1`-th request, arriving at `at`, is still issued.
+    pub fn admits(&self, at: SimTime, issued: u64) -> bool {
+        match *self {
+            Stop::Requests(n) => issued < n,
+            Stop::Duration(d) => at < d,
+            Stop::TraceEnd => true,
+        }
+    }
+}
+
 /// Service-level objectives, seconds.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Slo {
@@ -551,6 +562,7 @@ fn resolve_hardware(
         gpu,
         tp,
         replicas: nonzero("replicas", spec.replicas.unwrap_or(1))?,
+        router: spec.router.unwrap_or_default(),
         memory_utilization: fraction("memory_utilization", spec.memory_utilization.unwrap_or(0.9))?,
         efficiency,
         runtime_reserve: spec

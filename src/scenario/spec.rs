@@ -123,6 +123,9 @@ pub struct HardwareSpec {
     /// Replicas (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// How a cluster's load balancer routes requests (default round-robin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<crate::scheduler::Router>,
     /// vLLM's `gpu_memory_utilization` (default 0.9, vLLM's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_utilization: Option<f64>,

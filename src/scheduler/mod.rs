@@ -31,6 +31,40 @@ impl Admission {
     }
 }
 
+/// Where a cluster's load balancer sends each request (`hardware.router`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Router {
+    /// Each replica in turn, blind to load (nginx's and Kubernetes
+    /// Services' default).
+    #[default]
+    RoundRobin,
+    /// The replica with the fewest unfinished requests (waiting, running or
+    /// swapped), as Envoy's `LEAST_REQUEST` and vLLM's production stack do.
+    LeastOutstanding,
+    /// The replica with the least KV memory allocated: memory-aware
+    /// balancing, which keeps long requests from piling onto one replica.
+    LeastKv,
+    /// The replica that was last sent the request's shared prefix, so its
+    /// cached blocks are reused (SGLang's cache-aware router, llm-d's
+    /// prefix scorer), unless it has `8` more unfinished requests than the
+    /// least loaded replica; requests without a shared prefix go to the least
+    /// loaded replica.
+    PrefixAware,
+}
+
+impl Router {
+    /// The name used in scenario files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Router::RoundRobin => "round-robin",
+            Router::LeastOutstanding => "least-outstanding",
+            Router::LeastKv => "least-kv",
+            Router::PrefixAware => "prefix-aware",
+        }
+    }
+}
+
 /// What happens when a running sequence cannot grow.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -23,6 +23,7 @@ fn fit_example(name: &str) -> Fit {
         gpu,
         tp: 1,
         replicas: 1,
+        router: kvsim::scheduler::Router::RoundRobin,
         memory_utilization: 0.9,
     };
     let rows = read_measurements(&example(name)).unwrap();
