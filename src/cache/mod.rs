@@ -158,6 +158,12 @@ pub trait KvCache: Send {
 
     /// How sequences are laid out (layer groups, windows, block size).
     fn layout(&self) -> &KvLayout;
+
+    /// The paged cache behind this policy, if it is one: the engine's fast
+    /// path defers decode growth to it ([`PagedCache::defer`]).
+    fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {
+        None
+    }
 }
 
 /// Layers that keep the same tokens: all of them, or the last `window`.

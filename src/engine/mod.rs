@@ -25,10 +25,15 @@
 //!
 //! # Cost per step
 //!
-//! Scheduling, accounting and finishing are O(batch) per step; nothing per
-//! step depends on the number of waiting or finished requests, and nothing is
-//! allocated per token.
+//! The straightforward engine schedules, accounts and finishes in O(batch)
+//! per step; nothing per step depends on the number of waiting or finished
+//! requests, and nothing is allocated per token. In the common case (paged,
+//! no window, no prefix caching, one sample, whole prefills, optimistic
+//! admission) a fast path keeps the per-step work O(1) plus O(log batch) per
+//! sequence event, with results identical to the straightforward engine's:
+//! see [`fast`](self::fast) and [`simulate_reference`].
 
+mod fast;
 mod queue;
 
 pub use queue::EventQueue;
@@ -92,6 +97,15 @@ struct Seq {
     fork: bool,
     /// KV bytes it will keep at its last token (for the waste breakdown).
     final_bytes: u64,
+    /// Order of entry into the batch: strictly increasing along `running`,
+    /// so the fast path finds a sequence by binary search.
+    uid: u64,
+    /// Fast path: the fast steps completed when `context`, `generated` and
+    /// the cache's tokens were last brought up to date (each fast step adds
+    /// one to all three; see [`fast`](self::fast)).
+    since: u64,
+    /// Fast path: it ended and awaits compaction out of `running`.
+    dead: bool,
 }
 
 impl Seq {
@@ -172,11 +186,26 @@ pub struct RunOutput {
 
 /// Simulates `scenario` with seed `seed` and the given cost model.
 pub fn simulate<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
+    simulate_with(scenario, seed, cost, true)
+}
+
+/// Simulates like [`simulate`] with the straightforward engine only: every
+/// step visits every running sequence. Its output is identical to
+/// [`simulate`]'s (tests compare them); it is kept as the reference the fast
+/// path is checked against.
+pub fn simulate_reference<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
+    simulate_with(scenario, seed, cost, false)
+}
+
+fn simulate_with<C: CostModel>(scenario: &Scenario, seed: u64, cost: C, fast: bool) -> RunOutput {
     let cache = scenario
         .cache
         .build(scenario.budget.kv_bytes, scenario.layout);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
+    if fast {
+        engine.fast = fast::Fast::new(&engine);
+    }
     engine.run();
     let end = engine.last_end;
     let summary = summarize(scenario, &engine.records, &engine.stats, end);
@@ -228,6 +257,14 @@ struct Engine<'s, C> {
     pending_swap_bytes: u64,
     free_slots: Vec<SeqId>,
     next_slot: SeqId,
+    /// The next [`Seq::uid`].
+    next_uid: u64,
+    /// The fast path's state, when the scenario allows it.
+    fast: Option<fast::Fast>,
+    /// Entries of `running` marked dead (only while the fast path is lazy).
+    dead: usize,
+    /// The step in flight was started by the fast path.
+    step_fast: bool,
 
     stats: Collector,
     timeline: Vec<TimelineRow>,
@@ -268,6 +305,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
             pending_swap_bytes: 0,
             free_slots: Vec::new(),
             next_slot: 0,
+            next_uid: 0,
+            fast: None,
+            dead: 0,
+            step_fast: false,
             stats: Collector::default(),
             timeline: Vec::new(),
             next_sample: SimTime::ZERO,
@@ -318,6 +359,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.start_step();
             }
         }
+        self.materialize_all();
         debug_assert!(
             self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
         );
@@ -578,6 +620,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.sample_ended(w.req, w.fork, Outcome::Timeout);
             }
         }
+        if self.try_fast_step() {
+            return;
+        }
+        // The straightforward step sees every sequence as it is.
+        self.materialize_all();
         loop {
             let mut budget = self.cfg.max_batched_tokens;
             let preempted = match self.schedule_running(&mut budget) {
@@ -716,9 +763,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.pending_swap_bytes += bytes;
             self.stats.swap_bytes += bytes;
             *budget -= 1;
+            let uid = self.take_uid();
             self.running.push(Seq {
                 slot,
                 scheduled: 1,
+                uid,
                 ..seq
             });
         }
@@ -727,7 +776,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// Admits waiting samples FCFS while the limits and the cache allow.
     fn admit_waiting(&mut self, budget: &mut u32) {
-        while *budget > 0 && (self.running.len() as u32) < self.cfg.max_num_seqs {
+        while *budget > 0 && ((self.running.len() - self.dead) as u32) < self.cfg.max_num_seqs {
             let Some(&w) = self.waiting.front() else {
                 break;
             };
@@ -757,6 +806,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let cached = admitted.cached_tokens.min(tokens - 1);
             let chunk = (tokens - cached).min(*budget);
             *budget -= chunk;
+            let uid = self.take_uid();
             self.running.push(Seq {
                 req: w.req,
                 slot,
@@ -768,8 +818,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 generated: w.generated,
                 fork: w.fork,
                 final_bytes: self.layout.kept_bytes(prompt + w.output - 1),
+                uid,
+                since: 0,
+                dead: false,
             });
         }
+    }
+
+    fn take_uid(&mut self) -> u64 {
+        self.next_uid += 1;
+        self.next_uid - 1
     }
 
     /// Query-key pairs, summed over layers, of appending `k` tokens to a
@@ -786,6 +844,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// filled, slack that never will be, and free space the head of the queue
     /// cannot use.
     fn memory_levels(&self) -> MemoryLevels {
+        if self.dead > 0 || self.fast.as_ref().is_some_and(|f| f.lazy) {
+            return self.fast_levels();
+        }
         let usage = self.cache.usage();
         let budget = usage.budget.max(1) as f64;
         let (mut reserved, mut internal) = (0u64, 0u64);
@@ -854,6 +915,13 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
         }
         work.kv_write_bytes = u64::from(work.tokens()) * bpt;
+        self.step_fast = false;
+        self.launch_work(work, batch);
+    }
+
+    /// Prices `work`, a batch of `batch` sequences, records the step and
+    /// schedules its end (both engines).
+    fn launch_work(&mut self, mut work: StepWork, batch: u32) {
         work.swap_bytes = std::mem::take(&mut self.pending_swap_bytes);
         let duration = self.cost.step_time(&work).max(SimDuration::from_nanos(1));
         self.busy = true;
@@ -883,6 +951,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// The step in flight ends: emit tokens, fork samples, finish sequences.
     fn finish_step(&mut self) {
+        if self.step_fast {
+            self.fast_finish();
+            return;
+        }
         self.busy = false;
         let mut kept = 0;
         for i in 0..self.running.len() {
@@ -947,8 +1019,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let slot = self.take_slot();
             if self.cache.fork(parent.slot, slot).is_ok() {
                 let prompt = self.records[parent.req as usize].prompt_tokens;
+                let uid = self.take_uid();
                 self.spawned.push(Seq {
                     slot,
+                    uid,
                     output,
                     generated: 1,
                     fork: false,
