@@ -50,6 +50,10 @@ use crate::scheduler::{Admission, OnOom, SchedulerConfig, attention_pairs};
 use crate::traffic::{Lengths, LoopKind, Traffic};
 use crate::units::{SimDuration, SimTime};
 
+/// Requests up to which the per-request tables are allocated at their final
+/// size when the run stops after a request count.
+const MAX_PRESIZED: u64 = 1 << 26;
+
 /// "None" for the `u32` indices below (kept as plain integers so the hot
 /// structs stay small and `Copy`).
 const NONE: u32 = u32::MAX;
@@ -106,6 +110,9 @@ struct Seq {
     since: u64,
     /// Fast path: it ended and awaits compaction out of `running`.
     dead: bool,
+    /// What its prompt is, for prefix caching (back to the queue with it
+    /// if it is preempted).
+    content: Option<Content>,
 }
 
 impl Seq {
@@ -133,6 +140,10 @@ struct Waiting {
     generated: u32,
     /// Fork the request's other samples after its prefill.
     fork: bool,
+    /// What its prompt is, for prefix caching (carried by the sample rather
+    /// than kept per request, so that what the engine keeps per request
+    /// stays small).
+    content: Option<Content>,
 }
 
 /// A sequence whose KV sits in host memory.
@@ -153,8 +164,6 @@ struct Live {
     samples_left: u32,
     /// The worst outcome among its ended samples.
     outcome: Outcome,
-    /// What its prompt is, for prefix caching.
-    content: Option<Content>,
 }
 
 /// A multi-turn conversation in progress.
@@ -203,6 +212,14 @@ fn simulate_with<C: CostModel>(scenario: &Scenario, seed: u64, cost: C, fast: bo
         .build(scenario.budget.kv_bytes, scenario.layout);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
+    if let Stop::Requests(n) = scenario.stop {
+        // What is kept per request, allocated once: no doubling (which
+        // would hold the old and the new vector at once) at ten million
+        // requests. Untouched capacity costs address space, not memory.
+        let n = usize::try_from(n.min(MAX_PRESIZED)).unwrap_or(0);
+        engine.records.reserve_exact(n);
+        engine.live.reserve_exact(n);
+    }
     if fast {
         engine.fast = fast::Fast::new(&engine);
     }
@@ -508,7 +525,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
             session,
             samples_left: self.samples,
             outcome: Outcome::Ok,
-            content,
         });
         if self.down_until.is_some() {
             self.end_request(id, Outcome::Crashed);
@@ -530,6 +546,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 output,
                 generated: 0,
                 fork: self.samples > 1,
+                content,
             });
         }
     }
@@ -791,7 +808,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 id: slot,
                 tokens,
                 reserve: self.reservation(w.req, w.output, tokens),
-                content: self.live[w.req as usize].content,
+                content: w.content,
             };
             let Ok(admitted) = self.cache.admit(&info) else {
                 self.free_slots.push(slot);
@@ -821,6 +838,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 uid,
                 since: 0,
                 dead: false,
+                content: w.content,
             });
         }
     }
@@ -1036,6 +1054,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     output,
                     generated: 1,
                     fork: false,
+                    content: parent.content,
                 });
             }
         }
@@ -1066,6 +1085,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 output: seq.output,
                 generated: seq.generated,
                 fork: seq.fork,
+                content: seq.content,
             });
         }
     }
@@ -1091,5 +1111,18 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
         }
         self.stats.level(self.now, MemoryLevels::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a run keeps per request: its record (returned to the caller) and
+    /// the engine's per-request state. The README quotes the sum.
+    #[test]
+    fn bytes_kept_per_request() {
+        assert_eq!(std::mem::size_of::<RequestRecord>(), 112);
+        assert_eq!(std::mem::size_of::<Live>(), 16);
     }
 }
