@@ -28,14 +28,15 @@
 //!   ([`PagedCache::defer`](crate::cache::PagedCache::defer)); each sequence's
 //!   table catches up when it is next looked at
 //!   ([`PagedCache::settle`](crate::cache::PagedCache::settle)).
-//! - Finishing: a sequence finishes after a known number of steps; a min-heap
-//!   keyed by (that step, entry order) yields the step's finishers in batch
-//!   order, the order the straightforward engine ends them in (which fixes the
-//!   order of follow-up events and random draws).
+//! - Finishing: a sequence finishes after a known number of steps; a
+//!   [`Calendar`] of steps yields the step's finishers, sorted by entry order
+//!   (batch order, the order the straightforward engine ends them in, which
+//!   fixes the order of follow-up events and random draws).
 //! - Memory waste: held minus stored is `allocated - bytes_per_token * Σ
 //!   tokens`; of it, the part never to be filled (*internal*) is, per
 //!   sequence, 0 until it enters the block its final token falls in and a
-//!   constant from then on, so it changes only at that (heap-scheduled) step.
+//!   constant from then on, so it changes only at that (calendar-scheduled)
+//!   step.
 //!
 //! Whatever does not fit (a step that would run out of blocks, so the
 //! scheduler must preempt or fail sequences; a swapped sequence to bring
@@ -51,6 +52,58 @@ use crate::cache::Placement;
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{MemoryLevels, Outcome};
 use crate::scheduler::Admission;
+
+/// Values due at future fast steps: a ring of buckets, one per step of the
+/// next [`Calendar::SPAN`], and a heap for later ones. O(1) per entry for
+/// anything due within the span (most sequences), O(log n) beyond; buckets
+/// keep their capacity, so steady state allocates nothing.
+#[derive(Debug)]
+struct Calendar {
+    ring: Vec<Vec<u64>>,
+    later: BinaryHeap<Reverse<(u64, u64)>>,
+}
+
+impl Calendar {
+    /// Steps the ring covers.
+    const SPAN: u64 = 512;
+
+    fn new() -> Self {
+        Calendar {
+            ring: (0..Self::SPAN).map(|_| Vec::new()).collect(),
+            later: BinaryHeap::new(),
+        }
+    }
+
+    /// Schedules `value` at step `at`; `now` is the earliest step not yet
+    /// taken (`at >= now`).
+    fn push(&mut self, now: u64, at: u64, value: u64) {
+        debug_assert!(at >= now, "scheduled in the past");
+        if at - now < Self::SPAN {
+            self.ring[(at % Self::SPAN) as usize].push(value);
+        } else {
+            self.later.push(Reverse((at, value)));
+        }
+    }
+
+    /// Moves the values due at step `at` into `out` (replacing its
+    /// contents). Every step must be taken in turn.
+    fn take(&mut self, at: u64, out: &mut Vec<u64>) {
+        while let Some(&Reverse((when, value))) = self.later.peek() {
+            if when >= at + Self::SPAN {
+                break;
+            }
+            self.later.pop();
+            self.ring[(when % Self::SPAN) as usize].push(value);
+        }
+        out.clear();
+        std::mem::swap(out, &mut self.ring[(at % Self::SPAN) as usize]);
+    }
+
+    fn clear(&mut self) {
+        self.ring.iter_mut().for_each(Vec::clear);
+        self.later.clear();
+    }
+}
 
 /// The fast path's aggregates over the lazy decoding sequences.
 #[derive(Debug)]
@@ -72,11 +125,14 @@ pub(super) struct Fast {
     context_sum: u64,
     /// Lazy decoders by phase: `(context - steps) mod bs`.
     phase: Vec<u32>,
-    /// (fast step count after which it finishes, uid) per lazy decoder.
-    finish: BinaryHeap<Reverse<(u64, u64)>>,
-    /// (fast step at whose launch it enters its last block, its internal
-    /// waste in bytes) per lazy decoder whose waste is not yet counted.
-    last_block: BinaryHeap<Reverse<(u64, u64)>>,
+    /// Uid of each lazy decoder, at the fast step count after which it
+    /// finishes.
+    finish: Calendar,
+    /// Internal waste in bytes of each lazy decoder whose waste is not yet
+    /// counted, at the fast step at whose launch it enters its last block.
+    last_block: Calendar,
+    /// Scratch for values taken from a calendar.
+    due: Vec<u64>,
     /// Σ internal waste (bytes) of the lazy decoders in their last block.
     internal: u64,
     /// Index in `running` of the first sequence that is not a lazy decoder:
@@ -113,8 +169,9 @@ impl Fast {
             decoders: 0,
             context_sum: 0,
             phase: vec![0; layout.block_size as usize],
-            finish: BinaryHeap::new(),
-            last_block: BinaryHeap::new(),
+            finish: Calendar::new(),
+            last_block: Calendar::new(),
+            due: Vec::new(),
             internal: 0,
             tail: 0,
         })
@@ -135,7 +192,7 @@ impl Fast {
         self.phase[p] += 1;
         // It finishes once `generated` reaches `output`.
         let left = u64::from(seq.output - seq.generated);
-        self.finish.push(Reverse((self.steps + left, seq.uid)));
+        self.finish.push(self.steps + 1, self.steps + left, seq.uid);
         // Its final KV is `final_bytes / bpt` tokens; in the last block the
         // tail beyond them is internal waste. A step scheduled at context `c`
         // holds `c + 1` tokens, in that block once `c + 1 > (blocks - 1) * bs`.
@@ -144,7 +201,7 @@ impl Fast {
         let waste = (blocks * self.bs - final_tokens) * self.bpt;
         if waste > 0 {
             let enter = ((blocks - 1) * self.bs).saturating_sub(u64::from(seq.context));
-            self.last_block.push(Reverse((self.steps + enter, waste)));
+            self.last_block.push(self.steps, self.steps + enter, waste);
         }
     }
 }
@@ -284,13 +341,8 @@ impl<C: CostModel> Engine<'_, C> {
         let f = self.fast.as_mut().expect("fast step");
         // Sequences entering their last block in this step start counting
         // their internal waste.
-        while let Some(&Reverse((at, waste))) = f.last_block.peek() {
-            if at > f.steps {
-                break;
-            }
-            f.last_block.pop();
-            f.internal += waste;
-        }
+        f.last_block.take(f.steps, &mut f.due);
+        f.internal += f.due.iter().sum::<u64>();
         let mut work = StepWork {
             decode_tokens: f.decoders,
             kv_read_bytes: f.bpt * f.context_sum,
@@ -356,17 +408,11 @@ impl<C: CostModel> Engine<'_, C> {
         let f = self.fast.as_mut().expect("fast step");
         f.steps += 1;
         f.context_sum += u64::from(f.decoders);
-        let steps = f.steps;
-        loop {
-            let f = self.fast.as_mut().expect("fast step");
-            let Some(&Reverse((at, uid))) = f.finish.peek() else {
-                break;
-            };
-            debug_assert!(at >= steps, "a finish was missed");
-            if at > steps {
-                break;
-            }
-            f.finish.pop();
+        f.finish.take(f.steps, &mut f.due);
+        // Batch order.
+        f.due.sort_unstable();
+        let mut due = std::mem::take(&mut f.due);
+        for &uid in &due {
             let i = self
                 .running
                 .binary_search_by_key(&uid, |s| s.uid)
@@ -387,6 +433,8 @@ impl<C: CostModel> Engine<'_, C> {
             self.release(s.slot);
             self.sample_ended(s.req, false, Outcome::Ok);
         }
+        due.clear();
+        self.fast.as_mut().expect("fast step").due = due;
         let tail = self.fast.as_ref().expect("fast step").tail;
         let mut pending = false;
         for i in tail..self.running.len() {
