@@ -8,8 +8,8 @@
 //!   sits above 150) for each cache policy, full metrics, requests/s via
 //!   divan's item counter; `saturated_chat_reference` the same on the
 //!   straightforward engine (what `simulate` did before the fast path);
-//! - `saturated_chat_scaling`: the paged run at 20k, 200k and 1M requests
-//!   (cost per request must stay flat);
+//! - `saturated_chat_scaling`: the paged run at 100k and 1M requests (cost
+//!   per request must stay flat);
 //! - `event_queue`: push/pop throughput of the engine's event queue;
 //! - `cache_grow`: one decode step's growth (256 sequences, one token each)
 //!   under each placement;
@@ -73,7 +73,7 @@ fn saturated_chat_reference(bencher: divan::Bencher, policy: &str) {
     });
 }
 
-#[divan::bench(args = [20_000, 200_000, 1_000_000], sample_count = 3, sample_size = 1)]
+#[divan::bench(args = [100_000, 1_000_000], sample_count = 3, sample_size = 1)]
 fn saturated_chat_scaling(bencher: divan::Bencher, requests: u64) {
     let scenario = saturated("paged", requests);
     bencher.counter(ItemsCount::new(requests)).bench(|| {
@@ -138,12 +138,12 @@ fn cache_grow(bencher: divan::Bencher, policy: &str) {
         });
 }
 
-/// 64 points (rate x memory utilization x max_num_seqs) of 2,000 requests.
+/// 64 points (rate x memory utilization x max_num_seqs) of 10,000 requests.
 #[divan::bench(args = [1, 2], sample_count = 3, sample_size = 1)]
 fn sweep_64(bencher: divan::Bencher, threads: usize) {
     let text = std::fs::read_to_string(path()).expect("bench scenario");
     let mut base: toml::Table = toml::from_str(&text).expect("valid TOML");
-    base.insert("requests".into(), toml::Value::Integer(2_000));
+    base.insert("requests".into(), toml::Value::Integer(10_000));
     let sweep: toml::Table = toml::from_str(
         r#"
 "traffic.arrival.rate" = [20.0, 40.0, 80.0, 160.0]

@@ -225,12 +225,18 @@ fn simulate_with<C: CostModel>(scenario: &Scenario, seed: u64, cost: C, fast: bo
     }
     engine.run();
     let end = engine.last_end;
-    let summary = summarize(scenario, &engine.records, &engine.stats, end);
+    let records = std::mem::take(&mut engine.records);
+    let timeline = std::mem::take(&mut engine.timeline);
+    let stats = std::mem::take(&mut engine.stats);
+    // The per-request state and the queues' capacity go before the summary
+    // allocates its latency lists: the peak is the records plus those.
+    drop(engine);
+    let summary = summarize(scenario, &records, &stats, end);
     RunOutput {
-        records: engine.records,
-        timeline: engine.timeline,
+        records,
+        timeline,
         summary,
-        stats: engine.stats,
+        stats,
     }
 }
 

@@ -255,7 +255,7 @@ pub fn summarize(
     let mean = stats.mean_levels(end);
     Summary {
         requests,
-        ok: ok_count as u64,
+        ok: ok_count,
         oom,
         unservable,
         crashed,
