@@ -109,8 +109,8 @@ impl MemoryUsage {
 /// A KV cache policy.
 ///
 /// All methods must be O(1) or O(log n) in the number of live sequences (the
-/// engine calls `grow` for every running sequence on every step, and `usage`
-/// after every step), and must not allocate per token.
+/// straightforward engine calls `grow` for every running sequence on every
+/// step, and `usage` after every step), and must not allocate per token.
 pub trait KvCache: Send {
     /// Tries to place a new sequence: stores `seq.tokens` and holds capacity for
     /// `seq.reserve` tokens. With prefix caching, leading whole blocks of
