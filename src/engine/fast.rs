@@ -112,7 +112,7 @@ pub(super) struct Fast {
     /// sequence is up to date and the aggregates below are empty).
     pub(super) lazy: bool,
     /// Fast steps completed (the clock of [`Seq::since`]).
-    steps: u64,
+    pub(super) steps: u64,
     /// Tokens per block.
     bs: u64,
     /// KV bytes per token (all layers).

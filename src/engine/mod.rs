@@ -1124,6 +1124,31 @@ impl<'s, C: CostModel> Engine<'s, C> {
 mod tests {
     use super::*;
 
+    /// The saturated bench workload runs nearly every step on the fast path
+    /// (a silent fallback would keep results right and lose the speed).
+    #[test]
+    fn saturated_chat_takes_the_fast_path() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
+        let s = Scenario::load(&path, &["requests=2000".to_string()]).expect("bench scenario");
+        let cache = s.cache.build(s.budget.kv_bytes, s.layout);
+        let d = &s.deployment;
+        let cost = crate::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
+        let mut engine = Engine::new(&s, cache, cost, s.traffic.instantiate(s.seed));
+        engine.fast = fast::Fast::new(&engine);
+        assert!(
+            engine.fast.is_some(),
+            "the scenario is in the fast path's case"
+        );
+        engine.run();
+        let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
+        assert!(
+            fast_steps * 100 >= engine.stats.steps * 99,
+            "{fast_steps} of {} steps on the fast path",
+            engine.stats.steps
+        );
+    }
+
     /// What a run keeps per request: its record (returned to the caller) and
     /// the engine's per-request state. The README quotes the sum.
     #[test]

@@ -186,3 +186,31 @@ fn shipped_scenarios_with_the_roofline() {
         check_roofline(&format!("{path} {overrides:?}"), &s);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Random corners of the fast path's case and of its hand-backs.
+    #[test]
+    fn random_scenarios_agree(
+        seed in 0u64..1000,
+        rate in 5.0f64..500.0,
+        budget in 500u64..200_000,
+        bs in 1u32..40,
+        max_num_seqs in 1u32..64,
+        max_batched_tokens in 64u32..2048,
+        chunked in proptest::bool::ANY,
+        on_oom in 0usize..4,
+    ) {
+        let on_oom = ["preempt-recompute", "reject", "crash", "preempt-swap"][on_oom];
+        let extra = format!(
+            "[cache]\npolicy = \"paged\"\nblock_size = {bs}\n[scheduler]\n\
+             max_num_seqs = {max_num_seqs}\nmax_batched_tokens = {max_batched_tokens}\n\
+             chunked_prefill = {chunked}\non_oom = \"{on_oom}\"\nrestart_s = 0.2\n\
+             swap_bytes = 100000"
+        );
+        let body = open(150, rate, 80, 40, &extra).replace("seed = 11", &format!("seed = {seed}"));
+        let s = scenario_with(&body, budget, &[]);
+        check_fixed(&format!("{body} budget {budget}"), &s);
+    }
+}
