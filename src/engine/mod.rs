@@ -31,7 +31,7 @@
 //! no window, no prefix caching, one sample, whole prefills, optimistic
 //! admission) a fast path keeps the per-step work O(1) plus O(log batch) per
 //! sequence event, with results identical to the straightforward engine's:
-//! see [`fast`](self::fast) and [`simulate_reference`].
+//! see `src/engine/fast.rs` and [`simulate_reference`].
 
 mod fast;
 mod queue;
@@ -106,7 +106,7 @@ struct Seq {
     uid: u64,
     /// Fast path: the fast steps completed when `context`, `generated` and
     /// the cache's tokens were last brought up to date (each fast step adds
-    /// one to all three; see [`fast`](self::fast)).
+    /// one to all three; see [`fast`]).
     since: u64,
     /// Fast path: it ended and awaits compaction out of `running`.
     dead: bool,
