@@ -1,16 +1,29 @@
-//! Engine throughput: simulated requests per second of wall time, one core.
+//! Engine throughput: simulated requests per second of wall time, one core;
+//! and the parts it is made of.
 //!
-//! `cargo bench --bench engine` runs a saturated chat workload (Llama-3.1-8B on
-//! one H100, ShareGPT-like lengths, arrivals faster than the GPU can serve so
-//! the batch sits above 150) for each cache policy, and reports requests/s via
-//! divan's item counter.
+//! `cargo bench --bench engine` runs:
+//!
+//! - `saturated_chat`: a saturated chat workload (Llama-3.1-8B on one H100,
+//!   ShareGPT-like lengths, arrivals faster than the GPU can serve so the batch
+//!   sits above 150) for each cache policy, full metrics, requests/s via
+//!   divan's item counter; `saturated_chat_reference` the same on the
+//!   straightforward engine (what `simulate` did before the fast path);
+//! - `saturated_chat_scaling`: the paged run at 100k and 1M requests (cost
+//!   per request must stay flat);
+//! - `event_queue`: push/pop throughput of the engine's event queue;
+//! - `cache_grow`: one decode step's growth (256 sequences, one token each)
+//!   under each placement;
+//! - `sweep_64`: a 64-point sweep on 1 and 2 threads.
 
 use std::path::Path;
 
 use divan::counter::ItemsCount;
-use kvsim::engine::simulate;
+use kvsim::cache::{CacheConfig, KvCache, SeqInfo};
+use kvsim::engine::{EventQueue, simulate, simulate_reference};
 use kvsim::hardware::cost::RooflineCost;
-use kvsim::scenario::Scenario;
+use kvsim::scenario::{Scenario, Stop};
+use kvsim::sweep::{SweepOptions, run_sweep};
+use kvsim::units::SimTime;
 
 fn main() {
     divan::main();
@@ -19,25 +32,136 @@ fn main() {
 /// Requests in `benches/saturated-chat.toml`.
 const REQUESTS: u64 = 20_000;
 
-fn saturated(policy: &str) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
-    let mut overrides = vec![format!("cache.policy={policy}")];
+fn path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml")
+}
+
+fn saturated(policy: &str, requests: u64) -> Scenario {
+    let mut overrides = vec![
+        format!("cache.policy={policy}"),
+        format!("requests={requests}"),
+    ];
     if policy == "sliding" {
         overrides.push("cache.window=1024".into());
     }
-    let s = Scenario::load(&path, &overrides).expect("the bench scenario is valid");
-    assert_eq!(s.stop, kvsim::scenario::Stop::Requests(REQUESTS));
+    let s = Scenario::load(&path(), &overrides).expect("the bench scenario is valid");
+    assert_eq!(s.stop, Stop::Requests(requests));
     s
+}
+
+fn roofline(s: &Scenario) -> RooflineCost {
+    let d = &s.deployment;
+    RooflineCost::new(&s.model, d, &d.efficiency)
 }
 
 #[divan::bench(args = ["paged", "contiguous", "sliding", "quantized"], sample_count = 5, sample_size = 1)]
 fn saturated_chat(bencher: divan::Bencher, policy: &str) {
-    let scenario = saturated(policy);
-    let d = &scenario.deployment;
+    let scenario = saturated(policy, REQUESTS);
     bencher.counter(ItemsCount::new(REQUESTS)).bench(|| {
-        let cost = RooflineCost::new(&scenario.model, d, &d.efficiency);
-        let out = simulate(&scenario, scenario.seed, cost);
+        let out = simulate(&scenario, scenario.seed, roofline(&scenario));
         assert!(out.summary.batch_peak > 100 || policy == "contiguous");
         divan::black_box(out.summary.ok)
+    });
+}
+
+#[divan::bench(args = ["paged", "quantized"], sample_count = 5, sample_size = 1)]
+fn saturated_chat_reference(bencher: divan::Bencher, policy: &str) {
+    let scenario = saturated(policy, REQUESTS);
+    bencher.counter(ItemsCount::new(REQUESTS)).bench(|| {
+        let out = simulate_reference(&scenario, scenario.seed, roofline(&scenario));
+        divan::black_box(out.summary.ok)
+    });
+}
+
+#[divan::bench(args = [100_000, 1_000_000], sample_count = 3, sample_size = 1)]
+fn saturated_chat_scaling(bencher: divan::Bencher, requests: u64) {
+    let scenario = saturated("paged", requests);
+    bencher.counter(ItemsCount::new(requests)).bench(|| {
+        let out = simulate(&scenario, scenario.seed, roofline(&scenario));
+        divan::black_box(out.summary.ok)
+    });
+}
+
+/// Events in flight, as in a saturated run (one step end, one arrival, a few
+/// hundred closed-loop users at most).
+#[divan::bench(args = [4, 256, 4096])]
+fn event_queue(bencher: divan::Bencher, in_flight: u64) {
+    const OPS: u64 = 100_000;
+    bencher.counter(ItemsCount::new(OPS)).bench(|| {
+        let mut q = EventQueue::default();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..in_flight {
+            q.push(SimTime::from_nanos(i * 1000), i);
+        }
+        for _ in 0..OPS {
+            let (t, e) = q.pop().expect("refilled every time");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            q.push(SimTime::from_nanos(t.as_nanos() + x % 50_000), e);
+        }
+        divan::black_box(q.len())
+    });
+}
+
+/// One decode step's growth: 256 sequences of ~700 tokens, one token each,
+/// through the `KvCache` trait object as the straightforward engine calls it.
+#[divan::bench(args = ["paged", "contiguous", "sliding", "quantized"])]
+fn cache_grow(bencher: divan::Bencher, policy: &str) {
+    const SEQS: u32 = 256;
+    const STEPS: u32 = 64;
+    let scenario = saturated(policy, REQUESTS);
+    let config: CacheConfig = scenario.cache;
+    bencher
+        .counter(ItemsCount::new(u64::from(SEQS * STEPS)))
+        .with_inputs(|| {
+            let mut cache = config.build(scenario.budget.kv_bytes, scenario.layout);
+            for id in 0..SEQS {
+                let tokens = 500 + (id * 37) % 400;
+                let info = SeqInfo {
+                    id,
+                    tokens,
+                    reserve: tokens + 300,
+                    content: None,
+                };
+                cache.admit(&info).expect("256 sequences fit");
+            }
+            cache
+        })
+        .bench_local_values(|mut cache: Box<dyn KvCache>| {
+            for _ in 0..STEPS {
+                for id in 0..SEQS {
+                    cache.grow(id, 1).expect("room to grow");
+                }
+            }
+            divan::black_box(cache.usage().allocated)
+        });
+}
+
+/// 64 points (rate x memory utilization x max_num_seqs) of 10,000 requests.
+#[divan::bench(args = [1, 2], sample_count = 3, sample_size = 1)]
+fn sweep_64(bencher: divan::Bencher, threads: usize) {
+    let text = std::fs::read_to_string(path()).expect("bench scenario");
+    let mut base: toml::Table = toml::from_str(&text).expect("valid TOML");
+    base.insert("requests".into(), toml::Value::Integer(10_000));
+    let sweep: toml::Table = toml::from_str(
+        r#"
+"traffic.arrival.rate" = [20.0, 40.0, 80.0, 160.0]
+"hardware.memory_utilization" = [0.5, 0.7, 0.8, 0.9]
+"scheduler.max_num_seqs" = [64, 128, 192, 256]
+"#,
+    )
+    .expect("valid TOML");
+    base.insert("sweep".into(), toml::Value::Table(sweep));
+    let opts = SweepOptions {
+        threads: Some(threads),
+        shard: None,
+        on_job_done: None,
+        interrupted: None,
+    };
+    bencher.counter(ItemsCount::new(64u64)).bench(|| {
+        let run = run_sweep(&base, &path(), &opts).expect("the sweep runs");
+        assert_eq!(run.points.len(), 64);
+        divan::black_box(run.points.len())
     });
 }

@@ -109,8 +109,8 @@ impl MemoryUsage {
 /// A KV cache policy.
 ///
 /// All methods must be O(1) or O(log n) in the number of live sequences (the
-/// engine calls `grow` for every running sequence on every step, and `usage`
-/// after every step), and must not allocate per token.
+/// straightforward engine calls `grow` for every running sequence on every
+/// step, and `usage` after every step), and must not allocate per token.
 pub trait KvCache: Send {
     /// Tries to place a new sequence: stores `seq.tokens` and holds capacity for
     /// `seq.reserve` tokens. With prefix caching, leading whole blocks of
@@ -158,6 +158,12 @@ pub trait KvCache: Send {
 
     /// How sequences are laid out (layer groups, windows, block size).
     fn layout(&self) -> &KvLayout;
+
+    /// The paged cache behind this policy, if it is one: the engine's fast
+    /// path defers decode growth to it ([`PagedCache::defer`]).
+    fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {
+        None
+    }
 }
 
 /// Layers that keep the same tokens: all of them, or the last `window`.

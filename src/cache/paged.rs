@@ -277,6 +277,9 @@ pub struct PagedCache {
     /// Scratch list of block ids (prefix hits, forked blocks), kept to avoid
     /// allocating per call.
     scratch: Vec<BlockId>,
+    /// Blocks charged to `allocated` by [`PagedCache::defer`] that no
+    /// sequence's table maps yet (see there).
+    deferred: u64,
 }
 
 /// Greatest common divisor.
@@ -349,7 +352,49 @@ impl PagedCache {
             prefix,
             seqs: Vec::new(),
             scratch: Vec::new(),
+            deferred: 0,
         }
+    }
+
+    /// Whether [`PagedCache::defer`] and [`PagedCache::settle`] apply: one
+    /// physical group, no window, no prefix caching, so every table stays
+    /// anonymous unless forked and a block is needed exactly when a
+    /// sequence's length crosses a multiple of the block size.
+    pub fn defers(&self) -> bool {
+        self.ngroups == 1 && self.groups[0].window.is_none() && self.prefix.is_none()
+    }
+
+    /// Charges `blocks` new blocks to `allocated` without mapping them to a
+    /// sequence yet, if they fit in the free bytes; `false` (and no change)
+    /// otherwise.
+    ///
+    /// This is the engine's fast path (see `engine::fast`): when a decode step
+    /// grows every running sequence by one token, the blocks that step needs
+    /// are those of the sequences whose length is a multiple of the block
+    /// size, a count the engine keeps without visiting them. Charging them
+    /// here keeps `allocated`, and so admission, exact; each sequence's table
+    /// catches up later, in one [`PagedCache::settle`]. Until then the
+    /// `stored` counter of [`KvCache::usage`] lags (the engine does not read
+    /// it). Only valid when [`PagedCache::defers`].
+    pub fn defer(&mut self, blocks: u64) -> bool {
+        debug_assert!(self.defers());
+        let bytes = blocks * self.groups[0].block_bytes;
+        if bytes > self.budget - self.allocated {
+            return false;
+        }
+        self.allocated += bytes;
+        self.deferred += blocks;
+        true
+    }
+
+    /// Grows `seq` by `n` tokens whose `blocks` new blocks were charged by
+    /// [`PagedCache::defer`] earlier: the charge moves to the sequence's table.
+    pub fn settle(&mut self, seq: SeqId, n: u32, blocks: u64) {
+        debug_assert!(self.defers() && blocks <= self.deferred);
+        self.deferred -= blocks;
+        self.allocated -= blocks * self.groups[0].block_bytes;
+        let grown = self.grow(seq, n);
+        debug_assert!(grown.is_ok(), "deferred blocks cover the growth");
     }
 
     /// Blocks a live sequence holds in each layer group of the layout (spare
@@ -654,6 +699,7 @@ impl PagedCache {
                 }
             }
         }
+        allocated += self.deferred * self.groups[0].block_bytes;
         assert_eq!(allocated, self.allocated);
         assert!(self.allocated + self.cached <= self.budget);
         let u = self.usage();
@@ -971,6 +1017,7 @@ impl KvCache for PagedCache {
         }
         self.allocated = 0;
         self.cached = 0;
+        self.deferred = 0;
     }
 
     fn attended_bytes(&self, seq: SeqId) -> u64 {
@@ -1018,5 +1065,9 @@ impl KvCache for PagedCache {
 
     fn layout(&self) -> &KvLayout {
         &self.layout
+    }
+
+    fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {
+        Some(self)
     }
 }

@@ -104,6 +104,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
                 .instantiate(replicate_seed(seed ^ 0x5EED_C1A5_7E55, r as u32 + 1));
             let mut e = Engine::new(scenario, cache, cost.clone(), traffic);
             e.fed = true;
+            e.fast = super::fast::Fast::new(&e);
             e
         })
         .collect();

@@ -25,11 +25,16 @@
 //!
 //! # Cost per step
 //!
-//! Scheduling, accounting and finishing are O(batch) per step; nothing per
-//! step depends on the number of waiting or finished requests, and nothing is
-//! allocated per token.
+//! The straightforward engine schedules, accounts and finishes in O(batch)
+//! per step; nothing per step depends on the number of waiting or finished
+//! requests, and nothing is allocated per token. In the common case (paged,
+//! no window, no prefix caching, one sample, whole prefills, optimistic
+//! admission) a fast path keeps the per-step work O(1) plus O(log batch) per
+//! sequence event, with results identical to the straightforward engine's:
+//! see `src/engine/fast.rs` and [`simulate_reference`].
 
 mod cluster;
+mod fast;
 mod queue;
 
 pub use cluster::ClusterOutput;
@@ -42,10 +47,14 @@ use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{
     Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
 };
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, Stop};
 use crate::scheduler::{Admission, OnOom, SchedulerConfig, attention_pairs};
 use crate::traffic::{Lengths, LoopKind, Traffic};
 use crate::units::{SimDuration, SimTime};
+
+/// Requests up to which the per-request tables are allocated at their final
+/// size when the run stops after a request count.
+const MAX_PRESIZED: u64 = 1 << 26;
 
 /// "None" for the `u32` indices below (kept as plain integers so the hot
 /// structs stay small and `Copy`).
@@ -94,6 +103,18 @@ struct Seq {
     fork: bool,
     /// KV bytes it will keep at its last token (for the waste breakdown).
     final_bytes: u64,
+    /// Order of entry into the batch: strictly increasing along `running`,
+    /// so the fast path finds a sequence by binary search.
+    uid: u64,
+    /// Fast path: the fast steps completed when `context`, `generated` and
+    /// the cache's tokens were last brought up to date (each fast step adds
+    /// one to all three; see [`fast`]).
+    since: u64,
+    /// Fast path: it ended and awaits compaction out of `running`.
+    dead: bool,
+    /// What its prompt is, for prefix caching (back to the queue with it
+    /// if it is preempted).
+    content: Option<Content>,
 }
 
 impl Seq {
@@ -121,6 +142,10 @@ struct Waiting {
     generated: u32,
     /// Fork the request's other samples after its prefill.
     fork: bool,
+    /// What its prompt is, for prefix caching (carried by the sample rather
+    /// than kept per request, so that what the engine keeps per request
+    /// stays small).
+    content: Option<Content>,
 }
 
 /// A sequence whose KV sits in host memory.
@@ -141,8 +166,6 @@ struct Live {
     samples_left: u32,
     /// The worst outcome among its ended samples.
     outcome: Outcome,
-    /// What its prompt is, for prefix caching.
-    content: Option<Content>,
 }
 
 /// A multi-turn conversation in progress.
@@ -180,19 +203,48 @@ pub fn simulate<C: CostModel + Clone>(scenario: &Scenario, seed: u64, cost: C) -
     if scenario.deployment.replicas > 1 {
         return cluster::simulate_cluster(scenario, seed, cost);
     }
+    simulate_with(scenario, seed, cost, true)
+}
+
+/// Simulates like [`simulate`] with the straightforward engine only: every
+/// step visits every running sequence. Its output is identical to
+/// [`simulate`]'s (tests compare them); it is kept as the reference the fast
+/// path is checked against. One replica only.
+pub fn simulate_reference<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
+    simulate_with(scenario, seed, cost, false)
+}
+
+fn simulate_with<C: CostModel>(scenario: &Scenario, seed: u64, cost: C, fast: bool) -> RunOutput {
     let cache = scenario
         .cache
         .build(scenario.budget.kv_bytes, scenario.layout);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
+    if let Stop::Requests(n) = scenario.stop {
+        // What is kept per request, allocated once: no doubling (which
+        // would hold the old and the new vector at once) at ten million
+        // requests. Untouched capacity costs address space, not memory.
+        let n = usize::try_from(n.min(MAX_PRESIZED)).unwrap_or(0);
+        engine.records.reserve_exact(n);
+        engine.live.reserve_exact(n);
+    }
+    if fast {
+        engine.fast = fast::Fast::new(&engine);
+    }
     engine.run();
     let end = engine.last_end;
-    let summary = summarize(scenario, &engine.records, &engine.stats, end);
+    let records = std::mem::take(&mut engine.records);
+    let timeline = std::mem::take(&mut engine.timeline);
+    let stats = std::mem::take(&mut engine.stats);
+    // The per-request state and the queues' capacity go before the summary
+    // allocates its latency lists: the peak is the records plus those.
+    drop(engine);
+    let summary = summarize(scenario, &records, &stats, end);
     RunOutput {
-        records: engine.records,
-        timeline: engine.timeline,
+        records,
+        timeline,
         summary,
-        stats: engine.stats,
+        stats,
         cluster: None,
     }
 }
@@ -237,6 +289,14 @@ struct Engine<'s, C> {
     pending_swap_bytes: u64,
     free_slots: Vec<SeqId>,
     next_slot: SeqId,
+    /// The next [`Seq::uid`].
+    next_uid: u64,
+    /// The fast path's state, when the scenario allows it.
+    fast: Option<fast::Fast>,
+    /// Entries of `running` marked dead (only while the fast path is lazy).
+    dead: usize,
+    /// The step in flight was started by the fast path.
+    step_fast: bool,
 
     stats: Collector,
     timeline: Vec<TimelineRow>,
@@ -282,6 +342,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
             pending_swap_bytes: 0,
             free_slots: Vec::new(),
             next_slot: 0,
+            next_uid: 0,
+            fast: None,
+            dead: 0,
+            step_fast: false,
             stats: Collector::default(),
             timeline: Vec::new(),
             next_sample: SimTime::ZERO,
@@ -361,8 +425,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
         }
     }
 
-    /// After the last event: every request has ended.
-    fn finish_run(&self) {
+    /// After the last event: every lazy sequence is brought up to date and
+    /// every request has ended.
+    fn finish_run(&mut self) {
+        self.materialize_all();
         debug_assert!(
             self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
         );
@@ -379,7 +445,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// Requests this replica holds and has not finished: waiting, running
     /// or swapped out (what a least-outstanding-requests balancer counts).
     fn outstanding(&self) -> usize {
-        self.waiting.len() + self.running.len() + self.swapped.len() + self.routed_pending
+        // Entries the fast path marked dead are still in `running`.
+        self.waiting.len() + self.running.len() - self.dead + self.swapped.len() + self.routed_pending
     }
 
     /// KV bytes allocated now.
@@ -524,7 +591,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
             session,
             samples_left: self.samples,
             outcome: Outcome::Ok,
-            content,
         });
         if self.down_until.is_some() {
             self.end_request(id, Outcome::Crashed);
@@ -546,6 +612,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 output,
                 generated: 0,
                 fork: self.samples > 1,
+                content,
             });
         }
     }
@@ -636,6 +703,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.sample_ended(w.req, w.fork, Outcome::Timeout);
             }
         }
+        if self.try_fast_step() {
+            return;
+        }
+        // The straightforward step sees every sequence as it is.
+        self.materialize_all();
         loop {
             let mut budget = self.cfg.max_batched_tokens;
             let preempted = match self.schedule_running(&mut budget) {
@@ -774,9 +846,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.pending_swap_bytes += bytes;
             self.stats.swap_bytes += bytes;
             *budget -= 1;
+            let uid = self.take_uid();
             self.running.push(Seq {
                 slot,
                 scheduled: 1,
+                uid,
                 ..seq
             });
         }
@@ -785,7 +859,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// Admits waiting samples FCFS while the limits and the cache allow.
     fn admit_waiting(&mut self, budget: &mut u32) {
-        while *budget > 0 && (self.running.len() as u32) < self.cfg.max_num_seqs {
+        while *budget > 0 && ((self.running.len() - self.dead) as u32) < self.cfg.max_num_seqs {
             let Some(&w) = self.waiting.front() else {
                 break;
             };
@@ -800,7 +874,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 id: slot,
                 tokens,
                 reserve: self.reservation(w.req, w.output, tokens),
-                content: self.live[w.req as usize].content,
+                content: w.content,
             };
             let Ok(admitted) = self.cache.admit(&info) else {
                 self.free_slots.push(slot);
@@ -815,6 +889,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let cached = admitted.cached_tokens.min(tokens - 1);
             let chunk = (tokens - cached).min(*budget);
             *budget -= chunk;
+            let uid = self.take_uid();
             self.running.push(Seq {
                 req: w.req,
                 slot,
@@ -826,8 +901,17 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 generated: w.generated,
                 fork: w.fork,
                 final_bytes: self.layout.kept_bytes(prompt + w.output - 1),
+                uid,
+                since: 0,
+                dead: false,
+                content: w.content,
             });
         }
+    }
+
+    fn take_uid(&mut self) -> u64 {
+        self.next_uid += 1;
+        self.next_uid - 1
     }
 
     /// Query-key pairs, summed over layers, of appending `k` tokens to a
@@ -844,6 +928,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// filled, slack that never will be, and free space the head of the queue
     /// cannot use.
     fn memory_levels(&self) -> MemoryLevels {
+        if self.dead > 0 || self.fast.as_ref().is_some_and(|f| f.lazy) {
+            return self.fast_levels();
+        }
         let usage = self.cache.usage();
         let budget = usage.budget.max(1) as f64;
         let (mut reserved, mut internal) = (0u64, 0u64);
@@ -912,6 +999,13 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
         }
         work.kv_write_bytes = u64::from(work.tokens()) * bpt;
+        self.step_fast = false;
+        self.launch_work(work, batch);
+    }
+
+    /// Prices `work`, a batch of `batch` sequences, records the step and
+    /// schedules its end (both engines).
+    fn launch_work(&mut self, mut work: StepWork, batch: u32) {
         work.swap_bytes = std::mem::take(&mut self.pending_swap_bytes);
         let duration = self.cost.step_time(&work).max(SimDuration::from_nanos(1));
         self.busy = true;
@@ -941,6 +1035,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// The step in flight ends: emit tokens, fork samples, finish sequences.
     fn finish_step(&mut self) {
+        if self.step_fast {
+            self.fast_finish();
+            return;
+        }
         self.busy = false;
         let mut kept = 0;
         for i in 0..self.running.len() {
@@ -1005,8 +1103,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let slot = self.take_slot();
             if self.cache.fork(parent.slot, slot).is_ok() {
                 let prompt = self.records[parent.req as usize].prompt_tokens;
+                let uid = self.take_uid();
                 self.spawned.push(Seq {
                     slot,
+                    uid,
                     output,
                     generated: 1,
                     fork: false,
@@ -1020,6 +1120,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     output,
                     generated: 1,
                     fork: false,
+                    content: parent.content,
                 });
             }
         }
@@ -1050,6 +1151,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 output: seq.output,
                 generated: seq.generated,
                 fork: seq.fork,
+                content: seq.content,
             });
         }
     }
@@ -1075,5 +1177,43 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
         }
         self.stats.level(self.now, MemoryLevels::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The saturated bench workload runs nearly every step on the fast path
+    /// (a silent fallback would keep results right and lose the speed).
+    #[test]
+    fn saturated_chat_takes_the_fast_path() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
+        let s = Scenario::load(&path, &["requests=2000".to_string()]).expect("bench scenario");
+        let cache = s.cache.build(s.budget.kv_bytes, s.layout);
+        let d = &s.deployment;
+        let cost = crate::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
+        let mut engine = Engine::new(&s, cache, cost, s.traffic.instantiate(s.seed));
+        engine.fast = fast::Fast::new(&engine);
+        assert!(
+            engine.fast.is_some(),
+            "the scenario is in the fast path's case"
+        );
+        engine.run();
+        let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
+        assert!(
+            fast_steps * 100 >= engine.stats.steps * 99,
+            "{fast_steps} of {} steps on the fast path",
+            engine.stats.steps
+        );
+    }
+
+    /// What a run keeps per request: its record (returned to the caller) and
+    /// the engine's per-request state. The README quotes the sum.
+    #[test]
+    fn bytes_kept_per_request() {
+        assert_eq!(std::mem::size_of::<RequestRecord>(), 112);
+        assert_eq!(std::mem::size_of::<Live>(), 16);
     }
 }

@@ -255,9 +255,34 @@ pub fn run_sweep(
         .collect();
     let mut scenarios = Vec::with_capacity(owned.len());
     let mut failures = Vec::new();
-    for &p in &owned {
-        let assignments = grid.point(p);
-        match point_scenario(base, path, &assignments) {
+    // Points are validated in parallel too (in grid order): with short runs,
+    // building 64 scenarios one after the other was a serial fraction that
+    // kept a second thread from doubling throughput.
+    let built = || {
+        owned
+            .par_iter()
+            .map(|&p| {
+                let assignments = grid.point(p);
+                let scenario = point_scenario(base, path, &assignments);
+                (p, assignments, scenario)
+            })
+            .collect::<Vec<_>>()
+    };
+    let pool = match opts.threads {
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?,
+        ),
+        None => None,
+    };
+    let built = match &pool {
+        Some(pool) => pool.install(built),
+        None => built(),
+    };
+    for (p, assignments, scenario) in built {
+        match scenario {
             Ok(s) => scenarios.push((p, assignments, s)),
             Err(error) => failures.push(PointFailure {
                 index: p,
@@ -288,12 +313,8 @@ pub fn run_sweep(
             })
             .collect::<Vec<Option<Summary>>>()
     };
-    let results = match opts.threads {
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
-            .install(work),
+    let results = match &pool {
+        Some(pool) => pool.install(work),
         None => work(),
     };
     // Regroup per point, in replicate order; a point with a missing replicate

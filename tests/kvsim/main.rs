@@ -4,6 +4,7 @@ mod calibrate;
 mod cli;
 mod common;
 mod engine;
+mod fast_path;
 mod golden;
 mod memory;
 mod plan;

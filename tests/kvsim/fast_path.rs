@@ -1,0 +1,216 @@
+//! The engine's fast path against the straightforward engine: identical
+//! records, timelines and summaries, bit for bit, on scenarios that exercise
+//! every case the fast path covers and every one it hands back (memory
+//! pressure, each `on_oom`, swaps, chunked and whole prefills, closed loops,
+//! sessions, timeouts, block sizes, policies it does not cover at all).
+
+use std::path::Path;
+
+use kvsim::engine::{RunOutput, simulate, simulate_reference};
+use kvsim::hardware::cost::{FixedCost, RooflineCost};
+use kvsim::scenario::Scenario;
+use kvsim::units::SimDuration;
+
+use crate::common::scenario_with;
+
+/// Fails unless both engines produce the same output.
+fn same(name: &str, fast: &RunOutput, reference: &RunOutput) {
+    assert_eq!(
+        fast.records.len(),
+        reference.records.len(),
+        "{name}: requests"
+    );
+    for (a, b) in fast.records.iter().zip(&reference.records) {
+        assert_eq!(a, b, "{name}: request {}", b.id);
+    }
+    // Debug prints floats in shortest round-trip form: equal text, equal bits.
+    assert_eq!(
+        format!("{:?}", fast.timeline),
+        format!("{:?}", reference.timeline),
+        "{name}: timeline"
+    );
+    assert_eq!(
+        format!("{:?}", fast.summary),
+        format!("{:?}", reference.summary),
+        "{name}: summary"
+    );
+}
+
+/// Runs `s` both ways with a cost that depends on prefill tokens and swaps.
+fn check_fixed(name: &str, s: &Scenario) {
+    let cost = FixedCost {
+        per_step: SimDuration::from_nanos(7_000_000),
+        per_prefill_token: SimDuration::from_nanos(13_000),
+        per_swap_kib: SimDuration::from_nanos(1_000),
+    };
+    same(
+        name,
+        &simulate(s, s.seed, cost),
+        &simulate_reference(s, s.seed, cost),
+    );
+}
+
+/// Runs `s` both ways with its roofline.
+fn check_roofline(name: &str, s: &Scenario) {
+    let d = &s.deployment;
+    let cost = || RooflineCost::new(&s.model, d, &d.efficiency);
+    same(
+        name,
+        &simulate(s, s.seed, cost()),
+        &simulate_reference(s, s.seed, cost()),
+    );
+}
+
+/// An open-loop body with lognormal lengths around `prompt` / `output`.
+fn open(requests: u32, rate: f64, prompt: u32, output: u32, extra: &str) -> String {
+    format!(
+        r#"
+name = "fast"
+seed = 11
+requests = {requests}
+[traffic]
+arrival = {{ kind = "poisson", rate = {rate} }}
+prompt = {{ kind = "lognormal", mean = {prompt}, sigma = 0.9, min = 1, max = 3000 }}
+output = {{ kind = "lognormal", mean = {output}, sigma = 0.9, min = 1, max = 1500 }}
+{extra}
+"#
+    )
+}
+
+#[test]
+fn tiny_model_under_every_pressure() {
+    let schedulers = [
+        "on_oom = \"preempt-recompute\"",
+        "on_oom = \"preempt-recompute\"\nchunked_prefill = false",
+        "on_oom = \"reject\"",
+        "on_oom = \"crash\"\nrestart_s = 0.5",
+        "on_oom = \"preempt-swap\"\nswap_bytes = 200000",
+        "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.3",
+        "on_oom = \"preempt-recompute\"\nmax_num_seqs = 8\nmax_batched_tokens = 300",
+    ];
+    for (k, sched) in schedulers.iter().enumerate() {
+        for bs in [1, 7, 16] {
+            for (budget, rate) in [(4_000, 40.0), (40_000, 400.0), (1_000_000, 60.0)] {
+                let extra = format!(
+                    "[cache]\npolicy = \"paged\"\nblock_size = {bs}\n[scheduler]\n\
+                     max_batched_tokens = 512\n{sched}"
+                );
+                let body = open(400, rate, 120, 60, &extra);
+                // The last scheduler sets max_batched_tokens again: keep its.
+                let body = if k == schedulers.len() - 1 {
+                    body.replacen("max_batched_tokens = 512\n", "", 1)
+                } else {
+                    body
+                };
+                let s = scenario_with(&body, budget, &[]);
+                check_fixed(&format!("sched {k}, bs {bs}, budget {budget}"), &s);
+            }
+        }
+    }
+}
+
+#[test]
+fn closed_loops_and_sessions() {
+    let bodies = [
+        r#"
+name = "closed"
+requests = 600
+[traffic]
+arrival = { kind = "closed", users = 30, think_s = 0.2, think = "exponential" }
+prompt = { kind = "lognormal", mean = 90, sigma = 1.0, min = 1, max = 2000 }
+output = { kind = "lognormal", mean = 50, sigma = 1.0, min = 1, max = 1000 }
+[scheduler]
+on_oom = "preempt-recompute"
+max_batched_tokens = 256
+"#,
+        r#"
+name = "sessions"
+requests = 500
+[traffic]
+arrival = { kind = "poisson", rate = 30.0 }
+prompt = { kind = "lognormal", mean = 60, sigma = 0.8, min = 1, max = 800 }
+output = { kind = "lognormal", mean = 40, sigma = 0.8, min = 1, max = 400 }
+session = { turns = { kind = "uniform", min = 1, max = 6 }, think_s = 0.05 }
+[scheduler]
+on_oom = "preempt-recompute"
+max_batched_tokens = 1024
+"#,
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        for budget in [3_000, 30_000, 10_000_000] {
+            let s = scenario_with(body, budget, &[]);
+            check_fixed(&format!("body {i}, budget {budget}"), &s);
+        }
+    }
+}
+
+#[test]
+fn policies_the_fast_path_hands_back() {
+    // Contiguous, sliding, reserve admission, prefix caching and forks all
+    // run on the straightforward engine; the entry points must agree anyway.
+    let extras = [
+        "[cache]\npolicy = \"contiguous\"",
+        "[cache]\npolicy = \"sliding\"\nwindow = 100",
+        "[cache]\npolicy = \"paged\"\n[scheduler]\nadmission = \"reserve\"",
+        "[cache]\npolicy = \"quantized\"",
+    ];
+    for (i, extra) in extras.iter().enumerate() {
+        let s = scenario_with(&open(300, 80.0, 100, 50, extra), 8_000, &[]);
+        check_fixed(&format!("extra {i}"), &s);
+    }
+}
+
+#[test]
+fn shipped_scenarios_with_the_roofline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases: [(&str, &[&str]); 6] = [
+        ("benches/saturated-chat.toml", &["requests=3000"]),
+        (
+            "benches/saturated-chat.toml",
+            &["requests=2000", "scheduler.chunked_prefill=false"],
+        ),
+        (
+            "benches/saturated-chat.toml",
+            &["requests=2000", "hardware.memory_utilization=0.3"],
+        ),
+        ("scenarios/quickstart.toml", &["requests=1500"]),
+        ("scenarios/multi-turn-creep.toml", &[]),
+        (
+            "scenarios/batch-size-wall.toml",
+            &["cache.policy=paged", "scheduler.on_oom=preempt-recompute"],
+        ),
+    ];
+    for (path, overrides) in cases {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let s = Scenario::load(&root.join(path), &overrides).unwrap_or_else(|e| panic!("{e}"));
+        check_roofline(&format!("{path} {overrides:?}"), &s);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Random corners of the fast path's case and of its hand-backs.
+    #[test]
+    fn random_scenarios_agree(
+        seed in 0u64..1000,
+        rate in 5.0f64..500.0,
+        budget in 500u64..200_000,
+        bs in 1u32..40,
+        max_num_seqs in 1u32..64,
+        max_batched_tokens in 64u32..2048,
+        chunked in proptest::bool::ANY,
+        on_oom in 0usize..4,
+    ) {
+        let on_oom = ["preempt-recompute", "reject", "crash", "preempt-swap"][on_oom];
+        let extra = format!(
+            "[cache]\npolicy = \"paged\"\nblock_size = {bs}\n[scheduler]\n\
+             max_num_seqs = {max_num_seqs}\nmax_batched_tokens = {max_batched_tokens}\n\
+             chunked_prefill = {chunked}\non_oom = \"{on_oom}\"\nrestart_s = 0.2\n\
+             swap_bytes = 100000"
+        );
+        let body = open(150, rate, 80, 40, &extra).replace("seed = 11", &format!("seed = {seed}"));
+        let s = scenario_with(&body, budget, &[]);
+        check_fixed(&format!("{body} budget {budget}"), &s);
+    }
+}
