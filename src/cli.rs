@@ -668,7 +668,8 @@ fn run(a: &RunArgs) -> Result<(), Error> {
     if a.json {
         say(serde_json::to_string_pretty(&out.summary).expect("serializable"))?;
     } else {
-        say(report::summary_table(&scenario, &out.summary))?;
+        let per_replica = out.cluster.as_ref().map_or(&[][..], |c| &c.replicas[..]);
+        say(report::summary_table(&scenario, &out.summary, per_replica))?;
         let names: Vec<_> = written.iter().map(|p| p.display().to_string()).collect();
         say(format_args!(
             "simulated {} requests in {:.2} s of wall time; wrote {}",

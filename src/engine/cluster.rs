@@ -159,10 +159,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         timeline.append(&mut e.timeline);
     }
     let stats = Collector::merge_replicas(
-        &replicas
-            .iter()
-            .map(|e| e.stats.clone())
-            .collect::<Vec<_>>(),
+        &replicas.iter().map(|e| e.stats.clone()).collect::<Vec<_>>(),
         end,
     );
     let summary = summarize(scenario, &records, &stats, end);

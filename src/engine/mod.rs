@@ -446,7 +446,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// or swapped out (what a least-outstanding-requests balancer counts).
     fn outstanding(&self) -> usize {
         // Entries the fast path marked dead are still in `running`.
-        self.waiting.len() + self.running.len() - self.dead + self.swapped.len() + self.routed_pending
+        self.waiting.len() + self.running.len() - self.dead
+            + self.swapped.len()
+            + self.routed_pending
     }
 
     /// KV bytes allocated now.

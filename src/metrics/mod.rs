@@ -279,7 +279,6 @@ impl Collector {
         out
     }
 
-
     /// Mean sequences per step.
     pub fn batch_mean(&self) -> f64 {
         if self.steps == 0 {

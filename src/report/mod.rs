@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::RunOutput;
+use crate::engine::{ClusterOutput, RunOutput};
 use crate::error::Error;
 use crate::metrics::{RequestRecord, Summary, TimelineRow};
 use crate::scenario::Scenario;
@@ -61,8 +61,17 @@ fn secs(t: Option<SimTime>) -> String {
 
 /// `requests.csv`: one row per request, in arrival order; times in seconds.
 pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
+    requests_csv_of(records, None)
+}
+
+/// [`requests_csv`] with a last `replica` column when `replica_of` (one
+/// entry per record) is given: a cluster run's.
+pub fn requests_csv_of(
+    records: &[RequestRecord],
+    replica_of: Option<&[u32]>,
+) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(records.len() * 96));
-    w.write_record([
+    let mut header = vec![
         "id",
         "arrival",
         "admitted",
@@ -77,9 +86,14 @@ pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
         "turn",
         "preemptions",
         "outcome",
-    ])?;
-    for r in records {
-        w.write_record([
+    ];
+    if replica_of.is_some() {
+        header.push("replica");
+    }
+    w.write_record(&header)?;
+    for (i, r) in records.iter().enumerate() {
+        let replica = replica_of.map(|of| of[i].to_string());
+        let cells = [
             r.id.to_string(),
             secs(Some(r.arrival)),
             secs(r.admitted),
@@ -94,15 +108,25 @@ pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
             r.turn.to_string(),
             r.preemptions.to_string(),
             r.outcome.map(|o| o.name()).unwrap_or("").to_string(),
-        ])?;
+        ];
+        w.write_record(cells.iter().map(String::as_str).chain(replica.as_deref()))?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
 
 /// `timeline.csv`: the server at each step (or sampling instant).
 pub fn timeline_csv(rows: &[TimelineRow]) -> Result<Vec<u8>, csv::Error> {
+    timeline_csv_of(rows, None)
+}
+
+/// [`timeline_csv`] with a last `replica` column when `replica_of` (one entry
+/// per row) is given: a cluster run's, each replica's rows in turn.
+pub fn timeline_csv_of(
+    rows: &[TimelineRow],
+    replica_of: Option<&[u32]>,
+) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 64));
-    w.write_record([
+    let mut header = vec![
         "time",
         "running",
         "waiting",
@@ -113,9 +137,14 @@ pub fn timeline_csv(rows: &[TimelineRow]) -> Result<Vec<u8>, csv::Error> {
         "waste_internal",
         "waste_external",
         "step_s",
-    ])?;
-    for r in rows {
-        w.write_record([
+    ];
+    if replica_of.is_some() {
+        header.push("replica");
+    }
+    w.write_record(&header)?;
+    for (i, r) in rows.iter().enumerate() {
+        let replica = replica_of.map(|of| of[i].to_string());
+        let cells = [
             format!("{:.9}", r.time.as_secs_f64()),
             r.running.to_string(),
             r.waiting.to_string(),
@@ -126,7 +155,8 @@ pub fn timeline_csv(rows: &[TimelineRow]) -> Result<Vec<u8>, csv::Error> {
             format!("{:.6}", r.levels.internal),
             format!("{:.6}", r.levels.external),
             format!("{:.9}", r.step.as_secs_f64()),
-        ])?;
+        ];
+        w.write_record(cells.iter().map(String::as_str).chain(replica.as_deref()))?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
@@ -146,7 +176,18 @@ struct SummaryDoc<'a> {
     on_oom: &'static str,
     budget: &'a crate::hardware::budget::KvBudget,
     metrics: &'a Summary,
+    /// A cluster's router and each replica's metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterDoc<'a>>,
     resolved_scenario: &'a crate::scenario::ScenarioSpec,
+}
+
+/// The cluster part of `summary.json`.
+#[derive(Serialize)]
+struct ClusterDoc<'a> {
+    replicas: u32,
+    router: &'static str,
+    per_replica: &'a [Summary],
 }
 
 /// `summary.json`: the configuration that ran and its metrics.
@@ -154,6 +195,7 @@ pub fn summary_json(
     scenario: &Scenario,
     seed: u64,
     summary: &Summary,
+    cluster: Option<&ClusterOutput>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let doc = SummaryDoc {
         kvsim_version: env!("CARGO_PKG_VERSION"),
@@ -168,6 +210,11 @@ pub fn summary_json(
         on_oom: scenario.scheduler.on_oom.name(),
         budget: &scenario.budget,
         metrics: summary,
+        cluster: cluster.map(|c| ClusterDoc {
+            replicas: scenario.deployment.replicas,
+            router: scenario.deployment.router.name(),
+            per_replica: &c.replicas,
+        }),
         resolved_scenario: &scenario.spec,
     };
     let mut bytes = serde_json::to_vec_pretty(&doc)?;
@@ -186,16 +233,26 @@ pub fn write_run(
     let files = [
         (
             dir.join("summary.json"),
-            summary_json(scenario, seed, &out.summary)
+            summary_json(scenario, seed, &out.summary, out.cluster.as_ref())
                 .map_err(|e| Error::io(dir, std::io::Error::other(e)))?,
         ),
         (
             dir.join("requests.csv"),
-            requests_csv(&out.records).map_err(|e| csv_err(dir, e))?,
+            requests_csv_of(
+                &out.records,
+                out.cluster
+                    .as_ref()
+                    .map(|c| c.replica_of_request.as_slice()),
+            )
+            .map_err(|e| csv_err(dir, e))?,
         ),
         (
             dir.join("timeline.csv"),
-            timeline_csv(&out.timeline).map_err(|e| csv_err(dir, e))?,
+            timeline_csv_of(
+                &out.timeline,
+                out.cluster.as_ref().map(|c| c.replica_of_row.as_slice()),
+            )
+            .map_err(|e| csv_err(dir, e))?,
         ),
     ];
     let mut written = Vec::new();

@@ -20,17 +20,25 @@ fn pct(v: f64) -> String {
     format!("{:.1} %", v * 100.0)
 }
 
-/// The readable summary `kvsim run` prints.
-pub fn summary_table(scenario: &Scenario, s: &Summary) -> Table {
+/// The readable summary `kvsim run` prints (with a line per replica for a
+/// cluster: `per_replica` empty otherwise).
+pub fn summary_table(scenario: &Scenario, s: &Summary, per_replica: &[Summary]) -> Table {
     let b = &scenario.budget;
     let mut rows: Vec<(&str, String)> = vec![
         (
             "configuration",
             format!(
-                "{} on {} x {} | {} ({}, {} admission, on_oom {})",
+                "{} on {} x {}{} | {} ({}, {} admission, on_oom {})",
                 scenario.model.name,
                 scenario.deployment.tp,
                 scenario.deployment.gpu.name,
+                match scenario.deployment.replicas {
+                    1 => String::new(),
+                    r => format!(
+                        " | {r} replicas, {} router (KV budget and occupancy per replica)",
+                        scenario.deployment.router.name()
+                    ),
+                },
                 scenario.cache.policy.name(),
                 scenario.cache.kv_dtype,
                 scenario.scheduler.admission.name(),
@@ -120,6 +128,24 @@ pub fn summary_table(scenario: &Scenario, s: &Summary) -> Table {
             ),
         ),
     ];
+    if !per_replica.is_empty() {
+        let lines: Vec<String> = per_replica
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "#{i}: {} requests, {} oom | batch mean {:.1} | TTFT p99 {} | TPOT p99 {} | KV peak {}",
+                    r.requests,
+                    r.oom + r.unservable + r.crashed,
+                    r.batch_mean,
+                    secs(r.ttft_p99),
+                    ms(r.tpot_p99),
+                    pct(r.kv_peak_frac)
+                )
+            })
+            .collect();
+        rows.push(("replicas", lines.join("\n")));
+    }
     if scenario.cache.prefix_caching {
         rows.push((
             "prefix cache",

@@ -214,6 +214,25 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let deployment =
         resolve_hardware(&spec.hardware, &model, base_dir).map_err(|e| e.under("hardware"))?;
+    if deployment.replicas > 1 {
+        // The router sees arrivals; a closed-loop user or a session's next
+        // turn is born inside one replica, which a cluster does not model yet.
+        let why = match traffic.loop_kind() {
+            crate::traffic::LoopKind::Closed { .. } => Some("closed-loop users"),
+            _ if traffic.session() => Some("multi-turn sessions"),
+            _ => None,
+        };
+        if let Some(what) = why {
+            return Err(SpecError::new(
+                "hardware.replicas",
+                format!(
+                    "{} replicas behind a router need open-loop traffic (poisson, gamma, \
+                     constant, ramp or trace); {what} are simulated on one replica only",
+                    deployment.replicas
+                ),
+            ));
+        }
+    }
     let cache = resolve_cache(&spec.cache, &model).map_err(|e| e.under("cache"))?;
     let scheduler = resolve_scheduler(&spec.scheduler, &cache, deployment.tp)
         .map_err(|e| e.under("scheduler"))?;

@@ -2,6 +2,7 @@
 
 mod calibrate;
 mod cli;
+mod cluster;
 mod common;
 mod engine;
 mod fast_path;
