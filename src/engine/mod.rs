@@ -29,8 +29,10 @@
 //! step depends on the number of waiting or finished requests, and nothing is
 //! allocated per token.
 
+mod guard;
 mod queue;
 
+pub use guard::{CHECK_EVERY, Limits, Stopped, WARN_WALL_S, WorkEstimate, estimate_work, human_secs};
 pub use queue::EventQueue;
 
 use std::collections::VecDeque;
@@ -172,20 +174,34 @@ pub struct RunOutput {
 
 /// Simulates `scenario` with seed `seed` and the given cost model.
 pub fn simulate<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
+    match simulate_limited(scenario, seed, cost, &Limits::default()) {
+        Ok(out) => out,
+        Err(stopped) => unreachable!("a run without limits was {stopped}"),
+    }
+}
+
+/// [`simulate`] under `limits`: a run that hits one stops with [`Stopped`].
+pub fn simulate_limited<C: CostModel>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+    limits: &Limits,
+) -> Result<RunOutput, Stopped> {
     let cache = scenario
         .cache
         .build(scenario.budget.kv_bytes, scenario.layout);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
-    engine.run();
+    engine.guard = guard::Guard::new(*limits);
+    engine.run()?;
     let end = engine.last_end;
     let summary = summarize(scenario, &engine.records, &engine.stats, end);
-    RunOutput {
+    Ok(RunOutput {
         records: engine.records,
         timeline: engine.timeline,
         summary,
         stats: engine.stats,
-    }
+    })
 }
 
 /// The engine state of one run.
@@ -233,6 +249,8 @@ struct Engine<'s, C> {
     timeline: Vec<TimelineRow>,
     next_sample: SimTime,
     last_end: SimTime,
+    /// Counts events against `--max-events` and `--time-limit`.
+    guard: guard::Guard,
 }
 
 impl<'s, C: CostModel> Engine<'s, C> {
@@ -272,10 +290,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
             timeline: Vec::new(),
             next_sample: SimTime::ZERO,
             last_end: SimTime::ZERO,
+            guard: guard::Guard::new(guard::Limits::default()),
         }
     }
 
-    fn run(&mut self) {
+    fn run(&mut self) -> Result<(), Stopped> {
         match self.loop_kind {
             LoopKind::Open => self.schedule_next_arrival(),
             LoopKind::Closed { users } => {
@@ -287,6 +306,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         while let Some((time, event)) = self.events.pop() {
             debug_assert!(time >= self.now, "event scheduled in the past");
             self.now = time;
+            self.guard.tick(time)?;
             match event {
                 Event::Arrival(lengths) => {
                     // Session turns may have used up the request count since
@@ -321,7 +341,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
         debug_assert!(
             self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
         );
+        // Conservation: every issued request has one record and ended
+        // (exactly once: `end_request` asserts that), and the stop rule was
+        // kept.
+        debug_assert_eq!(self.records.len() as u64, self.issued);
         debug_assert!(self.records.iter().all(|r| r.outcome.is_some()));
+        debug_assert!(match self.scenario.stop {
+            Stop::Requests(n) => self.issued <= n,
+            Stop::Duration(_) | Stop::TraceEnd => true,
+        });
+        Ok(())
     }
 
     /// Whether a request may still be issued at `at` under the stop rule.
@@ -778,8 +807,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.layout
             .groups
             .iter()
-            .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
-            .sum()
+            // Saturating: only a price, and absurd shapes must not wrap.
+            .map(|g| u64::from(g.layers).saturating_mul(attention_pairs(p, k, g.window)))
+            .fold(0, u64::saturating_add)
     }
 
     /// Where the KV budget is now: stored tokens, reservations that will be
@@ -845,12 +875,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 // grown into the cache) and attends over the kept context.
                 work.decode_tokens += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.context);
-                work.attention_layer_pairs += self.layer_pairs(s.context, 1);
+                work.attention_layer_pairs = work
+                    .attention_layer_pairs
+                    .saturating_add(self.layer_pairs(s.context, 1));
             } else {
                 work.prefill_tokens += s.scheduled;
                 work.prefill_seqs += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.prefilled);
-                work.attention_layer_pairs += self.layer_pairs(s.prefilled, s.scheduled);
+                work.attention_layer_pairs = work
+                    .attention_layer_pairs
+                    .saturating_add(self.layer_pairs(s.prefilled, s.scheduled));
             }
         }
         work.kv_write_bytes = u64::from(work.tokens()) * bpt;
