@@ -139,9 +139,7 @@ impl GuardArgs {
 fn parse_time_limit(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!(
-            "expected a positive number of seconds, got `{s}`"
-        )),
+        _ => Err(format!("expected a positive number of seconds, got `{s}`")),
     }
 }
 
@@ -325,7 +323,15 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
         memory_utilization: 0.9,
     };
     let rows = crate::calibrate::read_measurements(&a.measured)?;
-    let fit = crate::calibrate::fit(&model, &deployment, &rows)?;
+    // The fit's complaints are about rows of the file: name it.
+    let fit = crate::calibrate::fit(&model, &deployment, &rows).map_err(|e| match e {
+        Error::Usage(reason) => Error::DataFile {
+            path: a.measured.clone(),
+            line: None,
+            reason,
+        },
+        e => e,
+    })?;
     report::write_atomic(&a.out, fit.to_toml().as_bytes())?;
     let c = fit.calibration();
     let d = deployment.efficiency;
@@ -472,7 +478,14 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
 
 fn kv(a: &KvArgs) -> Result<(), Error> {
     let model = shape_from_args(a)?;
-    let bpt = model.kv_bytes_per_token(a.kv_dtype);
+    let bpt = model
+        .checked_kv_bytes_per_token(a.kv_dtype)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} layers x 2 x {} KV heads x {} head_dim overflows 64-bit bytes per token",
+                model.layers, model.kv_heads, model.head_dim
+            ))
+        })?;
     let overflow = || {
         Error::Usage(format!(
             "{} tokens x {} sequences overflows 64-bit bytes",
@@ -729,12 +742,13 @@ fn run(a: &RunArgs) -> Result<(), Error> {
         &scenario.deployment,
         &scenario.deployment.efficiency,
     );
-    let out = simulate_limited(&scenario, seed, cost, &a.guard.limits(started)).map_err(
-        |stopped| Error::Limit {
-            path: scenario.path.clone(),
-            reason: format!("{stopped}; nothing was written"),
-        },
-    )?;
+    let out =
+        simulate_limited(&scenario, seed, cost, &a.guard.limits(started)).map_err(|stopped| {
+            Error::Limit {
+                path: scenario.path.clone(),
+                reason: format!("{stopped}; nothing was written"),
+            }
+        })?;
     let wall = started.elapsed();
     let written = report::write_run(&dir, &scenario, seed, &out)?;
     if a.json {

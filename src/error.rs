@@ -126,9 +126,10 @@ impl Error {
     /// exits with the code of its cause.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Scenario { .. } | Error::DataFile { .. } | Error::Usage(_) | Error::Io { .. } => {
-                2
-            }
+            Error::Scenario { .. }
+            | Error::DataFile { .. }
+            | Error::Usage(_)
+            | Error::Io { .. } => 2,
             Error::SweepPoint { source, .. } => source.exit_code(),
             Error::Limit { .. } => EXIT_LIMIT,
             // 128 + SIGINT, what shells report for Ctrl-C.

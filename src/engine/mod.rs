@@ -32,7 +32,9 @@
 mod guard;
 mod queue;
 
-pub use guard::{CHECK_EVERY, Limits, Stopped, WARN_WALL_S, WorkEstimate, estimate_work, human_secs};
+pub use guard::{
+    CHECK_EVERY, Limits, Stopped, WARN_WALL_S, WorkEstimate, estimate_work, human_secs,
+};
 pub use queue::EventQueue;
 
 use std::collections::VecDeque;

@@ -149,6 +149,8 @@ pub fn apply_cli_overrides(table: &mut toml::Table, overrides: &[String]) -> Res
 
 /// Deserializes a TOML table into a spec, naming the key path of any error.
 pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
+    // Kept to point into on error (scenario tables are small).
+    let original = table.clone();
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
@@ -159,8 +161,43 @@ pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
             Some((head, tail)) if tail.starts_with("in `") => head.to_string(),
             _ => message.trim_end().to_string(),
         };
+        let key = refine_key(&original, key, &message);
         SpecError::new(key, message)
     })
+}
+
+/// Serde loses the path inside internally tagged enums (`arrival = { kind =
+/// "poisson", rate = "fast" }` fails at `traffic.arrival`); if exactly one
+/// field of the table at `key` holds the value the message quotes, the error
+/// is about that field.
+fn refine_key(table: &toml::Table, key: String, message: &str) -> String {
+    let Some(unexpected) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|m| m.split(", expected").next())
+    else {
+        return key;
+    };
+    let mut at = Some(table);
+    for part in key.split('.').filter(|p| !p.is_empty()) {
+        at = at.and_then(|t| t.get(part)).and_then(toml::Value::as_table);
+    }
+    let Some(at) = at else { return key };
+    let quoted = |v: &toml::Value| match v {
+        toml::Value::String(s) => Some(format!("string {s:?}")),
+        toml::Value::Integer(i) => Some(format!("integer `{i}`")),
+        toml::Value::Float(f) => Some(format!("floating point `{f}`")),
+        toml::Value::Boolean(b) => Some(format!("boolean `{b}`")),
+        _ => None,
+    };
+    let mut hits = at
+        .iter()
+        .filter(|(_, v)| quoted(v).is_some_and(|q| q == unexpected));
+    match (hits.next(), hits.next()) {
+        (Some((field, _)), None) if key.is_empty() => field.clone(),
+        (Some((field, _)), None) => format!("{key}.{field}"),
+        _ => key,
+    }
 }
 
 fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Scenario, SpecError> {
@@ -196,7 +233,9 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
             if d > MAX_DURATION_S {
                 return Err(SpecError::new(
                     "duration_s",
-                    format!("{d} s is more than the {MAX_DURATION_S:e} s (~317 years) a run can simulate"),
+                    format!(
+                        "{d} s is more than the {MAX_DURATION_S:e} s (~317 years) a run can simulate"
+                    ),
                 ));
             }
             Stop::Duration(SimTime::from_secs_f64(d))
@@ -495,8 +534,12 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
     }
     // In u128: the shape fields are bounded, but their product is the point.
     let vectors = match model.mla {
-        Some(m) => u128::from(model.layers) * (u128::from(m.kv_lora_rank) + u128::from(m.qk_rope_dim)),
-        None => u128::from(model.layers) * 2 * u128::from(model.kv_heads) * u128::from(model.head_dim),
+        Some(m) => {
+            u128::from(model.layers) * (u128::from(m.kv_lora_rank) + u128::from(m.qk_rope_dim))
+        }
+        None => {
+            u128::from(model.layers) * 2 * u128::from(model.kv_heads) * u128::from(model.head_dim)
+        }
     };
     if vectors * 2 > MAX_KV_BYTES_PER_TOKEN {
         return Err(SpecError::new(
@@ -592,7 +635,10 @@ fn resolve_hardware(
     if gpu.vram_bytes > MAX_VRAM_BYTES {
         return Err(SpecError::new(
             "gpu.vram_bytes",
-            format!("{} is implausibly large (at most {MAX_VRAM_BYTES}, 1 PiB)", gpu.vram_bytes),
+            format!(
+                "{} is implausibly large (at most {MAX_VRAM_BYTES}, 1 PiB)",
+                gpu.vram_bytes
+            ),
         ));
     }
     let tp = at_most("tp", nonzero("tp", spec.tp.unwrap_or(1))?, 1024)?;

@@ -290,8 +290,7 @@ pub fn run_sweep(
                 let s = &scenarios[i].2;
                 let d = &s.deployment;
                 let cost = RooflineCost::new(&s.model, d, &d.efficiency);
-                let summary = match simulate_limited(s, replicate_seed(s.seed, r), cost, &limits)
-                {
+                let summary = match simulate_limited(s, replicate_seed(s.seed, r), cost, &limits) {
                     Ok(out) => Ok(out.summary),
                     // Interrupted in flight: not finished, like a job not started.
                     Err(Stopped::Interrupted) => return None,

@@ -87,7 +87,14 @@ fn default_args(name: &str) -> Vec<&'static str> {
         ),
         (
             "set-",
-            &["run", "{support}/base.toml", "--out", "{out}", "--set", "{content}"],
+            &[
+                "run",
+                "{support}/base.toml",
+                "--out",
+                "{out}",
+                "--set",
+                "{content}",
+            ],
         ),
     ];
     by_prefix
@@ -201,7 +208,11 @@ fn every_bad_input_is_refused_with_a_message_that_says_where_and_why() {
             problems.push(format!("wrote {written:?}"));
         }
         if !problems.is_empty() {
-            failures.push(format!("{name}: {}\n  {}", problems.join("; "), stderr.trim()));
+            failures.push(format!(
+                "{name}: {}\n  {}",
+                problems.join("; "),
+                stderr.trim()
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));

@@ -120,7 +120,11 @@ fn a_month_of_simulated_time_runs() {
         1 << 12,
     ));
     // ~2592 requests expected.
-    assert!((2300..2900).contains(&out.records.len()), "{}", out.records.len());
+    assert!(
+        (2300..2900).contains(&out.records.len()),
+        "{}",
+        out.records.len()
+    );
     assert!(out.records.iter().all(|r| r.arrival.as_secs_f64() < month));
     assert_eq!(ended(&out, Outcome::Ok), out.records.len());
 }
@@ -151,13 +155,22 @@ fn a_long_run_is_announced_and_stopped_by_max_events_with_exit_3() {
     let sc = write(dir.path(), "month.toml", MONTH);
     let out = dir.path().join("o");
     let result = kvsim()
-        .args(["run", sc.to_str().unwrap(), "--max-events", "20000", "--out"])
+        .args([
+            "run",
+            sc.to_str().unwrap(),
+            "--max-events",
+            "20000",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     assert_eq!(result.status.code(), Some(3));
     let err = String::from_utf8_lossy(&result.stderr);
-    assert!(err.contains("warning: ") && err.contains("a large simulation"), "{err}");
+    assert!(
+        err.contains("warning: ") && err.contains("a large simulation"),
+        "{err}"
+    );
     assert!(err.contains("--max-events 20000"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
     assert!(!out.join("summary.json").exists());
@@ -183,7 +196,15 @@ fn a_time_limit_stops_a_run_and_a_sweep_keeps_its_finished_points() {
     let sc = write(dir.path(), "sweep.toml", &sweep);
     let out = dir.path().join("s");
     let result = kvsim()
-        .args(["sweep", sc.to_str().unwrap(), "--time-limit", "2", "--threads", "1", "--out"])
+        .args([
+            "sweep",
+            sc.to_str().unwrap(),
+            "--time-limit",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -244,7 +265,14 @@ fn ctrl_c_during_a_sweep_keeps_finished_points_and_exits_130() {
     let out = dir.path().join("s");
     let bin = assert_cmd::cargo::cargo_bin("kvsim");
     let child = std::process::Command::new(bin)
-        .args(["sweep", sc.to_str().unwrap(), "--threads", "1", "--no-plots", "--out"])
+        .args([
+            "sweep",
+            sc.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--no-plots",
+            "--out",
+        ])
         .arg(&out)
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -266,4 +294,23 @@ fn ctrl_c_during_a_sweep_keeps_finished_points_and_exits_130() {
     let partial = std::fs::read_to_string(out.join("sweep.partial.csv")).unwrap();
     assert_eq!(partial.lines().count(), 2, "{partial}");
     assert!(!out.join("sweep.csv").exists());
+}
+
+#[test]
+fn the_kv_calculator_refuses_shapes_that_overflow() {
+    let out = kvsim()
+        .args([
+            "kv",
+            "--layers",
+            "4294967295",
+            "--kv-heads",
+            "4294967295",
+            "--head-dim",
+            "4294967295",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("overflows 64-bit bytes per token"), "{err}");
 }

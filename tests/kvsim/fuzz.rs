@@ -12,6 +12,7 @@
 //! as named cases at the bottom of this file and in `tests/bad-inputs/`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kvsim::engine::{Limits, estimate_work, simulate_limited};
 use kvsim::hardware::cost::RooflineCost;
@@ -164,6 +165,33 @@ fn apply(text: &str, m: &Mutation) -> String {
     }
 }
 
+/// Replaces the `at`-th number written after an `=` in `text` by `value`
+/// (rounded when the original was an integer).
+fn renumber(text: &str, at: Index, value: f64) -> String {
+    let spans: Vec<(usize, usize, bool)> = text
+        .match_indices('=')
+        .filter_map(|(p, _)| {
+            let start = p + 1;
+            let rest = &text[start..];
+            let end = rest.find([',', '}', '\n']).unwrap_or(rest.len());
+            let v = rest[..end].trim();
+            v.parse::<f64>()
+                .ok()
+                .map(|_| (start, start + end, v.parse::<i64>().is_ok()))
+        })
+        .collect();
+    if spans.is_empty() {
+        return text.to_string();
+    }
+    let (start, end, integer) = spans[at.index(spans.len())];
+    let v = if integer {
+        format!("{}", value.round() as u64)
+    } else {
+        format!("{value:e}")
+    };
+    format!("{} {v}{}", &text[..start], &text[end..])
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -183,12 +211,49 @@ fn seeds() -> Vec<(PathBuf, String)> {
     out
 }
 
+/// Inputs accepted and refused so far in this process.
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one input; with `KVSIM_FUZZ_STATS` set, reports every 10,000 (to
+/// size a campaign: a fuzzer that refuses everything tests only the parser).
+fn count(accepted: bool) {
+    let (a, r) = if accepted {
+        (
+            ACCEPTED.fetch_add(1, Ordering::Relaxed) + 1,
+            REFUSED.load(Ordering::Relaxed),
+        )
+    } else {
+        (
+            ACCEPTED.load(Ordering::Relaxed),
+            REFUSED.fetch_add(1, Ordering::Relaxed) + 1,
+        )
+    };
+    if (a + r) % 10_000 == 0 && std::env::var_os("KVSIM_FUZZ_STATS").is_some() {
+        eprintln!("fuzz: {} inputs, {a} accepted, {r} refused", a + r);
+    }
+}
+
 /// Loads `text` as if it were the file `path`; on success simulates a few
 /// hundred events. Panics (the property fails) if anything panics or an
 /// error does not map to exit code 2 or does not name the file.
 fn check_scenario(text: &str, path: &Path) {
+    // A crash that kills the process (out of memory, stack overflow) leaves
+    // no proptest report: `KVSIM_FUZZ_LOG=FILE` keeps the input in flight.
+    if let Some(log) = std::env::var_os("KVSIM_FUZZ_LOG") {
+        let _ = std::fs::write(log, format!("# {}\n{text}", path.display()));
+    }
+    let started = std::time::Instant::now();
+    let slow = |what: &str| {
+        let t = started.elapsed().as_secs_f64();
+        if t > 0.5 && std::env::var_os("KVSIM_FUZZ_STATS").is_some() {
+            eprintln!("fuzz: {what} took {t:.1} s:\n{text}\n---");
+        }
+    };
     match Scenario::from_toml(text, path, &[]) {
         Ok(s) => {
+            count(true);
+            slow("validation");
             let e = estimate_work(&s);
             assert!(!e.wall_s.is_nan(), "estimate {e:?}");
             let d = &s.deployment;
@@ -202,8 +267,10 @@ fn check_scenario(text: &str, path: &Path) {
                 RooflineCost::new(&s.model, d, &d.efficiency),
                 &limits,
             );
+            slow("simulation");
         }
         Err(e) => {
+            count(false);
             assert_eq!(e.exit_code(), 2, "{e}");
             let msg = e.to_string();
             assert!(!msg.trim().is_empty());
@@ -233,6 +300,24 @@ proptest! {
         let mut text = text.clone();
         for m in &edits {
             text = apply(&text, m);
+        }
+        check_scenario(&text, path);
+    }
+
+    /// Bundled scenarios with numbers replaced by other numbers, from 0 to
+    /// 1e12 on a log scale, integral where the original was: most pass
+    /// validation, so this drives the engine (and, in debug builds, its
+    /// invariants and overflow checks) through extreme but valid settings.
+    #[test]
+    fn renumbered_scenarios_never_panic(
+        seed in any::<Index>(),
+        edits in proptest::collection::vec((any::<Index>(), -3.0f64..12.0, any::<bool>()), 1..4),
+    ) {
+        let seeds = seeds();
+        let (path, text) = &seeds[seed.index(seeds.len())];
+        let mut text = text.clone();
+        for (at, exponent, zero) in &edits {
+            text = renumber(&text, *at, if *zero { 0.0 } else { 10f64.powf(*exponent) });
         }
         check_scenario(&text, path);
     }
@@ -278,15 +363,46 @@ arrival = {{ kind = "trace", path = "fuzzed.csv" }}
         let path = dir.path().join("s.toml");
         match Scenario::from_toml(&scenario, &path, &[]) {
             Ok(s) => {
+                count(true);
                 let d = &s.deployment;
                 let limits = Limits { max_events: Some(300), ..Limits::default() };
                 let _ = simulate_limited(&s, 0, RooflineCost::new(&s.model, d, &d.efficiency), &limits);
             }
             Err(e) => {
+                count(false);
                 prop_assert_eq!(e.exit_code(), 2, "{}", e);
                 let msg = e.to_string();
                 prop_assert!(msg.contains("fuzzed.csv"), "{}", msg);
             }
         }
+    }
+}
+
+/// Inputs the fuzzer found that crashed kvsim, kept as named cases (each is
+/// also in `tests/bad-inputs/` with the message it must produce).
+#[test]
+fn fuzzer_finds_stay_fixed() {
+    let finds = [
+        // 2^32 - 1 closed-loop users: one queued event each, 10 GiB, abort.
+        (
+            "four-billion-users.toml",
+            r#"
+name = "f"
+duration_s = 600
+[model]
+preset = "llama-2-7b"
+[hardware]
+gpu = "a100-40gb"
+[traffic]
+arrival = { kind = "closed", users = 4294967295, think_s = 5.0, think = "exponential" }
+prompt = { kind = "lognormal", mean = 600, sigma = 0.6, min = 16, max = 2048 }
+output = { kind = "lognormal", mean = 400, sigma = 0.6, min = 1, max = 1024 }
+"#,
+        ),
+    ];
+    for (name, text) in finds {
+        let path = Path::new(name);
+        assert!(Scenario::from_toml(text, path, &[]).is_err(), "{name}");
+        check_scenario(text, path);
     }
 }
