@@ -349,19 +349,17 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let trace = dir.path().join("fuzzed.csv");
         std::fs::write(&trace, &text).unwrap();
-        let scenario = format!(
-            r#"
+        let scenario = r#"
 name = "fuzz-trace"
 [model]
 preset = "llama-3.1-8b"
 [hardware]
 gpu = "h100-sxm"
 [traffic]
-arrival = {{ kind = "trace", path = "fuzzed.csv" }}
-"#
-        );
+arrival = { kind = "trace", path = "fuzzed.csv" }
+"#;
         let path = dir.path().join("s.toml");
-        match Scenario::from_toml(&scenario, &path, &[]) {
+        match Scenario::from_toml(scenario, &path, &[]) {
             Ok(s) => {
                 count(true);
                 let d = &s.deployment;
