@@ -17,7 +17,14 @@ use crate::units::gib;
 
 /// kvsim: simulate LLM serving and see what the KV cache does to your traffic.
 #[derive(Debug, Parser)]
-#[command(name = "kvsim", version, about, long_about = None)]
+#[command(
+    name = "kvsim",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 a `check` regression; 2 bad input or usage; \
+                  3 stopped by --max-events or --time-limit; 130 interrupted (Ctrl-C)."
+)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
