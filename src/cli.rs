@@ -319,8 +319,12 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
             a.gpu
         ))
     })?;
-    if a.tp == 0 {
-        return Err(Error::Usage("--tp must be at least 1".into()));
+    // The same bounds as a scenario's `hardware.tp`.
+    if !(1..=1024).contains(&a.tp) {
+        return Err(Error::Usage(format!(
+            "--tp must be between 1 and 1024, got {}",
+            a.tp
+        )));
     }
     let deployment = crate::hardware::Deployment {
         efficiency: gpu.efficiency,
@@ -464,7 +468,8 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
                 params: 0,
                 active_params: 0,
                 layers,
-                hidden: kv_heads * head_dim,
+                // Not used by the KV arithmetic; saturating so no shape can panic.
+                hidden: kv_heads.saturating_mul(head_dim),
                 heads: kv_heads,
                 kv_heads,
                 head_dim,
