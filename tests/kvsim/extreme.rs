@@ -192,7 +192,7 @@ fn a_time_limit_stops_a_run_and_a_sweep_keeps_its_finished_points() {
     assert!(err.contains("stopped by --time-limit"), "{err}");
 
     // A quick point and a month-long one: the first is kept.
-    let sweep = format!("{MONTH}\n[sweep]\nduration_s = [10.0, 2592000.0]\n");
+    let sweep = format!("{MONTH}\n[sweep]\nduration_s = [1.0, 2592000.0]\n");
     let sc = write(dir.path(), "sweep.toml", &sweep);
     let out = dir.path().join("s");
     let result = kvsim()
@@ -200,7 +200,7 @@ fn a_time_limit_stops_a_run_and_a_sweep_keeps_its_finished_points() {
             "sweep",
             sc.to_str().unwrap(),
             "--time-limit",
-            "2",
+            "3",
             "--threads",
             "1",
             "--out",
@@ -260,7 +260,7 @@ fn an_unwritable_output_directory_is_an_error_before_simulating() {
 #[test]
 fn ctrl_c_during_a_sweep_keeps_finished_points_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
-    let sweep = format!("{MONTH}\n[sweep]\nduration_s = [5.0, 2592000.0, 2592000.0]\n");
+    let sweep = format!("{MONTH}\n[sweep]\nduration_s = [1.0, 2592000.0, 2592000.0]\n");
     let sc = write(dir.path(), "sweep.toml", &sweep);
     let out = dir.path().join("s");
     let bin = assert_cmd::cargo::cargo_bin("kvsim");
@@ -277,8 +277,8 @@ fn ctrl_c_during_a_sweep_keeps_finished_points_and_exits_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The first point takes well under a second; then the month runs.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The first point (~20 requests) takes milliseconds; then the month runs.
+    std::thread::sleep(std::time::Duration::from_millis(3000));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -313,4 +313,25 @@ fn the_kv_calculator_refuses_shapes_that_overflow() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("overflows 64-bit bytes per token"), "{err}");
+}
+
+#[test]
+fn the_work_estimate_scales_with_the_scenario() {
+    let month = kvsim::scenario::Scenario::from_toml(MONTH, Path::new("month.toml"), &[]).unwrap();
+    let e = kvsim::engine::estimate_work(&month);
+    // 20 req/s for 30 days.
+    assert!((e.requests - 20.0 * 2_592_000.0).abs() < 1.0, "{e:?}");
+    assert!(e.wall_s > kvsim::engine::WARN_WALL_S, "{e:?}");
+    let short = kvsim::scenario::Scenario::from_toml(
+        MONTH,
+        Path::new("month.toml"),
+        &["duration_s=10".to_string()],
+    )
+    .unwrap();
+    let e = kvsim::engine::estimate_work(&short);
+    assert!((e.requests - 200.0).abs() < 1e-6, "{e:?}");
+    assert!(e.wall_s < 1.0, "{e:?}");
+    // Closed loop with a request count: exactly that many.
+    let s = scenario(&closed(1_000_000, 1_000_000, 8, 2, ""), 1 << 16);
+    assert_eq!(kvsim::engine::estimate_work(&s).requests, 1e6);
 }
