@@ -155,9 +155,7 @@ fn sweep_64(bencher: divan::Bencher, threads: usize) {
     base.insert("sweep".into(), toml::Value::Table(sweep));
     let opts = SweepOptions {
         threads: Some(threads),
-        shard: None,
-        on_job_done: None,
-        interrupted: None,
+        ..SweepOptions::default()
     };
     bencher.counter(ItemsCount::new(64u64)).bench(|| {
         let run = run_sweep(&base, &path(), &opts).expect("the sweep runs");

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::catalog;
-use crate::engine::simulate;
+use crate::engine::{Limits, estimate_work, simulate_limited};
 use crate::error::Error;
 use crate::hardware::cost::RooflineCost;
 use crate::model::{Dtype, Model, kv_bytes};
@@ -17,7 +17,14 @@ use crate::units::gib;
 
 /// kvsim: simulate LLM serving and see what the KV cache does to your traffic.
 #[derive(Debug, Parser)]
-#[command(name = "kvsim", version, about, long_about = None)]
+#[command(
+    name = "kvsim",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 a `check` regression; 2 bad input or usage; \
+                  3 stopped by --max-events or --time-limit; 130 interrupted (Ctrl-C)."
+)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
@@ -131,12 +138,50 @@ pub struct ScenarioInput {
     pub overrides: Vec<String>,
 }
 
+/// Guards that stop runs which would take too long (exit code 3).
+#[derive(Copy, Clone, Debug, Default, Args)]
+pub struct GuardArgs {
+    /// Stop a run that needs more than N simulation events (arrivals, steps,
+    /// ...) and exit 3; in a sweep the limit applies to each run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_events: Option<u64>,
+    /// Stop after SECONDS of wall-clock time and exit 3; a sweep keeps the
+    /// points finished by then in sweep.partial.csv.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_time_limit)]
+    pub time_limit: Option<f64>,
+}
+
+impl GuardArgs {
+    /// The engine limits, the deadline counted from `start`.
+    pub fn limits(&self, start: std::time::Instant) -> Limits {
+        Limits {
+            max_events: self.max_events,
+            // A limit too large for the clock is no limit.
+            deadline: self
+                .time_limit
+                .and_then(|t| std::time::Duration::try_from_secs_f64(t).ok())
+                .and_then(|d| start.checked_add(d)),
+            interrupt: None,
+        }
+    }
+}
+
+fn parse_time_limit(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a positive number of seconds, got `{s}`")),
+    }
+}
+
 /// Arguments of `kvsim sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// The scenario (its sweep table is the grid).
     #[command(flatten)]
     pub input: ScenarioInput,
+    /// Limits on the runs.
+    #[command(flatten)]
+    pub guard: GuardArgs,
     /// Output directory (default: `output/<scenario name>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -251,6 +296,9 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Limits on the run.
+    #[command(flatten)]
+    pub guard: GuardArgs,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -295,8 +343,12 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
             a.gpu
         ))
     })?;
-    if a.tp == 0 {
-        return Err(Error::Usage("--tp must be at least 1".into()));
+    // The same bounds as a scenario's `hardware.tp`.
+    if !(1..=1024).contains(&a.tp) {
+        return Err(Error::Usage(format!(
+            "--tp must be between 1 and 1024, got {}",
+            a.tp
+        )));
     }
     let deployment = crate::hardware::Deployment {
         efficiency: gpu.efficiency,
@@ -308,7 +360,15 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
         memory_utilization: 0.9,
     };
     let rows = crate::calibrate::read_measurements(&a.measured)?;
-    let fit = crate::calibrate::fit(&model, &deployment, &rows)?;
+    // The fit's complaints are about rows of the file: name it.
+    let fit = crate::calibrate::fit(&model, &deployment, &rows).map_err(|e| match e {
+        Error::Usage(reason) => Error::DataFile {
+            path: a.measured.clone(),
+            line: None,
+            reason,
+        },
+        e => e,
+    })?;
     report::write_atomic(&a.out, fit.to_toml().as_bytes())?;
     let c = fit.calibration();
     let d = deployment.efficiency;
@@ -434,7 +494,8 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
                 params: 0,
                 active_params: 0,
                 layers,
-                hidden: kv_heads * head_dim,
+                // Not used by the KV arithmetic; saturating so no shape can panic.
+                hidden: kv_heads.saturating_mul(head_dim),
                 heads: kv_heads,
                 kv_heads,
                 head_dim,
@@ -455,7 +516,14 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
 
 fn kv(a: &KvArgs) -> Result<(), Error> {
     let model = shape_from_args(a)?;
-    let bpt = model.kv_bytes_per_token(a.kv_dtype);
+    let bpt = model
+        .checked_kv_bytes_per_token(a.kv_dtype)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} layers x 2 x {} KV heads x {} head_dim overflows 64-bit bytes per token",
+                model.layers, model.kv_heads, model.head_dim
+            ))
+        })?;
     let overflow = || {
         Error::Usage(format!(
             "{} tokens x {} sequences overflows 64-bit bytes",
@@ -651,18 +719,74 @@ fn out_dir(out: &Option<PathBuf>, name: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new("output").join(name))
 }
 
+/// Requests one run may issue: the engine indexes them with 32 bits, and an
+/// estimate (of a random process) needs slack below that.
+const MAX_RUN_REQUESTS: f64 = (1u64 << 31) as f64;
+
+/// Refuses a scenario too large to run at all; warns on stderr when it would
+/// take long (`runs` runs on `threads` threads).
+fn size_check(scenario: &Scenario, runs: u64, threads: usize) -> Result<(), Error> {
+    let e = estimate_work(scenario);
+    if e.requests > MAX_RUN_REQUESTS {
+        let key = match scenario.stop {
+            crate::scenario::Stop::Duration(_) => "duration_s",
+            _ => "requests",
+        };
+        return Err(Error::Scenario {
+            path: scenario.path.clone(),
+            source: crate::SpecError::new(
+                key,
+                format!(
+                    "one run would issue ~{:.3e} requests, more than the {MAX_RUN_REQUESTS:.0} a run \
+                     can hold; shorten duration_s, lower the rate or split the run",
+                    e.requests
+                ),
+            ),
+        });
+    }
+    let longest = scenario.traffic.max_lengths().prompt;
+    if longest >= scenario.model.max_model_len {
+        eprintln!(
+            "warning: {}: prompts of up to {longest} tokens reach {}'s max_model_len ({}); \
+             such requests fail at once as `unservable`",
+            scenario.path.display(),
+            scenario.model.name,
+            scenario.model.max_model_len
+        );
+    }
+    let wall = e.wall_s * runs as f64 / threads.max(1) as f64;
+    if wall > crate::engine::WARN_WALL_S {
+        eprintln!(
+            "warning: {}: a large simulation: {e} per run; {} run{} in about {} of wall time. \
+             Bound it with --max-events N or --time-limit SECONDS (exit 3 when hit).",
+            scenario.path.display(),
+            runs,
+            if runs == 1 { "" } else { "s" },
+            crate::engine::human_secs(wall),
+        );
+    }
+    Ok(())
+}
+
 fn run(a: &RunArgs) -> Result<(), Error> {
+    let started = std::time::Instant::now();
     let scenario = Scenario::load(&a.input.scenario, &a.input.overrides)?;
     let dir = out_dir(&a.out, &scenario.name);
     report::prepare_dir(&dir)?;
+    size_check(&scenario, 1, 1)?;
     let seed = a.seed.unwrap_or(scenario.seed);
     let cost = RooflineCost::new(
         &scenario.model,
         &scenario.deployment,
         &scenario.deployment.efficiency,
     );
-    let started = std::time::Instant::now();
-    let out = simulate(&scenario, seed, cost);
+    let out =
+        simulate_limited(&scenario, seed, cost, &a.guard.limits(started)).map_err(|stopped| {
+            Error::Limit {
+                path: scenario.path.clone(),
+                reason: format!("{stopped}; nothing was written"),
+            }
+        })?;
     let wall = started.elapsed();
     let written = report::write_run(&dir, &scenario, seed, &out)?;
     if a.json {
@@ -706,6 +830,7 @@ fn run_sweep_cli(
     dir: &Path,
     threads: Option<usize>,
     shard: Option<crate::sweep::Shard>,
+    limits: Limits,
 ) -> Result<crate::sweep::SweepTable, Error> {
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -717,6 +842,15 @@ fn run_sweep_cli(
         let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
     });
     let grid = crate::sweep::grid_of(table, path)?;
+    let owned = (0..grid.len())
+        .filter(|&p| shard.is_none_or(|s| s.owns(p)))
+        .count() as u64;
+    // The size of the first point stands for all; an invalid point is
+    // reported with the others when the sweep runs.
+    if let Ok(first) = crate::sweep::point_scenario(table, path, &grid.point(0)) {
+        let threads = threads.unwrap_or_else(rayon::current_num_threads);
+        size_check(&first, owned * u64::from(first.replicates), threads)?;
+    }
     let bar = if std::io::stderr().is_terminal() {
         let replicates = table
             .get("replicates")
@@ -744,6 +878,7 @@ fn run_sweep_cli(
         shard,
         on_job_done: Some(&tick),
         interrupted: Some(&INTERRUPTED),
+        limits,
     };
     let result = crate::sweep::run_sweep(table, path, &opts)?;
     bar.finish_and_clear();
@@ -815,7 +950,14 @@ fn sweep(a: &SweepArgs) -> Result<(), Error> {
     let dir = out_dir(&a.out, &name);
     report::prepare_dir(&dir)?;
     let started = std::time::Instant::now();
-    let t = run_sweep_cli(&a.input.scenario, &table, &dir, a.threads, a.shard)?;
+    let t = run_sweep_cli(
+        &a.input.scenario,
+        &table,
+        &dir,
+        a.threads,
+        a.shard,
+        a.guard.limits(started),
+    )?;
     let file = match a.shard {
         Some(s) => dir.join(format!("sweep.shard-{}-of-{}.csv", s.index, s.count)),
         None => dir.join("sweep.csv"),
@@ -947,7 +1089,14 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     }
     let scratch = std::env::temp_dir().join(format!("kvsim-check-{}-{}", name, std::process::id()));
     report::prepare_dir(&scratch)?;
-    let fresh = run_sweep_cli(&a.input.scenario, &table, &scratch, a.threads, None);
+    let fresh = run_sweep_cli(
+        &a.input.scenario,
+        &table,
+        &scratch,
+        a.threads,
+        None,
+        Limits::default(),
+    );
     let _ = std::fs::remove_dir_all(&scratch);
     let fresh = fresh?;
     if a.update {

@@ -91,6 +91,15 @@ pub enum Error {
         /// Where they were written.
         partial: PathBuf,
     },
+    /// A `--max-events` or `--time-limit` guard stopped a run before it
+    /// finished; nothing of that run was written.
+    #[error("{}: {reason}", path.display())]
+    Limit {
+        /// The scenario file.
+        path: PathBuf,
+        /// Which guard, its limit, and how far the run had got.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -111,20 +120,27 @@ impl Error {
     }
 
     /// The process exit code this error maps to: 2 for an input, usage or
-    /// file-system problem, 130 for an interruption (exit 1 is reserved for a
-    /// `check` regression or an infeasible `plan`).
+    /// file-system problem, 3 when a `--max-events` or `--time-limit` guard
+    /// stopped a run, 130 for an interruption (exit 1 is reserved for a
+    /// `check` regression or an infeasible `plan`). A failed sweep point
+    /// exits with the code of its cause.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Scenario { .. }
             | Error::DataFile { .. }
             | Error::Usage(_)
-            | Error::SweepPoint { .. }
             | Error::Io { .. } => 2,
+            Error::SweepPoint { source, .. } => source.exit_code(),
+            Error::Limit { .. } => EXIT_LIMIT,
             // 128 + SIGINT, what shells report for Ctrl-C.
             Error::Interrupted { .. } => 130,
         }
     }
 }
+
+/// Exit code of a run stopped by a `--max-events` or `--time-limit` guard:
+/// distinct from bad input (2) so scripts can tell "too big" from "wrong".
+pub const EXIT_LIMIT: u8 = 3;
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,5 +1,6 @@
 //! The `kvsim` binary: parse the command line, run the library, map errors to
-//! exit codes (0 success, 1 a regression or infeasible plan, 2 bad input).
+//! exit codes (0 success, 1 a regression or infeasible plan, 2 bad input, 3 a
+//! run stopped by `--max-events` or `--time-limit`, 130 interrupted).
 
 use std::process::ExitCode;
 

@@ -205,6 +205,24 @@ impl Model {
         count * dtype.vector_bytes(len)
     }
 
+    /// [`Model::kv_bytes_per_token`], or `None` if it overflows 64 bits (for
+    /// shapes from a command line, which no scenario validation has bounded).
+    pub fn checked_kv_bytes_per_token(&self, dtype: Dtype) -> Option<u64> {
+        let (count, len) = match self.mla {
+            Some(m) => (
+                u64::from(self.layers),
+                u64::from(m.kv_lora_rank) + u64::from(m.qk_rope_dim),
+            ),
+            None => (
+                u64::from(self.layers)
+                    .checked_mul(2)?
+                    .checked_mul(u64::from(self.kv_heads))?,
+                u64::from(self.head_dim),
+            ),
+        };
+        count.checked_mul(dtype.vector_bytes(len))
+    }
+
     /// Bytes of the weights in memory (all experts, all layers, whole model).
     pub fn weight_bytes(&self) -> u64 {
         (u128::from(self.params) * u128::from(self.weight_dtype.bits())).div_ceil(8) as u64

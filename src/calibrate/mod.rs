@@ -132,8 +132,10 @@ impl Measurement {
             layout
                 .groups
                 .iter()
-                .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
-                .sum()
+                // Saturating, as in the engine: a price of absurd rows must
+                // not wrap around to a small one.
+                .map(|g| u64::from(g.layers).saturating_mul(attention_pairs(p, k, g.window)))
+                .fold(0, u64::saturating_add)
         };
         let batch = u64::from(self.batch);
         // A prompt needs a sequence to belong to, whatever `prefill_seqs` says.
@@ -142,14 +144,16 @@ impl Measurement {
             decode_tokens: self.batch,
             prefill_tokens: self.prefill_tokens,
             prefill_seqs: seqs,
-            kv_read_bytes: batch * layout.attended_bytes(self.context_tokens),
-            attention_layer_pairs: batch * pairs(self.context_tokens, 1),
+            kv_read_bytes: batch.saturating_mul(layout.attended_bytes(self.context_tokens)),
+            attention_layer_pairs: batch.saturating_mul(pairs(self.context_tokens, 1)),
             ..StepWork::default()
         };
         if let Some(chunk) = self.prefill_tokens.checked_div(seqs) {
             let longer = self.prefill_tokens % seqs;
-            work.attention_layer_pairs += u64::from(longer) * pairs(0, chunk + 1)
-                + u64::from(seqs - longer) * pairs(0, chunk);
+            work.attention_layer_pairs = work
+                .attention_layer_pairs
+                .saturating_add(u64::from(longer).saturating_mul(pairs(0, chunk + 1)))
+                .saturating_add(u64::from(seqs - longer).saturating_mul(pairs(0, chunk)));
         }
         work.kv_write_bytes = u64::from(work.tokens()) * layout.bytes_per_token();
         work
@@ -380,6 +384,22 @@ pub fn fit_with_kv_dtype(
         return Err(Error::Usage(format!(
             "measurement of line {} ({}): step time {} s is not finite and > 0",
             bad.line, bad.kind, bad.step_s
+        )));
+    }
+    // A context the model cannot hold was not measured on this model.
+    if let Some(bad) = rows.iter().find(|m| {
+        let chunk = m.prefill_tokens.div_ceil(m.prefill_seqs.max(1));
+        m.context_tokens.max(chunk) > model.max_model_len
+    }) {
+        return Err(Error::Usage(format!(
+            "measurement of line {} ({}): context_tokens {} / prefill_tokens {} exceed {}'s \
+             max_model_len ({}); was it measured on another model?",
+            bad.line,
+            bad.kind,
+            bad.context_tokens,
+            bad.prefill_tokens,
+            model.name,
+            model.max_model_len
         )));
     }
     let before = deployment.efficiency;

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use super::guard::{Guard, Limits, Stopped};
 use super::{Engine, RunOutput};
 use crate::hardware::cost::CostModel;
 use crate::metrics::{Collector, RequestRecord, TimelineRow, summarize};
@@ -90,7 +91,8 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     scenario: &Scenario,
     seed: u64,
     cost: C,
-) -> RunOutput {
+    limits: &Limits,
+) -> Result<RunOutput, Stopped> {
     let count = scenario.deployment.replicas.max(1) as usize;
     let mut replicas: Vec<Engine<'_, C>> = (0..count)
         .map(|r| {
@@ -104,6 +106,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
                 .instantiate(replicate_seed(seed ^ 0x5EED_C1A5_7E55, r as u32 + 1));
             let mut e = Engine::new(scenario, cache, cost.clone(), traffic);
             e.fed = true;
+            e.guard = Guard::new(*limits);
             e.fast = super::fast::Fast::new(&e);
             e
         })
@@ -121,7 +124,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             break;
         }
         for e in &mut replicas {
-            e.advance(Some(at));
+            e.advance(Some(at))?;
         }
         let r = router.pick(&replicas, &lengths);
         replicas[r].inject(at, lengths);
@@ -129,7 +132,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         issued += 1;
     }
     for e in &mut replicas {
-        e.advance(None);
+        e.advance(None)?;
         e.finish_run();
     }
     let end = replicas
@@ -163,7 +166,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         end,
     );
     let summary = summarize(scenario, &records, &stats, end);
-    RunOutput {
+    Ok(RunOutput {
         records,
         timeline,
         summary,
@@ -173,5 +176,5 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             replica_of_row,
             replicas: summaries,
         }),
-    }
+    })
 }

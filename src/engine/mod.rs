@@ -35,9 +35,13 @@
 
 mod cluster;
 mod fast;
+mod guard;
 mod queue;
 
 pub use cluster::ClusterOutput;
+pub use guard::{
+    CHECK_EVERY, Limits, Stopped, WARN_WALL_S, WorkEstimate, estimate_work, human_secs,
+};
 pub use queue::EventQueue;
 
 use std::collections::VecDeque;
@@ -200,10 +204,24 @@ pub struct RunOutput {
 /// Simulates `scenario` with seed `seed` and the given cost model: one
 /// engine, or a cluster of `hardware.replicas` engines behind its router.
 pub fn simulate<C: CostModel + Clone>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
-    if scenario.deployment.replicas > 1 {
-        return cluster::simulate_cluster(scenario, seed, cost);
+    match simulate_limited(scenario, seed, cost, &Limits::default()) {
+        Ok(out) => out,
+        Err(stopped) => unreachable!("a run without limits was {stopped}"),
     }
-    simulate_with(scenario, seed, cost, true)
+}
+
+/// [`simulate`] under `limits`: a run that hits one stops with [`Stopped`]
+/// (for a cluster, `max_events` applies to each replica).
+pub fn simulate_limited<C: CostModel + Clone>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+    limits: &Limits,
+) -> Result<RunOutput, Stopped> {
+    if scenario.deployment.replicas > 1 {
+        return cluster::simulate_cluster(scenario, seed, cost, limits);
+    }
+    simulate_with(scenario, seed, cost, true, limits)
 }
 
 /// Simulates like [`simulate`] with the straightforward engine only: every
@@ -211,15 +229,25 @@ pub fn simulate<C: CostModel + Clone>(scenario: &Scenario, seed: u64, cost: C) -
 /// [`simulate`]'s (tests compare them); it is kept as the reference the fast
 /// path is checked against. One replica only.
 pub fn simulate_reference<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
-    simulate_with(scenario, seed, cost, false)
+    match simulate_with(scenario, seed, cost, false, &Limits::default()) {
+        Ok(out) => out,
+        Err(stopped) => unreachable!("a run without limits was {stopped}"),
+    }
 }
 
-fn simulate_with<C: CostModel>(scenario: &Scenario, seed: u64, cost: C, fast: bool) -> RunOutput {
+fn simulate_with<C: CostModel>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+    fast: bool,
+    limits: &Limits,
+) -> Result<RunOutput, Stopped> {
     let cache = scenario
         .cache
         .build(scenario.budget.kv_bytes, scenario.layout);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
+    engine.guard = guard::Guard::new(*limits);
     if let Stop::Requests(n) = scenario.stop {
         // What is kept per request, allocated once: no doubling (which
         // would hold the old and the new vector at once) at ten million
@@ -231,7 +259,7 @@ fn simulate_with<C: CostModel>(scenario: &Scenario, seed: u64, cost: C, fast: bo
     if fast {
         engine.fast = fast::Fast::new(&engine);
     }
-    engine.run();
+    engine.run()?;
     let end = engine.last_end;
     let records = std::mem::take(&mut engine.records);
     let timeline = std::mem::take(&mut engine.timeline);
@@ -240,13 +268,13 @@ fn simulate_with<C: CostModel>(scenario: &Scenario, seed: u64, cost: C, fast: bo
     // allocates its latency lists: the peak is the records plus those.
     drop(engine);
     let summary = summarize(scenario, &records, &stats, end);
-    RunOutput {
+    Ok(RunOutput {
         records,
         timeline,
         summary,
         stats,
         cluster: None,
-    }
+    })
 }
 
 /// The engine state of one run.
@@ -307,6 +335,8 @@ struct Engine<'s, C> {
     fed: bool,
     /// Requests routed in whose arrival has not been processed yet.
     routed_pending: usize,
+    /// Counts events against `--max-events` and `--time-limit`.
+    guard: guard::Guard,
 }
 
 impl<'s, C: CostModel> Engine<'s, C> {
@@ -352,13 +382,15 @@ impl<'s, C: CostModel> Engine<'s, C> {
             last_end: SimTime::ZERO,
             fed: false,
             routed_pending: 0,
+            guard: guard::Guard::new(guard::Limits::default()),
         }
     }
 
-    fn run(&mut self) {
+    fn run(&mut self) -> Result<(), Stopped> {
         self.start();
-        self.advance(None);
+        self.advance(None)?;
         self.finish_run();
+        Ok(())
     }
 
     /// Seeds the event queue: the first arrival, or every closed-loop user.
@@ -378,7 +410,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// Processes every event due before `until` (every event, when `None`),
     /// starting steps as the server frees up.
-    fn advance(&mut self, until: Option<SimTime>) {
+    fn advance(&mut self, until: Option<SimTime>) -> Result<(), Stopped> {
         while let Some(due) = self.events.peek_time() {
             if until.is_some_and(|u| due >= u) {
                 break;
@@ -388,6 +420,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             };
             debug_assert!(time >= self.now, "event scheduled in the past");
             self.now = time;
+            self.guard.tick(time)?;
             match event {
                 Event::Arrival(lengths) if self.fed => {
                     self.routed_pending -= 1;
@@ -423,6 +456,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.start_step();
             }
         }
+        Ok(())
     }
 
     /// After the last event: every lazy sequence is brought up to date and
@@ -432,7 +466,15 @@ impl<'s, C: CostModel> Engine<'s, C> {
         debug_assert!(
             self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
         );
+        // Conservation: every issued request has one record and ended
+        // (exactly once: `end_request` asserts that), and the stop rule was
+        // kept.
+        debug_assert_eq!(self.records.len() as u64, self.issued);
         debug_assert!(self.records.iter().all(|r| r.outcome.is_some()));
+        debug_assert!(match self.scenario.stop {
+            Stop::Requests(n) => self.issued <= n,
+            Stop::Duration(_) | Stop::TraceEnd => true,
+        });
     }
 
     /// Routes a request into this replica: it arrives at `at` (no earlier
@@ -922,8 +964,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.layout
             .groups
             .iter()
-            .map(|g| u64::from(g.layers) * attention_pairs(p, k, g.window))
-            .sum()
+            // Saturating: only a price, and absurd shapes must not wrap.
+            .map(|g| u64::from(g.layers).saturating_mul(attention_pairs(p, k, g.window)))
+            .fold(0, u64::saturating_add)
     }
 
     /// Where the KV budget is now: stored tokens, reservations that will be
@@ -992,12 +1035,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 // grown into the cache) and attends over the kept context.
                 work.decode_tokens += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.context);
-                work.attention_layer_pairs += self.layer_pairs(s.context, 1);
+                work.attention_layer_pairs = work
+                    .attention_layer_pairs
+                    .saturating_add(self.layer_pairs(s.context, 1));
             } else {
                 work.prefill_tokens += s.scheduled;
                 work.prefill_seqs += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.prefilled);
-                work.attention_layer_pairs += self.layer_pairs(s.prefilled, s.scheduled);
+                work.attention_layer_pairs = work
+                    .attention_layer_pairs
+                    .saturating_add(self.layer_pairs(s.prefilled, s.scheduled));
             }
         }
         work.kv_write_bytes = u64::from(work.tokens()) * bpt;
@@ -1202,7 +1249,7 @@ mod tests {
             engine.fast.is_some(),
             "the scenario is in the fast path's case"
         );
-        engine.run();
+        engine.run().expect("no limits");
         let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
         assert!(
             fast_steps * 100 >= engine.stats.steps * 99,

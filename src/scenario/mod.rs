@@ -161,6 +161,8 @@ pub fn apply_cli_overrides(table: &mut toml::Table, overrides: &[String]) -> Res
 
 /// Deserializes a TOML table into a spec, naming the key path of any error.
 pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
+    // Kept to point into on error (scenario tables are small).
+    let original = table.clone();
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
@@ -171,8 +173,43 @@ pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
             Some((head, tail)) if tail.starts_with("in `") => head.to_string(),
             _ => message.trim_end().to_string(),
         };
+        let key = refine_key(&original, key, &message);
         SpecError::new(key, message)
     })
+}
+
+/// Serde loses the path inside internally tagged enums (`arrival = { kind =
+/// "poisson", rate = "fast" }` fails at `traffic.arrival`); if exactly one
+/// field of the table at `key` holds the value the message quotes, the error
+/// is about that field.
+fn refine_key(table: &toml::Table, key: String, message: &str) -> String {
+    let Some(unexpected) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|m| m.split(", expected").next())
+    else {
+        return key;
+    };
+    let mut at = Some(table);
+    for part in key.split('.').filter(|p| !p.is_empty()) {
+        at = at.and_then(|t| t.get(part)).and_then(toml::Value::as_table);
+    }
+    let Some(at) = at else { return key };
+    let quoted = |v: &toml::Value| match v {
+        toml::Value::String(s) => Some(format!("string {s:?}")),
+        toml::Value::Integer(i) => Some(format!("integer `{i}`")),
+        toml::Value::Float(f) => Some(format!("floating point `{f}`")),
+        toml::Value::Boolean(b) => Some(format!("boolean `{b}`")),
+        _ => None,
+    };
+    let mut hits = at
+        .iter()
+        .filter(|(_, v)| quoted(v).is_some_and(|q| q == unexpected));
+    match (hits.next(), hits.next()) {
+        (Some((field, _)), None) if key.is_empty() => field.clone(),
+        (Some((field, _)), None) => format!("{key}.{field}"),
+        _ => key,
+    }
 }
 
 fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Scenario, SpecError> {
@@ -194,8 +231,27 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
             ));
         }
         (Some(0), None) => return Err(SpecError::new("requests", "must be at least 1")),
+        // The engine numbers requests with 32 bits.
+        (Some(n), None) if n > u64::from(u32::MAX) => {
+            return Err(SpecError::new(
+                "requests",
+                format!("{n} is more than one run can hold (at most {})", u32::MAX),
+            ));
+        }
         (Some(n), None) => Stop::Requests(n),
-        (None, Some(d)) => Stop::Duration(SimTime::from_secs_f64(positive("duration_s", d)?)),
+        (None, Some(d)) => {
+            let d = positive("duration_s", d)?;
+            // Simulated time is u64 nanoseconds: about 584 years.
+            if d > MAX_DURATION_S {
+                return Err(SpecError::new(
+                    "duration_s",
+                    format!(
+                        "{d} s is more than the {MAX_DURATION_S:e} s (~317 years) a run can simulate"
+                    ),
+                ));
+            }
+            Stop::Duration(SimTime::from_secs_f64(d))
+        }
         (None, None) if trace_driven => Stop::TraceEnd,
         (None, None) => {
             return Err(SpecError::new(
@@ -332,6 +388,41 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
     })
 }
 
+/// The longest `duration_s`: well inside u64 nanoseconds, so every instant a
+/// run computes (arrivals, step ends, restarts) stays representable.
+const MAX_DURATION_S: f64 = 1e10;
+
+/// Upper bounds of model shape fields. Far beyond any real model (the largest
+/// have ~130 layers, 128 heads, hidden 16k, vocab 256k, 10M-token contexts),
+/// they keep every product of shapes, lengths and batch sizes the simulator
+/// forms within 64 bits.
+const SHAPE_LIMITS: [(&str, u32); 8] = [
+    ("layers", 4096),
+    ("heads", 1 << 16),
+    ("kv_heads", 1 << 16),
+    ("head_dim", 1 << 16),
+    ("hidden", 1 << 20),
+    ("intermediate", 1 << 24),
+    ("vocab", 1 << 24),
+    ("max_model_len", 1 << 30),
+];
+
+/// The largest KV bytes per token (bf16, all layers) a model may have: 1 GiB,
+/// ~400x the largest real model, so tokens x bytes fits 64 bits.
+const MAX_KV_BYTES_PER_TOKEN: u128 = 1 << 30;
+
+/// `v` unless it exceeds `max`.
+fn at_most(key: &str, v: u32, max: u32) -> Result<u32, SpecError> {
+    if v > max {
+        Err(SpecError::new(
+            key,
+            format!("{v} is implausibly large (at most {max})"),
+        ))
+    } else {
+        Ok(v)
+    }
+}
+
 /// `v` if it is a positive finite number.
 fn positive(key: &str, v: f64) -> Result<f64, SpecError> {
     if v.is_finite() && v > 0.0 {
@@ -455,6 +546,41 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
             .or(base.as_ref().map(|b| b.weight_dtype))
             .unwrap_or(Dtype::Bf16),
     };
+    for (key, max) in SHAPE_LIMITS {
+        let v = match key {
+            "layers" => model.layers,
+            "heads" => model.heads,
+            "kv_heads" => model.kv_heads,
+            "head_dim" => model.head_dim,
+            "hidden" => model.hidden,
+            "intermediate" => model.intermediate,
+            "vocab" => model.vocab,
+            _ => model.max_model_len,
+        };
+        at_most(key, v, max)?;
+    }
+    if let Some(m) = model.mla {
+        at_most("mla.kv_lora_rank", m.kv_lora_rank, 1 << 20)?;
+        at_most("mla.qk_rope_dim", m.qk_rope_dim, 1 << 20)?;
+    }
+    // In u128: the shape fields are bounded, but their product is the point.
+    let vectors = match model.mla {
+        Some(m) => {
+            u128::from(model.layers) * (u128::from(m.kv_lora_rank) + u128::from(m.qk_rope_dim))
+        }
+        None => {
+            u128::from(model.layers) * 2 * u128::from(model.kv_heads) * u128::from(model.head_dim)
+        }
+    };
+    if vectors * 2 > MAX_KV_BYTES_PER_TOKEN {
+        return Err(SpecError::new(
+            "layers",
+            format!(
+                "the shape gives {} bytes of KV per token (bf16), implausibly large (at most {MAX_KV_BYTES_PER_TOKEN})",
+                vectors * 2
+            ),
+        ));
+    }
     if model.active_params > model.params {
         return Err(SpecError::new(
             "active_params",
@@ -537,7 +663,16 @@ fn resolve_hardware(
             g
         }
     };
-    let tp = nonzero("tp", spec.tp.unwrap_or(1))?;
+    if gpu.vram_bytes > MAX_VRAM_BYTES {
+        return Err(SpecError::new(
+            "gpu.vram_bytes",
+            format!(
+                "{} is implausibly large (at most {MAX_VRAM_BYTES}, 1 PiB)",
+                gpu.vram_bytes
+            ),
+        ));
+    }
+    let tp = at_most("tp", nonzero("tp", spec.tp.unwrap_or(1))?, 1024)?;
     if tp > 1 && model.mla.is_none() && model.heads % tp != 0 {
         return Err(SpecError::new(
             "tp",
@@ -580,7 +715,12 @@ fn resolve_hardware(
     Ok(Deployment {
         gpu,
         tp,
-        replicas: nonzero("replicas", spec.replicas.unwrap_or(1))?,
+        replicas: at_most(
+            "replicas",
+            nonzero("replicas", spec.replicas.unwrap_or(1))?,
+            // Each replica is a whole engine with its own cache.
+            1024,
+        )?,
         router: spec.router.unwrap_or_default(),
         memory_utilization: fraction("memory_utilization", spec.memory_utilization.unwrap_or(0.9))?,
         efficiency,
@@ -590,6 +730,9 @@ fn resolve_hardware(
             .transpose()?,
     })
 }
+
+/// The most memory one GPU may have (1 PiB): budgets times `tp` stay in 64 bits.
+const MAX_VRAM_BYTES: u64 = 1 << 50;
 
 fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, SpecError> {
     let policy = spec.policy.unwrap_or(PolicyName::Paged);
@@ -672,10 +815,18 @@ fn resolve_scheduler(
     });
     let restart_s = non_negative("restart_s", spec.restart_s.unwrap_or(60.0))?;
     Ok(SchedulerConfig {
-        max_num_seqs: nonzero("max_num_seqs", spec.max_num_seqs.unwrap_or(256))?,
-        max_batched_tokens: nonzero(
+        max_num_seqs: at_most(
+            "max_num_seqs",
+            nonzero("max_num_seqs", spec.max_num_seqs.unwrap_or(256))?,
+            1 << 24,
+        )?,
+        max_batched_tokens: at_most(
             "max_batched_tokens",
-            spec.max_batched_tokens.unwrap_or(8192),
+            nonzero(
+                "max_batched_tokens",
+                spec.max_batched_tokens.unwrap_or(8192),
+            )?,
+            1 << 30,
         )?,
         chunked_prefill: spec.chunked_prefill.unwrap_or(true),
         admission,

@@ -121,8 +121,12 @@ pub struct SchedulerConfig {
 /// `sum over j in 1..=k of min(p + j, window)`.
 pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
     let (p, k) = (u64::from(p), u64::from(k));
-    // Sum of (p+1) ..= (p+k).
-    let tri = |from: u64, to: u64| (from + to) * (to + 1 - from) / 2;
+    // Sum of (p+1) ..= (p+k), in u128: for contexts near u32::MAX the product
+    // of two u32-sized terms leaves 64 bits (then saturates; it is a price).
+    let tri = |from: u64, to: u64| {
+        let t = (u128::from(from) + u128::from(to)) * u128::from(to + 1 - from) / 2;
+        u64::try_from(t).unwrap_or(u64::MAX)
+    };
     if k == 0 {
         return 0;
     }
@@ -136,7 +140,7 @@ pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
                 0
             };
             let growing_terms = uncapped_to.saturating_sub(p);
-            growing + (k - growing_terms) * w
+            growing.saturating_add((k - growing_terms).saturating_mul(w))
         }
         _ => tri(p + 1, p + k),
     }

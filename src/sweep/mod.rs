@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::engine::simulate;
+use crate::engine::{Limits, Stopped, simulate_limited};
 use crate::error::{Error, SpecError};
 use crate::hardware::cost::RooflineCost;
 use crate::metrics::Summary;
@@ -147,8 +147,13 @@ pub struct SweepOptions<'a> {
     pub shard: Option<Shard>,
     /// Called once per finished (point, replicate) job, from any thread.
     pub on_job_done: Option<&'a (dyn Fn() + Sync)>,
-    /// Set from outside (Ctrl-C) to stop starting new jobs.
-    pub interrupted: Option<&'a AtomicBool>,
+    /// Set from outside (Ctrl-C) to stop the sweep: jobs not started are
+    /// skipped and those in flight stop at their next check.
+    pub interrupted: Option<&'static AtomicBool>,
+    /// Limits of every run (`--max-events` per run, `--time-limit` for the
+    /// whole sweep: its deadline is shared). A run that hits one fails its
+    /// point with [`Error::Limit`]; finished points are kept.
+    pub limits: Limits,
 }
 
 /// The seed of replicate `replicate` of every point: the scenario's seed for
@@ -296,6 +301,11 @@ pub fn run_sweep(
         .enumerate()
         .flat_map(|(i, (_, _, s))| (0..s.replicates).map(move |r| (i, r)))
         .collect();
+    // Ctrl-C also stops the runs in flight, not only the ones not started.
+    let limits = Limits {
+        interrupt: opts.interrupted,
+        ..opts.limits
+    };
     let work = || {
         jobs.par_iter()
             .map(|&(i, r)| {
@@ -305,13 +315,21 @@ pub fn run_sweep(
                 let s = &scenarios[i].2;
                 let d = &s.deployment;
                 let cost = RooflineCost::new(&s.model, d, &d.efficiency);
-                let summary = simulate(s, replicate_seed(s.seed, r), cost).summary;
+                let summary = match simulate_limited(s, replicate_seed(s.seed, r), cost, &limits) {
+                    Ok(out) => Ok(out.summary),
+                    // Interrupted in flight: not finished, like a job not started.
+                    Err(Stopped::Interrupted) => return None,
+                    Err(stopped) => Err(Error::Limit {
+                        path: path.to_path_buf(),
+                        reason: format!("replicate {r}: {stopped}"),
+                    }),
+                };
                 if let Some(done) = opts.on_job_done {
                     done();
                 }
                 Some(summary)
             })
-            .collect::<Vec<Option<Summary>>>()
+            .collect::<Vec<Option<Result<Summary, Error>>>>()
     };
     let results = match &pool {
         Some(pool) => pool.install(work),
@@ -320,24 +338,38 @@ pub fn run_sweep(
     // Regroup per point, in replicate order; a point with a missing replicate
     // (interrupted) is not finished.
     let mut per_point: Vec<Vec<Summary>> = vec![Vec::new(); scenarios.len()];
+    // A point whose replicate hit a limit fails with the first such error.
+    let mut stopped: Vec<Option<Error>> = (0..scenarios.len()).map(|_| None).collect();
     let mut interrupted = false;
     for (&(i, _), r) in jobs.iter().zip(results) {
         match r {
-            Some(summary) => per_point[i].push(summary),
+            Some(Ok(summary)) => per_point[i].push(summary),
+            Some(Err(e)) => {
+                stopped[i].get_or_insert(e);
+            }
             None => interrupted = true,
         }
     }
-    let points = scenarios
-        .into_iter()
-        .zip(per_point)
-        .filter(|((_, _, s), reps)| reps.len() == s.replicates as usize)
-        .map(|((index, assignments, s), replicates)| PointResult {
-            index,
-            assignments,
-            replicates,
-            slo: s.slo,
-        })
-        .collect();
+    let mut points = Vec::with_capacity(scenarios.len());
+    for (((index, assignments, s), replicates), stop) in
+        scenarios.into_iter().zip(per_point).zip(stopped)
+    {
+        if let Some(error) = stop {
+            failures.push(PointFailure {
+                index,
+                assignments,
+                error,
+            });
+        } else if replicates.len() == s.replicates as usize {
+            points.push(PointResult {
+                index,
+                assignments,
+                replicates,
+                slo: s.slo,
+            });
+        }
+    }
+    failures.sort_by_key(|f| f.index);
     Ok(SweepRun {
         points,
         failures,

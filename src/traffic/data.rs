@@ -157,8 +157,13 @@ fn for_each_row_with<const N: usize, const M: usize>(
     mut row: impl FnMut([&str; N], [Option<&str>; M]) -> Result<(), String>,
 ) -> Result<(), Error> {
     // Read whole: line numbers need the bytes, and traces are megabytes.
-    let data = std::fs::read(path)
-        .map_err(|e| data_err(path, None, format!("cannot open the file: {e}")))?;
+    let data = std::fs::read(path).map_err(|e| {
+        data_err(
+            path,
+            None,
+            format!("cannot open the file given by `{setting}.path`: {e}"),
+        )
+    })?;
     let mut lines = LineIndex::new(&data);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)

@@ -100,6 +100,9 @@ pub enum LoopKind {
     },
 }
 
+/// The most closed-loop users a scenario may have.
+pub const MAX_USERS: u32 = 1 << 24;
+
 /// Where validation errors point: the scenario file and its directory.
 pub(crate) struct Ctx<'a> {
     scenario: &'a Path,
@@ -548,6 +551,14 @@ fn build_arrival(spec: &ArrivalSpec, ctx: &Ctx<'_>) -> Result<ArrivalPlan, Error
         } => {
             if *users == 0 {
                 return Err(ctx.err("traffic.arrival.users", "must be at least 1, got 0"));
+            }
+            // Every user is an event queued at time 0 (tens of bytes each):
+            // 4 billion of them would exhaust memory before the first step.
+            if *users > MAX_USERS {
+                return Err(ctx.err(
+                    "traffic.arrival.users",
+                    format!("{users} is more than a simulation can hold (at most {MAX_USERS})"),
+                ));
             }
             let think = Think::build(*think_s, *think, "traffic.arrival.think_s", ctx)?;
             ArrivalPlan::Closed {

@@ -1,11 +1,14 @@
 //! kvsim's integration tests, in one binary (faster to build and link).
 
+mod bad_inputs;
 mod calibrate;
 mod cli;
 mod cluster;
 mod common;
 mod engine;
+mod extreme;
 mod fast_path;
+mod fuzz;
 mod golden;
 mod memory;
 mod plan;

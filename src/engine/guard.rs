@@ -1,0 +1,331 @@
+//! Guards against runs that would not end in reasonable time: a cap on the
+//! events one run may handle (`--max-events`), a wall-clock deadline
+//! (`--time-limit`), and an up-front estimate of a scenario's work so a run
+//! that would take hours says so before it starts.
+//!
+//! The engine calls [`Guard::tick`] once per event. It is one increment and
+//! one comparison; the clock is read only every [`CHECK_EVERY`] events, so the
+//! guard costs nothing measurable in the hot loop.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::scenario::{Scenario, Stop};
+use crate::traffic::ArrivalSpec;
+use crate::units::SimTime;
+
+/// Events between two reads of the wall clock when a deadline is set. An
+/// event takes well under a microsecond, so a deadline is overshot by a few
+/// milliseconds at most.
+pub const CHECK_EVERY: u64 = 4096;
+
+/// Limits on one run's work. The default sets none.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Limits {
+    /// Most events one run may handle (arrivals, step ends, restarts, ...).
+    pub max_events: Option<u64>,
+    /// Wall-clock instant after which a run stops.
+    pub deadline: Option<Instant>,
+    /// Set from outside (Ctrl-C) to stop the run, checked as often as the
+    /// deadline.
+    pub interrupt: Option<&'static AtomicBool>,
+}
+
+/// Why a guarded run stopped before it finished.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// It needed more than `limit` events.
+    MaxEvents {
+        /// The limit.
+        limit: u64,
+        /// Simulated time it had reached.
+        at: SimTime,
+    },
+    /// The wall-clock deadline passed.
+    TimeLimit {
+        /// Events it had handled.
+        events: u64,
+        /// Simulated time it had reached.
+        at: SimTime,
+    },
+    /// The interrupt flag was set.
+    Interrupted,
+}
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Stopped::MaxEvents { limit, at } => write!(
+                f,
+                "stopped by --max-events {limit} at simulated time {:.3} s, before the run \
+                 finished; raise the limit or shrink the scenario (fewer requests, a shorter \
+                 duration_s)",
+                at.as_secs_f64()
+            ),
+            Stopped::TimeLimit { events, at } => write!(
+                f,
+                "stopped by --time-limit after {events} events, at simulated time {:.3} s, \
+                 before the run finished; raise the limit or shrink the scenario",
+                at.as_secs_f64()
+            ),
+            Stopped::Interrupted => f.write_str("interrupted"),
+        }
+    }
+}
+
+/// The engine's side of [`Limits`]: counts events, checks the limits.
+#[derive(Clone, Debug)]
+pub(super) struct Guard {
+    limits: Limits,
+    events: u64,
+    /// The event count at which the limits are next checked.
+    next_check: u64,
+}
+
+impl Guard {
+    pub(super) fn new(limits: Limits) -> Self {
+        let mut g = Guard {
+            limits,
+            events: 0,
+            next_check: 0,
+        };
+        g.next_check = g.following_check();
+        g
+    }
+
+    fn following_check(&self) -> u64 {
+        let by_clock = if self.limits.deadline.is_some() || self.limits.interrupt.is_some() {
+            self.events + 1 + (self.events > 0) as u64 * (CHECK_EVERY - 1)
+        } else {
+            u64::MAX
+        };
+        let by_count = self
+            .limits
+            .max_events
+            .map_or(u64::MAX, |m| m.saturating_add(1));
+        by_clock.min(by_count)
+    }
+
+    /// Counts one event at simulated time `now`; an error once a limit is hit.
+    #[inline(always)]
+    pub(super) fn tick(&mut self, now: SimTime) -> Result<(), Stopped> {
+        self.events += 1;
+        if self.events < self.next_check {
+            return Ok(());
+        }
+        self.check(now)
+    }
+
+    #[cold]
+    fn check(&mut self, now: SimTime) -> Result<(), Stopped> {
+        if let Some(limit) = self.limits.max_events {
+            if self.events > limit {
+                return Err(Stopped::MaxEvents { limit, at: now });
+            }
+        }
+        if self
+            .limits
+            .interrupt
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return Err(Stopped::Interrupted);
+        }
+        if let Some(deadline) = self.limits.deadline {
+            if Instant::now() >= deadline {
+                return Err(Stopped::TimeLimit {
+                    events: self.events,
+                    at: now,
+                });
+            }
+        }
+        self.next_check = self.following_check();
+        Ok(())
+    }
+}
+
+/// Engine speed assumed by [`estimate_work`]: wall seconds per sequence-step
+/// (one output token of one sequence) and per engine step (its event, pricing,
+/// memory accounting and timeline row). Measured with a month of 20 req/s
+/// chat traffic on one shared core: ~1.7 us per step at batch ~20.
+const SECS_PER_TOKEN_STEP: f64 = 10e-9;
+const SECS_PER_STEP: f64 = 1.5e-6;
+
+/// Above this estimated wall time, `run` and `sweep` warn before starting.
+pub const WARN_WALL_S: f64 = 60.0;
+
+/// A rough size of one run, from the scenario alone (nothing is simulated).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct WorkEstimate {
+    /// Requests it is expected to issue.
+    pub requests: f64,
+    /// Sequence-steps: one per output token of every sample.
+    pub token_steps: f64,
+    /// Engine steps, at a batch guessed from the load (Little's law).
+    pub steps: f64,
+    /// Wall-clock seconds the engine is expected to need.
+    pub wall_s: f64,
+}
+
+impl fmt::Display for WorkEstimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "~{:.3e} requests, ~{:.3e} token steps in ~{:.3e} engine steps, about {}",
+            self.requests,
+            self.token_steps,
+            self.steps,
+            human_secs(self.wall_s)
+        )
+    }
+}
+
+/// `3725.0` -> `1.0 h`.
+pub fn human_secs(s: f64) -> String {
+    if !s.is_finite() {
+        "forever".into()
+    } else if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s < 2.0 * 86400.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} days", s / 86400.0)
+    }
+}
+
+/// Estimates the work of one run of `scenario`: expected requests times mean
+/// output tokens (samples included) gives the sequence-steps; a batch from
+/// Little's law (arrival rate times a decode-bound latency, capped by
+/// `max_num_seqs`) turns them into engine steps. Sessions' later turns and
+/// preemptions' recomputation are not counted, so it can be low by their
+/// factor; it exists to say "hours" before a run starts, not to schedule.
+pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
+    let (_, mean_output) = scenario.traffic.mean_lengths();
+    let samples = f64::from(scenario.traffic.samples().max(1));
+    let d = &scenario.deployment;
+    let tp = f64::from(d.tp.max(1));
+    // A decode step cannot be faster than reading the weights once.
+    let step_floor = d.efficiency.step_overhead_s
+        + scenario.model.weight_bytes() as f64 / (d.gpu.hbm_bandwidth * tp * d.efficiency.mbu);
+    let latency = mean_output.max(1.0) * step_floor;
+    let seqs = f64::from(scenario.scheduler.max_num_seqs);
+    let trace = scenario.traffic.trace_len().map(|n| n as f64);
+    let (requests, batch) = match (&scenario.spec.traffic.arrival, scenario.stop) {
+        (_, Stop::TraceEnd) => (trace.unwrap_or(0.0), seqs),
+        (_, Stop::Requests(n)) if trace.is_some() => (trace.unwrap_or(0.0).min(n as f64), seqs),
+        (ArrivalSpec::Closed { users, think_s, .. }, stop) => {
+            let users = f64::from(*users);
+            let n = match stop {
+                Stop::Requests(n) => n as f64,
+                Stop::Duration(t) => users * t.as_secs_f64() / (think_s.max(0.0) + latency),
+                Stop::TraceEnd => 0.0,
+            };
+            (n, users.min(seqs))
+        }
+        (arrival, stop) => {
+            let rate = mean_rate(arrival, stop);
+            let n = match stop {
+                Stop::Requests(n) => n as f64,
+                Stop::Duration(t) => rate * t.as_secs_f64(),
+                Stop::TraceEnd => 0.0,
+            };
+            (n, (rate * latency).clamp(1.0, seqs))
+        }
+    };
+    let token_steps = requests * samples * mean_output.max(1.0);
+    let steps = (token_steps / batch.max(1.0)).max(requests);
+    WorkEstimate {
+        requests,
+        token_steps,
+        steps,
+        wall_s: token_steps * SECS_PER_TOKEN_STEP + steps * SECS_PER_STEP,
+    }
+}
+
+/// The mean arrival rate of an open-loop process over the run.
+fn mean_rate(arrival: &ArrivalSpec, stop: Stop) -> f64 {
+    match *arrival {
+        ArrivalSpec::Poisson { rate }
+        | ArrivalSpec::Gamma { rate, .. }
+        | ArrivalSpec::Constant { rate } => rate,
+        ArrivalSpec::Ramp { from, to, over_s } => match stop {
+            Stop::Duration(t) if t.as_secs_f64() < over_s => (from + to) / 2.0,
+            _ => to,
+        },
+        ArrivalSpec::Closed { .. } | ArrivalSpec::Trace { .. } => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_cap_allows_exactly_its_count() {
+        let mut g = Guard::new(Limits {
+            max_events: Some(3),
+            ..Limits::default()
+        });
+        for _ in 0..3 {
+            assert!(g.tick(SimTime::ZERO).is_ok());
+        }
+        assert!(matches!(
+            g.tick(SimTime::ZERO),
+            Err(Stopped::MaxEvents { limit: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_at_the_first_event_and_then_every_check() {
+        let mut g = Guard::new(Limits {
+            deadline: Some(Instant::now()),
+            ..Limits::default()
+        });
+        assert!(matches!(
+            g.tick(SimTime::ZERO),
+            Err(Stopped::TimeLimit { events: 1, .. })
+        ));
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        let mut g = Guard::new(Limits {
+            max_events: Some(10_000),
+            deadline: Some(far),
+            ..Limits::default()
+        });
+        for _ in 0..10_000 {
+            assert!(g.tick(SimTime::ZERO).is_ok());
+        }
+        assert!(g.tick(SimTime::ZERO).is_err());
+    }
+
+    #[test]
+    fn an_interrupt_stops_at_the_next_check() {
+        static FLAG: AtomicBool = AtomicBool::new(false);
+        let mut g = Guard::new(Limits {
+            interrupt: Some(&FLAG),
+            ..Limits::default()
+        });
+        assert!(g.tick(SimTime::ZERO).is_ok());
+        FLAG.store(true, Ordering::Relaxed);
+        let stopped = (0..=CHECK_EVERY).find_map(|_| g.tick(SimTime::ZERO).err());
+        assert_eq!(stopped, Some(Stopped::Interrupted));
+    }
+
+    #[test]
+    fn no_limits_never_stop() {
+        let mut g = Guard::new(Limits::default());
+        assert_eq!(g.next_check, u64::MAX);
+        for _ in 0..100_000 {
+            assert!(g.tick(SimTime::ZERO).is_ok());
+        }
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_secs(30.0), "30 s");
+        assert_eq!(human_secs(600.0), "10 min");
+        assert_eq!(human_secs(3.0 * 3600.0), "3.0 h");
+        assert_eq!(human_secs(30.0 * 86400.0), "30.0 days");
+    }
+}
