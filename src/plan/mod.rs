@@ -491,6 +491,10 @@ pub struct Sizing {
     pub usd_per_m_output_tokens: Option<f64>,
     /// Mean output tokens per request (measured at the sustainable rate).
     pub output_tokens_per_request: f64,
+    /// Whether simulating the whole deployment (`replicas` replicas behind
+    /// the router, at the target rate) met the objectives; `None` when it was
+    /// too large to check. `replicas` is then what the simulation needed.
+    pub verified: Option<bool>,
 }
 
 /// Replicas, GPUs and cost of serving `target_rate` with replicas that each
@@ -505,6 +509,26 @@ pub fn size(
     // A relative epsilon keeps 3 x (target / 3) from needing a 4th replica
     // through rounding.
     let replicas = ((target_rate / rate) * (1.0 - 1e-12)).ceil().max(1.0) as u64;
+    priced(
+        target_rate,
+        rate,
+        replicas,
+        tp,
+        price_per_gpu_hour,
+        output_tokens_per_request,
+    )
+}
+
+/// The GPUs and cost of `replicas` replicas of `tp` GPUs serving
+/// `target_rate` (each sustaining `rate`).
+fn priced(
+    target_rate: f64,
+    rate: f64,
+    replicas: u64,
+    tp: u32,
+    price_per_gpu_hour: Option<f64>,
+    output_tokens_per_request: f64,
+) -> Sizing {
     let gpus = replicas * u64::from(tp);
     let usd_per_hour = price_per_gpu_hour.map(|p| p * gpus as f64);
     let tokens_per_hour = target_rate * output_tokens_per_request * 3600.0;
@@ -518,6 +542,7 @@ pub fn size(
         usd_per_hour,
         usd_per_m_output_tokens,
         output_tokens_per_request,
+        verified: None,
     }
 }
 
@@ -566,6 +591,20 @@ fn candidate_scenario(
     assignments: &[(String, toml::Value)],
     rate: Option<f64>,
 ) -> Result<Scenario, Error> {
+    cluster_scenario(base, path, assignments, rate, 1)
+}
+
+/// The scenario of candidate `assignments` at arrival rate `rate` on
+/// `replicas` replicas behind the scenario's router. A run that stops after a
+/// request count gets that count per replica, so each replica sees as long a
+/// run as a single-replica probe does.
+fn cluster_scenario(
+    base: &toml::Table,
+    path: &Path,
+    assignments: &[(String, toml::Value)],
+    rate: Option<f64>,
+    replicas: u64,
+) -> Result<Scenario, Error> {
     let mut table = base.clone();
     for (key, value) in assignments {
         apply_override(&mut table, key, value.clone())
@@ -575,10 +614,54 @@ fn candidate_scenario(
         apply_override(&mut table, "traffic.arrival.rate", toml::Value::Float(r))
             .map_err(|reason| spec_error(path, "traffic.arrival.rate", reason))?;
     }
-    apply_override(&mut table, "hardware.replicas", toml::Value::Integer(1))
-        .map_err(|reason| spec_error(path, "hardware.replicas", reason))?;
+    let replicas = i64::try_from(replicas).unwrap_or(i64::MAX);
+    apply_override(
+        &mut table,
+        "hardware.replicas",
+        toml::Value::Integer(replicas),
+    )
+    .map_err(|reason| spec_error(path, "hardware.replicas", reason))?;
+    if let Some(n) = table.get("requests").and_then(toml::Value::as_integer) {
+        table.insert(
+            "requests".into(),
+            toml::Value::Integer(n.saturating_mul(replicas)),
+        );
+    }
     Scenario::from_table(table, path)
 }
+
+/// Checks a sizing by simulating it: `replicas` replicas behind the
+/// scenario's router at the target rate, on the probe seeds, adding replicas
+/// while the objectives are missed (an uneven split can overload one
+/// replica that the per-replica search assumed evenly fed). Returns the
+/// replicas that met the objectives and the probe, or `None` when even
+/// twice the estimate (or the largest cluster kvsim simulates) did not.
+fn verify(
+    base: &toml::Table,
+    path: &Path,
+    plan: &Plan,
+    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+    assignments: &[(String, toml::Value)],
+    replicas: u64,
+) -> Option<(u64, Probe)> {
+    let most = (replicas * 2).min(MAX_VERIFIED_REPLICAS);
+    (replicas..=most).find_map(|r| {
+        let at = |rate: f64| cluster_scenario(base, path, assignments, Some(rate), r);
+        let p = probe_at(
+            &at,
+            evaluate,
+            &plan.objectives,
+            plan.replicates,
+            plan.target_rate,
+        )
+        .ok()?;
+        p.passed().then_some((r, p))
+    })
+}
+
+/// The largest cluster `kvsim plan` verifies by simulation (more replicas
+/// are sized from the per-replica rate alone).
+const MAX_VERIFIED_REPLICAS: u64 = 64;
 
 /// The simulation `kvsim plan` runs for one probe replicate.
 pub fn roofline_run(s: &Scenario, seed: u64) -> Summary {
@@ -651,13 +734,32 @@ fn plan_candidate(
         }
     });
     if let Some(best) = &search.best {
-        result.sizing = Some(size(
+        let tokens = output_tokens_per_request(&best.runs);
+        let mut sizing = size(
             plan.target_rate,
             best.rate,
             result.tp,
             result.price_per_gpu_hour,
-            output_tokens_per_request(&best.runs),
-        ));
+            tokens,
+        );
+        if sizing.replicas <= MAX_VERIFIED_REPLICAS {
+            match verify(base, path, plan, evaluate, &assignments, sizing.replicas) {
+                Some((replicas, _)) => {
+                    // Price the replicas the simulation needed.
+                    sizing = priced(
+                        plan.target_rate,
+                        best.rate,
+                        replicas,
+                        result.tp,
+                        result.price_per_gpu_hour,
+                        tokens,
+                    );
+                    sizing.verified = Some(true);
+                }
+                None => sizing.verified = Some(false),
+            }
+        }
+        result.sizing = Some(sizing);
     } else if let Some(e) = failure {
         result.error = Some(e);
     }
@@ -666,12 +768,14 @@ fn plan_candidate(
 }
 
 /// Candidate indices best first: feasible ones by dollars per hour (unpriced
-/// after priced, by GPU count), ties by the higher rate per replica; then the
+/// after priced, by GPU count), ties by the higher rate per replica; then
+/// those whose whole-deployment simulation missed the objectives; then the
 /// infeasible ones by how close they came.
 pub fn ranking(results: &[CandidateResult]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..results.len()).collect();
     let key = |r: &CandidateResult| -> (u8, f64, f64, f64) {
         match &r.sizing {
+            Some(s) if s.verified == Some(false) => (2, s.gpus as f64, -s.rate_per_replica, 0.0),
             Some(s) => match s.usd_per_hour {
                 Some(usd) => (0, usd, -s.rate_per_replica, 0.0),
                 None => (1, s.gpus as f64, -s.rate_per_replica, 0.0),

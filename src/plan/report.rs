@@ -101,6 +101,7 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
         "ttft p99",
         "tpot p99",
         "batch",
+        "cluster sim",
         "",
     ]);
     for (rank, &i) in ranking(results).iter().enumerate() {
@@ -133,6 +134,11 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
                     m.tpot_p99
                         .map_or("-".into(), |v| format!("{:.1} ms", v * 1e3)),
                     format!("{:.1}", m.batch_mean),
+                    match s.verified {
+                        Some(true) => "meets SLOs".into(),
+                        Some(false) => "MISSES SLOs".into(),
+                        None => "not run".into(),
+                    },
                     if front[i] {
                         "pareto".into()
                     } else {
@@ -146,6 +152,7 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
                     label(r),
                     gpu,
                     "infeasible".into(),
+                    "-".into(),
                     "-".into(),
                     "-".into(),
                     "-".into(),
@@ -188,6 +195,7 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
             "oom_rate",
             "batch_mean",
             "pareto",
+            "cluster_verified",
             "probes",
             "note",
         ]
@@ -231,6 +239,7 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
                     format!("{}", m.oom_rate),
                     format!("{}", m.batch_mean),
                     front[i].to_string(),
+                    s.verified.map(|v| v.to_string()).unwrap_or_default(),
                     search.map_or(0, |s| s.probes).to_string(),
                     String::new(),
                 ]);
@@ -242,6 +251,7 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
                 row.push(opt(r.price_per_gpu_hour));
                 row.extend(std::iter::repeat_n(String::new(), 8));
                 row.push("false".into());
+                row.push(String::new());
                 row.push(search.map_or(0, |s| s.probes).to_string());
                 row.push(why_not(r, plan));
             }

@@ -59,6 +59,7 @@ fn sizing_is_hand_computable() {
     // $64/h; 20 x 250 x 3600 = 18M output tokens an hour: $3.556 per million.
     let s = size(20.0, 6.0, 4, Some(4.0), 250.0);
     assert_eq!((s.replicas, s.gpus), (4, 16));
+    assert_eq!(s.verified, None);
     assert_eq!(s.usd_per_hour, Some(64.0));
     assert!((s.usd_per_m_output_tokens.unwrap() - 64.0 / 18.0).abs() < 1e-12);
     // Exactly divisible loads need no extra replica.
@@ -193,6 +194,9 @@ fn a_hand_computable_plan() {
     // 100 req/s on replicas of about 40: three replicas, one GPU each, at the
     // catalog's H100 price.
     assert_eq!((s.replicas, s.gpus), (3, 3));
+    // Three round-robin replicas at 100 req/s each get 33.3 req/s of
+    // constant arrivals: the whole-deployment simulation meets the SLO.
+    assert_eq!(s.verified, Some(true));
     let price = crate::catalog::gpu("h100-sxm")
         .unwrap()
         .price_per_hour
