@@ -47,9 +47,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Creates `dir` (and parents) and checks that it is writable, before any
 /// simulation starts.
 pub fn prepare_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Name the usual mistakes rather than echo the OS's terse message.
+    if let Some(bad) = dir.ancestors().find(|a| a.is_file()) {
+        return Err(Error::Usage(format!(
+            "output directory {}: {} is a file, not a directory; choose another --out",
+            dir.display(),
+            bad.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::Usage(format!(
+            "output directory {} cannot be created ({e}); choose another --out",
+            dir.display()
+        ))
+    })?;
     let probe = dir.join(format!(".kvsim-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
+    std::fs::write(&probe, b"").map_err(|e| {
+        Error::Usage(format!(
+            "output directory {} is not writable ({e}); choose another --out",
+            dir.display()
+        ))
+    })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
