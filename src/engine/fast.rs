@@ -369,7 +369,6 @@ impl<C: CostModel> Engine<'_, C> {
     pub(super) fn fast_levels(&self) -> MemoryLevels {
         let f = self.fast.as_ref().expect("lazy implies the fast path");
         let usage = self.cache.usage();
-        let budget = usage.budget.max(1) as f64;
         let (mut reserved, mut internal, mut tail_held) = (0u64, 0u64, 0u64);
         for s in &self.running[f.tail..] {
             let held = self.cache.held_bytes(s.slot);
@@ -386,17 +385,8 @@ impl<C: CostModel> Engine<'_, C> {
             reserved += held - kept - f.internal;
             internal += f.internal;
         }
-        let slack = (reserved + internal).min(usage.allocated);
-        let used = usage.allocated - slack;
         // Paged placement has no external fragmentation.
-        MemoryLevels {
-            kv: usage.allocated as f64 / budget,
-            used: used as f64 / budget,
-            reserved: reserved as f64 / budget,
-            internal: internal as f64 / budget,
-            external: 0.0,
-            cached: usage.cached as f64 / budget,
-        }
+        super::levels_of(&usage, reserved, internal, 0)
     }
 
     /// The fast step in flight ends: every decoder advances a token (by the

@@ -46,7 +46,7 @@ pub use queue::EventQueue;
 
 use std::collections::VecDeque;
 
-use crate::cache::{Content, KvCache, KvLayout, SeqId, SeqInfo};
+use crate::cache::{Content, KvCache, KvLayout, MemoryUsage, SeqId, SeqInfo};
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{
     Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
@@ -275,6 +275,23 @@ fn simulate_with<C: CostModel>(
         stats,
         cluster: None,
     })
+}
+
+/// The memory levels of a cache with `usage`, of whose allocated bytes
+/// `reserved` and `internal` are slack, plus `external` unusable free bytes:
+/// what holds tokens is the rest of the allocation.
+fn levels_of(usage: &MemoryUsage, reserved: u64, internal: u64, external: u64) -> MemoryLevels {
+    let budget = usage.budget.max(1) as f64;
+    let slack = (reserved + internal).min(usage.allocated);
+    let used = usage.allocated - slack;
+    MemoryLevels {
+        kv: usage.allocated as f64 / budget,
+        used: used as f64 / budget,
+        reserved: reserved as f64 / budget,
+        internal: internal as f64 / budget,
+        external: external as f64 / budget,
+        cached: usage.cached as f64 / budget,
+    }
 }
 
 /// The engine state of one run.
@@ -977,7 +994,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
             return self.fast_levels();
         }
         let usage = self.cache.usage();
-        let budget = usage.budget.max(1) as f64;
         let (mut reserved, mut internal) = (0u64, 0u64);
         for s in &self.running {
             let held = self.cache.held_bytes(s.slot);
@@ -1001,16 +1017,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         // What is held and is not slack holds tokens. (This equals the cache's
         // stored bytes, except where a forked sequence shares a block that has
         // partly slid out of a window: the cache counts such a block whole.)
-        let slack = (reserved + internal).min(usage.allocated);
-        let used = usage.allocated - slack;
-        MemoryLevels {
-            kv: usage.allocated as f64 / budget,
-            used: used as f64 / budget,
-            reserved: reserved as f64 / budget,
-            internal: internal as f64 / budget,
-            external: external as f64 / budget,
-            cached: usage.cached as f64 / budget,
-        }
+        levels_of(&usage, reserved, internal, external)
     }
 
     /// Integrates memory levels up to now and records the current ones.

@@ -212,9 +212,7 @@ fn a_time_limit_stops_a_run_and_a_sweep_keeps_its_finished_points() {
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(err.contains("point 1 (duration_s=2592000"), "{err}");
     assert!(err.contains("sweep.partial.csv"), "{err}");
-    let partial = std::fs::read_to_string(out.join("sweep.partial.csv")).unwrap();
-    assert_eq!(partial.lines().count(), 2, "{partial}");
-    assert!(!out.join("sweep.csv").exists());
+    assert_one_point_kept(&out);
 }
 
 #[test]
@@ -291,9 +289,7 @@ fn ctrl_c_during_a_sweep_keeps_finished_points_and_exits_130() {
     assert_eq!(result.status.code(), Some(130));
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(err.contains("interrupted"), "{err}");
-    let partial = std::fs::read_to_string(out.join("sweep.partial.csv")).unwrap();
-    assert_eq!(partial.lines().count(), 2, "{partial}");
-    assert!(!out.join("sweep.csv").exists());
+    assert_one_point_kept(&out);
 }
 
 #[test]
@@ -334,4 +330,12 @@ fn the_work_estimate_scales_with_the_scenario() {
     // Closed loop with a request count: exactly that many.
     let s = scenario(&closed(1_000_000, 1_000_000, 8, 2, ""), 1 << 16);
     assert_eq!(kvsim::engine::estimate_work(&s).requests, 1e6);
+}
+
+/// The interrupted or stopped sweep kept its one finished point in
+/// `sweep.partial.csv` and wrote no `sweep.csv`.
+fn assert_one_point_kept(out: &std::path::Path) {
+    let partial = std::fs::read_to_string(out.join("sweep.partial.csv")).unwrap();
+    assert_eq!(partial.lines().count(), 2, "{partial}");
+    assert!(!out.join("sweep.csv").exists());
 }
