@@ -146,10 +146,57 @@ struct Waiting {
     generated: u32,
     /// Fork the request's other samples after its prefill.
     fork: bool,
-    /// What its prompt is, for prefix caching (carried by the sample rather
-    /// than kept per request, so that what the engine keeps per request
-    /// stays small).
-    content: Option<Content>,
+    /// What its prompt is, for prefix caching: an entry of
+    /// [`Engine::contents`], or `NONE`. Kept aside rather than inline so
+    /// that an entry is 20 bytes, not 40: an overloaded run's queue holds
+    /// most of its requests.
+    content: u32,
+}
+
+/// The contents of waiting samples' prompts (only scenarios with prefix
+/// caching or sessions have any), in reusable slots.
+#[derive(Debug, Default)]
+struct ContentSlab {
+    entries: Vec<Content>,
+    free: Vec<u32>,
+}
+
+impl ContentSlab {
+    /// Stores `content`, returning its slot (`NONE` for no content).
+    fn put(&mut self, content: Option<Content>) -> u32 {
+        let Some(c) = content else {
+            return NONE;
+        };
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = c;
+                i
+            }
+            None => {
+                self.entries.push(c);
+                (self.entries.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The content in `slot`.
+    fn get(&self, slot: u32) -> Option<Content> {
+        (slot != NONE).then(|| self.entries[slot as usize])
+    }
+
+    /// Removes and returns the content in `slot`.
+    fn take(&mut self, slot: u32) -> Option<Content> {
+        let c = self.get(slot);
+        if c.is_some() {
+            self.free.push(slot);
+        }
+        c
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.free.clear();
+    }
 }
 
 /// A sequence whose KV sits in host memory.
@@ -325,6 +372,8 @@ struct Engine<'s, C> {
     free_sessions: Vec<u32>,
     sessions_started: u64,
     waiting: VecDeque<Waiting>,
+    /// The prompt contents of the samples in `waiting`.
+    contents: ContentSlab,
     running: Vec<Seq>,
     /// Samples forked during the current `finish_step` (a reused buffer).
     spawned: Vec<Seq>,
@@ -382,6 +431,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             free_sessions: Vec::new(),
             sessions_started: 0,
             waiting: VecDeque::new(),
+            contents: ContentSlab::default(),
             running: Vec::new(),
             spawned: Vec::new(),
             swapped: VecDeque::new(),
@@ -483,6 +533,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
         debug_assert!(
             self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
         );
+        // Every queued sample's content was taken when it left the queue.
+        debug_assert_eq!(self.contents.entries.len(), self.contents.free.len());
         // Conservation: every issued request has one record and ended
         // (exactly once: `end_request` asserts that), and the stop rule was
         // kept.
@@ -668,6 +720,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         if unservable {
             self.end_request(id, Outcome::Unservable);
         } else {
+            let content = self.contents.put(content);
             self.waiting.push_back(Waiting {
                 req: id,
                 output,
@@ -761,6 +814,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     break;
                 }
                 self.waiting.pop_front();
+                self.contents.take(w.content);
                 self.sample_ended(w.req, w.fork, Outcome::Timeout);
             }
         }
@@ -808,6 +862,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
             match self.waiting.pop_front() {
                 Some(w) => {
+                    self.contents.take(w.content);
                     self.stats.oom_events += 1;
                     self.sample_ended(w.req, w.fork, Outcome::Oom);
                 }
@@ -935,13 +990,14 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 id: slot,
                 tokens,
                 reserve: self.reservation(w.req, w.output, tokens),
-                content: w.content,
+                content: self.contents.get(w.content),
             };
             let Ok(admitted) = self.cache.admit(&info) else {
                 self.free_slots.push(slot);
                 break;
             };
             self.waiting.pop_front();
+            let content = self.contents.take(w.content);
             self.stats.prefix_lookup_tokens += u64::from(tokens);
             self.stats.prefix_hit_tokens += u64::from(admitted.cached_tokens);
             self.records[w.req as usize]
@@ -965,7 +1021,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 uid,
                 since: 0,
                 dead: false,
-                content: w.content,
+                content,
             });
         }
     }
@@ -1171,12 +1227,13 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 });
             } else {
                 self.free_slots.push(slot);
+                let content = self.contents.put(parent.content);
                 self.waiting.push_front(Waiting {
                     req: parent.req,
                     output,
                     generated: 1,
                     fork: false,
-                    content: parent.content,
+                    content,
                 });
             }
         }
@@ -1202,12 +1259,13 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.stats.swap_bytes += bytes;
             self.swapped.push_back(Swapped { seq, bytes });
         } else {
+            let content = self.contents.put(seq.content);
             self.waiting.push_front(Waiting {
                 req: seq.req,
                 output: seq.output,
                 generated: seq.generated,
                 fork: seq.fork,
-                content: seq.content,
+                content,
             });
         }
     }
@@ -1225,6 +1283,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.pending_swap_bytes = 0;
         let mut in_flight: Vec<u32> = self.running.drain(..).map(|s| s.req).collect();
         in_flight.extend(self.waiting.drain(..).map(|w| w.req));
+        self.contents.clear();
         in_flight.extend(self.swapped.drain(..).map(|s| s.seq.req));
         for id in in_flight {
             // Samples of one request share its record: end it once.
@@ -1269,7 +1328,9 @@ mod tests {
     /// the engine's per-request state. The README quotes the sum.
     #[test]
     fn bytes_kept_per_request() {
-        assert_eq!(std::mem::size_of::<RequestRecord>(), 112);
+        assert_eq!(std::mem::size_of::<RequestRecord>(), 88);
         assert_eq!(std::mem::size_of::<Live>(), 16);
+        // Not per request, but an overloaded run queues most of them.
+        assert_eq!(std::mem::size_of::<Waiting>(), 20);
     }
 }

@@ -214,11 +214,13 @@ pub fn summarize(
     stats: &Collector,
     end: SimTime,
 ) -> Summary {
-    // One pass over the records (at ten million requests each pass reads
-    // over a gigabyte): outcome counts, latencies, tokens, goodput.
+    // Outcome counts, tokens and goodput in one pass over the records; the
+    // latencies then go through one buffer, one metric at a time, so the
+    // summary adds 8 bytes per request to the run's peak memory rather than
+    // 24 or more (at ten million requests the records alone are 880 MB).
     let (mut ok_count, mut oom, mut unservable, mut crashed, mut timeout) = (0u64, 0, 0, 0, 0);
-    let (mut ttft, mut tpot, mut e2e) = (Vec::new(), Vec::new(), Vec::new());
     let (mut output_tokens, mut good) = (0u64, 0u64);
+    let mut latencies = Vec::with_capacity(records.len());
     for r in records {
         match r.outcome {
             Some(Outcome::Ok) => {}
@@ -232,17 +234,20 @@ pub fn summarize(
             continue;
         }
         ok_count += 1;
-        ttft.extend(r.ttft().map(|d| d.as_secs_f64()));
-        tpot.extend(r.tpot_s());
-        e2e.extend(r.e2e().map(|d| d.as_secs_f64()));
+        latencies.extend(r.ttft().map(|d| d.as_secs_f64()));
         output_tokens += u64::from(r.output_tokens);
         good += u64::from(meets(&scenario.slo, r));
     }
+    let ok = || records.iter().filter(|r| r.outcome == Some(Outcome::Ok));
+    let [ttft_p50, ttft_p90, ttft_p99] = select_percentiles(&mut latencies, [50.0, 90.0, 99.0]);
+    latencies.clear();
+    latencies.extend(ok().filter_map(|r| r.e2e().map(|d| d.as_secs_f64())));
+    let [e2e_p50, e2e_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
     // TPOT is sorted for its mean, summed in sorted order as it always was;
     // the other latencies only need their percentiles.
-    let tpot = sorted(tpot);
-    let [ttft_p50, ttft_p90, ttft_p99] = select_percentiles(&mut ttft, [50.0, 90.0, 99.0]);
-    let [e2e_p50, e2e_p99] = select_percentiles(&mut e2e, [50.0, 99.0]);
+    latencies.clear();
+    latencies.extend(ok().filter_map(RequestRecord::tpot_s));
+    let tpot = sorted(latencies);
     let requests = records.len() as u64;
     let duration_s = end.as_secs_f64();
     let per_s = |x: f64| {
