@@ -26,6 +26,16 @@
 //! shared, so a fork copies the parent's whole region; there is no prefix
 //! caching.
 //!
+//! With `allocator = "buddy"` the same regions come from a binary buddy
+//! allocator instead (`contiguous/buddy.rs`), as the PagedAttention paper
+//! assumes for its Orca baselines: a region takes the smallest power-of-two
+//! block of granules that holds it, aligned to its size, and freed blocks merge
+//! only with their buddies. The rounding is held but holds nothing; it is
+//! reported by [`KvCache::allocator_slack_bytes`] and counted as external
+//! fragmentation, as the paper's Fig. 2 counts it. A region that outgrows its
+//! block moves to a larger one (allocated before the old one is freed, as
+//! `realloc` over a buddy system does).
+//!
 //! Complexity: holes live in an address-ordered treap augmented with subtree
 //! maximum lengths (`contiguous/holes.rs`), so first-fit, coalescing and
 //! relocation are O(log n) in live sequences; per-sequence state is a `Vec`
@@ -33,19 +43,31 @@
 //! [`KvCache::usage`] is O(1). [`KvCache::unusable_free_bytes`] visits the
 //! holes big enough for the request (O(holes) at worst, once per step).
 
+mod buddy;
 mod holes;
 
 use std::ops::Range;
 
-use super::{Admitted, KvCache, KvLayout, MemoryUsage, NoRoom, SeqId, SeqInfo};
+use super::{Admitted, Allocator, KvCache, KvLayout, MemoryUsage, NoRoom, SeqId, SeqInfo};
+use buddy::{Buddy, order_for};
 use holes::Holes;
+
+/// The free space and how regions are carved from it.
+#[derive(Clone, Debug)]
+enum Free {
+    /// Coalesced holes, first-fit.
+    FirstFit(Holes),
+    /// Power-of-two blocks of a buddy system.
+    Buddy(Buddy),
+}
 
 /// The region a live sequence owns.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Region {
     /// First granule of the region (0, and meaningless, when `len == 0`).
     start: u64,
-    /// Granules held: the bytes of `cap` tokens over every layer group.
+    /// Granules held: the bytes of `cap` tokens over every layer group
+    /// (rounded up to a power of two by a buddy allocator).
     len: u64,
     /// Tokens of capacity: `max(tokens, reserve)` at admission, raised to the
     /// tokens when they outgrow it.
@@ -54,7 +76,8 @@ struct Region {
     tokens: u32,
 }
 
-/// One contiguous region per sequence in a linear address space, first-fit.
+/// One contiguous region per sequence in a linear address space, first-fit or
+/// from a buddy system.
 ///
 /// Under a window a group's part of a region never exceeds `window` tokens: it
 /// is used as a ring buffer, so a sequence whose groups are all windowed and
@@ -71,8 +94,8 @@ pub struct ContiguousCache {
     /// Without any window, bytes grow linearly with tokens: these bytes and
     /// granules per token replace the per-group sums on the per-token path.
     linear: Option<(u64, u64)>,
-    /// Free holes, coalesced: no two are adjacent.
-    holes: Holes,
+    /// The free space.
+    free: Free,
     /// Per-sequence regions, indexed by `SeqId`; `None` for dead slots.
     seqs: Vec<Option<Region>>,
     /// Sum of `len` over live sequences, granules.
@@ -94,11 +117,8 @@ impl ContiguousCache {
     /// of `floor(budget_bytes / granule)` granules, where `granule` is the gcd
     /// of the layer groups' bytes per token (no space at all if every group is
     /// empty, which no real model is).
-    pub fn new(budget_bytes: u64, layout: KvLayout) -> Self {
-        let granule = layout
-            .groups
-            .iter()
-            .fold(0, |acc, g| gcd(acc, g.bytes_per_token));
+    pub fn new(budget_bytes: u64, layout: KvLayout, allocator: Allocator) -> Self {
+        let granule = Self::granule_of(&layout);
         let space = budget_bytes.checked_div(granule).unwrap_or(0);
         let bpt = layout.bytes_per_token();
         let linear = (!layout.has_window() && granule > 0).then(|| (bpt, bpt / granule));
@@ -107,13 +127,25 @@ impl ContiguousCache {
             granule,
             space,
             linear,
-            holes: Holes::new(),
+            free: match allocator {
+                Allocator::FirstFit => Free::FirstFit(Holes::new()),
+                Allocator::Buddy => Free::Buddy(Buddy::new(space)),
+            },
             seqs: Vec::new(),
             allocated: 0,
             stored_bytes: 0,
         };
         cache.reset();
         cache
+    }
+
+    /// Bytes per granule of a contiguous space for `layout`: the gcd of its
+    /// layer groups' bytes per token (0 if every group is empty).
+    pub fn granule_of(layout: &KvLayout) -> u64 {
+        layout
+            .groups
+            .iter()
+            .fold(0, |acc, g| gcd(acc, g.bytes_per_token))
     }
 
     /// Bytes per granule, the unit of [`ContiguousCache::region`].
@@ -124,14 +156,24 @@ impl ContiguousCache {
     /// Size of the largest free hole in bytes: the largest region that could
     /// be placed right now. `usage().free` minus this is free memory that no
     /// single request of that size can use (external fragmentation). O(1).
+    /// (With a buddy allocator, the largest free block.) O(1) first-fit,
+    /// O(orders) buddy.
     pub fn largest_hole_bytes(&self) -> u64 {
-        self.holes.largest() * self.granule
+        let granules = match &self.free {
+            Free::FirstFit(h) => h.largest(),
+            Free::Buddy(b) => b.largest(),
+        };
+        granules * self.granule
     }
 
-    /// Number of separate free holes (coalesced: no two are adjacent). More
-    /// holes for the same free memory means a more fragmented space. O(1).
+    /// Number of separate free holes (first-fit: coalesced, no two adjacent;
+    /// buddy: free blocks, which may touch without being buddies). More holes
+    /// for the same free memory means a more fragmented space.
     pub fn holes(&self) -> usize {
-        self.holes.len()
+        match &self.free {
+            Free::FirstFit(h) => h.len(),
+            Free::Buddy(b) => b.blocks(),
+        }
     }
 
     /// The granules a live sequence owns, or `None` if it is not live. An
@@ -140,10 +182,21 @@ impl ContiguousCache {
         self.live(seq).map(|r| r.start..r.start + r.len)
     }
 
-    /// Granules of a region with a capacity of `cap` tokens: each group's
-    /// kept tokens at its bytes per token.
+    /// Granules a region with a capacity of `cap` tokens holds: what it needs,
+    /// rounded up to a power of two by a buddy allocator.
     #[inline]
     fn len_for(&self, cap: u32) -> u64 {
+        let need = self.need_for(cap);
+        match self.free {
+            Free::Buddy(_) if need > 0 => need.next_power_of_two(),
+            _ => need,
+        }
+    }
+
+    /// Granules a capacity of `cap` tokens needs: each group's kept tokens at
+    /// its bytes per token.
+    #[inline]
+    fn need_for(&self, cap: u32) -> u64 {
         match (self.linear, self.granule) {
             (Some((_, per_token)), _) => u64::from(cap) * per_token,
             (None, 0) => 0,
@@ -178,67 +231,90 @@ impl ContiguousCache {
     /// holes that touch it so holes stay maximal.
     fn free_range(&mut self, start: u64, len: u64) {
         debug_assert!(len > 0 && start + len <= self.space);
+        match &mut self.free {
+            Free::FirstFit(holes) => Self::free_hole(holes, start, len),
+            Free::Buddy(b) => b.free(start, order_for(len)),
+        }
+    }
+
+    /// Adds `[start, start + len)` to the holes, merged with the holes that
+    /// touch it.
+    fn free_hole(holes: &mut Holes, start: u64, len: u64) {
         let (mut lo, mut hi) = (start, start + len);
-        if let Some(after) = self.holes.remove(hi) {
+        if let Some(after) = holes.remove(hi) {
             hi += after;
         }
-        if let Some((s, l)) = start
-            .checked_sub(1)
-            .and_then(|a| self.holes.at_or_before(a))
-        {
+        if let Some((s, l)) = start.checked_sub(1).and_then(|a| holes.at_or_before(a)) {
             debug_assert!(s + l <= start, "freeing a range that overlaps a hole");
             if s + l == start {
-                self.holes.remove(s);
+                holes.remove(s);
                 lo = s;
             }
         }
-        self.holes.insert(lo, hi - lo);
+        holes.insert(lo, hi - lo);
     }
 
-    /// Carves `[start, start + len)` out of the hole that contains it.
-    fn take_range(&mut self, start: u64, len: u64) {
+    /// Carves `[start, start + len)` out of the hole that contains it
+    /// (first-fit only).
+    fn take_range(holes: &mut Holes, start: u64, len: u64) {
         debug_assert!(len > 0);
-        let Some((s, l)) = self.holes.at_or_before(start) else {
+        let Some((s, l)) = holes.at_or_before(start) else {
             unreachable!("taking granules {start}.. that are not free");
         };
         debug_assert!(start + len <= s + l, "taking granules that are not free");
-        self.holes.remove(s);
+        holes.remove(s);
         if start > s {
-            self.holes.insert(s, start - s);
+            holes.insert(s, start - s);
         }
         if s + l > start + len {
-            self.holes.insert(start + len, s + l - (start + len));
+            holes.insert(start + len, s + l - (start + len));
         }
     }
 
-    /// Places a new region of `len` granules first-fit; its start, if any hole
-    /// is big enough (0 for an empty region, which needs none).
+    /// Places a new region of `len` granules (first-fit, or a buddy block of
+    /// exactly `len`, a power of two); its start, if there is room (0 for an
+    /// empty region, which needs none).
     fn place(&mut self, len: u64) -> Option<u64> {
         if len == 0 {
             return Some(0);
         }
-        let (start, _) = self.holes.first_fit(len)?;
-        self.take_range(start, len);
-        Some(start)
+        match &mut self.free {
+            Free::FirstFit(holes) => {
+                let (start, _) = holes.first_fit(len)?;
+                Self::take_range(holes, start, len);
+                Some(start)
+            }
+            Free::Buddy(b) => b.alloc(order_for(len)),
+        }
     }
 
     /// Checks that regions and holes tile the address space exactly and that
     /// the counters match (test helper).
     #[cfg(test)]
     fn check_invariants(&self) {
-        self.holes.check();
-        let mut spans: Vec<(u64, u64, bool)> = self
-            .holes
-            .to_vec()
-            .into_iter()
-            .map(|(s, l)| (s, l, true))
-            .collect();
+        let free = match &self.free {
+            Free::FirstFit(h) => {
+                h.check();
+                h.to_vec()
+            }
+            Free::Buddy(b) => {
+                b.check();
+                assert_eq!(b.free_total(), self.space - self.allocated);
+                b.to_vec()
+            }
+        };
+        let coalesced = matches!(self.free, Free::FirstFit(_));
+        let mut spans: Vec<(u64, u64, bool)> =
+            free.into_iter().map(|(s, l)| (s, l, true)).collect();
         let (mut alloc, mut stored) = (0, 0);
         for r in self.seqs.iter().flatten() {
             alloc += r.len;
             stored += self.kept_bytes(r.tokens);
             assert!(r.tokens <= r.cap, "{r:?} holds fewer tokens than it has");
             assert_eq!(r.len, self.len_for(r.cap), "{r:?}");
+            if !coalesced && r.len > 0 {
+                assert_eq!(r.start % r.len, 0, "buddy block {r:?} is misaligned");
+            }
             if r.len > 0 {
                 spans.push((r.start, r.len, false));
             }
@@ -251,13 +327,50 @@ impl ContiguousCache {
         for (s, l, hole) in spans {
             assert_eq!(s, at, "gap or overlap at granule {at}");
             assert!(
-                !(hole && prev_hole),
+                !(coalesced && hole && prev_hole),
                 "adjacent holes at {s} were not coalesced"
             );
             at = s + l;
             prev_hole = hole;
         }
         assert_eq!(at, self.space, "regions and holes do not cover the space");
+    }
+}
+
+impl ContiguousCache {
+    /// Grows region `r` into `next` (`extra` more granules) first-fit: in
+    /// place, or moved; unchanged on failure.
+    fn grow_first_fit(
+        holes: &mut Holes,
+        r: &Region,
+        next: &mut Region,
+        extra: u64,
+    ) -> Result<(), NoRoom> {
+        let end = r.start + r.len;
+        if r.len > 0 && holes.get(end).is_some_and(|len| len >= extra) {
+            // realloc's fast path: the hole right after is big enough.
+            Self::take_range(holes, end, extra);
+            return Ok(());
+        }
+        // Move: the old granules count as free for the search (memmove).
+        if r.len > 0 {
+            Self::free_hole(holes, r.start, r.len);
+        }
+        match holes.first_fit(next.len) {
+            Some((start, _)) => {
+                Self::take_range(holes, start, next.len);
+                next.start = start;
+                Ok(())
+            }
+            None => {
+                // Holes are canonical (maximal), so carving the old region
+                // back out restores exactly the previous set.
+                if r.len > 0 {
+                    Self::take_range(holes, r.start, r.len);
+                }
+                Err(NoRoom)
+            }
+        }
     }
 }
 
@@ -298,27 +411,16 @@ impl KvCache for ContiguousCache {
         }
         if next.len > r.len {
             let extra = next.len - r.len;
-            let end = r.start + r.len;
-            if r.len > 0 && self.holes.get(end).is_some_and(|len| len >= extra) {
-                // realloc's fast path: the hole right after is big enough.
-                self.take_range(end, extra);
-            } else {
-                // Move: the old granules count as free for the search (memmove).
-                if r.len > 0 {
-                    self.free_range(r.start, r.len);
+            match &mut self.free {
+                Free::FirstFit(holes) => {
+                    Self::grow_first_fit(holes, &r, &mut next, extra)?;
                 }
-                match self.holes.first_fit(next.len) {
-                    Some((start, _)) => {
-                        self.take_range(start, next.len);
-                        next.start = start;
-                    }
-                    None => {
-                        // Holes are canonical (maximal), so carving the old
-                        // region back out restores exactly the previous set.
-                        if r.len > 0 {
-                            self.take_range(r.start, r.len);
-                        }
-                        return Err(NoRoom);
+                Free::Buddy(b) => {
+                    // A larger block while the old one is still held, then
+                    // the old one back.
+                    next.start = b.alloc(order_for(next.len)).ok_or(NoRoom)?;
+                    if r.len > 0 {
+                        b.free(r.start, order_for(r.len));
                     }
                 }
             }
@@ -361,9 +463,14 @@ impl KvCache for ContiguousCache {
     fn reset(&mut self) {
         // `Region` is `Copy`, so clearing is O(1); the capacity is kept.
         self.seqs.clear();
-        self.holes.clear();
-        if self.space > 0 {
-            self.holes.insert(0, self.space);
+        match &mut self.free {
+            Free::FirstFit(holes) => {
+                holes.clear();
+                if self.space > 0 {
+                    holes.insert(0, self.space);
+                }
+            }
+            Free::Buddy(b) => b.reset(),
         }
         self.allocated = 0;
         self.stored_bytes = 0;
@@ -383,14 +490,29 @@ impl KvCache for ContiguousCache {
         self.live(seq).map_or(0, |r| r.len * self.granule)
     }
 
+    fn allocator_slack_bytes(&self, seq: SeqId) -> u64 {
+        self.live(seq)
+            .map_or(0, |r| (r.len - self.need_for(r.cap)) * self.granule)
+    }
+
     fn fits_when_empty(&self, seq: &SeqInfo) -> bool {
-        self.len_for(seq.tokens.max(seq.reserve)) <= self.space
+        let len = self.len_for(seq.tokens.max(seq.reserve));
+        match self.free {
+            Free::FirstFit(_) => len <= self.space,
+            // The largest block of an empty buddy space is the one at 0.
+            Free::Buddy(_) => len == 0 || (self.space > 0 && len <= 1 << self.space.ilog2()),
+        }
     }
 
     fn unusable_free_bytes(&self, seq: &SeqInfo) -> u64 {
         let need = self.len_for(seq.tokens.max(seq.reserve));
         let free = self.space - self.allocated;
-        (free - self.holes.total_fitting(need)) * self.granule
+        let fitting = match &self.free {
+            Free::FirstFit(holes) => holes.total_fitting(need),
+            Free::Buddy(_) if need == 0 => free,
+            Free::Buddy(b) => b.total_fitting(order_for(need)),
+        };
+        (free - fitting) * self.granule
     }
 
     fn usage(&self) -> MemoryUsage {

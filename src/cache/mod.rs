@@ -144,6 +144,15 @@ pub trait KvCache: Send {
     /// included) or its contiguous region, whether tokens fill them or not.
     fn held_bytes(&self, seq: SeqId) -> u64;
 
+    /// Bytes of [`KvCache::held_bytes`] the allocator added beyond what the
+    /// sequence's capacity needs (a buddy allocator's rounding to a power of
+    /// two): held, never usable by anyone. The PagedAttention paper counts it
+    /// as external fragmentation, and so does the waste breakdown. 0 unless
+    /// the allocator rounds.
+    fn allocator_slack_bytes(&self, _seq: SeqId) -> u64 {
+        0
+    }
+
     /// Whether a sequence like `seq` could be admitted into an empty cache. A
     /// request for which this is false is unservable.
     fn fits_when_empty(&self, seq: &SeqInfo) -> bool;
@@ -291,8 +300,13 @@ pub enum Reserve {
     MaxTokens,
     /// The model's whole context length (Orca Max).
     MaxModelLen,
-    /// The true final length rounded up to a power of two (Orca Pow2).
+    /// The true final length rounded up to a power of two.
     Pow2,
+    /// The prompt plus the true output length rounded up to a power of two:
+    /// the PagedAttention paper's Orca (Pow2), which "over-reserves the space
+    /// for outputs by at most 2x" ("if the true output length is 25, it
+    /// reserves 32 positions for outputs"; Kwon et al., SOSP 2023, sec. 6.1).
+    Pow2Output,
     /// Exactly the true final length (Orca Oracle).
     Oracle,
 }
@@ -304,6 +318,7 @@ impl Reserve {
             Reserve::MaxTokens => "max-tokens",
             Reserve::MaxModelLen => "max-model-len",
             Reserve::Pow2 => "pow2",
+            Reserve::Pow2Output => "pow2-output",
             Reserve::Oracle => "oracle",
         }
     }
@@ -323,9 +338,39 @@ impl Reserve {
             Reserve::MaxTokens => prompt.saturating_add(max_tokens).saturating_sub(1),
             Reserve::MaxModelLen => max_model_len,
             Reserve::Pow2 => final_tokens.checked_next_power_of_two().unwrap_or(u32::MAX),
+            Reserve::Pow2Output => {
+                // The last output token's KV is never written, as for Oracle.
+                let output = final_tokens.saturating_sub(prompt).saturating_add(1);
+                let slots = output.checked_next_power_of_two().unwrap_or(u32::MAX);
+                prompt.saturating_add(slots).saturating_sub(1)
+            }
             Reserve::Oracle => final_tokens,
         };
         want.min(max_model_len).max(prompt)
+    }
+}
+
+/// How a contiguous placement carves regions out of its address space.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// The lowest-addressed free hole big enough, exactly as big as needed;
+    /// freed space coalesces with every free neighbour.
+    #[default]
+    FirstFit,
+    /// A binary buddy system: power-of-two blocks aligned to their size,
+    /// merging only with their buddies (the PagedAttention paper's Orca
+    /// baselines).
+    Buddy,
+}
+
+impl Allocator {
+    /// The name used in scenario files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Allocator::FirstFit => "first-fit",
+            Allocator::Buddy => "buddy",
+        }
     }
 }
 
@@ -350,6 +395,8 @@ pub struct CacheConfig {
     pub placement: Placement,
     /// Reservation rule used under `reserve` admission.
     pub reserve: Reserve,
+    /// How contiguous regions are allocated (not used by paged placement).
+    pub allocator: Allocator,
     /// Tokens kept per sequence in every layer, if windowed (the `sliding`
     /// policy); a model's own window on some layers is in its [`KvLayout`].
     pub window: Option<u32>,
@@ -370,6 +417,7 @@ impl CacheConfig {
                     block_size: 1,
                     ..layout
                 },
+                self.allocator,
             )),
             Placement::Paged { block_size } => Box::new(PagedCache::new(
                 budget_bytes,
@@ -386,8 +434,9 @@ impl CacheConfig {
     /// under this placement and `layout` (blocks rounded up, windows applied per
     /// layer group), given its contiguous reservation `reserved` (ignored by
     /// paged placement).
+    /// A buddy allocator's rounding to a power of two is included.
     pub fn footprint_bytes(&self, layout: &KvLayout, tokens: u32, reserved: u32) -> u64 {
-        layout
+        let bytes: u64 = layout
             .groups
             .iter()
             .map(|g| {
@@ -400,7 +449,14 @@ impl CacheConfig {
                 };
                 held_tokens * g.bytes_per_token
             })
-            .sum()
+            .sum();
+        match (self.placement, self.allocator) {
+            (Placement::Contiguous, Allocator::Buddy) if bytes > 0 => {
+                let granule = ContiguousCache::granule_of(layout);
+                (bytes / granule).next_power_of_two() * granule
+            }
+            _ => bytes,
+        }
     }
 }
 
@@ -417,5 +473,19 @@ mod tests {
         // Never above the model's context, never below the prompt.
         assert_eq!(Reserve::Pow2.tokens(20, 100, 3000, 4096), 4096);
         assert_eq!(Reserve::Oracle.tokens(20, 1, 20, 4096), 20);
+    }
+
+    #[test]
+    fn pow2_output_reserves_the_output_rounded_up_after_the_prompt() {
+        // The paper's example: an output of 25 tokens gets 32 positions. The
+        // last token's KV is never written (final = prompt + output - 1), as
+        // for every rule.
+        assert_eq!(Reserve::Pow2Output.tokens(100, 1000, 124, 4096), 131);
+        // An output that is already a power of two reserves exactly.
+        assert_eq!(Reserve::Pow2Output.tokens(100, 1000, 131, 4096), 131);
+        assert_eq!(Reserve::Pow2Output.tokens(100, 1000, 100, 4096), 100);
+        assert_eq!(Reserve::Pow2Output.tokens(3000, 1000, 3999, 4096), 4023);
+        assert_eq!(Reserve::Pow2Output.tokens(3500, 1000, 4095, 4096), 4096);
+        assert_eq!(Reserve::Pow2Output.name(), "pow2-output");
     }
 }

@@ -386,7 +386,7 @@ impl<C: CostModel> Engine<'_, C> {
             internal += f.internal;
         }
         // Paged placement has no external fragmentation.
-        super::levels_of(&usage, reserved, internal, 0)
+        super::levels_of(&usage, reserved, internal, 0, 0)
     }
 
     /// The fast step in flight ends: every decoder advances a token (by the

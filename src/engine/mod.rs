@@ -325,18 +325,25 @@ fn simulate_with<C: CostModel>(
 }
 
 /// The memory levels of a cache with `usage`, of whose allocated bytes
-/// `reserved` and `internal` are slack, plus `external` unusable free bytes:
-/// what holds tokens is the rest of the allocation.
-fn levels_of(usage: &MemoryUsage, reserved: u64, internal: u64, external: u64) -> MemoryLevels {
+/// `reserved`, `internal` and the allocator's `rounding` are slack, plus
+/// `external` unusable free bytes: what holds tokens is the rest of the
+/// allocation. Rounding is reported as external fragmentation.
+fn levels_of(
+    usage: &MemoryUsage,
+    reserved: u64,
+    internal: u64,
+    external: u64,
+    rounding: u64,
+) -> MemoryLevels {
     let budget = usage.budget.max(1) as f64;
-    let slack = (reserved + internal).min(usage.allocated);
+    let slack = (reserved + internal + rounding).min(usage.allocated);
     let used = usage.allocated - slack;
     MemoryLevels {
         kv: usage.allocated as f64 / budget,
         used: used as f64 / budget,
         reserved: reserved as f64 / budget,
         internal: internal as f64 / budget,
-        external: external as f64 / budget,
+        external: (external + rounding) as f64 / budget,
         cached: usage.cached as f64 / budget,
     }
 }
@@ -1050,9 +1057,14 @@ impl<'s, C: CostModel> Engine<'s, C> {
             return self.fast_levels();
         }
         let usage = self.cache.usage();
-        let (mut reserved, mut internal) = (0u64, 0u64);
+        let (mut reserved, mut internal, mut slack) = (0u64, 0u64, 0u64);
         for s in &self.running {
-            let held = self.cache.held_bytes(s.slot);
+            // An allocator's rounding is held but belongs to no token, now or
+            // later: external fragmentation (as the PagedAttention paper's
+            // Fig. 2 counts a buddy allocator's), not this sequence's slack.
+            let rounding = self.cache.allocator_slack_bytes(s.slot);
+            slack += rounding;
+            let held = self.cache.held_bytes(s.slot) - rounding;
             let kept = self.layout.kept_bytes(s.cached_tokens()).min(held);
             let fill = s.final_bytes.min(held).max(kept);
             reserved += fill - kept;
@@ -1073,7 +1085,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         // What is held and is not slack holds tokens. (This equals the cache's
         // stored bytes, except where a forked sequence shares a block that has
         // partly slid out of a window: the cache counts such a block whole.)
-        levels_of(&usage, reserved, internal, external)
+        levels_of(&usage, reserved, internal, external, slack)
     }
 
     /// Integrates memory levels up to now and records the current ones.

@@ -126,7 +126,8 @@ pub struct TimelineRow {
 /// PagedAttention paper's memory-waste categories, Kwon et al. SOSP 2023 Fig. 2).
 #[derive(Copy, Clone, Debug, Default, PartialEq)]
 pub struct MemoryLevels {
-    /// Held by sequences (`used + reserved + internal`, shared blocks once).
+    /// Held by sequences (`used + reserved + internal` plus any allocator
+    /// rounding, shared blocks once).
     pub kv: f64,
     /// Token states actually stored.
     pub used: f64,
@@ -136,7 +137,10 @@ pub struct MemoryLevels {
     /// or the unused tail of a block.
     pub internal: f64,
     /// Free memory the request at the head of the queue cannot use (holes too
-    /// small for it in a contiguous address space).
+    /// small for it in a contiguous address space), plus memory an allocator
+    /// holds beyond what sequences asked for (a buddy allocator's rounding to
+    /// a power of two; the PagedAttention paper's Fig. 2 counts both as
+    /// external fragmentation).
     pub external: f64,
     /// Free memory holding cached prefix blocks no sequence references (kept
     /// for reuse, evicted least recently used first).

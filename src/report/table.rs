@@ -3,6 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
 
+use crate::cache::Placement;
 use crate::metrics::Summary;
 use crate::scenario::Scenario;
 use crate::units::gib;
@@ -28,7 +29,7 @@ pub fn summary_table(scenario: &Scenario, s: &Summary, per_replica: &[Summary]) 
         (
             "configuration",
             format!(
-                "{} on {} x {}{} | {} ({}, {} admission, on_oom {})",
+                "{} on {} x {}{} | {} ({}{}, {} admission, on_oom {})",
                 scenario.model.name,
                 scenario.deployment.tp,
                 scenario.deployment.gpu.name,
@@ -41,6 +42,14 @@ pub fn summary_table(scenario: &Scenario, s: &Summary, per_replica: &[Summary]) 
                 },
                 scenario.cache.policy.name(),
                 scenario.cache.kv_dtype,
+                match scenario.cache.placement {
+                    Placement::Contiguous => format!(
+                        ", reserve {}, {} allocator",
+                        scenario.cache.reserve.name(),
+                        scenario.cache.allocator.name()
+                    ),
+                    Placement::Paged { .. } => String::new(),
+                },
                 scenario.scheduler.admission.name(),
                 scenario.scheduler.on_oom.name()
             ),

@@ -795,6 +795,7 @@ fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, S
         policy,
         placement,
         reserve: spec.reserve.unwrap_or(Reserve::MaxTokens),
+        allocator: spec.allocator.unwrap_or_default(),
         window,
         kv_dtype,
         prefix_caching,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{PolicyName, Reserve};
+use crate::cache::{Allocator, PolicyName, Reserve};
 use crate::model::{Dtype, Mla, Moe, SlidingWindow};
 use crate::scheduler::{Admission, OnOom};
 use crate::traffic::TrafficSpec;
@@ -174,6 +174,10 @@ pub struct CacheSpec {
     /// Contiguous reservation rule (default `max-tokens`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserve: Option<Reserve>,
+    /// How contiguous regions are allocated: `first-fit` (default) or `buddy`;
+    /// not used by paged placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocator: Option<Allocator>,
     /// Tokens per block for paged placement (default 16, vLLM's default);
     /// not used by contiguous placement.
     #[serde(default, skip_serializing_if = "Option::is_none")]

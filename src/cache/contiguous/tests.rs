@@ -35,7 +35,7 @@ fn hybrid(b0: u64, w0: Option<u32>, b1: u64, w1: Option<u32>) -> KvLayout {
 /// A cache of exactly `slots` slots (plus a few stray bytes that must not
 /// count).
 fn cache(slots: u64, window: Option<u32>) -> ContiguousCache {
-    ContiguousCache::new(slots * BPT + BPT - 1, layout(window))
+    ContiguousCache::new(slots * BPT + BPT - 1, layout(window), Allocator::FirstFit)
 }
 
 fn seq(id: SeqId, tokens: u32, reserve: u32) -> SeqInfo {
@@ -82,7 +82,7 @@ fn budget_is_whole_slots() {
     assert_eq!(c.holes(), 1);
     assert!(c.fits_when_empty(&seq(0, 3, 7)));
     assert!(!c.fits_when_empty(&seq(0, 3, 8)));
-    let none = ContiguousCache::new(BPT - 1, layout(None));
+    let none = ContiguousCache::new(BPT - 1, layout(None), Allocator::FirstFit);
     assert_eq!(none.usage(), MemoryUsage::default());
     assert_eq!(none.holes(), 0);
     assert!(none.fits_when_empty(&seq(0, 0, 0)));
@@ -303,7 +303,7 @@ fn hybrid_region_costs_the_group_weighted_bytes() {
     // 256 B/token of full-context layers, 128 B/token of layers with a
     // 32-token window: granule gcd(256, 128) = 128 bytes.
     let l = hybrid(256, None, 128, Some(32));
-    let mut c = ContiguousCache::new(1000 * 128 + 127, l);
+    let mut c = ContiguousCache::new(1000 * 128 + 127, l, Allocator::FirstFit);
     assert_eq!(c.granule(), 128);
     assert_eq!(c.usage().budget, 1000 * 128);
     // Capacity 20 tokens: 20 * 256 + 20 * 128 = 7680 bytes = 60 granules.
@@ -338,7 +338,7 @@ fn hybrid_with_only_windowed_groups_stops_growing() {
     // Two windows (as the sliding policy on gemma-2): 64 B/token windowed at
     // 8, 192 B/token windowed at 4. Granule 64 bytes.
     let l = hybrid(64, Some(8), 192, Some(4));
-    let mut c = ContiguousCache::new(100 * 64, l);
+    let mut c = ContiguousCache::new(100 * 64, l, Allocator::FirstFit);
     c.admit(&seq(0, 2, 2)).unwrap();
     // 2 * 1 + 2 * 3 = 8 granules.
     assert_eq!(c.region(0), Some(0..8));
@@ -378,7 +378,11 @@ fn unusable_free_bytes_are_the_holes_too_small() {
 
     // Hybrid: a request for 20 tokens of 256 + 128 B/token (window 32) needs
     // 60 granules of 128 bytes; for 100 tokens, 232.
-    let mut h = ContiguousCache::new(400 * 128, hybrid(256, None, 128, Some(32)));
+    let mut h = ContiguousCache::new(
+        400 * 128,
+        hybrid(256, None, 128, Some(32)),
+        Allocator::FirstFit,
+    );
     h.admit(&seq(0, 20, 20)).unwrap(); // [0, 60)
     h.admit(&seq(1, 10, 10)).unwrap(); // [60, 90)
     h.release(0);
@@ -594,7 +598,7 @@ proptest! {
             .groups
             .iter()
             .fold(0, |a, g| gcd(a, g.bytes_per_token));
-        let mut c = ContiguousCache::new(space * granule + granule - 1, layout);
+        let mut c = ContiguousCache::new(space * granule + granule - 1, layout, Allocator::FirstFit);
         let mut m = Model {
             owner: vec![None; space as usize],
             regions: vec![None; 10],
@@ -678,6 +682,154 @@ proptest! {
             let need = m.len_for(probe);
             let below: u64 = runs.iter().filter(|&&r| r < need).sum();
             prop_assert_eq!(c.unusable_free_bytes(&seq(11, probe, probe)), below * granule);
+            c.check_invariants();
+        }
+    }
+}
+
+/// A buddy-allocated cache of exactly `slots` slots.
+fn buddy(slots: u64) -> ContiguousCache {
+    ContiguousCache::new(slots * BPT + BPT - 1, layout(None), Allocator::Buddy)
+}
+
+#[test]
+fn buddy_rounds_regions_to_aligned_powers_of_two_and_reports_the_rounding() {
+    let mut c = buddy(1024);
+    // 25 slots of capacity take a block of 32; the 7 extra are the
+    // allocator's, not the sequence's.
+    c.admit(&seq(0, 20, 25)).unwrap();
+    assert_eq!(c.region(0), Some(0..32));
+    assert_eq!(c.held_bytes(0), 32 * BPT);
+    assert_eq!(c.allocator_slack_bytes(0), 7 * BPT);
+    assert_eq!(c.usage(), usage(32, 20, 1024));
+    // 33 slots take 64, aligned to 64: the block at 32 stays free.
+    c.admit(&seq(1, 33, 33)).unwrap();
+    assert_eq!(c.region(1), Some(64..128));
+    assert_eq!(c.allocator_slack_bytes(1), 31 * BPT);
+    c.admit(&seq(2, 30, 30)).unwrap();
+    assert_eq!(c.region(2), Some(32..64));
+    // Growing within the block costs nothing; past it moves to a larger one.
+    c.grow(0, 5).unwrap();
+    assert_eq!(c.region(0), Some(0..32));
+    assert_eq!(c.allocator_slack_bytes(0), 7 * BPT);
+    c.grow(0, 10).unwrap();
+    assert_eq!(c.region(0), Some(128..192));
+    assert_eq!(c.allocator_slack_bytes(0), (64 - 35) * BPT);
+    c.check_invariants();
+    // Paged and first-fit placement never round.
+    let mut f = cache(1000, None);
+    f.admit(&seq(0, 20, 25)).unwrap();
+    assert_eq!(f.allocator_slack_bytes(0), 0);
+}
+
+#[test]
+fn buddy_serves_nothing_larger_than_its_largest_block() {
+    // 1000 slots are blocks of 512, 256, 128, 64, 32 and 8: 600 never fit.
+    let mut c = buddy(1000);
+    assert_eq!(c.holes(), 6);
+    assert_eq!(c.largest_hole_bytes(), 512 * BPT);
+    assert!(c.fits_when_empty(&seq(0, 500, 512)));
+    assert!(!c.fits_when_empty(&seq(0, 500, 513)));
+    assert!(c.fits_when_empty(&seq(0, 0, 0)));
+    // A block comes from the smallest order that has one: 32 slots take the
+    // free block of 32 at 960 rather than splitting the 512 at 0.
+    c.admit(&seq(0, 32, 32)).unwrap();
+    assert_eq!(c.region(0), Some(960..992));
+    c.check_invariants();
+}
+
+#[test]
+fn buddy_free_memory_in_small_blocks_is_unusable_for_a_large_request() {
+    let mut c = buddy(64);
+    for id in 0..4 {
+        c.admit(&seq(id, 16, 16)).unwrap();
+    }
+    // Blocks 16..32 and 32..48 are free and adjacent, but not buddies: a
+    // 32-slot request finds no block.
+    c.release(1);
+    c.release(2);
+    assert_eq!(c.usage().free, 32 * BPT);
+    assert_eq!(c.holes(), 2);
+    assert_eq!(c.unusable_free_bytes(&seq(9, 20, 20)), 32 * BPT);
+    assert_eq!(c.unusable_free_bytes(&seq(9, 16, 16)), 0);
+    assert_eq!(c.admit(&seq(9, 20, 20)), Err(NoRoom));
+    // Releasing 0 merges 0..16 with its buddy 16..32.
+    c.release(0);
+    c.admit(&seq(9, 20, 20)).unwrap();
+    assert_eq!(c.region(9), Some(0..32));
+    c.check_invariants();
+}
+
+#[test]
+fn buddy_grow_and_fork_without_room_change_nothing() {
+    let mut c = buddy(64);
+    c.admit(&seq(0, 30, 32)).unwrap();
+    c.admit(&seq(1, 30, 32)).unwrap();
+    let before = c.usage();
+    assert_eq!(c.grow(0, 3), Err(NoRoom));
+    assert_eq!(c.fork(0, 2), Err(NoRoom));
+    assert_eq!(c.usage(), before);
+    assert_eq!(c.region(0), Some(0..32));
+    c.check_invariants();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Random admit/grow/fork/release/reset on a buddy-allocated cache: blocks
+    /// stay aligned powers of two that tile the space with the free blocks,
+    /// no free buddies are left unmerged, a refusal changes nothing, and the
+    /// counters match the regions.
+    #[test]
+    fn buddy_keeps_its_invariants(
+        space in 0u64..300,
+        layout in layouts(),
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let granule = ContiguousCache::granule_of(&layout);
+        let mut c = ContiguousCache::new(space * granule + granule - 1, layout, Allocator::Buddy);
+        for op in ops {
+            let before = c.usage();
+            let live = |c: &ContiguousCache, id: SeqId| c.region(id).is_some();
+            let ok = match op {
+                Op::Admit { id, tokens, extra } if !live(&c, id) => {
+                    c.admit(&seq(id, tokens, tokens + extra)).is_ok()
+                }
+                Op::Admit { id, extra: n, .. } | Op::Grow { id, n } if live(&c, id) => {
+                    c.grow(id, n % 16).is_ok()
+                }
+                Op::Admit { id, .. } | Op::Grow { id, .. } => c.admit(&seq(id, 0, 0)).is_ok(),
+                Op::Fork { parent, child } if live(&c, parent) && !live(&c, child) => {
+                    c.fork(parent, child).is_ok()
+                }
+                Op::Fork { .. } | Op::Release { .. } => true,
+                Op::Reset => {
+                    c.reset();
+                    true
+                }
+            };
+            if let Op::Release { id } = op {
+                if live(&c, id) {
+                    let held = c.held_bytes(id);
+                    c.release(id);
+                    prop_assert_eq!(c.usage().free, before.free + held);
+                }
+            }
+            if !ok {
+                prop_assert_eq!(c.usage(), before, "NoRoom changed the counters");
+            }
+            let u = c.usage();
+            prop_assert_eq!(u.allocated + u.free, u.budget);
+            let mut slack = 0;
+            for id in 0..10 {
+                if let Some(r) = c.region(id) {
+                    let len = r.end - r.start;
+                    prop_assert!(len == 0 || len.is_power_of_two());
+                    slack += c.allocator_slack_bytes(id);
+                    prop_assert!(c.allocator_slack_bytes(id) < len.max(1) * granule);
+                }
+            }
+            prop_assert!(slack + u.stored <= u.allocated);
             c.check_invariants();
         }
     }
