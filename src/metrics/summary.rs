@@ -76,7 +76,8 @@ pub struct Summary {
     /// beyond the true final length, unused block tails).
     pub waste_internal: f64,
     /// Time-averaged fraction free but unusable by the waiting request at the
-    /// head of the queue (holes too small for it).
+    /// head of the queue (holes too small for it), plus what a buddy
+    /// allocator holds beyond the sequences' needs (its rounding).
     pub waste_external: f64,
     /// Time-averaged fraction of the budget holding cached prefix blocks that
     /// no running sequence references (free, but kept for reuse).
