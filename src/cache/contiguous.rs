@@ -41,7 +41,10 @@
 //! relocation are O(log n) in live sequences; per-sequence state is a `Vec`
 //! indexed by [`SeqId`]; the memory counters are maintained incrementally, so
 //! [`KvCache::usage`] is O(1). [`KvCache::unusable_free_bytes`] visits the
-//! holes big enough for the request (O(holes) at worst, once per step).
+//! holes big enough for the request (O(holes) at worst, once per step). The
+//! buddy system keeps an address-ordered set of free blocks per order: an
+//! allocation or a free is O(orders x log blocks), and only admissions,
+//! relocations and releases touch it, never a token within a block.
 
 mod buddy;
 mod holes;
@@ -155,9 +158,9 @@ impl ContiguousCache {
 
     /// Size of the largest free hole in bytes: the largest region that could
     /// be placed right now. `usage().free` minus this is free memory that no
-    /// single request of that size can use (external fragmentation). O(1).
-    /// (With a buddy allocator, the largest free block.) O(1) first-fit,
-    /// O(orders) buddy.
+    /// single request of that size can use (external fragmentation). With a
+    /// buddy allocator, the largest free block. O(1) first-fit, O(orders)
+    /// buddy.
     pub fn largest_hole_bytes(&self) -> u64 {
         let granules = match &self.free {
             Free::FirstFit(h) => h.largest(),

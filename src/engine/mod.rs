@@ -193,6 +193,7 @@ impl ContentSlab {
         c
     }
 
+    /// Forgets every entry (the server died: the queue is gone).
     fn clear(&mut self) {
         self.entries.clear();
         self.free.clear();
