@@ -465,27 +465,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pow2_reservation_of_25_tokens_is_32() {
-        assert_eq!(Reserve::Pow2.tokens(20, 100, 25, 4096), 32);
-        assert_eq!(Reserve::Oracle.tokens(20, 100, 25, 4096), 25);
-        assert_eq!(Reserve::MaxTokens.tokens(20, 100, 25, 4096), 119);
-        assert_eq!(Reserve::MaxModelLen.tokens(20, 100, 25, 4096), 4096);
-        // Never above the model's context, never below the prompt.
-        assert_eq!(Reserve::Pow2.tokens(20, 100, 3000, 4096), 4096);
-        assert_eq!(Reserve::Oracle.tokens(20, 1, 20, 4096), 20);
-    }
-
-    #[test]
-    fn pow2_output_reserves_the_output_rounded_up_after_the_prompt() {
-        // The paper's example: an output of 25 tokens gets 32 positions. The
-        // last token's KV is never written (final = prompt + output - 1), as
-        // for every rule.
-        assert_eq!(Reserve::Pow2Output.tokens(100, 1000, 124, 4096), 131);
-        // An output that is already a power of two reserves exactly.
-        assert_eq!(Reserve::Pow2Output.tokens(100, 1000, 131, 4096), 131);
-        assert_eq!(Reserve::Pow2Output.tokens(100, 1000, 100, 4096), 100);
-        assert_eq!(Reserve::Pow2Output.tokens(3000, 1000, 3999, 4096), 4023);
-        assert_eq!(Reserve::Pow2Output.tokens(3500, 1000, 4095, 4096), 4096);
-        assert_eq!(Reserve::Pow2Output.name(), "pow2-output");
+    fn reservations_follow_their_rules_within_the_context() {
+        use Reserve::*;
+        // (rule, prompt, max_tokens, final tokens, reserved).
+        for (rule, prompt, max_tokens, final_tokens, want) in [
+            (Pow2, 20, 100, 25, 32),
+            (Oracle, 20, 100, 25, 25),
+            (MaxTokens, 20, 100, 25, 119),
+            (MaxModelLen, 20, 100, 25, 4096),
+            // The paper's Orca (Pow2): an output of 25 tokens gets 32
+            // positions. The last token's KV is never written (final = prompt
+            // + output - 1), as for every rule.
+            (Pow2Output, 100, 1000, 124, 131),
+            // An output that is already a power of two reserves exactly.
+            (Pow2Output, 100, 1000, 131, 131),
+            (Pow2Output, 100, 1000, 100, 100),
+            (Pow2Output, 3000, 1000, 3999, 4023),
+            // Never above the model's context, never below the prompt.
+            (Pow2, 20, 100, 3000, 4096),
+            (Pow2Output, 3500, 1000, 4095, 4096),
+            (Oracle, 20, 1, 20, 20),
+        ] {
+            assert_eq!(
+                rule.tokens(prompt, max_tokens, final_tokens, 4096),
+                want,
+                "{rule:?}"
+            );
+        }
+        assert_eq!(Pow2Output.name(), "pow2-output");
     }
 }
