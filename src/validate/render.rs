@@ -167,9 +167,16 @@ priced at the GPU's bf16 tensor peak, so fp8 prefill (TTFT) is overestimated up 
 Hopper.\n\
 - **Network and client.** Request and streaming latency between client and server (0.1-1 ms \
 on a LAN, more across regions) are absent: kvsim's TTFT starts at arrival in the engine.\n\
-- **Allocator details.** The contiguous policies use first-fit over one linear address space; \
-the PagedAttention paper's Orca baselines used a buddy allocator, whose power-of-two rounding \
-adds internal fragmentation and different holes.\n\
+- **Per-layer fixed costs.** kvsim's fixed cost is per step; a small-batch decode also pays a \
+fixed cost per layer (kernel tails and launch gaps, even under CUDA graphs). gpt-fast's \
+Llama-2-7B figures imply about 50 us per layer on A100, so an 80-layer model runs about 3 ms per \
+token slower at batch 1 than kvsim predicts (the gpt-fast 70B rows); the error shrinks as \
+batches grow and the bytes dominate.\n\
+- **Allocator details.** Contiguous placement is first-fit or a binary buddy system (the \
+Orca rows above use the buddy system, as the paper did) over one linear address space in whole \
+tokens; real allocators also align to pages and keep per-layer tensors, which kvsim folds into \
+one region per sequence (a few percent of a region at most). Paged placement has no allocator \
+effects beyond whole blocks.\n\
 - **Preemption and swap mechanics.** Recompute and swap are charged as prefill steps and PCIe \
 copies; scheduler heuristics (vLLM V1's chunked-prefill budget order, priority) are simplified.\n\
 - **Power and clocks.** Power caps and thermal throttling (gpt-fast's A100s were capped at \
