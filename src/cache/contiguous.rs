@@ -64,6 +64,171 @@ enum Free {
     Buddy(Buddy),
 }
 
+impl Free {
+    /// A free space of `space` granules for `allocator` (empty until
+    /// [`Free::reset`]).
+    fn new(allocator: Allocator, space: u64) -> Self {
+        match allocator {
+            Allocator::FirstFit => Free::FirstFit(Holes::new()),
+            Allocator::Buddy => Free::Buddy(Buddy::new(space)),
+        }
+    }
+
+    /// Frees the whole space `[0, space)`.
+    fn reset(&mut self, space: u64) {
+        match self {
+            Free::FirstFit(holes) => {
+                holes.clear();
+                if space > 0 {
+                    holes.insert(0, space);
+                }
+            }
+            Free::Buddy(b) => b.reset(),
+        }
+    }
+
+    /// Takes `len > 0` granules (a size [`granules_given`] gave); their
+    /// start, if there is room.
+    fn take(&mut self, len: u64) -> Option<u64> {
+        match self {
+            Free::FirstFit(holes) => {
+                let (start, _) = holes.first_fit(len)?;
+                carve(holes, start, len);
+                Some(start)
+            }
+            Free::Buddy(b) => b.alloc(order_for(len)),
+        }
+    }
+
+    /// Returns `[start, start + len)`, merged with the free space around it
+    /// as the allocator merges.
+    fn give_back(&mut self, start: u64, len: u64) {
+        match self {
+            Free::FirstFit(holes) => coalesce(holes, start, len),
+            Free::Buddy(b) => b.free(start, order_for(len)),
+        }
+    }
+
+    /// Moves or extends region `r` to `next.len > r.len` granules, setting
+    /// `next.start`; nothing changes on failure.
+    fn grow(&mut self, r: &Region, next: &mut Region) -> Result<(), NoRoom> {
+        let holes = match self {
+            Free::FirstFit(holes) => holes,
+            Free::Buddy(b) => {
+                // A larger block while the old one is still held, then the
+                // old one back (realloc over a buddy system).
+                next.start = b.alloc(order_for(next.len)).ok_or(NoRoom)?;
+                if r.len > 0 {
+                    b.free(r.start, order_for(r.len));
+                }
+                return Ok(());
+            }
+        };
+        let end = r.start + r.len;
+        let extra = next.len - r.len;
+        if r.len > 0 && holes.get(end).is_some_and(|len| len >= extra) {
+            // realloc's fast path: the hole right after is big enough.
+            carve(holes, end, extra);
+            return Ok(());
+        }
+        // Move: the old granules count as free for the search (memmove).
+        if r.len > 0 {
+            coalesce(holes, r.start, r.len);
+        }
+        match holes.first_fit(next.len) {
+            Some((start, _)) => {
+                carve(holes, start, next.len);
+                next.start = start;
+                Ok(())
+            }
+            None => {
+                // Holes are canonical (maximal), so carving the old region
+                // back out restores exactly the previous set.
+                if r.len > 0 {
+                    carve(holes, r.start, r.len);
+                }
+                Err(NoRoom)
+            }
+        }
+    }
+
+    /// The largest piece that could be taken now, granules.
+    fn largest(&self) -> u64 {
+        match self {
+            Free::FirstFit(holes) => holes.largest(),
+            Free::Buddy(b) => b.largest(),
+        }
+    }
+
+    /// The largest piece an empty space of `space` granules offers.
+    fn largest_when_empty(&self, space: u64) -> u64 {
+        match self {
+            Free::FirstFit(_) => space,
+            // The block at 0.
+            Free::Buddy(_) => space.checked_ilog2().map_or(0, |o| 1 << o),
+        }
+    }
+
+    /// Number of separate free pieces.
+    fn pieces(&self) -> usize {
+        match self {
+            Free::FirstFit(holes) => holes.len(),
+            Free::Buddy(b) => b.blocks(),
+        }
+    }
+
+    /// Free granules in pieces that could hold `len > 0` granules (a size
+    /// [`granules_given`] gave).
+    fn fitting(&self, len: u64) -> u64 {
+        match self {
+            Free::FirstFit(holes) => holes.total_fitting(len),
+            Free::Buddy(b) => b.total_fitting(order_for(len)),
+        }
+    }
+}
+
+/// Granules `allocator` gives a region that needs `need`: a buddy system
+/// rounds up to a power of two.
+fn granules_given(allocator: Allocator, need: u64) -> u64 {
+    match allocator {
+        Allocator::Buddy if need > 0 => need.next_power_of_two(),
+        _ => need,
+    }
+}
+
+/// Adds `[start, start + len)` to the holes, merged with the holes that touch
+/// it so holes stay maximal.
+fn coalesce(holes: &mut Holes, start: u64, len: u64) {
+    let (mut lo, mut hi) = (start, start + len);
+    if let Some(after) = holes.remove(hi) {
+        hi += after;
+    }
+    if let Some((s, l)) = start.checked_sub(1).and_then(|a| holes.at_or_before(a)) {
+        debug_assert!(s + l <= start, "freeing a range that overlaps a hole");
+        if s + l == start {
+            holes.remove(s);
+            lo = s;
+        }
+    }
+    holes.insert(lo, hi - lo);
+}
+
+/// Carves `[start, start + len)` out of the hole that contains it.
+fn carve(holes: &mut Holes, start: u64, len: u64) {
+    debug_assert!(len > 0);
+    let Some((s, l)) = holes.at_or_before(start) else {
+        unreachable!("taking granules {start}.. that are not free");
+    };
+    debug_assert!(start + len <= s + l, "taking granules that are not free");
+    holes.remove(s);
+    if start > s {
+        holes.insert(s, start - s);
+    }
+    if s + l > start + len {
+        holes.insert(start + len, s + l - (start + len));
+    }
+}
+
 /// The region a live sequence owns.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Region {
@@ -97,6 +262,8 @@ pub struct ContiguousCache {
     /// Without any window, bytes grow linearly with tokens: these bytes and
     /// granules per token replace the per-group sums on the per-token path.
     linear: Option<(u64, u64)>,
+    /// How regions are allocated.
+    allocator: Allocator,
     /// The free space.
     free: Free,
     /// Per-sequence regions, indexed by `SeqId`; `None` for dead slots.
@@ -130,10 +297,8 @@ impl ContiguousCache {
             granule,
             space,
             linear,
-            free: match allocator {
-                Allocator::FirstFit => Free::FirstFit(Holes::new()),
-                Allocator::Buddy => Free::Buddy(Buddy::new(space)),
-            },
+            allocator,
+            free: Free::new(allocator, space),
             seqs: Vec::new(),
             allocated: 0,
             stored_bytes: 0,
@@ -151,6 +316,16 @@ impl ContiguousCache {
             .fold(0, |acc, g| gcd(acc, g.bytes_per_token))
     }
 
+    /// Bytes a region with a capacity of `cap` tokens holds under `layout`
+    /// and `allocator`, without building a cache (for capacity estimates).
+    pub fn region_bytes(layout: &KvLayout, allocator: Allocator, cap: u32) -> u64 {
+        let granule = Self::granule_of(layout);
+        if granule == 0 {
+            return 0;
+        }
+        granules_given(allocator, layout.kept_bytes(cap) / granule) * granule
+    }
+
     /// Bytes per granule, the unit of [`ContiguousCache::region`].
     pub fn granule(&self) -> u64 {
         self.granule
@@ -162,21 +337,14 @@ impl ContiguousCache {
     /// buddy allocator, the largest free block. O(1) first-fit, O(orders)
     /// buddy.
     pub fn largest_hole_bytes(&self) -> u64 {
-        let granules = match &self.free {
-            Free::FirstFit(h) => h.largest(),
-            Free::Buddy(b) => b.largest(),
-        };
-        granules * self.granule
+        self.free.largest() * self.granule
     }
 
     /// Number of separate free holes (first-fit: coalesced, no two adjacent;
     /// buddy: free blocks, which may touch without being buddies). More holes
     /// for the same free memory means a more fragmented space.
     pub fn holes(&self) -> usize {
-        match &self.free {
-            Free::FirstFit(h) => h.len(),
-            Free::Buddy(b) => b.blocks(),
-        }
+        self.free.pieces()
     }
 
     /// The granules a live sequence owns, or `None` if it is not live. An
@@ -189,11 +357,7 @@ impl ContiguousCache {
     /// rounded up to a power of two by a buddy allocator.
     #[inline]
     fn len_for(&self, cap: u32) -> u64 {
-        let need = self.need_for(cap);
-        match self.free {
-            Free::Buddy(_) if need > 0 => need.next_power_of_two(),
-            _ => need,
-        }
+        granules_given(self.allocator, self.need_for(cap))
     }
 
     /// Granules a capacity of `cap` tokens needs: each group's kept tokens at
@@ -230,65 +394,14 @@ impl ContiguousCache {
         self.seqs[i] = Some(r);
     }
 
-    /// Returns `[start, start + len)` to the free space, merging it with the
-    /// holes that touch it so holes stay maximal.
-    fn free_range(&mut self, start: u64, len: u64) {
-        debug_assert!(len > 0 && start + len <= self.space);
-        match &mut self.free {
-            Free::FirstFit(holes) => Self::free_hole(holes, start, len),
-            Free::Buddy(b) => b.free(start, order_for(len)),
-        }
-    }
-
-    /// Adds `[start, start + len)` to the holes, merged with the holes that
-    /// touch it.
-    fn free_hole(holes: &mut Holes, start: u64, len: u64) {
-        let (mut lo, mut hi) = (start, start + len);
-        if let Some(after) = holes.remove(hi) {
-            hi += after;
-        }
-        if let Some((s, l)) = start.checked_sub(1).and_then(|a| holes.at_or_before(a)) {
-            debug_assert!(s + l <= start, "freeing a range that overlaps a hole");
-            if s + l == start {
-                holes.remove(s);
-                lo = s;
-            }
-        }
-        holes.insert(lo, hi - lo);
-    }
-
-    /// Carves `[start, start + len)` out of the hole that contains it
-    /// (first-fit only).
-    fn take_range(holes: &mut Holes, start: u64, len: u64) {
-        debug_assert!(len > 0);
-        let Some((s, l)) = holes.at_or_before(start) else {
-            unreachable!("taking granules {start}.. that are not free");
-        };
-        debug_assert!(start + len <= s + l, "taking granules that are not free");
-        holes.remove(s);
-        if start > s {
-            holes.insert(s, start - s);
-        }
-        if s + l > start + len {
-            holes.insert(start + len, s + l - (start + len));
-        }
-    }
-
-    /// Places a new region of `len` granules (first-fit, or a buddy block of
-    /// exactly `len`, a power of two); its start, if there is room (0 for an
-    /// empty region, which needs none).
+    /// Places a new region of `len` granules (a size [`Self::len_for`]
+    /// gave); its start, if there is room (0 for an empty region, which
+    /// needs none).
     fn place(&mut self, len: u64) -> Option<u64> {
         if len == 0 {
             return Some(0);
         }
-        match &mut self.free {
-            Free::FirstFit(holes) => {
-                let (start, _) = holes.first_fit(len)?;
-                Self::take_range(holes, start, len);
-                Some(start)
-            }
-            Free::Buddy(b) => b.alloc(order_for(len)),
-        }
+        self.free.take(len)
     }
 
     /// Checks that regions and holes tile the address space exactly and that
@@ -340,43 +453,6 @@ impl ContiguousCache {
     }
 }
 
-impl ContiguousCache {
-    /// Grows region `r` into `next` (`extra` more granules) first-fit: in
-    /// place, or moved; unchanged on failure.
-    fn grow_first_fit(
-        holes: &mut Holes,
-        r: &Region,
-        next: &mut Region,
-        extra: u64,
-    ) -> Result<(), NoRoom> {
-        let end = r.start + r.len;
-        if r.len > 0 && holes.get(end).is_some_and(|len| len >= extra) {
-            // realloc's fast path: the hole right after is big enough.
-            Self::take_range(holes, end, extra);
-            return Ok(());
-        }
-        // Move: the old granules count as free for the search (memmove).
-        if r.len > 0 {
-            Self::free_hole(holes, r.start, r.len);
-        }
-        match holes.first_fit(next.len) {
-            Some((start, _)) => {
-                Self::take_range(holes, start, next.len);
-                next.start = start;
-                Ok(())
-            }
-            None => {
-                // Holes are canonical (maximal), so carving the old region
-                // back out restores exactly the previous set.
-                if r.len > 0 {
-                    Self::take_range(holes, r.start, r.len);
-                }
-                Err(NoRoom)
-            }
-        }
-    }
-}
-
 impl KvCache for ContiguousCache {
     fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
         if self.live(seq.id).is_some() {
@@ -413,21 +489,8 @@ impl KvCache for ContiguousCache {
             next.len = self.len_for(tokens);
         }
         if next.len > r.len {
-            let extra = next.len - r.len;
-            match &mut self.free {
-                Free::FirstFit(holes) => {
-                    Self::grow_first_fit(holes, &r, &mut next, extra)?;
-                }
-                Free::Buddy(b) => {
-                    // A larger block while the old one is still held, then
-                    // the old one back.
-                    next.start = b.alloc(order_for(next.len)).ok_or(NoRoom)?;
-                    if r.len > 0 {
-                        b.free(r.start, order_for(r.len));
-                    }
-                }
-            }
-            self.allocated += extra;
+            self.free.grow(&r, &mut next)?;
+            self.allocated += next.len - r.len;
         }
         self.stored_bytes += self.kept_bytes(tokens) - self.kept_bytes(r.tokens);
         self.seqs[seq as usize] = Some(next);
@@ -457,7 +520,8 @@ impl KvCache for ContiguousCache {
             return;
         };
         if r.len > 0 {
-            self.free_range(r.start, r.len);
+            debug_assert!(r.start + r.len <= self.space);
+            self.free.give_back(r.start, r.len);
         }
         self.allocated -= r.len;
         self.stored_bytes -= self.kept_bytes(r.tokens);
@@ -466,15 +530,7 @@ impl KvCache for ContiguousCache {
     fn reset(&mut self) {
         // `Region` is `Copy`, so clearing is O(1); the capacity is kept.
         self.seqs.clear();
-        match &mut self.free {
-            Free::FirstFit(holes) => {
-                holes.clear();
-                if self.space > 0 {
-                    holes.insert(0, self.space);
-                }
-            }
-            Free::Buddy(b) => b.reset(),
-        }
+        self.free.reset(self.space);
         self.allocated = 0;
         self.stored_bytes = 0;
     }
@@ -499,21 +555,16 @@ impl KvCache for ContiguousCache {
     }
 
     fn fits_when_empty(&self, seq: &SeqInfo) -> bool {
-        let len = self.len_for(seq.tokens.max(seq.reserve));
-        match self.free {
-            Free::FirstFit(_) => len <= self.space,
-            // The largest block of an empty buddy space is the one at 0.
-            Free::Buddy(_) => len == 0 || (self.space > 0 && len <= 1 << self.space.ilog2()),
-        }
+        self.len_for(seq.tokens.max(seq.reserve)) <= self.free.largest_when_empty(self.space)
     }
 
     fn unusable_free_bytes(&self, seq: &SeqInfo) -> u64 {
         let need = self.len_for(seq.tokens.max(seq.reserve));
         let free = self.space - self.allocated;
-        let fitting = match &self.free {
-            Free::FirstFit(holes) => holes.total_fitting(need),
-            Free::Buddy(_) if need == 0 => free,
-            Free::Buddy(b) => b.total_fitting(order_for(need)),
+        let fitting = if need == 0 {
+            free
+        } else {
+            self.free.fitting(need)
         };
         (free - fitting) * self.granule
     }

@@ -436,26 +436,18 @@ impl CacheConfig {
     /// paged placement).
     /// A buddy allocator's rounding to a power of two is included.
     pub fn footprint_bytes(&self, layout: &KvLayout, tokens: u32, reserved: u32) -> u64 {
-        let bytes: u64 = layout
-            .groups
-            .iter()
-            .map(|g| {
-                let held_tokens = match self.placement {
-                    Placement::Contiguous => u64::from(g.kept_tokens(reserved.max(tokens))),
-                    Placement::Paged { block_size } => {
-                        let bs = u64::from(block_size);
-                        peak_blocks(bs, g.window, 1, tokens) * bs
-                    }
-                };
-                held_tokens * g.bytes_per_token
-            })
-            .sum();
-        match (self.placement, self.allocator) {
-            (Placement::Contiguous, Allocator::Buddy) if bytes > 0 => {
-                let granule = ContiguousCache::granule_of(layout);
-                (bytes / granule).next_power_of_two() * granule
+        match self.placement {
+            Placement::Contiguous => {
+                ContiguousCache::region_bytes(layout, self.allocator, reserved.max(tokens))
             }
-            _ => bytes,
+            Placement::Paged { block_size } => {
+                let bs = u64::from(block_size);
+                layout
+                    .groups
+                    .iter()
+                    .map(|g| peak_blocks(bs, g.window, 1, tokens) * bs * g.bytes_per_token)
+                    .sum()
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::catalog;
-use crate::engine::simulate;
+use crate::engine::{RunOutput, simulate};
 use crate::hardware::cost::RooflineCost;
 use crate::metrics::{Outcome, Summary};
 use crate::model::{Dtype, kv_bytes};
@@ -59,10 +59,14 @@ pub(super) const KNOWN_MISSES: [(&str, f64); 5] = [
 /// Builds and runs a scenario written inline (the cases' own TOML), with the
 /// catalog GPU's efficiency factors.
 fn sim(toml: &str) -> Summary {
-    let s = Scenario::from_toml(toml, Path::new("validate.toml"), &[])
-        .unwrap_or_else(|e| panic!("validation scenario does not build: {e}\n{toml}"));
+    let s = scenario(toml);
+    run(&s, s.seed).summary
+}
+
+/// Runs `s` with `seed` on the roofline with its own efficiency factors.
+fn run(s: &Scenario, seed: u64) -> RunOutput {
     let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
-    simulate(&s, s.seed, cost).summary
+    simulate(s, seed, cost)
 }
 
 /// Seeds each stochastic PagedAttention experiment runs with.
@@ -73,16 +77,18 @@ const PAGED_REPLICATES: u32 = 5;
 fn sim_replicates(toml: &str, n: u32) -> Vec<Summary> {
     let s = scenario(toml);
     (0..n)
-        .map(|k| {
-            let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
-            simulate(&s, replicate_seed(s.seed, k), cost).summary
-        })
+        .map(|k| run(&s, replicate_seed(s.seed, k)).summary)
         .collect()
 }
 
 /// Builds a scenario without running it (for its KV budget).
 fn scenario(toml: &str) -> Scenario {
-    Scenario::from_toml(toml, Path::new("validate.toml"), &[])
+    scenario_with(toml, &[])
+}
+
+/// [`scenario`] with `--set`-style overrides.
+fn scenario_with(toml: &str, overrides: &[String]) -> Scenario {
+    Scenario::from_toml(toml, Path::new("validate.toml"), overrides)
         .unwrap_or_else(|e| panic!("validation scenario does not build: {e}\n{toml}"))
 }
 
@@ -778,17 +784,15 @@ fn concurrency_curve(out: &mut Vec<CaseResult>) {
             5000,
             500,
         );
-        let s = Scenario::from_toml(
+        let s = scenario_with(
             &toml,
-            Path::new("validate.toml"),
             &[format!("hardware.memory_utilization={trtllm_utilization}")],
-        )
-        .unwrap_or_else(|e| panic!("validation scenario does not build: {e}\n{toml}"));
-        let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
-        let run = simulate(&s, s.seed, cost);
-        let m = &run.summary;
+        );
+        let result = run(&s, s.seed);
+        let m = &result.summary;
         let ok = |first: u64| {
-            run.records
+            result
+                .records
                 .iter()
                 .filter(move |r| r.id >= first && r.outcome == Some(Outcome::Ok))
         };

@@ -61,10 +61,10 @@ impl Buddy {
         }
         let mut at = 0u64;
         while at < self.space {
-            // The largest block that is aligned at `at` and ends in the space.
-            let align = if at == 0 { 63 } else { at.trailing_zeros() };
+            // The largest block that is aligned at `at` and ends in the space
+            // (0 is aligned to every order; `fits` is at most 63).
             let fits = (self.space - at).ilog2();
-            let order = align.min(fits);
+            let order = at.trailing_zeros().min(fits);
             self.free[order as usize].insert(at);
             at += 1 << order;
         }
@@ -87,10 +87,7 @@ impl Buddy {
     /// Returns the block `[start, start + 2^order)` and merges it with its
     /// free buddies.
     pub(super) fn free(&mut self, mut start: u64, mut order: u32) {
-        debug_assert!(
-            start.trailing_zeros() >= order || start == 0,
-            "misaligned block"
-        );
+        debug_assert!(start.trailing_zeros() >= order, "misaligned block");
         self.free_total += 1 << order;
         while (order as usize) < ORDERS - 1 {
             let buddy = start ^ (1 << order);

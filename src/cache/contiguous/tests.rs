@@ -685,6 +685,64 @@ proptest! {
             c.check_invariants();
         }
     }
+
+    /// Random admit/grow/fork/release/reset on a buddy-allocated cache: blocks
+    /// stay aligned powers of two that tile the space with the free blocks,
+    /// no free buddies are left unmerged, a refusal changes nothing, and the
+    /// counters match the regions.
+    #[test]
+    fn buddy_keeps_its_invariants(
+        space in 0u64..300,
+        layout in layouts(),
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        let granule = ContiguousCache::granule_of(&layout);
+        let mut c = ContiguousCache::new(space * granule + granule - 1, layout, Allocator::Buddy);
+        for op in ops {
+            let before = c.usage();
+            let live = |c: &ContiguousCache, id: SeqId| c.region(id).is_some();
+            let ok = match op {
+                Op::Admit { id, tokens, extra } if !live(&c, id) => {
+                    c.admit(&seq(id, tokens, tokens + extra)).is_ok()
+                }
+                Op::Admit { id, extra: n, .. } | Op::Grow { id, n } if live(&c, id) => {
+                    c.grow(id, n % 16).is_ok()
+                }
+                Op::Admit { id, .. } | Op::Grow { id, .. } => c.admit(&seq(id, 0, 0)).is_ok(),
+                Op::Fork { parent, child } if live(&c, parent) && !live(&c, child) => {
+                    c.fork(parent, child).is_ok()
+                }
+                Op::Fork { .. } | Op::Release { .. } => true,
+                Op::Reset => {
+                    c.reset();
+                    true
+                }
+            };
+            if let Op::Release { id } = op {
+                if live(&c, id) {
+                    let held = c.held_bytes(id);
+                    c.release(id);
+                    prop_assert_eq!(c.usage().free, before.free + held);
+                }
+            }
+            if !ok {
+                prop_assert_eq!(c.usage(), before, "NoRoom changed the counters");
+            }
+            let u = c.usage();
+            prop_assert_eq!(u.allocated + u.free, u.budget);
+            let mut slack = 0;
+            for id in 0..10 {
+                if let Some(r) = c.region(id) {
+                    let len = r.end - r.start;
+                    prop_assert!(len == 0 || len.is_power_of_two());
+                    slack += c.allocator_slack_bytes(id);
+                    prop_assert!(c.allocator_slack_bytes(id) < len.max(1) * granule);
+                }
+            }
+            prop_assert!(slack + u.stored <= u.allocated);
+            c.check_invariants();
+        }
+    }
 }
 
 /// A buddy-allocated cache of exactly `slots` slots.
@@ -771,66 +829,4 @@ fn buddy_grow_and_fork_without_room_change_nothing() {
     assert_eq!(c.usage(), before);
     assert_eq!(c.region(0), Some(0..32));
     c.check_invariants();
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    /// Random admit/grow/fork/release/reset on a buddy-allocated cache: blocks
-    /// stay aligned powers of two that tile the space with the free blocks,
-    /// no free buddies are left unmerged, a refusal changes nothing, and the
-    /// counters match the regions.
-    #[test]
-    fn buddy_keeps_its_invariants(
-        space in 0u64..300,
-        layout in layouts(),
-        ops in prop::collection::vec(op(), 1..120),
-    ) {
-        let granule = ContiguousCache::granule_of(&layout);
-        let mut c = ContiguousCache::new(space * granule + granule - 1, layout, Allocator::Buddy);
-        for op in ops {
-            let before = c.usage();
-            let live = |c: &ContiguousCache, id: SeqId| c.region(id).is_some();
-            let ok = match op {
-                Op::Admit { id, tokens, extra } if !live(&c, id) => {
-                    c.admit(&seq(id, tokens, tokens + extra)).is_ok()
-                }
-                Op::Admit { id, extra: n, .. } | Op::Grow { id, n } if live(&c, id) => {
-                    c.grow(id, n % 16).is_ok()
-                }
-                Op::Admit { id, .. } | Op::Grow { id, .. } => c.admit(&seq(id, 0, 0)).is_ok(),
-                Op::Fork { parent, child } if live(&c, parent) && !live(&c, child) => {
-                    c.fork(parent, child).is_ok()
-                }
-                Op::Fork { .. } | Op::Release { .. } => true,
-                Op::Reset => {
-                    c.reset();
-                    true
-                }
-            };
-            if let Op::Release { id } = op {
-                if live(&c, id) {
-                    let held = c.held_bytes(id);
-                    c.release(id);
-                    prop_assert_eq!(c.usage().free, before.free + held);
-                }
-            }
-            if !ok {
-                prop_assert_eq!(c.usage(), before, "NoRoom changed the counters");
-            }
-            let u = c.usage();
-            prop_assert_eq!(u.allocated + u.free, u.budget);
-            let mut slack = 0;
-            for id in 0..10 {
-                if let Some(r) = c.region(id) {
-                    let len = r.end - r.start;
-                    prop_assert!(len == 0 || len.is_power_of_two());
-                    slack += c.allocator_slack_bytes(id);
-                    prop_assert!(c.allocator_slack_bytes(id) < len.max(1) * granule);
-                }
-            }
-            prop_assert!(slack + u.stored <= u.allocated);
-            c.check_invariants();
-        }
-    }
 }
