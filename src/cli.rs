@@ -350,15 +350,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
             a.tp
         )));
     }
-    let deployment = crate::hardware::Deployment {
-        efficiency: gpu.efficiency,
-        runtime_reserve: None,
-        gpu,
-        tp: a.tp,
-        replicas: 1,
-        router: crate::scheduler::Router::RoundRobin,
-        memory_utilization: 0.9,
-    };
+    let deployment = crate::hardware::Deployment::new(gpu, a.tp, model.weight_dtype);
     let rows = crate::calibrate::read_measurements(&a.measured)?;
     // The fit's complaints are about rows of the file: name it.
     let fit = crate::calibrate::fit(&model, &deployment, &rows).map_err(|e| match e {

@@ -12,15 +12,7 @@ const TRUTH: (f64, f64, f64) = (0.62, 0.47, 2.3e-3);
 
 fn deployment(gpu: &str, tp: u32) -> Deployment {
     let gpu = catalog::gpu(gpu).unwrap();
-    Deployment {
-        efficiency: gpu.efficiency,
-        runtime_reserve: None,
-        gpu,
-        tp,
-        replicas: 1,
-        router: crate::scheduler::Router::RoundRobin,
-        memory_utilization: 0.9,
-    }
+    Deployment::new(gpu, tp, crate::model::Dtype::Bf16)
 }
 
 fn truth(d: &Deployment) -> Efficiency {

@@ -14,9 +14,15 @@
 //! GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x,
 //! b200. The efficiency defaults and their derivations are documented at the
 //! top of `gpus.rs`.
+//!
+//! Serving engines (`[engine] preset`): vllm, sglang, trtllm, vllm-0.1; their
+//! defaults and sources are in `engines.rs`.
 
+mod engines;
 mod gpus;
 mod models;
+
+pub use engines::{EngineDefaults, EngineEntry, EngineName, engine_defaults, engines};
 
 use crate::hardware::Gpu;
 use crate::model::Model;

@@ -208,6 +208,7 @@ pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
     let tp = f64::from(d.tp.max(1));
     // A decode step cannot be faster than reading the weights once.
     let step_floor = d.efficiency.step_overhead_s
+        + f64::from(scenario.model.layers) * d.efficiency.layer_overhead_s
         + scenario.model.weight_bytes() as f64 / (d.gpu.hbm_bandwidth * tp * d.efficiency.mbu);
     let latency = mean_output.max(1.0) * step_floor;
     let seqs = f64::from(scenario.scheduler.max_num_seqs);

@@ -1,7 +1,10 @@
-//! The KV budget of one replica, the vLLM way (DESIGN.md section 4):
+//! The KV budget of one replica (DESIGN.md section 4), by the rule of the
+//! serving engine ([`MemoryRule`]):
 //!
 //! ```text
-//! per GPU:  vram * memory_utilization - weights/tp - activation_peak - runtime
+//! vLLM (total fraction f):          vram * f - weights/tp - activation_peak - runtime
+//! TensorRT-LLM (free fraction f):   f * (vram - weights/tp - activation_peak - runtime)
+//! SGLang (static fraction f):       vram * f - weights/tp - runtime
 //! replica:  per-GPU budget * tp, at per-GPU bytes-per-token * tp
 //! ```
 //!
@@ -127,10 +130,64 @@ pub fn kv_bytes_per_token_per_gpu(model: &Model, dtype: Dtype, tp: u32) -> u64 {
     }
 }
 
+/// How a serving engine turns each GPU's memory into a KV budget.
+///
+/// The three rules differ in what the configured fraction is a fraction of,
+/// which is why the same `0.9` gives different budgets on different engines.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "rule", content = "fraction", rename_all = "kebab-case")]
+pub enum MemoryRule {
+    /// vLLM's `gpu_memory_utilization`: the fraction of the whole GPU that
+    /// holds weights, the profiled activation peak, non-torch runtime memory
+    /// and the KV cache (vllm/v1/worker/gpu_worker.py, `determine_available_memory`).
+    TotalFraction(f64),
+    /// TensorRT-LLM's `KvCacheConfig.free_gpu_memory_fraction`: the fraction
+    /// of the memory still free once the model is loaded and its activations
+    /// and runtime are in place.
+    FreeFraction(f64),
+    /// SGLang's `mem_fraction_static`: the fraction of the whole GPU that
+    /// holds weights and the KV pool ("static" memory); activations live in
+    /// the remainder (python/sglang/srt/model_executor/model_runner.py,
+    /// `profile_max_num_token`).
+    StaticFraction(f64),
+}
+
+impl MemoryRule {
+    /// The configured fraction.
+    pub fn fraction(self) -> f64 {
+        match self {
+            MemoryRule::TotalFraction(f)
+            | MemoryRule::FreeFraction(f)
+            | MemoryRule::StaticFraction(f) => f,
+        }
+    }
+
+    /// The scenario key value naming the rule.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryRule::TotalFraction(_) => "total-fraction",
+            MemoryRule::FreeFraction(_) => "free-fraction",
+            MemoryRule::StaticFraction(_) => "static-fraction",
+        }
+    }
+
+    /// The engine setting the fraction stands for, for messages.
+    fn engine_key(self) -> &'static str {
+        match self {
+            MemoryRule::TotalFraction(_) => "gpu_memory_utilization",
+            MemoryRule::FreeFraction(_) => "free_gpu_memory_fraction",
+            MemoryRule::StaticFraction(_) => "mem_fraction_static",
+        }
+    }
+}
+
 /// Where each GPU's memory goes, and the KV budget that is left.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KvBudget {
-    /// `vram * memory_utilization` of one GPU, bytes.
+    /// Memory of one GPU the engine lets weights, activations, runtime and KV
+    /// use together under its [`MemoryRule`], bytes (for the SGLang rule,
+    /// which keeps activations outside its fraction, the activations are
+    /// counted on top of the fraction).
     pub usable_per_gpu: u64,
     /// Weights on one GPU, bytes.
     pub weights_per_gpu: u64,
@@ -167,13 +224,24 @@ pub fn kv_budget(
     max_num_seqs: u32,
 ) -> Result<KvBudget, SpecError> {
     let tp = deployment.tp.max(1);
-    let usable_per_gpu = (deployment.gpu.vram_bytes as f64 * deployment.memory_utilization) as u64;
+    let vram = deployment.gpu.vram_bytes as f64;
     let weights_per_gpu = model.weight_bytes().div_ceil(u64::from(tp));
     let activation_per_gpu = activation_peak_bytes(model, max_batched_tokens, max_num_seqs, tp);
     let runtime_per_gpu = deployment
         .runtime_reserve
         .unwrap_or(RUNTIME_BYTES_PER_GPU + if tp > 1 { NCCL_BYTES_PER_GPU } else { 0 });
     let fixed = weights_per_gpu + activation_per_gpu + runtime_per_gpu;
+    let rule = deployment.memory;
+    let usable_per_gpu = match rule {
+        MemoryRule::TotalFraction(f) => (vram * f) as u64,
+        // The fraction applies to what is free after the fixed parts, so the
+        // usable memory is those parts plus that share of the rest (all of
+        // the GPU when nothing is free: the check below then fails).
+        MemoryRule::FreeFraction(f) => fixed + (f * (vram - fixed as f64).max(0.0)) as u64,
+        // Weights and KV live inside the fraction; the activations come out
+        // of the rest of the GPU.
+        MemoryRule::StaticFraction(f) => (vram * f) as u64 + activation_per_gpu,
+    };
     let bytes_per_token_per_gpu = kv_bytes_per_token_per_gpu(model, kv_dtype, tp);
     if fixed >= usable_per_gpu || usable_per_gpu - fixed < bytes_per_token_per_gpu {
         let suggestion = (1..=6)
@@ -183,7 +251,7 @@ pub fn kv_budget(
                 let w = model.weight_bytes().div_ceil(u64::from(t));
                 w + activation_peak_bytes(model, max_batched_tokens, max_num_seqs, t)
                     + 2 * RUNTIME_BYTES_PER_GPU
-                    < usable_per_gpu
+                    < (vram * rule.fraction()) as u64
             })
             .map(|t| format!("; try hardware.tp = {t}"))
             .unwrap_or_else(|| {
@@ -193,7 +261,7 @@ pub fn kv_budget(
         return Err(SpecError::new(
             "hardware.tp",
             format!(
-                "{} does not fit on {} x {}: each GPU can use {:.2} GiB ({:.2} GiB x memory_utilization {}) \
+                "{} does not fit on {} x {}: each GPU can use {:.2} of its {:.2} GiB ({} {}) \
                  but needs {:.2} GiB of weights + {:.2} GiB of activations + {:.2} GiB of runtime, \
                  leaving no room for KV{suggestion}",
                 model.name,
@@ -201,7 +269,8 @@ pub fn kv_budget(
                 deployment.gpu.name,
                 gib(usable_per_gpu),
                 gib(deployment.gpu.vram_bytes),
-                deployment.memory_utilization,
+                rule.engine_key(),
+                rule.fraction(),
                 gib(weights_per_gpu),
                 gib(activation_per_gpu),
                 gib(runtime_per_gpu),

@@ -3,15 +3,21 @@
 //! [`RooflineCost`] is the physical model of DESIGN.md section 4:
 //!
 //! ```text
-//! t_step    = step_overhead + max(t_compute, t_memory) + t_comm
-//! t_compute = flops / (peak_flops * tp * mfu)
+//! t_step    = step_overhead + layers * layer_overhead + max(t_compute, t_memory) + t_comm
+//! t_compute = flops / (peak_flops[compute_dtype] * tp * mfu)
 //! t_memory  = bytes / (hbm_bandwidth * tp * mbu)
 //! t_comm    = 2 all-reduces per layer over the interconnect (0 when tp = 1)
 //! ```
 //!
 //! Decode is memory-bound: at small batch the weights dominate the bytes, at
 //! large batch and long context the KV reads do, so TPOT rises with batch and
-//! context. [`FixedCost`] is a mock with hand-computable step times for tests.
+//! context. The fixed part has a per-step term (the host's scheduling and
+//! sampling) and a per-layer term (kernel launch gaps and tails, paid once
+//! per layer however few bytes the layer reads), which is why an 80-layer
+//! model at batch 1 is slower than its bytes alone say. The compute peak is
+//! the tensor-core rate of the deployment's compute precision (fp8 weights
+//! with fp8 activations run at the fp8 peak; weight-only quantization at the
+//! bf16 one). [`FixedCost`] is a mock with hand-computable step times for tests.
 
 use crate::model::Model;
 use crate::units::SimDuration;
@@ -80,9 +86,10 @@ impl CostModel for FixedCost {
 pub struct RooflineCost {
     /// Effective HBM bytes per second of the replica (`bw * tp * mbu`).
     bytes_per_s: f64,
-    /// Effective FLOP per second of the replica (`peak * tp * mfu`).
+    /// Effective FLOP per second of the replica (`peak * tp * mfu`, the peak
+    /// of the compute precision).
     flops_per_s: f64,
-    /// Fixed per-step time, seconds.
+    /// Fixed per-step time, seconds: the step overhead plus every layer's.
     overhead_s: f64,
     /// Weight bytes a step reads when it touches every parameter.
     weight_bytes: f64,
@@ -146,8 +153,8 @@ impl RooflineCost {
         };
         RooflineCost {
             bytes_per_s: gpu.hbm_bandwidth * tp * eff.mbu,
-            flops_per_s: gpu.peak_flops * tp * eff.mfu,
-            overhead_s: eff.step_overhead_s,
+            flops_per_s: deployment.compute_peak() * tp * eff.mfu,
+            overhead_s: eff.step_overhead_s + f64::from(model.layers) * eff.layer_overhead_s,
             weight_bytes,
             shared_weight_bytes: shared,
             expert_bytes: expert,
@@ -238,6 +245,7 @@ mod tests {
             mbu: 0.5,
             mfu: 0.5,
             step_overhead_s: 0.001,
+            layer_overhead_s: 0.0,
             allreduce_latency_s: 10e-6,
         };
         Deployment {
@@ -246,6 +254,9 @@ mod tests {
                 vram_bytes: 80 << 30,
                 hbm_bandwidth: 2e12,
                 peak_flops: 1e15,
+                peak_flops_fp8: Some(2e15),
+                peak_flops_int8: None,
+                peak_flops_fp4: None,
                 interconnect_bandwidth: 450e9,
                 pcie_bandwidth: 64e9,
                 price_per_hour: None,
@@ -254,7 +265,8 @@ mod tests {
             tp,
             replicas: 1,
             router: crate::scheduler::Router::RoundRobin,
-            memory_utilization: 0.9,
+            memory: crate::hardware::MemoryRule::TotalFraction(0.9),
+            compute_dtype: crate::hardware::ComputeDtype::Bf16,
             efficiency,
             runtime_reserve: None,
         }
@@ -346,5 +358,69 @@ mod tests {
         assert!((one - 2.0 * 12.9e9).abs() / one < 1e-9, "{one}");
         let many = cost.weight_bytes_read(256);
         assert!((many - 2.0 * 46.7e9).abs() / many < 1e-6, "{many}");
+    }
+
+    #[test]
+    fn prefill_runs_at_the_peak_of_the_compute_precision() {
+        let prefill = StepWork {
+            prefill_tokens: 8192,
+            prefill_seqs: 1,
+            ..StepWork::default()
+        };
+        let mut bf16 = deployment(1);
+        bf16.compute_dtype = crate::hardware::ComputeDtype::Bf16;
+        let mut fp8 = deployment(1);
+        fp8.compute_dtype = crate::hardware::ComputeDtype::Fp8;
+        let m = model();
+        let (c16, _, _) = RooflineCost::new(&m, &bf16, &bf16.efficiency).components(&prefill);
+        let (c8, _, _) = RooflineCost::new(&m, &fp8, &fp8.efficiency).components(&prefill);
+        // The test GPU's fp8 peak is twice its bf16 peak.
+        assert!((c16 / c8 - 2.0).abs() < 1e-12, "{c16} vs {c8}");
+        // 2 * 8e9 params * 8192 tokens at 1e15 * 0.5.
+        assert!((c16 - 2.0 * 8e9 * 8192.0 / 0.5e15).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weight_only_quantization_reads_fewer_bytes_at_the_bf16_peak() {
+        let d = deployment(1);
+        let mut m = model();
+        m.weight_dtype = Dtype::Int4;
+        let int4 = RooflineCost::new(&m, &d, &d.efficiency);
+        let bf16 = RooflineCost::new(&model(), &d, &d.efficiency);
+        let decode = StepWork {
+            decode_tokens: 1,
+            ..StepWork::default()
+        };
+        let prefill = StepWork {
+            prefill_tokens: 4096,
+            prefill_seqs: 1,
+            ..StepWork::default()
+        };
+        let (_, mem4, _) = int4.components(&decode);
+        let (_, mem16, _) = bf16.components(&decode);
+        assert!((mem16 / mem4 - 4.0).abs() < 1e-9);
+        assert_eq!(int4.components(&prefill).0, bf16.components(&prefill).0);
+    }
+
+    #[test]
+    fn the_fixed_cost_has_a_term_per_layer() {
+        let mut d = deployment(1);
+        d.efficiency.layer_overhead_s = 40e-6;
+        let m = model();
+        let work = StepWork {
+            decode_tokens: 1,
+            ..StepWork::default()
+        };
+        let base = RooflineCost::new(&m, &deployment(1), &deployment(1).efficiency);
+        let with = RooflineCost::new(&m, &d, &d.efficiency);
+        let extra = with.step_time(&work).as_secs_f64() - base.step_time(&work).as_secs_f64();
+        // 32 layers x 40 us, whatever the tensor parallelism.
+        assert!((extra - 32.0 * 40e-6).abs() < 1e-9, "{extra}");
+        let mut d8 = deployment(8);
+        d8.efficiency.layer_overhead_s = 40e-6;
+        let tp8 = RooflineCost::new(&m, &d8, &d8.efficiency);
+        let base8 = RooflineCost::new(&m, &deployment(8), &deployment(8).efficiency);
+        let extra8 = tp8.step_time(&work).as_secs_f64() - base8.step_time(&work).as_secs_f64();
+        assert!((extra8 - extra).abs() < 1e-9);
     }
 }

@@ -20,7 +20,7 @@ use crate::cache::{CacheConfig, KvLayout, Placement, PolicyName, Reserve};
 use crate::catalog;
 use crate::error::{Error, SpecError};
 use crate::hardware::budget::{KvBudget, kv_budget, kv_layout};
-use crate::hardware::{Deployment, Efficiency};
+use crate::hardware::{ComputeDtype, Deployment, Efficiency, Gpu, MemoryRule};
 use crate::model::{Dtype, Model};
 use crate::scheduler::{Admission, OnOom, SchedulerConfig};
 use crate::traffic::TrafficPlan;
@@ -268,8 +268,20 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
 
     let model = resolve_model(&spec.model).map_err(|e| e.under("model"))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let deployment =
-        resolve_hardware(&spec.hardware, &model, base_dir).map_err(|e| e.under("hardware"))?;
+    let gpu = resolve_gpu(&spec.hardware.gpu).map_err(|e| e.under("hardware"))?;
+    let engine = match spec.engine.preset {
+        Some(name) => catalog::engine_defaults(name, gpu.vram_bytes, spec.hardware.tp.unwrap_or(1)),
+        None => catalog::EngineDefaults::KVSIM,
+    };
+    let deployment = resolve_hardware(
+        &spec.hardware,
+        &spec.engine,
+        &engine,
+        gpu,
+        &model,
+        spec.model.compute_dtype,
+        base_dir,
+    )?;
     if deployment.replicas > 1 {
         // The router sees arrivals; a closed-loop user or a session's next
         // turn is born inside one replica, which a cluster does not model yet.
@@ -289,8 +301,8 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
             ));
         }
     }
-    let cache = resolve_cache(&spec.cache, &model).map_err(|e| e.under("cache"))?;
-    let scheduler = resolve_scheduler(&spec.scheduler, &cache, deployment.tp)
+    let cache = resolve_cache(&spec.cache, &model, &engine).map_err(|e| e.under("cache"))?;
+    let scheduler = resolve_scheduler(&spec.scheduler, &cache, deployment.tp, &engine)
         .map_err(|e| e.under("scheduler"))?;
     let slo = Slo {
         ttft: spec
@@ -628,12 +640,8 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
     Ok(model)
 }
 
-fn resolve_hardware(
-    spec: &spec::HardwareSpec,
-    model: &Model,
-    base_dir: &Path,
-) -> Result<Deployment, SpecError> {
-    let gpu = match &spec.gpu {
+fn resolve_gpu(spec: &spec::GpuSpec) -> Result<Gpu, SpecError> {
+    let gpu = match spec {
         spec::GpuSpec::Name(name) => catalog::gpu(name).ok_or_else(|| {
             let known: Vec<_> = catalog::gpus().into_iter().map(|e| e.gpu.name).collect();
             SpecError::new(
@@ -648,6 +656,15 @@ fn resolve_hardware(
             }
             positive("gpu.hbm_bandwidth", g.hbm_bandwidth)?;
             positive("gpu.peak_flops", g.peak_flops)?;
+            for (key, peak) in [
+                ("gpu.peak_flops_fp8", g.peak_flops_fp8),
+                ("gpu.peak_flops_int8", g.peak_flops_int8),
+                ("gpu.peak_flops_fp4", g.peak_flops_fp4),
+            ] {
+                if let Some(p) = peak {
+                    positive(key, p)?;
+                }
+            }
             positive("gpu.interconnect_bandwidth", g.interconnect_bandwidth)?;
             positive("gpu.pcie_bandwidth", g.pcie_bandwidth)?;
             fraction("gpu.efficiency.mbu", g.efficiency.mbu)?;
@@ -655,6 +672,10 @@ fn resolve_hardware(
             non_negative(
                 "gpu.efficiency.step_overhead_s",
                 g.efficiency.step_overhead_s,
+            )?;
+            non_negative(
+                "gpu.efficiency.layer_overhead_s",
+                g.efficiency.layer_overhead_s,
             )?;
             non_negative(
                 "gpu.efficiency.allreduce_latency_s",
@@ -672,6 +693,141 @@ fn resolve_hardware(
             ),
         ));
     }
+    Ok(gpu)
+}
+
+/// The KV memory rule: `engine.memory_rule` and `engine.memory_fraction`, or
+/// `hardware.memory_utilization` (the total-fraction rule's fraction), over
+/// the engine preset's rule.
+fn resolve_memory_rule(
+    hardware: &spec::HardwareSpec,
+    spec: &spec::EngineSpec,
+    engine: &catalog::EngineDefaults,
+) -> Result<MemoryRule, SpecError> {
+    use spec::MemoryRuleName as N;
+    let default = engine.memory;
+    let rule = spec.memory_rule.unwrap_or(match default {
+        MemoryRule::TotalFraction(_) => N::TotalFraction,
+        MemoryRule::FreeFraction(_) => N::FreeFraction,
+        MemoryRule::StaticFraction(_) => N::StaticFraction,
+    });
+    let same_rule = matches!(
+        (rule, default),
+        (N::TotalFraction, MemoryRule::TotalFraction(_))
+            | (N::FreeFraction, MemoryRule::FreeFraction(_))
+            | (N::StaticFraction, MemoryRule::StaticFraction(_))
+    );
+    let fraction = match (hardware.memory_utilization, spec.memory_fraction) {
+        (Some(_), Some(_)) => {
+            return Err(SpecError::new(
+                "hardware.memory_utilization",
+                "give either hardware.memory_utilization or engine.memory_fraction, not both",
+            ));
+        }
+        (Some(u), None) if rule != N::TotalFraction => {
+            let _ = u;
+            return Err(SpecError::new(
+                "hardware.memory_utilization",
+                format!(
+                    "is vLLM's gpu_memory_utilization (a fraction of the whole GPU), but the \
+                     memory rule is {}: set engine.memory_fraction instead",
+                    match rule {
+                        N::FreeFraction =>
+                            "free-fraction (TensorRT-LLM's free_gpu_memory_fraction)",
+                        _ => "static-fraction (SGLang's mem_fraction_static)",
+                    }
+                ),
+            ));
+        }
+        (Some(u), None) => fraction("hardware.memory_utilization", u)?,
+        (None, Some(f)) => fraction("engine.memory_fraction", f)?,
+        (None, None) if same_rule => default.fraction(),
+        (None, None) => {
+            return Err(SpecError::new(
+                "engine.memory_fraction",
+                format!(
+                    "missing: engine.memory_rule = \"{}\" differs from the preset's rule, so \
+                     give the fraction it takes",
+                    match rule {
+                        N::TotalFraction => "total-fraction",
+                        N::FreeFraction => "free-fraction",
+                        N::StaticFraction => "static-fraction",
+                    }
+                ),
+            ));
+        }
+    };
+    Ok(match rule {
+        N::TotalFraction => MemoryRule::TotalFraction(fraction),
+        N::FreeFraction => MemoryRule::FreeFraction(fraction),
+        N::StaticFraction => MemoryRule::StaticFraction(fraction),
+    })
+}
+
+/// The compute precision: `model.compute_dtype`, or the default for the
+/// weights' format on this GPU; the GPU must have tensor cores for it.
+fn resolve_compute_dtype(
+    given: Option<ComputeDtype>,
+    model: &Model,
+    gpu: &Gpu,
+) -> Result<ComputeDtype, SpecError> {
+    let dtype = given.unwrap_or_else(|| ComputeDtype::default_for(model.weight_dtype, gpu));
+    if gpu.peak_for(dtype).is_none() {
+        return Err(SpecError::new(
+            "model.compute_dtype",
+            format!(
+                "{} has no {dtype} tensor cores (its datasheet gives no {dtype} peak); use bf16 \
+                 (weight-only quantization) or a GPU with {dtype} support",
+                gpu.name
+            ),
+        ));
+    }
+    // Computing in a wider format than the weights are stored in is the
+    // weight-only path; computing in a narrower one needs weights quantized
+    // to it (activations are quantized on the fly, weights are not).
+    let narrower = match dtype {
+        ComputeDtype::Fp8 | ComputeDtype::Int8 => model.weight_dtype.bits() > 8,
+        ComputeDtype::Fp4 => model.weight_dtype.bits() > 4,
+        ComputeDtype::Bf16 | ComputeDtype::Fp16 => false,
+    };
+    if narrower {
+        return Err(SpecError::new(
+            "model.compute_dtype",
+            format!(
+                "{dtype} compute needs weights stored in {dtype} or narrower, but weight_dtype is \
+                 {}: set model.weight_dtype too",
+                model.weight_dtype
+            ),
+        ));
+    }
+    Ok(dtype)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_hardware(
+    spec: &spec::HardwareSpec,
+    engine_spec: &spec::EngineSpec,
+    engine: &catalog::EngineDefaults,
+    gpu: Gpu,
+    model: &Model,
+    compute_dtype: Option<ComputeDtype>,
+    base_dir: &Path,
+) -> Result<Deployment, SpecError> {
+    let memory = resolve_memory_rule(spec, engine_spec, engine)?;
+    let compute_dtype = resolve_compute_dtype(compute_dtype, model, &gpu)?;
+    resolve_deployment(spec, gpu, model, memory, compute_dtype, engine, base_dir)
+        .map_err(|e| e.under("hardware"))
+}
+
+fn resolve_deployment(
+    spec: &spec::HardwareSpec,
+    gpu: Gpu,
+    model: &Model,
+    memory: MemoryRule,
+    compute_dtype: ComputeDtype,
+    engine: &catalog::EngineDefaults,
+    base_dir: &Path,
+) -> Result<Deployment, SpecError> {
     let tp = at_most("tp", nonzero("tp", spec.tp.unwrap_or(1))?, 1024)?;
     if tp > 1 && model.mla.is_none() && model.heads % tp != 0 {
         return Err(SpecError::new(
@@ -707,6 +863,10 @@ fn resolve_hardware(
             "step_overhead_s",
             spec.step_overhead_s.unwrap_or(d.step_overhead_s),
         )?,
+        layer_overhead_s: non_negative(
+            "layer_overhead_s",
+            spec.layer_overhead_s.unwrap_or(d.layer_overhead_s),
+        )?,
         allreduce_latency_s: non_negative(
             "allreduce_latency_s",
             spec.allreduce_latency_s.unwrap_or(d.allreduce_latency_s),
@@ -722,28 +882,42 @@ fn resolve_hardware(
             1024,
         )?,
         router: spec.router.unwrap_or_default(),
-        memory_utilization: fraction("memory_utilization", spec.memory_utilization.unwrap_or(0.9))?,
+        memory,
+        compute_dtype,
         efficiency,
         runtime_reserve: spec
             .runtime_reserve_gib
             .map(|g| non_negative("runtime_reserve_gib", g).map(|g| (g * GIB as f64) as u64))
-            .transpose()?,
+            .transpose()?
+            .or(engine.runtime_reserve),
     })
 }
 
 /// The most memory one GPU may have (1 PiB): budgets times `tp` stay in 64 bits.
 const MAX_VRAM_BYTES: u64 = 1 << 50;
 
-fn resolve_cache(spec: &spec::CacheSpec, model: &Model) -> Result<CacheConfig, SpecError> {
+fn resolve_cache(
+    spec: &spec::CacheSpec,
+    model: &Model,
+    engine: &catalog::EngineDefaults,
+) -> Result<CacheConfig, SpecError> {
     let policy = spec.policy.unwrap_or(PolicyName::Paged);
-    let prefix_caching = spec.prefix_caching.unwrap_or(false);
+    // A preset's prefix caching applies where it can: not to contiguous
+    // placement, and not to models with sliding-window layers (vLLM and
+    // SGLang turn it off for those too).
+    let prefix_caching = spec.prefix_caching.unwrap_or(
+        engine.prefix_caching
+            && policy != PolicyName::Contiguous
+            && model.sliding_window.is_none()
+            && spec.window.is_none(),
+    );
     if prefix_caching && policy == PolicyName::Contiguous {
         return Err(SpecError::new(
             "prefix_caching",
             "needs blocks to share: use a paged-family policy, not contiguous",
         ));
     }
-    let block_size = nonzero("block_size", spec.block_size.unwrap_or(16))?;
+    let block_size = nonzero("block_size", spec.block_size.unwrap_or(engine.block_size))?;
     let placement = match policy {
         // Contiguous placement is token by token: a block size written for the
         // paged presets is not used, so one file can sweep every policy.
@@ -809,6 +983,7 @@ fn resolve_scheduler(
     spec: &spec::SchedulerSpec,
     cache: &CacheConfig,
     tp: u32,
+    engine: &catalog::EngineDefaults,
 ) -> Result<SchedulerConfig, SpecError> {
     let admission = spec.admission.unwrap_or(match cache.placement {
         Placement::Contiguous => Admission::Reserve,
@@ -818,18 +993,21 @@ fn resolve_scheduler(
     Ok(SchedulerConfig {
         max_num_seqs: at_most(
             "max_num_seqs",
-            nonzero("max_num_seqs", spec.max_num_seqs.unwrap_or(256))?,
+            nonzero(
+                "max_num_seqs",
+                spec.max_num_seqs.unwrap_or(engine.max_num_seqs),
+            )?,
             1 << 24,
         )?,
         max_batched_tokens: at_most(
             "max_batched_tokens",
             nonzero(
                 "max_batched_tokens",
-                spec.max_batched_tokens.unwrap_or(8192),
+                spec.max_batched_tokens.unwrap_or(engine.max_batched_tokens),
             )?,
             1 << 30,
         )?,
-        chunked_prefill: spec.chunked_prefill.unwrap_or(true),
+        chunked_prefill: spec.chunked_prefill.unwrap_or(engine.chunked_prefill),
         admission,
         on_oom: spec.on_oom.unwrap_or(OnOom::PreemptRecompute),
         restart: SimDuration::from_secs_f64(restart_s),

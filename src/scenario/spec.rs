@@ -37,6 +37,10 @@ pub struct ScenarioSpec {
     pub hardware: HardwareSpec,
     /// Arrivals and lengths.
     pub traffic: TrafficSpec,
+    /// The serving engine whose defaults apply (memory rule, block size,
+    /// batching limits, prefix caching).
+    #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
+    pub engine: EngineSpec,
     /// KV cache policy.
     #[serde(default)]
     pub cache: CacheSpec,
@@ -99,6 +103,12 @@ pub struct ModelSpec {
     pub moe: Option<Moe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_dtype: Option<Dtype>,
+    /// The precision the tensor cores compute in: `bf16`, `fp16`, `fp8`,
+    /// `int8` or `fp4` (default: fp8 for fp8 weights on a GPU with fp8 tensor
+    /// cores, bf16 for weight-only int8/int4 and on older GPUs, the weights'
+    /// own format for 16-bit models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_dtype: Option<crate::hardware::ComputeDtype>,
 }
 
 /// `gpu = "h100-sxm"` or an inline table with the [`crate::hardware::Gpu`] fields.
@@ -126,7 +136,10 @@ pub struct HardwareSpec {
     /// How a cluster's load balancer routes requests (default round-robin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<crate::scheduler::Router>,
-    /// vLLM's `gpu_memory_utilization` (default 0.9, vLLM's default).
+    /// vLLM's `gpu_memory_utilization`: the fraction of each GPU's whole
+    /// memory for weights, activations, runtime and KV (default 0.9, vLLM's
+    /// default). Only with the `total-fraction` memory rule; the general key
+    /// is `engine.memory_fraction`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_utilization: Option<f64>,
     /// Override of the GPU's default model bandwidth utilization.
@@ -138,6 +151,9 @@ pub struct HardwareSpec {
     /// Override of the GPU's default per-step overhead, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_overhead_s: Option<f64>,
+    /// Override of the GPU's default fixed cost per layer per step, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_overhead_s: Option<f64>,
     /// Override of the GPU's default all-reduce latency, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allreduce_latency_s: Option<f64>,
@@ -162,6 +178,40 @@ pub enum CalibrationSpec {
     File(String),
     /// The coefficients inline.
     Inline(crate::calibrate::Calibration),
+}
+
+/// `[engine]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// A serving engine's defaults (`kvsim catalog engines`): `vllm`,
+    /// `sglang`, `trtllm` or `vllm-0.1`. Explicit keys still override them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<crate::catalog::EngineName>,
+    /// How the KV budget is sized from GPU memory: `total-fraction` (vLLM),
+    /// `free-fraction` (TensorRT-LLM) or `static-fraction` (SGLang).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_rule: Option<MemoryRuleName>,
+    /// The fraction the memory rule takes, in (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_fraction: Option<f64>,
+}
+
+impl EngineSpec {
+    /// Whether no key is set (the table is then left out of echoes).
+    pub fn is_empty(&self) -> bool {
+        *self == EngineSpec::default()
+    }
+}
+
+/// `engine.memory_rule` values.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[allow(missing_docs)] // see `crate::hardware::MemoryRule`
+pub enum MemoryRuleName {
+    TotalFraction,
+    FreeFraction,
+    StaticFraction,
 }
 
 /// `[cache]`.

@@ -17,15 +17,7 @@ fn example(name: &str) -> PathBuf {
 fn fit_example(name: &str) -> Fit {
     let model = catalog::model("llama-3.1-8b").unwrap();
     let gpu = catalog::gpu("h100-sxm").unwrap();
-    let deployment = Deployment {
-        efficiency: gpu.efficiency,
-        runtime_reserve: None,
-        gpu,
-        tp: 1,
-        replicas: 1,
-        router: kvsim::scheduler::Router::RoundRobin,
-        memory_utilization: 0.9,
-    };
+    let deployment = Deployment::new(gpu, 1, model.weight_dtype);
     let rows = read_measurements(&example(name)).unwrap();
     fit(&model, &deployment, &rows).unwrap()
 }
