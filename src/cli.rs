@@ -411,10 +411,21 @@ fn validate(a: &ValidateArgs) -> Result<(), Error> {
         &a.out,
         crate::validate::render_markdown(&results).as_bytes(),
     )?;
-    let within = results.iter().filter(|r| r.within()).count();
+    let h = crate::validate::headline(&results.rows);
+    let relative = h
+        .relative
+        .map(|(median, max)| {
+            format!(
+                "; median |error| {:.1} %, largest {:.1} %",
+                median * 100.0,
+                max * 100.0
+            )
+        })
+        .unwrap_or_default();
     say(format_args!(
-        "{within} of {} cases within their targets; wrote {}",
-        results.len(),
+        "held-out rows: {} of {} within their targets{relative}; wrote {}",
+        h.within,
+        h.rows,
         a.out.display()
     ))
 }

@@ -16,56 +16,65 @@
 //!   links x 25 GB/s x 2 directions), so the value here is half; PCIe Gen4 x16
 //!   is 32 GB/s and Gen5 x16 64 GB/s per direction (datasheets: "64 GB/s" /
 //!   "128 GB/s" bidirectional).
-//! - `peak_flops` is dense bf16 tensor throughput: datasheets quote the 2:4
-//!   sparsity figure with an asterisk, which is twice the dense one.
 //! - Prices are on-demand USD per GPU-hour from the provider's public price
 //!   list, with the date it was read (`None` if no public price was found).
 //!
+//! - `peak_flops` is dense bf16 tensor throughput: datasheets quote the 2:4
+//!   sparsity figure with an asterisk, which is twice the dense one.
+//!   `peak_flops_fp8`, `peak_flops_int8` and `peak_flops_fp4` are the dense
+//!   peaks of the lower precisions from the same datasheet (half the starred
+//!   sparse figure), `None` where the GPU has no tensor cores for them. The
+//!   roofline takes the peak of the deployment's compute precision
+//!   (`model.compute_dtype`, see `crate::hardware::ComputeDtype`).
+//!
 //! # Efficiency factors
 //!
-//! The roofline prices a step as `step_overhead + max(flops / (peak * mfu),
-//! bytes / (bandwidth * mbu)) + t_comm`. `mbu` is therefore the fraction of
-//! HBM bandwidth the decode kernels sustain *excluding* the fixed per-step
-//! cost, and `step_overhead_s` is the fixed cost (CPU scheduling, launches,
-//! sampling, small-kernel tails) that a batch-1 decode pays on top. The two
-//! are fitted jointly from published batch-1 decode latencies
-//! `t = overhead + weight_bytes / (bandwidth * mbu)`:
+//! The roofline prices a step as `step_overhead + layers * layer_overhead +
+//! max(flops / (peak * mfu), bytes / (bandwidth * mbu)) + t_comm`. `mbu` is
+//! the fraction of HBM bandwidth the decode kernels sustain, `layer_overhead_s`
+//! the fixed cost every layer pays per step whatever its bytes (kernel launch
+//! gaps and tails, even under CUDA graphs), `step_overhead_s` the fixed cost
+//! per step (the host's scheduling and sampling where it is not overlapped).
 //!
-//! - **gpt-fast on A100-80GB** (pytorch-labs/gpt-fast README, batch 1, bf16
-//!   Llama-2-7B, 5-token prompt, CUDA graphs, GPUs power-capped to 330 W):
-//!   TP1 104.9 tok/s, TP2 168.84, TP4 254.02, TP8 328.43. Fitting
-//!   `t = c + 64*a*(tp>1) + X/tp` (64 all-reduces per token) to TP1/2/4 gives
-//!   X = 7.94 ms, c = 1.59 ms, a = 5.7 us, and predicts TP8 = 2.94 ms
-//!   (measured 3.04 ms). X means 13.48 GB / (2.039 TB/s * 7.94 ms) =
-//!   **mbu 0.83**; the README's own remark "empirically, peak bandwidth is
-//!   about 1700 GB/s" is the same 0.83 of 2039 GB/s.
-//! - **vLLM on A100-40GB** (J. Musgrave, "vLLM throughput-latency sweep on
-//!   NVIDIA A100", johnmusgrave.com, Llama-3.1-8B bf16, 1024-token prompts,
-//!   concurrency 1): about 75 tok/s, "roughly 77% of the memory-bandwidth
-//!   ceiling". With mbu 0.83: 16.06 GB / (1.555 TB/s * 0.83) = 12.4 ms of the
-//!   13.3 ms, leaving **0.9 ms per step** of overhead.
-//! - **vLLM/SGLang on H100** (Hazy Research, "Look Ma, No Bubbles!",
-//!   2025-05-27, Llama-3.2-1B bf16, batch 1): the engines reach "at most 50%"
-//!   of bandwidth; their fused megakernel reaches **78%**, a kernel-level
-//!   ceiling. kvsim first took 0.78 as the H100 default; the serving
-//!   measurements in VALIDATION.md (vLLM's H200 CI runs, NVIDIA NIM on H100)
-//!   were all slower than it predicted, and **mbu 0.65** fits them (see
-//!   `HOPPER_SXM`). 2.47 GB at 50% is 1.48 ms per token, of which 0.95 ms is
-//!   bandwidth at 0.78, leaving >= 0.53 ms of per-step overhead even for a
-//!   16-layer model.
-//! - Cross-check, **vLLM (Aug/Sep 2024) on A100-80GB and H100**
-//!   (LambdaLabsML/vllm-benchmark, results/prompt_10, Mistral-7B-Instruct-v0.3,
-//!   14.50 GB bf16, 10 concurrent ShareGPT prompts): median TPOT 11.35 ms
-//!   (A100) and 8.32 ms (H100). With mbu 0.83 and 0.78 both imply the same
-//!   2.8 ms of per-step cost, as expected from one engine version on two GPUs
-//!   (that older engine's CPU cost is what vLLM v0.6.0 removed: the blog
-//!   "vLLM v0.6.0: 2.7x throughput improvement and 5x latency reduction",
-//!   2024-09-05, profiled Llama 3 8B on one H100 spending 33% of the time in
-//!   the HTTP server and 29% in scheduling).
+//! **Four of them are fitted, jointly, to the calibration rows of
+//! VALIDATION.md** by `kvsim validate` (`src/validate/fit.rs`: least squares
+//! on relative errors, each row simulated exactly as a user's scenario would
+//! be). A test fails if the values here drift from that fit by more than
+//! their rounding. The rows:
 //!
-//! `step_overhead_s` = **1 ms** for every GPU: 0.5-0.9 ms for current engines
-//! above, 1.6 ms in gpt-fast's fit, 2.8 ms in 2024 vLLM. It is host-bound, so
-//! it is taken as GPU-independent.
+//! - `A100.mbu` = **0.81**: gpt-fast's batch-1 decode on A100-80GB
+//!   (pytorch-labs/gpt-fast README, Llama-2-7B at TP1/2/4/8 and Llama-2-70B
+//!   at TP2/4/8, bf16, 330 W power cap): 7 rows.
+//! - `HOPPER_SXM.mbu` = **0.70**: vLLM's H200 CI latency runs (buildkite
+//!   vllm/performance-benchmark build 9515, Llama-3.1-8B TP1 and 70B TP4,
+//!   batch 8) and NVIDIA NIM's 1-user ITL for Llama-3.3-70B fp8 on 2 x H100:
+//!   3 rows.
+//! - `layer_overhead_s` = **43 us** (every GPU) and `step_overhead_s` =
+//!   **0** (every GPU): all 10 rows. The 7B (32 layers) and 70B (80 layers)
+//!   gpt-fast rows are what separate the two: at batch 1 the 70B rows were
+//!   3.2-3.5 ms slower than their bytes at every TP, a cost that scales with
+//!   layers, not with a step. With it, the fit puts the whole fixed cost on
+//!   layers and none on the step: an engine that overlaps its host work
+//!   (CUDA graphs, vLLM V1's and TensorRT-LLM's asynchronous schedulers) pays
+//!   no per-step cost the GPU waits for.
+//!
+//! The leave-one-source-out table in VALIDATION.md shows what each source
+//! alone does to the fit. Cross-check on a row that is not in the fit: J.
+//! Musgrave's vLLM sweep on A100-40GB (johnmusgrave.com, "vLLM
+//! throughput-latency sweep on NVIDIA A100", Llama-3.1-8B bf16, 1024-token
+//! prompts, concurrency 1) measured about 75 tok/s (13.3 ms); the fitted
+//! factors give 16.06 GB / (1.555 TB/s * 0.81) + 32 * 43 us = 14.1 ms (+6 %).
+//!
+//! Earlier (unfitted) values, for the record: mbu 0.83 on A100 from the
+//! gpt-fast README's own remark "empirically, peak bandwidth is about 1700
+//! GB/s", 0.78 on H100 from Hazy Research's fused megakernel ("Look Ma, No
+//! Bubbles!", 2025-05-27: 78 % of bandwidth, against "at most 50%" for vLLM
+//! and SGLang on Llama-3.2-1B), and 1 ms of step overhead from engine
+//! profiles (vLLM blog "vLLM v0.6.0: 2.7x throughput improvement", 2024-09-05:
+//! 33 % of an 8B step in the HTTP server and 29 % in scheduling before
+//! v0.6.0's overlap). Those engines' host costs are real where the host is
+//! not overlapped: set `hardware.step_overhead_s` for an engine that blocks
+//! on its scheduler.
 //!
 //! `mfu` (prefill): **A100 0.70** from text-generation-inference's benchmark on
 //! A100 (huggingface/text-generation-inference PR #1243, Llama-2-13B, 40-token
@@ -101,56 +110,56 @@ const fn mib(mib: u64) -> u64 {
     mib * MIB
 }
 
-/// A100 (40 GB and 80 GB SXM4): mbu from gpt-fast's TP fit, overhead from
-/// the vLLM A100-40GB sweep, mfu from TGI's A100 prefill benchmark,
-/// all-reduce from nccl#583 (see the module docs).
+/// The fitted fixed costs shared by every GPU (module docs).
+const LAYER_OVERHEAD_S: f64 = 43e-6;
+const STEP_OVERHEAD_S: f64 = 0.0;
+
+/// A100 (40 GB and 80 GB SXM4): mbu fitted to gpt-fast's rows, mfu from
+/// TGI's A100 prefill benchmark, all-reduce from nccl#583 (see the module
+/// docs).
 const A100: Efficiency = Efficiency {
-    mbu: 0.83,
+    mbu: 0.81,
     mfu: 0.70,
-    step_overhead_s: 1.0e-3,
-    layer_overhead_s: 0.0,
+    step_overhead_s: STEP_OVERHEAD_S,
+    layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 10e-6,
 };
 
 /// Hopper SXM (H100 SXM, reused for H200 and B200): mfu an estimate,
 /// all-reduce from sglang#2904 / nccl#1259 (see the module docs).
 ///
-/// mbu 0.65 is what serving engines reach, not the 78 % of Hazy Research's
-/// hand-fused H100 megakernel (the first default): with 0.78, kvsim
-/// under-predicted every Hopper serving measurement in VALIDATION.md (vLLM's
-/// H200 CI latency runs by 18 % and 25 %, NVIDIA NIM's Llama-3.3-70B on 2 x H100
-/// batch-1 token latency by 12 %). 0.65 lies between what vLLM implies (~0.61
-/// at 1 ms of overhead) and what TensorRT-LLM implies (~0.68), and brings those
-/// cases to -4.9 %, -13.5 % and +2.3 % (`kvsim validate`).
+/// mbu 0.70 is fitted to the Hopper serving rows (vLLM's H200 CI latency
+/// runs, NVIDIA NIM's 1-user ITL on 2 x H100) together with the shared
+/// fixed costs; see the module docs and VALIDATION.md.
 const HOPPER_SXM: Efficiency = Efficiency {
-    mbu: 0.65,
+    mbu: 0.70,
     mfu: 0.60,
-    step_overhead_s: 1.0e-3,
-    layer_overhead_s: 0.0,
+    step_overhead_s: STEP_OVERHEAD_S,
+    layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 10e-6,
 };
 
 /// H100 PCIe: the H100 SXM kernel factors (same GH100 die and software;
 /// no separate PCIe-card measurement found), all-reduce over PCIe.
 const HOPPER_PCIE: Efficiency = Efficiency {
-    mbu: 0.65,
+    mbu: 0.70,
     mfu: 0.60,
-    step_overhead_s: 1.0e-3,
-    layer_overhead_s: 0.0,
+    step_overhead_s: STEP_OVERHEAD_S,
+    layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 40e-6,
 };
 
 /// Ada Lovelace PCIe cards (L4, L40S). No public batch-1 decode or prefill
-/// measurement on these cards was found. mbu: the A100 kernel-level value
-/// (0.83) rounded down to 0.80 for GDDR6. mfu 0.50, the middle of the usual
+/// measurement on these cards was found. mbu: the A100 fitted value (0.81)
+/// rounded down to 0.80 for GDDR6 (estimate). mfu 0.50, the middle of the usual
 /// 0.4-0.6 range, below A100's because both boards are power-capped (72 W and
 /// 350 W) and their tensor peaks are quoted at boost clock. All-reduce over
 /// PCIe from nccl#1530 (8 RTX 4090, the L40S's AD102 die): 42 us.
 const ADA_PCIE: Efficiency = Efficiency {
     mbu: 0.80,
     mfu: 0.50,
-    step_overhead_s: 1.0e-3,
-    layer_overhead_s: 0.0,
+    step_overhead_s: STEP_OVERHEAD_S,
+    layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 40e-6,
 };
 
@@ -160,11 +169,11 @@ const ADA_PCIE: Efficiency = Efficiency {
 /// Finance report; SemiAnalysis "MI300X vs H100 vs H200 Benchmark Part 1:
 /// Training", 2024-12, found the on-paper specs "not representative").
 /// mfu 0.45 from the first. mbu 0.58 (estimate): the 81% is a bandwidth
-/// ceiling, and at low concurrency H200 (4.8 TB/s * 0.65 = 3.12 TB/s
+/// ceiling, and at low concurrency H200 (4.8 TB/s * 0.70 = 3.36 TB/s
 /// effective here) serves each query faster than MI300X (Artificial Analysis,
 /// "Independent Performance Analysis of Leading GPUs: AMD MI300X, NVIDIA
 /// H100, NVIDIA H200", as summarised by secondary write-ups), which bounds
-/// MI300X's effective decode bandwidth below 3.12 / 5.3 = 0.59 of peak.
+/// MI300X's effective decode bandwidth below 3.36 / 5.3 = 0.63 of peak.
 /// All-reduce: no MI300X small-message RCCL figure was found; RCCL on MI250X
 /// took about 25 us for 8-byte all-reduces across 16 GCDs before its 1-shot
 /// algorithm (ROCm/rccl PR #929) and xGMI links are 64 GB/s each way, so 15 us
@@ -172,8 +181,8 @@ const ADA_PCIE: Efficiency = Efficiency {
 const MI300X: Efficiency = Efficiency {
     mbu: 0.58,
     mfu: 0.45,
-    step_overhead_s: 1.0e-3,
-    layer_overhead_s: 0.0,
+    step_overhead_s: STEP_OVERHEAD_S,
+    layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 15e-6,
 };
 
@@ -208,7 +217,7 @@ pub(super) fn all() -> Vec<GpuEntry> {
                 efficiency: A100,
             },
             source: "NVIDIA A100 datasheet; total_memory 40536 MiB (Paddle docs, PyTorch OOM 39.59 GiB); \
-                     Lambda $1.99/h 2026-09; gpt-fast README, vLLM A100 sweep (mbu/overhead), TGI PR #1243 (mfu), nccl#583",
+                     Lambda $1.99/h 2026-09; gpt-fast README (mbu and fixed costs fitted), TGI PR #1243 (mfu), nccl#583",
         },
         // A100 SXM4 80GB.
         // vram: PyTorch OOM messages on A100 80GB print "79.15 GiB total
@@ -232,7 +241,7 @@ pub(super) fn all() -> Vec<GpuEntry> {
                 efficiency: A100,
             },
             source: "NVIDIA A100 datasheet; PyTorch OOM 79.15 GiB total capacity; Lambda $2.79/h 2026-09; \
-                     gpt-fast README A100-80GB (mbu 0.83), TGI PR #1243 (mfu), nccl#583",
+                     gpt-fast README A100-80GB (mbu 0.81 and fixed costs fitted), TGI PR #1243 (mfu), nccl#583",
         },
         // H100 SXM5 80GB HBM3.
         // vram: _CudaDeviceProperties(name='NVIDIA H100 80GB HBM3', ...,
@@ -260,7 +269,7 @@ pub(super) fn all() -> Vec<GpuEntry> {
                 efficiency: HOPPER_SXM,
             },
             source: "NVIDIA H100 datasheet; total_memory 81089 MiB (ml-engineering log); Lambda $3.99/h 2026-09; \
-                     mbu 0.65 from the Hopper serving cases of VALIDATION.md (vLLM CI, NVIDIA NIM), sglang PR #2904 (all-reduce)",
+                     mbu 0.70 fitted to the Hopper serving rows of VALIDATION.md (vLLM CI, NVIDIA NIM), sglang PR #2904 (all-reduce)",
         },
         // H100 PCIe 80GB (HBM2e).
         // vram: _CudaDeviceProperties(name='NVIDIA H100 PCIe', ...,

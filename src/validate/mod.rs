@@ -13,10 +13,25 @@
 //! file is to say where the model stands, not to pass.
 
 mod cases;
+mod fit;
 mod render;
 
-pub use cases::run_cases;
-pub use render::render_markdown;
+pub use cases::{Validation, run_cases};
+pub use fit::{Fitted, LeaveOneOut};
+pub use render::{Headline, headline, render_markdown};
+
+/// What a row is for, which decides whether it counts toward accuracy.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// An identity or exact formula (KV bytes, a capacity ratio): it checks
+    /// the arithmetic, cannot measure accuracy, and is listed, not scored.
+    Arithmetic,
+    /// A row some default was fitted to: it names the defaults, and is
+    /// evidence of nothing.
+    Calibration(&'static [&'static str]),
+    /// A row no fit used: only these measure accuracy.
+    HeldOut,
+}
 
 /// How close kvsim's figure must be to the published one.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -56,6 +71,11 @@ pub struct CaseResult {
     pub group: &'static str,
     /// Where the published figure comes from (paper section, page, URL).
     pub source: &'static str,
+    /// The source's short name (one per document or benchmark), the unit the
+    /// leave-one-source-out refits leave out.
+    pub origin: &'static str,
+    /// Whether the row is arithmetic, a calibration point or held out.
+    pub role: Role,
     /// What kvsim ran: model, GPU, parallelism, lengths, load, policy.
     pub configuration: String,
     /// What is compared.

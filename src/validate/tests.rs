@@ -1,19 +1,30 @@
-//! The committed `VALIDATION.md` is current, and every case meets its target
-//! (or, for a documented known miss, its wider bound).
+//! The committed `VALIDATION.md` is current; every case meets its target (or,
+//! for a documented known miss, its wider bound); calibration rows name the
+//! defaults they set, no held-out row is used by a fit, the catalog holds the
+//! fit, and no case builds hardware or factors the catalog does not give.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
-use super::cases::KNOWN_MISSES;
+use super::cases::{KNOWN_MISSES, calibration_rows, catalog_only};
+use super::fit::FITTED_DEFAULTS;
 use super::*;
+use crate::scenario::Scenario;
 
 fn validation_md() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("VALIDATION.md")
 }
 
+/// One run of every case and fit, shared by the tests.
+fn validation() -> &'static Validation {
+    static V: OnceLock<Validation> = OnceLock::new();
+    V.get_or_init(run_cases)
+}
+
 #[test]
 fn validation_md_is_generated_not_edited() {
     let committed = std::fs::read_to_string(validation_md()).expect("VALIDATION.md at the root");
-    let generated = render_markdown(&run_cases());
+    let generated = render_markdown(validation());
     assert!(
         committed == generated,
         "VALIDATION.md differs from the generator's output: regenerate it with \
@@ -24,9 +35,8 @@ fn validation_md_is_generated_not_edited() {
 
 #[test]
 fn every_case_meets_its_target_or_its_known_miss_bound() {
-    let results = run_cases();
     let mut failures = Vec::new();
-    for r in &results {
+    for r in &validation().rows {
         match KNOWN_MISSES.iter().find(|(id, _)| *id == r.id) {
             Some((_, bound)) => {
                 // NaN errors fail too.
@@ -54,13 +64,14 @@ fn every_case_meets_its_target_or_its_known_miss_bound() {
 }
 
 #[test]
-fn known_misses_name_real_cases_and_say_so() {
-    let results = run_cases();
+fn known_misses_name_real_held_out_cases_and_say_so() {
     for (id, _) in KNOWN_MISSES {
-        let r = results
+        let r = validation()
+            .rows
             .iter()
             .find(|r| r.id == id)
             .unwrap_or_else(|| panic!("no case {id}"));
+        assert_eq!(r.role, Role::HeldOut, "{id}: only held-out rows may miss");
         assert!(
             r.note.contains("Known miss"),
             "{id}'s note must say it is a known miss"
@@ -76,13 +87,13 @@ fn known_misses_name_real_cases_and_say_so() {
 
 #[test]
 fn ids_are_unique_and_groups_known() {
-    let results = run_cases();
+    let results = &validation().rows;
     let mut ids: Vec<&str> = results.iter().map(|r| r.id).collect();
     ids.sort_unstable();
     let n = ids.len();
     ids.dedup();
     assert_eq!(ids.len(), n, "duplicate case ids");
-    for r in &results {
+    for r in results {
         assert!(
             super::cases::GROUPS.contains(&r.group),
             "{}: unknown group",
@@ -93,17 +104,187 @@ fn ids_are_unique_and_groups_known() {
             "{}: non-finite",
             r.id
         );
+        assert!(!r.origin.is_empty(), "{}: no origin", r.id);
     }
 }
 
 #[test]
-fn the_arithmetic_is_exact() {
-    for r in run_cases()
-        .iter()
-        .filter(|r| r.tolerance == Tolerance::Exact)
-    {
-        assert_eq!(r.kvsim, r.published, "{}", r.id);
+fn arithmetic_rows_are_exact_and_never_scored() {
+    let v = validation();
+    for r in v.rows.iter().filter(|r| r.role == Role::Arithmetic) {
+        assert!(r.within(), "{}", r.id);
+        if r.tolerance == Tolerance::Exact {
+            assert_eq!(r.kvsim, r.published, "{}", r.id);
+        }
     }
+    // Every exact-tolerance row is arithmetic: an identity scored as
+    // accuracy would inflate the headline.
+    for r in &v.rows {
+        if r.tolerance == Tolerance::Exact {
+            assert_eq!(r.role, Role::Arithmetic, "{}", r.id);
+        }
+    }
+    let h = headline(&v.rows);
+    let held = v.rows.iter().filter(|r| r.role == Role::HeldOut).count();
+    assert_eq!(h.rows, held);
+}
+
+#[test]
+fn every_calibration_row_names_a_default_and_no_held_out_row_is_fitted() {
+    let v = validation();
+    let fitted_ids: Vec<&str> = calibration_rows(None).iter().map(|r| r.id).collect();
+    for r in &v.rows {
+        match r.role {
+            Role::Calibration(names) => {
+                assert!(!names.is_empty(), "{} names no default", r.id);
+                for n in names {
+                    assert!(FITTED_DEFAULTS.contains(n), "{}: unknown default {n}", r.id);
+                }
+                assert!(
+                    fitted_ids.contains(&r.id),
+                    "{} is labelled a calibration point but the fit does not use it",
+                    r.id
+                );
+            }
+            Role::HeldOut | Role::Arithmetic => assert!(
+                !fitted_ids.contains(&r.id),
+                "{} is used by the fit but not labelled a calibration point",
+                r.id
+            ),
+        }
+    }
+    // Every fitted default has calibration rows, and every row the fit uses
+    // is in the tables.
+    for d in FITTED_DEFAULTS {
+        assert!(
+            v.rows
+                .iter()
+                .any(|r| matches!(r.role, Role::Calibration(n) if n.contains(&d))),
+            "{d} has no calibration row"
+        );
+    }
+    for id in fitted_ids {
+        assert!(v.rows.iter().any(|r| r.id == id), "{id} not in the tables");
+    }
+}
+
+#[test]
+fn the_catalog_holds_the_fit() {
+    let v = validation();
+    let (c, f) = (v.catalog, v.fitted);
+    // The catalog rounds: mbu to 0.01, the per-layer cost to 1 us.
+    assert!((c.a100_mbu - f.a100_mbu).abs() <= 0.006, "{c:?} vs {f:?}");
+    assert!(
+        (c.hopper_mbu - f.hopper_mbu).abs() <= 0.006,
+        "{c:?} vs {f:?}"
+    );
+    assert!(
+        (c.layer_overhead_s - f.layer_overhead_s).abs() <= 0.6e-6,
+        "{c:?} vs {f:?}"
+    );
+    // Every GPU's factors are one of the fitted families (or reuse them).
+    for e in crate::catalog::gpus() {
+        assert_eq!(
+            e.gpu.efficiency.layer_overhead_s, c.layer_overhead_s,
+            "{}",
+            e.gpu.name
+        );
+    }
+    // Leaving a source out changes the fit only through that source.
+    for l in &v.leave_one_out {
+        assert!(!l.rows.is_empty(), "{}: no rows", l.origin);
+        for d in &l.held {
+            assert_eq!(l.refit.get(d), f.get(d), "{}: {d} was held", l.origin);
+        }
+    }
+}
+
+#[test]
+fn a_case_cannot_build_its_own_hardware_or_factors() {
+    let base = r#"
+name = "x"
+requests = 1
+[model]
+preset = "llama-3.1-8b"
+[hardware]
+gpu = "h100-sxm"
+[traffic]
+arrival = { kind = "poisson", rate = 1.0 }
+prompt = { kind = "fixed", value = 10 }
+output = { kind = "fixed", value = 10 }
+"#;
+    let build = |overrides: &[&str]| {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        Scenario::from_toml(base, Path::new("x.toml"), &o).expect("builds")
+    };
+    assert_eq!(catalog_only(&build(&[])), Ok(()));
+    assert_eq!(catalog_only(&build(&["engine.preset=\"trtllm\""])), Ok(()));
+    for set in [
+        "hardware.mbu=0.9",
+        "hardware.mfu=0.9",
+        "hardware.step_overhead_s=0.002",
+        "hardware.layer_overhead_s=1e-5",
+        "hardware.allreduce_latency_s=1e-5",
+        "hardware.runtime_reserve_gib=0",
+        "hardware.calibration={ mbu = 0.7, mfu = 0.5, step_overhead_s = 0.001 }",
+    ] {
+        let err = catalog_only(&build(&[set])).expect_err(set);
+        assert!(err.contains("hardware."), "{set}: {err}");
+    }
+    let g = crate::catalog::gpu("h100-sxm").expect("catalog gpu");
+    let inline = format!(
+        "hardware.gpu={{ name = \"h100-sxm\", vram_bytes = {}, hbm_bandwidth = {:e}, \
+         peak_flops = {:e}, interconnect_bandwidth = {:e}, pcie_bandwidth = {:e}, efficiency = \
+         {{ mbu = {}, mfu = {}, step_overhead_s = {:e}, allreduce_latency_s = {:e} }} }}",
+        g.vram_bytes,
+        g.hbm_bandwidth,
+        2.0 * g.peak_flops,
+        g.interconnect_bandwidth,
+        g.pcie_bandwidth,
+        g.efficiency.mbu,
+        g.efficiency.mfu,
+        g.efficiency.step_overhead_s,
+        g.efficiency.allreduce_latency_s
+    );
+    let err = catalog_only(&build(&[&inline])).expect_err("inline GPU");
+    assert!(err.contains("builds its own GPU"), "{err}");
+}
+
+#[test]
+fn headline_counts_held_out_rows_only() {
+    let case = |id, role, published, kvsim, tolerance| CaseResult {
+        id,
+        group: "g",
+        source: "s",
+        origin: id,
+        role,
+        configuration: String::new(),
+        metric: "m",
+        unit: "u",
+        published,
+        kvsim,
+        tolerance,
+        note: String::new(),
+    };
+    let rows = [
+        case("a", Role::HeldOut, 10.0, 11.0, Tolerance::Relative(0.2)),
+        case("b", Role::HeldOut, 10.0, 13.0, Tolerance::Relative(0.2)),
+        case("c", Role::HeldOut, 10.0, 9.5, Tolerance::Relative(0.2)),
+        case("d", Role::HeldOut, 20.0, 23.0, Tolerance::Absolute(10.0)),
+        case(
+            "e",
+            Role::Calibration(&["x"]),
+            10.0,
+            20.0,
+            Tolerance::Relative(0.2),
+        ),
+        case("f", Role::Arithmetic, 1.0, 1.0, Tolerance::Exact),
+    ];
+    let h = headline(&rows);
+    assert_eq!((h.rows, h.sources, h.within), (4, 4, 3));
+    let (median, max) = h.relative.expect("relative rows");
+    assert!((median - 0.1).abs() < 1e-12 && (max - 0.3).abs() < 1e-12);
+    assert_eq!(h.absolute, Some((3.0, 3.0, 1)));
 }
 
 #[test]
@@ -112,6 +293,8 @@ fn errors_and_targets() {
         id: "t",
         group: "g",
         source: "s",
+        origin: "o",
+        role: Role::HeldOut,
         configuration: String::new(),
         metric: "m",
         unit: "u",

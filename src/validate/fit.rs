@@ -1,0 +1,259 @@
+//! The efficiency defaults that were fitted to published rows, the fit
+//! itself, and the leave-one-source-out refits that show how much each
+//! source alone moves them.
+//!
+//! Three catalog defaults are fitted, jointly, to the calibration rows of
+//! `VALIDATION.md` (every row whose role is [`super::Role::Calibration`]):
+//!
+//! - `A100.mbu`: the A100 entries' model bandwidth utilization;
+//! - `HOPPER_SXM.mbu`: the Hopper entries' (H100 SXM, H200, and the H100
+//!   PCIe and B200 entries that reuse it);
+//! - `layer_overhead_s`: the fixed cost per layer per step, shared by every
+//!   GPU (kernel launch gaps and tails).
+//!
+//! The objective is the sum of squared relative errors over the rows, each
+//! row simulated as `kvsim validate` simulates it with the candidate values
+//! set as `hardware.mbu` and `hardware.layer_overhead_s`; a Nelder-Mead
+//! simplex minimizes it. `step_overhead_s` (1 ms) is not fitted: it is the
+//! host's per-step cost, taken from engine profiles that are not rows here
+//! (`src/catalog/gpus.rs`).
+
+use crate::catalog;
+
+/// How many defaults are fitted.
+const N: usize = 4;
+
+/// Values of the fitted defaults.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Fitted {
+    /// Model bandwidth utilization of the A100 entries.
+    pub a100_mbu: f64,
+    /// Model bandwidth utilization of the Hopper entries.
+    pub hopper_mbu: f64,
+    /// Fixed cost per layer per step, seconds (every GPU).
+    pub layer_overhead_s: f64,
+    /// Fixed cost per step, seconds (every GPU).
+    pub step_overhead_s: f64,
+}
+
+/// The default names, as calibration rows cite them.
+pub(super) const A100_MBU: &str = "A100.mbu";
+pub(super) const HOPPER_MBU: &str = "HOPPER_SXM.mbu";
+pub(super) const LAYER_OVERHEAD: &str = "layer_overhead_s";
+pub(super) const STEP_OVERHEAD: &str = "step_overhead_s";
+
+impl Fitted {
+    /// The values the catalog holds.
+    pub fn catalog() -> Fitted {
+        let a100 = catalog::gpu("a100-80gb").expect("catalog gpu").efficiency;
+        let hopper = catalog::gpu("h100-sxm").expect("catalog gpu").efficiency;
+        Fitted {
+            a100_mbu: a100.mbu,
+            hopper_mbu: hopper.mbu,
+            layer_overhead_s: a100.layer_overhead_s,
+            step_overhead_s: a100.step_overhead_s,
+        }
+    }
+
+    /// `--set` overrides that put these values on `gpu` (a catalog name).
+    pub(super) fn overrides(&self, gpu: &str) -> Vec<String> {
+        let mbu = if gpu.starts_with("a100") {
+            Some(self.a100_mbu)
+        } else if ["h100-sxm", "h100-pcie", "h200", "b200"].contains(&gpu) {
+            Some(self.hopper_mbu)
+        } else {
+            None
+        };
+        let mut set = vec![
+            format!("hardware.layer_overhead_s={:e}", self.layer_overhead_s),
+            format!("hardware.step_overhead_s={:e}", self.step_overhead_s),
+        ];
+        if let Some(m) = mbu {
+            set.push(format!("hardware.mbu={m}"));
+        }
+        set
+    }
+
+    /// The value of the default called `name` (one of the names above).
+    pub fn get(&self, name: &str) -> f64 {
+        match name {
+            A100_MBU => self.a100_mbu,
+            HOPPER_MBU => self.hopper_mbu,
+            STEP_OVERHEAD => self.step_overhead_s,
+            _ => self.layer_overhead_s,
+        }
+    }
+
+    fn to_vec(self) -> [f64; N] {
+        // The fixed costs in microseconds, so the simplex steps are alike.
+        [
+            self.a100_mbu,
+            self.hopper_mbu,
+            self.layer_overhead_s * 1e6,
+            self.step_overhead_s * 1e6,
+        ]
+    }
+
+    fn from_vec(x: [f64; N]) -> Fitted {
+        Fitted {
+            a100_mbu: x[0],
+            hopper_mbu: x[1],
+            layer_overhead_s: x[2] * 1e-6,
+            step_overhead_s: x[3] * 1e-6,
+        }
+    }
+}
+
+/// Every fitted default's name, in table order.
+pub const FITTED_DEFAULTS: [&str; N] = [A100_MBU, HOPPER_MBU, LAYER_OVERHEAD, STEP_OVERHEAD];
+
+/// One calibration row evaluated under candidate values: its source and its
+/// relative error.
+pub(super) struct Residual {
+    pub origin: &'static str,
+    pub error: f64,
+}
+
+/// A refit without one source, and that source's errors under it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeaveOneOut {
+    /// The source left out.
+    pub origin: &'static str,
+    /// The defaults refitted to the other sources' rows. A default no other
+    /// source constrains keeps its full-fit value (see `held`).
+    pub refit: Fitted,
+    /// Defaults no remaining row constrains.
+    pub held: Vec<&'static str>,
+    /// The left-out source's rows: id, error under the full fit, error under
+    /// the refit (relative, signed).
+    pub rows: Vec<(&'static str, f64, f64)>,
+}
+
+/// Minimizes the squared relative errors of `rows(values)` over the rows
+/// whose source is not `exclude`, starting from `start`. `free[i]` says
+/// whether parameter `i` may move (a parameter no included row depends on
+/// stays where it starts).
+pub(super) fn fit(
+    rows: &dyn Fn(&Fitted) -> Vec<Residual>,
+    exclude: Option<&str>,
+    start: Fitted,
+    free: [bool; N],
+) -> Fitted {
+    let objective = |x: [f64; N]| -> f64 {
+        let f = Fitted::from_vec(x);
+        // Physical ranges: a bandwidth fraction in (0.2, 1], a non-negative
+        // per-layer cost below 1 ms.
+        if !(0.2..=1.0).contains(&f.a100_mbu)
+            || !(0.2..=1.0).contains(&f.hopper_mbu)
+            || !(0.0..1e-3).contains(&f.layer_overhead_s)
+            || !(0.0..0.1).contains(&f.step_overhead_s)
+        {
+            return f64::INFINITY;
+        }
+        rows(&f)
+            .iter()
+            .filter(|r| Some(r.origin) != exclude)
+            .map(|r| r.error * r.error)
+            .sum()
+    };
+    let x = nelder_mead(objective, start.to_vec(), [0.05, 0.05, 10.0, 300.0], free);
+    Fitted::from_vec(x)
+}
+
+/// Nelder-Mead simplex minimization (Nelder and Mead 1965, with the standard
+/// coefficients) over the coordinates marked free; a fixed budget of
+/// iterations keeps it deterministic and bounded.
+fn nelder_mead(
+    f: impl Fn([f64; N]) -> f64,
+    start: [f64; N],
+    step: [f64; N],
+    free: [bool; N],
+) -> [f64; N] {
+    let dims: Vec<usize> = (0..N).filter(|&i| free[i]).collect();
+    if dims.is_empty() {
+        return start;
+    }
+    let mut simplex: Vec<([f64; N], f64)> = vec![(start, f(start))];
+    for &d in &dims {
+        let mut x = start;
+        x[d] += step[d];
+        simplex.push((x, f(x)));
+    }
+    let combine = |a: &[f64; N], b: &[f64; N], t: f64| -> [f64; N] {
+        let mut x = *a;
+        for &d in &dims {
+            x[d] = a[d] + t * (b[d] - a[d]);
+        }
+        x
+    };
+    for _ in 0..400 {
+        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let (best, worst) = (simplex[0].1, simplex[simplex.len() - 1].1);
+        if (worst - best).abs() <= 1e-12 * (1.0 + best.abs()) {
+            break;
+        }
+        let n = simplex.len() - 1;
+        let mut centroid = [0.0; N];
+        for (x, _) in &simplex[..n] {
+            for d in 0..N {
+                centroid[d] += x[d] / n as f64;
+            }
+        }
+        let worst_x = simplex[n].0;
+        let reflected = combine(&centroid, &worst_x, -1.0);
+        let fr = f(reflected);
+        if fr < simplex[0].1 {
+            let expanded = combine(&centroid, &worst_x, -2.0);
+            let fe = f(expanded);
+            simplex[n] = if fe < fr {
+                (expanded, fe)
+            } else {
+                (reflected, fr)
+            };
+        } else if fr < simplex[n - 1].1 {
+            simplex[n] = (reflected, fr);
+        } else {
+            let contracted = combine(&centroid, &worst_x, 0.5);
+            let fc = f(contracted);
+            if fc < simplex[n].1 {
+                simplex[n] = (contracted, fc);
+            } else {
+                let best_x = simplex[0].0;
+                for point in simplex.iter_mut().skip(1) {
+                    let x = combine(&best_x, &point.0, 0.5);
+                    *point = (x, f(x));
+                }
+            }
+        }
+    }
+    simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+    simplex[0].0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nelder_mead_finds_a_quadratic_minimum_and_leaves_fixed_coordinates() {
+        let f = |x: [f64; N]| {
+            (x[0] - 0.7).powi(2)
+                + (x[1] - 0.4).powi(2)
+                + (x[2] - 30.0).powi(2)
+                + (x[3] - 500.0).powi(2) / 100.0
+        };
+        let step = [0.05, 0.05, 10.0, 300.0];
+        let x = nelder_mead(f, [0.5, 0.5, 10.0, 1000.0], step, [true; N]);
+        assert!(
+            (x[0] - 0.7).abs() < 1e-4 && (x[1] - 0.4).abs() < 1e-4,
+            "{x:?}"
+        );
+        assert!(
+            (x[2] - 30.0).abs() < 1e-3 && (x[3] - 500.0).abs() < 1e-2,
+            "{x:?}"
+        );
+        let y = nelder_mead(f, [0.5, 0.5, 10.0, 1000.0], step, [true, false, true, true]);
+        assert_eq!(y[1], 0.5);
+        assert!((y[0] - 0.7).abs() < 1e-4);
+    }
+}
