@@ -272,12 +272,14 @@ pub enum CatalogKind {
     Models,
     /// Built-in GPUs.
     Gpus,
+    /// Serving-engine presets (`[engine] preset`).
+    Engines,
 }
 
 /// Arguments of `kvsim catalog`.
 #[derive(Debug, Args)]
 pub struct CatalogArgs {
-    /// Models or GPUs (both if omitted).
+    /// Models, GPUs or engine presets (all if omitted).
     pub kind: Option<CatalogKind>,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -614,8 +616,18 @@ fn group(n: u64) -> String {
 fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
     use comfy_table::Table;
     use comfy_table::presets::UTF8_FULL_CONDENSED;
-    let show_models = a.kind != Some(CatalogKind::Gpus);
-    let show_gpus = a.kind != Some(CatalogKind::Models);
+    let show = |k: CatalogKind| a.kind.is_none() || a.kind == Some(k);
+    let show_models = show(CatalogKind::Models);
+    let show_gpus = show(CatalogKind::Gpus);
+    let show_engines = show(CatalogKind::Engines);
+    // Engine defaults that depend on the GPU are shown for this one.
+    let reference = catalog::gpu(ENGINE_REFERENCE_GPU).expect("catalog gpu");
+    let engine_rows = || {
+        catalog::engines().into_iter().map(|e| {
+            let d = catalog::engine_defaults(e.name, reference.vram_bytes, 1);
+            (e, d)
+        })
+    };
     if a.json {
         let mut doc = serde_json::Map::new();
         if show_models {
@@ -631,6 +643,27 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
                 "gpus".into(),
                 serde_json::to_value(gpus).expect("serializable"),
             );
+        }
+        if show_engines {
+            let engines: Vec<_> = engine_rows()
+                .map(|(e, d)| {
+                    serde_json::json!({
+                        "name": e.name.name(),
+                        "version": e.version,
+                        "source": e.source,
+                        "on_gpu": ENGINE_REFERENCE_GPU,
+                        "memory_rule": d.memory.name(),
+                        "memory_fraction": d.memory.fraction(),
+                        "block_size": d.block_size,
+                        "max_batched_tokens": d.max_batched_tokens,
+                        "max_num_seqs": d.max_num_seqs,
+                        "chunked_prefill": d.chunked_prefill,
+                        "prefix_caching": d.prefix_caching,
+                        "admission": d.admission.map(|a| a.name()),
+                    })
+                })
+                .collect();
+            doc.insert("engines".into(), serde_json::Value::Array(engines));
         }
         say(serde_json::to_string_pretty(&doc).expect("serializable"))?;
         return Ok(());
@@ -689,10 +722,11 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
             "memory",
             "HBM TB/s",
             "bf16 TFLOP/s",
+            "fp8 TFLOP/s",
             "link GB/s",
             "mbu",
             "mfu",
-            "overhead",
+            "per layer",
             "$/h",
         ]);
         for e in catalog::gpus() {
@@ -702,10 +736,13 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
                 format!("{:.1} GiB", gib(g.vram_bytes)),
                 format!("{:.2}", g.hbm_bandwidth / 1e12),
                 format!("{:.0}", g.peak_flops / 1e12),
+                g.peak_flops_fp8
+                    .map(|p| format!("{:.0}", p / 1e12))
+                    .unwrap_or_else(|| "-".into()),
                 format!("{:.0}", g.interconnect_bandwidth / 1e9),
                 format!("{:.2}", g.efficiency.mbu),
                 format!("{:.2}", g.efficiency.mfu),
-                format!("{:.1} ms", g.efficiency.step_overhead_s * 1e3),
+                format!("{:.0} us", g.efficiency.layer_overhead_s * 1e6),
                 g.price_per_hour
                     .map(|p| format!("{p:.2}"))
                     .unwrap_or_else(|| "-".into()),
@@ -713,7 +750,45 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
         }
         say(&t)?;
     }
+    if show_engines {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "engine",
+            "version",
+            "KV memory rule",
+            "block",
+            format!("tokens/step on {ENGINE_REFERENCE_GPU}").as_str(),
+            format!("max seqs on {ENGINE_REFERENCE_GPU}").as_str(),
+            "chunked prefill",
+            "prefix caching",
+            "admission",
+        ]);
+        for (e, d) in engine_rows() {
+            t.add_row(vec![
+                e.name.name().to_string(),
+                e.version.to_string(),
+                format!("{} {}", d.memory.name(), d.memory.fraction()),
+                d.block_size.to_string(),
+                d.max_batched_tokens.to_string(),
+                d.max_num_seqs.to_string(),
+                yes_no(d.chunked_prefill),
+                yes_no(d.prefix_caching),
+                d.admission
+                    .map(|a| a.name().to_string())
+                    .unwrap_or_else(|| "by policy".into()),
+            ]);
+        }
+        say(&t)?;
+    }
     Ok(())
+}
+
+/// The GPU `kvsim catalog engines` shows GPU-dependent engine defaults for.
+const ENGINE_REFERENCE_GPU: &str = "h100-sxm";
+
+fn yes_no(b: bool) -> String {
+    if b { "on" } else { "off" }.to_string()
 }
 
 /// The directory a run writes to.

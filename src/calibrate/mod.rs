@@ -1,12 +1,14 @@
 //! Calibration: fitting the roofline's free coefficients to measured latencies.
 //!
 //! The roofline of [`crate::hardware::cost`] prices a step as
-//! `step_overhead + max(flops / (peak * tp * mfu), bytes / (bw * tp * mbu)) + comm`.
-//! The datasheet gives `peak` and `bw`; `mbu`, `mfu` and `step_overhead_s` are
-//! the GPU's defaults until measurements of a real server replace them.
-//! [`fit`] finds the three values that minimize the sum of squared relative
-//! errors between predicted and measured step times (the all-reduce latency
-//! stays at the deployment's value), and [`Fit::to_toml`] writes them as a
+//! `step_overhead + layers * layer_overhead + max(flops / (peak * tp * mfu),
+//! bytes / (bw * tp * mbu)) + comm`. The datasheet gives `peak` and `bw`;
+//! `mbu`, `mfu` and `step_overhead_s` are the GPU's defaults until
+//! measurements of a real server replace them. [`fit`] finds the three values
+//! that minimize the sum of squared relative errors between predicted and
+//! measured step times (the all-reduce latency and the per-layer cost stay at
+//! the deployment's values: for one model the per-layer cost is a constant
+//! per step that the step overhead absorbs), and [`Fit::to_toml`] writes them as a
 //! calibration file that [`read_calibration`] reads back.
 //!
 //! # Measurement files
@@ -411,6 +413,10 @@ pub fn fit_with_kv_dtype(
     };
     let roofline = RooflineCost::new(model, deployment, &unit);
     let layout = kv_layout(model, kv_dtype, deployment.tp, None);
+    // The per-layer cost is held at the GPU's default: for one model it is a
+    // constant per step, indistinguishable from step_overhead_s, so the fit
+    // attributes the rest of the fixed time to the step.
+    let layer_fixed_s = f64::from(model.layers) * before.layer_overhead_s;
     let points: Vec<Point> = rows
         .iter()
         .map(|m| {
@@ -419,7 +425,7 @@ pub fn fit_with_kv_dtype(
                 y: m.step_s,
                 compute,
                 memory,
-                comm,
+                comm: comm + layer_fixed_s,
             }
         })
         .collect();

@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hardware::MemoryRule;
+use crate::scheduler::Admission;
 use crate::units::GIB;
 
 /// The serving engines kvsim has presets for.
@@ -78,6 +79,9 @@ pub struct EngineDefaults {
     pub chunked_prefill: bool,
     /// Whether identical prompt prefixes share KV blocks.
     pub prefix_caching: bool,
+    /// When a waiting request may start, if the engine fixes it (`None`:
+    /// kvsim's default for the cache policy).
+    pub admission: Option<Admission>,
     /// Per-GPU memory outside weights, activations and KV that the engine's
     /// accounting subtracts, when it differs from kvsim's estimate (vLLM v0.1
     /// counted only torch's allocations: 0).
@@ -93,6 +97,7 @@ impl EngineDefaults {
         max_num_seqs: 256,
         chunked_prefill: true,
         prefix_caching: false,
+        admission: None,
         runtime_reserve: None,
     };
 }
@@ -163,6 +168,7 @@ pub fn engine_defaults(engine: EngineName, vram_bytes: u64, tp: u32) -> EngineDe
                 max_num_seqs: if large { 1024 } else { 256 },
                 chunked_prefill: true,
                 prefix_caching: true,
+                admission: None,
                 runtime_reserve: None,
             }
         }
@@ -173,6 +179,7 @@ pub fn engine_defaults(engine: EngineName, vram_bytes: u64, tp: u32) -> EngineDe
             max_num_seqs: 4096,
             chunked_prefill: true,
             prefix_caching: true,
+            admission: None,
             runtime_reserve: None,
         },
         EngineName::Trtllm => EngineDefaults {
@@ -182,6 +189,9 @@ pub fn engine_defaults(engine: EngineName, vram_bytes: u64, tp: u32) -> EngineDe
             max_num_seqs: 2048,
             chunked_prefill: false,
             prefix_caching: true,
+            // GUARANTEED_NO_EVICT: a request starts only when the blocks for
+            // its prompt and its whole max_tokens are free.
+            admission: Some(Admission::Reserve),
             runtime_reserve: None,
         },
         EngineName::Vllm01 => EngineDefaults {
@@ -191,6 +201,7 @@ pub fn engine_defaults(engine: EngineName, vram_bytes: u64, tp: u32) -> EngineDe
             max_num_seqs: 256,
             chunked_prefill: false,
             prefix_caching: false,
+            admission: None,
             runtime_reserve: Some(0),
         },
     }

@@ -45,7 +45,7 @@
 //! - `A100.mbu` = **0.81**: gpt-fast's batch-1 decode on A100-80GB
 //!   (pytorch-labs/gpt-fast README, Llama-2-7B at TP1/2/4/8 and Llama-2-70B
 //!   at TP2/4/8, bf16, 330 W power cap): 7 rows.
-//! - `HOPPER_SXM.mbu` = **0.70**: vLLM's H200 CI latency runs (buildkite
+//! - `HOPPER_SXM.mbu` = **0.71**: vLLM's H200 CI latency runs (buildkite
 //!   vllm/performance-benchmark build 9515, Llama-3.1-8B TP1 and 70B TP4,
 //!   batch 8) and NVIDIA NIM's 1-user ITL for Llama-3.3-70B fp8 on 2 x H100:
 //!   3 rows.
@@ -128,11 +128,11 @@ const A100: Efficiency = Efficiency {
 /// Hopper SXM (H100 SXM, reused for H200 and B200): mfu an estimate,
 /// all-reduce from sglang#2904 / nccl#1259 (see the module docs).
 ///
-/// mbu 0.70 is fitted to the Hopper serving rows (vLLM's H200 CI latency
+/// mbu 0.71 is fitted to the Hopper serving rows (vLLM's H200 CI latency
 /// runs, NVIDIA NIM's 1-user ITL on 2 x H100) together with the shared
 /// fixed costs; see the module docs and VALIDATION.md.
 const HOPPER_SXM: Efficiency = Efficiency {
-    mbu: 0.70,
+    mbu: 0.71,
     mfu: 0.60,
     step_overhead_s: STEP_OVERHEAD_S,
     layer_overhead_s: LAYER_OVERHEAD_S,
@@ -142,7 +142,7 @@ const HOPPER_SXM: Efficiency = Efficiency {
 /// H100 PCIe: the H100 SXM kernel factors (same GH100 die and software;
 /// no separate PCIe-card measurement found), all-reduce over PCIe.
 const HOPPER_PCIE: Efficiency = Efficiency {
-    mbu: 0.70,
+    mbu: 0.71,
     mfu: 0.60,
     step_overhead_s: STEP_OVERHEAD_S,
     layer_overhead_s: LAYER_OVERHEAD_S,
@@ -169,11 +169,11 @@ const ADA_PCIE: Efficiency = Efficiency {
 /// Finance report; SemiAnalysis "MI300X vs H100 vs H200 Benchmark Part 1:
 /// Training", 2024-12, found the on-paper specs "not representative").
 /// mfu 0.45 from the first. mbu 0.58 (estimate): the 81% is a bandwidth
-/// ceiling, and at low concurrency H200 (4.8 TB/s * 0.70 = 3.36 TB/s
+/// ceiling, and at low concurrency H200 (4.8 TB/s * 0.71 = 3.41 TB/s
 /// effective here) serves each query faster than MI300X (Artificial Analysis,
 /// "Independent Performance Analysis of Leading GPUs: AMD MI300X, NVIDIA
 /// H100, NVIDIA H200", as summarised by secondary write-ups), which bounds
-/// MI300X's effective decode bandwidth below 3.36 / 5.3 = 0.63 of peak.
+/// MI300X's effective decode bandwidth below 3.41 / 5.3 = 0.64 of peak.
 /// All-reduce: no MI300X small-message RCCL figure was found; RCCL on MI250X
 /// took about 25 us for 8-byte all-reduces across 16 GCDs before its 1-shot
 /// algorithm (ROCm/rccl PR #929) and xGMI links are 64 GB/s each way, so 15 us
@@ -269,7 +269,7 @@ pub(super) fn all() -> Vec<GpuEntry> {
                 efficiency: HOPPER_SXM,
             },
             source: "NVIDIA H100 datasheet; total_memory 81089 MiB (ml-engineering log); Lambda $3.99/h 2026-09; \
-                     mbu 0.70 fitted to the Hopper serving rows of VALIDATION.md (vLLM CI, NVIDIA NIM), sglang PR #2904 (all-reduce)",
+                     mbu 0.71 fitted to the Hopper serving rows of VALIDATION.md (vLLM CI, NVIDIA NIM), sglang PR #2904 (all-reduce)",
         },
         // H100 PCIe 80GB (HBM2e).
         // vram: _CudaDeviceProperties(name='NVIDIA H100 PCIe', ...,

