@@ -367,7 +367,8 @@ mod tests {
             ] {
                 if let Some(p) = peak {
                     let r = p / x.peak_flops;
-                    assert!(r > 1.0 && r <= ratio * 1.01, "{n}: {what} / bf16 = {r}");
+                    // (Datasheets round: the L40S's 733 fp8 TFLOP/s is 2.02x its 362.05 bf16.)
+                    assert!(r > 1.0 && r <= ratio * 1.03, "{n}: {what} / bf16 = {r}");
                 }
             }
             if x.peak_flops_fp4.is_some() {

@@ -14,5 +14,6 @@ mod memory;
 mod plan;
 mod plots;
 mod properties;
+mod readme;
 mod seeds;
 mod sweep;
