@@ -294,3 +294,69 @@ pub fn kv_budget(
 pub fn fmt_gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / GIB as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog;
+    use crate::hardware::Deployment;
+
+    fn budget(rule: MemoryRule) -> KvBudget {
+        let model = catalog::model("llama-3.1-8b").expect("catalog model");
+        let mut d = Deployment::new(
+            catalog::gpu("h100-sxm").expect("catalog gpu"),
+            1,
+            model.weight_dtype,
+        );
+        d.memory = rule;
+        kv_budget(&model, &d, Dtype::Bf16, 8192, 256).expect("fits")
+    }
+
+    /// The three engines' rules on one GPU, each by hand from the same parts.
+    #[test]
+    fn each_engine_rule_takes_its_fraction_of_its_own_base() {
+        let vram = catalog::gpu("h100-sxm").expect("catalog gpu").vram_bytes as f64;
+        let vllm = budget(MemoryRule::TotalFraction(0.9));
+        let (w, a, r) = (
+            vllm.weights_per_gpu,
+            vllm.activation_per_gpu,
+            vllm.runtime_per_gpu,
+        );
+        let fixed = (w + a + r) as f64;
+        assert_eq!(vllm.kv_per_gpu, (vram * 0.9) as u64 - (w + a + r));
+        let trt = budget(MemoryRule::FreeFraction(0.9));
+        let want = (0.9 * (vram - fixed)) as u64;
+        assert!(
+            trt.kv_per_gpu.abs_diff(want) <= 1,
+            "{} vs {want}",
+            trt.kv_per_gpu
+        );
+        let sglang = budget(MemoryRule::StaticFraction(0.88));
+        assert_eq!(sglang.kv_per_gpu, (vram * 0.88) as u64 - w - r);
+        // At the same 0.9 a fraction of the free memory is the largest budget:
+        // it leaves a tenth of the free memory unused, vLLM a tenth of all.
+        assert!(trt.kv_per_gpu > vllm.kv_per_gpu);
+    }
+
+    #[test]
+    fn a_rule_with_no_room_is_an_error_naming_the_engine_key() {
+        let model = catalog::model("llama-3.1-70b").expect("catalog model");
+        for (rule, key) in [
+            (MemoryRule::TotalFraction(0.9), "gpu_memory_utilization 0.9"),
+            (
+                MemoryRule::FreeFraction(0.9),
+                "free_gpu_memory_fraction 0.9",
+            ),
+            (MemoryRule::StaticFraction(0.88), "mem_fraction_static 0.88"),
+        ] {
+            let mut d = Deployment::new(
+                catalog::gpu("h100-sxm").expect("catalog gpu"),
+                1,
+                model.weight_dtype,
+            );
+            d.memory = rule;
+            let err = kv_budget(&model, &d, Dtype::Bf16, 8192, 256).expect_err("70B on one H100");
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+}

@@ -746,7 +746,8 @@ fn resolve_memory_rule(
             return Err(SpecError::new(
                 "engine.memory_fraction",
                 format!(
-                    "missing: engine.memory_rule = \"{}\" differs from the preset's rule, so \
+                    "missing: engine.memory_rule = \"{}\" is not the rule of the engine \
+                     defaults in force (the preset's, or vLLM's total-fraction without one), so \
                      give the fraction it takes",
                     match rule {
                         N::TotalFraction => "total-fraction",
@@ -1024,3 +1025,6 @@ fn resolve_scheduler(
         },
     })
 }
+
+#[cfg(test)]
+mod tests;
