@@ -435,8 +435,9 @@ mod tests {
     /// (half the starred sparse figure where only that is printed).
     #[test]
     fn low_precision_peaks_follow_the_datasheets() {
-        let tflops: [(&str, Option<f64>, Option<f64>, Option<f64>); 9] = [
-            // (gpu, fp8, int8, fp4)
+        /// (gpu, fp8, int8, fp4) dense TFLOP/s.
+        type Peaks = (&'static str, Option<f64>, Option<f64>, Option<f64>);
+        let tflops: [Peaks; 9] = [
             ("a100-40gb", None, Some(624.0), None),
             ("a100-80gb", None, Some(624.0), None),
             ("h100-sxm", Some(3958.0 / 2.0), Some(3958.0 / 2.0), None),
