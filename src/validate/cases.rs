@@ -14,10 +14,11 @@ use crate::sweep::{mean_ci95, replicate_seed};
 use crate::units::GIB;
 
 use super::fit::{FITTED_DEFAULTS, Fitted, LeaveOneOut, Residual, START, fit};
+use super::throughput::{self, THROUGHPUT};
 use super::{CaseResult, Role, Tolerance};
 
 /// Group names, in the order `VALIDATION.md` prints them.
-pub(super) const GROUPS: [&str; 4] = [ARITHMETIC, PAGED, DECODE, CURVE];
+pub(super) const GROUPS: [&str; 5] = [ARITHMETIC, PAGED, DECODE, CURVE, THROUGHPUT];
 pub(super) const ARITHMETIC: &str = "KV arithmetic";
 pub(super) const PAGED: &str = "PagedAttention (OPT-13B, A100-40GB)";
 pub(super) const DECODE: &str = "Small-batch decode latency";
@@ -46,6 +47,7 @@ pub fn run_cases() -> Validation {
     paged_attention(&mut out);
     decode_latency(&mut out, None);
     concurrency_curve(&mut out, None, &NIM_USERS);
+    out.extend(throughput::rows(&offline_throughput));
     for r in &mut out {
         if let Some((_, bound)) = KNOWN_MISSES.iter().find(|(id, _)| *id == r.id) {
             let bound = match r.tolerance {
@@ -140,6 +142,22 @@ pub(super) const KNOWN_MISSES: [(&str, f64); 5] = [
 fn run(s: &Scenario, seed: u64) -> RunOutput {
     let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
     simulate(s, seed, cost)
+}
+
+/// Runs an offline-throughput scenario: its output tokens per second and a
+/// note on how the batch and the KV budget went.
+fn offline_throughput(toml: &str) -> (f64, String) {
+    let s = scenario(toml);
+    let m = run(&s, s.seed).summary;
+    let note = format!(
+        "KV {:.1} GiB per GPU ({} tokens); batch mean {:.0}, peak {}; {} preemptions",
+        s.budget.kv_per_gpu as f64 / GIB as f64,
+        s.budget.token_capacity(),
+        m.batch_mean,
+        m.batch_peak,
+        m.preemptions
+    );
+    (m.throughput_tok_s, note)
 }
 
 /// Seeds each stochastic PagedAttention experiment runs with.

@@ -15,6 +15,7 @@
 mod cases;
 mod fit;
 mod render;
+mod throughput;
 
 pub use cases::{Validation, run_cases};
 pub use fit::{Fitted, LeaveOneOut};

@@ -7,7 +7,7 @@ use super::fit::FITTED_DEFAULTS;
 use super::{CaseResult, Role, Tolerance, Validation};
 
 /// What each group's target is.
-const TARGETS: [(&str, &str); 4] = [
+const TARGETS: [(&str, &str); 5] = [
     (
         super::cases::ARITHMETIC,
         "exact (a rounded published figure: its rounding)",
@@ -19,6 +19,7 @@ const TARGETS: [(&str, &str); 4] = [
     ),
     (super::cases::DECODE, "within 15 %"),
     (super::cases::CURVE, "within 25 % at every point"),
+    (super::throughput::THROUGHPUT, "within 25 %"),
 ];
 
 /// The held-out headline: how many rows meet their target, and the median
@@ -371,14 +372,17 @@ fn group_thousands(n: i128) -> String {
 }
 
 const UNMODELLED: &str = "## What kvsim does not model, and what it likely costs\n\n\
-kvsim prices an engine step with a roofline (`overhead + max(FLOPs / (peak x mfu), bytes / \
-(bandwidth x mbu)) + all-reduces`) and schedules whole steps. Effects outside that model, with \
+kvsim prices an engine step with a roofline (`step overhead + layers x layer overhead + \
+max(FLOPs / (peak x mfu), bytes / (bandwidth x mbu)) + all-reduces`) and schedules whole steps. Effects outside that model, with \
 the direction and rough size of the error they cause:\n\n\
-- **CPU scheduling, tokenization, detokenization and the HTTP server.** Folded into one fixed \
-`step_overhead_s` (1 ms). Real engines vary: vLLM v0.5.3 spent most of an 8B step on the CPU \
-(vLLM blog, 2024-09-05: 33 % in the API server, 29 % in scheduling on one H100), v0.6.0 and \
-TensorRT-LLM overlap it. Jitter is not modelled at all, so kvsim's p99 TPOT is too tight at \
-low load; expect +-0.5-2 ms per step on small models.\n\
+- **CPU scheduling, tokenization, detokenization and the HTTP server.** The fit above puts \
+no fixed cost on the step (`step_overhead_s` 0): the engines measured here overlap their host \
+work. Engines that do not pay it per step: vLLM v0.5.3 spent most of an 8B step on the CPU \
+(vLLM blog, 2024-09-05: 33 % in the API server, 29 % in scheduling on one H100); set \
+`hardware.step_overhead_s` for such an engine. Per-request front-end work (tokenizing a long \
+prompt, the HTTP server) is not modelled: it is in the NIM TTFT rows' misses. Jitter is not \
+modelled at all, so kvsim's p99 TPOT is too tight at low load; expect +-0.5-2 ms per step on \
+small models.\n\
 - **Kernel-level attention variants.** FlashAttention-2/3, FlashInfer, PagedAttention v1/v2 and \
 split-K decode kernels reach different fractions of bandwidth at different batch and context \
 sizes; kvsim uses one `mbu` per GPU for weights and KV alike. Short-context, small-batch decode \
@@ -389,16 +393,17 @@ per step.\n\
 - **CUDA graph capture sizes and padding.** Engines pad decode batches to captured sizes (vLLM: \
 1, 2, 4, 8, then multiples of 8) and run eager above the largest; kvsim has no padding and no \
 eager-mode penalty (typically < 5 % of a step, more for tiny models).\n\
-- **Low-precision compute.** FP8 weights halve the bytes kvsim reads, but prefill FLOPs are \
-priced at the GPU's bf16 tensor peak, so fp8 prefill (TTFT) is overestimated up to 2x on \
-Hopper.\n\
+- **Low-precision compute.** fp8 weights compute at the GPU's fp8 tensor peak and \
+weight-only int8/int4 at the bf16 peak (`model.compute_dtype`), with the same `mfu` for every \
+precision; real fp8 GEMMs reach a somewhat lower fraction of their (doubled) peak than bf16 \
+ones, so fp8 prefill may be a little optimistic.\n\
 - **Network and client.** Request and streaming latency between client and server (0.1-1 ms \
 on a LAN, more across regions) are absent: kvsim's TTFT starts at arrival in the engine.\n\
-- **Per-layer fixed costs.** kvsim's fixed cost is per step; a small-batch decode also pays a \
-fixed cost per layer (kernel tails and launch gaps, even under CUDA graphs). gpt-fast's \
-Llama-2-7B figures imply about 50 us per layer on A100, so an 80-layer model runs about 3 ms per \
-token slower at batch 1 than kvsim predicts (the gpt-fast 70B rows); the error shrinks as \
-batches grow and the bytes dominate.\n\
+- **Fixed costs by GPU and engine.** The per-layer cost (kernel tails and launch gaps) is \
+fitted once, on gpt-fast's A100 rows and the Hopper serving rows together, and used for every \
+GPU and engine; the leave-one-source-out table shows the Hopper rows alone cannot separate it \
+from the bandwidth fraction. Different kernels (FlashInfer against FlashAttention, fused \
+against unfused norms) and other GPUs will differ.\n\
 - **Allocator details.** Contiguous placement is first-fit or a binary buddy system (the \
 Orca rows above use the buddy system, as the paper did) over one linear address space in whole \
 tokens; real allocators also align to pages and keep per-layer tensors, which kvsim folds into \

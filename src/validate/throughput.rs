@@ -1,0 +1,376 @@
+//! Offline maximum-throughput rows: TensorRT-LLM's published performance
+//! overview, every request queued at once, as `trtllm-bench throughput` runs
+//! them.
+//!
+//! Source: NVIDIA/TensorRT-LLM `docs/source/performance/perf-overview.md`
+//! (the v1.0 overview, commit 00f37686aa854010d68bcbd0f4ab000221541ca6),
+//! "Throughput Measurements", tables "Llama 3.1 8B", "Llama 3.3 70B" and
+//! "Llama 3.1 405B": `Total Output Throughput (tokens/sec)` of NVIDIA's
+//! ModelOpt FP8 checkpoints (FP8 weights, activations and KV cache) on DGX
+//! H100 and DGX H200, and FP4 checkpoints on DGX B200; PyTorch backend,
+//! synthetic prompts of exactly ISL tokens and outputs of exactly OSL tokens,
+//! `$num_requests` from the document's own table.
+//!
+//! The benchmark's engine settings are not left at the library defaults:
+//! `trtllm-bench` sizes `max_batch_size` and `max_num_tokens` from the KV
+//! memory it expects (`tensorrt_llm/bench/build/tuning.py`,
+//! `calc_engine_setting` and `finetune_setting`), which [`bench_settings`]
+//! reproduces; the document says the KV cache took 0.95 of free memory "in
+//! many cases" (`--kv_cache_free_gpu_mem_fraction 0.95`). Prefill is chunked:
+//! the tuned `max_num_tokens` is often no larger than one prompt (2048 at
+//! 2048/2048, where unchunked contexts could never share a step with
+//! decodes), and the overview's earlier C++ workflow ran `gptManagerBenchmark
+//! --enable_chunked_context`. Every other setting is the `trtllm` preset's.
+
+use crate::catalog;
+use crate::model::Model;
+use crate::units::GIB;
+
+use super::{CaseResult, Role, Tolerance};
+
+/// The group these rows print under.
+pub(super) const THROUGHPUT: &str = "Offline throughput (TensorRT-LLM)";
+
+const SOURCE: &str = "NVIDIA/TensorRT-LLM docs/source/performance/perf-overview.md (v1.0, \
+    commit 00f37686), \"Throughput Measurements\", Total Output Throughput (tokens/sec); \
+    trtllm-bench throughput, PyTorch backend, ModelOpt FP8 (H100, H200) and FP4 (B200) checkpoints";
+
+/// ISL/OSL pairs of the document's tables, with the `$num_requests` its
+/// reproduction table gives for each.
+const SHAPES: [(u32, u32, u32); 10] = [
+    (128, 128, 30000),
+    (128, 2048, 3000),
+    (128, 4096, 1500),
+    (500, 2000, 3000),
+    (1000, 1000, 3000),
+    (1000, 2000, 1500),
+    (2048, 128, 3000),
+    (2048, 2048, 1500),
+    (5000, 500, 1500),
+    (20000, 2000, 1000),
+];
+
+/// One column of a table: a model on `tp` of a GPU in a precision, with its
+/// published throughput per row of [`SHAPES`] (`None` where the table is
+/// blank).
+struct Column {
+    id: &'static str,
+    table: &'static str,
+    model: &'static str,
+    gpu: &'static str,
+    tp: u32,
+    fp4: bool,
+    tokens_s: [Option<f64>; 10],
+}
+
+const COLUMNS: [Column; 8] = [
+    Column {
+        id: "trtllm-llama8b-h200-tp1",
+        table: "Llama 3.1 8B, H200 TP1 (FP8)",
+        model: "llama-3.1-8b",
+        gpu: "h200",
+        tp: 1,
+        fp4: false,
+        tokens_s: [
+            Some(27911.0),
+            Some(26221.0),
+            Some(18027.0),
+            Some(20770.0),
+            Some(17744.0),
+            Some(16828.0),
+            Some(3538.0),
+            Some(12194.0),
+            Some(3902.0),
+            Some(1804.0),
+        ],
+    },
+    Column {
+        id: "trtllm-llama8b-h100-tp1",
+        table: "Llama 3.1 8B, H100 TP1 (FP8)",
+        model: "llama-3.1-8b",
+        gpu: "h100-sxm",
+        tp: 1,
+        fp4: false,
+        tokens_s: [
+            Some(28312.0),
+            Some(22714.0),
+            Some(14325.0),
+            Some(17660.0),
+            Some(15220.0),
+            Some(13899.0),
+            Some(3450.0),
+            Some(9305.0),
+            Some(3459.0),
+            Some(1351.0),
+        ],
+    },
+    Column {
+        id: "trtllm-llama70b-h200-tp1",
+        table: "Llama 3.3 70B, H200 TP1 (FP8)",
+        model: "llama-3.1-70b",
+        gpu: "h200",
+        tp: 1,
+        fp4: false,
+        tokens_s: [
+            Some(3803.0),
+            Some(4336.0),
+            Some(2872.0),
+            Some(3666.0),
+            Some(2909.0),
+            Some(2994.0),
+            Some(442.0),
+            Some(2003.0),
+            Some(566.0),
+            Some(283.0),
+        ],
+    },
+    Column {
+        id: "trtllm-llama70b-h100-tp2",
+        table: "Llama 3.3 70B, H100 TP2 (FP8)",
+        model: "llama-3.1-70b",
+        gpu: "h100-sxm",
+        tp: 2,
+        fp4: false,
+        tokens_s: [
+            Some(6378.0),
+            Some(6651.0),
+            Some(4199.0),
+            Some(5222.0),
+            Some(4205.0),
+            Some(4146.0),
+            Some(762.0),
+            Some(3082.0),
+            Some(898.0),
+            Some(437.0),
+        ],
+    },
+    Column {
+        id: "trtllm-llama70b-b200-tp1",
+        table: "Llama 3.3 70B, B200 TP1 (FP4)",
+        model: "llama-3.1-70b",
+        gpu: "b200",
+        tp: 1,
+        fp4: true,
+        tokens_s: [
+            Some(11147.0),
+            Some(9922.0),
+            Some(6831.0),
+            Some(7762.0),
+            Some(7007.0),
+            Some(6271.0),
+            Some(1339.0),
+            Some(4783.0),
+            Some(1459.0),
+            Some(665.0),
+        ],
+    },
+    Column {
+        id: "trtllm-llama405b-h200-tp8",
+        table: "Llama 3.1 405B, H200 TP8 (FP8)",
+        model: "llama-3.1-405b",
+        gpu: "h200",
+        tp: 8,
+        fp4: false,
+        tokens_s: [
+            Some(3814.0),
+            Some(5348.0),
+            Some(4741.0),
+            Some(4724.0),
+            Some(3330.0),
+            Some(3722.0),
+            Some(456.0),
+            Some(2948.0),
+            Some(650.0),
+            Some(505.0),
+        ],
+    },
+    Column {
+        id: "trtllm-llama405b-h100-tp8",
+        table: "Llama 3.1 405B, H100 TP8 (FP8)",
+        model: "llama-3.1-405b",
+        gpu: "h100-sxm",
+        tp: 8,
+        fp4: false,
+        tokens_s: [
+            Some(3627.0),
+            Some(4340.0),
+            Some(3116.0),
+            Some(3994.0),
+            Some(2919.0),
+            Some(2895.0),
+            Some(453.0),
+            Some(2296.0),
+            Some(610.0),
+            Some(345.0),
+        ],
+    },
+    Column {
+        id: "trtllm-llama405b-b200-tp4",
+        table: "Llama 3.1 405B, B200 TP4 (FP4)",
+        model: "llama-3.1-405b",
+        gpu: "b200",
+        tp: 4,
+        fp4: true,
+        tokens_s: [
+            Some(6281.0),
+            Some(8020.0),
+            Some(6345.0),
+            Some(6244.0),
+            Some(5209.0),
+            Some(4933.0),
+            Some(749.0),
+            Some(4212.0),
+            Some(1048.0),
+            Some(672.0),
+        ],
+    },
+];
+
+/// The KV fraction of free memory the document says its runs used.
+const KV_FRACTION: f64 = 0.95;
+
+/// `trtllm-bench`'s `max_batch_size` and `max_num_tokens` for `model` on
+/// `tp` GPUs of `vram` bytes at `isl`/`osl` (`calc_engine_setting` and
+/// `finetune_setting` in `tensorrt_llm/bench/build/tuning.py`): the requests
+/// whose whole sequence fits in the KV memory it estimates, rounded up.
+fn bench_settings(model: &Model, weight_bytes_per_param: f64, vram: u64, tp: u32, isl: u32, osl: u32) -> (u32, u32) {
+    let gib = GIB as f64;
+    let kv_heads = f64::from(tp.max(model.kv_heads));
+    // fp8 KV: one byte per element.
+    let bytes_per_token =
+        2.0 * f64::from(model.layers) * kv_heads * f64::from(model.head_dim) / gib;
+    let engine = model.params as f64 * weight_bytes_per_param / gib;
+    let available = vram as f64 / gib * f64::from(tp) - engine;
+    let cache = available * KV_FRACTION;
+    let requests = cache / (bytes_per_token * f64::from(isl + osl));
+    let raw_bs = requests.min(4096.0);
+    let raw_token = (raw_bs * (1.0 + f64::from(isl) / f64::from(osl))).min(32768.0);
+    let round_up = |x: f64, step: f64| step * (x / step).ceil();
+    let max_bs = if raw_bs < 256.0 {
+        64f64.max(round_up(raw_bs, 32.0))
+    } else if raw_bs < 1024.0 {
+        round_up(raw_bs, 128.0)
+    } else {
+        round_up(raw_bs, 256.0)
+    };
+    let max_tokens = if raw_token < 4096.0 {
+        2048f64.max(round_up(raw_token, 256.0))
+    } else if raw_token < 8192.0 {
+        round_up(raw_token, 512.0)
+    } else {
+        round_up(raw_token, 1024.0)
+    };
+    (max_bs as u32, max_tokens as u32)
+}
+
+/// The rows of every column, simulated by `sim` (a scenario's TOML to its
+/// output token throughput).
+pub(super) fn rows(sim: &dyn Fn(&str) -> (f64, String)) -> Vec<CaseResult> {
+    let mut out = Vec::new();
+    for c in &COLUMNS {
+        let model = catalog::model(c.model).expect("catalog model");
+        let gpu = catalog::gpu(c.gpu).expect("catalog gpu");
+        let (weights, compute, per_param) = if c.fp4 {
+            ("int4", "fp4", 0.5)
+        } else {
+            ("fp8", "fp8", 1.0)
+        };
+        for (&(isl, osl, requests), published) in SHAPES.iter().zip(c.tokens_s) {
+            let Some(published) = published else {
+                continue;
+            };
+            let (max_bs, max_tokens) =
+                bench_settings(&model, per_param, gpu.vram_bytes, c.tp, isl, osl);
+            let toml = format!(
+                r#"
+name = "trtllm-bench"
+seed = 1
+requests = {requests}
+
+[model]
+preset = "{model}"
+weight_dtype = "{weights}"
+compute_dtype = "{compute}"
+
+[hardware]
+gpu = "{gpu}"
+tp = {tp}
+
+[engine]
+preset = "trtllm"
+memory_fraction = {KV_FRACTION}
+
+[traffic]
+arrival = {{ kind = "closed", users = {requests} }}
+prompt = {{ kind = "fixed", value = {isl} }}
+output = {{ kind = "fixed", value = {osl} }}
+max_tokens = {{ kind = "fixed", value = {osl} }}
+
+[cache]
+policy = "paged"
+kv_dtype = "fp8"
+prefix_caching = false
+
+[scheduler]
+max_num_seqs = {max_bs}
+max_batched_tokens = {max_tokens}
+chunked_prefill = true
+"#,
+                model = c.model,
+                gpu = c.gpu,
+                tp = c.tp,
+            );
+            let (kvsim, note) = sim(&toml);
+            out.push(CaseResult {
+                id: leak(format!("{}-{isl}-{osl}", c.id)),
+                group: THROUGHPUT,
+                source: SOURCE,
+                origin: "trtllm-perf-overview",
+                role: Role::HeldOut,
+                configuration: format!(
+                    "{}: {} weights and compute, fp8 KV, {} x {}, engine preset trtllm with \
+                     engine.memory_fraction {KV_FRACTION}, max_num_seqs {max_bs} and \
+                     max_batched_tokens {max_tokens} (trtllm-bench's tuning), chunked prefill, \
+                     {requests} requests of {isl} / {osl} tokens queued at once",
+                    c.table,
+                    if c.fp4 { "NVFP4 (4-bit)" } else { "fp8" },
+                    c.tp,
+                    c.gpu,
+                ),
+                metric: "output throughput",
+                unit: "tok/s",
+                published,
+                kvsim,
+                tolerance: Tolerance::Relative(0.25),
+                note,
+            });
+        }
+    }
+    out
+}
+
+/// A row id built at run time, kept for the life of the process (the ids
+/// are `&'static str` like the hand-written ones; a few dozen short strings).
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `finetune_setting`'s rounding, by hand: 8B fp8 on one H200 at
+    /// 1000/1000 fits far more than 4096 requests, so the batch caps at 4096
+    /// and the tokens at 8192; 70B at 20000/2000 fits a few dozen.
+    #[test]
+    fn bench_settings_follow_trtllm_bench() {
+        let h200 = catalog::gpu("h200").unwrap().vram_bytes;
+        let m8 = catalog::model("llama-3.1-8b").unwrap();
+        assert_eq!(bench_settings(&m8, 1.0, h200, 1, 1000, 1000), (4096, 8192));
+        let m70 = catalog::model("llama-3.1-70b").unwrap();
+        let (bs, tokens) = bench_settings(&m70, 1.0, h200, 1, 20000, 2000);
+        assert_eq!(bs, 64);
+        assert_eq!(tokens, 2048);
+        assert!(20000 > tokens, "these prompts run chunked");
+    }
+}
