@@ -139,6 +139,18 @@ const HOPPER_SXM: Efficiency = Efficiency {
     allreduce_latency_s: 10e-6,
 };
 
+/// Blackwell (B200): mbu and mfu fitted to TensorRT-LLM's published offline
+/// throughput of Llama 3.3 70B in NVFP4 on one B200 (the v1.0 performance
+/// overview; see the module docs and VALIDATION.md, where the 405B column of
+/// the same table is held out). All-reduce over NVLink 5 as Hopper's.
+const BLACKWELL: Efficiency = Efficiency {
+    mbu: 0.45,
+    mfu: 0.34,
+    step_overhead_s: STEP_OVERHEAD_S,
+    layer_overhead_s: LAYER_OVERHEAD_S,
+    allreduce_latency_s: 10e-6,
+};
+
 /// H100 PCIe: the H100 SXM kernel factors (same GH100 die and software;
 /// no separate PCIe-card measurement found), all-reduce over PCIe.
 const HOPPER_PCIE: Efficiency = Efficiency {
@@ -417,8 +429,8 @@ pub(super) fn all() -> Vec<GpuEntry> {
         // of shipping HGX/DGX B200 systems (e.g. Xeon Platinum 8570) are PCIe
         // Gen5, so host transfers run at Gen5 x16 (64 GB/s per direction).
         // Price: Lambda 8x B200 SXM6, $6.69/GPU-hour (lambda.ai, 2026-09-20).
-        // Efficiency: no B200 decode/prefill measurement found; H100 SXM
-        // factors reused.
+        // Efficiency: fitted to TensorRT-LLM's published B200 throughput
+        // (BLACKWELL above).
         GpuEntry {
             gpu: Gpu {
                 name: "b200".into(),
@@ -431,10 +443,10 @@ pub(super) fn all() -> Vec<GpuEntry> {
                 interconnect_bandwidth: 900e9,
                 pcie_bandwidth: 64e9,
                 price_per_hour: Some(6.69),
-                efficiency: HOPPER_SXM,
+                efficiency: BLACKWELL,
             },
             source: "NVIDIA HGX B200 spec; total_memory 182642 MiB (public torch log); Lambda $6.69/h 2026-09; \
-                     efficiency reused from h100-sxm",
+                     mbu and mfu fitted to TensorRT-LLM v1.0's B200 Llama 3.3 70B FP4 throughput",
         },
     ]
 }

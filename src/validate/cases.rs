@@ -47,7 +47,10 @@ pub fn run_cases() -> Validation {
     paged_attention(&mut out);
     decode_latency(&mut out, None);
     concurrency_curve(&mut out, None, &NIM_USERS);
-    out.extend(throughput::rows(&offline_throughput));
+    out.extend(throughput::rows(
+        &|toml| offline_throughput(toml, None),
+        throughput::Columns::All,
+    ));
     for r in &mut out {
         if let Some((_, bound)) = KNOWN_MISSES.iter().find(|(id, _)| *id == r.id) {
             let bound = match r.tolerance {
@@ -61,34 +64,42 @@ pub fn run_cases() -> Validation {
         }
     }
     let catalog = Fitted::catalog();
-    let residuals = |f: &Fitted| {
-        calibration_rows(Some(f))
-            .into_iter()
+    let residuals = |rows: Vec<CaseResult>| {
+        rows.into_iter()
             .map(|r| Residual {
                 origin: r.origin,
                 error: r.error(),
             })
             .collect::<Vec<_>>()
     };
+    let serving = |f: &Fitted| residuals(serving_calibration_rows(Some(f)));
+    let b200 = |f: &Fitted| residuals(b200_calibration_rows(Some(f)));
     let at_catalog = calibration_rows(None);
-    // Which defaults the rows of each set of sources constrain.
-    let free = |exclude: Option<&str>| {
+    // Which defaults of a stage the rows of each set of sources constrain.
+    let free = |stage: &[&str], exclude: Option<&str>| {
         FITTED_DEFAULTS.map(|d| {
-            at_catalog.iter().any(|r| {
-                Some(r.origin) != exclude
-                    && matches!(r.role, Role::Calibration(names) if names.contains(&d))
-            })
+            stage.contains(&d)
+                && at_catalog.iter().any(|r| {
+                    Some(r.origin) != exclude
+                        && matches!(r.role, Role::Calibration(names) if names.contains(&d))
+                })
         })
     };
-    let fitted = fit(&residuals, None, START, free(None));
+    let stage1 = &FITTED_DEFAULTS[..4];
+    let stage2 = &FITTED_DEFAULTS[4..];
+    let first = fit(&serving, None, START, free(stage1, None));
+    let fitted = fit(&b200, None, first, free(stage2, None));
     let under_full = calibration_rows(Some(&fitted));
     let mut origins: Vec<&'static str> = at_catalog.iter().map(|r| r.origin).collect();
     origins.dedup();
     let leave_one_out = origins
         .into_iter()
         .map(|origin| {
-            let free = free(Some(origin));
-            let refit = fit(&residuals, Some(origin), fitted, free);
+            // The B200 factors are kept from the full fit in every refit
+            // (they are fitted after the rest, and hardly depend on it),
+            // except that they are unconstrained without their own source.
+            let free1 = free(stage1, Some(origin));
+            let refit = fit(&serving, Some(origin), fitted, free1);
             let under_refit = calibration_rows(Some(&refit));
             let rows = under_full
                 .iter()
@@ -96,12 +107,13 @@ pub fn run_cases() -> Validation {
                 .filter(|(a, _)| a.origin == origin)
                 .map(|(a, b)| (a.id, a.error(), b.error()))
                 .collect();
+            let all_free = free(&FITTED_DEFAULTS, Some(origin));
             LeaveOneOut {
                 origin,
                 refit,
                 held: FITTED_DEFAULTS
                     .iter()
-                    .zip(free)
+                    .zip(all_free)
                     .filter(|(_, f)| !f)
                     .map(|(d, _)| *d)
                     .collect(),
@@ -117,14 +129,29 @@ pub fn run_cases() -> Validation {
     }
 }
 
-/// The calibration rows, simulated with the catalog's values (`None`) or
+/// Every calibration row, simulated with the catalog's values (`None`) or
 /// with candidate values of the fitted defaults.
 pub(super) fn calibration_rows(fit: Option<&Fitted>) -> Vec<CaseResult> {
+    let mut out = serving_calibration_rows(fit);
+    out.extend(b200_calibration_rows(fit));
+    out
+}
+
+/// The latency rows of the first fitting stage.
+fn serving_calibration_rows(fit: Option<&Fitted>) -> Vec<CaseResult> {
     let mut out = Vec::new();
     decode_latency(&mut out, fit);
     concurrency_curve(&mut out, fit, &[1]);
     out.retain(|r| matches!(r.role, Role::Calibration(_)));
     out
+}
+
+/// The B200 throughput rows of the second fitting stage.
+fn b200_calibration_rows(fit: Option<&Fitted>) -> Vec<CaseResult> {
+    throughput::rows(
+        &|toml| offline_throughput(toml, fit),
+        throughput::Columns::Calibration,
+    )
 }
 
 /// Cases that miss their target today, with the wider bound on `|error()|`
@@ -146,8 +173,8 @@ fn run(s: &Scenario, seed: u64) -> RunOutput {
 
 /// Runs an offline-throughput scenario: its output tokens per second and a
 /// note on how the batch and the KV budget went.
-fn offline_throughput(toml: &str) -> (f64, String) {
-    let s = scenario(toml);
+fn offline_throughput(toml: &str, fit: Option<&Fitted>) -> (f64, String) {
+    let s = scenario_under(toml, fit);
     let m = run(&s, s.seed).summary;
     let note = format!(
         "KV {:.1} GiB per GPU ({} tokens); batch mean {:.0}, peak {}; {} preemptions",

@@ -2,14 +2,22 @@
 //! itself, and the leave-one-source-out refits that show how much each
 //! source alone moves them.
 //!
-//! Three catalog defaults are fitted, jointly, to the calibration rows of
+//! Catalog defaults are fitted to the calibration rows of
 //! `VALIDATION.md` (every row whose role is [`super::Role::Calibration`]):
 //!
 //! - `A100.mbu`: the A100 entries' model bandwidth utilization;
 //! - `HOPPER_SXM.mbu`: the Hopper entries' (H100 SXM, H200, and the H100
 //!   PCIe and B200 entries that reuse it);
-//! - `layer_overhead_s`: the fixed cost per layer per step, shared by every
-//!   GPU (kernel launch gaps and tails).
+//! - `layer_overhead_s` and `step_overhead_s`: the fixed costs per layer and
+//!   per step, shared by every GPU (kernel launch gaps and tails; the host's
+//!   share of a step).
+//!
+//! Then, in a second stage with those held, the B200's two factors
+//! (`BLACKWELL.mbu`, `BLACKWELL.mfu`) are fitted to the B200 rows that are
+//! calibration points (one model's column of TensorRT-LLM's throughput
+//! table; another model's column is held out). The stages are separate
+//! because the B200 rows are whole offline benchmarks, far slower to
+//! simulate than the latency rows, and hardly depend on the fixed costs.
 //!
 //! The objective is the sum of squared relative errors over the rows, each
 //! row simulated as `kvsim validate` simulates it with the candidate values
@@ -21,7 +29,7 @@
 use crate::catalog;
 
 /// How many defaults are fitted.
-const N: usize = 4;
+const N: usize = 6;
 
 /// Values of the fitted defaults.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -34,6 +42,10 @@ pub struct Fitted {
     pub layer_overhead_s: f64,
     /// Fixed cost per step, seconds (every GPU).
     pub step_overhead_s: f64,
+    /// Model bandwidth utilization of the Blackwell entry (B200).
+    pub b200_mbu: f64,
+    /// Model FLOPs utilization of the Blackwell entry (B200).
+    pub b200_mfu: f64,
 }
 
 /// The default names, as calibration rows cite them.
@@ -41,17 +53,22 @@ pub(super) const A100_MBU: &str = "A100.mbu";
 pub(super) const HOPPER_MBU: &str = "HOPPER_SXM.mbu";
 pub(super) const LAYER_OVERHEAD: &str = "layer_overhead_s";
 pub(super) const STEP_OVERHEAD: &str = "step_overhead_s";
+pub(super) const B200_MBU: &str = "BLACKWELL.mbu";
+pub(super) const B200_MFU: &str = "BLACKWELL.mfu";
 
 impl Fitted {
     /// The values the catalog holds.
     pub fn catalog() -> Fitted {
         let a100 = catalog::gpu("a100-80gb").expect("catalog gpu").efficiency;
         let hopper = catalog::gpu("h100-sxm").expect("catalog gpu").efficiency;
+        let blackwell = catalog::gpu("b200").expect("catalog gpu").efficiency;
         Fitted {
             a100_mbu: a100.mbu,
             hopper_mbu: hopper.mbu,
             layer_overhead_s: a100.layer_overhead_s,
             step_overhead_s: a100.step_overhead_s,
+            b200_mbu: blackwell.mbu,
+            b200_mfu: blackwell.mfu,
         }
     }
 
@@ -59,8 +76,10 @@ impl Fitted {
     pub(super) fn overrides(&self, gpu: &str) -> Vec<String> {
         let mbu = if gpu.starts_with("a100") {
             Some(self.a100_mbu)
-        } else if ["h100-sxm", "h100-pcie", "h200", "b200"].contains(&gpu) {
+        } else if ["h100-sxm", "h100-pcie", "h200"].contains(&gpu) {
             Some(self.hopper_mbu)
+        } else if gpu == "b200" {
+            Some(self.b200_mbu)
         } else {
             None
         };
@@ -71,6 +90,9 @@ impl Fitted {
         if let Some(m) = mbu {
             set.push(format!("hardware.mbu={m}"));
         }
+        if gpu == "b200" {
+            set.push(format!("hardware.mfu={}", self.b200_mfu));
+        }
         set
     }
 
@@ -80,6 +102,8 @@ impl Fitted {
             A100_MBU => self.a100_mbu,
             HOPPER_MBU => self.hopper_mbu,
             STEP_OVERHEAD => self.step_overhead_s,
+            B200_MBU => self.b200_mbu,
+            B200_MFU => self.b200_mfu,
             _ => self.layer_overhead_s,
         }
     }
@@ -91,6 +115,8 @@ impl Fitted {
             self.hopper_mbu,
             self.layer_overhead_s * 1e6,
             self.step_overhead_s * 1e6,
+            self.b200_mbu,
+            self.b200_mfu,
         ]
     }
 
@@ -100,6 +126,8 @@ impl Fitted {
             hopper_mbu: x[1],
             layer_overhead_s: x[2] * 1e-6,
             step_overhead_s: x[3] * 1e-6,
+            b200_mbu: x[4],
+            b200_mfu: x[5],
         }
     }
 }
@@ -111,10 +139,19 @@ pub(super) const START: Fitted = Fitted {
     hopper_mbu: 0.7,
     layer_overhead_s: 20e-6,
     step_overhead_s: 500e-6,
+    b200_mbu: 0.7,
+    b200_mfu: 0.6,
 };
 
 /// Every fitted default's name, in table order.
-pub const FITTED_DEFAULTS: [&str; N] = [A100_MBU, HOPPER_MBU, LAYER_OVERHEAD, STEP_OVERHEAD];
+pub const FITTED_DEFAULTS: [&str; N] = [
+    A100_MBU,
+    HOPPER_MBU,
+    LAYER_OVERHEAD,
+    STEP_OVERHEAD,
+    B200_MBU,
+    B200_MFU,
+];
 
 /// One calibration row evaluated under candidate values: its source and its
 /// relative error.
@@ -140,8 +177,8 @@ pub struct LeaveOneOut {
 
 /// Minimizes the squared relative errors of `rows(values)` over the rows
 /// whose source is not `exclude`, starting from `start`. `free[i]` says
-/// whether parameter `i` may move (a parameter no included row depends on
-/// stays where it starts).
+/// whether parameter `i` may move (a parameter no included row depends on,
+/// or one another stage fits, stays where it starts).
 pub(super) fn fit(
     rows: &dyn Fn(&Fitted) -> Vec<Residual>,
     exclude: Option<&str>,
@@ -154,6 +191,8 @@ pub(super) fn fit(
         // per-layer cost below 1 ms.
         if !(0.2..=1.0).contains(&f.a100_mbu)
             || !(0.2..=1.0).contains(&f.hopper_mbu)
+            || !(0.1..=1.0).contains(&f.b200_mbu)
+            || !(0.1..=1.0).contains(&f.b200_mfu)
             || !(0.0..1e-3).contains(&f.layer_overhead_s)
             || !(0.0..0.1).contains(&f.step_overhead_s)
         {
@@ -165,7 +204,12 @@ pub(super) fn fit(
             .map(|r| r.error * r.error)
             .sum()
     };
-    let x = nelder_mead(objective, start.to_vec(), [0.05, 0.05, 10.0, 300.0], free);
+    let x = nelder_mead(
+        objective,
+        start.to_vec(),
+        [0.05, 0.05, 10.0, 300.0, 0.05, 0.05],
+        free,
+    );
     Fitted::from_vec(x)
 }
 
@@ -198,7 +242,14 @@ fn nelder_mead(
     for _ in 0..400 {
         simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
         let (best, worst) = (simplex[0].1, simplex[simplex.len() - 1].1);
-        if (worst - best).abs() <= 1e-12 * (1.0 + best.abs()) {
+        // Converged when the values agree, or when every vertex is within a
+        // hundredth of a starting step of the best one in every coordinate
+        // (a finer fit than the catalog's rounding needs).
+        let best_x = simplex[0].0;
+        let tight = simplex
+            .iter()
+            .all(|(x, _)| dims.iter().all(|&d| (x[d] - best_x[d]).abs() <= step[d] * 1e-2));
+        if (worst - best).abs() <= 1e-12 * (1.0 + best.abs()) || tight {
             break;
         }
         let n = simplex.len() - 1;

@@ -22,11 +22,26 @@
 //! decodes), and the overview's earlier C++ workflow ran `gptManagerBenchmark
 //! --enable_chunked_context`. Every other setting is the `trtllm` preset's.
 
+use rayon::prelude::*;
+
 use crate::catalog;
 use crate::model::Model;
 use crate::units::GIB;
 
+use super::fit::{B200_MBU, B200_MFU};
 use super::{CaseResult, Role, Tolerance};
+
+/// What the B200 calibration column sets.
+const B200_FITS: &[&str] = &[B200_MBU, B200_MFU];
+
+/// Which columns [`rows`] simulates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Columns {
+    /// Every column.
+    All,
+    /// The calibration column only (what the B200 fit evaluates).
+    Calibration,
+}
 
 /// The group these rows print under.
 pub(super) const THROUGHPUT: &str = "Offline throughput (TensorRT-LLM)";
@@ -60,6 +75,9 @@ struct Column {
     gpu: &'static str,
     tp: u32,
     fp4: bool,
+    /// Whether the column is a calibration point (the B200 factors are
+    /// fitted to one column; the rest are held out).
+    calibrates: bool,
     tokens_s: [Option<f64>; 10],
 }
 
@@ -70,6 +88,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-8b",
         gpu: "h200",
         tp: 1,
+        calibrates: false,
         fp4: false,
         tokens_s: [
             Some(27911.0),
@@ -90,6 +109,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-8b",
         gpu: "h100-sxm",
         tp: 1,
+        calibrates: false,
         fp4: false,
         tokens_s: [
             Some(28312.0),
@@ -110,6 +130,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-70b",
         gpu: "h200",
         tp: 1,
+        calibrates: false,
         fp4: false,
         tokens_s: [
             Some(3803.0),
@@ -130,6 +151,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-70b",
         gpu: "h100-sxm",
         tp: 2,
+        calibrates: false,
         fp4: false,
         tokens_s: [
             Some(6378.0),
@@ -150,6 +172,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-70b",
         gpu: "b200",
         tp: 1,
+        calibrates: true,
         fp4: true,
         tokens_s: [
             Some(11147.0),
@@ -170,6 +193,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-405b",
         gpu: "h200",
         tp: 8,
+        calibrates: false,
         fp4: false,
         tokens_s: [
             Some(3814.0),
@@ -190,6 +214,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-405b",
         gpu: "h100-sxm",
         tp: 8,
+        calibrates: false,
         fp4: false,
         tokens_s: [
             Some(3627.0),
@@ -210,6 +235,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-405b",
         gpu: "b200",
         tp: 4,
+        calibrates: false,
         fp4: true,
         tokens_s: [
             Some(6281.0),
@@ -263,11 +289,17 @@ fn bench_settings(model: &Model, weight_bytes_per_param: f64, vram: u64, tp: u32
     (max_bs as u32, max_tokens as u32)
 }
 
-/// The rows of every column, simulated by `sim` (a scenario's TOML to its
-/// output token throughput).
-pub(super) fn rows(sim: &dyn Fn(&str) -> (f64, String)) -> Vec<CaseResult> {
-    let mut out = Vec::new();
-    for c in &COLUMNS {
+/// The rows of the `which` columns, simulated by `sim` (a scenario's TOML to
+/// its output token throughput and a note), in parallel and in table order.
+pub(super) fn rows(
+    sim: &(dyn Fn(&str) -> (f64, String) + Sync),
+    which: Columns,
+) -> Vec<CaseResult> {
+    let mut cases = Vec::new();
+    for c in COLUMNS
+        .iter()
+        .filter(|c| which == Columns::All || c.calibrates)
+    {
         let model = catalog::model(c.model).expect("catalog model");
         let gpu = catalog::gpu(c.gpu).expect("catalog gpu");
         let (weights, compute, per_param) = if c.fp4 {
@@ -320,13 +352,16 @@ chunked_prefill = true
                 gpu = c.gpu,
                 tp = c.tp,
             );
-            let (kvsim, note) = sim(&toml);
-            out.push(CaseResult {
+            cases.push((toml, CaseResult {
                 id: leak(format!("{}-{isl}-{osl}", c.id)),
                 group: THROUGHPUT,
                 source: SOURCE,
                 origin: "trtllm-perf-overview",
-                role: Role::HeldOut,
+                role: if c.calibrates {
+                    Role::Calibration(B200_FITS)
+                } else {
+                    Role::HeldOut
+                },
                 configuration: format!(
                     "{}: {} weights and compute, fp8 KV, {} x {}, engine preset trtllm with \
                      engine.memory_fraction {KV_FRACTION}, max_num_seqs {max_bs} and \
@@ -340,13 +375,19 @@ chunked_prefill = true
                 metric: "output throughput",
                 unit: "tok/s",
                 published,
-                kvsim,
+                kvsim: f64::NAN,
                 tolerance: Tolerance::Relative(0.25),
-                note,
-            });
+                note: String::new(),
+            }));
         }
     }
-    out
+    cases
+        .into_par_iter()
+        .map(|(toml, mut case)| {
+            (case.kvsim, case.note) = sim(&toml);
+            case
+        })
+        .collect()
 }
 
 /// A row id built at run time, kept for the life of the process (the ids
