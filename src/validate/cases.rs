@@ -171,20 +171,11 @@ fn run(s: &Scenario, seed: u64) -> RunOutput {
     simulate(s, seed, cost)
 }
 
-/// Runs an offline-throughput scenario: its output tokens per second and a
-/// note on how the batch and the KV budget went.
-fn offline_throughput(toml: &str, fit: Option<&Fitted>) -> (f64, String) {
+/// Runs an offline-throughput scenario (under `fit`'s values, if any).
+fn offline_throughput(toml: &str, fit: Option<&Fitted>) -> (Scenario, Summary) {
     let s = scenario_under(toml, fit);
     let m = run(&s, s.seed).summary;
-    let note = format!(
-        "KV {:.1} GiB per GPU ({} tokens); batch mean {:.0}, peak {}; {} preemptions",
-        s.budget.kv_per_gpu as f64 / GIB as f64,
-        s.budget.token_capacity(),
-        m.batch_mean,
-        m.batch_peak,
-        m.preemptions
-    );
-    (m.throughput_tok_s, note)
+    (s, m)
 }
 
 /// Seeds each stochastic PagedAttention experiment runs with.

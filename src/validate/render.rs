@@ -157,6 +157,37 @@ pub fn render_markdown(v: &Validation) -> String {
     );
 
     s.push_str(
+        "### Held-out rows by source\n\n| source | rows | within | median \\|error\\| | largest \\|error\\| |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    let mut origins: Vec<&str> = Vec::new();
+    for r in results.iter().filter(|r| r.role == Role::HeldOut) {
+        if !origins.contains(&r.origin) {
+            origins.push(r.origin);
+        }
+    }
+    for origin in origins {
+        let rows: Vec<CaseResult> = results
+            .iter()
+            .filter(|r| r.role == Role::HeldOut && r.origin == origin)
+            .cloned()
+            .collect();
+        let h = headline(&rows);
+        let spread = |x: Option<(f64, f64)>, unit: &str, scale: f64| {
+            x.map(|(m, max)| (format!("{:.1}{unit}", m * scale), format!("{:.1}{unit}", max * scale)))
+        };
+        let (median, max) = spread(h.relative, " %", 100.0)
+            .or(spread(h.absolute.map(|(m, x, _)| (m, x)), " points", 1.0))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {origin} | {} | {} | {median} | {max} |",
+            h.rows, h.within
+        );
+    }
+    s.push('\n');
+
+    s.push_str(
         "### Held-out rows by group\n\n| group | target | within | misses |\n|---|---|---|---|\n",
     );
     for group in GROUPS {

@@ -25,7 +25,10 @@
 use rayon::prelude::*;
 
 use crate::catalog;
+use crate::hardware::cost::{CostModel, RooflineCost, StepWork};
+use crate::metrics::Summary;
 use crate::model::Model;
+use crate::scenario::Scenario;
 use crate::units::GIB;
 
 use super::fit::{B200_MBU, B200_MFU};
@@ -292,7 +295,7 @@ fn bench_settings(model: &Model, weight_bytes_per_param: f64, vram: u64, tp: u32
 /// The rows of the `which` columns, simulated by `sim` (a scenario's TOML to
 /// its output token throughput and a note), in parallel and in table order.
 pub(super) fn rows(
-    sim: &(dyn Fn(&str) -> (f64, String) + Sync),
+    sim: &(dyn Fn(&str) -> (Scenario, Summary) + Sync),
     which: Columns,
 ) -> Vec<CaseResult> {
     let mut cases = Vec::new();
@@ -352,7 +355,7 @@ chunked_prefill = true
                 gpu = c.gpu,
                 tp = c.tp,
             );
-            cases.push((toml, CaseResult {
+            cases.push((toml, isl, osl, CaseResult {
                 id: leak(format!("{}-{isl}-{osl}", c.id)),
                 group: THROUGHPUT,
                 source: SOURCE,
@@ -383,11 +386,63 @@ chunked_prefill = true
     }
     cases
         .into_par_iter()
-        .map(|(toml, mut case)| {
-            (case.kvsim, case.note) = sim(&toml);
+        .map(|(toml, isl, osl, mut case)| {
+            let (s, m) = sim(&toml);
+            case.kvsim = m.throughput_tok_s;
+            case.note = step_note(&s, &m, isl, osl, case.published);
             case
         })
         .collect()
+}
+
+/// Where the time of kvsim's average step goes, and how long the step would
+/// have to be for the published throughput at kvsim's batch: the computed
+/// account of a row's error.
+///
+/// In the steady state of an offline run every decoding sequence also brings
+/// `isl / osl` prompt tokens per step (its prompt is prefilled once over its
+/// `osl` steps) and reads a context of `isl + osl / 2` tokens on average.
+fn step_note(s: &Scenario, m: &Summary, isl: u32, osl: u32, published: f64) -> String {
+    let batch = m.batch_mean;
+    let context = f64::from(isl) + f64::from(osl) / 2.0;
+    let prefill = batch * f64::from(isl) / f64::from(osl);
+    let layers = u64::from(s.model.layers);
+    let work = StepWork {
+        decode_tokens: batch.round() as u32,
+        prefill_tokens: prefill.round() as u32,
+        prefill_seqs: 1,
+        kv_read_bytes: (batch * context) as u64 * s.budget.bytes_per_token,
+        kv_write_bytes: (batch + prefill) as u64 * s.budget.bytes_per_token,
+        attention_layer_pairs: (batch * context) as u64 * layers
+            + (prefill * context) as u64 * layers,
+        swap_bytes: 0,
+    };
+    let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
+    let (compute, memory, comm) = cost.components(&work);
+    let step = cost.step_time(&work).as_secs_f64();
+    let bound = if compute > memory { "compute" } else { "memory" };
+    format!(
+        "KV {:.1} GiB per GPU; batch mean {:.0}, peak {}; {} preemptions. kvsim's mean step \
+         takes {:.1} ms; the published throughput at this batch means {:.1} ms. A steady-state \
+         step ({:.0} decodes at {:.0}-token contexts, {:.0} prompt tokens) is {bound}-bound \
+         in kvsim: compute {:.1} ms, memory {:.1} ms (KV reads {:.0} % of the bytes), \
+         all-reduce {:.1} ms, {:.1} ms in all",
+        s.budget.kv_per_gpu as f64 / GIB as f64,
+        batch,
+        m.batch_peak,
+        m.preemptions,
+        1e3 * batch / m.throughput_tok_s,
+        1e3 * batch / published,
+        batch,
+        context,
+        prefill,
+        compute * 1e3,
+        memory * 1e3,
+        100.0 * work.kv_read_bytes as f64
+            / (work.kv_read_bytes as f64 + s.model.weight_bytes() as f64),
+        comm * 1e3,
+        step * 1e3,
+    )
 }
 
 /// A row id built at run time, kept for the life of the process (the ids
