@@ -246,9 +246,10 @@ fn nelder_mead(
         // hundredth of a starting step of the best one in every coordinate
         // (a finer fit than the catalog's rounding needs).
         let best_x = simplex[0].0;
-        let tight = simplex
-            .iter()
-            .all(|(x, _)| dims.iter().all(|&d| (x[d] - best_x[d]).abs() <= step[d] * 1e-2));
+        let tight = simplex.iter().all(|(x, _)| {
+            dims.iter()
+                .all(|&d| (x[d] - best_x[d]).abs() <= step[d] * 1e-2)
+        });
         if (worst - best).abs() <= 1e-12 * (1.0 + best.abs()) || tight {
             break;
         }

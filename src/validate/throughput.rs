@@ -262,7 +262,14 @@ const KV_FRACTION: f64 = 0.95;
 /// `tp` GPUs of `vram` bytes at `isl`/`osl` (`calc_engine_setting` and
 /// `finetune_setting` in `tensorrt_llm/bench/build/tuning.py`): the requests
 /// whose whole sequence fits in the KV memory it estimates, rounded up.
-fn bench_settings(model: &Model, weight_bytes_per_param: f64, vram: u64, tp: u32, isl: u32, osl: u32) -> (u32, u32) {
+fn bench_settings(
+    model: &Model,
+    weight_bytes_per_param: f64,
+    vram: u64,
+    tp: u32,
+    isl: u32,
+    osl: u32,
+) -> (u32, u32) {
     let gib = GIB as f64;
     let kv_heads = f64::from(tp.max(model.kv_heads));
     // fp8 KV: one byte per element.
@@ -355,33 +362,38 @@ chunked_prefill = true
                 gpu = c.gpu,
                 tp = c.tp,
             );
-            cases.push((toml, isl, osl, CaseResult {
-                id: leak(format!("{}-{isl}-{osl}", c.id)),
-                group: THROUGHPUT,
-                source: SOURCE,
-                origin: "trtllm-perf-overview",
-                role: if c.calibrates {
-                    Role::Calibration(B200_FITS)
-                } else {
-                    Role::HeldOut
-                },
-                configuration: format!(
-                    "{}: {} weights and compute, fp8 KV, {} x {}, engine preset trtllm with \
+            cases.push((
+                toml,
+                isl,
+                osl,
+                CaseResult {
+                    id: leak(format!("{}-{isl}-{osl}", c.id)),
+                    group: THROUGHPUT,
+                    source: SOURCE,
+                    origin: "trtllm-perf-overview",
+                    role: if c.calibrates {
+                        Role::Calibration(B200_FITS)
+                    } else {
+                        Role::HeldOut
+                    },
+                    configuration: format!(
+                        "{}: {} weights and compute, fp8 KV, {} x {}, engine preset trtllm with \
                      engine.memory_fraction {KV_FRACTION}, max_num_seqs {max_bs} and \
                      max_batched_tokens {max_tokens} (trtllm-bench's tuning), chunked prefill, \
                      {requests} requests of {isl} / {osl} tokens queued at once",
-                    c.table,
-                    if c.fp4 { "NVFP4 (4-bit)" } else { "fp8" },
-                    c.tp,
-                    c.gpu,
-                ),
-                metric: "output throughput",
-                unit: "tok/s",
-                published,
-                kvsim: f64::NAN,
-                tolerance: Tolerance::Relative(0.25),
-                note: String::new(),
-            }));
+                        c.table,
+                        if c.fp4 { "NVFP4 (4-bit)" } else { "fp8" },
+                        c.tp,
+                        c.gpu,
+                    ),
+                    metric: "output throughput",
+                    unit: "tok/s",
+                    published,
+                    kvsim: f64::NAN,
+                    tolerance: Tolerance::Relative(0.25),
+                    note: String::new(),
+                },
+            ));
         }
     }
     cases
@@ -420,7 +432,11 @@ fn step_note(s: &Scenario, m: &Summary, isl: u32, osl: u32, published: f64) -> S
     let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
     let (compute, memory, comm) = cost.components(&work);
     let step = cost.step_time(&work).as_secs_f64();
-    let bound = if compute > memory { "compute" } else { "memory" };
+    let bound = if compute > memory {
+        "compute"
+    } else {
+        "memory"
+    };
     format!(
         "KV {:.1} GiB per GPU; batch mean {:.0}, peak {}; {} preemptions. kvsim's mean step \
          takes {:.1} ms; the published throughput at this batch means {:.1} ms. A steady-state \
@@ -443,6 +459,143 @@ fn step_note(s: &Scenario, m: &Summary, isl: u32, osl: u32, published: f64) -> S
         comm * 1e3,
         step * 1e3,
     )
+}
+
+const LAUNCH_SOURCE: &str = "NVIDIA/TensorRT-LLM docs/source/blogs/H200launch.md (commit 1555478c), \
+    \"H200 FP8 Max throughput\" table: TensorRT-LLM v0.5.0, TensorRT 9.1.0.4, preliminary \
+    measurements, FP8, out tok/s per GPU at the largest power-of-two batch that fits";
+
+/// The H200 launch blog's table: model, batch, tp, ISL, OSL, output tokens/s
+/// per GPU.
+/// Its seventh row (Llama-70B, batch 512, 128/2048) is left out: the
+/// stored file says TP 2 and 1,654 tok/s per GPU, an earlier copy of the
+/// same blog TP 4 and 6,616 tok/s in all (1,654 x 4), so its configuration
+/// is not known.
+const LAUNCH: [(&str, &str, u32, u32, u32, u32, f64); 6] = [
+    (
+        "trtllm05-h200-llama13b-bs1024-128-128",
+        "llama-2-13b",
+        1024,
+        1,
+        128,
+        128,
+        11819.0,
+    ),
+    (
+        "trtllm05-h200-llama13b-bs128-128-2048",
+        "llama-2-13b",
+        128,
+        1,
+        128,
+        2048,
+        4750.0,
+    ),
+    (
+        "trtllm05-h200-llama13b-bs64-2048-128",
+        "llama-2-13b",
+        64,
+        1,
+        2048,
+        128,
+        1349.0,
+    ),
+    (
+        "trtllm05-h200-llama70b-bs512-128-128",
+        "llama-2-70b",
+        512,
+        1,
+        128,
+        128,
+        3014.0,
+    ),
+    (
+        "trtllm05-h200-llama70b-bs64-2048-128",
+        "llama-2-70b",
+        64,
+        1,
+        2048,
+        128,
+        341.0,
+    ),
+    (
+        "trtllm05-h200-llama70b-bs32-2048-128",
+        "llama-2-70b",
+        32,
+        1,
+        2048,
+        128,
+        303.0,
+    ),
+];
+
+/// The H200 launch blog's rows. TensorRT-LLM v0.5's benchmark ran one
+/// static batch: every prompt of the batch prefilled in one step, then the
+/// batch decoded together, throughput being the batch's output tokens over
+/// its whole latency (the batch size is the table's). kvsim runs the same:
+/// `users = requests = batch`, a step budget that holds every prompt, no
+/// chunking. FP8 weights, activations and KV cache (`--enable_fp8
+/// --fp8_kv_cache`, that release's FP8 recipe).
+pub(super) fn launch_rows(sim: &(dyn Fn(&str) -> (Scenario, Summary) + Sync)) -> Vec<CaseResult> {
+    LAUNCH
+        .par_iter()
+        .map(|&(id, model, batch, tp, isl, osl, published)| {
+            let toml = format!(
+                r#"
+name = "trtllm-0.5-static-batch"
+seed = 1
+requests = {batch}
+
+[model]
+preset = "{model}"
+weight_dtype = "fp8"
+compute_dtype = "fp8"
+
+[hardware]
+gpu = "h200"
+tp = {tp}
+
+[engine]
+preset = "trtllm"
+
+[traffic]
+arrival = {{ kind = "closed", users = {batch} }}
+prompt = {{ kind = "fixed", value = {isl} }}
+output = {{ kind = "fixed", value = {osl} }}
+max_tokens = {{ kind = "fixed", value = {osl} }}
+
+[cache]
+policy = "paged"
+kv_dtype = "fp8"
+prefix_caching = false
+
+[scheduler]
+max_num_seqs = {batch}
+max_batched_tokens = {tokens}
+chunked_prefill = false
+"#,
+                tokens = batch * isl,
+            );
+            let (s, m) = sim(&toml);
+            CaseResult {
+                id,
+                group: THROUGHPUT,
+                source: LAUNCH_SOURCE,
+                origin: "trtllm-0.5-h200-launch",
+                role: Role::HeldOut,
+                configuration: format!(
+                    "{model} fp8 weights, compute and KV on {tp} x h200, engine preset trtllm, one \
+                     static batch of {batch} requests of {isl} / {osl} tokens (max_num_seqs {batch}, \
+                     a step budget holding every prompt, no chunking); output tokens/s per GPU"
+                ),
+                metric: "output throughput per GPU",
+                unit: "tok/s",
+                published,
+                kvsim: m.throughput_tok_s / f64::from(tp),
+                tolerance: Tolerance::Relative(0.25),
+                note: step_note(&s, &m, isl, osl, published * f64::from(tp)),
+            }
+        })
+        .collect()
 }
 
 /// A row id built at run time, kept for the life of the process (the ids
