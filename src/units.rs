@@ -111,7 +111,7 @@ impl SimDuration {
 }
 
 fn secs_to_nanos(secs: f64) -> u64 {
-    debug_assert!(secs.is_finite() && secs >= 0.0, "invalid seconds {secs}");
+    invariant!(secs.is_finite() && secs >= 0.0, "invalid seconds {secs}");
     let nanos = (secs * NANOS_PER_SEC as f64).round();
     if nanos >= u64::MAX as f64 {
         u64::MAX
@@ -153,7 +153,7 @@ impl Sub for SimTime {
     type Output = SimDuration;
     /// The span between two instants. Subtracting a later instant is a bug.
     fn sub(self, earlier: SimTime) -> SimDuration {
-        debug_assert!(earlier <= self, "time went backwards");
+        invariant!(earlier <= self, "time went backwards");
         self.saturating_since(earlier)
     }
 }

@@ -204,7 +204,7 @@ fn coalesce(holes: &mut Holes, start: u64, len: u64) {
         hi += after;
     }
     if let Some((s, l)) = start.checked_sub(1).and_then(|a| holes.at_or_before(a)) {
-        debug_assert!(s + l <= start, "freeing a range that overlaps a hole");
+        invariant!(s + l <= start, "freeing a range that overlaps a hole");
         if s + l == start {
             holes.remove(s);
             lo = s;
@@ -215,11 +215,11 @@ fn coalesce(holes: &mut Holes, start: u64, len: u64) {
 
 /// Carves `[start, start + len)` out of the hole that contains it.
 fn carve(holes: &mut Holes, start: u64, len: u64) {
-    debug_assert!(len > 0);
+    invariant!(len > 0);
     let Some((s, l)) = holes.at_or_before(start) else {
         unreachable!("taking granules {start}.. that are not free");
     };
-    debug_assert!(start + len <= s + l, "taking granules that are not free");
+    invariant!(start + len <= s + l, "taking granules that are not free");
     holes.remove(s);
     if start > s {
         holes.insert(s, start - s);
@@ -456,7 +456,7 @@ impl ContiguousCache {
 impl KvCache for ContiguousCache {
     fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
         if self.live(seq.id).is_some() {
-            debug_assert!(false, "admitting live sequence {}", seq.id);
+            invariant!(false, "admitting live sequence {}", seq.id);
             return Err(NoRoom);
         }
         let cap = seq.tokens.max(seq.reserve);
@@ -479,7 +479,7 @@ impl KvCache for ContiguousCache {
 
     fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom> {
         let Some(&r) = self.live(seq) else {
-            debug_assert!(false, "growing dead sequence {seq}");
+            invariant!(false, "growing dead sequence {seq}");
             return Err(NoRoom);
         };
         let tokens = r.tokens.checked_add(n).ok_or(NoRoom)?;
@@ -499,11 +499,11 @@ impl KvCache for ContiguousCache {
 
     fn fork(&mut self, parent: SeqId, child: SeqId) -> Result<(), NoRoom> {
         let Some(&r) = self.live(parent) else {
-            debug_assert!(false, "forking dead sequence {parent}");
+            invariant!(false, "forking dead sequence {parent}");
             return Err(NoRoom);
         };
         if self.live(child).is_some() {
-            debug_assert!(false, "forking into live sequence {child}");
+            invariant!(false, "forking into live sequence {child}");
             return Err(NoRoom);
         }
         // No sharing: the child copies the parent's whole region.
@@ -516,11 +516,11 @@ impl KvCache for ContiguousCache {
 
     fn release(&mut self, seq: SeqId) {
         let Some(r) = self.seqs.get_mut(seq as usize).and_then(Option::take) else {
-            debug_assert!(false, "releasing dead sequence {seq}");
+            invariant!(false, "releasing dead sequence {seq}");
             return;
         };
         if r.len > 0 {
-            debug_assert!(r.start + r.len <= self.space);
+            invariant!(r.start + r.len <= self.space);
             self.free.give_back(r.start, r.len);
         }
         self.allocated -= r.len;
@@ -539,7 +539,7 @@ impl KvCache for ContiguousCache {
         match self.live(seq) {
             Some(r) => self.layout.attended_bytes(r.tokens),
             None => {
-                debug_assert!(false, "attended bytes of dead sequence {seq}");
+                invariant!(false, "attended bytes of dead sequence {seq}");
                 0
             }
         }

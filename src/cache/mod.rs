@@ -95,7 +95,7 @@ impl MemoryUsage {
     /// Counters for a cache of `budget` bytes with `allocated` held by
     /// sequences, `stored` of which hold tokens; `free` is the rest.
     pub fn new(budget: u64, allocated: u64, stored: u64) -> Self {
-        debug_assert!(stored <= allocated && allocated <= budget);
+        invariant!(stored <= allocated && allocated <= budget);
         MemoryUsage {
             budget,
             allocated,

@@ -157,7 +157,7 @@ impl Group {
                 BlockId::try_from(self.refs.len() - 1).expect("block id overflow")
             }
         };
-        debug_assert_eq!(self.refs[id as usize], 0);
+        invariant_eq!(self.refs[id as usize], 0);
         self.refs[id as usize] = 1;
         id
     }
@@ -166,7 +166,7 @@ impl Group {
     #[inline]
     fn share(&mut self, id: BlockId) {
         let r = &mut self.refs[id as usize];
-        debug_assert!(*r > 0, "sharing unreferenced block {id}");
+        invariant!(*r > 0, "sharing unreferenced block {id}");
         *r += 1;
         self.extra_refs += 1;
     }
@@ -295,7 +295,7 @@ impl PagedCache {
     /// prefix blocks if `prefix_caching` (which requires a layout without
     /// windows; with one it is ignored, and debug builds panic).
     pub fn new(budget_bytes: u64, layout: KvLayout, prefix_caching: bool) -> Self {
-        debug_assert!(layout.block_size > 0, "block size must be positive");
+        invariant!(layout.block_size > 0, "block size must be positive");
         let bs = u64::from(layout.block_size.max(1));
         let empty = Group {
             bpt: 0,
@@ -335,7 +335,7 @@ impl PagedCache {
             0 => 0,
             u => budget_bytes / u * u,
         };
-        debug_assert!(
+        invariant!(
             !(prefix_caching && layout.has_window()),
             "prefix caching needs a layout without windows"
         );
@@ -377,7 +377,7 @@ impl PagedCache {
     /// `stored` counter of [`KvCache::usage`] lags (the engine does not read
     /// it). Only valid when [`PagedCache::defers`].
     pub fn defer(&mut self, blocks: u64) -> bool {
-        debug_assert!(self.defers());
+        invariant!(self.defers());
         let bytes = blocks * self.groups[0].block_bytes;
         if bytes > self.budget - self.allocated {
             return false;
@@ -390,11 +390,11 @@ impl PagedCache {
     /// Grows `seq` by `n` tokens whose `blocks` new blocks were charged by
     /// [`PagedCache::defer`] earlier: the charge moves to the sequence's table.
     pub fn settle(&mut self, seq: SeqId, n: u32, blocks: u64) {
-        debug_assert!(self.defers() && blocks <= self.deferred);
+        invariant!(self.defers() && blocks <= self.deferred);
         self.deferred -= blocks;
         self.allocated -= blocks * self.groups[0].block_bytes;
         let grown = self.grow(seq, n);
-        debug_assert!(grown.is_ok(), "deferred blocks cover the growth");
+        invariant!(grown.is_ok(), "deferred blocks cover the growth");
     }
 
     /// Blocks a live sequence holds in each layer group of the layout (spare
@@ -483,7 +483,7 @@ impl PagedCache {
     fn unref(&mut self, g: usize, id: BlockId) {
         let p = &mut self.groups[g];
         let r = &mut p.refs[id as usize];
-        debug_assert!(*r > 0, "freeing unreferenced block {id}");
+        invariant!(*r > 0, "freeing unreferenced block {id}");
         *r -= 1;
         if *r > 0 {
             p.extra_refs -= 1;
@@ -541,7 +541,7 @@ impl PagedCache {
             return;
         }
         t.named = true;
-        debug_assert!(t.ids.is_empty());
+        invariant!(t.ids.is_empty());
         for _ in 0..t.len {
             let id = p.take_id();
             if let Some(px) = self.prefix.as_mut() {
@@ -580,7 +580,7 @@ impl PagedCache {
         let lo = u64::from(from) / bs;
         let hi = (u64::from(to) / bs).min(u64::from(c.lineage) / bs);
         let t = &s.tables[0];
-        debug_assert!(lo >= hi || t.named, "prefix caching names every table");
+        invariant!(lo >= hi || t.named, "prefix caching names every table");
         for idx in lo..hi {
             // No window with prefix caching: the table starts at block 0.
             let id = t.ids[(idx - t.first) as usize];
@@ -758,7 +758,7 @@ pub fn peak_blocks(bs: u64, window: Option<u32>, from: u32, to: u32) -> u64 {
 impl KvCache for PagedCache {
     fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
         if self.live(seq.id).is_some() {
-            debug_assert!(false, "admitting live sequence {}", seq.id);
+            invariant!(false, "admitting live sequence {}", seq.id);
             return Err(NoRoom);
         }
         let bs = self.bs;
@@ -805,7 +805,7 @@ impl KvCache for PagedCache {
             let held = p.target(bs, seq.tokens, seq.reserve);
             p.kept_tokens += p.kept(seq.tokens);
             let t = &mut self.seqs[i].tables[g];
-            debug_assert!(t.len == 0 && t.ids.is_empty() && t.slide == 0);
+            invariant!(t.len == 0 && t.ids.is_empty() && t.slide == 0);
             t.first = front;
             t.spare = held - (end - front);
             t.named = named;
@@ -843,7 +843,7 @@ impl KvCache for PagedCache {
 
     fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom> {
         let Some(s) = self.live(seq) else {
-            debug_assert!(false, "growing dead sequence {seq}");
+            invariant!(false, "growing dead sequence {seq}");
             return Err(NoRoom);
         };
         let t0 = s.tokens;
@@ -898,11 +898,11 @@ impl KvCache for PagedCache {
 
     fn fork(&mut self, parent: SeqId, child: SeqId) -> Result<(), NoRoom> {
         let Some(s) = self.live(parent) else {
-            debug_assert!(false, "forking dead sequence {parent}");
+            invariant!(false, "forking dead sequence {parent}");
             return Err(NoRoom);
         };
         if self.live(child).is_some() || parent == child {
-            debug_assert!(false, "forking into live sequence {child}");
+            invariant!(false, "forking into live sequence {child}");
             return Err(NoRoom);
         }
         let tokens = s.tokens;
@@ -936,7 +936,7 @@ impl KvCache for PagedCache {
                 self.groups[g].share(self.scratch[k]);
             }
             let ct = &mut self.seqs[i].tables[g];
-            debug_assert!(ct.len == 0 && ct.ids.is_empty() && ct.slide == 0);
+            invariant!(ct.len == 0 && ct.ids.is_empty() && ct.slide == 0);
             ct.first = first;
             ct.len = full;
             ct.named = true;
@@ -966,7 +966,7 @@ impl KvCache for PagedCache {
 
     fn release(&mut self, seq: SeqId) {
         if self.live(seq).is_none() {
-            debug_assert!(false, "releasing dead sequence {seq}");
+            invariant!(false, "releasing dead sequence {seq}");
             return;
         }
         for g in 0..self.ngroups {
@@ -1024,7 +1024,7 @@ impl KvCache for PagedCache {
         match self.live(seq) {
             Some(s) => self.layout.attended_bytes(s.tokens),
             None => {
-                debug_assert!(false, "attended bytes of dead sequence {seq}");
+                invariant!(false, "attended bytes of dead sequence {seq}");
                 0
             }
         }

@@ -77,7 +77,7 @@ impl Calendar {
     /// Schedules `value` at step `at`; `now` is the earliest step not yet
     /// taken (`at >= now`).
     fn push(&mut self, now: u64, at: u64, value: u64) {
-        debug_assert!(at >= now, "scheduled in the past");
+        invariant!(at >= now, "scheduled in the past");
         if at - now < Self::SPAN {
             self.ring[(at % Self::SPAN) as usize].push(value);
         } else {
@@ -323,7 +323,7 @@ impl<C: CostModel> Engine<'_, C> {
         let tail = self.fast.as_ref().expect("checked above").tail;
         let len = self.running.len();
         if let Some(s) = self.running.get_mut(tail) {
-            debug_assert!(tail + 1 == len && !s.decoding());
+            invariant!(tail + 1 == len && !s.decoding());
             if budget > 0 {
                 let chunk = (s.prefill_target - s.prefilled).min(budget);
                 s.scheduled = chunk;
@@ -351,7 +351,7 @@ impl<C: CostModel> Engine<'_, C> {
         };
         let mut batch = f.decoders;
         for s in self.running[f.tail..].iter().filter(|s| s.scheduled > 0) {
-            debug_assert!(!s.decoding());
+            invariant!(!s.decoding());
             batch += 1;
             work.prefill_tokens += s.scheduled;
             work.prefill_seqs += 1;
@@ -409,7 +409,7 @@ impl<C: CostModel> Engine<'_, C> {
                 .expect("finishers are running");
             self.materialize(i);
             let s = self.running[i];
-            debug_assert!(!s.dead && s.generated == s.output);
+            invariant!(!s.dead && s.generated == s.output);
             let f = self.fast.as_mut().expect("fast step");
             f.decoders -= 1;
             f.context_sum -= u64::from(s.context);
@@ -466,7 +466,7 @@ impl<C: CostModel> Engine<'_, C> {
         let live = self.running.len() - self.dead;
         // A pending prefill is the last sequence: admissions stop when the
         // budget runs out.
-        debug_assert!(!pending || self.running.last().is_some_and(|s| !s.decoding()));
+        invariant!(!pending || self.running.last().is_some_and(|s| !s.decoding()));
         self.fast.as_mut().expect("fast step").tail = self.running.len() - usize::from(pending);
         if live == 0 {
             self.record_levels();

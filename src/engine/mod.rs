@@ -493,7 +493,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let Some((time, event)) = self.events.pop() else {
                 break;
             };
-            debug_assert!(time >= self.now, "event scheduled in the past");
+            invariant!(time >= self.now, "event scheduled in the past");
             self.now = time;
             self.guard.tick(time)?;
             match event {
@@ -538,17 +538,15 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// every request has ended.
     fn finish_run(&mut self) {
         self.materialize_all();
-        debug_assert!(
-            self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty()
-        );
+        invariant!(self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty());
         // Every queued sample's content was taken when it left the queue.
-        debug_assert_eq!(self.contents.entries.len(), self.contents.free.len());
+        invariant_eq!(self.contents.entries.len(), self.contents.free.len());
         // Conservation: every issued request has one record and ended
         // (exactly once: `end_request` asserts that), and the stop rule was
         // kept.
-        debug_assert_eq!(self.records.len() as u64, self.issued);
-        debug_assert!(self.records.iter().all(|r| r.outcome.is_some()));
-        debug_assert!(match self.scenario.stop {
+        invariant_eq!(self.records.len() as u64, self.issued);
+        invariant!(self.records.iter().all(|r| r.outcome.is_some()));
+        invariant!(match self.scenario.stop {
             Stop::Requests(n) => self.issued <= n,
             Stop::Duration(_) | Stop::TraceEnd => true,
         });
@@ -771,7 +769,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         if outcome != Outcome::Ok && live.outcome == Outcome::Ok {
             live.outcome = outcome;
         }
-        debug_assert!(live.samples_left >= ended);
+        invariant!(live.samples_left >= ended);
         live.samples_left -= ended;
         if live.samples_left == 0 {
             let outcome = live.outcome;
@@ -783,7 +781,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// or its closed-loop user thinks and sends the next request.
     fn end_request(&mut self, id: u32, outcome: Outcome) {
         let r = &mut self.records[id as usize];
-        debug_assert!(r.outcome.is_none(), "request {id} ended twice");
+        invariant!(r.outcome.is_none(), "request {id} ended twice");
         r.outcome = Some(outcome);
         r.finished = Some(self.now);
         self.last_end = self.last_end.max(self.now);
@@ -1335,6 +1333,24 @@ mod tests {
             "{fast_steps} of {} steps on the fast path",
             engine.stats.steps
         );
+    }
+
+    /// The engine's own checks are on in the builds that check invariants (CI
+    /// runs this module with `--features invariants`): ending a request twice,
+    /// which would count it in two outcomes, stops the run.
+    #[test]
+    #[cfg(any(debug_assertions, feature = "invariants"))]
+    #[should_panic(expected = "request 0 ended twice")]
+    fn a_request_cannot_end_twice() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
+        let s = Scenario::load(&path, &["requests=20".to_string()]).expect("bench scenario");
+        let cache = s.cache.build(s.budget.kv_bytes, s.layout);
+        let d = &s.deployment;
+        let cost = crate::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
+        let mut engine = Engine::new(&s, cache, cost, s.traffic.instantiate(s.seed));
+        engine.run().expect("no limits");
+        engine.end_request(0, Outcome::Ok);
     }
 
     /// What a run keeps per request: its record (returned to the caller) and

@@ -146,7 +146,7 @@ fn select_percentiles<const N: usize>(values: &mut [f64], qs: [f64; N]) -> [Opti
         let lo = rank.floor() as usize;
         let hi = rank.ceil() as usize;
         let frac = rank - lo as f64;
-        debug_assert!(lo >= from, "percentiles in ascending order");
+        invariant!(lo >= from, "percentiles in ascending order");
         let (_, &mut at_lo, right) =
             values[from..].select_nth_unstable_by(lo - from, f64::total_cmp);
         let at_hi = if hi > lo {

@@ -334,7 +334,7 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
         scheduler.max_num_seqs,
     )?;
     let layout = kv_layout(&model, cache.kv_dtype, deployment.tp, cache.window);
-    debug_assert_eq!(layout.bytes_per_token(), budget.bytes_per_token);
+    invariant_eq!(layout.bytes_per_token(), budget.bytes_per_token);
     if cache.prefix_caching && layout.has_window() {
         return Err(SpecError::new(
             "cache.prefix_caching",

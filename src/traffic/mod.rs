@@ -854,9 +854,9 @@ impl Traffic {
             max_tokens,
             prefix,
         };
-        debug_assert!(lengths.prompt >= 1 && lengths.output >= 1);
-        debug_assert!(lengths.output <= lengths.max_tokens);
-        debug_assert!(prefix.is_none_or(|p| p.tokens >= 1 && p.tokens <= prompt));
+        invariant!(lengths.prompt >= 1 && lengths.output >= 1);
+        invariant!(lengths.output <= lengths.max_tokens);
+        invariant!(prefix.is_none_or(|p| p.tokens >= 1 && p.tokens <= prompt));
         lengths
     }
 }

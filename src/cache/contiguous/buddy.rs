@@ -38,7 +38,7 @@ pub(super) struct Buddy {
 
 /// The order of the smallest block that holds `len` granules (`len >= 1`).
 pub(super) fn order_for(len: u64) -> u32 {
-    debug_assert!(len > 0);
+    invariant!(len > 0);
     len.next_power_of_two().trailing_zeros()
 }
 
@@ -87,7 +87,7 @@ impl Buddy {
     /// Returns the block `[start, start + 2^order)` and merges it with its
     /// free buddies.
     pub(super) fn free(&mut self, mut start: u64, mut order: u32) {
-        debug_assert!(start.trailing_zeros() >= order, "misaligned block");
+        invariant!(start.trailing_zeros() >= order, "misaligned block");
         self.free_total += 1 << order;
         while (order as usize) < ORDERS - 1 {
             let buddy = start ^ (1 << order);

@@ -169,8 +169,8 @@ impl Holes {
 
     /// Adds the hole `(start, len)`; `start` must not already be a hole.
     pub(super) fn insert(&mut self, start: u64, len: u64) {
-        debug_assert!(len > 0, "empty hole at {start}");
-        debug_assert!(self.get(start).is_none(), "duplicate hole at {start}");
+        invariant!(len > 0, "empty hole at {start}");
+        invariant!(self.get(start).is_none(), "duplicate hole at {start}");
         let node = Node {
             start,
             len,
@@ -205,7 +205,7 @@ impl Holes {
         if m == NIL {
             return None;
         }
-        debug_assert!(self.nodes[m as usize].left == NIL && self.nodes[m as usize].right == NIL);
+        invariant!(self.nodes[m as usize].left == NIL && self.nodes[m as usize].right == NIL);
         self.spare.push(m);
         self.count -= 1;
         Some(self.nodes[m as usize].len)

@@ -244,7 +244,7 @@ fn empty_sequences_hold_no_slots() {
 }
 
 #[test]
-#[cfg(debug_assertions)]
+#[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "admitting live sequence")]
 fn admitting_a_live_id_is_a_bug() {
     let mut c = cache(10, None);
@@ -253,7 +253,7 @@ fn admitting_a_live_id_is_a_bug() {
 }
 
 #[test]
-#[cfg(debug_assertions)]
+#[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "releasing dead sequence")]
 fn releasing_a_dead_id_is_a_bug() {
     cache(10, None).release(7);

@@ -119,7 +119,7 @@ impl PrefixIndex {
     /// taken (the first block to compute a prefix keeps it; a concurrent
     /// duplicate stays private). Returns whether it was published.
     pub(super) fn publish(&mut self, ident: Ident, id: BlockId) -> bool {
-        debug_assert!(!self.is_published(id), "block {id} published twice");
+        invariant!(!self.is_published(id), "block {id} published twice");
         if self.map.contains_key(&ident) {
             return false;
         }
@@ -136,7 +136,7 @@ impl PrefixIndex {
 
     /// Appends an unreferenced published block as the most recently used.
     pub(super) fn push_lru(&mut self, id: BlockId) {
-        debug_assert!(self.is_published(id));
+        invariant!(self.is_published(id));
         let i = id as usize;
         self.prev[i] = self.tail;
         self.next[i] = NIL;
@@ -154,7 +154,7 @@ impl PrefixIndex {
         let i = id as usize;
         let (p, n) = (self.prev[i], self.next[i]);
         if p == NIL {
-            debug_assert_eq!(self.head, id, "block {id} is not cached");
+            invariant_eq!(self.head, id, "block {id} is not cached");
             self.head = n;
         } else {
             self.next[p as usize] = n;
