@@ -161,13 +161,44 @@ fn b200_calibration_rows(fit: Option<&Fitted>) -> Vec<CaseResult> {
 
 /// Cases that miss their target today, with the wider bound on `|error()|`
 /// the tests assert for them (relative fraction or absolute, as the case's
-/// tolerance): the misses are reported, and may not silently get worse.
-pub(super) const KNOWN_MISSES: [(&str, f64); 5] = [
-    ("paged-fig13a-vs-oracle", 0.50),
-    ("paged-fig13a-vs-max", 0.56),
-    ("nim-70b-c5-ttft", 0.45),
-    ("nim-70b-c25-ttft", 0.58),
-    ("nim-70b-c50-ttft", 0.66),
+/// tolerance; about five points beyond today's error): the misses are
+/// reported with their computed cause, and may not silently get worse.
+pub(super) const KNOWN_MISSES: [(&str, f64); 35] = [
+    ("paged-fig13a-vs-oracle", 0.46),
+    ("paged-fig13a-vs-max", 0.52),
+    ("oci-mi300x-405b-bs64", 0.4),
+    ("oci-mi300x-405b-bs128", 0.5),
+    ("oci-mi300x-405b-bs256", 0.55),
+    ("nim-70b-c5-ttft", 0.42),
+    ("nim-70b-c25-ttft", 0.55),
+    ("nim-70b-c50-ttft", 0.64),
+    ("trtllm-llama8b-h200-tp1-128-128", 0.36),
+    ("trtllm-llama8b-h200-tp1-128-2048", 0.39),
+    ("trtllm-llama8b-h200-tp1-500-2000", 0.41),
+    ("trtllm-llama8b-h200-tp1-1000-1000", 0.52),
+    ("trtllm-llama8b-h200-tp1-5000-500", 0.4),
+    ("trtllm-llama8b-h100-tp1-128-128", 0.34),
+    ("trtllm-llama8b-h100-tp1-5000-500", 0.56),
+    ("trtllm-llama70b-h200-tp1-128-2048", 0.31),
+    ("trtllm-llama405b-h200-tp8-128-2048", 0.45),
+    ("trtllm-llama405b-h200-tp8-128-4096", 0.55),
+    ("trtllm-llama405b-h200-tp8-500-2000", 0.4),
+    ("trtllm-llama405b-h200-tp8-1000-2000", 0.46),
+    ("trtllm-llama405b-h200-tp8-2048-2048", 0.37),
+    ("trtllm-llama405b-h200-tp8-20000-2000", 0.33),
+    ("trtllm-llama405b-h100-tp8-128-2048", 0.59),
+    ("trtllm-llama405b-h100-tp8-128-4096", 0.51),
+    ("trtllm-llama405b-h100-tp8-500-2000", 0.48),
+    ("trtllm-llama405b-h100-tp8-1000-1000", 0.39),
+    ("trtllm-llama405b-h100-tp8-1000-2000", 0.53),
+    ("trtllm-llama405b-h100-tp8-2048-2048", 0.4),
+    ("trtllm-llama405b-h100-tp8-20000-2000", 0.38),
+    ("trtllm-llama405b-b200-tp4-128-2048", 0.33),
+    ("trtllm-llama405b-b200-tp4-128-4096", 0.35),
+    ("trtllm-llama405b-b200-tp4-500-2000", 0.48),
+    ("trtllm-llama405b-b200-tp4-1000-2000", 0.47),
+    ("trtllm05-h200-llama13b-bs1024-128-128", 0.57),
+    ("trtllm05-h200-llama70b-bs512-128-128", 0.44),
 ];
 
 /// Runs `s` with `seed` on the roofline with its own efficiency factors.

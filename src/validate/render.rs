@@ -227,6 +227,8 @@ pub fn render_markdown(v: &Validation) -> String {
     }
     s.push('\n');
 
+    misses_by_series(&mut s, results);
+
     s.push_str(
         "## 1. Arithmetic checks (not scored)\n\nIdentities and exact formulas, each also a unit \
          test. Target: exact, or the published figure's own rounding.\n\n",
@@ -317,8 +319,81 @@ pub fn render_markdown(v: &Validation) -> String {
         table(&mut s, rows.into_iter(), false);
     }
 
+    s.push_str(LOOKED_FOR);
     s.push_str(UNMODELLED);
     s
+}
+
+/// Where the held-out misses are: per series (a throughput table's column,
+/// or a source's curve), how many of its rows miss and the range of their
+/// errors. Each row's note carries its own computed account.
+fn misses_by_series(s: &mut String, results: &[CaseResult]) {
+    let series = |r: &CaseResult| -> String {
+        match r.configuration.split_once(':') {
+            Some((table, _)) if r.group == super::throughput::THROUGHPUT => table.to_string(),
+            _ => format!("{} ({})", r.origin, r.group),
+        }
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for r in results
+        .iter()
+        .filter(|r| r.role == Role::HeldOut && !r.within())
+    {
+        let k = series(r);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    if keys.is_empty() {
+        return;
+    }
+    s.push_str(
+        "### Where the held-out misses are\n\n| series | rows | misses | their errors |\n\
+         |---|---:|---:|---|\n",
+    );
+    for k in keys {
+        let rows: Vec<&CaseResult> = results
+            .iter()
+            .filter(|r| r.role == Role::HeldOut && series(r) == k)
+            .collect();
+        let errors: Vec<f64> = rows
+            .iter()
+            .filter(|r| !r.within())
+            .map(|r| r.error())
+            .collect();
+        let (lo, hi) = errors
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &e| {
+                (a.min(e), b.max(e))
+            });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:+.1} % to {:+.1} % |",
+            cell(&k),
+            rows.len(),
+            errors.len(),
+            lo * 100.0,
+            hi * 100.0
+        );
+    }
+    let throughput: Vec<&CaseResult> = results
+        .iter()
+        .filter(|r| {
+            r.role == Role::HeldOut && !r.within() && r.group == super::throughput::THROUGHPUT
+        })
+        .collect();
+    let optimistic = throughput.iter().filter(|r| r.error() > 0.0).count();
+    let _ = writeln!(
+        s,
+        "\n{optimistic} of the {} throughput misses are optimistic (kvsim serves more than the \
+         engine did). kvsim's roofline charges a large batch for its FLOPs and bytes only; \
+         candidates for the rest, none measured here, are per-sequence scheduling and sampling \
+         work on the host, attention kernels reading paged fp8 KV below the weights' bandwidth, \
+         and all-reduces short of the link's bandwidth at eight GPUs. Each row's note gives \
+         kvsim's mean step against the step the published throughput implies, and what bounds \
+         kvsim's step. None of these rows was used to fit anything, and none is tuned away.\n",
+        throughput.len()
+    );
 }
 
 /// The target sentence of `group`.
@@ -410,6 +485,29 @@ fn group_thousands(n: i128) -> String {
     }
     if n < 0 { format!("-{out}") } else { out }
 }
+
+const LOOKED_FOR: &str = "## Sources looked for and not used\n\n\
+Besides the sources above, these were read and left out, each for the reason given:\n\n\
+- **AMD's \"Performance results\" page** (amd.com, ROCm hub, vLLM on 8 x MI300X, dated \
+versions from rocm6.4.1_vllm_0.9.0.1 to rocm7.0.0_vllm_0.11.1): the throughput table does \
+not say whether \"Throughput (tokens/s)\" counts prompt tokens, which changes the figure 2x \
+at 2048/2048; the latency table was not found whole.\n\
+- **MLPerf Inference Llama 2 70B** (v4.0 to v5.0): systems' tokens/s over the OpenOrca \
+sample set, whose length distribution and whose submitters' engine settings (batch sizes, \
+schedulers) the result tables do not give.\n\
+- **vLLM's v0.6.0 blog**: gains stated as ratios to older vLLM releases and in charts, no \
+table of absolute figures.\n\
+- **SGLang's v0.2 benchmark** (sgl-project/sglang, benchmark/blog_v0_2): the commands only; \
+the results are in the blog's charts, over random-length datasets.\n\
+- **LambdaLabsML/vllm-benchmark**: ShareGPT prompts on vLLM v0.5.4, an engine whose \
+per-step host cost (before v0.6.0 overlapped it) the fitted factors do not describe.\n\
+- **Sarathi-Serve (OSDI 2024) and DistServe (OSDI 2024)**: latency results in figures, \
+not tables of configurations kvsim can reproduce exactly; not pursued this round.\n\
+- **TensorRT-LLM v0.5's H200 launch blog, its Llama-70B 128/2048 row**: the stored file \
+says TP 2 and 1,654 tok/s per GPU, an earlier copy of the same blog TP 4 and 6,616 tok/s in \
+all; the configuration is not known.\n\
+- **rkooo567/llm_benchmark** (vLLM and Triton on 8 x A100-40GB, 2023): engine versions \
+and settings not given.\n\n";
 
 const UNMODELLED: &str = "## What kvsim does not model, and what it likely costs\n\n\
 kvsim prices an engine step with a roofline (`step overhead + layers x layer overhead + \
