@@ -624,7 +624,7 @@ fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
     let reference = catalog::gpu(ENGINE_REFERENCE_GPU).expect("catalog gpu");
     let engine_rows = || {
         catalog::engines().into_iter().map(|e| {
-            let d = catalog::engine_defaults(e.name, reference.vram_bytes, 1);
+            let d = catalog::engine_defaults(e.name, &reference, 1);
             (e, d)
         })
     };

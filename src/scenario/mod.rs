@@ -270,7 +270,7 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let gpu = resolve_gpu(&spec.hardware.gpu).map_err(|e| e.under("hardware"))?;
     let engine = match spec.engine.preset {
-        Some(name) => catalog::engine_defaults(name, gpu.vram_bytes, spec.hardware.tp.unwrap_or(1)),
+        Some(name) => catalog::engine_defaults(name, &gpu, spec.hardware.tp.unwrap_or(1)),
         None => catalog::EngineDefaults::KVSIM,
     };
     let deployment = resolve_hardware(

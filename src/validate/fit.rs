@@ -214,10 +214,35 @@ pub(super) fn fit(
 }
 
 /// Nelder-Mead simplex minimization (Nelder and Mead 1965, with the standard
-/// coefficients) over the coordinates marked free; a fixed budget of
-/// iterations keeps it deterministic and bounded.
+/// coefficients) over the coordinates marked free, restarted from its result
+/// with fresh steps until a restart no longer improves (a simplex can
+/// collapse short of the minimum; restarting is the usual remedy). Bounded
+/// iterations and restarts keep it deterministic and finite.
 fn nelder_mead(
     f: impl Fn([f64; N]) -> f64,
+    start: [f64; N],
+    step: [f64; N],
+    free: [bool; N],
+) -> [f64; N] {
+    let mut x = start;
+    let mut fx = f(x);
+    for _ in 0..4 {
+        let next = simplex_search(&f, x, step, free);
+        let fnext = f(next);
+        let improved = fnext < fx - 1e-12 * (1.0 + fx.abs());
+        if fnext <= fx {
+            (x, fx) = (next, fnext);
+        }
+        if !improved {
+            break;
+        }
+    }
+    x
+}
+
+/// One Nelder-Mead run from `start`.
+fn simplex_search(
+    f: &impl Fn([f64; N]) -> f64,
     start: [f64; N],
     step: [f64; N],
     free: [bool; N],

@@ -608,14 +608,16 @@ fn leak(s: String) -> &'static str {
 mod tests {
     use super::*;
 
-    /// `finetune_setting`'s rounding, by hand: 8B fp8 on one H200 at
-    /// 1000/1000 fits far more than 4096 requests, so the batch caps at 4096
-    /// and the tokens at 8192; 70B at 20000/2000 fits a few dozen.
+    /// `finetune_setting`'s rounding, by hand: 8B fp8 on one H200 has
+    /// (139.8 - 7.5) x 0.95 = 125.7 GiB for KV at 64 KiB per token, 1,030
+    /// requests of 2,000 tokens: the batch rounds up to 1,280 (multiples of
+    /// 256) and the tokens, 2,060, to 2,304 (multiples of 256 below 4,096);
+    /// 70B at 20000/2000 fits a few dozen requests, so the floors apply.
     #[test]
     fn bench_settings_follow_trtllm_bench() {
         let h200 = catalog::gpu("h200").unwrap().vram_bytes;
         let m8 = catalog::model("llama-3.1-8b").unwrap();
-        assert_eq!(bench_settings(&m8, 1.0, h200, 1, 1000, 1000), (4096, 8192));
+        assert_eq!(bench_settings(&m8, 1.0, h200, 1, 1000, 1000), (1280, 2304));
         let m70 = catalog::model("llama-3.1-70b").unwrap();
         let (bs, tokens) = bench_settings(&m70, 1.0, h200, 1, 20000, 2000);
         assert_eq!(bs, 64);
