@@ -36,7 +36,7 @@
 //! gaps and tails, even under CUDA graphs), `step_overhead_s` the fixed cost
 //! per step (the host's scheduling and sampling where it is not overlapped).
 //!
-//! **Four of them are fitted, jointly, to the calibration rows of
+//! **Six of them are fitted to the calibration rows of
 //! VALIDATION.md** by `kvsim validate` (`src/validate/fit.rs`: least squares
 //! on relative errors, each row simulated exactly as a user's scenario would
 //! be). A test fails if the values here drift from that fit by more than
@@ -49,7 +49,7 @@
 //!   vllm/performance-benchmark build 9515, Llama-3.1-8B TP1 and 70B TP4,
 //!   batch 8) and NVIDIA NIM's 1-user ITL for Llama-3.3-70B fp8 on 2 x H100:
 //!   3 rows.
-//! - `layer_overhead_s` = **43 us** (every GPU) and `step_overhead_s` =
+//! - `layer_overhead_s` = **42 us** (every GPU) and `step_overhead_s` =
 //!   **0** (every GPU): all 10 rows. The 7B (32 layers) and 70B (80 layers)
 //!   gpt-fast rows are what separate the two: at batch 1 the 70B rows were
 //!   3.2-3.5 ms slower than their bytes at every TP, a cost that scales with
@@ -57,13 +57,18 @@
 //!   layers and none on the step: an engine that overlaps its host work
 //!   (CUDA graphs, vLLM V1's and TensorRT-LLM's asynchronous schedulers) pays
 //!   no per-step cost the GPU waits for.
+//! - `BLACKWELL.mbu` = **0.45** and `BLACKWELL.mfu` = **0.34** (B200), in a
+//!   second stage with the above held: TensorRT-LLM v1.0's published offline
+//!   throughput of Llama 3.3 70B in NVFP4 on one B200 at ten ISL/OSL pairs
+//!   (docs/source/performance/perf-overview.md): 10 rows. The same table's
+//!   Llama 3.1 405B column on four B200s is held out.
 //!
 //! The leave-one-source-out table in VALIDATION.md shows what each source
 //! alone does to the fit. Cross-check on a row that is not in the fit: J.
 //! Musgrave's vLLM sweep on A100-40GB (johnmusgrave.com, "vLLM
 //! throughput-latency sweep on NVIDIA A100", Llama-3.1-8B bf16, 1024-token
 //! prompts, concurrency 1) measured about 75 tok/s (13.3 ms); the fitted
-//! factors give 16.06 GB / (1.555 TB/s * 0.81) + 32 * 43 us = 14.1 ms (+6 %).
+//! factors give 16.06 GB / (1.555 TB/s * 0.81) + 32 * 42 us = 14.1 ms (+6 %).
 //!
 //! Earlier (unfitted) values, for the record: mbu 0.83 on A100 from the
 //! gpt-fast README's own remark "empirically, peak bandwidth is about 1700
@@ -111,7 +116,7 @@ const fn mib(mib: u64) -> u64 {
 }
 
 /// The fitted fixed costs shared by every GPU (module docs).
-const LAYER_OVERHEAD_S: f64 = 43e-6;
+const LAYER_OVERHEAD_S: f64 = 42e-6;
 const STEP_OVERHEAD_S: f64 = 0.0;
 
 /// A100 (40 GB and 80 GB SXM4): mbu fitted to gpt-fast's rows, mfu from
