@@ -44,27 +44,8 @@
 //! ```
 #![warn(missing_docs)]
 
-/// Asserts an invariant of the simulator's state (conservation, the KV
-/// budget, allocator consistency, monotone time) in debug builds and in
-/// builds with the `invariants` feature, which CI's second test pass turns
-/// on; compiled out of ordinary release builds, where the hot loop cannot
-/// afford it. A violated invariant is a bug in kvsim, never bad input.
-macro_rules! invariant {
-    ($($arg:tt)*) => {
-        if cfg!(any(debug_assertions, feature = "invariants")) {
-            assert!($($arg)*);
-        }
-    };
-}
-
-/// [`invariant!`] for equality.
-macro_rules! invariant_eq {
-    ($($arg:tt)*) => {
-        if cfg!(any(debug_assertions, feature = "invariants")) {
-            assert_eq!($($arg)*);
-        }
-    };
-}
+#[macro_use]
+mod invariants;
 
 pub mod cache;
 pub mod calibrate;

@@ -456,7 +456,7 @@ impl ContiguousCache {
 impl KvCache for ContiguousCache {
     fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
         if self.live(seq.id).is_some() {
-            invariant!(false, "admitting live sequence {}", seq.id);
+            invariant_violated!("admitting live sequence {}", seq.id);
             return Err(NoRoom);
         }
         let cap = seq.tokens.max(seq.reserve);
@@ -479,7 +479,7 @@ impl KvCache for ContiguousCache {
 
     fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom> {
         let Some(&r) = self.live(seq) else {
-            invariant!(false, "growing dead sequence {seq}");
+            invariant_violated!("growing dead sequence {seq}");
             return Err(NoRoom);
         };
         let tokens = r.tokens.checked_add(n).ok_or(NoRoom)?;
@@ -499,11 +499,11 @@ impl KvCache for ContiguousCache {
 
     fn fork(&mut self, parent: SeqId, child: SeqId) -> Result<(), NoRoom> {
         let Some(&r) = self.live(parent) else {
-            invariant!(false, "forking dead sequence {parent}");
+            invariant_violated!("forking dead sequence {parent}");
             return Err(NoRoom);
         };
         if self.live(child).is_some() {
-            invariant!(false, "forking into live sequence {child}");
+            invariant_violated!("forking into live sequence {child}");
             return Err(NoRoom);
         }
         // No sharing: the child copies the parent's whole region.
@@ -516,7 +516,7 @@ impl KvCache for ContiguousCache {
 
     fn release(&mut self, seq: SeqId) {
         let Some(r) = self.seqs.get_mut(seq as usize).and_then(Option::take) else {
-            invariant!(false, "releasing dead sequence {seq}");
+            invariant_violated!("releasing dead sequence {seq}");
             return;
         };
         if r.len > 0 {
@@ -539,7 +539,7 @@ impl KvCache for ContiguousCache {
         match self.live(seq) {
             Some(r) => self.layout.attended_bytes(r.tokens),
             None => {
-                invariant!(false, "attended bytes of dead sequence {seq}");
+                invariant_violated!("attended bytes of dead sequence {seq}");
                 0
             }
         }

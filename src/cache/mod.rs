@@ -95,7 +95,10 @@ impl MemoryUsage {
     /// Counters for a cache of `budget` bytes with `allocated` held by
     /// sequences, `stored` of which hold tokens; `free` is the rest.
     pub fn new(budget: u64, allocated: u64, stored: u64) -> Self {
-        invariant!(stored <= allocated && allocated <= budget);
+        invariant!(
+            stored <= allocated && allocated <= budget,
+            "KV usage out of bounds: {stored} stored, {allocated} allocated, budget {budget}"
+        );
         MemoryUsage {
             budget,
             allocated,
@@ -485,5 +488,12 @@ mod tests {
             );
         }
         assert_eq!(Pow2Output.name(), "pow2-output");
+    }
+
+    #[test]
+    #[cfg(any(debug_assertions, feature = "invariants"))]
+    #[should_panic(expected = "KV usage out of bounds")]
+    fn usage_beyond_the_budget_is_a_bug() {
+        let _ = MemoryUsage::new(100, 101, 50);
     }
 }

@@ -758,7 +758,7 @@ pub fn peak_blocks(bs: u64, window: Option<u32>, from: u32, to: u32) -> u64 {
 impl KvCache for PagedCache {
     fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
         if self.live(seq.id).is_some() {
-            invariant!(false, "admitting live sequence {}", seq.id);
+            invariant_violated!("admitting live sequence {}", seq.id);
             return Err(NoRoom);
         }
         let bs = self.bs;
@@ -843,7 +843,7 @@ impl KvCache for PagedCache {
 
     fn grow(&mut self, seq: SeqId, n: u32) -> Result<(), NoRoom> {
         let Some(s) = self.live(seq) else {
-            invariant!(false, "growing dead sequence {seq}");
+            invariant_violated!("growing dead sequence {seq}");
             return Err(NoRoom);
         };
         let t0 = s.tokens;
@@ -898,11 +898,11 @@ impl KvCache for PagedCache {
 
     fn fork(&mut self, parent: SeqId, child: SeqId) -> Result<(), NoRoom> {
         let Some(s) = self.live(parent) else {
-            invariant!(false, "forking dead sequence {parent}");
+            invariant_violated!("forking dead sequence {parent}");
             return Err(NoRoom);
         };
         if self.live(child).is_some() || parent == child {
-            invariant!(false, "forking into live sequence {child}");
+            invariant_violated!("forking into live sequence {child}");
             return Err(NoRoom);
         }
         let tokens = s.tokens;
@@ -966,7 +966,7 @@ impl KvCache for PagedCache {
 
     fn release(&mut self, seq: SeqId) {
         if self.live(seq).is_none() {
-            invariant!(false, "releasing dead sequence {seq}");
+            invariant_violated!("releasing dead sequence {seq}");
             return;
         }
         for g in 0..self.ngroups {
@@ -1024,7 +1024,7 @@ impl KvCache for PagedCache {
         match self.live(seq) {
             Some(s) => self.layout.attended_bytes(s.tokens),
             None => {
-                invariant!(false, "attended bytes of dead sequence {seq}");
+                invariant_violated!("attended bytes of dead sequence {seq}");
                 0
             }
         }

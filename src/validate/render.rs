@@ -491,10 +491,15 @@ Besides the sources above, these were read and left out, each for the reason giv
 - **AMD's \"Performance results\" page** (amd.com, ROCm hub, vLLM on 8 x MI300X, dated \
 versions from rocm6.4.1_vllm_0.9.0.1 to rocm7.0.0_vllm_0.11.1): the throughput table does \
 not say whether \"Throughput (tokens/s)\" counts prompt tokens, which changes the figure 2x \
-at 2048/2048; the latency table was not found whole.\n\
-- **MLPerf Inference Llama 2 70B** (v4.0 to v5.0): systems' tokens/s over the OpenOrca \
-sample set, whose length distribution and whose submitters' engine settings (batch sizes, \
-schedulers) the result tables do not give.\n\
+at 2048/2048, and the same configuration moves by up to 15 % between docker releases; the \
+latency table was found only for batch 1 to 4.\n\
+- **LMDeploy's ShareGPT request-throughput table** (same file as the rows above): needs \
+ShareGPT's length distribution.\n\
+- **MLPerf Inference Llama 2 70B** (v4.1, mlcommons/inference_results_v4.1): systems' \
+tokens/s over the OpenOrca sample set; the results publish the mean output length (about 291 \
+tokens) but not the input length distribution, which is in the gated dataset file, and an \
+8-GPU system is several independent engines (8 x TP1 on H200, 4 x TP2 on H100) whose share of \
+the load is not published.\n\
 - **vLLM's v0.6.0 blog**: gains stated as ratios to older vLLM releases and in charts, no \
 table of absolute figures.\n\
 - **SGLang's v0.2 benchmark** (sgl-project/sglang, benchmark/blog_v0_2): the commands only; \

@@ -256,9 +256,15 @@ output = { kind = "fixed", value = 10 }
     assert!(err.contains("builds its own GPU"), "{err}");
 }
 
-#[test]
-fn headline_counts_held_out_rows_only() {
-    let case = |id, role, published, kvsim, tolerance| CaseResult {
+/// A row with only the fields the error and headline arithmetic reads.
+fn row(
+    id: &'static str,
+    role: Role,
+    published: f64,
+    kvsim: f64,
+    tolerance: Tolerance,
+) -> CaseResult {
+    CaseResult {
         id,
         group: "g",
         source: "s",
@@ -271,7 +277,12 @@ fn headline_counts_held_out_rows_only() {
         kvsim,
         tolerance,
         note: String::new(),
-    };
+    }
+}
+
+#[test]
+fn headline_counts_held_out_rows_only() {
+    let case = row;
     let rows = [
         case("a", Role::HeldOut, 10.0, 11.0, Tolerance::Relative(0.2)),
         case("b", Role::HeldOut, 10.0, 13.0, Tolerance::Relative(0.2)),
@@ -295,20 +306,7 @@ fn headline_counts_held_out_rows_only() {
 
 #[test]
 fn errors_and_targets() {
-    let case = |published, kvsim, tolerance| CaseResult {
-        id: "t",
-        group: "g",
-        source: "s",
-        origin: "o",
-        role: Role::HeldOut,
-        configuration: String::new(),
-        metric: "m",
-        unit: "u",
-        published,
-        kvsim,
-        tolerance,
-        note: String::new(),
-    };
+    let case = |published, kvsim, tolerance| row("t", Role::HeldOut, published, kvsim, tolerance);
     assert!(case(10.0, 11.0, Tolerance::Relative(0.1)).within());
     assert!(!case(10.0, 11.5, Tolerance::Relative(0.1)).within());
     assert!((case(10.0, 9.0, Tolerance::Relative(0.1)).error() + 0.1).abs() < 1e-12);

@@ -323,45 +323,21 @@ pub(super) fn rows(
             };
             let (max_bs, max_tokens) =
                 bench_settings(&model, per_param, gpu.vram_bytes, c.tp, isl, osl);
-            let toml = format!(
-                r#"
-name = "trtllm-bench"
-seed = 1
-requests = {requests}
-
-[model]
-preset = "{model}"
-weight_dtype = "{weights}"
-compute_dtype = "{compute}"
-
-[hardware]
-gpu = "{gpu}"
-tp = {tp}
-
-[engine]
-preset = "trtllm"
-memory_fraction = {KV_FRACTION}
-
-[traffic]
-arrival = {{ kind = "closed", users = {requests} }}
-prompt = {{ kind = "fixed", value = {isl} }}
-output = {{ kind = "fixed", value = {osl} }}
-max_tokens = {{ kind = "fixed", value = {osl} }}
-
-[cache]
-policy = "paged"
-kv_dtype = "fp8"
-prefix_caching = false
-
-[scheduler]
-max_num_seqs = {max_bs}
-max_batched_tokens = {max_tokens}
-chunked_prefill = true
-"#,
-                model = c.model,
-                gpu = c.gpu,
-                tp = c.tp,
-            );
+            let toml = offline_toml(&Offline {
+                name: "trtllm-bench",
+                model: c.model,
+                weights,
+                compute,
+                gpu: c.gpu,
+                tp: c.tp,
+                memory_fraction: Some(KV_FRACTION),
+                requests,
+                isl,
+                osl,
+                max_num_seqs: max_bs,
+                max_batched_tokens: max_tokens,
+                chunked: true,
+            });
             cases.push((
                 toml,
                 isl,
@@ -539,42 +515,21 @@ pub(super) fn launch_rows(sim: &(dyn Fn(&str) -> (Scenario, Summary) + Sync)) ->
     LAUNCH
         .par_iter()
         .map(|&(id, model, batch, tp, isl, osl, published)| {
-            let toml = format!(
-                r#"
-name = "trtllm-0.5-static-batch"
-seed = 1
-requests = {batch}
-
-[model]
-preset = "{model}"
-weight_dtype = "fp8"
-compute_dtype = "fp8"
-
-[hardware]
-gpu = "h200"
-tp = {tp}
-
-[engine]
-preset = "trtllm"
-
-[traffic]
-arrival = {{ kind = "closed", users = {batch} }}
-prompt = {{ kind = "fixed", value = {isl} }}
-output = {{ kind = "fixed", value = {osl} }}
-max_tokens = {{ kind = "fixed", value = {osl} }}
-
-[cache]
-policy = "paged"
-kv_dtype = "fp8"
-prefix_caching = false
-
-[scheduler]
-max_num_seqs = {batch}
-max_batched_tokens = {tokens}
-chunked_prefill = false
-"#,
-                tokens = batch * isl,
-            );
+            let toml = offline_toml(&Offline {
+                name: "trtllm-0.5-static-batch",
+                model,
+                weights: "fp8",
+                compute: "fp8",
+                gpu: "h200",
+                tp,
+                memory_fraction: None,
+                requests: batch,
+                isl,
+                osl,
+                max_num_seqs: batch,
+                max_batched_tokens: batch * isl,
+                chunked: false,
+            });
             let (s, m) = sim(&toml);
             CaseResult {
                 id,
@@ -596,6 +551,254 @@ chunked_prefill = false
             }
         })
         .collect()
+}
+
+const LMDEPLOY_SOURCE: &str = "InternLM/lmdeploy docs/en/benchmark/a100_fp16.md (commit 3e391df4), \
+    \"Benchmark on A100 (FP16)\": lmdeploy v0.1.0a1 TurboMind, (x8) A100-80G, profile_generation \
+    (concurrency threads, 10 rounds; TokenThroughput = generated tokens / total time, prefill \
+    included)";
+
+/// A row of LMDeploy's table: id, model, tp, concurrency, ISL, OSL,
+/// max_batch_size of its benchmark script, output tokens/s.
+type LmdeployRow = (&'static str, &'static str, u32, u32, u32, u32, u32, f64);
+
+/// LMDeploy's table.
+const LMDEPLOY: [LmdeployRow; 10] = [
+    (
+        "lmdeploy-a100-llama7b-c1-128-2048",
+        "llama-2-7b",
+        1,
+        1,
+        128,
+        2048,
+        128,
+        98.92,
+    ),
+    (
+        "lmdeploy-a100-llama7b-c64-128-128",
+        "llama-2-7b",
+        1,
+        64,
+        128,
+        128,
+        128,
+        3024.07,
+    ),
+    (
+        "lmdeploy-a100-llama7b-c64-128-2048",
+        "llama-2-7b",
+        1,
+        64,
+        128,
+        2048,
+        128,
+        1852.06,
+    ),
+    (
+        "lmdeploy-a100-llama7b-c64-2048-2048",
+        "llama-2-7b",
+        1,
+        64,
+        2048,
+        2048,
+        128,
+        755.65,
+    ),
+    (
+        "lmdeploy-a100-llama13b-c32-128-128",
+        "llama-2-13b",
+        1,
+        32,
+        128,
+        128,
+        128,
+        1301.27,
+    ),
+    (
+        "lmdeploy-a100-llama13b-c64-128-2048",
+        "llama-2-13b",
+        1,
+        64,
+        128,
+        2048,
+        128,
+        998.86,
+    ),
+    (
+        "lmdeploy-a100-llama70b-tp4-c1-128-2048",
+        "llama-2-70b",
+        4,
+        1,
+        128,
+        2048,
+        256,
+        32.38,
+    ),
+    (
+        "lmdeploy-a100-llama70b-tp4-c64-128-2048",
+        "llama-2-70b",
+        4,
+        64,
+        128,
+        2048,
+        256,
+        1391.8,
+    ),
+    (
+        "lmdeploy-a100-llama70b-tp4-c64-2048-128",
+        "llama-2-70b",
+        4,
+        64,
+        2048,
+        128,
+        256,
+        270.47,
+    ),
+    (
+        "lmdeploy-a100-llama70b-tp4-c16-2048-2048",
+        "llama-2-70b",
+        4,
+        16,
+        2048,
+        2048,
+        256,
+        399.42,
+    ),
+];
+
+/// LMDeploy's closed-loop rows: `concurrency` threads each sending its next
+/// request when the last returns, ten rounds, fp16 weights and KV on
+/// A100-80GB, kvsim's default engine settings (LMDeploy has no preset; its
+/// KV pool filled the GPU, about 74-78 GB in use at every batch) with the
+/// benchmark script's `max_batch_size`.
+pub(super) fn lmdeploy_rows(sim: &(dyn Fn(&str) -> (Scenario, Summary) + Sync)) -> Vec<CaseResult> {
+    LMDEPLOY
+        .par_iter()
+        .map(|&(id, model, tp, users, isl, osl, max_bs, published)| {
+            let requests = 10 * users;
+            let toml = format!(
+                r#"
+name = "lmdeploy-profile-generation"
+seed = 1
+requests = {requests}
+
+[model]
+preset = "{model}"
+weight_dtype = "fp16"
+
+[hardware]
+gpu = "a100-80gb"
+tp = {tp}
+
+[traffic]
+arrival = {{ kind = "closed", users = {users} }}
+prompt = {{ kind = "fixed", value = {isl} }}
+output = {{ kind = "fixed", value = {osl} }}
+max_tokens = {{ kind = "fixed", value = {osl} }}
+
+[cache]
+policy = "paged"
+kv_dtype = "fp16"
+
+[scheduler]
+max_num_seqs = {max_bs}
+"#
+            );
+            let (s, m) = sim(&toml);
+            CaseResult {
+                id,
+                group: THROUGHPUT,
+                source: LMDEPLOY_SOURCE,
+                origin: "lmdeploy-a100",
+                role: Role::HeldOut,
+                configuration: format!(
+                    "{model} fp16 weights and KV on {tp} x a100-80gb, kvsim's default engine \
+                     settings with max_num_seqs {max_bs}, {users} closed-loop users, {isl} / {osl} \
+                     tokens, 10 rounds ({requests} requests)"
+                ),
+                metric: "output throughput",
+                unit: "tok/s",
+                published,
+                kvsim: m.throughput_tok_s,
+                tolerance: Tolerance::Relative(0.25),
+                note: step_note(&s, &m, isl, osl, published),
+            }
+        })
+        .collect()
+}
+
+/// An offline benchmark as a scenario: `requests` requests of `isl` /
+/// `osl` tokens queued at once on the `trtllm` preset, fp8 KV, no prefix
+/// sharing (the prompts are random tokens), the benchmark's batch limits.
+struct Offline<'a> {
+    name: &'a str,
+    model: &'a str,
+    weights: &'a str,
+    compute: &'a str,
+    gpu: &'a str,
+    tp: u32,
+    memory_fraction: Option<f64>,
+    requests: u32,
+    isl: u32,
+    osl: u32,
+    max_num_seqs: u32,
+    max_batched_tokens: u32,
+    chunked: bool,
+}
+
+/// The scenario file of `o`.
+fn offline_toml(o: &Offline) -> String {
+    let fraction = o
+        .memory_fraction
+        .map(|f| format!("memory_fraction = {f}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+name = "{name}"
+seed = 1
+requests = {requests}
+
+[model]
+preset = "{model}"
+weight_dtype = "{weights}"
+compute_dtype = "{compute}"
+
+[hardware]
+gpu = "{gpu}"
+tp = {tp}
+
+[engine]
+preset = "trtllm"
+{fraction}
+[traffic]
+arrival = {{ kind = "closed", users = {requests} }}
+prompt = {{ kind = "fixed", value = {isl} }}
+output = {{ kind = "fixed", value = {osl} }}
+max_tokens = {{ kind = "fixed", value = {osl} }}
+
+[cache]
+policy = "paged"
+kv_dtype = "fp8"
+prefix_caching = false
+
+[scheduler]
+max_num_seqs = {max_num_seqs}
+max_batched_tokens = {max_batched_tokens}
+chunked_prefill = {chunked}
+"#,
+        name = o.name,
+        requests = o.requests,
+        model = o.model,
+        weights = o.weights,
+        compute = o.compute,
+        gpu = o.gpu,
+        tp = o.tp,
+        isl = o.isl,
+        osl = o.osl,
+        max_num_seqs = o.max_num_seqs,
+        max_batched_tokens = o.max_batched_tokens,
+        chunked = o.chunked,
+    )
 }
 
 /// A row id built at run time, kept for the life of the process (the ids
