@@ -240,6 +240,18 @@ fn catalog_lists_every_required_entry() {
     ] {
         assert!(gpus.contains(&g.to_string()), "{g} missing");
     }
+    assert_eq!(names("engines"), ["vllm", "sglang", "trtllm", "vllm-0.1"]);
+    let trtllm = &v["engines"][2];
+    assert_eq!(trtllm["memory_rule"], "free-fraction");
+    assert_eq!(trtllm["admission"], "reserve");
+    assert_eq!(trtllm["block_size"], 32);
+    let h100 = v["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "h100-sxm")
+        .unwrap();
+    assert_eq!(h100["peak_flops_fp8"], 1978.9e12);
 }
 
 #[test]
