@@ -146,6 +146,21 @@ pub fn render_markdown(v: &Validation) -> String {
              {median:.1} / {max:.1} points |"
         );
     }
+    // The project's accuracy targets for the held-out rows.
+    let miss_share = 1.0 - h.within as f64 / h.rows.max(1) as f64;
+    let median = h.relative.map_or(f64::NAN, |(m, _)| m);
+    let _ = writeln!(
+        s,
+        "| targets: median \\|error\\| <= 10 %, misses <= 15 % of rows | {} (median {:.1} %, \
+         misses {:.0} %) |",
+        if median <= 0.10 && miss_share <= 0.15 {
+            "met"
+        } else {
+            "**not met**"
+        },
+        median * 100.0,
+        miss_share * 100.0
+    );
     let _ = writeln!(
         s,
         "| misses | {} |\n",
