@@ -172,7 +172,7 @@ impl MemoryRule {
     }
 
     /// The engine setting the fraction stands for, for messages.
-    fn engine_key(self) -> &'static str {
+    pub fn engine_key(self) -> &'static str {
         match self {
             MemoryRule::TotalFraction(_) => "gpu_memory_utilization",
             MemoryRule::FreeFraction(_) => "free_gpu_memory_fraction",

@@ -457,6 +457,25 @@ fn fraction(key: &str, v: f64) -> Result<f64, SpecError> {
 }
 
 /// `v` if it is a finite number `>= 0`.
+/// The most a layer's fixed cost per step may be: 10 ms, 250 times the
+/// fitted 42 us (kernel launch gaps are microseconds; more is a unit slip).
+const MAX_LAYER_OVERHEAD_S: f64 = 0.01;
+
+/// A per-layer fixed cost: non-negative and at most [`MAX_LAYER_OVERHEAD_S`].
+fn layer_overhead(key: &str, v: f64) -> Result<f64, SpecError> {
+    let v = non_negative(key, v)?;
+    if v > MAX_LAYER_OVERHEAD_S {
+        return Err(SpecError::new(
+            key,
+            format!(
+                "{v} s per layer is implausibly large (at most {MAX_LAYER_OVERHEAD_S} s; the \
+                 catalog's is 4.2e-5): was it given in microseconds?"
+            ),
+        ));
+    }
+    Ok(v)
+}
+
 fn non_negative(key: &str, v: f64) -> Result<f64, SpecError> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
@@ -673,7 +692,7 @@ fn resolve_gpu(spec: &spec::GpuSpec) -> Result<Gpu, SpecError> {
                 "gpu.efficiency.step_overhead_s",
                 g.efficiency.step_overhead_s,
             )?;
-            non_negative(
+            layer_overhead(
                 "gpu.efficiency.layer_overhead_s",
                 g.efficiency.layer_overhead_s,
             )?;
@@ -704,19 +723,12 @@ fn resolve_memory_rule(
     spec: &spec::EngineSpec,
     engine: &catalog::EngineDefaults,
 ) -> Result<MemoryRule, SpecError> {
-    use spec::MemoryRuleName as N;
     let default = engine.memory;
-    let rule = spec.memory_rule.unwrap_or(match default {
-        MemoryRule::TotalFraction(_) => N::TotalFraction,
-        MemoryRule::FreeFraction(_) => N::FreeFraction,
-        MemoryRule::StaticFraction(_) => N::StaticFraction,
-    });
-    let same_rule = matches!(
-        (rule, default),
-        (N::TotalFraction, MemoryRule::TotalFraction(_))
-            | (N::FreeFraction, MemoryRule::FreeFraction(_))
-            | (N::StaticFraction, MemoryRule::StaticFraction(_))
-    );
+    let rule = spec
+        .memory_rule
+        .unwrap_or(spec::MemoryRuleName::of(default));
+    // The rule with a placeholder fraction, for its names in messages.
+    let named = rule.with(default.fraction());
     let fraction = match (hardware.memory_utilization, spec.memory_fraction) {
         (Some(_), Some(_)) => {
             return Err(SpecError::new(
@@ -724,24 +736,20 @@ fn resolve_memory_rule(
                 "give either hardware.memory_utilization or engine.memory_fraction, not both",
             ));
         }
-        (Some(u), None) if rule != N::TotalFraction => {
-            let _ = u;
+        (Some(_), None) if !matches!(named, MemoryRule::TotalFraction(_)) => {
             return Err(SpecError::new(
                 "hardware.memory_utilization",
                 format!(
                     "is vLLM's gpu_memory_utilization (a fraction of the whole GPU), but the \
-                     memory rule is {}: set engine.memory_fraction instead",
-                    match rule {
-                        N::FreeFraction =>
-                            "free-fraction (TensorRT-LLM's free_gpu_memory_fraction)",
-                        _ => "static-fraction (SGLang's mem_fraction_static)",
-                    }
+                     memory rule is {} (the engine's {}): set engine.memory_fraction instead",
+                    named.name(),
+                    named.engine_key()
                 ),
             ));
         }
         (Some(u), None) => fraction("hardware.memory_utilization", u)?,
         (None, Some(f)) => fraction("engine.memory_fraction", f)?,
-        (None, None) if same_rule => default.fraction(),
+        (None, None) if spec::MemoryRuleName::of(default) == rule => default.fraction(),
         (None, None) => {
             return Err(SpecError::new(
                 "engine.memory_fraction",
@@ -749,20 +757,12 @@ fn resolve_memory_rule(
                     "missing: engine.memory_rule = \"{}\" is not the rule of the engine \
                      defaults in force (the preset's, or vLLM's total-fraction without one), so \
                      give the fraction it takes",
-                    match rule {
-                        N::TotalFraction => "total-fraction",
-                        N::FreeFraction => "free-fraction",
-                        N::StaticFraction => "static-fraction",
-                    }
+                    named.name()
                 ),
             ));
         }
     };
-    Ok(match rule {
-        N::TotalFraction => MemoryRule::TotalFraction(fraction),
-        N::FreeFraction => MemoryRule::FreeFraction(fraction),
-        N::StaticFraction => MemoryRule::StaticFraction(fraction),
-    })
+    Ok(rule.with(fraction))
 }
 
 /// The compute precision: `model.compute_dtype`, or the default for the
@@ -864,7 +864,7 @@ fn resolve_deployment(
             "step_overhead_s",
             spec.step_overhead_s.unwrap_or(d.step_overhead_s),
         )?,
-        layer_overhead_s: non_negative(
+        layer_overhead_s: layer_overhead(
             "layer_overhead_s",
             spec.layer_overhead_s.unwrap_or(d.layer_overhead_s),
         )?,

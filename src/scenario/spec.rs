@@ -214,6 +214,28 @@ pub enum MemoryRuleName {
     StaticFraction,
 }
 
+impl MemoryRuleName {
+    /// The name of `rule`'s kind.
+    pub fn of(rule: crate::hardware::MemoryRule) -> Self {
+        use crate::hardware::MemoryRule as R;
+        match rule {
+            R::TotalFraction(_) => MemoryRuleName::TotalFraction,
+            R::FreeFraction(_) => MemoryRuleName::FreeFraction,
+            R::StaticFraction(_) => MemoryRuleName::StaticFraction,
+        }
+    }
+
+    /// The rule of this kind taking `fraction`.
+    pub fn with(self, fraction: f64) -> crate::hardware::MemoryRule {
+        use crate::hardware::MemoryRule as R;
+        match self {
+            MemoryRuleName::TotalFraction => R::TotalFraction(fraction),
+            MemoryRuleName::FreeFraction => R::FreeFraction(fraction),
+            MemoryRuleName::StaticFraction => R::StaticFraction(fraction),
+        }
+    }
+}
+
 /// `[cache]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
