@@ -1309,30 +1309,39 @@ impl<'s, C: CostModel> Engine<'s, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hardware::cost::RooflineCost;
 
     /// The saturated bench workload runs nearly every step on the fast path
     /// (a silent fallback would keep results right and lose the speed).
     #[test]
     fn saturated_chat_takes_the_fast_path() {
+        with_bench_engine(2000, |engine| {
+            engine.fast = fast::Fast::new(engine);
+            assert!(
+                engine.fast.is_some(),
+                "the scenario is in the fast path's case"
+            );
+            engine.run().expect("no limits");
+            let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
+            assert!(
+                fast_steps * 100 >= engine.stats.steps * 99,
+                "{fast_steps} of {} steps on the fast path",
+                engine.stats.steps
+            );
+        });
+    }
+
+    /// Runs `f` on an engine for the bench's saturated-chat scenario cut to
+    /// `requests` requests, on the roofline.
+    fn with_bench_engine(requests: u32, f: impl FnOnce(&mut Engine<RooflineCost>)) {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
-        let s = Scenario::load(&path, &["requests=2000".to_string()]).expect("bench scenario");
+        let s = Scenario::load(&path, &[format!("requests={requests}")]).expect("bench scenario");
         let cache = s.cache.build(s.budget.kv_bytes, s.layout);
         let d = &s.deployment;
-        let cost = crate::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
+        let cost = RooflineCost::new(&s.model, d, &d.efficiency);
         let mut engine = Engine::new(&s, cache, cost, s.traffic.instantiate(s.seed));
-        engine.fast = fast::Fast::new(&engine);
-        assert!(
-            engine.fast.is_some(),
-            "the scenario is in the fast path's case"
-        );
-        engine.run().expect("no limits");
-        let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
-        assert!(
-            fast_steps * 100 >= engine.stats.steps * 99,
-            "{fast_steps} of {} steps on the fast path",
-            engine.stats.steps
-        );
+        f(&mut engine);
     }
 
     /// The engine's own checks are on in the builds that check invariants (CI
@@ -1342,15 +1351,10 @@ mod tests {
     #[cfg(any(debug_assertions, feature = "invariants"))]
     #[should_panic(expected = "request 0 ended twice")]
     fn a_request_cannot_end_twice() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
-        let s = Scenario::load(&path, &["requests=20".to_string()]).expect("bench scenario");
-        let cache = s.cache.build(s.budget.kv_bytes, s.layout);
-        let d = &s.deployment;
-        let cost = crate::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
-        let mut engine = Engine::new(&s, cache, cost, s.traffic.instantiate(s.seed));
-        engine.run().expect("no limits");
-        engine.end_request(0, Outcome::Ok);
+        with_bench_engine(20, |engine| {
+            engine.run().expect("no limits");
+            engine.end_request(0, Outcome::Ok);
+        });
     }
 
     /// What a run keeps per request: its record (returned to the caller) and
