@@ -382,7 +382,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
         (
             "steps by bound".to_string(),
             format!(
-                "{} memory-bound, {} compute-bound",
+                "{} with a memory-bound kernel group, {} with a compute-bound one",
                 fit.memory_bound_rows, fit.compute_bound_rows
             ),
         ),

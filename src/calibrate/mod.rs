@@ -1,8 +1,9 @@
 //! Calibration: fitting the roofline's free coefficients to measured latencies.
 //!
 //! The roofline of [`crate::hardware::cost`] prices a step as
-//! `step_overhead + layers * layer_overhead + max(flops / (peak * tp * mfu),
-//! bytes / (bw * tp * mbu)) + comm`. The datasheet gives `peak` and `bw`;
+//! `step_overhead + layers * layer_overhead + t_linear + t_attention + comm`,
+//! each kernel group taking `max(flops / (peak * tp * mfu), bytes / (bw * tp *
+//! mbu))` of its own FLOPs and bytes. The datasheet gives `peak` and `bw`;
 //! `mbu`, `mfu` and `step_overhead_s` are the GPU's defaults until
 //! measurements of a real server replace them. [`fit`] finds the three values
 //! that minimize the sum of squared relative errors between predicted and
@@ -271,11 +272,14 @@ pub struct Fit {
     pub before: Efficiency,
     /// Measurements fitted.
     pub rows: usize,
-    /// Measurements the fitted roofline puts in the memory-bound regime; if 0,
-    /// `mbu` is not determined by the data and stays near its start.
-    pub memory_bound_rows: usize,
-    /// Measurements in the compute-bound regime; if 0, `mfu` is not
+    /// Measurements with a kernel group (linear layers or attention) the
+    /// fitted roofline puts in the memory-bound regime; if 0, `mbu` is not
     /// determined by the data and stays near its start.
+    pub memory_bound_rows: usize,
+    /// Measurements with a kernel group in the compute-bound regime; if 0,
+    /// `mfu` is not determined by the data and stays near its start. A
+    /// large-batch decode step counts in both: compute-bound GEMMs beside
+    /// attention bound by its KV reads.
     pub compute_bound_rows: usize,
     /// Mean absolute percentage error with the starting coefficients.
     pub mape_before: f64,
@@ -305,7 +309,7 @@ impl Fit {
         if self.compute_bound_rows == 0 {
             w.push(format!(
                 "no measurement is compute-bound: mfu is not determined and stays at {:.4}; \
-                 add long prefills (thousands of prompt tokens)",
+                 add long prefills (thousands of prompt tokens) or large-batch decode steps",
                 self.mfu
             ));
         }
@@ -420,12 +424,12 @@ pub fn fit_with_kv_dtype(
     let points: Vec<Point> = rows
         .iter()
         .map(|m| {
-            let (compute, memory, comm) = roofline.components(&m.work(&layout));
+            let parts = roofline.parts(&m.work(&layout));
             Point {
                 y: m.step_s,
-                compute,
-                memory,
-                comm: comm + layer_fixed_s,
+                linear: parts.linear,
+                attention: parts.attention,
+                comm: parts.comm + layer_fixed_s,
             }
         })
         .collect();
@@ -437,7 +441,17 @@ pub fn fit_with_kv_dtype(
     let fitted = solve::solve(&points, start);
     let (mape_before, max_err_before, _) = errors(&points, rows, &start);
     let (mape_after, max_err_after, worst_line) = errors(&points, rows, &fitted);
-    let memory_bound_rows = points.iter().filter(|p| fitted.memory_bound(p)).count();
+    let with = |memory: bool| {
+        points
+            .iter()
+            .filter(|p| {
+                [p.linear, p.attention].iter().any(|g| {
+                    (g.compute > 0.0 || g.memory > 0.0) && fitted.memory_bound(g) == memory
+                })
+            })
+            .count()
+    };
+    let (memory_bound_rows, compute_bound_rows) = (with(true), with(false));
     Ok(Fit {
         model: model.name.clone(),
         gpu: deployment.gpu.name.clone(),
@@ -448,7 +462,7 @@ pub fn fit_with_kv_dtype(
         before,
         rows: rows.len(),
         memory_bound_rows,
-        compute_bound_rows: rows.len() - memory_bound_rows,
+        compute_bound_rows,
         mape_before,
         mape_after,
         max_err_before,

@@ -1,34 +1,46 @@
 //! The exact least-squares fit of the roofline's three free coefficients.
 //!
 //! With `a = 1/mbu` and `b = 1/mfu`, row `i` predicts
-//! `t_i = o + max(b * C_i, a * M_i) + K_i`, where `C_i` and `M_i` are the
-//! step's compute and memory seconds at full efficiency and `K_i` its fixed
-//! communication time. Whether a row is memory-bound depends only on the ratio
-//! `rho = a / b`: it is when `rho >= q_i = C_i / M_i`. Sorting the rows by `q`
-//! splits the `(o, a, b)` space into `N + 1` wedges, in each of which every
-//! row's regime is fixed and the sum of squared relative errors is a convex
-//! quadratic. Its minimum over the wedge (a small polytope: `o >= 0`,
-//! `a >= 1`, `b >= 1` and the two wedge walls) is found exactly by trying every
-//! set of at most three active constraints; the best over all wedges is the
-//! global minimum. This is deterministic and has no starting point to get wrong,
-//! which Gauss-Newton on the kinked `max` does not guarantee.
+//! `t_i = o + max(b * C_i1, a * M_i1) + max(b * C_i2, a * M_i2) + K_i`: its
+//! two kernel groups (linear layers and attention), each with compute and
+//! memory seconds at full efficiency, and its fixed communication time `K_i`.
+//! Whether a group is memory-bound depends only on the ratio `rho = a / b`:
+//! it is when `rho >= q = C / M`. Sorting the `2N` groups by `q` splits the
+//! `(o, a, b)` space into at most `2N + 1` wedges, in each of which every
+//! group's regime is fixed, every prediction is linear in `(o, a, b)` and the
+//! sum of squared relative errors is a convex quadratic. Its minimum over the
+//! wedge (a small polytope: `o >= 0`, `a >= 1`, `b >= 1` and the two wedge
+//! walls) is found exactly by trying every set of at most three active
+//! constraints; the best over all wedges is the global minimum. Crossing a
+//! wall flips one group, which changes one row's terms of the normal
+//! equations, so the sweep costs `O(N log N)`. This is deterministic and has
+//! no starting point to get wrong, which Gauss-Newton on the kinked `max`es
+//! does not guarantee.
 //!
-//! Coefficients the data cannot determine (no compute-bound row says anything
-//! about `mfu`) would make the quadratic singular; a ridge term of weight
-//! `1e-9` per row pulls them towards the starting coefficients and is
+//! Coefficients the data cannot determine (no compute-bound group says
+//! anything about `mfu`) would make the quadratic singular; a ridge term of
+//! weight `1e-9` per row pulls them towards the starting coefficients and is
 //! negligible for the determined ones (it moves them by about 1e-9 relative).
+
+use crate::hardware::cost::Roof;
 
 /// One measured step reduced to the numbers the fit needs, seconds.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Point {
     /// Measured step time.
     pub y: f64,
-    /// Compute time at mfu = 1.
-    pub compute: f64,
-    /// Memory time at mbu = 1.
-    pub memory: f64,
-    /// Fixed communication time (all-reduces).
+    /// The linear layers' compute and memory time at mfu = mbu = 1.
+    pub linear: Roof,
+    /// Attention's compute and memory time at mfu = mbu = 1.
+    pub attention: Roof,
+    /// Fixed time (all-reduces, per-layer costs).
     pub comm: f64,
+}
+
+impl Point {
+    fn groups(&self) -> [Roof; 2] {
+        [self.linear, self.attention]
+    }
 }
 
 /// The fitted `(overhead seconds, 1/mbu, 1/mfu)`.
@@ -42,19 +54,24 @@ pub(crate) struct Coefficients {
 impl Coefficients {
     /// The predicted step time of `p`.
     pub fn predict(&self, p: &Point) -> f64 {
-        self.overhead_s + (self.inv_mfu * p.compute).max(self.inv_mbu * p.memory) + p.comm
+        self.overhead_s + self.group_time(&p.linear) + self.group_time(&p.attention) + p.comm
     }
 
-    /// Whether `p` is memory-bound under these coefficients.
-    pub fn memory_bound(&self, p: &Point) -> bool {
-        self.inv_mbu * p.memory >= self.inv_mfu * p.compute
+    fn group_time(&self, g: &Roof) -> f64 {
+        (self.inv_mfu * g.compute).max(self.inv_mbu * g.memory)
+    }
+
+    /// Whether kernel group `g` is memory-bound under these coefficients.
+    pub fn memory_bound(&self, g: &Roof) -> bool {
+        self.inv_mbu * g.memory >= self.inv_mfu * g.compute
     }
 }
 
 /// Ridge weight per row; see the module docs.
 const RIDGE_PER_ROW: f64 = 1e-9;
 
-/// A symmetric 3x3 normal matrix, its right-hand side, accumulated over rows.
+/// A symmetric 3x3 normal matrix and its right-hand side, accumulated over
+/// rows.
 #[derive(Copy, Clone, Default)]
 struct Normal {
     g: [[f64; 3]; 3],
@@ -62,24 +79,14 @@ struct Normal {
 }
 
 impl Normal {
-    fn add(&mut self, x: [f64; 3], z: f64) {
+    /// Adds (`sign` 1) or removes (`sign` -1) one row's terms.
+    fn add(&mut self, x: [f64; 3], z: f64, sign: f64) {
         for i in 0..3 {
             for j in 0..3 {
-                self.g[i][j] += x[i] * x[j];
+                self.g[i][j] += sign * x[i] * x[j];
             }
-            self.h[i] += x[i] * z;
+            self.h[i] += sign * x[i] * z;
         }
-    }
-
-    fn plus(&self, other: &Normal) -> Normal {
-        let mut n = *self;
-        for i in 0..3 {
-            for j in 0..3 {
-                n.g[i][j] += other.g[i][j];
-            }
-            n.h[i] += other.h[i];
-        }
-        n
     }
 }
 
@@ -100,6 +107,14 @@ impl Constraint {
     }
 }
 
+/// One row's regression terms in the current wedge: the memory seconds of
+/// its memory-bound groups and the compute seconds of its compute-bound ones.
+#[derive(Copy, Clone)]
+struct RowTerms {
+    memory: f64,
+    compute: f64,
+}
+
 /// Minimizes the sum of squared relative errors over `points` (at least one),
 /// with `start` the coefficients the ridge pulls undetermined ones towards.
 pub(crate) fn solve(points: &[Point], start: Coefficients) -> Coefficients {
@@ -110,41 +125,70 @@ pub(crate) fn solve(points: &[Point], start: Coefficients) -> Coefficients {
     let s = ys[ys.len() / 2];
     let theta0 = [start.overhead_s / s, start.inv_mbu, start.inv_mfu];
     let ridge = RIDGE_PER_ROW * points.len() as f64;
+    let x_of = |p: &Point, t: RowTerms| [s / p.y, t.memory / p.y, t.compute / p.y];
+    let z_of = |p: &Point| 1.0 - p.comm / p.y;
 
-    let mut sorted: Vec<(f64, &Point)> = points
+    // Every group that takes time, by its threshold q = C / M (infinite for a
+    // group without bytes: compute-bound at any rho).
+    let mut walls: Vec<(f64, usize, Roof)> = points
         .iter()
-        .map(|p| (p.compute / p.memory.max(f64::MIN_POSITIVE), p))
+        .enumerate()
+        .flat_map(|(i, p)| p.groups().into_iter().map(move |g| (i, g)))
+        .filter(|(_, g)| g.compute > 0.0 || g.memory > 0.0)
+        .map(|(i, g)| {
+            let q = if g.memory > 0.0 {
+                g.compute / g.memory
+            } else {
+                f64::INFINITY
+            };
+            (q, i, g)
+        })
         .collect();
-    sorted.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let n = sorted.len();
-    // memory[k]: rows 0..k memory-bound; compute[k]: rows k..n compute-bound.
-    let mut memory = vec![Normal::default(); n + 1];
-    let mut compute = vec![Normal::default(); n + 1];
+    walls.sort_by(|x, y| x.0.total_cmp(&y.0));
+
+    // The first wedge, rho below every wall: every group compute-bound.
+    let mut terms: Vec<RowTerms> = points
+        .iter()
+        .map(|p| RowTerms {
+            memory: 0.0,
+            compute: p.linear.compute + p.attention.compute,
+        })
+        .collect();
+    let mut normal = Normal::default();
     let mut zz = 0.0;
-    for (k, (_, p)) in sorted.iter().enumerate() {
-        let z = 1.0 - p.comm / p.y;
+    for (p, t) in points.iter().zip(&terms) {
+        let z = z_of(p);
         zz += z * z;
-        memory[k + 1] = memory[k];
-        memory[k + 1].add([s / p.y, p.memory / p.y, 0.0], z);
-    }
-    for k in (0..n).rev() {
-        let p = sorted[k].1;
-        compute[k] = compute[k + 1];
-        compute[k].add([s / p.y, 0.0, p.compute / p.y], 1.0 - p.comm / p.y);
+        normal.add(x_of(p, *t), z, 1.0);
     }
 
+    let n = walls.len();
     let mut best: Option<(f64, [f64; 3])> = None;
     for k in 0..=n {
-        let lo = if k == 0 { 0.0 } else { sorted[k - 1].0 };
-        let hi = if k == n { f64::INFINITY } else { sorted[k].0 };
+        if k > 0 {
+            // Crossing wall k - 1 makes its group memory-bound.
+            let (_, i, g) = walls[k - 1];
+            let p = &points[i];
+            let z = z_of(p);
+            normal.add(x_of(p, terms[i]), z, -1.0);
+            terms[i].compute -= g.compute;
+            terms[i].memory += g.memory;
+            normal.add(x_of(p, terms[i]), z, 1.0);
+        }
+        let lo = if k == 0 { 0.0 } else { walls[k - 1].0 };
+        let hi = if k == n { f64::INFINITY } else { walls[k].0 };
         if k > 0 && k < n && lo >= hi {
             // A single ray, covered by the neighbouring wedges.
             continue;
         }
-        let mut normal = memory[k].plus(&compute[k]);
+        if !lo.is_finite() {
+            // Past the walls of byte-less groups: the same wedge as before.
+            continue;
+        }
+        let mut wedge = normal;
         for (i, t0) in theta0.iter().enumerate() {
-            normal.g[i][i] += ridge;
-            normal.h[i] += ridge * t0;
+            wedge.g[i][i] += ridge;
+            wedge.h[i] += ridge * t0;
         }
         let mut constraints = vec![
             Constraint::new([1.0, 0.0, 0.0], 0.0),
@@ -157,7 +201,7 @@ pub(crate) fn solve(points: &[Point], start: Coefficients) -> Coefficients {
         if hi.is_finite() {
             constraints.push(Constraint::new([0.0, -1.0, hi], 0.0));
         }
-        if let Some((value, theta)) = minimize(&normal, &constraints, &theta0, ridge, zz) {
+        if let Some((value, theta)) = minimize(&wedge, &constraints, &theta0, ridge, zz) {
             if best.is_none_or(|(b, _)| value < b) {
                 best = Some((value, theta));
             }
@@ -282,24 +326,46 @@ fn gauss(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
 mod tests {
     use super::*;
 
-    fn point(c: Coefficients, compute: f64, memory: f64) -> Point {
+    fn roof(compute: f64, memory: f64) -> Roof {
+        Roof { compute, memory }
+    }
+
+    fn point(c: Coefficients, linear: Roof, attention: Roof) -> Point {
         let mut p = Point {
             y: 0.0,
-            compute,
-            memory,
+            linear,
+            attention,
             comm: 0.0,
         };
         p.y = c.predict(&p);
         p
     }
 
+    fn start() -> Coefficients {
+        Coefficients {
+            overhead_s: 0.001,
+            inv_mbu: 1.25,
+            inv_mfu: 1.6,
+        }
+    }
+
+    fn assert_recovered(fit: Coefficients, truth: Coefficients) {
+        assert!(
+            (fit.overhead_s / truth.overhead_s - 1.0).abs() < 1e-6,
+            "{fit:?}"
+        );
+        assert!((fit.inv_mbu / truth.inv_mbu - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!((fit.inv_mfu / truth.inv_mfu - 1.0).abs() < 1e-6, "{fit:?}");
+    }
+
+    const TRUTH: Coefficients = Coefficients {
+        overhead_s: 0.002,
+        inv_mbu: 1.0 / 0.6,
+        inv_mfu: 1.0 / 0.45,
+    };
+
     #[test]
     fn recovers_exact_coefficients_of_both_regimes() {
-        let truth = Coefficients {
-            overhead_s: 0.002,
-            inv_mbu: 1.0 / 0.6,
-            inv_mfu: 1.0 / 0.45,
-        };
         let points: Vec<Point> = [
             (0.001, 0.010),
             (0.002, 0.030),
@@ -309,20 +375,27 @@ mod tests {
             (0.200, 0.020),
         ]
         .iter()
-        .map(|&(c, m)| point(truth, c, m))
+        .map(|&(c, m)| point(TRUTH, roof(c, m), roof(0.0, 0.0)))
         .collect();
-        let start = Coefficients {
-            overhead_s: 0.001,
-            inv_mbu: 1.25,
-            inv_mfu: 1.6,
-        };
-        let fit = solve(&points, start);
-        assert!(
-            (fit.overhead_s / truth.overhead_s - 1.0).abs() < 1e-6,
-            "{fit:?}"
-        );
-        assert!((fit.inv_mbu / truth.inv_mbu - 1.0).abs() < 1e-6, "{fit:?}");
-        assert!((fit.inv_mfu / truth.inv_mfu - 1.0).abs() < 1e-6, "{fit:?}");
+        assert_recovered(solve(&points, start()), TRUTH);
+    }
+
+    #[test]
+    fn recovers_coefficients_when_the_groups_are_in_different_regimes() {
+        // Large-batch decode: compute-bound GEMMs beside memory-bound
+        // attention, no row wholly in one regime.
+        let points: Vec<Point> = [
+            (0.020, 0.010, 0.0005, 0.004),
+            (0.040, 0.010, 0.0010, 0.009),
+            (0.080, 0.010, 0.0020, 0.020),
+            (0.001, 0.010, 0.0001, 0.002),
+            (0.002, 0.010, 0.0001, 0.030),
+            (0.100, 0.010, 0.0500, 0.001),
+        ]
+        .iter()
+        .map(|&(lc, lm, ac, am)| point(TRUTH, roof(lc, lm), roof(ac, am)))
+        .collect();
+        assert_recovered(solve(&points, start()), TRUTH);
     }
 
     #[test]
@@ -331,17 +404,12 @@ mod tests {
         let points: Vec<Point> = (1..6)
             .map(|i| Point {
                 y: 0.5 * 0.01 * f64::from(i),
-                compute: 1e-5,
-                memory: 0.01 * f64::from(i),
+                linear: roof(1e-5, 0.01 * f64::from(i)),
+                attention: roof(0.0, 0.0),
                 comm: 0.0,
             })
             .collect();
-        let start = Coefficients {
-            overhead_s: 0.001,
-            inv_mbu: 1.25,
-            inv_mfu: 1.6,
-        };
-        let fit = solve(&points, start);
+        let fit = solve(&points, start());
         assert_eq!(fit.inv_mbu, 1.0);
         assert!(fit.overhead_s.abs() < 1e-12, "{fit:?}");
         assert!((fit.inv_mfu - 1.6).abs() < 1e-6, "{fit:?}");

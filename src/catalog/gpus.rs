@@ -30,13 +30,16 @@
 //! # Efficiency factors
 //!
 //! The roofline prices a step as `step_overhead + layers * layer_overhead +
-//! max(flops / (peak * mfu), bytes / (bandwidth * mbu)) + t_comm`. `mbu` is
-//! the fraction of HBM bandwidth the decode kernels sustain, `layer_overhead_s`
+//! t_linear + t_attention + t_comm`, each kernel group taking
+//! `max(flops / (peak * mfu), bytes / (bandwidth * mbu))` of its own FLOPs and
+//! bytes (`crate::hardware::cost`). `mbu` is the fraction of HBM bandwidth the
+//! decode kernels sustain, `mfu` the fraction of the tensor peak the
+//! compute-bound kernels (prefill, large-batch GEMMs) sustain, `layer_overhead_s`
 //! the fixed cost every layer pays per step whatever its bytes (kernel launch
 //! gaps and tails, even under CUDA graphs), `step_overhead_s` the fixed cost
 //! per step (the host's scheduling and sampling where it is not overlapped).
 //!
-//! **Six of them are fitted to the calibration rows of
+//! **Seven of them are fitted to the calibration rows of
 //! VALIDATION.md** by `kvsim validate` (`src/validate/fit.rs`: least squares
 //! on relative errors, each row simulated exactly as a user's scenario would
 //! be). A test fails if the values here drift from that fit by more than
@@ -57,11 +60,15 @@
 //!   layers and none on the step: an engine that overlaps its host work
 //!   (CUDA graphs, vLLM V1's and TensorRT-LLM's asynchronous schedulers) pays
 //!   no per-step cost the GPU waits for.
-//! - `BLACKWELL.mbu` = **0.45** and `BLACKWELL.mfu` = **0.34** (B200), in a
-//!   second stage with the above held: TensorRT-LLM v1.0's published offline
-//!   throughput of Llama 3.3 70B in NVFP4 on one B200 at ten ISL/OSL pairs
-//!   (docs/source/performance/perf-overview.md): 10 rows. The same table's
-//!   Llama 3.1 405B column on four B200s is held out.
+//! - `HOPPER_SXM.mfu` = **0.55**, and `BLACKWELL.mbu` = **0.52** and
+//!   `BLACKWELL.mfu` = **0.39** (B200), in a second stage with the above
+//!   held, each fitted to one column of TensorRT-LLM v1.0's published
+//!   offline throughput (docs/source/performance/perf-overview.md): Llama
+//!   3.3 70B in fp8 on one H200 (10 rows) for the Hopper mfu, and the same
+//!   model in NVFP4 on one B200 (10 rows) for the B200. At these batches the
+//!   linear layers turn compute-bound, which is what sets `mfu`. The table's
+//!   other columns (8B on H100 and H200, 70B on two H100s, 405B on eight
+//!   H100s, eight H200s and four B200s) are held out.
 //!
 //! The leave-one-source-out table in VALIDATION.md shows what each source
 //! alone does to the fit. Cross-check on a row that is not in the fit: J.
@@ -87,13 +94,18 @@
 //! 2 * 12.69e9 non-lm_head params * tokens / time = 0.74-0.88 of 312 TFLOP/s),
 //! lowered to 0.70 because those prompts have no attention cost and
 //! FlashAttention-2 reaches 50-73% of A100 peak (arXiv:2307.08691).
-//! **Hopper/Blackwell 0.60** (estimate): no serving prefill measurement was
-//! found; FlashAttention-3 reaches 75% of H100 bf16 peak in its best case
-//! (arXiv:2407.08608) and H100/B200 GEMMs "sustain up to 93%" of rated
-//! throughput (aiweekly.co summary of a Yahoo Finance report, below), while
-//! norms, rotary and small chunked-prefill GEMMs pull a whole step below
-//! that; 0.60 is the top of the usual 0.4-0.6 serving range. Estimates are
-//! marked as such on each entry.
+//! **Hopper 0.55 and Blackwell 0.39** are fitted (above). For the record,
+//! the estimate they replace was 0.60: FlashAttention-3 reaches 75% of H100
+//! bf16 peak in its best case (arXiv:2407.08608) and H100/B200 GEMMs
+//! "sustain up to 93%" of rated throughput (aiweekly.co summary of a Yahoo
+//! Finance report, below), while norms, rotary and small chunked-prefill
+//! GEMMs pull a whole step below that. Estimates are marked as such on each
+//! entry.
+//!
+//! All-reduce bandwidth: the catalog's `interconnect_bandwidth` is the
+//! link's line rate; the roofline moves data at `LINK_EFFICIENCY` (370 / 450)
+//! of it, NCCL's protocol overhead as its maintainer puts it
+//! (`crate::hardware::cost::LINK_EFFICIENCY`).
 //!
 //! `allreduce_latency_s`: small-message (<= 32 KB) all-reduce time.
 //! NVLink: A100-SXM4-40GB NCCL all_reduce_perf, 32 B, 2 GPUs: 10.1 us
@@ -130,15 +142,16 @@ const A100: Efficiency = Efficiency {
     allreduce_latency_s: 10e-6,
 };
 
-/// Hopper SXM (H100 SXM, reused for H200 and B200): mfu an estimate,
-/// all-reduce from sglang#2904 / nccl#1259 (see the module docs).
+/// Hopper SXM (H100 SXM, reused for H200): all-reduce from sglang#2904 /
+/// nccl#1259 (see the module docs).
 ///
 /// mbu 0.71 is fitted to the Hopper serving rows (vLLM's H200 CI latency
 /// runs, NVIDIA NIM's 1-user ITL on 2 x H100) together with the shared
-/// fixed costs; see the module docs and VALIDATION.md.
+/// fixed costs; mfu 0.55 to TensorRT-LLM's offline throughput of Llama 3.3
+/// 70B fp8 on one H200. See the module docs and VALIDATION.md.
 const HOPPER_SXM: Efficiency = Efficiency {
     mbu: 0.71,
-    mfu: 0.60,
+    mfu: 0.55,
     step_overhead_s: STEP_OVERHEAD_S,
     layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 10e-6,
@@ -149,21 +162,19 @@ const HOPPER_SXM: Efficiency = Efficiency {
 /// overview; see the module docs and VALIDATION.md, where the 405B column of
 /// the same table is held out). All-reduce over NVLink 5 as Hopper's.
 const BLACKWELL: Efficiency = Efficiency {
-    mbu: 0.45,
-    mfu: 0.34,
+    mbu: 0.52,
+    mfu: 0.39,
     step_overhead_s: STEP_OVERHEAD_S,
     layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 10e-6,
 };
 
 /// H100 PCIe: the H100 SXM kernel factors (same GH100 die and software;
-/// no separate PCIe-card measurement found), all-reduce over PCIe.
+/// no separate PCIe-card measurement found),
+/// all-reduce over PCIe.
 const HOPPER_PCIE: Efficiency = Efficiency {
-    mbu: 0.71,
-    mfu: 0.60,
-    step_overhead_s: STEP_OVERHEAD_S,
-    layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 40e-6,
+    ..HOPPER_SXM
 };
 
 /// Ada Lovelace PCIe cards (L4, L40S). No public batch-1 decode or prefill

@@ -1,13 +1,27 @@
 //! Step cost models: how long one engine step takes.
 //!
-//! [`RooflineCost`] is the physical model of DESIGN.md section 4:
+//! [`RooflineCost`] is the physical model of DESIGN.md section 4, applied per
+//! kernel group rather than to the step as a whole:
 //!
 //! ```text
-//! t_step    = step_overhead + layers * layer_overhead + max(t_compute, t_memory) + t_comm
-//! t_compute = flops / (peak_flops[compute_dtype] * tp * mfu)
-//! t_memory  = bytes / (hbm_bandwidth * tp * mbu)
-//! t_comm    = 2 all-reduces per layer over the interconnect (0 when tp = 1)
+//! t_step      = step_overhead + layers * layer_overhead + t_linear + t_attention + t_comm
+//! t_linear    = max(2 * active_params * tokens / F, weight_bytes / B)
+//! t_attention = max(4 * heads * head_dim * pairs / F, kv_bytes / B)
+//! F           = peak_flops[compute_dtype] * tp * mfu
+//! B           = hbm_bandwidth * tp * mbu
+//! t_comm      = 2 all-reduces per layer over the interconnect (0 when tp = 1),
+//!               each latency + 2 (tp - 1) / tp * bytes / (link * LINK_EFFICIENCY)
 //! ```
+//!
+//! A step runs its linear layers (the GEMMs that read the weights) and its
+//! attention (which reads the KV cache) as separate kernels, one after the
+//! other, so each is bounded by its own roofline and their times add. One
+//! roofline over the whole step, `max(all FLOPs / F, all bytes / B)`, would let
+//! the GEMMs' compute hide behind attention's KV reads, which no kernel does:
+//! at large batch the GEMMs turn compute-bound while attention stays bound by
+//! the KV bytes, and the whole-step roofline is then optimistic by up to 2x.
+//! Vidur (Agrawal et al., MLSys 2024) and LLMCompass (Zhang et al., ISCA
+//! 2024) likewise price a step operator by operator.
 //!
 //! Decode is memory-bound: at small batch the weights dominate the bytes, at
 //! large batch and long context the KV reads do, so TPOT rises with batch and
@@ -118,6 +132,15 @@ pub struct RooflineCost {
 /// Bytes of one activation element exchanged by tensor-parallel all-reduces.
 const ACTIVATION_BYTES: f64 = 2.0;
 
+/// The fraction of a link's line rate an all-reduce moves data at: NCCL's
+/// protocol overhead is about 20 %, so "NCCL can get an effective NVLink
+/// bandwidth of 370GB/s" of H100's 450 GB/s line rate, seen as the bus
+/// bandwidth of ring all-reduces (S. Jeaugey, NCCL maintainer,
+/// NVIDIA/nccl-tests#212, 2024-05-06). The catalog's
+/// `interconnect_bandwidth` is the line rate (the datasheet's figure, one
+/// direction); this factor is applied to it for every link.
+pub const LINK_EFFICIENCY: f64 = 370.0 / 450.0;
+
 impl RooflineCost {
     /// The roofline for `model` on `deployment` with efficiency `eff`.
     pub fn new(model: &Model, deployment: &Deployment, eff: &Efficiency) -> Self {
@@ -142,11 +165,12 @@ impl RooflineCost {
             _ => (weight_bytes, 0.0, 0.0, 0.0),
         };
         // Ring all-reduce: each GPU sends and receives 2 (tp - 1) / tp of the
-        // buffer (Patarasuk and Yuan 2009; NCCL's "bus bandwidth" convention).
+        // buffer (Patarasuk and Yuan 2009; NCCL's "bus bandwidth" convention),
+        // at the link's effective rate.
         let (allreduces, s_per_byte) = if deployment.tp > 1 {
             (
                 2.0 * f64::from(model.layers),
-                2.0 * (tp - 1.0) / tp / gpu.interconnect_bandwidth,
+                2.0 * (tp - 1.0) / tp / (gpu.interconnect_bandwidth * LINK_EFFICIENCY),
             )
         } else {
             (0.0, 0.0)
@@ -181,16 +205,20 @@ impl RooflineCost {
         self.shared_weight_bytes + self.expert_bytes * self.experts * (1.0 - untouched)
     }
 
-    /// The step time in seconds, split into (compute, memory, communication);
-    /// communication includes tensor-parallel all-reduces and PCIe swapping.
-    pub fn components(&self, work: &StepWork) -> (f64, f64, f64) {
+    /// The step's time in seconds, by kernel group: each group's compute and
+    /// memory time (the larger is what it takes) and the communication.
+    pub fn parts(&self, work: &StepWork) -> StepParts {
         let tokens = f64::from(work.tokens());
-        let flops = self.linear_flops_per_token * tokens
-            + self.attention_flops_per_pair * work.attention_layer_pairs as f64;
-        let bytes = self.weight_bytes_read(work.tokens())
-            + work.kv_read_bytes as f64
-            + work.kv_write_bytes as f64;
-        let comm = if self.allreduces_per_step > 0.0 {
+        let linear = Roof {
+            compute: self.linear_flops_per_token * tokens / self.flops_per_s,
+            memory: self.weight_bytes_read(work.tokens()) / self.bytes_per_s,
+        };
+        let attention = Roof {
+            compute: self.attention_flops_per_pair * work.attention_layer_pairs as f64
+                / self.flops_per_s,
+            memory: (work.kv_read_bytes as f64 + work.kv_write_bytes as f64) / self.bytes_per_s,
+        };
+        let all_reduce = if self.allreduces_per_step > 0.0 {
             self.allreduces_per_step
                 * (self.allreduce_latency_s
                     + tokens * self.allreduce_bytes_per_token * self.allreduce_s_per_byte)
@@ -199,18 +227,59 @@ impl RooflineCost {
         };
         // Swapping copies synchronously before the step (vLLM V0's cache engine).
         let swap = work.swap_bytes as f64 / self.pcie_bytes_per_s;
-        (
-            flops / self.flops_per_s,
-            bytes / self.bytes_per_s,
-            comm + swap,
-        )
+        StepParts {
+            linear,
+            attention,
+            comm: all_reduce + swap,
+        }
+    }
+}
+
+/// One kernel group's time at the roofline: it takes the larger of the two.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Roof {
+    /// Seconds its FLOPs take at the effective compute rate.
+    pub compute: f64,
+    /// Seconds its HBM bytes take at the effective bandwidth.
+    pub memory: f64,
+}
+
+impl Roof {
+    /// The group's time: bounded by whichever resource it exhausts first.
+    pub fn time(&self) -> f64 {
+        self.compute.max(self.memory)
+    }
+
+    /// Whether the group is bound by memory bandwidth (ties count as memory).
+    pub fn memory_bound(&self) -> bool {
+        self.memory >= self.compute
+    }
+}
+
+/// A step's variable time by kernel group, seconds (the fixed per-step and
+/// per-layer costs are not included).
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct StepParts {
+    /// The linear layers (QKV, output, MLP and lm_head GEMMs): active
+    /// parameters' FLOPs against the weight bytes read.
+    pub linear: Roof,
+    /// Attention: query-key FLOPs against the KV bytes read and written.
+    pub attention: Roof,
+    /// Tensor-parallel all-reduces and PCIe swapping, which overlap nothing.
+    pub comm: f64,
+}
+
+impl StepParts {
+    /// The variable time: the two kernel groups in sequence, then the
+    /// communication.
+    pub fn time(&self) -> f64 {
+        self.linear.time() + self.attention.time() + self.comm
     }
 }
 
 impl CostModel for RooflineCost {
     fn step_time(&self, work: &StepWork) -> SimDuration {
-        let (compute, memory, comm) = self.components(work);
-        SimDuration::from_secs_f64(self.overhead_s + compute.max(memory) + comm)
+        SimDuration::from_secs_f64(self.overhead_s + self.parts(work).time())
     }
 }
 
@@ -283,7 +352,12 @@ mod tests {
             attention_layer_pairs: 32 * 1001,
             ..StepWork::default()
         };
-        let (compute, memory, comm) = cost.components(&work);
+        let parts = cost.parts(&work);
+        let (compute, memory, comm) = (
+            parts.linear.compute + parts.attention.compute,
+            parts.linear.memory + parts.attention.memory,
+            parts.comm,
+        );
         // 16 GB of weights + 131 MB of KV at 2 TB/s * 0.5.
         let expected = (16e9 + 1001.0 * 131_072.0) / 1e12;
         assert!((memory - expected).abs() < 1e-12, "{memory} vs {expected}");
@@ -304,8 +378,9 @@ mod tests {
             attention_layer_pairs: 32 * 8192 * 8193 / 2,
             ..StepWork::default()
         };
-        let (compute, memory, _) = cost.components(&work);
-        assert!(compute > memory);
+        let parts = cost.parts(&work);
+        assert!(!parts.linear.memory_bound());
+        assert!(!parts.attention.memory_bound());
     }
 
     #[test]
@@ -334,12 +409,14 @@ mod tests {
         };
         let d1 = deployment(1);
         let d2 = deployment(2);
-        let (_, mem1, comm1) = RooflineCost::new(&m, &d1, &d1.efficiency).components(&work);
-        let (_, mem2, comm2) = RooflineCost::new(&m, &d2, &d2.efficiency).components(&work);
+        let p1 = RooflineCost::new(&m, &d1, &d1.efficiency).parts(&work);
+        let p2 = RooflineCost::new(&m, &d2, &d2.efficiency).parts(&work);
+        let (mem1, comm1) = (p1.linear.memory, p1.comm);
+        let (mem2, comm2) = (p2.linear.memory, p2.comm);
         assert!((mem1 / mem2 - 2.0).abs() < 1e-9);
         assert_eq!(comm1, 0.0);
         // 64 all-reduces of 8 KiB: latency dominates.
-        let expected = 64.0 * (10e-6 + 4096.0 * 2.0 * (2.0 * 0.5 / 450e9));
+        let expected = 64.0 * (10e-6 + 4096.0 * 2.0 * (2.0 * 0.5 / (450e9 * LINK_EFFICIENCY)));
         assert!((comm2 - expected).abs() < 1e-12);
     }
 
@@ -372,8 +449,14 @@ mod tests {
         let mut fp8 = deployment(1);
         fp8.compute_dtype = crate::hardware::ComputeDtype::Fp8;
         let m = model();
-        let (c16, _, _) = RooflineCost::new(&m, &bf16, &bf16.efficiency).components(&prefill);
-        let (c8, _, _) = RooflineCost::new(&m, &fp8, &fp8.efficiency).components(&prefill);
+        let c16 = RooflineCost::new(&m, &bf16, &bf16.efficiency)
+            .parts(&prefill)
+            .linear
+            .compute;
+        let c8 = RooflineCost::new(&m, &fp8, &fp8.efficiency)
+            .parts(&prefill)
+            .linear
+            .compute;
         // The test GPU's fp8 peak is twice its bf16 peak.
         assert!((c16 / c8 - 2.0).abs() < 1e-12, "{c16} vs {c8}");
         // 2 * 8e9 params * 8192 tokens at 1e15 * 0.5.
@@ -396,10 +479,12 @@ mod tests {
             prefill_seqs: 1,
             ..StepWork::default()
         };
-        let (_, mem4, _) = int4.components(&decode);
-        let (_, mem16, _) = bf16.components(&decode);
+        let mem4 = int4.parts(&decode).linear.memory;
+        let mem16 = bf16.parts(&decode).linear.memory;
         assert!((mem16 / mem4 - 4.0).abs() < 1e-9);
-        assert_eq!(int4.components(&prefill).0, bf16.components(&prefill).0);
+        let (c4, c16) = (int4.parts(&prefill), bf16.parts(&prefill));
+        assert_eq!(c4.linear.compute, c16.linear.compute);
+        assert_eq!(c4.attention, c16.attention);
     }
 
     #[test]
@@ -422,5 +507,37 @@ mod tests {
         let base8 = RooflineCost::new(&m, &deployment(8), &deployment(8).efficiency);
         let extra8 = tp8.step_time(&work).as_secs_f64() - base8.step_time(&work).as_secs_f64();
         assert!((extra8 - extra).abs() < 1e-9);
+    }
+
+    #[test]
+    fn linear_layers_and_attention_are_priced_by_their_own_rooflines() {
+        // Large-batch decode: the GEMMs are compute-bound, attention is bound
+        // by its KV reads, and the step takes both in sequence.
+        let d = deployment(1);
+        let cost = RooflineCost::new(&model(), &d, &d.efficiency);
+        let batch = 1024u32;
+        let context = 2048u64;
+        let work = StepWork {
+            decode_tokens: batch,
+            kv_read_bytes: u64::from(batch) * context * 131_072,
+            kv_write_bytes: u64::from(batch) * 131_072,
+            attention_layer_pairs: 32 * u64::from(batch) * context,
+            ..StepWork::default()
+        };
+        let parts = cost.parts(&work);
+        // 2 * 8e9 * 1024 FLOPs at 0.5e15 against 16 GB at 1e12.
+        assert!((parts.linear.compute - 2.0 * 8e9 * 1024.0 / 0.5e15).abs() < 1e-12);
+        assert!((parts.linear.memory - 0.016).abs() < 1e-12);
+        assert!(!parts.linear.memory_bound());
+        assert!(parts.attention.memory_bound());
+        let expected = 0.001 + parts.linear.compute + parts.attention.memory;
+        let t = cost.step_time(&work).as_secs_f64();
+        assert!((t - expected).abs() < 1e-9, "{t} vs {expected}");
+        // One roofline over the whole step would hide the GEMMs' compute
+        // behind the KV reads: strictly faster, which no engine achieves.
+        let whole = 0.001
+            + (parts.linear.compute + parts.attention.compute)
+                .max(parts.linear.memory + parts.attention.memory);
+        assert!(whole < t - 0.01, "{whole} vs {t}");
     }
 }

@@ -39,7 +39,8 @@ pub struct Gpu {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_flops_fp4: Option<f64>,
     /// GPU-to-GPU bandwidth per GPU, one direction, bytes per second (NVLink,
-    /// Infinity Fabric, or PCIe where there is no dedicated link).
+    /// Infinity Fabric, or PCIe where there is no dedicated link): the line
+    /// rate; all-reduces move data at [`cost::LINK_EFFICIENCY`] of it.
     pub interconnect_bandwidth: f64,
     /// Host-to-device bandwidth, one direction, bytes per second.
     pub pcie_bandwidth: f64,

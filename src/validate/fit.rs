@@ -12,12 +12,14 @@
 //!   per step, shared by every GPU (kernel launch gaps and tails; the host's
 //!   share of a step).
 //!
-//! Then, in a second stage with those held, the B200's two factors
-//! (`BLACKWELL.mbu`, `BLACKWELL.mfu`) are fitted to the B200 rows that are
-//! calibration points (one model's column of TensorRT-LLM's throughput
-//! table; another model's column is held out). The stages are separate
-//! because the B200 rows are whole offline benchmarks, far slower to
-//! simulate than the latency rows, and hardly depend on the fixed costs.
+//! Then, in a second stage with those held, the compute-side factors that
+//! only large batches reveal are fitted to two columns of TensorRT-LLM's
+//! offline throughput table (the other columns are held out): the Hopper
+//! entries' `HOPPER_SXM.mfu` to Llama 3.3 70B in fp8 on one H200, and the
+//! B200's two factors (`BLACKWELL.mbu`, `BLACKWELL.mfu`) to the same model in
+//! NVFP4 on one B200. The stages are separate because these rows are whole
+//! offline benchmarks, far slower to simulate than the latency rows, and
+//! hardly depend on the fixed costs.
 //!
 //! The objective is the sum of squared relative errors over the rows, each
 //! row simulated as `kvsim validate` simulates it with the candidate values
@@ -29,7 +31,7 @@
 use crate::catalog;
 
 /// How many defaults are fitted.
-const N: usize = 6;
+const N: usize = 7;
 
 /// Values of the fitted defaults.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -42,6 +44,8 @@ pub struct Fitted {
     pub layer_overhead_s: f64,
     /// Fixed cost per step, seconds (every GPU).
     pub step_overhead_s: f64,
+    /// Model FLOPs utilization of the Hopper entries.
+    pub hopper_mfu: f64,
     /// Model bandwidth utilization of the Blackwell entry (B200).
     pub b200_mbu: f64,
     /// Model FLOPs utilization of the Blackwell entry (B200).
@@ -53,6 +57,7 @@ pub(super) const A100_MBU: &str = "A100.mbu";
 pub(super) const HOPPER_MBU: &str = "HOPPER_SXM.mbu";
 pub(super) const LAYER_OVERHEAD: &str = "layer_overhead_s";
 pub(super) const STEP_OVERHEAD: &str = "step_overhead_s";
+pub(super) const HOPPER_MFU: &str = "HOPPER_SXM.mfu";
 pub(super) const B200_MBU: &str = "BLACKWELL.mbu";
 pub(super) const B200_MFU: &str = "BLACKWELL.mfu";
 
@@ -67,6 +72,7 @@ impl Fitted {
             hopper_mbu: hopper.mbu,
             layer_overhead_s: a100.layer_overhead_s,
             step_overhead_s: a100.step_overhead_s,
+            hopper_mfu: hopper.mfu,
             b200_mbu: blackwell.mbu,
             b200_mfu: blackwell.mfu,
         }
@@ -74,14 +80,14 @@ impl Fitted {
 
     /// `--set` overrides that put these values on `gpu` (a catalog name).
     pub(super) fn overrides(&self, gpu: &str) -> Vec<String> {
-        let mbu = if gpu.starts_with("a100") {
-            Some(self.a100_mbu)
+        let (mbu, mfu) = if gpu.starts_with("a100") {
+            (Some(self.a100_mbu), None)
         } else if ["h100-sxm", "h100-pcie", "h200"].contains(&gpu) {
-            Some(self.hopper_mbu)
+            (Some(self.hopper_mbu), Some(self.hopper_mfu))
         } else if gpu == "b200" {
-            Some(self.b200_mbu)
+            (Some(self.b200_mbu), Some(self.b200_mfu))
         } else {
-            None
+            (None, None)
         };
         let mut set = vec![
             format!("hardware.layer_overhead_s={:e}", self.layer_overhead_s),
@@ -90,8 +96,8 @@ impl Fitted {
         if let Some(m) = mbu {
             set.push(format!("hardware.mbu={m}"));
         }
-        if gpu == "b200" {
-            set.push(format!("hardware.mfu={}", self.b200_mfu));
+        if let Some(f) = mfu {
+            set.push(format!("hardware.mfu={f}"));
         }
         set
     }
@@ -102,6 +108,7 @@ impl Fitted {
             A100_MBU => self.a100_mbu,
             HOPPER_MBU => self.hopper_mbu,
             STEP_OVERHEAD => self.step_overhead_s,
+            HOPPER_MFU => self.hopper_mfu,
             B200_MBU => self.b200_mbu,
             B200_MFU => self.b200_mfu,
             _ => self.layer_overhead_s,
@@ -115,6 +122,7 @@ impl Fitted {
             self.hopper_mbu,
             self.layer_overhead_s * 1e6,
             self.step_overhead_s * 1e6,
+            self.hopper_mfu,
             self.b200_mbu,
             self.b200_mfu,
         ]
@@ -126,8 +134,9 @@ impl Fitted {
             hopper_mbu: x[1],
             layer_overhead_s: x[2] * 1e-6,
             step_overhead_s: x[3] * 1e-6,
-            b200_mbu: x[4],
-            b200_mfu: x[5],
+            hopper_mfu: x[4],
+            b200_mbu: x[5],
+            b200_mfu: x[6],
         }
     }
 }
@@ -139,9 +148,13 @@ pub(super) const START: Fitted = Fitted {
     hopper_mbu: 0.7,
     layer_overhead_s: 20e-6,
     step_overhead_s: 500e-6,
+    hopper_mfu: 0.6,
     b200_mbu: 0.7,
     b200_mfu: 0.6,
 };
+
+/// The defaults of the first stage, fitted jointly to the latency rows.
+pub(super) const FIRST_STAGE: [&str; 4] = [A100_MBU, HOPPER_MBU, LAYER_OVERHEAD, STEP_OVERHEAD];
 
 /// Every fitted default's name, in table order.
 pub const FITTED_DEFAULTS: [&str; N] = [
@@ -149,6 +162,7 @@ pub const FITTED_DEFAULTS: [&str; N] = [
     HOPPER_MBU,
     LAYER_OVERHEAD,
     STEP_OVERHEAD,
+    HOPPER_MFU,
     B200_MBU,
     B200_MFU,
 ];
@@ -191,6 +205,7 @@ pub(super) fn fit(
         // per-layer cost below 1 ms.
         if !(0.2..=1.0).contains(&f.a100_mbu)
             || !(0.2..=1.0).contains(&f.hopper_mbu)
+            || !(0.1..=1.0).contains(&f.hopper_mfu)
             || !(0.1..=1.0).contains(&f.b200_mbu)
             || !(0.1..=1.0).contains(&f.b200_mfu)
             || !(0.0..1e-3).contains(&f.layer_overhead_s)
@@ -207,7 +222,7 @@ pub(super) fn fit(
     let x = nelder_mead(
         objective,
         start.to_vec(),
-        [0.05, 0.05, 10.0, 300.0, 0.05, 0.05],
+        [0.05, 0.05, 10.0, 300.0, 0.05, 0.05, 0.05],
         free,
     );
     Fitted::from_vec(x)
@@ -329,9 +344,9 @@ mod tests {
                 + (x[3] - 500.0).powi(2) / 100.0
         };
         // The simplex stops within a hundredth of a step of the minimum.
-        let step = [0.05, 0.05, 10.0, 300.0, 0.05, 0.05];
-        let start = [0.5, 0.5, 10.0, 1000.0, 0.3, 0.3];
-        let free = [true, true, true, true, false, false];
+        let step = [0.05, 0.05, 10.0, 300.0, 0.05, 0.05, 0.05];
+        let start = [0.5, 0.5, 10.0, 1000.0, 0.3, 0.3, 0.3];
+        let free = [true, true, true, true, false, false, false];
         let x = nelder_mead(f, start, step, free);
         assert!(
             (x[0] - 0.7).abs() < 1e-3 && (x[1] - 0.4).abs() < 1e-3,
@@ -341,8 +356,17 @@ mod tests {
             (x[2] - 30.0).abs() < 0.2 && (x[3] - 500.0).abs() < 6.0,
             "{x:?}"
         );
-        assert_eq!((x[4], x[5]), (0.3, 0.3), "fixed coordinates stay");
-        let y = nelder_mead(f, start, step, [true, false, true, true, false, false]);
+        assert_eq!(
+            (x[4], x[5], x[6]),
+            (0.3, 0.3, 0.3),
+            "fixed coordinates stay"
+        );
+        let y = nelder_mead(
+            f,
+            start,
+            step,
+            [true, false, true, true, false, false, false],
+        );
         assert_eq!(y[1], 0.5);
         assert!((y[0] - 0.7).abs() < 1e-3);
     }

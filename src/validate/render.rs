@@ -254,13 +254,18 @@ pub fn render_markdown(v: &Validation) -> String {
         false,
     );
 
-    s.push_str(
+    let _ = write!(
+        s,
         "## 2. Calibration points (not scored)\n\n\
-         Four defaults are fitted jointly to these rows by least squares on the relative \
-         errors (`src/validate/fit.rs`); every other default comes from a datasheet, a log or \
-         a measurement that is not a row here (`src/catalog/gpus.rs`). The catalog holds the \
-         fit rounded, and a test checks that it still matches the fit.\n\n\
+         {} defaults are fitted to these rows by least squares on the relative errors \
+         (`src/validate/fit.rs`), in two stages: the first {} jointly to the latency rows, then, \
+         with those held, each throughput column's defaults to that column alone. Every other \
+         default comes from a datasheet, a log or a measurement that is not a row here \
+         (`src/catalog/gpus.rs`). The catalog holds the fit rounded, and a test checks that it \
+         still matches the fit.\n\n\
          | default | catalog | fit to every calibration row | rows |\n|---|---:|---:|---|\n",
+        FITTED_DEFAULTS.len(),
+        super::fit::FIRST_STAGE.len(),
     );
     for d in FITTED_DEFAULTS {
         let rows: Vec<String> = results
@@ -401,11 +406,13 @@ fn misses_by_series(s: &mut String, results: &[CaseResult]) {
     let _ = writeln!(
         s,
         "\n{optimistic} of the {} throughput misses are optimistic (kvsim serves more than the \
-         engine did). kvsim's roofline charges a large batch for its FLOPs and bytes only; \
-         candidates for the rest, none measured here, are per-sequence scheduling and sampling \
-         work on the host, attention kernels reading paged fp8 KV below the weights' bandwidth, \
-         and all-reduces short of the link's bandwidth at eight GPUs. Each row's note gives \
-         kvsim's mean step against the step the published throughput implies, and what bounds \
+         engine did). kvsim prices the linear layers and attention each at its own roofline and \
+         the all-reduces at the link's effective rate; candidates for the rest, none measured \
+         here, are GEMMs near their ridge point (where a step's linear layers take about as \
+         long in compute as in bytes, the roofline's corner is at its most optimistic: real \
+         kernels reach neither roof there), per-sequence scheduling and sampling work on the \
+         host, and attention kernels reading paged fp8 KV below the weights' bandwidth. Each \
+         row's note gives kvsim's mean step against the step the published throughput implies, and what bounds \
          kvsim's step. None of these rows was used to fit anything, and none is tuned away.\n",
         throughput.len()
     );
@@ -530,8 +537,9 @@ all; the configuration is not known.\n\
 and settings not given.\n\n";
 
 const UNMODELLED: &str = "## What kvsim does not model, and what it likely costs\n\n\
-kvsim prices an engine step with a roofline (`step overhead + layers x layer overhead + \
-max(FLOPs / (peak x mfu), bytes / (bandwidth x mbu)) + all-reduces`) and schedules whole steps. Effects outside that model, with \
+kvsim prices an engine step with a roofline per kernel group (`step overhead + layers x \
+layer overhead + t_linear + t_attention + all-reduces`, each group taking \
+`max(FLOPs / (peak x mfu), bytes / (bandwidth x mbu))` of its own FLOPs and bytes) and schedules whole steps. Effects outside that model, with \
 the direction and rough size of the error they cause:\n\n\
 - **CPU scheduling, tokenization, detokenization and the HTTP server.** The fit above puts \
 no fixed cost on the step (`step_overhead_s` 0): the engines measured here overlap their host \
@@ -545,6 +553,12 @@ small models.\n\
 split-K decode kernels reach different fractions of bandwidth at different batch and context \
 sizes; kvsim uses one `mbu` per GPU for weights and KV alike. Short-context, small-batch decode \
 is where a single factor is least right (a few to 15 %).\n\
+- **GEMM efficiency by shape.** Each kernel group is priced at the roof it hits, with one \
+`mfu` and one `mbu` per GPU; real GEMMs near their ridge point (a few hundred tokens per GPU in \
+fp8 on Hopper) and thin tensor-parallel shards reach neither roof, which is the likely cause of \
+the optimistic throughput misses at tensor parallelism 4 and 8 above. All-reduces are priced as \
+ring all-reduces at the link's effective rate; the one-shot and two-shot kernels engines use \
+for small messages differ by a few microseconds each.\n\
 - **Sampling and logits.** The LM head and sampling (top-p sorting, penalties) are in the \
 weights' bytes and the overhead only; large-vocabulary sampling at high batch can add 0.2-1 ms \
 per step.\n\

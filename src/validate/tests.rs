@@ -186,6 +186,10 @@ fn the_catalog_holds_the_fit() {
         (c.step_overhead_s - f.step_overhead_s).abs() <= 10e-6,
         "{c:?} vs {f:?}"
     );
+    assert!(
+        (c.hopper_mfu - f.hopper_mfu).abs() <= 0.006,
+        "{c:?} vs {f:?}"
+    );
     assert!((c.b200_mbu - f.b200_mbu).abs() <= 0.006, "{c:?} vs {f:?}");
     assert!((c.b200_mfu - f.b200_mfu).abs() <= 0.006, "{c:?} vs {f:?}");
     // Every GPU's factors are one of the fitted families (or reuse them).

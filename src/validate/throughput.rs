@@ -25,29 +25,37 @@
 use rayon::prelude::*;
 
 use crate::catalog;
-use crate::hardware::cost::{CostModel, RooflineCost, StepWork};
+use crate::hardware::cost::{CostModel, Roof, RooflineCost, StepWork};
 use crate::metrics::Summary;
 use crate::model::Model;
 use crate::scenario::Scenario;
 use crate::units::GIB;
 
-use super::fit::{B200_MBU, B200_MFU};
+use super::fit::{B200_MBU, B200_MFU, HOPPER_MFU};
 use super::{CaseResult, Role, Tolerance};
 
 /// What the B200 calibration column sets.
 const B200_FITS: &[&str] = &[B200_MBU, B200_MFU];
+
+/// What the H200 calibration column sets.
+const HOPPER_FITS: &[&str] = &[HOPPER_MFU];
+
+/// The defaults each calibration column sets, one column each, fitted one
+/// column at a time (no default depends on another column's rows).
+pub(super) const CALIBRATION_COLUMNS: [&[&str]; 2] = [HOPPER_FITS, B200_FITS];
 
 /// Which columns [`rows`] simulates.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(super) enum Columns {
     /// Every column.
     All,
-    /// The calibration column only (what the B200 fit evaluates).
-    Calibration,
+    /// The calibration column of one set of defaults (what the second
+    /// fitting stage evaluates for them).
+    Fitting(&'static [&'static str]),
 }
 
 /// The group these rows print under.
-pub(super) const THROUGHPUT: &str = "Offline throughput (TensorRT-LLM)";
+pub(super) const THROUGHPUT: &str = "Offline throughput";
 
 const SOURCE: &str = "NVIDIA/TensorRT-LLM docs/source/performance/perf-overview.md (v1.0, \
     commit 00f37686), \"Throughput Measurements\", Total Output Throughput (tokens/sec); \
@@ -78,9 +86,10 @@ struct Column {
     gpu: &'static str,
     tp: u32,
     fp4: bool,
-    /// Whether the column is a calibration point (the B200 factors are
-    /// fitted to one column; the rest are held out).
-    calibrates: bool,
+    /// The defaults the column is a calibration point for (the Hopper mfu
+    /// and the B200 factors are fitted to one column each); empty for a
+    /// held-out column.
+    fits: &'static [&'static str],
     tokens_s: [Option<f64>; 10],
 }
 
@@ -91,7 +100,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-8b",
         gpu: "h200",
         tp: 1,
-        calibrates: false,
+        fits: &[],
         fp4: false,
         tokens_s: [
             Some(27911.0),
@@ -112,7 +121,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-8b",
         gpu: "h100-sxm",
         tp: 1,
-        calibrates: false,
+        fits: &[],
         fp4: false,
         tokens_s: [
             Some(28312.0),
@@ -133,7 +142,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-70b",
         gpu: "h200",
         tp: 1,
-        calibrates: false,
+        fits: HOPPER_FITS,
         fp4: false,
         tokens_s: [
             Some(3803.0),
@@ -154,7 +163,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-70b",
         gpu: "h100-sxm",
         tp: 2,
-        calibrates: false,
+        fits: &[],
         fp4: false,
         tokens_s: [
             Some(6378.0),
@@ -175,7 +184,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-70b",
         gpu: "b200",
         tp: 1,
-        calibrates: true,
+        fits: B200_FITS,
         fp4: true,
         tokens_s: [
             Some(11147.0),
@@ -196,7 +205,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-405b",
         gpu: "h200",
         tp: 8,
-        calibrates: false,
+        fits: &[],
         fp4: false,
         tokens_s: [
             Some(3814.0),
@@ -217,7 +226,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-405b",
         gpu: "h100-sxm",
         tp: 8,
-        calibrates: false,
+        fits: &[],
         fp4: false,
         tokens_s: [
             Some(3627.0),
@@ -238,7 +247,7 @@ const COLUMNS: [Column; 8] = [
         model: "llama-3.1-405b",
         gpu: "b200",
         tp: 4,
-        calibrates: false,
+        fits: &[],
         fp4: true,
         tokens_s: [
             Some(6281.0),
@@ -306,10 +315,10 @@ pub(super) fn rows(
     which: Columns,
 ) -> Vec<CaseResult> {
     let mut cases = Vec::new();
-    for c in COLUMNS
-        .iter()
-        .filter(|c| which == Columns::All || c.calibrates)
-    {
+    for c in COLUMNS.iter().filter(|c| match which {
+        Columns::All => true,
+        Columns::Fitting(fits) => c.fits == fits,
+    }) {
         let model = catalog::model(c.model).expect("catalog model");
         let gpu = catalog::gpu(c.gpu).expect("catalog gpu");
         let (weights, compute, per_param) = if c.fp4 {
@@ -347,10 +356,10 @@ pub(super) fn rows(
                     group: THROUGHPUT,
                     source: SOURCE,
                     origin: "trtllm-perf-overview",
-                    role: if c.calibrates {
-                        Role::Calibration(B200_FITS)
-                    } else {
+                    role: if c.fits.is_empty() {
                         Role::HeldOut
+                    } else {
+                        Role::Calibration(c.fits)
                     },
                     configuration: format!(
                         "{}: {} weights and compute, fp8 KV, {} x {}, engine preset trtllm with \
@@ -406,19 +415,26 @@ fn step_note(s: &Scenario, m: &Summary, isl: u32, osl: u32, published: f64) -> S
         swap_bytes: 0,
     };
     let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
-    let (compute, memory, comm) = cost.components(&work);
+    let parts = cost.parts(&work);
     let step = cost.step_time(&work).as_secs_f64();
-    let bound = if compute > memory {
-        "compute"
-    } else {
-        "memory"
+    let group = |g: &Roof| {
+        let bound = if g.memory_bound() {
+            "memory"
+        } else {
+            "compute"
+        };
+        format!(
+            "{:.1} ms ({bound}-bound: compute {:.1}, memory {:.1})",
+            g.time() * 1e3,
+            g.compute * 1e3,
+            g.memory * 1e3
+        )
     };
     format!(
         "KV {:.1} GiB per GPU; batch mean {:.0}, peak {}; {} preemptions. kvsim's mean step \
          takes {:.1} ms; the published throughput at this batch means {:.1} ms. A steady-state \
-         step ({:.0} decodes at {:.0}-token contexts, {:.0} prompt tokens) is {bound}-bound \
-         in kvsim: compute {:.1} ms, memory {:.1} ms (KV reads {:.0} % of the bytes), \
-         all-reduce {:.1} ms, {:.1} ms in all",
+         step ({:.0} decodes at {:.0}-token contexts, {:.0} prompt tokens) in kvsim: linear \
+         layers {}, attention {}, all-reduce {:.1} ms, {:.1} ms in all with the fixed costs",
         s.budget.kv_per_gpu as f64 / GIB as f64,
         batch,
         m.batch_peak,
@@ -428,11 +444,9 @@ fn step_note(s: &Scenario, m: &Summary, isl: u32, osl: u32, published: f64) -> S
         batch,
         context,
         prefill,
-        compute * 1e3,
-        memory * 1e3,
-        100.0 * work.kv_read_bytes as f64
-            / (work.kv_read_bytes as f64 + s.model.weight_bytes() as f64),
-        comm * 1e3,
+        group(&parts.linear),
+        group(&parts.attention),
+        parts.comm * 1e3,
         step * 1e3,
     )
 }

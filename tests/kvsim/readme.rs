@@ -36,8 +36,8 @@ fn quickstart_claims() {
     says("Llama-3.1-8B on one H100 gets a 53.27 GiB KV budget");
     let kv = summary["budget"]["kv_bytes"].as_f64().unwrap() / (1u64 << 30) as f64;
     assert_eq!(format!("{kv:.2}"), "53.27");
-    says("batch peaks at 130 sequences, far below the 909 that fit, so nothing is preempted");
-    assert_eq!(m["batch_peak"], 130);
+    says("batch peaks at 136 sequences, far below the 909 that fit, so nothing is preempted");
+    assert_eq!(m["batch_peak"], 136);
     assert_eq!(m["batch_ceiling"], 909);
     assert_eq!(m["preemptions"], 0);
     says("TPOT stays near 11 ms");
@@ -74,6 +74,6 @@ fn policies_claims() {
     };
     says("leave only 30 % of the KV budget holding token states");
     assert_eq!(format!("{:.0}", used_at_96("contiguous") * 100.0), "30");
-    says("Paged allocation stores tokens in 94 % of the same memory");
-    assert_eq!(format!("{:.0}", used_at_96("paged") * 100.0), "94");
+    says("Paged allocation stores tokens in 93 % of the same memory");
+    assert_eq!(format!("{:.0}", used_at_96("paged") * 100.0), "93");
 }
