@@ -58,7 +58,7 @@ fn roofline(s: &Scenario) -> RooflineCost {
 fn saturated_chat(bencher: divan::Bencher, policy: &str) {
     let scenario = saturated(policy, REQUESTS);
     bencher.counter(ItemsCount::new(REQUESTS)).bench(|| {
-        let out = simulate(&scenario, scenario.seed, roofline(&scenario));
+        let out = simulate(&scenario, scenario.seed, roofline(&scenario)).unwrap();
         assert!(out.summary.batch_peak > 100 || policy == "contiguous");
         divan::black_box(out.summary.ok)
     });
@@ -68,7 +68,7 @@ fn saturated_chat(bencher: divan::Bencher, policy: &str) {
 fn saturated_chat_reference(bencher: divan::Bencher, policy: &str) {
     let scenario = saturated(policy, REQUESTS);
     bencher.counter(ItemsCount::new(REQUESTS)).bench(|| {
-        let out = simulate_reference(&scenario, scenario.seed, roofline(&scenario));
+        let out = simulate_reference(&scenario, scenario.seed, roofline(&scenario)).unwrap();
         divan::black_box(out.summary.ok)
     });
 }
@@ -77,7 +77,7 @@ fn saturated_chat_reference(bencher: divan::Bencher, policy: &str) {
 fn saturated_chat_scaling(bencher: divan::Bencher, requests: u64) {
     let scenario = saturated("paged", requests);
     bencher.counter(ItemsCount::new(requests)).bench(|| {
-        let out = simulate(&scenario, scenario.seed, roofline(&scenario));
+        let out = simulate(&scenario, scenario.seed, roofline(&scenario)).unwrap();
         divan::black_box(out.summary.ok)
     });
 }

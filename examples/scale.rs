@@ -34,7 +34,8 @@ fn main() {
         simulate_reference(&s, s.seed, cost)
     } else {
         simulate(&s, s.seed, cost)
-    };
+    }
+    .expect("the bench scenario stays within the horizon");
     let wall = start.elapsed().as_secs_f64();
     println!(
         "{requests} requests ({}): {wall:.3} s, {:.0} simulated requests/s; ok {}, batch mean {:.1}, peak {}, steps {}; records {} bytes each",

@@ -75,6 +75,10 @@ pub struct CalibrateArgs {
     /// Where to write the calibration file.
     #[arg(long, default_value = "calibration.toml")]
     pub out: PathBuf,
+    /// Write the calibration even when the fit leaves a mean error above
+    /// 20 % (otherwise such a fit exits 1 and writes nothing).
+    #[arg(long)]
+    pub allow_poor_fit: bool,
 }
 
 /// Arguments of `kvsim plan`.
@@ -328,11 +332,13 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Plot(a) => plot(&a),
         Command::Plan(a) => plan(&a).map(|_| ()),
         Command::Validate(a) => validate(&a),
-        Command::Calibrate(a) => calibrate(&a),
+        Command::Calibrate(a) => calibrate(&a).map(|_| ()),
     }
 }
 
-fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
+/// Runs `kvsim calibrate`: `Ok(false)` (exit 1) when the fit is too poor to
+/// write (see [`crate::calibrate::Fit::is_poor`]).
+pub fn calibrate(a: &CalibrateArgs) -> Result<bool, Error> {
     let model = catalog::model(&a.model).ok_or_else(|| {
         Error::Usage(format!(
             "--model: unknown model `{}` (see kvsim catalog models)",
@@ -352,6 +358,7 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
             a.tp
         )));
     }
+    let gpu_name = gpu.name.clone();
     let deployment = crate::hardware::Deployment::new(gpu, a.tp, model.weight_dtype);
     let rows = crate::calibrate::read_measurements(&a.measured)?;
     // The fit's complaints are about rows of the file: name it.
@@ -363,7 +370,10 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
         },
         e => e,
     })?;
-    report::write_atomic(&a.out, fit.to_toml().as_bytes())?;
+    let refused = fit.is_poor() && !a.allow_poor_fit;
+    if !refused {
+        report::write_atomic(&a.out, fit.to_toml().as_bytes())?;
+    }
     let c = fit.calibration();
     let d = deployment.efficiency;
     let rows = vec![
@@ -399,12 +409,28 @@ fn calibrate(a: &CalibrateArgs) -> Result<(), Error> {
     for w in fit.warnings() {
         eprintln!("warning: {w}");
     }
+    if refused {
+        eprintln!(
+            "error: {}: the fit leaves a mean error of {:.1} % (above {} %): kvsim's roofline does \
+             not describe these measurements (mixed setups, or not steps of {} on {} x {}), so \
+             {} was not written; --allow-poor-fit writes it anyway",
+            a.measured.display(),
+            fit.mape_after,
+            crate::calibrate::POOR_FIT_MAPE,
+            model.name,
+            a.tp,
+            gpu_name,
+            a.out.display()
+        );
+        return Ok(false);
+    }
     say(format_args!(
         "fitted {} measurements; wrote {} (use it as [hardware] calibration = \"{}\")",
         fit.rows,
         a.out.display(),
         a.out.display()
-    ))
+    ))?;
+    Ok(true)
 }
 
 fn validate(a: &ValidateArgs) -> Result<(), Error> {
@@ -858,13 +884,8 @@ fn run(a: &RunArgs) -> Result<(), Error> {
         &scenario.deployment,
         &scenario.deployment.efficiency,
     );
-    let out =
-        simulate_limited(&scenario, seed, cost, &a.guard.limits(started)).map_err(|stopped| {
-            Error::Limit {
-                path: scenario.path.clone(),
-                reason: format!("{stopped}; nothing was written"),
-            }
-        })?;
+    let out = simulate_limited(&scenario, seed, cost, &a.guard.limits(started))
+        .map_err(|stopped| stopped.into_error(&scenario.path, "nothing was written"))?;
     let wall = started.elapsed();
     let written = report::write_run(&dir, &scenario, seed, &out)?;
     if a.json {

@@ -38,7 +38,9 @@
 //! let scenario = Scenario::load("scenarios/quickstart.toml".as_ref(), &[])?;
 //! let d = &scenario.deployment;
 //! let cost = RooflineCost::new(&scenario.model, d, &d.efficiency);
-//! let out = simulate(&scenario, scenario.seed, cost);
+//! // Errs only if the inputs make the simulated clock run past ~317 years.
+//! let out = simulate(&scenario, scenario.seed, cost)
+//!     .map_err(|stopped| stopped.into_error(&scenario.path, "nothing was simulated"))?;
 //! println!("OOM rate {:.3}, TPOT p99 {:?} s", out.summary.oom_rate, out.summary.tpot_p99);
 //! # Ok::<(), kvsim::Error>(())
 //! ```
@@ -58,6 +60,7 @@ pub mod hardware;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod ranges;
 pub mod report;
 pub mod rng;
 pub mod scenario;

@@ -1,5 +1,6 @@
 //! The `kvsim` binary: parse the command line, run the library, map errors to
-//! exit codes (0 success, 1 a regression or infeasible plan, 2 bad input, 3 a
+//! exit codes (0 success, 1 a regression, an infeasible plan or an unusable
+//! calibration fit, 2 bad input, 3 a
 //! run stopped by `--max-events` or `--time-limit`, 130 interrupted).
 
 use std::process::ExitCode;
@@ -9,11 +10,12 @@ use kvsim::cli::Command;
 
 fn main() -> ExitCode {
     let cli = kvsim::cli::Cli::parse();
-    // `check` finding a regression and `plan` finding no feasible candidate
-    // exit 1: answers, not errors.
+    // `check` finding a regression, `plan` finding no feasible candidate and
+    // `calibrate` finding no usable fit exit 1: answers, not errors.
     match &cli.command {
         Command::Check(args) => verdict(kvsim::cli::check(args)),
         Command::Plan(args) => verdict(kvsim::cli::plan(args)),
+        Command::Calibrate(args) => verdict(kvsim::cli::calibrate(args)),
         _ => verdict(kvsim::cli::dispatch(cli).map(|()| true)),
     }
 }

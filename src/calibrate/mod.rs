@@ -77,6 +77,7 @@ use crate::hardware::budget::kv_layout;
 use crate::hardware::cost::{RooflineCost, StepWork};
 use crate::hardware::{Deployment, Efficiency};
 use crate::model::{Dtype, Model};
+use crate::ranges;
 use crate::scheduler::attention_pairs;
 
 pub use input::{parse_measurements, read_measurements};
@@ -303,6 +304,14 @@ impl Fit {
         }
     }
 
+    /// Whether the fit explains the measurements too poorly to use: a mean
+    /// error above [`POOR_FIT_MAPE`] percent after fitting means the
+    /// roofline does not describe this server (or the rows mix setups), and
+    /// its coefficients would mislead.
+    pub fn is_poor(&self) -> bool {
+        self.mape_after > POOR_FIT_MAPE
+    }
+
     /// Warnings about coefficients the data did not determine.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
@@ -348,6 +357,11 @@ impl Fit {
         )
     }
 }
+
+/// The mean absolute percentage error above which a fit is refused unless
+/// the user insists (`kvsim calibrate --allow-poor-fit`): synthetic rows
+/// with +-3 % noise fit to about 1.5 %, real servers' rows to a few percent.
+pub const POOR_FIT_MAPE: f64 = 20.0;
 
 /// `v` with four significant digits as a TOML float (always with a point).
 fn significant(v: f64) -> String {
@@ -433,6 +447,7 @@ pub fn fit_with_kv_dtype(
             }
         })
         .collect();
+    refuse_impossible_rows(model, deployment, rows, &points, &layout, layer_fixed_s)?;
     let start = Coefficients {
         overhead_s: before.step_overhead_s.max(0.0),
         inv_mbu: 1.0 / before.mbu.clamp(1e-6, 1.0),
@@ -441,6 +456,18 @@ pub fn fit_with_kv_dtype(
     let fitted = solve::solve(&points, start);
     let (mape_before, max_err_before, _) = errors(&points, rows, &start);
     let (mape_after, max_err_after, worst_line) = errors(&points, rows, &fitted);
+    let step_overhead_s = fitted.overhead_s.max(0.0);
+    if step_overhead_s > ranges::STEP_OVERHEAD_S.hi {
+        return Err(Error::Usage(format!(
+            "the fit puts {step_overhead_s:.3} s of fixed cost on every step, outside the \
+             physical range of step_overhead_s {}: the measurements are not steps of {} on \
+             {} x {} (were they end-to-end request latencies in the step-latency format?)",
+            ranges::STEP_OVERHEAD_S.interval(),
+            model.name,
+            deployment.tp,
+            deployment.gpu.name
+        )));
+    }
     let with = |memory: bool| {
         points
             .iter()
@@ -458,7 +485,7 @@ pub fn fit_with_kv_dtype(
         tp: deployment.tp,
         mbu: 1.0 / fitted.inv_mbu,
         mfu: 1.0 / fitted.inv_mfu,
-        step_overhead_s: fitted.overhead_s.max(0.0),
+        step_overhead_s,
         before,
         rows: rows.len(),
         memory_bound_rows,
@@ -469,6 +496,90 @@ pub fn fit_with_kv_dtype(
         max_err_after,
         worst_line,
     })
+}
+
+/// Measurements no server could have produced on this deployment are an
+/// error naming their lines (at most five): a step faster than the roofline
+/// at the datasheet's peaks (mbu or mfu would exceed 1), or a batch whose KV
+/// cache alone exceeds the GPUs' memory. Such rows come from another GPU,
+/// model or tensor parallelism, or from a unit slip; fitting them would
+/// write coefficients no hardware has.
+fn refuse_impossible_rows(
+    model: &Model,
+    deployment: &Deployment,
+    rows: &[Measurement],
+    points: &[Point],
+    layout: &KvLayout,
+    layer_fixed_s: f64,
+) -> Result<(), Error> {
+    const SHOWN: usize = 5;
+    let listed = |lines: &[String]| {
+        let more = if lines.len() > SHOWN { "; ..." } else { "" };
+        format!("{}{more}", lines[..lines.len().min(SHOWN)].join("; "))
+    };
+    let setup = format!(
+        "{} on {} x {}",
+        model.name, deployment.tp, deployment.gpu.name
+    );
+    let gib = crate::units::GIB as f64;
+    let vram = deployment.gpu.vram_bytes as f64;
+    let too_big: Vec<String> = rows
+        .iter()
+        .filter_map(|m| {
+            let per_gpu = m.work(layout).kv_read_bytes as f64 / f64::from(deployment.tp);
+            (per_gpu > vram).then(|| {
+                format!(
+                    "line {} ({}): {} sequences at {} tokens hold {:.1} GiB of KV per GPU",
+                    m.line,
+                    m.kind,
+                    m.batch,
+                    m.context_tokens,
+                    per_gpu / gib
+                )
+            })
+        })
+        .collect();
+    if !too_big.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} more KV memory than {setup} has ({:.1} GiB per GPU): {}",
+            count(too_big.len(), "measurement needs", "measurements need"),
+            vram / gib,
+            listed(&too_big)
+        )));
+    }
+    // The floor: every kernel at the datasheet's peaks, the all-reduces,
+    // and no fixed cost at all (not even the per-layer one).
+    let fast: Vec<String> = points
+        .iter()
+        .zip(rows)
+        .filter_map(|(p, m)| {
+            let floor = p.linear.time() + p.attention.time() + (p.comm - layer_fixed_s);
+            (p.y < floor).then(|| {
+                format!(
+                    "line {} ({}): {:.4} ms, but at least {:.4} ms",
+                    m.line,
+                    m.kind,
+                    p.y * 1e3,
+                    floor * 1e3
+                )
+            })
+        })
+        .collect();
+    if !fast.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} faster than {setup} can run at its datasheet peaks (mbu or mfu would exceed 1): \
+             {}; were they measured on another GPU, model or tensor parallelism, or in other \
+             units than seconds?",
+            count(fast.len(), "measurement is", "measurements are"),
+            listed(&fast)
+        )));
+    }
+    Ok(())
+}
+
+/// `1 measurement is`, `3 measurements are`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Mean and largest absolute percentage error of `c` over `points`, and the

@@ -133,6 +133,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     }
     for e in &mut replicas {
         e.advance(None)?;
+        super::guard::beyond_horizon(e.now.max(e.last_end))?;
         e.finish_run();
     }
     let end = replicas

@@ -8,12 +8,15 @@
 //! guard costs nothing measurable in the hot loop.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::error::{Error, SpecError};
+use crate::ranges::HORIZON_S;
 use crate::scenario::{Scenario, Stop};
 use crate::traffic::ArrivalSpec;
-use crate::units::SimTime;
+use crate::units::{NANOS_PER_SEC, SimTime};
 
 /// Events between two reads of the wall clock when a deadline is set. An
 /// event takes well under a microsecond, so a deadline is overshot by a few
@@ -51,6 +54,32 @@ pub enum Stopped {
     },
     /// The interrupt flag was set.
     Interrupted,
+    /// The simulated clock passed [`HORIZON_S`]: an input (an arrival rate
+    /// near zero for many requests, long think times, a trace's timestamps,
+    /// a huge step cost) makes time run away. Not a limit the user set: the
+    /// inputs are wrong, and nothing computed past it would be right.
+    Horizon {
+        /// Simulated time of the event that passed it.
+        at: SimTime,
+    },
+}
+
+impl Stopped {
+    /// The error a command reports for this stop of the run of the scenario
+    /// at `path`; `context` ends the message (what was kept). A run past the
+    /// horizon is bad input (exit 2); the limits exit 3.
+    pub fn into_error(self, path: &Path, context: &str) -> Error {
+        match self {
+            Stopped::Horizon { .. } => Error::Scenario {
+                path: path.to_path_buf(),
+                source: SpecError::new("", format!("{self}; {context}")),
+            },
+            _ => Error::Limit {
+                path: path.to_path_buf(),
+                reason: format!("{self}; {context}"),
+            },
+        }
+    }
 }
 
 impl fmt::Display for Stopped {
@@ -70,6 +99,14 @@ impl fmt::Display for Stopped {
                 at.as_secs_f64()
             ),
             Stopped::Interrupted => f.write_str("interrupted"),
+            Stopped::Horizon { at } => write!(
+                f,
+                "the simulated clock passed {HORIZON_S:e} s (~317 years), reaching {:.3e} s, \
+                 before the run finished: an input makes time run away (an arrival rate near \
+                 zero for many requests, think times, a trace's timestamps or a step cost far \
+                 too large); see docs/ranges.md",
+                at.as_secs_f64()
+            ),
         }
     }
 }
@@ -107,9 +144,11 @@ impl Guard {
         by_clock.min(by_count)
     }
 
-    /// Counts one event at simulated time `now`; an error once a limit is hit.
+    /// Counts one event at simulated time `now`; an error once a limit is hit
+    /// or the clock has passed the horizon.
     #[inline(always)]
     pub(super) fn tick(&mut self, now: SimTime) -> Result<(), Stopped> {
+        beyond_horizon(now)?;
         self.events += 1;
         if self.events < self.next_check {
             return Ok(());
@@ -142,6 +181,19 @@ impl Guard {
         self.next_check = self.following_check();
         Ok(())
     }
+}
+
+/// The horizon in simulated nanoseconds.
+const HORIZON_NS: u64 = (HORIZON_S * NANOS_PER_SEC as f64) as u64;
+
+/// An error when `now` lies past the horizon. One comparison: every event
+/// and the run's last instant go through it.
+#[inline(always)]
+pub(super) fn beyond_horizon(now: SimTime) -> Result<(), Stopped> {
+    if now.as_nanos() > HORIZON_NS {
+        return Err(Stopped::Horizon { at: now });
+    }
+    Ok(())
 }
 
 /// Engine speed assumed by [`estimate_work`]: wall seconds per sequence-step

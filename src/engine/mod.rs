@@ -251,11 +251,14 @@ pub struct RunOutput {
 
 /// Simulates `scenario` with seed `seed` and the given cost model: one
 /// engine, or a cluster of `hardware.replicas` engines behind its router.
-pub fn simulate<C: CostModel + Clone>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
-    match simulate_limited(scenario, seed, cost, &Limits::default()) {
-        Ok(out) => out,
-        Err(stopped) => unreachable!("a run without limits was {stopped}"),
-    }
+/// Without limits a run stops early only when its inputs make the simulated
+/// clock pass the horizon ([`Stopped::Horizon`]).
+pub fn simulate<C: CostModel + Clone>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+) -> Result<RunOutput, Stopped> {
+    simulate_limited(scenario, seed, cost, &Limits::default())
 }
 
 /// [`simulate`] under `limits`: a run that hits one stops with [`Stopped`]
@@ -276,11 +279,12 @@ pub fn simulate_limited<C: CostModel + Clone>(
 /// step visits every running sequence. Its output is identical to
 /// [`simulate`]'s (tests compare them); it is kept as the reference the fast
 /// path is checked against. One replica only.
-pub fn simulate_reference<C: CostModel>(scenario: &Scenario, seed: u64, cost: C) -> RunOutput {
-    match simulate_with(scenario, seed, cost, false, &Limits::default()) {
-        Ok(out) => out,
-        Err(stopped) => unreachable!("a run without limits was {stopped}"),
-    }
+pub fn simulate_reference<C: CostModel>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+) -> Result<RunOutput, Stopped> {
+    simulate_with(scenario, seed, cost, false, &Limits::default())
 }
 
 fn simulate_with<C: CostModel>(
@@ -464,6 +468,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
     fn run(&mut self) -> Result<(), Stopped> {
         self.start();
         self.advance(None)?;
+        // The fast path may end steps between events: the last instant too
+        // must lie within the horizon.
+        guard::beyond_horizon(self.now.max(self.last_end))?;
         self.finish_run();
         Ok(())
     }

@@ -244,7 +244,16 @@ impl Plan {
                 ))
             }
         };
-        let target_rate = positive(
+        // Rates: the physical range of arrival rates (docs/ranges.md).
+        let rate = |key: &str, v: f64| {
+            crate::ranges::RATE
+                .check(&format!("plan.{key}"), v)
+                .map_err(|source| Error::Scenario {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        };
+        let target_rate = rate(
             "target_rate",
             spec.target_rate.ok_or_else(|| {
                 spec_error(
@@ -271,8 +280,8 @@ impl Plan {
             ));
         }
         let search = SearchOptions {
-            start_rate: positive("start_rate", spec.start_rate.unwrap_or(1.0))?,
-            max_rate: positive("max_rate", spec.max_rate.unwrap_or(1e5))?,
+            start_rate: rate("start_rate", spec.start_rate.unwrap_or(1.0))?,
+            max_rate: rate("max_rate", spec.max_rate.unwrap_or(1e5))?,
             min_rate: 1e-4,
             precision,
         };
@@ -562,7 +571,7 @@ fn output_tokens_per_request(runs: &[Summary]) -> f64 {
 /// simulation, a closure so tests can use a mock cost model).
 pub fn probe_at(
     scenario_at: &dyn Fn(f64) -> Result<Scenario, Error>,
-    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+    evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
     objectives: &Objectives,
     replicates: u32,
     rate: f64,
@@ -570,7 +579,7 @@ pub fn probe_at(
     let s = scenario_at(rate)?;
     let runs: Vec<Summary> = (0..replicates)
         .map(|r| evaluate(&s, replicate_seed(s.seed, r)))
-        .collect();
+        .collect::<Result<_, _>>()?;
     let (excess, worst) = runs
         .iter()
         .map(|m| objectives.excess(m))
@@ -640,7 +649,7 @@ fn verify(
     base: &toml::Table,
     path: &Path,
     plan: &Plan,
-    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+    evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
     assignments: &[(String, toml::Value)],
     replicas: u64,
 ) -> Option<(u64, Probe)> {
@@ -664,9 +673,11 @@ fn verify(
 const MAX_VERIFIED_REPLICAS: u64 = 64;
 
 /// The simulation `kvsim plan` runs for one probe replicate.
-pub fn roofline_run(s: &Scenario, seed: u64) -> Summary {
+pub fn roofline_run(s: &Scenario, seed: u64) -> Result<Summary, Error> {
     let d = &s.deployment;
-    simulate(s, seed, RooflineCost::new(&s.model, d, &d.efficiency)).summary
+    simulate(s, seed, RooflineCost::new(&s.model, d, &d.efficiency))
+        .map(|out| out.summary)
+        .map_err(|stopped| stopped.into_error(&s.path, "the probe was not finished"))
 }
 
 /// Plans every candidate of `plan` (in parallel, in grid order), with
@@ -675,7 +686,7 @@ pub fn run_plan(
     base: &toml::Table,
     path: &Path,
     plan: &Plan,
-    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+    evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
 ) -> Vec<CandidateResult> {
     (0..plan.candidates.len())
         .into_par_iter()
@@ -687,7 +698,7 @@ fn plan_candidate(
     base: &toml::Table,
     path: &Path,
     plan: &Plan,
-    evaluate: &(dyn Fn(&Scenario, u64) -> Summary + Sync),
+    evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
     index: usize,
 ) -> CandidateResult {
     let assignments = plan.candidates.point(index);

@@ -157,7 +157,7 @@ precision = 0.01
 "#;
 
 /// The mock server: every step costs 10 ms whatever it holds.
-fn ten_ms_steps(s: &Scenario, seed: u64) -> Summary {
+fn ten_ms_steps(s: &Scenario, seed: u64) -> Result<Summary, Error> {
     use crate::hardware::cost::FixedCost;
     use crate::units::SimDuration;
     let cost = FixedCost {
@@ -165,7 +165,7 @@ fn ten_ms_steps(s: &Scenario, seed: u64) -> Summary {
         per_prefill_token: SimDuration::ZERO,
         per_swap_kib: SimDuration::ZERO,
     };
-    simulate(s, seed, cost).summary
+    Ok(simulate(s, seed, cost).unwrap().summary)
 }
 
 fn plan_of(toml_text: &str) -> (toml::Table, Plan) {

@@ -22,6 +22,7 @@ use crate::error::{Error, SpecError};
 use crate::hardware::budget::{KvBudget, kv_budget, kv_layout};
 use crate::hardware::{ComputeDtype, Deployment, Efficiency, Gpu, MemoryRule};
 use crate::model::{Dtype, Model};
+use crate::ranges;
 use crate::scheduler::{Admission, OnOom, SchedulerConfig};
 use crate::traffic::TrafficPlan;
 use crate::units::GIB;
@@ -240,16 +241,7 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
         }
         (Some(n), None) => Stop::Requests(n),
         (None, Some(d)) => {
-            let d = positive("duration_s", d)?;
-            // Simulated time is u64 nanoseconds: about 584 years.
-            if d > MAX_DURATION_S {
-                return Err(SpecError::new(
-                    "duration_s",
-                    format!(
-                        "{d} s is more than the {MAX_DURATION_S:e} s (~317 years) a run can simulate"
-                    ),
-                ));
-            }
+            let d = ranges::SPAN_S.check("duration_s", d)?;
             Stop::Duration(SimTime::from_secs_f64(d))
         }
         (None, None) if trace_driven => Stop::TraceEnd,
@@ -308,23 +300,27 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
         ttft: spec
             .slo
             .ttft_p99
-            .map(|v| positive("slo.ttft_p99", v))
+            .map(|v| ranges::LATENCY_S.check("slo.ttft_p99", v))
             .transpose()?,
         tpot: spec
             .slo
             .tpot_p99
-            .map(|v| positive("slo.tpot_p99", v))
+            .map(|v| ranges::LATENCY_S.check("slo.tpot_p99", v))
             .transpose()?,
         e2e: spec
             .slo
             .e2e_p99
-            .map(|v| positive("slo.e2e_p99", v))
+            .map(|v| ranges::LATENCY_S.check("slo.e2e_p99", v))
             .transpose()?,
     };
     let timeline_interval = spec
         .output
         .timeline_interval_s
-        .map(|v| positive("output.timeline_interval_s", v).map(SimDuration::from_secs_f64))
+        .map(|v| {
+            ranges::TIMELINE_INTERVAL_S
+                .check("output.timeline_interval_s", v)
+                .map(SimDuration::from_secs_f64)
+        })
         .transpose()?;
     let budget = kv_budget(
         &model,
@@ -400,10 +396,6 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
     })
 }
 
-/// The longest `duration_s`: well inside u64 nanoseconds, so every instant a
-/// run computes (arrivals, step ends, restarts) stays representable.
-const MAX_DURATION_S: f64 = 1e10;
-
 /// Upper bounds of model shape fields. Far beyond any real model (the largest
 /// have ~130 layers, 128 heads, hidden 16k, vocab 256k, 10M-token contexts),
 /// they keep every product of shapes, lengths and batch sizes the simulator
@@ -449,11 +441,7 @@ fn positive(key: &str, v: f64) -> Result<f64, SpecError> {
 
 /// `v` if it is a finite number in `(0, 1]`.
 fn fraction(key: &str, v: f64) -> Result<f64, SpecError> {
-    if v.is_finite() && v > 0.0 && v <= 1.0 {
-        Ok(v)
-    } else {
-        Err(SpecError::new(key, format!("must be in (0, 1], got {v}")))
-    }
+    ranges::UTILIZATION.check(key, v)
 }
 
 /// `v` if it is a finite number `>= 0`.
@@ -860,7 +848,7 @@ fn resolve_deployment(
     let efficiency = Efficiency {
         mbu: fraction("mbu", spec.mbu.unwrap_or(d.mbu))?,
         mfu: fraction("mfu", spec.mfu.unwrap_or(d.mfu))?,
-        step_overhead_s: non_negative(
+        step_overhead_s: ranges::STEP_OVERHEAD_S.check(
             "step_overhead_s",
             spec.step_overhead_s.unwrap_or(d.step_overhead_s),
         )?,
@@ -868,7 +856,7 @@ fn resolve_deployment(
             "layer_overhead_s",
             spec.layer_overhead_s.unwrap_or(d.layer_overhead_s),
         )?,
-        allreduce_latency_s: non_negative(
+        allreduce_latency_s: ranges::ALLREDUCE_LATENCY_S.check(
             "allreduce_latency_s",
             spec.allreduce_latency_s.unwrap_or(d.allreduce_latency_s),
         )?,
@@ -888,7 +876,11 @@ fn resolve_deployment(
         efficiency,
         runtime_reserve: spec
             .runtime_reserve_gib
-            .map(|g| non_negative("runtime_reserve_gib", g).map(|g| (g * GIB as f64) as u64))
+            .map(|g| {
+                ranges::RUNTIME_RESERVE_GIB
+                    .check("runtime_reserve_gib", g)
+                    .map(|g| (g * GIB as f64) as u64)
+            })
             .transpose()?
             .or(engine.runtime_reserve),
     })
@@ -993,7 +985,7 @@ fn resolve_scheduler(
             Placement::Contiguous => Admission::Reserve,
             Placement::Paged { .. } => Admission::Optimistic,
         });
-    let restart_s = non_negative("restart_s", spec.restart_s.unwrap_or(60.0))?;
+    let restart_s = ranges::RESTART_S.check("restart_s", spec.restart_s.unwrap_or(60.0))?;
     Ok(SchedulerConfig {
         max_num_seqs: at_most(
             "max_num_seqs",
@@ -1017,10 +1009,14 @@ fn resolve_scheduler(
         restart: SimDuration::from_secs_f64(restart_s),
         queue_timeout: spec
             .queue_timeout_s
-            .map(|v| positive("queue_timeout_s", v).map(SimDuration::from_secs_f64))
+            .map(|v| {
+                ranges::LATENCY_S
+                    .check("queue_timeout_s", v)
+                    .map(SimDuration::from_secs_f64)
+            })
             .transpose()?,
         swap_bytes: match spec.swap_bytes {
-            Some(v) => non_negative("swap_bytes", v)? as u64,
+            Some(v) => ranges::SWAP_BYTES.check("swap_bytes", v)? as u64,
             None => SWAP_BYTES_PER_GPU * u64::from(tp),
         },
     })

@@ -319,10 +319,7 @@ pub fn run_sweep(
                     Ok(out) => Ok(out.summary),
                     // Interrupted in flight: not finished, like a job not started.
                     Err(Stopped::Interrupted) => return None,
-                    Err(stopped) => Err(Error::Limit {
-                        path: path.to_path_buf(),
-                        reason: format!("replicate {r}: {stopped}"),
-                    }),
+                    Err(stopped) => Err(stopped.into_error(path, &format!("replicate {r}"))),
                 };
                 if let Some(done) = opts.on_job_done {
                     done();

@@ -14,6 +14,7 @@ use crate::units::SimTime;
 
 use super::spec::ZeroTokens;
 use super::{SharedPrefix, secs_to_time};
+use crate::ranges::HORIZON_S;
 
 /// The trace column naming a row's shared prefix content.
 pub(crate) const PREFIX_ID_COLUMN: &str = "prefix_id";
@@ -394,6 +395,13 @@ pub(crate) fn load_trace(
             if !secs.is_finite() || secs < 0.0 {
                 return Err(format!(
                     "`{arrival_column}` must be a finite number of seconds >= 0, got {at}"
+                ));
+            }
+            if secs > HORIZON_S {
+                return Err(format!(
+                    "`{arrival_column}` = {at} s is past the {HORIZON_S:e} s (~317 years) a run \
+                     can simulate; are the timestamps in milliseconds or epoch time? (make them \
+                     seconds from the trace's start)"
                 ));
             }
             if secs < last {

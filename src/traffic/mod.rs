@@ -47,6 +47,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, Gamma};
 
 use crate::error::{Error, SpecError};
+use crate::ranges::{self, Range};
 use crate::rng::{stream, stream_rng};
 use crate::units::{NANOS_PER_SEC, SimDuration, SimTime};
 
@@ -136,6 +137,14 @@ impl Ctx<'_> {
         }
     }
 
+    /// `v` if it lies in its physical `range`, else an error at `key`.
+    pub(crate) fn in_range(&self, key: &str, v: f64, range: &Range) -> Result<f64, Error> {
+        range.check(key, v).map_err(|source| Error::Scenario {
+            path: self.scenario.to_path_buf(),
+            source,
+        })
+    }
+
     /// `path` relative to the scenario file's directory (absolute paths stay).
     pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
         self.base_dir.join(path)
@@ -176,7 +185,7 @@ enum Think {
 impl Think {
     /// Validated from a `think_s` at `key` and its distribution kind.
     fn build(think_s: f64, kind: ThinkKind, key: &str, ctx: &Ctx<'_>) -> Result<Think, Error> {
-        let think_s = ctx.non_negative(key, think_s)?;
+        let think_s = ctx.in_range(key, think_s, &ranges::THINK_S)?;
         Ok(match kind {
             ThinkKind::Fixed => Think::Fixed(secs_to_duration(think_s)),
             ThinkKind::Exponential => Think::Exponential { mean_s: think_s },
@@ -512,14 +521,18 @@ fn build_arrival(spec: &ArrivalSpec, ctx: &Ctx<'_>) -> Result<ArrivalPlan, Error
     const KEY: &str = "traffic.arrival";
     Ok(match spec {
         ArrivalSpec::Poisson { rate } => {
-            let rate = ctx.positive("traffic.arrival.rate", *rate)?;
+            let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
             ArrivalPlan::Open(Process::Poisson {
                 mean_gap: 1.0 / rate,
             })
         }
         ArrivalSpec::Gamma { rate, burstiness } => {
-            let rate = ctx.positive("traffic.arrival.rate", *rate)?;
-            let k = ctx.positive("traffic.arrival.burstiness", *burstiness)?;
+            let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
+            let k = ctx.in_range(
+                "traffic.arrival.burstiness",
+                *burstiness,
+                &ranges::BURSTINESS,
+            )?;
             // vLLM: shape k, scale 1 / (rate k), so the mean gap is 1 / rate.
             let scale = 1.0 / (rate * k);
             if !(scale.is_finite() && scale > 0.0) {
@@ -535,13 +548,13 @@ fn build_arrival(spec: &ArrivalSpec, ctx: &Ctx<'_>) -> Result<ArrivalPlan, Error
             ArrivalPlan::Open(Process::Gamma(gamma))
         }
         ArrivalSpec::Constant { rate } => {
-            let rate = ctx.positive("traffic.arrival.rate", *rate)?;
+            let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
             ArrivalPlan::Open(Process::Constant { rate })
         }
         ArrivalSpec::Ramp { from, to, over_s } => {
-            let from = ctx.non_negative("traffic.arrival.from", *from)?;
-            let to = ctx.positive("traffic.arrival.to", *to)?;
-            let over = ctx.positive("traffic.arrival.over_s", *over_s)?;
+            let from = ctx.in_range("traffic.arrival.from", *from, &ranges::RAMP_FROM)?;
+            let to = ctx.in_range("traffic.arrival.to", *to, &ranges::RATE)?;
+            let over = ctx.in_range("traffic.arrival.over_s", *over_s, &ranges::SPAN_S)?;
             ArrivalPlan::Open(Process::Ramp(Ramp::new(from, to, over)))
         }
         ArrivalSpec::Closed {

@@ -12,7 +12,7 @@ fn run(text: &str, dir: &Path, overrides: &[&str]) -> RunOutput {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     let s = Scenario::from_toml(text, &dir.join("cluster.toml"), &overrides).unwrap();
     let d = &s.deployment;
-    simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency))
+    simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency)).unwrap()
 }
 
 /// Chat traffic whose prompts all start with one of 400 long system prompts:

@@ -80,7 +80,7 @@ pub fn ten_ms() -> FixedCost {
 
 /// Runs `s` with the 10 ms mock.
 pub fn run(s: &Scenario) -> RunOutput {
-    simulate(s, s.seed, ten_ms())
+    simulate(s, s.seed, ten_ms()).unwrap()
 }
 
 /// Seconds to milliseconds, rounded to the nanosecond grid.

@@ -45,8 +45,8 @@ fn check_fixed(name: &str, s: &Scenario) {
     };
     same(
         name,
-        &simulate(s, s.seed, cost),
-        &simulate_reference(s, s.seed, cost),
+        &simulate(s, s.seed, cost).unwrap(),
+        &simulate_reference(s, s.seed, cost).unwrap(),
     );
 }
 
@@ -56,8 +56,8 @@ fn check_roofline(name: &str, s: &Scenario) {
     let cost = || RooflineCost::new(&s.model, d, &d.efficiency);
     same(
         name,
-        &simulate(s, s.seed, cost()),
-        &simulate_reference(s, s.seed, cost()),
+        &simulate(s, s.seed, cost()).unwrap(),
+        &simulate_reference(s, s.seed, cost()).unwrap(),
     );
 }
 

@@ -116,15 +116,15 @@ fn swap_and_recompute_agree_on_outcomes_and_differ_in_latency() {
     };
     let recompute = {
         let s = scenario(&body("preempt-recompute", ""), 64);
-        simulate(&s, 0, cost)
+        simulate(&s, 0, cost).unwrap()
     };
     let swap = {
         let s = scenario(&body("preempt-swap", "swap_bytes = 65536"), 64);
-        simulate(&s, 0, cost)
+        simulate(&s, 0, cost).unwrap()
     };
     let no_room = {
         let s = scenario(&body("preempt-swap", "swap_bytes = 4096"), 64);
-        simulate(&s, 0, cost)
+        simulate(&s, 0, cost).unwrap()
     };
     for out in [&recompute, &swap, &no_room] {
         assert!(out.records.iter().all(|r| r.outcome == Some(Outcome::Ok)));

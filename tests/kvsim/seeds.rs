@@ -14,7 +14,9 @@ fn run(file: &str, overrides: &[&str], seed: u64) -> Summary {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     let s = Scenario::load(&path, &overrides).unwrap_or_else(|e| panic!("{e}"));
     let d = &s.deployment;
-    simulate(&s, seed, RooflineCost::new(&s.model, d, &d.efficiency)).summary
+    simulate(&s, seed, RooflineCost::new(&s.model, d, &d.efficiency))
+        .unwrap()
+        .summary
 }
 
 /// Seed 000: "your system serves 10 users fine, but crashes at 50". Llama-2-7B
@@ -106,7 +108,7 @@ fn long_document_crashes_the_naive_server_right_after_its_prefill() {
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         let s = Scenario::load(&path, &overrides).unwrap();
         let d = &s.deployment;
-        simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency))
+        simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency)).unwrap()
     };
     let out = run_with(&[]);
     let doc = out
@@ -221,7 +223,7 @@ fn multi_turn_latency_creeps_and_prefix_caching_flattens_ttft() {
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         let s = Scenario::load(&path, &overrides).unwrap();
         let d = &s.deployment;
-        simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency))
+        simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency)).unwrap()
     };
     let plain = run_with(&[]);
     let turns = by_turn(&plain);
