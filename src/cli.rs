@@ -22,7 +22,8 @@ use crate::units::gib;
     version,
     about,
     long_about = None,
-    after_help = "Exit codes: 0 success; 1 a `check` regression; 2 bad input or usage; \
+    after_help = "Exit codes: 0 success; 1 a failing `check` or an infeasible `plan`; \
+                  2 bad input or usage; \
                   3 stopped by --max-events or --time-limit; 130 interrupted (Ctrl-C)."
 )]
 pub struct Cli {

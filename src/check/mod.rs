@@ -831,6 +831,14 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_tolerance_forgives_any_move_that_keeps_the_sign() {
+        for (x, y) in [("1e-9", "1e9"), ("0", "5"), ("7", "0"), ("-3", "-1e6")] {
+            assert_eq!(judge(x, y, Better::Lower, MAX_RTOL), None, "{x} -> {y}");
+        }
+        assert!(judge("-1", "1", Better::Lower, MAX_RTOL).is_some());
+    }
+
+    #[test]
     fn tolerances_are_checked() {
         let spec = |rtol: Option<f64>, by: &[(&str, f64)]| CheckSpec {
             rtol,

@@ -108,7 +108,11 @@ fn a_baseline_of_nan_infinities_or_empty_cells_never_passes() {
     let ok = check(&sc, &baseline, &[]);
     let (code, out, _) = parts(&ok);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("4 points within tolerance"), "{out}");
+    // The default tolerance is 1 %.
+    assert!(
+        out.contains("4 points within tolerance") && out.contains("other metrics within 1.00 %"),
+        "{out}"
+    );
     for value in ["NaN", "inf", "-inf", ""] {
         let bad = edited(&baseline, &dir.path().join("bad.csv"), |rows| {
             let first = col(rows, "requests");

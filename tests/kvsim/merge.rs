@@ -273,13 +273,17 @@ fn out_may_not_be_one_of_the_shards() {
         assert!(err.contains("choose another --out"), "{err}");
         assert_eq!(std::fs::read(&b).unwrap(), before, "the shard is intact");
     }
+    // Links to it (hard links are found by inode, on Unix).
     #[cfg(unix)]
     {
-        let link = dir.path().join("link.csv");
-        std::os::unix::fs::symlink(&b, &link).unwrap();
-        let (code, err) = merge(&[&a, &b, &c], &link);
-        assert_eq!(code, Some(2), "{err}");
-        assert!(err.contains("is the input shard"), "{err}");
-        assert_eq!(std::fs::read(&b).unwrap(), before);
+        let (hard, soft) = (dir.path().join("hard.csv"), dir.path().join("soft.csv"));
+        std::fs::hard_link(&b, &hard).unwrap();
+        std::os::unix::fs::symlink(&b, &soft).unwrap();
+        for out in [hard, soft] {
+            let (code, err) = merge(&[&a, &b, &c], &out);
+            assert_eq!(code, Some(2), "{}: {err}", out.display());
+            assert!(err.contains("is the input shard"), "{err}");
+            assert_eq!(std::fs::read(&b).unwrap(), before);
+        }
     }
 }
