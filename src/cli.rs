@@ -22,7 +22,8 @@ use crate::units::gib;
     version,
     about,
     long_about = None,
-    after_help = "Exit codes: 0 success; 1 a `check` regression; 2 bad input or usage; \
+    after_help = "Exit codes: 0 success; 1 a failing `check` or an infeasible `plan`; \
+                  2 bad input or usage; \
                   3 stopped by --max-events or --time-limit; 130 interrupted (Ctrl-C)."
 )]
 pub struct Cli {
@@ -207,10 +208,10 @@ pub struct SweepArgs {
 /// Arguments of `kvsim merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The shard files.
+    /// The shard files: every shard of one `kvsim sweep --shard I/N` split.
     #[arg(required = true)]
     pub parts: Vec<PathBuf>,
-    /// Where to write the merged table.
+    /// Where to write the merged table (not one of the shards).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -224,10 +225,15 @@ pub struct CheckArgs {
     /// The baseline sweep.csv.
     #[arg(long)]
     pub baseline: PathBuf,
-    /// Relative tolerance for times, rates and fractions (default: the
-    /// scenario's [check] rtol, else 0.01). Counts must match exactly.
+    /// Relative tolerance for times, rates and fractions, in [0, 1] (default:
+    /// the scenario's [check] rtol, else 0.01). Counts must match exactly.
     #[arg(long)]
     pub rtol: Option<f64>,
+    /// What fails the check: `regression` (regressions and changes of metrics
+    /// with no better direction; improvements are reported and pass) or
+    /// `change` (every difference beyond tolerance, improvements included).
+    #[arg(long, value_enum, default_value_t = crate::check::FailOn::Regression)]
+    pub fail_on: crate::check::FailOn,
     /// Rewrite the baseline with this sweep's results instead of comparing.
     #[arg(long)]
     pub update: bool,
@@ -1057,11 +1063,19 @@ fn sweep(a: &SweepArgs) -> Result<(), Error> {
         a.shard,
         a.guard.limits(started),
     )?;
-    let file = match a.shard {
-        Some(s) => dir.join(format!("sweep.shard-{}-of-{}.csv", s.index, s.count)),
-        None => dir.join("sweep.csv"),
+    let (file, bytes) = match a.shard {
+        Some(s) => {
+            // The fingerprint lets `kvsim merge` refuse parts of other runs.
+            let points = crate::sweep::grid_of(&table, &a.input.scenario)?.len();
+            let fp = crate::sweep::Fingerprint::new(&table, &a.input.overrides, s, points);
+            let mut bytes = fp.line().into_bytes();
+            bytes.extend(t.to_csv());
+            let name = format!("sweep.shard-{}-of-{}.csv", s.index, s.count);
+            (dir.join(name), bytes)
+        }
+        None => (dir.join("sweep.csv"), t.to_csv()),
     };
-    report::write_atomic(&file, &t.to_csv())?;
+    report::write_atomic(&file, &bytes)?;
     let elapsed = started.elapsed().as_secs_f64();
     say(sweep_summary(&t))?;
     say(format_args!(
@@ -1153,39 +1167,97 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
     Ok(feasible)
 }
 
+/// Whether `a` and `b` name the same file: the same path once symlinks and
+/// `..` are resolved, or (on Unix) the same inode, for hard links. A path
+/// that does not exist yet is resolved through its directory.
+fn same_file(a: &Path, b: &Path) -> bool {
+    fn resolve(p: &Path) -> Option<PathBuf> {
+        if let Ok(c) = p.canonicalize() {
+            return Some(c);
+        }
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new(".")).canonicalize().ok()?;
+        Some(dir.join(p.file_name()?))
+    }
+    if resolve(a).is_some_and(|x| resolve(b).is_some_and(|y| x == y)) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    false
+}
+
 fn merge(a: &MergeArgs) -> Result<(), Error> {
+    // Before reading anything: writing over a shard would destroy an input.
+    for p in &a.parts {
+        if !p.exists() {
+            return Err(Error::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such shard file"),
+            ));
+        }
+        if same_file(p, &a.out) {
+            return Err(Error::Usage(format!(
+                "--out {} is the input shard {}: merging would overwrite it; choose another --out",
+                a.out.display(),
+                p.display()
+            )));
+        }
+    }
+    for (i, p) in a.parts.iter().enumerate() {
+        if let Some(q) = a.parts[..i].iter().find(|q| same_file(q, p)) {
+            return Err(Error::Usage(format!(
+                "{} and {} are the same file: give each shard once",
+                q.display(),
+                p.display()
+            )));
+        }
+    }
     let parts = a
         .parts
         .iter()
-        .map(|p| crate::sweep::read_sweep_table(p).map(|t| (p.clone(), t)))
+        .map(|p| crate::sweep::read_shard(p))
         .collect::<Result<Vec<_>, _>>()?;
     let merged = crate::sweep::merge(&parts)?;
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         report::prepare_dir(dir)?;
     }
+    // A temporary file in the same directory, then a rename: a reader never
+    // sees half a table, and a failed merge leaves the old file intact.
     report::write_atomic(&a.out, &merged.to_csv())?;
     say(format_args!(
-        "merged {} points from {} parts into {}",
+        "merged {} points from {} shards into {}",
         merged.rows.len(),
         parts.len(),
         a.out.display()
     ))
 }
 
-/// Runs `kvsim check`; returns whether the sweep is within tolerance. A
-/// regression exits 1 (by the caller), so this returns an error only for bad
-/// input.
+/// Runs `kvsim check`; returns whether the check passes under `--fail-on`.
+/// A failing check exits 1 (by the caller), so this returns an error only for
+/// bad input.
 pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
+    // Loading the scenario validates its [check] table.
     let spec = crate::scenario::Scenario::from_table(table.clone(), &a.input.scenario)?
         .spec
         .check;
-    let rtol = a.rtol.or(spec.rtol).unwrap_or(crate::check::DEFAULT_RTOL);
-    if !(rtol.is_finite() && rtol >= 0.0) {
-        return Err(Error::Usage(format!(
-            "--rtol must be a finite number >= 0, got {rtol}"
-        )));
-    }
+    let rtol = match a.rtol {
+        Some(r) => crate::check::rtol_in_range(r)
+            .map_err(|reason| Error::Usage(format!("--rtol {r}: {reason}")))?,
+        None => spec.rtol.unwrap_or(crate::check::DEFAULT_RTOL),
+    };
+    // A baseline that cannot be compared is refused before the sweep runs.
+    let baseline = if a.update {
+        None
+    } else {
+        Some(crate::check::read_baseline(&a.baseline)?)
+    };
     let scratch = std::env::temp_dir().join(format!("kvsim-check-{}-{}", name, std::process::id()));
     report::prepare_dir(&scratch)?;
     let fresh = run_sweep_cli(
@@ -1198,42 +1270,60 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     );
     let _ = std::fs::remove_dir_all(&scratch);
     let fresh = fresh?;
-    if a.update {
+    crate::check::check_fresh(&fresh)?;
+    let Some(baseline) = baseline else {
         if let Some(dir) = a.baseline.parent().filter(|d| !d.as_os_str().is_empty()) {
             report::prepare_dir(dir)?;
         }
         report::write_atomic(&a.baseline, &fresh.to_csv())?;
         say(format_args!(
-            "wrote {} points to {}",
+            "wrote {} point{} to {}",
             fresh.rows.len(),
+            if fresh.rows.len() == 1 { "" } else { "s" },
             a.baseline.display()
         ))?;
         return Ok(true);
-    }
-    let baseline = crate::sweep::read_sweep_table(&a.baseline)?;
+    };
     let tol = crate::check::Tolerances {
         rtol,
         by_metric: spec.rtol_by_metric,
     };
-    let diffs = crate::check::compare(&baseline, &fresh, &tol);
-    if diffs.is_empty() {
+    let cmp = crate::check::compare(&baseline, &fresh, &tol);
+    let text = crate::check::report(&cmp, a.fail_on);
+    if !text.is_empty() {
+        say(text.trim_end())?;
+    }
+    use crate::check::Verdict;
+    let count = |n: usize, what: &str| match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (_, "mismatch") => format!("{n} mismatches"),
+        _ => format!("{n} {what}s"),
+    };
+    let fails = cmp.fails(a.fail_on);
+    let fail_on = match a.fail_on {
+        crate::check::FailOn::Regression => "regression",
+        crate::check::FailOn::Change => "change",
+    };
+    if cmp.mismatches.is_empty() && cmp.moved.is_empty() {
         say(format_args!(
-            "{}: {} point{} within tolerance of {} (counts exact, other metrics within {:.2} %)",
+            "{}: {} within tolerance of {} (counts exact, other metrics within {:.2} %)",
             name,
-            fresh.rows.len(),
-            if fresh.rows.len() == 1 { "" } else { "s" },
+            count(cmp.points_compared, "point"),
             a.baseline.display(),
             rtol * 100.0
         ))?;
-        Ok(true)
     } else {
-        say(crate::check::difference_table(&diffs))?;
         say(format_args!(
-            "{}: {} differences from {}",
+            "{}: {}, {}, {}, {} against {} over {} compared: {} (--fail-on {fail_on})",
             name,
-            diffs.len(),
-            a.baseline.display()
+            count(cmp.mismatches.len(), "mismatch"),
+            count(cmp.with_verdict(Verdict::Regression).len(), "regression"),
+            count(cmp.with_verdict(Verdict::Change).len(), "change"),
+            count(cmp.with_verdict(Verdict::Improvement).len(), "improvement"),
+            a.baseline.display(),
+            count(cmp.points_compared, "point"),
+            if fails { "FAIL" } else { "pass" },
         ))?;
-        Ok(false)
     }
+    Ok(!fails)
 }

@@ -1,12 +1,21 @@
 //! Regression checks: a fresh sweep against a baseline `sweep.csv`, point by
 //! point. Counts must match exactly; times, rates and fractions within a
 //! relative tolerance (`--rtol`, or per metric in the scenario's `[check]`
-//! table). A point missing from either side is a failure: the grid changed.
+//! table). Each metric knows which way is better, so a difference beyond
+//! tolerance is a regression, an improvement, or (for metrics with no better
+//! direction, and for values that cannot be compared) a change.
+//!
+//! A baseline is only comparable if it describes the same experiment: the same
+//! axis columns, the same points and the same columns. Anything else is a
+//! mismatch, named and failing, so that a renamed axis, a truncated file or a
+//! column of NaN can never read as "within tolerance".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, SpecError};
 use crate::sweep::SweepTable;
 
 /// Metrics that are counts: compared exactly.
@@ -30,10 +39,108 @@ pub const COUNTS: [&str; 17] = [
     "kv_bytes_per_token",
 ];
 
+/// Which way a metric is better.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Better {
+    /// Smaller values are better (latencies, failures, waste).
+    Lower,
+    /// Larger values are better (throughput, completions).
+    Higher,
+    /// No better direction: the metric describes the workload or the setup
+    /// (requests, steps, the KV budget), so any move is a change to explain.
+    Neither,
+}
+
+/// Every metric column a sweep writes and which way it is better. A unit test
+/// fails when a sweep column has no entry here, so a new metric cannot slip
+/// past `kvsim check` without a decision.
+///
+/// Where better is arguable it is [`Better::Neither`]: any move fails, which
+/// is the safe side. Batch size and occupancy are `Neither` because more
+/// sequences or more KV in use can mean better packing or a longer queue;
+/// `waste_used` is the share holding actual tokens, not waste.
+pub const DIRECTIONS: [(&str, Better); 41] = [
+    ("requests", Better::Neither),
+    ("ok", Better::Higher),
+    ("oom", Better::Lower),
+    ("unservable", Better::Lower),
+    ("crashed", Better::Lower),
+    ("timeout", Better::Lower),
+    ("oom_rate", Better::Lower),
+    ("oom_events", Better::Lower),
+    ("preemptions", Better::Lower),
+    ("batch_ceiling", Better::Higher),
+    ("batch_peak", Better::Neither),
+    ("batch_mean", Better::Neither),
+    ("ttft_p50", Better::Lower),
+    ("ttft_p90", Better::Lower),
+    ("ttft_p99", Better::Lower),
+    ("tpot_p50", Better::Lower),
+    ("tpot_p90", Better::Lower),
+    ("tpot_p99", Better::Lower),
+    ("tpot_mean", Better::Lower),
+    ("e2e_p50", Better::Lower),
+    ("e2e_p99", Better::Lower),
+    ("throughput_tok_s", Better::Higher),
+    ("goodput_rps", Better::Higher),
+    ("kv_peak_frac", Better::Neither),
+    ("kv_mean_frac", Better::Neither),
+    ("kv_time_above_90", Better::Neither),
+    ("waste_used", Better::Neither),
+    ("waste_reserved", Better::Lower),
+    ("waste_internal", Better::Lower),
+    ("waste_external", Better::Lower),
+    ("kv_cached_frac", Better::Neither),
+    ("swaps", Better::Lower),
+    ("swap_bytes", Better::Lower),
+    ("prefix_hit_rate", Better::Higher),
+    ("prefix_hit_tokens", Better::Higher),
+    ("prefix_saved_bytes", Better::Higher),
+    ("duration_s", Better::Neither),
+    ("steps", Better::Neither),
+    ("busy_frac", Better::Neither),
+    ("kv_budget_bytes", Better::Neither),
+    ("kv_bytes_per_token", Better::Neither),
+];
+
+/// Which way `metric` is better, if it is a metric a sweep writes.
+pub fn better(metric: &str) -> Option<Better> {
+    DIRECTIONS
+        .iter()
+        .find(|(m, _)| *m == metric)
+        .map(|(_, b)| *b)
+}
+
 /// Default relative tolerance for non-count metrics: the simulator is
 /// deterministic, so anything beyond float noise on the same platform is a
 /// change in the model or the code; 1 % leaves room for other platforms' libm.
 pub const DEFAULT_RTOL: f64 = 0.01;
+
+/// Largest tolerance accepted. The change is measured as |fresh - baseline| /
+/// max(|fresh|, |baseline|), which is at most 1 unless the sign flips, so a
+/// tolerance of 1 already forgives every move of a positive metric; a larger
+/// one is a typo (5 for 5 %), not a wish.
+pub const MAX_RTOL: f64 = 1.0;
+
+/// Checks that `v` is a usable relative tolerance; the reason otherwise.
+pub fn rtol_in_range(v: f64) -> Result<f64, String> {
+    if v.is_finite() && (0.0..=MAX_RTOL).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a relative tolerance in [0, {MAX_RTOL}] (0.05 is 5 %), got {v}"
+        ))
+    }
+}
+
+/// Metrics that take a tolerance: every metric but the counts.
+pub fn toleranced_metrics() -> Vec<&'static str> {
+    DIRECTIONS
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| !COUNTS.contains(m))
+        .collect()
+}
 
 /// `[check]` in a scenario file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -45,6 +152,42 @@ pub struct CheckSpec {
     /// Per-metric relative tolerances, e.g. `{ tpot_p99 = 0.05 }`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rtol_by_metric: BTreeMap<String, f64>,
+}
+
+impl CheckSpec {
+    /// Refuses tolerances out of range and metric names a sweep does not
+    /// write (a misspelt name would otherwise be silently ignored).
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if let Some(r) = self.rtol {
+            rtol_in_range(r).map_err(|reason| SpecError::new("check.rtol", reason))?;
+        }
+        for (metric, r) in &self.rtol_by_metric {
+            let key = format!("check.rtol_by_metric.{metric}");
+            if COUNTS.contains(&metric.as_str()) {
+                return Err(SpecError::new(
+                    key,
+                    format!(
+                        "`{metric}` is a count, compared exactly: a tolerance does not apply; \
+                         metrics that take one: {}",
+                        toleranced_metrics().join(", ")
+                    ),
+                ));
+            }
+            if better(metric).is_none() {
+                return Err(SpecError::new(
+                    key,
+                    format!(
+                        "unknown metric `{metric}`; known metrics: {} (counts, compared \
+                         exactly: {})",
+                        toleranced_metrics().join(", "),
+                        COUNTS.join(", ")
+                    ),
+                ));
+            }
+            rtol_in_range(*r).map_err(|reason| SpecError::new(key, reason))?;
+        }
+        Ok(())
+    }
 }
 
 /// Tolerances in force.
@@ -62,32 +205,132 @@ impl Tolerances {
     }
 }
 
-/// One way the fresh sweep differs from the baseline.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Difference {
-    /// A metric moved beyond its tolerance at a point.
-    Moved {
-        /// The point, described by its axis values.
-        point: String,
-        /// The metric.
-        metric: String,
-        /// Baseline value (empty: none).
-        baseline: String,
-        /// Fresh value (empty: none).
-        current: String,
-        /// Relative change, if both are numbers.
-        change: Option<f64>,
-        /// The tolerance it exceeded (0 for counts).
-        tolerance: f64,
-    },
-    /// A point of the baseline that the sweep no longer has.
-    Missing(String),
-    /// A point of the sweep that the baseline does not have.
-    Extra(String),
-    /// The baseline has a metric column the sweep does not.
-    MissingMetric(String),
+/// What `kvsim check` fails on (`--fail-on`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Regressions and changes without a better direction fail; improvements
+    /// are reported and pass.
+    #[default]
+    Regression,
+    /// Every difference beyond tolerance fails, improvements included.
+    Change,
 }
 
+/// How a metric moved beyond its tolerance.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The worse way.
+    Regression,
+    /// The better way.
+    Improvement,
+    /// A metric with no better direction moved, or the two values cannot be
+    /// compared (a number against nothing, a finite value against NaN or
+    /// an infinity).
+    Change,
+}
+
+/// A metric that moved beyond its tolerance at a point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moved {
+    /// The point, described by its axis values.
+    pub point: String,
+    /// The metric (or `replicates`, `slo_*`).
+    pub metric: String,
+    /// Baseline cell (empty: none).
+    pub baseline: String,
+    /// Fresh cell (empty: none).
+    pub fresh: String,
+    /// (fresh - baseline) / |baseline|, when both are finite numbers.
+    pub change: Option<f64>,
+    /// The tolerance it exceeded (0: compared exactly).
+    pub tolerance: f64,
+    /// Which way it moved.
+    pub verdict: Verdict,
+}
+
+/// A way the baseline does not describe the same experiment as the sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mismatch {
+    /// An axis column of the baseline that is not an axis of the sweep.
+    AxisNotInSweep(String),
+    /// An axis of the sweep that the baseline does not have.
+    AxisNotInBaseline(String),
+    /// The same axes in another order.
+    AxisOrder {
+        /// The baseline's axis columns.
+        baseline: Vec<String>,
+        /// The sweep's.
+        sweep: Vec<String>,
+    },
+    /// A column of the baseline the sweep does not write.
+    ColumnNotInSweep(String),
+    /// A column of the sweep the baseline does not have.
+    ColumnNotInBaseline(String),
+    /// A point of the baseline the sweep does not have.
+    PointNotInSweep(String),
+    /// A point of the sweep the baseline does not have.
+    PointNotInBaseline(String),
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::AxisNotInSweep(a) => write!(
+                f,
+                "axis column `{a}` of the baseline is not an axis of the sweep"
+            ),
+            Mismatch::AxisNotInBaseline(a) => {
+                write!(f, "axis `{a}` of the sweep is not a column of the baseline")
+            }
+            Mismatch::AxisOrder { baseline, sweep } => write!(
+                f,
+                "axis columns in another order: baseline ({}), sweep ({})",
+                baseline.join(", "),
+                sweep.join(", ")
+            ),
+            Mismatch::ColumnNotInSweep(c) => {
+                write!(f, "column `{c}` of the baseline is not in the sweep")
+            }
+            Mismatch::ColumnNotInBaseline(c) => {
+                write!(f, "column `{c}` of the sweep is not in the baseline")
+            }
+            Mismatch::PointNotInSweep(p) => write!(f, "{p} of the baseline is not in the sweep"),
+            Mismatch::PointNotInBaseline(p) => write!(f, "{p} of the sweep is not in the baseline"),
+        }
+    }
+}
+
+/// The outcome of comparing a sweep with its baseline.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Comparison {
+    /// Metrics that moved beyond tolerance, in point then column order.
+    pub moved: Vec<Moved>,
+    /// Ways the two do not describe the same experiment.
+    pub mismatches: Vec<Mismatch>,
+    /// Points compared value by value (0 when the axes differ).
+    pub points_compared: usize,
+    /// Whether the axes differ, so no point could be compared.
+    pub axes_differ: bool,
+}
+
+impl Comparison {
+    /// The moves with verdict `v`.
+    pub fn with_verdict(&self, v: Verdict) -> Vec<&Moved> {
+        self.moved.iter().filter(|m| m.verdict == v).collect()
+    }
+
+    /// Whether the check fails under `fail_on`: any mismatch, regression or
+    /// change does; an improvement only under [`FailOn::Change`].
+    pub fn fails(&self, fail_on: FailOn) -> bool {
+        !self.mismatches.is_empty()
+            || self.moved.iter().any(|m| match m.verdict {
+                Verdict::Regression | Verdict::Change => true,
+                Verdict::Improvement => fail_on == FailOn::Change,
+            })
+    }
+}
+
+/// Describes row `row` of `t` by its point index and axis values.
 fn describe(t: &SweepTable, row: usize) -> String {
     let axes: Vec<String> = t
         .axis_columns()
@@ -108,119 +351,298 @@ fn key(t: &SweepTable, row: usize) -> Vec<String> {
     t.rows[row][..n].to_vec()
 }
 
-/// Compares `current` with `baseline`.
-pub fn compare(baseline: &SweepTable, current: &SweepTable, tol: &Tolerances) -> Vec<Difference> {
-    let mut out = Vec::new();
-    let metrics: Vec<&String> = baseline
-        .header
-        .iter()
-        .skip(1 + baseline.axis_columns().len() + 1)
-        .filter(|h| !h.ends_with("_ci95") && !h.starts_with("slo_"))
-        .collect();
-    for m in &metrics {
-        if !current.header.contains(m) {
-            out.push(Difference::MissingMetric((*m).clone()));
+/// Columns holding settings of the run rather than results: compared
+/// exactly, any difference a change.
+fn is_setting(column: &str) -> bool {
+    column == "replicates" || column.starts_with("slo_")
+}
+
+/// Columns whose cells must be numbers (or empty): settings, metrics and
+/// confidence half-widths.
+fn is_numeric(column: &str) -> bool {
+    is_setting(column) || column.ends_with("_ci95") || better(column).is_some()
+}
+
+/// Two rows of one table that are the same point: the same point index, or
+/// the same axis values (a sweep without axes has one point).
+fn duplicate(t: &SweepTable) -> Option<(usize, usize)> {
+    let mut by_index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_axes: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for r in 0..t.rows.len() {
+        if let Some(&first) = by_index.get(t.rows[r][0].as_str()) {
+            return Some((first, r));
+        }
+        by_index.insert(t.rows[r][0].as_str(), r);
+        let axes = key(t, r)[1..].to_vec();
+        if let Some(&first) = by_axes.get(&axes) {
+            return Some((first, r));
+        }
+        by_axes.insert(axes, r);
+    }
+    None
+}
+
+/// Reads a baseline `sweep.csv` and checks that it can be compared at all:
+/// no column twice, every metric cell a number or empty (NaN and infinities
+/// parse, and are then differences), no point twice. Errors name the file,
+/// the line and the column.
+pub fn read_baseline(path: &Path) -> Result<SweepTable, Error> {
+    let (table, lines) = crate::sweep::read_table_lines(path)?;
+    let err = |line: u64, reason: String| Error::DataFile {
+        path: path.to_path_buf(),
+        line: Some(line),
+        reason,
+    };
+    for (i, h) in table.header.iter().enumerate() {
+        if let Some(j) = table.header[..i].iter().position(|g| g == h) {
+            return Err(err(
+                1,
+                format!(
+                    "column `{h}` appears twice (columns {} and {})",
+                    j + 1,
+                    i + 1
+                ),
+            ));
         }
     }
-    let current_rows: BTreeMap<Vec<String>, usize> = (0..current.rows.len())
-        .map(|r| (key(current, r), r))
+    for (r, row) in table.rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let column = &table.header[c];
+            if is_numeric(column) && !cell.is_empty() && cell.trim().parse::<f64>().is_err() {
+                return Err(err(
+                    lines[r],
+                    format!("column `{column}`: `{cell}` is not a number"),
+                ));
+            }
+        }
+    }
+    if let Some((a, b)) = duplicate(&table) {
+        return Err(err(
+            lines[b],
+            format!(
+                "{} repeats line {}: a baseline holds each point once",
+                describe(&table, b),
+                lines[a]
+            ),
+        ));
+    }
+    Ok(table)
+}
+
+/// A cell as a number; `None` for an empty cell (a metric no request
+/// qualified for) and for text, which [`read_baseline`] has refused.
+fn number(cell: &str) -> Option<f64> {
+    cell.trim().parse().ok()
+}
+
+/// How `fresh` compares with `baseline` for a metric that is better `b`,
+/// within tolerance `tol`: `None` when within it, else the verdict and the
+/// relative change (when both are finite).
+fn judge(baseline: &str, fresh: &str, b: Better, tol: f64) -> Option<(Verdict, Option<f64>)> {
+    let (x, y) = match (number(baseline), number(fresh)) {
+        (None, None) => return None,
+        (Some(x), Some(y)) => (x, y),
+        _ => return Some((Verdict::Change, None)),
+    };
+    if !x.is_finite() || !y.is_finite() {
+        // Two NaNs, or the same infinity, are the same value; anything else
+        // involving a non-finite value has no meaningful relative change.
+        let same = (x.is_nan() && y.is_nan()) || x == y;
+        return (!same).then_some((Verdict::Change, None));
+    }
+    let scale = x.abs().max(y.abs());
+    let moved = if scale == 0.0 {
+        0.0
+    } else {
+        (y - x).abs() / scale
+    };
+    if moved <= tol {
+        return None;
+    }
+    let change = if x == 0.0 {
+        f64::INFINITY.copysign(y)
+    } else {
+        (y - x) / x.abs()
+    };
+    let verdict = match b {
+        Better::Lower if y < x => Verdict::Improvement,
+        Better::Higher if y > x => Verdict::Improvement,
+        Better::Lower | Better::Higher => Verdict::Regression,
+        Better::Neither => Verdict::Change,
+    };
+    Some((verdict, Some(change)))
+}
+
+/// Compares `fresh` with `baseline` (read by [`read_baseline`]).
+pub fn compare(baseline: &SweepTable, fresh: &SweepTable, tol: &Tolerances) -> Comparison {
+    let mut out = Comparison::default();
+    let (b_axes, f_axes) = (baseline.axis_columns(), fresh.axis_columns());
+    if b_axes != f_axes {
+        for a in b_axes.iter().filter(|a| !f_axes.contains(a)) {
+            out.mismatches.push(Mismatch::AxisNotInSweep(a.clone()));
+        }
+        for a in f_axes.iter().filter(|a| !b_axes.contains(a)) {
+            out.mismatches.push(Mismatch::AxisNotInBaseline(a.clone()));
+        }
+        if out.mismatches.is_empty() {
+            out.mismatches.push(Mismatch::AxisOrder {
+                baseline: b_axes.to_vec(),
+                sweep: f_axes.to_vec(),
+            });
+        }
+        // Points are identified by their axis values: with other axes there
+        // is nothing to pair them by.
+        out.axes_differ = true;
+        return out;
+    }
+    let values = |t: &SweepTable| t.header[1 + t.axis_columns().len()..].to_vec();
+    let (b_cols, f_cols) = (values(baseline), values(fresh));
+    for c in b_cols.iter().filter(|c| !f_cols.contains(c)) {
+        out.mismatches.push(Mismatch::ColumnNotInSweep(c.clone()));
+    }
+    for c in f_cols.iter().filter(|c| !b_cols.contains(c)) {
+        out.mismatches
+            .push(Mismatch::ColumnNotInBaseline(c.clone()));
+    }
+    // Half-widths are not compared: they say how sure a mean is, and move
+    // with it; their columns must still be on both sides (checked above).
+    let compared: Vec<&String> = f_cols
+        .iter()
+        .filter(|c| b_cols.contains(c) && !c.ends_with("_ci95"))
         .collect();
-    let baseline_keys: std::collections::BTreeSet<Vec<String>> =
+    let fresh_rows: BTreeMap<Vec<String>, usize> =
+        (0..fresh.rows.len()).map(|r| (key(fresh, r), r)).collect();
+    let baseline_keys: BTreeSet<Vec<String>> =
         (0..baseline.rows.len()).map(|r| key(baseline, r)).collect();
     for b in 0..baseline.rows.len() {
-        let Some(&c) = current_rows.get(&key(baseline, b)) else {
-            out.push(Difference::Missing(describe(baseline, b)));
+        let Some(&f) = fresh_rows.get(&key(baseline, b)) else {
+            out.mismatches
+                .push(Mismatch::PointNotInSweep(describe(baseline, b)));
             continue;
         };
-        for m in &metrics {
-            let (Some(bv), Some(cv)) = (baseline.get(b, m), current.get(c, m)) else {
+        out.points_compared += 1;
+        for m in &compared {
+            let (Some(bv), Some(fv)) = (baseline.get(b, m), fresh.get(f, m)) else {
                 continue;
             };
-            let count = COUNTS.contains(&m.as_str());
-            let tolerance = if count { 0.0 } else { tol.of(m) };
-            let moved = match (bv.parse::<f64>(), cv.parse::<f64>()) {
-                (Ok(x), Ok(y)) => {
-                    let scale = x.abs().max(y.abs());
-                    let change = if scale == 0.0 {
-                        0.0
-                    } else {
-                        (y - x).abs() / scale
-                    };
-                    (change > tolerance).then_some(Some(if x == 0.0 {
-                        f64::INFINITY
-                    } else {
-                        (y - x) / x.abs()
-                    }))
-                }
-                _ => (bv != cv).then_some(None),
-            };
-            if let Some(change) = moved {
-                out.push(Difference::Moved {
+            let exact = is_setting(m) || COUNTS.contains(&m.as_str());
+            let tolerance = if exact { 0.0 } else { tol.of(m) };
+            let direction = better(m).unwrap_or(Better::Neither);
+            if let Some((verdict, change)) = judge(bv, fv, direction, tolerance) {
+                out.moved.push(Moved {
                     point: describe(baseline, b),
                     metric: (*m).clone(),
                     baseline: bv.to_string(),
-                    current: cv.to_string(),
+                    fresh: fv.to_string(),
                     change,
                     tolerance,
+                    verdict,
                 });
             }
         }
     }
-    for c in 0..current.rows.len() {
-        if !baseline_keys.contains(&key(current, c)) {
-            out.push(Difference::Extra(describe(current, c)));
+    for f in 0..fresh.rows.len() {
+        if !baseline_keys.contains(&key(fresh, f)) {
+            out.mismatches
+                .push(Mismatch::PointNotInBaseline(describe(fresh, f)));
         }
     }
     out
 }
 
-/// The differences as a terminal table.
-pub fn difference_table(diffs: &[Difference]) -> comfy_table::Table {
+/// Checks that a freshly run sweep holds each point once (it does by
+/// construction; this keeps "no duplicates on either side" a checked fact).
+pub fn check_fresh(t: &SweepTable) -> Result<(), Error> {
+    match duplicate(t) {
+        Some((_, b)) => Err(Error::Usage(format!(
+            "the fresh sweep holds {} twice (a kvsim bug; please report it)",
+            describe(t, b)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `moves` as a terminal table: metric, point, baseline, fresh value,
+/// relative change and tolerance.
+fn moved_table(moves: &[&Moved]) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header(vec![
-        "point",
         "metric",
+        "point",
         "baseline",
-        "now",
+        "fresh",
         "change",
         "tolerance",
     ]);
-    for d in diffs {
-        match d {
-            Difference::Moved {
-                point,
-                metric,
-                baseline,
-                current,
-                change,
-                tolerance,
-            } => t.add_row(vec![
-                point.clone(),
-                metric.clone(),
-                baseline.clone(),
-                current.clone(),
-                change
-                    .map(|c| format!("{:+.2} %", c * 100.0))
-                    .unwrap_or_else(|| "changed".into()),
-                if *tolerance == 0.0 {
-                    "exact".into()
-                } else {
-                    format!("{:.2} %", tolerance * 100.0)
-                },
-            ]),
-            Difference::Missing(p) => {
-                t.add_row(vec![p.clone(), "(point missing from the sweep)".into()])
-            }
-            Difference::Extra(p) => {
-                t.add_row(vec![p.clone(), "(point not in the baseline)".into()])
-            }
-            Difference::MissingMetric(m) => {
-                t.add_row(vec!["all".into(), format!("{m} (column missing)")])
-            }
-        };
+    let shown = |cell: &str| {
+        if cell.is_empty() {
+            "(empty)".to_string()
+        } else {
+            cell.to_string()
+        }
+    };
+    for m in moves {
+        t.add_row(vec![
+            m.metric.clone(),
+            m.point.clone(),
+            shown(&m.baseline),
+            shown(&m.fresh),
+            m.change
+                .map(|c| format!("{:+.2} %", c * 100.0))
+                .unwrap_or_else(|| "not comparable".into()),
+            if m.tolerance == 0.0 {
+                "exact".into()
+            } else {
+                format!("{:.2} %", m.tolerance * 100.0)
+            },
+        ]);
     }
     t
+}
+
+/// The comparison as text for the terminal: mismatches, then regressions,
+/// changes and improvements, each group under its own heading, and whether
+/// it fails under `fail_on`.
+pub fn report(c: &Comparison, fail_on: FailOn) -> String {
+    let mut out = String::new();
+    if !c.mismatches.is_empty() {
+        out.push_str("the baseline does not match the sweep (fails):\n");
+        for m in &c.mismatches {
+            out.push_str(&format!("  {m}\n"));
+        }
+        if c.axes_differ {
+            out.push_str("  points were not compared: they are identified by their axis values\n");
+        }
+    }
+    let groups = [
+        (
+            Verdict::Regression,
+            "regressions (worse beyond tolerance; fail)",
+        ),
+        (
+            Verdict::Change,
+            "changes (no better direction, or not comparable; fail)",
+        ),
+        (
+            Verdict::Improvement,
+            match fail_on {
+                FailOn::Regression => {
+                    "improvements (better beyond tolerance; pass with --fail-on regression)"
+                }
+                FailOn::Change => {
+                    "improvements (better beyond tolerance; fail with --fail-on change)"
+                }
+            },
+        ),
+    ];
+    for (verdict, heading) in groups {
+        let moves = c.with_verdict(verdict);
+        if !moves.is_empty() {
+            out.push_str(&format!("{heading}:\n{}\n", moved_table(&moves)));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -235,6 +657,7 @@ mod tests {
                 "replicates",
                 "ok",
                 "tpot_p99",
+                "steps",
                 "slo_tpot_p99",
             ]
             .map(String::from)
@@ -254,46 +677,185 @@ mod tests {
     }
 
     #[test]
-    fn identical_tables_pass_and_small_moves_are_tolerated() {
-        let b = table(&[&["0", "paged", "1", "100", "0.020", "0.05"]]);
-        assert!(compare(&b, &b, &tol()).is_empty());
-        let c = table(&[&["0", "paged", "1", "100", "0.0205", "0.05"]]);
-        assert!(compare(&b, &c, &tol()).is_empty());
+    fn every_sweep_metric_column_has_a_direction() {
+        let columns = crate::metrics::Summary::column_names();
+        let without: Vec<&String> = columns.iter().filter(|c| better(c).is_none()).collect();
+        assert!(
+            without.is_empty(),
+            "no direction in DIRECTIONS: {without:?}"
+        );
+        let stale: Vec<&str> = DIRECTIONS
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(|m| !columns.iter().any(|c| c == m))
+            .collect();
+        assert!(stale.is_empty(), "not a sweep column: {stale:?}");
+        for c in COUNTS {
+            assert!(better(c).is_some(), "{c}");
+        }
     }
 
     #[test]
-    fn counts_are_exact_and_rates_relative() {
-        let b = table(&[&["0", "paged", "1", "100", "0.020", ""]]);
-        let c = table(&[&["0", "paged", "1", "99", "0.030", ""]]);
-        let d = compare(&b, &c, &tol());
-        assert_eq!(d.len(), 2);
-        assert!(
-            matches!(&d[0], Difference::Moved { metric, tolerance, .. } if metric == "ok" && *tolerance == 0.0)
+    fn identical_tables_pass_and_small_moves_are_tolerated() {
+        let b = table(&[&["0", "paged", "1", "100", "0.020", "7", "0.05"]]);
+        let same = compare(&b, &b, &tol());
+        assert_eq!(
+            same,
+            Comparison {
+                points_compared: 1,
+                ..Default::default()
+            }
+        );
+        let c = table(&[&["0", "paged", "1", "100", "0.0205", "7", "0.05"]]);
+        assert!(compare(&b, &c, &tol()).moved.is_empty());
+    }
+
+    #[test]
+    fn direction_decides_regression_improvement_or_change() {
+        let b = table(&[&["0", "paged", "1", "100", "0.020", "7", ""]]);
+        // Fewer completions, slower tokens, more steps.
+        let worse = table(&[&["0", "paged", "1", "99", "0.030", "8", ""]]);
+        let d = compare(&b, &worse, &tol());
+        let verdicts: Vec<(&str, Verdict)> = d
+            .moved
+            .iter()
+            .map(|m| (m.metric.as_str(), m.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("ok", Verdict::Regression),
+                ("tpot_p99", Verdict::Regression),
+                ("steps", Verdict::Change)
+            ]
         );
         assert!(
-            matches!(&d[1], Difference::Moved { metric, change: Some(c), .. } if metric == "tpot_p99" && (*c - 0.5).abs() < 1e-9)
+            matches!(&d.moved[1], Moved { change: Some(c), tolerance, .. } if (*c - 0.5).abs() < 1e-9 && *tolerance == 0.05)
         );
+        assert_eq!(d.moved[0].tolerance, 0.0);
+        // The reverse is better on both directed metrics.
+        let d = compare(&worse, &b, &tol());
+        assert_eq!(d.with_verdict(Verdict::Improvement).len(), 2);
+        assert_eq!(d.with_verdict(Verdict::Change).len(), 1);
+        let better_only = table(&[&["0", "paged", "1", "101", "0.010", "7", ""]]);
+        let d = compare(&b, &better_only, &tol());
+        assert!(!d.fails(FailOn::Regression));
+        assert!(d.fails(FailOn::Change));
         let loose = Tolerances {
             rtol: 0.05,
             by_metric: [("tpot_p99".to_string(), 0.6)].into(),
         };
-        assert_eq!(compare(&b, &c, &loose).len(), 1);
+        assert_eq!(compare(&b, &worse, &loose).moved.len(), 2);
     }
 
     #[test]
-    fn missing_and_extra_points_fail() {
+    fn non_finite_and_missing_values_are_changes() {
+        let b = table(&[&["0", "paged", "1", "100", "0.020", "7", ""]]);
+        for cell in ["NaN", "inf", "-inf", ""] {
+            let nan = table(&[&["0", "paged", "1", "100", cell, "7", ""]]);
+            for (x, y) in [(&nan, &b), (&b, &nan)] {
+                let d = compare(x, y, &tol());
+                assert_eq!(d.moved.len(), 1, "{cell}");
+                assert_eq!(d.moved[0].verdict, Verdict::Change);
+                assert_eq!(d.moved[0].change, None);
+                assert!(d.fails(FailOn::Regression));
+            }
+            assert!(compare(&nan, &nan, &tol()).moved.is_empty(), "{cell}");
+        }
+        let inf = table(&[&["0", "paged", "1", "100", "inf", "7", ""]]);
+        let minus = table(&[&["0", "paged", "1", "100", "-inf", "7", ""]]);
+        assert_eq!(compare(&inf, &minus, &tol()).moved.len(), 1);
+        // A setting column is compared exactly.
+        let slo = table(&[&["0", "paged", "1", "100", "0.020", "7", "0.1"]]);
+        let d = compare(&b, &slo, &tol());
+        assert_eq!(d.moved[0].metric, "slo_tpot_p99");
+        assert_eq!(d.moved[0].verdict, Verdict::Change);
+    }
+
+    #[test]
+    fn missing_and_extra_points_and_columns_fail() {
         let b = table(&[
-            &["0", "paged", "1", "1", "1", ""],
-            &["1", "contiguous", "1", "1", "1", ""],
+            &["0", "paged", "1", "1", "1", "1", ""],
+            &["1", "contiguous", "1", "1", "1", "1", ""],
         ]);
         let c = table(&[
-            &["0", "paged", "1", "1", "1", ""],
-            &["2", "sliding", "1", "1", "1", ""],
+            &["0", "paged", "1", "1", "1", "1", ""],
+            &["2", "sliding", "1", "1", "1", "1", ""],
         ]);
         let d = compare(&b, &c, &tol());
-        assert!(d.contains(&Difference::Missing(
-            "point 1 (cache.policy=contiguous)".into()
-        )));
-        assert!(d.contains(&Difference::Extra("point 2 (cache.policy=sliding)".into())));
+        assert_eq!(
+            d.mismatches,
+            [
+                Mismatch::PointNotInSweep("point 1 (cache.policy=contiguous)".into()),
+                Mismatch::PointNotInBaseline("point 2 (cache.policy=sliding)".into()),
+            ]
+        );
+        assert!(d.fails(FailOn::Regression));
+        let mut fewer = b.clone();
+        fewer.header[5] = "stepz".into();
+        let d = compare(&fewer, &b, &tol());
+        assert_eq!(
+            d.mismatches,
+            [
+                Mismatch::ColumnNotInSweep("stepz".into()),
+                Mismatch::ColumnNotInBaseline("steps".into()),
+            ]
+        );
+        let mut renamed = b.clone();
+        renamed.header[1] = "cache.polcy".into();
+        let d = compare(&renamed, &b, &tol());
+        assert!(d.axes_differ && d.points_compared == 0);
+        assert_eq!(
+            d.mismatches,
+            [
+                Mismatch::AxisNotInSweep("cache.polcy".into()),
+                Mismatch::AxisNotInBaseline("cache.policy".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_by_index_or_by_axis_values() {
+        let by_index = table(&[
+            &["0", "paged", "1", "1", "1", "1", ""],
+            &["0", "contiguous", "1", "1", "1", "1", ""],
+        ]);
+        assert_eq!(duplicate(&by_index), Some((0, 1)));
+        let by_axes = table(&[
+            &["0", "paged", "1", "1", "1", "1", ""],
+            &["1", "contiguous", "1", "1", "1", "1", ""],
+            &["2", "paged", "1", "1", "1", "1", ""],
+        ]);
+        assert_eq!(duplicate(&by_axes), Some((0, 2)));
+        assert!(check_fresh(&by_axes).is_err());
+    }
+
+    #[test]
+    fn the_largest_tolerance_forgives_any_move_that_keeps_the_sign() {
+        for (x, y) in [("1e-9", "1e9"), ("0", "5"), ("7", "0"), ("-3", "-1e6")] {
+            assert_eq!(judge(x, y, Better::Lower, MAX_RTOL), None, "{x} -> {y}");
+        }
+        assert!(judge("-1", "1", Better::Lower, MAX_RTOL).is_some());
+    }
+
+    #[test]
+    fn tolerances_are_checked() {
+        let spec = |rtol: Option<f64>, by: &[(&str, f64)]| CheckSpec {
+            rtol,
+            rtol_by_metric: by.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
+        assert!(spec(Some(0.05), &[("tpot_p99", 0.1)]).validate().is_ok());
+        assert!(spec(Some(1.0), &[]).validate().is_ok());
+        for bad in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+            let e = spec(Some(bad), &[]).validate().unwrap_err();
+            assert_eq!(e.key, "check.rtol");
+            let e = spec(None, &[("tpot_p99", bad)]).validate().unwrap_err();
+            assert_eq!(e.key, "check.rtol_by_metric.tpot_p99");
+        }
+        let e = spec(None, &[("tpot_p999", 0.1)]).validate().unwrap_err();
+        assert_eq!(e.key, "check.rtol_by_metric.tpot_p999");
+        assert!(e.reason.contains("unknown metric") && e.reason.contains("tpot_p99,"));
+        let e = spec(None, &[("ok", 0.1)]).validate().unwrap_err();
+        assert!(e.reason.contains("compared exactly"), "{}", e.reason);
     }
 }

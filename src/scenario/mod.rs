@@ -353,12 +353,7 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
             ));
         }
     }
-    if let Some(r) = spec.check.rtol {
-        non_negative("check.rtol", r)?;
-    }
-    for (metric, r) in &spec.check.rtol_by_metric {
-        non_negative(&format!("check.rtol_by_metric.{metric}"), *r)?;
-    }
+    spec.check.validate()?;
     for (key, values) in &spec.sweep {
         match values {
             toml::Value::Array(a) if !a.is_empty() => {}

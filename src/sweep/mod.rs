@@ -17,9 +17,13 @@
 //! sequentially in replicate order. The CSV is byte-identical for any thread
 //! count and any sharding.
 
+mod shard;
 mod table;
 
-pub use table::{SweepTable, cell as cell_of, mean_ci95, merge, read_table as read_sweep_table};
+pub use shard::{FINGERPRINT_PREFIX, Fingerprint, ShardFile, merge, read_shard, scenario_hash};
+pub use table::{
+    SweepTable, cell as cell_of, mean_ci95, read_table as read_sweep_table, read_table_lines,
+};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -166,36 +166,53 @@ impl SweepTable {
 
 /// Reads a `sweep.csv` (a full sweep, a shard or a baseline).
 pub fn read_table(path: &Path) -> Result<SweepTable, Error> {
+    read_table_lines(path).map(|(t, _)| t)
+}
+
+/// [`read_table`], with the 1-based line each row starts on (for errors that
+/// point into the file). Lines starting with `#` are skipped: a shard's
+/// fingerprint is one.
+pub fn read_table_lines(path: &Path) -> Result<(SweepTable, Vec<u64>), Error> {
     let data_err = |line: Option<u64>, reason: String| Error::DataFile {
         path: path.to_path_buf(),
         line,
         reason,
     };
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map(|p| p.line());
+        match e.kind() {
+            csv::ErrorKind::Io(_) => Error::io(path, std::io::Error::other(e.to_string())),
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => data_err(
+                line,
+                format!("{len} fields where the header has {expected_len}"),
+            ),
+            csv::ErrorKind::Utf8 { .. } => data_err(line, "not valid UTF-8".into()),
+            _ => data_err(line, e.to_string()),
+        }
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
+        .comment(Some(b'#'))
         .from_path(path)
-        .map_err(|e| match e.kind() {
-            csv::ErrorKind::Io(_) => Error::io(path, std::io::Error::other(e.to_string())),
-            _ => data_err(None, e.to_string()),
-        })?;
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| data_err(Some(1), e.to_string()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+        .map_err(csv_err)?;
+    let header_record = rdr.headers().map_err(csv_err)?;
+    let header_line = header_record.position().map_or(1, |p| p.line());
+    let header: Vec<String> = header_record.iter().map(str::to_string).collect();
     if header.first().map(String::as_str) != Some("point")
         || !header.iter().any(|h| h == "replicates")
     {
         return Err(data_err(
-            Some(1),
+            Some(header_line),
             "not a kvsim sweep table: the header must start with `point` and have a `replicates` column".into(),
         ));
     }
     let mut rows = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| data_err(Some(line), e.to_string()))?;
+    let mut lines = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(csv_err)?;
+        let line = rec.position().map_or(0, |p| p.line());
         let row: Vec<String> = rec.iter().map(str::to_string).collect();
         if row[0].parse::<usize>().is_err() {
             return Err(data_err(
@@ -204,54 +221,9 @@ pub fn read_table(path: &Path) -> Result<SweepTable, Error> {
             ));
         }
         rows.push(row);
+        lines.push(line);
     }
-    Ok(SweepTable { header, rows })
-}
-
-/// Joins shard tables into the table a single run gives: same header, rows
-/// sorted by point, every point of `0..n` exactly once.
-pub fn merge(parts: &[(std::path::PathBuf, SweepTable)]) -> Result<SweepTable, Error> {
-    let (first_path, first) = parts
-        .first()
-        .ok_or_else(|| Error::Usage("merge needs at least one file".into()))?;
-    let mut rows: Vec<(usize, Vec<String>)> = Vec::new();
-    for (path, t) in parts {
-        if t.header != first.header {
-            return Err(Error::Usage(format!(
-                "{} and {} have different columns: they are not parts of one sweep",
-                first_path.display(),
-                path.display()
-            )));
-        }
-        rows.extend(
-            t.rows
-                .iter()
-                .map(|r| (r[0].parse::<usize>().unwrap_or(usize::MAX), r.clone())),
-        );
-    }
-    rows.sort_by_key(|(p, _)| *p);
-    for w in rows.windows(2) {
-        if w[0].0 == w[1].0 {
-            return Err(Error::Usage(format!(
-                "point {} appears in more than one part",
-                w[0].0
-            )));
-        }
-    }
-    let missing: Vec<String> = (0..rows.last().map_or(0, |(p, _)| p + 1))
-        .filter(|p| rows.binary_search_by_key(p, |(q, _)| *q).is_err())
-        .map(|p| p.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::Usage(format!(
-            "points {} are missing: did every shard finish?",
-            missing.join(", ")
-        )));
-    }
-    Ok(SweepTable {
-        header: first.header.clone(),
-        rows: rows.into_iter().map(|(_, r)| r).collect(),
-    })
+    Ok((SweepTable { header, rows }, lines))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The malformed-input corpus of `tests/bad-inputs/`: every file is fed to the
 //! built binary and must be refused with exit code 2 (unless its case says
-//! otherwise), no panic, nothing written, and a message naming the file, the
-//! key or line, and what was expected (`tests/bad-inputs/expected.toml`).
+//! otherwise), no panic, nothing written, the input left as it was, and a
+//! message naming the file, the key or line, and what was expected
+//! (`tests/bad-inputs/expected.toml`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ fn corpus_dir() -> PathBuf {
 
 /// The command line of a file by its name's prefix (see expected.toml).
 fn default_args(name: &str) -> Vec<&'static str> {
-    let by_prefix: [(&str, &[&'static str]); 5] = [
+    let by_prefix: [(&str, &[&'static str]); 8] = [
         ("scenario-", &["run", "{file}", "--out", "{out}"]),
         (
             "trace-",
@@ -94,6 +95,29 @@ fn default_args(name: &str) -> Vec<&'static str> {
                 "{out}",
                 "--set",
                 "{content}",
+            ],
+        ),
+        (
+            "check-scenario-",
+            &[
+                "check",
+                "{file}",
+                "--baseline",
+                "{support}/check-baseline.csv",
+            ],
+        ),
+        (
+            "check-baseline-",
+            &["check", "{support}/base.toml", "--baseline", "{file}"],
+        ),
+        (
+            "merge-",
+            &[
+                "merge",
+                "{support}/merge-shard-0-of-2.csv",
+                "{file}",
+                "--out",
+                "{out}/sweep.csv",
             ],
         ),
     ];
@@ -159,6 +183,7 @@ fn every_bad_input_is_refused_with_a_message_that_says_where_and_why() {
         let file = dir.join(name);
         let out = scratch.path().join(format!("out-{i}"));
         let content = std::fs::read_to_string(&file).unwrap_or_default();
+        let before = std::fs::read(&file).unwrap();
         let args: Vec<String> = match &case.args {
             Some(a) => a.clone(),
             None => default_args(name).into_iter().map(String::from).collect(),
@@ -206,6 +231,10 @@ fn every_bad_input_is_refused_with_a_message_that_says_where_and_why() {
             .collect();
         if !written.is_empty() {
             problems.push(format!("wrote {written:?}"));
+        }
+        // An input named as an output (`merge --out`) must survive too.
+        if std::fs::read(&file).unwrap() != before {
+            problems.push("changed the input file".into());
         }
         if !problems.is_empty() {
             failures.push(format!(

@@ -2,6 +2,7 @@
 
 mod bad_inputs;
 mod calibrate;
+mod check;
 mod cli;
 mod cluster;
 mod common;
@@ -11,6 +12,7 @@ mod fast_path;
 mod fuzz;
 mod golden;
 mod memory;
+mod merge;
 mod plan;
 mod plots;
 mod properties;

@@ -77,3 +77,24 @@ fn policies_claims() {
     says("Paged allocation stores tokens in 93 % of the same memory");
     assert_eq!(format!("{:.0}", used_at_96("paged") * 100.0), "93");
 }
+
+#[test]
+fn shard_fingerprint_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    run(&[
+        "sweep",
+        "scenarios/policies.toml",
+        "--shard",
+        "1/3",
+        "--out",
+        out,
+    ]);
+    let text = std::fs::read_to_string(dir.path().join("sweep.shard-1-of-3.csv")).unwrap();
+    let first = text.lines().next().unwrap();
+    // The README shows the line whole, in a code block of its own.
+    assert!(
+        readme().lines().any(|l| l == first),
+        "the README does not show shard 1/3's fingerprint: {first}"
+    );
+}

@@ -68,22 +68,22 @@ impl Table {
             };
             err(line, reason)
         };
+        // `#` lines are comments: a shard's fingerprint is one, and a shard
+        // plots like any sweep.csv.
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .trim(csv::Trim::All)
+            .comment(Some(b'#'))
             .from_reader(bytes);
-        let headers: Vec<String> = reader
-            .headers()
-            .map_err(csv_err)?
-            .iter()
-            .map(str::to_string)
-            .collect();
+        let header_record = reader.headers().map_err(csv_err)?;
+        let header_line = header_record.position().map_or(1, |p| p.line());
+        let headers: Vec<String> = header_record.iter().map(str::to_string).collect();
         if headers.iter().all(String::is_empty) {
             return Err(err(None, "empty file: no header line".into()));
         }
         if let Some(dup) = (1..headers.len()).find(|&i| headers[..i].contains(&headers[i])) {
             return Err(err(
-                Some(1),
+                Some(header_line),
                 format!("column `{}` appears twice in the header", headers[dup]),
             ));
         }
@@ -97,7 +97,10 @@ impl Table {
             });
         }
         if rows.is_empty() {
-            return Err(err(Some(1), "no data rows after the header".into()));
+            return Err(err(
+                Some(header_line),
+                "no data rows after the header".into(),
+            ));
         }
         Ok(Table {
             path: path.to_path_buf(),
