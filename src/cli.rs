@@ -430,11 +430,15 @@ pub fn calibrate(a: &CalibrateArgs) -> Result<bool, Error> {
         );
         return Ok(false);
     }
+    // A scenario resolves relative paths against its own directory, not the
+    // shell's: print the absolute path, which works from any scenario.
+    let absolute = std::fs::canonicalize(&a.out).unwrap_or_else(|_| a.out.clone());
     say(format_args!(
-        "fitted {} measurements; wrote {} (use it as [hardware] calibration = \"{}\")",
+        "fitted {} measurements; wrote {} (in a scenario: [hardware] calibration = \"{}\", \
+         or a path relative to the scenario file's directory)",
         fit.rows,
         a.out.display(),
-        a.out.display()
+        absolute.display()
     ))?;
     Ok(true)
 }

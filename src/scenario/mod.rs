@@ -8,6 +8,7 @@
 
 mod overrides;
 pub mod spec;
+mod words;
 
 pub use overrides::{apply_override, parse_override};
 pub use spec::ScenarioSpec;
@@ -161,7 +162,8 @@ pub fn apply_cli_overrides(table: &mut toml::Table, overrides: &[String]) -> Res
 }
 
 /// Deserializes a TOML table into a spec, naming the key path of any error.
-pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
+pub fn spec_from_table(mut table: toml::Table) -> Result<ScenarioSpec, SpecError> {
+    words::expand_gpu_base(&mut table)?;
     // Kept to point into on error (scenario tables are small).
     let original = table.clone();
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -174,8 +176,11 @@ pub fn spec_from_table(table: toml::Table) -> Result<ScenarioSpec, SpecError> {
             Some((head, tail)) if tail.starts_with("in `") => head.to_string(),
             _ => message.trim_end().to_string(),
         };
+        if let Some(diagnosed) = words::diagnose_untagged(&original, &key, &message) {
+            return diagnosed;
+        }
         let key = refine_key(&original, key, &message);
-        SpecError::new(key, message)
+        SpecError::new(key, words::in_user_words(&message))
     })
 }
 

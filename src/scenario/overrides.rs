@@ -11,9 +11,7 @@ pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
         .split_once('=')
         .ok_or_else(|| "expected key.path=value".to_string())?;
     let key = key.trim();
-    if key.is_empty() || key.split('.').any(|part| part.trim().is_empty()) {
-        return Err(format!("`{key}` is not a dotted key path"));
-    }
+    key_parts(key)?;
     let raw = raw.trim();
     if raw.is_empty() {
         return Err(format!("no value given for `{key}`"));
@@ -35,7 +33,7 @@ pub fn apply_override(
     key: &str,
     value: toml::Value,
 ) -> Result<(), String> {
-    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    let parts = key_parts(key)?;
     let (last, parents) = parts.split_last().ok_or_else(|| "empty key".to_string())?;
     let mut cur = table;
     for (i, part) in parents.iter().enumerate() {
@@ -57,6 +55,31 @@ pub fn apply_override(
     Ok(())
 }
 
+/// The parts of a dotted key, read as TOML reads one: bare parts split at
+/// dots, quoted parts kept whole, so `sweep."traffic.arrival.users"` names
+/// the sweep axis whose own name has dots.
+fn key_parts(key: &str) -> Result<Vec<String>, String> {
+    let not_a_key = || {
+        format!(
+            "`{key}` is not a dotted key path (parts are bare words or quoted, e.g. \
+             traffic.arrival.rate or sweep.\"cache.policy\")"
+        )
+    };
+    let mut table: toml::Table = format!("{key} = 0").parse().map_err(|_| not_a_key())?;
+    let mut parts = Vec::new();
+    loop {
+        let mut entries = std::mem::take(&mut table).into_iter();
+        let (Some((part, value)), None) = (entries.next(), entries.next()) else {
+            return Err(not_a_key());
+        };
+        parts.push(part);
+        match value {
+            toml::Value::Table(inner) => table = inner,
+            _ => return Ok(parts),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +99,14 @@ mod tests {
         );
         assert!(parse_override("no-equals").is_err());
         assert!(parse_override("a..b=1").is_err());
+        // A quoted part keeps its dots: a sweep axis named by a dotted key.
+        let mut t = toml::Table::new();
+        let (k, v) = parse_override("sweep.\"traffic.arrival.users\"=[4, 8]").unwrap();
+        apply_override(&mut t, &k, v).unwrap();
+        assert_eq!(
+            t["sweep"]["traffic.arrival.users"].as_array().map(Vec::len),
+            Some(2)
+        );
         assert!(parse_override("a=").is_err());
     }
 

@@ -164,3 +164,87 @@ fn compute_precision_follows_the_weights_and_the_gpu() {
     .unwrap_err();
     assert!(err.contains("a100-80gb has no fp8 tensor cores"), "{err}");
 }
+
+/// Every dotted key of `table` (tables and their leaves).
+fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let toml::Value::Table(t) = v {
+            keys(t, &key, out);
+        }
+        out.push(key);
+    }
+}
+
+/// A word that reads like a Rust type (`GpuSpec`, `SlidingWindow`) or
+/// serde's vocabulary for one.
+fn names_a_rust_type(message: &str) -> Option<String> {
+    for word in ["untagged", "struct ", "enum ", "variant of"] {
+        if message.contains(word) {
+            return Some(word.to_string());
+        }
+    }
+    message
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| {
+            let upper = w.chars().filter(char::is_ascii_uppercase).count();
+            w.len() > 3 && w.starts_with(|c: char| c.is_ascii_uppercase()) && upper >= 2
+                // Units and acronyms in messages (GiB, KV, NaN) are not types.
+                && w.chars().any(|c| c.is_ascii_lowercase())
+                && !["GiB", "MiB", "NaN", "TiB", "GPUs"].contains(w)
+        })
+        .map(str::to_string)
+}
+
+#[test]
+fn a_wrong_type_at_any_key_is_reported_in_toml_words() {
+    // Every key of every bundled scenario, plus keys they leave out, set to
+    // values of the wrong shape.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut checked = 0;
+    let extra = [
+        "model.sliding_window",
+        "model.mla",
+        "model.moe",
+        "hardware.calibration",
+        "hardware.gpu",
+        "traffic.session",
+        "traffic.prefix",
+        "traffic.lengths",
+        "plan",
+        "check",
+        "check.rtol_by_metric",
+    ];
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let mut all = Vec::new();
+        keys(&table, "", &mut all);
+        all.extend(extra.iter().map(|k| k.to_string()));
+        for key in all {
+            for value in ["5", "\"x\"", "{ zzz = 1 }", "[1, 2]", "true"] {
+                let set = vec![format!("{key}={value}")];
+                let Err(e) = Scenario::from_toml(&text, &path, &set) else {
+                    continue;
+                };
+                let message = e.to_string();
+                assert!(
+                    names_a_rust_type(&message).is_none(),
+                    "--set {key}={value} on {}: `{}` names a Rust type: {message}",
+                    path.display(),
+                    names_a_rust_type(&message).unwrap()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} errors checked");
+}
