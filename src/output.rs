@@ -298,8 +298,8 @@ impl Lock {
                     match Holder::parse(&text) {
                         Some(h) if h.alive() => {
                             return Err(Error::Usage(format!(
-                                "output {} is being written by another kvsim (pid {}, lock \
-                                 file {}); wait for it to finish or choose another --out",
+                                "{} is being written by another kvsim (pid {}; its lock file \
+                                 is {}): wait for it to finish, or choose another --out",
                                 target.display(),
                                 h.pid,
                                 path.display()
@@ -315,8 +315,8 @@ impl Lock {
                         // an unreadable one older than that is debris.
                         None if modified_within(&path, 5.0) => {
                             return Err(Error::Usage(format!(
-                                "output {} is being written by another kvsim (lock file {}); \
-                                 wait for it to finish or choose another --out",
+                                "{} is being written by another kvsim (its lock file is {}): \
+                                 wait for it to finish, or choose another --out",
                                 target.display(),
                                 path.display()
                             )));
@@ -332,8 +332,8 @@ impl Lock {
             }
         }
         Err(Error::Usage(format!(
-            "output {}: cannot take the lock {} (other kvsims keep taking it); choose \
-             another --out",
+            "{}: cannot take the lock {} (other kvsims keep taking it); choose another \
+             --out",
             target.display(),
             path.display()
         )))
@@ -342,7 +342,7 @@ impl Lock {
 
 fn lock_error(target: &Path, lock: &Path, e: std::io::Error) -> Error {
     Error::Usage(format!(
-        "output {}: cannot create the lock file {} ({e}); choose another --out",
+        "{}: cannot create the lock file {} ({e}); choose another --out",
         target.display(),
         lock.display()
     ))
@@ -393,7 +393,6 @@ impl OutputDir {
                 bad.display()
             )));
         }
-        create_dir(parent_of(&target))?;
         for input in inputs {
             if let (Ok(i), Ok(t)) = (fs::canonicalize(input), fs::canonicalize(&target)) {
                 if i.starts_with(&t) {
@@ -406,6 +405,11 @@ impl OutputDir {
                 }
             }
         }
+        // Checked first without the lock so that a refused directory is not
+        // even written beside, then again under it, when no other kvsim can
+        // be replacing the target.
+        check_owned(&target)?;
+        create_dir(parent_of(&target))?;
         let lock = Lock::acquire(&target, command)?;
         check_owned(&target)?;
         remove_debris(&target);
@@ -645,11 +649,15 @@ fn write_marker(dir: &Path, command: &str) -> std::io::Result<()> {
 }
 
 /// Refuses (exit 2) a target that holds files kvsim did not write: it may be
-/// replaced only when absent, empty, or holding nothing but the files its
-/// marker lists.
+/// replaced only when absent, empty, or holding nothing but files that its
+/// markers list.
 fn check_owned(target: &Path) -> Result<(), Error> {
-    let files = match files_under(target) {
-        Ok(f) => f,
+    // Three names make the point; the walk stops at the fourth, so `--out ~`
+    // is refused without reading the whole home directory.
+    const SHOWN: usize = 3;
+    let mut foreign = Vec::new();
+    match foreign_files(target, "", &mut Default::default(), &mut foreign, SHOWN + 1) {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
             return Err(Error::Usage(format!(
@@ -657,40 +665,55 @@ fn check_owned(target: &Path) -> Result<(), Error> {
                 target.display()
             )));
         }
-    };
-    if files.is_empty() {
-        return Ok(());
     }
-    // A marker vouches for the files it lists under its own directory: a
-    // sweep's `plots/` redrawn by `kvsim plot` has its own.
-    let mut owned = std::collections::HashSet::new();
-    for m in files
-        .iter()
-        .filter(|f| f.rsplit('/').next() == Some(MARKER))
-    {
-        let prefix = &m[..m.len() - MARKER.len()];
-        let marker: Option<Marker> = fs::read_to_string(target.join(m))
-            .ok()
-            .and_then(|t| toml::from_str(&t).ok());
-        for f in marker.map(|m| m.files).unwrap_or_default() {
-            owned.insert(format!("{prefix}{f}"));
-        }
-    }
-    let foreign: Vec<&String> = files.iter().filter(|f| !owned.contains(*f)).collect();
     if foreign.is_empty() {
         return Ok(());
     }
-    let mut named: Vec<String> = foreign.iter().take(3).map(|f| f.to_string()).collect();
-    if foreign.len() > 3 {
-        named.push(format!("and {} more", foreign.len() - 3));
+    foreign.sort();
+    if foreign.len() > SHOWN {
+        foreign.truncate(SHOWN);
+        foreign.push("...".into());
     }
     Err(Error::Usage(format!(
-        "output directory {} holds files kvsim did not write ({}); kvsim replaces a directory \
-         as a whole, so it writes only to a new or empty one or one holding nothing but an \
-         earlier kvsim run's results: choose another --out, or move those files away",
+        "output directory {} holds files kvsim did not write ({}); kvsim replaces its output \
+         directory as a whole, so it writes only to a new or empty one or one it wrote itself: \
+         choose another --out, or move those files away",
         target.display(),
-        named.join(", ")
+        foreign.join(", ")
     )))
+}
+
+/// Adds to `found` (up to `limit`) the files under `dir` that no marker
+/// vouches for; names relative to the target, `prefix` being `dir`'s. A
+/// marker vouches for the files it lists under its own directory (a sweep's
+/// `plots/`, redrawn alone by `kvsim plot`, has its own).
+fn foreign_files(
+    dir: &Path,
+    prefix: &str,
+    owned: &mut std::collections::HashSet<String>,
+    found: &mut Vec<String>,
+    limit: usize,
+) -> std::io::Result<()> {
+    let entries = fs::read_dir(dir)?;
+    let marker: Option<Marker> = fs::read_to_string(dir.join(MARKER))
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok());
+    for f in marker.map(|m| m.files).unwrap_or_default() {
+        owned.insert(format!("{prefix}{f}"));
+    }
+    for entry in entries {
+        if found.len() >= limit {
+            break;
+        }
+        let entry = entry?;
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.file_type()?.is_dir() {
+            foreign_files(&entry.path(), &format!("{name}/"), owned, found, limit)?;
+        } else if !owned.contains(&name) {
+            found.push(name);
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the temporary and swapped-out directories of earlier writers of

@@ -11,6 +11,7 @@ mod fast_path;
 mod fuzz;
 mod golden;
 mod memory;
+mod output;
 mod plan;
 mod plots;
 mod properties;
