@@ -89,7 +89,8 @@ pub struct PlanArgs {
     /// (seconds; oom_rate a fraction).
     #[arg(long, value_name = "NAME=VALUE,...")]
     pub slo: Option<String>,
-    /// Output directory (default: `output/<scenario name>`).
+    /// Output directory (default: `output/<scenario name>`), replaced as a
+    /// whole; refused if it holds files kvsim did not write.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads (default: one per core). Results do not depend on it.
@@ -122,7 +123,8 @@ pub struct PlotArgs {
     /// Column whose values split the lines (default: the first text axis).
     #[arg(long)]
     pub series: Option<String>,
-    /// Output directory (default: `plots/` beside the input).
+    /// Output directory (default: `plots/` beside the input), replaced as a
+    /// whole; refused if it holds files kvsim did not write.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Image format.
@@ -184,7 +186,9 @@ pub struct SweepArgs {
     /// Limits on the runs.
     #[command(flatten)]
     pub guard: GuardArgs,
-    /// Output directory (default: `output/<scenario name>`).
+    /// Output directory (default: `output/<scenario name>`), replaced as a
+    /// whole; refused if it holds files kvsim did not write. With --shard it
+    /// is shared: only the shard's file is written.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads (default: one per core). Results do not depend on it.
@@ -294,7 +298,8 @@ pub struct RunArgs {
     /// The scenario.
     #[command(flatten)]
     pub input: ScenarioInput,
-    /// Output directory (default: `output/<scenario name>`).
+    /// Output directory (default: `output/<scenario name>`), replaced as a
+    /// whole; refused if it holds files kvsim did not write.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Override the scenario's seed.
