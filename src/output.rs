@@ -718,7 +718,8 @@ fn foreign_files(
 
 /// Deletes the temporary and swapped-out directories of earlier writers of
 /// `target` that were killed outright (the caller holds the lock, so no live
-/// writer owns them).
+/// writer owns them), after putting back previous results that a writer
+/// killed between the two renames of its swap left aside.
 fn remove_debris(target: &Path) {
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return;
@@ -726,20 +727,35 @@ fn remove_debris(target: &Path) {
     let Ok(entries) = fs::read_dir(parent_of(target)) else {
         return;
     };
-    for entry in entries.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        let debris = [TMP_INFIX, OLD_INFIX].iter().any(|infix| {
-            file.strip_prefix(&format!(".{name}{infix}"))
-                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
-        });
-        if debris && entry.file_type().is_ok_and(|t| t.is_dir()) {
+    let mut debris: Vec<(PathBuf, bool)> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let of = |infix: &str| {
+                file.strip_prefix(&format!(".{name}{infix}"))
+                    .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            };
+            (of(TMP_INFIX) || of(OLD_INFIX)).then(|| (e.path(), of(OLD_INFIX)))
+        })
+        .collect();
+    // Deterministic: with several, the same one is restored every time.
+    debris.sort();
+    for (path, old) in debris {
+        if old && !target.exists() && fs::rename(&path, target).is_ok() {
             eprintln!(
-                "note: removing {}, left by an earlier kvsim that was stopped before it \
-                 finished",
-                entry.path().display()
+                "note: restored {} from {}, where an earlier kvsim stopped in the middle of \
+                 replacing it had left it",
+                target.display(),
+                path.display()
             );
-            let _ = fs::remove_dir_all(entry.path());
+            continue;
         }
+        eprintln!(
+            "note: removing {}, left by an earlier kvsim that was stopped before it finished",
+            path.display()
+        );
+        let _ = fs::remove_dir_all(&path);
     }
 }
 
@@ -815,6 +831,27 @@ mod tests {
         let e = OutputDir::begin(&target, "run", &[]).unwrap_err();
         assert!(e.to_string().contains("notes.txt"), "{e}");
         assert_eq!(fs::read(target.join("notes.txt")).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn debris_of_a_writer_killed_mid_swap_is_cleared_and_the_old_results_restored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("out");
+        let o = OutputDir::begin(&target, "run", &[]).unwrap();
+        o.write("a.txt", b"old").unwrap();
+        o.commit().unwrap();
+        // Killed after moving the old results aside, before the new ones
+        // went in: both directories are left, the target is missing.
+        let old = tmp.path().join(".out.kvsim-old-99999999");
+        let new = tmp.path().join(".out.kvsim-tmp-99999999");
+        fs::rename(&target, &old).unwrap();
+        fs::create_dir(&new).unwrap();
+        fs::write(new.join("a.txt"), "new").unwrap();
+        let o = OutputDir::begin(&target, "run", &[]).unwrap();
+        assert_eq!(fs::read(target.join("a.txt")).unwrap(), b"old");
+        assert!(!old.exists() && !new.exists());
+        drop(o);
+        assert_eq!(fs::read(target.join("a.txt")).unwrap(), b"old");
     }
 
     #[test]
