@@ -7,10 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::catalog;
-use crate::engine::{Limits, estimate_work, simulate_limited};
+use crate::engine::{Limits, Stopped, estimate_work, simulate_limited};
 use crate::error::Error;
 use crate::hardware::cost::RooflineCost;
+use crate::interrupt::INTERRUPTED;
 use crate::model::{Dtype, Model, kv_bytes};
+use crate::output::{self, OutputDir};
 use crate::report;
 use crate::scenario::Scenario;
 use crate::units::gib;
@@ -92,7 +94,8 @@ pub struct PlanArgs {
     /// (seconds; oom_rate a fraction).
     #[arg(long, value_name = "NAME=VALUE,...")]
     pub slo: Option<String>,
-    /// Output directory (default: `output/<scenario name>`).
+    /// Output directory (default: `output/<scenario name>`), replaced as a
+    /// whole; refused if it holds files kvsim did not write.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads (default: one per core). Results do not depend on it.
@@ -125,7 +128,8 @@ pub struct PlotArgs {
     /// Column whose values split the lines (default: the first text axis).
     #[arg(long)]
     pub series: Option<String>,
-    /// Output directory (default: `plots/` beside the input).
+    /// Output directory (default: `plots/` beside the input), replaced as a
+    /// whole; refused if it holds files kvsim did not write.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Image format.
@@ -187,7 +191,9 @@ pub struct SweepArgs {
     /// Limits on the runs.
     #[command(flatten)]
     pub guard: GuardArgs,
-    /// Output directory (default: `output/<scenario name>`).
+    /// Output directory (default: `output/<scenario name>`), replaced as a
+    /// whole; refused if it holds files kvsim did not write. With --shard it
+    /// is shared: only the shard's file is written.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads (default: one per core). Results do not depend on it.
@@ -302,7 +308,8 @@ pub struct RunArgs {
     /// The scenario.
     #[command(flatten)]
     pub input: ScenarioInput,
-    /// Output directory (default: `output/<scenario name>`).
+    /// Output directory (default: `output/<scenario name>`), replaced as a
+    /// whole; refused if it holds files kvsim did not write.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Override the scenario's seed.
@@ -482,8 +489,14 @@ fn plot(a: &PlotArgs) -> Result<(), Error> {
         y: a.y.clone(),
         series: a.series.clone(),
     };
-    let files = crate::report::plot::plot_file(&a.results, &out, &opts)?;
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let charts =
+        crate::report::plot::render_charts(crate::report::plot::Table::read(&a.results)?, &opts)?;
+    let dir = OutputDir::begin(&out, "plot", &[&a.results])?;
+    let mut names = Vec::with_capacity(charts.len());
+    for (name, bytes) in charts {
+        names.push(dir.write(&name, &bytes)?.display().to_string());
+    }
+    dir.commit()?;
     say(format_args!("wrote {}", names.join(", ")))
 }
 
@@ -885,8 +898,11 @@ fn size_check(scenario: &Scenario, runs: u64, threads: usize) -> Result<(), Erro
 fn run(a: &RunArgs) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let scenario = Scenario::load(&a.input.scenario, &a.input.overrides)?;
-    let dir = out_dir(&a.out, &scenario.name);
-    report::prepare_dir(&dir)?;
+    let dir = OutputDir::begin(
+        &out_dir(&a.out, &scenario.name),
+        "run",
+        &[&a.input.scenario],
+    )?;
     size_check(&scenario, 1, 1)?;
     let seed = a.seed.unwrap_or(scenario.seed);
     let cost = RooflineCost::new(
@@ -894,10 +910,30 @@ fn run(a: &RunArgs) -> Result<(), Error> {
         &scenario.deployment,
         &scenario.deployment.efficiency,
     );
-    let out = simulate_limited(&scenario, seed, cost, &a.guard.limits(started))
-        .map_err(|stopped| stopped.into_error(&scenario.path, "nothing was written"))?;
+    let limits = Limits {
+        interrupt: Some(&INTERRUPTED),
+        ..a.guard.limits(started)
+    };
+    let unchanged = format!(
+        "nothing was written and {} is as it was",
+        dir.target().display()
+    );
+    let out =
+        simulate_limited(&scenario, seed, cost, &limits).map_err(|stopped| match stopped {
+            // The metrics of part of a run would count only the requests that
+            // happened to finish early: a stopped run keeps nothing.
+            Stopped::Interrupted => Error::Interrupted {
+                kept: format!("the run stopped before it finished; {unchanged}"),
+            },
+            // Past the horizon is bad input (exit 2); the limits exit 3.
+            stopped => stopped.into_error(&scenario.path, &unchanged),
+        })?;
     let wall = started.elapsed();
-    let written = report::write_run(&dir, &scenario, seed, &out)?;
+    let mut written = Vec::new();
+    for (name, bytes) in report::run_files(&scenario.path, &scenario, seed, &out)? {
+        written.push(dir.write(name, &bytes)?);
+    }
+    dir.commit()?;
     if a.json {
         say(serde_json::to_string_pretty(&out.summary).expect("serializable"))?;
     } else {
@@ -930,26 +966,46 @@ fn scenario_table(path: &Path, overrides: &[String]) -> Result<(toml::Table, Str
     Ok((table, name))
 }
 
-/// Runs a sweep with a progress bar (when stderr is a terminal) and Ctrl-C
-/// handling; returns its table, or writes the finished points to
-/// `sweep.partial.csv` in `dir` and returns the error.
+/// What [`run_sweep_cli`] produced: the table of the finished points, and
+/// why the others did not finish, if some did not.
+struct SweepOutcome {
+    table: crate::sweep::SweepTable,
+    stop: Option<SweepStop>,
+}
+
+/// Why a sweep did not finish every point.
+enum SweepStop {
+    /// A point could not run (the first in grid order).
+    Failed { point: String, source: Error },
+    /// Ctrl-C.
+    Interrupted,
+}
+
+impl SweepStop {
+    /// The error to report, `kept` saying what was kept of the finished points.
+    fn into_error(self, kept: String) -> Error {
+        match self {
+            SweepStop::Failed { point, source } => Error::SweepPoint {
+                point,
+                source: Box::new(source),
+                kept,
+            },
+            SweepStop::Interrupted => Error::Interrupted { kept },
+        }
+    }
+}
+
+/// Runs a sweep with a progress bar (when stderr is a terminal), stopping at
+/// Ctrl-C; the caller decides what to keep of a sweep that did not finish.
 fn run_sweep_cli(
     path: &Path,
     table: &toml::Table,
-    dir: &Path,
     threads: Option<usize>,
     shard: Option<crate::sweep::Shard>,
     limits: Limits,
-) -> Result<crate::sweep::SweepTable, Error> {
+) -> Result<SweepOutcome, Error> {
     use std::io::IsTerminal;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
-    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-    static HANDLER: std::sync::Once = std::sync::Once::new();
-    // Stop starting new points on Ctrl-C; the finished ones are written below.
-    HANDLER.call_once(|| {
-        let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed));
-    });
     let grid = crate::sweep::grid_of(table, path)?;
     let owned = (0..grid.len())
         .filter(|&p| shard.is_none_or(|s| s.owns(p)))
@@ -966,10 +1022,7 @@ fn run_sweep_cli(
             .and_then(toml::Value::as_integer)
             .unwrap_or(1)
             .max(1) as u64;
-        let points = (0..grid.len())
-            .filter(|&p| shard.is_none_or(|s| s.owns(p)))
-            .count() as u64;
-        let bar = indicatif::ProgressBar::new(points * replicates);
+        let bar = indicatif::ProgressBar::new(owned * replicates);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:40}] {pos}/{len} runs, eta {eta}",
@@ -993,13 +1046,7 @@ fn run_sweep_cli(
     bar.finish_and_clear();
     let keys: Vec<String> = grid.axes.iter().map(|a| a.key.clone()).collect();
     let t = crate::sweep::SweepTable::from_points(&keys, &result.points);
-    if result.failures.is_empty() && !result.interrupted {
-        return Ok(t);
-    }
-    let partial = dir.join("sweep.partial.csv");
-    report::write_atomic(&partial, &t.to_csv())?;
-    let finished = result.points.len();
-    match result.failures.into_iter().next() {
+    let stop = match result.failures.into_iter().next() {
         Some(crate::sweep::PointFailure {
             index: p,
             assignments,
@@ -1009,15 +1056,15 @@ fn run_sweep_cli(
                 .iter()
                 .map(|(k, v)| format!("{k}={}", crate::sweep::cell_of(v)))
                 .collect();
-            Err(Error::SweepPoint {
+            Some(SweepStop::Failed {
                 point: format!("point {p} ({})", axes.join(", ")),
-                source: Box::new(source),
-                finished,
-                partial,
+                source,
             })
         }
-        None => Err(Error::Interrupted { finished, partial }),
-    }
+        None if result.interrupted => Some(SweepStop::Interrupted),
+        None => None,
+    };
+    Ok(SweepOutcome { table: t, stop })
 }
 
 /// A compact view of a sweep table: axes and headline metrics.
@@ -1056,64 +1103,174 @@ fn sweep_summary(t: &crate::sweep::SweepTable) -> comfy_table::Table {
 
 fn sweep(a: &SweepArgs) -> Result<(), Error> {
     let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
-    let dir = out_dir(&a.out, &name);
-    report::prepare_dir(&dir)?;
+    let target = out_dir(&a.out, &name);
+    match a.shard {
+        Some(shard) => sweep_shard(a, &table, &target, shard),
+        None => sweep_whole(a, &table, &target),
+    }
+}
+
+/// A whole sweep: `sweep.csv` and `plots/` (or `sweep.partial.csv`) replace
+/// the output directory together.
+fn sweep_whole(a: &SweepArgs, table: &toml::Table, target: &Path) -> Result<(), Error> {
+    let dir = OutputDir::begin(target, "sweep", &[&a.input.scenario])?;
     let started = std::time::Instant::now();
-    let t = run_sweep_cli(
+    let outcome = run_sweep_cli(
         &a.input.scenario,
-        &table,
-        &dir,
+        table,
         a.threads,
-        a.shard,
+        None,
         a.guard.limits(started),
     )?;
-    let (file, bytes) = match a.shard {
-        Some(s) => {
-            // The fingerprint lets `kvsim merge` refuse parts of other runs.
-            let points = crate::sweep::grid_of(&table, &a.input.scenario)?.len();
-            let fp = crate::sweep::Fingerprint::new(&table, &a.input.overrides, s, points);
-            let mut bytes = fp.line().into_bytes();
-            bytes.extend(t.to_csv());
-            let name = format!("sweep.shard-{}-of-{}.csv", s.index, s.count);
-            (dir.join(name), bytes)
-        }
-        None => (dir.join("sweep.csv"), t.to_csv()),
-    };
-    report::write_atomic(&file, &bytes)?;
+    let t = outcome.table;
+    if let Some(stop) = outcome.stop {
+        let kept = if t.rows.is_empty() {
+            format!(
+                "no point had finished; nothing was written and {} is as it was",
+                dir.target().display()
+            )
+        } else {
+            let partial = dir.write("sweep.partial.csv", &t.to_csv())?;
+            dir.commit()?;
+            format!(
+                "the {} finished points are in {}",
+                t.rows.len(),
+                partial.display()
+            )
+        };
+        return Err(stop.into_error(kept));
+    }
+    let csv = t.to_csv();
+    let file = dir.write("sweep.csv", &csv)?;
     let elapsed = started.elapsed().as_secs_f64();
+    let mut charts = None;
+    if !a.no_plots {
+        let opts = crate::report::plot::PlotOptions {
+            format: a.format,
+            ..Default::default()
+        };
+        let table = crate::report::plot::Table::parse(&file, &csv)?;
+        let drawn = crate::report::plot::render_charts(table, &opts)?;
+        let plots = dir.subdir("plots")?;
+        for (name, bytes) in &drawn {
+            dir.write(&format!("plots/{name}"), bytes)?;
+        }
+        // Its own marker lets `kvsim plot` redraw plots/ alone.
+        dir.mark_subdir("plots")?;
+        charts = Some((drawn.len(), plots));
+    }
+    dir.commit()?;
     say(sweep_summary(&t))?;
     say(format_args!(
         "{} points in {elapsed:.2} s of wall time; wrote {}",
         t.rows.len(),
         file.display()
     ))?;
-    // A shard is a part of a table: plot the merged whole instead.
-    if a.shard.is_none() && !a.no_plots {
-        let opts = crate::report::plot::PlotOptions {
-            format: a.format,
-            ..Default::default()
-        };
-        let charts = crate::report::plot::plot_file(&file, &dir.join("plots"), &opts)?;
-        say(format_args!(
-            "drew {} charts in {}",
-            charts.len(),
-            dir.join("plots").display()
-        ))?;
+    if let Some((n, plots)) = charts {
+        say(format_args!("drew {n} charts in {}", plots.display()))?;
     }
     Ok(())
 }
 
+/// One shard of a sweep: the shards share their output directory, so each
+/// writes its one file (atomically, under a lock of its own) and replaces no
+/// directory. It draws no charts: a shard is a part of a table.
+fn sweep_shard(
+    a: &SweepArgs,
+    table: &toml::Table,
+    target: &Path,
+    s: crate::sweep::Shard,
+) -> Result<(), Error> {
+    output::create_dir(target)?;
+    let stem = format!("sweep.shard-{}-of-{}", s.index, s.count);
+    let file = target.join(format!("{stem}.csv"));
+    let partial = target.join(format!("{stem}.partial.csv"));
+    let _lock = output::Lock::acquire(&file, "sweep")?;
+    let started = std::time::Instant::now();
+    let outcome = run_sweep_cli(
+        &a.input.scenario,
+        table,
+        a.threads,
+        Some(s),
+        a.guard.limits(started),
+    )?;
+    let t = outcome.table;
+    if let Some(stop) = outcome.stop {
+        let kept = if t.rows.is_empty() {
+            format!(
+                "no point of the shard had finished; nothing was written to {}",
+                target.display()
+            )
+        } else {
+            report::write_atomic(&partial, &t.to_csv())?;
+            // An earlier run's complete shard beside this partial one would
+            // be merged as if it were current.
+            remove_stale(&file);
+            format!(
+                "the {} finished points are in {}",
+                t.rows.len(),
+                partial.display()
+            )
+        };
+        return Err(stop.into_error(kept));
+    }
+    // The fingerprint lets `kvsim merge` refuse parts of other runs.
+    let points = crate::sweep::grid_of(table, &a.input.scenario)?.len();
+    let fp = crate::sweep::Fingerprint::new(table, &a.input.overrides, s, points);
+    let mut bytes = fp.line().into_bytes();
+    bytes.extend(t.to_csv());
+    report::write_atomic(&file, &bytes)?;
+    remove_stale(&partial);
+    say(sweep_summary(&t))?;
+    say(format_args!(
+        "{} points in {:.2} s of wall time; wrote {}",
+        t.rows.len(),
+        started.elapsed().as_secs_f64(),
+        file.display()
+    ))
+}
+
+/// Deletes `path`, an earlier run's result that the new one supersedes.
+fn remove_stale(path: &Path) {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => eprintln!(
+            "warning: cannot delete {}, an earlier run's result ({e}); delete it by hand",
+            path.display()
+        ),
+        _ => {}
+    }
+}
+
 /// `kvsim plan`: prints the ranked candidates, writes `plan.csv` and the
 /// chart; returns whether any candidate meets the objectives (exit 1 if not).
+/// Interrupted (Ctrl-C), it keeps the candidates that finished in
+/// `plan.partial.csv`.
 pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
     let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
     let plan = crate::plan::Plan::from_table(&table, &a.input.scenario, a.slo.as_deref())?;
-    let dir = out_dir(&a.out, &name);
-    report::prepare_dir(&dir)?;
+    let dir = OutputDir::begin(&out_dir(&a.out, &name), "plan", &[&a.input.scenario])?;
     let started = std::time::Instant::now();
-    let work =
-        || crate::plan::run_plan(&table, &a.input.scenario, &plan, &crate::plan::roofline_run);
-    let results = match a.threads {
+    let limits = Limits {
+        interrupt: Some(&INTERRUPTED),
+        ..Limits::default()
+    };
+    // The only limit is Ctrl-C; a run past the simulated horizon has wrong
+    // inputs, which fails its probe.
+    let evaluate = |s: &Scenario, seed: u64| {
+        let d = &s.deployment;
+        match simulate_limited(
+            s,
+            seed,
+            RooflineCost::new(&s.model, d, &d.efficiency),
+            &limits,
+        ) {
+            Ok(out) => Ok(Some(out.summary)),
+            Err(Stopped::Interrupted) => Ok(None),
+            Err(stopped) => Err(stopped.into_error(&s.path, "the probe was not finished")),
+        }
+    };
+    let work = || crate::plan::run_plan_stoppable(&table, &a.input.scenario, &plan, &evaluate);
+    let run = match a.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
@@ -1122,22 +1279,43 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
         None => work(),
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let csv_path = dir.join("plan.csv");
-    let csv = crate::plan::plan_csv(&results, &plan).map_err(|e| Error::Io {
-        path: csv_path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    report::write_atomic(&csv_path, &csv)?;
-    let mut written = vec![csv_path.display().to_string()];
+    let results = run.finished;
+    let csv_of = |name: &str| {
+        crate::plan::plan_csv(&results, &plan).map_err(|e| Error::Io {
+            path: dir.final_path(name),
+            source: std::io::Error::other(e),
+        })
+    };
+    if run.interrupted {
+        let kept = if results.is_empty() {
+            format!(
+                "no candidate had finished; nothing was written and {} is as it was",
+                dir.target().display()
+            )
+        } else {
+            let csv = csv_of("plan.partial.csv")?;
+            let partial = dir.write("plan.partial.csv", &csv)?;
+            dir.commit()?;
+            format!(
+                "the {} of {} candidates that finished are in {}",
+                results.len(),
+                plan.candidates.len(),
+                partial.display()
+            )
+        };
+        return Err(Error::Interrupted { kept });
+    }
+    let csv = csv_of("plan.csv")?;
+    let mut written = vec![dir.write("plan.csv", &csv)?.display().to_string()];
     if let Some(fig) = crate::plan::plan_figure(&results, &plan) {
-        let file = dir.join(format!("plan.{}", a.format.extension()));
+        let name = format!("plan.{}", a.format.extension());
         let bytes = crate::report::plot::render(&fig, a.format).map_err(|source| Error::Io {
-            path: file.clone(),
+            path: dir.final_path(&name),
             source,
         })?;
-        report::write_atomic(&file, &bytes)?;
-        written.push(file.display().to_string());
+        written.push(dir.write(&name, &bytes)?.display().to_string());
     }
+    dir.commit()?;
     let o = &plan.objectives;
     let slo: Vec<String> = [
         o.ttft_p99.map(|v| format!("ttft_p99 <= {v} s")),
@@ -1229,7 +1407,7 @@ fn merge(a: &MergeArgs) -> Result<(), Error> {
         .collect::<Result<Vec<_>, _>>()?;
     let merged = crate::sweep::merge(&parts)?;
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        report::prepare_dir(dir)?;
+        output::create_dir(dir)?;
     }
     // A temporary file in the same directory, then a rename: a reader never
     // sees half a table, and a failed merge leaves the old file intact.
@@ -1262,22 +1440,30 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     } else {
         Some(crate::check::read_baseline(&a.baseline)?)
     };
-    let scratch = std::env::temp_dir().join(format!("kvsim-check-{}-{}", name, std::process::id()));
-    report::prepare_dir(&scratch)?;
-    let fresh = run_sweep_cli(
+    let outcome = run_sweep_cli(
         &a.input.scenario,
         &table,
-        &scratch,
         a.threads,
         None,
         Limits::default(),
-    );
-    let _ = std::fs::remove_dir_all(&scratch);
-    let fresh = fresh?;
+    )?;
+    if let Some(stop) = outcome.stop {
+        // A comparison (or a new baseline) needs every point.
+        let kept = if a.update {
+            format!(
+                "nothing was written and {} is as it was",
+                a.baseline.display()
+            )
+        } else {
+            "nothing was compared".to_string()
+        };
+        return Err(stop.into_error(kept));
+    }
+    let fresh = outcome.table;
     crate::check::check_fresh(&fresh)?;
     let Some(baseline) = baseline else {
         if let Some(dir) = a.baseline.parent().filter(|d| !d.as_os_str().is_empty()) {
-            report::prepare_dir(dir)?;
+            output::create_dir(dir)?;
         }
         report::write_atomic(&a.baseline, &fresh.to_csv())?;
         say(format_args!(

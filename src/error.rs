@@ -72,24 +72,20 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// Some points of a sweep could not run; the finished ones were kept.
-    #[error("{point} failed: {source}; the {finished} finished points are in {}", partial.display())]
+    #[error("{point} failed: {source}; {kept}")]
     SweepPoint {
         /// The first failed point, described by its axis values.
         point: String,
         /// Why it failed.
         source: Box<Error>,
-        /// Points that finished.
-        finished: usize,
-        /// Where they were written.
-        partial: PathBuf,
+        /// What was kept, e.g. `the 3 finished points are in out/sweep.partial.csv`.
+        kept: String,
     },
-    /// The run was interrupted (Ctrl-C); finished work was kept.
-    #[error("interrupted: the {finished} finished points are in {}", partial.display())]
+    /// The command was interrupted (Ctrl-C) and stopped at a check point.
+    #[error("interrupted (Ctrl-C): {kept}")]
     Interrupted {
-        /// Points that finished.
-        finished: usize,
-        /// Where they were written.
-        partial: PathBuf,
+        /// What was kept, e.g. `nothing was written; out is as it was`.
+        kept: String,
     },
     /// A `--max-events` or `--time-limit` guard stopped a run before it
     /// finished; nothing of that run was written.

@@ -20,7 +20,9 @@
 //! | [`scheduler`] | continuous-batching rules: admission, OOM handling |
 //! | [`engine`] | integer time, the event queue, the simulation loop |
 //! | [`metrics`] | per-request records, run summaries, percentiles |
-//! | [`report`] | atomic CSV/JSON writers, terminal tables, plots |
+//! | [`report`] | CSV/JSON outputs, terminal tables, plots |
+//! | [`output`] | output directories: all or nothing, locked, never over a user's files |
+//! | [`interrupt`] | Ctrl-C: one handler for every command |
 //! | [`sweep`] | grids, common random numbers, parallel runs, shards, `sweep.csv` |
 //! | [`plan`] | capacity planning: sustainable rate per candidate, replicas, cost, Pareto front |
 //! | [`check`] | baseline comparison for CI regressions |
@@ -57,8 +59,10 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod hardware;
+pub mod interrupt;
 pub mod metrics;
 pub mod model;
+pub mod output;
 pub mod plan;
 pub mod ranges;
 pub mod report;

@@ -10,6 +10,12 @@ use kvsim::cli::Command;
 
 fn main() -> ExitCode {
     let cli = kvsim::cli::Cli::parse();
+    // The commands that simulate stop by themselves at the next check point
+    // and keep what they finished; the others stop at once.
+    kvsim::interrupt::install(matches!(
+        cli.command,
+        Command::Run(_) | Command::Sweep(_) | Command::Plan(_) | Command::Check(_)
+    ));
     // `check` finding a regression, `plan` finding no feasible candidate and
     // `calibrate` finding no usable fit exit 1: answers, not errors.
     match &cli.command {

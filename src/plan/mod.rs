@@ -567,29 +567,39 @@ fn output_tokens_per_request(runs: &[Summary]) -> f64 {
     }
 }
 
-/// Runs `scenario` at `rate` on the replicate seeds with `evaluate` (the
-/// simulation, a closure so tests can use a mock cost model).
+/// One probe replicate: the simulation of a scenario on a seed (a closure
+/// so tests can use a mock cost model); `Ok(None)` when it was stopped
+/// before it finished (Ctrl-C), an error when its inputs make it run past
+/// the simulated horizon.
+pub type Evaluate<'a> = dyn Fn(&Scenario, u64) -> Result<Option<Summary>, Error> + Sync + 'a;
+
+/// Runs `scenario` at `rate` on the replicate seeds with `evaluate`; `None`
+/// when a replicate was stopped (Ctrl-C).
 pub fn probe_at(
     scenario_at: &dyn Fn(f64) -> Result<Scenario, Error>,
-    evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
+    evaluate: &Evaluate<'_>,
     objectives: &Objectives,
     replicates: u32,
     rate: f64,
-) -> Result<Probe, Error> {
+) -> Result<Option<Probe>, Error> {
     let s = scenario_at(rate)?;
-    let runs: Vec<Summary> = (0..replicates)
-        .map(|r| evaluate(&s, replicate_seed(s.seed, r)))
-        .collect::<Result<_, _>>()?;
+    let mut runs = Vec::with_capacity(replicates as usize);
+    for r in 0..replicates {
+        match evaluate(&s, replicate_seed(s.seed, r))? {
+            Some(m) => runs.push(m),
+            None => return Ok(None),
+        }
+    }
     let (excess, worst) = runs
         .iter()
         .map(|m| objectives.excess(m))
         .fold((0.0_f64, "none"), |a, b| if b.0 > a.0 { b } else { a });
-    Ok(Probe {
+    Ok(Some(Probe {
         rate,
         excess,
         worst,
         runs,
-    })
+    }))
 }
 
 /// The scenario of candidate `assignments` of `base` with its arrival rate set
@@ -644,29 +654,37 @@ fn cluster_scenario(
 /// while the objectives are missed (an uneven split can overload one
 /// replica that the per-replica search assumed evenly fed). Returns the
 /// replicas that met the objectives and the probe, or `None` when even
-/// twice the estimate (or the largest cluster kvsim simulates) did not.
+/// twice the estimate (or the largest cluster kvsim simulates) did not; an
+/// error when a simulation was stopped (Ctrl-C).
 fn verify(
     base: &toml::Table,
     path: &Path,
     plan: &Plan,
-    evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
+    evaluate: &Evaluate<'_>,
     assignments: &[(String, toml::Value)],
     replicas: u64,
-) -> Option<(u64, Probe)> {
+) -> Result<Option<(u64, Probe)>, Stopped> {
     let most = (replicas * 2).min(MAX_VERIFIED_REPLICAS);
-    (replicas..=most).find_map(|r| {
+    for r in replicas..=most {
         let at = |rate: f64| cluster_scenario(base, path, assignments, Some(rate), r);
-        let p = probe_at(
+        match probe_at(
             &at,
             evaluate,
             &plan.objectives,
             plan.replicates,
             plan.target_rate,
-        )
-        .ok()?;
-        p.passed().then_some((r, p))
-    })
+        ) {
+            Ok(Some(p)) if p.passed() => return Ok(Some((r, p))),
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => return Err(Stopped),
+        }
+    }
+    Ok(None)
 }
+
+/// A candidate's planning was stopped before it finished (Ctrl-C).
+#[derive(Debug)]
+struct Stopped;
 
 /// The largest cluster `kvsim plan` verifies by simulation (more replicas
 /// are sized from the per-replica rate alone).
@@ -688,19 +706,46 @@ pub fn run_plan(
     plan: &Plan,
     evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
 ) -> Vec<CandidateResult> {
-    (0..plan.candidates.len())
+    run_plan_stoppable(base, path, plan, &|s, seed| evaluate(s, seed).map(Some)).finished
+}
+
+/// What [`run_plan_stoppable`] produced.
+#[derive(Clone, Debug)]
+pub struct PlanRun {
+    /// The candidates whose planning finished, in grid order.
+    pub finished: Vec<CandidateResult>,
+    /// Whether some candidates did not finish because a simulation was
+    /// stopped (Ctrl-C).
+    pub interrupted: bool,
+}
+
+/// [`run_plan`] with simulations that may be stopped (`evaluate` returning
+/// `None`): a candidate with a stopped simulation is left out, the others
+/// are kept.
+pub fn run_plan_stoppable(
+    base: &toml::Table,
+    path: &Path,
+    plan: &Plan,
+    evaluate: &Evaluate<'_>,
+) -> PlanRun {
+    let results: Vec<Result<CandidateResult, Stopped>> = (0..plan.candidates.len())
         .into_par_iter()
         .map(|index| plan_candidate(base, path, plan, evaluate, index))
-        .collect()
+        .collect();
+    let interrupted = results.iter().any(Result::is_err);
+    PlanRun {
+        finished: results.into_iter().flatten().collect(),
+        interrupted,
+    }
 }
 
 fn plan_candidate(
     base: &toml::Table,
     path: &Path,
     plan: &Plan,
-    evaluate: &(dyn Fn(&Scenario, u64) -> Result<Summary, Error> + Sync),
+    evaluate: &Evaluate<'_>,
     index: usize,
-) -> CandidateResult {
+) -> Result<CandidateResult, Stopped> {
     let assignments = plan.candidates.point(index);
     let mut result = CandidateResult {
         index,
@@ -716,7 +761,7 @@ fn plan_candidate(
         Ok(s) => s,
         Err(e) => {
             result.error = Some(e.to_string());
-            return result;
+            return Ok(result);
         }
     };
     result.gpu = built.deployment.gpu.name.clone();
@@ -728,9 +773,26 @@ fn plan_candidate(
         .or(built.deployment.gpu.price_per_hour);
     let scenario_at = |r: f64| candidate_scenario(base, path, &assignments, Some(r));
     let mut failure = None;
+    let mut stopped = false;
     let search = search_rate(&plan.search, |r| {
-        match probe_at(&scenario_at, evaluate, &plan.objectives, plan.replicates, r) {
-            Ok(p) => p,
+        // Once a simulation was stopped the search only has to end: every
+        // further probe fails at once (the candidate is dropped below).
+        let probe = if stopped {
+            Ok(None)
+        } else {
+            probe_at(&scenario_at, evaluate, &plan.objectives, plan.replicates, r)
+        };
+        match probe {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                stopped = true;
+                Probe {
+                    rate: r,
+                    excess: f64::INFINITY,
+                    worst: "interrupted",
+                    runs: Vec::new(),
+                }
+            }
             Err(e) => {
                 // A rate the scenario rejects (beyond a validation bound) is
                 // a failed probe; the error is reported if nothing passed.
@@ -744,6 +806,9 @@ fn plan_candidate(
             }
         }
     });
+    if stopped {
+        return Err(Stopped);
+    }
     if let Some(best) = &search.best {
         let tokens = output_tokens_per_request(&best.runs);
         let mut sizing = size(
@@ -754,7 +819,7 @@ fn plan_candidate(
             tokens,
         );
         if sizing.replicas <= MAX_VERIFIED_REPLICAS {
-            match verify(base, path, plan, evaluate, &assignments, sizing.replicas) {
+            match verify(base, path, plan, evaluate, &assignments, sizing.replicas)? {
                 Some((replicas, _)) => {
                     // Price the replicas the simulation needed.
                     sizing = priced(
@@ -775,7 +840,7 @@ fn plan_candidate(
         result.error = Some(e);
     }
     result.search = Some(search);
-    result
+    Ok(result)
 }
 
 /// Candidate indices best first: feasible ones by dollars per hour (unpriced

@@ -206,6 +206,31 @@ fn a_hand_computable_plan() {
 }
 
 #[test]
+fn a_stopped_simulation_drops_its_candidate_and_keeps_the_others() {
+    // Two candidates; every simulation of the one with 8 slots is stopped
+    // (as Ctrl-C would), possibly after some of its probes passed.
+    let text = format!("{MOCK_SERVER}\n[plan.candidates]\n\"scheduler.max_num_seqs\" = [4, 8]\n");
+    let (table, plan) = plan_of(&text);
+    let stop_eight = |s: &Scenario, seed: u64| {
+        if s.scheduler.max_num_seqs == 8 {
+            Ok(None)
+        } else {
+            ten_ms_steps(s, seed).map(Some)
+        }
+    };
+    let run = run_plan_stoppable(&table, Path::new("mock.toml"), &plan, &stop_eight);
+    assert!(run.interrupted);
+    assert_eq!(run.finished.len(), 1);
+    assert_eq!(run.finished[0].index, 0);
+    let whole = run_plan(&table, Path::new("mock.toml"), &plan, &ten_ms_steps);
+    assert_eq!(
+        run.finished[0].sizing.unwrap().rate_per_replica,
+        whole[0].sizing.unwrap().rate_per_replica,
+        "the finished candidate is as in an uninterrupted plan"
+    );
+}
+
+#[test]
 fn more_slots_or_a_faster_gpu_never_lower_the_sustainable_rate() {
     // The mock server with 2, 4 and 8 slots: capacity 20, 40, 80 req/s.
     let mut last = 0.0;

@@ -1,16 +1,16 @@
 //! Outputs: `summary.json`, `requests.csv`, `timeline.csv`, and terminal tables.
 //!
-//! Every file is written to a temporary name in its directory and renamed into
-//! place, so an interrupted run never leaves a partial file behind. Simulated
-//! nanoseconds become seconds here and nowhere else.
+//! This module makes the bytes; [`crate::output`] puts them on disk, all of a
+//! command's files together or none. Simulated nanoseconds become seconds here
+//! and nowhere else.
 
 pub mod plot;
 mod table;
 
+pub use crate::output::write_atomic;
 pub use table::{print_kv_report, summary_table};
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -19,58 +19,6 @@ use crate::error::Error;
 use crate::metrics::{RequestRecord, Summary, TimelineRow};
 use crate::scenario::Scenario;
 use crate::units::SimTime;
-
-/// Writes `bytes` to `path` atomically: a sibling temporary file, fsync'd, then
-/// renamed over the destination.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// Creates `dir` (and parents) and checks that it is writable, before any
-/// simulation starts.
-pub fn prepare_dir(dir: &Path) -> Result<(), Error> {
-    // Name the usual mistakes rather than echo the OS's terse message.
-    if let Some(bad) = dir.ancestors().find(|a| a.is_file()) {
-        return Err(Error::Usage(format!(
-            "output directory {}: {} is a file, not a directory; choose another --out",
-            dir.display(),
-            bad.display()
-        )));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::Usage(format!(
-            "output directory {} cannot be created ({e}); choose another --out",
-            dir.display()
-        ))
-    })?;
-    let probe = dir.join(format!(".kvsim-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| {
-        Error::Usage(format!(
-            "output directory {} is not writable ({e}); choose another --out",
-            dir.display()
-        ))
-    })?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
 
 fn secs(t: Option<SimTime>) -> String {
     t.map(|t| format!("{:.9}", t.as_secs_f64()))
@@ -240,43 +188,43 @@ pub fn summary_json(
     Ok(bytes)
 }
 
-/// Writes the three files of a run into `dir` and returns their paths.
-pub fn write_run(
-    dir: &Path,
+/// The three files of a run: `summary.json`, `requests.csv` and
+/// `timeline.csv`, by name. `path` (the scenario) names the run in errors.
+pub fn run_files(
+    path: &Path,
     scenario: &Scenario,
     seed: u64,
     out: &RunOutput,
-) -> Result<Vec<PathBuf>, Error> {
-    let csv_err = |path: &Path, e: csv::Error| Error::io(path, std::io::Error::other(e));
-    let files = [
+) -> Result<Vec<(&'static str, Vec<u8>)>, Error> {
+    let failed = |what: &str, e: String| {
+        Error::io(
+            path,
+            std::io::Error::other(format!("cannot format {what}: {e}")),
+        )
+    };
+    Ok(vec![
         (
-            dir.join("summary.json"),
+            "summary.json",
             summary_json(scenario, seed, &out.summary, out.cluster.as_ref())
-                .map_err(|e| Error::io(dir, std::io::Error::other(e)))?,
+                .map_err(|e| failed("summary.json", e.to_string()))?,
         ),
         (
-            dir.join("requests.csv"),
+            "requests.csv",
             requests_csv_of(
                 &out.records,
                 out.cluster
                     .as_ref()
                     .map(|c| c.replica_of_request.as_slice()),
             )
-            .map_err(|e| csv_err(dir, e))?,
+            .map_err(|e| failed("requests.csv", e.to_string()))?,
         ),
         (
-            dir.join("timeline.csv"),
+            "timeline.csv",
             timeline_csv_of(
                 &out.timeline,
                 out.cluster.as_ref().map(|c| c.replica_of_row.as_slice()),
             )
-            .map_err(|e| csv_err(dir, e))?,
+            .map_err(|e| failed("timeline.csv", e.to_string()))?,
         ),
-    ];
-    let mut written = Vec::new();
-    for (path, bytes) in files {
-        write_atomic(&path, &bytes)?;
-        written.push(path);
-    }
-    Ok(written)
+    ])
 }

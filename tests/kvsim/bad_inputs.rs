@@ -1,6 +1,7 @@
 //! The malformed-input corpus of `tests/bad-inputs/`: every file is fed to the
 //! built binary and must be refused with exit code 2 (unless its case says
-//! otherwise), no panic, nothing written, the input left as it was, and a
+//! otherwise), no panic, nothing written (to its output or the corpus), the input
+//! left as it was, and a
 //! message naming the file, the key or line, and what was expected
 //! (`tests/bad-inputs/expected.toml`).
 
@@ -177,6 +178,9 @@ fn every_bad_input_is_refused_with_a_message_that_says_where_and_why() {
         "the corpus should hold at least 30 inputs"
     );
 
+    // No case may write into the corpus (a case pointing --out at it must be
+    // refused without even a lock file beside its directory).
+    let corpus_before = files_under(&dir);
     let scratch = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
     for (i, (name, case)) in manifest.cases.iter().enumerate() {
@@ -245,4 +249,9 @@ fn every_bad_input_is_refused_with_a_message_that_says_where_and_why() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert_eq!(
+        files_under(&dir),
+        corpus_before,
+        "a case changed the corpus"
+    );
 }

@@ -13,6 +13,7 @@ mod fuzz;
 mod golden;
 mod memory;
 mod merge;
+mod output;
 mod plan;
 mod plots;
 mod properties;

@@ -192,21 +192,39 @@ pub fn figures(table: Table, opts: &PlotOptions) -> Result<Vec<NamedFigure>, Err
     }
 }
 
-/// Renders the default charts of a `sweep.csv` or `timeline.csv` (or the one
-/// chart `opts.x`/`opts.y`/`opts.series` ask for) into `out_dir`, creating it;
-/// returns the files written, in chart order.
+/// The default charts of `table` (or the one chart `opts.x`/`opts.y`/
+/// `opts.series` ask for), rendered: `(file name, bytes)` in chart order.
 ///
 /// Sweep defaults: `oom_rate`, `batch`, `tpot`, `ttft_p99`, `waste`; timeline
 /// defaults: `occupancy`, `queue`; custom: `<y>_vs_<x>`; each with the
 /// extension of `opts.format`.
-pub fn plot_file(input: &Path, out_dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Error> {
-    let table = Table::read(input)?;
+pub fn render_charts(table: Table, opts: &PlotOptions) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let input = table.path().to_path_buf();
     let figs = figures(table, opts)?;
+    figs.iter()
+        .map(|f| {
+            let name = format!("{}.{}", f.name, opts.format.extension());
+            let bytes = render(&f.figure, opts.format).map_err(|e| {
+                Error::io(
+                    &input,
+                    std::io::Error::new(e.kind(), format!("cannot draw {name}: {e}")),
+                )
+            })?;
+            Ok((name, bytes))
+        })
+        .collect()
+}
+
+/// Renders the charts of [`render_charts`] from the `sweep.csv` or
+/// `timeline.csv` at `input` into `out_dir`, creating it, each file
+/// atomically; returns the files written, in chart order. (`kvsim plot`
+/// instead replaces its whole output directory; see [`crate::output`].)
+pub fn plot_file(input: &Path, out_dir: &Path, opts: &PlotOptions) -> Result<Vec<PathBuf>, Error> {
+    let charts = render_charts(Table::read(input)?, opts)?;
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
-    let mut written = Vec::with_capacity(figs.len());
-    for f in &figs {
-        let path = out_dir.join(format!("{}.{}", f.name, opts.format.extension()));
-        let bytes = render(&f.figure, opts.format).map_err(|e| Error::io(&path, e))?;
+    let mut written = Vec::with_capacity(charts.len());
+    for (name, bytes) in charts {
+        let path = out_dir.join(name);
         super::write_atomic(&path, &bytes)?;
         written.push(path);
     }
