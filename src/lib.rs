@@ -59,6 +59,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod hardware;
+pub mod input;
 pub mod interrupt;
 pub mod metrics;
 pub mod model;

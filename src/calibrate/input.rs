@@ -35,6 +35,7 @@ fn data_err(path: &Path, line: u64, reason: impl Into<String>) -> Error {
 /// file, the 1-based line (the header is the first non-comment line) and the
 /// column.
 pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>, Error> {
+    crate::input::require_text(path, "measurement file")?;
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     parse_measurements(&text, path)
 }
@@ -89,7 +90,7 @@ pub fn parse_measurements(text: &str, path: &Path) -> Result<Vec<Measurement>, E
                      (per-request results), found `{}`",
                     STEP_COLUMNS.join(","),
                     REQUEST_COLUMNS.join(","),
-                    header.trim()
+                    crate::input::quote(header.trim())
                 ),
             ));
         }
@@ -185,11 +186,17 @@ impl Row<'_> {
         if raw.is_empty() {
             return Err(self.err(column, "empty"));
         }
-        let value: f64 = raw
-            .parse()
-            .map_err(|_| self.err(column, format!("`{raw}` is not a number")))?;
+        let value: f64 = raw.parse().map_err(|_| {
+            self.err(
+                column,
+                format!("`{}` is not a number", crate::input::quote(raw)),
+            )
+        })?;
         if !value.is_finite() {
-            return Err(self.err(column, format!("`{raw}` is not a finite number")));
+            return Err(self.err(
+                column,
+                format!("`{}` is not a finite number", crate::input::quote(raw)),
+            ));
         }
         if value < 0.0 {
             return Err(self.err(column, format!("{raw} is negative")));
@@ -197,7 +204,10 @@ impl Row<'_> {
         if integer && (value.fract() != 0.0 || value > f64::from(u32::MAX)) {
             return Err(self.err(
                 column,
-                format!("`{raw}` is not a whole number of tokens or sequences"),
+                format!(
+                    "`{}` is not a whole number of tokens or sequences",
+                    crate::input::quote(raw)
+                ),
             ));
         }
         Ok(value)

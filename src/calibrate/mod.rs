@@ -211,7 +211,11 @@ impl Calibration {
 /// naming the file and the key (`mbu`, `mfu`, `step_overhead_s`, or the
 /// unknown one).
 pub fn read_calibration(path: &Path) -> Result<Calibration, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::input::read_small_text(
+        path,
+        crate::input::MAX_CALIBRATION_BYTES,
+        "calibration file",
+    )?;
     parse_calibration(&text, path)
 }
 

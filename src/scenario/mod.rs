@@ -141,13 +141,16 @@ impl Scenario {
 pub fn parse_table(text: &str, path: &Path) -> Result<toml::Table, Error> {
     text.parse().map_err(|e: toml::de::Error| Error::Scenario {
         path: path.to_path_buf(),
-        source: SpecError::new("", e.to_string().trim_end()),
+        // The parser quotes the offending line, which may be megabytes.
+        source: SpecError::new("", crate::input::quote_lines(e.to_string().trim_end())),
     })
 }
 
-/// Reads and parses the scenario file at `path` into a TOML table.
+/// Reads and parses the scenario file at `path` into a TOML table. A file
+/// over a megabyte, or one that is not text, is refused before parsing.
 pub fn read_table(path: &Path) -> Result<toml::Table, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text =
+        crate::input::read_small_text(path, crate::input::MAX_SCENARIO_BYTES, "scenario file")?;
     parse_table(&text, path)
 }
 

@@ -180,6 +180,7 @@ pub fn read_shard(path: &Path) -> Result<ShardFile, Error> {
         line: Some(1),
         reason,
     };
+    crate::input::require_text(path, "sweep shard")?;
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first);

@@ -157,6 +157,10 @@ fn for_each_row_with<const N: usize, const M: usize>(
     header_check: impl FnOnce([bool; M]) -> Result<(), String>,
     mut row: impl FnMut([&str; N], [Option<&str>; M]) -> Result<(), String>,
 ) -> Result<(), Error> {
+    // Refuse a binary file from its first bytes, before reading it whole.
+    if path.is_file() {
+        crate::input::require_text(path, &format!("file given by `{setting}.path`"))?;
+    }
     // Read whole: line numbers need the bytes, and traces are megabytes.
     let data = std::fs::read(path).map_err(|e| {
         data_err(
@@ -212,7 +216,7 @@ fn for_each_row_with<const N: usize, const M: usize>(
                 Some(1),
                 format!(
                     "no column `{name}` (wanted by `{setting}`); the header has columns: {}",
-                    header.join(", ")
+                    crate::input::quote(&header.join(", "))
                 ),
             )
         })?;
@@ -262,7 +266,8 @@ fn parse_tokens(column: &str, text: &str) -> Result<u32, String> {
             "`{column}` = {text} is negative; token counts must be >= 1"
         )),
         _ => Err(format!(
-            "`{column}` must be a whole number of tokens, got `{text}`"
+            "`{column}` must be a whole number of tokens, got `{}`",
+            crate::input::quote(text)
         )),
     }
 }
@@ -270,8 +275,12 @@ fn parse_tokens(column: &str, text: &str) -> Result<u32, String> {
 /// A shared-content id: a non-negative whole number (integral floats too,
 /// as for token counts).
 fn parse_id(column: &str, text: &str) -> Result<u32, String> {
-    let bad =
-        || format!("`{column}` must be a whole number >= 0 naming shared content, got `{text}`");
+    let bad = || {
+        format!(
+            "`{column}` must be a whole number >= 0 naming shared content, got `{}`",
+            crate::input::quote(text)
+        )
+    };
     if let Ok(v) = text.parse::<u64>() {
         return u32::try_from(v)
             .map_err(|_| format!("`{column}` = {text} is too large (at most {})", u32::MAX));
@@ -390,7 +399,10 @@ pub(crate) fn load_trace(
         prefix_columns_paired,
         |[at, prompt, output], [prefix_id, prefix_tokens]| {
             let secs: f64 = at.parse().map_err(|_| {
-                format!("`{arrival_column}` must be a number of seconds, got `{at}`")
+                format!(
+                    "`{arrival_column}` must be a number of seconds, got `{}`",
+                    crate::input::quote(at)
+                )
             })?;
             if !secs.is_finite() || secs < 0.0 {
                 return Err(format!(

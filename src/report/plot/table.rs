@@ -111,6 +111,7 @@ impl Table {
 
     /// Reads and parses the CSV file at `path`.
     pub fn read(path: &Path) -> Result<Table, Error> {
+        crate::input::require_text(path, "sweep table")?;
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Table::parse(path, &bytes)
     }
