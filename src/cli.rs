@@ -98,8 +98,9 @@ pub struct PlanArgs {
     /// whole; refused if it holds files kvsim did not write.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Worker threads (default: one per core). Results do not depend on it.
-    #[arg(long)]
+    /// Worker threads (default: one per core; at most the cores and the
+    /// runs there are). Results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Format of the cost-against-capacity chart.
     #[arg(long, default_value = "png")]
@@ -158,6 +159,10 @@ pub struct GuardArgs {
     /// points finished by then in sweep.partial.csv.
     #[arg(long, value_name = "SECONDS", value_parser = parse_time_limit)]
     pub time_limit: Option<f64>,
+    /// Run even when the run is projected to need more memory than the
+    /// machine has (otherwise refused with exit 2).
+    #[arg(long)]
+    pub allow_large: bool,
 }
 
 impl GuardArgs {
@@ -173,6 +178,50 @@ impl GuardArgs {
             interrupt: None,
         }
     }
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("expected a whole number of threads, got `{s}`")),
+    }
+}
+
+/// The worker threads to use for `jobs` independent runs when `--threads`
+/// asked for `requested` on a machine with `cores` hardware threads: more
+/// threads than either only add start-up and contention (`--threads 10000`
+/// once turned a 0.06 s sweep into 44 s). Returns the count and, when it
+/// clamped, a note saying so.
+pub fn clamp_threads(requested: usize, jobs: u64, cores: usize) -> (usize, Option<String>) {
+    let jobs = usize::try_from(jobs.max(1)).unwrap_or(usize::MAX);
+    let cores = cores.max(1);
+    let cap = cores.min(jobs);
+    if requested <= cap {
+        return (requested, None);
+    }
+    let why = if jobs <= cores {
+        format!("{jobs} run{} to do", if jobs == 1 { "" } else { "s" })
+    } else {
+        format!("{cores} hardware threads available")
+    };
+    (
+        cap,
+        Some(format!(
+            "note: --threads {requested} clamped to {cap} ({why}); more would not help"
+        )),
+    )
+}
+
+/// [`clamp_threads`] for this machine, printing the note on stderr.
+fn threads_for(requested: Option<usize>, jobs: u64) -> Option<usize> {
+    let n = requested?;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let (n, note) = clamp_threads(n, jobs, cores);
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    Some(n)
 }
 
 fn parse_time_limit(s: &str) -> Result<f64, String> {
@@ -196,8 +245,9 @@ pub struct SweepArgs {
     /// is shared: only the shard's file is written.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Worker threads (default: one per core). Results do not depend on it.
-    #[arg(long)]
+    /// Worker threads (default: one per core; at most the cores and the
+    /// runs there are). Results do not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Run only shard I of N (0-based): points p with p % N == I. Writes
     /// sweep.shard-I-of-N.csv for `kvsim merge` (and no plots).
@@ -243,8 +293,13 @@ pub struct CheckArgs {
     /// Rewrite the baseline with this sweep's results instead of comparing.
     #[arg(long)]
     pub update: bool,
-    /// Worker threads (default: one per core).
+    /// Run even when a run is projected to need more memory than the
+    /// machine has (otherwise refused with exit 2).
     #[arg(long)]
+    pub allow_large: bool,
+    /// Worker threads (default: one per core; at most the cores and the
+    /// runs there are).
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
 }
 
@@ -517,6 +572,22 @@ struct KvReport {
     total_gib: f64,
     double_seq_len_bytes: u64,
     double_batch_bytes: u64,
+    /// The model's own sliding window and what it saves (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sliding_window: Option<KvWindow>,
+}
+
+/// A model's sliding window in `kvsim kv`'s report.
+#[derive(Debug, Serialize)]
+struct KvWindow {
+    /// Tokens each windowed layer keeps.
+    window: u32,
+    /// Layers with the window.
+    layers: u32,
+    /// What the batch would hold if every layer kept every token, bytes.
+    full_context_bytes: u64,
+    /// `full_context_bytes - total_bytes`.
+    saved_bytes: u64,
 }
 
 fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
@@ -568,6 +639,21 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
     }
 }
 
+/// Bytes `batch` sequences of `seq_len` tokens hold under `layout`: each
+/// layer group keeps at most its window of tokens, as the simulator's caches
+/// do (`None` on overflow).
+fn held_bytes(layout: &crate::cache::KvLayout, seq_len: u64, batch: u64) -> Option<u64> {
+    let mut per_seq: u64 = 0;
+    for g in &layout.groups {
+        let kept = match g.window {
+            Some(w) => seq_len.min(u64::from(w)),
+            None => seq_len,
+        };
+        per_seq = per_seq.checked_add(kept.checked_mul(g.bytes_per_token)?)?;
+    }
+    per_seq.checked_mul(batch)
+}
+
 fn kv(a: &KvArgs) -> Result<(), Error> {
     let model = shape_from_args(a)?;
     let bpt = model
@@ -584,9 +670,25 @@ fn kv(a: &KvArgs) -> Result<(), Error> {
             a.seq_len, a.batch
         ))
     };
-    let per_seq = kv_bytes(bpt, a.seq_len, 1).ok_or_else(overflow)?;
-    let total = kv_bytes(bpt, a.seq_len, a.batch).ok_or_else(overflow)?;
-    let doubled = total.checked_mul(2).ok_or_else(overflow)?;
+    // The same per-layer-group layout the simulator's caches use (one GPU's
+    // view is the replica's: tp = 1), so a model's own sliding window keeps
+    // its windowed layers at `window` tokens here as in `kvsim run`.
+    let layout = crate::hardware::budget::kv_layout(&model, a.kv_dtype, 1, None);
+    let per_seq = held_bytes(&layout, a.seq_len, 1).ok_or_else(overflow)?;
+    let total = held_bytes(&layout, a.seq_len, a.batch).ok_or_else(overflow)?;
+    let full = kv_bytes(bpt, a.seq_len, a.batch).ok_or_else(overflow)?;
+    let double_seq = a
+        .seq_len
+        .checked_mul(2)
+        .and_then(|l| held_bytes(&layout, l, a.batch))
+        .ok_or_else(overflow)?;
+    let double_batch = total.checked_mul(2).ok_or_else(overflow)?;
+    let window = model.sliding_window.map(|w| KvWindow {
+        window: w.window,
+        layers: w.layers.min(model.layers),
+        full_context_bytes: full,
+        saved_bytes: full - total,
+    });
     let r = KvReport {
         model: model.name.clone(),
         layers: model.layers,
@@ -600,8 +702,9 @@ fn kv(a: &KvArgs) -> Result<(), Error> {
         bytes_per_sequence: per_seq,
         total_bytes: total,
         total_gib: gib(total),
-        double_seq_len_bytes: doubled,
-        double_batch_bytes: doubled,
+        double_seq_len_bytes: double_seq,
+        double_batch_bytes: double_batch,
+        sliding_window: window,
     };
     if a.json {
         say(serde_json::to_string_pretty(&r).expect("a plain struct serializes"))?;
@@ -617,13 +720,34 @@ fn kv(a: &KvArgs) -> Result<(), Error> {
             model.layers, model.kv_heads, model.head_dim
         ),
     };
-    let rows = vec![
+    let ratio = |x: u64| {
+        if total == 0 {
+            String::new()
+        } else {
+            format!("{:.2}x", x as f64 / total as f64)
+        }
+    };
+    let mut rows = vec![
         ("model".to_string(), model.name.clone()),
         ("shape".to_string(), format!("{shape}, {}", a.kv_dtype)),
         (
             "bytes per token".to_string(),
             format!("{} ({:.1} KiB)", group(bpt), bpt as f64 / 1024.0),
         ),
+    ];
+    if let Some(w) = &r.sliding_window {
+        rows.push((
+            "sliding window".to_string(),
+            format!(
+                "{} tokens on {}/{} layers: those layers keep at most {} tokens",
+                group(u64::from(w.window)),
+                w.layers,
+                model.layers,
+                group(u64::from(w.window))
+            ),
+        ));
+    }
+    rows.extend([
         (
             format!("1 sequence of {} tokens", group(a.seq_len)),
             format!("{} bytes ({:.3} GiB)", group(per_seq), gib(per_seq)),
@@ -632,19 +756,42 @@ fn kv(a: &KvArgs) -> Result<(), Error> {
             format!("x batch {}", a.batch),
             format!("{} bytes ({:.3} GiB)", group(total), gib(total)),
         ),
+    ]);
+    if let Some(w) = &r.sliding_window {
+        rows.push((
+            "the window saves".to_string(),
+            format!(
+                "{} bytes ({:.3} GiB) of {} bytes ({:.3} GiB) without it",
+                group(w.saved_bytes),
+                gib(w.saved_bytes),
+                group(w.full_context_bytes),
+                gib(w.full_context_bytes)
+            ),
+        ));
+    }
+    let (seq_note, batch_note) = if r.sliding_window.is_some() {
+        (ratio(double_seq), format!("{} again", ratio(double_batch)))
+    } else {
+        ("2x".to_string(), "2x again".to_string())
+    };
+    rows.extend([
         (
             "double the sequence length".to_string(),
-            format!("{} bytes ({:.3} GiB): 2x", group(doubled), gib(doubled)),
+            format!(
+                "{} bytes ({:.3} GiB): {seq_note}",
+                group(double_seq),
+                gib(double_seq)
+            ),
         ),
         (
             "double the batch".to_string(),
             format!(
-                "{} bytes ({:.3} GiB): 2x again",
-                group(doubled),
-                gib(doubled)
+                "{} bytes ({:.3} GiB): {batch_note}",
+                group(double_batch),
+                gib(double_batch)
             ),
         ),
-    ];
+    ]);
     say(report::print_kv_report(&rows))?;
     Ok(())
 }
@@ -850,9 +997,94 @@ fn out_dir(out: &Option<PathBuf>, name: &str) -> PathBuf {
 /// estimate (of a random process) needs slack below that.
 const MAX_RUN_REQUESTS: f64 = (1u64 << 31) as f64;
 
+/// Refuses (exit 2) a run projected to need more memory than the machine
+/// has, unless `--allow-large`; warns above half of it. `runs` runs on
+/// `threads` threads hold `min(runs, threads)` runs' records at once; a
+/// `--max-events` or `--time-limit` bounds what one run can accumulate.
+fn memory_check(
+    scenario: &Scenario,
+    work: &crate::engine::WorkEstimate,
+    runs: u64,
+    threads: usize,
+    guard: &GuardArgs,
+) -> Result<(), Error> {
+    let total_mem = crate::engine::physical_memory_bytes();
+    let Some(total) = total_mem else {
+        return Ok(());
+    };
+    let m = crate::engine::estimate_memory(scenario, work);
+    let mut share: f64 = 1.0;
+    if let Some(n) = guard.max_events {
+        // Every request arrives and every step ends through an event.
+        share = share.min(n as f64 / (work.requests + work.steps).max(1.0));
+    }
+    if let Some(t) = guard.time_limit {
+        share = share.min(t / work.wall_s.max(1e-9));
+    }
+    let at_once = runs.max(1).min(threads.max(1) as u64) as f64;
+    let need = crate::engine::BASE_BYTES + m.bytes * share * at_once;
+    let runs_note = if at_once > 1.0 {
+        format!(" ({at_once:.0} runs at once)")
+    } else {
+        String::new()
+    };
+    let what = format!(
+        "about {:.1} GiB of memory{runs_note} (~{:.3e} requests' records and ~{:.3e} timeline \
+         rows kept until the run ends)",
+        need / GIB_F,
+        m.requests,
+        m.rows
+    );
+    use crate::engine::MemoryVerdict;
+    let verdict = crate::engine::memory_verdict(need, total_mem);
+    if verdict == MemoryVerdict::Refuse && !guard.allow_large {
+        let key = match scenario.stop {
+            crate::scenario::Stop::Duration(_) => "duration_s",
+            _ => "requests",
+        };
+        return Err(Error::Scenario {
+            path: scenario.path.clone(),
+            source: crate::SpecError::new(
+                key,
+                format!(
+                    "the run is projected to need {what}, more than this machine's {:.1} GiB \
+                     (MemTotal); shorten duration_s or requests, lower the rate, set \
+                     output.timeline_interval_s, bound it with --max-events N, or pass --allow-large \
+                     to run anyway",
+                    total as f64 / GIB_F
+                ),
+            ),
+        });
+    }
+    if verdict != MemoryVerdict::Fine {
+        eprintln!(
+            "warning: {}: the run is projected to need {what}, more than half of this machine's \
+             {:.1} GiB",
+            scenario.path.display(),
+            total as f64 / GIB_F
+        );
+    }
+    Ok(())
+}
+
+/// Bytes per GiB, as a float.
+const GIB_F: f64 = (1u64 << 30) as f64;
+
+/// Prints a scenario's load-time warnings on stderr.
+fn print_warnings(scenario: &Scenario) {
+    for w in scenario.warnings() {
+        eprintln!("warning: {}: {w}", scenario.path.display());
+    }
+}
+
 /// Refuses a scenario too large to run at all; warns on stderr when it would
 /// take long (`runs` runs on `threads` threads).
-fn size_check(scenario: &Scenario, runs: u64, threads: usize) -> Result<(), Error> {
+fn size_check(
+    scenario: &Scenario,
+    runs: u64,
+    threads: usize,
+    guard: &GuardArgs,
+) -> Result<(), Error> {
     let e = estimate_work(scenario);
     if e.requests > MAX_RUN_REQUESTS {
         let key = match scenario.stop {
@@ -871,16 +1103,8 @@ fn size_check(scenario: &Scenario, runs: u64, threads: usize) -> Result<(), Erro
             ),
         });
     }
-    let longest = scenario.traffic.max_lengths().prompt;
-    if longest >= scenario.model.max_model_len {
-        eprintln!(
-            "warning: {}: prompts of up to {longest} tokens reach {}'s max_model_len ({}); \
-             such requests fail at once as `unservable`",
-            scenario.path.display(),
-            scenario.model.name,
-            scenario.model.max_model_len
-        );
-    }
+    print_warnings(scenario);
+    memory_check(scenario, &e, runs, threads, guard)?;
     let wall = e.wall_s * runs as f64 / threads.max(1) as f64;
     if wall > crate::engine::WARN_WALL_S {
         eprintln!(
@@ -903,7 +1127,7 @@ fn run(a: &RunArgs) -> Result<(), Error> {
         "run",
         &[&a.input.scenario],
     )?;
-    size_check(&scenario, 1, 1)?;
+    size_check(&scenario, 1, 1, &a.guard)?;
     let seed = a.seed.unwrap_or(scenario.seed);
     let cost = RooflineCost::new(
         &scenario.model,
@@ -1003,6 +1227,7 @@ fn run_sweep_cli(
     threads: Option<usize>,
     shard: Option<crate::sweep::Shard>,
     limits: Limits,
+    guard: &GuardArgs,
 ) -> Result<SweepOutcome, Error> {
     use std::io::IsTerminal;
 
@@ -1012,9 +1237,12 @@ fn run_sweep_cli(
         .count() as u64;
     // The size of the first point stands for all; an invalid point is
     // reported with the others when the sweep runs.
-    if let Ok(first) = crate::sweep::point_scenario(table, path, &grid.point(0)) {
+    let first = crate::sweep::point_scenario(table, path, &grid.point(0));
+    let replicates = first.as_ref().map_or(1, |s| u64::from(s.replicates));
+    let threads = threads_for(threads, owned * replicates);
+    if let Ok(first) = first {
         let threads = threads.unwrap_or_else(rayon::current_num_threads);
-        size_check(&first, owned * u64::from(first.replicates), threads)?;
+        size_check(&first, owned * replicates, threads, guard)?;
     }
     let bar = if std::io::stderr().is_terminal() {
         let replicates = table
@@ -1121,6 +1349,7 @@ fn sweep_whole(a: &SweepArgs, table: &toml::Table, target: &Path) -> Result<(), 
         a.threads,
         None,
         a.guard.limits(started),
+        &a.guard,
     )?;
     let t = outcome.table;
     if let Some(stop) = outcome.stop {
@@ -1193,6 +1422,7 @@ fn sweep_shard(
         a.threads,
         Some(s),
         a.guard.limits(started),
+        &a.guard,
     )?;
     let t = outcome.table;
     if let Some(stop) = outcome.stop {
@@ -1270,7 +1500,22 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
         }
     };
     let work = || crate::plan::run_plan_stoppable(&table, &a.input.scenario, &plan, &evaluate);
-    let run = match a.threads {
+    // Each candidate's load-time warnings, once each (a plan's candidates
+    // usually share their traffic); a candidate that does not build is
+    // reported in the table.
+    let mut warned = std::collections::BTreeSet::new();
+    for i in 0..plan.candidates.len() {
+        let point = plan.candidates.point(i);
+        if let Ok(s) = crate::sweep::point_scenario(&table, &a.input.scenario, &point) {
+            for w in s.warnings() {
+                if warned.insert(w.clone()) {
+                    eprintln!("warning: {}: {w}", a.input.scenario.display());
+                }
+            }
+        }
+    }
+    let threads = threads_for(a.threads, plan.candidates.len() as u64);
+    let run = match threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
@@ -1446,6 +1691,10 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
         a.threads,
         None,
         Limits::default(),
+        &GuardArgs {
+            allow_large: a.allow_large,
+            ..GuardArgs::default()
+        },
     )?;
     if let Some(stop) = outcome.stop {
         // A comparison (or a new baseline) needs every point.

@@ -297,6 +297,118 @@ pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
     }
 }
 
+/// Bytes a run holds per request until it ends: its record, the engine's
+/// per-request state, the summary's per-request latencies and its line of
+/// `requests.csv` (built in memory before it is written).
+///
+/// Measured (Linux, release build, this repository, December 2026) by
+/// `tests/kvsim/extreme.rs::the_memory_estimate_covers_a_measured_run`, which
+/// runs quickstart traffic (llama-3.1-8b on h100-sxm, 25 req/s) for 200,000
+/// requests in a process of its own and reads its peak RSS (`VmHWM`):
+/// with one timeline row per step (698,914 rows) the run raised VmHWM by
+/// 162.9 MB; with `output.timeline_interval_s = 3600` (3 rows) by 39.8 MB,
+/// i.e. 199 bytes per request and (162.9 - 39.8) MB / 698,914 = 176 bytes per
+/// row. Vectors that grow by doubling hold between 1x and 2x their contents,
+/// so the constants are those measurements times 1.5.
+pub const BYTES_PER_REQUEST: f64 = 300.0;
+
+/// Bytes a run holds per timeline row (one per engine step by default): the
+/// row and its line of `timeline.csv`. Measured with [`BYTES_PER_REQUEST`]
+/// (176 bytes, times 1.5).
+pub const BYTES_PER_STEP: f64 = 270.0;
+
+/// Memory of the process apart from the run's records (binary, allocator,
+/// loaded files, thread stacks), bytes.
+pub const BASE_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
+
+/// Memory one run of a scenario is expected to hold at its peak.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct MemoryEstimate {
+    /// Requests whose records it keeps.
+    pub requests: f64,
+    /// Timeline rows it keeps.
+    pub rows: f64,
+    /// Bytes, the process's own base memory excluded.
+    pub bytes: f64,
+}
+
+/// Estimates the memory one run of `scenario` holds at its peak from its
+/// work estimate: every request's record and every timeline row are kept
+/// until the run ends and its files are written.
+pub fn estimate_memory(scenario: &Scenario, work: &WorkEstimate) -> MemoryEstimate {
+    // Simulated seconds: the duration, or an open loop's requests over its rate.
+    let simulated = match (scenario.stop, &scenario.spec.traffic.arrival) {
+        (Stop::Duration(t), _) => Some(t.as_secs_f64()),
+        (Stop::Requests(n), arrival) => {
+            let rate = mean_rate(arrival, scenario.stop);
+            (rate > 0.0).then(|| n as f64 / rate)
+        }
+        _ => None,
+    };
+    let rows = match (scenario.timeline_interval, simulated) {
+        (Some(every), Some(t)) if every.as_secs_f64() > 0.0 => {
+            work.steps.min(t / every.as_secs_f64() + 1.0)
+        }
+        _ => work.steps,
+    };
+    MemoryEstimate {
+        requests: work.requests,
+        rows,
+        bytes: work.requests * BYTES_PER_REQUEST + rows * BYTES_PER_STEP,
+    }
+}
+
+/// What to do about a run projected to need `need` bytes on a machine with
+/// `total` bytes of physical memory (`None`: unknown).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MemoryVerdict {
+    /// Well within the machine (or its memory is unknown).
+    Fine,
+    /// More than half of the machine's memory: warn.
+    Warn,
+    /// More than all of it: refuse unless `--allow-large` (then warn).
+    Refuse,
+}
+
+/// [`MemoryVerdict`] of `need` bytes against `total`.
+pub fn memory_verdict(need: f64, total: Option<u64>) -> MemoryVerdict {
+    match total {
+        Some(t) if need > t as f64 => MemoryVerdict::Refuse,
+        Some(t) if need > t as f64 / 2.0 => MemoryVerdict::Warn,
+        _ => MemoryVerdict::Fine,
+    }
+}
+
+/// The machine's physical memory (`MemTotal` of `/proc/meminfo`), bytes;
+/// `None` where it cannot be read (not Linux).
+pub fn physical_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The peak resident memory of this process so far (`VmHWM` of
+/// `/proc/self/status`), bytes; `None` where it cannot be read.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// The mean arrival rate of an open-loop process over the run.
 fn mean_rate(arrival: &ArrivalSpec, stop: Stop) -> f64 {
     match *arrival {
@@ -372,6 +484,22 @@ mod tests {
         for _ in 0..100_000 {
             assert!(g.tick(SimTime::ZERO).is_ok());
         }
+    }
+
+    #[test]
+    fn memory_beyond_the_machine_is_refused_and_beyond_half_warned() {
+        let gib = 1u64 << 30;
+        assert_eq!(memory_verdict(1e9, Some(16 * gib)), MemoryVerdict::Fine);
+        assert_eq!(
+            memory_verdict(9.0 * gib as f64, Some(16 * gib)),
+            MemoryVerdict::Warn
+        );
+        assert_eq!(
+            memory_verdict(17.0 * gib as f64, Some(16 * gib)),
+            MemoryVerdict::Refuse
+        );
+        // Unknown memory: never refused.
+        assert_eq!(memory_verdict(1e18, None), MemoryVerdict::Fine);
     }
 
     #[test]

@@ -40,7 +40,9 @@ mod queue;
 
 pub use cluster::ClusterOutput;
 pub use guard::{
-    CHECK_EVERY, Limits, Stopped, WARN_WALL_S, WorkEstimate, estimate_work, human_secs,
+    BASE_BYTES, BYTES_PER_REQUEST, BYTES_PER_STEP, CHECK_EVERY, Limits, MemoryEstimate,
+    MemoryVerdict, Stopped, WARN_WALL_S, WorkEstimate, estimate_memory, estimate_work, human_secs,
+    memory_verdict, peak_rss_bytes, physical_memory_bytes,
 };
 pub use queue::EventQueue;
 
@@ -876,8 +878,18 @@ impl<'s, C: CostModel> Engine<'s, C> {
             match self.waiting.pop_front() {
                 Some(w) => {
                     self.contents.take(w.content);
-                    self.stats.oom_events += 1;
-                    self.sample_ended(w.req, w.fork, Outcome::Oom);
+                    let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
+                    if !self.cfg.chunked_prefill && tokens > self.cfg.max_batched_tokens {
+                        // Longer than any step prefills whole (a recomputed
+                        // prompt that outgrew the step budget): as a prompt
+                        // this long is at arrival, and as vLLM ignores a
+                        // prompt past its limit, it is unservable, not out
+                        // of memory.
+                        self.sample_ended(w.req, w.fork, Outcome::Unservable);
+                    } else {
+                        self.stats.oom_events += 1;
+                        self.sample_ended(w.req, w.fork, Outcome::Oom);
+                    }
                 }
                 None => {
                     self.record_levels();

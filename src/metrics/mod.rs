@@ -20,6 +20,16 @@ pub enum Outcome {
     Oom,
     /// Could never fit (prompt or reservation larger than an empty cache, the
     /// model's context, or the step budget without chunked prefill).
+    ///
+    /// A prompt longer than `scheduler.max_batched_tokens` with chunked
+    /// prefill off is this outcome, not `oom`, both at arrival and when a
+    /// preempted sample's recomputed prompt (prompt plus what it had
+    /// generated) outgrows the step: no amount of free memory would let a
+    /// step take it (vLLM refuses such a configuration at start-up and ignores
+    /// such a prompt). It is kept in this outcome rather than a new one
+    /// because the definition above already names it; like every
+    /// unservable request it counts in `oom_rate`, not in `oom` or
+    /// `oom_events`.
     Unservable,
     /// Lost in, or refused during, a server crash.
     Crashed,

@@ -98,6 +98,33 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Load-time warnings: settings that are valid but make traffic other
+    /// than the file says (clamping that moves a length's mean), or requests
+    /// that can never be served. `kvsim run`, `sweep` and `plan` print them
+    /// on stderr.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.traffic.clamping_warnings();
+        let longest = self.traffic.max_lengths().prompt;
+        if longest >= self.model.max_model_len {
+            out.push(format!(
+                "prompts of up to {longest} tokens reach {}'s max_model_len ({}); \
+                 such requests fail at once as `unservable`",
+                self.model.name, self.model.max_model_len
+            ));
+        }
+        let budget = self.scheduler.max_batched_tokens;
+        if !self.scheduler.chunked_prefill && longest > budget {
+            out.push(format!(
+                "`scheduler.chunked_prefill` is off and `scheduler.max_batched_tokens` is {budget}, \
+                 but the traffic can draw prompts of up to {longest} tokens: a prompt longer than \
+                 one step can never be scheduled (vLLM refuses this configuration at start-up), \
+                 so such requests fail at once as `unservable`; turn chunked_prefill on or raise \
+                 max_batched_tokens to at least {longest}"
+            ));
+        }
+        out
+    }
+
     /// Reads and validates the scenario at `path`, applying `overrides`
     /// (`key.path=value` strings, as given to `--set`).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario, Error> {

@@ -280,6 +280,54 @@ impl Sampler {
     }
 }
 
+/// How far clamping to `[min, max]` may move a distribution's mean before
+/// kvsim warns: beyond it the traffic is not what the file says.
+pub const MEAN_SHIFT_WARN: f64 = 0.10;
+
+impl Sampler {
+    /// Warnings, one per normal or log-normal distribution (at `key`, or in a
+    /// mixture under it) whose clamping to `[min, max]` moves the mean by
+    /// more than [`MEAN_SHIFT_WARN`] of the requested `mean`.
+    pub(crate) fn mean_shift_warnings(&self, key: &str, out: &mut Vec<String>) {
+        let (requested, lo, hi) = match self {
+            Sampler::Normal { dist, lo, hi } => (dist.mean(), *lo, *hi),
+            Sampler::LogNormal {
+                mu, sigma, lo, hi, ..
+            } => ((mu + sigma * sigma / 2.0).exp(), *lo, *hi),
+            Sampler::Mixture(components) => {
+                for (i, (_, c)) in components.iter().enumerate() {
+                    c.mean_shift_warnings(&format!("{key}.components[{i}].dist"), out);
+                }
+                return;
+            }
+            Sampler::Fixed(_) | Sampler::Uniform { .. } | Sampler::Empirical(_) => return,
+        };
+        let effective = pmf_mean(&self.pmf());
+        if requested <= 0.0
+            || !requested.is_finite()
+            || ((effective - requested) / requested).abs() <= MEAN_SHIFT_WARN
+        {
+            return;
+        }
+        out.push(format!(
+            "`{key}`: clamping to [min, max] = [{lo}, {hi}] moves the mean from the requested \
+             {} to {} ({:+.0} %); widen `{key}.min`/`{key}.max` or change the spread",
+            fmt_mean(requested),
+            fmt_mean(effective),
+            (effective - requested) / requested * 100.0
+        ));
+    }
+}
+
+/// A mean for messages: whole numbers as such, others to one decimal.
+fn fmt_mean(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
 fn support(lo: u32, hi: u32) -> u64 {
     u64::from(hi) - u64::from(lo) + 1
 }

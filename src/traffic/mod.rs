@@ -425,6 +425,26 @@ impl TrafficPlan {
         self.trace_len().is_some()
     }
 
+    /// Load-time warnings about lengths: each normal or log-normal
+    /// distribution whose clamping to `[min, max]` moves its mean by more
+    /// than 10 % (a log-normal with `sigma = 50` makes every length its
+    /// `min`), naming the key, the requested mean and the effective one.
+    pub fn clamping_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let LengthPlan::Independent { prompt, output } = &self.lengths {
+            prompt.mean_shift_warnings("traffic.prompt", &mut out);
+            output.mean_shift_warnings("traffic.output", &mut out);
+        }
+        if let Some(m) = &self.max_tokens {
+            m.mean_shift_warnings("traffic.max_tokens", &mut out);
+        }
+        if let Some(s) = &self.session {
+            s.turns
+                .mean_shift_warnings("traffic.session.turns", &mut out);
+        }
+        out
+    }
+
     /// The largest prompt, true output and `max_tokens` any request can have,
     /// e.g. to check requests against a model's context length.
     ///

@@ -2166,3 +2166,58 @@ proptest::proptest! {
         }
     }
 }
+
+/// Clamping that moves a normal or log-normal length's mean by more than
+/// 10 % is warned about with the key, the requested and the effective mean;
+/// a spread the clamp barely touches (or a uniform, which has no requested
+/// mean) is not; mixtures are checked component by component.
+#[test]
+fn clamping_that_moves_the_mean_warns() {
+    use crate::traffic::lengths::MEAN_SHIFT_WARN;
+    assert_eq!(MEAN_SHIFT_WARN, 0.10);
+    let warnings = |lengths: &str| -> Vec<String> {
+        let text = format!("arrival = {{ kind = \"poisson\", rate = 1.0 }}\n{lengths}");
+        let spec: crate::traffic::TrafficSpec = toml::from_str(&text).unwrap();
+        crate::traffic::TrafficPlan::from_spec(&spec, Path::new("."), Path::new("t.toml"))
+            .unwrap()
+            .clamping_warnings()
+    };
+    let w = warnings(
+        "prompt = { kind = \"lognormal\", mean = 161, sigma = 50.0, min = 1, max = 4096 }\n\
+         output = { kind = \"lognormal\", mean = 338, sigma = 1.0, min = 1, max = 2048 }",
+    );
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("`traffic.prompt`")
+            && w[0].contains("[min, max] = [1, 4096]")
+            && w[0].contains("the requested 161 to 1 (-99 %)"),
+        "{w:?}"
+    );
+    // A normal whose max cuts off most of it: mean 1000, max 500.
+    let w = warnings(
+        "prompt = { kind = \"normal\", mean = 1000, std = 100, min = 1, max = 500 }\n\
+         output = { kind = \"uniform\", min = 1, max = 10 }",
+    );
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("the requested 1000 to 500"), "{w:?}");
+    // Within 10 %: quiet.
+    assert!(
+        warnings(
+            "prompt = { kind = \"lognormal\", mean = 161, sigma = 1.0, min = 4, max = 4096 }\n\
+             output = { kind = \"normal\", mean = 100, std = 10, min = 1, max = 1000 }",
+        )
+        .is_empty()
+    );
+    let w = warnings(
+        "prompt = { kind = \"fixed\", value = 10 }\n\
+         output = { kind = \"mixture\", components = [\
+           { weight = 1.0, dist = { kind = \"fixed\", value = 5 } },\
+           { weight = 1.0, dist = { kind = \"lognormal\", mean = 300, sigma = 40.0, min = 2, max = 100 } },\
+         ] }",
+    );
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("`traffic.output.components[1].dist`"),
+        "{w:?}"
+    );
+}

@@ -309,3 +309,68 @@ fn calibrate_writes_a_file_that_a_scenario_can_include() {
         .code(2)
         .stderr(predicate::str::contains("cal.toml").and(predicate::str::contains("mbu")));
 }
+
+/// Valid inputs that do not do what they say are warned about at load time,
+/// on stderr, by `run` and `sweep`: clamping that moves a length's mean by
+/// more than 10 %, and prompts longer than one step without chunked prefill.
+#[test]
+fn load_time_warnings_reach_run_and_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let clamp = "`traffic.prompt`: clamping to [min, max] = [4, 4096] moves the mean from the \
+                 requested 161 to 4 (-98 %)";
+    let step = "`scheduler.chunked_prefill` is off and `scheduler.max_batched_tokens` is 2048, \
+                but the traffic can draw prompts of up to 4096 tokens";
+    let sets = [
+        "--set",
+        "traffic.prompt.sigma=50",
+        "--set",
+        "scheduler.chunked_prefill=false",
+        "--set",
+        "scheduler.max_batched_tokens=2048",
+        "--set",
+        "requests=200",
+    ];
+    let run = kvsim()
+        .args(["run", "scenarios/quickstart.toml", "--out"])
+        .arg(dir.path().join("r"))
+        .args(sets)
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("warning: scenarios/quickstart.toml: "),
+        "{err}"
+    );
+    assert!(err.contains(clamp) && err.contains(step), "{err}");
+    let swept = dir.path().join("swept.toml");
+    std::fs::write(
+        &swept,
+        std::fs::read_to_string("scenarios/quickstart.toml").unwrap()
+            + "\n[sweep]\n\"traffic.arrival.rate\" = [5.0, 10.0]\n",
+    )
+    .unwrap();
+    let sweep = kvsim()
+        .args(["sweep", swept.to_str().unwrap(), "--no-plots", "--out"])
+        .arg(dir.path().join("s"))
+        .args(sets)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&sweep.stderr);
+    assert!(sweep.status.success(), "{err}");
+    assert!(err.contains(clamp) && err.contains(step), "{err}");
+    // A spread that clamping barely moves says nothing.
+    let quiet = kvsim()
+        .args([
+            "run",
+            "scenarios/quickstart.toml",
+            "--set",
+            "requests=50",
+            "--out",
+        ])
+        .arg(dir.path().join("q"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!err.contains("warning"), "{err}");
+}

@@ -86,6 +86,39 @@ fn without_chunked_prefill_a_prompt_longer_than_the_step_budget_is_unservable() 
     assert_eq!(out.summary.oom_rate, 1.0);
 }
 
+/// Without chunked prefill a preempted sequence recomputes its prompt and
+/// what it had generated in one step: once that outgrows
+/// `max_batched_tokens` it can never be scheduled again. It ends as
+/// `unservable` (as such a prompt does at arrival), not as an OOM.
+#[test]
+fn a_recomputed_prompt_past_the_step_budget_is_unservable_not_oom() {
+    // Two sequences of prompt 20 and output 40 in 5 blocks of 16: both cross
+    // 32 tokens (3 blocks each) at 13 generated tokens, so the newer is
+    // preempted with 33 tokens to recompute, more than the 32 a step holds.
+    let s = scenario(
+        &closed(
+            2,
+            2,
+            20,
+            40,
+            "[cache]\npolicy = \"paged\"\nblock_size = 16\n\
+             [scheduler]\nmax_batched_tokens = 32\nchunked_prefill = false\n\
+             on_oom = \"preempt-recompute\"",
+        ),
+        80,
+    );
+    let out = run(&s);
+    let outcomes: Vec<_> = out.records.iter().map(|r| r.outcome).collect();
+    assert!(out.summary.preemptions >= 1, "{:?}", out.summary);
+    assert!(outcomes.contains(&Some(Outcome::Ok)), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&Some(Outcome::Unservable)),
+        "{outcomes:?}"
+    );
+    assert_eq!(out.summary.oom, 0);
+    assert_eq!(out.summary.oom_events, 0);
+}
+
 /// Two requests of prompt 16 and output 40 (55 tokens at the end: 4 blocks of
 /// 16 each) in a 4-block cache: together they fill it when both reach 32
 /// tokens, at the start of step 18.

@@ -339,3 +339,143 @@ fn assert_one_point_kept(out: &std::path::Path) {
     assert_eq!(partial.lines().count(), 2, "{partial}");
     assert!(!out.join("sweep.csv").exists());
 }
+
+/// Quickstart traffic (llama-3.1-8b on h100-sxm at 25 req/s) for 200,000
+/// requests: the run whose peak memory calibrates the memory estimate.
+const MEASURED: &str = r#"
+name = "measured"
+seed = 7
+requests = 200000
+[model]
+preset = "llama-3.1-8b"
+[hardware]
+gpu = "h100-sxm"
+[traffic]
+arrival = { kind = "poisson", rate = 25.0 }
+prompt = { kind = "lognormal", mean = 161, sigma = 1.0, min = 4, max = 4096 }
+output = { kind = "lognormal", mean = 338, sigma = 1.0, min = 1, max = 2048 }
+max_tokens = { kind = "fixed", value = 2048 }
+"#;
+
+/// Runs [`MEASURED`] (with `KVSIM_MEASURE_SET` as one `--set`, if given) and
+/// writes its files, then prints how far the run raised this process's peak
+/// RSS. Run alone in a process of its own by
+/// `the_memory_estimate_covers_a_measured_run`, so the peak is the run's.
+#[test]
+#[ignore = "run in a process of its own by the_memory_estimate_covers_a_measured_run"]
+fn measure_the_peak_memory_of_a_run() {
+    let base = kvsim::engine::peak_rss_bytes().expect("Linux /proc");
+    let set: Vec<String> = std::env::var("KVSIM_MEASURE_SET").into_iter().collect();
+    let s =
+        kvsim::scenario::Scenario::from_toml(MEASURED, Path::new("measured.toml"), &set).unwrap();
+    let d = &s.deployment;
+    let cost = kvsim::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
+    let out = kvsim::engine::simulate(&s, s.seed, cost).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in kvsim::report::run_files(dir.path(), &s, s.seed, &out).unwrap() {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let peak = kvsim::engine::peak_rss_bytes().unwrap();
+    println!(
+        "MEASURED delta={} requests={} rows={} steps={}",
+        peak - base,
+        out.records.len(),
+        out.timeline.len(),
+        out.summary.steps
+    );
+}
+
+/// The memory estimate of a run is at least what a real run's peak RSS
+/// grows by, and not wildly more (within 3x), with and without a timeline
+/// row per step. Linux only: it reads VmHWM from /proc/self/status.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_memory_estimate_covers_a_measured_run() {
+    for set in [None, Some("output.timeline_interval_s=3600")] {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "extreme::measure_the_peak_memory_of_a_run",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        if let Some(s) = set {
+            cmd.env("KVSIM_MEASURE_SET", s);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        // The harness may print the test's name on the same line.
+        let line = text
+            .lines()
+            .find_map(|l| l.split_once("MEASURED ").map(|(_, rest)| rest))
+            .unwrap_or_else(|| panic!("{text}"));
+        let field = |name: &str| -> f64 {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let measured = field("delta");
+        let sets: Vec<String> = set.map(String::from).into_iter().collect();
+        let s = kvsim::scenario::Scenario::from_toml(MEASURED, Path::new("measured.toml"), &sets)
+            .unwrap();
+        let work = kvsim::engine::estimate_work(&s);
+        let est = kvsim::engine::estimate_memory(&s, &work);
+        eprintln!(
+            "{set:?}: measured {measured} bytes ({:.0} per request, {} rows, {} steps); \
+             estimated {:.0} ({} requests, {:.0} rows)",
+            measured / field("requests"),
+            field("rows"),
+            field("steps"),
+            est.bytes,
+            est.requests,
+            est.rows
+        );
+        assert!(est.bytes >= measured, "{set:?}: {} < {measured}", est.bytes);
+        assert!(
+            est.bytes <= 3.0 * measured,
+            "{set:?}: {} > 3 x {measured}",
+            est.bytes
+        );
+    }
+}
+
+/// The run of `scenario-memory-beyond-the-machine.toml` (refused as is, see
+/// the bad-input corpus) runs when bounded by `--max-events` or when
+/// `--allow-large` is given.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_beyond_the_machines_memory_runs_when_bounded_or_allowed() {
+    let sc = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/bad-inputs/scenario-memory-beyond-the-machine.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let result = kvsim()
+        .args(["run", sc.to_str().unwrap(), "--max-events", "2000", "--out"])
+        .arg(dir.path().join("a"))
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(err.contains("stopped by --max-events"), "{err}");
+    let bin = assert_cmd::cargo::cargo_bin("kvsim");
+    let mut child = std::process::Command::new(bin)
+        .args(["run", sc.to_str().unwrap(), "--allow-large", "--out"])
+        .arg(dir.path().join("b"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Still running: not refused.
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(running, "{err}");
+    assert!(
+        err.contains("warning: ") && err.contains("GiB of memory"),
+        "{err}"
+    );
+}

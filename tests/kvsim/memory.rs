@@ -262,3 +262,63 @@ fn gemma_2_local_layers_keep_only_their_window() {
     let ratio = hybrid as f64 / all_global as f64;
     assert!((0.75..0.78).contains(&ratio), "{ratio}");
 }
+
+/// `kvsim kv` applies a model's sliding window as the simulator does:
+/// mistral-7b-v0.1 (window 4096 on every layer) at 16,384 tokens holds what
+/// its window keeps in `kv` and in a simulated run alike (the run's paged
+/// cache within one block of it), not the 2 GiB of a full-context cache.
+#[test]
+fn the_kv_calculator_and_a_run_agree_on_a_windowed_model() {
+    let out = assert_cmd::Command::cargo_bin("kvsim")
+        .unwrap()
+        .args([
+            "kv",
+            "--model",
+            "mistral-7b-v0.1",
+            "--seq-len",
+            "16384",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let kv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bpt = kv["bytes_per_token"].as_u64().unwrap();
+    assert_eq!(bpt, 131_072);
+    let held = kv["total_bytes"].as_u64().unwrap();
+    assert_eq!(held, 4096 * bpt);
+    assert_eq!(
+        kv["sliding_window"]["full_context_bytes"].as_u64().unwrap(),
+        16_384 * bpt
+    );
+    assert_eq!(
+        kv["sliding_window"]["saved_bytes"].as_u64().unwrap(),
+        (16_384 - 4096) * bpt
+    );
+
+    let text = r#"
+name = "mistral-16k"
+requests = 1
+[model]
+preset = "mistral-7b-v0.1"
+[hardware]
+gpu = "h100-sxm"
+[traffic]
+arrival = { kind = "closed", users = 1, think_s = 0.0 }
+prompt = { kind = "fixed", value = 16383 }
+output = { kind = "fixed", value = 2 }
+[cache]
+policy = "paged"
+block_size = 16
+"#;
+    let s = kvsim::scenario::Scenario::from_toml(text, std::path::Path::new("m.toml"), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = run(&s);
+    assert_eq!(run.records[0].outcome, Some(Outcome::Ok));
+    // The last step holds all 16,384 tokens' worth of context.
+    let peak = run.timeline.iter().map(|t| t.kv_used_bytes).max().unwrap();
+    assert!(
+        peak >= held && peak - held <= 16 * bpt,
+        "the run held {peak} bytes, kv says {held}"
+    );
+}

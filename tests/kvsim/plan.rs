@@ -142,3 +142,22 @@ fn the_bundled_plan_scenario_is_valid() {
     assert_eq!(plan.candidates.len(), 18);
     assert_eq!(plan.target_rate, 20.0);
 }
+
+/// Load-time warnings reach `plan`'s stderr too (once, though all four
+/// candidates share the traffic): a log-normal whose clamping makes every
+/// prompt its `min`.
+#[test]
+fn plan_prints_load_time_warnings_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SMALL_PLAN
+        .replace(
+            "prompt = { kind = \"lognormal\", mean = 500, sigma = 0.8,",
+            "prompt = { kind = \"lognormal\", mean = 500, sigma = 50.0,",
+        )
+        .replace("requests = 300", "requests = 50");
+    let out = plan_in(dir.path(), &text, &["--format", "svg"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = "`traffic.prompt`: clamping to [min, max] = [4, 4096] moves the mean from the \
+                   requested 500 to 4";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+}

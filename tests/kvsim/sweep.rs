@@ -204,3 +204,68 @@ fn check_passes_its_own_baseline_and_fails_a_moved_value() {
     let out = String::from_utf8_lossy(&loose.stdout);
     assert!(!out.contains("tpot_p99") && out.contains(" ok "), "{out}");
 }
+
+/// `--threads` beyond the runs there are (or the cores) is clamped, with a
+/// note on stderr, and gives the same table.
+#[test]
+fn too_many_threads_are_clamped_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let started = std::time::Instant::now();
+    let out = sweep(&sc, &a, &["--threads", "10000", "--no-plots"]);
+    let wall = started.elapsed().as_secs_f64();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("note: --threads 10000 clamped to"), "{err}");
+    // 6 points x 2 replicates: never more than 12 threads.
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    assert!(
+        err.contains(&format!("clamped to {} (", cores.min(12))),
+        "{err}"
+    );
+    // 10,000 threads took 44 s here; a clamped pool takes what the runs take.
+    assert!(wall < 20.0, "{wall} s");
+    assert!(
+        sweep(&sc, &b, &["--threads", "1", "--no-plots"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read(a.join("sweep.csv")).unwrap(),
+        std::fs::read(b.join("sweep.csv")).unwrap()
+    );
+    // Asking for no more than there is says nothing.
+    let c = dir.path().join("c");
+    let out = sweep(&sc, &c, &["--threads", "1", "--no-plots"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("clamped"));
+}
+
+#[test]
+fn zero_threads_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "");
+    let out = sweep(&sc, &dir.path().join("a"), &["--threads", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--threads") && err.contains("at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn thread_clamping_takes_the_smaller_of_cores_and_jobs() {
+    use kvsim::cli::clamp_threads;
+    assert_eq!(clamp_threads(4, 12, 8), (4, None));
+    assert_eq!(clamp_threads(8, 12, 8), (8, None));
+    let (n, note) = clamp_threads(10_000, 12, 8);
+    assert_eq!(n, 8);
+    assert!(note.unwrap().contains("8 hardware threads available"));
+    let (n, note) = clamp_threads(10_000, 3, 8);
+    assert_eq!(n, 3);
+    assert!(note.unwrap().contains("3 runs to do"));
+    let (n, note) = clamp_threads(2, 1, 8);
+    assert_eq!(n, 1);
+    assert!(note.unwrap().contains("1 run to do"));
+}
