@@ -1038,10 +1038,7 @@ fn memory_check(
     use crate::engine::MemoryVerdict;
     let verdict = crate::engine::memory_verdict(need, total_mem);
     if verdict == MemoryVerdict::Refuse && !guard.allow_large {
-        let key = match scenario.stop {
-            crate::scenario::Stop::Duration(_) => "duration_s",
-            _ => "requests",
-        };
+        let key = stop_key(scenario);
         return Err(Error::Scenario {
             path: scenario.path.clone(),
             source: crate::SpecError::new(
@@ -1067,6 +1064,14 @@ fn memory_check(
     Ok(())
 }
 
+/// The key that sets how long `scenario` runs, for messages about its size.
+fn stop_key(scenario: &Scenario) -> &'static str {
+    match scenario.stop {
+        crate::scenario::Stop::Duration(_) => "duration_s",
+        _ => "requests",
+    }
+}
+
 /// Bytes per GiB, as a float.
 const GIB_F: f64 = (1u64 << 30) as f64;
 
@@ -1087,10 +1092,7 @@ fn size_check(
 ) -> Result<(), Error> {
     let e = estimate_work(scenario);
     if e.requests > MAX_RUN_REQUESTS {
-        let key = match scenario.stop {
-            crate::scenario::Stop::Duration(_) => "duration_s",
-            _ => "requests",
-        };
+        let key = stop_key(scenario);
         return Err(Error::Scenario {
             path: scenario.path.clone(),
             source: crate::SpecError::new(
