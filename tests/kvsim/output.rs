@@ -340,7 +340,12 @@ fn ctrl_c_stops_a_long_run_keeping_the_previous_results_and_no_lock() {
     assert_eq!(code, Some(0), "{err}");
     let before = snapshot(&s.out);
     let err_file = s.scenario.with_file_name("stderr.txt");
-    let mut child = spawn(&["run", s.scenario(), "--out", s.out()], &err_file);
+    // A month of traffic: far more than this machine's memory if it ran to
+    // the end, which it never does here.
+    let mut child = spawn(
+        &["run", s.scenario(), "--out", s.out(), "--allow-large"],
+        &err_file,
+    );
     let lock = s.res.join(".o.kvsim-lock");
     let pid = format!("pid = {}\n", child.id());
     let locked = || std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&pid));
