@@ -1755,11 +1755,12 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
         ))?;
     } else {
         say(format_args!(
-            "{}: {}, {}, {}, {} against {} over {} compared: {} (--fail-on {fail_on})",
+            "{}: {}, {}, {}, {}, {} against {} over {} compared: {} (--fail-on {fail_on})",
             name,
             count(cmp.mismatches.len(), "mismatch"),
             count(cmp.with_verdict(Verdict::Regression).len(), "regression"),
             count(cmp.with_verdict(Verdict::Change).len(), "change"),
+            count(cmp.with_verdict(Verdict::Shift).len(), "shift"),
             count(cmp.with_verdict(Verdict::Improvement).len(), "improvement"),
             a.baseline.display(),
             count(cmp.points_compared, "point"),

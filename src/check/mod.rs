@@ -46,17 +46,24 @@ pub enum Better {
     Lower,
     /// Larger values are better (throughput, completions).
     Higher,
-    /// No better direction: the metric describes the workload or the setup
-    /// (requests, steps, the KV budget), so any move is a change to explain.
+    /// No better direction, and the metric describes the experiment itself
+    /// (requests, the KV budget): a move means a different experiment, so it
+    /// always fails.
     Neither,
+    /// No better direction, and the metric follows from the others (steps,
+    /// batch sizes, KV occupancy): a faster engine moves it too, so a move
+    /// fails only with `--fail-on change`.
+    Follows,
 }
 
 /// Every metric column a sweep writes and which way it is better. A unit test
 /// fails when a sweep column has no entry here, so a new metric cannot slip
 /// past `kvsim check` without a decision.
 ///
-/// Where better is arguable it is [`Better::Neither`]: any move fails, which
-/// is the safe side. Batch size and occupancy are `Neither` because more
+/// Where better is arguable the metric has no direction: [`Better::Neither`]
+/// for what defines the experiment (any move fails), [`Better::Follows`] for
+/// what follows from the rest (a move fails only with `--fail-on change`:
+/// an engine that got faster also takes fewer steps). Batch size and occupancy are `Neither` because more
 /// sequences or more KV in use can mean better packing or a longer queue;
 /// `waste_used` is the share holding actual tokens, not waste.
 pub const DIRECTIONS: [(&str, Better); 41] = [
@@ -70,8 +77,8 @@ pub const DIRECTIONS: [(&str, Better); 41] = [
     ("oom_events", Better::Lower),
     ("preemptions", Better::Lower),
     ("batch_ceiling", Better::Higher),
-    ("batch_peak", Better::Neither),
-    ("batch_mean", Better::Neither),
+    ("batch_peak", Better::Follows),
+    ("batch_mean", Better::Follows),
     ("ttft_p50", Better::Lower),
     ("ttft_p90", Better::Lower),
     ("ttft_p99", Better::Lower),
@@ -83,22 +90,22 @@ pub const DIRECTIONS: [(&str, Better); 41] = [
     ("e2e_p99", Better::Lower),
     ("throughput_tok_s", Better::Higher),
     ("goodput_rps", Better::Higher),
-    ("kv_peak_frac", Better::Neither),
-    ("kv_mean_frac", Better::Neither),
-    ("kv_time_above_90", Better::Neither),
-    ("waste_used", Better::Neither),
+    ("kv_peak_frac", Better::Follows),
+    ("kv_mean_frac", Better::Follows),
+    ("kv_time_above_90", Better::Follows),
+    ("waste_used", Better::Follows),
     ("waste_reserved", Better::Lower),
     ("waste_internal", Better::Lower),
     ("waste_external", Better::Lower),
-    ("kv_cached_frac", Better::Neither),
+    ("kv_cached_frac", Better::Follows),
     ("swaps", Better::Lower),
     ("swap_bytes", Better::Lower),
     ("prefix_hit_rate", Better::Higher),
     ("prefix_hit_tokens", Better::Higher),
     ("prefix_saved_bytes", Better::Higher),
-    ("duration_s", Better::Neither),
-    ("steps", Better::Neither),
-    ("busy_frac", Better::Neither),
+    ("duration_s", Better::Follows),
+    ("steps", Better::Follows),
+    ("busy_frac", Better::Follows),
     ("kv_budget_bytes", Better::Neither),
     ("kv_bytes_per_token", Better::Neither),
 ];
@@ -223,10 +230,13 @@ pub enum Verdict {
     Regression,
     /// The better way.
     Improvement,
-    /// A metric with no better direction moved, or the two values cannot be
-    /// compared (a number against nothing, a finite value against NaN or
+    /// A metric that defines the experiment moved, or the two values cannot
+    /// be compared (a number against nothing, a finite value against NaN or
     /// an infinity).
     Change,
+    /// A metric with no better direction that follows from the others moved
+    /// (steps, batch sizes, KV occupancy).
+    Shift,
 }
 
 /// A metric that moved beyond its tolerance at a point.
@@ -320,12 +330,12 @@ impl Comparison {
     }
 
     /// Whether the check fails under `fail_on`: any mismatch, regression or
-    /// change does; an improvement only under [`FailOn::Change`].
+    /// change does; an improvement or a shift only under [`FailOn::Change`].
     pub fn fails(&self, fail_on: FailOn) -> bool {
         !self.mismatches.is_empty()
             || self.moved.iter().any(|m| match m.verdict {
                 Verdict::Regression | Verdict::Change => true,
-                Verdict::Improvement => fail_on == FailOn::Change,
+                Verdict::Improvement | Verdict::Shift => fail_on == FailOn::Change,
             })
     }
 }
@@ -469,6 +479,7 @@ fn judge(baseline: &str, fresh: &str, b: Better, tol: f64) -> Option<(Verdict, O
         Better::Higher if y > x => Verdict::Improvement,
         Better::Lower | Better::Higher => Verdict::Regression,
         Better::Neither => Verdict::Change,
+        Better::Follows => Verdict::Shift,
     };
     Some((verdict, Some(change)))
 }
@@ -622,7 +633,20 @@ pub fn report(c: &Comparison, fail_on: FailOn) -> String {
         ),
         (
             Verdict::Change,
-            "changes (no better direction, or not comparable; fail)",
+            "changes (the experiment itself, or not comparable; fail)",
+        ),
+        (
+            Verdict::Shift,
+            match fail_on {
+                FailOn::Regression => {
+                    "shifts (no better direction, following from the rest; pass with \
+                     --fail-on regression)"
+                }
+                FailOn::Change => {
+                    "shifts (no better direction, following from the rest; fail with \
+                     --fail-on change)"
+                }
+            },
         ),
         (
             Verdict::Improvement,
@@ -726,7 +750,7 @@ mod tests {
             [
                 ("ok", Verdict::Regression),
                 ("tpot_p99", Verdict::Regression),
-                ("steps", Verdict::Change)
+                ("steps", Verdict::Shift)
             ]
         );
         assert!(
@@ -736,9 +760,16 @@ mod tests {
         // The reverse is better on both directed metrics.
         let d = compare(&worse, &b, &tol());
         assert_eq!(d.with_verdict(Verdict::Improvement).len(), 2);
-        assert_eq!(d.with_verdict(Verdict::Change).len(), 1);
+        assert_eq!(d.with_verdict(Verdict::Shift).len(), 1);
         let better_only = table(&[&["0", "paged", "1", "101", "0.010", "7", ""]]);
         let d = compare(&b, &better_only, &tol());
+        assert!(!d.fails(FailOn::Regression));
+        assert!(d.fails(FailOn::Change));
+        // A faster engine also takes fewer steps: that alone fails only
+        // with --fail-on change.
+        let fewer_steps = table(&[&["0", "paged", "1", "101", "0.010", "6", ""]]);
+        let d = compare(&b, &fewer_steps, &tol());
+        assert_eq!(d.with_verdict(Verdict::Shift).len(), 1);
         assert!(!d.fails(FailOn::Regression));
         assert!(d.fails(FailOn::Change));
         let loose = Tolerances {

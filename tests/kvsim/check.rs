@@ -325,7 +325,7 @@ fn improvements_pass_unless_fail_on_change_and_regressions_always_fail() {
         "{out}"
     );
     assert!(
-        out.contains("0 mismatches, 0 regressions, 0 changes, 2 improvements"),
+        out.contains("0 mismatches, 0 regressions, 0 changes, 0 shifts, 2 improvements"),
         "{out}"
     );
     assert!(out.contains(": pass (--fail-on regression)"), "{out}");
@@ -343,14 +343,27 @@ fn improvements_pass_unless_fail_on_change_and_regressions_always_fail() {
         assert!(out.contains("+100.00 %"), "{out}");
         assert!(out.contains("1 regression,"), "{out}");
     }
-    // A metric with no better direction fails on any change.
+    // A metric that follows from the rest (steps) moving is a shift: it
+    // fails only with --fail-on change.
     let steps = edited(&baseline, &dir.path().join("steps.csv"), |rows| {
         let c = col(rows, "steps");
         let n: u64 = rows[2][c].parse().unwrap();
         rows[2][c] = (n - 1).to_string();
     });
     let (code, out, _) = parts(&check(&sc, &steps, &[]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("shifts (no better direction"), "{out}");
+    assert!(out.contains("1 shift,"), "{out}");
+    let (code, out, _) = parts(&check(&sc, &steps, &["--fail-on", "change"]));
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("changes (no better direction"), "{out}");
+    // A metric that defines the experiment (requests) fails on any move.
+    let requests = edited(&baseline, &dir.path().join("requests.csv"), |rows| {
+        let c = col(rows, "requests");
+        let n: u64 = rows[2][c].parse().unwrap();
+        rows[2][c] = (n + 1).to_string();
+    });
+    let (code, out, _) = parts(&check(&sc, &requests, &[]));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("changes (the experiment itself"), "{out}");
     assert!(out.contains("1 change,"), "{out}");
 }
