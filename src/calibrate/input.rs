@@ -35,20 +35,29 @@ fn data_err(path: &Path, line: u64, reason: impl Into<String>) -> Error {
 /// file, the 1-based line (the header is the first non-comment line) and the
 /// column.
 pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>, Error> {
-    crate::input::require_text(path, "measurement file")?;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    parse_measurements(&text, path)
+    parse_lines(crate::input::text_lines(path, "measurement file")?, path)
 }
 
 /// [`read_measurements`] on text already read from `path` (`path` only names
 /// the file in errors).
 pub fn parse_measurements(text: &str, path: &Path) -> Result<Vec<Measurement>, Error> {
-    let mut lines = text
+    let lines = text
         .split('\n')
         .enumerate()
-        .map(|(i, l)| (i as u64 + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let Some((header_line, header)) = lines.next() else {
+        .map(|(i, l)| Ok((i as u64 + 1, l.trim_end_matches('\r').to_string())));
+    parse_lines(lines, path)
+}
+
+/// Parses numbered lines (streamed: one is held at a time).
+fn parse_lines(
+    lines: impl Iterator<Item = Result<(u64, String), Error>>,
+    path: &Path,
+) -> Result<Vec<Measurement>, Error> {
+    let mut lines = lines.filter(|line| match line {
+        Ok((_, l)) => !l.trim().is_empty() && !l.trim_start().starts_with('#'),
+        Err(_) => true,
+    });
+    let Some((header_line, header)) = lines.next().transpose()? else {
         return Err(Error::DataFile {
             path: path.to_path_buf(),
             line: None,
@@ -59,7 +68,7 @@ pub fn parse_measurements(text: &str, path: &Path) -> Result<Vec<Measurement>, E
             ),
         });
     };
-    let names: Vec<String> = split(header).map(str::to_string).collect();
+    let names: Vec<String> = split(&header).map(str::to_string).collect();
     let mut index = HashMap::new();
     for (i, name) in names.iter().enumerate() {
         if index.insert(name.as_str(), i).is_some() {
@@ -110,8 +119,10 @@ pub fn parse_measurements(text: &str, path: &Path) -> Result<Vec<Measurement>, E
         ));
     }
     let mut out = Vec::new();
-    for (line, text) in lines {
-        let fields: Vec<&str> = split(text).collect();
+    let mut budget = crate::input::RowBudget::for_machine();
+    for line in lines {
+        let (line, text) = line?;
+        let fields: Vec<&str> = split(&text).collect();
         if fields.len() != names.len() {
             return Err(data_err(
                 path,
@@ -133,6 +144,9 @@ pub fn parse_measurements(text: &str, path: &Path) -> Result<Vec<Measurement>, E
             Format::Step => out.push(step_row(&row)?),
             Format::Request => request_rows(&row, &mut out)?,
         }
+        budget
+            .charge(2 * std::mem::size_of::<Measurement>())
+            .map_err(|reason| data_err(path, line, reason))?;
     }
     if out.is_empty() {
         return Err(data_err(

@@ -180,10 +180,10 @@ pub fn read_shard(path: &Path) -> Result<ShardFile, Error> {
         line: Some(1),
         reason,
     };
-    crate::input::require_text(path, "sweep shard")?;
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let first = text.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = String::from_utf8_lossy(first);
+    let first = match crate::input::text_lines(path, "sweep shard")?.next() {
+        Some(line) => line?.1,
+        None => String::new(),
+    };
     let Some(json) = first.trim_end().strip_prefix(FINGERPRINT_PREFIX) else {
         return Err(err(format!(
             "no `{}` fingerprint line: not a shard written by `kvsim sweep --shard I/N` \

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::error::Error;
+use crate::input::{CsvFile, CsvOptions, RowBudget};
 use crate::metrics::Summary;
 
 use super::PointResult;
@@ -173,54 +174,45 @@ pub fn read_table(path: &Path) -> Result<SweepTable, Error> {
 /// point into the file). Lines starting with `#` are skipped: a shard's
 /// fingerprint is one.
 pub fn read_table_lines(path: &Path) -> Result<(SweepTable, Vec<u64>), Error> {
-    let data_err = |line: Option<u64>, reason: String| Error::DataFile {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line());
-        match e.kind() {
-            csv::ErrorKind::Io(_) => Error::io(path, std::io::Error::other(e.to_string())),
-            csv::ErrorKind::UnequalLengths {
-                expected_len, len, ..
-            } => data_err(
-                line,
-                format!("{len} fields where the header has {expected_len}"),
-            ),
-            csv::ErrorKind::Utf8 { .. } => data_err(line, "not valid UTF-8".into()),
-            _ => data_err(line, e.to_string()),
-        }
-    };
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .comment(Some(b'#'))
-        .from_path(path)
-        .map_err(csv_err)?;
-    let header_record = rdr.headers().map_err(csv_err)?;
-    let header_line = header_record.position().map_or(1, |p| p.line());
-    let header: Vec<String> = header_record.iter().map(str::to_string).collect();
+    let mut file = CsvFile::open(
+        path,
+        "sweep table",
+        CsvOptions {
+            trim: false,
+            comment: Some(b'#'),
+        },
+    )?;
+    let (header, header_line) = file.header()?;
     if header.first().map(String::as_str) != Some("point")
         || !header.iter().any(|h| h == "replicates")
     {
-        return Err(data_err(
+        return Err(file.error(
             Some(header_line),
-            "not a kvsim sweep table: the header must start with `point` and have a `replicates` column".into(),
+            "not a kvsim sweep table: the header must start with `point` and have a \
+             `replicates` column",
         ));
     }
+    let mut budget = RowBudget::for_machine();
     let mut rows = Vec::new();
     let mut lines = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(csv_err)?;
-        let line = rec.position().map_or(0, |p| p.line());
-        let row: Vec<String> = rec.iter().map(str::to_string).collect();
-        if row[0].parse::<usize>().is_err() {
-            return Err(data_err(
+    let mut record = csv::StringRecord::new();
+    while let Some(line) = file.next_record(&mut record)? {
+        if record.len() != header.len() {
+            return Err(file.unequal(line, record.len(), header.len()));
+        }
+        if record[0].parse::<usize>().is_err() {
+            return Err(file.error(
                 Some(line),
-                format!("`point` is `{}`, not a point index", row[0]),
+                format!(
+                    "`point` is `{}`, not a point index",
+                    crate::input::quote(&record[0])
+                ),
             ));
         }
-        rows.push(row);
+        budget
+            .charge(record.as_slice().len() + record.len() * std::mem::size_of::<String>())
+            .map_err(|reason| file.error(Some(line), reason))?;
+        rows.push(record.iter().map(str::to_string).collect());
         lines.push(line);
     }
     Ok((SweepTable { header, rows }, lines))

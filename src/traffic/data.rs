@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::input::{CsvFile, CsvOptions, RowBudget};
 use crate::units::SimTime;
 
 use super::spec::ZeroTokens;
@@ -68,63 +69,6 @@ fn data_err(path: &Path, line: Option<u64>, reason: impl Into<String>) -> Error 
     }
 }
 
-fn csv_err(path: &Path, lines: &mut LineIndex<'_>, e: csv::Error) -> Error {
-    let line = e.position().map(|p| lines.line_at(p.byte()));
-    let reason = match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!("the row has {len} fields but the header has {expected_len}"),
-        csv::ErrorKind::Utf8 { .. } => "the row is not valid UTF-8".to_string(),
-        csv::ErrorKind::Io(io) => format!("cannot read the file: {io}"),
-        _ => e.to_string(),
-    };
-    data_err(path, line, reason)
-}
-
-/// Maps the byte offsets the csv crate reports to 1-based line numbers.
-///
-/// The csv crate's own `Position::line` miscounts after blank lines and with
-/// CRLF endings, and its byte offset points at the line terminator or blank
-/// lines *before* a record; so skip those, then count the newlines.
-struct LineIndex<'a> {
-    data: &'a [u8],
-    /// A byte offset and the line it is on; offsets only grow, so counting
-    /// resumes from here and the whole file is scanned once.
-    offset: usize,
-    line: u64,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        LineIndex {
-            data,
-            offset: 0,
-            line: 1,
-        }
-    }
-
-    fn line_at(&mut self, byte: u64) -> u64 {
-        let mut start = usize::try_from(byte)
-            .unwrap_or(usize::MAX)
-            .min(self.data.len());
-        while start < self.data.len() && matches!(self.data[start], b'\r' | b'\n') {
-            start += 1;
-        }
-        if start < self.offset {
-            // Not expected (offsets grow); recount from the top rather than lie.
-            self.offset = 0;
-            self.line = 1;
-        }
-        let newlines = self.data[self.offset..start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        self.line += newlines as u64;
-        self.offset = start;
-        self.line
-    }
-}
-
 /// Reads the CSV file at `path` and calls `row(fields)` for every data row
 /// with the fields of `columns`, in that order. `row` returns a reason on a
 /// bad row, which becomes an error at that line. The file must have a header
@@ -157,60 +101,28 @@ fn for_each_row_with<const N: usize, const M: usize>(
     header_check: impl FnOnce([bool; M]) -> Result<(), String>,
     mut row: impl FnMut([&str; N], [Option<&str>; M]) -> Result<(), String>,
 ) -> Result<(), Error> {
-    // Refuse a binary file from its first bytes, before reading it whole.
-    if path.is_file() {
-        crate::input::require_text(path, &format!("file given by `{setting}.path`"))?;
-    }
-    // Read whole: line numbers need the bytes, and traces are megabytes.
-    let data = std::fs::read(path).map_err(|e| {
-        data_err(
+    let mut file = CsvFile::open(
+        path,
+        &format!("file given by `{setting}.path`"),
+        CsvOptions {
+            trim: true,
+            comment: None,
+        },
+    )
+    .map_err(|e| match e {
+        Error::Io { source, .. } => data_err(
             path,
             None,
-            format!("cannot open the file given by `{setting}.path`: {e}"),
-        )
+            format!("cannot open the file given by `{setting}.path`: {source}"),
+        ),
+        e => e,
     })?;
-    let mut lines = LineIndex::new(&data);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .trim(csv::Trim::All)
-        .from_reader(data.as_slice());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| csv_err(path, &mut lines, e))?
-        .iter()
-        .enumerate()
-        // Spreadsheet exports often start with a UTF-8 byte-order mark, which
-        // the csv crate keeps as part of the first column name.
-        .map(|(i, h)| {
-            if i == 0 {
-                h.trim_start_matches('\u{feff}').trim().to_string()
-            } else {
-                h.to_string()
-            }
-        })
-        .collect();
-    if header.iter().all(|h| h.is_empty()) {
-        return Err(data_err(
-            path,
-            None,
-            "the file is empty; expected a header line naming the columns",
-        ));
-    }
-    let find = |name: &str| -> Result<Option<usize>, Error> {
-        let mut found = header.iter().enumerate().filter(|(_, h)| *h == name);
-        match (found.next(), found.next()) {
-            (Some((i, _)), None) => Ok(Some(i)),
-            (None, _) => Ok(None),
-            (Some(_), Some(_)) => Err(data_err(
-                path,
-                Some(1),
-                format!("column `{name}` appears more than once in the header"),
-            )),
-        }
-    };
+    let (header, _) = file.header()?;
+    // `header()` refused duplicate names, so the first match is the only one.
+    let find = |name: &str| header.iter().position(|h| h == name);
     let mut index = [0usize; N];
     for (slot, name) in index.iter_mut().zip(columns) {
-        *slot = find(name)?.ok_or_else(|| {
+        *slot = find(name).ok_or_else(|| {
             data_err(
                 path,
                 Some(1),
@@ -223,23 +135,20 @@ fn for_each_row_with<const N: usize, const M: usize>(
     }
     let mut optional_index = [None; M];
     for (slot, name) in optional_index.iter_mut().zip(optional) {
-        *slot = find(name)?;
+        *slot = find(name);
     }
     header_check(optional_index.map(|i| i.is_some()))
         .map_err(|reason| data_err(path, Some(1), reason))?;
     let mut record = csv::StringRecord::new();
     let mut rows = 0u64;
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_err(path, &mut lines, e)),
+    while let Some(line) = file.next_record(&mut record)? {
+        if record.len() != header.len() {
+            return Err(file.unequal(line, record.len(), header.len()));
         }
         rows += 1;
-        let line = record.position().map(|p| lines.line_at(p.byte()));
         let fields = index.map(|i| record.get(i).unwrap_or(""));
         let optional_fields = optional_index.map(|i| i.map(|i| record.get(i).unwrap_or("")));
-        row(fields, optional_fields).map_err(|reason| data_err(path, line, reason))?;
+        row(fields, optional_fields).map_err(|reason| data_err(path, Some(line), reason))?;
     }
     if rows == 0 {
         return Err(data_err(
@@ -389,6 +298,7 @@ pub(crate) fn load_trace(
     cols: &Columns<'_>,
 ) -> Result<Vec<TraceRow>, Error> {
     let mut rows = Vec::new();
+    let mut budget = RowBudget::for_machine();
     let mut last = 0.0f64;
     let mut last_text = String::new();
     for_each_row_with(
@@ -437,6 +347,7 @@ pub(crate) fn load_trace(
                         p.tokens, cols.prompt
                     ));
                 }
+                budget.charge(std::mem::size_of::<TraceRow>())?;
                 rows.push(TraceRow {
                     at: secs_to_time(secs),
                     prompt,
@@ -456,6 +367,7 @@ pub(crate) fn load_trace(
 /// Loads (prompt, output) pairs.
 pub(crate) fn load_pairs(path: &Path, cols: &Columns<'_>) -> Result<Vec<(u32, u32)>, Error> {
     let mut rows = Vec::new();
+    let mut budget = RowBudget::for_machine();
     for_each_row(
         path,
         [cols.prompt, cols.output],
@@ -466,6 +378,7 @@ pub(crate) fn load_pairs(path: &Path, cols: &Columns<'_>) -> Result<Vec<(u32, u3
             let prompt = nonzero(prompt, cols.prompt, cols.zero, cols.setting)?;
             let output = nonzero(output, cols.output, cols.zero, cols.setting)?;
             if let (Some(prompt), Some(output)) = (prompt, output) {
+                budget.charge(std::mem::size_of::<(u32, u32)>())?;
                 rows.push((prompt, output));
             }
             Ok(())
@@ -485,8 +398,10 @@ pub(crate) fn load_column(
     setting: &str,
 ) -> Result<Vec<u32>, Error> {
     let mut values = Vec::new();
+    let mut budget = RowBudget::for_machine();
     for_each_row(path, [column], setting, |[value]| {
         if let Some(v) = nonzero(parse_tokens(column, value)?, column, zero, setting)? {
+            budget.charge(std::mem::size_of::<u32>())?;
             values.push(v);
         }
         Ok(())

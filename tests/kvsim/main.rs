@@ -17,6 +17,7 @@ mod output;
 mod plan;
 mod plots;
 mod properties;
+mod readers;
 mod readme;
 mod seeds;
 mod sweep;

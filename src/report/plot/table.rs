@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::input::{CsvFile, CsvOptions, RowBudget};
 
 /// Whether a `sweep.csv` column must hold numbers (or nothing): every metric
 /// kvsim writes and the SLO columns; checked eagerly so a bad cell is reported
@@ -50,70 +51,50 @@ pub enum Kind {
 impl Table {
     /// Parses `bytes` as CSV with a header; `path` is only used in errors.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Table, Error> {
-        let err = |line: Option<u64>, reason: String| Error::DataFile {
-            path: path.to_path_buf(),
-            line,
-            reason,
-        };
-        let csv_err = |e: csv::Error| {
-            let line = e.position().map(|p| p.line());
-            let reason = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => {
-                    format!("{len} fields where the header has {expected_len}")
-                }
-                csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
-                _ => e.to_string(),
-            };
-            err(line, reason)
-        };
-        // `#` lines are comments: a shard's fingerprint is one, and a shard
-        // plots like any sweep.csv.
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .trim(csv::Trim::All)
-            .comment(Some(b'#'))
-            .from_reader(bytes);
-        let header_record = reader.headers().map_err(csv_err)?;
-        let header_line = header_record.position().map_or(1, |p| p.line());
-        let headers: Vec<String> = header_record.iter().map(str::to_string).collect();
-        if headers.iter().all(String::is_empty) {
-            return Err(err(None, "empty file: no header line".into()));
-        }
-        if let Some(dup) = (1..headers.len()).find(|&i| headers[..i].contains(&headers[i])) {
-            return Err(err(
-                Some(header_line),
-                format!("column `{}` appears twice in the header", headers[dup]),
-            ));
-        }
+        Table::from_csv(CsvFile::new(path, bytes, Self::OPTIONS))
+    }
+
+    /// Reads and parses the CSV file at `path`, streaming.
+    pub fn read(path: &Path) -> Result<Table, Error> {
+        Table::from_csv(CsvFile::open(
+            path,
+            "sweep or timeline table",
+            Self::OPTIONS,
+        )?)
+    }
+
+    /// `#` lines are comments: a shard's fingerprint is one, and a shard
+    /// plots like any sweep.csv.
+    const OPTIONS: CsvOptions = CsvOptions {
+        trim: true,
+        comment: Some(b'#'),
+    };
+
+    fn from_csv<R: std::io::Read>(mut file: CsvFile<R>) -> Result<Table, Error> {
+        let (headers, header_line) = file.header()?;
+        let mut budget = RowBudget::for_machine();
         let mut rows = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(csv_err)?;
-            let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let mut record = csv::StringRecord::new();
+        while let Some(line) = file.next_record(&mut record)? {
+            if record.len() != headers.len() {
+                return Err(file.unequal(line, record.len(), headers.len()));
+            }
+            budget
+                .charge(record.as_slice().len() + record.len() * std::mem::size_of::<String>())
+                .map_err(|reason| file.error(Some(line), reason))?;
             rows.push(Row {
                 line,
                 cells: record.iter().map(str::to_string).collect(),
             });
         }
         if rows.is_empty() {
-            return Err(err(
-                Some(header_line),
-                "no data rows after the header".into(),
-            ));
+            return Err(file.error(Some(header_line), "no data rows after the header"));
         }
         Ok(Table {
-            path: path.to_path_buf(),
+            path: file.path().to_path_buf(),
             headers,
             rows,
         })
-    }
-
-    /// Reads and parses the CSV file at `path`.
-    pub fn read(path: &Path) -> Result<Table, Error> {
-        crate::input::require_text(path, "sweep table")?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Table::parse(path, &bytes)
     }
 
     /// The file this table came from.

@@ -346,7 +346,7 @@ fn empty_and_header_only_files_are_errors() {
         data_error(Table::parse(Path::new("x.csv"), b"point,replicates\n").unwrap_err());
     assert!(reason.contains("no data rows"), "{reason}");
     let (_, reason) = data_error(Table::parse(Path::new("x.csv"), b"a,a\n1,2\n").unwrap_err());
-    assert!(reason.contains("twice"), "{reason}");
+    assert!(reason.contains("appears more than once"), "{reason}");
 }
 
 #[test]
