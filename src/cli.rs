@@ -259,6 +259,10 @@ pub struct SweepArgs {
     /// Do not draw the default charts.
     #[arg(long)]
     pub no_plots: bool,
+    /// Print every headline column of the table, however wide (by default
+    /// it fits 80 characters).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Arguments of `kvsim merge`.
@@ -376,6 +380,10 @@ pub struct RunArgs {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print the summary's rows whole, however wide (by default they wrap
+    /// to fit 80 characters).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Prints `text` and a newline to stdout. A closed pipe (`kvsim catalog | head`)
@@ -1164,7 +1172,13 @@ fn run(a: &RunArgs) -> Result<(), Error> {
         say(serde_json::to_string_pretty(&out.summary).expect("serializable"))?;
     } else {
         let per_replica = out.cluster.as_ref().map_or(&[][..], |c| &c.replicas[..]);
-        say(report::summary_table(&scenario, &out.summary, per_replica))?;
+        let width = (!a.wide).then_some(report::TERMINAL_WIDTH);
+        say(report::summary_table(
+            &scenario,
+            &out.summary,
+            per_replica,
+            width,
+        ))?;
         let names: Vec<_> = written.iter().map(|p| p.display().to_string()).collect();
         say(format_args!(
             "simulated {} requests in {:.2} s of wall time; wrote {}",
@@ -1297,38 +1311,78 @@ fn run_sweep_cli(
     Ok(SweepOutcome { table: t, stop })
 }
 
-/// A compact view of a sweep table: axes and headline metrics.
-fn sweep_summary(t: &crate::sweep::SweepTable) -> comfy_table::Table {
-    let mut cols: Vec<String> = t.axis_columns().to_vec();
-    cols.extend(
-        [
-            "oom_rate",
-            "batch_ceiling",
-            "batch_peak",
-            "tpot_p50",
-            "tpot_p99",
-            "ttft_p99",
-            "throughput_tok_s",
-        ]
-        .map(String::from),
-    );
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(cols.clone());
-    for r in 0..t.rows.len() {
-        table.add_row(cols.iter().map(|c| {
-            let v = t.get(r, c).unwrap_or("");
-            match (c.as_str(), v.parse::<f64>()) {
-                ("oom_rate", Ok(x)) => format!("{:.1} %", x * 100.0),
-                ("tpot_p50" | "tpot_p99", Ok(x)) => format!("{:.1} ms", x * 1e3),
-                ("ttft_p99", Ok(x)) => format!("{x:.3} s"),
-                ("throughput_tok_s", Ok(x)) => format!("{x:.0}"),
-                ("batch_ceiling" | "batch_peak", Ok(x)) if x.fract() != 0.0 => format!("{x:.1}"),
-                _ => v.to_string(),
-            }
-        }));
+/// The headline metrics of a sweep's terminal table, most telling first:
+/// columns are dropped from the end to fit [`report::TERMINAL_WIDTH`].
+const SWEEP_TABLE_METRICS: [&str; 8] = [
+    "oom_rate",
+    "batch_peak",
+    "batch_ceiling",
+    "tpot_p99",
+    "ttft_p99",
+    "throughput_tok_s",
+    "tpot_p50",
+    "preemptions",
+];
+
+/// A compact view of a sweep table: axes and headline metrics, in at most
+/// [`report::TERMINAL_WIDTH`] columns unless `wide` (metrics that do not fit
+/// are left out, and a line says so). Axis columns are headed by their last
+/// dotted segment (`users` for `traffic.arrival.users`) where that is unique.
+fn sweep_summary(t: &crate::sweep::SweepTable, wide: bool) -> String {
+    let axes = t.axis_columns().to_vec();
+    let short: Vec<String> = axes
+        .iter()
+        .map(|a| a.rsplit('.').next().unwrap_or(a).to_string())
+        .collect();
+    let unique = (0..short.len()).all(|i| !short[..i].contains(&short[i]));
+    let headers = if unique { short } else { axes.clone() };
+    let build = |metrics: &[&str]| {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_header(
+            headers
+                .iter()
+                .map(String::as_str)
+                .chain(metrics.iter().copied()),
+        );
+        for r in 0..t.rows.len() {
+            let cells = axes
+                .iter()
+                .map(|c| t.get(r, c).unwrap_or("").to_string())
+                .chain(metrics.iter().map(|&c| {
+                    let v = t.get(r, c).unwrap_or("");
+                    match (c, v.parse::<f64>()) {
+                        ("oom_rate", Ok(x)) => format!("{:.1} %", x * 100.0),
+                        ("tpot_p50" | "tpot_p99", Ok(x)) => format!("{:.1} ms", x * 1e3),
+                        ("ttft_p99", Ok(x)) => format!("{x:.3} s"),
+                        ("throughput_tok_s", Ok(x)) => format!("{x:.0}"),
+                        ("batch_ceiling" | "batch_peak" | "preemptions", Ok(x))
+                            if x.fract() != 0.0 =>
+                        {
+                            format!("{x:.1}")
+                        }
+                        _ => v.to_string(),
+                    }
+                }));
+            table.add_row(cells);
+        }
+        table.to_string()
+    };
+    let width = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut shown = SWEEP_TABLE_METRICS.len();
+    let mut text = build(&SWEEP_TABLE_METRICS);
+    while !wide && shown > 1 && width(&text) > usize::from(report::TERMINAL_WIDTH) {
+        shown -= 1;
+        text = build(&SWEEP_TABLE_METRICS[..shown]);
     }
-    table
+    if shown < SWEEP_TABLE_METRICS.len() {
+        text.push_str(&format!(
+            "\n{} more with --wide: {}",
+            SWEEP_TABLE_METRICS.len() - shown,
+            SWEEP_TABLE_METRICS[shown..].join(", ")
+        ));
+    }
+    text
 }
 
 fn sweep(a: &SweepArgs) -> Result<(), Error> {
@@ -1391,7 +1445,7 @@ fn sweep_whole(a: &SweepArgs, table: &toml::Table, target: &Path) -> Result<(), 
         charts = Some((drawn.len(), plots));
     }
     dir.commit()?;
-    say(sweep_summary(&t))?;
+    say(sweep_summary(&t, a.wide))?;
     say(format_args!(
         "{} points in {elapsed:.2} s of wall time; wrote {}",
         t.rows.len(),
@@ -1453,7 +1507,7 @@ fn sweep_shard(
     bytes.extend(t.to_csv());
     report::write_atomic(&file, &bytes)?;
     remove_stale(&partial);
-    say(sweep_summary(&t))?;
+    say(sweep_summary(&t, a.wide))?;
     say(format_args!(
         "{} points in {:.2} s of wall time; wrote {}",
         t.rows.len(),

@@ -19,7 +19,7 @@ use crate::error::{Error, SpecError};
 use crate::sweep::SweepTable;
 
 /// Metrics that are counts: compared exactly.
-pub const COUNTS: [&str; 17] = [
+pub const COUNTS: [&str; 18] = [
     "requests",
     "ok",
     "oom",
@@ -29,6 +29,7 @@ pub const COUNTS: [&str; 17] = [
     "oom_events",
     "preemptions",
     "batch_ceiling",
+    "batch_ceiling_inflight",
     "batch_peak",
     "steps",
     "swaps",
@@ -63,10 +64,12 @@ pub enum Better {
 /// Where better is arguable the metric has no direction: [`Better::Neither`]
 /// for what defines the experiment (any move fails), [`Better::Follows`] for
 /// what follows from the rest (a move fails only with `--fail-on change`:
-/// an engine that got faster also takes fewer steps). Batch size and occupancy are `Neither` because more
-/// sequences or more KV in use can mean better packing or a longer queue;
-/// `waste_used` is the share holding actual tokens, not waste.
-pub const DIRECTIONS: [(&str, Better); 41] = [
+/// an engine that got faster also takes fewer steps). Batch sizes, the
+/// in-flight ceiling, the shares of time each limit held the batch and KV
+/// occupancy follow, because more sequences or more KV in use can mean
+/// better packing or a longer queue; `waste_used` is the share holding
+/// actual tokens, not waste.
+pub const DIRECTIONS: [(&str, Better); 46] = [
     ("requests", Better::Neither),
     ("ok", Better::Higher),
     ("oom", Better::Lower),
@@ -77,8 +80,13 @@ pub const DIRECTIONS: [(&str, Better); 41] = [
     ("oom_events", Better::Lower),
     ("preemptions", Better::Lower),
     ("batch_ceiling", Better::Higher),
+    ("batch_ceiling_inflight", Better::Follows),
     ("batch_peak", Better::Follows),
     ("batch_mean", Better::Follows),
+    ("batch_bound_load", Better::Follows),
+    ("batch_bound_kv", Better::Follows),
+    ("batch_bound_seqs", Better::Follows),
+    ("batch_bound_tokens", Better::Follows),
     ("ttft_p50", Better::Lower),
     ("ttft_p90", Better::Lower),
     ("ttft_p99", Better::Lower),

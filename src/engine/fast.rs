@@ -330,7 +330,7 @@ impl<C: CostModel> Engine<'_, C> {
                 budget -= chunk;
             }
         }
-        self.admit_waiting(&mut budget);
+        self.limit = self.admit_waiting(&mut budget);
         self.fast_launch();
         true
     }

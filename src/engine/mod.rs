@@ -51,7 +51,7 @@ use std::collections::VecDeque;
 use crate::cache::{Content, KvCache, KvLayout, MemoryUsage, SeqId, SeqInfo};
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{
-    Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
+    BatchLimit, Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
 };
 use crate::scenario::{Scenario, Stop};
 use crate::scheduler::{Admission, OnOom, SchedulerConfig, attention_pairs};
@@ -405,6 +405,8 @@ struct Engine<'s, C> {
     dead: usize,
     /// The step in flight was started by the fast path.
     step_fast: bool,
+    /// What kept the batch of the step being launched from growing.
+    limit: BatchLimit,
 
     stats: Collector,
     timeline: Vec<TimelineRow>,
@@ -457,6 +459,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             fast: None,
             dead: 0,
             step_fast: false,
+            limit: BatchLimit::Load,
             stats: Collector::default(),
             timeline: Vec::new(),
             next_sample: SimTime::ZERO,
@@ -840,14 +843,25 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.materialize_all();
         loop {
             let mut budget = self.cfg.max_batched_tokens;
+            let oom_before = self.stats.oom_events;
             let preempted = match self.schedule_running(&mut budget) {
                 Some(p) => p,
                 None => return, // crashed
             };
             // As vLLM: no new admissions in a step that had to preempt, and
             // swapped sequences come back before new ones are admitted.
-            if !preempted && self.swap_in(&mut budget) {
-                self.admit_waiting(&mut budget);
+            // What keeps this step's batch from growing (see `BatchLimit`).
+            self.limit = if preempted {
+                BatchLimit::KvMemory
+            } else {
+                match self.swap_in(&mut budget) {
+                    Some(limit) => limit,
+                    None => self.admit_waiting(&mut budget),
+                }
+            };
+            if self.stats.oom_events > oom_before {
+                // A sequence failed to grow this step (rejected).
+                self.limit = BatchLimit::KvMemory;
             }
             if budget < self.cfg.max_batched_tokens {
                 self.launch_step();
@@ -963,11 +977,15 @@ impl<'s, C: CostModel> Engine<'s, C> {
     }
 
     /// Brings swapped sequences back, oldest first, while they fit. Returns
-    /// whether none is left waiting (new admissions wait until then).
-    fn swap_in(&mut self, budget: &mut u32) -> bool {
+    /// the limit that kept one out, or `None` when none is left waiting (new
+    /// admissions wait until then).
+    fn swap_in(&mut self, budget: &mut u32) -> Option<BatchLimit> {
         while let Some(&Swapped { seq, bytes }) = self.swapped.front() {
-            if *budget == 0 || self.running.len() as u32 >= self.cfg.max_num_seqs {
-                return false;
+            if *budget == 0 {
+                return Some(BatchLimit::TokenBudget);
+            }
+            if self.running.len() as u32 >= self.cfg.max_num_seqs {
+                return Some(BatchLimit::MaxNumSeqs);
             }
             // Room for the stored tokens plus the one this step writes.
             let tokens = seq.context + 1;
@@ -980,7 +998,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             };
             if self.cache.admit(&info).is_err() {
                 self.free_slots.push(slot);
-                return false;
+                return Some(BatchLimit::KvMemory);
             }
             self.swapped.pop_front();
             self.swap_used -= bytes;
@@ -995,20 +1013,28 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 ..seq
             });
         }
-        true
+        None
     }
 
-    /// Admits waiting samples FCFS while the limits and the cache allow.
-    fn admit_waiting(&mut self, budget: &mut u32) {
-        while *budget > 0 && ((self.running.len() - self.dead) as u32) < self.cfg.max_num_seqs {
+    /// Admits waiting samples FCFS while the limits and the cache allow;
+    /// returns the limit that stopped it.
+    fn admit_waiting(&mut self, budget: &mut u32) -> BatchLimit {
+        loop {
             let Some(&w) = self.waiting.front() else {
-                break;
+                return BatchLimit::Load;
             };
+            if *budget == 0 {
+                return BatchLimit::TokenBudget;
+            }
+            if ((self.running.len() - self.dead) as u32) >= self.cfg.max_num_seqs {
+                return BatchLimit::MaxNumSeqs;
+            }
             let prompt = self.records[w.req as usize].prompt_tokens;
             // A recomputed sample prefills its prompt and what it had generated.
             let tokens = prompt + w.generated;
             if !self.cfg.chunked_prefill && tokens > *budget {
-                break; // FCFS: the head blocks the queue until it fits.
+                // FCFS: the head blocks the queue until it fits.
+                return BatchLimit::TokenBudget;
             }
             let slot = self.take_slot();
             let info = SeqInfo {
@@ -1019,7 +1045,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             };
             let Ok(admitted) = self.cache.admit(&info) else {
                 self.free_slots.push(slot);
-                break;
+                return BatchLimit::KvMemory;
             };
             self.waiting.pop_front();
             let content = self.contents.take(w.content);
@@ -1151,7 +1177,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         work.swap_bytes = std::mem::take(&mut self.pending_swap_bytes);
         let duration = self.cost.step_time(&work).max(SimDuration::from_nanos(1));
         self.busy = true;
-        self.stats.step(batch, duration);
+        self.stats.step(batch, duration, self.limit);
         let levels = self.record_levels();
         let sample = match self.scenario.timeline_interval {
             None => true,

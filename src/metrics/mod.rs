@@ -189,6 +189,12 @@ pub struct Collector {
     batch_sum: u64,
     /// Largest batch in a step.
     pub batch_peak: u32,
+    /// Integral over steps of their batch, sequence-nanoseconds (the
+    /// time-averaged batch while busy is this over `busy_ns`).
+    pub batch_ns: u128,
+    /// Nanoseconds of steps whose batch each [`BatchLimit`] held, in the
+    /// order of [`BatchLimit::ALL`].
+    pub limit_ns: [u64; 4],
     /// Nanoseconds the engine spent running steps.
     pub busy_ns: u64,
     /// Server crashes plus growth failures.
@@ -203,6 +209,46 @@ pub struct Collector {
     pub prefix_lookup_tokens: u64,
     /// Of those, tokens served from cached blocks (prefill skipped).
     pub prefix_hit_tokens: u64,
+}
+
+/// What kept a step's batch from growing: the first of the engine's limits
+/// that stopped admission (or made it evict), in the order the scheduler
+/// meets them. A run's [`Summary`](summary::Summary) reports the share of
+/// busy time each one held and names the one that held longest.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BatchLimit {
+    /// Nothing was waiting: the offered load, not the server, set the batch.
+    #[default]
+    Load,
+    /// The KV cache could not take another sequence, or a running one could
+    /// not grow (preemption, OOM).
+    KvMemory,
+    /// `scheduler.max_num_seqs` sequences were running.
+    MaxNumSeqs,
+    /// The step's token budget (`scheduler.max_batched_tokens`) was spent,
+    /// or the prompt at the head of the queue does not fit what is left of
+    /// it without chunked prefill.
+    TokenBudget,
+}
+
+impl BatchLimit {
+    /// Every limit, in the order of [`Collector::limit_ns`].
+    pub const ALL: [BatchLimit; 4] = [
+        BatchLimit::Load,
+        BatchLimit::KvMemory,
+        BatchLimit::MaxNumSeqs,
+        BatchLimit::TokenBudget,
+    ];
+
+    /// How `summary.json` and the terminal summary name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BatchLimit::Load => "offered load",
+            BatchLimit::KvMemory => "KV memory",
+            BatchLimit::MaxNumSeqs => "max_num_seqs",
+            BatchLimit::TokenBudget => "token budget",
+        }
+    }
 }
 
 /// Occupancy at or above which seed 000 says one long prompt can crash a server.
@@ -235,12 +281,26 @@ impl Collector {
         mean
     }
 
-    /// Records one engine step of `batch` sequences lasting `duration`.
-    pub fn step(&mut self, batch: u32, duration: SimDuration) {
+    /// Records one engine step of `batch` sequences lasting `duration`, whose
+    /// batch `limit` kept from growing.
+    pub fn step(&mut self, batch: u32, duration: SimDuration, limit: BatchLimit) {
         self.steps += 1;
         self.batch_sum += u64::from(batch);
         self.batch_peak = self.batch_peak.max(batch);
         self.busy_ns += duration.as_nanos();
+        self.batch_ns += u128::from(batch) * u128::from(duration.as_nanos());
+        self.limit_ns[limit as usize] += duration.as_nanos();
+    }
+
+    /// The share of step time during which `limit` held the batch (0 without
+    /// steps).
+    pub fn limit_share(&self, limit: BatchLimit) -> f64 {
+        let total: u64 = self.limit_ns.iter().sum();
+        if total == 0 {
+            0.0
+        } else {
+            self.limit_ns[limit as usize] as f64 / total as f64
+        }
     }
 
     /// Fraction of `[0, end]` spent at or above 90 % occupancy.
@@ -260,7 +320,8 @@ impl Collector {
     /// 90 % and the busy time; the KV peak and the batch peak are the largest
     /// any replica reached (the one that runs out is the one that matters);
     /// steps, batch sums and event counts add up, so `batch_mean` is the mean
-    /// batch of a step on any replica.
+    /// batch of a step on any replica; the time integral of the batch is a
+    /// replica's mean, and the time each limit held adds up.
     pub fn merge_replicas(parts: &[Collector], end: SimTime) -> Collector {
         let mut out = Collector {
             last_time: end,
@@ -270,7 +331,7 @@ impl Collector {
             return out;
         }
         let share = 1.0 / parts.len() as f64;
-        let (mut above, mut busy) = (0u64, 0u64);
+        let (mut above, mut busy, mut batch_ns) = (0u64, 0u64, 0u128);
         for p in parts {
             let mut c = p.clone();
             c.level(end, MemoryLevels::default());
@@ -281,6 +342,10 @@ impl Collector {
             out.steps += c.steps;
             out.batch_sum += c.batch_sum;
             out.batch_peak = out.batch_peak.max(c.batch_peak);
+            batch_ns += c.batch_ns;
+            for (sum, part) in out.limit_ns.iter_mut().zip(c.limit_ns) {
+                *sum += part;
+            }
             out.oom_events += c.oom_events;
             out.preemptions += c.preemptions;
             out.swaps += c.swaps;
@@ -290,6 +355,9 @@ impl Collector {
         }
         out.above_90_ns = above / parts.len() as u64;
         out.busy_ns = busy / parts.len() as u64;
+        // A replica's mean, as the levels are, so that batch over occupancy
+        // is one replica's.
+        out.batch_ns = batch_ns / parts.len() as u128;
         out
     }
 

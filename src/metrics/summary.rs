@@ -8,7 +8,7 @@ use crate::scenario::{Scenario, Slo};
 use crate::scheduler::Admission;
 use crate::units::SimTime;
 
-use super::{Collector, Outcome, RequestRecord};
+use super::{BatchLimit, Collector, Outcome, RequestRecord};
 
 /// The metrics of one run (DESIGN.md section 8). Times in seconds, fractions
 /// in [0, 1]. Latency percentiles are over requests that completed (`ok`);
@@ -33,13 +33,36 @@ pub struct Summary {
     pub oom_events: u64,
     /// Sequences evicted to make room (not failures).
     pub preemptions: u64,
-    /// Most sequences that fit in the KV budget at once under the policy at the
-    /// scenario's typical context (mean prompt + mean output), analytic.
+    /// Most sequences that fit in the KV budget at once at full length: the
+    /// typical request (mean prompt + mean output) at the end of its
+    /// generation, under the policy and admission rule (analytic). The batch
+    /// the memory holds even if every sequence reached its end together; a
+    /// running batch exceeds it without any memory pressure, since sequences
+    /// in flight are on average half-way through their output.
     pub batch_ceiling: u64,
+    /// Most sequences that fit in the KV budget at the run's in-flight
+    /// footprint: the time-averaged batch over the time-averaged KV
+    /// occupancy, i.e. the budget over the KV a running sequence held on
+    /// average (reservations, block tails and sharing included). A peak above
+    /// it means the batch peaked when its sequences were younger than usual.
+    pub batch_ceiling_inflight: u64,
     /// Most sequences in one step.
     pub batch_peak: u32,
     /// Mean sequences per step.
     pub batch_mean: f64,
+    /// Share of busy time in which nothing was left waiting: the offered load
+    /// set the batch.
+    pub batch_bound_load: f64,
+    /// Share of busy time in which KV memory kept the batch from growing: a
+    /// waiting request did not fit, or a running one could not grow
+    /// (preemption, OOM).
+    pub batch_bound_kv: f64,
+    /// Share of busy time in which `scheduler.max_num_seqs` sequences were
+    /// running with requests waiting.
+    pub batch_bound_seqs: f64,
+    /// Share of busy time in which the step's token budget
+    /// (`scheduler.max_batched_tokens`) was spent with requests waiting.
+    pub batch_bound_tokens: f64,
     /// Time to first token, median, seconds.
     pub ttft_p50: Option<f64>,
     /// Time to first token, 90th percentile, seconds.
@@ -60,7 +83,11 @@ pub struct Summary {
     pub e2e_p99: Option<f64>,
     /// Output tokens of completed requests per second of simulated time.
     pub throughput_tok_s: f64,
-    /// Completed requests meeting every SLO, per second of simulated time.
+    /// Completed requests meeting every SLO, per second of the arrival
+    /// window (time 0 to the last arrival; the whole run if every request
+    /// arrived at 0), so the drain after the last arrival does not dilute it:
+    /// at a sustainable load it approaches the arrival rate times the share
+    /// meeting the SLOs.
     pub goodput_rps: f64,
     /// Highest KV occupancy.
     pub kv_peak_frac: f64,
@@ -106,6 +133,25 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The limit that held the batch for the largest share of busy time
+    /// (ties: the order of [`BatchLimit::ALL`]); the offered load for a run
+    /// without steps.
+    pub fn batch_limit(&self) -> BatchLimit {
+        let shares = [
+            self.batch_bound_load,
+            self.batch_bound_kv,
+            self.batch_bound_seqs,
+            self.batch_bound_tokens,
+        ];
+        let mut best = 0;
+        for (i, &share) in shares.iter().enumerate() {
+            if share > shares[best] {
+                best = i;
+            }
+        }
+        BatchLimit::ALL[best]
+    }
+
     /// The metric names, in column order: the field names as `summary.json`
     /// and `sweep.csv` write them (one source, so readers cannot drift).
     pub fn column_names() -> Vec<String> {
@@ -221,8 +267,10 @@ pub fn summarize(
     // 24 or more (at ten million requests the records alone are 880 MB).
     let (mut ok_count, mut oom, mut unservable, mut crashed, mut timeout) = (0u64, 0, 0, 0, 0);
     let (mut output_tokens, mut good) = (0u64, 0u64);
+    let mut last_arrival = SimTime::ZERO;
     let mut latencies = Vec::with_capacity(records.len());
     for r in records {
+        last_arrival = last_arrival.max(r.arrival);
         match r.outcome {
             Some(Outcome::Ok) => {}
             Some(Outcome::Oom) => oom += 1,
@@ -274,8 +322,20 @@ pub fn summarize(
         oom_events: stats.oom_events,
         preemptions: stats.preemptions,
         batch_ceiling: batch_ceiling(scenario, &scenario.cache, records),
+        batch_ceiling_inflight: if mean.kv > 0.0 && end.as_nanos() > 0 {
+            // Both means are over [0, end]: their ratio is sequences per
+            // budget at the average running sequence's footprint.
+            let batch = stats.batch_ns as f64 / end.as_nanos() as f64;
+            (batch / mean.kv).floor() as u64
+        } else {
+            0
+        },
         batch_peak: stats.batch_peak,
         batch_mean: stats.batch_mean(),
+        batch_bound_load: stats.limit_share(BatchLimit::Load),
+        batch_bound_kv: stats.limit_share(BatchLimit::KvMemory),
+        batch_bound_seqs: stats.limit_share(BatchLimit::MaxNumSeqs),
+        batch_bound_tokens: stats.limit_share(BatchLimit::TokenBudget),
         ttft_p50,
         ttft_p90,
         ttft_p99,
@@ -286,7 +346,11 @@ pub fn summarize(
         e2e_p50,
         e2e_p99,
         throughput_tok_s: per_s(output_tokens as f64),
-        goodput_rps: per_s(good as f64),
+        goodput_rps: if last_arrival > SimTime::ZERO {
+            good as f64 / last_arrival.as_secs_f64()
+        } else {
+            per_s(good as f64)
+        },
         kv_peak_frac: stats.kv_peak_frac,
         kv_mean_frac: mean.kv,
         kv_time_above_90: stats.kv_time_above_90(end),

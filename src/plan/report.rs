@@ -5,7 +5,7 @@ use plotters::style::RGBColor;
 
 use super::{CandidateResult, Plan, Probe, pareto_front, ranking};
 use crate::metrics::Summary;
-use crate::report::plot::{Axis, Body, Figure, LegendEntry, Line, PALETTE, Point, Sample};
+use crate::report::plot::{Axis, Body, Figure, LegendEntry, Line, PALETTE, Point, Sample, Stroke};
 use crate::sweep::cell_of;
 
 /// The worst value of an optional latency over a probe's replicates.
@@ -313,7 +313,7 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
         }
         lines.push(Line {
             color,
-            dashed: false,
+            stroke: Stroke::Solid,
             width: 2,
             markers: true,
             points,
@@ -333,7 +333,7 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
     let black = RGBColor(20, 20, 20);
     lines.push(Line {
         color: black,
-        dashed: true,
+        stroke: Stroke::Dashed,
         width: 2,
         markers: true,
         points: frontier

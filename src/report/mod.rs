@@ -8,7 +8,7 @@ pub mod plot;
 mod table;
 
 pub use crate::output::write_atomic;
-pub use table::{print_kv_report, summary_table};
+pub use table::{TERMINAL_WIDTH, print_kv_report, summary_table};
 
 use std::path::Path;
 
@@ -141,6 +141,9 @@ struct SummaryDoc<'a> {
     admission: &'static str,
     on_oom: &'static str,
     budget: &'a crate::hardware::budget::KvBudget,
+    /// The limit that held the batch longest (`metrics.batch_bound_*` give
+    /// each one's share of busy time).
+    batch_limit: &'static str,
     metrics: &'a Summary,
     /// A cluster's router and each replica's metrics.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +178,7 @@ pub fn summary_json(
         admission: scenario.scheduler.admission.name(),
         on_oom: scenario.scheduler.on_oom.name(),
         budget: &scenario.budget,
+        batch_limit: summary.batch_limit().name(),
         metrics: summary,
         cluster: cluster.map(|c| ClusterDoc {
             replicas: scenario.deployment.replicas,

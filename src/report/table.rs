@@ -1,10 +1,10 @@
 //! Terminal tables for `kvsim run` and `kvsim kv`.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use crate::cache::Placement;
-use crate::metrics::Summary;
+use crate::metrics::{BatchLimit, Summary};
 use crate::scenario::Scenario;
 use crate::units::gib;
 
@@ -21,9 +21,18 @@ fn pct(v: f64) -> String {
     format!("{:.1} %", v * 100.0)
 }
 
+/// The width terminal tables fit unless asked otherwise: a classic terminal.
+pub const TERMINAL_WIDTH: u16 = 80;
+
 /// The readable summary `kvsim run` prints (with a line per replica for a
-/// cluster: `per_replica` empty otherwise).
-pub fn summary_table(scenario: &Scenario, s: &Summary, per_replica: &[Summary]) -> Table {
+/// cluster: `per_replica` empty otherwise), its values wrapped to fit
+/// `width` characters (`None`: one line each, however long).
+pub fn summary_table(
+    scenario: &Scenario,
+    s: &Summary,
+    per_replica: &[Summary],
+    width: Option<u16>,
+) -> Table {
     let b = &scenario.budget;
     let mut rows: Vec<(&str, String)> = vec![
         (
@@ -83,10 +92,11 @@ pub fn summary_table(scenario: &Scenario, s: &Summary, per_replica: &[Summary]) 
         (
             "batch",
             format!(
-                "ceiling {} | peak {} | mean {:.1}",
-                s.batch_ceiling, s.batch_peak, s.batch_mean
+                "peak {} | mean {:.1} | fits {} in flight, {} at full length",
+                s.batch_peak, s.batch_mean, s.batch_ceiling_inflight, s.batch_ceiling
             ),
         ),
+        ("bound by", bound_by(s)),
         (
             "TTFT",
             format!(
@@ -188,6 +198,10 @@ pub fn summary_table(scenario: &Scenario, s: &Summary, per_replica: &[Summary]) 
     ));
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
+    if let Some(width) = width {
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width);
+    }
     t.set_header(vec![Cell::new(&scenario.name), Cell::new("")]);
     for (k, v) in rows {
         t.add_row(vec![
@@ -209,4 +223,29 @@ pub fn print_kv_report(rows: &[(String, String)]) -> Table {
         ]);
     }
     t
+}
+
+/// The limits that held the batch, longest first, with their shares of busy
+/// time: `KV memory 82 % | max_num_seqs 18 %`.
+fn bound_by(s: &Summary) -> String {
+    let mut shares: Vec<(BatchLimit, f64)> = BatchLimit::ALL
+        .into_iter()
+        .zip([
+            s.batch_bound_load,
+            s.batch_bound_kv,
+            s.batch_bound_seqs,
+            s.batch_bound_tokens,
+        ])
+        .filter(|&(_, share)| share >= 0.005)
+        .collect();
+    if shares.is_empty() {
+        return "no steps".into();
+    }
+    // Stable: ties keep the order of `BatchLimit::ALL`, as `batch_limit` does.
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    shares
+        .iter()
+        .map(|(limit, share)| format!("{} {:.0} %", limit.name(), share * 100.0))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

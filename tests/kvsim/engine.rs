@@ -388,3 +388,62 @@ max_batched_tokens = 230
     assert_eq!(r.prompt_tokens, 60);
     assert!(r.admitted.is_some() && r.output_tokens >= 1, "{r:?}");
 }
+
+/// Each step's batch is held by one limit, and a run reports the share of
+/// busy time each held (hand-counted steps of 10 ms).
+#[test]
+fn the_limit_that_held_the_batch_is_counted_step_by_step() {
+    use kvsim::metrics::BatchLimit;
+    // max_num_seqs: two run while the third waits (5 steps), then it runs
+    // alone with nothing waiting (5 steps).
+    let s = scenario(
+        &closed(3, 3, 10, 5, "[scheduler]\nmax_num_seqs = 2"),
+        10_000,
+    );
+    let m = run(&s).summary;
+    assert_eq!((m.batch_bound_seqs, m.batch_bound_load), (0.5, 0.5));
+    assert_eq!((m.batch_bound_kv, m.batch_bound_tokens), (0.0, 0.0));
+
+    // The token budget: without chunked prefill the second 100-token prompt
+    // waits while the first one's prefill (1 step) and decodes (2 steps)
+    // leave less than 100 tokens in each step; then it runs alone (3 steps).
+    let s = scenario(
+        &closed(
+            2,
+            2,
+            100,
+            3,
+            "[scheduler]\nmax_batched_tokens = 100\nchunked_prefill = false",
+        ),
+        10_000,
+    );
+    let m = run(&s).summary;
+    assert_eq!((m.batch_bound_tokens, m.batch_bound_load), (0.5, 0.5));
+
+    // KV memory: both grow until B is preempted at the 18th step; B cannot
+    // come back until A ends (23 steps held by memory), then runs alone.
+    let m = run(&two_growing("preempt-recompute")).summary;
+    assert_eq!(m.steps, 63);
+    assert_eq!(m.batch_bound_kv, 23.0 / 63.0);
+    assert_eq!(m.batch_bound_load, 40.0 / 63.0);
+    assert_eq!(m.batch_limit(), BatchLimit::Load);
+    // The in-flight ceiling: the budget over the KV a running sequence held
+    // on average, here more than one (both fit while young).
+    assert!(m.batch_ceiling_inflight >= 1, "{m:?}");
+}
+
+/// Goodput counts requests over the arrival window, not the drain: one user
+/// sends three 5-step requests back to back (arrivals at 0, 50 and 100 ms;
+/// the last ends at 150 ms): 3 good requests over 0.1 s, not 0.15 s.
+#[test]
+fn goodput_is_over_the_arrival_window() {
+    let out = run(&scenario(&closed(1, 3, 10, 5, ""), 10_000));
+    let arrivals: Vec<f64> = out.records.iter().map(|r| ms(Some(r.arrival))).collect();
+    assert_eq!(arrivals, [0.0, 50.0, 100.0]);
+    assert_eq!(out.summary.duration_s, 0.15);
+    assert!(
+        (out.summary.goodput_rps - 30.0).abs() < 1e-9,
+        "{}",
+        out.summary.goodput_rps
+    );
+}

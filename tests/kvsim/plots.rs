@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use kvsim::Error;
 use kvsim::report::plot::{Format, HEIGHT, PlotOptions, WIDTH, plot_file};
 
-const SWEEP_DEFAULTS: [&str; 5] = ["oom_rate", "batch", "tpot", "ttft_p99", "waste"];
+const SWEEP_DEFAULTS: [&str; 6] = ["wall", "oom_rate", "batch", "tpot", "ttft_p99", "waste"];
 const TIMELINE_DEFAULTS: [&str; 2] = ["occupancy", "queue"];
 
 /// A sweep.csv as kvsim writes it: 2 policies x 3 loads, optionally with
@@ -110,14 +110,19 @@ fn png_size(path: &Path) -> (u32, u32) {
 }
 
 /// Every text node of an SVG, after checking that it parses as XML with an
-/// `<svg>` root of the chart's size.
+/// `<svg>` root of the chart's size (wider for the headline of panels).
 fn svg_texts(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains("<svg"), "{}", path.display());
     let doc = roxmltree::Document::parse(&text).unwrap();
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "svg");
-    assert_eq!(root.attribute("width"), Some(WIDTH.to_string().as_str()));
+    let width: u32 = root.attribute("width").unwrap().parse().unwrap();
+    if path.file_stem().is_some_and(|s| s == "wall") {
+        assert!(width > 3 * kvsim::report::plot::PANEL_WIDTH, "{width}");
+    } else {
+        assert_eq!(width, WIDTH);
+    }
     assert_eq!(root.attribute("height"), Some(HEIGHT.to_string().as_str()));
     doc.descendants()
         .filter(|n| n.has_tag_name("text"))
@@ -152,7 +157,13 @@ fn sweep_defaults_render_as_png_and_svg() {
         let pngs = plot_file(&input, &out, &opts(Format::Png)).unwrap();
         assert_eq!(pngs, expected(&SWEEP_DEFAULTS, "png", &out));
         for p in &pngs {
-            assert_eq!(png_size(p), (WIDTH, HEIGHT), "{}", p.display());
+            let (width, height) = png_size(p);
+            assert_eq!(height, HEIGHT, "{}", p.display());
+            if p.file_stem().is_some_and(|s| s == "wall") {
+                assert!(width > 3 * kvsim::report::plot::PANEL_WIDTH, "{width}");
+            } else {
+                assert_eq!(width, WIDTH, "{}", p.display());
+            }
         }
 
         let svgs = plot_file(&input, &out, &opts(Format::Svg)).unwrap();

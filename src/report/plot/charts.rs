@@ -9,7 +9,7 @@ use crate::error::Error;
 
 use super::axis::Axis;
 use super::figure::{
-    Body, Figure, Layer, LegendEntry, Line, NEUTRAL, PALETTE, Point, Reference, Sample,
+    Body, Figure, Layer, LegendEntry, Line, NEUTRAL, PALETTE, Point, Reference, Sample, Stroke,
 };
 use super::table::{Sweep, Table, Timeline};
 
@@ -41,7 +41,13 @@ fn measure(name: &str) -> (f64, &'static str) {
         "goodput_rps" => (1.0, "requests/s"),
         "kv_bytes_per_token" => (1.0 / 1024.0, "KiB"),
         "prefix_hit_tokens" => (1.0, "tokens"),
-        "running" | "waiting" | "batch_ceiling" | "batch_peak" | "batch_mean" => (1.0, "sequences"),
+        "running"
+        | "waiting"
+        | "batch_ceiling"
+        | "batch_ceiling_inflight"
+        | "batch_peak"
+        | "batch_mean" => (1.0, "sequences"),
+        n if n.starts_with("batch_bound_") => (100.0, "%"),
         "requests" | "ok" | "oom" | "unservable" | "crashed" | "timeout" => (1.0, "requests"),
         n if n.starts_with("tpot_") => (1e3, "ms"),
         n if n.starts_with("ttft_") || n.starts_with("e2e_") => (1.0, "s"),
@@ -198,7 +204,7 @@ impl Grouping {
             .enumerate()
             .map(|(g, group)| Line {
                 color: self.color(g),
-                dashed: style.dashed,
+                stroke: style.stroke,
                 width: style.width,
                 markers: style.markers,
                 points: group
@@ -237,19 +243,24 @@ impl Grouping {
 
 #[derive(Clone, Copy)]
 struct LineStyle {
-    dashed: bool,
+    stroke: Stroke,
     width: u32,
     markers: bool,
 }
 
 const SOLID: LineStyle = LineStyle {
-    dashed: false,
+    stroke: Stroke::Solid,
     width: 3,
     markers: true,
 };
 const DASHED: LineStyle = LineStyle {
-    dashed: true,
+    stroke: Stroke::Dashed,
     width: 2,
+    markers: true,
+};
+const DOTTED: LineStyle = LineStyle {
+    stroke: Stroke::Dotted,
+    width: 3,
     markers: true,
 };
 
@@ -318,8 +329,8 @@ pub fn default_series(sweep: &Sweep, x: usize) -> Option<usize> {
         .or_else(|| others().next())
 }
 
-/// The sweep's default charts: `oom_rate`, `batch`, `tpot`, `ttft_p99`,
-/// `waste`, along `x` (default: the load axis) split by `series` (default: see
+/// The sweep's default charts: `wall` (the headline: OOM rate, batch and
+/// TPOT p99 side by side), `oom_rate`, `batch`, `tpot`, `ttft_p99`, `waste`, along `x` (default: the load axis) split by `series` (default: see
 /// [`default_series`]).
 pub fn sweep_figures(
     sweep: &Sweep,
@@ -368,40 +379,41 @@ pub fn sweep_figures(
     let lines = g.lines(t, "oom_rate", SOLID)?;
     let values = y_values(&lines, &[]);
     let max = values.iter().copied().fold(0.0, f64::max);
-    out.push(NamedFigure {
-        name: "oom_rate".into(),
-        figure: line_figure(
-            format!("OOM rate vs {x_name}"),
-            Some("requests failed for memory (oom, crashed, unservable), % of arrivals".into()),
-            "OOM rate (%)",
-            lines,
-            Vec::new(),
-            Axis::linear_nice(0.0, max, true),
-            Vec::new(),
-        ),
-    });
+    let oom = line_figure(
+        format!("OOM rate vs {x_name}"),
+        Some("requests failed for memory (oom, crashed, unservable), % of arrivals".into()),
+        "OOM rate (%)",
+        lines,
+        Vec::new(),
+        Axis::linear_nice(0.0, max, true),
+        Vec::new(),
+    );
 
-    // Batch: the analytic ceiling against what the scheduler reached.
+    // Batch: what the scheduler reached against what the memory holds, at
+    // the run's in-flight footprint (if the file has it: older sweeps do
+    // not) and at full length.
     let mut lines = g.lines(t, "batch_peak", SOLID)?;
+    let mut styles = vec![style_entry("observed peak", Sample::Solid)];
+    if t.column("batch_ceiling_inflight").is_some() {
+        lines.extend(g.lines(t, "batch_ceiling_inflight", DOTTED)?);
+        styles.push(style_entry("fits in flight", Sample::Dotted));
+    }
     lines.extend(g.lines(t, "batch_ceiling", DASHED)?);
+    styles.push(style_entry("fits at full length", Sample::Dashed));
     let y = Axis::auto(&y_values(&lines, &[]), true);
-    out.push(NamedFigure {
-        name: "batch".into(),
-        figure: line_figure(
-            format!("Batch size vs {x_name}"),
-            Some(
-                "solid: observed peak batch · dashed: batch ceiling (fits in the KV budget)".into(),
-            ),
-            "sequences in the batch",
-            lines,
-            Vec::new(),
-            y,
-            vec![
-                style_entry("observed peak", Sample::Solid),
-                style_entry("ceiling", Sample::Dashed),
-            ],
+    let batch = line_figure(
+        format!("Batch size vs {x_name}"),
+        Some(
+            "solid: observed peak · dotted: sequences that fit at the run's in-flight KV per \
+             sequence · dashed: at full length (prompt + output)"
+                .into(),
         ),
-    });
+        "sequences in the batch",
+        lines,
+        Vec::new(),
+        y,
+        styles,
+    );
 
     // TPOT in milliseconds, p50 and p99, against the objective.
     let (tpot_scale, _) = measure("tpot_p99");
@@ -413,23 +425,92 @@ pub fn sweep_figures(
         })
         .into_iter()
         .collect();
+    let p99 = g.lines(t, "tpot_p99", DASHED)?;
     let mut lines = g.lines(t, "tpot_p50", SOLID)?;
-    lines.extend(g.lines(t, "tpot_p99", DASHED)?);
+    lines.extend(p99.iter().cloned());
     let y = Axis::auto(&y_values(&lines, &refs), true);
+    let tpot = line_figure(
+        format!("Time per output token vs {x_name}"),
+        Some("solid: p50 · dashed: p99".into()),
+        "TPOT (ms)",
+        lines,
+        refs.clone(),
+        y,
+        vec![
+            style_entry("p50", Sample::Solid),
+            style_entry("p99", Sample::Dashed),
+        ],
+    );
+
+    // The headline: where each configuration hits the memory wall, what
+    // batch it reached, and the TPOT it paid on the way, side by side.
+    let p99: Vec<Line> = p99
+        .into_iter()
+        .map(|l| Line {
+            stroke: Stroke::Solid,
+            width: SOLID.width,
+            ..l
+        })
+        .collect();
+    let tpot_y = Axis::auto(&y_values(&p99, &refs), true);
+    let panel = |fig: &Figure, title: &str, subtitle: &str| Figure {
+        title: title.to_string(),
+        subtitle: Some(subtitle.to_string()),
+        ..fig.clone()
+    };
+    // The wall's batch panel keeps the peak and the full-length ceiling: a
+    // peak above that line is a server admitting more than it can finish,
+    // which is where the OOM rate leaves 0. (The in-flight ceiling, noisy
+    // once a server crashes, stays in `batch`.)
+    let mut wall_batch = g.lines(t, "batch_peak", SOLID)?;
+    wall_batch.extend(g.lines(t, "batch_ceiling", DASHED)?);
+    let mut legend = g.legend();
+    legend.push(style_entry("observed peak", Sample::Solid));
+    legend.push(style_entry("fits at full length", Sample::Dashed));
+    out.push(NamedFigure {
+        name: "wall".into(),
+        figure: Figure {
+            title: format!("The memory wall: OOM rate, batch and TPOT vs {x_name}"),
+            subtitle: Some(
+                "OOM rate leaves 0 where a configuration runs out of KV memory; its batch stops \
+                 growing there; TPOT climbs with the batch until then"
+                    .into(),
+            ),
+            legend,
+            body: Body::Panels(vec![
+                panel(&oom, "OOM rate", "% of requests failed for memory"),
+                Figure {
+                    y: Axis::auto(&y_values(&wall_batch, &[]), true),
+                    body: Body::Lines(wall_batch),
+                    ..panel(
+                        &batch,
+                        "Batch",
+                        "peak, and sequences that fit at full length",
+                    )
+                },
+                Figure {
+                    title: "TPOT p99".into(),
+                    subtitle: Some("time per output token, 99th percentile".into()),
+                    y_title: "TPOT p99 (ms)".into(),
+                    y: tpot_y,
+                    body: Body::Lines(p99),
+                    ..tpot.clone()
+                },
+            ]),
+            ..oom.clone()
+        },
+    });
+    out.push(NamedFigure {
+        name: "oom_rate".into(),
+        figure: oom,
+    });
+    out.push(NamedFigure {
+        name: "batch".into(),
+        figure: batch,
+    });
     out.push(NamedFigure {
         name: "tpot".into(),
-        figure: line_figure(
-            format!("Time per output token vs {x_name}"),
-            Some("solid: p50 · dashed: p99".into()),
-            "TPOT (ms)",
-            lines,
-            refs,
-            y,
-            vec![
-                style_entry("p50", Sample::Solid),
-                style_entry("p99", Sample::Dashed),
-            ],
-        ),
+        figure: tpot,
     });
 
     // TTFT p99 in seconds, against the objective.
@@ -580,7 +661,7 @@ pub fn custom_figure(
         SOLID
     } else {
         LineStyle {
-            dashed: false,
+            stroke: Stroke::Solid,
             width: 2,
             markers: false,
         }
@@ -705,7 +786,7 @@ pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
     );
     let line = |color, width, points| Line {
         color,
-        dashed: false,
+        stroke: Stroke::Solid,
         width,
         markers: false,
         points,

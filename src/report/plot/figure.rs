@@ -16,6 +16,22 @@ use super::axis::Axis;
 pub const WIDTH: u32 = 1000;
 /// Height of every chart in pixels.
 pub const HEIGHT: u32 = 600;
+/// Width of one panel of a [`Body::Panels`] figure in pixels (its legend
+/// panel comes on top).
+pub const PANEL_WIDTH: u32 = 620;
+
+impl Figure {
+    /// The canvas in pixels: [`WIDTH`] x [`HEIGHT`], wider for panels.
+    pub fn size(&self) -> (u32, u32) {
+        match &self.body {
+            Body::Panels(panels) => (
+                PANEL_WIDTH * panels.len().max(1) as u32 + legend_width(self, WIDTH),
+                HEIGHT,
+            ),
+            _ => (WIDTH, HEIGHT),
+        }
+    }
+}
 
 /// The font family every text style uses: the embedded DejaVu Sans is
 /// registered under this name. It doubles as the SVG `font-family` list, so a
@@ -95,6 +111,9 @@ pub enum Body {
         /// Written after each bar's total (e.g. ` %`).
         total_unit: String,
     },
+    /// Charts side by side under one title, sharing this figure's legend
+    /// (theirs are not drawn); this figure's axes are unused.
+    Panels(Vec<Figure>),
 }
 
 /// One line of a line chart.
@@ -102,14 +121,25 @@ pub enum Body {
 pub struct Line {
     /// Stroke colour.
     pub color: RGBColor,
-    /// Dashed rather than solid.
-    pub dashed: bool,
+    /// Solid, dashed or dotted.
+    pub stroke: Stroke,
     /// Stroke width in pixels.
     pub width: u32,
     /// Draw a marker at each point (sweep points are discrete measurements).
     pub markers: bool,
     /// The points, in x order; a missing y breaks the line.
     pub points: Vec<Point>,
+}
+
+/// How a line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stroke {
+    /// Unbroken, with filled markers.
+    Solid,
+    /// Long dashes, with hollow markers.
+    Dashed,
+    /// Short dots, with hollow markers.
+    Dotted,
 }
 
 /// One point of a line.
@@ -159,6 +189,8 @@ pub enum Sample {
     Solid,
     /// A dashed line.
     Dashed,
+    /// A dotted line.
+    Dotted,
     /// A filled square (bar layers).
     Block,
 }
@@ -216,8 +248,15 @@ fn wrap(text: &str, size: f64, max: u32) -> Vec<String> {
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// Draws `fig` on `root` (the whole canvas).
+/// Draws `fig` on `root` (the whole canvas) and finishes the image.
 pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> DrawResult<DB> {
+    draw_into(root, fig)?;
+    // Once per image: the SVG backend closes its document here.
+    root.present()
+}
+
+/// Draws `fig` on `root`, the canvas or a panel of it.
+fn draw_into<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let (width, _) = root.dim_in_pixel();
 
@@ -242,8 +281,21 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> 
     let (_, body) = root.split_vertically(top + 6);
 
     // The legend sits in its own panel at the right so it never hides data.
-    let legend_w = legend_width(fig, width);
+    let legend_w = legend_width(fig, width.min(WIDTH));
     let (plot_area, legend_area) = body.split_horizontally(width - legend_w);
+
+    if let Body::Panels(panels) = &fig.body {
+        let columns = plot_area.split_evenly((1, panels.len().max(1)));
+        for (area, panel) in columns.iter().zip(panels) {
+            let bare = Figure {
+                legend: Vec::new(),
+                legend_title: None,
+                ..panel.clone()
+            };
+            draw_into(area, &bare)?;
+        }
+        return draw_legend(&legend_area, fig, legend_w);
+    }
 
     let y_tick_w = fig
         .y
@@ -303,7 +355,7 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> 
     if let Some(categories) = &categories {
         let y_lo = fig.y.bounds().0;
         for (i, lines) in categories.iter().enumerate() {
-            let (px, py) = chart.backend_coord(&(i as f64, y_lo));
+            let (px, py) = in_area(root, chart.backend_coord(&(i as f64, y_lo)));
             for (k, line) in lines.iter().enumerate() {
                 root.draw_text(
                     line,
@@ -323,6 +375,8 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> 
         Body::StackedBars { layers, total_unit } => {
             draw_bars(&mut chart, root, fig, layers, total_unit)?
         }
+        // Drawn above, before any axis.
+        Body::Panels(_) => {}
     }
 
     let (x_lo, x_hi) = fig.x.bounds();
@@ -337,7 +391,7 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> 
         // The label sits above the line's left end, where load is low and
         // the data usually lie well below an objective, on a white backing
         // so a line passing under it cannot garble it.
-        let (px, py) = chart.backend_coord(&(x_lo, r.y));
+        let (px, py) = in_area(root, chart.backend_coord(&(x_lo, r.y)));
         let (w, h) = super::text::measure(&r.label, LEGEND_SIZE);
         let (tx, ty) = (px + 8, py - 5);
         root.draw(&Rectangle::new(
@@ -351,9 +405,14 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> 
         )?;
     }
 
-    draw_legend(&legend_area, fig, legend_w)?;
-    root.present()?;
-    Ok(())
+    draw_legend(&legend_area, fig, legend_w)
+}
+
+/// A point of the canvas (what `backend_coord` gives) in `area`'s own
+/// coordinates, which its drawing calls take: they differ for a panel.
+fn in_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, (x, y): (i32, i32)) -> (i32, i32) {
+    let (ox, oy) = area.get_base_pixel();
+    (x - ox, y - oy)
 }
 
 fn draw_line<DB: DrawingBackend>(
@@ -375,18 +434,24 @@ fn draw_line<DB: DrawingBackend>(
         }
     }
     for seg in segments.iter().filter(|s| !s.is_empty()) {
-        if line.dashed {
-            chart.draw_series(DashedLineSeries::new(seg.iter().copied(), 10, 6, style))?;
-        } else {
-            chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
+        match line.stroke {
+            Stroke::Solid => {
+                chart.draw_series(LineSeries::new(seg.iter().copied(), style))?;
+            }
+            Stroke::Dashed => {
+                chart.draw_series(DashedLineSeries::new(seg.iter().copied(), 10, 6, style))?;
+            }
+            Stroke::Dotted => {
+                chart.draw_series(DashedLineSeries::new(seg.iter().copied(), 3, 5, style))?;
+            }
         }
         if line.markers {
-            let marker = if line.dashed {
-                // Hollow markers tell the dashed line's points apart where
+            let marker = if line.stroke == Stroke::Solid {
+                line.color.filled()
+            } else {
+                // Hollow markers tell a broken line's points apart where
                 // two lines of one colour meet.
                 line.color.stroke_width(2)
-            } else {
-                line.color.filled()
             };
             chart.draw_series(seg.iter().map(|&p| Circle::new(p, 4, marker)))?;
         }
@@ -404,8 +469,8 @@ fn draw_line<DB: DrawingBackend>(
             y - err
         });
         let hi = fig.y.clamp(y + err);
-        let (x, y0) = chart.backend_coord(&(p.x, lo));
-        let (_, y1) = chart.backend_coord(&(p.x, hi));
+        let (x, y0) = in_area(root, chart.backend_coord(&(p.x, lo)));
+        let (_, y1) = in_area(root, chart.backend_coord(&(p.x, hi)));
         let s = line.color.stroke_width(2);
         for path in [
             vec![(x, y0), (x, y1)],
@@ -449,7 +514,7 @@ fn draw_bars<DB: DrawingBackend>(
         } else {
             "no data".to_string()
         };
-        let (px, py) = chart.backend_coord(&(x, fig.y.clamp(base)));
+        let (px, py) = in_area(root, chart.backend_coord(&(x, fig.y.clamp(base))));
         root.draw_text(
             &label,
             &text_style(LEGEND_SIZE, &TEXT).pos(Pos::new(HPos::Center, VPos::Bottom)),
@@ -514,6 +579,12 @@ fn draw_legend<DB: DrawingBackend>(
             Sample::Dashed => area.draw(&DashedPathElement::new(
                 vec![(x0, y), (x1, y)],
                 8,
+                5,
+                e.color.stroke_width(3),
+            ))?,
+            Sample::Dotted => area.draw(&DashedPathElement::new(
+                vec![(x0, y), (x1, y)],
+                3,
                 5,
                 e.color.stroke_width(3),
             ))?,

@@ -28,8 +28,8 @@ pub use charts::{
     sanitize, sweep_figures, timeline_figures,
 };
 pub use figure::{
-    Body, FONT_FAMILY, Figure, HEIGHT, Layer, LegendEntry, Line, PALETTE, Point, Reference, Sample,
-    WIDTH,
+    Body, FONT_FAMILY, Figure, HEIGHT, Layer, LegendEntry, Line, PALETTE, PANEL_WIDTH, Point,
+    Reference, Sample, Stroke, WIDTH,
 };
 pub use table::{Kind, Sweep, Table, Timeline};
 pub use text::measure as measure_text;
@@ -47,7 +47,7 @@ static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 /// The image format of the charts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
-    /// A 1000x600 RGB PNG.
+    /// An RGB PNG, 1000x600 (wider for a figure of panels).
     #[default]
     Png,
     /// An SVG of the same layout (text as `<text>`, so it stays searchable).
@@ -116,20 +116,21 @@ pub fn render(fig: &Figure, format: Format) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other("the embedded font failed to load"));
     }
     let failed = |e: &dyn std::fmt::Display| std::io::Error::other(format!("drawing failed: {e}"));
+    let (width, height) = fig.size();
     match format {
         Format::Png => {
-            let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+            let mut rgb = vec![0u8; (width * height * 3) as usize];
             {
-                let backend = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT));
+                let backend = BitMapBackend::with_buffer(&mut rgb, (width, height));
                 let root = text::Crisp::raster(backend).into_drawing_area();
                 figure::draw(&root, fig).map_err(|e| failed(&e))?;
             }
-            encode_png(&rgb, WIDTH, HEIGHT)
+            encode_png(&rgb, width, height)
         }
         Format::Svg => {
             let mut svg = String::new();
             {
-                let backend = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT));
+                let backend = SVGBackend::with_string(&mut svg, (width, height));
                 let root = text::Crisp::vector(backend).into_drawing_area();
                 figure::draw(&root, fig).map_err(|e| failed(&e))?;
             }

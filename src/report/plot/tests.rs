@@ -90,11 +90,11 @@ fn a_single_axis_sweep_has_one_unnamed_series() {
     let s = sweep(csv);
     assert_eq!(default_series(&s, 1), None);
     let figs = sweep_figures(&s, None, None).unwrap();
-    let tpot = &figs[2].figure;
+    let tpot = &figs[3].figure;
     assert_eq!(tpot.legend_title, None);
     // Only the style key: no series entries to explain.
     assert_eq!(tpot.legend.len(), 2);
-    let waste = &figs[4].figure;
+    let waste = &figs[5].figure;
     assert!(
         waste.title.contains("traffic.arrival.rate = 2"),
         "{}",
@@ -107,8 +107,11 @@ fn default_sweep_charts_have_the_fixed_names_and_units() {
     let s = sweep(&sweep_csv(&[1.0, 2.0, 4.0], &["paged", "contiguous"], true));
     let figs = sweep_figures(&s, None, None).unwrap();
     let names: Vec<&str> = figs.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["oom_rate", "batch", "tpot", "ttft_p99", "waste"]);
-    let tpot = &figs[2].figure;
+    assert_eq!(
+        names,
+        ["wall", "oom_rate", "batch", "tpot", "ttft_p99", "waste"]
+    );
+    let tpot = &figs[3].figure;
     assert_eq!(tpot.y_title, "TPOT (ms)");
     assert_eq!(tpot.x_title, "traffic.arrival.rate (requests/s)");
     assert_eq!(tpot.legend_title.as_deref(), Some("cache.policy"));
@@ -124,13 +127,19 @@ fn default_sweep_charts_have_the_fixed_names_and_units() {
         panic!("lines")
     };
     assert_eq!(lines.len(), 4);
-    assert_eq!(lines.iter().filter(|l| l.dashed).count(), 2);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.stroke == crate::report::plot::Stroke::Dashed)
+            .count(),
+        2
+    );
     let p99_paged = &lines[2];
     assert!((p99_paged.points[0].y.unwrap() - 21.0).abs() < 1e-9);
     assert_eq!(p99_paged.points[0].err, Some(1.0));
     assert_eq!(lines[0].points[0].err, None, "no tpot_p50_ci95 column");
     // OOM rate in percent, on a linear axis from zero.
-    let oom = &figs[0].figure;
+    let oom = &figs[1].figure;
     assert!(!oom.y.is_log());
     assert_eq!(oom.y.bounds().0, 0.0);
     let Body::Lines(lines) = &oom.body else {
@@ -150,17 +159,17 @@ fn no_slo_means_no_reference_line() {
 fn wide_loads_get_a_log_x_axis() {
     let s = sweep(&sweep_csv(&[0.5, 4.0, 64.0], &["paged"], true));
     let figs = sweep_figures(&s, None, None).unwrap();
-    assert!(figs[0].figure.x.is_log());
+    assert!(figs[1].figure.x.is_log());
     let s = sweep(&sweep_csv(&[1.0, 2.0, 4.0], &["paged"], true));
     let figs = sweep_figures(&s, None, None).unwrap();
-    assert!(!figs[0].figure.x.is_log());
+    assert!(!figs[1].figure.x.is_log());
 }
 
 #[test]
 fn waste_bars_take_each_series_at_its_highest_load() {
     let s = sweep(&sweep_csv(&[4.0, 1.0, 2.0], &["paged", "contiguous"], true));
     let figs = sweep_figures(&s, None, None).unwrap();
-    let waste = &figs[4].figure;
+    let waste = &figs[5].figure;
     assert!(
         waste.title.contains("traffic.arrival.rate = 4"),
         "{}",
@@ -196,7 +205,7 @@ fn a_third_axis_splits_lines_instead_of_zig_zagging() {
     }
     let s = sweep(&csv);
     let figs = sweep_figures(&s, None, None).unwrap();
-    let oom = &figs[0].figure;
+    let oom = &figs[1].figure;
     assert_eq!(
         oom.legend_title.as_deref(),
         Some("cache.policy, hardware.gpu")
@@ -224,7 +233,7 @@ fn a_third_axis_splits_lines_instead_of_zig_zagging() {
 fn options_override_x_and_series() {
     let s = sweep(&sweep_csv(&[1.0, 2.0], &["paged", "contiguous"], true));
     let figs = sweep_figures(&s, Some("cache.policy"), Some("traffic.arrival.rate")).unwrap();
-    let oom = &figs[0].figure;
+    let oom = &figs[1].figure;
     assert_eq!(
         oom.x.label(0.0),
         "paged",
@@ -315,7 +324,7 @@ fn empty_cells_are_gaps_not_errors() {
     let csv = set_cell(&csv, 3, "ttft_p99", "");
     let s = sweep(&csv);
     let figs = sweep_figures(&s, None, None).unwrap();
-    let Body::Lines(lines) = &figs[3].figure.body else {
+    let Body::Lines(lines) = &figs[4].figure.body else {
         panic!("lines")
     };
     assert_eq!(lines[0].points[1].y, None);
@@ -444,14 +453,32 @@ fn downsampling_keeps_extremes_and_order() {
 fn rendering_is_deterministic_and_sized() {
     let s = sweep(&sweep_csv(&[1.0, 2.0, 4.0], &["paged", "contiguous"], true));
     let figs = sweep_figures(&s, None, None).unwrap();
-    let a = render(&figs[2].figure, Format::Png).unwrap();
-    let b = render(&figs[2].figure, Format::Png).unwrap();
+    let a = render(&figs[3].figure, Format::Png).unwrap();
+    let b = render(&figs[3].figure, Format::Png).unwrap();
     assert_eq!(a, b);
     let info = png::Decoder::new(std::io::Cursor::new(&a))
         .read_info()
         .unwrap();
     assert_eq!((info.info().width, info.info().height), (WIDTH, HEIGHT));
-    let svg = String::from_utf8(render(&figs[2].figure, Format::Svg).unwrap()).unwrap();
+    // The headline of panels is wider: three panels and the shared legend.
+    let wall = &figs[0].figure;
+    let Body::Panels(panels) = &wall.body else {
+        panic!("the wall is a figure of panels")
+    };
+    let titles: Vec<&str> = panels.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(titles, ["OOM rate", "Batch", "TPOT p99"]);
+    assert!(
+        panels
+            .iter()
+            .all(|p| p.legend.is_empty() || !wall.legend.is_empty())
+    );
+    let png = render(wall, Format::Png).unwrap();
+    let info = png::Decoder::new(std::io::Cursor::new(&png))
+        .read_info()
+        .unwrap();
+    assert_eq!((info.info().width, info.info().height), wall.size());
+    assert!(wall.size().0 > 3 * crate::report::plot::PANEL_WIDTH);
+    let svg = String::from_utf8(render(&figs[3].figure, Format::Svg).unwrap()).unwrap();
     assert!(svg.contains(FONT_FAMILY));
     assert!(svg.contains("SLO: TPOT p99"));
 }
