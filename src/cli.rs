@@ -535,7 +535,23 @@ fn validate(a: &ValidateArgs) -> Result<(), Error> {
         h.within,
         h.rows,
         a.out.display()
-    ))
+    ))?;
+    let missed = crate::validate::missed(&results.rows);
+    if !missed.is_empty() {
+        say(format_args!(
+            "missed ({}, largest error first; VALIDATION.md says why):",
+            missed.len()
+        ))?;
+        for r in missed {
+            say(format_args!(
+                "  {:<44} {:>9}  (target {})",
+                r.id,
+                r.error_label(),
+                r.tolerance.label()
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 fn plot(a: &PlotArgs) -> Result<(), Error> {

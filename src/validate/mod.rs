@@ -19,7 +19,7 @@ mod throughput;
 
 pub use cases::{Validation, run_cases};
 pub use fit::{Fitted, LeaveOneOut};
-pub use render::{Headline, headline, render_markdown};
+pub use render::{Headline, headline, missed, render_markdown};
 
 /// What a row is for, which decides whether it counts toward accuracy.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

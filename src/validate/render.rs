@@ -43,6 +43,22 @@ pub struct Headline {
     pub absolute: Option<(f64, f64, usize)>,
 }
 
+/// The held-out rows that miss their targets, largest error first (relative
+/// errors before absolute ones, whose units differ).
+pub fn missed(rows: &[CaseResult]) -> Vec<&CaseResult> {
+    let mut out: Vec<&CaseResult> = rows
+        .iter()
+        .filter(|r| r.role == Role::HeldOut && !r.within())
+        .collect();
+    out.sort_by(|a, b| {
+        let absolute = |r: &CaseResult| matches!(r.tolerance, Tolerance::Absolute(_));
+        absolute(a)
+            .cmp(&absolute(b))
+            .then(b.error().abs().total_cmp(&a.error().abs()))
+    });
+    out
+}
+
 /// The held-out headline of `rows`.
 pub fn headline(rows: &[CaseResult]) -> Headline {
     let held: Vec<&CaseResult> = rows.iter().filter(|r| r.role == Role::HeldOut).collect();

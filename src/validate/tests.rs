@@ -306,6 +306,17 @@ fn headline_counts_held_out_rows_only() {
     let (median, max) = h.relative.expect("relative rows");
     assert!((median - 0.1).abs() < 1e-12 && (max - 0.3).abs() < 1e-12);
     assert_eq!(h.absolute, Some((3.0, 3.0, 1)));
+    // `kvsim validate` lists the held-out misses, largest first: only b
+    // (e misses too, but is a calibration point).
+    let ids: Vec<&str> = missed(&rows).iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["b"]);
+    let more = [
+        case("x", Role::HeldOut, 10.0, 15.0, Tolerance::Relative(0.2)),
+        case("y", Role::HeldOut, 10.0, 18.0, Tolerance::Relative(0.2)),
+        case("z", Role::HeldOut, 10.0, 30.0, Tolerance::Absolute(5.0)),
+    ];
+    let ids: Vec<&str> = missed(&more).iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["y", "x", "z"]);
 }
 
 #[test]
