@@ -1046,7 +1046,10 @@ fn memory_check(
         share = share.min(t / work.wall_s.max(1e-9));
     }
     let at_once = runs.max(1).min(threads.max(1) as u64) as f64;
-    let need = crate::engine::BASE_BYTES + m.bytes * share * at_once;
+    // A sweep also keeps every run's summary until its table is built.
+    let need = crate::engine::BASE_BYTES
+        + m.bytes * share * at_once
+        + runs as f64 * crate::sweep::BYTES_PER_RUN_KEPT;
     let runs_note = if at_once > 1.0 {
         format!(" ({at_once:.0} runs at once)")
     } else {

@@ -130,7 +130,12 @@ fn parent_of(path: &Path) -> &Path {
 
 /// Writes `bytes` to `path` atomically: a sibling temporary file, fsync'd, then
 /// renamed over the destination. A failure (or Ctrl-C) leaves `path` as it was.
+///
+/// An existing `path` must be a regular file: the rename would replace a
+/// device (`--out /dev/null` run as root turns the device into a file), a
+/// symbolic link (not the file it points to) or an empty directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    require_regular(path)?;
     let tmp = sibling(path, &format!(".tmp-{}", std::process::id()));
     let mut list = leftovers();
     list.push(Leftover {
@@ -149,6 +154,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     }
     forget(&mut list, &tmp);
     result.map_err(|e| Error::io(path, e))
+}
+
+/// An error unless `path` is absent or a regular file (not a link to one).
+pub fn require_regular(path: &Path) -> Result<(), Error> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a device, pipe or socket"
+    };
+    Err(Error::Usage(format!(
+        "{} is {kind}, not a regular file; kvsim writes its output as a new file that \
+         replaces the old one, which would replace {kind} too: choose another path",
+        path.display()
+    )))
 }
 
 /// Creates `dir` and its parents if needed, naming the usual mistakes (a file
@@ -761,6 +789,36 @@ fn remove_debris(target: &Path) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_single_file_output_never_replaces_a_directory_or_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let e = write_atomic(&sub, b"x").unwrap_err().to_string();
+        assert!(e.contains("is a directory, not a regular file"), "{e}");
+        assert!(sub.is_dir());
+        let target = dir.path().join("target.csv");
+        fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("link.csv");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let e = write_atomic(&link, b"x").unwrap_err().to_string();
+            assert!(e.contains("is a symbolic link"), "{e}");
+            assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
+        }
+        #[cfg(unix)]
+        if std::path::Path::new("/dev/null").exists() {
+            // Refused before anything is created beside it.
+            let e = write_atomic(std::path::Path::new("/dev/null"), b"x")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("a device, pipe or socket"), "{e}");
+        }
+        write_atomic(&target, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+    }
+
     use super::*;
 
     #[test]

@@ -381,6 +381,29 @@ fn is_numeric(column: &str) -> bool {
     is_setting(column) || column.ends_with("_ci95") || better(column).is_some()
 }
 
+/// What a finite `v` in `column` violates, if it is outside what any run
+/// can produce: shares are fractions in [0, 1]; every other metric (counts,
+/// latencies, rates, sizes, confidence half-widths) is at least 0.
+/// Non-finite values pass here: compared with a finite fresh value they are
+/// differences.
+fn impossible(column: &str, v: f64) -> Option<&'static str> {
+    if !v.is_finite() || is_setting(column) {
+        return None;
+    }
+    let base = column.strip_suffix("_ci95").unwrap_or(column);
+    let share = base.ends_with("_frac")
+        || base.starts_with("waste_")
+        || base.starts_with("batch_bound_")
+        || matches!(base, "oom_rate" | "prefix_hit_rate" | "kv_time_above_90");
+    if share && !(0.0..=1.0).contains(&v) {
+        Some("not a fraction in [0, 1]")
+    } else if v < 0.0 {
+        Some("negative")
+    } else {
+        None
+    }
+}
+
 /// Two rows of one table that are the same point: the same point index, or
 /// the same axis values (a sweep without axes has one point).
 fn duplicate(t: &SweepTable) -> Option<(usize, usize)> {
@@ -426,10 +449,25 @@ pub fn read_baseline(path: &Path) -> Result<SweepTable, Error> {
     for (r, row) in table.rows.iter().enumerate() {
         for (c, cell) in row.iter().enumerate() {
             let column = &table.header[c];
-            if is_numeric(column) && !cell.is_empty() && cell.trim().parse::<f64>().is_err() {
+            if !is_numeric(column) || cell.is_empty() {
+                continue;
+            }
+            let Ok(v) = cell.trim().parse::<f64>() else {
                 return Err(err(
                     lines[r],
-                    format!("column `{column}`: `{cell}` is not a number"),
+                    format!(
+                        "column `{column}`: `{}` is not a number",
+                        crate::input::quote(cell)
+                    ),
+                ));
+            };
+            if let Some(range) = impossible(column, v) {
+                return Err(err(
+                    lines[r],
+                    format!(
+                        "column `{column}`: {cell} is {range}; kvsim never writes such a value, \
+                         so the baseline was edited or is not a kvsim sweep.csv"
+                    ),
                 ));
             }
         }

@@ -1019,6 +1019,14 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// Admits waiting samples FCFS while the limits and the cache allow;
     /// returns the limit that stopped it.
     fn admit_waiting(&mut self, budget: &mut u32) -> BatchLimit {
+        // Sequences counted against max_num_seqs: the live ones, and the
+        // samples that running, not yet forked requests will fork (as vLLM
+        // counts a request's `n` sequences together).
+        let mut occupied = (self.running.len() - self.dead) as u64;
+        if self.samples > 1 {
+            let unforked = self.running.iter().filter(|s| s.fork && !s.dead).count();
+            occupied += unforked as u64 * u64::from(self.samples - 1);
+        }
         loop {
             let Some(&w) = self.waiting.front() else {
                 return BatchLimit::Load;
@@ -1026,7 +1034,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
             if *budget == 0 {
                 return BatchLimit::TokenBudget;
             }
-            if ((self.running.len() - self.dead) as u32) >= self.cfg.max_num_seqs {
+            let needs = if w.fork { u64::from(self.samples) } else { 1 };
+            if occupied + needs > u64::from(self.cfg.max_num_seqs) {
                 return BatchLimit::MaxNumSeqs;
             }
             let prompt = self.records[w.req as usize].prompt_tokens;
@@ -1048,6 +1057,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 return BatchLimit::KvMemory;
             };
             self.waiting.pop_front();
+            occupied += needs;
             let content = self.contents.take(w.content);
             self.stats.prefix_lookup_tokens += u64::from(tokens);
             self.stats.prefix_hit_tokens += u64::from(admitted.cached_tokens);

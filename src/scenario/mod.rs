@@ -62,6 +62,9 @@ pub struct Slo {
     pub e2e: Option<f64>,
 }
 
+/// The most replicates a scenario may ask for.
+pub const MAX_REPLICATES: u32 = 10_000;
+
 /// A validated scenario, ready to simulate.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -289,6 +292,16 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
     };
     let replicates = match spec.replicates {
         Some(0) => return Err(SpecError::new("replicates", "must be at least 1")),
+        Some(r) if r > MAX_REPLICATES => {
+            return Err(SpecError::new(
+                "replicates",
+                format!(
+                    "{r} is more than {MAX_REPLICATES}: a 95 % confidence interval narrows with \
+                     the square root of the replicates, so 10,000 already gives 1 % of one \
+                     run's spread"
+                ),
+            ));
+        }
         Some(r) => r,
         None => 1,
     };
@@ -357,6 +370,19 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
                 .map(SimDuration::from_secs_f64)
         })
         .transpose()?;
+    if traffic.samples() > scheduler.max_num_seqs {
+        // vLLM schedules a request's samples together, each a sequence
+        // counted against max_num_seqs: such a request could never start.
+        return Err(SpecError::new(
+            "traffic.n",
+            format!(
+                "{} samples per request exceed scheduler.max_num_seqs = {}: a request's samples \
+                 run at once, each counted as a sequence, so it could never be admitted",
+                traffic.samples(),
+                scheduler.max_num_seqs
+            ),
+        ));
+    }
     let budget = kv_budget(
         &model,
         &deployment,

@@ -185,6 +185,12 @@ pub struct PointResult {
     pub slo: crate::scenario::Slo,
 }
 
+/// Bytes a sweep keeps per run until its table is built, an upper estimate
+/// from sizes: the run's [`Summary`] (fewer than 64 numbers, 512 bytes), its
+/// point's share of the job list and assignments, and its row of the table
+/// as text (about 60 cells of up to 24 characters, 1.5 KiB).
+pub const BYTES_PER_RUN_KEPT: f64 = 2048.0;
+
 /// A grid point's key assignments, in axis order.
 pub type Assignments = Vec<(String, toml::Value)>;
 

@@ -447,3 +447,31 @@ fn goodput_is_over_the_arrival_window() {
         out.summary.goodput_rps
     );
 }
+
+/// A request's parallel samples count against `max_num_seqs` together, as
+/// vLLM schedules them: with 4 samples and room for 6 sequences, one request
+/// runs at a time (never 8 sequences); more samples than room is refused.
+#[test]
+fn parallel_samples_count_against_max_num_seqs() {
+    let s = scenario(
+        &closed(3, 6, 10, 5, "n = 4\n[scheduler]\nmax_num_seqs = 6"),
+        10_000,
+    );
+    let out = run(&s);
+    assert_eq!(out.summary.batch_peak, 4);
+    assert!(out.timeline.iter().all(|t| t.running <= 4));
+    assert_eq!(out.summary.ok, 6);
+    let text = format!(
+        "{}\n{}\n{}",
+        closed(3, 6, 10, 5, "n = 4\n[scheduler]\nmax_num_seqs = 3"),
+        crate::common::TINY_MODEL,
+        crate::common::BIG_GPU
+    );
+    let e = kvsim::scenario::Scenario::from_toml(&text, std::path::Path::new("s.toml"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`traffic.n`: 4 samples per request exceed scheduler.max_num_seqs = 3"),
+        "{e}"
+    );
+}
