@@ -737,11 +737,32 @@ fn foreign_files(
         let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
         if entry.file_type()?.is_dir() {
             foreign_files(&entry.path(), &format!("{name}/"), owned, found, limit)?;
-        } else if !owned.contains(&name) {
+        } else if !owned.contains(&name) && !is_shard_file(&entry.path()) {
             found.push(name);
         }
     }
     Ok(())
+}
+
+/// Whether `path` is a sweep shard kvsim wrote: shards share their
+/// directory, so no marker lists them, but their name and their first line,
+/// the fingerprint, say whose they are.
+fn is_shard_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !(name.starts_with("sweep.shard-") && name.ends_with(".csv")) {
+        return false;
+    }
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    let mut first = String::new();
+    use std::io::{BufRead, Read};
+    std::io::BufReader::new(file.take(4096))
+        .read_line(&mut first)
+        .is_ok_and(|_| first.starts_with(crate::sweep::FINGERPRINT_PREFIX))
 }
 
 /// Deletes the temporary and swapped-out directories of earlier writers of

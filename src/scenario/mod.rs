@@ -62,6 +62,10 @@ pub struct Slo {
     pub e2e: Option<f64>,
 }
 
+/// The longest scenario `name`: it names the output directory, and file
+/// systems allow 255 bytes.
+pub const MAX_NAME_CHARS: usize = 100;
+
 /// The most replicates a scenario may ask for.
 pub const MAX_REPLICATES: u32 = 10_000;
 
@@ -199,22 +203,30 @@ pub fn spec_from_table(mut table: toml::Table) -> Result<ScenarioSpec, SpecError
     words::expand_gpu_base(&mut table)?;
     // Kept to point into on error (scenario tables are small).
     let original = table.clone();
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let key = e.path().to_string();
-        let key = if key == "." { String::new() } else { key };
-        let message = e.into_inner().to_string();
-        // The toml deserializer ends its message with "in `key`", which the
-        // key path already says.
-        let message = match message.trim_end().rsplit_once('\n') {
-            Some((head, tail)) if tail.starts_with("in `") => head.to_string(),
-            _ => message.trim_end().to_string(),
-        };
-        if let Some(diagnosed) = words::diagnose_untagged(&original, &key, &message) {
-            return diagnosed;
-        }
-        let key = refine_key(&original, key, &message);
-        SpecError::new(key, words::in_user_words(&message))
-    })
+    let spec: ScenarioSpec =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            let message = e.into_inner().to_string();
+            // The toml deserializer ends its message with "in `key`", which the
+            // key path already says.
+            let message = match message.trim_end().rsplit_once('\n') {
+                Some((head, tail)) if tail.starts_with("in `") => head.to_string(),
+                _ => message.trim_end().to_string(),
+            };
+            if let Some(diagnosed) = words::diagnose_untagged(&original, &key, &message) {
+                return diagnosed;
+            }
+            let key = refine_key(&original, key, &message);
+            SpecError::new(key, words::in_user_words(&message))
+        })?;
+    // Serde fills a table's fields from a list by position (`cache =
+    // ["contiguous"]` would set the policy): refuse a list wherever the
+    // scenario has a table, comparing the input with the spec written back.
+    if let Ok(toml::Value::Table(resolved)) = toml::Value::try_from(&spec) {
+        words::lists_for_tables(&original, &resolved, "")?;
+    }
+    Ok(spec)
 }
 
 /// Serde loses the path inside internally tagged enums (`arrival = { kind =
@@ -254,6 +266,16 @@ fn refine_key(table: &toml::Table, key: String, message: &str) -> String {
 fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Scenario, SpecError> {
     if spec.name.trim().is_empty() {
         return Err(SpecError::new("name", "must not be empty"));
+    }
+    if spec.name.chars().count() > MAX_NAME_CHARS || spec.name.contains(char::is_control) {
+        return Err(SpecError::new(
+            "name",
+            format!(
+                "`{}` is used as a directory name: at most {MAX_NAME_CHARS} characters, no \
+                 control characters",
+                crate::input::quote(&spec.name.escape_debug().to_string())
+            ),
+        ));
     }
     if spec.name.contains(['/', '\\']) || spec.name == "." || spec.name == ".." {
         return Err(SpecError::new(

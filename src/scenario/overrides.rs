@@ -17,9 +17,22 @@ pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
         return Err(format!("no value given for `{key}`"));
     }
     let value = match format!("v = {raw}").parse::<toml::Table>() {
+        // One key, or the value held a line break and a second `key = ...`
+        // that would be dropped silently.
+        Ok(t) if t.len() > 1 => {
+            return Err(format!(
+                "the value of `{key}` holds a line break followed by more keys; one --set \
+                 sets one key: give each its own --set"
+            ));
+        }
         Ok(mut t) => t
             .remove("v")
-            .expect("the parsed table has the key it was given"),
+            .ok_or_else(|| format!("no value given for `{key}`"))?,
+        Err(_) if raw.contains(['\n', '\r']) => {
+            return Err(format!(
+                "the value of `{key}` holds a line break; one --set sets one key to one value"
+            ));
+        }
         Err(_) => toml::Value::String(raw.to_string()),
     };
     Ok((key.to_string(), value))

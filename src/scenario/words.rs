@@ -88,6 +88,25 @@ const SHAPES: [(&str, &str); 24] = [
 /// it accepts.
 pub fn in_user_words(message: &str) -> String {
     let mut out = message.to_string();
+    // Serde names the Rust type it wanted; say what a TOML value must be.
+    for (rust, toml) in [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected u16", "expected a whole number >= 0"),
+        ("expected u8", "expected a whole number >= 0"),
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        (
+            "expected variant identifier",
+            "expected one of the names listed for this key",
+        ),
+        ("expected a borrowed string", "expected a string"),
+    ] {
+        out = out.replace(rust, toml);
+    }
     // Longest names first, so `Calibration` does not eat `CalibrationSpec`.
     let mut shapes = SHAPES;
     shapes.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
@@ -215,6 +234,45 @@ pub fn expand_gpu_base(table: &mut toml::Table) -> Result<(), SpecError> {
     }
     *gpu = merged;
     Ok(())
+}
+
+/// An error at the first place `input` has a list where `resolved` (the
+/// same scenario deserialized and written back) has a table: serde reads a
+/// list into a table's fields by position, which no one means.
+pub fn lists_for_tables(
+    input: &toml::Table,
+    resolved: &toml::Table,
+    prefix: &str,
+) -> Result<(), SpecError> {
+    for (k, v) in input {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let Some(r) = resolved.get(k) {
+            list_for_table(v, r, &key)?;
+        }
+    }
+    Ok(())
+}
+
+fn list_for_table(input: &toml::Value, resolved: &toml::Value, key: &str) -> Result<(), SpecError> {
+    match (input, resolved) {
+        (toml::Value::Array(_), toml::Value::Table(_)) => Err(SpecError::new(
+            key,
+            "is a list, but this key takes a table (`{ name = value, ... }`); a list would be \
+             read into the table's fields by position",
+        )),
+        (toml::Value::Table(a), toml::Value::Table(b)) => lists_for_tables(a, b, key),
+        (toml::Value::Array(a), toml::Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                list_for_table(x, y, &format!("{key}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -391,3 +391,36 @@ fn ctrl_c_stops_a_plan_and_says_what_it_kept() {
     assert!(!s.out.exists());
     s.assert_nothing_beside();
 }
+
+/// A shard kvsim wrote into a sweep's directory is kvsim's own: a whole
+/// sweep run there afterwards replaces the directory (shard included)
+/// instead of calling the shard foreign. A file that only looks like a shard
+/// (no fingerprint) is still foreign.
+#[test]
+fn a_shard_in_a_sweep_directory_is_not_foreign() {
+    let s = setup(&format!(
+        "{SMALL}\n[sweep]\n\"traffic.arrival.rate\" = [5.0, 10.0]\n"
+    ));
+    let (scenario, out) = (s.scenario.to_str().unwrap(), s.out.to_str().unwrap());
+    let sweep = |extra: &[&str]| {
+        let mut args = vec!["sweep", scenario, "--out", out, "--no-plots"];
+        args.extend(extra);
+        kvsim().args(&args).assert().success();
+    };
+    sweep(&[]);
+    sweep(&["--shard", "0/2"]);
+    assert_eq!(
+        names(&s.out),
+        [".kvsim-output", "sweep.csv", "sweep.shard-0-of-2.csv"]
+    );
+    sweep(&[]);
+    assert_eq!(names(&s.out), [".kvsim-output", "sweep.csv"]);
+    std::fs::write(s.out.join("sweep.shard-1-of-2.csv"), "point,replicates\n").unwrap();
+    kvsim()
+        .args(["sweep", scenario, "--out", out, "--no-plots"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "holds files kvsim did not write (sweep.shard-1-of-2.csv)",
+        ));
+}
