@@ -160,6 +160,9 @@ fn policies_wall_claims() {
     let (lowest, highest) = (users[0], *users.last().unwrap());
     says("chat users from 8 to 128");
     assert_eq!((lowest, highest), (8, 128));
+    says("Llama-2-13B on one A100-40GB (~8.4 GiB of KV)");
+    let kv = at(&rows, 8, "paged", "kv_budget_bytes") / (1u64 << 30) as f64;
+    assert_eq!(format!("{kv:.1}"), "8.4");
     let policies = ["contiguous", "paged", "sliding", "quantized"];
     for p in policies {
         assert_eq!(
@@ -266,4 +269,1085 @@ fn shard_fingerprint_example() {
         readme().lines().any(|l| l == first),
         "the README does not show shard 1/3's fingerprint: {first}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Every command the README shows runs.
+//
+// `shown_commands` finds each command in the README's code blocks: a line
+// after a `$ ` prompt in any block, every line of a shell block (`sh`) that is
+// not a comment, and a `kvsim <subcommand>` inside a comment of a shell block
+// or a YAML manifest; a line ending in `\` continues on the next. (The TOML
+// block's comments name commands shown elsewhere; they are not commands.)
+// `readme_commands_run` runs each kvsim command with the built binary in a
+// sandbox: whatever it writes (its `--out`, or its default `output/<name>/`)
+// goes under a temporary directory, the inputs it would change (a baseline
+// under `check --update`) are copied there first, and committed files are
+// compared before and after. A command that cannot be mapped fails the test,
+// naming it, unless `NOT_RUN` lists it with the reason.
+
+/// The subcommands of kvsim.
+const SUBCOMMANDS: &[&str] = &[
+    "kv",
+    "catalog",
+    "run",
+    "sweep",
+    "merge",
+    "check",
+    "plot",
+    "plan",
+    "validate",
+    "calibrate",
+];
+
+/// A file and a text it must hold.
+type Needle = (&'static str, &'static str);
+
+/// Commands the README shows that this test does not run, each with why and
+/// what is checked instead: `(command, why, [(file, text it must hold)])`.
+/// Keep it minimal: every kvsim command runs.
+const NOT_RUN: &[(&str, &str, &[Needle])] = &[
+    (
+        // This test is part of that suite.
+        "cargo test --release",
+        "the test suite that runs this very test",
+        &[("tests/kvsim/main.rs", "mod readme;")],
+    ),
+    (
+        "cargo bench --bench engine",
+        "timings (minutes, and meaningless on a shared CI machine): the Speed table's figures",
+        &[
+            ("Cargo.toml", "name = \"engine\""),
+            ("benches/engine.rs", "fn saturated_chat("),
+            ("benches/engine.rs", "fn saturated_chat_reference("),
+            ("benches/engine.rs", "fn sweep_64("),
+        ],
+    ),
+    (
+        "cargo bench --bench engine -- saturated_chat",
+        "a timing (the Speed table's requests/s)",
+        &[("benches/engine.rs", "fn saturated_chat(")],
+    ),
+    (
+        "cargo build --release --example scale",
+        "a second release build of the whole crate inside the test run",
+        &[("examples/scale.rs", "fn main()")],
+    ),
+    (
+        "/usr/bin/time -v target/release/examples/scale 10000000",
+        "ten million requests: a minute of wall time and 1.15 GiB, for a timing",
+        &[("examples/scale.rs", "args.next()")],
+    ),
+    (
+        "/usr/bin/time -v target/release/examples/scale 1000000 reference",
+        "the straightforward engine on a million requests: seconds per run, for a timing",
+        &[("examples/scale.rs", "Some(\"reference\")")],
+    ),
+    (
+        "PROPTEST_CASES=100000 KVSIM_FUZZ_STATS=1 KVSIM_FUZZ_LOG=/tmp/last.toml cargo test --release fuzz -- --nocapture",
+        "a fuzzing campaign of hours (CI runs the same tests with a few dozen cases)",
+        &[
+            ("tests/kvsim/fuzz.rs", "\"PROPTEST_CASES\""),
+            ("tests/kvsim/fuzz.rs", "\"KVSIM_FUZZ_STATS\""),
+            ("tests/kvsim/fuzz.rs", "\"KVSIM_FUZZ_LOG\""),
+        ],
+    ),
+];
+
+/// Files a README command names that are the reader's own: the bundled file
+/// that stands in for each (a command naming one runs once per stand-in).
+const STAND_INS: &[(&str, &[&str])] = &[
+    // The reader's big sweep, in the Slurm script and the Kubernetes Job.
+    ("big.toml", &["scenarios/policies.toml"]),
+    ("/scenarios/big.toml", &["scenarios/policies.toml"]),
+    // The reader's measurements: the bundled examples, one of each format.
+    (
+        "measured.csv",
+        &[
+            "examples/calibration/steps.csv",
+            "examples/calibration/requests.csv",
+        ],
+    ),
+];
+
+/// A command shown in one of the README's code blocks.
+#[derive(Debug, Clone)]
+struct Shown {
+    /// Its line in README.md (1-based).
+    line: usize,
+    /// The command, whitespace collapsed, without prompt or trailing comment.
+    command: String,
+    /// The output shown after a `$ ` command in the same block.
+    output: Vec<String>,
+}
+
+/// `text` without a trailing ` # comment`.
+fn without_comment(text: &str) -> &str {
+    match text.find(" #") {
+        Some(i) => text[..i].trim_end(),
+        None => text,
+    }
+}
+
+/// Every command shown in the README's code blocks (see above).
+fn shown_commands() -> Vec<Shown> {
+    let text = readme();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut shown: Vec<Shown> = Vec::new();
+    let mut lang: Option<String> = None;
+    let mut prompt_output = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if let Some(rest) = line.trim_start().strip_prefix("```") {
+            lang = match lang {
+                Some(_) => None,
+                None => Some(rest.trim().to_string()),
+            };
+            prompt_output = false;
+            i += 1;
+            continue;
+        }
+        let Some(block) = lang.as_deref() else {
+            i += 1;
+            continue;
+        };
+        let start = i + 1;
+        let mut full = line.trim().to_string();
+        while full.ends_with('\\') && i + 1 < lines.len() {
+            full.pop();
+            i += 1;
+            full = format!("{} {}", full.trim_end(), lines[i].trim());
+        }
+        i += 1;
+        let shell = block == "sh";
+        let command = if let Some(c) = full.strip_prefix("$ ") {
+            Some(without_comment(c).to_string())
+        } else if shell && !full.is_empty() && !full.starts_with('#') {
+            Some(without_comment(&full).to_string())
+        } else if shell || block == "yaml" {
+            SUBCOMMANDS.iter().find_map(|sub| {
+                let at = full.find(&format!("kvsim {sub} "))?;
+                let c = &full[at..];
+                Some(without_comment(c.split('"').next().unwrap()).to_string())
+            })
+        } else {
+            None
+        };
+        match command {
+            Some(c) => {
+                prompt_output = full.starts_with("$ ");
+                shown.push(Shown {
+                    line: start,
+                    command: c.split_whitespace().collect::<Vec<_>>().join(" "),
+                    output: Vec::new(),
+                });
+            }
+            None if prompt_output => shown.last_mut().unwrap().output.push(line.to_string()),
+            None => {}
+        }
+    }
+    shown
+}
+
+/// Splits a shell command line into words (single and double quotes).
+fn words(command: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut any = false;
+    for c in command.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                any = true;
+            }
+            (Some(q), _) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if any {
+                    out.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            _ => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(word);
+    }
+    out
+}
+
+/// The root of the repository.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The scenario's `name` (its default output directory under `output/`).
+fn scenario_name(path: &str) -> String {
+    let text = std::fs::read_to_string(root().join(path)).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    table["name"].as_str().unwrap().to_string()
+}
+
+/// Where a path a README command writes (or reads from an earlier command)
+/// lives in the sandbox: under `sandbox`, relative paths and absolute ones
+/// alike (`results` and `/results` are the same shared directory).
+fn in_sandbox(sandbox: &Path, path: &str) -> std::path::PathBuf {
+    sandbox.join(path.trim_start_matches('/'))
+}
+
+/// The files in the sandbox matching `pattern` (one `*` in the file name).
+fn glob(sandbox: &Path, pattern: &str) -> Vec<String> {
+    let path = in_sandbox(sandbox, pattern);
+    let dir = path.parent().unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let (head, tail) = name.split_once('*').unwrap();
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
+        .filter(|n| n.len() >= head.len() + tail.len() && n.starts_with(head) && n.ends_with(tail))
+        .map(|n| dir.join(n).to_str().unwrap().to_string())
+        .collect();
+    found.sort();
+    assert!(
+        !found.is_empty(),
+        "nothing in the sandbox matches {pattern}"
+    );
+    found
+}
+
+/// The invocations one shown command stands for: optional `[...]` arguments
+/// left out and given, a shell variable holding a shard index (`$VAR/N`)
+/// taking every index, a reader's file each of its stand-ins. Arguments are
+/// still as written.
+fn variants(command: &str) -> Vec<Vec<String>> {
+    let mut all = vec![Vec::<String>::new()];
+    let mut optional = false;
+    for w in words(command) {
+        if let Some(w) = w.strip_prefix('[') {
+            optional = true;
+            let with: Vec<Vec<String>> = all
+                .iter()
+                .map(|a| {
+                    let mut a = a.clone();
+                    a.push(w.trim_end_matches(']').to_string());
+                    a
+                })
+                .collect();
+            all.extend(with);
+            if w.ends_with(']') {
+                optional = false;
+            }
+            continue;
+        }
+        if optional {
+            // The rest of an optional group: only the variants that took it.
+            let n = all.len() / 2;
+            optional = !w.ends_with(']');
+            let w = w.trim_end_matches(']').to_string();
+            for a in &mut all[n..] {
+                a.push(w.clone());
+            }
+            continue;
+        }
+        let choices: Vec<String> = if w.starts_with('$') && w.contains('/') {
+            let n: u32 = w.rsplit('/').next().unwrap().parse().unwrap();
+            (0..n).map(|i| format!("{i}/{n}")).collect()
+        } else if let Some((_, s)) = STAND_INS.iter().find(|(f, _)| *f == w) {
+            s.iter().map(|s| s.to_string()).collect()
+        } else {
+            vec![w]
+        };
+        all = all
+            .into_iter()
+            .flat_map(|a| {
+                choices.iter().map(move |c| {
+                    let mut a = a.clone();
+                    a.push(c.clone());
+                    a
+                })
+            })
+            .collect();
+    }
+    all
+}
+
+/// The value of option `name` in `args`.
+fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .map(|i| args[i + 1].as_str())
+}
+
+/// Runs one shown kvsim command (its arguments after `kvsim`) in `sandbox`
+/// and checks what it wrote.
+fn run_shown(shown: &Shown, args: &[String], sandbox: &Path) {
+    let what = format!("README line {}: `{}`", shown.line, shown.command);
+    let sub = args[0].as_str();
+    assert!(
+        SUBCOMMANDS.contains(&sub),
+        "{what}: unknown subcommand {sub}"
+    );
+    let mut args: Vec<String> = args.to_vec();
+    // Paths: a path the command writes, or one an earlier command wrote, goes
+    // to the sandbox; the bundled inputs are read where they are.
+    let mut out = None;
+    for i in 1..args.len() {
+        let a = args[i].clone();
+        if args[i - 1] == "--out" {
+            let p = in_sandbox(sandbox, &a);
+            out = Some(p.clone());
+            args[i] = p.to_str().unwrap().to_string();
+        } else if args[i - 1] == "--baseline" {
+            // `check --update` rewrites its baseline: the copy is.
+            let p = in_sandbox(sandbox, &a);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::copy(root().join(&a), &p).unwrap();
+            args[i] = p.to_str().unwrap().to_string();
+        }
+    }
+    let positional: Vec<usize> = (1..args.len())
+        .filter(|&i| !args[i].starts_with("--") && !args[i - 1].starts_with("--"))
+        .collect();
+    let mut expanded = Vec::new();
+    for (k, a) in args.iter().enumerate() {
+        if positional.contains(&k) && a.contains('*') {
+            expanded.extend(glob(sandbox, a));
+        } else if positional.contains(&k) && sub == "plot" {
+            // Its input is an earlier command's output.
+            let p = in_sandbox(sandbox, a);
+            assert!(p.exists(), "{what}: no earlier command wrote {a}");
+            expanded.push(p.to_str().unwrap().to_string());
+        } else {
+            expanded.push(a.clone());
+        }
+    }
+    let mut args = expanded;
+    // Where it writes by default, in the sandbox too.
+    if out.is_none() {
+        let default = match sub {
+            "run" | "sweep" | "plan" => Some(format!("output/{}", scenario_name(&args[1]))),
+            "validate" => Some("VALIDATION.md".to_string()),
+            "calibrate" => Some("calibration.toml".to_string()),
+            _ => None,
+        };
+        if let Some(d) = default {
+            let p = in_sandbox(sandbox, &d);
+            args.extend(["--out".to_string(), p.to_str().unwrap().to_string()]);
+            out = Some(p);
+        }
+    }
+    let result = Command::cargo_bin("kvsim")
+        .unwrap()
+        .current_dir(root())
+        .args(&args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "{what} ({args:?}) failed\n{stderr}"
+    );
+    if !shown.output.is_empty() {
+        let got: Vec<&str> = stdout.lines().map(str::trim_end).collect();
+        let want: Vec<&str> = shown.output.iter().map(|l| l.trim_end()).collect();
+        assert_eq!(got, want, "{what}: the output shown is not what it prints");
+    }
+    if args.iter().any(|a| a == "--json") {
+        serde_json::from_str::<serde_json::Value>(&stdout)
+            .unwrap_or_else(|e| panic!("{what}: --json printed no JSON ({e})"));
+    } else {
+        assert!(!stdout.trim().is_empty(), "{what} printed nothing");
+    }
+    let out = out.as_deref();
+    let exists =
+        |p: std::path::PathBuf| assert!(p.exists(), "{what} did not write {}", p.display());
+    match sub {
+        "run" => exists(out.unwrap().join("summary.json")),
+        "sweep" => match option(&args, "--shard") {
+            Some(s) => {
+                let (i, n) = s.split_once('/').unwrap();
+                exists(out.unwrap().join(format!("sweep.shard-{i}-of-{n}.csv")))
+            }
+            None => {
+                exists(out.unwrap().join("sweep.csv"));
+                exists(out.unwrap().join("plots/wall.png"));
+            }
+        },
+        "plan" => {
+            exists(out.unwrap().join("plan.csv"));
+            exists(out.unwrap().join("plan.png"));
+            if option(&args, "--slo").is_none() {
+                plan_example(&stdout, &out.unwrap().join("plan.csv"));
+            }
+        }
+        "plot" => {
+            let input = Path::new(&args[1]);
+            let dir = out.map_or_else(|| input.parent().unwrap().join("plots"), Path::to_path_buf);
+            let format = option(&args, "--format").unwrap_or("png");
+            let mut charts: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
+                .filter(|n| n.ends_with(&format!(".{format}")))
+                .collect();
+            charts.sort();
+            let want: &[&str] = if option(&args, "--y").is_some() {
+                &["throughput_tok_s_vs_traffic.arrival.users"]
+            } else if input.ends_with("timeline.csv") {
+                &["occupancy", "queue"]
+            } else {
+                // "the six default sweep charts"
+                &["batch", "oom_rate", "tpot", "ttft_p99", "wall", "waste"]
+            };
+            let want: Vec<String> = want.iter().map(|c| format!("{c}.{format}")).collect();
+            assert_eq!(charts, want, "{what}: charts in {}", dir.display());
+        }
+        "merge" => {
+            // "the `sweep.csv` a single run gives, byte for byte"
+            let single = sandbox.join("single");
+            run(&[
+                "sweep",
+                STAND_INS[0].1[0],
+                "--no-plots",
+                "--out",
+                single.to_str().unwrap(),
+            ]);
+            assert_eq!(
+                std::fs::read_to_string(out.unwrap()).unwrap(),
+                std::fs::read_to_string(single.join("sweep.csv")).unwrap(),
+                "{what}: the merged shards differ from a single run"
+            );
+        }
+        "validate" => assert_eq!(
+            std::fs::read_to_string(out.unwrap()).unwrap(),
+            std::fs::read_to_string(root().join("VALIDATION.md")).unwrap(),
+            "{what}: VALIDATION.md is not what the command writes"
+        ),
+        "calibrate" => {
+            let text = std::fs::read_to_string(out.unwrap()).unwrap();
+            assert!(text.contains("mbu"), "{what}: {text}");
+        }
+        _ => {}
+    }
+}
+
+/// The committed files the README's commands read (or would write without
+/// the sandbox), path by path.
+fn committed_inputs() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![
+        root().join("baselines"),
+        root().join("scenarios"),
+        root().join("examples"),
+        root().join("output"),
+    ];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                files.push((p, bytes));
+            }
+        }
+    }
+    files.push((
+        root().join("VALIDATION.md"),
+        std::fs::read(root().join("VALIDATION.md")).unwrap(),
+    ));
+    files.sort();
+    files
+}
+
+/// The shown commands to run, with `validate`'s apart (`keep`), as
+/// `(shown, invocations)`; fails naming any command it cannot map.
+fn runnable(keep: impl Fn(&str) -> bool) -> Vec<(Shown, Vec<Vec<String>>)> {
+    let mut runs = Vec::new();
+    for shown in shown_commands() {
+        if NOT_RUN.iter().any(|(c, _, _)| *c == shown.command) {
+            continue;
+        }
+        let invocations: Vec<Vec<String>> = variants(&shown.command)
+            .into_iter()
+            .map(|v| {
+                let rest = if v[0] == "kvsim" {
+                    &v[1..]
+                } else if v.len() > 3 && v[..4] == ["cargo", "run", "--release", "--"] {
+                    &v[4..]
+                } else {
+                    panic!(
+                        "README line {}: `{}` is a command this test cannot run: map it in \
+                         tests/kvsim/readme.rs, or list it in NOT_RUN with the reason",
+                        shown.line, shown.command
+                    )
+                };
+                rest.to_vec()
+            })
+            .collect();
+        if keep(&invocations[0][0]) {
+            runs.push((shown, invocations));
+        }
+    }
+    runs
+}
+
+/// Each kvsim command in the README's code blocks runs, in README order, in
+/// one sandbox (a later command reads what an earlier one wrote, as a reader
+/// following the README would); `validate` runs in its own test, in parallel.
+#[test]
+fn readme_commands_run() {
+    let before = committed_inputs();
+    let sandbox = tempfile::tempdir().unwrap();
+    let runs = runnable(|sub| sub != "validate");
+    assert!(runs.len() >= 25, "{} commands found", runs.len());
+    for (shown, invocations) in &runs {
+        for args in invocations {
+            run_shown(shown, args, sandbox.path());
+        }
+    }
+    assert!(
+        before == committed_inputs(),
+        "a README command changed a committed file"
+    );
+}
+
+/// `kvsim validate` rewrites VALIDATION.md as committed. Ignored in the
+/// default run: it takes 1.5 to 5 minutes on a 2-core machine, and the unit
+/// test `validation_md_is_generated_not_edited` already runs the same cases
+/// and compares the same file (`cargo test --release --test kvsim readme --
+/// --ignored` runs it; it passed when added).
+#[test]
+#[ignore = "minutes; validation_md_is_generated_not_edited covers the same output"]
+fn readme_validate_command_runs() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let runs = runnable(|sub| sub == "validate");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    for (shown, invocations) in &runs {
+        for args in invocations {
+            run_shown(shown, args, sandbox.path());
+        }
+    }
+}
+
+/// Every command NOT_RUN lists is still shown (no stale entry) and what it
+/// measures with exists.
+#[test]
+fn readme_commands_not_run_are_few_and_exist() {
+    let shown: Vec<String> = shown_commands().into_iter().map(|s| s.command).collect();
+    for (command, why, needles) in NOT_RUN {
+        assert!(!why.is_empty());
+        assert!(
+            shown.iter().any(|s| s == command),
+            "NOT_RUN lists `{command}`, which the README no longer shows"
+        );
+        for (file, text) in *needles {
+            let body = std::fs::read_to_string(root().join(file)).unwrap();
+            assert!(body.contains(text), "{file} lacks {text} (for `{command}`)");
+        }
+    }
+    assert!(NOT_RUN.len() <= 7, "keep NOT_RUN minimal");
+}
+
+// ---------------------------------------------------------------------------
+// Every sentence that states a number or an effect is checked.
+
+/// README sentences checked by a test elsewhere: `(fragment of the sentence,
+/// test that checks it)`. `readme_claims_name_their_tests` finds each
+/// fragment in the README and each test in the tests' sources (tests/ and
+/// the unit tests in src/). The sentences this file checks itself are the
+/// `says(...)` calls above and below.
+const CLAIMS: &[(&str, &str)] = &[
+    // The seeds' worked examples.
+    (
+        "8192 tokens: 2,684,354,560 bytes, ~2.5 GiB",
+        "seed_002_worked_example_70b_style",
+    ),
+    (
+        "x8 concurrency ~20 GiB, x16 ~40 GiB",
+        "seed_002_worked_example_70b_style",
+    ),
+    (
+        "4096 tokens, batch 4 = 2 GiB; doubling the batch doubles it",
+        "seed_002_exercise_is_two_gib_then_four",
+    ),
+    (
+        "= 2.6 MB per token; 100K tokens = 260 GB",
+        "seed_001_mha_70b_per_token_and_100k_tokens",
+    ),
+    (
+        "\"upwards of 40 gigabytes\" for one user",
+        "seed_000_llama3_70b_128k_context_is_over_40_gb",
+    ),
+    (
+        "holds 0.500 GiB, not the 2.000 GiB of a full-context cache",
+        "the_kv_calculator_and_a_run_agree_on_a_windowed_model",
+    ),
+    (
+        "kvsim reproduces all sixteen bars of that figure within 10 points",
+        "every_case_meets_its_target_or_its_known_miss_bound",
+    ),
+    // Catalog and defaults.
+    (
+        "Models: llama-2-7b/13b/70b, llama-3.1-8b/70b/405b",
+        "catalog_lists_every_required_entry",
+    ),
+    (
+        "GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x, b200",
+        "catalog_lists_every_required_entry",
+    ),
+    (
+        "defaults follow vLLM (block 16, `max_num_seqs` 256, `max_batched_tokens` 8192",
+        "without_a_preset_the_defaults_are_kvsims",
+    ),
+    (
+        "a preset replaces them with its engine's, and keys written in the file win over both",
+        "explicit_keys_win_over_the_preset",
+    ),
+    (
+        "`scenarios/batch-size-wall.toml` | seed 000's batch-size wall: fine at 10 users, crashes at 50; paged + preemption does not",
+        "naive_server_is_fine_at_10_users_and_crashes_at_50",
+    ),
+    (
+        "fine at 10 users, crashes at 50; paged + preemption does not",
+        "paged_with_preemption_serves_50_users_without_oom",
+    ),
+    (
+        "Decode is memory-bound, so TPOT rises with batch and context",
+        "tpot_rises_with_concurrency",
+    ),
+    // Exit codes, guards, output directories, Ctrl-C.
+    (
+        "2 bad input or usage (the message names the file, the key or line, and the reason; no partial output is written)",
+        "every_bad_input_is_refused_with_a_message_that_says_where_and_why",
+    ),
+    (
+        "3 a run stopped by `--max-events` or `--time-limit`",
+        "a_long_run_is_announced_and_stopped_by_max_events_with_exit_3",
+    ),
+    (
+        "130 interrupted (Ctrl-C, below)",
+        "ctrl_c_stops_a_long_run_keeping_the_previous_results_and_no_lock",
+    ),
+    (
+        "an error, a full disk or Ctrl-C removes the temporary directory and leaves the target exactly as it was",
+        "a_failure_mid_write_leaves_the_previous_results_intact",
+    ),
+    (
+        "leaves no old chart or `sweep.csv` behind",
+        "a_rerun_leaves_exactly_the_new_run_s_files",
+    ),
+    (
+        "is refused with exit 2, the message naming the directory and (up to three of) the files",
+        "a_directory_with_a_file_kvsim_did_not_write_is_refused_and_left_alone",
+    ),
+    (
+        "makes a second kvsim writing the same directory exit 2 while the first runs",
+        "a_held_lock_makes_a_second_writer_exit_2_and_a_stale_one_is_reclaimed",
+    ),
+    (
+        "`sweep` keeps the finished points in `sweep.partial.csv`",
+        "ctrl_c_during_a_sweep_keeps_finished_points_and_exits_130",
+    ),
+    (
+        "`plan` keeps the candidates that had finished in `plan.partial.csv`",
+        "ctrl_c_stops_a_plan_and_says_what_it_kept",
+    ),
+    (
+        "prints a warning on stderr when it would take more than a minute",
+        "a_long_run_is_announced_and_stopped_by_max_events_with_exit_3",
+    ),
+    (
+        "the points finished by then are kept in `sweep.partial.csv`",
+        "a_time_limit_stops_a_run_and_a_sweep_keeps_its_finished_points",
+    ),
+    (
+        "more than 4096 layers, 2^30 tokens of context, 1 GiB of KV per token",
+        "the_kv_calculator_refuses_shapes_that_overflow",
+    ),
+    (
+        "A scenario that could never run is refused (exit 2)",
+        "guard_flags_refuse_nonsense",
+    ),
+    (
+        "or pass `--allow-large`. Above half of the machine's memory it warns.",
+        "a_run_beyond_the_machines_memory_runs_when_bounded_or_allowed",
+    ),
+    (
+        "bytes per request and per engine step calibrated against a real run's peak RSS",
+        "the_memory_estimate_covers_a_measured_run",
+    ),
+    (
+        "prompts that reach the model's `max_model_len` (they fail as `unservable`)",
+        "the_cli_warns_when_prompts_reach_max_model_len",
+    ),
+    (
+        "moves its mean by more than 10 %",
+        "load_time_warnings_reach_run_and_sweep",
+    ),
+    // Sweeps, shards, merge.
+    (
+        "it is clamped to the smaller of the two with a note on stderr",
+        "too_many_threads_are_clamped_with_a_note",
+    ),
+    (
+        "(`--threads 0` is refused, exit 2)",
+        "zero_threads_is_refused",
+    ),
+    (
+        "It is byte-identical for any thread count and any sharding",
+        "one_thread_and_two_threads_write_identical_bytes",
+    ),
+    (
+        "the finished points are written to `sweep.partial.csv`",
+        "a_failing_point_keeps_the_finished_rows_and_names_itself",
+    ),
+    (
+        "joins the parts into the `sweep.csv` a single run gives, byte for byte",
+        "shards_merge_into_the_single_run",
+    ),
+    (
+        "a `#` comment that `kvsim plot` skips too",
+        "a_shard_starts_with_its_fingerprint_and_still_reads_as_a_table",
+    ),
+    (
+        "shards whose fingerprints differ in anything but the shard index",
+        "shards_of_other_runs_are_refused_naming_what_differs",
+    ),
+    (
+        "a shard given twice; a missing shard of the split",
+        "repeated_missing_and_unfingerprinted_shards_are_refused",
+    ),
+    (
+        "an `--out` that is one of its inputs, however spelt",
+        "out_may_not_be_one_of_the_shards",
+    ),
+    // Plots.
+    (
+        "For a sweep: `wall` (the headline: OOM rate, batch and TPOT p99 side by side)",
+        "sweep_defaults_render_as_png_and_svg",
+    ),
+    (
+        "For a run: `occupancy` (with the 90 % line seed 000 warns about)",
+        "timeline_defaults_render_as_png_and_svg",
+    ),
+    // check.
+    (
+        "A tolerance must lie in [0, 1]",
+        "tolerances_must_name_known_metrics_and_lie_in_range",
+    ),
+    (
+        "A renamed axis column, or a column or point missing on either side, is named and fails",
+        "missing_and_extra_points_and_columns_are_named_and_fail",
+    ),
+    (
+        "A point the baseline holds twice, or a cell that is not a number, is refused before the sweep runs",
+        "a_repeated_point_or_an_unreadable_cell_is_bad_input_naming_the_line",
+    ),
+    (
+        "a number against NaN, an infinity or an empty cell",
+        "a_baseline_of_nan_infinities_or_empty_cells_never_passes",
+    ),
+    (
+        "A move beyond tolerance is a regression, an improvement, a change",
+        "direction_decides_regression_improvement_or_change",
+    ),
+    (
+        "Exit codes: 0 pass, 1 fail, 2 bad input.",
+        "improvements_pass_unless_fail_on_change_and_regressions_always_fail",
+    ),
+    // plan, validate, calibrate.
+    (
+        "It prints a ranked table, writes `plan.csv`",
+        "plan_ranks_candidates_and_writes_csv_and_chart",
+    ),
+    (
+        "exits 1 with the nearest miss when nothing is feasible",
+        "an_impossible_objective_exits_1_with_the_nearest_miss",
+    ),
+    (
+        "a test fails if the committed file differs from what the command writes",
+        "validation_md_is_generated_not_edited",
+    ),
+    (
+        "recovers them within 0.1 %",
+        "step_latencies_without_noise_give_back_the_coefficients",
+    ),
+    (
+        "through ±3 % noise, mbu and mfu within 3 % and the step overhead within 5 %",
+        "step_latencies_with_three_percent_noise_give_the_coefficients_within_a_few_percent",
+    ),
+    // Speed and memory.
+    (
+        "Results are bit-identical",
+        "shipped_scenarios_with_the_roofline",
+    ),
+    ("Results are bit-identical", "random_scenarios_agree"),
+    ("its `RequestRecord` (88 bytes", "bytes_kept_per_request"),
+    ("and 16 bytes of engine state", "bytes_kept_per_request"),
+    ("(20 bytes an entry", "bytes_kept_per_request"),
+    // Robustness.
+    (
+        "checks the exit code (2), that nothing is written",
+        "every_bad_input_is_refused_with_a_message_that_says_where_and_why",
+    ),
+    (
+        "each input is accepted (and simulated for a few hundred events) or refused with exit code 2",
+        "mutated_scenarios_never_panic",
+    ),
+    (
+        "a file whose first 64 KiB hold a zero byte is refused as not text",
+        "binary_files_are_refused_from_their_first_bytes",
+    ),
+    (
+        "a line over 1 MiB is refused",
+        "text_lines_stream_with_numbers_and_refuse_long_or_binary_lines",
+    ),
+    (
+        "errors quote at most 200 characters of what they found",
+        "long_values_are_quoted_in_part",
+    ),
+    (
+        "charged to a quarter of the machine's memory",
+        "the_row_budget_stops_a_reader_past_its_limit",
+    ),
+    (
+        "checks that the peak RSS grows by less than 16 MiB",
+        "readers_hold_a_line_not_the_file",
+    ),
+    (
+        "time never goes back, every request ends exactly once",
+        "invariants_hold_on_random_scenarios",
+    ),
+];
+
+/// Timings and measurements of this machine, which a test cannot assert:
+/// `(fragment, the command that measures it, file and text showing that
+/// command's benchmark or example exists)`.
+const TIMINGS: &[(&str, &str, &str, &str)] = &[
+    (
+        "(under 0.1 s of simulation once built)",
+        "cargo run --release -- sweep scenarios/policies.toml",
+        "src/cli.rs",
+        "of wall time",
+    ),
+    (
+        "7.7 ms, **~2,600,000 req/s**",
+        "cargo bench --bench engine -- saturated_chat",
+        "benches/engine.rs",
+        "fn saturated_chat(",
+    ),
+    (
+        "105 ms, ~190,000 req/s (`saturated_chat_reference`)",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn saturated_chat_reference(",
+    ),
+    (
+        "0.54 s, **~1,840,000 req/s**",
+        "/usr/bin/time -v target/release/examples/scale 10000000",
+        "examples/scale.rs",
+        "simulate(",
+    ),
+    (
+        "5.5 s, ~182,000 req/s",
+        "/usr/bin/time -v target/release/examples/scale 1000000 reference",
+        "examples/scale.rs",
+        "simulate_reference(",
+    ),
+    (
+        "Measured: 1M requests peak at 125 MiB, 10M at 1.15 GiB",
+        "/usr/bin/time -v target/release/examples/scale 10000000",
+        "examples/scale.rs",
+        "fn main()",
+    ),
+    (
+        "runs the 64 points in 389.5 ms on one thread and 186.3 ms on two",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn sweep_64(",
+    ),
+    (
+        "(Contiguous and sliding policies run the straightforward engine: ~180,000 req/s",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "[\"paged\", \"contiguous\", \"sliding\", \"quantized\"]",
+    ),
+    (
+        "Before (the straightforward engine, 200k requests): the engine loop 50 %",
+        "/usr/bin/time -v target/release/examples/scale 1000000 reference",
+        "examples/scale.rs",
+        "reference",
+    ),
+];
+
+/// The sources of every test: tests/ and src/ (unit tests).
+fn test_sources() -> String {
+    let mut text = String::new();
+    let mut dirs = vec![root().join("tests"), root().join("src")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                text.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn readme_claims_name_their_tests() {
+    let sources = test_sources();
+    for (fragment, test) in CLAIMS {
+        says(fragment);
+        assert!(
+            sources.contains(&format!("fn {test}(")),
+            "no test {test} (for the README's \"{fragment}\")"
+        );
+    }
+    let shown = shown_commands();
+    for (fragment, command, file, text) in TIMINGS {
+        says(fragment);
+        let command = command.trim_start_matches("$ ");
+        assert!(
+            shown.iter().any(|s| s.command == command),
+            "the README no longer shows `{command}`, which measures \"{fragment}\""
+        );
+        let body = std::fs::read_to_string(root().join(file)).unwrap();
+        assert!(
+            body.contains(text),
+            "{file} lacks {text} (measures \"{fragment}\")"
+        );
+    }
+}
+
+/// `kvsim run scenarios/quickstart.toml` prints the table the README shows,
+/// line for line (its last line, with the wall time, up to that time).
+#[test]
+fn quickstart_output_is_shown() {
+    says("`cargo run --release -- run scenarios/quickstart.toml` prints:");
+    let text = readme();
+    let block: Vec<&str> = text
+        .split("`cargo run --release -- run scenarios/quickstart.toml` prints:")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .collect();
+    // Written where the README says, but in a sandbox: `output/quickstart`.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("output/quickstart");
+    let result = Command::cargo_bin("kvsim")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            root().join("scenarios/quickstart.toml").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(result.status.success());
+    assert!(out.join("summary.json").exists());
+    let stdout = String::from_utf8(result.stdout).unwrap();
+    let got: Vec<&str> = stdout.lines().map(str::trim_end).collect();
+    let (last_want, table_want) = block.split_last().unwrap();
+    let (last_got, table_got) = got.split_last().unwrap();
+    assert_eq!(table_got, table_want, "the quickstart table changed");
+    let wall = |l: &str| {
+        let (head, tail) = l.split_once(" in ").unwrap();
+        let (_, tail) = tail.split_once(" s of wall time").unwrap();
+        format!("{head}{tail}")
+    };
+    assert_eq!(wall(last_got), wall(last_want));
+}
+
+/// The Speed section's workload: the batch at its cap, its mean at 20,000
+/// requests and at a million, and the steps per request.
+#[test]
+fn speed_workload_claims() {
+    says(
+        "faster than the GPU serves, so the batch sits at its 256 cap (mean 232 at 20,000 requests, 255 at a million)",
+    );
+    says("about 0.8 steps per request");
+    for (requests, mean) in [(20_000, "232"), (1_000_000, "255")] {
+        let dir = tempfile::tempdir().unwrap();
+        let n = format!("requests={requests}");
+        run(&[
+            "run",
+            "benches/saturated-chat.toml",
+            "--set",
+            &n,
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        let m = &summary["metrics"];
+        assert_eq!(m["batch_peak"], 256, "{requests} requests");
+        assert_eq!(
+            format!("{:.0}", m["batch_mean"].as_f64().unwrap()),
+            mean,
+            "{requests} requests"
+        );
+        if requests == 1_000_000 {
+            // "about 0.8 steps per request", at the scale the profile ran.
+            let steps = m["steps"].as_f64().unwrap() / requests as f64;
+            assert_eq!(format!("{steps:.1}"), "0.8");
+        }
+    }
+}
+
+/// The toolchain the README asks for is the one Cargo.toml declares.
+#[test]
+fn requirements_claim() {
+    says("Requirements: a Rust toolchain (1.85+).");
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    assert!(cargo.contains("rust-version = \"1.85\""));
+}
+
+/// The README's plan example: its candidates, its probes, and its rows as
+/// printed.
+fn plan_example(stdout: &str, plan_csv: &Path) {
+    let intro = "first rows (`kvsim plan scenarios/plan-llama70b.toml`: 165 probes plus the cluster checks;";
+    says(
+        "Llama-3.1-70B chat at 20 req/s, 18 candidates (A100-80GB / H100 / H200 × tp 2, 4, 8 × bf16 / fp8 KV)",
+    );
+    says(intro);
+    let rows = csv::Reader::from_path(plan_csv).unwrap().records().count();
+    assert_eq!(rows, 18, "candidates in {}", plan_csv.display());
+    assert!(stdout.contains("18 candidates, 165 probes in "), "{stdout}");
+    let flat = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let printed: Vec<String> = stdout.lines().map(flat).collect();
+    // The ```text block after the intro.
+    let full = readme();
+    let block = full
+        .split("165 probes plus the cluster checks;")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .nth(1)
+        .unwrap();
+    let mut n = 0;
+    for line in block.lines().skip(1) {
+        n += 1;
+        assert!(
+            printed.contains(&flat(line)),
+            "the plan no longer prints the README's row:\n{line}\n{stdout}"
+        );
+    }
+    assert!(n >= 5, "{n} plan rows in the README");
 }
