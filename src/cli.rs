@@ -434,6 +434,8 @@ pub fn calibrate(a: &CalibrateArgs) -> Result<bool, Error> {
             a.tp
         )));
     }
+    crate::scenario::tp_splits(&model, a.tp)
+        .map_err(|reason| Error::Usage(format!("--tp: {reason}")))?;
     let gpu_name = gpu.name.clone();
     let deployment = crate::hardware::Deployment::new(gpu, a.tp, model.weight_dtype);
     let rows = crate::calibrate::read_measurements(&a.measured)?;

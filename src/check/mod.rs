@@ -383,15 +383,18 @@ fn is_numeric(column: &str) -> bool {
 
 /// What a finite `v` in `column` violates, if it is outside what any run
 /// can produce: shares are fractions in [0, 1]; every other metric (counts,
-/// latencies, rates, sizes, confidence half-widths) is at least 0.
+/// latencies, rates, sizes) and every confidence half-width is at least 0.
 /// Non-finite values pass here: compared with a finite fresh value they are
 /// differences.
 fn impossible(column: &str, v: f64) -> Option<&'static str> {
     if !v.is_finite() || is_setting(column) {
         return None;
     }
-    let base = column.strip_suffix("_ci95").unwrap_or(column);
-    let share = base.ends_with("_frac")
+    // A confidence half-width is only >= 0: with few replicates Student's t
+    // makes that of a fraction larger than 1.
+    let half_width = column.ends_with("_ci95");
+    let base = column;
+    let share = !half_width && base.ends_with("_frac")
         || base.starts_with("waste_")
         || base.starts_with("batch_bound_")
         || matches!(base, "oom_rate" | "prefix_hit_rate" | "kv_time_above_90");

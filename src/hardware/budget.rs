@@ -171,6 +171,15 @@ impl MemoryRule {
         }
     }
 
+    /// The scenario key that sets the fraction, for messages
+    /// (`engine.memory_fraction` sets any rule's; this names the usual one).
+    pub fn scenario_key(self) -> &'static str {
+        match self {
+            MemoryRule::TotalFraction(_) => "hardware.memory_utilization",
+            _ => "engine.memory_fraction",
+        }
+    }
+
     /// The engine setting the fraction stands for, for messages.
     pub fn engine_key(self) -> &'static str {
         match self {
@@ -225,41 +234,66 @@ pub fn kv_budget(
 ) -> Result<KvBudget, SpecError> {
     let tp = deployment.tp.max(1);
     let vram = deployment.gpu.vram_bytes as f64;
-    let weights_per_gpu = model.weight_bytes().div_ceil(u64::from(tp));
-    let activation_per_gpu = activation_peak_bytes(model, max_batched_tokens, max_num_seqs, tp);
-    let runtime_per_gpu = deployment
-        .runtime_reserve
-        .unwrap_or(RUNTIME_BYTES_PER_GPU + if tp > 1 { NCCL_BYTES_PER_GPU } else { 0 });
-    let fixed = weights_per_gpu + activation_per_gpu + runtime_per_gpu;
     let rule = deployment.memory;
-    let usable_per_gpu = match rule {
-        MemoryRule::TotalFraction(f) => (vram * f) as u64,
-        // The fraction applies to what is free after the fixed parts, so the
-        // usable memory is those parts plus that share of the rest (all of
-        // the GPU when nothing is free: the check below then fails).
-        MemoryRule::FreeFraction(f) => fixed + (f * (vram - fixed as f64).max(0.0)) as u64,
-        // Weights and KV live inside the fraction; the activations come out
-        // of the rest of the GPU.
-        MemoryRule::StaticFraction(f) => (vram * f) as u64 + activation_per_gpu,
+    // One GPU's memory at tensor-parallel degree `t`: weights, activations,
+    // runtime, what the engine's rule lets it use, and KV bytes per token.
+    let at = |t: u32| {
+        let weights = model.weight_bytes().div_ceil(u64::from(t));
+        let activation = activation_peak_bytes(model, max_batched_tokens, max_num_seqs, t);
+        let runtime = deployment
+            .runtime_reserve
+            .unwrap_or(RUNTIME_BYTES_PER_GPU + if t > 1 { NCCL_BYTES_PER_GPU } else { 0 });
+        let fixed = weights + activation + runtime;
+        let usable = match rule {
+            MemoryRule::TotalFraction(f) => (vram * f) as u64,
+            // The fraction applies to what is free after the fixed parts, so
+            // the usable memory is those parts plus that share of the rest
+            // (all of the GPU when nothing is free: the check below fails).
+            MemoryRule::FreeFraction(f) => fixed + (f * (vram - fixed as f64).max(0.0)) as u64,
+            // Weights and KV live inside the fraction; the activations come
+            // out of the rest of the GPU.
+            MemoryRule::StaticFraction(f) => (vram * f) as u64 + activation,
+        };
+        let bpt = kv_bytes_per_token_per_gpu(model, kv_dtype, t);
+        let fits = fixed < usable && usable - fixed >= bpt;
+        (weights, activation, runtime, fixed, usable, bpt, fits)
     };
-    let bytes_per_token_per_gpu = kv_bytes_per_token_per_gpu(model, kv_dtype, tp);
-    if fixed >= usable_per_gpu || usable_per_gpu - fixed < bytes_per_token_per_gpu {
-        let suggestion = (1..=6)
+    let (
+        weights_per_gpu,
+        activation_per_gpu,
+        runtime_per_gpu,
+        fixed,
+        usable_per_gpu,
+        bytes_per_token_per_gpu,
+        fits,
+    ) = at(tp);
+    if !fits {
+        // The degree suggested is one that fits by the same arithmetic and
+        // splits the model's heads.
+        let suggestion = (1..=10)
             .map(|p| 1u32 << p)
-            .filter(|&t| t > tp)
-            .find(|&t| {
-                let w = model.weight_bytes().div_ceil(u64::from(t));
-                w + activation_peak_bytes(model, max_batched_tokens, max_num_seqs, t)
-                    + 2 * RUNTIME_BYTES_PER_GPU
-                    < (vram * rule.fraction()) as u64
-            })
-            .map(|t| format!("; try hardware.tp = {t}"))
+            .filter(|&t| t > tp && crate::scenario::tp_splits(model, t).is_ok())
+            .find(|&t| at(t).6)
+            .map(|t| format!("; hardware.tp = {t} would fit"))
             .unwrap_or_else(|| {
-                "; no tensor-parallel degree up to 64 fits: use a larger GPU or quantized weights"
+                "; no tensor-parallel degree up to 1024 fits: use a larger GPU, quantized \
+                 weights, or lower what takes the memory"
                     .into()
             });
+        // Name the key behind the largest part: the weights are split by
+        // tp; activations grow with the step's tokens; a runtime reserve the
+        // user set is theirs; a tiny usable share is the memory rule's.
+        let key = if usable_per_gpu < weights_per_gpu.min(activation_per_gpu.max(1)) {
+            rule.scenario_key()
+        } else if activation_per_gpu >= weights_per_gpu && activation_per_gpu >= runtime_per_gpu {
+            "scheduler.max_batched_tokens"
+        } else if runtime_per_gpu > weights_per_gpu && deployment.runtime_reserve.is_some() {
+            "hardware.runtime_reserve_gib"
+        } else {
+            "hardware.tp"
+        };
         return Err(SpecError::new(
-            "hardware.tp",
+            key,
             format!(
                 "{} does not fit on {} x {}: each GPU can use {:.2} of its {:.2} GiB ({} {}) \
                  but needs {:.2} GiB of weights + {:.2} GiB of activations + {:.2} GiB of runtime, \

@@ -62,6 +62,19 @@ pub struct Slo {
     pub e2e: Option<f64>,
 }
 
+/// Whether tensor parallelism of `tp` can split `model`: its attention heads
+/// must divide evenly (an MLA model's latent cache is replicated instead).
+/// The reason it cannot, otherwise.
+pub fn tp_splits(model: &Model, tp: u32) -> Result<(), String> {
+    if tp > 1 && model.mla.is_none() && model.heads % tp != 0 {
+        return Err(format!(
+            "{tp} does not divide the model's {} attention heads",
+            model.heads
+        ));
+    }
+    Ok(())
+}
+
 /// The longest scenario `name`: it names the output directory, and file
 /// systems allow 255 bytes.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -896,15 +909,7 @@ fn resolve_deployment(
     base_dir: &Path,
 ) -> Result<Deployment, SpecError> {
     let tp = at_most("tp", nonzero("tp", spec.tp.unwrap_or(1))?, 1024)?;
-    if tp > 1 && model.mla.is_none() && model.heads % tp != 0 {
-        return Err(SpecError::new(
-            "tp",
-            format!(
-                "{tp} does not divide the model's {} attention heads",
-                model.heads
-            ),
-        ));
-    }
+    tp_splits(model, tp).map_err(|reason| SpecError::new("tp", reason))?;
     // Precedence: explicit keys, then a calibration, then the GPU's defaults.
     let mut d = gpu.efficiency;
     if let Some(cal) = &spec.calibration {

@@ -79,7 +79,7 @@ impl SweepTable {
         let metric_names = Summary::column_names();
         let with_ci = points.iter().any(|p| p.replicates.len() > 1);
         let mut header = vec!["point".to_string()];
-        header.extend(keys.iter().cloned());
+        header.extend(keys.iter().map(|k| axis_column(k)));
         header.push("replicates".into());
         for m in &metric_names {
             header.push(m.clone());
@@ -218,6 +218,21 @@ pub fn read_table_lines(path: &Path) -> Result<(SweepTable, Vec<u64>), Error> {
     Ok((SweepTable { header, rows }, lines))
 }
 
+/// The column of sweep axis `key`: the key itself, or `sweep.<key>` when it
+/// is also the name of another column of the table (sweeping `duration_s` or
+/// `requests`, which are metrics too), so that no reader sees a column twice.
+pub fn axis_column(key: &str) -> String {
+    let base = key.strip_suffix("_ci95").unwrap_or(key);
+    let taken = matches!(key, "point" | "replicates")
+        || key.starts_with("slo_")
+        || Summary::column_names().iter().any(|m| m == base);
+    if taken {
+        format!("sweep.{key}")
+    } else {
+        key.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +244,14 @@ mod tests {
         // sd = 1, n = 3, t(2) = 4.303.
         assert!((ci - 4.303 / 3f64.sqrt()).abs() < 1e-12);
         assert_eq!(mean_ci95(&[5.0]), (5.0, 0.0));
+    }
+
+    #[test]
+    fn an_axis_named_like_a_column_gets_a_column_of_its_own() {
+        assert_eq!(axis_column("traffic.arrival.rate"), "traffic.arrival.rate");
+        assert_eq!(axis_column("duration_s"), "sweep.duration_s");
+        assert_eq!(axis_column("requests"), "sweep.requests");
+        assert_eq!(axis_column("replicates"), "sweep.replicates");
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn negative_rate_is_named() {
 fn model_too_large_for_the_gpu_suggests_tensor_parallelism() {
     fails_with(
         &GOOD.replace("llama-3.1-8b", "llama-3.1-70b"),
-        &["hardware.tp", "does not fit", "try hardware.tp = 2"],
+        &["hardware.tp", "does not fit", "hardware.tp = 2 would fit"],
     );
 }
 

@@ -370,7 +370,7 @@ policy = "paged"
 admission = "optimistic"
 on_oom = "preempt-recompute"
 chunked_prefill = false
-max_num_seqs = 1
+max_num_seqs = 2
 max_batched_tokens = 230
 "#,
         128,

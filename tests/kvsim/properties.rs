@@ -160,7 +160,9 @@ fn cases() -> impl Strategy<Value = Case> {
                 admission,
                 on_oom,
                 chunked,
-                max_num_seqs: mns,
+                // A request's samples count against max_num_seqs together,
+                // and more of them than it holds is refused at load.
+                max_num_seqs: mns.max(n),
                 max_batched_tokens: mbt,
                 budget_tokens,
                 seed,

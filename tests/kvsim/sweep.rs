@@ -269,3 +269,54 @@ fn thread_clamping_takes_the_smaller_of_cores_and_jobs() {
     assert_eq!(n, 1);
     assert!(note.unwrap().contains("1 run to do"));
 }
+
+/// Sweeping a key that is also a metric column (`requests`, `duration_s`)
+/// gives the axis a column of its own (`sweep.requests`), so kvsim reads its
+/// own table back: check passes its baseline and plot draws it.
+#[test]
+fn an_axis_named_like_a_metric_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("s.toml");
+    std::fs::write(
+        &sc,
+        r#"
+name = "axis-named-like-a-metric"
+seed = 3
+requests = 20
+[model]
+preset = "llama-3.1-8b"
+[hardware]
+gpu = "h100-sxm"
+[traffic]
+arrival = { kind = "poisson", rate = 5.0 }
+prompt = { kind = "fixed", value = 100 }
+output = { kind = "fixed", value = 20 }
+[sweep]
+requests = [10, 20]
+"#,
+    )
+    .unwrap();
+    let baseline = dir.path().join("b.csv");
+    let check = |extra: &[&str]| {
+        kvsim()
+            .args(["check", sc.to_str().unwrap(), "--baseline"])
+            .arg(&baseline)
+            .args(extra)
+            .assert()
+            .success();
+    };
+    check(&["--update"]);
+    check(&[]);
+    let text = std::fs::read_to_string(&baseline).unwrap();
+    assert!(
+        text.starts_with("point,sweep.requests,replicates,requests,"),
+        "{text}"
+    );
+    kvsim()
+        .args(["plot"])
+        .arg(&baseline)
+        .arg("--out")
+        .arg(dir.path().join("plots"))
+        .assert()
+        .success();
+}
