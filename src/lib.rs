@@ -61,6 +61,7 @@ pub mod error;
 pub mod hardware;
 pub mod input;
 pub mod interrupt;
+pub mod machine;
 pub mod metrics;
 pub mod model;
 pub mod output;

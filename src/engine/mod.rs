@@ -38,11 +38,12 @@ mod fast;
 mod guard;
 mod queue;
 
+pub use crate::machine::{peak_rss_bytes, physical_memory_bytes};
 pub use cluster::ClusterOutput;
 pub use guard::{
     BASE_BYTES, BYTES_PER_REQUEST, BYTES_PER_STEP, CHECK_EVERY, Limits, MemoryEstimate,
     MemoryVerdict, Stopped, WARN_WALL_S, WorkEstimate, estimate_memory, estimate_work, human_secs,
-    memory_verdict, peak_rss_bytes, physical_memory_bytes,
+    memory_verdict,
 };
 pub use queue::EventQueue;
 
