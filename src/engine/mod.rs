@@ -1,5 +1,5 @@
 //! The simulation loop: integer time, an event queue, and one engine step at a
-//! time (DESIGN.md sections 2 and 6).
+//! time (docs/ARCHITECTURE.md#time, docs/ARCHITECTURE.md#engine-loop).
 //!
 //! # Lifecycle of a request
 //!

@@ -1,5 +1,5 @@
 //! Per-request records, per-step observations and the run summary
-//! (DESIGN.md section 8). Times are [`SimTime`] here and seconds in `summary`.
+//! (docs/ARCHITECTURE.md#metrics). Times are [`SimTime`] here and seconds in `summary`.
 
 pub mod directions;
 mod summary;

@@ -219,3 +219,54 @@ fn the_scanner_sees_every_form() {
     let top = ["engine".to_string()];
     assert_eq!(named_modules("use super::cli::Cli;", &top), ["cli"]);
 }
+
+/// Every `docs/ARCHITECTURE.md#section` a source file cites is a heading of
+/// that file (GitHub's anchors: lower case, spaces to dashes, punctuation
+/// dropped), so renaming a section cannot strand its citations.
+#[test]
+fn every_architecture_citation_names_a_heading() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+    let anchors: BTreeSet<String> = doc
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| {
+            l.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter(|&c| is_ident(c) || c == ' ' || c == '-')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect();
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches", "examples"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut cited = 0;
+    for file in &files {
+        if file.ends_with("tests/kvsim/layering.rs") {
+            continue; // this test names the patterns it looks for
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            !text.contains("DESIGN.md"),
+            "{} cites DESIGN.md",
+            file.display()
+        );
+        for (i, _) in text.match_indices("ARCHITECTURE.md#") {
+            let anchor: String = text[i + "ARCHITECTURE.md#".len()..]
+                .chars()
+                .take_while(|&c| is_ident(c) || c == '-')
+                .collect();
+            assert!(
+                anchors.contains(&anchor),
+                "{} cites docs/ARCHITECTURE.md#{anchor}, which is not a heading",
+                file.display()
+            );
+            cited += 1;
+        }
+    }
+    assert!(cited >= 10, "only {cited} citations found");
+}
