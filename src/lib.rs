@@ -9,6 +9,10 @@
 //!
 //! # Layout
 //!
+//! `docs/ARCHITECTURE.md` describes how the crate is built and its layering
+//! (foundation, simulator, commands, command line), which
+//! `tests/kvsim/layering.rs` enforces.
+//!
 //! | module | concern |
 //! |---|---|
 //! | [`scenario`] | TOML -> `*Spec` structs (as written) -> validated [`scenario::Scenario`] |
@@ -23,6 +27,9 @@
 //! | [`report`] | CSV/JSON outputs, terminal tables, plots |
 //! | [`output`] | output directories: all or nothing, locked, never over a user's files |
 //! | [`interrupt`] | Ctrl-C: one handler for every command |
+//! | [`rng`] | seeded random streams and seed derivations |
+//! | [`machine`] | physical memory and peak RSS of this machine |
+//! | [`input`] | reading user files in bounded memory |
 //! | [`sweep`] | grids, common random numbers, parallel runs, shards, `sweep.csv` |
 //! | [`plan`] | capacity planning: sustainable rate per candidate, replicas, cost, Pareto front |
 //! | [`check`] | baseline comparison for CI regressions |
@@ -61,6 +68,7 @@ pub mod error;
 pub mod hardware;
 pub mod input;
 pub mod interrupt;
+pub mod machine;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -1,4 +1,5 @@
-//! Model shapes and the exact KV-cache arithmetic of DESIGN.md section 3.
+//! Model shapes and the exact KV-cache arithmetic
+//! (docs/ARCHITECTURE.md#kv-arithmetic).
 //!
 //! ```text
 //! kv_bytes_per_token = layers * 2 * kv_heads * head_dim * kv_elem_bytes        (MHA/GQA/MQA)

@@ -762,8 +762,12 @@ fn is_shard_file(path: &Path) -> bool {
     use std::io::{BufRead, Read};
     std::io::BufReader::new(file.take(4096))
         .read_line(&mut first)
-        .is_ok_and(|_| first.starts_with(crate::sweep::FINGERPRINT_PREFIX))
+        .is_ok_and(|_| first.starts_with(SHARD_FINGERPRINT_PREFIX))
 }
+
+/// How a sweep shard's first line starts (its fingerprint): defined here,
+/// below the commands, and used by `sweep` as its own.
+pub const SHARD_FINGERPRINT_PREFIX: &str = "# kvsim shard ";
 
 /// Deletes the temporary and swapped-out directories of earlier writers of
 /// `target` that were killed outright (the caller holds the lock, so no live

@@ -40,6 +40,25 @@ pub fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
+/// The seed of replicate `replicate` of every point: the scenario's seed for
+/// the first, independent splitmix64 draws for the others.
+pub fn replicate_seed(seed: u64, replicate: u32) -> u64 {
+    if replicate == 0 {
+        return seed;
+    }
+    let mut z = seed ^ u64::from(replicate).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The traffic seed of replica `replica` of a cluster run on `seed`: a
+/// replica's own draws (the sample lengths of its forks) come from streams of
+/// their own, apart from the cluster's arrivals, which draw from `seed`.
+pub fn replica_seed(seed: u64, replica: usize) -> u64 {
+    replicate_seed(seed ^ 0x5EED_C1A5_7E55, replica as u32 + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +71,12 @@ mod tests {
         let a2: u64 = stream_rng(7, stream::ARRIVALS).random();
         assert_ne!(a, b);
         assert_eq!(a, a2);
+    }
+
+    #[test]
+    fn replicate_zero_keeps_the_scenario_seed() {
+        assert_eq!(replicate_seed(42, 0), 42);
+        assert_ne!(replicate_seed(42, 1), replicate_seed(42, 2));
+        assert_ne!(replicate_seed(42, 1), 42);
     }
 }

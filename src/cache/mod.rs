@@ -268,7 +268,7 @@ impl KvLayout {
     }
 }
 
-/// The four policy presets of DESIGN.md section 5.
+/// The four policy presets (docs/ARCHITECTURE.md#cache-policies).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PolicyName {
@@ -294,8 +294,8 @@ impl PolicyName {
     }
 }
 
-/// How much a contiguous allocator reserves at admission (DESIGN.md section 5;
-/// the Orca baselines of the PagedAttention paper, Kwon et al. SOSP 2023).
+/// How much a contiguous allocator reserves at admission
+/// (docs/ARCHITECTURE.md#cache-policies; the Orca baselines of the PagedAttention paper, Kwon et al. SOSP 2023).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reserve {

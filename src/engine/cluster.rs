@@ -17,9 +17,9 @@ use super::guard::{Guard, Limits, Stopped};
 use super::{Engine, RunOutput};
 use crate::hardware::cost::CostModel;
 use crate::metrics::{Collector, RequestRecord, TimelineRow, summarize};
+use crate::rng::replica_seed;
 use crate::scenario::Scenario;
 use crate::scheduler::Router;
-use crate::sweep::replicate_seed;
 use crate::traffic::Lengths;
 use crate::units::SimTime;
 
@@ -101,9 +101,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
                 .build(scenario.budget.kv_bytes, scenario.layout);
             // A replica's own draws (sample lengths of forks) come from a
             // stream of its own; the arrivals below are the cluster's.
-            let traffic = scenario
-                .traffic
-                .instantiate(replicate_seed(seed ^ 0x5EED_C1A5_7E55, r as u32 + 1));
+            let traffic = scenario.traffic.instantiate(replica_seed(seed, r));
             let mut e = Engine::new(scenario, cache, cost.clone(), traffic);
             e.fed = true;
             e.guard = Guard::new(*limits);

@@ -379,32 +379,6 @@ pub fn memory_verdict(need: f64, total: Option<u64>) -> MemoryVerdict {
     }
 }
 
-/// The machine's physical memory (`MemTotal` of `/proc/meminfo`), bytes;
-/// `None` where it cannot be read (not Linux).
-pub fn physical_memory_bytes() -> Option<u64> {
-    proc_kib("/proc/meminfo", "MemTotal:")
-}
-
-/// The peak resident memory of this process so far (`VmHWM` of
-/// `/proc/self/status`), bytes; `None` where it cannot be read.
-pub fn peak_rss_bytes() -> Option<u64> {
-    proc_kib("/proc/self/status", "VmHWM:")
-}
-
-/// The `field` line (`Name:   1234 kB`) of a `/proc` file, in bytes.
-fn proc_kib(file: &str, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    let kib: u64 = line
-        .trim_start_matches(field)
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    kib.checked_mul(1024)
-}
-
 /// The mean arrival rate of an open-loop process over the run.
 fn mean_rate(arrival: &ArrivalSpec, stop: Stop) -> f64 {
     match *arrival {

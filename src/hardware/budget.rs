@@ -1,4 +1,4 @@
-//! The KV budget of one replica (DESIGN.md section 4), by the rule of the
+//! The KV budget of one replica (docs/ARCHITECTURE.md#hardware), by the rule of the
 //! serving engine ([`MemoryRule`]):
 //!
 //! ```text

@@ -1,7 +1,7 @@
 //! Step cost models: how long one engine step takes.
 //!
-//! [`RooflineCost`] is the physical model of DESIGN.md section 4, applied per
-//! kernel group rather than to the step as a whole:
+//! [`RooflineCost`] is the physical model (docs/ARCHITECTURE.md#hardware),
+//! applied per kernel group rather than to the step as a whole:
 //!
 //! ```text
 //! t_step      = step_overhead + layers * layer_overhead + t_linear + t_attention + t_comm

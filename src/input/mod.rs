@@ -202,7 +202,7 @@ pub const ROW_BUDGET_UNKNOWN: u64 = 4 << 30;
 impl RowBudget {
     /// A quarter of this machine's memory.
     pub fn for_machine() -> Self {
-        let limit = crate::engine::physical_memory_bytes().map_or(ROW_BUDGET_UNKNOWN, |m| m / 4);
+        let limit = crate::machine::physical_memory_bytes().map_or(ROW_BUDGET_UNKNOWN, |m| m / 4);
         RowBudget::with_limit(limit)
     }
 

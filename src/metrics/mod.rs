@@ -1,6 +1,7 @@
 //! Per-request records, per-step observations and the run summary
-//! (DESIGN.md section 8). Times are [`SimTime`] here and seconds in `summary`.
+//! (docs/ARCHITECTURE.md#metrics). Times are [`SimTime`] here and seconds in `summary`.
 
+pub mod directions;
 mod summary;
 
 pub use summary::{Summary, percentile, summarize};

@@ -10,7 +10,7 @@ use crate::units::SimTime;
 
 use super::{BatchLimit, Collector, Outcome, RequestRecord};
 
-/// The metrics of one run (DESIGN.md section 8). Times in seconds, fractions
+/// The metrics of one run (docs/ARCHITECTURE.md#metrics). Times in seconds, fractions
 /// in [0, 1]. Latency percentiles are over requests that completed (`ok`);
 /// `None` when no request qualifies.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

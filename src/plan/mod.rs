@@ -36,7 +36,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::engine::simulate;
 use crate::error::{Error, SpecError};
@@ -45,39 +44,7 @@ use crate::metrics::Summary;
 use crate::scenario::{Scenario, apply_override};
 use crate::sweep::{Assignments, Grid, replicate_seed};
 
-/// `[plan]`: what load to plan for, the candidates and the search's knobs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanSpec {
-    /// Arrival rate the whole deployment must serve, requests per second, with
-    /// the scenario's traffic shape (lengths, burstiness).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_rate: Option<f64>,
-    /// Highest acceptable OOM rate (default 0: no request may fail for memory).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oom_rate: Option<f64>,
-    /// Runs per probe, on the sweep's replicate seeds (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replicates: Option<u32>,
-    /// Bisection stops when the bracket is narrower than this fraction of its
-    /// lower end (default 0.05).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<f64>,
-    /// First rate probed, requests per second (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_rate: Option<f64>,
-    /// Highest rate probed; a candidate that passes there is reported as
-    /// sustaining at least this much (default 1e5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_rate: Option<f64>,
-    /// Candidate axes, `"dotted.key" = [values]`: their cartesian product, as
-    /// in `[sweep]` (empty: the scenario itself is the only candidate).
-    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
-    pub candidates: toml::Table,
-    /// USD per GPU-hour by catalog GPU name, overriding the catalog's price.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub prices: BTreeMap<String, f64>,
-}
+pub use crate::scenario::commands::PlanSpec;
 
 /// The objectives a probe must meet.
 #[derive(Copy, Clone, Debug, Default, PartialEq)]

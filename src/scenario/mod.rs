@@ -6,6 +6,7 @@
 //! deserialize with the key path of any type error, then validate values and
 //! their combinations. Every error names the file, the key and the reason.
 
+pub mod commands;
 mod overrides;
 pub mod spec;
 mod words;

@@ -55,10 +55,10 @@ pub struct ScenarioSpec {
     pub output: OutputSpec,
     /// Tolerances of `kvsim check`.
     #[serde(default)]
-    pub check: crate::check::CheckSpec,
+    pub check: super::commands::CheckSpec,
     /// Capacity planning (used by `kvsim plan`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<crate::plan::PlanSpec>,
+    pub plan: Option<super::commands::PlanSpec>,
     /// Sweep axes: dotted key path = list of values (used by `kvsim sweep`).
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub sweep: toml::Table,

@@ -1,4 +1,5 @@
-//! Continuous (iteration-level) batching, as vLLM does it (DESIGN.md section 6).
+//! Continuous (iteration-level) batching, as vLLM does it
+//! (docs/ARCHITECTURE.md#engine-loop).
 //!
 //! Every step, running sequences decode one token each (oldest first); then
 //! waiting requests are admitted first-come-first-served while `max_num_seqs`,

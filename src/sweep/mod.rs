@@ -160,17 +160,7 @@ pub struct SweepOptions<'a> {
     pub limits: Limits,
 }
 
-/// The seed of replicate `replicate` of every point: the scenario's seed for
-/// the first, independent splitmix64 draws for the others.
-pub fn replicate_seed(seed: u64, replicate: u32) -> u64 {
-    if replicate == 0 {
-        return seed;
-    }
-    let mut z = seed ^ u64::from(replicate).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use crate::rng::replicate_seed;
 
 /// One finished grid point.
 #[derive(Clone, Debug)]
@@ -417,12 +407,5 @@ mod tests {
         assert!("3/3".parse::<Shard>().is_err());
         assert!("1/0".parse::<Shard>().is_err());
         assert!("x".parse::<Shard>().is_err());
-    }
-
-    #[test]
-    fn replicate_zero_keeps_the_scenario_seed() {
-        assert_eq!(replicate_seed(42, 0), 42);
-        assert_ne!(replicate_seed(42, 1), replicate_seed(42, 2));
-        assert_ne!(replicate_seed(42, 1), 42);
     }
 }

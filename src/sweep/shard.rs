@@ -21,7 +21,7 @@ use crate::error::Error;
 use super::{Shard, SweepTable};
 
 /// What starts a shard's fingerprint line.
-pub const FINGERPRINT_PREFIX: &str = "# kvsim shard ";
+pub const FINGERPRINT_PREFIX: &str = crate::output::SHARD_FINGERPRINT_PREFIX;
 
 /// What produced a shard file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

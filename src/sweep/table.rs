@@ -1,7 +1,8 @@
 //! `sweep.csv`: one row per grid point. Columns: `point`, one per axis (the
-//! dotted key), `replicates`, the metrics of DESIGN.md section 8 (means over
-//! replicates, with a `<metric>_ci95` half-width after each headline metric
-//! when there are several), then `slo_ttft_p99` and `slo_tpot_p99`.
+//! dotted key), `replicates`, the metrics (docs/ARCHITECTURE.md#metrics;
+//! means over replicates, with a `<metric>_ci95` half-width after each
+//! headline metric when there are several), then `slo_ttft_p99` and
+//! `slo_tpot_p99`.
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::cache::KvGroup;
+use crate::cache::{Admitted, KvGroup, MemoryUsage, NoRoom, SeqInfo};
 use crate::model::Dtype;
 use proptest::prelude::*;
 

@@ -1,0 +1,270 @@
+//! Requests in and out: arrivals and closed-loop users, sessions and their
+//! turns, issuing a request (its prompt, reservation and parallel samples),
+//! and ending it in one outcome.
+
+use super::{Engine, Event, Live, NONE, SESSION_KEY_BASE, Session, Waiting};
+use crate::cache::{Content, SeqId, SeqInfo};
+use crate::hardware::cost::CostModel;
+use crate::metrics::{Outcome, RequestRecord};
+use crate::scheduler::Admission;
+use crate::traffic::Lengths;
+use crate::units::SimTime;
+
+impl<'s, C: CostModel> Engine<'s, C> {
+    /// Routes a request into this replica: it arrives at `at` (no earlier
+    /// than the events already processed).
+    pub(super) fn inject(&mut self, at: SimTime, lengths: Lengths) {
+        self.routed_pending += 1;
+        self.events.push(at.max(self.now), Event::Arrival(lengths));
+    }
+
+    /// Requests this replica holds and has not finished: waiting, running
+    /// or swapped out (what a least-outstanding-requests balancer counts).
+    pub(super) fn outstanding(&self) -> usize {
+        // Entries the fast path marked dead are still in `running`.
+        self.waiting.len() + self.running.len() - self.dead
+            + self.swapped.len()
+            + self.routed_pending
+    }
+
+    /// KV bytes allocated now.
+    pub(super) fn kv_allocated(&self) -> u64 {
+        self.cache.usage().allocated
+    }
+
+    /// Whether a request may still be issued at `at` under the stop rule.
+    pub(super) fn may_issue(&mut self, at: SimTime) -> bool {
+        let ok = !self.issuing_done && self.scenario.stop.admits(at, self.issued);
+        if !ok {
+            self.issuing_done = true;
+        }
+        ok
+    }
+
+    pub(super) fn schedule_next_arrival(&mut self) {
+        if self.issuing_done {
+            return;
+        }
+        match self.traffic.next_arrival() {
+            Some((at, lengths)) if self.may_issue(at) => {
+                self.events.push(at.max(self.now), Event::Arrival(lengths));
+            }
+            _ => self.issuing_done = true,
+        }
+    }
+
+    /// A new request arrives from outside: a single request, or the first turn
+    /// of a session.
+    pub(super) fn start_conversation(&mut self, lengths: Lengths, user: u32) {
+        if !self.sessions_on {
+            self.issue(lengths, user, NONE);
+            return;
+        }
+        let turns = self.traffic.session_turns().max(1);
+        let session = Session {
+            key: SESSION_KEY_BASE | self.sessions_started,
+            turn: 0,
+            history: 0,
+            turns_left: turns - 1,
+            user,
+        };
+        self.sessions_started += 1;
+        let id = match self.free_sessions.pop() {
+            Some(id) => {
+                self.sessions[id as usize] = session;
+                id
+            }
+            None => {
+                self.sessions.push(session);
+                (self.sessions.len() - 1) as u32
+            }
+        };
+        self.issue(lengths, user, id);
+    }
+
+    /// A session's next turn: the new message follows the whole conversation.
+    pub(super) fn next_turn(&mut self, session: u32) {
+        if !self.may_issue(self.now) {
+            self.end_session(session);
+            return;
+        }
+        // The new message only: the system prompt, if any, is already in the
+        // history.
+        let mut lengths = self.traffic.next_message();
+        let s = &mut self.sessions[session as usize];
+        s.turns_left -= 1;
+        lengths.prompt = lengths.prompt.saturating_add(s.history);
+        let user = s.user;
+        self.issue(lengths, user, session);
+    }
+
+    pub(super) fn end_session(&mut self, session: u32) {
+        let user = self.sessions[session as usize].user;
+        self.free_sessions.push(session);
+        if user != NONE {
+            self.user_thinks(user);
+        }
+    }
+
+    /// A closed-loop user thinks, then sends the next request. A user whose
+    /// server is down retries only once it is back, so a crash does not turn
+    /// into a storm of refused requests.
+    pub(super) fn user_thinks(&mut self, user: u32) {
+        let mut ready = self.now + self.traffic.think_time();
+        if let Some(back) = self.down_until {
+            ready = ready.max(back);
+        }
+        self.events.push(ready, Event::UserReady(user));
+    }
+
+    /// Records a request and queues it, or fails it at once.
+    pub(super) fn issue(&mut self, lengths: Lengths, user: u32, session: u32) {
+        let id = self.records.len() as u32;
+        self.issued += 1;
+        let mml = self.scenario.model.max_model_len;
+        // Generation stops at the model's context length, as in vLLM.
+        let room = mml.saturating_sub(lengths.prompt);
+        let output = lengths.output.min(lengths.max_tokens).min(room).max(1);
+        let max_tokens = lengths.max_tokens.min(room).max(1);
+        let (session_no, turn) = match session {
+            NONE => (None, 1),
+            sid => {
+                let s = &mut self.sessions[sid as usize];
+                s.turn += 1;
+                (Some(s.key & !SESSION_KEY_BASE), s.turn)
+            }
+        };
+        let content = if session != NONE {
+            let s = &self.sessions[session as usize];
+            Some(Content {
+                key: s.key,
+                reusable: s.history,
+                lineage: u32::MAX,
+            })
+        } else {
+            lengths.prefix.map(|p| Content {
+                key: u64::from(p.id),
+                reusable: p.tokens,
+                lineage: p.tokens,
+            })
+        };
+        self.records.push(RequestRecord {
+            id: u64::from(id),
+            arrival: self.now,
+            admitted: None,
+            first_token: None,
+            finished: None,
+            prompt_tokens: lengths.prompt,
+            output_target: output,
+            output_tokens: 0,
+            max_tokens,
+            samples: self.samples,
+            session: session_no,
+            turn,
+            preemptions: 0,
+            outcome: None,
+        });
+        self.live.push(Live {
+            user,
+            session,
+            samples_left: self.samples,
+            outcome: Outcome::Ok,
+        });
+        if self.down_until.is_some() {
+            self.end_request(id, Outcome::Crashed);
+            return;
+        }
+        let unservable = lengths.prompt >= mml
+            || (!self.cfg.chunked_prefill && lengths.prompt > self.cfg.max_batched_tokens)
+            || !self.cache.fits_when_empty(&SeqInfo {
+                id: 0,
+                tokens: lengths.prompt,
+                reserve: self.reservation(id, output, lengths.prompt),
+                content: None,
+            });
+        if unservable {
+            self.end_request(id, Outcome::Unservable);
+        } else {
+            let content = self.contents.put(content);
+            self.waiting.push_back(Waiting {
+                req: id,
+                output,
+                generated: 0,
+                fork: self.samples > 1,
+                content,
+            });
+        }
+    }
+
+    /// Tokens to hold for a sample of request `id` with true output `output`
+    /// when it is admitted with `tokens` to prefill.
+    pub(super) fn reservation(&self, id: u32, output: u32, tokens: u32) -> u32 {
+        match self.cfg.admission {
+            Admission::Optimistic => tokens,
+            Admission::Reserve => {
+                let r = &self.records[id as usize];
+                let final_tokens = r.prompt_tokens + output - 1;
+                self.scenario
+                    .cache
+                    .reserve
+                    .tokens(
+                        r.prompt_tokens,
+                        r.max_tokens,
+                        final_tokens,
+                        self.scenario.model.max_model_len,
+                    )
+                    .max(tokens)
+            }
+        }
+    }
+
+    /// A sample of request `id` ended with `outcome`; if it still carried the
+    /// request's other samples (`unforked`: it failed before its prefill
+    /// completed and forked them), they end with it. The request ends with its
+    /// last sample, with the worst outcome any sample had.
+    pub(super) fn sample_ended(&mut self, id: u32, unforked: bool, outcome: Outcome) {
+        let ended = if unforked { self.samples } else { 1 };
+        let live = &mut self.live[id as usize];
+        if outcome != Outcome::Ok && live.outcome == Outcome::Ok {
+            live.outcome = outcome;
+        }
+        invariant!(live.samples_left >= ended);
+        live.samples_left -= ended;
+        if live.samples_left == 0 {
+            let outcome = live.outcome;
+            self.end_request(id, outcome);
+        }
+    }
+
+    /// Ends request `id` now with `outcome`; its session sends the next turn,
+    /// or its closed-loop user thinks and sends the next request.
+    pub(super) fn end_request(&mut self, id: u32, outcome: Outcome) {
+        let r = &mut self.records[id as usize];
+        invariant!(r.outcome.is_none(), "request {id} ended twice");
+        r.outcome = Some(outcome);
+        r.finished = Some(self.now);
+        self.last_end = self.last_end.max(self.now);
+        let context = r.prompt_tokens + r.output_tokens;
+        let live = self.live[id as usize];
+        if live.session != NONE {
+            let s = &mut self.sessions[live.session as usize];
+            if outcome == Outcome::Ok && s.turns_left > 0 && !self.issuing_done {
+                s.history = context;
+                let think = self.traffic.session_think();
+                self.events
+                    .push(self.now + think, Event::NextTurn(live.session));
+            } else {
+                self.end_session(live.session);
+            }
+        } else if live.user != NONE {
+            self.user_thinks(live.user);
+        }
+    }
+
+    pub(super) fn take_slot(&mut self) -> SeqId {
+        self.free_slots.pop().unwrap_or_else(|| {
+            self.next_slot += 1;
+            self.next_slot - 1
+        })
+    }
+}

@@ -1,0 +1,57 @@
+use super::*;
+use crate::hardware::cost::RooflineCost;
+
+/// The saturated bench workload runs nearly every step on the fast path
+/// (a silent fallback would keep results right and lose the speed).
+#[test]
+fn saturated_chat_takes_the_fast_path() {
+    with_bench_engine(2000, |engine| {
+        engine.fast = fast::Fast::new(engine);
+        assert!(
+            engine.fast.is_some(),
+            "the scenario is in the fast path's case"
+        );
+        engine.run().expect("no limits");
+        let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
+        assert!(
+            fast_steps * 100 >= engine.stats.steps * 99,
+            "{fast_steps} of {} steps on the fast path",
+            engine.stats.steps
+        );
+    });
+}
+
+/// Runs `f` on an engine for the bench's saturated-chat scenario cut to
+/// `requests` requests, on the roofline.
+fn with_bench_engine(requests: u32, f: impl FnOnce(&mut Engine<RooflineCost>)) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
+    let s = Scenario::load(&path, &[format!("requests={requests}")]).expect("bench scenario");
+    let cache = s.cache.build(s.budget.kv_bytes, s.layout);
+    let d = &s.deployment;
+    let cost = RooflineCost::new(&s.model, d, &d.efficiency);
+    let mut engine = Engine::new(&s, cache, cost, s.traffic.instantiate(s.seed));
+    f(&mut engine);
+}
+
+/// The engine's own checks are on in the builds that check invariants (CI
+/// runs this module with `--features invariants`): ending a request twice,
+/// which would count it in two outcomes, stops the run.
+#[test]
+#[cfg(any(debug_assertions, feature = "invariants"))]
+#[should_panic(expected = "request 0 ended twice")]
+fn a_request_cannot_end_twice() {
+    with_bench_engine(20, |engine| {
+        engine.run().expect("no limits");
+        engine.end_request(0, Outcome::Ok);
+    });
+}
+
+/// What a run keeps per request: its record (returned to the caller) and
+/// the engine's per-request state. The README quotes the sum.
+#[test]
+fn bytes_kept_per_request() {
+    assert_eq!(std::mem::size_of::<RequestRecord>(), 88);
+    assert_eq!(std::mem::size_of::<Live>(), 16);
+    // Not per request, but an overloaded run queues most of them.
+    assert_eq!(std::mem::size_of::<Waiting>(), 20);
+}
