@@ -1726,7 +1726,7 @@ fn plan_size_check(
     let (Some(total), Some((bytes, scenario, m))) = (total_mem, largest) else {
         return Ok(());
     };
-    let threads = threads.unwrap_or_else(|| rayon::current_num_threads());
+    let threads = threads.unwrap_or_else(rayon::current_num_threads);
     let at_once = (plan.candidates.len().max(1)).min(threads.max(1)) as f64;
     // Each candidate keeps its best and nearest-miss probes and the one it
     // is running, a summary per replicate each.
@@ -1751,8 +1751,8 @@ fn plan_size_check(
                 stop_key(scenario),
                 format!(
                     "the plan is projected to need {what}, more than this machine's {:.1} GiB \
-                     (MemTotal); lower requests, plan fewer candidates at once (--threads), or \
-                     pass --allow-large to plan anyway",
+                     (MemTotal); lower requests or shorten duration_s, plan fewer candidates at \
+                     once (--threads), or pass --allow-large to plan anyway",
                     total as f64 / GIB_F
                 ),
             ),

@@ -232,10 +232,7 @@ pub const ALL: [(&Range, &[&str]); 16] = [
     ),
     (
         &PRICE_PER_HOUR,
-        &[
-            "hardware.gpu.price_per_hour (inline GPU)",
-            "plan.prices",
-        ],
+        &["hardware.gpu.price_per_hour (inline GPU)", "plan.prices"],
     ),
     (&PLAN_PRECISION, &["plan.precision"]),
     (&PLAN_REPLICATES, &["plan.replicates"]),

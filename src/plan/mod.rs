@@ -437,7 +437,8 @@ impl Plan {
     /// The largest simulations the plan may run, for a memory estimate
     /// before it starts: for every candidate that builds, its first probe
     /// (the scenario's own length), a probe of [`MAX_PROBE_ARRIVALS`]
-    /// arrivals at the rate whose window that fills, and the
+    /// arrivals at the rate whose window that fills (for a scenario that
+    /// stops after `requests`), and the
     /// whole-deployment check at the most replicas it simulates.
     pub fn largest_probes(&self, base: &toml::Table, path: &Path) -> Vec<Scenario> {
         let longest_rate = (MAX_PROBE_ARRIVALS / self.window_s)
@@ -446,9 +447,15 @@ impl Plan {
         let mut out = Vec::new();
         for i in 0..self.candidates.len() {
             let point = self.candidates.point(i);
+            // A probe that stops after a request count is lengthened up to
+            // the arrival cap; one that stops after `duration_s` keeps its
+            // duration (past the window), so its first probe sizes it.
+            let lengthened = base
+                .contains_key("requests")
+                .then(|| candidate_scenario(base, path, &point, Some(longest_rate), self.window_s));
             let probes = [
                 candidate_scenario(base, path, &point, Some(self.search.start_rate), 0.0),
-                candidate_scenario(base, path, &point, Some(longest_rate), self.window_s),
+                lengthened.unwrap_or_else(|| Err(Error::Usage(String::new()))),
                 cluster_scenario(
                     base,
                     path,

@@ -405,7 +405,10 @@ fn candidates_and_prices_are_checked_at_load() {
             "candidate 1 of 1 (hardware.tp=0)",
         ),
         ("[plan.candidates]\n\"nosuch.key\" = [1]\n", "nosuch"),
-        ("[plan.prices]\n\"h100-sx\" = 1.0\n", "did you mean `h100-sxm`"),
+        (
+            "[plan.prices]\n\"h100-sx\" = 1.0\n",
+            "did you mean `h100-sxm`",
+        ),
         ("[plan.prices]\n\"h100-sxm\" = -1.0\n", "physical range"),
     ] {
         let table: toml::Table = format!("{MOCK_SERVER}\n{extra}").parse().unwrap();
