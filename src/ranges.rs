@@ -161,8 +161,31 @@ pub const UTILIZATION: Range = open(
     "a fraction of a whole: bandwidth, FLOP/s or memory",
 );
 
+/// GPU prices, USD per GPU-hour (0: hardware already paid for).
+pub const PRICE_PER_HOUR: Range = closed(
+    0.0,
+    1000.0,
+    "USD per GPU-hour",
+    "on-demand cloud GPUs cost about 0.5-10 USD an hour",
+);
+/// Relative precision of `kvsim plan`'s rate search.
+pub const PLAN_PRECISION: Range = closed(
+    1e-3,
+    0.5,
+    "",
+    "a fraction of the rate; each probe spans objective / precision seconds of arrivals, so \
+     finer than 0.1 % needs probes thousands of objectives long",
+);
+/// Runs per probe of `kvsim plan`.
+pub const PLAN_REPLICATES: Range = closed(
+    1.0,
+    1000.0,
+    "runs",
+    "seeds per probe; beyond a few dozen only the run time grows",
+);
+
 /// Every range and the keys it governs, for `docs/ranges.md`.
-pub const ALL: [(&Range, &[&str]); 13] = [
+pub const ALL: [(&Range, &[&str]); 16] = [
     (
         &RATE,
         &[
@@ -207,6 +230,12 @@ pub const ALL: [(&Range, &[&str]); 13] = [
             "engine.memory_fraction",
         ],
     ),
+    (
+        &PRICE_PER_HOUR,
+        &["hardware.gpu.price_per_hour (inline GPU)", "plan.prices"],
+    ),
+    (&PLAN_PRECISION, &["plan.precision"]),
+    (&PLAN_REPLICATES, &["plan.replicates"]),
 ];
 
 /// `docs/ranges.md`: every range as a table row.

@@ -117,6 +117,10 @@ pub struct PlanArgs {
     /// Format of the cost-against-capacity chart.
     #[arg(long, default_value = "png")]
     pub format: crate::report::plot::Format,
+    /// Plan even when the probes are projected to need more memory than the
+    /// machine has (otherwise refused with exit 2).
+    #[arg(long)]
+    pub allow_large: bool,
 }
 
 /// Arguments of `kvsim validate`.

@@ -1,9 +1,9 @@
 //! `kvsim plan`: capacity planning from the scenario's `[plan]` table.
 
-use super::run::out_dir;
+use super::run::{GIB_F, MAX_RUN_REQUESTS, out_dir, stop_key};
 use super::sweep::scenario_table;
 use super::{PlanArgs, say, threads_for};
-use crate::engine::{Limits, Stopped, simulate_limited};
+use crate::engine::{Limits, Stopped, estimate_work, simulate_limited};
 use crate::error::Error;
 use crate::hardware::cost::RooflineCost;
 use crate::interrupt::INTERRUPTED;
@@ -17,6 +17,8 @@ use crate::scenario::Scenario;
 pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
     let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
     let plan = crate::plan::Plan::from_table(&table, &a.input.scenario, a.slo.as_deref())?;
+    let threads = threads_for(a.threads, plan.candidates.len() as u64);
+    plan_size_check(&plan, &table, a, threads)?;
     let dir = OutputDir::begin(&out_dir(&a.out, &name), "plan", &[&a.input.scenario])?;
     let started = std::time::Instant::now();
     let limits = Limits {
@@ -53,7 +55,6 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
             }
         }
     }
-    let threads = threads_for(a.threads, plan.candidates.len() as u64);
     let run = match threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -126,9 +127,106 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
         results.len(),
         written.join(", ")
     ))?;
+    for r in &results {
+        let Some(search) = &r.search else { continue };
+        if let (Some(best), Some(miss)) = (&search.best, &search.nearest_miss) {
+            if miss.unsteady {
+                eprintln!(
+                    "warning: {}: candidate {}: {} req/s is only a floor: a probe at {} req/s \
+                     would need more than {:.0e} arrivals to reach a steady state, so it was \
+                     not called sustainable",
+                    a.input.scenario.display(),
+                    r.index + 1,
+                    best.rate,
+                    miss.rate,
+                    crate::plan::MAX_PROBE_ARRIVALS
+                );
+            }
+        }
+    }
     let feasible = results.iter().any(|r| r.sizing.is_some());
     if !feasible {
         eprintln!("no candidate meets the objectives; the nearest miss is ranked first");
     }
     Ok(feasible)
+}
+/// Refuses (exit 2) a plan whose probes would not fit: one larger than a
+/// run can hold, or, unless `--allow-large`, the largest probe times the
+/// probes in flight at once (one per candidate planned in parallel) plus
+/// the summaries the plan keeps beyond the machine's memory; warns above
+/// half of it.
+fn plan_size_check(
+    plan: &crate::plan::Plan,
+    table: &toml::Table,
+    a: &PlanArgs,
+    threads: Option<usize>,
+) -> Result<(), Error> {
+    let probes = plan.largest_probes(table, &a.input.scenario);
+    let mut largest: Option<(f64, &Scenario, crate::engine::MemoryEstimate)> = None;
+    for s in &probes {
+        let e = estimate_work(s);
+        if e.requests > MAX_RUN_REQUESTS {
+            return Err(Error::Scenario {
+                path: s.path.clone(),
+                source: crate::SpecError::new(
+                    stop_key(s),
+                    format!(
+                        "a probe of the plan would issue ~{:.3e} requests, more than the \
+                         {MAX_RUN_REQUESTS:.0} a run can hold; lower requests (the plan \
+                         lengthens probes itself as far as a steady state needs)",
+                        e.requests
+                    ),
+                ),
+            });
+        }
+        let m = crate::engine::estimate_memory(s, &e);
+        if largest.as_ref().is_none_or(|l| m.bytes > l.0) {
+            largest = Some((m.bytes, s, m));
+        }
+    }
+    let total_mem = crate::engine::physical_memory_bytes();
+    let (Some(total), Some((bytes, scenario, m))) = (total_mem, largest) else {
+        return Ok(());
+    };
+    let threads = threads.unwrap_or_else(rayon::current_num_threads);
+    let at_once = (plan.candidates.len().max(1)).min(threads.max(1)) as f64;
+    // Each candidate keeps its best and nearest-miss probes and the one it
+    // is running, a summary per replicate each.
+    let kept = plan.candidates.len() as f64
+        * 3.0
+        * f64::from(plan.replicates)
+        * std::mem::size_of::<crate::metrics::Summary>() as f64;
+    let need = crate::engine::BASE_BYTES + bytes * at_once + kept;
+    let what = format!(
+        "about {:.1} GiB of memory ({at_once:.0} probes at once, the largest with ~{:.3e} \
+         requests' records and ~{:.3e} timeline rows)",
+        need / GIB_F,
+        m.requests,
+        m.rows
+    );
+    use crate::engine::MemoryVerdict;
+    let verdict = crate::engine::memory_verdict(need, total_mem);
+    if verdict == MemoryVerdict::Refuse && !a.allow_large {
+        return Err(Error::Scenario {
+            path: scenario.path.clone(),
+            source: crate::SpecError::new(
+                stop_key(scenario),
+                format!(
+                    "the plan is projected to need {what}, more than this machine's {:.1} GiB \
+                     (MemTotal); lower requests or shorten duration_s, plan fewer candidates at \
+                     once (--threads), or pass --allow-large to plan anyway",
+                    total as f64 / GIB_F
+                ),
+            ),
+        });
+    }
+    if verdict != MemoryVerdict::Fine {
+        eprintln!(
+            "warning: {}: the plan is projected to need {what}, more than half of this \
+             machine's {:.1} GiB",
+            scenario.path.display(),
+            total as f64 / GIB_F
+        );
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ pub(super) fn out_dir(out: &Option<PathBuf>, name: &str) -> PathBuf {
 
 /// Requests one run may issue: the engine indexes them with 32 bits, and an
 /// estimate (of a random process) needs slack below that.
-const MAX_RUN_REQUESTS: f64 = (1u64 << 31) as f64;
+pub(super) const MAX_RUN_REQUESTS: f64 = (1u64 << 31) as f64;
 
 /// Refuses (exit 2) a run projected to need more memory than the machine
 /// has, unless `--allow-large`; warns above half of it. `runs` runs on
@@ -92,7 +92,7 @@ fn memory_check(
 }
 
 /// The key that sets how long `scenario` runs, for messages about its size.
-fn stop_key(scenario: &Scenario) -> &'static str {
+pub(super) fn stop_key(scenario: &Scenario) -> &'static str {
     match scenario.stop {
         crate::scenario::Stop::Duration(_) => "duration_s",
         _ => "requests",
@@ -100,7 +100,7 @@ fn stop_key(scenario: &Scenario) -> &'static str {
 }
 
 /// Bytes per GiB, as a float.
-const GIB_F: f64 = (1u64 << 30) as f64;
+pub(super) const GIB_F: f64 = (1u64 << 30) as f64;
 
 /// Prints a scenario's load-time warnings on stderr.
 fn print_warnings(scenario: &Scenario) {

@@ -222,6 +222,17 @@ impl KvBudget {
     }
 }
 
+/// The words of the error a deployment gets when the model leaves no room
+/// for KV (see [`does_not_fit`]).
+const DOES_NOT_FIT: &str = "does not fit on";
+
+/// Whether `e` is the error of a model that does not fit its deployment's
+/// memory: a configuration that is valid but infeasible (`kvsim plan`
+/// reports such a candidate as infeasible rather than refusing the plan).
+pub fn does_not_fit(e: &SpecError) -> bool {
+    e.key == "hardware.tp" && e.reason.contains(DOES_NOT_FIT)
+}
+
 /// Computes the KV budget of one replica of `model` on `deployment` with KV
 /// elements in `kv_dtype`. Fails, naming the numbers and a `tp` that would fit,
 /// when the weights and activations leave no room for KV.
@@ -295,7 +306,7 @@ pub fn kv_budget(
         return Err(SpecError::new(
             key,
             format!(
-                "{} does not fit on {} x {}: each GPU can use {:.2} of its {:.2} GiB ({} {}) \
+                "{} {DOES_NOT_FIT} {} x {}: each GPU can use {:.2} of its {:.2} GiB ({} {}) \
                  but needs {:.2} GiB of weights + {:.2} GiB of activations + {:.2} GiB of runtime, \
                  leaving no room for KV{suggestion}",
                 model.name,

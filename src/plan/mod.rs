@@ -150,7 +150,29 @@ pub struct Plan {
     pub candidates: Grid,
     /// USD per GPU-hour overrides by GPU name.
     pub prices: BTreeMap<String, f64>,
+    /// The shortest span of arrivals a probe may have, seconds: the
+    /// tightest TTFT or end-to-end objective over the precision (see
+    /// [`probe_at`]).
+    pub window_s: f64,
 }
+
+/// Most arrivals one probe may have when kvsim lengthens it to reach a
+/// steady state (a scenario's own `requests` may be larger): a rate that
+/// would need more is not probed, and the rate below it is reported as a
+/// floor.
+pub const MAX_PROBE_ARRIVALS: f64 = 1e6;
+
+/// A probe that passes must span at least this many of its median
+/// end-to-end latencies of arrivals: a shorter one ends before the batch
+/// and the KV cache fill up to their steady level.
+pub const STEADY_SPANS: f64 = 10.0;
+
+/// Times a probe is lengthened before it is declared unable to reach a
+/// steady state.
+const STEADY_TRIES: u32 = 4;
+
+/// Bisection steps at most: from a factor-of-two bracket, 0.1 % takes ten.
+const MAX_BISECTIONS: u32 = 60;
 
 /// How the rate search brackets and bisects.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -200,17 +222,6 @@ impl Plan {
                 "missing: `kvsim plan` needs a [plan] table with at least target_rate",
             )
         })?;
-        let positive = |key: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(v)
-            } else {
-                Err(spec_error(
-                    path,
-                    &format!("plan.{key}"),
-                    format!("must be a finite number > 0, got {v}"),
-                ))
-            }
-        };
         // Rates: the physical range of arrival rates (docs/ranges.md).
         let rate = |key: &str, v: f64| {
             crate::ranges::RATE
@@ -238,14 +249,17 @@ impl Plan {
                 format!("must be a fraction in [0, 1], got {oom_rate}"),
             ));
         }
-        let precision = positive("precision", spec.precision.unwrap_or(0.05))?;
-        if precision >= 1.0 {
-            return Err(spec_error(
-                path,
-                "plan.precision",
-                format!("must be below 1 (a fraction of the rate), got {precision}"),
-            ));
-        }
+        let in_range = |range: &crate::ranges::Range, key: &str, v: f64| {
+            range.check(key, v).map_err(|source| Error::Scenario {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let precision = in_range(
+            &crate::ranges::PLAN_PRECISION,
+            "plan.precision",
+            spec.precision.unwrap_or(0.05),
+        )?;
         let search = SearchOptions {
             start_rate: rate("start_rate", spec.start_rate.unwrap_or(1.0))?,
             max_rate: rate("max_rate", spec.max_rate.unwrap_or(1e5))?,
@@ -263,17 +277,17 @@ impl Plan {
             ));
         }
         let replicates = spec.replicates.unwrap_or(3);
-        if replicates == 0 {
-            return Err(spec_error(path, "plan.replicates", "must be at least 1"));
-        }
+        in_range(
+            &crate::ranges::PLAN_REPLICATES,
+            "plan.replicates",
+            f64::from(replicates),
+        )?;
         for (gpu, price) in &spec.prices {
-            if !(price.is_finite() && *price >= 0.0) {
-                return Err(spec_error(
-                    path,
-                    &format!("plan.prices.\"{gpu}\""),
-                    format!("must be a finite USD per GPU-hour >= 0, got {price}"),
-                ));
-            }
+            in_range(
+                &crate::ranges::PRICE_PER_HOUR,
+                &format!("plan.prices.\"{gpu}\""),
+                *price,
+            )?;
         }
         let mut objectives = Objectives {
             ttft_p99: scenario.slo.ttft,
@@ -314,6 +328,66 @@ impl Plan {
                 source: e,
             }
         })?;
+        // Every candidate must be a valid scenario before any probe runs; a
+        // model that does not fit a candidate's memory is a valid question
+        // with an infeasible answer, reported in the table.
+        let mut gpus: Vec<String> = crate::catalog::gpus()
+            .into_iter()
+            .map(|e| e.gpu.name)
+            .collect();
+        for i in 0..candidates.len() {
+            let point = candidates.point(i);
+            match candidate_scenario(base, path, &point, None, 0.0) {
+                Ok(s) => gpus.push(s.deployment.gpu.name.clone()),
+                Err(Error::Scenario { source, .. })
+                    if crate::hardware::budget::does_not_fit(&source) => {}
+                Err(e) => {
+                    let reason = match e {
+                        Error::Scenario { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    };
+                    return Err(spec_error(
+                        path,
+                        "plan.candidates",
+                        format!(
+                            "candidate {} of {} ({}) is not a valid scenario: {reason}",
+                            i + 1,
+                            candidates.len(),
+                            describe(&point)
+                        ),
+                    ));
+                }
+            }
+        }
+        for gpu in spec.prices.keys() {
+            if !gpus.contains(gpu) {
+                let closest = gpus
+                    .iter()
+                    .min_by_key(|g| edit_distance(g, gpu))
+                    .filter(|g| edit_distance(g, gpu) <= 3)
+                    .map(|g| format!("did you mean `{g}`? "))
+                    .unwrap_or_default();
+                gpus.sort();
+                gpus.dedup();
+                return Err(spec_error(
+                    path,
+                    &format!("plan.prices.\"{gpu}\""),
+                    format!(
+                        "no GPU `{gpu}` in the catalog or among the candidates, so this price \
+                         would price nothing; {closest}known: {}",
+                        gpus.join(", ")
+                    ),
+                ));
+            }
+        }
+        // A replica overloaded by `precision` builds a queue whose delay
+        // grows by `precision` seconds a second: over this window it reaches
+        // the tightest queueing objective, so the probe fails.
+        let tightest = [objectives.ttft_p99, objectives.e2e_p99]
+            .into_iter()
+            .flatten()
+            .fold(f64::INFINITY, f64::min);
+        let window_s = tightest / precision;
         Ok(Plan {
             target_rate,
             objectives,
@@ -321,8 +395,75 @@ impl Plan {
             replicates,
             candidates,
             prices: spec.prices,
+            window_s,
         })
     }
+}
+
+impl Plan {
+    /// The largest simulations the plan may run, for a memory estimate
+    /// before it starts: for every candidate that builds, its first probe
+    /// (the scenario's own length), a probe of [`MAX_PROBE_ARRIVALS`]
+    /// arrivals at the rate whose window that fills (for a scenario that
+    /// stops after `requests`), and the
+    /// whole-deployment check at the most replicas it simulates.
+    pub fn largest_probes(&self, base: &toml::Table, path: &Path) -> Vec<Scenario> {
+        let longest_rate = (MAX_PROBE_ARRIVALS / self.window_s)
+            .min(self.search.max_rate)
+            .max(self.search.min_rate);
+        let mut out = Vec::new();
+        for i in 0..self.candidates.len() {
+            let point = self.candidates.point(i);
+            // A probe that stops after a request count is lengthened up to
+            // the arrival cap; one that stops after `duration_s` keeps its
+            // duration (past the window), so its first probe sizes it.
+            let lengthened = base
+                .contains_key("requests")
+                .then(|| candidate_scenario(base, path, &point, Some(longest_rate), self.window_s));
+            let probes = [
+                candidate_scenario(base, path, &point, Some(self.search.start_rate), 0.0),
+                lengthened.unwrap_or_else(|| Err(Error::Usage(String::new()))),
+                cluster_scenario(
+                    base,
+                    path,
+                    &point,
+                    Some(self.target_rate),
+                    MAX_VERIFIED_REPLICAS,
+                    0.0,
+                ),
+            ];
+            out.extend(probes.into_iter().flatten());
+        }
+        out
+    }
+}
+
+/// A candidate's assignments as `key=value, ...` (TOML keys and values).
+fn describe(point: &[(String, toml::Value)]) -> String {
+    if point.is_empty() {
+        return "the scenario itself".into();
+    }
+    point
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::sweep::cell_of(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Levenshtein distance, for suggesting a misspelt name.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// One probe: the rate and whether (and by how much) it met the objectives.
@@ -336,12 +477,30 @@ pub struct Probe {
     pub worst: &'static str,
     /// One summary per replicate.
     pub runs: Vec<Summary>,
+    /// Seconds of arrivals the probe spanned.
+    pub span_s: f64,
+    /// Whether the probe could not be made long enough to reach a steady
+    /// state (it would need more than [`MAX_PROBE_ARRIVALS`] arrivals): it
+    /// does not pass, whatever its metrics.
+    pub unsteady: bool,
 }
 
 impl Probe {
-    /// Whether every replicate met every objective.
+    /// Whether every replicate met every objective in a steady state.
     pub fn passed(&self) -> bool {
-        self.excess <= 1.0
+        self.excess <= 1.0 && !self.unsteady
+    }
+
+    /// A failed probe that was not (or not fully) run: `worst` says why.
+    pub fn failed(rate: f64, worst: &'static str) -> Probe {
+        Probe {
+            rate,
+            excess: f64::INFINITY,
+            worst,
+            runs: Vec::new(),
+            span_s: 0.0,
+            unsteady: false,
+        }
     }
 }
 
@@ -356,6 +515,15 @@ pub struct SearchResult {
     pub capped: bool,
     /// Probes run.
     pub probes: u32,
+}
+
+impl SearchResult {
+    /// Whether the best rate is only a lower bound on capacity: it passed at
+    /// `max_rate`, or the next rate up could not be probed long enough to
+    /// reach a steady state.
+    pub fn is_floor(&self) -> bool {
+        self.capped || self.nearest_miss.as_ref().is_some_and(|p| p.unsteady)
+    }
 }
 
 /// Finds the highest rate at which `probe` passes: brackets from
@@ -415,8 +583,17 @@ pub fn search_rate(opts: &SearchOptions, mut probe: impl FnMut(f64) -> Probe) ->
     }
     // Bisect.
     let (mut lo, mut hi) = (lo.expect("bracketed"), hi.expect("bracketed"));
-    while hi.rate - lo.rate > opts.precision * lo.rate {
-        let p = run(0.5 * (lo.rate + hi.rate));
+    // Bounded whatever the precision: a midpoint equal to an end (adjacent
+    // floats) cannot narrow the bracket.
+    for _ in 0..MAX_BISECTIONS {
+        if hi.rate - lo.rate <= opts.precision * lo.rate {
+            break;
+        }
+        let mid = 0.5 * (lo.rate + hi.rate);
+        if !(mid > lo.rate && mid < hi.rate) {
+            break;
+        }
+        let p = run(mid);
         if p.passed() {
             lo = p;
         } else {
@@ -540,56 +717,104 @@ fn output_tokens_per_request(runs: &[Summary]) -> f64 {
 /// the simulated horizon.
 pub type Evaluate<'a> = dyn Fn(&Scenario, u64) -> Result<Option<Summary>, Error> + Sync + 'a;
 
-/// Runs `scenario` at `rate` on the replicate seeds with `evaluate`; `None`
-/// when a replicate was stopped (Ctrl-C).
+/// Arrivals a probe of `s` at `rate` expects: its request count, or its
+/// duration times the rate.
+fn expected_arrivals(s: &Scenario, rate: f64) -> f64 {
+    match s.stop {
+        crate::scenario::Stop::Requests(n) => n as f64,
+        crate::scenario::Stop::Duration(d) => rate * d.as_secs_f64(),
+        crate::scenario::Stop::TraceEnd => 0.0,
+    }
+}
+
+/// Runs the scenario at `rate` on the replicate seeds with `evaluate`, long
+/// enough to reach a steady state; `None` when a replicate was stopped
+/// (Ctrl-C).
+///
+/// `scenario_at(rate, window)` is the scenario at `rate` whose arrivals span
+/// at least `window` seconds. A probe starts with `window_s` (the plan's
+/// [`Plan::window_s`]); one that passes but whose arrivals spanned fewer
+/// than [`STEADY_SPANS`] median end-to-end latencies is run again, longer.
+/// A probe that would need more than [`MAX_PROBE_ARRIVALS`] arrivals (beyond
+/// the scenario's own) is not run and does not pass ([`Probe::unsteady`]).
 pub fn probe_at(
-    scenario_at: &dyn Fn(f64) -> Result<Scenario, Error>,
+    scenario_at: &dyn Fn(f64, f64) -> Result<Scenario, Error>,
     evaluate: &Evaluate<'_>,
     objectives: &Objectives,
     replicates: u32,
     rate: f64,
+    window_s: f64,
 ) -> Result<Option<Probe>, Error> {
-    let s = scenario_at(rate)?;
-    let mut runs = Vec::with_capacity(replicates as usize);
-    for r in 0..replicates {
-        match evaluate(&s, replicate_seed(s.seed, r))? {
-            Some(m) => runs.push(m),
-            None => return Ok(None),
+    let mut window = window_s;
+    for _ in 0..STEADY_TRIES {
+        let s = scenario_at(rate, window)?;
+        let arrivals = expected_arrivals(&s, rate);
+        if arrivals > MAX_PROBE_ARRIVALS {
+            let own = expected_arrivals(&scenario_at(rate, 0.0)?, rate);
+            if arrivals > own {
+                break;
+            }
         }
+        let mut runs = Vec::with_capacity(replicates as usize);
+        for r in 0..replicates {
+            match evaluate(&s, replicate_seed(s.seed, r))? {
+                Some(m) => runs.push(m),
+                None => return Ok(None),
+            }
+        }
+        let (excess, worst) = runs
+            .iter()
+            .map(|m| objectives.excess(m))
+            .fold((0.0_f64, "none"), |a, b| if b.0 > a.0 { b } else { a });
+        let e2e = runs
+            .iter()
+            .filter_map(|m| m.e2e_p50)
+            .fold(0.0_f64, f64::max);
+        let span_s = arrivals / rate;
+        let probe = Probe {
+            rate,
+            excess,
+            worst,
+            runs,
+            span_s,
+            unsteady: false,
+        };
+        if !probe.passed() || span_s >= STEADY_SPANS * e2e {
+            return Ok(Some(probe));
+        }
+        window = (2.0 * window.max(span_s)).max(1.25 * STEADY_SPANS * e2e);
     }
-    let (excess, worst) = runs
-        .iter()
-        .map(|m| objectives.excess(m))
-        .fold((0.0_f64, "none"), |a, b| if b.0 > a.0 { b } else { a });
     Ok(Some(Probe {
-        rate,
-        excess,
-        worst,
-        runs,
+        unsteady: true,
+        ..Probe::failed(rate, "steady state")
     }))
 }
 
 /// The scenario of candidate `assignments` of `base` with its arrival rate set
-/// to `rate`, on one replica.
+/// to `rate`, on one replica, its arrivals spanning at least `window_s`.
 fn candidate_scenario(
     base: &toml::Table,
     path: &Path,
     assignments: &[(String, toml::Value)],
     rate: Option<f64>,
+    window_s: f64,
 ) -> Result<Scenario, Error> {
-    cluster_scenario(base, path, assignments, rate, 1)
+    cluster_scenario(base, path, assignments, rate, 1, window_s)
 }
 
 /// The scenario of candidate `assignments` at arrival rate `rate` on
 /// `replicas` replicas behind the scenario's router. A run that stops after a
 /// request count gets that count per replica, so each replica sees as long a
-/// run as a single-replica probe does.
+/// run as a single-replica probe does. Its arrivals span at least
+/// `window_s` seconds: a request count is raised to `rate x window_s`, a
+/// `duration_s` to `window_s`.
 fn cluster_scenario(
     base: &toml::Table,
     path: &Path,
     assignments: &[(String, toml::Value)],
     rate: Option<f64>,
     replicas: u64,
+    window_s: f64,
 ) -> Result<Scenario, Error> {
     let mut table = base.clone();
     for (key, value) in assignments {
@@ -608,21 +833,38 @@ fn cluster_scenario(
     )
     .map_err(|reason| spec_error(path, "hardware.replicas", reason))?;
     if let Some(n) = table.get("requests").and_then(toml::Value::as_integer) {
-        table.insert(
-            "requests".into(),
-            toml::Value::Integer(n.saturating_mul(replicas)),
-        );
+        let mut n = n.saturating_mul(replicas);
+        if let Some(r) = rate {
+            // Saturating float-to-int: a window this long is refused below
+            // (or by the probe's arrival cap) anyway.
+            n = n.max((r * window_s).ceil() as i64);
+        }
+        table.insert("requests".into(), toml::Value::Integer(n));
+    }
+    if let Some(d) = table.get("duration_s").and_then(toml::Value::as_float) {
+        if window_s > d {
+            table.insert("duration_s".into(), toml::Value::Float(window_s));
+        }
     }
     Scenario::from_table(table, path)
 }
 
+/// What simulating a whole deployment found.
+enum Verified {
+    /// These replicas met the objectives.
+    Met(u64),
+    /// Up to twice the estimate missed them.
+    Missed,
+    /// The simulation would be too long to run (see [`MAX_PROBE_ARRIVALS`]).
+    TooLarge,
+}
+
 /// Checks a sizing by simulating it: `replicas` replicas behind the
-/// scenario's router at the target rate, on the probe seeds, adding replicas
-/// while the objectives are missed (an uneven split can overload one
-/// replica that the per-replica search assumed evenly fed). Returns the
-/// replicas that met the objectives and the probe, or `None` when even
-/// twice the estimate (or the largest cluster kvsim simulates) did not; an
-/// error when a simulation was stopped (Ctrl-C).
+/// scenario's router at the target rate, on the probe seeds, for as long a
+/// span of arrivals as the sustainable rate's probe (`span_s`), adding
+/// replicas while the objectives are missed (an uneven split can overload
+/// one replica that the per-replica search assumed evenly fed). An error
+/// when a simulation was stopped (Ctrl-C).
 fn verify(
     base: &toml::Table,
     path: &Path,
@@ -630,23 +872,26 @@ fn verify(
     evaluate: &Evaluate<'_>,
     assignments: &[(String, toml::Value)],
     replicas: u64,
-) -> Result<Option<(u64, Probe)>, Stopped> {
+    span_s: f64,
+) -> Result<Verified, Stopped> {
     let most = (replicas * 2).min(MAX_VERIFIED_REPLICAS);
     for r in replicas..=most {
-        let at = |rate: f64| cluster_scenario(base, path, assignments, Some(rate), r);
+        let at = |rate: f64, w: f64| cluster_scenario(base, path, assignments, Some(rate), r, w);
         match probe_at(
             &at,
             evaluate,
             &plan.objectives,
             plan.replicates,
             plan.target_rate,
+            span_s,
         ) {
-            Ok(Some(p)) if p.passed() => return Ok(Some((r, p))),
+            Ok(Some(p)) if p.passed() => return Ok(Verified::Met(r)),
+            Ok(Some(p)) if p.unsteady => return Ok(Verified::TooLarge),
             Ok(Some(_)) | Err(_) => {}
             Ok(None) => return Err(Stopped),
         }
     }
-    Ok(None)
+    Ok(Verified::Missed)
 }
 
 /// A candidate's planning was stopped before it finished (Ctrl-C).
@@ -724,7 +969,7 @@ fn plan_candidate(
         error: None,
         sizing: None,
     };
-    let built = match candidate_scenario(base, path, &assignments, None) {
+    let built = match candidate_scenario(base, path, &assignments, None, 0.0) {
         Ok(s) => s,
         Err(e) => {
             result.error = Some(e.to_string());
@@ -738,7 +983,7 @@ fn plan_candidate(
         .get(&result.gpu)
         .copied()
         .or(built.deployment.gpu.price_per_hour);
-    let scenario_at = |r: f64| candidate_scenario(base, path, &assignments, Some(r));
+    let scenario_at = |r: f64, w: f64| candidate_scenario(base, path, &assignments, Some(r), w);
     let mut failure = None;
     let mut stopped = false;
     let search = search_rate(&plan.search, |r| {
@@ -747,29 +992,26 @@ fn plan_candidate(
         let probe = if stopped {
             Ok(None)
         } else {
-            probe_at(&scenario_at, evaluate, &plan.objectives, plan.replicates, r)
+            probe_at(
+                &scenario_at,
+                evaluate,
+                &plan.objectives,
+                plan.replicates,
+                r,
+                plan.window_s,
+            )
         };
         match probe {
             Ok(Some(p)) => p,
             Ok(None) => {
                 stopped = true;
-                Probe {
-                    rate: r,
-                    excess: f64::INFINITY,
-                    worst: "interrupted",
-                    runs: Vec::new(),
-                }
+                Probe::failed(r, "interrupted")
             }
             Err(e) => {
                 // A rate the scenario rejects (beyond a validation bound) is
                 // a failed probe; the error is reported if nothing passed.
                 failure.get_or_insert_with(|| e.to_string());
-                Probe {
-                    rate: r,
-                    excess: f64::INFINITY,
-                    worst: "invalid",
-                    runs: Vec::new(),
-                }
+                Probe::failed(r, "invalid")
             }
         }
     });
@@ -786,8 +1028,16 @@ fn plan_candidate(
             tokens,
         );
         if sizing.replicas <= MAX_VERIFIED_REPLICAS {
-            match verify(base, path, plan, evaluate, &assignments, sizing.replicas)? {
-                Some((replicas, _)) => {
+            match verify(
+                base,
+                path,
+                plan,
+                evaluate,
+                &assignments,
+                sizing.replicas,
+                best.span_s,
+            )? {
+                Verified::Met(replicas) => {
                     // Price the replicas the simulation needed.
                     sizing = priced(
                         plan.target_rate,
@@ -799,7 +1049,8 @@ fn plan_candidate(
                     );
                     sizing.verified = Some(true);
                 }
-                None => sizing.verified = Some(false),
+                Verified::Missed => sizing.verified = Some(false),
+                Verified::TooLarge => {}
             }
         }
         result.sizing = Some(sizing);

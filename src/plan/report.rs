@@ -54,6 +54,11 @@ fn why_not(r: &CandidateResult, plan: &Plan) -> String {
         return e.clone();
     }
     match r.search.as_ref().and_then(|s| s.nearest_miss.as_ref()) {
+        Some(p) if p.unsteady => format!(
+            "a probe at {} req/s would need over {:.0e} arrivals to reach a steady state",
+            fmt_rate(p.rate),
+            super::MAX_PROBE_ARRIVALS
+        ),
         Some(p) if p.worst == "oom_rate" && plan.objectives.oom_rate == 0.0 => format!(
             "oom_rate {:.1} % (limit 0) even at {} req/s",
             (p.excess - 1.0) * 100.0,
@@ -114,7 +119,7 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
         match (&r.sizing, r.search.as_ref().and_then(|s| s.best.as_ref())) {
             (Some(s), Some(best)) => {
                 let m = at_rate(best);
-                let capped = r.search.as_ref().is_some_and(|s| s.capped);
+                let capped = r.search.as_ref().is_some_and(|s| s.is_floor());
                 t.add_row(vec![
                     format!("{}", rank + 1),
                     label(r),
@@ -225,7 +230,7 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
                 let m = at_rate(b);
                 row.extend([
                     format!("{}", s.rate_per_replica),
-                    search.is_some_and(|s| s.capped).to_string(),
+                    search.is_some_and(|s| s.is_floor()).to_string(),
                     format!("{}", plan.target_rate),
                     s.replicas.to_string(),
                     s.gpus.to_string(),

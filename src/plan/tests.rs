@@ -16,6 +16,8 @@ fn threshold_probe(capacity: f64) -> impl FnMut(f64) -> Probe {
         excess: rate / capacity,
         worst: "ttft_p99",
         runs: Vec::new(),
+        span_s: 0.0,
+        unsteady: false,
     }
 }
 
@@ -359,4 +361,65 @@ fn plans_without_a_queueing_objective_or_a_rate_are_refused() {
     let bad = MOCK_SERVER.replace("target_rate = 100.0", "target_rate = -1.0");
     let table: toml::Table = bad.parse().unwrap();
     assert!(Plan::from_table(&table, Path::new("m.toml"), None).is_err());
+}
+
+#[test]
+fn the_bisection_ends_whatever_the_precision() {
+    // A precision below the spacing of floats once made the bisection loop
+    // forever (the midpoint of adjacent floats is one of them).
+    for precision in [1e-16, 1e-300, 0.0] {
+        let opts = SearchOptions {
+            precision,
+            ..SearchOptions::default()
+        };
+        let r = search_rate(&opts, threshold_probe(37.3));
+        assert!(r.probes <= 100, "{precision}: {} probes", r.probes);
+        assert!(r.best.expect("feasible").rate <= 37.3);
+    }
+}
+
+#[test]
+fn a_probe_that_cannot_reach_a_steady_state_does_not_pass() {
+    // The mock server passes everything; a window needing more than the
+    // arrival cap makes the probe unsteady, and the search reports a floor.
+    let (table, plan) = plan_of(MOCK_SERVER);
+    let s = |r: f64, w: f64| candidate_scenario(&table, Path::new("m.toml"), &[], Some(r), w);
+    let eval = |s: &Scenario, seed: u64| ten_ms_steps(s, seed).map(Some);
+    let p = probe_at(&s, &eval, &plan.objectives, 1, 1e4, 1e3)
+        .unwrap()
+        .unwrap();
+    assert!(p.unsteady && !p.passed());
+    // At a sustainable rate the probe spans the plan's window.
+    let p = probe_at(&s, &eval, &plan.objectives, 1, 10.0, plan.window_s)
+        .unwrap()
+        .unwrap();
+    assert!(p.passed() && p.span_s >= plan.window_s, "{}", p.span_s);
+    assert_eq!(plan.window_s, 0.5 / 0.01);
+}
+
+#[test]
+fn candidates_and_prices_are_checked_at_load() {
+    for (extra, needle) in [
+        (
+            "[plan.candidates]\n\"hardware.tp\" = [0]\n",
+            "candidate 1 of 1 (hardware.tp=0)",
+        ),
+        ("[plan.candidates]\n\"nosuch.key\" = [1]\n", "nosuch"),
+        (
+            "[plan.prices]\n\"h100-sx\" = 1.0\n",
+            "did you mean `h100-sxm`",
+        ),
+        ("[plan.prices]\n\"h100-sxm\" = -1.0\n", "physical range"),
+    ] {
+        let table: toml::Table = format!("{MOCK_SERVER}\n{extra}").parse().unwrap();
+        let e = Plan::from_table(&table, Path::new("m.toml"), None).unwrap_err();
+        assert!(e.to_string().contains(needle), "{needle}: {e}");
+    }
+    // A price for an inline candidate's GPU is accepted.
+    let text = format!(
+        "{MOCK_SERVER}\n[plan.prices]\n\"mine\" = 1.0\n[plan.candidates]\n\"hardware.gpu\" = \
+         [{{ base = \"h100-sxm\", name = \"mine\" }}]\n"
+    );
+    let table: toml::Table = text.parse().unwrap();
+    Plan::from_table(&table, Path::new("m.toml"), None).unwrap();
 }

@@ -780,6 +780,9 @@ fn resolve_gpu(spec: &spec::GpuSpec) -> Result<Gpu, SpecError> {
                 "gpu.efficiency.allreduce_latency_s",
                 g.efficiency.allreduce_latency_s,
             )?;
+            if let Some(p) = g.price_per_hour {
+                crate::ranges::PRICE_PER_HOUR.check("gpu.price_per_hour", p)?;
+            }
             g
         }
     };

@@ -376,7 +376,17 @@ fn ctrl_c_stops_a_plan_and_says_what_it_kept() {
     let s = setup(MONTH);
     let err_file = s.scenario.with_file_name("stderr.txt");
     let mut child = spawn(
-        &["plan", s.scenario(), "--out", s.out(), "--threads", "1"],
+        // A month of traffic per probe: beyond the memory guard, which
+        // --allow-large passes (it is interrupted long before the end).
+        &[
+            "plan",
+            s.scenario(),
+            "--out",
+            s.out(),
+            "--threads",
+            "1",
+            "--allow-large",
+        ],
         &err_file,
     );
     let lock = s.res.join(".o.kvsim-lock");

@@ -161,3 +161,76 @@ fn plan_prints_load_time_warnings_once() {
                    requested 500 to 4";
     assert_eq!(err.matches(warning).count(), 1, "{err}");
 }
+
+/// A plan whose probes were once 150 requests: at a huge rate that is a
+/// burst, not a steady state, and it called a100-80gb good for 512 req/s and
+/// h100 for >= 100000. Probes now span the tightest queueing objective over
+/// the precision (and ten median end-to-end latencies), so the answer no
+/// longer depends on the scenario's request count.
+#[test]
+fn the_sustainable_rate_does_not_depend_on_the_probe_length() {
+    const ATTACK: &str = r#"
+name = "atk-plan"
+seed = 3
+requests = 150
+[model]
+preset = "llama-3.1-8b"
+[hardware]
+gpu = "h100-sxm"
+[traffic]
+arrival = { kind = "poisson", rate = 5.0 }
+prompt = { kind = "fixed", value = 200 }
+output = { kind = "fixed", value = 50 }
+[slo]
+ttft_p99 = 2.0
+tpot_p99 = 0.1
+[plan]
+target_rate = 20.0
+replicates = 1
+start_rate = 4.0
+[plan.candidates]
+"hardware.gpu" = ["h100-sxm", "a100-80gb"]
+"#;
+    let rates = |requests: u32| -> Vec<(String, f64, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = ATTACK.replace("requests = 150", &format!("requests = {requests}"));
+        let out = plan_in(dir.path(), &text, &["--format", "svg"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let csv = std::fs::read_to_string(dir.path().join("o/plan.csv")).unwrap();
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header = rows.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let mut v: Vec<(String, f64, String)> = rows
+            .records()
+            .map(Result::unwrap)
+            .map(|r| {
+                (
+                    r[col("gpu")].to_string(),
+                    r[col("rate_per_replica")].parse().unwrap(),
+                    r[col("rate_is_floor")].to_string(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let short = rates(150);
+    let long = rates(15000);
+    for (s, l) in short.iter().zip(&long) {
+        assert_eq!(s.0, l.0);
+        assert!(
+            (s.1 / l.1 - 1.0).abs() <= 0.15,
+            "{}: {} req/s with 150 requests, {} with 15000",
+            s.0,
+            s.1,
+            l.1
+        );
+        assert_eq!(s.2, "false", "{short:?}");
+    }
+    // And far below the burst's 512 and 100000 req/s.
+    assert!(short.iter().all(|r| r.1 < 200.0), "{short:?}");
+}
