@@ -80,7 +80,7 @@ impl Range {
 }
 
 /// `1e7`, `0.01`, `86400`: short, and exact for the bounds used here.
-fn number(v: f64) -> String {
+pub fn number(v: f64) -> String {
     if v.is_finite() && v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
         format!("{v:e}")
     } else {

@@ -112,17 +112,24 @@ impl Objectives {
                 .trim()
                 .parse()
                 .map_err(|_| Error::Usage(format!("--slo {key}: `{value}` is not a number")))?;
-            let ok = v.is_finite() && v >= 0.0 && (key.trim() != "oom_rate" || v <= 1.0);
-            if !ok {
-                return Err(Error::Usage(format!(
-                    "--slo {key}: {v} must be a finite number >= 0 (oom_rate at most 1)"
-                )));
-            }
+            // The latencies have the range of `[slo]`'s keys.
+            let latency = |v: f64| {
+                crate::ranges::LATENCY_S
+                    .check(&format!("--slo {}", key.trim()), v)
+                    .map_err(|e| Error::Usage(e.to_string()))
+            };
             match key.trim() {
-                "ttft_p99" => self.ttft_p99 = Some(v),
-                "tpot_p99" => self.tpot_p99 = Some(v),
-                "e2e_p99" => self.e2e_p99 = Some(v),
-                "oom_rate" => self.oom_rate = v,
+                "ttft_p99" => self.ttft_p99 = Some(latency(v)?),
+                "tpot_p99" => self.tpot_p99 = Some(latency(v)?),
+                "e2e_p99" => self.e2e_p99 = Some(latency(v)?),
+                "oom_rate" => {
+                    if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                        return Err(Error::Usage(format!(
+                            "--slo oom_rate: {v} must be a fraction in [0, 1]"
+                        )));
+                    }
+                    self.oom_rate = v;
+                }
                 other => {
                     return Err(Error::Usage(format!(
                         "--slo: unknown objective `{other}` (expected ttft_p99, tpot_p99, e2e_p99 \
@@ -246,7 +253,10 @@ impl Plan {
             return Err(spec_error(
                 path,
                 "plan.oom_rate",
-                format!("must be a fraction in [0, 1], got {oom_rate}"),
+                format!(
+                    "must be a fraction in [0, 1], got {}",
+                    crate::ranges::number(oom_rate)
+                ),
             ));
         }
         let in_range = |range: &crate::ranges::Range, key: &str, v: f64| {

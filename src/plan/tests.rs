@@ -125,9 +125,17 @@ fn the_slo_flag_overrides_and_rejects_nonsense() {
         "ttft_p99=-1",
         "oom_rate=2",
         "tpot_p99=inf",
+        // The range of `[slo]`'s latencies: (0, 86400] s.
+        "ttft_p99=0",
+        "ttft_p99=1e300",
     ] {
         assert!(o.apply_cli(bad).is_err(), "{bad} accepted");
     }
+    let e = o.apply_cli("ttft_p99=0").unwrap_err().to_string();
+    assert!(
+        e.contains("`--slo ttft_p99`: 0 is outside its physical range"),
+        "{e}"
+    );
 }
 
 const MOCK_SERVER: &str = r#"

@@ -28,7 +28,8 @@ pub fn rtol_in_range(v: f64) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!(
-            "must be a relative tolerance in [0, {MAX_RTOL}] (0.05 is 5 %), got {v}"
+            "must be a relative tolerance in [0, {MAX_RTOL}] (0.05 is 5 %), got {}",
+            crate::ranges::number(v)
         ))
     }
 }

@@ -526,7 +526,10 @@ fn positive(key: &str, v: f64) -> Result<f64, SpecError> {
     } else {
         Err(SpecError::new(
             key,
-            format!("must be a positive finite number, got {v}"),
+            format!(
+                "must be a positive finite number, got {}",
+                crate::ranges::number(v)
+            ),
         ))
     }
 }
@@ -562,7 +565,10 @@ fn non_negative(key: &str, v: f64) -> Result<f64, SpecError> {
     } else {
         Err(SpecError::new(
             key,
-            format!("must be a finite number >= 0, got {v}"),
+            format!(
+                "must be a finite number >= 0, got {}",
+                crate::ranges::number(v)
+            ),
         ))
     }
 }
@@ -573,7 +579,7 @@ fn count(key: &str, v: f64) -> Result<u64, SpecError> {
     } else {
         Err(SpecError::new(
             key,
-            format!("must be a positive count, got {v}"),
+            format!("must be a positive count, got {}", crate::ranges::number(v)),
         ))
     }
 }

@@ -73,7 +73,10 @@ fn bounds(ctx: &Ctx<'_>, key: &str, unit: Unit, min: u32, max: u32) -> Result<(u
     if min > max {
         return Err(ctx.err(
             format!("{key}.max"),
-            format!("must be >= min ({min}), got {max}"),
+            format!(
+                "must be >= min ({min}), got {}",
+                crate::ranges::number(max as f64)
+            ),
         ));
     }
     Ok((min, max))
@@ -131,7 +134,10 @@ impl Sampler {
                 if !mu.is_finite() {
                     return Err(ctx.err(
                         format!("{key}.sigma"),
-                        format!("is too large for a log-normal length, got {sigma}"),
+                        format!(
+                            "is too large for a log-normal length, got {}",
+                            crate::ranges::number(sigma as f64)
+                        ),
                     ));
                 }
                 let dist = LogNormal::new(mu, sigma)

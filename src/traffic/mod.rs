@@ -124,7 +124,13 @@ impl Ctx<'_> {
         if v.is_finite() && v > 0.0 {
             Ok(v)
         } else {
-            Err(self.err(key, format!("must be a positive finite number, got {v}")))
+            Err(self.err(
+                key,
+                format!(
+                    "must be a positive finite number, got {}",
+                    crate::ranges::number(v)
+                ),
+            ))
         }
     }
 
@@ -133,7 +139,13 @@ impl Ctx<'_> {
         if v.is_finite() && v >= 0.0 {
             Ok(v)
         } else {
-            Err(self.err(key, format!("must be a finite number >= 0, got {v}")))
+            Err(self.err(
+                key,
+                format!(
+                    "must be a finite number >= 0, got {}",
+                    crate::ranges::number(v)
+                ),
+            ))
         }
     }
 
@@ -704,7 +716,8 @@ fn build_prefix(spec: &PrefixSpec, ctx: &Ctx<'_>) -> Result<PrefixPlan, Error> {
             "traffic.prefix.fraction",
             format!(
                 "must be a probability in [0, 1] (the share of requests using a \
-                 system prompt), got {fraction}"
+                 system prompt), got {}",
+                crate::ranges::number(fraction)
             ),
         ));
     }
