@@ -57,6 +57,16 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Fit mbu, mfu and step overhead to measured latencies; write a calibration file.
     Calibrate(CalibrateArgs),
+    /// Rebuild report.html (one self-contained page) from a run, sweep or plan output directory.
+    Report(ReportArgs),
+}
+
+/// Arguments of `kvsim report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The output directory of a `kvsim run`, `sweep` or `plan` (e.g.
+    /// output/quickstart); its report.html is rewritten from its files.
+    pub dir: PathBuf,
 }
 
 /// Arguments of `kvsim calibrate`.
@@ -409,6 +419,8 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Plan(a) => plan(&a).map(|_| ()),
         Command::Validate(a) => validate(&a),
         Command::Calibrate(a) => calibrate(&a).map(|_| ()),
+        Command::Report(a) => report::html::regenerate(&a.dir)
+            .and_then(|p| say(format_args!("wrote {}", p.display()))),
     }
 }
 
@@ -1183,6 +1195,10 @@ fn run(a: &RunArgs) -> Result<(), Error> {
     for (name, bytes) in report::run_files(&scenario.path, &scenario, seed, &out)? {
         written.push(dir.write(name, &bytes)?);
     }
+    written.push(dir.write(
+        "report.html",
+        &report::html::run_html(&scenario, seed, &out)?,
+    )?);
     dir.commit()?;
     if a.json {
         say(serde_json::to_string_pretty(&out.summary).expect("serializable"))?;
@@ -1460,6 +1476,10 @@ fn sweep_whole(a: &SweepArgs, table: &toml::Table, target: &Path) -> Result<(), 
         dir.mark_subdir("plots")?;
         charts = Some((drawn.len(), plots));
     }
+    dir.write(
+        "report.html",
+        &report::html::sweep_html(&a.input.scenario, table, &csv)?,
+    )?;
     dir.commit()?;
     say(sweep_summary(&t, a.wide))?;
     say(format_args!(
@@ -1632,6 +1652,8 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
         })?;
         written.push(dir.write(&name, &bytes)?.display().to_string());
     }
+    let html = report::html::plan_html(&a.input.scenario, &table, &plan, &csv)?;
+    written.push(dir.write("report.html", &html)?.display().to_string());
     dir.commit()?;
     let o = &plan.objectives;
     let slo: Vec<String> = [

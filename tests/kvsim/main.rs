@@ -19,5 +19,6 @@ mod plots;
 mod properties;
 mod readers;
 mod readme;
+mod report;
 mod seeds;
 mod sweep;
