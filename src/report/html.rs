@@ -582,12 +582,18 @@ pub fn meta_of(text: &str) -> Option<Meta> {
     serde_json::from_str(&text[start..end]).ok()
 }
 
-/// `meta` as JSON that an HTML comment can hold: every `-` is written as a
-/// JSON escape, so no `--` (or `-->`) can end the comment early. (The record
-/// holds strings only, so every `-` is inside a JSON string.)
+/// `meta` as JSON that an HTML comment can hold: every `-`, `<`, `>` and `&`
+/// is written as a JSON escape, so nothing can end the comment early and no
+/// user text appears raw. (The record holds strings only, so each of them is
+/// inside a JSON string.)
 fn meta_comment(meta: &Meta) -> String {
     let json = serde_json::to_string(meta).expect("plain data serializes");
-    format!("{META_OPEN}{} -->\n", json.replace('-', "\\u002d"))
+    let safe = json
+        .replace('-', "\\u002d")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    format!("{META_OPEN}{safe} -->\n")
 }
 
 // ---------------------------------------------------------------------------
@@ -604,7 +610,8 @@ tr:nth-child(even) td{background:#f8f9fb}\
 .meta{color:#555}.warn{background:#fff4e0;border-left:4px solid #e69f00;padding:.4em .8em;\
 margin:.3em 0}.ok{color:#00734d}.miss{color:#b03000}\
 figure{margin:1em 0}svg{max-width:100%;height:auto;border:1px solid #ddd}\
-code{background:#f0f0f0;padding:0 .2em}";
+code{background:#f0f0f0;padding:0 .2em}.scroll{overflow-x:auto}\
+table.grid td,table.grid th{white-space:nowrap;padding:.2em .4em}";
 
 /// A page being written.
 struct Page {
@@ -647,7 +654,17 @@ impl Page {
 
     /// A table: `header`, then `rows`; cells that parse as numbers align right.
     fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
-        self.html.push_str("<table>\n");
+        self.table_of("", header, rows);
+    }
+
+    /// [`Page::table`] with a CSS class (`grid`: one line per row, scrolling
+    /// sideways when wider than the page).
+    fn table_of(&mut self, class: &str, header: &[&str], rows: &[Vec<String>]) {
+        if class.is_empty() {
+            self.html.push_str("<table>\n");
+        } else {
+            let _ = writeln!(self.html, "<div class=\"scroll\"><table class=\"{class}\">");
+        }
         if header.iter().any(|h| !h.is_empty()) {
             self.html.push_str("<tr>");
             for h in header {
@@ -665,6 +682,9 @@ impl Page {
             self.html.push_str("</tr>\n");
         }
         self.html.push_str("</table>\n");
+        if !class.is_empty() {
+            self.html.push_str("</div>\n");
+        }
     }
 
     /// The charts `kvsim plot` draws from `table`, inline.
@@ -1013,8 +1033,7 @@ fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Erro
 }
 
 /// The sweep.csv columns the points table shows (those present).
-const SWEEP_METRICS: [&str; 10] = [
-    "requests",
+const SWEEP_METRICS: [&str; 9] = [
     "oom_rate",
     "preemptions",
     "batch_peak",
@@ -1072,7 +1091,7 @@ fn sweep_page(meta: &Meta, csv: &[u8]) -> Result<String, Error> {
             r
         })
         .collect();
-    page.table(&header, &rows);
+    page.table_of("grid", &header, &rows);
     page.p(
         "batch bound by: the limit that held the batch for the largest share of busy time \
          (batch_bound_* columns of sweep.csv). Every metric column is in sweep.csv.",
@@ -1138,7 +1157,7 @@ fn plan_page(meta: &Meta, csv: &[u8]) -> Result<String, Error> {
             r
         })
         .collect();
-    page.table(&header, &rows);
+    page.table_of("grid", &header, &rows);
     page.h2("charts", "Charts");
     let cell = |name: &str, i: usize| table.column(name).map(|c| cols[c][i].as_str());
     let points: Vec<crate::plan::CostPoint> = (0..table.len())
