@@ -688,15 +688,21 @@ impl Page {
     }
 
     /// The charts `kvsim plot` draws from `table`, inline.
-    fn charts(&mut self, table: Table) -> Result<(), Error> {
+    fn charts(&mut self, table: Table) {
         let opts = PlotOptions {
             format: Format::Svg,
             ..Default::default()
         };
-        for (name, bytes) in crate::report::plot::render_charts(table, &opts)? {
-            self.svg(&name, &bytes);
+        // A run with nothing to draw (every request refused, say) still has
+        // its report: the page says why there is no chart.
+        match crate::report::plot::render_charts(table, &opts) {
+            Ok(charts) => {
+                for (name, bytes) in charts {
+                    self.svg(&name, &bytes);
+                }
+            }
+            Err(e) => self.p(&format!("No charts: {e}")),
         }
-        Ok(())
     }
 
     /// One SVG chart, inline (the XML namespace is implied in HTML).
@@ -1012,7 +1018,10 @@ fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Erro
         .collect();
     page.table(&["limit", "metric", "share of busy time"], &bound_rows);
     page.h2("charts", "Charts");
-    page.charts(Table::parse(Path::new("timeline.csv"), timeline)?)?;
+    match Table::parse(Path::new("timeline.csv"), timeline) {
+        Ok(table) => page.charts(table),
+        Err(e) => page.p(&format!("No charts: {e}")),
+    }
     page.config(meta);
     page.validation(meta);
     page.warnings(meta);
@@ -1097,7 +1106,7 @@ fn sweep_page(meta: &Meta, csv: &[u8]) -> Result<String, Error> {
          (batch_bound_* columns of sweep.csv). Every metric column is in sweep.csv.",
     );
     page.h2("charts", "Charts");
-    page.charts(table)?;
+    page.charts(table);
     page.config(meta);
     page.validation(meta);
     page.warnings(meta);

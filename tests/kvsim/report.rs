@@ -359,3 +359,18 @@ fn report_renders_offline_in_headless_chromium() {
         .count();
     assert!(header > 1000, "{header} pixels of table headers");
 }
+
+#[test]
+fn a_run_with_nothing_to_draw_still_has_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = scenario(NASTY, "h100-sxm", "")
+        .replace("requests = 300", "requests = 2")
+        .replace("min = 4, max = 4096", "min = 200000, max = 400000");
+    let sc = write(dir.path(), "s.toml", &body);
+    let out = dir.path().join("out");
+    run_cmd(&["run", sc.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    check_page(&html, 0, &["summary", "charts", "warnings"]);
+    assert!(html.contains("No charts: timeline.csv"));
+    assert!(html.contains("max_model_len"), "the warning is on the page");
+}
