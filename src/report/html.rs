@@ -844,7 +844,7 @@ fn stats(rows: &[&crate::validate::HeldOutRow], what: &str) -> String {
     } else {
         format!(
             ", median |error| {:.1} %, largest {:.1} %",
-            rel[rel.len() / 2] * 100.0,
+            median(&rel) * 100.0,
             rel[rel.len() - 1] * 100.0
         )
     };
@@ -853,6 +853,16 @@ fn stats(rows: &[&crate::validate::HeldOutRow], what: &str) -> String {
         rows.len(),
         if rows.len() == 1 { "" } else { "s" }
     )
+}
+
+/// The median of sorted, non-empty `xs`.
+fn median(xs: &[f64]) -> f64 {
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
 }
 
 /// A number for a table: integers whole, others to 4 significant digits.
