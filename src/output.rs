@@ -496,6 +496,22 @@ impl OutputDir {
         Ok(self.final_path(relative))
     }
 
+    /// Copies the file `from` to `relative` (as [`OutputDir::write`], without
+    /// holding it in memory): `kvsim report` carrying a directory's results
+    /// over into the directory that replaces it.
+    pub fn copy_in(&self, relative: &str, from: &Path) -> Result<PathBuf, Error> {
+        let list = leftovers();
+        let result = (|| {
+            injected(relative)?;
+            let to = self.staging.join(relative);
+            fs::copy(from, &to)?;
+            fs::File::open(&to)?.sync_all()
+        })();
+        drop(list);
+        result.map_err(|e| self.failed(relative, e))?;
+        Ok(self.final_path(relative))
+    }
+
     /// Creates the subdirectory `name`; returns where it will be once
     /// committed.
     pub fn subdir(&self, name: &str) -> Result<PathBuf, Error> {

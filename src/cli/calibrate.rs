@@ -114,6 +114,13 @@ pub(super) fn validate(a: &ValidateArgs) -> Result<(), Error> {
         &a.out,
         crate::validate::render_markdown(&results).as_bytes(),
     )?;
+    // The held-out rows by GPU and model, which `report.html` quotes (the
+    // binary embeds the committed copy; a test keeps it current).
+    let csv = a.out.with_file_name("validation-held-out.csv");
+    report::write_atomic(
+        &csv,
+        crate::validate::held_out_csv(&results.rows).as_bytes(),
+    )?;
     let h = crate::validate::headline(&results.rows);
     let relative = h
         .relative

@@ -69,6 +69,16 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Fit mbu, mfu and step overhead to measured latencies; write a calibration file.
     Calibrate(CalibrateArgs),
+    /// Rebuild report.html (one self-contained page) from a run, sweep or plan output directory.
+    Report(ReportArgs),
+}
+
+/// Arguments of `kvsim report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The output directory of a `kvsim run`, `sweep` or `plan` (e.g.
+    /// output/quickstart); its report.html is rewritten from its files.
+    pub dir: PathBuf,
 }
 
 /// Arguments of `kvsim calibrate`.
@@ -425,5 +435,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Plan(a) => plan(&a).map(|_| ()),
         Command::Validate(a) => validate(&a),
         Command::Calibrate(a) => calibrate(&a).map(|_| ()),
+        Command::Report(a) => crate::report::html::regenerate(&a.dir)
+            .and_then(|p| say(format_args!("wrote {}", p.display()))),
     }
 }

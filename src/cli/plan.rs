@@ -100,6 +100,8 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
         })?;
         written.push(dir.write(&name, &bytes)?.display().to_string());
     }
+    let html = crate::report::html::plan_html(&a.input.scenario, &table, &plan, &csv)?;
+    written.push(dir.write("report.html", &html)?.display().to_string());
     dir.commit()?;
     let o = &plan.objectives;
     let slo: Vec<String> = [

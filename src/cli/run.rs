@@ -186,6 +186,10 @@ pub(super) fn run(a: &RunArgs) -> Result<(), Error> {
     for (name, bytes) in report::run_files(&scenario.path, &scenario, seed, &out)? {
         written.push(dir.write(name, &bytes)?);
     }
+    written.push(dir.write(
+        "report.html",
+        &crate::report::html::run_html(&scenario, seed, &out)?,
+    )?);
     dir.commit()?;
     if a.json {
         say(serde_json::to_string_pretty(&out.summary).expect("serializable"))?;

@@ -268,6 +268,10 @@ fn sweep_whole(a: &SweepArgs, table: &toml::Table, target: &Path) -> Result<(), 
         dir.mark_subdir("plots")?;
         charts = Some((drawn.len(), plots));
     }
+    dir.write(
+        "report.html",
+        &crate::report::html::sweep_html(&a.input.scenario, table, &csv)?,
+    )?;
     dir.commit()?;
     say(sweep_summary(&t, a.wide))?;
     say(format_args!(

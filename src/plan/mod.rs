@@ -30,7 +30,7 @@
 
 mod report;
 
-pub use report::{plan_csv, plan_figure, plan_table};
+pub use report::{CostPoint, cost_figure, plan_csv, plan_figure, plan_table};
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -272,22 +272,50 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
 /// than one priced feasible candidate exists.
 pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
     let front = pareto_front(results);
-    let priced: Vec<(usize, f64, f64)> = results
+    let points: Vec<CostPoint> = results
         .iter()
         .enumerate()
         .filter_map(|(i, r)| {
             r.sizing.and_then(|s| {
-                s.usd_per_m_output_tokens
-                    .map(|c| (i, s.rate_per_replica, c))
+                s.usd_per_m_output_tokens.map(|c| CostPoint {
+                    gpu: r.gpu.clone(),
+                    rate: s.rate_per_replica,
+                    cost: c,
+                    pareto: front[i],
+                })
             })
         })
+        .collect();
+    cost_figure(&points, plan.target_rate)
+}
+
+/// A priced feasible candidate on the cost-against-capacity chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostPoint {
+    /// Catalog name of its GPU (one marker series per GPU).
+    pub gpu: String,
+    /// Sustainable requests per second per replica.
+    pub rate: f64,
+    /// USD per million output tokens at the target load.
+    pub cost: f64,
+    /// Whether it is on the Pareto front.
+    pub pareto: bool,
+}
+
+/// [`plan_figure`] of the priced candidates `points` (`report.html` draws it
+/// from `plan.csv`). `None` when there is none.
+pub fn cost_figure(points: &[CostPoint], target_rate: f64) -> Option<Figure> {
+    let priced: Vec<(usize, f64, f64)> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, p.rate, p.cost))
         .collect();
     if priced.is_empty() {
         return None;
     }
     let xs: Vec<f64> = priced.iter().map(|p| p.1).collect();
     let ys: Vec<f64> = priced.iter().map(|p| p.2).collect();
-    let mut gpus: Vec<&str> = priced.iter().map(|p| results[p.0].gpu.as_str()).collect();
+    let mut gpus: Vec<&str> = priced.iter().map(|p| points[p.0].gpu.as_str()).collect();
     gpus.sort_unstable();
     gpus.dedup();
     let mut lines = Vec::new();
@@ -296,7 +324,7 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
         let color = PALETTE[g % PALETTE.len()];
         let mut pts: Vec<(f64, f64)> = priced
             .iter()
-            .filter(|p| results[p.0].gpu == *gpu)
+            .filter(|p| points[p.0].gpu == *gpu)
             .map(|p| (p.1, p.2))
             .collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -331,7 +359,7 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
     }
     let mut frontier: Vec<(f64, f64)> = priced
         .iter()
-        .filter(|p| front[p.0])
+        .filter(|p| points[p.0].pareto)
         .map(|p| (p.1, p.2))
         .collect();
     frontier.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -359,7 +387,7 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
         title: "Cost against capacity".into(),
         subtitle: Some(format!(
             "each marker a candidate at its sustainable rate; target {} req/s",
-            fmt_rate(plan.target_rate)
+            fmt_rate(target_rate)
         )),
         x_title: "sustainable rate per replica (req/s)".into(),
         y_title: "$ per million output tokens".into(),

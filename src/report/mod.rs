@@ -4,6 +4,7 @@
 //! command's files together or none. Simulated nanoseconds become seconds here
 //! and nowhere else.
 
+pub mod html;
 pub mod plot;
 mod table;
 

@@ -15,7 +15,7 @@ use crate::units::GIB;
 
 use super::fit::{FIRST_STAGE, FITTED_DEFAULTS, Fitted, LeaveOneOut, Residual, START, fit};
 use super::throughput::{self, THROUGHPUT};
-use super::{CaseResult, Role, Tolerance};
+use super::{CaseResult, Role, Tolerance, ran_on};
 
 /// Group names, in the order `VALIDATION.md` prints them.
 pub(super) const GROUPS: [&str; 5] = [ARITHMETIC, PAGED, DECODE, CURVE, THROUGHPUT];
@@ -302,6 +302,7 @@ const SEEDS: &str = "kvsim seed documents (README, \"The seeds' worked examples\
 fn arithmetic(out: &mut Vec<CaseResult>) {
     let b70 = bpt("llama-3.1-70b", Dtype::Bf16);
     out.push(CaseResult {
+        ran_on: None,
         id: "seed-70b-8192",
         group: ARITHMETIC,
         origin: "seeds",
@@ -317,6 +318,7 @@ fn arithmetic(out: &mut Vec<CaseResult>) {
     });
     let b8 = bpt("llama-3.1-8b", Dtype::Bf16);
     out.push(CaseResult {
+        ran_on: None,
         id: "seed-32l-batch4",
         group: ARITHMETIC,
         origin: "seeds",
@@ -336,6 +338,7 @@ fn arithmetic(out: &mut Vec<CaseResult>) {
         ..catalog::model("llama-2-70b").expect("catalog model")
     };
     out.push(CaseResult {
+        ran_on: None,
         id: "seed-80x64-per-token",
         group: ARITHMETIC,
         origin: "seeds",
@@ -351,6 +354,7 @@ fn arithmetic(out: &mut Vec<CaseResult>) {
     });
     let opt = bpt("opt-13b", Dtype::Fp16);
     out.push(CaseResult {
+        ran_on: None,
         id: "paged-opt13b-per-token",
         group: ARITHMETIC,
         origin: "paged-attention",
@@ -366,6 +370,7 @@ fn arithmetic(out: &mut Vec<CaseResult>) {
         note: "the paper's product 2 x 5120 x 40 x 2 = 819,200 B (800 KiB)".into(),
     });
     out.push(CaseResult {
+        ran_on: None,
         id: "paged-opt13b-request",
         group: ARITHMETIC,
         origin: "paged-attention",
@@ -386,6 +391,7 @@ fn arithmetic(out: &mut Vec<CaseResult>) {
     let qwen = qwen3_06b_bpt(Dtype::Bf16);
     let mem = 69.66 * GIB as f64;
     out.push(CaseResult {
+        ran_on: None,
         id: "vllm-qwen3-0.6b-tokens",
         group: ARITHMETIC,
         origin: "vllm-pr-24577",
@@ -469,6 +475,7 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
     let s = scenario(&paged_setup("policy = \"paged\""));
     let b = s.budget;
     out.push(CaseResult {
+        ran_on: ran_on(&s),
         id: "paged-table1-kv-memory",
         group: PAGED,
         origin: "paged-attention",
@@ -493,6 +500,7 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
         ),
     });
     out.push(CaseResult {
+        ran_on: ran_on(&s),
         id: "paged-table1-slots",
         group: PAGED,
         origin: "paged-attention",
@@ -555,6 +563,7 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
         for (i, label) in labels.iter().enumerate() {
             let (share, ci) = across(&|m| shares(m)[i]);
             out.push(CaseResult {
+                ran_on: ran_on(&s),
                 id: fig2_id(key, i),
                 group: PAGED,
                 origin: "paged-attention",
@@ -601,6 +610,7 @@ fn paged_attention(out: &mut Vec<CaseResult>) {
         ("paged-fig13a-vs-max", "max", "Orca (Max)", 4.3),
     ] {
         out.push(CaseResult {
+            ran_on: ran_on(&s),
             id,
             group: PAGED,
             origin: "paged-attention",
@@ -776,6 +786,7 @@ fn decode_latency(out: &mut Vec<CaseResult>, fit: Option<&Fitted>) {
         );
         let m = run(&s, s.seed).summary;
         out.push(CaseResult {
+            ran_on: ran_on(&s),
             id,
             group: DECODE,
             source: GPT_FAST,
@@ -820,6 +831,7 @@ fn decode_latency(out: &mut Vec<CaseResult>, fit: Option<&Fitted>) {
         );
         let m = run(&s, s.seed).summary;
         out.push(CaseResult {
+            ran_on: ran_on(&s),
             id,
             group: DECODE,
             source: "vLLM performance benchmark, buildkite.com/vllm/performance-benchmark/builds/9515, \
@@ -890,6 +902,7 @@ fn mi300x_batch_latency(out: &mut Vec<CaseResult>) {
         ));
         let m = run(&s, s.seed).summary;
         out.push(CaseResult {
+            ran_on: ran_on(&s),
             id,
             group: DECODE,
             source: "Oracle Cloud Infrastructure blog, \"Serving Llama 3.1 405B model with AMD \
@@ -1021,6 +1034,7 @@ fn concurrency_curve(out: &mut Vec<CaseResult>, fit: Option<&Fitted>, users: &[u
             s.budget.kv_per_gpu as f64 / GIB as f64
         );
         out.push(CaseResult {
+            ran_on: ran_on(&s),
             id: itl_id,
             group: CURVE,
             source: NIM,
@@ -1042,6 +1056,7 @@ fn concurrency_curve(out: &mut Vec<CaseResult>, fit: Option<&Fitted>, users: &[u
             ),
         });
         out.push(CaseResult {
+            ran_on: ran_on(&s),
             id: ttft_id,
             group: CURVE,
             source: NIM,
@@ -1143,6 +1158,7 @@ fn quantization(out: &mut Vec<CaseResult>) {
     let bf16 = qwen3_06b_bpt(Dtype::Bf16);
     let fp8 = qwen3_06b_bpt(Dtype::Fp8);
     out.push(CaseResult {
+        ran_on: None,
         id: "fp8-capacity-qwen3-0.6b",
         group: ARITHMETIC,
         origin: "mini-sglang-pr-132",
@@ -1175,6 +1191,7 @@ fn quantization(out: &mut Vec<CaseResult>) {
         .token_capacity() as f64
     };
     out.push(CaseResult {
+        ran_on: None,
         id: "fp8-capacity-llama8b-h100",
         group: ARITHMETIC,
         origin: "vllm-pr-24577",

@@ -14,12 +14,35 @@
 
 mod cases;
 mod fit;
+mod held_out;
 mod render;
 mod throughput;
 
 pub use cases::{Validation, run_cases};
 pub use fit::{Fitted, LeaveOneOut};
+pub use held_out::{HELD_OUT_CSV, HeldOutRow, held_out_csv, held_out_rows};
 pub use render::{Headline, headline, missed, render_markdown};
+
+/// The catalog GPU and model a case ran (`None` for arithmetic rows that run
+/// nothing).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RanOn {
+    /// Catalog GPU name.
+    pub gpu: String,
+    /// Catalog model name.
+    pub model: String,
+    /// GPUs per replica.
+    pub tp: u32,
+}
+
+/// What `s` ran on.
+pub(crate) fn ran_on(s: &crate::scenario::Scenario) -> Option<RanOn> {
+    Some(RanOn {
+        gpu: s.deployment.gpu.name.clone(),
+        model: s.model.name.clone(),
+        tp: s.deployment.tp,
+    })
+}
 
 /// What a row is for, which decides whether it counts toward accuracy.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -79,6 +102,9 @@ pub struct CaseResult {
     pub role: Role,
     /// What kvsim ran: model, GPU, parallelism, lengths, load, policy.
     pub configuration: String,
+    /// The catalog GPU and model it ran on (for `report.html`'s validation
+    /// status, through `validation-held-out.csv`).
+    pub ran_on: Option<RanOn>,
     /// What is compared.
     pub metric: &'static str,
     /// Unit of `published` and `kvsim`.

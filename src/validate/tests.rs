@@ -34,6 +34,29 @@ fn validation_md_is_generated_not_edited() {
 }
 
 #[test]
+fn held_out_csv_is_generated_not_edited() {
+    let generated = held_out_csv(&validation().rows);
+    assert!(
+        HELD_OUT_CSV == generated,
+        "validation-held-out.csv differs from the generator's output: regenerate it with \
+         `cargo test --release --lib validate::tests::write_validation_md -- --ignored`"
+    );
+    // Every held-out row that ran a scenario is in it, with its GPU.
+    let rows = held_out_rows();
+    let ran = validation()
+        .rows
+        .iter()
+        .filter(|r| r.role == Role::HeldOut && r.ran_on.is_some())
+        .count();
+    assert_eq!(rows.len(), ran);
+    assert!(rows.iter().all(|r| crate::catalog::gpu(&r.gpu).is_some()));
+    assert!(
+        rows.iter()
+            .all(|r| crate::catalog::model(&r.model).is_some())
+    );
+}
+
+#[test]
 fn every_case_meets_its_target_or_its_known_miss_bound() {
     let mut failures = Vec::new();
     for r in &validation().rows {
@@ -269,6 +292,7 @@ fn row(
     tolerance: Tolerance,
 ) -> CaseResult {
     CaseResult {
+        ran_on: None,
         id,
         group: "g",
         source: "s",
@@ -336,5 +360,11 @@ fn errors_and_targets() {
 #[test]
 #[ignore]
 fn write_validation_md() {
-    std::fs::write(validation_md(), render_markdown(&run_cases())).expect("write VALIDATION.md");
+    let v = run_cases();
+    std::fs::write(validation_md(), render_markdown(&v)).expect("write VALIDATION.md");
+    std::fs::write(
+        validation_md().with_file_name("validation-held-out.csv"),
+        held_out_csv(&v.rows),
+    )
+    .expect("write validation-held-out.csv");
 }

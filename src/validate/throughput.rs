@@ -32,7 +32,7 @@ use crate::scenario::Scenario;
 use crate::units::GIB;
 
 use super::fit::{B200_MBU, B200_MFU, HOPPER_MFU};
-use super::{CaseResult, Role, Tolerance};
+use super::{CaseResult, RanOn, Role, Tolerance, ran_on};
 
 /// What the B200 calibration column sets.
 const B200_FITS: &[&str] = &[B200_MBU, B200_MFU];
@@ -352,6 +352,11 @@ pub(super) fn rows(
                 isl,
                 osl,
                 CaseResult {
+                    ran_on: Some(RanOn {
+                        gpu: c.gpu.into(),
+                        model: c.model.into(),
+                        tp: c.tp,
+                    }),
                     id: leak(format!("{}-{isl}-{osl}", c.id)),
                     group: THROUGHPUT,
                     source: SOURCE,
@@ -546,6 +551,7 @@ pub(super) fn launch_rows(sim: &(dyn Fn(&str) -> (Scenario, Summary) + Sync)) ->
             });
             let (s, m) = sim(&toml);
             CaseResult {
+                ran_on: ran_on(&s),
                 id,
                 group: THROUGHPUT,
                 source: LAUNCH_SOURCE,
@@ -720,6 +726,7 @@ max_num_seqs = {max_bs}
             );
             let (s, m) = sim(&toml);
             CaseResult {
+                ran_on: ran_on(&s),
                 id,
                 group: THROUGHPUT,
                 source: LMDEPLOY_SOURCE,

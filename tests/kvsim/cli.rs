@@ -56,7 +56,12 @@ fn run_writes_the_three_files_and_prints_a_summary() {
         .assert()
         .success()
         .stdout(predicate::str::contains("OOM rate").and(predicate::str::contains("TPOT")));
-    for f in ["summary.json", "requests.csv", "timeline.csv"] {
+    for f in [
+        "summary.json",
+        "requests.csv",
+        "timeline.csv",
+        "report.html",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let summary: serde_json::Value =

@@ -20,5 +20,6 @@ mod plots;
 mod properties;
 mod readers;
 mod readme;
+mod report;
 mod seeds;
 mod sweep;

@@ -163,7 +163,7 @@ fn a_rerun_leaves_exactly_the_new_run_s_files() {
     // beside the new sweep.csv.
     let (code, err) = s.kvsim("sweep", &["--no-plots"], &[]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(names(&s.out), [".kvsim-output", "sweep.csv"]);
+    assert_eq!(names(&s.out), [".kvsim-output", "report.html", "sweep.csv"]);
     // A run into the directory of a sweep: nothing of the sweep is left.
     let (code, err) = s.kvsim("run", &[], &[]);
     assert_eq!(code, Some(0), "{err}");
@@ -171,6 +171,7 @@ fn a_rerun_leaves_exactly_the_new_run_s_files() {
         names(&s.out),
         [
             ".kvsim-output",
+            "report.html",
             "requests.csv",
             "summary.json",
             "timeline.csv"
@@ -276,6 +277,8 @@ fn a_failure_mid_write_leaves_the_previous_results_intact() {
         ("run", "swap"),
         ("sweep", "plots/waste.png"),
         ("sweep", ".kvsim-output"),
+        ("run", "report.html"),
+        ("sweep", "report.html"),
     ] {
         let (code, err) = s.kvsim(cmd, &["--set", "seed=7"], &fail(what));
         assert_eq!(code, Some(2), "{cmd} {what}: {err}");
