@@ -18,13 +18,45 @@ pub struct SpecError {
 }
 
 impl std::fmt::Display for SpecError {
+    /// The key and the reason, each quoted value in them cut to
+    /// [`QUOTE_CHARS`](crate::input::QUOTE_CHARS) characters: a key or a
+    /// value may be whatever a user's file holds, megabytes included.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reason = shorten_quoted(&self.reason);
         if self.key.is_empty() {
-            f.write_str(&self.reason)
+            f.write_str(&reason)
         } else {
-            write!(f, "`{}`: {}", self.key, self.reason)
+            write!(f, "`{}`: {reason}", crate::input::quote(&self.key))
         }
     }
+}
+
+/// `text` with every span between backticks or double quotes (a quoted
+/// value) longer than [`QUOTE_CHARS`](crate::input::QUOTE_CHARS) characters
+/// cut short; the words around them are kvsim's and stay whole.
+fn shorten_quoted(text: &str) -> String {
+    let limit = crate::input::QUOTE_CHARS;
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len().min(4 * limit));
+    let mut rest = text;
+    while let Some(open) = rest.find(['`', '"']) {
+        let mark = &rest[open..open + 1];
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        match rest.find(mark) {
+            Some(close) => {
+                out.push_str(&crate::input::quote(&rest[..close]));
+                out.push_str(mark);
+                rest = &rest[close + 1..];
+            }
+            None => break,
+        }
+    }
+    // The message's own words stay whole.
+    out.push_str(rest);
+    out
 }
 
 impl SpecError {
@@ -140,3 +172,28 @@ pub const EXIT_LIMIT: u8 = 3;
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_keys_and_quoted_values_are_cut() {
+        let long = "p".repeat(5000);
+        let e = SpecError::new(
+            "cache.policy",
+            format!("unknown variant `{long}`, expected one of `paged`, `contiguous`"),
+        );
+        let text = e.to_string();
+        assert!(text.len() < 400, "{}", text.len());
+        assert!(
+            text.contains("(4800 more characters)`, expected one of `paged`"),
+            "{text}"
+        );
+        let e = SpecError::new("k".repeat(3000), "unknown field");
+        assert!(e.to_string().len() < 300);
+        // Short messages are left alone.
+        let e = SpecError::new("a", "`x` and \"y\"");
+        assert_eq!(e.to_string(), "`a`: `x` and \"y\"");
+    }
+}

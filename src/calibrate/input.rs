@@ -68,7 +68,9 @@ fn parse_lines(
             ),
         });
     };
-    let names: Vec<String> = split(&header).map(str::to_string).collect();
+    // Spreadsheets start a file with a UTF-8 byte-order mark.
+    let header = header.trim_start_matches('\u{feff}');
+    let names: Vec<String> = split(header).map(str::to_string).collect();
     let mut index = HashMap::new();
     for (i, name) in names.iter().enumerate() {
         if index.insert(name.as_str(), i).is_some() {

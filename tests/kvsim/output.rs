@@ -424,10 +424,15 @@ fn a_shard_in_a_sweep_directory_is_not_foreign() {
     sweep(&["--shard", "0/2"]);
     assert_eq!(
         names(&s.out),
-        [".kvsim-output", "sweep.csv", "sweep.shard-0-of-2.csv"]
+        [
+            ".kvsim-output",
+            "report.html",
+            "sweep.csv",
+            "sweep.shard-0-of-2.csv"
+        ]
     );
     sweep(&[]);
-    assert_eq!(names(&s.out), [".kvsim-output", "sweep.csv"]);
+    assert_eq!(names(&s.out), [".kvsim-output", "report.html", "sweep.csv"]);
     std::fs::write(s.out.join("sweep.shard-1-of-2.csv"), "point,replicates\n").unwrap();
     kvsim()
         .args(["sweep", scenario, "--out", out, "--no-plots"])

@@ -288,6 +288,7 @@ fn shard_fingerprint_example() {
 
 /// The subcommands of kvsim.
 const SUBCOMMANDS: &[&str] = &[
+    "report",
     "kv",
     "catalog",
     "run",
@@ -617,7 +618,7 @@ fn run_shown(shown: &Shown, args: &[String], sandbox: &Path) {
     for (k, a) in args.iter().enumerate() {
         if positional.contains(&k) && a.contains('*') {
             expanded.extend(glob(sandbox, a));
-        } else if positional.contains(&k) && sub == "plot" {
+        } else if positional.contains(&k) && (sub == "plot" || sub == "report") {
             // Its input is an earlier command's output.
             let p = in_sandbox(sandbox, a);
             assert!(p.exists(), "{what}: no earlier command wrote {a}");
@@ -670,6 +671,7 @@ fn run_shown(shown: &Shown, args: &[String], sandbox: &Path) {
         |p: std::path::PathBuf| assert!(p.exists(), "{what} did not write {}", p.display());
     match sub {
         "run" => exists(out.unwrap().join("summary.json")),
+        "report" => exists(Path::new(&args[1]).join("report.html")),
         "sweep" => match option(&args, "--shard") {
             Some(s) => {
                 let (i, n) = s.split_once('/').unwrap();
@@ -1134,7 +1136,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
         "(under 0.1 s of simulation once built)",
         "cargo run --release -- sweep scenarios/policies.toml",
-        "src/cli.rs",
+        "src/cli/sweep.rs",
         "of wall time",
     ),
     (
