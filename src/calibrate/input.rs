@@ -215,7 +215,7 @@ impl Row<'_> {
             ));
         }
         if value < 0.0 {
-            return Err(self.err(column, format!("{raw} is negative")));
+            return Err(self.err(column, format!("{} is negative", crate::input::quote(raw))));
         }
         if integer && (value.fract() != 0.0 || value > f64::from(u32::MAX)) {
             return Err(self.err(

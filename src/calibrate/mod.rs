@@ -250,7 +250,7 @@ pub fn parse_calibration(text: &str, path: &Path) -> Result<Calibration, Error> 
                 Some((head, tail)) if tail.starts_with("in `") => head,
                 _ => message,
             };
-            err(SpecError::new(key, message))
+            err(SpecError::new(key, crate::scenario::in_user_words(message)))
         })?;
     calibration.validate().map_err(err)?;
     Ok(calibration)

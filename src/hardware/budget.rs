@@ -303,12 +303,17 @@ pub fn kv_budget(
         } else {
             "hardware.tp"
         };
+        let why = if key == "scheduler.max_batched_tokens" {
+            " (activations grow with scheduler.max_batched_tokens and scheduler.max_num_seqs)"
+        } else {
+            ""
+        };
         return Err(SpecError::new(
             key,
             format!(
                 "{} {DOES_NOT_FIT} {} x {}: each GPU can use {:.2} of its {:.2} GiB ({} {}) \
                  but needs {:.2} GiB of weights + {:.2} GiB of activations + {:.2} GiB of runtime, \
-                 leaving no room for KV{suggestion}",
+                 leaving no room for KV{why}{suggestion}",
                 model.name,
                 tp,
                 deployment.gpu.name,

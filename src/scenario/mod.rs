@@ -11,6 +11,8 @@ mod overrides;
 pub mod spec;
 mod words;
 
+pub use words::in_user_words;
+
 pub use overrides::{apply_override, parse_override};
 pub use spec::ScenarioSpec;
 
