@@ -3,10 +3,30 @@
 //! The engine's memory estimate and the readers' row budget use them;
 //! [`crate::engine`] re-exports both.
 
-/// The machine's physical memory (`MemTotal` of `/proc/meminfo`), bytes;
-/// `None` where it cannot be read (not Linux).
+/// The memory this process may use, bytes: the machine's physical memory
+/// (`MemTotal` of `/proc/meminfo`), or the process's address-space limit
+/// (`ulimit -v`, "Max address space" of `/proc/self/limits`) when that is
+/// lower, since an allocation past it aborts the process however much the
+/// machine has. `None` where neither can be read (not Linux).
 pub fn physical_memory_bytes() -> Option<u64> {
-    proc_kib("/proc/meminfo", "MemTotal:")
+    let total = proc_kib("/proc/meminfo", "MemTotal:");
+    match (total, address_space_limit()) {
+        (Some(t), Some(l)) => Some(t.min(l)),
+        (t, l) => t.or(l),
+    }
+}
+
+/// The soft limit on this process's address space, bytes; `None` when
+/// unlimited or unreadable.
+fn address_space_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max address space"))?;
+    // `Max address space   <soft>   <hard>   bytes`
+    line.trim_start_matches("Max address space")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The peak resident memory of this process so far (`VmHWM` of

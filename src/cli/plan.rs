@@ -215,7 +215,7 @@ fn plan_size_check(
                 stop_key(scenario),
                 format!(
                     "the plan is projected to need {what}, more than this machine's {:.1} GiB \
-                     (MemTotal); lower requests or shorten duration_s, plan fewer candidates at \
+                     (MemTotal, or ulimit -v if lower); lower requests or shorten duration_s, plan fewer candidates at \
                      once (--threads), or pass --allow-large to plan anyway",
                     total as f64 / GIB_F
                 ),

@@ -72,7 +72,7 @@ fn memory_check(
                 key,
                 format!(
                     "the run is projected to need {what}, more than this machine's {:.1} GiB \
-                     (MemTotal); shorten duration_s or requests, lower the rate, set \
+                     (MemTotal, or ulimit -v if lower); shorten duration_s or requests, lower the rate, set \
                      output.timeline_interval_s, bound it with --max-events N, or pass --allow-large \
                      to run anyway",
                     total as f64 / GIB_F
