@@ -7,9 +7,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kvsim::cli::Command;
+use kvsim::input::QUOTE_CHARS;
 
 fn main() -> ExitCode {
-    let cli = kvsim::cli::Cli::parse();
+    let cli = match kvsim::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // clap quotes a bad value whole; a value may be megabytes.
+            eprint!("{}", cut_quoted(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
     // The commands that simulate stop by themselves at the next check point
     // and keep what they finished; the others stop at once.
     kvsim::interrupt::install(matches!(
@@ -36,4 +46,25 @@ fn verdict(result: Result<bool, kvsim::Error>) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// `text` with every span between single quotes or backticks longer than
+/// [`QUOTE_CHARS`] characters cut short (clap quotes a value the first way,
+/// kvsim's own messages the second).
+fn cut_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(8 * QUOTE_CHARS));
+    let mut rest = text;
+    while let Some(open) = rest.find(['\'', '`']) {
+        let mark = &rest[open..=open];
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        let Some(close) = rest.find(mark) else {
+            break;
+        };
+        out.push_str(&kvsim::input::quote(&rest[..close]));
+        out.push_str(mark);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
