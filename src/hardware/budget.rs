@@ -320,7 +320,7 @@ pub fn kv_budget(
                 gib(usable_per_gpu),
                 gib(deployment.gpu.vram_bytes),
                 rule.engine_key(),
-                rule.fraction(),
+                crate::ranges::number(rule.fraction()),
                 gib(weights_per_gpu),
                 gib(activation_per_gpu),
                 gib(runtime_per_gpu),

@@ -940,19 +940,41 @@ fn resolve_deployment(
         d.mfu = c.mfu;
         d.step_overhead_s = c.step_overhead_s;
     }
+    // An error names where the value came from: the key itself, the
+    // calibration (mbu, mfu and step overhead only), or the GPU's factors.
+    let calibrated = spec.calibration.is_some();
+    let key = |name: &str, explicit: bool, from_calibration: bool| {
+        if explicit {
+            name.to_string()
+        } else if calibrated && from_calibration {
+            format!("calibration.{name}")
+        } else {
+            format!("gpu.efficiency.{name}")
+        }
+    };
     let efficiency = Efficiency {
-        mbu: fraction("mbu", spec.mbu.unwrap_or(d.mbu))?,
-        mfu: fraction("mfu", spec.mfu.unwrap_or(d.mfu))?,
+        mbu: fraction(
+            &key("mbu", spec.mbu.is_some(), true),
+            spec.mbu.unwrap_or(d.mbu),
+        )?,
+        mfu: fraction(
+            &key("mfu", spec.mfu.is_some(), true),
+            spec.mfu.unwrap_or(d.mfu),
+        )?,
         step_overhead_s: ranges::STEP_OVERHEAD_S.check(
-            "step_overhead_s",
+            &key("step_overhead_s", spec.step_overhead_s.is_some(), true),
             spec.step_overhead_s.unwrap_or(d.step_overhead_s),
         )?,
         layer_overhead_s: layer_overhead(
-            "layer_overhead_s",
+            &key("layer_overhead_s", spec.layer_overhead_s.is_some(), false),
             spec.layer_overhead_s.unwrap_or(d.layer_overhead_s),
         )?,
         allreduce_latency_s: ranges::ALLREDUCE_LATENCY_S.check(
-            "allreduce_latency_s",
+            &key(
+                "allreduce_latency_s",
+                spec.allreduce_latency_s.is_some(),
+                false,
+            ),
             spec.allreduce_latency_s.unwrap_or(d.allreduce_latency_s),
         )?,
     };
