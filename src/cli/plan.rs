@@ -104,15 +104,7 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
     written.push(dir.write("report.html", &html)?.display().to_string());
     dir.commit()?;
     let o = &plan.objectives;
-    let slo: Vec<String> = [
-        o.ttft_p99.map(|v| format!("ttft_p99 <= {v} s")),
-        o.tpot_p99.map(|v| format!("tpot_p99 <= {} ms", v * 1e3)),
-        o.e2e_p99.map(|v| format!("e2e_p99 <= {v} s")),
-        Some(format!("oom_rate <= {}", o.oom_rate)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let slo = o.describe();
     say(format_args!(
         "plan for {} req/s ({}), {} replicates per probe:",
         plan.target_rate,

@@ -100,6 +100,20 @@ impl Objectives {
         self.excess(m).0 <= 1.0
     }
 
+    /// The objectives as people read them: `ttft_p99 <= 2 s`, `tpot_p99 <=
+    /// 50 ms`, `oom_rate <= 0.01`.
+    pub fn describe(&self) -> Vec<String> {
+        [
+            self.ttft_p99.map(|v| format!("ttft_p99 <= {v} s")),
+            self.tpot_p99.map(|v| format!("tpot_p99 <= {} ms", v * 1e3)),
+            self.e2e_p99.map(|v| format!("e2e_p99 <= {v} s")),
+            Some(format!("oom_rate <= {}", self.oom_rate)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// Sets objectives from `--slo ttft_p99=2,tpot_p99=0.05,oom_rate=0.01`.
     pub fn apply_cli(&mut self, text: &str) -> Result<(), Error> {
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {

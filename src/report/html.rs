@@ -450,15 +450,7 @@ pub fn plan_html(
     let name = table.get("name").and_then(|v| v.as_str()).unwrap_or("");
     let mut meta = grid_meta("plan", name, table, path, &plan.candidates);
     let o = &plan.objectives;
-    let slo: Vec<String> = [
-        o.ttft_p99.map(|v| format!("ttft_p99 <= {v} s")),
-        o.tpot_p99.map(|v| format!("tpot_p99 <= {} ms", v * 1e3)),
-        o.e2e_p99.map(|v| format!("e2e_p99 <= {v} s")),
-        Some(format!("oom_rate <= {}", o.oom_rate)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let slo = o.describe();
     meta.objectives = Some(format!(
         "{} req/s with {}; {} replicates per probe",
         plan.target_rate,
