@@ -156,6 +156,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     result.map_err(|e| Error::io(path, e))
 }
 
+/// [`write_atomic`] of a single-file output (a merged table, a baseline),
+/// creating its directory first.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_dir(dir)?;
+    }
+    write_atomic(path, bytes)
+}
+
 /// An error unless `path` is absent or a regular file (not a link to one).
 pub fn require_regular(path: &Path) -> Result<(), Error> {
     let Ok(meta) = fs::symlink_metadata(path) else {

@@ -412,12 +412,9 @@ pub(super) fn merge(a: &MergeArgs) -> Result<(), Error> {
         .map(|p| crate::sweep::read_shard(p))
         .collect::<Result<Vec<_>, _>>()?;
     let merged = crate::sweep::merge(&parts)?;
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        output::create_dir(dir)?;
-    }
     // A temporary file in the same directory, then a rename: a reader never
     // sees half a table, and a failed merge leaves the old file intact.
-    report::write_atomic(&a.out, &merged.to_csv())?;
+    output::write_file(&a.out, &merged.to_csv())?;
     say(format_args!(
         "merged {} points from {} shards into {}",
         merged.rows.len(),
@@ -472,10 +469,7 @@ pub fn check(a: &CheckArgs) -> Result<bool, Error> {
     let fresh = outcome.table;
     crate::check::check_fresh(&fresh)?;
     let Some(baseline) = baseline else {
-        if let Some(dir) = a.baseline.parent().filter(|d| !d.as_os_str().is_empty()) {
-            output::create_dir(dir)?;
-        }
-        report::write_atomic(&a.baseline, &fresh.to_csv())?;
+        output::write_file(&a.baseline, &fresh.to_csv())?;
         say(format_args!(
             "wrote {} point{} to {}",
             fresh.rows.len(),
