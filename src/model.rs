@@ -446,6 +446,11 @@ pub struct Model {
     pub moe: Option<Moe>,
     /// Format of the weights in memory.
     pub weight_dtype: Dtype,
+    /// Format of the routed experts' weights when it differs from
+    /// `weight_dtype` (gpt-oss ships MXFP4 experts and bf16 attention:
+    /// `int4`, whose scales make the same 4.25 bits per parameter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_dtype: Option<Dtype>,
     /// The layers by kind, when they are not uniform (empty: every layer is
     /// alike, as `kv_heads`, `head_dim`, `sliding_window` and `mla` say; see
     /// [`Model::layer_groups`]). Their layers add up to `layers`.
@@ -532,14 +537,40 @@ impl Model {
             )
     }
 
-    /// Bytes of the weights in memory (all experts, all layers, whole model).
-    pub fn weight_bytes(&self) -> u64 {
-        (u128::from(self.params) * u128::from(self.weight_dtype.bits())).div_ceil(8) as u64
+    /// Parameters of one routed expert (all layers) and of every routed
+    /// expert together: with `params = shared + E * e` and `active = shared +
+    /// k * e`, `e = (params - active) / (E - k)`. `(0, 0)` for a dense model.
+    pub fn routed_expert_params(&self) -> (f64, f64) {
+        match self.moe {
+            Some(moe) if moe.experts > moe.experts_per_token => {
+                let e = (self.params - self.active_params.min(self.params)) as f64
+                    / f64::from(moe.experts - moe.experts_per_token);
+                (e, e * f64::from(moe.experts))
+            }
+            _ => (0.0, 0.0),
+        }
     }
 
-    /// Bytes of the weights that one token touches (active parameters).
-    pub fn active_weight_bytes(&self) -> u64 {
-        (u128::from(self.active_params) * u128::from(self.weight_dtype.bits())).div_ceil(8) as u64
+    /// Bytes per parameter of the routed experts: `expert_dtype`'s bits and
+    /// its group scales (int4: 4 + 16/64 = 4.25 bits, exactly MXFP4's 4 bits
+    /// and one 8-bit scale per 32), or the weights' own format.
+    pub fn expert_bytes_per_param(&self) -> f64 {
+        match self.expert_dtype {
+            Some(d) => d.vector_bytes(QUANT_GROUP) as f64 / QUANT_GROUP as f64,
+            None => self.weight_dtype.bits() as f64 / 8.0,
+        }
+    }
+
+    /// Bytes of the weights in memory (all experts, all layers, whole model).
+    pub fn weight_bytes(&self) -> u64 {
+        let all = (u128::from(self.params) * u128::from(self.weight_dtype.bits())).div_ceil(8);
+        if self.expert_dtype.is_none() {
+            return all as u64;
+        }
+        let (_, experts) = self.routed_expert_params();
+        let shared = (self.params as f64 - experts).max(0.0);
+        (shared * self.weight_dtype.bits() as f64 / 8.0 + experts * self.expert_bytes_per_param())
+            .ceil() as u64
     }
 
     /// Whether this is a mixture-of-experts model.
@@ -575,6 +606,7 @@ mod tests {
             mla: None,
             moe: None,
             weight_dtype: Dtype::Bf16,
+            expert_dtype: None,
             groups: Vec::new(),
         }
     }

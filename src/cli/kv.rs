@@ -117,6 +117,7 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
                 mla: None,
                 moe: None,
                 weight_dtype: Dtype::Bf16,
+                expert_dtype: None,
                 groups: Vec::new(),
             })
         }

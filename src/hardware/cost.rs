@@ -148,14 +148,11 @@ impl RooflineCost {
         let bytes_per_param = model.weight_dtype.bits() as f64 / 8.0;
         let (shared, expert, experts, per_token) = match model.moe {
             Some(moe) if moe.experts > moe.experts_per_token => {
-                // params = shared + E*e and active = shared + k*e, so
-                // e = (params - active) / (E - k).
-                let e = (model.params - model.active_params.min(model.params)) as f64
-                    / f64::from(moe.experts - moe.experts_per_token);
-                let shared = model.params as f64 - f64::from(moe.experts) * e;
+                let (e, all) = model.routed_expert_params();
+                let shared = model.params as f64 - all;
                 (
                     shared.max(0.0) * bytes_per_param,
-                    e * bytes_per_param,
+                    e * model.expert_bytes_per_param(),
                     f64::from(moe.experts),
                     f64::from(moe.experts_per_token),
                 )
@@ -305,6 +302,7 @@ mod tests {
             mla: None,
             moe: None,
             weight_dtype: Dtype::Bf16,
+            expert_dtype: None,
             groups: Vec::new(),
         }
     }

@@ -699,9 +699,18 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
             .weight_dtype
             .or(base.as_ref().map(|b| b.weight_dtype))
             .unwrap_or(Dtype::Bf16),
+        expert_dtype: spec
+            .expert_dtype
+            .or(base.as_ref().and_then(|b| b.expert_dtype)),
         groups: Vec::new(),
     };
     let mut model = model;
+    if model.expert_dtype.is_some() && model.moe.is_none() {
+        return Err(SpecError::new(
+            "expert_dtype",
+            "applies to mixture-of-experts models only (give `moe` too)",
+        ));
+    }
     match &spec.groups {
         Some(groups) => {
             if spec.sliding_window.is_some() || spec.mla.is_some() {

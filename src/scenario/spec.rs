@@ -103,6 +103,8 @@ pub struct ModelSpec {
     pub moe: Option<Moe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_dtype: Option<Dtype>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_dtype: Option<Dtype>,
     /// The layers by kind (`[[model.groups]]`), for models whose layers are
     /// not alike: sliding, chunked, MLA, recurrent or cache-less groups.
     /// Replaces `sliding_window` and `mla`.
