@@ -2,7 +2,8 @@
 //! (Kwon et al., SOSP 2023).
 //!
 //! The KV budget is a linear address space of *granules*: `granule` is the gcd
-//! of the layer groups' bytes per token (for a uniform model, exactly one
+//! of the layer groups' bytes per token and recurrent state bytes (for a
+//! uniform model, exactly one
 //! token's KV, so a granule is a token slot), and the space is
 //! `floor(budget / granule)` granules long. Every region size is a whole number
 //! of granules, so nothing is lost to rounding inside the space, and addresses
@@ -10,9 +11,10 @@
 //!
 //! Every live sequence owns one region `[start, start + len)` holding its KV
 //! for a *capacity* of `cap` tokens (its reservation at admission, at least its
-//! tokens): each layer group keeps `kept_g(cap)` tokens of it (all, or its
-//! window) at its bytes per token, so `len = Σ_g kept_g(cap) * bpt_g /
-//! granule`. Growth past a group's window costs that group nothing more. Free
+//! tokens): each layer group keeps at most `peak_g(cap)` tokens of it (all,
+//! its window, or its chunk) at its bytes per token, and a recurrent group its
+//! state, so `len = (Σ_g peak_g(cap) * bpt_g + state) / granule`. Growth past
+//! a group's window or chunk costs that group nothing more. Free
 //! space is a set of coalesced holes; placement is first-fit (the
 //! lowest-address hole that is big enough). Because a region must be one
 //! piece, free memory can exceed a request while no hole fits it: that is the
@@ -247,15 +249,15 @@ struct Region {
 /// One contiguous region per sequence in a linear address space, first-fit or
 /// from a buddy system.
 ///
-/// Under a window a group's part of a region never exceeds `window` tokens: it
-/// is used as a ring buffer, so a sequence whose groups are all windowed and
-/// full grows no more.
+/// Under a window (or a chunk) a group's part of a region never exceeds
+/// `window` (`chunk`) tokens: it is used as a ring buffer, so a sequence whose
+/// groups are all windowed and full grows no more.
 #[derive(Clone, Debug)]
 pub struct ContiguousCache {
     /// Geometry (layer groups, windows); `block_size` is ignored.
     layout: KvLayout,
-    /// Bytes per granule: gcd of the non-empty groups' bytes per token (0 if
-    /// every group is empty).
+    /// Bytes per granule: gcd of the non-empty groups' bytes per token and
+    /// state bytes (0 if every group is empty).
     granule: u64,
     /// Size of the address space in granules.
     space: u64,
@@ -291,7 +293,7 @@ impl ContiguousCache {
         let granule = Self::granule_of(&layout);
         let space = budget_bytes.checked_div(granule).unwrap_or(0);
         let bpt = layout.bytes_per_token();
-        let linear = (!layout.has_window() && granule > 0).then(|| (bpt, bpt / granule));
+        let linear = (layout.is_linear() && granule > 0).then(|| (bpt, bpt / granule));
         let mut cache = ContiguousCache {
             layout,
             granule,
@@ -311,9 +313,9 @@ impl ContiguousCache {
     /// layer groups' bytes per token (0 if every group is empty).
     pub fn granule_of(layout: &KvLayout) -> u64 {
         layout
-            .groups
+            .groups()
             .iter()
-            .fold(0, |acc, g| gcd(acc, g.bytes_per_token))
+            .fold(0, |acc, g| gcd(gcd(acc, g.bytes_per_token), g.state_bytes))
     }
 
     /// Bytes a region with a capacity of `cap` tokens holds under `layout`
@@ -323,7 +325,7 @@ impl ContiguousCache {
         if granule == 0 {
             return 0;
         }
-        granules_given(allocator, layout.kept_bytes(cap) / granule) * granule
+        granules_given(allocator, layout.peak_bytes(cap) / granule) * granule
     }
 
     /// Bytes per granule, the unit of [`ContiguousCache::region`].
@@ -360,14 +362,15 @@ impl ContiguousCache {
         granules_given(self.allocator, self.need_for(cap))
     }
 
-    /// Granules a capacity of `cap` tokens needs: each group's kept tokens at
-    /// its bytes per token.
+    /// Granules a capacity of `cap` tokens needs: each group's most kept
+    /// tokens at its bytes per token (a chunked group's whole chunk), plus
+    /// the recurrent state.
     #[inline]
     fn need_for(&self, cap: u32) -> u64 {
         match (self.linear, self.granule) {
             (Some((_, per_token)), _) => u64::from(cap) * per_token,
             (None, 0) => 0,
-            (None, g) => self.layout.kept_bytes(cap) / g,
+            (None, g) => self.layout.peak_bytes(cap) / g,
         }
     }
 
@@ -492,7 +495,8 @@ impl KvCache for ContiguousCache {
             self.free.grow(&r, &mut next)?;
             self.allocated += next.len - r.len;
         }
-        self.stored_bytes += self.kept_bytes(tokens) - self.kept_bytes(r.tokens);
+        // A chunked group keeps fewer tokens after a chunk boundary.
+        self.stored_bytes = self.stored_bytes + self.kept_bytes(tokens) - self.kept_bytes(r.tokens);
         self.seqs[seq as usize] = Some(next);
         Ok(())
     }

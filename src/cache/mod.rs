@@ -555,6 +555,28 @@ impl CacheConfig {
     }
 }
 
+/// The bytes a `tokens`-token sequence holds in a paged cache of
+/// `block_size`-token blocks laid out as `layout`, with no reservation ahead:
+/// per group, the blocks covering the tokens it keeps at that length (a
+/// window's span may straddle one more block than its size), plus its
+/// recurrent state; `None` on overflow. What `kvsim kv` reports as the paged
+/// bytes of one sequence.
+pub fn paged_held_bytes(layout: &KvLayout, block_size: u32, tokens: u32) -> Option<u64> {
+    let bs = u64::from(block_size.max(1));
+    let t = u64::from(tokens);
+    layout.groups().iter().try_fold(0u64, |acc, g| {
+        let kept = u64::from(g.span.kept(tokens));
+        let blocks = if kept == 0 {
+            0
+        } else {
+            t.div_ceil(bs) - (t - kept) / bs
+        };
+        let bytes = blocks.checked_mul(bs)?.checked_mul(g.bytes_per_token)?;
+        acc.checked_add(bytes)?
+            .checked_add(if tokens > 0 { g.state_bytes } else { 0 })
+    })
+}
+
 /// The most bytes a sequence growing to `tokens` holds in a paged cache of
 /// `block_size`-token blocks laid out as `layout`: each group's peak blocks
 /// (windows and chunks applied) plus its recurrent state; `None` on overflow.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{CatalogArgs, CatalogKind, KvArgs, say};
-use crate::cache::{KvLayout, paged_peak_bytes};
+use crate::cache::{KvLayout, paged_held_bytes};
 use crate::error::Error;
 use crate::hardware::budget::kv_layout;
 use crate::model::{Dtype, LayerGroup, LayerKind, Model};
@@ -28,9 +28,9 @@ struct KvReport {
     state_bytes_per_sequence: u64,
     /// What one sequence of `seq_len` tokens keeps, bytes (exact).
     bytes_per_sequence: u64,
-    /// What a paged cache of `block_size`-token blocks holds for it (its
-    /// last block of each group filled or not), bytes: what `kvsim run`
-    /// holds.
+    /// What a paged cache of `block_size`-token blocks holds for it at
+    /// `seq_len` tokens (each group's blocks over what it keeps, the last
+    /// one filled or not), bytes: what `kvsim run` holds.
     paged_bytes_per_sequence: u64,
     /// Tokens per block for `paged_bytes_per_sequence`.
     block_size: u32,
@@ -199,7 +199,7 @@ pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
         .ok_or_else(overflow)?;
     let double_batch = total.checked_mul(2).ok_or_else(overflow)?;
     let block_size = a.block_size;
-    let paged = paged_peak_bytes(&layout, block_size, len).ok_or_else(overflow)?;
+    let paged = paged_held_bytes(&layout, block_size, len).ok_or_else(overflow)?;
     let groups: Vec<KvGroupReport> = model
         .layer_groups()
         .iter()

@@ -112,7 +112,8 @@ struct Seq {
     generated: u32,
     /// Fork the request's other samples when this prefill completes.
     fork: bool,
-    /// KV bytes it will keep at its last token (for the waste breakdown).
+    /// KV bytes it will keep at its fullest, by its last token (for the
+    /// waste breakdown; a chunked group is fullest at a chunk's end).
     final_bytes: u64,
     /// Order of entry into the batch: strictly increasing along `running`,
     /// so the fast path finds a sequence by binary search.

@@ -268,7 +268,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 output: w.output,
                 generated: w.generated,
                 fork: w.fork,
-                final_bytes: self.layout.kept_bytes(prompt + w.output - 1),
+                final_bytes: self.layout.peak_bytes(prompt + w.output - 1),
                 uid,
                 since: 0,
                 dead: false,
@@ -421,7 +421,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     output,
                     generated: 1,
                     fork: false,
-                    final_bytes: self.layout.kept_bytes(prompt + output - 1),
+                    final_bytes: self.layout.peak_bytes(prompt + output - 1),
                     ..*parent
                 });
             } else {

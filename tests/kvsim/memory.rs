@@ -325,7 +325,11 @@ block_size = 16
         peak >= held && peak - held <= 16 * bpt,
         "the run held {peak} bytes, kv says {held}"
     );
-    // Byte for byte: the paged cache's blocks, as `kv` prices them.
+    // Byte for byte: when the sequence has 16,384 tokens the run holds the
+    // paged blocks `kv` prices (256 blocks; at 16,383 tokens the window
+    // straddled one more, the peak above).
     assert_eq!(kv["block_size"].as_u64(), Some(16));
-    assert_eq!(kv["paged_bytes_per_sequence"].as_u64(), Some(peak));
+    let paged = kv["paged_bytes_per_sequence"].as_u64().unwrap();
+    assert_eq!(paged, 256 * 16 * bpt);
+    assert!(run.timeline.iter().any(|t| t.kv_used_bytes == paged));
 }

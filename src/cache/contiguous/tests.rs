@@ -406,6 +406,11 @@ fn content_is_ignored_without_prefix_caching() {
     assert_eq!(c.usage(), usage(80, 80, 100));
 }
 
+/// A group's recurrent state, held from the first token on.
+fn state(g: &KvGroup, tokens: u32) -> u64 {
+    if tokens > 0 { g.state_bytes } else { 0 }
+}
+
 /// Reference model: a granule map with the same placement rules, scanned
 /// linearly. Obviously correct, O(space) per operation.
 struct Model {
@@ -423,16 +428,16 @@ impl Model {
             .layout
             .groups()
             .iter()
-            .map(|g| u64::from(g.span.kept(cap)) * g.bytes_per_token)
+            .map(|g| u64::from(g.span.peak(cap)) * g.bytes_per_token + state(g, cap))
             .sum();
         bytes / self.granule
     }
 
     fn kept_bytes(&self, t: u32) -> u64 {
         self.layout
-            .groups
+            .groups()
             .iter()
-            .map(|g| u64::from(g.span.kept(t)) * g.bytes_per_token)
+            .map(|g| u64::from(g.span.kept(t)) * g.bytes_per_token + state(g, t))
             .sum()
     }
 
@@ -562,16 +567,35 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Layouts of the property test: uniform or two groups, windows or not, with
-/// bytes per token that are small multiples of a unit (so granules vary).
+/// Layouts of the property test: uniform or two groups, keeping all tokens,
+/// a window or a chunk, with bytes per token that are small multiples of a
+/// unit (so granules vary), and a recurrent state or not.
 fn layouts() -> impl Strategy<Value = KvLayout> {
-    (
-        1u64..4,
-        prop::option::of(1u32..48),
-        0u64..4,
-        prop::option::of(1u32..48),
-    )
-        .prop_map(|(b0, w0, b1, w1)| hybrid(b0 * 4096, w0, b1 * 4096, w1))
+    let span = || {
+        prop_oneof![
+            Just(Span::All),
+            (1u32..48).prop_map(Span::Window),
+            (1u32..48).prop_map(Span::Chunk),
+        ]
+    };
+    (1u64..4, span(), 0u64..4, span(), 0u64..3).prop_map(|(b0, s0, b1, s1, state)| {
+        let group = |bytes_per_token, span| KvGroup {
+            bytes_per_token,
+            span,
+            layers: 1,
+            state_bytes: 0,
+            flops_per_pair: 0,
+        };
+        let recurrent = KvGroup {
+            state_bytes: state * 6144,
+            ..group(0, Span::All)
+        };
+        KvLayout::new(
+            &[group(b0 * 4096, s0), group(b1 * 4096, s1), recurrent],
+            1,
+            Dtype::Bf16,
+        )
+    })
 }
 
 proptest! {
@@ -587,9 +611,9 @@ proptest! {
         probe in 0u32..60,
     ) {
         let granule = layout
-            .groups
+            .groups()
             .iter()
-            .fold(0, |a, g| gcd(a, g.bytes_per_token));
+            .fold(0, |a, g| gcd(gcd(a, g.bytes_per_token), g.state_bytes));
         let mut c = ContiguousCache::new(space * granule + granule - 1, layout, Allocator::FirstFit);
         let mut m = Model {
             owner: vec![None; space as usize],

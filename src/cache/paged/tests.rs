@@ -14,14 +14,25 @@ fn layout(block_size: u32, window: Option<u32>, bpt: u64) -> KvLayout {
 
 /// A two-group layout (full-context group, then windowed group).
 fn hybrid(bs: u32, b0: u64, w0: Option<u32>, b1: u64, w1: Option<u32>) -> KvLayout {
-    let group = |bytes_per_token, w: Option<u32>| KvGroup {
+    let span = |w: Option<u32>| w.map_or(Span::All, Span::Window);
+    spans(bs, b0, span(w0), b1, span(w1), 0)
+}
+
+/// A two-group layout of any spans, plus `state` bytes of recurrent state
+/// per sequence (a third group).
+fn spans(bs: u32, b0: u64, s0: Span, b1: u64, s1: Span, state: u64) -> KvLayout {
+    let group = |bytes_per_token, span| KvGroup {
         bytes_per_token,
-        span: w.map_or(Span::All, Span::Window),
+        span,
         layers: 1,
         state_bytes: 0,
         flops_per_pair: 0,
     };
-    KvLayout::new(&[group(b0, w0), group(b1, w1)], bs, Dtype::Bf16)
+    let recurrent = KvGroup {
+        state_bytes: state,
+        ..group(0, Span::All)
+    };
+    KvLayout::new(&[group(b0, s0), group(b1, s1), recurrent], bs, Dtype::Bf16)
 }
 
 /// A cache of exactly `blocks` blocks (plus stray bytes that must not count).
@@ -211,6 +222,60 @@ fn blocks_at(bs: u32, window: Option<u32>, t: u32) -> u64 {
         // Blocks [floor(start / bs), ceil(t / bs)) cover [start, t).
         u64::from(t.div_ceil(bs) - start / bs)
     }
+}
+
+#[test]
+fn chunk_blocks_closed_form_matches_a_scan() {
+    for bs in 1..=6u32 {
+        for chunks in 1..=5u32 {
+            let c = chunks * bs;
+            let span = Span::Chunk(c);
+            // Blocks of the current chunk at length t: chunks are block
+            // aligned, so ceil(kept / bs).
+            let at = |t: u32| u64::from(span.kept(t).div_ceil(bs));
+            for a in 0..=60u32 {
+                for b in a..=a + 2 * c + 3 {
+                    let scan = (a..=b).map(at).max().unwrap();
+                    let closed = peak_blocks(u64::from(bs), span, a, b);
+                    assert_eq!(closed, scan, "bs {bs} chunk {c} [{a}, {b}]");
+                }
+            }
+        }
+    }
+}
+
+/// A chunked group frees the previous chunk's blocks when the next chunk
+/// starts; a recurrent state is held once per sequence, forks copy it.
+#[test]
+fn chunks_free_their_blocks_and_state_is_per_sequence() {
+    // 4-token blocks of 100 B/token: 400 B; chunks of 8 tokens (2 blocks);
+    // 1000 B of state per sequence.
+    let l = spans(4, 100, Span::Chunk(8), 0, Span::All, 1000);
+    let mut c = PagedCache::new(100_000, l, false);
+    c.admit(&seq(0, 5, 5)).unwrap();
+    // 5 tokens: chunk 0 holds tokens 0-4 in 2 blocks, plus the state.
+    assert_eq!(c.held_bytes(0), 2 * 400 + 1000);
+    c.grow(0, 3).unwrap(); // 8 tokens: the chunk is full, still 2 blocks.
+    assert_eq!(c.held_bytes(0), 2 * 400 + 1000);
+    c.grow(0, 1).unwrap(); // token 9 opens chunk 1: its first block only.
+    assert_eq!(c.held_bytes(0), 400 + 1000);
+    assert_eq!(c.usage().stored, 100 + 1000);
+    c.check_invariants();
+    c.fork(0, 1).unwrap();
+    // The child copies the partial block and the state.
+    assert_eq!(c.usage().allocated, 2 * (400 + 1000));
+    c.release(0);
+    c.release(1);
+    assert_eq!(c.usage().allocated, 0);
+    c.check_invariants();
+    // The state counts when the cache is full: 100,000 B hold 71 states of
+    // 1,000 B with one 400 B block each (1,400 B), not 250 blocks.
+    let mut c = PagedCache::new(100_000, l, false);
+    let admitted = (0..100)
+        .take_while(|&i| c.admit(&seq(i, 4, 4)).is_ok())
+        .count();
+    assert_eq!(admitted, 100_000 / 1400);
+    c.check_invariants();
 }
 
 #[test]
@@ -628,6 +693,8 @@ struct Model {
     bs: u64,
     budget: u64,
     prefix: bool,
+    /// Recurrent state bytes per live sequence.
+    state: u64,
     groups: Vec<MGroup>,
     seqs: Vec<Option<MSeq>>,
     /// Cached blocks of group 0, least recently used first.
@@ -650,7 +717,7 @@ impl Model {
                 }),
             }
         }
-        let mut unit = 0;
+        let mut unit = l.state_bytes();
         for p in &mut groups {
             p.bb = p.bpt * bs;
             unit = gcd(unit, p.bb);
@@ -659,6 +726,7 @@ impl Model {
             bs,
             budget: budget.checked_div(unit).map_or(0, |n| n * unit),
             prefix,
+            state: l.state_bytes(),
             groups,
             seqs: vec![None; 12],
             lru: Vec::new(),
@@ -693,7 +761,7 @@ impl Model {
     }
 
     fn allocated(&self) -> u64 {
-        let mut a = 0;
+        let mut a = self.seqs.iter().flatten().count() as u64 * self.state;
         for (g, p) in self.groups.iter().enumerate() {
             a += p.blocks.iter().filter(|b| b.refs > 0).count() as u64 * p.bb;
             a += self.seqs.iter().flatten().map(|s| s.spare[g]).sum::<u64>() * p.bb;
@@ -784,6 +852,11 @@ impl Model {
             spare: vec![0; n],
         };
         m.seqs[s.id as usize] = Some(st.clone());
+        if m.allocated() + m.cached() > m.budget {
+            // Its recurrent state does not fit (no cached block to evict:
+            // prefix caching needs a layout without state).
+            return None;
+        }
         for g in 0..n {
             let need = m.needed(g, s.tokens);
             let spare = m.target(g, s.tokens, s.reserve) - (need.end - need.start);
@@ -881,6 +954,10 @@ impl Model {
             spare: vec![0; m.groups.len()],
             ..p.clone()
         };
+        m.seqs[child as usize] = Some(c.clone());
+        if m.allocated() + m.cached() > m.budget {
+            return false;
+        }
         for g in 0..m.groups.len() {
             for &(l, b) in &p.blocks[g] {
                 if (l + 1) * m.bs <= u64::from(p.tokens) {
@@ -921,7 +998,7 @@ impl Model {
     /// Bytes of distinct kept tokens: per block, the positions inside some
     /// holder's kept span.
     fn stored_exact(&self) -> u64 {
-        let mut total = 0;
+        let mut total = self.seqs.iter().flatten().count() as u64 * self.state;
         for (g, p) in self.groups.iter().enumerate() {
             let mut union: BTreeMap<usize, u64> = BTreeMap::new();
             for s in self.seqs.iter().flatten() {
@@ -996,18 +1073,37 @@ fn op() -> impl Strategy<Value = Op> {
 /// A layout of the property test and whether prefix caching is on (only
 /// without windows, as the scenario loader guarantees).
 fn setup() -> impl Strategy<Value = (KvLayout, bool)> {
+    // All, a window of 1-39 tokens, or a chunk of 1-4 blocks.
+    let span = || {
+        prop_oneof![
+            Just(None),
+            (1u32..40).prop_map(|w| Some(Span::Window(w))),
+            (1u32..5).prop_map(|c| Some(Span::Chunk(c))),
+        ]
+    };
     (
         1u32..9,
         1u64..4,
-        prop::option::of(1u32..40),
+        span(),
         0u64..4,
-        prop::option::of(1u32..40),
+        span(),
+        0u64..3,
         any::<bool>(),
     )
-        .prop_map(|(bs, b0, w0, b1, w1, prefix)| {
+        .prop_map(|(bs, b0, s0, b1, s1, state, prefix)| {
             // Half the cases cache prefixes, which drops the windows.
-            let (w0, w1) = if prefix { (None, None) } else { (w0, w1) };
-            (hybrid(bs, b0 * 1024, w0, b1 * 1024, w1), prefix)
+            let (s0, s1) = if prefix { (None, None) } else { (s0, s1) };
+            // Chunks are whole blocks.
+            let span = |s: Option<Span>| match s {
+                None => Span::All,
+                Some(Span::Chunk(c)) => Span::Chunk(c * bs),
+                Some(s) => s,
+            };
+            // Recurrent state only without prefix caching, as the loader
+            // requires.
+            let state = if prefix { 0 } else { state * 1536 };
+            let l = spans(bs, b0 * 1024, span(s0), b1 * 1024, span(s1), state);
+            (l, prefix)
         })
 }
 
@@ -1015,7 +1111,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Random admit/grow/fork/release/reset, with prefix content, hybrid
-    /// layouts and windows, against the per-block model.
+    /// layouts, windows, chunks and recurrent state, against the per-block
+    /// model.
     #[test]
     fn matches_block_model(
         (l, prefix) in setup(),
@@ -1097,9 +1194,9 @@ proptest! {
             for id in 0..10 {
                 match &m.seqs[id as usize] {
                     Some(s) => {
-                        let held: u64 = m.groups.iter().enumerate()
+                        let held: u64 = m.state + m.groups.iter().enumerate()
                             .map(|(g, p)| (s.blocks[g].len() as u64 + s.spare[g]) * p.bb)
-                            .sum();
+                            .sum::<u64>();
                         prop_assert_eq!(c.held_bytes(id), held);
                         prop_assert_eq!(c.attended_bytes(id), l.attended_bytes(s.tokens));
                     }

@@ -1,0 +1,221 @@
+//! Models of several layer groups (`[[model.groups]]`): sliding, chunked and
+//! recurrent layers next to full ones. What a run holds equals the KV
+//! arithmetic byte for byte, requests are conserved under every placement,
+//! and a group that does not make sense is refused with its key.
+
+use std::path::Path;
+
+use kvsim::cache::paged_held_bytes;
+use kvsim::engine::simulate;
+use kvsim::metrics::Outcome;
+use kvsim::model::Span;
+use kvsim::scenario::Scenario;
+
+use crate::common::ten_ms;
+
+/// A Llama-3.1-8B-shaped model on an H100 whose 32 layers are `groups`.
+fn text(groups: &str, policy: &str, traffic: &str) -> String {
+    format!(
+        r#"
+name = "groups"
+requests = 1
+[model]
+preset = "llama-3.1-8b"
+{groups}
+[hardware]
+gpu = "h100-sxm"
+[cache]
+policy = "{policy}"
+{traffic}
+"#
+    )
+}
+
+/// One request of a 20,000-token prompt and 2 output tokens: the last step
+/// holds 20,001 tokens' KV.
+const ONE_LONG: &str = r#"
+[traffic]
+arrival = { kind = "closed", users = 1, think_s = 0.0 }
+prompt = { kind = "fixed", value = 20000 }
+output = { kind = "fixed", value = 2 }
+"#;
+
+/// Many short and long requests competing for a small budget.
+const BUSY: &str = r#"
+[traffic]
+arrival = { kind = "closed", users = 48, think_s = 0.0 }
+prompt = { kind = "uniform", min = 10, max = 3000 }
+output = { kind = "uniform", min = 1, max = 600 }
+"#;
+
+fn load(text: &str) -> Result<Scenario, String> {
+    Scenario::from_toml(text, Path::new("groups.toml"), &[]).map_err(|e| e.to_string())
+}
+
+const SLIDING: &str = r#"
+[[model.groups]]
+layers = 8
+attention = "full"
+[[model.groups]]
+layers = 24
+attention = "sliding"
+window = 1024
+"#;
+
+const CHUNKED: &str = r#"
+[[model.groups]]
+layers = 24
+attention = "chunked"
+chunk = 8192
+[[model.groups]]
+layers = 8
+attention = "full"
+"#;
+
+const RECURRENT: &str = r#"
+[[model.groups]]
+layers = 24
+attention = "recurrent"
+state_bytes = 1179648
+[[model.groups]]
+layers = 8
+attention = "full"
+"#;
+
+/// Per layer, Llama-3.1-8B keeps 2 x 8 heads x 128 x 2 B = 4,096 B per token.
+const LAYER_BPT: u64 = 4096;
+
+#[test]
+fn a_run_holds_what_the_arithmetic_says_for_every_kind() {
+    // (groups, bytes a 20,001-token sequence keeps, by hand)
+    let cases = [
+        // 8 full layers keep 20,001 tokens, 24 sliding ones 1,024.
+        (SLIDING, LAYER_BPT * (8 * 20_001 + 24 * 1024)),
+        // 24 chunked layers keep the current chunk: 20,001 = 2 x 8,192 +
+        // 3,617 tokens; 8 full layers all 20,001.
+        (CHUNKED, LAYER_BPT * (24 * 3617 + 8 * 20_001)),
+        // 24 recurrent layers hold 1,179,648 B each whatever the length.
+        (RECURRENT, 24 * 1_179_648 + LAYER_BPT * 8 * 20_001),
+    ];
+    for (groups, kept) in cases {
+        let s = load(&text(groups, "paged", ONE_LONG)).unwrap();
+        assert_eq!(s.layout.kept_bytes(20_001), kept, "{groups}");
+        let out = simulate(&s, s.seed, ten_ms()).unwrap();
+        assert_eq!(out.records[0].outcome, Some(Outcome::Ok));
+        // At 20,001 tokens the run holds exactly the paged blocks of what
+        // each group keeps.
+        let want = paged_held_bytes(&s.layout, 16, 20_001).unwrap();
+        assert!(
+            out.timeline.iter().any(|t| t.kv_used_bytes == want),
+            "{groups}: no step held {want}"
+        );
+        // Within a block per group of the exact bytes.
+        assert!(want >= kept && want - kept <= 2 * 16 * 32 * LAYER_BPT);
+    }
+}
+
+#[test]
+fn the_groups_are_what_the_scenario_says() {
+    let s = load(&text(CHUNKED, "paged", ONE_LONG)).unwrap();
+    let g = s.layout.groups();
+    assert_eq!(g.len(), 2);
+    assert_eq!((g[0].layers, g[0].span), (24, Span::Chunk(8192)));
+    assert_eq!((g[1].layers, g[1].span), (8, Span::All));
+    assert_eq!(s.layout.bytes_per_token(), 32 * LAYER_BPT);
+    // Attention FLOPs per pair: 4 x 32 query heads x 128.
+    assert_eq!(g[0].flops_per_pair, 4 * 32 * 128);
+    let s = load(&text(RECURRENT, "paged", ONE_LONG)).unwrap();
+    assert_eq!(s.layout.bytes_per_token(), 8 * LAYER_BPT);
+    assert_eq!(s.layout.state_bytes(), 24 * 1_179_648);
+    assert_eq!(s.layout.groups()[0].flops_per_pair, 0);
+}
+
+/// Every request ends exactly once and runs are deterministic, under paged
+/// and contiguous placement, for each kind of group.
+#[test]
+fn requests_are_conserved_under_every_placement() {
+    for groups in [SLIDING, CHUNKED, RECURRENT] {
+        for policy in ["paged", "contiguous"] {
+            let body = text(groups, policy, BUSY).replace("requests = 1", "requests = 400");
+            let mut s = load(&body).unwrap();
+            // A budget of ~40,000 tokens of the full layers: a wall to hit.
+            s.budget.kv_bytes = 40_000 * s.layout.bytes_per_token();
+            let a = simulate(&s, s.seed, ten_ms()).unwrap();
+            let b = simulate(&s, s.seed, ten_ms()).unwrap();
+            assert_eq!(a.records.len(), 400, "{policy} {groups}");
+            assert!(
+                a.records.iter().all(|r| r.outcome.is_some()),
+                "{policy} {groups}: every request ends"
+            );
+            let ok = a
+                .records
+                .iter()
+                .filter(|r| r.outcome == Some(Outcome::Ok))
+                .count();
+            assert!(ok > 0, "{policy} {groups}");
+            assert_eq!(a.summary, b.summary, "{policy} {groups}: deterministic");
+            let peak = a.timeline.iter().map(|t| t.kv_used_bytes).max().unwrap();
+            assert!(peak <= s.budget.kv_bytes, "{policy} {groups}");
+        }
+    }
+}
+
+#[test]
+fn groups_that_make_no_sense_are_refused_with_their_key() {
+    let cases = [
+        (
+            "[[model.groups]]\nlayers = 32\nattention = \"full\"\nwindow = 10\n",
+            "model.groups[0].window",
+            "does not apply",
+        ),
+        (
+            "[[model.groups]]\nlayers = 32\nattention = \"sliding\"\n",
+            "model.groups[0].window",
+            "missing",
+        ),
+        (
+            "[[model.groups]]\nlayers = 30\nattention = \"full\"\n",
+            "model.groups",
+            "30 layers",
+        ),
+        (
+            "[[model.groups]]\nlayers = 32\nattention = \"recurrent\"\nstate_bytes = 0\n",
+            "model.groups[0].state_bytes",
+            "between 1",
+        ),
+        (
+            "[[model.groups]]\nlayers = 32\nattention = \"full\"\nkv_heads = 5\n",
+            "model.groups[0].kv_heads",
+            "does not divide",
+        ),
+        (
+            "sliding_window = { window = 10, layers = 2 }\n[[model.groups]]\nlayers = 32\nattention = \"full\"\n",
+            "model.sliding_window",
+            "not both",
+        ),
+    ];
+    for (groups, key, why) in cases {
+        let e = load(&text(groups, "paged", ONE_LONG)).unwrap_err();
+        assert!(e.contains(key) && e.contains(why), "{groups}: {e}");
+    }
+    // A chunk that is not whole blocks, prefix caching over recurrent
+    // layers, and a sliding policy window shorter than a chunk.
+    let chunk_100 = CHUNKED.replace("8192", "100");
+    let e = load(&text(&chunk_100, "paged", ONE_LONG)).unwrap_err();
+    assert!(e.contains("cache.block_size") && e.contains("chunk"), "{e}");
+    let prefix = text(RECURRENT, "paged", ONE_LONG).replace(
+        "policy = \"paged\"",
+        "policy = \"paged\"\nprefix_caching = true",
+    );
+    let e = load(&prefix).unwrap_err();
+    assert!(
+        e.contains("cache.prefix_caching") && e.contains("recurrent"),
+        "{e}"
+    );
+    let sliding = text(CHUNKED, "sliding", ONE_LONG).replace(
+        "policy = \"sliding\"",
+        "policy = \"sliding\"\nwindow = 4096",
+    );
+    let e = load(&sliding).unwrap_err();
+    assert!(e.contains("cache.window") && e.contains("chunk"), "{e}");
+}
