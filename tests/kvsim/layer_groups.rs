@@ -219,3 +219,24 @@ fn groups_that_make_no_sense_are_refused_with_their_key() {
     let e = load(&sliding).unwrap_err();
     assert!(e.contains("cache.window") && e.contains("chunk"), "{e}");
 }
+
+/// The README's `[[model.groups]]` example is a valid model section: 24
+/// chunked and 8 full layers of Llama-3.1-8B's shape.
+#[test]
+fn the_readme_example_of_groups_loads() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("[[model.groups]]"))
+        .expect("the README shows [[model.groups]]");
+    let text = format!(
+        "name = \"readme\"\nrequests = 1\n{block}\n[hardware]\ngpu = \"h100-sxm\"\n{ONE_LONG}"
+    );
+    let s = load(&text).unwrap();
+    let g = s.layout.groups();
+    assert_eq!((g[0].layers, g[0].span), (24, Span::Chunk(8192)));
+    assert_eq!((g[1].layers, g[1].span), (8, Span::All));
+}
