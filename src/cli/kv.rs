@@ -452,6 +452,26 @@ pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
         for e in catalog::models() {
             let m = &e.model;
             let mut notes = Vec::new();
+            if !m.groups.is_empty() {
+                let kinds: Vec<String> = m
+                    .groups
+                    .iter()
+                    .filter(|g| !matches!(g.kind, LayerKind::Full { .. }))
+                    .map(|g| match g.kind {
+                        LayerKind::Sliding { window, .. } => {
+                            format!("window {window} on {}/{}", g.layers, m.layers)
+                        }
+                        LayerKind::Chunked { chunk, .. } => {
+                            format!("chunk {chunk} on {}/{}", g.layers, m.layers)
+                        }
+                        _ => format!("{} on {}/{}", g.kind_name(), g.layers, m.layers),
+                    })
+                    .collect();
+                notes.extend(kinds);
+                if let Some(state) = m.state_bytes_per_seq().filter(|&b| b > 0) {
+                    notes.push(format!("state {:.1} MiB/seq", state as f64 / 1048576.0));
+                }
+            }
             if let Some(w) = m.sliding_window {
                 notes.push(format!(
                     "window {} on {}/{} layers",

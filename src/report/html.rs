@@ -139,15 +139,26 @@ pub fn config_rows(s: &Scenario) -> Vec<ConfigRow> {
         }
         None => file.to_string(),
     };
+    // A uniform model's shape in one phrase; any other's layer groups.
+    let shape = if m.is_uniform() {
+        format!(
+            "{} layers, {} KV heads x {}",
+            m.layers, m.kv_heads, m.head_dim
+        )
+    } else {
+        let groups: Vec<String> = m
+            .layer_groups()
+            .iter()
+            .map(|g| format!("{} x {}", g.layers, g.describe()))
+            .collect();
+        format!("{} layers ({})", m.layers, groups.join("; "))
+    };
     rows.push(row(
         "model",
         format!(
-            "{}: {:.3e} parameters, {} layers, {} KV heads x {}, max_model_len {}, {} weights",
+            "{}: {:.3e} parameters, {shape}, max_model_len {}, {} weights",
             m.name,
             m.params as f64,
-            m.layers,
-            m.kv_heads,
-            m.head_dim,
             m.max_model_len,
             m.weight_dtype.name()
         ),
