@@ -23,3 +23,4 @@ mod readme;
 mod report;
 mod seeds;
 mod sweep;
+mod traces;
