@@ -144,9 +144,12 @@ pub enum ArrivalSpec {
         #[serde(default)]
         think: ThinkKind,
     },
-    /// Replay arrival times and lengths from a CSV file, in file order and at
-    /// the file's own times (not shifted to start at 0).
+    /// Replay arrival times and lengths from a trace file, in file order and
+    /// at the file's own times (not shifted to start at 0; with `start_s`,
+    /// from the window's start), in one of the layouts of `format`
+    /// (`docs/traces.md`).
     ///
+    /// For the default `kvsim` layout (a CSV file):
     /// Optional columns `prefix_id` (a whole number naming shared content)
     /// and `prefix_tokens` (1 to the row's prompt tokens) mark a row whose
     /// prompt starts with that many tokens of shared content; they go
@@ -155,7 +158,7 @@ pub enum ArrivalSpec {
     /// different `prefix_tokens` share the shorter length. Other extra
     /// columns (e.g. `session_id`) are allowed and ignored.
     Trace {
-        /// The CSV file, relative to the scenario file's directory.
+        /// The trace file, relative to the scenario file's directory.
         path: PathBuf,
         /// Column of arrival times, seconds since the start, nondecreasing.
         #[serde(default = "default_arrival_column")]
