@@ -280,4 +280,23 @@ mod tests {
         assert_eq!(p.cached(), 0);
         assert_eq!(p.published(), vec![((1, 0), 0), ((1, 2), 2)]);
     }
+
+    #[test]
+    fn chain_contents_are_named_by_their_nodes_and_others_by_key() {
+        let mut p = PrefixIndex::new();
+        // Two chains: [7, 8] at offset 0 and [7, 9] at offset 2; 4 cache
+        // blocks per trace block.
+        p.chains = Some((BlockChains::new(vec![7, 8, 7, 9], 64), 4));
+        let a = crate::cache::Content::chain(0, 128).key;
+        let b = crate::cache::Content::chain(2, 128).key;
+        for j in 0..4 {
+            assert_eq!(p.ident(a, j), (CHAIN_KEY | 7, j));
+            assert_eq!(p.ident(a, j), p.ident(b, j), "block {j} is shared");
+        }
+        assert_eq!(p.ident(a, 5), (CHAIN_KEY | 8, 1));
+        assert_eq!(p.ident(b, 5), (CHAIN_KEY | 9, 1));
+        // Session and system-prompt keys are untouched.
+        assert_eq!(p.ident(1 << 63 | 5, 3), (1 << 63 | 5, 3));
+        assert_eq!(p.ident(42, 9), (42, 9));
+    }
 }
