@@ -184,8 +184,28 @@ pub const PLAN_REPLICATES: Range = closed(
     "seeds per probe; beyond a few dozen only the run time grows",
 );
 
+/// Where a trace replay's window starts on the file's time axis.
+pub const TRACE_START_S: Range =
+    closed(0.0, HORIZON_S, "s", "what 64-bit nanoseconds can simulate");
+/// A trace replay's rate scale.
+pub const SPEEDUP: Range = closed(
+    1e-6,
+    1e6,
+    "",
+    "from a million times slower to a million times faster than the file",
+);
+/// The share of a trace's requests (or conversations) a replay keeps.
+pub const SAMPLE: Range = open(0.0, 1.0, "", "a probability; 0 would keep nothing");
+/// Tokens each hash id of a Mooncake trace names.
+pub const TRACE_BLOCK_TOKENS: Range = closed(
+    1.0,
+    1_048_576.0,
+    "tokens",
+    "a block of at least one token, at most a million",
+);
+
 /// Every range and the keys it governs, for `docs/ranges.md`.
-pub const ALL: [(&Range, &[&str]); 16] = [
+pub const ALL: [(&Range, &[&str]); 20] = [
     (
         &RATE,
         &[
@@ -198,7 +218,27 @@ pub const ALL: [(&Range, &[&str]); 16] = [
     ),
     (&RAMP_FROM, &["traffic.arrival.from (ramp)"]),
     (&BURSTINESS, &["traffic.arrival.burstiness (gamma)"]),
-    (&SPAN_S, &["duration_s", "traffic.arrival.over_s (ramp)"]),
+    (
+        &SPAN_S,
+        &[
+            "duration_s",
+            "traffic.arrival.over_s (ramp)",
+            "traffic.arrival.duration_s (trace)",
+        ],
+    ),
+    (&TRACE_START_S, &["traffic.arrival.start_s (trace)"]),
+    (&SPEEDUP, &["traffic.arrival.speedup (trace)"]),
+    (
+        &SAMPLE,
+        &[
+            "traffic.arrival.sample (trace)",
+            "traffic.lengths.sample (sharegpt)",
+        ],
+    ),
+    (
+        &TRACE_BLOCK_TOKENS,
+        &["traffic.arrival.trace_block_tokens (mooncake)"],
+    ),
     (
         &THINK_S,
         &[

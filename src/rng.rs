@@ -31,6 +31,9 @@ pub mod stream {
     pub const SESSION_THINK: u64 = 9;
     /// Output lengths of a request's extra parallel samples (`n > 1`).
     pub const SAMPLES: u64 = 10;
+    /// Which trace requests (or ShareGPT conversations) a replay keeps
+    /// (`sample` < 1).
+    pub const TRACE_SAMPLE: u64 = 11;
 }
 
 /// The random stream `stream` of `seed`.

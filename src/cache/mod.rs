@@ -12,6 +12,9 @@ mod paged;
 pub use contiguous::ContiguousCache;
 pub use paged::{PagedCache, peak_blocks};
 
+use std::fmt;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Dtype, Span};
@@ -55,6 +58,87 @@ pub struct Content {
     /// same step as another with the same prefix could not yet hit it; kvsim
     /// lets it, which matters only for simultaneous arrivals.)
     pub lineage: u32,
+}
+
+/// The bit that marks a [`Content::key`] naming a hash-id chain of
+/// [`BlockChains`] (the rest of the key is the chain's offset in the table)
+/// rather than one whole shared content. Shared system prompts use keys below
+/// 2^32 and sessions set bit 63, so the three never meet.
+pub const CHAIN_KEY: u64 = 1 << 62;
+
+impl Content {
+    /// The content of a request whose first `tokens` tokens are the trace
+    /// blocks of the hash-id chain at `offset` in the run's [`BlockChains`]:
+    /// cache block `j` is then named by the chain's node for trace block
+    /// `j * block_size / block_tokens` (see [`BlockChains`]), not by the
+    /// request, so requests share exactly the blocks the trace says they do.
+    pub fn chain(offset: u32, tokens: u32) -> Content {
+        Content {
+            key: CHAIN_KEY | u64::from(offset),
+            reusable: tokens,
+            lineage: tokens,
+        }
+    }
+}
+
+/// The block identities of a trace whose requests list hash ids of their
+/// prompt's blocks (the Mooncake traces, `docs/traces.md`).
+///
+/// Every request's hash ids are one chain; the table holds, for each trace
+/// block of each kept request, the node of the prefix tree of all chains that
+/// ends at it, so two requests' k-th blocks have the same node exactly when
+/// their hash ids agree at positions `0..=k` (for Mooncake's prefix-chained ids,
+/// exactly when the k-th ids agree). A request's [`Content::chain`] points at
+/// its first entry; the paged cache names its cache block `j` by the node of
+/// trace block `j * block_size / block_tokens` and the block's place within
+/// it. Built once per trace and shared (an `Arc`) by every run's cache.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BlockChains {
+    nodes: Arc<[u32]>,
+    block_tokens: u32,
+}
+
+impl BlockChains {
+    /// The table: `nodes` concatenated per request, each naming
+    /// `block_tokens` tokens (>= 1).
+    pub fn new(nodes: Vec<u32>, block_tokens: u32) -> Self {
+        BlockChains {
+            nodes: Arc::from(nodes),
+            block_tokens: block_tokens.max(1),
+        }
+    }
+
+    /// Tokens each hash id names (`traffic.arrival.trace_block_tokens`).
+    pub fn block_tokens(&self) -> u32 {
+        self.block_tokens
+    }
+
+    /// The node at `at` of the table.
+    #[inline]
+    pub fn node(&self, at: usize) -> u32 {
+        self.nodes[at]
+    }
+
+    /// Entries in the table.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+impl fmt::Debug for BlockChains {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BlockChains {{ {} blocks of {} tokens }}",
+            self.nodes.len(),
+            self.block_tokens
+        )
+    }
 }
 
 /// What [`KvCache::admit`] found.

@@ -96,9 +96,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     let count = scenario.deployment.replicas.max(1) as usize;
     let mut replicas: Vec<Engine<'_, C>> = (0..count)
         .map(|r| {
-            let cache = scenario
-                .cache
-                .build(scenario.budget.kv_bytes, scenario.layout);
+            let cache = super::build_cache(scenario);
             // A replica's own draws (sample lengths of forks) come from a
             // stream of its own; the arrivals below are the cluster's.
             let traffic = scenario.traffic.instantiate(replica_seed(seed, r));

@@ -240,6 +240,8 @@ struct Session {
     turns_left: u32,
     /// Closed-loop user who holds it (`NONE` for open loop).
     user: u32,
+    /// The ShareGPT conversation it replays, or `Lengths::NO_CONVERSATION`.
+    conversation: u32,
 }
 
 /// Everything a run produced.
@@ -295,6 +297,18 @@ pub fn simulate_reference<C: CostModel>(
     simulate_with(scenario, seed, cost, false, &Limits::default())
 }
 
+/// The scenario's cache, with a Mooncake trace's block identities attached
+/// (prefix caching then shares the blocks the trace's hash ids share).
+fn build_cache(scenario: &Scenario) -> Box<dyn KvCache> {
+    let mut cache = scenario
+        .cache
+        .build(scenario.budget.kv_bytes, scenario.layout);
+    if let (Some(chains), Some(paged)) = (scenario.traffic.block_chains(), cache.as_paged_mut()) {
+        paged.attach_chains(chains);
+    }
+    cache
+}
+
 fn simulate_with<C: CostModel>(
     scenario: &Scenario,
     seed: u64,
@@ -302,9 +316,7 @@ fn simulate_with<C: CostModel>(
     fast: bool,
     limits: &Limits,
 ) -> Result<RunOutput, Stopped> {
-    let cache = scenario
-        .cache
-        .build(scenario.budget.kv_bytes, scenario.layout);
+    let cache = build_cache(scenario);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
     engine.guard = guard::Guard::new(*limits);

@@ -7,7 +7,7 @@ use crate::cache::{Content, SeqId, SeqInfo};
 use crate::hardware::cost::CostModel;
 use crate::metrics::{Outcome, RequestRecord};
 use crate::scheduler::Admission;
-use crate::traffic::Lengths;
+use crate::traffic::{Lengths, SharedPrefix};
 use crate::units::SimTime;
 
 impl<'s, C: CostModel> Engine<'s, C> {
@@ -60,13 +60,14 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.issue(lengths, user, NONE);
             return;
         }
-        let turns = self.traffic.session_turns().max(1);
+        let turns = self.traffic.turns_of(&lengths).max(1);
         let session = Session {
             key: SESSION_KEY_BASE | self.sessions_started,
             turn: 0,
             history: 0,
             turns_left: turns - 1,
             user,
+            conversation: lengths.conversation,
         };
         self.sessions_started += 1;
         let id = match self.free_sessions.pop() {
@@ -90,7 +91,12 @@ impl<'s, C: CostModel> Engine<'s, C> {
         }
         // The new message only: the system prompt, if any, is already in the
         // history.
-        let mut lengths = self.traffic.next_message();
+        let s = &self.sessions[session as usize];
+        let mut lengths = if s.conversation == Lengths::NO_CONVERSATION {
+            self.traffic.next_message()
+        } else {
+            self.traffic.conversation_turn(s.conversation, s.turn)
+        };
         let s = &mut self.sessions[session as usize];
         s.turns_left -= 1;
         lengths.prompt = lengths.prompt.saturating_add(s.history);
@@ -142,11 +148,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 lineage: u32::MAX,
             })
         } else {
-            lengths.prefix.map(|p| Content {
-                key: u64::from(p.id),
-                reusable: p.tokens,
-                lineage: p.tokens,
-            })
+            lengths.prefix.map(SharedPrefix::content)
         };
         self.records.push(RequestRecord {
             id: u64::from(id),

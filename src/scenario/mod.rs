@@ -475,6 +475,25 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
             ),
         ));
     }
+    if let (Placement::Paged { block_size }, Some(chains), true) = (
+        cache.placement,
+        traffic.block_chains(),
+        cache.prefix_caching,
+    ) {
+        let trace_block = chains.block_tokens();
+        if trace_block % block_size != 0 {
+            return Err(SpecError::new(
+                "cache.block_size",
+                format!(
+                    "{block_size} tokens does not divide \
+                     `traffic.arrival.trace_block_tokens` = {trace_block}: each hash id of \
+                     the trace names {trace_block} tokens, and prefix caching shares whole \
+                     cache blocks, so a cache block must lie within one trace block (pick a \
+                     block size that divides it, e.g. 16)"
+                ),
+            ));
+        }
+    }
     if let Placement::Paged { block_size } = cache.placement {
         let block_bytes = u64::from(block_size) * budget.bytes_per_token;
         if budget.kv_bytes < block_bytes {

@@ -61,7 +61,7 @@ pub(crate) struct TraceRow {
     pub prefix: Option<SharedPrefix>,
 }
 
-fn data_err(path: &Path, line: Option<u64>, reason: impl Into<String>) -> Error {
+pub(super) fn data_err(path: &Path, line: Option<u64>, reason: impl Into<String>) -> Error {
     Error::DataFile {
         path: path.to_path_buf(),
         line,
@@ -74,7 +74,7 @@ fn data_err(path: &Path, line: Option<u64>, reason: impl Into<String>) -> Error 
 /// bad row, which becomes an error at that line. The file must have a header
 /// naming every column in `columns` exactly once; other columns are ignored.
 /// `setting` names the spec key that chose the columns, for the error message.
-fn for_each_row<const N: usize>(
+pub(super) fn for_each_row<const N: usize>(
     path: &Path,
     columns: [&str; N],
     setting: &str,
@@ -84,7 +84,7 @@ fn for_each_row<const N: usize>(
         path,
         columns,
         [],
-        setting,
+        (setting, setting),
         |_| Ok(()),
         |fields, []| row(fields),
     )
@@ -92,12 +92,14 @@ fn for_each_row<const N: usize>(
 
 /// [`for_each_row`] with `optional` columns too: `header` learns which of
 /// them the file has (a reason it returns becomes an error at line 1), and
-/// `row` gets their fields, `None` for an absent column.
-fn for_each_row_with<const N: usize, const M: usize>(
+/// `row` gets their fields, `None` for an absent column. `(setting, wanted)`:
+/// the spec key whose `.path` names the file, and what a missing column is
+/// wanted by (the same key, or its `format`).
+pub(super) fn for_each_row_with<const N: usize, const M: usize>(
     path: &Path,
     columns: [&str; N],
     optional: [&str; M],
-    setting: &str,
+    (setting, wanted): (&str, &str),
     header_check: impl FnOnce([bool; M]) -> Result<(), String>,
     mut row: impl FnMut([&str; N], [Option<&str>; M]) -> Result<(), String>,
 ) -> Result<(), Error> {
@@ -127,7 +129,7 @@ fn for_each_row_with<const N: usize, const M: usize>(
                 path,
                 Some(1),
                 format!(
-                    "no column `{name}` (wanted by `{setting}`); the header has columns: {}",
+                    "no column `{name}` (wanted by `{wanted}`); the header has columns: {}",
                     crate::input::quote(&header.join(", "))
                 ),
             )
@@ -162,7 +164,7 @@ fn for_each_row_with<const N: usize, const M: usize>(
 
 /// A token count: a non-negative whole number. Integral floats (`44.0`, as
 /// pandas writes integer columns with missing values) are accepted.
-fn parse_tokens(column: &str, text: &str) -> Result<u32, String> {
+pub(super) fn parse_tokens(column: &str, text: &str) -> Result<u32, String> {
     if let Ok(v) = text.parse::<u64>() {
         return u32::try_from(v)
             .map_err(|_| format!("`{column}` = {text} is too large (at most {})", u32::MAX));
@@ -229,7 +231,11 @@ fn parse_prefix(id: Option<&str>, tokens: Option<&str>) -> Result<Option<SharedP
                      (leave both prefix cells empty for a request without one)"
                 ));
             }
-            Ok(Some(SharedPrefix { id, tokens }))
+            Ok(Some(SharedPrefix {
+                id,
+                tokens,
+                chain: false,
+            }))
         }
     }
 }
@@ -252,7 +258,7 @@ fn prefix_columns_paired([has_id, has_tokens]: [bool; 2]) -> Result<(), String> 
 }
 
 /// Applies the zero-token policy: `Ok(None)` drops the row.
-fn nonzero(
+pub(super) fn nonzero(
     value: u32,
     column: &str,
     policy: ZeroTokens,
@@ -270,7 +276,7 @@ fn nonzero(
     }
 }
 
-fn all_skipped(path: &Path) -> Error {
+pub(super) fn all_skipped(path: &Path) -> Error {
     data_err(
         path,
         None,
@@ -291,11 +297,13 @@ pub(crate) struct Columns<'a> {
 }
 
 /// Loads a trace: arrival times (seconds, finite, >= 0, nondecreasing),
-/// lengths and optional shared prefixes, in file order.
+/// lengths and optional shared prefixes, in file order; rows outside
+/// `window` are dropped and the others' times placed by it.
 pub(crate) fn load_trace(
     path: &Path,
     arrival_column: &str,
     cols: &Columns<'_>,
+    window: &Window,
 ) -> Result<Vec<TraceRow>, Error> {
     let mut rows = Vec::new();
     let mut budget = RowBudget::for_machine();
@@ -305,7 +313,7 @@ pub(crate) fn load_trace(
         path,
         [arrival_column, cols.prompt, cols.output],
         [PREFIX_ID_COLUMN, PREFIX_TOKENS_COLUMN],
-        cols.setting,
+        (cols.setting, cols.setting),
         prefix_columns_paired,
         |[at, prompt, output], [prefix_id, prefix_tokens]| {
             let secs: f64 = at.parse().map_err(|_| {
@@ -339,6 +347,9 @@ pub(crate) fn load_trace(
             let prefix = parse_prefix(prefix_id, prefix_tokens)?;
             let prompt = nonzero(prompt, cols.prompt, cols.zero, cols.setting)?;
             let output = nonzero(output, cols.output, cols.zero, cols.setting)?;
+            let Some(secs) = window.place(secs) else {
+                return Ok(());
+            };
             if let (Some(prompt), Some(output)) = (prompt, output) {
                 if let Some(p) = prefix.filter(|p| p.tokens > prompt) {
                     return Err(format!(
@@ -358,10 +369,59 @@ pub(crate) fn load_trace(
             Ok(())
         },
     )?;
-    if rows.is_empty() {
-        return Err(all_skipped(path));
-    }
+    window.nonempty(path, rows.len())?;
     Ok(rows)
+}
+
+/// The part of a trace's time axis a replay keeps, and how fast it plays:
+/// `traffic.arrival`'s `start_s`, `duration_s` and `speedup`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub(crate) struct Window {
+    /// First kept instant, seconds on the file's axis.
+    pub start: f64,
+    /// First instant past the window (infinite: to the end).
+    pub end: f64,
+    /// Times since `start` are divided by it (> 0).
+    pub speedup: f64,
+}
+
+impl Window {
+    /// Every row, at its own time.
+    pub(crate) const ALL: Window = Window {
+        start: 0.0,
+        end: f64::INFINITY,
+        speedup: 1.0,
+    };
+
+    /// The replayed arrival of a row at `secs` on the file's axis, or `None`
+    /// when it lies outside the window.
+    pub(crate) fn place(&self, secs: f64) -> Option<f64> {
+        if secs < self.start || secs >= self.end {
+            return None;
+        }
+        Some((secs - self.start) / self.speedup)
+    }
+
+    /// The error for a trace left with no request: every row fell outside
+    /// the window, or was skipped for 0 tokens.
+    pub(crate) fn nonempty(&self, path: &Path, kept: usize) -> Result<(), Error> {
+        if kept > 0 {
+            Ok(())
+        } else if *self == Window::ALL {
+            Err(all_skipped(path))
+        } else {
+            Err(data_err(
+                path,
+                None,
+                format!(
+                    "no request is left: every row lies outside the window \
+                     [start_s, start_s + duration_s) = [{}, {}) s or was skipped \
+                     by `zero_tokens = \"skip\"`",
+                    self.start, self.end
+                ),
+            ))
+        }
+    }
 }
 
 /// Loads (prompt, output) pairs.

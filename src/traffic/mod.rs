@@ -35,6 +35,7 @@
 
 mod arrival;
 mod data;
+mod formats;
 mod lengths;
 mod spec;
 #[cfg(test)]
@@ -46,18 +47,21 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, Gamma};
 
+use crate::cache::{BlockChains, Content};
 use crate::error::{Error, SpecError};
 use crate::ranges::{self, Range};
 use crate::rng::{stream, stream_rng};
 use crate::units::{NANOS_PER_SEC, SimDuration, SimTime};
 
+pub use formats::MAX_CONVERSATION_BYTES;
 pub use spec::{
     ArrivalSpec, LengthSpec, MixtureComponent, PairedSpec, PrefixSpec, SessionSpec, ThinkKind,
-    TrafficSpec, ZeroTokens,
+    Tokenizer, TraceFormat, TrafficSpec, ZeroTokens,
 };
 
 use arrival::{Clock, Next, Process, Ramp};
-use data::{Columns, Shared, TraceRow};
+use data::{Columns, Shared, TraceRow, Window};
+use formats::{Conversations, ReadOpts};
 use lengths::{Sampler, Unit, mean_min, merge_pmf, pmf_mean};
 
 /// Token lengths of one request.
@@ -72,21 +76,49 @@ pub struct Lengths {
     /// The shared content the prompt starts with (its first `tokens` tokens,
     /// `tokens <= prompt`), or `None` if the whole prompt is the request's own.
     pub prefix: Option<SharedPrefix>,
+    /// The ShareGPT conversation this request starts (an index of the
+    /// file's replayable conversations), or [`Lengths::NO_CONVERSATION`].
+    /// The engine then replays its turns ([`Traffic::conversation_turn`]).
+    pub conversation: u32,
 }
 
-/// Shared content at the start of a prompt: a system prompt, or a trace's
-/// `prefix_id`/`prefix_tokens`.
+impl Lengths {
+    /// [`Lengths::conversation`] of a request that starts no conversation.
+    pub const NO_CONVERSATION: u32 = u32::MAX;
+}
+
+/// Shared content at the start of a prompt: a system prompt, a trace's
+/// `prefix_id`/`prefix_tokens`, or a Mooncake trace's hash ids.
 ///
 /// Requests with the same `id` agree on their leading tokens; with a
 /// `traffic.prefix` spec every prefix of one id has the same `tokens`, while
-/// trace rows may differ and then share the shorter length.
+/// trace rows may differ and then share the shorter length. A `chain` prefix
+/// is different: `id` is where the request's hash-id chain starts in the
+/// trace's [`BlockChains`], and requests share the blocks their chains share.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SharedPrefix {
     /// Which shared content (system prompt `0..count` for a spec; the trace's
-    /// `prefix_id`).
+    /// `prefix_id`; for a chain, its offset in [`TrafficPlan::block_chains`]).
     pub id: u32,
     /// Tokens of the shared content in this prompt (>= 1).
     pub tokens: u32,
+    /// Whether `id` names a hash-id chain rather than one whole content.
+    pub chain: bool,
+}
+
+impl SharedPrefix {
+    /// What the cache knows of it, for prefix caching.
+    pub fn content(self) -> Content {
+        if self.chain {
+            Content::chain(self.id, self.tokens)
+        } else {
+            Content {
+                key: u64::from(self.id),
+                reusable: self.tokens,
+                lineage: self.tokens,
+            }
+        }
+    }
 }
 
 /// Open loop (arrivals independent of service) or closed loop (N users).
@@ -243,6 +275,7 @@ impl PrefixPlan {
             Some(SharedPrefix {
                 id: id.min(self.count - 1),
                 tokens: self.tokens,
+                chain: false,
             })
         } else {
             None
@@ -253,8 +286,9 @@ impl PrefixPlan {
 /// Validated `traffic.session`.
 #[derive(Clone, Debug)]
 struct SessionPlan {
-    /// Turns per session (every draw >= 1).
-    turns: Sampler,
+    /// Turns per session (every draw >= 1); `None` for ShareGPT
+    /// conversations, whose turns come from the file.
+    turns: Option<Sampler>,
     /// Think time between turns.
     think: Think,
 }
@@ -269,6 +303,8 @@ enum LengthPlan {
     /// The arrival trace's own rows (open loop); `next_lengths` draws random
     /// rows of it.
     Trace(Shared<TraceRow>),
+    /// ShareGPT conversations: each session replays the next one.
+    Conversations(Conversations),
 }
 
 /// Validated traffic, ready to be instantiated for a seed.
@@ -289,6 +325,10 @@ pub struct TrafficPlan {
     session: Option<SessionPlan>,
     /// Parallel samples per request (>= 1).
     samples: u32,
+    /// Probability of keeping each trace row or conversation (1: all).
+    sample: f64,
+    /// A Mooncake trace's block identities.
+    chains: Option<BlockChains>,
 }
 
 impl TrafficPlan {
@@ -307,24 +347,37 @@ impl TrafficPlan {
             .as_ref()
             .map(|p| build_prefix(p, &ctx))
             .transpose()?;
-        let session = spec
-            .session
-            .as_ref()
-            .map(|s| build_session(s, &ctx))
-            .transpose()?;
+        let conversations = matches!(
+            spec.lengths,
+            Some(PairedSpec::Trace {
+                format: TraceFormat::Sharegpt,
+                ..
+            })
+        );
+        let session = build_session(spec.session.as_ref(), conversations, &ctx)?;
         if spec.n == 0 {
             return Err(ctx.err(
                 "traffic.n",
                 "must be at least 1 (the number of outputs each request asks for), got 0",
             ));
         }
-        let arrival = build_arrival(&spec.arrival, &ctx)?;
+        let (arrival, chains) = build_arrival(&spec.arrival, &ctx)?;
+        let mut sample = match &spec.arrival {
+            ArrivalSpec::Trace { sample, .. } => {
+                ctx.in_range("traffic.arrival.sample", *sample, &ranges::SAMPLE)?
+            }
+            _ => 1.0,
+        };
         let lengths = match (source, &arrival) {
             (Source::Independent(prompt, output), _) => LengthPlan::Independent {
                 prompt: Sampler::build(prompt, "traffic.prompt", &ctx)?,
                 output: Sampler::build(output, "traffic.output", &ctx)?,
             },
-            (Source::Paired(paired), _) => build_paired(paired, &ctx)?,
+            (Source::Paired(paired), _) => {
+                let (plan, kept) = build_paired(paired, &ctx)?;
+                sample = kept;
+                plan
+            }
             (Source::Trace, ArrivalPlan::Open(Process::Trace(rows))) => {
                 LengthPlan::Trace(rows.clone())
             }
@@ -342,6 +395,7 @@ impl TrafficPlan {
             LengthPlan::Independent { output, .. } => output.upper_bound(),
             LengthPlan::Paired(rows) => rows.iter().map(|r| r.1).max().unwrap_or(1),
             LengthPlan::Trace(rows) => rows.iter().map(|r| r.output).max().unwrap_or(1),
+            LengthPlan::Conversations(c) => c.turns.iter().map(|t| t.1).max().unwrap_or(1),
         };
         let plan = TrafficPlan {
             arrival,
@@ -351,6 +405,8 @@ impl TrafficPlan {
             prefix,
             session,
             samples: spec.n,
+            sample,
+            chains,
         };
         if let Some(p) = &plan.prefix {
             let longest = plan.user_prompt_bound();
@@ -394,7 +450,17 @@ impl TrafficPlan {
             turns_rng: stream_rng(seed, stream::SESSION_TURNS),
             session_think_rng: stream_rng(seed, stream::SESSION_THINK),
             samples_rng: stream_rng(seed, stream::SAMPLES),
+            sample: self.sample,
+            sample_rng: stream_rng(seed, stream::TRACE_SAMPLE),
+            next_conversation: 0,
         }
+    }
+
+    /// The block identities of a Mooncake trace's hash ids, which the engine
+    /// hands to its cache ([`crate::cache::PagedCache::attach_chains`]);
+    /// `None` for every other traffic.
+    pub fn block_chains(&self) -> Option<&BlockChains> {
+        self.chains.as_ref()
     }
 
     /// Whether requests come in multi-turn sessions (a `traffic.session`
@@ -423,8 +489,9 @@ impl TrafficPlan {
         }
     }
 
-    /// The number of requests a trace replay holds (after any skipped rows);
-    /// `None` for an arrival process, which never runs out.
+    /// The number of requests a trace replay holds (after any skipped rows
+    /// and the window; before `sample`, which keeps each with its
+    /// probability); `None` for an arrival process, which never runs out.
     pub fn trace_len(&self) -> Option<usize> {
         match &self.arrival {
             ArrivalPlan::Open(Process::Trace(rows)) => Some(rows.len()),
@@ -450,9 +517,8 @@ impl TrafficPlan {
         if let Some(m) = &self.max_tokens {
             m.mean_shift_warnings("traffic.max_tokens", &mut out);
         }
-        if let Some(s) = &self.session {
-            s.turns
-                .mean_shift_warnings("traffic.session.turns", &mut out);
+        if let Some(turns) = self.session.as_ref().and_then(|s| s.turns.as_ref()) {
+            turns.mean_shift_warnings("traffic.session.turns", &mut out);
         }
         out
     }
@@ -470,6 +536,7 @@ impl TrafficPlan {
             LengthPlan::Independent { output, .. } => output.upper_bound(),
             LengthPlan::Paired(rows) => rows.iter().map(|r| r.1).max().unwrap_or(1),
             LengthPlan::Trace(rows) => rows.iter().map(|r| r.output).max().unwrap_or(1),
+            LengthPlan::Conversations(c) => c.turns.iter().map(|t| t.1).max().unwrap_or(1),
         };
         let prefix = self
             .prefix
@@ -485,6 +552,7 @@ impl TrafficPlan {
             output: output.min(max_tokens),
             max_tokens,
             prefix: None,
+            conversation: Lengths::NO_CONVERSATION,
         }
     }
 
@@ -495,6 +563,7 @@ impl TrafficPlan {
             LengthPlan::Independent { prompt, .. } => prompt.upper_bound(),
             LengthPlan::Paired(rows) => rows.iter().map(|r| r.0).max().unwrap_or(1),
             LengthPlan::Trace(rows) => rows.iter().map(|r| r.prompt).max().unwrap_or(1),
+            LengthPlan::Conversations(c) => c.turns.iter().map(|t| t.0).max().unwrap_or(1),
         }
     }
 
@@ -531,6 +600,10 @@ impl TrafficPlan {
                 equal_weights(rows.iter().map(|r| r.prompt)),
                 equal_weights(rows.iter().map(|r| r.output)),
             ),
+            LengthPlan::Conversations(c) => (
+                equal_weights(c.turns.iter().map(|t| t.0)),
+                equal_weights(c.turns.iter().map(|t| t.1)),
+            ),
         };
         let cap = match &self.max_tokens {
             Some(m) => m.pmf(),
@@ -549,85 +622,193 @@ fn equal_weights(values: impl ExactSizeIterator<Item = u32>) -> Vec<(u32, f64)> 
     merge_pmf(values.map(|v| (v, p)).collect())
 }
 
-fn build_arrival(spec: &ArrivalSpec, ctx: &Ctx<'_>) -> Result<ArrivalPlan, Error> {
+fn build_arrival(
+    spec: &ArrivalSpec,
+    ctx: &Ctx<'_>,
+) -> Result<(ArrivalPlan, Option<BlockChains>), Error> {
     const KEY: &str = "traffic.arrival";
-    Ok(match spec {
-        ArrivalSpec::Poisson { rate } => {
-            let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
-            ArrivalPlan::Open(Process::Poisson {
-                mean_gap: 1.0 / rate,
-            })
-        }
-        ArrivalSpec::Gamma { rate, burstiness } => {
-            let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
-            let k = ctx.in_range(
-                "traffic.arrival.burstiness",
-                *burstiness,
-                &ranges::BURSTINESS,
-            )?;
-            // vLLM: shape k, scale 1 / (rate k), so the mean gap is 1 / rate.
-            let scale = 1.0 / (rate * k);
-            if !(scale.is_finite() && scale > 0.0) {
-                return Err(ctx.err(
-                    KEY,
-                    format!(
-                        "rate ({rate}) times burstiness ({k}) is out of range: \
+    if let ArrivalSpec::Trace { .. } = spec {
+        return build_trace(spec, ctx);
+    }
+    Ok((
+        match spec {
+            ArrivalSpec::Poisson { rate } => {
+                let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
+                ArrivalPlan::Open(Process::Poisson {
+                    mean_gap: 1.0 / rate,
+                })
+            }
+            ArrivalSpec::Gamma { rate, burstiness } => {
+                let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
+                let k = ctx.in_range(
+                    "traffic.arrival.burstiness",
+                    *burstiness,
+                    &ranges::BURSTINESS,
+                )?;
+                // vLLM: shape k, scale 1 / (rate k), so the mean gap is 1 / rate.
+                let scale = 1.0 / (rate * k);
+                if !(scale.is_finite() && scale > 0.0) {
+                    return Err(ctx.err(
+                        KEY,
+                        format!(
+                            "rate ({rate}) times burstiness ({k}) is out of range: \
                          the gamma scale 1 / (rate * burstiness) is {scale}"
-                    ),
-                ));
+                        ),
+                    ));
+                }
+                let gamma = Gamma::new(k, scale).map_err(|e| ctx.err(KEY, e.to_string()))?;
+                ArrivalPlan::Open(Process::Gamma(gamma))
             }
-            let gamma = Gamma::new(k, scale).map_err(|e| ctx.err(KEY, e.to_string()))?;
-            ArrivalPlan::Open(Process::Gamma(gamma))
-        }
-        ArrivalSpec::Constant { rate } => {
-            let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
-            ArrivalPlan::Open(Process::Constant { rate })
-        }
-        ArrivalSpec::Ramp { from, to, over_s } => {
-            let from = ctx.in_range("traffic.arrival.from", *from, &ranges::RAMP_FROM)?;
-            let to = ctx.in_range("traffic.arrival.to", *to, &ranges::RATE)?;
-            let over = ctx.in_range("traffic.arrival.over_s", *over_s, &ranges::SPAN_S)?;
-            ArrivalPlan::Open(Process::Ramp(Ramp::new(from, to, over)))
-        }
-        ArrivalSpec::Closed {
-            users,
-            think_s,
-            think,
-        } => {
-            if *users == 0 {
-                return Err(ctx.err("traffic.arrival.users", "must be at least 1, got 0"));
+            ArrivalSpec::Constant { rate } => {
+                let rate = ctx.in_range("traffic.arrival.rate", *rate, &ranges::RATE)?;
+                ArrivalPlan::Open(Process::Constant { rate })
             }
-            // Every user is an event queued at time 0 (tens of bytes each):
-            // 4 billion of them would exhaust memory before the first step.
-            if *users > MAX_USERS {
-                return Err(ctx.err(
-                    "traffic.arrival.users",
-                    format!("{users} is more than a simulation can hold (at most {MAX_USERS})"),
-                ));
+            ArrivalSpec::Ramp { from, to, over_s } => {
+                let from = ctx.in_range("traffic.arrival.from", *from, &ranges::RAMP_FROM)?;
+                let to = ctx.in_range("traffic.arrival.to", *to, &ranges::RATE)?;
+                let over = ctx.in_range("traffic.arrival.over_s", *over_s, &ranges::SPAN_S)?;
+                ArrivalPlan::Open(Process::Ramp(Ramp::new(from, to, over)))
             }
-            let think = Think::build(*think_s, *think, "traffic.arrival.think_s", ctx)?;
-            ArrivalPlan::Closed {
-                users: *users,
+            ArrivalSpec::Closed {
+                users,
+                think_s,
                 think,
+            } => {
+                if *users == 0 {
+                    return Err(ctx.err("traffic.arrival.users", "must be at least 1, got 0"));
+                }
+                // Every user is an event queued at time 0 (tens of bytes each):
+                // 4 billion of them would exhaust memory before the first step.
+                if *users > MAX_USERS {
+                    return Err(ctx.err(
+                        "traffic.arrival.users",
+                        format!("{users} is more than a simulation can hold (at most {MAX_USERS})"),
+                    ));
+                }
+                let think = Think::build(*think_s, *think, "traffic.arrival.think_s", ctx)?;
+                ArrivalPlan::Closed {
+                    users: *users,
+                    think,
+                }
             }
+            ArrivalSpec::Trace { .. } => unreachable!("handled above"),
+        },
+        None,
+    ))
+}
+
+/// The default of `traffic.arrival.trace_block_tokens`: Mooncake's 512.
+pub const DEFAULT_TRACE_BLOCK_TOKENS: u32 = 512;
+
+/// A replayed trace of any format, and a Mooncake trace's block identities.
+fn build_trace(
+    spec: &ArrivalSpec,
+    ctx: &Ctx<'_>,
+) -> Result<(ArrivalPlan, Option<BlockChains>), Error> {
+    const KEY: &str = "traffic.arrival";
+    let ArrivalSpec::Trace {
+        path,
+        arrival_column,
+        prompt_column,
+        output_column,
+        zero_tokens,
+        format,
+        start_s,
+        duration_s,
+        speedup,
+        sample: _,
+        trace_block_tokens,
+        model,
+    } = spec
+    else {
+        unreachable!("build_trace takes a trace");
+    };
+    let format = *format;
+    let name = format.name();
+    if format == TraceFormat::Sharegpt {
+        return Err(ctx.err(
+            "traffic.arrival.format",
+            "`sharegpt` has no arrival times: give it as `traffic.lengths = { kind = \
+             \"trace\", format = \"sharegpt\", path = ... }` with an arrival process \
+             (e.g. `traffic.arrival = { kind = \"poisson\", rate = 1 }`)",
+        ));
+    }
+    if format != TraceFormat::Kvsim {
+        let columns = [
+            ("arrival_column", arrival_column.as_str(), "arrival_s"),
+            ("prompt_column", prompt_column.as_str(), "prompt_tokens"),
+            ("output_column", output_column.as_str(), "output_tokens"),
+        ];
+        if let Some((key, _, _)) = columns.iter().find(|(_, v, d)| v != d) {
+            return Err(ctx.err(
+                format!("{KEY}.{key}"),
+                format!(
+                    "is for `format = \"kvsim\"` only; the `{name}` format names its own \
+                     columns (docs/traces.md)"
+                ),
+            ));
         }
-        ArrivalSpec::Trace {
-            path,
-            arrival_column,
-            prompt_column,
-            output_column,
-            zero_tokens,
-        } => {
+    }
+    if trace_block_tokens.is_some() && format != TraceFormat::Mooncake {
+        return Err(ctx.err(
+            format!("{KEY}.trace_block_tokens"),
+            format!("is for `format = \"mooncake\"` only (the format is `{name}`)"),
+        ));
+    }
+    if model.is_some() && format != TraceFormat::Burstgpt {
+        return Err(ctx.err(
+            format!("{KEY}.model"),
+            format!("is for `format = \"burstgpt\"` only (the format is `{name}`)"),
+        ));
+    }
+    let start = ctx.in_range("traffic.arrival.start_s", *start_s, &ranges::TRACE_START_S)?;
+    let end = match duration_s {
+        Some(d) => start + ctx.in_range("traffic.arrival.duration_s", *d, &ranges::SPAN_S)?,
+        None => f64::INFINITY,
+    };
+    let speedup = ctx.in_range("traffic.arrival.speedup", *speedup, &ranges::SPEEDUP)?;
+    let window = Window {
+        start,
+        end,
+        speedup,
+    };
+    let path = ctx.resolve(path);
+    let read = ReadOpts {
+        window,
+        zero: *zero_tokens,
+        setting: KEY,
+    };
+    let (rows, chains) = match format {
+        TraceFormat::Kvsim => {
             let cols = Columns {
                 prompt: prompt_column,
                 output: output_column,
                 zero: *zero_tokens,
                 setting: KEY,
             };
-            let rows = data::load_trace(&ctx.resolve(path), arrival_column, &cols)?;
-            ArrivalPlan::Open(Process::Trace(Shared::new(rows)))
+            (
+                data::load_trace(&path, arrival_column, &cols, &window)?,
+                None,
+            )
         }
-    })
+        TraceFormat::Azure => (formats::load_azure(&path, &read)?, None),
+        TraceFormat::Burstgpt => (
+            formats::load_burstgpt(&path, &read, model.as_deref())?,
+            None,
+        ),
+        TraceFormat::Mooncake => {
+            let block = trace_block_tokens.unwrap_or(DEFAULT_TRACE_BLOCK_TOKENS);
+            let block = ctx.in_range(
+                "traffic.arrival.trace_block_tokens",
+                f64::from(block),
+                &ranges::TRACE_BLOCK_TOKENS,
+            )? as u32;
+            let (rows, chains) = formats::load_mooncake(&path, &read, block)?;
+            (rows, Some(chains))
+        }
+        TraceFormat::Sharegpt => unreachable!("refused above"),
+    };
+    Ok((ArrivalPlan::Open(Process::Trace(Shared::new(rows))), chains))
 }
 
 /// Where lengths come from, decided from which keys are present.
@@ -728,28 +909,119 @@ fn build_prefix(spec: &PrefixSpec, ctx: &Ctx<'_>) -> Result<PrefixPlan, Error> {
     })
 }
 
-fn build_session(spec: &SessionSpec, ctx: &Ctx<'_>) -> Result<SessionPlan, Error> {
-    Ok(SessionPlan {
-        turns: Sampler::build_counting(&spec.turns, "traffic.session.turns", Unit::Turns, ctx)?,
+/// `traffic.session`; with ShareGPT `conversations` sessions are on even
+/// without one (think time 0), and their turns come from the file.
+fn build_session(
+    spec: Option<&SessionSpec>,
+    conversations: bool,
+    ctx: &Ctx<'_>,
+) -> Result<Option<SessionPlan>, Error> {
+    const TURNS: &str = "traffic.session.turns";
+    let Some(spec) = spec else {
+        return Ok(conversations.then_some(SessionPlan {
+            turns: None,
+            think: Think::Fixed(SimDuration::ZERO),
+        }));
+    };
+    let turns = match (&spec.turns, conversations) {
+        (Some(_), true) => {
+            return Err(ctx.err(
+                TURNS,
+                "must not be given with `traffic.lengths.format = \"sharegpt\"`: each \
+                 session replays a conversation of the file, with its own turns",
+            ));
+        }
+        (None, true) => None,
+        (Some(t), false) => Some(Sampler::build_counting(t, TURNS, Unit::Turns, ctx)?),
+        (None, false) => {
+            return Err(ctx.err(
+                TURNS,
+                "is required: the number of turns per session (e.g. `{ kind = \"fixed\", \
+                 value = 4 }`)",
+            ));
+        }
+    };
+    Ok(Some(SessionPlan {
+        turns,
         think: Think::build(spec.think_s, spec.think, "traffic.session.think_s", ctx)?,
-    })
+    }))
 }
 
-fn build_paired(spec: &PairedSpec, ctx: &Ctx<'_>) -> Result<LengthPlan, Error> {
+/// `traffic.lengths`, and the probability of keeping each conversation
+/// (`sample`, ShareGPT only; 1 otherwise).
+fn build_paired(spec: &PairedSpec, ctx: &Ctx<'_>) -> Result<(LengthPlan, f64), Error> {
+    const KEY: &str = "traffic.lengths";
     let PairedSpec::Trace {
         path,
         prompt_column,
         output_column,
         zero_tokens,
+        format,
+        sample,
+        tokenizer,
     } = spec;
-    let cols = Columns {
-        prompt: prompt_column,
-        output: output_column,
+    let name = format.name();
+    if *format != TraceFormat::Kvsim {
+        let columns = [
+            ("prompt_column", prompt_column.as_str(), "prompt_tokens"),
+            ("output_column", output_column.as_str(), "output_tokens"),
+        ];
+        if let Some((key, _, _)) = columns.iter().find(|(_, v, d)| v != d) {
+            return Err(ctx.err(
+                format!("{KEY}.{key}"),
+                format!(
+                    "is for `format = \"kvsim\"` only; the `{name}` format names its own \
+                     columns (docs/traces.md)"
+                ),
+            ));
+        }
+    }
+    if *format != TraceFormat::Sharegpt {
+        if *sample != 1.0 {
+            return Err(ctx.err(
+                format!("{KEY}.sample"),
+                "is for `format = \"sharegpt\"` only: paired rows are drawn at random, \
+                 so keeping a fraction of them changes nothing",
+            ));
+        }
+        if *tokenizer != Tokenizer::default() {
+            return Err(ctx.err(
+                format!("{KEY}.tokenizer"),
+                format!("is for `format = \"sharegpt\"` only (the format is `{name}`)"),
+            ));
+        }
+    }
+    let path = ctx.resolve(path);
+    let read = ReadOpts {
+        window: Window::ALL,
         zero: *zero_tokens,
-        setting: "traffic.lengths",
+        setting: KEY,
     };
-    let rows = data::load_pairs(&ctx.resolve(path), &cols)?;
-    Ok(LengthPlan::Paired(Shared::new(rows)))
+    let pairs = |rows: Vec<TraceRow>| -> Vec<(u32, u32)> {
+        rows.iter().map(|r| (r.prompt, r.output)).collect()
+    };
+    let rows = match format {
+        TraceFormat::Kvsim => {
+            let cols = Columns {
+                prompt: prompt_column,
+                output: output_column,
+                zero: *zero_tokens,
+                setting: KEY,
+            };
+            data::load_pairs(&path, &cols)?
+        }
+        TraceFormat::Azure => pairs(formats::load_azure(&path, &read)?),
+        TraceFormat::Burstgpt => pairs(formats::load_burstgpt(&path, &read, None)?),
+        TraceFormat::Mooncake => {
+            pairs(formats::load_mooncake(&path, &read, DEFAULT_TRACE_BLOCK_TOKENS)?.0)
+        }
+        TraceFormat::Sharegpt => {
+            let sample = ctx.in_range("traffic.lengths.sample", *sample, &ranges::SAMPLE)?;
+            let c = formats::load_sharegpt(&path, *zero_tokens, *tokenizer, KEY)?;
+            return Ok((LengthPlan::Conversations(c), sample));
+        }
+    };
+    Ok((LengthPlan::Paired(Shared::new(rows)), 1.0))
 }
 
 /// A generator of requests for one run.
@@ -777,6 +1049,13 @@ pub struct Traffic {
     turns_rng: ChaCha8Rng,
     session_think_rng: ChaCha8Rng,
     samples_rng: ChaCha8Rng,
+    /// Probability of keeping each trace row or conversation.
+    sample: f64,
+    /// Draws which trace rows or conversations are kept (none when `sample`
+    /// is 1).
+    sample_rng: ChaCha8Rng,
+    /// ShareGPT: the next conversation to consider, in file order.
+    next_conversation: u32,
 }
 
 impl Traffic {
@@ -787,11 +1066,45 @@ impl Traffic {
     /// With sessions, each arrival is a conversation's first turn.
     pub fn next_arrival(&mut self) -> Option<(SimTime, Lengths)> {
         let process = self.process.as_ref()?;
-        match process.next(&mut self.clock, &mut self.arrival_rng) {
-            Next::At(at) => Some((at, self.next_lengths())),
-            Next::Row(row) => Some((row.at, self.capped(row.prompt, row.output, row.prefix))),
-            Next::End => None,
+        loop {
+            return match process.next(&mut self.clock, &mut self.arrival_rng) {
+                Next::At(at) => Some((at, self.next_lengths())),
+                Next::Row(row) => {
+                    if !keep(self.sample, &mut self.sample_rng) {
+                        continue;
+                    }
+                    Some((row.at, self.capped(row.prompt, row.output, row.prefix)))
+                }
+                Next::End => None,
+            };
         }
+    }
+
+    /// The number of turns of the session that `first` (a first turn from
+    /// [`Traffic::next_arrival`] or [`Traffic::next_lengths`]) begins: its
+    /// conversation's, for ShareGPT, else [`Traffic::session_turns`].
+    pub fn turns_of(&mut self, first: &Lengths) -> u32 {
+        match (&self.lengths, first.conversation) {
+            (LengthPlan::Conversations(c), conv) if conv != Lengths::NO_CONVERSATION => {
+                c.of(conv).len().max(1) as u32
+            }
+            _ => self.session_turns(),
+        }
+    }
+
+    /// Turn `turn` (0-based; turn 0 came with the session's first lengths)
+    /// of ShareGPT conversation `conv`: its new message (as `prompt`; the
+    /// engine prepends the history) and output. Draws nothing.
+    pub fn conversation_turn(&mut self, conv: u32, turn: u32) -> Lengths {
+        let (prompt, output) = match &self.lengths {
+            LengthPlan::Conversations(c) => {
+                let turns = c.of(conv);
+                turns[(turn as usize).min(turns.len() - 1)]
+            }
+            // Only conversations number their sessions.
+            _ => (1, 1),
+        };
+        self.capped(prompt, output, None)
     }
 
     /// Closed loop: the lengths of a user's next request (with sessions: the
@@ -803,7 +1116,7 @@ impl Traffic {
     /// random row, prefix included (from the paired stream), leaving the
     /// replay order untouched.
     pub fn next_lengths(&mut self) -> Lengths {
-        let (prompt, output, row_prefix) = self.draw_pair();
+        let (prompt, output, row_prefix, conversation) = self.draw_pair();
         let (prompt, prefix) = match &self.prefix {
             // A trace (the only source of row prefixes) excludes a spec.
             None => (prompt, row_prefix),
@@ -813,7 +1126,10 @@ impl Traffic {
                 None => (prompt, None),
             },
         };
-        self.capped(prompt, output, prefix)
+        Lengths {
+            conversation,
+            ..self.capped(prompt, output, prefix)
+        }
     }
 
     /// A later turn of a session: the new message's tokens (as `prompt`),
@@ -823,7 +1139,7 @@ impl Traffic {
     /// which belongs to the conversation's first turn only; the engine
     /// prepends the history (the previous turn's prompt and output).
     pub fn next_message(&mut self) -> Lengths {
-        let (prompt, output, _) = self.draw_pair();
+        let (prompt, output, _, _) = self.draw_pair();
         self.capped(prompt, output, None)
     }
 
@@ -841,9 +1157,9 @@ impl Traffic {
     /// The number of turns (requests) of a new session, >= 1, from its own
     /// stream; 1 without sessions.
     pub fn session_turns(&mut self) -> u32 {
-        match &self.session {
+        match self.session.as_ref().and_then(|s| s.turns.as_ref()) {
             None => 1,
-            Some(s) => s.turns.sample(&mut self.turns_rng).max(1),
+            Some(turns) => turns.sample(&mut self.turns_rng).max(1),
         }
     }
 
@@ -865,25 +1181,45 @@ impl Traffic {
             LengthPlan::Independent { output, .. } => output.sample(&mut self.samples_rng),
             LengthPlan::Paired(rows) => rows[self.samples_rng.random_range(0..rows.len())].1,
             LengthPlan::Trace(rows) => rows[self.samples_rng.random_range(0..rows.len())].output,
+            LengthPlan::Conversations(c) => {
+                c.turns[self.samples_rng.random_range(0..c.turns.len())].1
+            }
         };
         output.min(max_tokens).max(1)
     }
 
-    /// One (prompt, output, trace prefix) from the length plan.
-    fn draw_pair(&mut self) -> (u32, u32, Option<SharedPrefix>) {
+    /// One (prompt, output, trace prefix) from the length plan, and the
+    /// conversation it starts (ShareGPT).
+    fn draw_pair(&mut self) -> (u32, u32, Option<SharedPrefix>, u32) {
+        let none = Lengths::NO_CONVERSATION;
         match &self.lengths {
             LengthPlan::Independent { prompt, output } => (
                 prompt.sample(&mut self.prompt_rng),
                 output.sample(&mut self.output_rng),
                 None,
+                none,
             ),
             LengthPlan::Paired(rows) => {
                 let (prompt, output) = rows[self.paired_rng.random_range(0..rows.len())];
-                (prompt, output, None)
+                (prompt, output, None, none)
             }
             LengthPlan::Trace(rows) => {
                 let row = rows[self.paired_rng.random_range(0..rows.len())];
-                (row.prompt, row.output, row.prefix)
+                (row.prompt, row.output, row.prefix, none)
+            }
+            LengthPlan::Conversations(c) => {
+                // The next kept conversation in file order, starting over at
+                // the end.
+                let n = c.len() as u32;
+                let conv = loop {
+                    let conv = self.next_conversation;
+                    self.next_conversation = (conv + 1) % n;
+                    if keep(self.sample, &mut self.sample_rng) {
+                        break conv;
+                    }
+                };
+                let (prompt, output) = c.of(conv)[0];
+                (prompt, output, None, conv)
             }
         }
     }
@@ -899,10 +1235,19 @@ impl Traffic {
             output: output.min(max_tokens),
             max_tokens,
             prefix,
+            conversation: Lengths::NO_CONVERSATION,
         };
         invariant!(lengths.prompt >= 1 && lengths.output >= 1);
         invariant!(lengths.output <= lengths.max_tokens);
         invariant!(prefix.is_none_or(|p| p.tokens >= 1 && p.tokens <= prompt));
         lengths
     }
+}
+
+/// Whether to keep one trace row or conversation: always when `sample` is 1
+/// (drawing nothing, so such runs are as before), else with probability
+/// `sample` from `rng`.
+#[inline]
+fn keep(sample: f64, rng: &mut ChaCha8Rng) -> bool {
+    sample >= 1.0 || rng.random::<f64>() < sample
 }

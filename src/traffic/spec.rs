@@ -80,7 +80,11 @@ pub struct PrefixSpec {
 #[serde(deny_unknown_fields)]
 pub struct SessionSpec {
     /// Turns per session, a length-style distribution (every draw >= 1).
-    pub turns: LengthSpec,
+    /// Required, except with ShareGPT conversations (`traffic.lengths.format
+    /// = "sharegpt"`), whose turns come from the file and where it must be
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<LengthSpec>,
     /// Think time between a turn's response and the next turn, seconds (the
     /// mean when `think = "exponential"`). Default 0: the next turn is sent
     /// at once.
@@ -140,9 +144,12 @@ pub enum ArrivalSpec {
         #[serde(default)]
         think: ThinkKind,
     },
-    /// Replay arrival times and lengths from a CSV file, in file order and at
-    /// the file's own times (not shifted to start at 0).
+    /// Replay arrival times and lengths from a trace file, in file order and
+    /// at the file's own times (not shifted to start at 0; with `start_s`,
+    /// from the window's start), in one of the layouts of `format`
+    /// (`docs/traces.md`).
     ///
+    /// For the default `kvsim` layout (a CSV file):
     /// Optional columns `prefix_id` (a whole number naming shared content)
     /// and `prefix_tokens` (1 to the row's prompt tokens) mark a row whose
     /// prompt starts with that many tokens of shared content; they go
@@ -151,7 +158,7 @@ pub enum ArrivalSpec {
     /// different `prefix_tokens` share the shorter length. Other extra
     /// columns (e.g. `session_id`) are allowed and ignored.
     Trace {
-        /// The CSV file, relative to the scenario file's directory.
+        /// The trace file, relative to the scenario file's directory.
         path: PathBuf,
         /// Column of arrival times, seconds since the start, nondecreasing.
         #[serde(default = "default_arrival_column")]
@@ -165,7 +172,89 @@ pub enum ArrivalSpec {
         /// What to do with rows whose prompt or output is 0 tokens.
         #[serde(default)]
         zero_tokens: ZeroTokens,
+        /// The file's layout (`docs/traces.md`): `kvsim` (the CSV above,
+        /// the default), `azure`, `burstgpt` or `mooncake`. The column keys
+        /// belong to `kvsim` only.
+        #[serde(default)]
+        format: TraceFormat,
+        /// Start of the replayed window on the file's time axis, seconds
+        /// (default 0). Rows before it are dropped and the replay's clock
+        /// starts there: a row at `start_s + x` arrives at `x / speedup`.
+        #[serde(default)]
+        start_s: f64,
+        /// Length of the replayed window on the file's time axis, seconds
+        /// (default: to the end of the file). Rows at or past
+        /// `start_s + duration_s` are dropped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_s: Option<f64>,
+        /// Rate scale: the file's times since `start_s` are divided by it,
+        /// so 2 replays the window twice as fast (twice the load). Default 1.
+        #[serde(default = "default_one")]
+        speedup: f64,
+        /// Probability of keeping each request, independently, from the
+        /// seed's own stream (`rng::stream::TRACE_SAMPLE`). Default 1: all.
+        #[serde(default = "default_one")]
+        sample: f64,
+        /// `mooncake` only: tokens named by each hash id (default 512, as in
+        /// the Mooncake traces). `cache.block_size` must divide it when
+        /// prefix caching is on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_block_tokens: Option<u32>,
+        /// `burstgpt` only: keep the rows whose `Model` is this (e.g.
+        /// `ChatGPT` or `GPT-4`); default all rows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
     },
+}
+
+/// The layout of a trace file (`traffic.arrival.format`,
+/// `traffic.lengths.format`); `docs/traces.md` maps every column.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceFormat {
+    /// kvsim's own CSV: arrival seconds, prompt and output tokens, optional
+    /// `prefix_id` and `prefix_tokens`; column names are keys.
+    #[default]
+    Kvsim,
+    /// Azure LLM inference traces 2023 and 2024 (CSV: `TIMESTAMP`,
+    /// `ContextTokens`, `GeneratedTokens`).
+    Azure,
+    /// BurstGPT (CSV: `Timestamp`, `Model`, `Request tokens`, `Response
+    /// tokens`, `Total tokens`, `Log Type`).
+    Burstgpt,
+    /// Mooncake / Kimi JSONL (`timestamp` ms, `input_length`,
+    /// `output_length`, `hash_ids`): the hash ids drive prefix caching.
+    Mooncake,
+    /// ShareGPT JSON conversations, replayed as multi-turn sessions (no
+    /// timestamps: a `traffic.lengths` format only).
+    Sharegpt,
+}
+
+impl TraceFormat {
+    /// The name a scenario file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceFormat::Kvsim => "kvsim",
+            TraceFormat::Azure => "azure",
+            TraceFormat::Burstgpt => "burstgpt",
+            TraceFormat::Mooncake => "mooncake",
+            TraceFormat::Sharegpt => "sharegpt",
+        }
+    }
+}
+
+/// The offline tokenizer that counts a ShareGPT file's tokens
+/// (`traffic.lengths.tokenizer`). Both are OpenAI's BPE vocabularies, shipped
+/// inside the `tiktoken-rs` crate: counts are approximate for models with
+/// another tokenizer.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokenizer {
+    /// GPT-3.5 / GPT-4's `cl100k_base`.
+    #[default]
+    Cl100kBase,
+    /// GPT-4o's `o200k_base`.
+    O200kBase,
 }
 
 /// Distribution of closed-loop think times.
@@ -281,8 +370,14 @@ pub struct MixtureComponent {
 pub enum PairedSpec {
     /// Each request takes the (prompt, output) of a uniformly random row of a
     /// CSV file, so the correlation between the two survives.
+    ///
+    /// With `format = "sharegpt"` the file holds conversations instead: each
+    /// session (every arrival) replays the next conversation of the file, in
+    /// file order and starting over at its end, one request per
+    /// (human, gpt) exchange; `traffic.session` then gives only the think
+    /// time (its `turns` must be absent).
     Trace {
-        /// The CSV file, relative to the scenario file's directory.
+        /// The file, relative to the scenario file's directory.
         path: PathBuf,
         /// Column of prompt token counts.
         #[serde(default = "default_prompt_column")]
@@ -293,7 +388,23 @@ pub enum PairedSpec {
         /// What to do with rows whose prompt or output is 0 tokens.
         #[serde(default)]
         zero_tokens: ZeroTokens,
+        /// The file's layout: `kvsim` (the CSV above, the default), `azure`,
+        /// `burstgpt`, `mooncake` (their rows' lengths; times and hash ids
+        /// are ignored) or `sharegpt` (conversations).
+        #[serde(default)]
+        format: TraceFormat,
+        /// `sharegpt` only: probability of replaying each conversation when
+        /// its turn comes, from the seed's own stream. Default 1.
+        #[serde(default = "default_one")]
+        sample: f64,
+        /// `sharegpt` only: the vocabulary that counts tokens.
+        #[serde(default)]
+        tokenizer: Tokenizer,
     },
+}
+
+fn default_one() -> f64 {
+    1.0
 }
 
 fn default_samples() -> u32 {

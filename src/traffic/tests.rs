@@ -382,6 +382,7 @@ fn closed_loop_draws_lengths_and_think_times() {
             output: 10,
             max_tokens: 10,
             prefix: None,
+            conversation: Lengths::NO_CONVERSATION,
         }
     );
 
@@ -516,6 +517,7 @@ fn max_tokens_caps_the_output() {
             output: 600,
             max_tokens: 600,
             prefix: None,
+            conversation: Lengths::NO_CONVERSATION,
         }
     );
 
@@ -691,6 +693,7 @@ fn trace_replays_rows_in_order_then_ends() {
         output,
         max_tokens: 9,
         prefix: None,
+        conversation: Lengths::NO_CONVERSATION,
     };
     assert_eq!(
         got,
@@ -737,6 +740,7 @@ max_tokens = { kind = "fixed", value = 128 }
                 output: 128,
                 max_tokens: 128,
                 prefix: None,
+                conversation: Lengths::NO_CONVERSATION,
             }
         ))
     );
@@ -779,6 +783,7 @@ lengths = { kind = "trace", path = "conv.csv", prompt_column = "p", output_colum
             output: 1000,
             max_tokens: 1000,
             prefix: None,
+            conversation: Lengths::NO_CONVERSATION,
         }
     );
 }
@@ -1329,6 +1334,7 @@ fn splitwise_trace_replays_and_pairs() {
                 output,
                 max_tokens: 1000,
                 prefix: None,
+                conversation: Lengths::NO_CONVERSATION,
             },
         )
     };
@@ -1410,7 +1416,7 @@ n = 4
     assert_eq!(
         spec.session,
         Some(SessionSpec {
-            turns: LengthSpec::Uniform { min: 5, max: 30 },
+            turns: Some(LengthSpec::Uniform { min: 5, max: 30 }),
             think_s: 20.0,
             think: ThinkKind::Exponential
         })
@@ -1467,7 +1473,6 @@ fn new_tables_reject_unknown_fields_and_bad_types() {
         "prefix = { tokens = 8 }",
         "prefix = { count = -1, tokens = 8 }",
         "prefix = { count = 1, tokens = 8.5 }",
-        "session = { think_s = 1 }",
         "session = { turns = { kind = \"fixed\", value = 3 }, think = \"weibull\" }",
         "n = 0.5",
         "n = -2",
@@ -1580,7 +1585,7 @@ fn prefix_share_and_ids_follow_the_spec() {
     let mut per_id = [0u32; 4];
     for (l, b) in with.iter().zip(&without) {
         match l.prefix {
-            Some(SharedPrefix { id, tokens }) => {
+            Some(SharedPrefix { id, tokens, .. }) => {
                 assert_eq!(tokens, 1024);
                 per_id[id as usize] += 1;
                 // The prompt is the system prompt plus the user's part, which
@@ -1651,7 +1656,8 @@ fn prefix_counts_in_mean_and_max_lengths() {
             prompt: 1124,
             output: 1000,
             max_tokens: 1000,
-            prefix: None
+            prefix: None,
+            conversation: Lengths::NO_CONVERSATION,
         }
     );
     // Nobody uses a prefix at fraction 0, so it lengthens nothing.
@@ -1709,7 +1715,13 @@ fn trace_prefix_columns_are_read() {
     let got: Vec<_> = std::iter::from_fn(|| t.next_arrival())
         .map(|(_, l)| (l.prompt, l.prefix))
         .collect();
-    let sp = |id, tokens| Some(SharedPrefix { id, tokens });
+    let sp = |id, tokens| {
+        Some(SharedPrefix {
+            id,
+            tokens,
+            chain: false,
+        })
+    };
     let want = vec![
         (100, sp(3, 64)),
         (20, None),
@@ -2220,4 +2232,183 @@ fn clamping_that_moves_the_mean_warns() {
         w[0].contains("`traffic.output.components[1].dist`"),
         "{w:?}"
     );
+}
+
+/// The traces of `tests/data/traces/` (the repository's, from the crate root).
+fn fixture(name: &str) -> String {
+    format!("{}/tests/data/traces/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every arrival of a trace replay under `seed`, in seconds.
+fn arrivals(plan: &TrafficPlan, seed: u64) -> Vec<(f64, Lengths)> {
+    let mut t = plan.instantiate(seed);
+    std::iter::from_fn(|| t.next_arrival())
+        .map(|(at, l)| (at.as_secs_f64(), l))
+        .collect()
+}
+
+fn trace_plan(format: &str, file: &str, extra: &str) -> TrafficPlan {
+    plan(&format!(
+        "[traffic]\narrival = {{ kind = \"trace\", format = \"{format}\", path = \"{}\"{extra} }}\n",
+        fixture(file)
+    ))
+}
+
+#[test]
+fn a_session_needs_turns_unless_it_replays_conversations() {
+    let (key, reason) = spec_err(&format!(
+        "[traffic]\narrival = {{ kind = \"poisson\", rate = 1 }}\n{LENGTHS}session = {{ think_s = 1 }}\n"
+    ));
+    assert_eq!(key, "traffic.session.turns");
+    assert!(reason.contains("is required"), "{reason}");
+    let (key, reason) = spec_err(&format!(
+        "[traffic]\narrival = {{ kind = \"poisson\", rate = 1 }}\n\
+         lengths = {{ kind = \"trace\", format = \"sharegpt\", path = \"{}\" }}\n\
+         session = {{ turns = {{ kind = \"fixed\", value = 2 }} }}\n",
+        fixture("sharegpt.json")
+    ));
+    assert_eq!(key, "traffic.session.turns");
+    assert!(reason.contains("sharegpt"), "{reason}");
+}
+
+#[test]
+fn azure_times_are_seconds_since_the_first_row_and_the_window_places_them() {
+    let all = arrivals(&trace_plan("azure", "azure_conv.csv", ""), 1);
+    assert_eq!(all.len(), 40);
+    for (i, (at, _)) in all.iter().enumerate() {
+        assert!((at - i as f64).abs() < 1e-9, "row {i} at {at}");
+    }
+    assert_eq!((all[0].1.prompt, all[0].1.output), (1530, 485));
+    // Rows at 10 s .. 29 s, replayed from 0 at twice the speed.
+    let window = trace_plan(
+        "azure",
+        "azure_conv.csv",
+        ", start_s = 10, duration_s = 20, speedup = 2",
+    );
+    assert_eq!(window.trace_len(), Some(20));
+    let w = arrivals(&window, 1);
+    for (k, (at, l)) in w.iter().enumerate() {
+        assert!((at - k as f64 / 2.0).abs() < 1e-9, "{k}: {at}");
+        assert_eq!(l.prompt, all[10 + k].1.prompt);
+    }
+}
+
+#[test]
+fn sampling_keeps_a_seeded_subset_and_draws_nothing_at_one() {
+    let full = trace_plan("azure", "azure_conv.csv", "");
+    let half = trace_plan("azure", "azure_conv.csv", ", sample = 0.5");
+    let all = arrivals(&full, 3);
+    let a = arrivals(&half, 3);
+    assert_eq!(a, arrivals(&half, 3), "the same seed keeps the same rows");
+    assert_ne!(a, arrivals(&half, 4), "another seed keeps other rows");
+    assert!((8..=32).contains(&a.len()), "{} of 40 kept", a.len());
+    // The kept rows are rows of the file, in order, at their own times.
+    let mut rest = all.iter();
+    for kept in &a {
+        assert!(rest.any(|r| r == kept), "{kept:?} is not a row in order");
+    }
+    let (key, reason) = spec_err(&format!(
+        "[traffic]\narrival = {{ kind = \"trace\", format = \"azure\", path = \"{}\", sample = 0 }}\n",
+        fixture("azure_conv.csv")
+    ));
+    assert_eq!(key, "traffic.arrival.sample");
+    assert!(
+        reason.contains("outside its physical range (0, 1]"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn burstgpt_failures_follow_the_zero_token_policy_and_models_filter() {
+    let src = |extra: &str| {
+        format!(
+            "[traffic]\narrival = {{ kind = \"trace\", format = \"burstgpt\", path = \"{}\"{extra} }}\n",
+            fixture("burstgpt.csv")
+        )
+    };
+    let (path, line, reason) = data_err(&src(""), Path::new("."));
+    assert!(path.ends_with("burstgpt.csv"));
+    assert_eq!(line, Some(9), "row 7 (line 9) failed");
+    assert!(reason.contains("`Response tokens` is 0"), "{reason}");
+    assert_eq!(plan(&src(", zero_tokens = \"skip\"")).trace_len(), Some(37));
+    assert_eq!(plan(&src(", zero_tokens = \"one\"")).trace_len(), Some(40));
+    let gpt4 = plan(&src(", zero_tokens = \"skip\", model = \"GPT-4\""));
+    // Every 4th row is GPT-4's: 10, one of which (row 7) failed.
+    assert_eq!(gpt4.trace_len(), Some(9));
+    let (_, _, reason) = data_err(&src(", model = \"Claude\""), Path::new("."));
+    assert!(reason.contains("no row has `Model` = `Claude`"), "{reason}");
+    let (key, _) = spec_err(&src(", zero_tokens = \"skip\", trace_block_tokens = 16"));
+    assert_eq!(key, "traffic.arrival.trace_block_tokens");
+}
+
+#[test]
+fn mooncake_rows_carry_their_hash_id_chains() {
+    let p = trace_plan("mooncake", "mooncake.jsonl", "");
+    let rows = arrivals(&p, 1);
+    assert_eq!(rows.len(), 40);
+    let chains = p.block_chains().expect("a Mooncake trace has chains");
+    assert_eq!(chains.block_tokens(), 512);
+    // Row 0: ids [0, 1, 2] over 1434 tokens; row 2: [0, 1, 7, 8, 9]: the
+    // first two nodes are shared, the third is not.
+    let (p0, p2) = (rows[0].1.prefix.unwrap(), rows[2].1.prefix.unwrap());
+    assert!(p0.chain && p2.chain);
+    assert_eq!((p0.tokens, rows[0].1.prompt), (1434, 1434));
+    let node = |p: SharedPrefix, k: usize| chains.node(p.id as usize + k);
+    assert_eq!((node(p0, 0), node(p0, 1)), (node(p2, 0), node(p2, 1)));
+    assert_ne!(node(p0, 2), node(p2, 2));
+    assert_eq!(
+        p0.content().key & crate::cache::CHAIN_KEY,
+        crate::cache::CHAIN_KEY
+    );
+    // Times are milliseconds: the last row's `timestamp` is 17000.
+    assert!((rows[39].0 - 17.0).abs() < 1e-9, "{}", rows[39].0);
+    let bigger = trace_plan("mooncake", "mooncake.jsonl", ", trace_block_tokens = 1024");
+    assert_eq!(bigger.block_chains().unwrap().block_tokens(), 1024);
+}
+
+#[test]
+fn sharegpt_conversations_are_sessions_with_their_own_turns() {
+    let p = plan(&format!(
+        "[traffic]\narrival = {{ kind = \"poisson\", rate = 1 }}\n\
+         lengths = {{ kind = \"trace\", format = \"sharegpt\", path = \"{}\" }}\n",
+        fixture("sharegpt.json")
+    ));
+    assert!(p.session(), "conversations are sessions");
+    let mut t = p.instantiate(5);
+    // 15 conversations have an exchange (one is empty); the 16th start is
+    // the first again.
+    let starts: Vec<u32> = (0..16)
+        .map(|_| t.next_arrival().unwrap().1.conversation)
+        .collect();
+    assert_eq!(starts, (0..15).chain([0]).collect::<Vec<u32>>());
+    let first = t.next_lengths();
+    let turns = t.turns_of(&first);
+    assert!(turns >= 1);
+    for k in 1..turns {
+        let l = t.conversation_turn(first.conversation, k);
+        assert!(l.prompt >= 1 && l.output >= 1);
+        assert_eq!(l.conversation, Lengths::NO_CONVERSATION);
+    }
+    let (key, reason) = spec_err(&format!(
+        "[traffic]\narrival = {{ kind = \"trace\", format = \"sharegpt\", path = \"{}\" }}\n",
+        fixture("sharegpt.json")
+    ));
+    assert_eq!(key, "traffic.arrival.format");
+    assert!(reason.contains("has no arrival times"), "{reason}");
+}
+
+#[test]
+fn other_formats_serve_as_paired_lengths() {
+    for (format, file, rows) in [
+        ("azure", "azure_conv.csv", 40),
+        ("mooncake", "mooncake.jsonl", 40),
+    ] {
+        let p = plan(&format!(
+            "[traffic]\narrival = {{ kind = \"poisson\", rate = 1 }}\n\
+             lengths = {{ kind = \"trace\", format = \"{format}\", path = \"{}\" }}\n",
+            fixture(file)
+        ));
+        let l = p.instantiate(1).next_lengths();
+        assert!(l.prompt >= 1 && l.prefix.is_none(), "{format}: {rows} rows");
+    }
 }

@@ -24,3 +24,4 @@ mod readme;
 mod report;
 mod seeds;
 mod sweep;
+mod traces;

@@ -188,7 +188,8 @@ impl PagedCache {
             // A hit or an already-published block is skipped: an identity
             // keeps its first block.
             if !px.is_published(id) {
-                px.publish((c.key, idx as u32), id);
+                let ident = px.ident(c.key, idx as u32);
+                px.publish(ident, id);
             }
         }
     }

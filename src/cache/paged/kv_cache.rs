@@ -20,7 +20,7 @@ impl KvCache for PagedCache {
         if let (Some(px), Some(c)) = (&self.prefix, seq.content) {
             let most = u64::from(c.reusable.min(seq.tokens.saturating_sub(1))) / bs;
             for idx in 0..most {
-                let Some(id) = px.lookup((c.key, idx as u32)) else {
+                let Some(id) = px.lookup(px.ident(c.key, idx as u32)) else {
                     break;
                 };
                 hits_cached += u64::from(self.groups[0].refs[id as usize] == 0);

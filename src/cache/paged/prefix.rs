@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::BlockId;
+use super::{BlockId, PagedCache};
+use crate::cache::{BlockChains, CHAIN_KEY};
 
 /// The identity of a published block: `(content key, block index)`.
 pub(super) type Ident = (u64, u32);
@@ -70,6 +71,31 @@ pub(super) struct PrefixIndex {
     tail: BlockId,
     /// Blocks in the LRU list.
     len: u64,
+    /// A trace's hash-id chains and the cache blocks per trace block, when
+    /// attached ([`PagedCache::attach_chains`]).
+    chains: Option<(BlockChains, u32)>,
+}
+
+impl PagedCache {
+    /// Names the blocks of [`Content::chain`](crate::cache::Content::chain)
+    /// contents by `chains`: cache block `j` of a request whose chain starts
+    /// at `offset` is published and looked up as `(CHAIN_KEY | node, j %
+    /// per)`, where `node` is the table's entry `offset + j / per` and `per =
+    /// block_tokens / block_size` cache blocks make one trace block. The
+    /// scenario checks that the block size divides `block_tokens`. Without
+    /// prefix caching it does nothing.
+    pub fn attach_chains(&mut self, chains: &BlockChains) {
+        let bs = self.bs;
+        if let Some(px) = self.prefix.as_mut() {
+            let block_tokens = u64::from(chains.block_tokens());
+            invariant!(
+                block_tokens % bs == 0,
+                "block size {bs} does not divide the trace's {block_tokens}-token blocks"
+            );
+            let per = u32::try_from((block_tokens / bs).max(1)).unwrap_or(u32::MAX);
+            px.chains = Some((chains.clone(), per));
+        }
+    }
 }
 
 impl PrefixIndex {
@@ -100,6 +126,27 @@ impl PrefixIndex {
             self.ident.resize(need, None);
             self.prev.resize(need, NIL);
             self.next.resize(need, NIL);
+        }
+    }
+
+    /// The identity of block `idx` of content `key`: `(key, idx)`, except for
+    /// a hash-id chain's key ([`CHAIN_KEY`]), whose blocks are named by the
+    /// chain's nodes (see [`PagedCache::attach_chains`]). One branch for
+    /// every other key, so runs without chains are as they were.
+    #[inline]
+    pub(super) fn ident(&self, key: u64, idx: u32) -> Ident {
+        if key & CHAIN_KEY == 0 {
+            return (key, idx);
+        }
+        match &self.chains {
+            Some((chains, per)) => {
+                let at = (key & !CHAIN_KEY) as usize + (idx / per) as usize;
+                (CHAIN_KEY | u64::from(chains.node(at)), idx % per)
+            }
+            None => {
+                invariant_violated!("a chain content without the trace's chains");
+                (key, idx)
+            }
         }
     }
 
@@ -232,5 +279,24 @@ mod tests {
         assert_eq!(p.evict(), None);
         assert_eq!(p.cached(), 0);
         assert_eq!(p.published(), vec![((1, 0), 0), ((1, 2), 2)]);
+    }
+
+    #[test]
+    fn chain_contents_are_named_by_their_nodes_and_others_by_key() {
+        let mut p = PrefixIndex::new();
+        // Two chains: [7, 8] at offset 0 and [7, 9] at offset 2; 4 cache
+        // blocks per trace block.
+        p.chains = Some((BlockChains::new(vec![7, 8, 7, 9], 64), 4));
+        let a = crate::cache::Content::chain(0, 128).key;
+        let b = crate::cache::Content::chain(2, 128).key;
+        for j in 0..4 {
+            assert_eq!(p.ident(a, j), (CHAIN_KEY | 7, j));
+            assert_eq!(p.ident(a, j), p.ident(b, j), "block {j} is shared");
+        }
+        assert_eq!(p.ident(a, 5), (CHAIN_KEY | 8, 1));
+        assert_eq!(p.ident(b, 5), (CHAIN_KEY | 9, 1));
+        // Session and system-prompt keys are untouched.
+        assert_eq!(p.ident(1 << 63 | 5, 3), (1 << 63 | 5, 3));
+        assert_eq!(p.ident(42, 9), (42, 9));
     }
 }
