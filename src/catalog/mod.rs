@@ -12,8 +12,9 @@
 //! opt-13b, falcon-7b, gemma-2-9b, deepseek-v3.
 //!
 //! GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x,
-//! b200. The efficiency defaults and their derivations are documented at the
-//! top of `gpus.rs`.
+//! b200, b300, gb200, h20, mi325x, mi355x, rtx-pro-6000-se. The efficiency
+//! defaults and their derivations (and the documented default of an
+//! architecture with no calibration row) are at the top of `gpus.rs`.
 //!
 //! Serving engines (`[engine] preset`): vllm, sglang, trtllm, vllm-0.1; their
 //! defaults and sources are in `engines.rs`.
@@ -101,7 +102,7 @@ mod tests {
         "deepseek-v3",
     ];
 
-    const GPU_NAMES: [&str; 9] = [
+    const GPU_NAMES: [&str; 15] = [
         "a100-40gb",
         "a100-80gb",
         "h100-sxm",
@@ -111,6 +112,12 @@ mod tests {
         "l40s",
         "mi300x",
         "b200",
+        "b300",
+        "gb200",
+        "h20",
+        "mi325x",
+        "mi355x",
+        "rtx-pro-6000-se",
     ];
 
     fn m(name: &str) -> Model {
@@ -319,9 +326,9 @@ mod tests {
             let x = &e.gpu;
             let n = &x.name;
             assert!(!e.source.is_empty(), "{n}: source");
-            // Between 16 GiB and 256 GiB: catches a GB/GiB or MiB slip.
+            // Between 16 GiB and 320 GiB: catches a GB/GiB or MiB slip.
             assert!(
-                x.vram_bytes > 16 << 30 && x.vram_bytes < 256 << 30,
+                x.vram_bytes > 16 << 30 && x.vram_bytes < 320 << 30,
                 "{n}: vram"
             );
             for (what, v) in [
@@ -359,11 +366,13 @@ mod tests {
             );
             // Lower precisions are at least as fast as bf16, at most 2x per
             // halving of the bits (dense), and present in the order the
-            // hardware generations added them.
+            // hardware generations added them. The one exception is
+            // Blackwell Ultra's NVFP4, 6x its bf16 (HGX B300: 108 PF dense
+            // FP4 against 18 PF dense BF16 per 8 GPUs).
             for (what, peak, ratio) in [
                 ("fp8", x.peak_flops_fp8, 2.0),
                 ("int8", x.peak_flops_int8, 2.0),
-                ("fp4", x.peak_flops_fp4, 4.0),
+                ("fp4", x.peak_flops_fp4, if n == "b300" { 6.0 } else { 4.0 }),
             ] {
                 if let Some(p) = peak {
                     let r = p / x.peak_flops;
@@ -387,7 +396,7 @@ mod tests {
     /// reported); read as 10^9 bytes the labels would be below what CUDA sees.
     #[test]
     fn reported_memory_is_a_little_below_the_marketed_size() {
-        let marketed_gib: [(&str, u64); 9] = [
+        let marketed_gib: [(&str, u64); 15] = [
             ("a100-40gb", 40),
             ("a100-80gb", 80),
             ("h100-sxm", 80),
@@ -397,6 +406,12 @@ mod tests {
             ("l40s", 48),
             ("mi300x", 192),
             ("b200", 180),
+            ("b300", 270),
+            ("gb200", 186),
+            ("h20", 96),
+            ("mi325x", 256),
+            ("mi355x", 288),
+            ("rtx-pro-6000-se", 96),
         ];
         for (name, gib) in marketed_gib {
             let label = gib << 30;
@@ -414,7 +429,7 @@ mod tests {
     /// sparse figure, which is twice the dense one (H100, H200, L4, B200).
     #[test]
     fn peak_flops_are_dense_bf16() {
-        let dense_tflops: [(&str, f64); 9] = [
+        let dense_tflops: [(&str, f64); 15] = [
             ("a100-40gb", 312.0),
             ("a100-80gb", 312.0),
             ("h100-sxm", 1979.0 / 2.0),
@@ -424,6 +439,15 @@ mod tests {
             ("l40s", 362.05),
             ("mi300x", 1307.4),
             ("b200", 4500.0 / 2.0),
+            // HGX B300: 36 PFLOPS sparse per 8 GPUs.
+            ("b300", 36_000.0 / 8.0 / 2.0),
+            // GB200 NVL72: 360 PFLOPS sparse per 72 GPUs.
+            ("gb200", 360_000.0 / 72.0 / 2.0),
+            ("h20", 148.0),
+            ("mi325x", 1307.4),
+            // AMD's "2.5 PFLOPS" is 2,400 MHz x 1,024 x 512 x 2.
+            ("mi355x", 2400e6 * 1024.0 * 512.0 * 2.0 / 1e12),
+            ("rtx-pro-6000-se", 1007.6 / 2.0),
         ];
         for (name, want) in dense_tflops {
             let got = g(name).peak_flops / 1e12;
@@ -437,7 +461,7 @@ mod tests {
     fn low_precision_peaks_follow_the_datasheets() {
         /// (gpu, fp8, int8, fp4) dense TFLOP/s.
         type Peaks = (&'static str, Option<f64>, Option<f64>, Option<f64>);
-        let tflops: [Peaks; 9] = [
+        let tflops: [Peaks; 15] = [
             ("a100-40gb", None, Some(624.0), None),
             ("a100-80gb", None, Some(624.0), None),
             ("h100-sxm", Some(3958.0 / 2.0), Some(3958.0 / 2.0), None),
@@ -451,6 +475,24 @@ mod tests {
                 Some(9000.0 / 2.0),
                 Some(9000.0 / 2.0),
                 Some(18000.0 / 2.0),
+            ),
+            // HGX B300 per 8 GPUs: FP8 72 PF sparse, FP4 108 PF dense; no int8.
+            ("b300", Some(72_000.0 / 16.0), None, Some(108_000.0 / 8.0)),
+            // GB200 NVL72 per 72 GPUs: 720 sparse, 720 POPS sparse, 720 dense.
+            (
+                "gb200",
+                Some(720_000.0 / 144.0),
+                Some(720_000.0 / 144.0),
+                Some(720_000.0 / 72.0),
+            ),
+            ("h20", Some(296.0), Some(296.0), None),
+            ("mi325x", Some(2614.9), Some(2614.9), None),
+            ("mi355x", Some(5033.2), Some(5033.2), Some(10066.3)),
+            (
+                "rtx-pro-6000-se",
+                Some(2015.2 / 2.0),
+                Some(2015.2 / 2.0),
+                Some(4030.4 / 2.0),
             ),
         ];
         for (name, fp8, int8, fp4) in tflops {
@@ -468,6 +510,81 @@ mod tests {
                     _ => panic!("{name} {what}: {got:?} vs {want:?}"),
                 }
             }
+        }
+    }
+
+    /// The headline numbers of the GPUs added in the 2026 refresh, typed by
+    /// hand from their citations (gpus.rs): the runtime-reported memory in
+    /// MiB, HBM (or GDDR) bandwidth in TB/s, the GPU-GPU link per direction
+    /// in GB/s, the host link per direction in GB/s and the price.
+    #[test]
+    fn refreshed_gpus_match_their_datasheets() {
+        /// (gpu, MiB, TB/s, link GB/s, host GB/s, $/h)
+        type Headline = (&'static str, u64, f64, f64, f64, Option<f64>);
+        let rows: [Headline; 6] = [
+            // 267.69 GiB x 1024; "270 GB HBM3E | 7.7 TB/s"; NVLink 5 1.8 TB/s;
+            // Gen5 hosts; RunPod $7.89.
+            ("b300", 274_115, 7.7, 1800.0 / 2.0, 128.0 / 2.0, Some(7.89)),
+            // 184.31 GiB x 1024; 576 TB/s / 72; 130 TB/s / 72 = 1.8; NVLink-C2C
+            // 900 GB/s shared by two GPUs; CoreWeave $42.00 per 4 GPUs.
+            (
+                "gb200",
+                188_733,
+                576.0 / 72.0,
+                1800.0 / 2.0,
+                900.0 / 4.0,
+                Some(42.00 / 4.0),
+            ),
+            // total_memory=97285MB; 4.0 TB/s; NVLink 900 GB/s; Gen5 x16.
+            ("h20", 97_285, 4.0, 900.0 / 2.0, 128.0 / 2.0, None),
+            // 255.98 GiB x 1024; 6 TB/s; 7 x 128 GB/s Infinity Fabric.
+            ("mi325x", 262_124, 6.0, 7.0 * 128.0 / 2.0, 64.0, None),
+            // 287.98 GiB x 1024; 8 TB/s; 7 x 153.6 GB/s Infinity Fabric.
+            ("mi355x", 294_892, 8.0, 7.0 * 153.6 / 2.0, 64.0, None),
+            // total_memory=97250MB; 1597 GB/s; PCIe Gen5 only; Akash $2.04.
+            ("rtx-pro-6000-se", 97_250, 1.597, 64.0, 64.0, Some(2.04)),
+        ];
+        for (name, mib, tbs, link, host, price) in rows {
+            let x = g(name);
+            assert_eq!(x.vram_bytes, mib << 20, "{name}: vram");
+            assert!(
+                (x.hbm_bandwidth / 1e12 - tbs).abs() < 1e-9,
+                "{name}: bandwidth"
+            );
+            assert!(
+                (x.interconnect_bandwidth / 1e9 - link).abs() < 0.05,
+                "{name}: link {}",
+                x.interconnect_bandwidth
+            );
+            assert!(
+                (x.pcie_bandwidth / 1e9 - host).abs() < 1e-9,
+                "{name}: host link"
+            );
+            match (x.price_per_hour, price) {
+                (None, None) => {}
+                (Some(got), Some(want)) => assert!((got - want).abs() < 1e-9, "{name}: price"),
+                (got, want) => panic!("{name}: price {got:?} vs {want:?}"),
+            }
+            assert!(
+                !gpu_entry(name).unwrap().source.is_empty(),
+                "{name}: source"
+            );
+        }
+        // Efficiency: the same family reuses its fitted (or, for AMD, its
+        // estimated) factors; a new architecture gets the documented default.
+        assert_eq!(g("b300").efficiency, g("b200").efficiency);
+        assert_eq!(g("gb200").efficiency, g("b200").efficiency);
+        assert_eq!(g("h20").efficiency, g("h100-sxm").efficiency);
+        assert_eq!(g("mi325x").efficiency, g("mi300x").efficiency);
+        for (name, allreduce) in [("mi355x", 15e-6), ("rtx-pro-6000-se", 40e-6)] {
+            let f = g(name).efficiency;
+            // Mean fitted mbu (0.81, 0.71, 0.52) and mfu (0.55, 0.39).
+            assert!((f.mbu - (0.81 + 0.71 + 0.52) / 3.0).abs() < 0.005, "{name}");
+            assert!((f.mfu - (0.55 + 0.39) / 2.0).abs() < 0.005, "{name}");
+            assert_eq!(f.allreduce_latency_s, allreduce, "{name}");
+            assert_eq!(f.layer_overhead_s, g("b200").efficiency.layer_overhead_s);
+            let source = gpu_entry(name).unwrap().source;
+            assert!(source.contains("uncalibrated"), "{name}: {source}");
         }
     }
 
@@ -500,5 +617,17 @@ mod tests {
         assert!(!fits("deepseek-v3", "h100-sxm", 8, 0.9));
         assert!(fits("deepseek-v3", "h200", 8, 0.9));
         assert!(fits("deepseek-v3", "b200", 8, 0.9));
+        // The larger memories of the refresh: 70B in bf16 fits one B300,
+        // MI325X, MI355X or GB200, and DeepSeek-V3 in fp8 four B300s or four
+        // GB200s but not four H20s; the H20's 96 GB holds an 8B, not a 70B.
+        for gpu in ["b300", "mi325x", "mi355x", "gb200"] {
+            assert!(fits("llama-3.1-70b", gpu, 1, 0.9), "{gpu}");
+        }
+        assert!(fits("deepseek-v3", "b300", 4, 0.9));
+        assert!(fits("deepseek-v3", "gb200", 4, 0.9));
+        assert!(!fits("deepseek-v3", "h20", 4, 0.9));
+        assert!(fits("llama-3.1-8b", "h20", 1, 0.9));
+        assert!(!fits("llama-3.1-70b", "h20", 1, 0.9));
+        assert!(fits("llama-3.1-70b", "rtx-pro-6000-se", 2, 0.9));
     }
 }
