@@ -2,10 +2,17 @@
 //! (docs/ARCHITECTURE.md#kv-arithmetic).
 //!
 //! ```text
-//! kv_bytes_per_token = layers * 2 * kv_heads * head_dim * kv_elem_bytes        (MHA/GQA/MQA)
-//!                    = layers * (kv_lora_rank + qk_rope_dim) * kv_elem_bytes    (MLA)
-//! KV bytes           = seq_len * batch * kv_bytes_per_token
+//! per layer group g (its layers L_g, kind and format):
+//! bytes_per_token_g = L_g * 2 * kv_heads * head_dim * kv_elem_bytes         (full, sliding, chunked)
+//!                   = L_g * (kv_lora_rank + qk_rope_dim) * kv_elem_bytes     (MLA)
+//!                   = 0                                                      (recurrent, none)
+//! state_bytes_g     = L_g * state_bytes                                      (recurrent)
+//! KV bytes of a sequence of n tokens = sum_g kept_g(n) * bytes_per_token_g + state_bytes_g
+//!   kept_g(n) = n (full, MLA), min(n, W) (sliding W), ((n - 1) mod C) + 1 (chunked C)
 //! ```
+//!
+//! A uniform model (one full or MLA group) reduces to the seeds' formula:
+//! `seq_len * batch * layers * 2 * kv_heads * head_dim * kv_elem_bytes`.
 //!
 //! Quantized integer formats add one fp16 scale per group of [`QUANT_GROUP`]
 //! elements of each cached vector. Weight precision and KV precision are
@@ -140,6 +147,271 @@ pub struct SlidingWindow {
     pub layers: u32,
 }
 
+/// Which tokens one group of layers keeps for each sequence, and in what form.
+///
+/// Models of 2025-26 mix layer kinds: gemma-3 and gpt-oss interleave sliding
+/// and global attention, Llama-4 puts chunked local attention on three of four
+/// layers, DeepSeek caches a latent (MLA), and hybrid models (Qwen3-Next,
+/// Nemotron-H, Jamba) keep a constant-size recurrent state in most layers. A
+/// model is a list of [`LayerGroup`]s, each of one kind
+/// (docs/ARCHITECTURE.md#kv-arithmetic).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "attention", rename_all = "kebab-case")]
+pub enum LayerKind {
+    /// Softmax attention over the whole context: a key and a value of
+    /// `head_dim` per KV head per token.
+    Full {
+        /// Key/value heads.
+        kv_heads: u32,
+        /// Dimension of one head.
+        head_dim: u32,
+    },
+    /// Softmax attention over the last `window` tokens (Mistral, gemma-2/3,
+    /// gpt-oss): the cache keeps at most `window` tokens of each sequence.
+    Sliding {
+        /// Key/value heads.
+        kv_heads: u32,
+        /// Dimension of one head.
+        head_dim: u32,
+        /// Tokens each layer attends to and keeps.
+        window: u32,
+    },
+    /// Chunked local attention (Llama-4's `attention_chunk_size`): a token
+    /// attends to the earlier tokens of its own chunk of `chunk` tokens, so
+    /// the cache keeps only the current chunk.
+    Chunked {
+        /// Key/value heads.
+        kv_heads: u32,
+        /// Dimension of one head.
+        head_dim: u32,
+        /// Tokens per chunk.
+        chunk: u32,
+    },
+    /// Multi-head latent attention (DeepSeek-V2/V3): one latent of
+    /// `kv_lora_rank + qk_rope_dim` elements per token per layer, shared by
+    /// every head.
+    Mla {
+        /// Rank of the compressed KV latent.
+        kv_lora_rank: u32,
+        /// Dimension of the decoupled rotary key.
+        qk_rope_dim: u32,
+    },
+    /// A recurrent layer (linear attention, SSM): a state of `state_bytes`
+    /// per sequence per layer, whatever the context length.
+    Recurrent {
+        /// Bytes of one layer's state for one sequence (convolution and
+        /// recurrent state together, in the dtype the engine keeps them).
+        state_bytes: u64,
+    },
+    /// Layers that keep nothing per sequence (Nemotron-H's MLP-only layers).
+    None,
+}
+
+/// Which tokens of a sequence a layer keeps: all, the last `W`, or those of
+/// the current chunk of `C`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "keeps", content = "tokens", rename_all = "kebab-case")]
+pub enum Span {
+    /// Every token.
+    #[default]
+    All,
+    /// The last `W` tokens.
+    Window(u32),
+    /// The tokens of the chunk the last token belongs to (chunks of `C`).
+    Chunk(u32),
+}
+
+impl Span {
+    /// Tokens of a `context`-token sequence kept (and attended to by its
+    /// last token): `context`, `min(context, W)`, or `((context - 1) mod C)
+    /// + 1`.
+    #[inline]
+    pub const fn kept(self, context: u32) -> u32 {
+        match self {
+            Span::All => context,
+            Span::Window(w) => {
+                if context < w {
+                    context
+                } else {
+                    w
+                }
+            }
+            Span::Chunk(c) => {
+                if context == 0 || c == 0 {
+                    0
+                } else {
+                    (context - 1) % c + 1
+                }
+            }
+        }
+    }
+
+    /// The most tokens kept at any length up to `context`: `kept` for all and
+    /// windows (it never falls), `min(context, C)` for chunks.
+    #[inline]
+    pub const fn peak(self, context: u32) -> u32 {
+        match self {
+            Span::Chunk(c) => {
+                if context < c {
+                    context
+                } else {
+                    c
+                }
+            }
+            s => s.kept(context),
+        }
+    }
+
+    /// Whether every token is kept.
+    pub const fn is_all(self) -> bool {
+        matches!(self, Span::All)
+    }
+
+    /// The tighter of this span and a cache-wide window `cap` (the `sliding`
+    /// policy), or `None` when the two cannot be expressed as one span (a
+    /// chunk longer than the cap).
+    pub const fn capped(self, cap: Option<u32>) -> Option<Span> {
+        let Some(w) = cap else {
+            return Some(self);
+        };
+        match self {
+            Span::All => Some(Span::Window(w)),
+            Span::Window(a) => Some(Span::Window(if a < w { a } else { w })),
+            Span::Chunk(c) if c <= w => Some(self),
+            Span::Chunk(_) => None,
+        }
+    }
+
+    /// Words for reports: `all`, `window 1024`, `chunk 8192`.
+    pub fn describe(self) -> String {
+        match self {
+            Span::All => "all".into(),
+            Span::Window(w) => format!("window {w}"),
+            Span::Chunk(c) => format!("chunk {c}"),
+        }
+    }
+}
+
+/// Layers of one kind: how many, what they keep, and in which format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerGroup {
+    /// Layers in the group.
+    pub layers: u32,
+    /// What each layer keeps.
+    #[serde(flatten)]
+    pub kind: LayerKind,
+    /// Element format of this group's cache (`None`: the cache's `kv_dtype`).
+    /// Not used by recurrent groups, whose `state_bytes` are exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_dtype: Option<Dtype>,
+}
+
+impl LayerGroup {
+    /// The attention kinds' `(kv_heads, head_dim)`, `None` for the others.
+    pub const fn heads(&self) -> Option<(u32, u32)> {
+        match self.kind {
+            LayerKind::Full { kv_heads, head_dim }
+            | LayerKind::Sliding {
+                kv_heads, head_dim, ..
+            }
+            | LayerKind::Chunked {
+                kv_heads, head_dim, ..
+            } => Some((kv_heads, head_dim)),
+            _ => None,
+        }
+    }
+
+    /// Which tokens the group keeps (`All` for MLA; recurrent and empty
+    /// groups keep no tokens, which their zero bytes per token say).
+    pub const fn span(&self) -> Span {
+        match self.kind {
+            LayerKind::Sliding { window, .. } => Span::Window(window),
+            LayerKind::Chunked { chunk, .. } => Span::Chunk(chunk),
+            _ => Span::All,
+        }
+    }
+
+    /// Cached vectors per token of one layer on one GPU of a `tp`-way
+    /// replica, and their length: `(count, len)`; `(0, 0)` for recurrent and
+    /// empty layers. Tensor parallelism splits KV heads (replicating them when
+    /// there are fewer heads than GPUs: vLLM keeps `max(1, kv_heads / tp)` per
+    /// GPU); MLA's latent is not split by heads, so every GPU holds all of it.
+    pub const fn vectors_per_layer_per_gpu(&self, tp: u32) -> (u64, u64) {
+        let tp = if tp == 0 { 1 } else { tp };
+        match self.kind {
+            LayerKind::Mla {
+                kv_lora_rank,
+                qk_rope_dim,
+            } => (1, kv_lora_rank as u64 + qk_rope_dim as u64),
+            LayerKind::Recurrent { .. } | LayerKind::None => (0, 0),
+            _ => match self.heads() {
+                Some((kv_heads, head_dim)) => (2 * kv_heads.div_ceil(tp) as u64, head_dim as u64),
+                None => (0, 0),
+            },
+        }
+    }
+
+    /// Exact KV bytes per token of the group's layers, replica-wide (per-GPU
+    /// bytes times `tp`, so replicated heads count on every GPU holding
+    /// them), in the group's format or else `cache_dtype`; `None` on overflow.
+    pub fn bytes_per_token(&self, cache_dtype: Dtype, tp: u32) -> Option<u64> {
+        let (count, len) = self.vectors_per_layer_per_gpu(tp);
+        let dtype = self.kv_dtype.unwrap_or(cache_dtype);
+        u64::from(self.layers)
+            .checked_mul(count)?
+            .checked_mul(dtype.vector_bytes(len))?
+            .checked_mul(u64::from(tp.max(1)))
+    }
+
+    /// Bytes of recurrent state per sequence, all the group's layers
+    /// (replica-wide: tensor parallelism splits a state's heads), `None` on
+    /// overflow.
+    pub fn state_bytes(&self) -> Option<u64> {
+        match self.kind {
+            LayerKind::Recurrent { state_bytes } => u64::from(self.layers).checked_mul(state_bytes),
+            _ => Some(0),
+        }
+    }
+
+    /// The scenario-file name of the group's kind.
+    pub const fn kind_name(&self) -> &'static str {
+        match self.kind {
+            LayerKind::Full { .. } => "full",
+            LayerKind::Sliding { .. } => "sliding",
+            LayerKind::Chunked { .. } => "chunked",
+            LayerKind::Mla { .. } => "mla",
+            LayerKind::Recurrent { .. } => "recurrent",
+            LayerKind::None => "none",
+        }
+    }
+
+    /// Words for reports: `sliding 1024, 8 x 128`, `mla 512+64`,
+    /// `recurrent 1.0 MiB/seq/layer`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            LayerKind::Full { kv_heads, head_dim } => format!("full, {kv_heads} x {head_dim}"),
+            LayerKind::Sliding {
+                kv_heads,
+                head_dim,
+                window,
+            } => format!("sliding {window}, {kv_heads} x {head_dim}"),
+            LayerKind::Chunked {
+                kv_heads,
+                head_dim,
+                chunk,
+            } => format!("chunked {chunk}, {kv_heads} x {head_dim}"),
+            LayerKind::Mla {
+                kv_lora_rank,
+                qk_rope_dim,
+            } => format!("mla {kv_lora_rank}+{qk_rope_dim}"),
+            LayerKind::Recurrent { state_bytes } => {
+                format!("recurrent, {state_bytes} B/seq/layer")
+            }
+            LayerKind::None => "no cache".into(),
+        }
+    }
+}
+
 /// The shape of a transformer, as far as serving memory and time are concerned.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model {
@@ -174,64 +446,131 @@ pub struct Model {
     pub moe: Option<Moe>,
     /// Format of the weights in memory.
     pub weight_dtype: Dtype,
+    /// Format of the routed experts' weights when it differs from
+    /// `weight_dtype` (gpt-oss ships MXFP4 experts and bf16 attention:
+    /// `int4`, whose scales make the same 4.25 bits per parameter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_dtype: Option<Dtype>,
+    /// The layers by kind, when they are not uniform (empty: every layer is
+    /// alike, as `kv_heads`, `head_dim`, `sliding_window` and `mla` say; see
+    /// [`Model::layer_groups`]). Their layers add up to `layers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<LayerGroup>,
 }
 
 impl Model {
-    /// Cached vectors per token and their length: `(count, len)`.
-    ///
-    /// MHA/GQA/MQA cache one key and one value vector of `head_dim` per KV head
-    /// per layer; MLA caches one latent of `kv_lora_rank + qk_rope_dim` per layer.
-    pub fn kv_vectors_per_token(&self) -> (u64, u64) {
-        match self.mla {
-            Some(m) => (
-                u64::from(self.layers),
-                u64::from(m.kv_lora_rank) + u64::from(m.qk_rope_dim),
-            ),
-            None => (
-                u64::from(self.layers) * 2 * u64::from(self.kv_heads),
-                u64::from(self.head_dim),
-            ),
+    /// The layers by kind: [`Model::groups`] when given, else the uniform
+    /// shape's one or two groups (MLA on every layer; or `sliding_window.layers`
+    /// windowed layers and the rest full).
+    pub fn layer_groups(&self) -> Vec<LayerGroup> {
+        if !self.groups.is_empty() {
+            return self.groups.clone();
         }
+        let group = |layers, kind| LayerGroup {
+            layers,
+            kind,
+            kv_dtype: None,
+        };
+        let (kv_heads, head_dim) = (self.kv_heads, self.head_dim);
+        if let Some(m) = self.mla {
+            return vec![group(
+                self.layers,
+                LayerKind::Mla {
+                    kv_lora_rank: m.kv_lora_rank,
+                    qk_rope_dim: m.qk_rope_dim,
+                },
+            )];
+        }
+        let windowed = self.sliding_window.map_or(0, |w| w.layers.min(self.layers));
+        let mut out = Vec::with_capacity(2);
+        if windowed < self.layers {
+            out.push(group(
+                self.layers - windowed,
+                LayerKind::Full { kv_heads, head_dim },
+            ));
+        }
+        if let Some(w) = self.sliding_window.filter(|_| windowed > 0) {
+            out.push(group(
+                windowed,
+                LayerKind::Sliding {
+                    kv_heads,
+                    head_dim,
+                    window: w.window,
+                },
+            ));
+        }
+        out
     }
 
-    /// Cached elements per token, all layers.
-    pub fn kv_elements_per_token(&self) -> u64 {
-        let (count, len) = self.kv_vectors_per_token();
-        count * len
-    }
-
-    /// Exact KV bytes per token, all layers, in `dtype` (scales included).
+    /// Exact KV bytes per token, all layers, in `dtype` where a group does
+    /// not set its own (scales included; recurrent state is per sequence, see
+    /// [`Model::state_bytes_per_seq`]).
     pub fn kv_bytes_per_token(&self, dtype: Dtype) -> u64 {
-        let (count, len) = self.kv_vectors_per_token();
-        count * dtype.vector_bytes(len)
+        self.checked_kv_bytes_per_token(dtype)
+            .expect("validated shapes keep KV bytes per token within 64 bits")
     }
 
     /// [`Model::kv_bytes_per_token`], or `None` if it overflows 64 bits (for
     /// shapes from a command line, which no scenario validation has bounded).
     pub fn checked_kv_bytes_per_token(&self, dtype: Dtype) -> Option<u64> {
-        let (count, len) = match self.mla {
-            Some(m) => (
-                u64::from(self.layers),
-                u64::from(m.kv_lora_rank) + u64::from(m.qk_rope_dim),
-            ),
-            None => (
-                u64::from(self.layers)
-                    .checked_mul(2)?
-                    .checked_mul(u64::from(self.kv_heads))?,
-                u64::from(self.head_dim),
-            ),
-        };
-        count.checked_mul(dtype.vector_bytes(len))
+        self.layer_groups()
+            .iter()
+            .try_fold(0u64, |acc, g| acc.checked_add(g.bytes_per_token(dtype, 1)?))
+    }
+
+    /// Bytes of recurrent state each sequence holds, all layers (0 for a
+    /// model without recurrent layers), `None` on overflow.
+    pub fn state_bytes_per_seq(&self) -> Option<u64> {
+        self.layer_groups()
+            .iter()
+            .try_fold(0u64, |acc, g| acc.checked_add(g.state_bytes()?))
+    }
+
+    /// Whether every layer keeps every token in the same form (one full or
+    /// MLA group): the shape the seeds' formula describes.
+    pub fn is_uniform(&self) -> bool {
+        let groups = self.layer_groups();
+        groups.len() == 1
+            && matches!(
+                groups[0].kind,
+                LayerKind::Full { .. } | LayerKind::Mla { .. }
+            )
+    }
+
+    /// Parameters of one routed expert (all layers) and of every routed
+    /// expert together: with `params = shared + E * e` and `active = shared +
+    /// k * e`, `e = (params - active) / (E - k)`. `(0, 0)` for a dense model.
+    pub fn routed_expert_params(&self) -> (f64, f64) {
+        match self.moe {
+            Some(moe) if moe.experts > moe.experts_per_token => {
+                let e = (self.params - self.active_params.min(self.params)) as f64
+                    / f64::from(moe.experts - moe.experts_per_token);
+                (e, e * f64::from(moe.experts))
+            }
+            _ => (0.0, 0.0),
+        }
+    }
+
+    /// Bytes per parameter of the routed experts: `expert_dtype`'s bits and
+    /// its group scales (int4: 4 + 16/64 = 4.25 bits, exactly MXFP4's 4 bits
+    /// and one 8-bit scale per 32), or the weights' own format.
+    pub fn expert_bytes_per_param(&self) -> f64 {
+        match self.expert_dtype {
+            Some(d) => d.vector_bytes(QUANT_GROUP) as f64 / QUANT_GROUP as f64,
+            None => self.weight_dtype.bits() as f64 / 8.0,
+        }
     }
 
     /// Bytes of the weights in memory (all experts, all layers, whole model).
     pub fn weight_bytes(&self) -> u64 {
-        (u128::from(self.params) * u128::from(self.weight_dtype.bits())).div_ceil(8) as u64
-    }
-
-    /// Bytes of the weights that one token touches (active parameters).
-    pub fn active_weight_bytes(&self) -> u64 {
-        (u128::from(self.active_params) * u128::from(self.weight_dtype.bits())).div_ceil(8) as u64
+        let all = (u128::from(self.params) * u128::from(self.weight_dtype.bits())).div_ceil(8);
+        if self.expert_dtype.is_none() {
+            return all as u64;
+        }
+        let (_, experts) = self.routed_expert_params();
+        let shared = (self.params as f64 - experts).max(0.0);
+        (shared * self.weight_dtype.bits() as f64 / 8.0 + experts * self.expert_bytes_per_param())
+            .ceil() as u64
     }
 
     /// Whether this is a mixture-of-experts model.
@@ -267,6 +606,8 @@ mod tests {
             mla: None,
             moe: None,
             weight_dtype: Dtype::Bf16,
+            expert_dtype: None,
+            groups: Vec::new(),
         }
     }
 

@@ -14,7 +14,7 @@ pub use paged::{PagedCache, peak_blocks};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Dtype;
+use crate::model::{Dtype, Span};
 
 /// Identifies a sequence inside a cache: a small dense slot number that the
 /// engine recycles, so per-sequence tables stay as small as the batch.
@@ -178,45 +178,108 @@ pub trait KvCache: Send {
     }
 }
 
-/// Layers that keep the same tokens: all of them, or the last `window`.
+/// The most layer groups a layout has. Real models have one to three
+/// (full + sliding; full + recurrent; full + chunked); a scenario may declare
+/// up to this many (`model.groups`), and groups that keep the same tokens in
+/// the same way are merged before counting.
+pub const MAX_LAYER_GROUPS: usize = 4;
+
+/// Layers that keep the same tokens (all, the last `W`, or the current chunk),
+/// or a recurrent state per sequence.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KvGroup {
-    /// Exact KV bytes per token of this group's layers (0: an empty group).
+    /// Exact KV bytes per token of this group's layers (0: a recurrent or
+    /// empty group).
     pub bytes_per_token: u64,
-    /// Tokens the group keeps and attends to (`None`: all of them).
-    pub window: Option<u32>,
+    /// Tokens the group keeps and attends to.
+    pub span: Span,
     /// Layers in the group.
     pub layers: u32,
+    /// Bytes each sequence holds whatever its length (recurrent state), all
+    /// the group's layers.
+    pub state_bytes: u64,
+    /// Attention FLOPs per query-key pair per layer: `4 * heads * head_dim`
+    /// (QK^T and PV, 2 FLOPs per multiply-add); 0 for recurrent layers,
+    /// whose work is in the linear layers.
+    pub flops_per_pair: u64,
 }
 
 impl KvGroup {
     /// Tokens of a `context`-token sequence this group keeps.
     #[inline]
     pub fn kept_tokens(&self, context: u32) -> u32 {
-        match self.window {
-            Some(w) => context.min(w),
-            None => context,
-        }
+        self.span.kept(context)
+    }
+
+    /// Bytes a `context`-token sequence holds in this group.
+    #[inline]
+    pub fn kept_bytes(&self, context: u32) -> u64 {
+        u64::from(self.span.kept(context)) * self.bytes_per_token
+            + if context > 0 { self.state_bytes } else { 0 }
+    }
+
+    /// Whether the group holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.bytes_per_token == 0 && self.state_bytes == 0
     }
 }
 
 /// The per-token geometry a cache works with; shared by every policy.
 ///
-/// Models whose layers differ (gemma-2's alternating local and global layers)
-/// have two groups: layers attending to the whole context, and layers with a
-/// sliding window. Memory and attention reads are accounted per group, so
-/// neither is over- or under-counted. A uniform model has one non-empty group.
+/// Models whose layers differ (gemma-3's sliding and global layers, Llama-4's
+/// chunked ones, a hybrid model's recurrent ones) have one group per kind:
+/// memory, attention reads and attention FLOPs are accounted per group, so
+/// none is over- or under-counted. A uniform model has one group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KvLayout {
-    /// `[full-context layers, windowed layers]`; either may be empty.
-    pub groups: [KvGroup; 2],
+    /// The groups; only the first `len` are used.
+    #[serde(serialize_with = "serialize_groups")]
+    groups: [KvGroup; MAX_LAYER_GROUPS],
+    /// Groups in use.
+    #[serde(skip)]
+    len: u8,
     /// Tokens per block (1 for contiguous placement).
     pub block_size: u32,
     /// The cache's element format.
     pub kv_dtype: Dtype,
 }
 
+fn serialize_groups<S: serde::Serializer>(
+    groups: &[KvGroup; MAX_LAYER_GROUPS],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let used = groups
+        .iter()
+        .position(KvGroup::is_empty)
+        .unwrap_or(groups.len());
+    s.collect_seq(&groups[..used])
+}
+
 impl KvLayout {
+    /// A layout of `groups` (at most [`MAX_LAYER_GROUPS`]; empty ones are
+    /// dropped).
+    ///
+    /// # Panics
+    /// With more than [`MAX_LAYER_GROUPS`] non-empty groups (the scenario
+    /// loader refuses such a model first).
+    pub fn new(groups: &[KvGroup], block_size: u32, kv_dtype: Dtype) -> Self {
+        let mut out = KvLayout {
+            groups: [KvGroup::default(); MAX_LAYER_GROUPS],
+            len: 0,
+            block_size,
+            kv_dtype,
+        };
+        for g in groups.iter().filter(|g| !g.is_empty()) {
+            assert!(
+                usize::from(out.len) < MAX_LAYER_GROUPS,
+                "at most {MAX_LAYER_GROUPS} layer groups"
+            );
+            out.groups[usize::from(out.len)] = *g;
+            out.len += 1;
+        }
+        out
+    }
+
     /// A layout whose every layer keeps the same tokens (`layers` of them).
     pub fn uniform(
         bytes_per_token: u64,
@@ -225,46 +288,89 @@ impl KvLayout {
         block_size: u32,
         kv_dtype: Dtype,
     ) -> Self {
-        KvLayout {
-            groups: [
-                KvGroup {
-                    bytes_per_token,
-                    window,
-                    layers,
-                },
-                KvGroup::default(),
-            ],
+        KvLayout::new(
+            &[KvGroup {
+                bytes_per_token,
+                span: window.map_or(Span::All, Span::Window),
+                layers,
+                state_bytes: 0,
+                flops_per_pair: 0,
+            }],
             block_size,
             kv_dtype,
-        }
+        )
+    }
+
+    /// The layer groups (none empty).
+    #[inline]
+    pub fn groups(&self) -> &[KvGroup] {
+        &self.groups[..usize::from(self.len)]
     }
 
     /// Exact KV bytes per token over all layers.
     pub fn bytes_per_token(&self) -> u64 {
-        self.groups.iter().map(|g| g.bytes_per_token).sum()
+        self.groups().iter().map(|g| g.bytes_per_token).sum()
     }
 
-    /// Whether any group keeps fewer than all tokens.
+    /// Bytes of recurrent state per sequence over all layers.
+    pub fn state_bytes(&self) -> u64 {
+        self.groups().iter().map(|g| g.state_bytes).sum()
+    }
+
+    /// Whether any group keeps fewer than all tokens (a window or a chunk).
     pub fn has_window(&self) -> bool {
-        self.groups
+        self.groups()
             .iter()
-            .any(|g| g.bytes_per_token > 0 && g.window.is_some())
+            .any(|g| g.bytes_per_token > 0 && !g.span.is_all())
+    }
+
+    /// Whether a sequence's bytes are `tokens * bytes_per_token`: every group
+    /// keeps every token and none holds a state.
+    pub fn is_linear(&self) -> bool {
+        !self.has_window() && self.state_bytes() == 0
     }
 
     /// Bytes a `context`-token sequence keeps (and its attention reads in one
-    /// step): each group's kept tokens times its bytes per token.
+    /// step): each group's kept tokens times its bytes per token, plus its
+    /// recurrent state.
     #[inline]
     pub fn kept_bytes(&self, context: u32) -> u64 {
-        self.groups
+        self.groups().iter().map(|g| g.kept_bytes(context)).sum()
+    }
+
+    /// The most bytes a sequence keeps at any length up to `context` (a
+    /// chunked group's kept tokens fall at every chunk boundary, so its peak
+    /// is `min(context, C)`, not what it keeps at `context`).
+    #[inline]
+    pub fn peak_bytes(&self, context: u32) -> u64 {
+        self.groups()
             .iter()
-            .map(|g| u64::from(g.kept_tokens(context)) * g.bytes_per_token)
+            .map(|g| {
+                u64::from(g.span.peak(context)) * g.bytes_per_token
+                    + if context > 0 { g.state_bytes } else { 0 }
+            })
             .sum()
     }
 
-    /// Bytes of KV a `context`-token sequence's attention reads in one step.
+    /// Bytes of KV a `context`-token sequence's attention reads in one step
+    /// (a recurrent layer reads its state).
     #[inline]
     pub fn attended_bytes(&self, context: u32) -> u64 {
         self.kept_bytes(context)
+    }
+
+    /// Attention FLOPs of appending `k` tokens to a sequence of `p`, summed
+    /// over layers: each group scores its own span (saturating: it is a
+    /// price, and absurd shapes must not wrap).
+    pub fn attention_flops(&self, p: u32, k: u32) -> u64 {
+        self.groups()
+            .iter()
+            .map(|g| {
+                crate::scheduler::attention_pairs(p, k, g.span)
+                    .saturating_mul(u64::from(g.layers))
+                    .saturating_mul(g.flops_per_pair)
+            })
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -443,16 +549,23 @@ impl CacheConfig {
             Placement::Contiguous => {
                 ContiguousCache::region_bytes(layout, self.allocator, reserved.max(tokens))
             }
-            Placement::Paged { block_size } => {
-                let bs = u64::from(block_size);
-                layout
-                    .groups
-                    .iter()
-                    .map(|g| peak_blocks(bs, g.window, 1, tokens) * bs * g.bytes_per_token)
-                    .sum()
-            }
+            Placement::Paged { block_size } => paged_peak_bytes(layout, block_size, tokens)
+                .expect("validated shapes keep a sequence's bytes within 64 bits"),
         }
     }
+}
+
+/// The most bytes a sequence growing to `tokens` holds in a paged cache of
+/// `block_size`-token blocks laid out as `layout`: each group's peak blocks
+/// (windows and chunks applied) plus its recurrent state; `None` on overflow.
+pub fn paged_peak_bytes(layout: &KvLayout, block_size: u32, tokens: u32) -> Option<u64> {
+    let bs = u64::from(block_size.max(1));
+    layout.groups().iter().try_fold(0u64, |acc, g| {
+        let blocks = peak_blocks(bs, g.span, 1, tokens);
+        let bytes = blocks.checked_mul(bs)?.checked_mul(g.bytes_per_token)?;
+        acc.checked_add(bytes)?
+            .checked_add(if tokens > 0 { g.state_bytes } else { 0 })
+    })
 }
 
 #[cfg(test)]

@@ -6,22 +6,34 @@
 //! Each layer group of the [`KvLayout`] has its own blocks of `block_size`
 //! tokens (`block_size * bytes_per_token` bytes of that group's layers). A
 //! sequence holds, per group, the blocks that cover the tokens the group keeps:
-//! all of them, or the last `window` (blocks wholly before the window are freed
+//! all of them, the last `window` (blocks wholly before the window are freed
 //! as the sequence grows, so a windowed group never holds more than
-//! `ceil(W / block_size) + 1` blocks). Blocks of every group come out of one
+//! `ceil(W / block_size) + 1` blocks), or the current chunk (a chunk is a
+//! whole number of blocks, so at each chunk boundary the previous chunk's
+//! blocks are freed at once). A recurrent layer's state is one fixed
+//! allocation per sequence, taken at admission and given back at release, as
+//! vLLM's hybrid allocator gives each request one state slot per Mamba layer. Blocks of every group come out of one
 //! pool of bytes, the KV budget, so there is no fragmentation between groups
 //! and none within one: any free byte serves any block. The only waste is the
 //! unfilled tail of a last block (internal fragmentation) and blocks reserved
 //! ahead of the tokens (reserve admission).
 //!
-//! Two non-empty groups with the same window keep the same tokens, so they are
+//! Non-empty groups with the same span keep the same tokens, so they are
 //! merged into one *physical* group whose blocks span all their layers: the
 //! byte counts are identical and every block operation happens once, not twice.
 //! A uniform model is one physical group; gemma-2 under its own window is two.
 //!
-//! The usable budget is the KV budget rounded down to a multiple of the block
-//! bytes (one physical group) or of the gcd of both groups' block bytes (two):
-//! every allocation is a multiple of that, so the remainder could never be used.
+//! The usable budget is the KV budget rounded down to a multiple of the gcd of
+//! the physical groups' block bytes (and the state bytes): every allocation is
+//! a multiple of that, so the remainder could never be used.
+//!
+//! vLLM's hybrid KV cache manager (vllm/v1/core/kv_cache_coordinator.py,
+//! `HybridKVCacheCoordinator`) also keeps one pool for every group, but of
+//! pages of one size: it picks each group's block size so that all pages have
+//! the same bytes, and pads Mamba state pages to that size. kvsim lets every
+//! group keep the scenario's block size and takes exactly each group's bytes
+//! from the shared budget, which equals vLLM's accounting when the page sizes
+//! unify without padding, and is below it by the padding otherwise.
 //!
 //! # Block tables and sharing
 //!
@@ -91,23 +103,24 @@ mod tests;
 
 use std::collections::VecDeque;
 
-use super::{Content, KvCache, KvLayout, SeqId};
+use super::{Content, KvCache, KvLayout, MAX_LAYER_GROUPS, SeqId};
+use crate::model::Span;
 use prefix::PrefixIndex;
 
 /// Index of a physical block within its physical group.
 type BlockId = u32;
 
 /// One physical group: layer groups that keep the same tokens, and its blocks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Group {
     /// KV bytes per token of the group's layers.
     bpt: u64,
-    /// Tokens kept (`None`: all).
-    window: Option<u32>,
+    /// Tokens kept.
+    span: Span,
     /// Bytes of one block: `block_size * bpt`.
     block_bytes: u64,
     /// Which layout groups this physical group stands for.
-    members: [bool; 2],
+    members: [bool; MAX_LAYER_GROUPS],
     /// Reference count per block id (0: free or cached).
     refs: Vec<u32>,
     /// Ids with no reference that are not cached, for reuse.
@@ -124,10 +137,7 @@ impl Group {
     /// Tokens of a `t`-token sequence this group keeps.
     #[inline]
     fn kept(&self, t: u32) -> u64 {
-        u64::from(match self.window {
-            Some(w) => t.min(w),
-            None => t,
-        })
+        u64::from(self.span.kept(t))
     }
 
     /// Logical blocks `[front, end)` covering the kept span of a `t`-token
@@ -147,7 +157,7 @@ impl Group {
     /// Blocks to hold at `tokens` so that growing to `reserve` needs none more.
     #[inline]
     fn target(&self, bs: u64, tokens: u32, reserve: u32) -> u64 {
-        peak_blocks(bs, self.window, tokens, tokens.max(reserve))
+        peak_blocks(bs, self.span, tokens, tokens.max(reserve))
     }
 
     /// A block id with no reference (recycled or fresh), now referenced once.
@@ -224,7 +234,7 @@ struct SeqState {
     /// Its content identity, for publishing blocks as they fill.
     content: Option<Content>,
     /// Blocks per physical group.
-    tables: [Table; 2],
+    tables: [Table; MAX_LAYER_GROUPS],
 }
 
 /// How one physical group changes when a sequence grows.
@@ -263,9 +273,13 @@ pub struct PagedCache {
     /// `layout.block_size` as a `u64`, at least 1.
     bs: u64,
     /// Physical groups; only the first `ngroups` are used.
-    groups: [Group; 2],
+    groups: [Group; MAX_LAYER_GROUPS],
     /// Physical groups in use (0 for a layout with no bytes per token).
     ngroups: usize,
+    /// Bytes of recurrent state each live sequence holds (all layers).
+    state: u64,
+    /// Live sequences (each holds `state` bytes).
+    live_seqs: u64,
     /// Usable bytes: the budget rounded down to whole allocation units.
     budget: u64,
     /// Bytes of mapped and spare blocks held by sequences (shared ones once).
@@ -299,36 +313,32 @@ impl PagedCache {
     pub fn new(budget_bytes: u64, layout: KvLayout, prefix_caching: bool) -> Self {
         invariant!(layout.block_size > 0, "block size must be positive");
         let bs = u64::from(layout.block_size.max(1));
-        let empty = Group {
-            bpt: 0,
-            window: None,
-            block_bytes: 0,
-            members: [false; 2],
-            refs: Vec::new(),
-            free_ids: Vec::new(),
-            extra_refs: 0,
-            kept_tokens: 0,
-            shared_slide: 0,
-        };
-        let mut groups = [empty.clone(), empty];
+        let mut groups: [Group; MAX_LAYER_GROUPS] = Default::default();
         let mut ngroups = 0;
-        for (i, g) in layout.groups.iter().enumerate() {
+        for (i, g) in layout.groups().iter().enumerate() {
             if g.bytes_per_token == 0 {
                 continue;
             }
-            // Same window as a group already placed: same tokens, same blocks.
-            if let Some(p) = groups[..ngroups].iter_mut().find(|p| p.window == g.window) {
+            if let Span::Chunk(c) = g.span {
+                invariant!(
+                    u64::from(c) % bs == 0,
+                    "a chunk is a whole number of blocks"
+                );
+            }
+            // Same span as a group already placed: same tokens, same blocks.
+            if let Some(p) = groups[..ngroups].iter_mut().find(|p| p.span == g.span) {
                 p.bpt += g.bytes_per_token;
                 p.members[i] = true;
                 continue;
             }
             let p = &mut groups[ngroups];
             p.bpt = g.bytes_per_token;
-            p.window = g.window;
+            p.span = g.span;
             p.members[i] = true;
             ngroups += 1;
         }
-        let mut unit = 0;
+        let state = layout.state_bytes();
+        let mut unit = state;
         for p in &mut groups[..ngroups] {
             p.block_bytes = bs.saturating_mul(p.bpt);
             unit = gcd(unit, p.block_bytes);
@@ -338,16 +348,17 @@ impl PagedCache {
             u => budget_bytes / u * u,
         };
         invariant!(
-            !(prefix_caching && layout.has_window()),
-            "prefix caching needs a layout without windows"
+            !prefix_caching || layout.is_linear(),
+            "prefix caching needs a layout without windows or recurrent state"
         );
-        let prefix =
-            (prefix_caching && !layout.has_window() && ngroups == 1).then(PrefixIndex::new);
+        let prefix = (prefix_caching && layout.is_linear() && ngroups == 1).then(PrefixIndex::new);
         PagedCache {
             layout,
             bs,
             groups,
             ngroups,
+            state,
+            live_seqs: 0,
             budget,
             allocated: 0,
             cached: 0,
@@ -363,7 +374,10 @@ impl PagedCache {
     /// anonymous unless forked and a block is needed exactly when a
     /// sequence's length crosses a multiple of the block size.
     pub fn defers(&self) -> bool {
-        self.ngroups == 1 && self.groups[0].window.is_none() && self.prefix.is_none()
+        self.ngroups == 1
+            && self.groups[0].span.is_all()
+            && self.prefix.is_none()
+            && self.state == 0
     }
 
     /// Charges `blocks` new blocks to `allocated` without mapping them to a
@@ -400,10 +414,11 @@ impl PagedCache {
     }
 
     /// Blocks a live sequence holds in each layer group of the layout (spare
-    /// blocks included; 0 for an empty group), or `None` if it is not live.
-    pub fn blocks_of(&self, seq: SeqId) -> Option<[u64; 2]> {
+    /// blocks included; 0 for a group that holds only state), or `None` if it
+    /// is not live.
+    pub fn blocks_of(&self, seq: SeqId) -> Option<Vec<u64>> {
         let s = self.live(seq)?;
-        let mut out = [0; 2];
+        let mut out = vec![0; self.layout.groups().len()];
         for (p, t) in self.groups[..self.ngroups].iter().zip(&s.tables) {
             for (o, &m) in out.iter_mut().zip(&p.members) {
                 if m {
@@ -421,14 +436,35 @@ impl PagedCache {
 }
 
 /// The most blocks of `bs` tokens a sequence needs at any length in
-/// `[from, to]` (`from <= to`), keeping only the last `window` tokens if set.
+/// `[from, to]` (`from <= to`), keeping the tokens of `span`.
 ///
-/// Without a window that is simply the blocks of the longest length. With a
-/// window `W` the count rises until `W` and then oscillates with period
+/// Keeping every token, that is simply the blocks of the longest length. With
+/// a window `W` the count rises until `W` and then oscillates with period
 /// `bs` (the window straddles one more block at some offsets), so the
 /// maximum is found in closed form instead of by scanning lengths; it never
-/// exceeds what the window needs, however large the reservation.
-pub fn peak_blocks(bs: u64, window: Option<u32>, from: u32, to: u32) -> u64 {
+/// exceeds what the window needs, however large the reservation. A chunk of
+/// `C` (a whole number of blocks) holds `ceil(kept / bs)` blocks, most at a
+/// chunk's last token.
+pub fn peak_blocks(bs: u64, span: Span, from: u32, to: u32) -> u64 {
+    let window = match span {
+        Span::All => None,
+        Span::Window(w) => Some(w),
+        Span::Chunk(c) => {
+            let (a, b, c) = (
+                u64::from(from.max(1)),
+                u64::from(to.max(from)),
+                u64::from(c),
+            );
+            if c == 0 || b == 0 {
+                return 0;
+            }
+            // A chunk's last token lies in [a, b]: the whole chunk is held.
+            if b / c * c >= a && b >= c {
+                return c.div_ceil(bs);
+            }
+            return u64::from(span.kept(to.max(from))).div_ceil(bs);
+        }
+    };
     let (a, b) = (u64::from(from), u64::from(to.max(from)));
     let w = match window {
         None => return b.div_ceil(bs),

@@ -78,7 +78,6 @@ use crate::hardware::cost::{RooflineCost, StepWork};
 use crate::hardware::{Deployment, Efficiency};
 use crate::model::{Dtype, Model};
 use crate::ranges;
-use crate::scheduler::attention_pairs;
 
 pub use input::{parse_measurements, read_measurements};
 
@@ -132,15 +131,7 @@ impl Measurement {
     /// nothing earlier and scores its causal triangle, and every new token
     /// writes one token of KV.
     pub fn work(&self, layout: &KvLayout) -> StepWork {
-        let pairs = |p: u32, k: u32| -> u64 {
-            layout
-                .groups
-                .iter()
-                // Saturating, as in the engine: a price of absurd rows must
-                // not wrap around to a small one.
-                .map(|g| u64::from(g.layers).saturating_mul(attention_pairs(p, k, g.window)))
-                .fold(0, u64::saturating_add)
-        };
+        let flops = |p: u32, k: u32| layout.attention_flops(p, k);
         let batch = u64::from(self.batch);
         // A prompt needs a sequence to belong to, whatever `prefill_seqs` says.
         let seqs = self.prefill_seqs.max(u32::from(self.prefill_tokens > 0));
@@ -149,15 +140,15 @@ impl Measurement {
             prefill_tokens: self.prefill_tokens,
             prefill_seqs: seqs,
             kv_read_bytes: batch.saturating_mul(layout.attended_bytes(self.context_tokens)),
-            attention_layer_pairs: batch.saturating_mul(pairs(self.context_tokens, 1)),
+            attention_flops: batch.saturating_mul(flops(self.context_tokens, 1)),
             ..StepWork::default()
         };
         if let Some(chunk) = self.prefill_tokens.checked_div(seqs) {
             let longer = self.prefill_tokens % seqs;
-            work.attention_layer_pairs = work
-                .attention_layer_pairs
-                .saturating_add(u64::from(longer).saturating_mul(pairs(0, chunk + 1)))
-                .saturating_add(u64::from(seqs - longer).saturating_mul(pairs(0, chunk)));
+            work.attention_flops = work
+                .attention_flops
+                .saturating_add(u64::from(longer).saturating_mul(flops(0, chunk + 1)))
+                .saturating_add(u64::from(seqs - longer).saturating_mul(flops(0, chunk)));
         }
         work.kv_write_bytes = u64::from(work.tokens()) * layout.bytes_per_token();
         work

@@ -260,8 +260,12 @@ fn work_matches_the_engine_accounting() {
     assert_eq!(work.prefill_seqs, 2);
     assert_eq!(work.kv_read_bytes, 4 * 1000 * bpt);
     assert_eq!(work.kv_write_bytes, 15 * bpt);
-    // Decoders: 1001 pairs each; prompts of 6 and 5 tokens: 21 + 15 pairs.
-    assert_eq!(work.attention_layer_pairs, 32 * (4 * 1001 + 21 + 15));
+    // Decoders: 1001 pairs each; prompts of 6 and 5 tokens: 21 + 15 pairs;
+    // 32 layers of 4 * 32 heads * 128 FLOPs per pair.
+    assert_eq!(
+        work.attention_flops,
+        32 * (4 * 1001 + 21 + 15) * (4 * 32 * 128)
+    );
 }
 
 fn data_error(text: &str) -> (Option<u64>, String) {

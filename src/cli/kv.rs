@@ -4,8 +4,10 @@
 use serde::Serialize;
 
 use super::{CatalogArgs, CatalogKind, KvArgs, say};
+use crate::cache::{KvLayout, paged_peak_bytes};
 use crate::error::Error;
-use crate::model::{Dtype, Model, kv_bytes};
+use crate::hardware::budget::kv_layout;
+use crate::model::{Dtype, LayerGroup, LayerKind, Model};
 use crate::units::gib;
 use crate::{catalog, report};
 
@@ -20,27 +22,57 @@ struct KvReport {
     kv_dtype: &'static str,
     seq_len: u64,
     batch: u64,
+    /// KV bytes per token over every layer group (recurrent state excluded).
     bytes_per_token: u64,
+    /// Recurrent state per sequence, bytes (0 without recurrent layers).
+    state_bytes_per_sequence: u64,
+    /// What one sequence of `seq_len` tokens keeps, bytes (exact).
     bytes_per_sequence: u64,
+    /// What a paged cache of `block_size`-token blocks holds for it (its
+    /// last block of each group filled or not), bytes: what `kvsim run`
+    /// holds.
+    paged_bytes_per_sequence: u64,
+    /// Tokens per block for `paged_bytes_per_sequence`.
+    block_size: u32,
     total_bytes: u64,
     total_gib: f64,
     double_seq_len_bytes: u64,
     double_batch_bytes: u64,
-    /// The model's own sliding window and what it saves (absent without one).
+    /// The layer groups, each with what it keeps at `seq_len`.
+    groups: Vec<KvGroupReport>,
+    /// What the windows, chunks and recurrent state save against every
+    /// attention layer keeping every token (absent for a uniform model).
     #[serde(skip_serializing_if = "Option::is_none")]
-    sliding_window: Option<KvWindow>,
+    savings: Option<KvSavings>,
 }
 
-/// A model's sliding window in `kvsim kv`'s report.
+/// One layer group in `kvsim kv`'s report.
 #[derive(Debug, Serialize)]
-struct KvWindow {
-    /// Tokens each windowed layer keeps.
-    window: u32,
-    /// Layers with the window.
+struct KvGroupReport {
+    /// `full`, `sliding`, `chunked`, `mla`, `recurrent` or `none`.
+    kind: &'static str,
+    /// Words: `sliding 1024, 16 x 128`.
+    shape: String,
     layers: u32,
-    /// What the batch would hold if every layer kept every token, bytes.
-    full_context_bytes: u64,
-    /// `full_context_bytes - total_bytes`.
+    /// Tokens the group keeps: `all`, `window W`, `chunk C`.
+    keeps: String,
+    bytes_per_token: u64,
+    /// Tokens of a `seq_len`-token sequence it keeps.
+    kept_tokens: u64,
+    /// Recurrent state per sequence, bytes.
+    state_bytes: u64,
+    /// What one sequence holds in this group, bytes.
+    bytes_per_sequence: u64,
+}
+
+/// What a non-uniform layout saves in `kvsim kv`'s report.
+#[derive(Debug, Serialize)]
+struct KvSavings {
+    /// What the batch would hold if every sliding, chunked and recurrent
+    /// layer were a full-attention layer keeping every token (recurrent
+    /// layers with the model's `kv_heads` x `head_dim`), bytes.
+    all_global_bytes: u64,
+    /// `all_global_bytes - total_bytes`.
     saved_bytes: u64,
 }
 
@@ -85,6 +117,8 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
                 mla: None,
                 moe: None,
                 weight_dtype: Dtype::Bf16,
+                expert_dtype: None,
+                groups: Vec::new(),
             })
         }
         _ => Err(Error::Usage(
@@ -93,56 +127,110 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
     }
 }
 
-/// Bytes `batch` sequences of `seq_len` tokens hold under `layout`: each
-/// layer group keeps at most its window of tokens, as the simulator's caches
-/// do (`None` on overflow).
-fn held_bytes(layout: &crate::cache::KvLayout, seq_len: u64, batch: u64) -> Option<u64> {
-    let mut per_seq: u64 = 0;
-    for g in &layout.groups {
-        let kept = match g.window {
-            Some(w) => seq_len.min(u64::from(w)),
-            None => seq_len,
-        };
-        per_seq = per_seq.checked_add(kept.checked_mul(g.bytes_per_token)?)?;
+/// The same model with every sliding, chunked and recurrent layer made a
+/// full-attention layer that keeps every token: the layout the windows and
+/// states are measured against.
+fn all_global(model: &Model) -> Model {
+    let groups = model
+        .layer_groups()
+        .into_iter()
+        .map(|g| {
+            let (kv_heads, head_dim) = g.heads().unwrap_or((model.kv_heads, model.head_dim));
+            let kind = match g.kind {
+                LayerKind::Mla { .. } | LayerKind::None | LayerKind::Full { .. } => g.kind,
+                _ => LayerKind::Full { kv_heads, head_dim },
+            };
+            LayerGroup { kind, ..g }
+        })
+        .collect();
+    Model {
+        groups,
+        sliding_window: None,
+        mla: None,
+        ..model.clone()
     }
-    per_seq.checked_mul(batch)
 }
 
 pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
     let model = shape_from_args(a)?;
-    let bpt = model
-        .checked_kv_bytes_per_token(a.kv_dtype)
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{} layers x 2 x {} KV heads x {} head_dim overflows 64-bit bytes per token",
-                model.layers, model.kv_heads, model.head_dim
-            ))
-        })?;
     let overflow = || {
         Error::Usage(format!(
             "{} tokens x {} sequences overflows 64-bit bytes",
             a.seq_len, a.batch
         ))
     };
+    if model.checked_kv_bytes_per_token(a.kv_dtype).is_none()
+        || model.state_bytes_per_seq().is_none()
+    {
+        return Err(Error::Usage(format!(
+            "{} layers x 2 x {} KV heads x {} head_dim overflows 64-bit bytes per token",
+            model.layers, model.kv_heads, model.head_dim
+        )));
+    }
+    // The layouts' arithmetic takes lengths of at most u32::MAX tokens, as
+    // every sequence in a run has; doubling must stay within that too.
+    let len = u32::try_from(a.seq_len)
+        .ok()
+        .filter(|l| l.checked_mul(2).is_some())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--seq-len {} exceeds the longest sequence kvsim models ({} tokens)",
+                a.seq_len,
+                u32::MAX / 2
+            ))
+        })?;
     // The same per-layer-group layout the simulator's caches use (one GPU's
     // view is the replica's: tp = 1), so a model's own sliding window keeps
     // its windowed layers at `window` tokens here as in `kvsim run`.
-    let layout = crate::hardware::budget::kv_layout(&model, a.kv_dtype, 1, None);
-    let per_seq = held_bytes(&layout, a.seq_len, 1).ok_or_else(overflow)?;
-    let total = held_bytes(&layout, a.seq_len, a.batch).ok_or_else(overflow)?;
-    let full = kv_bytes(bpt, a.seq_len, a.batch).ok_or_else(overflow)?;
-    let double_seq = a
-        .seq_len
-        .checked_mul(2)
-        .and_then(|l| held_bytes(&layout, l, a.batch))
+    let layout = kv_layout(&model, a.kv_dtype, 1, None);
+    let bpt = layout.bytes_per_token();
+    let state = layout.state_bytes();
+    let checked_seq = |l: &KvLayout, len: u32| -> Option<u64> {
+        l.groups().iter().try_fold(0u64, |acc, g| {
+            let kept = u64::from(g.kept_tokens(len)).checked_mul(g.bytes_per_token)?;
+            acc.checked_add(kept)?
+                .checked_add(if len > 0 { g.state_bytes } else { 0 })
+        })
+    };
+    let per_seq = checked_seq(&layout, len).ok_or_else(overflow)?;
+    let total = per_seq.checked_mul(a.batch).ok_or_else(overflow)?;
+    let double_seq = checked_seq(&layout, 2 * len)
+        .and_then(|b| b.checked_mul(a.batch))
         .ok_or_else(overflow)?;
     let double_batch = total.checked_mul(2).ok_or_else(overflow)?;
-    let window = model.sliding_window.map(|w| KvWindow {
-        window: w.window,
-        layers: w.layers.min(model.layers),
-        full_context_bytes: full,
-        saved_bytes: full - total,
-    });
+    let block_size = a.block_size;
+    let paged = paged_peak_bytes(&layout, block_size, len).ok_or_else(overflow)?;
+    let groups: Vec<KvGroupReport> = model
+        .layer_groups()
+        .iter()
+        .zip(layout.groups())
+        .map(|(m, g)| KvGroupReport {
+            kind: m.kind_name(),
+            shape: m.describe(),
+            layers: m.layers,
+            keeps: g.span.describe(),
+            bytes_per_token: g.bytes_per_token,
+            kept_tokens: if g.bytes_per_token > 0 {
+                u64::from(g.kept_tokens(len))
+            } else {
+                0
+            },
+            state_bytes: g.state_bytes,
+            bytes_per_sequence: g.kept_bytes(len),
+        })
+        .collect();
+    let savings = if model.is_uniform() {
+        None
+    } else {
+        let global = kv_layout(&all_global(&model), a.kv_dtype, 1, None);
+        let all = checked_seq(&global, len)
+            .and_then(|b| b.checked_mul(a.batch))
+            .ok_or_else(overflow)?;
+        Some(KvSavings {
+            all_global_bytes: all,
+            saved_bytes: all.saturating_sub(total),
+        })
+    };
     let r = KvReport {
         model: model.name.clone(),
         layers: model.layers,
@@ -153,101 +241,130 @@ pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
         seq_len: a.seq_len,
         batch: a.batch,
         bytes_per_token: bpt,
+        state_bytes_per_sequence: state,
         bytes_per_sequence: per_seq,
+        paged_bytes_per_sequence: paged,
+        block_size,
         total_bytes: total,
         total_gib: gib(total),
         double_seq_len_bytes: double_seq,
         double_batch_bytes: double_batch,
-        sliding_window: window,
+        groups,
+        savings,
     };
     if a.json {
         say(serde_json::to_string_pretty(&r).expect("a plain struct serializes"))?;
         return Ok(());
     }
-    let shape = match model.mla {
-        Some(m) => format!(
-            "{} layers x MLA latent ({} + {} rope)",
-            model.layers, m.kv_lora_rank, m.qk_rope_dim
-        ),
-        None => format!(
-            "{} layers x 2 (K, V) x {} KV heads x {} head_dim",
-            model.layers, model.kv_heads, model.head_dim
-        ),
-    };
+    say(report::print_kv_report(&kv_rows(&model, &r)))?;
+    Ok(())
+}
+
+/// The rows of `kvsim kv`'s table.
+fn kv_rows(model: &Model, r: &KvReport) -> Vec<(String, String)> {
+    let bytes = |b: u64| format!("{} bytes ({:.3} GiB)", group(b), gib(b));
     let ratio = |x: u64| {
-        if total == 0 {
+        if r.total_bytes == 0 {
             String::new()
         } else {
-            format!("{:.2}x", x as f64 / total as f64)
+            format!("{:.2}x", x as f64 / r.total_bytes as f64)
         }
     };
-    let mut rows = vec![
-        ("model".to_string(), model.name.clone()),
-        ("shape".to_string(), format!("{shape}, {}", a.kv_dtype)),
-        (
-            "bytes per token".to_string(),
-            format!("{} ({:.1} KiB)", group(bpt), bpt as f64 / 1024.0),
-        ),
-    ];
-    if let Some(w) = &r.sliding_window {
+    let mut rows = vec![("model".to_string(), model.name.clone())];
+    if model.is_uniform() {
+        let shape = match model.mla {
+            Some(m) => format!(
+                "{} layers x MLA latent ({} + {} rope)",
+                model.layers, m.kv_lora_rank, m.qk_rope_dim
+            ),
+            None => format!(
+                "{} layers x 2 (K, V) x {} KV heads x {} head_dim",
+                model.layers, model.kv_heads, model.head_dim
+            ),
+        };
+        rows.push(("shape".to_string(), format!("{shape}, {}", r.kv_dtype)));
+    } else {
         rows.push((
-            "sliding window".to_string(),
+            "shape".to_string(),
             format!(
-                "{} tokens on {}/{} layers: those layers keep at most {} tokens",
-                group(u64::from(w.window)),
-                w.layers,
+                "{} layers in {} groups, {}",
                 model.layers,
-                group(u64::from(w.window))
+                r.groups.len(),
+                r.kv_dtype
+            ),
+        ));
+        for g in &r.groups {
+            let what = if g.state_bytes > 0 {
+                format!("state {} B/seq", group(g.state_bytes))
+            } else if g.bytes_per_token == 0 {
+                "nothing".to_string()
+            } else {
+                format!(
+                    "{} B/token x {} tokens",
+                    group(g.bytes_per_token),
+                    group(g.kept_tokens)
+                )
+            };
+            rows.push((
+                format!("{} x {}", g.layers, g.shape),
+                format!("{what} = {}", group(g.bytes_per_sequence)),
+            ));
+        }
+    }
+    rows.push((
+        "bytes per token".to_string(),
+        format!(
+            "{} ({:.1} KiB)",
+            group(r.bytes_per_token),
+            r.bytes_per_token as f64 / 1024.0
+        ),
+    ));
+    if r.state_bytes_per_sequence > 0 {
+        rows.push((
+            "state per sequence".to_string(),
+            format!(
+                "{} ({:.1} MiB)",
+                group(r.state_bytes_per_sequence),
+                r.state_bytes_per_sequence as f64 / (1024.0 * 1024.0)
             ),
         ));
     }
     rows.extend([
         (
-            format!("1 sequence of {} tokens", group(a.seq_len)),
-            format!("{} bytes ({:.3} GiB)", group(per_seq), gib(per_seq)),
+            format!("1 sequence of {} tokens", group(r.seq_len)),
+            bytes(r.bytes_per_sequence),
         ),
-        (
-            format!("x batch {}", a.batch),
-            format!("{} bytes ({:.3} GiB)", group(total), gib(total)),
-        ),
+        (format!("x batch {}", r.batch), bytes(r.total_bytes)),
     ]);
-    if let Some(w) = &r.sliding_window {
+    if let Some(w) = &r.savings {
         rows.push((
-            "the window saves".to_string(),
+            "vs all layers global".to_string(),
             format!(
-                "{} bytes ({:.3} GiB) of {} bytes ({:.3} GiB) without it",
-                group(w.saved_bytes),
-                gib(w.saved_bytes),
-                group(w.full_context_bytes),
-                gib(w.full_context_bytes)
+                "saves {} of {}",
+                bytes(w.saved_bytes),
+                group(w.all_global_bytes)
             ),
         ));
     }
-    let (seq_note, batch_note) = if r.sliding_window.is_some() {
-        (ratio(double_seq), format!("{} again", ratio(double_batch)))
-    } else {
+    let (seq_note, batch_note) = if model.is_uniform() {
         ("2x".to_string(), "2x again".to_string())
+    } else {
+        (
+            ratio(r.double_seq_len_bytes),
+            format!("{} again", ratio(r.double_batch_bytes)),
+        )
     };
     rows.extend([
         (
             "double the sequence length".to_string(),
-            format!(
-                "{} bytes ({:.3} GiB): {seq_note}",
-                group(double_seq),
-                gib(double_seq)
-            ),
+            format!("{}: {seq_note}", bytes(r.double_seq_len_bytes)),
         ),
         (
             "double the batch".to_string(),
-            format!(
-                "{} bytes ({:.3} GiB): {batch_note}",
-                group(double_batch),
-                gib(double_batch)
-            ),
+            format!("{}: {batch_note}", bytes(r.double_batch_bytes)),
         ),
     ]);
-    say(report::print_kv_report(&rows))?;
-    Ok(())
+    rows
 }
 
 /// `1234567` -> `1,234,567`.

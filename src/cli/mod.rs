@@ -357,6 +357,9 @@ pub struct KvArgs {
     /// KV element format: fp16, bf16, fp8, int8, int4.
     #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
     pub kv_dtype: Dtype,
+    /// Tokens per block of the paged cache whose held bytes are reported.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub block_size: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

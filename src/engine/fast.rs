@@ -17,7 +17,8 @@
 //! are visited one by one, as the straightforward engine does:
 //!
 //! - Step work: with no window, attention reads `bytes_per_token * context`
-//!   bytes and `layers * (context + 1)` query-key pairs per decoding sequence,
+//!   bytes and does `(context + 1) * Σ_g layers_g * flops_per_pair_g` FLOPs
+//!   per decoding sequence,
 //!   so the batch's totals follow from the sum of contexts, which grows by the
 //!   number of decoders per step. Integer sums, so the step times (and
 //!   everything downstream) are bit-identical.
@@ -117,8 +118,8 @@ pub(super) struct Fast {
     bs: u64,
     /// KV bytes per token (all layers).
     bpt: u64,
-    /// Layers (all groups).
-    layers: u64,
+    /// Attention FLOPs per query-key pair, summed over layers and groups.
+    flops_per_token_pair: u64,
     /// Lazy decoding sequences alive.
     decoders: u32,
     /// Σ context of the lazy decoders, as of now.
@@ -150,7 +151,7 @@ impl Fast {
         let layout = &engine.layout;
         let covered = matches!(s.cache.placement, Placement::Paged { .. })
             && !s.cache.prefix_caching
-            && layout.groups.iter().all(|g| g.window.is_none())
+            && layout.is_linear()
             && engine.samples == 1
             && cfg.admission == Admission::Optimistic
             && cfg.max_num_seqs <= cfg.max_batched_tokens
@@ -165,7 +166,11 @@ impl Fast {
             steps: 0,
             bs,
             bpt,
-            layers: layout.groups.iter().map(|g| u64::from(g.layers)).sum(),
+            flops_per_token_pair: layout
+                .groups()
+                .iter()
+                .map(|g| u64::from(g.layers) * g.flops_per_pair)
+                .sum(),
             decoders: 0,
             context_sum: 0,
             phase: vec![0; layout.block_size as usize],
@@ -346,7 +351,7 @@ impl<C: CostModel> Engine<'_, C> {
         let mut work = StepWork {
             decode_tokens: f.decoders,
             kv_read_bytes: f.bpt * f.context_sum,
-            attention_layer_pairs: f.layers * (f.context_sum + u64::from(f.decoders)),
+            attention_flops: f.flops_per_token_pair * (f.context_sum + u64::from(f.decoders)),
             ..StepWork::default()
         };
         let mut batch = f.decoders;
@@ -356,7 +361,7 @@ impl<C: CostModel> Engine<'_, C> {
             work.prefill_tokens += s.scheduled;
             work.prefill_seqs += 1;
             work.kv_read_bytes += self.layout.attended_bytes(s.prefilled);
-            work.attention_layer_pairs += self.layer_pairs(s.prefilled, s.scheduled);
+            work.attention_flops += self.layout.attention_flops(s.prefilled, s.scheduled);
         }
         work.kv_write_bytes = u64::from(work.tokens()) * self.layout.bytes_per_token();
         self.step_fast = true;

@@ -7,7 +7,7 @@ use super::{Engine, Event, Seq, Swapped, Waiting};
 use crate::cache::SeqInfo;
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{BatchLimit, Outcome, TimelineRow};
-use crate::scheduler::{OnOom, attention_pairs};
+use crate::scheduler::OnOom;
 use crate::units::SimDuration;
 
 impl<'s, C: CostModel> Engine<'s, C> {
@@ -282,17 +282,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.next_uid - 1
     }
 
-    /// Query-key pairs, summed over layers, of appending `k` tokens to a
-    /// sequence of `p`: each layer group attends within its own window.
-    pub(super) fn layer_pairs(&self, p: u32, k: u32) -> u64 {
-        self.layout
-            .groups
-            .iter()
-            // Saturating: only a price, and absurd shapes must not wrap.
-            .map(|g| u64::from(g.layers).saturating_mul(attention_pairs(p, k, g.window)))
-            .fold(0, u64::saturating_add)
-    }
-
     /// Prices the scheduled batch and schedules its end.
     pub(super) fn launch_step(&mut self) {
         let bpt = self.layout.bytes_per_token();
@@ -308,16 +297,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 // grown into the cache) and attends over the kept context.
                 work.decode_tokens += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.context);
-                work.attention_layer_pairs = work
-                    .attention_layer_pairs
-                    .saturating_add(self.layer_pairs(s.context, 1));
+                work.attention_flops = work
+                    .attention_flops
+                    .saturating_add(self.layout.attention_flops(s.context, 1));
             } else {
                 work.prefill_tokens += s.scheduled;
                 work.prefill_seqs += 1;
                 work.kv_read_bytes += self.layout.attended_bytes(s.prefilled);
-                work.attention_layer_pairs = work
-                    .attention_layer_pairs
-                    .saturating_add(self.layer_pairs(s.prefilled, s.scheduled));
+                work.attention_flops = work
+                    .attention_flops
+                    .saturating_add(self.layout.attention_flops(s.prefilled, s.scheduled));
             }
         }
         work.kv_write_bytes = u64::from(work.tokens()) * bpt;

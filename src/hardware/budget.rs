@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::cache::{KvGroup, KvLayout};
 use crate::error::SpecError;
-use crate::model::{Dtype, Model};
+use crate::model::{Dtype, LayerKind, Model};
 use crate::units::{GIB, gib};
 
 use super::Deployment;
@@ -64,70 +64,49 @@ pub fn activation_peak_bytes(
     activations + logits
 }
 
-/// KV bytes per token of one layer on one GPU of a `tp`-way replica.
-fn layer_bytes_per_token_per_gpu(model: &Model, dtype: Dtype, tp: u32) -> u64 {
-    match model.mla {
-        Some(m) => dtype.vector_bytes(u64::from(m.kv_lora_rank) + u64::from(m.qk_rope_dim)),
-        None => {
-            2 * u64::from(model.kv_heads.div_ceil(tp.max(1)))
-                * dtype.vector_bytes(u64::from(model.head_dim))
-        }
-    }
-}
-
-/// The per-token KV geometry of one replica: replica-wide bytes per token of
-/// each layer group (per-GPU bytes times `tp`, so replicated KV heads count on
-/// every GPU that holds them).
+/// The per-token KV geometry of one replica: for each layer group of the
+/// model, replica-wide bytes per token (per-GPU bytes times `tp`, so
+/// replicated KV heads count on every GPU that holds them), what it keeps,
+/// its recurrent state per sequence and its attention FLOPs per query-key
+/// pair.
 ///
-/// Layers with the model's own sliding window (all of mistral-7b's, half of
-/// gemma-2's) form the windowed group; the rest attend to the whole context.
-/// `cache_window` (the `sliding` policy) caps every layer's window.
+/// `cache_window` (the `sliding` policy) caps every attention layer's span;
+/// a chunked group whose chunk exceeds it keeps its chunk (the scenario
+/// loader refuses that combination, `cache.window`).
 pub fn kv_layout(model: &Model, dtype: Dtype, tp: u32, cache_window: Option<u32>) -> KvLayout {
-    let per_layer = layer_bytes_per_token_per_gpu(model, dtype, tp) * u64::from(tp.max(1));
-    let cap = |w: Option<u32>| match (w, cache_window) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let (windowed_layers, model_window) = match model.sliding_window {
-        Some(w) => (w.layers.min(model.layers), Some(w.window)),
-        None => (0, None),
-    };
-    let full_layers = model.layers - windowed_layers;
-    KvLayout {
-        groups: [
+    let groups: Vec<KvGroup> = model
+        .layer_groups()
+        .iter()
+        .map(|g| {
+            let span = g.span();
+            let heads = u64::from(model.heads);
+            let flops_per_pair = match g.kind {
+                LayerKind::Recurrent { .. } | LayerKind::None => 0,
+                // MLA scores with the query/key head dimension (`head_dim`).
+                LayerKind::Mla { .. } => 4 * heads * u64::from(model.head_dim),
+                _ => 4 * heads * u64::from(g.heads().map_or(0, |(_, d)| d)),
+            };
             KvGroup {
-                bytes_per_token: per_layer * u64::from(full_layers),
-                window: cache_window,
-                layers: full_layers,
-            },
-            KvGroup {
-                bytes_per_token: per_layer * u64::from(windowed_layers),
-                window: cap(model_window),
-                layers: windowed_layers,
-            },
-        ],
-        block_size: 1,
-        kv_dtype: dtype,
-    }
+                bytes_per_token: g
+                    .bytes_per_token(dtype, tp)
+                    .expect("validated shapes keep KV bytes per token within 64 bits"),
+                span: span.capped(cache_window).unwrap_or(span),
+                layers: g.layers,
+                state_bytes: g.state_bytes().expect("validated state sizes"),
+                flops_per_pair,
+            }
+        })
+        .collect();
+    KvLayout::new(&groups, 1, dtype)
 }
 
-/// KV bytes per token on one GPU of a `tp`-way replica.
+/// KV bytes per token on one GPU of a `tp`-way replica (all layer groups).
 ///
 /// Tensor parallelism splits KV heads across GPUs; with fewer KV heads than GPUs
 /// each head is replicated (vLLM: `max(1, kv_heads / tp)` heads per GPU). MLA's
 /// latent cache is not split by heads, so every GPU holds all of it.
 pub fn kv_bytes_per_token_per_gpu(model: &Model, dtype: Dtype, tp: u32) -> u64 {
-    let tp = tp.max(1);
-    match model.mla {
-        Some(_) => model.kv_bytes_per_token(dtype),
-        None => {
-            let heads_per_gpu = model.kv_heads.div_ceil(tp);
-            u64::from(model.layers)
-                * 2
-                * u64::from(heads_per_gpu)
-                * dtype.vector_bytes(u64::from(model.head_dim))
-        }
-    }
+    kv_layout(model, dtype, tp, None).bytes_per_token() / u64::from(tp.max(1))
 }
 
 /// How a serving engine turns each GPU's memory into a KV budget.

@@ -6,7 +6,7 @@
 //! ```text
 //! t_step      = step_overhead + layers * layer_overhead + t_linear + t_attention + t_comm
 //! t_linear    = max(2 * active_params * tokens / F, weight_bytes / B)
-//! t_attention = max(4 * heads * head_dim * pairs / F, kv_bytes / B)
+//! t_attention = max(sum over groups of 4 * heads * head_dim_g * pairs_g / F, kv_bytes / B)
 //! F           = peak_flops[compute_dtype] * tp * mfu
 //! B           = hbm_bandwidth * tp * mbu
 //! t_comm      = 2 all-reduces per layer over the interconnect (0 when tp = 1),
@@ -52,9 +52,10 @@ pub struct StepWork {
     pub kv_read_bytes: u64,
     /// KV bytes written (one token's worth per new token).
     pub kv_write_bytes: u64,
-    /// Query-key pairs scored by attention, summed over layers: for each new
-    /// token and layer, the kept tokens it attends to (itself included).
-    pub attention_layer_pairs: u64,
+    /// Attention FLOPs: for each new token and layer, the kept tokens it
+    /// attends to (itself included) times the layer's FLOPs per query-key
+    /// pair (`4 * heads * head_dim`), summed ([`crate::cache::KvLayout::attention_flops`]).
+    pub attention_flops: u64,
     /// KV bytes copied between GPU and host memory before the step (swapping).
     pub swap_bytes: u64,
 }
@@ -116,9 +117,6 @@ pub struct RooflineCost {
     experts_per_token: f64,
     /// FLOPs per token through the linear layers: 2 * active params.
     linear_flops_per_token: f64,
-    /// FLOPs per query-key pair in one layer: 4 * heads * head_dim (QK^T and
-    /// PV, one multiply-add each).
-    attention_flops_per_pair: f64,
     /// All-reduce cost: bytes per token per all-reduce, count per step,
     /// seconds per byte and fixed latency.
     allreduce_bytes_per_token: f64,
@@ -150,14 +148,11 @@ impl RooflineCost {
         let bytes_per_param = model.weight_dtype.bits() as f64 / 8.0;
         let (shared, expert, experts, per_token) = match model.moe {
             Some(moe) if moe.experts > moe.experts_per_token => {
-                // params = shared + E*e and active = shared + k*e, so
-                // e = (params - active) / (E - k).
-                let e = (model.params - model.active_params.min(model.params)) as f64
-                    / f64::from(moe.experts - moe.experts_per_token);
-                let shared = model.params as f64 - f64::from(moe.experts) * e;
+                let (e, all) = model.routed_expert_params();
+                let shared = model.params as f64 - all;
                 (
                     shared.max(0.0) * bytes_per_param,
-                    e * bytes_per_param,
+                    e * model.expert_bytes_per_param(),
                     f64::from(moe.experts),
                     f64::from(moe.experts_per_token),
                 )
@@ -185,7 +180,6 @@ impl RooflineCost {
             experts,
             experts_per_token: per_token,
             linear_flops_per_token: 2.0 * model.active_params as f64,
-            attention_flops_per_pair: 4.0 * f64::from(model.heads) * f64::from(model.head_dim),
             allreduce_bytes_per_token: f64::from(model.hidden) * ACTIVATION_BYTES,
             allreduces_per_step: allreduces,
             allreduce_s_per_byte: s_per_byte,
@@ -214,8 +208,7 @@ impl RooflineCost {
             memory: self.weight_bytes_read(work.tokens()) / self.bytes_per_s,
         };
         let attention = Roof {
-            compute: self.attention_flops_per_pair * work.attention_layer_pairs as f64
-                / self.flops_per_s,
+            compute: work.attention_flops as f64 / self.flops_per_s,
             memory: (work.kv_read_bytes as f64 + work.kv_write_bytes as f64) / self.bytes_per_s,
         };
         let all_reduce = if self.allreduces_per_step > 0.0 {
@@ -289,6 +282,9 @@ mod tests {
     use crate::hardware::Gpu;
     use crate::model::{Dtype, Moe};
 
+    /// `4 * heads * head_dim` of [`model`].
+    const FLOPS_PER_PAIR: u64 = 4 * 32 * 128;
+
     fn model() -> Model {
         Model {
             name: "m".into(),
@@ -306,6 +302,8 @@ mod tests {
             mla: None,
             moe: None,
             weight_dtype: Dtype::Bf16,
+            expert_dtype: None,
+            groups: Vec::new(),
         }
     }
 
@@ -349,7 +347,7 @@ mod tests {
             decode_tokens: 1,
             kv_read_bytes: 1000 * 131_072,
             kv_write_bytes: 131_072,
-            attention_layer_pairs: 32 * 1001,
+            attention_flops: FLOPS_PER_PAIR * 32 * 1001,
             ..StepWork::default()
         };
         let parts = cost.parts(&work);
@@ -375,7 +373,7 @@ mod tests {
             prefill_tokens: 8192,
             prefill_seqs: 1,
             kv_write_bytes: 8192 * 131_072,
-            attention_layer_pairs: 32 * 8192 * 8193 / 2,
+            attention_flops: FLOPS_PER_PAIR * 32 * 8192 * 8193 / 2,
             ..StepWork::default()
         };
         let parts = cost.parts(&work);
@@ -392,7 +390,7 @@ mod tests {
                 decode_tokens: 64,
                 kv_read_bytes: 64 * ctx * 131_072,
                 kv_write_bytes: 64 * 131_072,
-                attention_layer_pairs: 32 * 64 * ctx,
+                attention_flops: FLOPS_PER_PAIR * 32 * 64 * ctx,
                 ..StepWork::default()
             })
         };
@@ -521,7 +519,7 @@ mod tests {
             decode_tokens: batch,
             kv_read_bytes: u64::from(batch) * context * 131_072,
             kv_write_bytes: u64::from(batch) * 131_072,
-            attention_layer_pairs: 32 * u64::from(batch) * context,
+            attention_flops: FLOPS_PER_PAIR * 32 * u64::from(batch) * context,
             ..StepWork::default()
         };
         let parts = cost.parts(&work);

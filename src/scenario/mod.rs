@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cache::{CacheConfig, KvLayout, Placement, PolicyName, Reserve};
+use crate::cache::{CacheConfig, KvLayout, MAX_LAYER_GROUPS, Placement, PolicyName, Reserve};
 use crate::catalog;
 use crate::error::{Error, SpecError};
 use crate::hardware::budget::{KvBudget, kv_budget, kv_layout};
 use crate::hardware::{ComputeDtype, Deployment, Efficiency, Gpu, MemoryRule};
-use crate::model::{Dtype, Model};
+use crate::model::{Dtype, LayerGroup, LayerKind, Model, Span};
 use crate::ranges;
 use crate::scheduler::{Admission, OnOom, SchedulerConfig};
 use crate::traffic::TrafficPlan;
@@ -428,14 +428,49 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
         scheduler.max_batched_tokens,
         scheduler.max_num_seqs,
     )?;
+    // A chunk the sliding policy's window would cut is two spans at once,
+    // which no layer group expresses.
+    for g in model.layer_groups() {
+        if let (Span::Chunk(c), Some(w)) = (g.span(), cache.window) {
+            if c > w {
+                return Err(SpecError::new(
+                    "cache.window",
+                    format!(
+                        "{w} is shorter than {}'s attention chunk ({c} tokens): the sliding \
+                         policy over chunked layers is modelled only for windows of at least \
+                         the chunk; use policy = \"paged\"",
+                        model.name
+                    ),
+                ));
+            }
+        }
+        if let (Span::Chunk(c), Placement::Paged { block_size }) = (g.span(), cache.placement) {
+            if c % block_size != 0 {
+                return Err(SpecError::new(
+                    "cache.block_size",
+                    format!(
+                        "{block_size} does not divide {}'s attention chunk ({c} tokens): a chunk \
+                         must be whole blocks, so that its blocks are freed together when the \
+                         next chunk starts",
+                        model.name
+                    ),
+                ));
+            }
+        }
+    }
     let layout = kv_layout(&model, cache.kv_dtype, deployment.tp, cache.window);
     invariant_eq!(layout.bytes_per_token(), budget.bytes_per_token);
-    if cache.prefix_caching && layout.has_window() {
+    if cache.prefix_caching && !layout.is_linear() {
+        let what = if layout.state_bytes() > 0 {
+            "recurrent layers (their state at a prefix's end is not kept)"
+        } else {
+            "sliding-window or chunked layers"
+        };
         return Err(SpecError::new(
             "cache.prefix_caching",
             format!(
-                "prefix caching with sliding-window layers is not supported ({} keeps a window); \
-                 use a model without a window or set prefix_caching = false",
+                "prefix caching with {what} is not supported ({} has them); use a model \
+                 whose every layer keeps every token, or set prefix_caching = false",
                 model.name
             ),
         ));
@@ -664,7 +699,56 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
             .weight_dtype
             .or(base.as_ref().map(|b| b.weight_dtype))
             .unwrap_or(Dtype::Bf16),
+        expert_dtype: spec
+            .expert_dtype
+            .or(base.as_ref().and_then(|b| b.expert_dtype)),
+        groups: Vec::new(),
     };
+    let mut model = model;
+    if model.expert_dtype.is_some() && model.moe.is_none() {
+        return Err(SpecError::new(
+            "expert_dtype",
+            "applies to mixture-of-experts models only (give `moe` too)",
+        ));
+    }
+    match &spec.groups {
+        Some(groups) => {
+            if spec.sliding_window.is_some() || spec.mla.is_some() {
+                let key = if spec.mla.is_some() {
+                    "mla"
+                } else {
+                    "sliding_window"
+                };
+                return Err(SpecError::new(
+                    key,
+                    "give either `groups` or the uniform shape's `sliding_window` / `mla`, \
+                     not both: a group of attention = \"sliding\" or \"mla\" says it",
+                ));
+            }
+            model.sliding_window = None;
+            model.mla = None;
+            model.groups = layer_groups(groups, &model)?;
+        }
+        None => {
+            // A preset's groups hold unless the spec changes the uniform
+            // shape's window or latent, which then describe every layer.
+            if spec.sliding_window.is_none() && spec.mla.is_none() {
+                model.groups = base.as_ref().map(|b| b.groups.clone()).unwrap_or_default();
+            }
+        }
+    }
+    if !model.groups.is_empty() {
+        let total: u64 = model.groups.iter().map(|g| u64::from(g.layers)).sum();
+        if total != u64::from(model.layers) {
+            return Err(SpecError::new(
+                "groups",
+                format!(
+                    "the groups have {total} layers in all but the model has layers = {}",
+                    model.layers
+                ),
+            ));
+        }
+    }
     for (key, max) in SHAPE_LIMITS {
         let v = match key {
             "layers" => model.layers,
@@ -683,14 +767,14 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
         at_most("mla.qk_rope_dim", m.qk_rope_dim, 1 << 20)?;
     }
     // In u128: the shape fields are bounded, but their product is the point.
-    let vectors = match model.mla {
-        Some(m) => {
-            u128::from(model.layers) * (u128::from(m.kv_lora_rank) + u128::from(m.qk_rope_dim))
-        }
-        None => {
-            u128::from(model.layers) * 2 * u128::from(model.kv_heads) * u128::from(model.head_dim)
-        }
-    };
+    let vectors: u128 = model
+        .layer_groups()
+        .iter()
+        .map(|g| {
+            let (count, len) = g.vectors_per_layer_per_gpu(1);
+            u128::from(g.layers) * u128::from(count) * u128::from(len)
+        })
+        .sum();
     if vectors * 2 > MAX_KV_BYTES_PER_TOKEN {
         return Err(SpecError::new(
             "layers",
@@ -745,6 +829,158 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
         }
     }
     Ok(model)
+}
+
+/// The most bytes one layer's recurrent state per sequence may have: 1 GiB
+/// (Mamba-2 and Gated DeltaNet layers hold 0.1-2 MiB), so that a batch of
+/// states stays far within 64 bits.
+const MAX_STATE_BYTES: u64 = 1 << 30;
+
+/// Validates `[[model.groups]]` against the rest of the model's shape.
+fn layer_groups(
+    specs: &[spec::LayerGroupSpec],
+    model: &Model,
+) -> Result<Vec<LayerGroup>, SpecError> {
+    use spec::AttentionName as A;
+    if specs.is_empty() {
+        return Err(SpecError::new(
+            "groups",
+            "is empty: give at least one group, or leave `groups` out for a uniform model",
+        ));
+    }
+    if specs.len() > MAX_LAYER_GROUPS {
+        return Err(SpecError::new(
+            "groups",
+            format!(
+                "{} groups; kvsim keeps at most {MAX_LAYER_GROUPS} (merge groups of the same kind)",
+                specs.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(specs.len());
+    for (i, g) in specs.iter().enumerate() {
+        let key = |field: &str| format!("groups[{i}].{field}");
+        let name = match g.attention {
+            A::Full => "full",
+            A::Sliding => "sliding",
+            A::Chunked => "chunked",
+            A::Mla => "mla",
+            A::Recurrent => "recurrent",
+            A::None => "none",
+        };
+        // Which optional fields the kind takes.
+        let (heads, window, chunk, mla, state) = match g.attention {
+            A::Full => (true, false, false, false, false),
+            A::Sliding => (true, true, false, false, false),
+            A::Chunked => (true, false, true, false, false),
+            A::Mla => (false, false, false, true, false),
+            A::Recurrent => (false, false, false, false, true),
+            A::None => (false, false, false, false, false),
+        };
+        for (field, given, allowed) in [
+            ("window", g.window.is_some(), window),
+            ("chunk", g.chunk.is_some(), chunk),
+            ("kv_heads", g.kv_heads.is_some(), heads),
+            ("head_dim", g.head_dim.is_some(), heads),
+            ("kv_lora_rank", g.kv_lora_rank.is_some(), mla),
+            ("qk_rope_dim", g.qk_rope_dim.is_some(), mla),
+            ("state_bytes", g.state_bytes.is_some(), state),
+            (
+                "kv_dtype",
+                g.kv_dtype.is_some(),
+                !matches!(g.attention, A::Recurrent | A::None),
+            ),
+        ] {
+            if given && !allowed {
+                return Err(SpecError::new(
+                    key(field),
+                    format!("does not apply to a group of attention = \"{name}\""),
+                ));
+            }
+        }
+        let required = |field: &str, v: Option<u32>| -> Result<u32, SpecError> {
+            let v = v.ok_or_else(|| {
+                SpecError::new(
+                    key(field),
+                    format!("missing: a group of attention = \"{name}\" needs it"),
+                )
+            })?;
+            nonzero(&key(field), v)
+        };
+        let layers = nonzero(&key("layers"), g.layers)?;
+        let kv_heads = at_most(
+            &key("kv_heads"),
+            nonzero(&key("kv_heads"), g.kv_heads.unwrap_or(model.kv_heads))?,
+            1 << 16,
+        )?;
+        let head_dim = at_most(
+            &key("head_dim"),
+            nonzero(&key("head_dim"), g.head_dim.unwrap_or(model.head_dim))?,
+            1 << 16,
+        )?;
+        if heads && model.heads % kv_heads != 0 {
+            return Err(SpecError::new(
+                key("kv_heads"),
+                format!(
+                    "{kv_heads} does not divide heads ({}): each KV head serves a whole group \
+                     of query heads",
+                    model.heads
+                ),
+            ));
+        }
+        let kind = match g.attention {
+            A::Full => LayerKind::Full { kv_heads, head_dim },
+            A::Sliding => LayerKind::Sliding {
+                kv_heads,
+                head_dim,
+                window: required("window", g.window)?,
+            },
+            A::Chunked => LayerKind::Chunked {
+                kv_heads,
+                head_dim,
+                chunk: required("chunk", g.chunk)?,
+            },
+            A::Mla => LayerKind::Mla {
+                kv_lora_rank: at_most(
+                    &key("kv_lora_rank"),
+                    required("kv_lora_rank", g.kv_lora_rank)?,
+                    1 << 20,
+                )?,
+                qk_rope_dim: at_most(
+                    &key("qk_rope_dim"),
+                    g.qk_rope_dim.ok_or_else(|| {
+                        SpecError::new(key("qk_rope_dim"), "missing: an MLA group needs it")
+                    })?,
+                    1 << 20,
+                )?,
+            },
+            A::Recurrent => {
+                let state_bytes = g.state_bytes.ok_or_else(|| {
+                    SpecError::new(
+                        key("state_bytes"),
+                        "missing: a recurrent group needs its state per sequence per layer",
+                    )
+                })?;
+                if state_bytes == 0 || state_bytes > MAX_STATE_BYTES {
+                    return Err(SpecError::new(
+                        key("state_bytes"),
+                        format!(
+                            "must be between 1 and {MAX_STATE_BYTES} bytes per sequence per \
+                             layer, got {state_bytes}"
+                        ),
+                    ));
+                }
+                LayerKind::Recurrent { state_bytes }
+            }
+            A::None => LayerKind::None,
+        };
+        out.push(LayerGroup {
+            layers,
+            kind,
+            kv_dtype: g.kv_dtype,
+        });
+    }
+    Ok(out)
 }
 
 fn resolve_gpu(spec: &spec::GpuSpec) -> Result<Gpu, SpecError> {

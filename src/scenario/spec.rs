@@ -103,12 +103,72 @@ pub struct ModelSpec {
     pub moe: Option<Moe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_dtype: Option<Dtype>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert_dtype: Option<Dtype>,
+    /// The layers by kind (`[[model.groups]]`), for models whose layers are
+    /// not alike: sliding, chunked, MLA, recurrent or cache-less groups.
+    /// Replaces `sliding_window` and `mla`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<LayerGroupSpec>>,
     /// The precision the tensor cores compute in: `bf16`, `fp16`, `fp8`,
     /// `int8` or `fp4` (default: fp8 for fp8 weights on a GPU with fp8 tensor
     /// cores, bf16 for weight-only int8/int4 and on older GPUs, the weights'
     /// own format for 16-bit models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_dtype: Option<crate::hardware::ComputeDtype>,
+}
+
+/// The attention kind of a `[[model.groups]]` entry.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttentionName {
+    /// Attention over the whole context.
+    Full,
+    /// Attention over the last `window` tokens.
+    Sliding,
+    /// Attention within chunks of `chunk` tokens.
+    Chunked,
+    /// Multi-head latent attention (`kv_lora_rank`, `qk_rope_dim`).
+    Mla,
+    /// A recurrent state of `state_bytes` per sequence per layer.
+    Recurrent,
+    /// No cache at all (MLP-only layers).
+    None,
+}
+
+/// One `[[model.groups]]` entry: `layers` layers of one kind. Fields that
+/// do not belong to the kind are refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerGroupSpec {
+    /// Layers in the group.
+    pub layers: u32,
+    /// What they are: `full`, `sliding`, `chunked`, `mla`, `recurrent`, `none`.
+    pub attention: AttentionName,
+    /// Tokens a sliding layer attends to (`sliding` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// Tokens per chunk (`chunked` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<u32>,
+    /// KV heads (full, sliding, chunked; default: `model.kv_heads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_heads: Option<u32>,
+    /// Head dimension (full, sliding, chunked; default: `model.head_dim`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<u32>,
+    /// Rank of the compressed KV latent (`mla` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_lora_rank: Option<u32>,
+    /// Dimension of the decoupled rotary key (`mla` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qk_rope_dim: Option<u32>,
+    /// Bytes of one layer's state per sequence (`recurrent` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_bytes: Option<u64>,
+    /// Element format of this group's cache (default: `cache.kv_dtype`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_dtype: Option<Dtype>,
 }
 
 /// `gpu = "h100-sxm"` or an inline table with the [`crate::hardware::Gpu`] fields.

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Span;
 use crate::units::SimDuration;
 
 /// When a waiting request may be admitted.
@@ -118,9 +119,10 @@ pub struct SchedulerConfig {
 }
 
 /// Query-key pairs scored when `k` new tokens are appended to a sequence that
-/// already has `p` tokens, with attention limited to the last `window` tokens:
-/// `sum over j in 1..=k of min(p + j, window)`.
-pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
+/// already has `p` tokens, each new token attending to what its layer keeps
+/// (`span`): `sum over j in 1..=k of span.kept(p + j)`. In closed form, so a
+/// prefill of a million tokens costs no more to price than a decode step.
+pub fn attention_pairs(p: u32, k: u32, span: Span) -> u64 {
     let (p, k) = (u64::from(p), u64::from(k));
     // Sum of (p+1) ..= (p+k), in u128: for contexts near u32::MAX the product
     // of two u32-sized terms leaves 64 bits (then saturates; it is a price).
@@ -131,8 +133,9 @@ pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
     if k == 0 {
         return 0;
     }
-    match window.map(u64::from) {
-        Some(w) if p + k > w => {
+    match span {
+        Span::Window(w) if p + k > u64::from(w) => {
+            let w = u64::from(w);
             // Terms below the window grow; the rest are capped at w.
             let uncapped_to = w.max(p); // the last term that is not capped
             let growing = if p < uncapped_to {
@@ -143,6 +146,16 @@ pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
             let growing_terms = uncapped_to.saturating_sub(p);
             growing.saturating_add((k - growing_terms).saturating_mul(w))
         }
+        Span::Chunk(c) => {
+            // S(n) = sum over j in 1..=n of ((j - 1) mod c) + 1: whole chunks
+            // contribute c(c+1)/2 each, the last partial one r(r+1)/2.
+            let c = u128::from(c.max(1));
+            let s = |n: u64| {
+                let (q, r) = (u128::from(n) / c, u128::from(n) % c);
+                q * (c * (c + 1) / 2) + r * (r + 1) / 2
+            };
+            u64::try_from(s(p + k) - s(p)).unwrap_or(u64::MAX)
+        }
         _ => tri(p + 1, p + k),
     }
 }
@@ -151,21 +164,31 @@ pub fn attention_pairs(p: u32, k: u32, window: Option<u32>) -> u64 {
 mod tests {
     use super::*;
 
-    fn brute(p: u32, k: u32, w: Option<u32>) -> u64 {
-        (1..=k)
-            .map(|j| u64::from(w.map_or(p + j, |w| (p + j).min(w))))
-            .sum()
+    fn brute(p: u32, k: u32, span: Span) -> u64 {
+        (1..=k).map(|j| u64::from(span.kept(p + j))).sum()
     }
 
     #[test]
     fn attention_pairs_match_the_sum() {
         for p in [0, 1, 5, 15, 16, 100] {
             for k in [0, 1, 2, 7, 64] {
-                for w in [None, Some(1), Some(8), Some(16), Some(50), Some(1000)] {
+                for span in [
+                    Span::All,
+                    Span::Window(1),
+                    Span::Window(8),
+                    Span::Window(16),
+                    Span::Window(50),
+                    Span::Window(1000),
+                    Span::Chunk(1),
+                    Span::Chunk(8),
+                    Span::Chunk(16),
+                    Span::Chunk(50),
+                    Span::Chunk(1000),
+                ] {
                     assert_eq!(
-                        attention_pairs(p, k, w),
-                        brute(p, k, w),
-                        "p={p} k={k} w={w:?}"
+                        attention_pairs(p, k, span),
+                        brute(p, k, span),
+                        "p={p} k={k} span={span:?}"
                     );
                 }
             }

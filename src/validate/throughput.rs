@@ -408,15 +408,20 @@ fn step_note(s: &Scenario, m: &Summary, isl: u32, osl: u32, published: f64) -> S
     let batch = m.batch_mean;
     let context = f64::from(isl) + f64::from(osl) / 2.0;
     let prefill = batch * f64::from(isl) / f64::from(osl);
-    let layers = u64::from(s.model.layers);
+    let flops_per_pair: u64 = s
+        .layout
+        .groups()
+        .iter()
+        .map(|g| u64::from(g.layers) * g.flops_per_pair)
+        .sum();
     let work = StepWork {
         decode_tokens: batch.round() as u32,
         prefill_tokens: prefill.round() as u32,
         prefill_seqs: 1,
         kv_read_bytes: (batch * context) as u64 * s.budget.bytes_per_token,
         kv_write_bytes: (batch + prefill) as u64 * s.budget.bytes_per_token,
-        attention_layer_pairs: (batch * context) as u64 * layers
-            + (prefill * context) as u64 * layers,
+        attention_flops: (batch * context) as u64 * flops_per_pair
+            + (prefill * context) as u64 * flops_per_pair,
         swap_bytes: 0,
     };
     let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);

@@ -4,6 +4,7 @@
 use kvsim::engine::simulate;
 use kvsim::hardware::cost::FixedCost;
 use kvsim::metrics::Outcome;
+use kvsim::model::Span;
 use kvsim::units::SimDuration;
 
 use crate::common::{TINY_BPT, closed, run, scenario, scenario_with};
@@ -231,9 +232,9 @@ fn hybrid_layers_are_accounted_per_group() {
             "model.sliding_window={ window = 32, layers = 1 }",
         ],
     );
-    assert_eq!(s.layout.groups[0].bytes_per_token, TINY_BPT);
-    assert_eq!(s.layout.groups[1].bytes_per_token, TINY_BPT);
-    assert_eq!(s.layout.groups[1].window, Some(32));
+    assert_eq!(s.layout.groups()[0].bytes_per_token, TINY_BPT);
+    assert_eq!(s.layout.groups()[1].bytes_per_token, TINY_BPT);
+    assert_eq!(s.layout.groups()[1].span, Span::Window(32));
     let out = run(&s);
     assert_eq!(out.records[0].outcome, Some(Outcome::Ok));
     let peak = out.timeline.iter().map(|t| t.kv_used_bytes).max().unwrap();
@@ -251,9 +252,11 @@ fn gemma_2_local_layers_keep_only_their_window() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
     let s =
         kvsim::scenario::Scenario::load(&path, &["model.preset=gemma-2-9b".to_string()]).unwrap();
-    let [global, local] = s.layout.groups;
+    let [global, local] = s.layout.groups() else {
+        panic!("two groups")
+    };
     assert_eq!((global.layers, local.layers), (21, 21));
-    assert_eq!((global.window, local.window), (None, Some(4096)));
+    assert_eq!((global.span, local.span), (Span::All, Span::Window(4096)));
     assert_eq!(global.bytes_per_token, local.bytes_per_token);
     let per_group = global.bytes_per_token;
     assert_eq!(s.layout.attended_bytes(8000), per_group * (8000 + 4096));
@@ -266,7 +269,8 @@ fn gemma_2_local_layers_keep_only_their_window() {
 /// `kvsim kv` applies a model's sliding window as the simulator does:
 /// mistral-7b-v0.1 (window 4096 on every layer) at 16,384 tokens holds what
 /// its window keeps in `kv` and in a simulated run alike (the run's paged
-/// cache within one block of it), not the 2 GiB of a full-context cache.
+/// cache within one block of it, and exactly `kv`'s paged bytes), not the
+/// 2 GiB of a full-context cache.
 #[test]
 fn the_kv_calculator_and_a_run_agree_on_a_windowed_model() {
     let out = assert_cmd::Command::cargo_bin("kvsim")
@@ -288,11 +292,11 @@ fn the_kv_calculator_and_a_run_agree_on_a_windowed_model() {
     let held = kv["total_bytes"].as_u64().unwrap();
     assert_eq!(held, 4096 * bpt);
     assert_eq!(
-        kv["sliding_window"]["full_context_bytes"].as_u64().unwrap(),
+        kv["savings"]["all_global_bytes"].as_u64().unwrap(),
         16_384 * bpt
     );
     assert_eq!(
-        kv["sliding_window"]["saved_bytes"].as_u64().unwrap(),
+        kv["savings"]["saved_bytes"].as_u64().unwrap(),
         (16_384 - 4096) * bpt
     );
 
@@ -321,4 +325,7 @@ block_size = 16
         peak >= held && peak - held <= 16 * bpt,
         "the run held {peak} bytes, kv says {held}"
     );
+    // Byte for byte: the paged cache's blocks, as `kv` prices them.
+    assert_eq!(kv["block_size"].as_u64(), Some(16));
+    assert_eq!(kv["paged_bytes_per_sequence"].as_u64(), Some(peak));
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::cache::{Content, KvGroup, Reserve};
-use crate::model::Dtype;
+use crate::model::{Dtype, Span};
 use proptest::prelude::*;
 
 /// Bytes per token of the tests: Llama-3-8B-like, 32 layers x 8 KV heads x
@@ -14,22 +14,14 @@ fn layout(window: Option<u32>) -> KvLayout {
 
 /// A two-group layout: `b0` and `b1` bytes per token, the second windowed.
 fn hybrid(b0: u64, w0: Option<u32>, b1: u64, w1: Option<u32>) -> KvLayout {
-    KvLayout {
-        groups: [
-            KvGroup {
-                bytes_per_token: b0,
-                window: w0,
-                layers: 1,
-            },
-            KvGroup {
-                bytes_per_token: b1,
-                window: w1,
-                layers: 1,
-            },
-        ],
-        block_size: 1,
-        kv_dtype: Dtype::Bf16,
-    }
+    let group = |bytes_per_token, w: Option<u32>| KvGroup {
+        bytes_per_token,
+        span: w.map_or(Span::All, Span::Window),
+        layers: 1,
+        state_bytes: 0,
+        flops_per_pair: 0,
+    };
+    KvLayout::new(&[group(b0, w0), group(b1, w1)], 1, Dtype::Bf16)
 }
 
 /// A cache of exactly `slots` slots (plus a few stray bytes that must not
@@ -429,9 +421,9 @@ impl Model {
     fn len_for(&self, cap: u32) -> u64 {
         let bytes: u64 = self
             .layout
-            .groups
+            .groups()
             .iter()
-            .map(|g| u64::from(g.window.map_or(cap, |w| cap.min(w))) * g.bytes_per_token)
+            .map(|g| u64::from(g.span.kept(cap)) * g.bytes_per_token)
             .sum();
         bytes / self.granule
     }
@@ -440,7 +432,7 @@ impl Model {
         self.layout
             .groups
             .iter()
-            .map(|g| u64::from(g.window.map_or(t, |w| t.min(w))) * g.bytes_per_token)
+            .map(|g| u64::from(g.span.kept(t)) * g.bytes_per_token)
             .sum()
     }
 

@@ -7,6 +7,7 @@ use super::{BlockId, PagedCache, Plan, SeqState, Table};
 #[cfg(test)]
 use crate::cache::KvCache;
 use crate::cache::SeqId;
+use crate::model::Span;
 
 impl PagedCache {
     /// The state of `seq` if it is live.
@@ -26,12 +27,19 @@ impl PagedCache {
         let mut limit = u64::MAX;
         for (p, tab) in self.groups[..self.ngroups].iter().zip(&s.tables) {
             limit = limit.min((tab.first + tab.len) * bs);
-            if let Some(w) = p.window {
-                if s.tokens < s.reserve {
-                    return t;
+            match p.span {
+                Span::All => {}
+                _ if s.tokens < s.reserve => return t,
+                Span::Window(w) => {
+                    if tab.len > 0 {
+                        limit = limit.min((tab.first + 1) * bs + u64::from(w) - 1);
+                    }
                 }
-                if tab.len > 0 {
-                    limit = limit.min((tab.first + 1) * bs + u64::from(w) - 1);
+                // The front moves when the next chunk starts: after the
+                // current chunk's last token.
+                Span::Chunk(c) => {
+                    let c = u64::from(c);
+                    limit = limit.min(t.div_ceil(c).max(1) * c);
                 }
             }
         }
@@ -148,9 +156,10 @@ impl PagedCache {
         let p = &mut self.groups[g];
         let s = &mut self.seqs[seq as usize];
         let t = &mut s.tables[g];
-        let slide = match (p.window, t.ids.front()) {
-            (Some(w), Some(&id)) if s.forked && p.refs[id as usize] > 1 => {
-                (u64::from(s.tokens).saturating_sub(u64::from(w))).saturating_sub(t.first * self.bs)
+        let slide = match t.ids.front() {
+            Some(&id) if !p.span.is_all() && s.forked && p.refs[id as usize] > 1 => {
+                let dropped = u64::from(s.tokens) - p.kept(s.tokens);
+                dropped.saturating_sub(t.first * self.bs)
             }
             _ => 0,
         };
@@ -292,6 +301,9 @@ impl PagedCache {
             }
         }
         allocated += self.deferred * self.groups[0].block_bytes;
+        let live = self.seqs.iter().filter(|s| s.live).count() as u64;
+        assert_eq!(live, self.live_seqs);
+        allocated += live * self.state;
         assert_eq!(allocated, self.allocated);
         assert!(self.allocated + self.cached <= self.budget);
         let u = self.usage();

@@ -3,7 +3,9 @@
 //! byte accounting the engine reads.
 
 use super::{PagedCache, Plan, SeqState, Table};
-use crate::cache::{Admitted, Content, KvCache, KvLayout, MemoryUsage, NoRoom, SeqId, SeqInfo};
+use crate::cache::{
+    Admitted, Content, KvCache, KvLayout, MAX_LAYER_GROUPS, MemoryUsage, NoRoom, SeqId, SeqInfo,
+};
 
 impl KvCache for PagedCache {
     fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
@@ -28,7 +30,7 @@ impl KvCache for PagedCache {
         let hits = self.scratch.len() as u64;
         // Bytes needed: every held block except referenced hits (cached hits
         // leave the free bytes too).
-        let mut need = 0;
+        let mut need = self.state;
         for (g, p) in self.groups[..self.ngroups].iter().enumerate() {
             let held = p.target(bs, seq.tokens, seq.reserve);
             let shared = if g == 0 { hits - hits_cached } else { 0 };
@@ -48,6 +50,8 @@ impl KvCache for PagedCache {
         s.tokens = seq.tokens;
         s.reserve = seq.reserve;
         s.content = seq.content;
+        self.allocated += self.state;
+        self.live_seqs += 1;
         let named = self.prefix.is_some();
         for g in 0..self.ngroups {
             let p = &mut self.groups[g];
@@ -99,7 +103,7 @@ impl KvCache for PagedCache {
         let t0 = s.tokens;
         let t1 = t0.checked_add(n).ok_or(NoRoom)?;
         if u64::from(t1) > s.limit {
-            let mut plans = [Plan::default(); 2];
+            let mut plans = [Plan::default(); MAX_LAYER_GROUPS];
             let (mut need, mut gain) = (0, 0);
             for (g, slot) in plans.iter_mut().enumerate().take(self.ngroups) {
                 let t = &s.tables[g];
@@ -159,9 +163,11 @@ impl KvCache for PagedCache {
         // The partial last block of each group is copied; full ones shared.
         let ends_partial = u64::from(tokens) % self.bs != 0;
         let partial = |t: &Table| u64::from(t.len > 0 && ends_partial);
-        let need: u64 = (0..self.ngroups)
-            .map(|g| partial(&s.tables[g]) * self.groups[g].block_bytes)
-            .sum();
+        // The child's recurrent state is a copy, never shared.
+        let need: u64 = self.state
+            + (0..self.ngroups)
+                .map(|g| partial(&s.tables[g]) * self.groups[g].block_bytes)
+                .sum::<u64>();
         if need > self.budget - self.allocated {
             return Err(NoRoom);
         }
@@ -197,6 +203,8 @@ impl KvCache for PagedCache {
             let p = &mut self.groups[g];
             p.kept_tokens += p.kept(tokens);
         }
+        self.allocated += self.state;
+        self.live_seqs += 1;
         let c = &mut self.seqs[i];
         c.live = true;
         c.forked = true;
@@ -239,6 +247,8 @@ impl KvCache for PagedCache {
             ids.clear();
             self.seqs[seq as usize].tables[g].ids = ids;
         }
+        self.allocated -= self.state;
+        self.live_seqs -= 1;
         let s = &mut self.seqs[seq as usize];
         s.live = false;
         let tokens = s.tokens;
@@ -268,6 +278,7 @@ impl KvCache for PagedCache {
         self.allocated = 0;
         self.cached = 0;
         self.deferred = 0;
+        self.live_seqs = 0;
     }
 
     fn attended_bytes(&self, seq: SeqId) -> u64 {
@@ -282,11 +293,12 @@ impl KvCache for PagedCache {
 
     fn held_bytes(&self, seq: SeqId) -> u64 {
         self.live(seq).map_or(0, |s| {
-            self.groups[..self.ngroups]
-                .iter()
-                .zip(&s.tables)
-                .map(|(p, t)| (t.len + t.spare) * p.block_bytes)
-                .sum()
+            self.state
+                + self.groups[..self.ngroups]
+                    .iter()
+                    .zip(&s.tables)
+                    .map(|(p, t)| (t.len + t.spare) * p.block_bytes)
+                    .sum::<u64>()
         })
     }
 
@@ -295,7 +307,7 @@ impl KvCache for PagedCache {
             .iter()
             .map(|p| p.target(self.bs, seq.tokens, seq.reserve) * p.block_bytes)
             .sum();
-        need <= self.budget
+        need + self.state <= self.budget
     }
 
     fn unusable_free_bytes(&self, _seq: &SeqInfo) -> u64 {
@@ -303,10 +315,11 @@ impl KvCache for PagedCache {
     }
 
     fn usage(&self) -> MemoryUsage {
-        let stored = self.groups[..self.ngroups]
-            .iter()
-            .map(|p| p.stored_tokens(self.bs) * p.bpt)
-            .sum();
+        let stored = self.live_seqs * self.state
+            + self.groups[..self.ngroups]
+                .iter()
+                .map(|p| p.stored_tokens(self.bs) * p.bpt)
+                .sum::<u64>();
         MemoryUsage {
             cached: self.cached,
             ..MemoryUsage::new(self.budget, self.allocated, stored)

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::cache::{Admitted, KvGroup, MemoryUsage, NoRoom, SeqInfo};
-use crate::model::Dtype;
+use crate::model::{Dtype, Span};
 use proptest::prelude::*;
 
 /// Bytes per token of the tests (Llama-3-8B-like, bf16).
@@ -14,22 +14,14 @@ fn layout(block_size: u32, window: Option<u32>, bpt: u64) -> KvLayout {
 
 /// A two-group layout (full-context group, then windowed group).
 fn hybrid(bs: u32, b0: u64, w0: Option<u32>, b1: u64, w1: Option<u32>) -> KvLayout {
-    KvLayout {
-        groups: [
-            KvGroup {
-                bytes_per_token: b0,
-                window: w0,
-                layers: 1,
-            },
-            KvGroup {
-                bytes_per_token: b1,
-                window: w1,
-                layers: 1,
-            },
-        ],
-        block_size: bs,
-        kv_dtype: Dtype::Bf16,
-    }
+    let group = |bytes_per_token, w: Option<u32>| KvGroup {
+        bytes_per_token,
+        span: w.map_or(Span::All, Span::Window),
+        layers: 1,
+        state_bytes: 0,
+        flops_per_pair: 0,
+    };
+    KvLayout::new(&[group(b0, w0), group(b1, w1)], bs, Dtype::Bf16)
 }
 
 /// A cache of exactly `blocks` blocks (plus stray bytes that must not count).
@@ -130,11 +122,11 @@ fn budget_is_whole_blocks() {
 fn reservation_is_held_up_front_and_growth_inside_it_is_free() {
     let mut c = cache(4, 16, None);
     c.admit(&seq(0, 10, 40)).unwrap();
-    assert_eq!(c.blocks_of(0), Some([3, 0]));
+    assert_eq!(c.blocks_of(0), Some(vec![3]));
     assert_eq!(c.held_bytes(0), 48 * BPT);
     assert_eq!(c.usage().stored, 10 * BPT);
     c.grow(0, 30).unwrap();
-    assert_eq!(c.blocks_of(0), Some([3, 0]));
+    assert_eq!(c.blocks_of(0), Some(vec![3]));
     assert_eq!(c.admit(&seq(1, 17, 17)), Err(NoRoom));
     c.admit(&seq(1, 16, 16)).unwrap();
     let before = c.usage();
@@ -143,7 +135,7 @@ fn reservation_is_held_up_front_and_growth_inside_it_is_free() {
     assert_eq!(c.usage(), before);
     assert_eq!(c.attended_bytes(0), 40 * BPT);
     c.grow(0, 8).unwrap();
-    assert_eq!(c.blocks_of(0), Some([3, 0]));
+    assert_eq!(c.blocks_of(0), Some(vec![3]));
     c.check_invariants();
 }
 
@@ -195,15 +187,15 @@ fn sliding_window_keeps_memory_flat_past_the_window() {
 fn reservation_under_a_window_is_capped_by_the_window() {
     let mut c = cache(1000, 16, Some(4096));
     c.admit(&seq(0, 100, 100_000)).unwrap();
-    assert_eq!(c.blocks_of(0), Some([257, 0]));
+    assert_eq!(c.blocks_of(0), Some(vec![257]));
     // Reserving less than the window: just the blocks of the reservation.
     c.admit(&seq(1, 100, 1000)).unwrap();
-    assert_eq!(c.blocks_of(1), Some([63, 0]));
+    assert_eq!(c.blocks_of(1), Some(vec![63]));
     // Reservation growth never allocates; past it, the window does.
     c.grow(0, 99_900).unwrap();
     assert_eq!(
         c.blocks_of(0),
-        Some([256, 0]),
+        Some(vec![256]),
         "100,000 is a block boundary"
     );
     assert!(c.fits_when_empty(&seq(2, 1_000_000, 1_000_000)));
@@ -228,13 +220,13 @@ fn window_blocks_closed_form_matches_a_scan() {
             for a in 0..=70u32 {
                 for b in a..=a + 2 * bs + 3 {
                     let scan = (a..=b).map(|t| blocks_at(bs, Some(w), t)).max().unwrap();
-                    let closed = peak_blocks(u64::from(bs), Some(w), a, b);
+                    let closed = peak_blocks(u64::from(bs), Span::Window(w), a, b);
                     assert_eq!(closed, scan, "bs {bs} w {w} [{a}, {b}]");
                 }
             }
             // Never above the window's bound.
             let bound = u64::from(w.div_ceil(bs)) + 1;
-            assert!(peak_blocks(u64::from(bs), Some(w), 0, 10_000) <= bound);
+            assert!(peak_blocks(u64::from(bs), Span::Window(w), 0, 10_000) <= bound);
         }
     }
 }
@@ -500,7 +492,7 @@ fn fork_under_a_window_shares_the_kept_blocks() {
     // partly slid out) and block 2 (8 tokens).
     let mut c = cache(100, 16, Some(20));
     c.admit(&seq(0, 40, 40)).unwrap();
-    assert_eq!(c.blocks_of(0), Some([2, 0]));
+    assert_eq!(c.blocks_of(0), Some(vec![2]));
     c.fork(0, 1).unwrap();
     assert_eq!(c.usage().allocated, blocks16(3));
     // The shared front block counts whole once: 16 + 8 + 8.
@@ -510,7 +502,7 @@ fn fork_under_a_window_shares_the_kept_blocks() {
     // 4th block (the parent's 3rd is full, the child's copy too).
     c.grow(0, 9).unwrap();
     c.grow(1, 9).unwrap();
-    assert_eq!(c.blocks_of(0), Some([3, 0]));
+    assert_eq!(c.blocks_of(0), Some(vec![3]));
     assert_eq!(c.usage().allocated, blocks16(5));
     // 13 of block 1's tokens slid out of both windows; it still counts whole.
     assert_eq!(c.usage().stored, (16 + 16 + 1 + 16 + 1) * BPT);
@@ -518,7 +510,7 @@ fn fork_under_a_window_shares_the_kept_blocks() {
     // At 52 tokens the window [32, 52) has left block 1: it is freed.
     c.grow(0, 3).unwrap();
     c.grow(1, 3).unwrap();
-    assert_eq!(c.blocks_of(0), Some([2, 0]));
+    assert_eq!(c.blocks_of(0), Some(vec![2]));
     assert_eq!(c.usage().allocated, blocks16(4));
     assert_eq!(c.usage().stored, 40 * BPT, "two private windows");
     c.release(0);
@@ -551,11 +543,11 @@ fn hybrid_groups_hold_their_own_blocks_from_one_pool() {
     c.admit(&seq(0, 1, 1)).unwrap();
     for _ in 1..200 {
         c.grow(0, 1).unwrap();
-        let [_, g1] = c.blocks_of(0).unwrap();
+        let g1 = c.blocks_of(0).unwrap()[1];
         assert!(g1 <= 3, "a window of 32 spans at most 3 blocks of 16");
     }
     // [0, 200) in 13 blocks; [168, 200) in blocks 10..13.
-    assert_eq!(c.blocks_of(0), Some([13, 3]));
+    assert_eq!(c.blocks_of(0), Some(vec![13, 3]));
     assert_eq!(c.held_bytes(0), 16 * block);
     assert_eq!(c.attended_bytes(0), 200 * 128 + 32 * 128);
     let u = c.usage();
@@ -567,7 +559,7 @@ fn hybrid_groups_hold_their_own_blocks_from_one_pool() {
     // 84 blocks: a 1000-token sequence needs 63 + 3 ([968, 1000) starts
     // mid-block) = 66 and fits; 40 tokens need 3 + 3 ([8, 40)) of the 18 left.
     c.admit(&seq(1, 1000, 1000)).unwrap();
-    assert_eq!(c.blocks_of(1), Some([63, 3]));
+    assert_eq!(c.blocks_of(1), Some(vec![63, 3]));
     c.admit(&seq(2, 40, 40)).unwrap();
     assert_eq!(c.usage().free, 12 * block);
     // 200 tokens need 13 + 3 blocks: more than the 12 free.
@@ -592,7 +584,7 @@ fn hybrid_budget_rounds_to_the_gcd_of_the_block_bytes() {
     m.admit(&seq(0, 9, 9)).unwrap();
     assert_eq!(
         m.blocks_of(0),
-        Some([3, 3]),
+        Some(vec![3, 3]),
         "both layer groups hold the blocks"
     );
     assert_eq!(m.held_bytes(0), 3 * 4 * 640);
@@ -624,7 +616,7 @@ struct MSeq {
 #[derive(Clone, Debug)]
 struct MGroup {
     bpt: u64,
-    window: Option<u32>,
+    window: Span,
     bb: u64,
     blocks: Vec<MBlock>,
 }
@@ -647,12 +639,12 @@ impl Model {
     fn new(budget: u64, l: &KvLayout, prefix: bool) -> Self {
         let bs = u64::from(l.block_size);
         let mut groups: Vec<MGroup> = Vec::new();
-        for g in l.groups.iter().filter(|g| g.bytes_per_token > 0) {
-            match groups.iter_mut().find(|p| p.window == g.window) {
+        for g in l.groups().iter().filter(|g| g.bytes_per_token > 0) {
+            match groups.iter_mut().find(|p| p.window == g.span) {
                 Some(p) => p.bpt += g.bytes_per_token,
                 None => groups.push(MGroup {
                     bpt: g.bytes_per_token,
-                    window: g.window,
+                    window: g.span,
                     bb: 0,
                     blocks: Vec::new(),
                 }),
@@ -674,8 +666,8 @@ impl Model {
         }
     }
 
-    fn kept(window: Option<u32>, t: u32) -> u32 {
-        window.map_or(t, |w| t.min(w))
+    fn kept(window: Span, t: u32) -> u32 {
+        window.kept(t)
     }
 
     /// Logical blocks covering the kept span.
