@@ -9,7 +9,9 @@
 //!
 //! Models: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3.1-70b,
 //! llama-3.1-405b, mistral-7b-v0.1, mixtral-8x7b, qwen2.5-7b, qwen2.5-72b,
-//! opt-13b, falcon-7b, gemma-2-9b, deepseek-v3.
+//! opt-13b, falcon-7b, gemma-2-9b, deepseek-v3, qwen3-32b, qwen3-30b-a3b,
+//! gpt-oss-20b, gpt-oss-120b, llama-4-scout-17b-16e, gemma-3-27b,
+//! deepseek-v3.1, qwen3-next-80b-a3b.
 //!
 //! GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x,
 //! b200, b300, gb200, h20, mi325x, mi355x, rtx-pro-6000-se. The efficiency
@@ -85,7 +87,7 @@ mod tests {
     use super::*;
     use crate::model::Dtype;
 
-    const MODEL_NAMES: [&str; 14] = [
+    const MODEL_NAMES: [&str; 22] = [
         "llama-2-7b",
         "llama-2-13b",
         "llama-2-70b",
@@ -100,6 +102,14 @@ mod tests {
         "falcon-7b",
         "gemma-2-9b",
         "deepseek-v3",
+        "qwen3-32b",
+        "qwen3-30b-a3b",
+        "gpt-oss-20b",
+        "gpt-oss-120b",
+        "llama-4-scout-17b-16e",
+        "gemma-3-27b",
+        "deepseek-v3.1",
+        "qwen3-next-80b-a3b",
     ];
 
     const GPU_NAMES: [&str; 15] = [
@@ -166,7 +176,7 @@ mod tests {
     /// * 2 bytes, or layers * (kv_lora_rank + qk_rope_dim) * 2 bytes for MLA.
     #[test]
     fn kv_bytes_per_token_match_hand_computed_figures() {
-        let cases: [(&str, u64); 14] = [
+        let cases: [(&str, u64); 22] = [
             ("llama-2-7b", 32 * 2 * 32 * 128 * 2),     // 524,288
             ("llama-2-13b", 40 * 2 * 40 * 128 * 2),    // 819,200
             ("llama-2-70b", 80 * 2 * 8 * 128 * 2),     // 327,680
@@ -181,6 +191,16 @@ mod tests {
             ("falcon-7b", 32 * 2 * 128),               // 8,192 (MQA)
             ("gemma-2-9b", 42 * 2 * 8 * 256 * 2),      // 344,064
             ("deepseek-v3", 61 * (512 + 64) * 2),      // 70,272 (MLA)
+            ("qwen3-32b", 64 * 2 * 8 * 128 * 2),       // 262,144
+            ("qwen3-30b-a3b", 48 * 2 * 4 * 128 * 2),   // 98,304
+            // Per token over every layer, windows aside (the window's cap is
+            // in the next test); recurrent layers keep nothing per token.
+            ("gpt-oss-20b", 24 * 2 * 8 * 64 * 2),  // 49,152
+            ("gpt-oss-120b", 36 * 2 * 8 * 64 * 2), // 73,728
+            ("llama-4-scout-17b-16e", 48 * 2 * 8 * 128 * 2), // 196,608
+            ("gemma-3-27b", 62 * 2 * 16 * 128 * 2), // 507,904
+            ("deepseek-v3.1", 61 * (512 + 64) * 2), // 70,272
+            ("qwen3-next-80b-a3b", 12 * 2 * 2 * 256 * 2), // 24,576
         ];
         for (name, want) in cases {
             assert_eq!(m(name).kv_bytes_per_token(Dtype::Bf16), want, "{name}");
@@ -194,6 +214,134 @@ mod tests {
         assert_eq!(m("deepseek-v3").kv_bytes_per_token(Dtype::Bf16), 70_272);
         // fp8 KV halves it exactly.
         assert_eq!(m("llama-3.1-8b").kv_bytes_per_token(Dtype::Fp8), 65_536);
+    }
+
+    /// One sequence's KV bytes (bf16) and recurrent state at 8k and 128k
+    /// tokens for the models with layer groups, computed by hand from their
+    /// config.json numbers: a full layer keeps every token, a sliding one
+    /// the last `window`, a chunked one the tokens of the current chunk
+    /// (((n - 1) mod C) + 1), MLA its latent, a recurrent layer a fixed state.
+    #[test]
+    fn per_sequence_kv_bytes_at_8k_and_128k_match_hand_computed_figures() {
+        const K8: u64 = 8192;
+        const K128: u64 = 131_072;
+        // bytes per token per layer: 2 (K, V) x kv_heads x head_dim x 2 (bf16)
+        let per_layer = |kv_heads: u64, head_dim: u64| 2 * kv_heads * head_dim * 2;
+        let gpt_oss = |layers: u64, n: u64| {
+            // layer_types alternate: half sliding (128), half full.
+            layers / 2 * per_layer(8, 64) * n.min(128) + layers / 2 * per_layer(8, 64) * n
+        };
+        // Llama-4 Scout: 36 chunked (8192) and 12 global layers.
+        let scout =
+            |n: u64| 12 * per_layer(8, 128) * n + 36 * per_layer(8, 128) * ((n - 1) % 8192 + 1);
+        // Gemma-3 27B: 52 sliding (1024) and 10 global layers.
+        let gemma3 = |n: u64| 10 * per_layer(16, 128) * n + 52 * per_layer(16, 128) * n.min(1024);
+        // Qwen3-Next: 12 gated-attention layers with 2 KV heads of 256; 36
+        // Gated DeltaNet layers of (32*128*128 + (2*16*128 + 32*128)*(4-1))
+        // bf16 elements each.
+        let next_state = 36 * (32 * 128 * 128 + (2 * 16 * 128 + 32 * 128) * 3) * 2;
+        let next = |n: u64| 12 * per_layer(2, 256) * n + next_state;
+        // (model, 8k bytes, 128k bytes, state bytes)
+        let cases: [(&str, u64, u64, u64); 8] = [
+            (
+                "qwen3-32b",
+                64 * per_layer(8, 128) * K8,
+                64 * per_layer(8, 128) * K128,
+                0,
+            ),
+            (
+                "qwen3-30b-a3b",
+                48 * per_layer(4, 128) * K8,
+                48 * per_layer(4, 128) * K128,
+                0,
+            ),
+            ("gpt-oss-20b", gpt_oss(24, K8), gpt_oss(24, K128), 0),
+            ("gpt-oss-120b", gpt_oss(36, K8), gpt_oss(36, K128), 0),
+            ("llama-4-scout-17b-16e", scout(K8), scout(K128), 0),
+            ("gemma-3-27b", gemma3(K8), gemma3(K128), 0),
+            ("deepseek-v3.1", 61 * 576 * 2 * K8, 61 * 576 * 2 * K128, 0),
+            ("qwen3-next-80b-a3b", next(K8), next(K128), next_state),
+        ];
+        for (name, at_8k, at_128k, state) in cases {
+            let x = m(name);
+            let held = |n: u64| -> u64 {
+                x.layer_groups()
+                    .iter()
+                    .map(|g| {
+                        u64::from(g.span().kept(n as u32))
+                            * g.bytes_per_token(Dtype::Bf16, 1).unwrap()
+                    })
+                    .sum::<u64>()
+                    + x.state_bytes_per_seq().unwrap()
+            };
+            assert_eq!(held(K8), at_8k, "{name} at 8k");
+            assert_eq!(held(K128), at_128k, "{name} at 128k");
+            assert_eq!(x.state_bytes_per_seq(), Some(state), "{name} state");
+            let layers: u32 = x.layer_groups().iter().map(|g| g.layers).sum();
+            assert_eq!(layers, x.layers, "{name}: groups cover the layers");
+        }
+        // The headline figures, literally.
+        assert_eq!(gpt_oss(36, K8), 306_708_480);
+        assert_eq!(scout(K128), 7_650_410_496);
+        assert_eq!(gemma3(K8), 1_107_296_256);
+        assert_eq!(next_state, 39_518_208);
+        assert_eq!(next(K128), 3_260_743_680);
+    }
+
+    /// Parameter counts and weight bytes of the refreshed models against
+    /// their model cards (rounded there, exact here), and the MXFP4 experts
+    /// of gpt-oss at 4.25 bits.
+    #[test]
+    fn refreshed_models_match_their_cards() {
+        // (model, total, active, card total B, card active B)
+        let cards: [(&str, f64, f64); 8] = [
+            ("qwen3-32b", 32.8, 32.8),
+            ("qwen3-30b-a3b", 30.5, 3.3),
+            ("gpt-oss-20b", 20.91, 3.61 + 0.58), // card leaves out the input embedding
+            ("gpt-oss-120b", 116.83, 5.13 + 0.58),
+            ("llama-4-scout-17b-16e", 109.0 - 0.9, 17.0), // card's total has the vision encoder
+            ("gemma-3-27b", 27.0, 27.0),
+            ("deepseek-v3.1", 671.0, 37.0),
+            ("qwen3-next-80b-a3b", 80.0, 3.0 + 0.62), // card leaves out the embeddings
+        ];
+        for (name, total, active) in cards {
+            let x = m(name);
+            let (t, a) = (x.params as f64 / 1e9, x.active_params as f64 / 1e9);
+            assert!((t - total).abs() / total < 0.02, "{name}: {t} vs {total}");
+            assert!(
+                (a - active).abs() / active < 0.25,
+                "{name}: {a} vs {active}"
+            );
+        }
+        // gpt-oss-120b: 114,701,598,720 expert params at 4.25 bits and the
+        // other 2,127,557,952 in bf16: 65.19 GB (the checkpoint is ~65 GB).
+        let oss = m("gpt-oss-120b");
+        assert_eq!(oss.expert_dtype, Some(Dtype::Int4));
+        let want = 2_127_557_952.0 * 2.0 + 114_701_598_720.0 * 4.25 / 8.0;
+        assert!(
+            (oss.weight_bytes() as f64 - want).abs() < 1e3,
+            "{}",
+            oss.weight_bytes()
+        );
+        // The layer kinds.
+        let kinds = |name: &str| -> Vec<(u32, &'static str)> {
+            m(name)
+                .layer_groups()
+                .iter()
+                .map(|g| (g.layers, g.kind_name()))
+                .collect()
+        };
+        assert_eq!(kinds("gpt-oss-120b"), [(18, "sliding"), (18, "full")]);
+        assert_eq!(
+            kinds("llama-4-scout-17b-16e"),
+            [(12, "full"), (36, "chunked")]
+        );
+        assert_eq!(kinds("gemma-3-27b"), [(10, "full"), (52, "sliding")]);
+        assert_eq!(
+            kinds("qwen3-next-80b-a3b"),
+            [(12, "full"), (36, "recurrent")]
+        );
+        assert_eq!(kinds("deepseek-v3.1"), [(61, "mla")]);
     }
 
     #[test]
