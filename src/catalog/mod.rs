@@ -344,6 +344,82 @@ mod tests {
         assert_eq!(kinds("deepseek-v3.1"), [(61, "mla")]);
     }
 
+    /// tests/data/hf holds the public config.json fields of the refreshed
+    /// models (trimmed, with the URL under `_source`); the catalog's shape
+    /// fields are those values.
+    #[test]
+    fn the_hf_config_files_agree_with_the_catalog() {
+        let files = [
+            (
+                "qwen3-32b",
+                include_str!("../../tests/data/hf/qwen3-32b.json"),
+            ),
+            (
+                "qwen3-30b-a3b",
+                include_str!("../../tests/data/hf/qwen3-30b-a3b.json"),
+            ),
+            (
+                "gpt-oss-20b",
+                include_str!("../../tests/data/hf/gpt-oss-20b.json"),
+            ),
+            (
+                "gpt-oss-120b",
+                include_str!("../../tests/data/hf/gpt-oss-120b.json"),
+            ),
+            (
+                "llama-4-scout-17b-16e",
+                include_str!("../../tests/data/hf/llama-4-scout-17b-16e.json"),
+            ),
+            (
+                "gemma-3-27b",
+                include_str!("../../tests/data/hf/gemma-3-27b.json"),
+            ),
+            (
+                "deepseek-v3.1",
+                include_str!("../../tests/data/hf/deepseek-v3.1.json"),
+            ),
+            (
+                "qwen3-next-80b-a3b",
+                include_str!("../../tests/data/hf/qwen3-next-80b-a3b.json"),
+            ),
+        ];
+        for (name, text) in files {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let source = v["_source"].as_str().unwrap();
+            assert!(source.starts_with("https://huggingface.co/"), "{name}");
+            assert!(source.ends_with("/config.json"), "{name}");
+            let c = if v["text_config"].is_object() {
+                &v["text_config"]
+            } else {
+                &v
+            };
+            let field = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{name}: {k}"));
+            let x = m(name);
+            assert_eq!(field("num_hidden_layers"), u64::from(x.layers), "{name}");
+            assert_eq!(field("hidden_size"), u64::from(x.hidden), "{name}");
+            assert_eq!(field("num_attention_heads"), u64::from(x.heads), "{name}");
+            assert_eq!(
+                field("num_key_value_heads"),
+                u64::from(x.kv_heads),
+                "{name}"
+            );
+            assert_eq!(field("vocab_size"), u64::from(x.vocab), "{name}");
+            assert_eq!(
+                field("intermediate_size"),
+                u64::from(x.intermediate),
+                "{name}"
+            );
+            assert_eq!(
+                field("max_position_embeddings"),
+                u64::from(x.max_model_len),
+                "{name}"
+            );
+            if x.mla.is_none() {
+                assert_eq!(field("head_dim"), u64::from(x.head_dim), "{name}");
+            }
+        }
+    }
+
     #[test]
     fn every_model_is_internally_consistent() {
         for e in models() {

@@ -457,6 +457,14 @@ pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
         for e in catalog::models() {
             let m = &e.model;
             let mut notes = Vec::new();
+            if !m.groups.is_empty() {
+                let groups: Vec<String> = m
+                    .layer_groups()
+                    .iter()
+                    .map(|g| format!("{} {}", g.layers, g.describe()))
+                    .collect();
+                notes.push(groups.join(" + "));
+            }
             if let Some(w) = m.sliding_window {
                 notes.push(format!(
                     "window {} on {}/{} layers",
@@ -627,7 +635,7 @@ impl CatalogTable {
             shown -= 1;
             text = self.table(shown, false);
         }
-        let flat = |h: &str| h.replace('\n', " ");
+        let flat = |h: &str| h.replace("\n/", "/").replace('\n', " ");
         if shown < self.headers.len() {
             let rest: Vec<String> = self.headers[shown..].iter().map(|h| flat(h)).collect();
             text.push_str(&format!(

@@ -266,6 +266,14 @@ fn catalog_lists_every_required_entry() {
         "falcon-7b",
         "gemma-2-9b",
         "deepseek-v3",
+        "qwen3-32b",
+        "qwen3-30b-a3b",
+        "gpt-oss-20b",
+        "gpt-oss-120b",
+        "llama-4-scout-17b-16e",
+        "gemma-3-27b",
+        "deepseek-v3.1",
+        "qwen3-next-80b-a3b",
     ] {
         assert!(models.contains(&m.to_string()), "{m} missing");
     }
