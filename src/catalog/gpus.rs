@@ -102,6 +102,16 @@
 //! GEMMs pull a whole step below that. Estimates are marked as such on each
 //! entry.
 //!
+//! **Uncalibrated architectures.** A GPU whose architecture has no
+//! calibration row in VALIDATION.md gets the documented default
+//! ([`uncalibrated`]): the shared fitted fixed costs (42 us per layer, no step
+//! cost), `mbu` **0.68**, the mean of the three fitted per-family values (A100
+//! 0.81, Hopper 0.71, Blackwell 0.52), and `mfu` **0.47**, the mean of the two
+//! fitted ones (Hopper 0.55, Blackwell 0.39). Its entry says it is
+//! uncalibrated. A GPU of a calibrated family (the same die or tensor-core
+//! generation, the same memory type and the same serving kernels) reuses that
+//! family's fitted factors and says so.
+//!
 //! All-reduce bandwidth: the catalog's `interconnect_bandwidth` is the
 //! link's line rate; the roofline moves data at `LINK_EFFICIENCY` (370 / 450)
 //! of it, NCCL's protocol overhead as its maintainer puts it
@@ -213,6 +223,20 @@ const MI300X: Efficiency = Efficiency {
     layer_overhead_s: LAYER_OVERHEAD_S,
     allreduce_latency_s: 15e-6,
 };
+
+/// The documented default for an architecture with no calibration row (module
+/// docs): the mean fitted `mbu` and `mfu` with the shared fitted fixed costs;
+/// `allreduce_latency_s` is the link's (10 us NVLink, 15 us Infinity Fabric,
+/// 40 us PCIe, as above).
+const fn uncalibrated(allreduce_latency_s: f64) -> Efficiency {
+    Efficiency {
+        mbu: 0.68,
+        mfu: 0.47,
+        step_overhead_s: STEP_OVERHEAD_S,
+        layer_overhead_s: LAYER_OVERHEAD_S,
+        allreduce_latency_s,
+    }
+}
 
 /// Every built-in GPU, in catalog order.
 pub(super) fn all() -> Vec<GpuEntry> {
@@ -463,6 +487,243 @@ pub(super) fn all() -> Vec<GpuEntry> {
             },
             source: "NVIDIA HGX B200 spec; total_memory 182642 MiB (public torch log); Lambda $6.69/h 2026-09; \
                      mbu and mfu fitted to TensorRT-LLM v1.0's B200 Llama 3.3 70B FP4 throughput",
+        },
+        // B300 (HGX B300, Blackwell Ultra, per GPU; CUDA name "NVIDIA B300 SXM6
+        // AC", sm_103, 1100 W).
+        // vram: PyTorch OOM messages on 8x B300 nodes print "GPU 0 has a total
+        // capacity of 267.69 GiB" (two public logs: a Megatron training report
+        // and a vLLM/FlashInfer NVFP4 MoE log) = 274,115 MiB; nvidia-smi
+        // --query-gpu=memory.total prints 275040 MiB (driver 580.126.09, a
+        // public B300 characterization). Marketed: 288 GB of HBM3e on the
+        // package, of which the HGX part exposes 270 GB (the Blackwell Ultra
+        // datasheet's HGX B300 column, "270 GB HBM3E | 7.7 TB/s"; one of
+        // sixteen memory controllers is fused off, 288 x 15/16 = 270), binary
+        // like the B200's: CUDA sees 267.7 GiB.
+        // Peaks, NVIDIA HGX page (nvidia.com/en-us/data-center/hgx, HGX B300
+        // column, per 8 GPUs, read 2026-08 as transcribed in public research
+        // notes): FP4 "144 PFLOPS | 108 PFLOPS" (sparse | dense) = 13.5 PF
+        // dense per GPU (the Blackwell Ultra datasheet's per-GPU row rounds it
+        // to 18 | 14); FP8/FP6 72 PF and FP16/BF16 36 PF, both sparse ("Dense
+        // is 1/2 sparse spec shown"): 4.5 and 2.25 PF dense per GPU, the B200's
+        // (torchtitan PR #2884 and NVIDIA/cosmos-framework PR #114 use the
+        // same 2.25e15). INT8: Blackwell Ultra cut the 8-bit integer rate to
+        // a few hundred TOPS, below its bf16 rate (HGX page "INT8 3 POPS" per
+        // 8 GPUs, datasheet "307 TOPS" per GPU, sparse or dense not stated),
+        // so no engine runs w8a8 int8 on it; None, so a scenario that asks
+        // for int8 compute is refused rather than priced on an ambiguous
+        // figure. NVFP4 at 6x bf16 is the one dense ratio above 4x in the
+        // catalog.
+        // Bandwidth 7.7 TB/s (datasheet HGX column; CUDA reports a 7680-bit
+        // bus at 3996 MHz = 7.67 TB/s). NVLink 5 1.8 TB/s (900 GB/s per
+        // direction). Host link: the GPU is PCIe Gen6, but the hosts of
+        // shipping HGX B300 systems (DGX B300: Xeon 6776P) are Gen5 and the
+        // public characterization measures "PCIe Gen 6 x16 (Gen 5 effective)",
+        // so 64 GB/s per direction, as for the B200.
+        // Price: RunPod B300, $7.89/GPU-hour (runpod.io/pricing read
+        // 2026-10-07, transcribed in api-evangelist/runpod; the same in the
+        // privum/ai-compute-prices snapshot of 2026-08-19; Hyperstack $7.40).
+        // Efficiency: no B300 calibration row; the B200's fitted Blackwell
+        // factors are reused (same tensor-core generation, HBM3e and
+        // TensorRT-LLM/vLLM kernels).
+        GpuEntry {
+            gpu: Gpu {
+                name: "b300".into(),
+                vram_bytes: mib(274_115),
+                hbm_bandwidth: 7.7e12,
+                peak_flops: 2.25e15,
+                peak_flops_fp8: Some(4.5e15),
+                peak_flops_int8: None,
+                peak_flops_fp4: Some(13.5e15),
+                interconnect_bandwidth: 900e9,
+                pcie_bandwidth: 64e9,
+                price_per_hour: Some(7.89),
+                efficiency: BLACKWELL,
+            },
+            source: "NVIDIA HGX page (HGX B300) and Blackwell Ultra datasheet; PyTorch OOM 267.69 GiB total capacity; \
+                     RunPod $7.89/h 2026-10; efficiency reused from b200 (fitted Blackwell)",
+        },
+        // GB200 (one Blackwell GPU of a GB200 NVL72, 1200 W).
+        // vram: PyTorch OOM messages on GB200 print "GPU 0 has a total
+        // capacity of 184.31 GiB" (several public logs: vLLM DeepSeek decode,
+        // FSDP2 and cudagraph-capture reports) = 188,733 MiB; nvidia-smi
+        // prints 189471 MiB (TACC Vista and other public logs). Marketed:
+        // "186 GB" per GPU (13.4 TB per 72 GPUs; NVIDIA's MIG table; CoreWeave
+        // lists 186 GB), binary: CUDA sees 184.3 GiB.
+        // Peaks, NVIDIA GB200 NVL72 page (nvidia.com/en-us/data-center/
+        // gb200-nvl72, per 72 GPUs; "Specification in sparse. Dense is
+        // one-half sparse spec shown"): NVFP4 "1,440 | 720 PFLOPS" (sparse |
+        // dense) = 10 PF dense per GPU; FP8/FP6 720 PF, INT8 720 POPS and
+        // FP16/BF16 360 PF sparse = 5, 5 and 2.5 PF dense per GPU (the B200
+        // die run at 1200 W, about 11 % above the HGX B200's 1000 W figures).
+        // "13.4 TB HBM3E | 576 TB/s" = 8 TB/s per GPU; NVLink 130 TB/s per 72
+        // GPUs = 1.8 TB/s per GPU (900 GB/s per direction).
+        // Host link: NVLink-C2C to the Grace CPU, 900 GB/s bidirectional per
+        // superchip (one Grace, two GPUs): 225 GB/s per GPU per direction if
+        // the two GPUs share it evenly (estimate).
+        // Price: CoreWeave GB200 NVL72, $42.00/hour per 4-GPU instance =
+        // $10.50/GPU-hour (coreweave.com/pricing read 2026-09-20, transcribed
+        // in api-evangelist/coreweave).
+        // Efficiency: no GB200 calibration row; the B200's fitted Blackwell
+        // factors are reused (the same die and kernels).
+        GpuEntry {
+            gpu: Gpu {
+                name: "gb200".into(),
+                vram_bytes: mib(188_733),
+                hbm_bandwidth: 8.0e12,
+                peak_flops: 2.5e15,
+                peak_flops_fp8: Some(5.0e15),
+                peak_flops_int8: Some(5.0e15),
+                peak_flops_fp4: Some(10.0e15),
+                interconnect_bandwidth: 900e9,
+                pcie_bandwidth: 225e9,
+                price_per_hour: Some(10.50),
+                efficiency: BLACKWELL,
+            },
+            source: "NVIDIA GB200 NVL72 page (per 72 GPUs); PyTorch OOM 184.31 GiB total capacity; \
+                     CoreWeave $42.00/h per 4 GPUs 2026-09; efficiency reused from b200 (fitted Blackwell)",
+        },
+        // H20 (Hopper, the export-compliant part for China; 96 GB HBM3, 400 W,
+        // 8-way HGX).
+        // vram: _CudaDeviceProperties(name='NVIDIA H20', major=9, minor=0,
+        // total_memory=97285MB, multi_processor_count=78) (public code
+        // comments); nvidia-smi prints 97871 MiB (several public logs).
+        // Marketed: 96 GB.
+        // NVIDIA publishes no H20 datasheet. The launch figures (Baidu Baike's
+        // H20 entry, data as of 2025-04-17; TechPowerUp 2025-04-16): HBM3 4.0
+        // TB/s; FP16/BF16 148 TFLOPS, FP8 and INT8 296; NVLink 900 GB/s (not
+        // cut, 450 per direction); PCIe Gen5 x16 128 GB/s (64 per direction).
+        // 148 is the dense figure: the launch reports give it as 15 % of the
+        // H100's dense 989 (awtmt.com, 2023-11-28), and 296 = 2 x 148.
+        // Price: none in USD (sold in China; no on-demand list price on the
+        // price lists searched).
+        // Efficiency: no H20 row; the H100's fitted Hopper factors are reused
+        // (a GH100 part with HBM3 and the same kernels). Its tensor peak is
+        // 15 % of the H100's, so prefill turns compute-bound much sooner.
+        GpuEntry {
+            gpu: Gpu {
+                name: "h20".into(),
+                vram_bytes: mib(97_285),
+                hbm_bandwidth: 4.0e12,
+                peak_flops: 148e12,
+                peak_flops_fp8: Some(296e12),
+                peak_flops_int8: Some(296e12),
+                peak_flops_fp4: None,
+                interconnect_bandwidth: 450e9,
+                pcie_bandwidth: 64e9,
+                price_per_hour: None,
+                efficiency: HOPPER_SXM,
+            },
+            source: "H20 launch figures (no NVIDIA datasheet: Baidu Baike H20 entry, TechPowerUp 2025-04-16); \
+                     total_memory 97285 MiB (public torch log); no public USD price; efficiency reused from h100-sxm",
+        },
+        // AMD Instinct MI325X (CDNA 3, 256 GB HBM3E, OAM, 1000 W).
+        // vram: ROCm PyTorch reports "255.98 GiB" per GPU (vllm-project/vllm
+        // #41962: "AMD MI325X x 8 (255.98 GiB HBM each)", and its HIP OOM
+        // message "total capacity of 255.98 GiB") = 262,124 MiB. Marketed:
+        // 256 GB (binary, like the MI300X's 192).
+        // AMD MI325X product page (amd.com/en/products/accelerators/instinct/
+        // mi300/mi325x.html): 6 TB/s; the MI300X's compute, peak FP16/BF16
+        // 1,307.4 TFLOPS dense (2,614.9 with sparsity), FP8 and INT8 2,614.9
+        // dense; 7 Infinity Fabric links of 128 GB/s bidirectional (448 GB/s
+        // per direction); PCIe Gen5 x16. (stas00/ml-engineering's accelerator
+        // table: "MI325X is the same compute as MI300X"; Vultr's ROCm
+        // cookbook: 256 GB, 6.0 TB/s, 1,307 TFLOPS FP16.)
+        // Price: none found (Crusoe's price list of 2026-09-20 lists only the
+        // MI300X).
+        // Efficiency: the MI300X's factors reused (same CDNA 3 compute dies and
+        // ROCm kernels); those are partly estimated, not fitted.
+        GpuEntry {
+            gpu: Gpu {
+                name: "mi325x".into(),
+                vram_bytes: mib(262_124),
+                hbm_bandwidth: 6.0e12,
+                peak_flops: 1307.4e12,
+                peak_flops_fp8: Some(2614.9e12),
+                peak_flops_int8: Some(2614.9e12),
+                peak_flops_fp4: None,
+                interconnect_bandwidth: 448e9,
+                pcie_bandwidth: 64e9,
+                price_per_hour: None,
+                efficiency: MI300X,
+            },
+            source: "AMD Instinct MI325X product page; ROCm 255.98 GiB (vllm-project/vllm#41962); no public price found; \
+                     efficiency reused from mi300x (partly estimated)",
+        },
+        // AMD Instinct MI355X (CDNA 4, 288 GB HBM3E, OAM, 1400 W,
+        // liquid-cooled).
+        // vram: HIP OOM messages on 288 GB gfx950 nodes (MI355X and MI350X
+        // share the memory) print "GPU 3 has a total capacity of 287.98 GiB"
+        // (several public sglang and vLLM logs) = 294,892 MiB. Marketed: 288
+        // GB (binary).
+        // AMD MI355X product page (amd.com/en/products/accelerators/instinct/
+        // mi350/mi355x.html), dense figures: FP16/BF16 2.5 PFLOPS (2,400 MHz x
+        // 1,024 matrix cores x 512 FMA x 2 = 2,516.6 TFLOPS, stas00/
+        // ml-engineering), FP8 and INT8 5.0 (5,033.2; "with Structured
+        // Sparsity" 10.1), MXFP4 (and MXFP6) 10.1 (10,066.3; no sparsity
+        // qualifier); 8 TB/s; 7 Infinity Fabric links of 153.6 GB/s
+        // bidirectional = 1,075.2 GB/s (537.6 per direction); PCIe Gen5 x16.
+        // Price: none found.
+        // Efficiency: CDNA 4 has no calibration row: the documented default
+        // (module docs), uncalibrated; all-reduce over Infinity Fabric as the
+        // MI300X's estimate (15 us).
+        GpuEntry {
+            gpu: Gpu {
+                name: "mi355x".into(),
+                vram_bytes: mib(294_892),
+                hbm_bandwidth: 8.0e12,
+                peak_flops: 2516.6e12,
+                peak_flops_fp8: Some(5033.2e12),
+                peak_flops_int8: Some(5033.2e12),
+                peak_flops_fp4: Some(10066.3e12),
+                interconnect_bandwidth: 537.6e9,
+                pcie_bandwidth: 64e9,
+                price_per_hour: None,
+                efficiency: uncalibrated(15e-6),
+            },
+            source: "AMD Instinct MI355X product page; HIP OOM 287.98 GiB total capacity (public logs); no public price found; \
+                     efficiency uncalibrated (documented default: no CDNA 4 calibration row)",
+        },
+        // RTX PRO 6000 Blackwell Server Edition (GB202, sm_120, 96 GB GDDR7
+        // ECC, passive, up to 600 W, PCIe Gen5 x16, no NVLink).
+        // vram: _CudaDeviceProperties(name='NVIDIA RTX PRO 6000 Blackwell
+        // Server Edition', major=12, minor=0, total_memory=97250MB,
+        // multi_processor_count=188) (public torch log); nvidia-smi prints
+        // 97,887 MiB. Marketed: 96 GB (32 x 3 GB GDDR7, binary).
+        // Bandwidth: 1,597 GB/s (NVIDIA Server Edition product page and its
+        // datasheet of 2025-12; the Workstation Edition is 1,792 GB/s).
+        // Peaks: the Server Edition datasheet gives no tensor figures and its
+        // product page rounds the sparse ones ("1 PFLOPS" FP16/BF16, "4
+        // PFLOPS" FP4); the dense figures are the RTX Blackwell architecture
+        // whitepaper's for the RTX PRO 6000 Blackwell: FP16/BF16 503.8 (with
+        // FP32 accumulate; 1,007.6 sparse), FP8 and INT8 1,007.6, FP4 2,015.2
+        // TFLOPS (as tabulated by hmc-tech.com). They are the Workstation
+        // Edition's boost-clock figures; the Server Edition may run a few
+        // percent lower.
+        // Link: no NVLink; GPU-GPU and host traffic over PCIe Gen5 x16, 64
+        // GB/s per direction.
+        // Price: Akash Network, "Pro 6000 SE 96GB PCIe" from $2.04/GPU-hour
+        // (akash.network/pricing/gpus read 2026-09-20, transcribed in
+        // api-evangelist/akash; a marketplace "starting at" price).
+        // Efficiency: no calibration row for GB202 (GDDR7, sm_120 tensor
+        // cores without the B200's TMEM kernels): the documented default,
+        // uncalibrated; all-reduce over PCIe as the Ada cards' (40 us).
+        GpuEntry {
+            gpu: Gpu {
+                name: "rtx-pro-6000-se".into(),
+                vram_bytes: mib(97_250),
+                hbm_bandwidth: 1597e9,
+                peak_flops: 503.8e12,
+                peak_flops_fp8: Some(1007.6e12),
+                peak_flops_int8: Some(1007.6e12),
+                peak_flops_fp4: Some(2015.2e12),
+                interconnect_bandwidth: 64e9,
+                pcie_bandwidth: 64e9,
+                price_per_hour: Some(2.04),
+                efficiency: uncalibrated(40e-6),
+            },
+            source: "NVIDIA RTX PRO 6000 Blackwell Server Edition page and datasheet (1597 GB/s), RTX Blackwell whitepaper \
+                     (tensor peaks); total_memory 97250 MiB (public torch log); Akash $2.04/h 2026-09; \
+                     efficiency uncalibrated (documented default: no GB202 calibration row)",
         },
     ]
 }

@@ -9,11 +9,14 @@
 //!
 //! Models: llama-2-7b, llama-2-13b, llama-2-70b, llama-3.1-8b, llama-3.1-70b,
 //! llama-3.1-405b, mistral-7b-v0.1, mixtral-8x7b, qwen2.5-7b, qwen2.5-72b,
-//! opt-13b, falcon-7b, gemma-2-9b, deepseek-v3.
+//! opt-13b, falcon-7b, gemma-2-9b, deepseek-v3, qwen3-32b, qwen3-30b-a3b,
+//! gpt-oss-20b, gpt-oss-120b, llama-4-scout-17b-16e, gemma-3-27b,
+//! deepseek-v3.1, qwen3-next-80b-a3b.
 //!
 //! GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x,
-//! b200. The efficiency defaults and their derivations are documented at the
-//! top of `gpus.rs`.
+//! b200, b300, gb200, h20, mi325x, mi355x, rtx-pro-6000-se. The efficiency
+//! defaults and their derivations (and the documented default of an
+//! architecture with no calibration row) are at the top of `gpus.rs`.
 //!
 //! Serving engines (`[engine] preset`): vllm, sglang, trtllm, vllm-0.1; their
 //! defaults and sources are in `engines.rs`.
@@ -84,7 +87,7 @@ mod tests {
     use super::*;
     use crate::model::Dtype;
 
-    const MODEL_NAMES: [&str; 14] = [
+    const MODEL_NAMES: [&str; 22] = [
         "llama-2-7b",
         "llama-2-13b",
         "llama-2-70b",
@@ -99,9 +102,17 @@ mod tests {
         "falcon-7b",
         "gemma-2-9b",
         "deepseek-v3",
+        "qwen3-32b",
+        "qwen3-30b-a3b",
+        "gpt-oss-20b",
+        "gpt-oss-120b",
+        "llama-4-scout-17b-16e",
+        "gemma-3-27b",
+        "deepseek-v3.1",
+        "qwen3-next-80b-a3b",
     ];
 
-    const GPU_NAMES: [&str; 9] = [
+    const GPU_NAMES: [&str; 15] = [
         "a100-40gb",
         "a100-80gb",
         "h100-sxm",
@@ -111,6 +122,12 @@ mod tests {
         "l40s",
         "mi300x",
         "b200",
+        "b300",
+        "gb200",
+        "h20",
+        "mi325x",
+        "mi355x",
+        "rtx-pro-6000-se",
     ];
 
     fn m(name: &str) -> Model {
@@ -159,7 +176,7 @@ mod tests {
     /// * 2 bytes, or layers * (kv_lora_rank + qk_rope_dim) * 2 bytes for MLA.
     #[test]
     fn kv_bytes_per_token_match_hand_computed_figures() {
-        let cases: [(&str, u64); 14] = [
+        let cases: [(&str, u64); 22] = [
             ("llama-2-7b", 32 * 2 * 32 * 128 * 2),     // 524,288
             ("llama-2-13b", 40 * 2 * 40 * 128 * 2),    // 819,200
             ("llama-2-70b", 80 * 2 * 8 * 128 * 2),     // 327,680
@@ -174,6 +191,16 @@ mod tests {
             ("falcon-7b", 32 * 2 * 128),               // 8,192 (MQA)
             ("gemma-2-9b", 42 * 2 * 8 * 256 * 2),      // 344,064
             ("deepseek-v3", 61 * (512 + 64) * 2),      // 70,272 (MLA)
+            ("qwen3-32b", 64 * 2 * 8 * 128 * 2),       // 262,144
+            ("qwen3-30b-a3b", 48 * 2 * 4 * 128 * 2),   // 98,304
+            // Per token over every layer, windows aside (the window's cap is
+            // in the next test); recurrent layers keep nothing per token.
+            ("gpt-oss-20b", 24 * 2 * 8 * 64 * 2),  // 49,152
+            ("gpt-oss-120b", 36 * 2 * 8 * 64 * 2), // 73,728
+            ("llama-4-scout-17b-16e", 48 * 2 * 8 * 128 * 2), // 196,608
+            ("gemma-3-27b", 62 * 2 * 16 * 128 * 2), // 507,904
+            ("deepseek-v3.1", 61 * (512 + 64) * 2), // 70,272
+            ("qwen3-next-80b-a3b", 12 * 2 * 2 * 256 * 2), // 24,576
         ];
         for (name, want) in cases {
             assert_eq!(m(name).kv_bytes_per_token(Dtype::Bf16), want, "{name}");
@@ -187,6 +214,210 @@ mod tests {
         assert_eq!(m("deepseek-v3").kv_bytes_per_token(Dtype::Bf16), 70_272);
         // fp8 KV halves it exactly.
         assert_eq!(m("llama-3.1-8b").kv_bytes_per_token(Dtype::Fp8), 65_536);
+    }
+
+    /// One sequence's KV bytes (bf16) and recurrent state at 8k and 128k
+    /// tokens for the models with layer groups, computed by hand from their
+    /// config.json numbers: a full layer keeps every token, a sliding one
+    /// the last `window`, a chunked one the tokens of the current chunk
+    /// (((n - 1) mod C) + 1), MLA its latent, a recurrent layer a fixed state.
+    #[test]
+    fn per_sequence_kv_bytes_at_8k_and_128k_match_hand_computed_figures() {
+        const K8: u64 = 8192;
+        const K128: u64 = 131_072;
+        // bytes per token per layer: 2 (K, V) x kv_heads x head_dim x 2 (bf16)
+        let per_layer = |kv_heads: u64, head_dim: u64| 2 * kv_heads * head_dim * 2;
+        let gpt_oss = |layers: u64, n: u64| {
+            // layer_types alternate: half sliding (128), half full.
+            layers / 2 * per_layer(8, 64) * n.min(128) + layers / 2 * per_layer(8, 64) * n
+        };
+        // Llama-4 Scout: 36 chunked (8192) and 12 global layers.
+        let scout =
+            |n: u64| 12 * per_layer(8, 128) * n + 36 * per_layer(8, 128) * ((n - 1) % 8192 + 1);
+        // Gemma-3 27B: 52 sliding (1024) and 10 global layers.
+        let gemma3 = |n: u64| 10 * per_layer(16, 128) * n + 52 * per_layer(16, 128) * n.min(1024);
+        // Qwen3-Next: 12 gated-attention layers with 2 KV heads of 256; 36
+        // Gated DeltaNet layers of (32*128*128 + (2*16*128 + 32*128)*(4-1))
+        // bf16 elements each.
+        let next_state = 36 * (32 * 128 * 128 + (2 * 16 * 128 + 32 * 128) * 3) * 2;
+        let next = |n: u64| 12 * per_layer(2, 256) * n + next_state;
+        // (model, 8k bytes, 128k bytes, state bytes)
+        let cases: [(&str, u64, u64, u64); 8] = [
+            (
+                "qwen3-32b",
+                64 * per_layer(8, 128) * K8,
+                64 * per_layer(8, 128) * K128,
+                0,
+            ),
+            (
+                "qwen3-30b-a3b",
+                48 * per_layer(4, 128) * K8,
+                48 * per_layer(4, 128) * K128,
+                0,
+            ),
+            ("gpt-oss-20b", gpt_oss(24, K8), gpt_oss(24, K128), 0),
+            ("gpt-oss-120b", gpt_oss(36, K8), gpt_oss(36, K128), 0),
+            ("llama-4-scout-17b-16e", scout(K8), scout(K128), 0),
+            ("gemma-3-27b", gemma3(K8), gemma3(K128), 0),
+            ("deepseek-v3.1", 61 * 576 * 2 * K8, 61 * 576 * 2 * K128, 0),
+            ("qwen3-next-80b-a3b", next(K8), next(K128), next_state),
+        ];
+        for (name, at_8k, at_128k, state) in cases {
+            let x = m(name);
+            let held = |n: u64| -> u64 {
+                x.layer_groups()
+                    .iter()
+                    .map(|g| {
+                        u64::from(g.span().kept(n as u32))
+                            * g.bytes_per_token(Dtype::Bf16, 1).unwrap()
+                    })
+                    .sum::<u64>()
+                    + x.state_bytes_per_seq().unwrap()
+            };
+            assert_eq!(held(K8), at_8k, "{name} at 8k");
+            assert_eq!(held(K128), at_128k, "{name} at 128k");
+            assert_eq!(x.state_bytes_per_seq(), Some(state), "{name} state");
+            let layers: u32 = x.layer_groups().iter().map(|g| g.layers).sum();
+            assert_eq!(layers, x.layers, "{name}: groups cover the layers");
+        }
+        // The headline figures, literally.
+        assert_eq!(gpt_oss(36, K8), 306_708_480);
+        assert_eq!(scout(K128), 7_650_410_496);
+        assert_eq!(gemma3(K8), 1_107_296_256);
+        assert_eq!(next_state, 39_518_208);
+        assert_eq!(next(K128), 3_260_743_680);
+    }
+
+    /// Parameter counts and weight bytes of the refreshed models against
+    /// their model cards (rounded there, exact here), and the MXFP4 experts
+    /// of gpt-oss at 4.25 bits.
+    #[test]
+    fn refreshed_models_match_their_cards() {
+        // (model, total, active, card total B, card active B)
+        let cards: [(&str, f64, f64); 8] = [
+            ("qwen3-32b", 32.8, 32.8),
+            ("qwen3-30b-a3b", 30.5, 3.3),
+            ("gpt-oss-20b", 20.91, 3.61 + 0.58), // card leaves out the input embedding
+            ("gpt-oss-120b", 116.83, 5.13 + 0.58),
+            ("llama-4-scout-17b-16e", 109.0 - 0.9, 17.0), // card's total has the vision encoder
+            ("gemma-3-27b", 27.0, 27.0),
+            ("deepseek-v3.1", 671.0, 37.0),
+            ("qwen3-next-80b-a3b", 80.0, 3.0 + 0.62), // card leaves out the embeddings
+        ];
+        for (name, total, active) in cards {
+            let x = m(name);
+            let (t, a) = (x.params as f64 / 1e9, x.active_params as f64 / 1e9);
+            assert!((t - total).abs() / total < 0.02, "{name}: {t} vs {total}");
+            assert!(
+                (a - active).abs() / active < 0.25,
+                "{name}: {a} vs {active}"
+            );
+        }
+        // gpt-oss-120b: 114,701,598,720 expert params at 4.25 bits and the
+        // other 2,127,557,952 in bf16: 65.19 GB (the checkpoint is ~65 GB).
+        let oss = m("gpt-oss-120b");
+        assert_eq!(oss.expert_dtype, Some(Dtype::Int4));
+        let want = 2_127_557_952.0 * 2.0 + 114_701_598_720.0 * 4.25 / 8.0;
+        assert!(
+            (oss.weight_bytes() as f64 - want).abs() < 1e3,
+            "{}",
+            oss.weight_bytes()
+        );
+        // The layer kinds.
+        let kinds = |name: &str| -> Vec<(u32, &'static str)> {
+            m(name)
+                .layer_groups()
+                .iter()
+                .map(|g| (g.layers, g.kind_name()))
+                .collect()
+        };
+        assert_eq!(kinds("gpt-oss-120b"), [(18, "sliding"), (18, "full")]);
+        assert_eq!(
+            kinds("llama-4-scout-17b-16e"),
+            [(12, "full"), (36, "chunked")]
+        );
+        assert_eq!(kinds("gemma-3-27b"), [(10, "full"), (52, "sliding")]);
+        assert_eq!(
+            kinds("qwen3-next-80b-a3b"),
+            [(12, "full"), (36, "recurrent")]
+        );
+        assert_eq!(kinds("deepseek-v3.1"), [(61, "mla")]);
+    }
+
+    /// tests/data/hf holds the public config.json fields of the refreshed
+    /// models (trimmed, with the URL under `_source`); the catalog's shape
+    /// fields are those values.
+    #[test]
+    fn the_hf_config_files_agree_with_the_catalog() {
+        let files = [
+            (
+                "qwen3-32b",
+                include_str!("../../tests/data/hf/qwen3-32b.json"),
+            ),
+            (
+                "qwen3-30b-a3b",
+                include_str!("../../tests/data/hf/qwen3-30b-a3b.json"),
+            ),
+            (
+                "gpt-oss-20b",
+                include_str!("../../tests/data/hf/gpt-oss-20b.json"),
+            ),
+            (
+                "gpt-oss-120b",
+                include_str!("../../tests/data/hf/gpt-oss-120b.json"),
+            ),
+            (
+                "llama-4-scout-17b-16e",
+                include_str!("../../tests/data/hf/llama-4-scout-17b-16e.json"),
+            ),
+            (
+                "gemma-3-27b",
+                include_str!("../../tests/data/hf/gemma-3-27b.json"),
+            ),
+            (
+                "deepseek-v3.1",
+                include_str!("../../tests/data/hf/deepseek-v3.1.json"),
+            ),
+            (
+                "qwen3-next-80b-a3b",
+                include_str!("../../tests/data/hf/qwen3-next-80b-a3b.json"),
+            ),
+        ];
+        for (name, text) in files {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let source = v["_source"].as_str().unwrap();
+            assert!(source.starts_with("https://huggingface.co/"), "{name}");
+            assert!(source.ends_with("/config.json"), "{name}");
+            let c = if v["text_config"].is_object() {
+                &v["text_config"]
+            } else {
+                &v
+            };
+            let field = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{name}: {k}"));
+            let x = m(name);
+            assert_eq!(field("num_hidden_layers"), u64::from(x.layers), "{name}");
+            assert_eq!(field("hidden_size"), u64::from(x.hidden), "{name}");
+            assert_eq!(field("num_attention_heads"), u64::from(x.heads), "{name}");
+            assert_eq!(
+                field("num_key_value_heads"),
+                u64::from(x.kv_heads),
+                "{name}"
+            );
+            assert_eq!(field("vocab_size"), u64::from(x.vocab), "{name}");
+            assert_eq!(
+                field("intermediate_size"),
+                u64::from(x.intermediate),
+                "{name}"
+            );
+            assert_eq!(
+                field("max_position_embeddings"),
+                u64::from(x.max_model_len),
+                "{name}"
+            );
+            if x.mla.is_none() {
+                assert_eq!(field("head_dim"), u64::from(x.head_dim), "{name}");
+            }
+        }
     }
 
     #[test]
@@ -319,9 +550,9 @@ mod tests {
             let x = &e.gpu;
             let n = &x.name;
             assert!(!e.source.is_empty(), "{n}: source");
-            // Between 16 GiB and 256 GiB: catches a GB/GiB or MiB slip.
+            // Between 16 GiB and 320 GiB: catches a GB/GiB or MiB slip.
             assert!(
-                x.vram_bytes > 16 << 30 && x.vram_bytes < 256 << 30,
+                x.vram_bytes > 16 << 30 && x.vram_bytes < 320 << 30,
                 "{n}: vram"
             );
             for (what, v) in [
@@ -359,11 +590,13 @@ mod tests {
             );
             // Lower precisions are at least as fast as bf16, at most 2x per
             // halving of the bits (dense), and present in the order the
-            // hardware generations added them.
+            // hardware generations added them. The one exception is
+            // Blackwell Ultra's NVFP4, 6x its bf16 (HGX B300: 108 PF dense
+            // FP4 against 18 PF dense BF16 per 8 GPUs).
             for (what, peak, ratio) in [
                 ("fp8", x.peak_flops_fp8, 2.0),
                 ("int8", x.peak_flops_int8, 2.0),
-                ("fp4", x.peak_flops_fp4, 4.0),
+                ("fp4", x.peak_flops_fp4, if n == "b300" { 6.0 } else { 4.0 }),
             ] {
                 if let Some(p) = peak {
                     let r = p / x.peak_flops;
@@ -387,7 +620,7 @@ mod tests {
     /// reported); read as 10^9 bytes the labels would be below what CUDA sees.
     #[test]
     fn reported_memory_is_a_little_below_the_marketed_size() {
-        let marketed_gib: [(&str, u64); 9] = [
+        let marketed_gib: [(&str, u64); 15] = [
             ("a100-40gb", 40),
             ("a100-80gb", 80),
             ("h100-sxm", 80),
@@ -397,6 +630,12 @@ mod tests {
             ("l40s", 48),
             ("mi300x", 192),
             ("b200", 180),
+            ("b300", 270),
+            ("gb200", 186),
+            ("h20", 96),
+            ("mi325x", 256),
+            ("mi355x", 288),
+            ("rtx-pro-6000-se", 96),
         ];
         for (name, gib) in marketed_gib {
             let label = gib << 30;
@@ -414,7 +653,7 @@ mod tests {
     /// sparse figure, which is twice the dense one (H100, H200, L4, B200).
     #[test]
     fn peak_flops_are_dense_bf16() {
-        let dense_tflops: [(&str, f64); 9] = [
+        let dense_tflops: [(&str, f64); 15] = [
             ("a100-40gb", 312.0),
             ("a100-80gb", 312.0),
             ("h100-sxm", 1979.0 / 2.0),
@@ -424,6 +663,15 @@ mod tests {
             ("l40s", 362.05),
             ("mi300x", 1307.4),
             ("b200", 4500.0 / 2.0),
+            // HGX B300: 36 PFLOPS sparse per 8 GPUs.
+            ("b300", 36_000.0 / 8.0 / 2.0),
+            // GB200 NVL72: 360 PFLOPS sparse per 72 GPUs.
+            ("gb200", 360_000.0 / 72.0 / 2.0),
+            ("h20", 148.0),
+            ("mi325x", 1307.4),
+            // AMD's "2.5 PFLOPS" is 2,400 MHz x 1,024 x 512 x 2.
+            ("mi355x", 2400e6 * 1024.0 * 512.0 * 2.0 / 1e12),
+            ("rtx-pro-6000-se", 1007.6 / 2.0),
         ];
         for (name, want) in dense_tflops {
             let got = g(name).peak_flops / 1e12;
@@ -437,7 +685,7 @@ mod tests {
     fn low_precision_peaks_follow_the_datasheets() {
         /// (gpu, fp8, int8, fp4) dense TFLOP/s.
         type Peaks = (&'static str, Option<f64>, Option<f64>, Option<f64>);
-        let tflops: [Peaks; 9] = [
+        let tflops: [Peaks; 15] = [
             ("a100-40gb", None, Some(624.0), None),
             ("a100-80gb", None, Some(624.0), None),
             ("h100-sxm", Some(3958.0 / 2.0), Some(3958.0 / 2.0), None),
@@ -451,6 +699,24 @@ mod tests {
                 Some(9000.0 / 2.0),
                 Some(9000.0 / 2.0),
                 Some(18000.0 / 2.0),
+            ),
+            // HGX B300 per 8 GPUs: FP8 72 PF sparse, FP4 108 PF dense; no int8.
+            ("b300", Some(72_000.0 / 16.0), None, Some(108_000.0 / 8.0)),
+            // GB200 NVL72 per 72 GPUs: 720 sparse, 720 POPS sparse, 720 dense.
+            (
+                "gb200",
+                Some(720_000.0 / 144.0),
+                Some(720_000.0 / 144.0),
+                Some(720_000.0 / 72.0),
+            ),
+            ("h20", Some(296.0), Some(296.0), None),
+            ("mi325x", Some(2614.9), Some(2614.9), None),
+            ("mi355x", Some(5033.2), Some(5033.2), Some(10066.3)),
+            (
+                "rtx-pro-6000-se",
+                Some(2015.2 / 2.0),
+                Some(2015.2 / 2.0),
+                Some(4030.4 / 2.0),
             ),
         ];
         for (name, fp8, int8, fp4) in tflops {
@@ -468,6 +734,81 @@ mod tests {
                     _ => panic!("{name} {what}: {got:?} vs {want:?}"),
                 }
             }
+        }
+    }
+
+    /// The headline numbers of the GPUs added in the 2026 refresh, typed by
+    /// hand from their citations (gpus.rs): the runtime-reported memory in
+    /// MiB, HBM (or GDDR) bandwidth in TB/s, the GPU-GPU link per direction
+    /// in GB/s, the host link per direction in GB/s and the price.
+    #[test]
+    fn refreshed_gpus_match_their_datasheets() {
+        /// (gpu, MiB, TB/s, link GB/s, host GB/s, $/h)
+        type Headline = (&'static str, u64, f64, f64, f64, Option<f64>);
+        let rows: [Headline; 6] = [
+            // 267.69 GiB x 1024; "270 GB HBM3E | 7.7 TB/s"; NVLink 5 1.8 TB/s;
+            // Gen5 hosts; RunPod $7.89.
+            ("b300", 274_115, 7.7, 1800.0 / 2.0, 128.0 / 2.0, Some(7.89)),
+            // 184.31 GiB x 1024; 576 TB/s / 72; 130 TB/s / 72 = 1.8; NVLink-C2C
+            // 900 GB/s shared by two GPUs; CoreWeave $42.00 per 4 GPUs.
+            (
+                "gb200",
+                188_733,
+                576.0 / 72.0,
+                1800.0 / 2.0,
+                900.0 / 4.0,
+                Some(42.00 / 4.0),
+            ),
+            // total_memory=97285MB; 4.0 TB/s; NVLink 900 GB/s; Gen5 x16.
+            ("h20", 97_285, 4.0, 900.0 / 2.0, 128.0 / 2.0, None),
+            // 255.98 GiB x 1024; 6 TB/s; 7 x 128 GB/s Infinity Fabric.
+            ("mi325x", 262_124, 6.0, 7.0 * 128.0 / 2.0, 64.0, None),
+            // 287.98 GiB x 1024; 8 TB/s; 7 x 153.6 GB/s Infinity Fabric.
+            ("mi355x", 294_892, 8.0, 7.0 * 153.6 / 2.0, 64.0, None),
+            // total_memory=97250MB; 1597 GB/s; PCIe Gen5 only; Akash $2.04.
+            ("rtx-pro-6000-se", 97_250, 1.597, 64.0, 64.0, Some(2.04)),
+        ];
+        for (name, mib, tbs, link, host, price) in rows {
+            let x = g(name);
+            assert_eq!(x.vram_bytes, mib << 20, "{name}: vram");
+            assert!(
+                (x.hbm_bandwidth / 1e12 - tbs).abs() < 1e-9,
+                "{name}: bandwidth"
+            );
+            assert!(
+                (x.interconnect_bandwidth / 1e9 - link).abs() < 0.05,
+                "{name}: link {}",
+                x.interconnect_bandwidth
+            );
+            assert!(
+                (x.pcie_bandwidth / 1e9 - host).abs() < 1e-9,
+                "{name}: host link"
+            );
+            match (x.price_per_hour, price) {
+                (None, None) => {}
+                (Some(got), Some(want)) => assert!((got - want).abs() < 1e-9, "{name}: price"),
+                (got, want) => panic!("{name}: price {got:?} vs {want:?}"),
+            }
+            assert!(
+                !gpu_entry(name).unwrap().source.is_empty(),
+                "{name}: source"
+            );
+        }
+        // Efficiency: the same family reuses its fitted (or, for AMD, its
+        // estimated) factors; a new architecture gets the documented default.
+        assert_eq!(g("b300").efficiency, g("b200").efficiency);
+        assert_eq!(g("gb200").efficiency, g("b200").efficiency);
+        assert_eq!(g("h20").efficiency, g("h100-sxm").efficiency);
+        assert_eq!(g("mi325x").efficiency, g("mi300x").efficiency);
+        for (name, allreduce) in [("mi355x", 15e-6), ("rtx-pro-6000-se", 40e-6)] {
+            let f = g(name).efficiency;
+            // Mean fitted mbu (0.81, 0.71, 0.52) and mfu (0.55, 0.39).
+            assert!((f.mbu - (0.81 + 0.71 + 0.52) / 3.0).abs() < 0.005, "{name}");
+            assert!((f.mfu - (0.55 + 0.39) / 2.0).abs() < 0.005, "{name}");
+            assert_eq!(f.allreduce_latency_s, allreduce, "{name}");
+            assert_eq!(f.layer_overhead_s, g("b200").efficiency.layer_overhead_s);
+            let source = gpu_entry(name).unwrap().source;
+            assert!(source.contains("uncalibrated"), "{name}: {source}");
         }
     }
 
@@ -500,5 +841,17 @@ mod tests {
         assert!(!fits("deepseek-v3", "h100-sxm", 8, 0.9));
         assert!(fits("deepseek-v3", "h200", 8, 0.9));
         assert!(fits("deepseek-v3", "b200", 8, 0.9));
+        // The larger memories of the refresh: 70B in bf16 fits one B300,
+        // MI325X, MI355X or GB200, and DeepSeek-V3 in fp8 four B300s or four
+        // GB200s but not four H20s; the H20's 96 GB holds an 8B, not a 70B.
+        for gpu in ["b300", "mi325x", "mi355x", "gb200"] {
+            assert!(fits("llama-3.1-70b", gpu, 1, 0.9), "{gpu}");
+        }
+        assert!(fits("deepseek-v3", "b300", 4, 0.9));
+        assert!(fits("deepseek-v3", "gb200", 4, 0.9));
+        assert!(!fits("deepseek-v3", "h20", 4, 0.9));
+        assert!(fits("llama-3.1-8b", "h20", 1, 0.9));
+        assert!(!fits("llama-3.1-70b", "h20", 1, 0.9));
+        assert!(fits("llama-3.1-70b", "rtx-pro-6000-se", 2, 0.9));
     }
 }

@@ -15,7 +15,7 @@
 //! that count.
 
 use super::ModelEntry;
-use crate::model::{Dtype, Mla, Model, Moe, SlidingWindow};
+use crate::model::{Dtype, LayerGroup, LayerKind, Mla, Model, Moe, SlidingWindow};
 
 /// Every built-in model, in catalog order.
 pub(super) fn all() -> Vec<ModelEntry> {
@@ -474,6 +474,396 @@ pub(super) fn all() -> Vec<ModelEntry> {
                 groups: Vec::new(),
             },
             source: "deepseek-ai/DeepSeek-V3 config.json; DeepSeek-V3 report arXiv:2412.19437",
+        },
+        // https://huggingface.co/Qwen/Qwen3-32B/blob/main/config.json:
+        // num_hidden_layers 64, hidden_size 5120, num_attention_heads 64,
+        // num_key_value_heads 8, head_dim 128, intermediate_size 25600,
+        // vocab_size 151936, max_position_embeddings 40960 (the card: 32,768
+        // native, 131,072 with YaRN), tie_word_embeddings false,
+        // attention_bias false, torch_dtype bfloat16; Qwen3 adds a q_norm and
+        // a k_norm of head_dim per layer.
+        // Params: 2*151936*5120 (embed + lm_head) + 64*(5120*8192 +
+        // 2*5120*1024 + 8192*5120 + 2*128 + 3*5120*25600 + 2*5120) + 5120 =
+        // 32,762,123,264 (card: 32.8B, 31.2B non-embedding).
+        ModelEntry {
+            model: Model {
+                name: "qwen3-32b".into(),
+                params: 32_762_123_264,
+                active_params: 32_762_123_264,
+                layers: 64,
+                hidden: 5120,
+                heads: 64,
+                kv_heads: 8,
+                head_dim: 128,
+                intermediate: 25_600,
+                vocab: 151_936,
+                max_model_len: 40_960,
+                sliding_window: None,
+                mla: None,
+                moe: None,
+                weight_dtype: Dtype::Bf16,
+                expert_dtype: None,
+                groups: Vec::new(),
+            },
+            source: "Qwen/Qwen3-32B config.json and model card (32.8B)",
+        },
+        // https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/config.json:
+        // num_hidden_layers 48, hidden_size 2048, num_attention_heads 32,
+        // num_key_value_heads 4, head_dim 128, intermediate_size 6144 (no
+        // dense layer uses it: decoder_sparse_step 1, mlp_only_layers []),
+        // moe_intermediate_size 768, num_experts 128, num_experts_per_tok 8,
+        // vocab_size 151936, max_position_embeddings 40960,
+        // tie_word_embeddings false, torch_dtype bfloat16.
+        // Params: 2*151936*2048 + 48*(2048*4096 + 2*2048*512 + 4096*2048 +
+        // 2*128 + 2048*128 (router) + 128*3*2048*768 + 2*2048) + 2048 =
+        // 30,532,122,624; active (8 experts) 3,353,032,704 (card: 30.5B total,
+        // 3.3B activated).
+        ModelEntry {
+            model: Model {
+                name: "qwen3-30b-a3b".into(),
+                params: 30_532_122_624,
+                active_params: 3_353_032_704,
+                layers: 48,
+                hidden: 2048,
+                heads: 32,
+                kv_heads: 4,
+                head_dim: 128,
+                intermediate: 6144,
+                vocab: 151_936,
+                max_model_len: 40_960,
+                sliding_window: None,
+                mla: None,
+                moe: Some(Moe {
+                    experts: 128,
+                    experts_per_token: 8,
+                }),
+                weight_dtype: Dtype::Bf16,
+                expert_dtype: None,
+                groups: Vec::new(),
+            },
+            source: "Qwen/Qwen3-30B-A3B config.json and model card (30.5B, 3.3B activated)",
+        },
+        // https://huggingface.co/openai/gpt-oss-20b/blob/main/config.json:
+        // num_hidden_layers 24, hidden_size 2880, num_attention_heads 64,
+        // num_key_value_heads 8, head_dim 64, intermediate_size 2880,
+        // num_local_experts 32, num_experts_per_tok 4, vocab_size 201088,
+        // sliding_window 128, layer_types alternating "sliding_attention" /
+        // "full_attention" from layer 0 (12 of each), max_position_embeddings
+        // 131072 (YaRN factor 32 over initial_context_length 4096),
+        // attention_bias true, tie_word_embeddings false; quantization_config
+        // mxfp4 on the MoE experts only (modules_to_not_convert: self_attn,
+        // router, embed_tokens, lm_head).
+        // Attention sinks: one learned logit per head per layer (64
+        // parameters), which changes the softmax, not the cache.
+        // Params per layer: attention 2880*4096 + 4096 + 2*(2880*512 + 512)
+        // + 4096*2880 + 2880 + 64 sinks = 26,550,144; router 2880*32 + 32;
+        // expert 2880*5760 + 5760 (gate_up) + 2880*2880 + 2880 (down) =
+        // 24,891,840; norms 2*2880. Total = 2*201088*2880 + 24*(...) + 2880 =
+        // 20,914,757,184 (model card: 20.91B); active (4 experts, embedding
+        // included) 4,187,440,704 (the card's 3.61B leaves out the 579,133,440
+        // input embedding).
+        // Weights: bf16, experts in MXFP4 (4-bit values and one 8-bit scale
+        // per 32: 4.25 bits), modelled as expert_dtype int4 (4 bits and one
+        // fp16 scale per 64: the same 4.25 bits).
+        ModelEntry {
+            model: Model {
+                name: "gpt-oss-20b".into(),
+                params: 20_914_757_184,
+                active_params: 4_187_440_704,
+                layers: 24,
+                hidden: 2880,
+                heads: 64,
+                kv_heads: 8,
+                head_dim: 64,
+                intermediate: 2880,
+                vocab: 201_088,
+                max_model_len: 131_072,
+                sliding_window: None,
+                mla: None,
+                moe: Some(Moe {
+                    experts: 32,
+                    experts_per_token: 4,
+                }),
+                weight_dtype: Dtype::Bf16,
+                expert_dtype: Some(Dtype::Int4),
+                groups: gpt_oss_groups(24),
+            },
+            source: "openai/gpt-oss-20b config.json; gpt-oss model card (20.91B, 3.61B active)",
+        },
+        // https://huggingface.co/openai/gpt-oss-120b/blob/main/config.json:
+        // as gpt-oss-20b but num_hidden_layers 36 (18 sliding, 18 full) and
+        // num_local_experts 128.
+        // Params: 2*201088*2880 + 36*(26,550,144 + 2880*128 + 128 +
+        // 128*24,891,840 + 2*2880) + 2880 = 116,829,156,672 (model card:
+        // 116.83B); active (4 experts) 5,711,982,912 (the card's 5.13B leaves
+        // out the input embedding). MXFP4 experts as for gpt-oss-20b: about
+        // 65.2 GB of weights.
+        ModelEntry {
+            model: Model {
+                name: "gpt-oss-120b".into(),
+                params: 116_829_156_672,
+                active_params: 5_711_982_912,
+                layers: 36,
+                hidden: 2880,
+                heads: 64,
+                kv_heads: 8,
+                head_dim: 64,
+                intermediate: 2880,
+                vocab: 201_088,
+                max_model_len: 131_072,
+                sliding_window: None,
+                mla: None,
+                moe: Some(Moe {
+                    experts: 128,
+                    experts_per_token: 4,
+                }),
+                weight_dtype: Dtype::Bf16,
+                expert_dtype: Some(Dtype::Int4),
+                groups: gpt_oss_groups(36),
+            },
+            source: "openai/gpt-oss-120b config.json; gpt-oss model card (116.83B, 5.13B active)",
+        },
+        // https://huggingface.co/meta-llama/Llama-4-Scout-17B-16E/blob/main/config.json
+        // (text_config): num_hidden_layers 48, hidden_size 5120,
+        // num_attention_heads 40, num_key_value_heads 8, head_dim 128,
+        // intermediate_size 8192 (one expert, and the shared expert),
+        // num_local_experts 16, num_experts_per_tok 1,
+        // interleave_moe_layer_step 1 (every layer is MoE), vocab_size 202048,
+        // max_position_embeddings 10485760, attention_chunk_size 8192,
+        // no_rope_layers: 0 on every 4th layer (3, 7, ..., 47), 1 elsewhere.
+        // The RoPE layers use chunked local attention (a token sees only its
+        // own chunk of 8192), the 12 NoPE layers global attention
+        // (transformers' Llama4TextAttention: use_rope -> chunked mask).
+        // use_qk_norm true (an L2 norm without weights), tie_word_embeddings
+        // false, torch_dtype bfloat16.
+        // Params (text model): 2*202048*5120 + 48*(5120*5120 + 2*5120*1024 +
+        // 5120*5120 + 5120*16 (router) + 16*3*5120*8192 + 3*5120*8192
+        // (shared) + 2*5120) + 5120 = 107,769,861,120; active (1 routed and
+        // the shared expert) 17,172,894,720 (card: 17B active, 109B total,
+        // which adds the vision encoder, about 0.9B, not modelled here).
+        ModelEntry {
+            model: Model {
+                name: "llama-4-scout-17b-16e".into(),
+                params: 107_769_861_120,
+                active_params: 17_172_894_720,
+                layers: 48,
+                hidden: 5120,
+                heads: 40,
+                kv_heads: 8,
+                head_dim: 128,
+                intermediate: 8192,
+                vocab: 202_048,
+                max_model_len: 10_485_760,
+                sliding_window: None,
+                mla: None,
+                moe: Some(Moe {
+                    experts: 16,
+                    experts_per_token: 1,
+                }),
+                weight_dtype: Dtype::Bf16,
+                expert_dtype: None,
+                groups: vec![
+                    LayerGroup {
+                        layers: 12,
+                        kind: LayerKind::Full {
+                            kv_heads: 8,
+                            head_dim: 128,
+                        },
+                        kv_dtype: None,
+                    },
+                    LayerGroup {
+                        layers: 36,
+                        kind: LayerKind::Chunked {
+                            kv_heads: 8,
+                            head_dim: 128,
+                            chunk: 8192,
+                        },
+                        kv_dtype: None,
+                    },
+                ],
+            },
+            source: "meta-llama/Llama-4-Scout-17B-16E config.json (text_config); model card (17B active, 109B)",
+        },
+        // https://huggingface.co/google/gemma-3-27b-it/blob/main/config.json
+        // (text_config): num_hidden_layers 62, hidden_size 5376,
+        // num_attention_heads 32, num_key_value_heads 16, head_dim 128,
+        // intermediate_size 21504, vocab_size 262208, sliding_window 1024,
+        // sliding_window_pattern 6 (five local layers, then one global: layers
+        // 5, 11, ..., 59 are global, 10 of 62), max_position_embeddings
+        // 131072, query_pre_attn_scalar 168; embeddings tied.
+        // Params (text model): 262208*5376 + 62*(5376*4096 + 2*5376*2048 +
+        // 4096*5376 + 2*128 + 3*5376*21504 + 4*5376) + 5376 = 27,009,346,304
+        // (card: 27B; the checkpoint's 27.4B adds the SigLIP vision encoder,
+        // not modelled here).
+        ModelEntry {
+            model: Model {
+                name: "gemma-3-27b".into(),
+                params: 27_009_346_304,
+                active_params: 27_009_346_304,
+                layers: 62,
+                hidden: 5376,
+                heads: 32,
+                kv_heads: 16,
+                head_dim: 128,
+                intermediate: 21_504,
+                vocab: 262_208,
+                max_model_len: 131_072,
+                sliding_window: None,
+                mla: None,
+                moe: None,
+                weight_dtype: Dtype::Bf16,
+                expert_dtype: None,
+                groups: vec![
+                    LayerGroup {
+                        layers: 10,
+                        kind: LayerKind::Full {
+                            kv_heads: 16,
+                            head_dim: 128,
+                        },
+                        kv_dtype: None,
+                    },
+                    LayerGroup {
+                        layers: 52,
+                        kind: LayerKind::Sliding {
+                            kv_heads: 16,
+                            head_dim: 128,
+                            window: 1024,
+                        },
+                        kv_dtype: None,
+                    },
+                ],
+            },
+            source: "google/gemma-3-27b-it config.json (text_config); Gemma 3 report arXiv:2503.19786",
+        },
+        // https://huggingface.co/deepseek-ai/DeepSeek-V3.1/blob/main/config.json:
+        // the shape fields are DeepSeek-V3's (61 layers, hidden 7168, 128
+        // heads, kv_lora_rank 512, qk_rope_head_dim 64, n_routed_experts 256,
+        // num_experts_per_tok 8, n_shared_experts 1, first_k_dense_replace 3,
+        // moe_intermediate_size 2048, intermediate_size 18432, vocab 129280,
+        // max_position_embeddings 163840), so the params are V3's
+        // (671,026,419,200; 37,552,297,472 active, without the MTP module);
+        // V3.1 is a further-trained V3 served in FP8 (quantization_config
+        // fp8 e4m3, 128x128 blocks, UE8M0 scales).
+        ModelEntry {
+            model: Model {
+                name: "deepseek-v3.1".into(),
+                params: 671_026_419_200,
+                active_params: 37_552_297_472,
+                layers: 61,
+                hidden: 7168,
+                heads: 128,
+                kv_heads: 128,
+                head_dim: 128,
+                intermediate: 18_432,
+                vocab: 129_280,
+                max_model_len: 163_840,
+                sliding_window: None,
+                mla: Some(Mla {
+                    kv_lora_rank: 512,
+                    qk_rope_dim: 64,
+                }),
+                moe: Some(Moe {
+                    experts: 256,
+                    experts_per_token: 8,
+                }),
+                weight_dtype: Dtype::Fp8,
+                expert_dtype: None,
+                groups: Vec::new(),
+            },
+            source: "deepseek-ai/DeepSeek-V3.1 config.json (DeepSeek-V3's shape); DeepSeek-V3 report arXiv:2412.19437",
+        },
+        // https://huggingface.co/Qwen/Qwen3-Next-80B-A3B-Instruct/blob/main/config.json:
+        // num_hidden_layers 48, hidden_size 2048, num_attention_heads 16,
+        // num_key_value_heads 2, head_dim 256, intermediate_size 5120,
+        // moe_intermediate_size 512, shared_expert_intermediate_size 512,
+        // num_experts 512, num_experts_per_tok 10, vocab_size 151936,
+        // max_position_embeddings 262144, full_attention_interval 4
+        // (layer_types: three "linear_attention", then one "full_attention":
+        // 36 Gated DeltaNet and 12 gated-attention layers),
+        // linear_num_key_heads 16, linear_num_value_heads 32,
+        // linear_key_head_dim 128, linear_value_head_dim 128,
+        // linear_conv_kernel_dim 4, tie_word_embeddings false, torch_dtype
+        // bfloat16. (The same values as MaxText's qwen3-next-80b-a3b table.)
+        // Recurrent state per Gated DeltaNet layer and sequence: the delta-rule
+        // state, linear_num_value_heads x linear_key_head_dim x
+        // linear_value_head_dim = 32*128*128 = 524,288 elements, and the
+        // convolution state, conv_dim x (kernel - 1) with conv_dim = 2*16*128
+        // + 32*128 = 8192: 24,576 elements. In bf16 (vLLM's default: both
+        // states in the model's dtype) 548,864 x 2 = 1,097,728 bytes; SGLang
+        // keeps the delta-rule state in fp32 by default (2,146,304 bytes).
+        // Params: full-attention layer 2048*8192 (query and output gate) +
+        // 2*2048*512 + 4096*2048 + 2*256 = 27,263,488; linear layer
+        // 2048*12288 (in_proj_qkvz) + 2048*64 (in_proj_ba) + 8192*4 (conv) + 32
+        // + 32 (A_log, dt_bias) + 128 (norm) + 4096*2048 = 33,718,464; MoE
+        // 2048*512 (router) + 512*3*2048*512 + 3*2048*512 (shared) + 2048
+        // (shared gate); norms 2*2048. Total = 2*151936*2048 + 12*27,263,488 +
+        // 36*33,718,464 + 48*(MoE + norms) + 2048 = 79,674,391,296; active
+        // (10 experts) 3,874,929,408 (card: 80B total, 3B activated; the
+        // multi-token-prediction layer is not counted).
+        ModelEntry {
+            model: Model {
+                name: "qwen3-next-80b-a3b".into(),
+                params: 79_674_391_296,
+                active_params: 3_874_929_408,
+                layers: 48,
+                hidden: 2048,
+                heads: 16,
+                kv_heads: 2,
+                head_dim: 256,
+                intermediate: 5120,
+                vocab: 151_936,
+                max_model_len: 262_144,
+                sliding_window: None,
+                mla: None,
+                moe: Some(Moe {
+                    experts: 512,
+                    experts_per_token: 10,
+                }),
+                weight_dtype: Dtype::Bf16,
+                expert_dtype: None,
+                groups: vec![
+                    LayerGroup {
+                        layers: 12,
+                        kind: LayerKind::Full {
+                            kv_heads: 2,
+                            head_dim: 256,
+                        },
+                        kv_dtype: None,
+                    },
+                    LayerGroup {
+                        layers: 36,
+                        kind: LayerKind::Recurrent {
+                            state_bytes: 548_864 * 2,
+                        },
+                        kv_dtype: None,
+                    },
+                ],
+            },
+            source: "Qwen/Qwen3-Next-80B-A3B-Instruct config.json (linear_* state sizes); model card (80B, 3B activated)",
+        },
+    ]
+}
+
+/// gpt-oss: `layer_types` alternates sliding (window 128) and full attention,
+/// 8 KV heads of 64 each, half the layers of each kind.
+fn gpt_oss_groups(layers: u32) -> Vec<LayerGroup> {
+    vec![
+        LayerGroup {
+            layers: layers / 2,
+            kind: LayerKind::Sliding {
+                kv_heads: 8,
+                head_dim: 64,
+                window: 128,
+            },
+            kv_dtype: None,
+        },
+        LayerGroup {
+            layers: layers / 2,
+            kind: LayerKind::Full {
+                kv_heads: 8,
+                head_dim: 64,
+            },
+            kv_dtype: None,
         },
     ]
 }

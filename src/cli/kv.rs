@@ -381,8 +381,6 @@ fn group(n: u64) -> String {
 }
 
 pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
-    use comfy_table::Table;
-    use comfy_table::presets::UTF8_FULL_CONDENSED;
     let show = |k: CatalogKind| a.kind.is_none() || a.kind == Some(k);
     let show_models = show(CatalogKind::Models);
     let show_gpus = show(CatalogKind::Gpus);
@@ -396,20 +394,28 @@ pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
         })
     };
     if a.json {
+        // Each entry's fields, then its `source`.
+        fn with_source(entry: impl Serialize, source: &str) -> serde_json::Value {
+            let mut v = serde_json::to_value(entry).expect("serializable");
+            if let Some(o) = v.as_object_mut() {
+                o.insert("source".into(), source.into());
+            }
+            v
+        }
         let mut doc = serde_json::Map::new();
         if show_models {
-            let models: Vec<_> = catalog::models().into_iter().map(|e| e.model).collect();
-            doc.insert(
-                "models".into(),
-                serde_json::to_value(models).expect("serializable"),
-            );
+            let models: Vec<_> = catalog::models()
+                .into_iter()
+                .map(|e| with_source(&e.model, e.source))
+                .collect();
+            doc.insert("models".into(), serde_json::Value::Array(models));
         }
         if show_gpus {
-            let gpus: Vec<_> = catalog::gpus().into_iter().map(|e| e.gpu).collect();
-            doc.insert(
-                "gpus".into(),
-                serde_json::to_value(gpus).expect("serializable"),
-            );
+            let gpus: Vec<_> = catalog::gpus()
+                .into_iter()
+                .map(|e| with_source(&e.gpu, e.source))
+                .collect();
+            doc.insert("gpus".into(), serde_json::Value::Array(gpus));
         }
         if show_engines {
             let engines: Vec<_> = engine_rows()
@@ -435,18 +441,17 @@ pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
         say(serde_json::to_string_pretty(&doc).expect("serializable"))?;
         return Ok(());
     }
+    let mut out: Vec<String> = Vec::new();
     if show_models {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
+        let mut t = CatalogTable::new(&[
             "model",
+            "layers",
+            "KV B/token\n(bf16)",
+            "context",
             "params",
             "active",
-            "layers",
-            "heads/kv",
-            "head_dim",
-            "KV B/token (bf16)",
-            "context",
+            "heads\n/kv",
+            "head\ndim",
             "notes",
         ]);
         for e in catalog::models() {
@@ -487,88 +492,212 @@ pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
                     moe.experts_per_token, moe.experts
                 ));
             }
-            t.add_row(vec![
-                m.name.clone(),
-                format!("{:.1}B", m.params as f64 / 1e9),
-                format!("{:.1}B", m.active_params as f64 / 1e9),
-                m.layers.to_string(),
-                format!("{}/{}", m.heads, m.kv_heads),
-                m.head_dim.to_string(),
-                group(m.kv_bytes_per_token(Dtype::Bf16)),
-                group(u64::from(m.max_model_len)),
-                notes.join("; "),
-            ]);
+            t.row(
+                vec![
+                    m.name.clone(),
+                    m.layers.to_string(),
+                    group(m.kv_bytes_per_token(Dtype::Bf16)),
+                    group(u64::from(m.max_model_len)),
+                    format!("{:.1}B", m.params as f64 / 1e9),
+                    format!("{:.1}B", m.active_params as f64 / 1e9),
+                    format!("{}/{}", m.heads, m.kv_heads),
+                    m.head_dim.to_string(),
+                    notes.join("; "),
+                ],
+                e.source.to_string(),
+            );
         }
-        say(&t)?;
+        out.push(t.render(a.wide));
     }
     if show_gpus {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
+        let mut t = CatalogTable::new(&[
             "gpu",
-            "memory",
-            "HBM TB/s",
-            "bf16 TFLOP/s",
-            "fp8 TFLOP/s",
-            "link GB/s",
+            "memory\nGiB",
+            "HBM\nTB/s",
+            "bf16\nTFLOP/s",
+            "fp8\nTFLOP/s",
             "mbu",
             "mfu",
-            "per layer",
             "$/h",
+            "fp4\nTFLOP/s",
+            "int8\nTOP/s",
+            "link\nGB/s",
+            "per\nlayer",
         ]);
+        let peak = |p: Option<f64>| {
+            p.map(|p| format!("{:.0}", p / 1e12))
+                .unwrap_or_else(|| "-".into())
+        };
         for e in catalog::gpus() {
             let g = &e.gpu;
-            t.add_row(vec![
-                g.name.clone(),
-                format!("{:.1} GiB", gib(g.vram_bytes)),
-                format!("{:.2}", g.hbm_bandwidth / 1e12),
-                format!("{:.0}", g.peak_flops / 1e12),
-                g.peak_flops_fp8
-                    .map(|p| format!("{:.0}", p / 1e12))
-                    .unwrap_or_else(|| "-".into()),
-                format!("{:.0}", g.interconnect_bandwidth / 1e9),
-                format!("{:.2}", g.efficiency.mbu),
-                format!("{:.2}", g.efficiency.mfu),
-                format!("{:.0} us", g.efficiency.layer_overhead_s * 1e6),
-                g.price_per_hour
-                    .map(|p| format!("{p:.2}"))
-                    .unwrap_or_else(|| "-".into()),
-            ]);
+            t.row(
+                vec![
+                    g.name.clone(),
+                    format!("{:.1}", gib(g.vram_bytes)),
+                    format!("{:.2}", g.hbm_bandwidth / 1e12),
+                    format!("{:.0}", g.peak_flops / 1e12),
+                    peak(g.peak_flops_fp8),
+                    format!("{:.2}", g.efficiency.mbu),
+                    format!("{:.2}", g.efficiency.mfu),
+                    g.price_per_hour
+                        .map(|p| format!("{p:.2}"))
+                        .unwrap_or_else(|| "-".into()),
+                    peak(g.peak_flops_fp4),
+                    peak(g.peak_flops_int8),
+                    format!("{:.0}", g.interconnect_bandwidth / 1e9),
+                    format!("{:.0} us", g.efficiency.layer_overhead_s * 1e6),
+                ],
+                e.source.to_string(),
+            );
         }
-        say(&t)?;
+        out.push(t.render(a.wide));
     }
     if show_engines {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
+        let tokens = format!("tokens/step\non {ENGINE_REFERENCE_GPU}");
+        let seqs = format!("max seqs\non {ENGINE_REFERENCE_GPU}");
+        let mut t = CatalogTable::new(&[
             "engine",
-            "version",
             "KV memory rule",
             "block",
-            format!("tokens/step on {ENGINE_REFERENCE_GPU}").as_str(),
-            format!("max seqs on {ENGINE_REFERENCE_GPU}").as_str(),
-            "chunked prefill",
-            "prefix caching",
+            &tokens,
+            &seqs,
+            "chunked\nprefill",
+            "prefix\ncaching",
             "admission",
+            "version",
         ]);
         for (e, d) in engine_rows() {
-            t.add_row(vec![
-                e.name.name().to_string(),
-                e.version.to_string(),
-                format!("{} {}", d.memory.name(), d.memory.fraction()),
-                d.block_size.to_string(),
-                d.max_batched_tokens.to_string(),
-                d.max_num_seqs.to_string(),
-                yes_no(d.chunked_prefill),
-                yes_no(d.prefix_caching),
-                d.admission
-                    .map(|a| a.name().to_string())
-                    .unwrap_or_else(|| "by policy".into()),
-            ]);
+            t.row(
+                vec![
+                    e.name.name().to_string(),
+                    format!("{} {}", d.memory.name(), d.memory.fraction()),
+                    d.block_size.to_string(),
+                    d.max_batched_tokens.to_string(),
+                    d.max_num_seqs.to_string(),
+                    yes_no(d.chunked_prefill),
+                    yes_no(d.prefix_caching),
+                    d.admission
+                        .map(|a| a.name().to_string())
+                        .unwrap_or_else(|| "by policy".into()),
+                    e.version.to_string(),
+                ],
+                e.source.to_string(),
+            );
         }
-        say(&t)?;
+        out.push(t.render(a.wide));
     }
+    say(out.join("\n\n"))?;
     Ok(())
+}
+
+/// A catalog table: columns in order of importance, and each row's source.
+///
+/// By default it fits [`report::TERMINAL_WIDTH`]: the last columns are left
+/// out until it does (a line names them), and the sources follow the table as
+/// a list, with a row's left-out cells beside its name. `--wide` prints every
+/// column and the source as the last one, however wide.
+struct CatalogTable {
+    headers: Vec<String>,
+    rows: Vec<(Vec<String>, String)>,
+}
+
+impl CatalogTable {
+    fn new(headers: &[&str]) -> CatalogTable {
+        CatalogTable {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>, source: String) {
+        debug_assert_eq!(cells.len(), self.headers.len());
+        self.rows.push((cells, source));
+    }
+
+    /// The first `n` columns (and the source column when `source`).
+    fn table(&self, n: usize, source: bool) -> String {
+        use comfy_table::Table;
+        use comfy_table::presets::UTF8_FULL_CONDENSED;
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        let mut header: Vec<&str> = self.headers[..n].iter().map(String::as_str).collect();
+        if source {
+            header.push("source");
+        }
+        t.set_header(header);
+        for (cells, src) in &self.rows {
+            let mut row: Vec<&str> = cells[..n].iter().map(String::as_str).collect();
+            if source {
+                row.push(src);
+            }
+            t.add_row(row);
+        }
+        t.to_string()
+    }
+
+    fn render(&self, wide: bool) -> String {
+        if wide {
+            return self.table(self.headers.len(), true);
+        }
+        let width = |text: &str| text.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        let limit = usize::from(report::TERMINAL_WIDTH);
+        let mut shown = self.headers.len();
+        let mut text = self.table(shown, false);
+        while shown > 2 && width(&text) > limit {
+            shown -= 1;
+            text = self.table(shown, false);
+        }
+        let flat = |h: &str| h.replace("\n/", "/").replace('\n', " ");
+        if shown < self.headers.len() {
+            let rest: Vec<String> = self.headers[shown..].iter().map(|h| flat(h)).collect();
+            text.push_str(&format!(
+                "\n{} more with --wide: {}",
+                rest.len(),
+                rest.join(", ")
+            ));
+        }
+        text.push_str("\nSources:");
+        for (cells, src) in &self.rows {
+            let left_out: Vec<String> = self.headers[shown..]
+                .iter()
+                .zip(&cells[shown..])
+                .filter(|(_, c)| !c.is_empty() && c.as_str() != "-")
+                .map(|(h, c)| format!("{} {c}", flat(h)))
+                .collect();
+            let name = &cells[0];
+            let entry = if left_out.is_empty() {
+                format!("{name}: {src}")
+            } else {
+                format!("{name} ({}): {src}", left_out.join(", "))
+            };
+            text.push('\n');
+            text.push_str(&wrap(&entry, limit, "  ", "      "));
+        }
+        text
+    }
+}
+
+/// `text` wrapped at spaces to lines of at most `width` characters (a word
+/// longer than a line stands alone), the first line after `first`, the others
+/// after `rest`.
+fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let fits = line.chars().count() + usize::from(!empty) + word.chars().count() <= width;
+        if !empty && !fits {
+            lines.push(std::mem::replace(&mut line, rest.to_string()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    lines.push(line);
+    lines.join("\n")
 }
 
 /// The GPU `kvsim catalog engines` shows GPU-dependent engine defaults for.

@@ -388,6 +388,11 @@ pub struct CatalogArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print every column and each entry's source in the table, however wide
+    /// (by default a table fits 80 characters and the sources follow it as a
+    /// list).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Arguments of `kvsim run`.

@@ -200,6 +200,44 @@ fn kv_needs_a_model_or_a_shape() {
         .stderr(predicate::str::contains("unknown model `gpt-5`"));
 }
 
+/// `kvsim catalog` fits 80 columns and lists every entry's source under its
+/// table; `--wide` puts the sources in the tables; `--json` carries them.
+#[test]
+fn catalog_tables_fit_80_columns_and_show_every_source() {
+    let json = kvsim().args(["catalog", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let out = kvsim().args(["catalog"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 80, "{widest} columns:\n{text}");
+    assert_eq!(text.matches("Sources:").count(), 3, "{text}");
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for kind in ["models", "gpus", "engines"] {
+        for e in v[kind].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap();
+            let source = e["source"].as_str().unwrap();
+            assert!(!source.is_empty(), "{kind} {name}: no source");
+            let source = source.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(&source), "{kind} {name}: source not shown");
+        }
+    }
+    let wide = kvsim()
+        .args(["catalog", "gpus", "--wide"])
+        .output()
+        .unwrap();
+    assert!(wide.status.success());
+    let wide = String::from_utf8(wide.stdout).unwrap();
+    assert!(!wide.contains("Sources:"), "{wide}");
+    let header = wide.lines().nth(1).unwrap();
+    for column in ["fp4", "int8", "link", "per", "source"] {
+        assert!(header.contains(column), "{column} missing: {header}");
+    }
+    let b300 = wide.lines().find(|l| l.contains(" b300 ")).unwrap();
+    assert!(b300.contains("NVIDIA HGX page (HGX B300)"), "{b300}");
+    assert!(b300.chars().count() > 80);
+}
+
 #[test]
 fn catalog_lists_every_required_entry() {
     let out = kvsim().args(["catalog", "--json"]).output().unwrap();
@@ -228,6 +266,14 @@ fn catalog_lists_every_required_entry() {
         "falcon-7b",
         "gemma-2-9b",
         "deepseek-v3",
+        "qwen3-32b",
+        "qwen3-30b-a3b",
+        "gpt-oss-20b",
+        "gpt-oss-120b",
+        "llama-4-scout-17b-16e",
+        "gemma-3-27b",
+        "deepseek-v3.1",
+        "qwen3-next-80b-a3b",
     ] {
         assert!(models.contains(&m.to_string()), "{m} missing");
     }
@@ -242,6 +288,12 @@ fn catalog_lists_every_required_entry() {
         "l40s",
         "mi300x",
         "b200",
+        "b300",
+        "gb200",
+        "h20",
+        "mi325x",
+        "mi355x",
+        "rtx-pro-6000-se",
     ] {
         assert!(gpus.contains(&g.to_string()), "{g} missing");
     }

@@ -901,7 +901,11 @@ const CLAIMS: &[(&str, &str)] = &[
         "catalog_lists_every_required_entry",
     ),
     (
-        "GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x, b200",
+        "the tables fit 80 columns and list each entry's source under them, and `--wide` prints every column with the source in the table",
+        "catalog_tables_fit_80_columns_and_show_every_source",
+    ),
+    (
+        "GPUs: a100-40gb, a100-80gb, h100-sxm, h100-pcie, h200, l4, l40s, mi300x, b200, b300, gb200, h20, mi325x, mi355x, rtx-pro-6000-se",
         "catalog_lists_every_required_entry",
     ),
     (
