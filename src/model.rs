@@ -386,7 +386,7 @@ impl LayerGroup {
     }
 
     /// Words for reports: `sliding 1024, 8 x 128`, `mla 512+64`,
-    /// `recurrent 1.0 MiB/seq/layer`.
+    /// `recurrent, 1072.0 KiB/seq` (per layer).
     pub fn describe(&self) -> String {
         match self.kind {
             LayerKind::Full { kv_heads, head_dim } => format!("full, {kv_heads} x {head_dim}"),
@@ -405,7 +405,7 @@ impl LayerGroup {
                 qk_rope_dim,
             } => format!("mla {kv_lora_rank}+{qk_rope_dim}"),
             LayerKind::Recurrent { state_bytes } => {
-                format!("recurrent, {state_bytes} B/seq/layer")
+                format!("recurrent, {:.1} KiB/seq", state_bytes as f64 / 1024.0)
             }
             LayerKind::None => "no cache".into(),
         }
@@ -524,6 +524,31 @@ impl Model {
         self.layer_groups()
             .iter()
             .try_fold(0u64, |acc, g| acc.checked_add(g.state_bytes()?))
+    }
+
+    /// The same model with every sliding, chunked and recurrent layer made a
+    /// full-attention layer that keeps every token (recurrent layers with the
+    /// model's `kv_heads` x `head_dim`): the layout a model's windows, chunks
+    /// and states are measured against (`model.all_global`, `kvsim kv`).
+    pub fn all_global(&self) -> Model {
+        let groups = self
+            .layer_groups()
+            .into_iter()
+            .map(|g| {
+                let (kv_heads, head_dim) = g.heads().unwrap_or((self.kv_heads, self.head_dim));
+                let kind = match g.kind {
+                    LayerKind::Mla { .. } | LayerKind::None | LayerKind::Full { .. } => g.kind,
+                    _ => LayerKind::Full { kv_heads, head_dim },
+                };
+                LayerGroup { kind, ..g }
+            })
+            .collect();
+        Model {
+            groups,
+            sliding_window: None,
+            mla: None,
+            ..self.clone()
+        }
     }
 
     /// Whether every layer keeps every token in the same form (one full or

@@ -7,7 +7,7 @@ use super::{CatalogArgs, CatalogKind, KvArgs, say};
 use crate::cache::{KvLayout, paged_held_bytes};
 use crate::error::Error;
 use crate::hardware::budget::kv_layout;
-use crate::model::{Dtype, LayerGroup, LayerKind, Model};
+use crate::model::{Dtype, LayerKind, Model};
 use crate::units::gib;
 use crate::{catalog, report};
 
@@ -127,30 +127,6 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
     }
 }
 
-/// The same model with every sliding, chunked and recurrent layer made a
-/// full-attention layer that keeps every token: the layout the windows and
-/// states are measured against.
-fn all_global(model: &Model) -> Model {
-    let groups = model
-        .layer_groups()
-        .into_iter()
-        .map(|g| {
-            let (kv_heads, head_dim) = g.heads().unwrap_or((model.kv_heads, model.head_dim));
-            let kind = match g.kind {
-                LayerKind::Mla { .. } | LayerKind::None | LayerKind::Full { .. } => g.kind,
-                _ => LayerKind::Full { kv_heads, head_dim },
-            };
-            LayerGroup { kind, ..g }
-        })
-        .collect();
-    Model {
-        groups,
-        sliding_window: None,
-        mla: None,
-        ..model.clone()
-    }
-}
-
 pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
     let model = shape_from_args(a)?;
     let overflow = || {
@@ -222,7 +198,7 @@ pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
     let savings = if model.is_uniform() {
         None
     } else {
-        let global = kv_layout(&all_global(&model), a.kv_dtype, 1, None);
+        let global = kv_layout(&model.all_global(), a.kv_dtype, 1, None);
         let all = checked_seq(&global, len)
             .and_then(|b| b.checked_mul(a.batch))
             .ok_or_else(overflow)?;
@@ -300,7 +276,7 @@ fn kv_rows(model: &Model, r: &KvReport) -> Vec<(String, String)> {
                 "nothing".to_string()
             } else {
                 format!(
-                    "{} B/token x {} tokens",
+                    "{} B/token x {}",
                     group(g.bytes_per_token),
                     group(g.kept_tokens)
                 )
@@ -340,9 +316,10 @@ fn kv_rows(model: &Model, r: &KvReport) -> Vec<(String, String)> {
         rows.push((
             "vs all layers global".to_string(),
             format!(
-                "saves {} of {}",
-                bytes(w.saved_bytes),
-                group(w.all_global_bytes)
+                "saves {:.3} of {:.3} GiB ({:.0} %)",
+                gib(w.saved_bytes),
+                gib(w.all_global_bytes),
+                100.0 * w.saved_bytes as f64 / w.all_global_bytes.max(1) as f64
             ),
         ));
     }

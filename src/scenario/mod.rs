@@ -756,6 +756,9 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
             }
         }
     }
+    if spec.all_global == Some(true) {
+        model = model.all_global();
+    }
     if !model.groups.is_empty() {
         let total: u64 = model.groups.iter().map(|g| u64::from(g.layers)).sum();
         if total != u64::from(model.layers) {

@@ -110,6 +110,11 @@ pub struct ModelSpec {
     /// Replaces `sliding_window` and `mla`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<LayerGroupSpec>>,
+    /// What-if: every sliding, chunked and recurrent layer made a full
+    /// attention layer keeping every token (default false), to measure what
+    /// the model's windows, chunks and states buy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_global: Option<bool>,
     /// The precision the tensor cores compute in: `bf16`, `fp16`, `fp8`,
     /// `int8` or `fp4` (default: fp8 for fp8 weights on a GPU with fp8 tensor
     /// cores, bf16 for weight-only int8/int4 and on older GPUs, the weights'

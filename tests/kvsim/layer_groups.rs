@@ -240,3 +240,120 @@ fn the_readme_example_of_groups_loads() {
     assert_eq!((g[0].layers, g[0].span), (24, Span::Chunk(8192)));
     assert_eq!((g[1].layers, g[1].span), (8, Span::All));
 }
+
+/// Runs `kvsim sweep` on a bundled scenario and returns its sweep.csv rows.
+fn sweep_rows(scenario: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("kvsim")
+        .unwrap()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["sweep", scenario, "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut r = csv::Reader::from_path(dir.path().join("sweep.csv")).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|row| {
+            let row = row.unwrap();
+            headers
+                .iter()
+                .zip(row.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn num(row: &std::collections::HashMap<String, String>, key: &str) -> f64 {
+    row[key].parse().unwrap()
+}
+
+/// scenarios/window-long-context.toml's header: 6 conversations with the
+/// window, 1 without; over 3x the tokens per second at 8 users; p99 TTFT
+/// past two minutes without the window at 8 users; the byte figures.
+#[test]
+fn the_window_scenario_shows_what_the_window_buys() {
+    let rows = sweep_rows("scenarios/window-long-context.toml");
+    assert_eq!(rows.len(), 10);
+    let at = |global: &str, users: &str| {
+        rows.iter()
+            .find(|r| r["model.all_global"] == global && r["traffic.arrival.users"] == users)
+            .unwrap()
+    };
+    for users in ["1", "2", "4", "8", "16"] {
+        assert_eq!(num(at("false", users), "batch_ceiling"), 6.0);
+        assert_eq!(num(at("true", users), "batch_ceiling"), 1.0);
+        assert_eq!(num(at("true", users), "ok"), 120.0, "every request served");
+    }
+    let (win, all) = (at("false", "8"), at("true", "8"));
+    assert!(num(win, "throughput_tok_s") > 3.0 * num(all, "throughput_tok_s"));
+    assert!(num(all, "ttft_p99") > 120.0);
+    // 18.6 GB of KV memory; 3.1 GB (window) and 16.6 GB (all global) per
+    // 32k-token sequence, 2.7 GB of it in the global layers.
+    assert_eq!((num(win, "kv_budget_bytes") / 1e8).round(), 186.0);
+    let s = load(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scenarios/window-long-context.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let g = s.layout.groups();
+    assert_eq!(
+        (g[0].layers, g[1].layers, g[1].span),
+        (10, 52, Span::Window(1024))
+    );
+    assert_eq!(((g[0].bytes_per_token * 32768) as f64 / 1e8).round(), 27.0);
+    assert_eq!(((g[1].bytes_per_token * 1024) as f64 / 1e8).round(), 4.0);
+    assert_eq!((s.layout.kept_bytes(32768) as f64 / 1e8).round(), 31.0);
+    assert_eq!(
+        ((s.layout.bytes_per_token() * 32768) as f64 / 1e8).round(),
+        166.0
+    );
+    assert_eq!(s.model.weight_bytes() / 1_000_000_000, 54);
+}
+
+/// scenarios/hybrid-capacity.toml's header: the dense model's ceiling is 11
+/// sequences and its users queue from 16 on; the hybrid's is 129 and all 128
+/// users run at once; the per-token and per-sequence figures.
+#[test]
+fn the_hybrid_scenario_shows_its_capacity() {
+    let rows = sweep_rows("scenarios/hybrid-capacity.toml");
+    let at = |model: &str, users: &str| {
+        rows.iter()
+            .find(|r| r["model.preset"] == model && r["traffic.arrival.users"] == users)
+            .unwrap()
+    };
+    for users in ["8", "16", "32", "64", "128"] {
+        assert_eq!(num(at("qwen2.5-72b", users), "batch_ceiling"), 11.0);
+        assert_eq!(num(at("qwen3-next-80b-a3b", users), "batch_ceiling"), 129.0);
+    }
+    assert_eq!(num(at("qwen2.5-72b", "16"), "batch_peak"), 11.0);
+    assert_eq!(num(at("qwen3-next-80b-a3b", "128"), "batch_peak"), 128.0);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/hybrid-capacity.toml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let hybrid = load(&text).unwrap();
+    let dense = load(&text.replace(
+        "preset = \"qwen3-next-80b-a3b\"",
+        "preset = \"qwen2.5-72b\"",
+    ))
+    .unwrap();
+    assert_eq!(dense.layout.bytes_per_token(), 327_680);
+    assert_eq!(hybrid.layout.bytes_per_token(), 24_576);
+    // 1.05 MiB per layer, 40 MB per sequence; 10.7 GB and 0.8 GB at 32k.
+    let per_layer = hybrid.layout.state_bytes() / 36;
+    assert_eq!((per_layer as f64 / 1048576.0 * 100.0).round(), 105.0);
+    assert_eq!((hybrid.layout.state_bytes() as f64 / 1e6).round(), 40.0);
+    assert_eq!((dense.layout.kept_bytes(32768) as f64 / 1e8).round(), 107.0);
+    assert_eq!(((24_576u64 * 32768) as f64 / 1e8).round(), 8.0);
+}

@@ -866,6 +866,15 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// the unit tests in src/). The sentences this file checks itself are the
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
+    // Layer groups.
+    (
+        "6 conversations at once, against 1 were every layer global",
+        "the_window_scenario_shows_what_the_window_buys",
+    ),
+    (
+        "KV ceilings of 129 and 11 sequences at ~30k tokens",
+        "the_hybrid_scenario_shows_its_capacity",
+    ),
     // The seeds' worked examples.
     (
         "8192 tokens: 2,684,354,560 bytes, ~2.5 GiB",
