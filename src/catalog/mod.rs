@@ -241,8 +241,41 @@ mod tests {
         // bf16 elements each.
         let next_state = 36 * (32 * 128 * 128 + (2 * 16 * 128 + 32 * 128) * 3) * 2;
         let next = |n: u64| 12 * per_layer(2, 256) * n + next_state;
+        // Mistral 7B: every layer windowed at 4096; Gemma-2 9B: 21 of 42.
+        let mistral = |n: u64| 32 * per_layer(8, 128) * n.min(4096);
+        let gemma2 = |n: u64| 21 * per_layer(8, 256) * n + 21 * per_layer(8, 256) * n.min(4096);
+        // Uniform models keep every token in every layer.
+        let uniform = |layers: u64, kv_heads: u64, head_dim: u64| {
+            let bpt = layers * per_layer(kv_heads, head_dim);
+            (bpt * K8, bpt * K128)
+        };
+        let mla = |n: u64| 61 * (512 + 64) * 2 * n;
+        let mut cases: Vec<(&str, u64, u64, u64)> = [
+            ("llama-2-7b", 32, 32, 128),
+            ("llama-2-13b", 40, 40, 128),
+            ("llama-2-70b", 80, 8, 128),
+            ("llama-3.1-8b", 32, 8, 128),
+            ("llama-3.1-70b", 80, 8, 128),
+            ("llama-3.1-405b", 126, 8, 128),
+            ("mixtral-8x7b", 32, 8, 128),
+            ("qwen2.5-7b", 28, 4, 128),
+            ("qwen2.5-72b", 80, 8, 128),
+            ("opt-13b", 40, 40, 128),
+            ("falcon-7b", 32, 1, 64),
+        ]
+        .into_iter()
+        .map(|(name, l, h, d)| {
+            let (a, b) = uniform(l, h, d);
+            (name, a, b, 0)
+        })
+        .collect();
+        cases.extend([
+            ("mistral-7b-v0.1", mistral(K8), mistral(K128), 0),
+            ("gemma-2-9b", gemma2(K8), gemma2(K128), 0),
+            ("deepseek-v3", mla(K8), mla(K128), 0),
+        ]);
         // (model, 8k bytes, 128k bytes, state bytes)
-        let cases: [(&str, u64, u64, u64); 8] = [
+        cases.extend([
             (
                 "qwen3-32b",
                 64 * per_layer(8, 128) * K8,
@@ -261,7 +294,9 @@ mod tests {
             ("gemma-3-27b", gemma3(K8), gemma3(K128), 0),
             ("deepseek-v3.1", 61 * 576 * 2 * K8, 61 * 576 * 2 * K128, 0),
             ("qwen3-next-80b-a3b", next(K8), next(K128), next_state),
-        ];
+        ]);
+        // Every catalog model, once.
+        assert_eq!(cases.len(), models().len());
         for (name, at_8k, at_128k, state) in cases {
             let x = m(name);
             let held = |n: u64| -> u64 {
