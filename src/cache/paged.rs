@@ -27,8 +27,10 @@
 //! the physical groups' block bytes (and the state bytes): every allocation is
 //! a multiple of that, so the remainder could never be used.
 //!
-//! vLLM's hybrid KV cache manager (vllm/v1/core/kv_cache_coordinator.py,
-//! `HybridKVCacheCoordinator`) also keeps one pool for every group, but of
+//! vLLM's hybrid KV cache manager (docs/design/hybrid_kv_cache_manager.md;
+//! vllm/v1/core/kv_cache_coordinator.py, `HybridKVCacheCoordinator`, and
+//! one `SingleTypeKVCacheManager` per attention type in
+//! vllm/v1/core/single_type_kv_cache_manager.py) also keeps one pool for every group, but of
 //! pages of one size: it picks each group's block size so that all pages have
 //! the same bytes, and pads Mamba state pages to that size. kvsim lets every
 //! group keep the scenario's block size and takes exactly each group's bytes
