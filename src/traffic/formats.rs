@@ -108,6 +108,28 @@ fn lengths(
     Ok(prompt.zip(output))
 }
 
+/// Parses a CSV row's prompt and output counts (`(column, text)`), applies
+/// the zero-token policy and the time window, and keeps the row at `secs`.
+fn keep_csv_row(
+    rows: &mut Vec<TraceRow>,
+    budget: &mut RowBudget,
+    read: &ReadOpts<'_>,
+    secs: f64,
+    (prompt_col, prompt): (&str, &str),
+    (output_col, output): (&str, &str),
+) -> Result<(), String> {
+    let prompt = parse_tokens(prompt_col, prompt)?;
+    let output = parse_tokens(output_col, output)?;
+    let Some((prompt, output)) = lengths((prompt_col, prompt), (output_col, output), read)? else {
+        return Ok(());
+    };
+    if let Some(at) = read.window.place(secs) {
+        budget.charge(std::mem::size_of::<TraceRow>())?;
+        rows.push(row_at(at, prompt, output, None));
+    }
+    Ok(())
+}
+
 /// Loads an Azure LLM inference trace (2023 or 2024): `TIMESTAMP` date-times
 /// (arrival = seconds since the first row's), `ContextTokens` (prompt),
 /// `GeneratedTokens` (output).
@@ -136,17 +158,14 @@ pub(crate) fn load_azure(path: &Path, read: &ReadOpts<'_>) -> Result<Vec<TraceRo
             let secs = (nanos - t0) as f64 / 1e9;
             order.check(ts_col, secs, ts)?;
             let secs = check_secs(ts_col, secs, ts, "")?;
-            let prompt = parse_tokens(prompt_col, prompt)?;
-            let output = parse_tokens(output_col, output)?;
-            let Some((prompt, output)) = lengths((prompt_col, prompt), (output_col, output), read)?
-            else {
-                return Ok(());
-            };
-            if let Some(at) = read.window.place(secs) {
-                budget.charge(std::mem::size_of::<TraceRow>())?;
-                rows.push(row_at(at, prompt, output, None));
-            }
-            Ok(())
+            keep_csv_row(
+                &mut rows,
+                &mut budget,
+                read,
+                secs,
+                (prompt_col, prompt),
+                (output_col, output),
+            )
         },
     )?;
     read.window.nonempty(path, rows.len())?;
@@ -186,17 +205,14 @@ pub(crate) fn load_burstgpt(
                 return Ok(());
             }
             models_seen += 1;
-            let prompt = parse_tokens(prompt_col, prompt)?;
-            let output = parse_tokens(output_col, output)?;
-            let Some((prompt, output)) = lengths((prompt_col, prompt), (output_col, output), read)?
-            else {
-                return Ok(());
-            };
-            if let Some(at) = read.window.place(secs) {
-                budget.charge(std::mem::size_of::<TraceRow>())?;
-                rows.push(row_at(at, prompt, output, None));
-            }
-            Ok(())
+            keep_csv_row(
+                &mut rows,
+                &mut budget,
+                read,
+                secs,
+                (prompt_col, prompt),
+                (output_col, output),
+            )
         },
     )?;
     if let (Some(m), 0) = (model, models_seen) {
