@@ -24,6 +24,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod hf;
+
 /// Elements that share one fp16 scale in the integer KV formats (int8, int4).
 ///
 /// Group-wise quantization with groups of 32-128 elements is what published KV
