@@ -1361,12 +1361,17 @@ fn resolve_cache(
 ) -> Result<CacheConfig, SpecError> {
     let policy = spec.policy.unwrap_or(PolicyName::Paged);
     // A preset's prefix caching applies where it can: not to contiguous
-    // placement, and not to models with sliding-window layers (vLLM and
-    // SGLang turn it off for those too).
+    // placement, and not to models with sliding-window, chunked or recurrent
+    // layers (vLLM and SGLang turn it off for those too; kvsim models it
+    // only where every layer keeps every token).
+    let every_token_kept = model
+        .layer_groups()
+        .iter()
+        .all(|g| g.span().is_all() && matches!(g.state_bytes(), Some(0)));
     let prefix_caching = spec.prefix_caching.unwrap_or(
         engine.prefix_caching
             && policy != PolicyName::Contiguous
-            && model.sliding_window.is_none()
+            && every_token_kept
             && spec.window.is_none(),
     );
     if prefix_caching && policy == PolicyName::Contiguous {

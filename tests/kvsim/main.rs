@@ -11,6 +11,7 @@ mod extreme;
 mod fast_path;
 mod fuzz;
 mod golden;
+mod hf;
 mod layering;
 mod memory;
 mod merge;
