@@ -389,6 +389,15 @@ fn qwen3_next_80b_a3b() {
     //   temporal 32 x 128 x 128 = 524,288 elements; x 2 bytes.
     let per_layer = (3 * (2 * 16 * 128 + 32 * 128) + 32 * 128 * 128) * 2;
     assert_eq!(per_layer, 1_097_728);
+    // The README's "37.7 MiB per sequence beside the 24.0 KiB per token".
+    assert_eq!(
+        format!("{:.1}", (36 * per_layer) as f64 / 1048576.0),
+        "37.7"
+    );
+    assert_eq!(
+        format!("{:.1}", (12 * 2 * 2 * 256 * 2) as f64 / 1024.0),
+        "24.0"
+    );
     shape(
         &m,
         12 * 2 * 2 * 256 * 2,
