@@ -1122,10 +1122,15 @@ impl<'a> Reader<'a> {
             t.key("decoder_sparse_step"),
             t.opt_u32("decoder_sparse_step")?.unwrap_or(1),
         )?;
-        let dense_only = t.opt_u32_list("mlp_only_layers")?.unwrap_or_default();
-        Ok((0..layers)
-            .filter(|i| (i + 1) % step == 0 && !dense_only.contains(i))
-            .count() as u32)
+        let mut dense_only = t.opt_u32_list("mlp_only_layers")?.unwrap_or_default();
+        dense_only.sort_unstable();
+        dense_only.dedup();
+        // Counted, not iterated: num_hidden_layers is not bounded yet.
+        let listed = dense_only
+            .iter()
+            .filter(|&&i| i < layers && (i + 1) % step == 0)
+            .count() as u32;
+        Ok(layers / step - listed)
     }
 
     /// DeepSeek-V2/V3: MLA on every layer; the first `first_k_dense_replace`
@@ -1148,9 +1153,12 @@ impl<'a> Reader<'a> {
             t.key("moe_layer_freq"),
             t.opt_u32("moe_layer_freq")?.unwrap_or(1),
         )?;
-        let moe_layers = (0..b.layers)
-            .filter(|i| *i >= first_dense && i % freq == 0)
-            .count() as u32;
+        // Layers i >= first_k_dense_replace with i a multiple of
+        // moe_layer_freq, counted (num_hidden_layers is not bounded yet).
+        let multiples_below = |n: u32| u64::from(n).div_ceil(u64::from(freq));
+        let moe_layers = multiples_below(b.layers)
+            .saturating_sub(multiples_below(first_dense.min(b.layers)))
+            as u32;
         if moe_layers < b.layers {
             self.source("intermediate", t.key("intermediate_size"));
         } else {
@@ -1436,8 +1444,10 @@ impl<'a> Reader<'a> {
         // dt_bias and A_log per value head, the gated norm over a value
         // head, out_proj.
         let (key_dim, value_dim) = (u64::from(nk) * u64::from(dk), u64::from(nv) * u64::from(dv));
-        let conv_dim = 2 * key_dim + value_dim;
-        let gdn = p(&[h, 2 * key_dim + 2 * value_dim])
+        // Sums saturate like products: a shape this large is refused by the
+        // parameter bound.
+        let conv_dim = key_dim.saturating_mul(2).saturating_add(value_dim);
+        let gdn = p(&[h, key_dim.saturating_add(value_dim).saturating_mul(2)])
             .saturating_add(p(&[h, 2 * u64::from(nv)]))
             .saturating_add(p(&[conv_dim, u64::from(kernel)]))
             .saturating_add(u128::from(2 * u64::from(nv) + u64::from(dv)))
@@ -1572,18 +1582,25 @@ impl<'a> Reader<'a> {
         ));
         let h = u64::from(b.hidden);
         let inner = u64::from(heads) * u64::from(head_dim);
-        let gn = 2 * u64::from(groups) * u64::from(state_size);
+        let gn = p(&[2, u64::from(groups), u64::from(state_size)]).min(u128::from(u64::MAX)) as u64;
         let proj_bias = t.opt_bool("mamba_proj_bias")?.unwrap_or(false);
         let conv_bias = t.opt_bool("use_conv_bias")?.unwrap_or(true);
         // in_proj (z, x, B, C, dt), the depthwise conv over x, B, C with its
         // bias, dt_bias, A_log and D per head, the gated norm, out_proj.
-        let mamba = p(&[h, 2 * inner + gn + u64::from(heads)])
-            .saturating_add(p(&[inner + gn, u64::from(kernel)]))
-            .saturating_add(if conv_bias { u128::from(inner + gn) } else { 0 })
-            .saturating_add(u128::from(3 * u64::from(heads) + inner))
+        // Sums saturate like products: a shape this large is refused by the
+        // parameter bound.
+        let conv_dim = inner.saturating_add(gn);
+        let in_proj = inner
+            .saturating_mul(2)
+            .saturating_add(gn)
+            .saturating_add(u64::from(heads));
+        let mamba = p(&[h, in_proj])
+            .saturating_add(p(&[conv_dim, u64::from(kernel)]))
+            .saturating_add(if conv_bias { u128::from(conv_dim) } else { 0 })
+            .saturating_add(u128::from(3 * u64::from(heads)) + u128::from(inner))
             .saturating_add(p(&[inner, h]))
             .saturating_add(if proj_bias {
-                u128::from(2 * inner + gn + u64::from(heads) + h)
+                u128::from(in_proj) + u128::from(h)
             } else {
                 0
             });

@@ -655,3 +655,70 @@ fn a_scenario_runs_an_imported_model() {
         .to_string();
     assert!(err.contains("hf/nope.json"), "{err}");
 }
+
+/// No edit of one field of a fixture (a zero, a huge number, a negative
+/// one, a string, null, a list, an object, the field removed) panics: each
+/// is read or refused, and a refusal names a field.
+#[test]
+fn no_single_field_edit_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let values: Vec<serde_json::Value> = vec![
+        0.into(),
+        1.into(),
+        4_294_967_296u64.into(),
+        u64::MAX.into(),
+        (-1).into(),
+        1e300.into(),
+        "x".into(),
+        serde_json::Value::Null,
+        serde_json::json!([]),
+        serde_json::json!([1, "a"]),
+        serde_json::json!({}),
+        true.into(),
+    ];
+    let mut tried = 0;
+    for entry in std::fs::read_dir(fixture("x").parent().unwrap()).unwrap() {
+        let original: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let nested = original.get("text_config").is_some();
+        let keys: Vec<(bool, String)> = original
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| (false, k.clone()))
+            .chain(
+                original
+                    .get("text_config")
+                    .and_then(|t| t.as_object())
+                    .into_iter()
+                    .flat_map(|t| t.keys().map(|k| (true, k.clone()))),
+            )
+            .collect();
+        for (inner, key) in keys {
+            for value in values.iter().map(Some).chain([None]) {
+                let mut v = original.clone();
+                let map = if inner && nested {
+                    v["text_config"].as_object_mut().unwrap()
+                } else {
+                    v.as_object_mut().unwrap()
+                };
+                match value {
+                    Some(x) => {
+                        map.insert(key.clone(), x.clone());
+                    }
+                    None => {
+                        map.remove(&key);
+                    }
+                }
+                std::fs::write(&path, v.to_string()).unwrap();
+                if let Err(e) = import_hf_config(&path) {
+                    let text = e.to_string();
+                    assert!(text.contains('`'), "{key} = {value:?}: {text}");
+                }
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 3000, "{tried}");
+}
