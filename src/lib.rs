@@ -17,7 +17,7 @@
 //! |---|---|
 //! | [`scenario`] | TOML -> `*Spec` structs (as written) -> validated [`scenario::Scenario`] |
 //! | [`catalog`] | built-in models and GPUs, each number with its public source |
-//! | [`model`] | model shapes and the exact KV arithmetic |
+//! | [`model`] | model shapes, layer groups and the exact KV arithmetic; Hugging Face `config.json` import ([`model::hf`]) |
 //! | [`traffic`] | arrival processes, length distributions, closed loops, trace replay |
 //! | [`hardware`] | KV budget ([`hardware::budget`]) and step cost ([`hardware::cost`]) |
 //! | [`cache`] | the [`cache::KvCache`] trait and its contiguous and paged policies |

@@ -384,75 +384,76 @@ mod tests {
     /// fields are those values.
     #[test]
     fn the_hf_config_files_agree_with_the_catalog() {
-        let files = [
-            (
-                "qwen3-32b",
-                include_str!("../../tests/data/hf/qwen3-32b.json"),
-            ),
-            (
-                "qwen3-30b-a3b",
-                include_str!("../../tests/data/hf/qwen3-30b-a3b.json"),
-            ),
-            (
-                "gpt-oss-20b",
-                include_str!("../../tests/data/hf/gpt-oss-20b.json"),
-            ),
-            (
-                "gpt-oss-120b",
-                include_str!("../../tests/data/hf/gpt-oss-120b.json"),
-            ),
-            (
-                "llama-4-scout-17b-16e",
-                include_str!("../../tests/data/hf/llama-4-scout-17b-16e.json"),
-            ),
-            (
-                "gemma-3-27b",
-                include_str!("../../tests/data/hf/gemma-3-27b.json"),
-            ),
-            (
-                "deepseek-v3.1",
-                include_str!("../../tests/data/hf/deepseek-v3.1.json"),
-            ),
-            (
-                "qwen3-next-80b-a3b",
-                include_str!("../../tests/data/hf/qwen3-next-80b-a3b.json"),
-            ),
-        ];
-        for (name, text) in files {
-            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        // Every config under tests/data/hf named after a catalog model,
+        // imported as `kvsim kv --hf-config` would: the same model.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/hf");
+        let mut compared = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let Some(x) = model(&name) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
             let source = v["_source"].as_str().unwrap();
             assert!(source.starts_with("https://huggingface.co/"), "{name}");
-            assert!(source.ends_with("/config.json"), "{name}");
-            let c = if v["text_config"].is_object() {
-                &v["text_config"]
-            } else {
-                &v
+            let got = crate::model::hf::parse(&v, &name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .model;
+            // The same groups, in whatever order.
+            let sorted = |m: &crate::model::Model| {
+                let mut g: Vec<String> =
+                    m.layer_groups().iter().map(|g| format!("{g:?}")).collect();
+                g.sort();
+                g
             };
-            let field = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{name}: {k}"));
-            let x = m(name);
-            assert_eq!(field("num_hidden_layers"), u64::from(x.layers), "{name}");
-            assert_eq!(field("hidden_size"), u64::from(x.hidden), "{name}");
-            assert_eq!(field("num_attention_heads"), u64::from(x.heads), "{name}");
+            assert_eq!(sorted(&got), sorted(&x), "{name}: groups");
             assert_eq!(
-                field("num_key_value_heads"),
-                u64::from(x.kv_heads),
+                got.kv_bytes_per_token(Dtype::Bf16),
+                x.kv_bytes_per_token(Dtype::Bf16),
                 "{name}"
             );
-            assert_eq!(field("vocab_size"), u64::from(x.vocab), "{name}");
+            assert_eq!(got.state_bytes_per_seq(), x.state_bytes_per_seq(), "{name}");
             assert_eq!(
-                field("intermediate_size"),
-                u64::from(x.intermediate),
+                (got.layers, got.hidden, got.heads, got.vocab),
+                (x.layers, x.hidden, x.heads, x.vocab),
+                "{name}"
+            );
+            assert_eq!(got.max_model_len, x.max_model_len, "{name}: context");
+            assert_eq!(
+                (got.params, got.active_params),
+                (x.params, x.active_params),
                 "{name}"
             );
             assert_eq!(
-                field("max_position_embeddings"),
-                u64::from(x.max_model_len),
+                (got.weight_dtype, got.expert_dtype),
+                (x.weight_dtype, x.expert_dtype),
                 "{name}"
             );
-            if x.mla.is_none() {
-                assert_eq!(field("head_dim"), u64::from(x.head_dim), "{name}");
-            }
+            assert_eq!(got.moe, x.moe, "{name}");
+            compared.push(name);
         }
+        compared.sort();
+        assert_eq!(
+            compared,
+            [
+                "deepseek-v3",
+                "deepseek-v3.1",
+                "gemma-2-9b",
+                "gemma-3-27b",
+                "gpt-oss-120b",
+                "gpt-oss-20b",
+                "llama-3.1-8b",
+                "llama-4-scout-17b-16e",
+                "mistral-7b-v0.1",
+                "mixtral-8x7b",
+                "qwen2.5-7b",
+                "qwen3-30b-a3b",
+                "qwen3-32b",
+                "qwen3-next-80b-a3b",
+            ]
+        );
     }
 
     #[test]

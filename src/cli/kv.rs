@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{CatalogArgs, CatalogKind, KvArgs, say};
-use crate::cache::{KvLayout, paged_held_bytes};
+use crate::cache::{KvGroup, KvLayout, paged_held_bytes};
 use crate::error::Error;
 use crate::hardware::budget::kv_layout;
 use crate::model::{Dtype, LayerKind, Model};
@@ -77,6 +77,9 @@ struct KvSavings {
 }
 
 fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
+    if let Some(path) = &a.hf_config {
+        return crate::scenario::import_hf_config(path);
+    }
     if let Some(name) = &a.model {
         return catalog::model(name).ok_or_else(|| {
             let known: Vec<_> = catalog::models()
@@ -122,7 +125,8 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
             })
         }
         _ => Err(Error::Usage(
-            "give --model NAME, or all of --layers, --kv-heads and --head-dim".into(),
+            "give --model NAME, --hf-config FILE, or all of --layers, --kv-heads and --head-dim"
+                .into(),
         )),
     }
 }
@@ -176,23 +180,41 @@ pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
     let double_batch = total.checked_mul(2).ok_or_else(overflow)?;
     let block_size = a.block_size;
     let paged = paged_held_bytes(&layout, block_size, len).ok_or_else(overflow)?;
+    // Every model group, cache-less ones included (the layout drops those,
+    // so its groups do not line up with the model's one to one).
     let groups: Vec<KvGroupReport> = model
         .layer_groups()
         .iter()
-        .zip(layout.groups())
-        .map(|(m, g)| KvGroupReport {
-            kind: m.kind_name(),
-            shape: m.describe(),
-            layers: m.layers,
-            keeps: g.span.describe(),
-            bytes_per_token: g.bytes_per_token,
-            kept_tokens: if g.bytes_per_token > 0 {
-                u64::from(g.kept_tokens(len))
+        .map(|m| {
+            let g = KvGroup {
+                bytes_per_token: m
+                    .bytes_per_token(a.kv_dtype, 1)
+                    .expect("checked above: the total fits 64 bits"),
+                span: m.span(),
+                layers: m.layers,
+                state_bytes: m.state_bytes().expect("checked above"),
+                flops_per_pair: 0,
+            };
+            let kept = if g.bytes_per_token > 0 {
+                g.kept_tokens(len)
             } else {
                 0
-            },
-            state_bytes: g.state_bytes,
-            bytes_per_sequence: g.kept_bytes(len),
+            };
+            KvGroupReport {
+                kind: m.kind_name(),
+                shape: m.describe(),
+                layers: m.layers,
+                keeps: if g.bytes_per_token > 0 {
+                    g.span.describe()
+                } else {
+                    "no tokens".into()
+                },
+                bytes_per_token: g.bytes_per_token,
+                kept_tokens: u64::from(kept),
+                state_bytes: g.state_bytes,
+                bytes_per_sequence: u64::from(kept) * g.bytes_per_token
+                    + if len > 0 { g.state_bytes } else { 0 },
+            }
         })
         .collect();
     let savings = if model.is_uniform() {

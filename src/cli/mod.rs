@@ -339,6 +339,10 @@ pub struct KvArgs {
     /// A catalog model (see `kvsim catalog models`).
     #[arg(long, conflicts_with_all = ["layers", "kv_heads", "head_dim"])]
     pub model: Option<String>,
+    /// A Hugging Face config.json to read the model from (its layer groups,
+    /// windows, recurrent state and parameters).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "layers", "kv_heads", "head_dim"])]
+    pub hf_config: Option<std::path::PathBuf>,
     /// Layers of an explicit shape.
     #[arg(long, requires_all = ["kv_heads", "head_dim"])]
     pub layers: Option<u32>,

@@ -35,6 +35,11 @@ pub const MAX_SCENARIO_BYTES: u64 = 1 << 20;
 /// The largest calibration file (a few lines).
 pub const MAX_CALIBRATION_BYTES: u64 = 64 << 10;
 
+/// The largest Hugging Face `config.json`: configs are a few KiB (the
+/// longest, with per-layer lists and long-RoPE factor tables, tens of KiB),
+/// so a megabyte is a wrong file.
+pub const MAX_HF_CONFIG_BYTES: u64 = 1 << 20;
+
 /// `s`, or its first [`QUOTE_CHARS`] characters and how many were left out.
 pub fn quote(s: &str) -> String {
     match s.char_indices().nth(QUOTE_CHARS) {

@@ -122,21 +122,27 @@ pub fn config_rows(s: &Scenario) -> Vec<ConfigRow> {
     let model_fields = serde_json::to_value(&spec.model)
         .ok()
         .and_then(|v| {
-            v.as_object()
-                .map(|o| o.keys().filter(|k| *k != "preset").count())
+            v.as_object().map(|o| {
+                o.keys()
+                    .filter(|k| *k != "preset" && *k != "hf_config")
+                    .count()
+            })
         })
         .unwrap_or(0);
-    let model_source = match &spec.model.preset {
-        Some(p) => {
-            let cited = crate::catalog::model_entry(p)
+    let cited = match (&spec.model.preset, &spec.model.hf_config) {
+        (Some(p), _) => Some(
+            crate::catalog::model_entry(p)
                 .map(|e| format!("catalog model {p}: {}", e.source))
-                .unwrap_or_else(|| format!("catalog model {p}"));
-            if model_fields > 0 {
-                format!("{cited}; {model_fields} field(s) set in the scenario")
-            } else {
-                cited
-            }
+                .unwrap_or_else(|| format!("catalog model {p}")),
+        ),
+        (None, Some(path)) => Some(format!("Hugging Face config {}", path.display())),
+        (None, None) => None,
+    };
+    let model_source = match cited {
+        Some(cited) if model_fields > 0 => {
+            format!("{cited}; {model_fields} field(s) set in the scenario")
         }
+        Some(cited) => cited,
         None => file.to_string(),
     };
     // A uniform model's shape in one phrase; any other's layer groups.

@@ -182,7 +182,13 @@ impl Scenario {
         };
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let traffic = TrafficPlan::from_spec(&spec.traffic, base_dir, path)?;
-        validate(spec, path, traffic).map_err(scenario_err)
+        // A model read from a Hugging Face config.json: its errors name that
+        // file and its fields.
+        let imported = match &spec.model.hf_config {
+            Some(p) => Some(import_hf_config(&base_dir.join(p))?),
+            None => None,
+        };
+        validate(spec, path, traffic, imported).map_err(scenario_err)
     }
 }
 
@@ -279,7 +285,12 @@ fn refine_key(table: &toml::Table, key: String, message: &str) -> String {
     }
 }
 
-fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Scenario, SpecError> {
+fn validate(
+    spec: ScenarioSpec,
+    path: &Path,
+    traffic: TrafficPlan,
+    imported: Option<Model>,
+) -> Result<Scenario, SpecError> {
     if spec.name.trim().is_empty() {
         return Err(SpecError::new("name", "must not be empty"));
     }
@@ -344,7 +355,7 @@ fn validate(spec: ScenarioSpec, path: &Path, traffic: TrafficPlan) -> Result<Sce
         None => 1,
     };
 
-    let model = resolve_model(&spec.model).map_err(|e| e.under("model"))?;
+    let model = resolve_model(&spec.model, imported).map_err(|e| e.under("model"))?;
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let gpu = resolve_gpu(&spec.hardware.gpu).map_err(|e| e.under("hardware"))?;
     let engine = match spec.engine.preset {
@@ -648,7 +659,109 @@ fn nonzero(key: &str, v: u32) -> Result<u32, SpecError> {
     }
 }
 
-fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
+/// Reads the Hugging Face `config.json` at `path` into a model, validated as
+/// a scenario's `[model]` is (every range and consistency check of
+/// `resolve_model`). Errors name the file and the config's field
+/// (`config.json: \`num_key_value_heads\`: missing`).
+pub fn import_hf_config(path: &Path) -> Result<Model, Error> {
+    let imported = crate::model::hf::read(path)?;
+    resolve_model(&model_spec_of(&imported.model), None).map_err(|e| {
+        let reason = match imported.source_of(&e.key) {
+            Some(field) => format!("`{field}`: {}", e.reason),
+            None => format!("`model.{}` (derived from the config): {}", e.key, e.reason),
+        };
+        Error::DataFile {
+            path: path.to_path_buf(),
+            line: None,
+            reason,
+        }
+    })
+}
+
+/// The `[model]` table that says everything `model` says, for validating a
+/// model that did not come from a scenario file.
+fn model_spec_of(model: &Model) -> spec::ModelSpec {
+    let groups = (!model.groups.is_empty()).then(|| {
+        model
+            .groups
+            .iter()
+            .map(|g| {
+                let mut s = spec::LayerGroupSpec {
+                    layers: g.layers,
+                    attention: spec::AttentionName::Full,
+                    window: None,
+                    chunk: None,
+                    kv_heads: None,
+                    head_dim: None,
+                    kv_lora_rank: None,
+                    qk_rope_dim: None,
+                    state_bytes: None,
+                    kv_dtype: g.kv_dtype,
+                };
+                if let Some((kv, d)) = g.heads() {
+                    (s.kv_heads, s.head_dim) = (Some(kv), Some(d));
+                }
+                match g.kind {
+                    LayerKind::Full { .. } => {}
+                    LayerKind::Sliding { window, .. } => {
+                        s.attention = spec::AttentionName::Sliding;
+                        s.window = Some(window);
+                    }
+                    LayerKind::Chunked { chunk, .. } => {
+                        s.attention = spec::AttentionName::Chunked;
+                        s.chunk = Some(chunk);
+                    }
+                    LayerKind::Mla {
+                        kv_lora_rank,
+                        qk_rope_dim,
+                    } => {
+                        s.attention = spec::AttentionName::Mla;
+                        (s.kv_lora_rank, s.qk_rope_dim) = (Some(kv_lora_rank), Some(qk_rope_dim));
+                    }
+                    LayerKind::Recurrent { state_bytes } => {
+                        s.attention = spec::AttentionName::Recurrent;
+                        s.state_bytes = Some(state_bytes);
+                    }
+                    LayerKind::None => s.attention = spec::AttentionName::None,
+                }
+                s
+            })
+            .collect()
+    });
+    spec::ModelSpec {
+        preset: None,
+        hf_config: None,
+        name: Some(model.name.clone()),
+        params: Some(model.params as f64),
+        active_params: Some(model.active_params as f64),
+        layers: Some(model.layers),
+        hidden: Some(model.hidden),
+        heads: Some(model.heads),
+        kv_heads: Some(model.kv_heads),
+        head_dim: Some(model.head_dim),
+        intermediate: Some(model.intermediate),
+        vocab: Some(model.vocab),
+        max_model_len: Some(model.max_model_len),
+        sliding_window: model.sliding_window,
+        mla: model.mla,
+        moe: model.moe,
+        weight_dtype: Some(model.weight_dtype),
+        expert_dtype: model.expert_dtype,
+        groups,
+        all_global: None,
+        compute_dtype: None,
+    }
+}
+
+/// `spec` resolved against its base: the catalog preset it names, else the
+/// model `imported` from its `hf_config`, else none (every field given).
+fn resolve_model(spec: &spec::ModelSpec, imported: Option<Model>) -> Result<Model, SpecError> {
+    if spec.preset.is_some() && spec.hf_config.is_some() {
+        return Err(SpecError::new(
+            "hf_config",
+            "give either `preset` (a catalog model) or `hf_config` (a config.json), not both",
+        ));
+    }
     let base = match &spec.preset {
         Some(name) => Some(catalog::model(name).ok_or_else(|| {
             let known: Vec<_> = catalog::models()
@@ -660,7 +773,7 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
                 format!("unknown model `{name}`; known: {}", known.join(", ")),
             )
         })?),
-        None => None,
+        None => imported,
     };
     // Every field comes from the spec if given, else from the preset; without a
     // preset, a missing field is an error (never a silent default).
@@ -672,7 +785,7 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
                 (None, None) => {
                     return Err(SpecError::new(
                         stringify!($name),
-                        "missing: give `preset = \"...\"` or every shape field",
+                        "missing: give `preset = \"...\"`, `hf_config = \"config.json\"` or every shape field",
                     ))
                 }
             }
@@ -684,7 +797,7 @@ fn resolve_model(spec: &spec::ModelSpec) -> Result<Model, SpecError> {
         (None, None) => {
             return Err(SpecError::new(
                 "params",
-                "missing: give `preset` or `params`",
+                "missing: give `preset`, `hf_config` or `params`",
             ));
         }
     };
@@ -1271,12 +1384,17 @@ fn resolve_cache(
 ) -> Result<CacheConfig, SpecError> {
     let policy = spec.policy.unwrap_or(PolicyName::Paged);
     // A preset's prefix caching applies where it can: not to contiguous
-    // placement, and not to models with sliding-window layers (vLLM and
-    // SGLang turn it off for those too).
+    // placement, and not to models with sliding-window, chunked or recurrent
+    // layers (vLLM and SGLang turn it off for those too; kvsim models it
+    // only where every layer keeps every token).
+    let every_token_kept = model
+        .layer_groups()
+        .iter()
+        .all(|g| g.span().is_all() && matches!(g.state_bytes(), Some(0)));
     let prefix_caching = spec.prefix_caching.unwrap_or(
         engine.prefix_caching
             && policy != PolicyName::Contiguous
-            && model.sliding_window.is_none()
+            && every_token_kept
             && spec.window.is_none(),
     );
     if prefix_caching && policy == PolicyName::Contiguous {

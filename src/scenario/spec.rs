@@ -73,6 +73,11 @@ pub struct ModelSpec {
     /// Catalog name (`kvsim catalog models`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// A Hugging Face `config.json` to read the model from (relative to the
+    /// scenario file's directory), instead of a preset; the other keys
+    /// override what it gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf_config: Option<std::path::PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

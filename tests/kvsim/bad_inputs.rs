@@ -50,7 +50,8 @@ fn corpus_dir() -> PathBuf {
 
 /// The command line of a file by its name's prefix (see expected.toml).
 fn default_args(name: &str) -> Vec<&'static str> {
-    let by_prefix: [(&str, &[&'static str]); 8] = [
+    let by_prefix: [(&str, &[&'static str]); 9] = [
+        ("hf-", &["kv", "--hf-config", "{file}"]),
         ("scenario-", &["run", "{file}", "--out", "{out}"]),
         (
             "trace-",

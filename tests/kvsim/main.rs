@@ -11,6 +11,7 @@ mod extreme;
 mod fast_path;
 mod fuzz;
 mod golden;
+mod hf;
 mod layer_groups;
 mod layering;
 mod memory;

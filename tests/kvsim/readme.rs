@@ -904,6 +904,19 @@ const CLAIMS: &[(&str, &str)] = &[
         "kvsim reproduces all sixteen bars of that figure within 10 points",
         "every_case_meets_its_target_or_its_known_miss_bound",
     ),
+    // Hugging Face import.
+    (
+        "keeps every token in its 10 global layers and the last 1,024 in its 52 local ones",
+        "gemma_3_27b",
+    ),
+    (
+        "36 Gated DeltaNet layers keep 37.7 MiB per sequence beside the 24.0 KiB per token of its 12 attention layers",
+        "qwen3_next_80b_a3b",
+    ),
+    (
+        "A file kvsim cannot read is refused with exit code 2",
+        "every_bad_input_is_refused_with_a_message_that_says_where_and_why",
+    ),
     // Catalog and defaults.
     (
         "Models: llama-2-7b/13b/70b, llama-3.1-8b/70b/405b",

@@ -14,6 +14,9 @@
 //! A uniform model (one full or MLA group) reduces to the seeds' formula:
 //! `seq_len * batch * layers * 2 * kv_heads * head_dim * kv_elem_bytes`.
 //!
+//! [`hf`] reads a Hugging Face `config.json` into a [`Model`]: its layer
+//! groups, recurrent state, context and recomputed parameter counts.
+//!
 //! Quantized integer formats add one fp16 scale per group of [`QUANT_GROUP`]
 //! elements of each cached vector. Weight precision and KV precision are
 //! independent: a 4-bit model file still has a bf16 KV cache unless `kv_dtype`
@@ -23,6 +26,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub mod hf;
 
 /// Elements that share one fp16 scale in the integer KV formats (int8, int4).
 ///
