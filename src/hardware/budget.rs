@@ -199,6 +199,21 @@ impl KvBudget {
     pub fn token_capacity(&self) -> u64 {
         self.kv_bytes / self.bytes_per_token.max(1)
     }
+
+    /// The budget in tokens for reports: `436,427 tokens at 131072 B/token`
+    /// (every layer keeping every token), or, for a model whose layers keep
+    /// no per-token KV (recurrent layers only), what the bytes hold instead.
+    pub fn capacity_words(&self) -> String {
+        if self.bytes_per_token == 0 {
+            "no per-token KV (recurrent state only)".to_string()
+        } else {
+            format!(
+                "{} tokens at {} B/token",
+                self.token_capacity(),
+                self.bytes_per_token
+            )
+        }
+    }
 }
 
 /// The words of the error a deployment gets when the model leaves no room

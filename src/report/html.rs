@@ -261,11 +261,9 @@ pub fn config_rows(s: &Scenario) -> Vec<ConfigRow> {
     rows.push(row(
         "KV budget",
         format!(
-            "{:.2} GiB = {} tokens at {} B/token (weights {:.2} GiB/GPU, activations {:.2}, \
-             runtime {:.2})",
+            "{:.2} GiB = {} (weights {:.2} GiB/GPU, activations {:.2}, runtime {:.2})",
             gib(b.kv_bytes),
-            b.kv_bytes / b.bytes_per_token.max(1),
-            b.bytes_per_token,
+            b.capacity_words(),
             gib(b.weights_per_gpu),
             gib(b.activation_per_gpu),
             gib(b.runtime_per_gpu)

@@ -66,10 +66,9 @@ pub fn summary_table(
         (
             "KV budget",
             format!(
-                "{:.2} GiB = {} tokens at {} B/token (weights {:.2} GiB/GPU)",
+                "{:.2} GiB = {} (weights {:.2} GiB/GPU)",
                 gib(b.kv_bytes),
-                b.token_capacity(),
-                b.bytes_per_token,
+                b.capacity_words(),
                 gib(b.weights_per_gpu)
             ),
         ),

@@ -1115,6 +1115,13 @@ fn layer_groups(
             kv_dtype: g.kv_dtype,
         });
     }
+    if out.iter().all(|g| g.kind == LayerKind::None) {
+        return Err(SpecError::new(
+            "groups",
+            "every group is attention = \"none\": a model keeps something per sequence \
+             (give its attention or recurrent layers)",
+        ));
+    }
     Ok(out)
 }
 

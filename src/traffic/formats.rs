@@ -14,7 +14,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::cache::BlockChains;
 use crate::error::Error;
@@ -137,7 +137,7 @@ pub(crate) fn load_azure(path: &Path, read: &ReadOpts<'_>) -> Result<Vec<TraceRo
     let [ts_col, prompt_col, output_col] = AZURE_COLUMNS;
     let mut rows = Vec::new();
     let mut budget = RowBudget::for_machine();
-    let mut first: Option<i64> = None;
+    let mut first: Option<i128> = None;
     let mut order = Order::new();
     let wanted = format!("{}.format = \"azure\"", read.setting);
     for_each_row_with(
@@ -272,16 +272,17 @@ pub(crate) fn load_mooncake(
         if text.trim().is_empty() {
             continue;
         }
-        let row: MooncakeLine = serde_json::from_str(&text).map_err(|e| {
-            err(
-                line,
-                format!(
-                    "not a Mooncake trace line (a JSON object with `timestamp`, \
+        let ObjectOnly(row) =
+            serde_json::from_str::<ObjectOnly<MooncakeLine>>(&text).map_err(|e| {
+                err(
+                    line,
+                    format!(
+                        "not a Mooncake trace line (a JSON object with `timestamp`, \
                      `input_length`, `output_length`, `hash_ids`): {}",
-                    json_reason(&e)
-                ),
-            )
-        })?;
+                        json_reason(&e)
+                    ),
+                )
+            })?;
         let ts_text = row.timestamp.to_string();
         let secs = check_secs(
             "timestamp",
@@ -374,20 +375,22 @@ fn json_reason(e: &serde_json::Error) -> String {
 
 /// Nanoseconds since 1970-01-01 of a naive UTC date-time
 /// `YYYY-MM-DD HH:MM:SS[.fffffffff]` (a `T` may stand for the space, and a
-/// trailing `Z` is allowed; 0 to 9 fractional digits).
-pub(crate) fn parse_datetime(text: &str) -> Result<i64, String> {
+/// trailing `Z` is allowed; 0 to 9 fractional digits). In `i128`: years 0000
+/// to 9999 span 3.2e20 ns, beyond 64 bits, and the difference of two such
+/// instants must not wrap.
+pub(crate) fn parse_datetime(text: &str) -> Result<i128, String> {
     let s = text.trim();
     let s = s.strip_suffix('Z').unwrap_or(s);
     let b = s.as_bytes();
     if b.len() < 19 {
         return Err("too short for `YYYY-MM-DD HH:MM:SS`".into());
     }
-    let num = |from: usize, len: usize, what: &str| -> Result<i64, String> {
+    let num = |from: usize, len: usize, what: &str| -> Result<i128, String> {
         let part = &b[from..from + len];
         if part.iter().all(u8::is_ascii_digit) {
             Ok(part
                 .iter()
-                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+                .fold(0i128, |acc, d| acc * 10 + i128::from(d - b'0')))
         } else {
             Err(format!("the {what} is not {len} digits"))
         }
@@ -410,7 +413,7 @@ pub(crate) fn parse_datetime(text: &str) -> Result<i64, String> {
     let minute = num(14, 2, "minute")?;
     sep(16, b":", "`:`")?;
     let second = num(17, 2, "second")?;
-    let mut nanos = 0i64;
+    let mut nanos = 0i128;
     if b.len() > 19 {
         sep(19, b".", "`.` and fractional seconds")?;
         let frac = &b[20..];
@@ -418,7 +421,7 @@ pub(crate) fn parse_datetime(text: &str) -> Result<i64, String> {
             return Err("fractional seconds must be 0 to 9 digits".into());
         }
         for i in 0..9 {
-            nanos = nanos * 10 + frac.get(i).map_or(0, |d| i64::from(d - b'0'));
+            nanos = nanos * 10 + frac.get(i).map_or(0, |d| i128::from(d - b'0'));
         }
     }
     if !(1..=12).contains(&month) {
@@ -491,12 +494,35 @@ struct Message {
     value: String,
 }
 
+/// A JSON object read into `T`, refusing any other JSON value. serde reads
+/// a struct from a JSON array too, by position, so without this a line such
+/// as `[1, 2, 3]` would silently become a request (timestamp 1, 2 tokens in,
+/// 3 out).
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Object(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
+}
+
 /// One ShareGPT conversation; other fields (`model`, ...) are ignored.
 #[derive(Deserialize)]
 struct Conversation {
     #[serde(default)]
     id: Option<serde_json::Value>,
-    conversations: Vec<Message>,
+    conversations: Vec<ObjectOnly<Message>>,
 }
 
 /// Which side of the exchange a message is on.
@@ -650,7 +676,7 @@ impl Collect<'_> {
         let first = self.turns.len();
         let mut prompt = 0u64;
         let mut asked = false;
-        for m in &c.conversations {
+        for ObjectOnly(m) in &c.conversations {
             let tokens = (self.count)(&m.value) as u64;
             match side(&m.from) {
                 Some(true) => {
@@ -713,7 +739,7 @@ impl<'de> Visitor<'de> for SeqVisitor<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         loop {
             self.0.since.set(0);
-            let Some(c) = seq.next_element::<Conversation>()? else {
+            let Some(ObjectOnly(c)) = seq.next_element::<ObjectOnly<Conversation>>()? else {
                 return Ok(());
             };
             if let Err(reason) = self.0.add(&c) {
@@ -759,5 +785,29 @@ mod tests {
         ] {
             assert!(parse_datetime(bad).is_err(), "{bad}");
         }
+        // The extremes of four-digit years neither wrap nor saturate: their
+        // difference is the exact 3.2e20 ns, which the loader then refuses
+        // as past the horizon.
+        let first = parse_datetime("0000-01-01 00:00:00").unwrap();
+        let last = parse_datetime("9999-12-31 23:59:59").unwrap();
+        assert_eq!(last - first, (3_652_425 * 86_400 - 1) * 1_000_000_000);
+    }
+
+    /// A JSON array where an object belongs is refused, not read into the
+    /// object's fields by position.
+    #[test]
+    fn objects_are_not_read_from_arrays() {
+        let line = serde_json::from_str::<ObjectOnly<MooncakeLine>>("[1, 2, 3]");
+        let e = line
+            .err()
+            .expect("an array is not a Mooncake line")
+            .to_string();
+        assert!(e.contains("expected a JSON object"), "{e}");
+        let ok = serde_json::from_str::<ObjectOnly<MooncakeLine>>(
+            r#"{"timestamp": 1, "input_length": 2, "output_length": 3, "hash_ids": []}"#,
+        );
+        assert!(ok.is_ok());
+        let message = serde_json::from_str::<ObjectOnly<Message>>(r#"["human", "hi"]"#);
+        assert!(message.is_err());
     }
 }

@@ -193,6 +193,11 @@ fn groups_that_make_no_sense_are_refused_with_their_key() {
             "model.sliding_window",
             "not both",
         ),
+        (
+            "[[model.groups]]\nlayers = 32\nattention = \"none\"\n",
+            "model.groups",
+            "keeps something",
+        ),
     ];
     for (groups, key, why) in cases {
         let e = load(&text(groups, "paged", ONE_LONG)).unwrap_err();
