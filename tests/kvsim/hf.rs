@@ -504,9 +504,9 @@ fn kv_reads_a_config_file() {
     for row in [
         "62 layers in 2 groups, bf16",
         "10 x full, 16 x 128",
-        "81,920 B/token x 131,072 tokens = 10,737,418,240",
+        "81,920 B/token x 131,072 = 10,737,418,240",
         "52 x sliding 1024, 16 x 128",
-        "425,984 B/token x 1,024 tokens = 436,207,616",
+        "425,984 B/token x 1,024 = 436,207,616",
         "11,173,625,856 bytes (10.406 GiB)",
     ] {
         assert!(text.contains(row), "no `{row}` in\n{text}");
