@@ -182,10 +182,14 @@ impl Scenario {
         };
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let traffic = TrafficPlan::from_spec(&spec.traffic, base_dir, path)?;
-        // A model read from a Hugging Face config.json: its errors name that
-        // file and its fields.
+        // A model read from a Hugging Face config.json: its errors name the
+        // scenario and its `model.hf_config` key, then that file and its
+        // field.
         let imported = match &spec.model.hf_config {
-            Some(p) => Some(import_hf_config(&base_dir.join(p))?),
+            Some(p) => Some(
+                import_hf_config(&base_dir.join(p))
+                    .map_err(|e| scenario_err(SpecError::new("model.hf_config", e.to_string())))?,
+            ),
             None => None,
         };
         validate(spec, path, traffic, imported).map_err(scenario_err)
@@ -662,7 +666,8 @@ fn nonzero(key: &str, v: u32) -> Result<u32, SpecError> {
 /// Reads the Hugging Face `config.json` at `path` into a model, validated as
 /// a scenario's `[model]` is (every range and consistency check of
 /// `resolve_model`). Errors name the file and the config's field
-/// (`config.json: \`num_key_value_heads\`: missing`).
+/// (`config.json: \`num_key_value_heads\`: missing`); a scenario's
+/// `model.hf_config` puts the scenario file and that key before them.
 pub fn import_hf_config(path: &Path) -> Result<Model, Error> {
     let imported = crate::model::hf::read(path)?;
     resolve_model(&model_spec_of(&imported.model), None).map_err(|e| {

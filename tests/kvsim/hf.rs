@@ -656,6 +656,60 @@ fn a_scenario_runs_an_imported_model() {
     assert!(err.contains("hf/nope.json"), "{err}");
 }
 
+/// A bad config that a scenario reads is named after the scenario and its
+/// `model.hf_config` key, then the config and its field, and exits 2: the
+/// library's error and the binary's message alike.
+#[test]
+fn a_bad_config_names_the_scenario_key_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("llama-3.1-8b")).unwrap()).unwrap();
+    config.as_object_mut().unwrap().remove("vocab_size");
+    std::fs::create_dir(dir.path().join("hf")).unwrap();
+    let config_path = dir.path().join("hf/config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let scenario = dir.path().join("scenario.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf-scenario.toml"),
+    )
+    .unwrap()
+    .replace("hf/qwen3-next-80b-a3b.json", "hf/config.json");
+    std::fs::write(&scenario, text).unwrap();
+    let want = format!(
+        "{}: `model.hf_config`: {}: `vocab_size`: missing",
+        scenario.display(),
+        config_path.display()
+    );
+    let err = kvsim::scenario::Scenario::load(&scenario, &[]).unwrap_err();
+    assert_eq!(err.to_string(), want);
+    assert_eq!(err.exit_code(), 2);
+    match &err {
+        kvsim::Error::Scenario { path, source } => {
+            assert_eq!(path, &scenario);
+            assert_eq!(source.key, "model.hf_config");
+        }
+        other => panic!("{other:?}"),
+    }
+    let out = Command::cargo_bin("kvsim")
+        .unwrap()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&want), "{stderr}");
+    // A config that is not there: the same key, then the path.
+    let err = kvsim::scenario::Scenario::load(&scenario, &["model.hf_config=hf/nope.json".into()])
+        .unwrap_err()
+        .to_string();
+    let head = format!("{}: `model.hf_config`: ", scenario.display());
+    assert!(err.starts_with(&head), "{err}");
+    assert!(err.contains("hf/nope.json"), "{err}");
+}
+
 /// No edit of one field of a fixture (a zero, a huge number, a negative
 /// one, a string, null, a list, an object, the field removed) panics: each
 /// is read or refused, and a refusal names a field.
