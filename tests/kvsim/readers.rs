@@ -67,6 +67,75 @@ fn measure_the_peak_memory_of_a_read() {
             );
             Box::new(|| load(scenario(", zero_tokens = \"skip\"")))
         }
+        // The public formats (docs/traces.md) stream too: an Azure trace
+        // and a Mooncake trace whose rows are all dropped but one, a
+        // Mooncake line that never ends, and a ShareGPT file of 64 MiB whose
+        // conversations keep 12 bytes each.
+        "azure-skipped" => {
+            write_big(
+                &data,
+                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.0000000,5,5\n",
+                |c| c.extend_from_slice(b"2023-11-16 18:15:47.0000000,5,0\n"),
+            );
+            Box::new(|| load(scenario(", format = \"azure\", zero_tokens = \"skip\"")))
+        }
+        "mooncake-skipped" => {
+            write_big(
+                &data,
+                "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 5, \"hash_ids\": [1]}\n",
+                |c| {
+                    c.extend_from_slice(
+                        b"{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 0, \"hash_ids\": [2]}\n",
+                    )
+                },
+            );
+            Box::new(|| load(scenario(", format = \"mooncake\", zero_tokens = \"skip\"")))
+        }
+        "mooncake-one-line" => {
+            write_big(&data, "", |c| c.extend_from_slice(&[b'7'; 4096]));
+            Box::new(|| load(scenario(", format = \"mooncake\"")))
+        }
+        "sharegpt-padded" => {
+            // Conversations padded with a field kvsim ignores: the file is
+            // 64 MiB, what is kept 12 bytes per conversation.
+            let pad = "p".repeat(4000);
+            write_big(&data, "[", |c| {
+                c.extend_from_slice(
+                    format!(
+                        "{{\"id\": \"x\", \"pad\": \"{pad}\", \"conversations\": \
+                         [{{\"from\": \"human\", \"value\": \"hi\"}}, \
+                         {{\"from\": \"gpt\", \"value\": \"ok\"}}]}},\n"
+                    )
+                    .as_bytes(),
+                )
+            });
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&data)
+                .unwrap();
+            f.write_all(b"{\"id\": \"end\", \"conversations\": []}]\n")
+                .unwrap();
+            let toml = |path: &Path| {
+                format!(
+                    "name = \"big\"\nrequests = 1\n[model]\npreset = \"llama-3.1-8b\"\n[hardware]\n\
+                     gpu = \"h100-sxm\"\n[traffic]\narrival = {{ kind = \"poisson\", rate = 1.0 }}\n\
+                     lengths = {{ kind = \"trace\", format = \"sharegpt\", path = {:?} }}\n",
+                    path.display().to_string()
+                )
+            };
+            // The tokenizer's tables (~24 MB, whatever the file) are built
+            // once before the baseline: the peak then measures the file.
+            let tiny = dir.path().join("tiny.json");
+            std::fs::write(
+                &tiny,
+                r#"[{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]}]"#,
+            )
+            .unwrap();
+            let warm = load(toml(&tiny));
+            assert!(warm.starts_with("ok"), "{warm}");
+            let big = toml(&data);
+            Box::new(move || load(big.clone()))
+        }
         // A measurement file without line breaks.
         "one-line-measurements" => {
             write_big(&data, "batch,context_tokens,prefill_tokens,step_s\n", |c| {
@@ -101,7 +170,9 @@ fn measure_the_peak_memory_of_a_read() {
 
 /// Every streaming reader holds a line, not the file: reading a 64 MiB file
 /// raises the peak RSS by less than 16 MiB, whether the file is refused
-/// (one endless line) or read (millions of rows dropped by `zero_tokens`).
+/// (one endless line) or read (millions of rows dropped by `zero_tokens`,
+/// or ShareGPT conversations of which only the token counts are kept), in
+/// kvsim's own trace format and the public ones.
 #[cfg(target_os = "linux")]
 #[test]
 fn readers_hold_a_line_not_the_file() {
@@ -111,6 +182,13 @@ fn readers_hold_a_line_not_the_file() {
             "line 2: the line is longer than 1048576 bytes",
         ),
         ("skipped-rows", "ok 1 rows"),
+        ("azure-skipped", "ok 1 rows"),
+        ("mooncake-skipped", "ok 1 rows"),
+        (
+            "mooncake-one-line",
+            "line 1: the line is longer than 1048576 bytes",
+        ),
+        ("sharegpt-padded", "ok 0 rows"),
         (
             "one-line-measurements",
             "line 2: the line is longer than 1048576 bytes",
