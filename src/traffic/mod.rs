@@ -734,20 +734,16 @@ fn build_trace(
         ));
     }
     if format != TraceFormat::Kvsim {
-        let columns = [
-            ("arrival_column", arrival_column.as_str(), "arrival_s"),
-            ("prompt_column", prompt_column.as_str(), "prompt_tokens"),
-            ("output_column", output_column.as_str(), "output_tokens"),
-        ];
-        if let Some((key, _, _)) = columns.iter().find(|(_, v, d)| v != d) {
-            return Err(ctx.err(
-                format!("{KEY}.{key}"),
-                format!(
-                    "is for `format = \"kvsim\"` only; the `{name}` format names its own \
-                     columns (docs/traces.md)"
-                ),
-            ));
-        }
+        kvsim_columns_only(
+            KEY,
+            name,
+            &[
+                ("arrival_column", arrival_column.as_str(), "arrival_s"),
+                ("prompt_column", prompt_column.as_str(), "prompt_tokens"),
+                ("output_column", output_column.as_str(), "output_tokens"),
+            ],
+            ctx,
+        )?;
     }
     if trace_block_tokens.is_some() && format != TraceFormat::Mooncake {
         return Err(ctx.err(
@@ -947,6 +943,26 @@ fn build_session(
     }))
 }
 
+/// Refuses a column-name key (`(key, value, default)`) changed from its
+/// default under a public `format` (`name`), which names its own columns.
+fn kvsim_columns_only(
+    table: &str,
+    name: &str,
+    columns: &[(&str, &str, &str)],
+    ctx: &Ctx<'_>,
+) -> Result<(), Error> {
+    match columns.iter().find(|(_, v, d)| v != d) {
+        Some((key, _, _)) => Err(ctx.err(
+            format!("{table}.{key}"),
+            format!(
+                "is for `format = \"kvsim\"` only; the `{name}` format names its own columns \
+                 (docs/traces.md)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `traffic.lengths`, and the probability of keeping each conversation
 /// (`sample`, ShareGPT only; 1 otherwise).
 fn build_paired(spec: &PairedSpec, ctx: &Ctx<'_>) -> Result<(LengthPlan, f64), Error> {
@@ -962,19 +978,15 @@ fn build_paired(spec: &PairedSpec, ctx: &Ctx<'_>) -> Result<(LengthPlan, f64), E
     } = spec;
     let name = format.name();
     if *format != TraceFormat::Kvsim {
-        let columns = [
-            ("prompt_column", prompt_column.as_str(), "prompt_tokens"),
-            ("output_column", output_column.as_str(), "output_tokens"),
-        ];
-        if let Some((key, _, _)) = columns.iter().find(|(_, v, d)| v != d) {
-            return Err(ctx.err(
-                format!("{KEY}.{key}"),
-                format!(
-                    "is for `format = \"kvsim\"` only; the `{name}` format names its own \
-                     columns (docs/traces.md)"
-                ),
-            ));
-        }
+        kvsim_columns_only(
+            KEY,
+            name,
+            &[
+                ("prompt_column", prompt_column.as_str(), "prompt_tokens"),
+                ("output_column", output_column.as_str(), "output_tokens"),
+            ],
+            ctx,
+        )?;
     }
     if *format != TraceFormat::Sharegpt {
         if *sample != 1.0 {
