@@ -410,3 +410,39 @@ fn the_bundled_mooncake_replay_runs_and_hits_its_prefixes() {
     let rate = s["prefix_hit_rate"].as_f64().unwrap();
     assert!(rate > 0.2 && rate < 1.0, "{rate}");
 }
+
+/// kvsim's column-name keys do not apply to a public format, which names its
+/// own columns: changing one is refused under either table, naming the key.
+#[test]
+fn column_keys_are_for_the_kvsim_format_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("azure_conv.csv");
+    for (traffic, key) in [
+        (
+            arrival(&file, "azure", ", arrival_column = \"TIMESTAMP\""),
+            "traffic.arrival.arrival_column",
+        ),
+        (
+            format!(
+                "arrival = {{ kind = \"poisson\", rate = 1 }}\n\
+                 lengths = {{ kind = \"trace\", format = \"azure\", path = {:?}, \
+                 output_column = \"GeneratedTokens\" }}",
+                file.to_str().unwrap()
+            ),
+            "traffic.lengths.output_column",
+        ),
+    ] {
+        let sc = scenario(dir.path(), &traffic, "requests = 10");
+        let out = kvsim()
+            .args(["run", sc.to_str().unwrap(), "--out"])
+            .arg(dir.path().join("o"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(key) && err.contains("is for `format = \"kvsim\"` only"),
+            "{err}"
+        );
+    }
+}
