@@ -866,6 +866,11 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// the unit tests in src/). The sentences this file checks itself are the
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
+    // Traces.
+    (
+        "its hash ids decide which blocks are shared (hit rate ~53 %)",
+        "the_bundled_mooncake_replay_runs_and_hits_its_prefixes",
+    ),
     // Layer groups.
     (
         "6 conversations at once, against 1 were every layer global",
