@@ -298,8 +298,14 @@ impl KvGroup {
     /// Bytes a `context`-token sequence holds in this group.
     #[inline]
     pub fn kept_bytes(&self, context: u32) -> u64 {
-        u64::from(self.span.kept(context)) * self.bytes_per_token
-            + if context > 0 { self.state_bytes } else { 0 }
+        u64::from(self.span.kept(context)) * self.bytes_per_token + self.state_at(context)
+    }
+
+    /// The recurrent state a `context`-token sequence holds: all of it from
+    /// the first token on, none before.
+    #[inline]
+    pub fn state_at(&self, context: u32) -> u64 {
+        if context > 0 { self.state_bytes } else { 0 }
     }
 
     /// Whether the group holds nothing.
@@ -422,6 +428,15 @@ impl KvLayout {
         self.groups().iter().map(|g| g.kept_bytes(context)).sum()
     }
 
+    /// [`KvLayout::kept_bytes`], or `None` if it overflows 64 bits (for
+    /// lengths from a command line, which no scenario has bounded).
+    pub fn checked_kept_bytes(&self, context: u32) -> Option<u64> {
+        self.groups().iter().try_fold(0u64, |acc, g| {
+            let kept = u64::from(g.span.kept(context)).checked_mul(g.bytes_per_token)?;
+            acc.checked_add(kept)?.checked_add(g.state_at(context))
+        })
+    }
+
     /// The most bytes a sequence keeps at any length up to `context` (a
     /// chunked group's kept tokens fall at every chunk boundary, so its peak
     /// is `min(context, C)`, not what it keeps at `context`).
@@ -429,10 +444,7 @@ impl KvLayout {
     pub fn peak_bytes(&self, context: u32) -> u64 {
         self.groups()
             .iter()
-            .map(|g| {
-                u64::from(g.span.peak(context)) * g.bytes_per_token
-                    + if context > 0 { g.state_bytes } else { 0 }
-            })
+            .map(|g| u64::from(g.span.peak(context)) * g.bytes_per_token + g.state_at(context))
             .sum()
     }
 
@@ -656,8 +668,7 @@ pub fn paged_held_bytes(layout: &KvLayout, block_size: u32, tokens: u32) -> Opti
             t.div_ceil(bs) - (t - kept) / bs
         };
         let bytes = blocks.checked_mul(bs)?.checked_mul(g.bytes_per_token)?;
-        acc.checked_add(bytes)?
-            .checked_add(if tokens > 0 { g.state_bytes } else { 0 })
+        acc.checked_add(bytes)?.checked_add(g.state_at(tokens))
     })
 }
 
@@ -669,8 +680,7 @@ pub fn paged_peak_bytes(layout: &KvLayout, block_size: u32, tokens: u32) -> Opti
     layout.groups().iter().try_fold(0u64, |acc, g| {
         let blocks = peak_blocks(bs, g.span, 1, tokens);
         let bytes = blocks.checked_mul(bs)?.checked_mul(g.bytes_per_token)?;
-        acc.checked_add(bytes)?
-            .checked_add(if tokens > 0 { g.state_bytes } else { 0 })
+        acc.checked_add(bytes)?.checked_add(g.state_at(tokens))
     })
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{CatalogArgs, CatalogKind, KvArgs, say};
-use crate::cache::{KvGroup, KvLayout, paged_held_bytes};
+use crate::cache::{KvGroup, paged_held_bytes};
 use crate::error::Error;
 use crate::hardware::budget::kv_layout;
 use crate::model::{Dtype, LayerKind, Model};
@@ -165,16 +165,10 @@ pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
     let layout = kv_layout(&model, a.kv_dtype, 1, None);
     let bpt = layout.bytes_per_token();
     let state = layout.state_bytes();
-    let checked_seq = |l: &KvLayout, len: u32| -> Option<u64> {
-        l.groups().iter().try_fold(0u64, |acc, g| {
-            let kept = u64::from(g.kept_tokens(len)).checked_mul(g.bytes_per_token)?;
-            acc.checked_add(kept)?
-                .checked_add(if len > 0 { g.state_bytes } else { 0 })
-        })
-    };
-    let per_seq = checked_seq(&layout, len).ok_or_else(overflow)?;
+    let per_seq = layout.checked_kept_bytes(len).ok_or_else(overflow)?;
     let total = per_seq.checked_mul(a.batch).ok_or_else(overflow)?;
-    let double_seq = checked_seq(&layout, 2 * len)
+    let double_seq = layout
+        .checked_kept_bytes(2 * len)
         .and_then(|b| b.checked_mul(a.batch))
         .ok_or_else(overflow)?;
     let double_batch = total.checked_mul(2).ok_or_else(overflow)?;
@@ -221,7 +215,8 @@ pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
         None
     } else {
         let global = kv_layout(&model.all_global(), a.kv_dtype, 1, None);
-        let all = checked_seq(&global, len)
+        let all = global
+            .checked_kept_bytes(len)
             .and_then(|b| b.checked_mul(a.batch))
             .ok_or_else(overflow)?;
         Some(KvSavings {
