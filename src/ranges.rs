@@ -204,8 +204,26 @@ pub const TRACE_BLOCK_TOKENS: Range = closed(
     "a block of at least one token, at most a million",
 );
 
+/// A KV tier's capacity.
+pub const TIER_CAPACITY_GB: Range = open(
+    0.0,
+    1e7,
+    "GB",
+    "at most ten petabytes; a tier of 0 GB is no tier (leave it out)",
+);
+/// Bandwidth of a link or a tier's media.
+pub const LINK_GBPS: Range = open(
+    0.0,
+    1e5,
+    "GB/s",
+    "a transfer needs a positive rate; no link moves 100 TB/s",
+);
+/// Fixed cost of a transfer or of one block copy.
+pub const TRANSFER_LATENCY_US: Range =
+    closed(0.0, 1e6, "us", "at most a second per transfer");
+
 /// Every range and the keys it governs, for `docs/ranges.md`.
-pub const ALL: [(&Range, &[&str]); 20] = [
+pub const ALL: [(&Range, &[&str]); 23] = [
     (
         &RATE,
         &[
@@ -257,6 +275,24 @@ pub const ALL: [(&Range, &[&str]); 20] = [
     ),
     (&STEP_OVERHEAD_S, &["hardware.step_overhead_s"]),
     (&ALLREDUCE_LATENCY_S, &["hardware.allreduce_latency_s"]),
+    (&TIER_CAPACITY_GB, &["cache.tiers[].capacity_gb"]),
+    (
+        &LINK_GBPS,
+        &[
+            "cache.tiers[].read_gbps",
+            "cache.tiers[].write_gbps",
+            "hardware.pcie_gbps",
+            "hardware.nic_gbps",
+        ],
+    ),
+    (
+        &TRANSFER_LATENCY_US,
+        &[
+            "cache.tiers[].latency_us",
+            "hardware.pcie_block_us",
+            "hardware.nic_latency_us",
+        ],
+    ),
     (&RESTART_S, &["scheduler.restart_s"]),
     (&TIMELINE_INTERVAL_S, &["output.timeline_interval_s"]),
     (&RUNTIME_RESERVE_GIB, &["hardware.runtime_reserve_gib"]),

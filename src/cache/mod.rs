@@ -8,9 +8,14 @@
 
 mod contiguous;
 mod paged;
+pub mod tiers;
 
 pub use contiguous::ContiguousCache;
-pub use paged::{PagedCache, peak_blocks};
+pub use paged::{BlockNamer, IdentHasher, PagedCache, peak_blocks};
+
+/// The name of a KV block: `(content key, block index)`, or a hash-id
+/// chain's node and the block's place within it (see [`BlockNamer`]).
+pub type BlockIdent = (u64, u32);
 
 use std::fmt;
 use std::sync::Arc;

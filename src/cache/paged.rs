@@ -100,6 +100,8 @@
 mod blocks;
 mod kv_cache;
 mod prefix;
+
+pub use prefix::{BlockNamer, IdentHasher};
 #[cfg(test)]
 mod tests;
 

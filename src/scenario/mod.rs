@@ -10,6 +10,7 @@ pub mod commands;
 mod overrides;
 pub mod spec;
 mod words;
+mod tiers;
 
 pub use words::in_user_words;
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::cache::tiers::TierPlan;
 use crate::cache::{CacheConfig, KvLayout, MAX_LAYER_GROUPS, Placement, PolicyName, Reserve};
 use crate::catalog;
 use crate::error::{Error, SpecError};
@@ -114,6 +116,8 @@ pub struct Scenario {
     pub budget: KvBudget,
     /// Per-token KV geometry of a replica (layer groups and their windows).
     pub layout: KvLayout,
+    /// KV tiers below HBM and their links (`None`: HBM only).
+    pub tiers: Option<TierPlan>,
     /// Timeline sampling period (`None`: every step).
     pub timeline_interval: Option<SimDuration>,
     /// The resolved spec (after overrides), echoed into `summary.json`.
@@ -490,10 +494,24 @@ fn validate(
             ),
         ));
     }
+    let block_bytes = match cache.placement {
+        Placement::Paged { block_size } => Some(u64::from(block_size) * budget.bytes_per_token),
+        Placement::Contiguous => None,
+    };
+    let tiers = tiers::resolve_tiers(
+        &spec.cache,
+        &spec.hardware,
+        &deployment,
+        &scheduler,
+        stop,
+        block_bytes,
+        cache.prefix_caching,
+        layout.is_linear(),
+    )?;
     if let (Placement::Paged { block_size }, Some(chains), true) = (
         cache.placement,
         traffic.block_chains(),
-        cache.prefix_caching,
+        cache.prefix_caching || tiers.is_some(),
     ) {
         let trace_block = chains.block_tokens();
         if trace_block % block_size != 0 {
@@ -554,6 +572,7 @@ fn validate(
         slo,
         budget,
         layout,
+        tiers,
         timeline_interval,
         spec,
     })

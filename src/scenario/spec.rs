@@ -227,6 +227,22 @@ pub struct HardwareSpec {
     /// Override of the GPU's default all-reduce latency, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allreduce_latency_s: Option<f64>,
+    /// Effective PCIe bandwidth per GPU per direction for KV tiers, GB/s
+    /// (default 0.8 of the GPU's nominal link: 51.2 GB/s on Gen5 x16, as
+    /// vLLM's blog measured for 2 MB block copies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_gbps: Option<f64>,
+    /// Fixed cost per KV block copied over PCIe, microseconds (default 3.3,
+    /// fitted to vLLM's published copy throughput by block size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_block_us: Option<f64>,
+    /// NIC bandwidth per GPU to a remote KV tier, GB/s (default 45: a
+    /// 400 Gb/s NIC per GPU at 90 % of line rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic_gbps: Option<f64>,
+    /// Fixed cost of each transfer over the NIC, microseconds (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic_latency_us: Option<f64>,
     /// Override of the per-GPU runtime reserve (CUDA context, library
     /// workspaces, NCCL buffers), GiB. The default is vLLM V1's measured
     /// non-torch memory; 0 reproduces vLLM before v0.4, which counted only
@@ -335,6 +351,47 @@ pub struct CacheSpec {
     /// (default false; paged family only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_caching: Option<bool>,
+    /// KV tiers below HBM (`[[cache.tiers]]`): host memory, local SSD, a
+    /// remote store shared by the replicas; at most one of each kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<Vec<TierSpec>>,
+    /// Where a tier hit's transfer time is charged: `async` (default, vLLM:
+    /// the request waits for its load) or `layerwise` (SGLang, LMCache
+    /// `use_layerwise`: overlapped with the step's compute). Only with tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::cache::tiers::LoadMode>,
+    /// Load a tier hit only when its transfer ends before the tokens could be
+    /// recomputed (Mooncake's rule; default false, as vLLM, LMCache and
+    /// SGLang load every hit). Only with tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_if_cheaper: Option<bool>,
+}
+
+/// One `[[cache.tiers]]` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSpec {
+    /// `host`, `ssd` or `remote`.
+    pub kind: crate::cache::tiers::TierKind,
+    /// GB (1e9 bytes) it holds: per replica for `host` and `ssd`, for the
+    /// whole deployment for `remote`.
+    pub capacity_gb: f64,
+    /// Media read bandwidth, GB/s (default: `host` as fast as its PCIe link,
+    /// `ssd` 6.5, `remote` the NICs of every GPU of the deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_gbps: Option<f64>,
+    /// Media write bandwidth, GB/s (default: `host` as fast as its PCIe link,
+    /// `ssd` 3.5, `remote` the NICs of every GPU of the deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_gbps: Option<f64>,
+    /// Fixed cost of each transfer, microseconds (default: `host` 0, `ssd`
+    /// 60, `remote` 0 beyond the NIC's own latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<f64>,
+    /// What goes down: `write-through` (default: every computed block) or
+    /// `on-evict` (blocks evicted from the tier above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<crate::cache::tiers::StorePolicy>,
 }
 
 /// `[scheduler]`.

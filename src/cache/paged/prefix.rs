@@ -17,7 +17,7 @@ use super::{BlockId, PagedCache};
 use crate::cache::{BlockChains, CHAIN_KEY};
 
 /// The identity of a published block: `(content key, block index)`.
-pub(super) type Ident = (u64, u32);
+pub(super) type Ident = crate::cache::BlockIdent;
 
 /// End of a list (no block).
 const NIL: BlockId = BlockId::MAX;
@@ -28,7 +28,7 @@ const NIL: BlockId = BlockId::MAX;
 /// cryptographic hash buys nothing; unlike `RandomState` this one is the same in
 /// every run, so even the map's memory layout is reproducible.
 #[derive(Default, Clone, Copy)]
-pub(super) struct IdentHasher(u64);
+pub struct IdentHasher(u64);
 
 impl Hasher for IdentHasher {
     fn finish(&self) -> u64 {
@@ -71,9 +71,54 @@ pub(super) struct PrefixIndex {
     tail: BlockId,
     /// Blocks in the LRU list.
     len: u64,
-    /// A trace's hash-id chains and the cache blocks per trace block, when
-    /// attached ([`PagedCache::attach_chains`]).
+    /// How blocks are named (a trace's hash-id chains, when attached:
+    /// [`PagedCache::attach_chains`]).
+    namer: BlockNamer,
+    /// Identities evicted since the engine last took them, when a KV tier
+    /// below HBM stores evicted blocks ([`PagedCache::log_evictions`]).
+    evicted: Option<Vec<Ident>>,
+}
+
+/// Names block `idx` of content `key`: `(key, idx)`, except for a hash-id
+/// chain's key ([`CHAIN_KEY`]), whose blocks are named by the chain's nodes
+/// (see [`PagedCache::attach_chains`]). The prefix index and the KV tiers
+/// below HBM name blocks alike, so a block found in one is found in the other.
+#[derive(Clone, Debug, Default)]
+pub struct BlockNamer {
+    /// The chains and the cache blocks per trace block.
     chains: Option<(BlockChains, u32)>,
+}
+
+impl BlockNamer {
+    /// A namer for cache blocks of `block_size` tokens, of a trace's
+    /// `chains` if it has any.
+    pub fn new(chains: Option<&BlockChains>, block_size: u32) -> Self {
+        BlockNamer {
+            chains: chains.map(|c| {
+                let per = (c.block_tokens() / block_size.max(1)).max(1);
+                (c.clone(), per)
+            }),
+        }
+    }
+
+    /// The identity of block `idx` of content `key`. One branch for every
+    /// key but a chain's, so runs without chains pay nothing.
+    #[inline]
+    pub fn ident(&self, key: u64, idx: u32) -> Ident {
+        if key & CHAIN_KEY == 0 {
+            return (key, idx);
+        }
+        match &self.chains {
+            Some((chains, per)) => {
+                let at = (key & !CHAIN_KEY) as usize + (idx / per) as usize;
+                (CHAIN_KEY | u64::from(chains.node(at)), idx % per)
+            }
+            None => {
+                invariant_violated!("a chain content without the trace's chains");
+                (key, idx)
+            }
+        }
+    }
 }
 
 impl PagedCache {
@@ -93,7 +138,29 @@ impl PagedCache {
                 "block size {bs} does not divide the trace's {block_tokens}-token blocks"
             );
             let per = u32::try_from((block_tokens / bs).max(1)).unwrap_or(u32::MAX);
-            px.chains = Some((chains.clone(), per));
+            px.namer = BlockNamer {
+                chains: Some((chains.clone(), per)),
+            };
+        }
+    }
+}
+
+impl PagedCache {
+    /// From now on, remembers the identity of every cached block the prefix
+    /// cache evicts, for a KV tier below HBM that stores evicted blocks
+    /// ([`take_evicted`](Self::take_evicted) hands them over). Without prefix
+    /// caching nothing is ever evicted.
+    pub fn log_evictions(&mut self) {
+        if let Some(px) = self.prefix.as_mut() {
+            px.evicted.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// Moves the identities evicted since the last call into `out`, oldest
+    /// eviction first.
+    pub fn take_evicted(&mut self, out: &mut Vec<Ident>) {
+        if let Some(log) = self.prefix.as_mut().and_then(|px| px.evicted.as_mut()) {
+            out.append(log);
         }
     }
 }
@@ -129,25 +196,10 @@ impl PrefixIndex {
         }
     }
 
-    /// The identity of block `idx` of content `key`: `(key, idx)`, except for
-    /// a hash-id chain's key ([`CHAIN_KEY`]), whose blocks are named by the
-    /// chain's nodes (see [`PagedCache::attach_chains`]). One branch for
-    /// every other key, so runs without chains are as they were.
+    /// The identity of block `idx` of content `key` ([`BlockNamer::ident`]).
     #[inline]
     pub(super) fn ident(&self, key: u64, idx: u32) -> Ident {
-        if key & CHAIN_KEY == 0 {
-            return (key, idx);
-        }
-        match &self.chains {
-            Some((chains, per)) => {
-                let at = (key & !CHAIN_KEY) as usize + (idx / per) as usize;
-                (CHAIN_KEY | u64::from(chains.node(at)), idx % per)
-            }
-            None => {
-                invariant_violated!("a chain content without the trace's chains");
-                (key, idx)
-            }
-        }
+        self.namer.ident(key, idx)
     }
 
     /// The block published under `ident`, if any (referenced or cached).
@@ -228,6 +280,9 @@ impl PrefixIndex {
             .take()
             .expect("cached blocks are published");
         self.map.remove(&ident);
+        if let Some(log) = self.evicted.as_mut() {
+            log.push(ident);
+        }
         Some(id)
     }
 
@@ -286,7 +341,9 @@ mod tests {
         let mut p = PrefixIndex::new();
         // Two chains: [7, 8] at offset 0 and [7, 9] at offset 2; 4 cache
         // blocks per trace block.
-        p.chains = Some((BlockChains::new(vec![7, 8, 7, 9], 64), 4));
+        p.namer = BlockNamer {
+            chains: Some((BlockChains::new(vec![7, 8, 7, 9], 64), 4)),
+        };
         let a = crate::cache::Content::chain(0, 128).key;
         let b = crate::cache::Content::chain(2, 128).key;
         for j in 0..4 {
