@@ -219,8 +219,7 @@ pub const LINK_GBPS: Range = open(
     "a transfer needs a positive rate; no link moves 100 TB/s",
 );
 /// Fixed cost of a transfer or of one block copy.
-pub const TRANSFER_LATENCY_US: Range =
-    closed(0.0, 1e6, "us", "at most a second per transfer");
+pub const TRANSFER_LATENCY_US: Range = closed(0.0, 1e6, "us", "at most a second per transfer");
 
 /// Every range and the keys it governs, for `docs/ranges.md`.
 pub const ALL: [(&Range, &[&str]); 23] = [

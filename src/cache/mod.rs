@@ -407,6 +407,12 @@ impl KvLayout {
         self.groups().iter().map(|g| g.bytes_per_token).sum()
     }
 
+    /// Bytes of one block of `block_size` tokens over all layers (what a KV
+    /// tier below HBM stores per block).
+    pub fn block_bytes(&self) -> u64 {
+        u64::from(self.block_size) * self.bytes_per_token()
+    }
+
     /// Bytes of recurrent state per sequence over all layers.
     pub fn state_bytes(&self) -> u64 {
         self.groups().iter().map(|g| g.state_bytes).sum()

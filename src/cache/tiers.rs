@@ -203,8 +203,8 @@ impl Transfer {
         let bytes = u128::from(self.blocks) * u128::from(self.block_bytes);
         let rate = u128::from(self.rate_bps.max(1));
         let wire = (bytes * u128::from(NANOS_PER_SEC)).div_ceil(rate);
-        let fixed = u128::from(self.latency_ns)
-            + u128::from(self.blocks) * u128::from(self.per_block_ns);
+        let fixed =
+            u128::from(self.latency_ns) + u128::from(self.blocks) * u128::from(self.per_block_ns);
         u64::try_from(wire + fixed).unwrap_or(u64::MAX)
     }
 }
@@ -448,7 +448,9 @@ impl TierStore {
         while at != NIL {
             let ident = self.ident[at as usize];
             if self.map.get(&ident) != Some(&Entry::Resident(at)) {
-                return Err(format!("slot {at} holds {ident:?}, which the map does not place there"));
+                return Err(format!(
+                    "slot {at} holds {ident:?}, which the map does not place there"
+                ));
             }
             if self.prev[at as usize] != prev {
                 return Err(format!("slot {at}'s back link is broken"));
@@ -480,7 +482,12 @@ impl TierStore {
         if self.map.len() as u64 != self.resident + self.pending.len() as u64 {
             return Err("the map holds identities that are neither resident nor pending".into());
         }
-        if self.pending.iter().zip(self.pending.iter().skip(1)).any(|(a, b)| a.0 > b.0) {
+        if self
+            .pending
+            .iter()
+            .zip(self.pending.iter().skip(1))
+            .any(|(a, b)| a.0 > b.0)
+        {
             return Err("stores complete out of order".into());
         }
         Ok(())
@@ -559,7 +566,10 @@ mod tests {
         let mut s = TierStore::new(2);
         let mut evicted = Vec::new();
         assert!(s.begin_store((1, 0), t(10)));
-        assert!(!s.begin_store((1, 0), t(10)), "a pending block is not stored twice");
+        assert!(
+            !s.begin_store((1, 0), t(10)),
+            "a pending block is not stored twice"
+        );
         assert!(s.begin_store((1, 1), t(20)));
         assert!(s.begin_store((1, 2), t(30)));
         s.complete(t(15), &mut evicted);

@@ -151,6 +151,7 @@ impl Fast {
         let layout = &engine.layout;
         let covered = matches!(s.cache.placement, Placement::Paged { .. })
             && !s.cache.prefix_caching
+            && s.tiers.is_none()
             && layout.is_linear()
             && engine.samples == 1
             && cfg.admission == Admission::Optimistic

@@ -40,6 +40,7 @@ mod memory;
 mod queue;
 mod requests;
 mod step;
+mod tiers;
 
 pub use crate::machine::{peak_rss_bytes, physical_memory_bytes};
 pub use cluster::ClusterOutput;
@@ -88,6 +89,8 @@ enum Event {
     StepEnd,
     /// A crashed server is back.
     Restart,
+    /// A load from a KV tier below HBM ended (the scheduler looks again).
+    LoadDone,
 }
 
 /// A sequence in the running batch: one sample of a request.
@@ -413,11 +416,34 @@ struct Engine<'s, C> {
     routed_pending: usize,
     /// Counts events against `--max-events` and `--time-limit`.
     guard: guard::Guard,
+    /// KV tiers below HBM, when the scenario has any.
+    tiers: Option<Box<tiers::EngineTiers>>,
 }
 
 impl<'s, C: CostModel> Engine<'s, C> {
-    fn new(scenario: &'s Scenario, cache: Box<dyn KvCache>, cost: C, traffic: Traffic) -> Self {
+    fn new(scenario: &'s Scenario, mut cache: Box<dyn KvCache>, cost: C, traffic: Traffic) -> Self {
         let layout = *cache.layout();
+        let tiers = scenario.tiers.map(|plan| {
+            let remote = plan.tier(crate::cache::tiers::TierKind::Remote).map(|cfg| {
+                std::rc::Rc::new(std::cell::RefCell::new(tiers::SharedRemote::new(
+                    cfg,
+                    layout.block_bytes(),
+                )))
+            });
+            let t = tiers::EngineTiers::new(
+                plan,
+                crate::cache::BlockNamer::new(scenario.traffic.block_chains(), layout.block_size),
+                layout.block_size,
+                layout.block_bytes(),
+                remote,
+            );
+            if t.stores_hbm_victims() {
+                if let Some(paged) = cache.as_paged_mut() {
+                    paged.log_evictions();
+                }
+            }
+            Box::new(t)
+        });
         Engine {
             scenario,
             cfg: scenario.scheduler,
@@ -461,6 +487,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             fed: false,
             routed_pending: 0,
             guard: guard::Guard::new(guard::Limits::default()),
+            tiers,
         }
     }
 
@@ -527,6 +554,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     self.down_until = None;
                     self.stats.level(self.now, MemoryLevels::default());
                 }
+                // The loaded sequence joins the next batch the scheduler forms.
+                Event::LoadDone => {}
             }
             // Everything due at this instant happens before the scheduler
             // looks: requests that arrive together are batched together.
@@ -544,6 +573,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// every request has ended.
     fn finish_run(&mut self) {
         self.materialize_all();
+        if let Some(t) = self.tiers.as_mut() {
+            t.finish(self.last_end);
+            invariant!(t.check().is_ok(), "tier bookkeeping: {:?}", t.check());
+            self.stats.tiers = t.totals;
+        }
         invariant!(self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty());
         // Every queued sample's content was taken when it left the queue.
         invariant_eq!(self.contents.entries.len(), self.contents.free.len());

@@ -8,7 +8,7 @@ use crate::hardware::cost::CostModel;
 use crate::metrics::{Outcome, RequestRecord};
 use crate::scheduler::Admission;
 use crate::traffic::{Lengths, SharedPrefix};
-use crate::units::SimTime;
+use crate::units::{SimDuration, SimTime};
 
 impl<'s, C: CostModel> Engine<'s, C> {
     /// Routes a request into this replica: it arrives at `at` (no earlier
@@ -164,6 +164,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             session: session_no,
             turn,
             preemptions: 0,
+            hbm_hit_tokens: 0,
+            tier_hit_tokens: 0,
+            load: SimDuration::ZERO,
             outcome: None,
         });
         self.live.push(Live {

@@ -3,7 +3,7 @@
 //! the step costs, and what its end does (tokens, finished sequences,
 //! forked samples). The batch limit that held each step is recorded here.
 
-use super::{Engine, Event, Seq, Swapped, Waiting};
+use super::{Engine, Event, Seq, Swapped, Waiting, tiers};
 use crate::cache::SeqInfo;
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{BatchLimit, Outcome, TimelineRow};
@@ -114,6 +114,17 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 break;
             }
             let seq = self.running[i];
+            if !seq.decoding()
+                && self
+                    .tiers
+                    .as_ref()
+                    .is_some_and(|t| t.loading(seq.slot, self.now))
+            {
+                // Its blocks are still on their way up from a lower tier.
+                self.running[i].scheduled = 0;
+                i += 1;
+                continue;
+            }
             if !seq.decoding() {
                 let remaining = seq.prefill_target - seq.prefilled;
                 let chunk = if self.cfg.chunked_prefill {
@@ -251,19 +262,48 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let content = self.contents.take(w.content);
             self.stats.prefix_lookup_tokens += u64::from(tokens);
             self.stats.prefix_hit_tokens += u64::from(admitted.cached_tokens);
-            self.records[w.req as usize]
-                .admitted
-                .get_or_insert(self.now);
             let cached = admitted.cached_tokens.min(tokens - 1);
-            let chunk = (tokens - cached).min(*budget);
+            let loaded = match self.tiers.take() {
+                Some(mut t) => {
+                    let l = t.admit(slot, content.as_ref(), tokens, cached, self.now, |n| {
+                        self.recompute_ns(cached, n)
+                    });
+                    self.tiers = Some(t);
+                    l
+                }
+                None => tiers::Loaded {
+                    tokens: 0,
+                    ready: self.now,
+                },
+            };
+            let r = &mut self.records[w.req as usize];
+            if r.admitted.is_none() {
+                r.admitted = Some(self.now);
+                r.hbm_hit_tokens = cached;
+                r.tier_hit_tokens = loaded.tokens;
+                r.load = loaded.ready - self.now;
+            }
+            let prefilled = cached + loaded.tokens;
+            let chunk = if loaded.ready > self.now
+                && self
+                    .scenario
+                    .tiers
+                    .is_some_and(|p| p.load == crate::cache::tiers::LoadMode::Async)
+            {
+                // It joins a batch when its load ends.
+                self.events.push(loaded.ready, Event::LoadDone);
+                0
+            } else {
+                (tokens - prefilled).min(*budget)
+            };
             *budget -= chunk;
             let uid = self.take_uid();
             self.running.push(Seq {
                 req: w.req,
                 slot,
                 prefill_target: tokens,
-                prefilled: cached,
-                context: cached,
+                prefilled,
+                context: prefilled,
                 scheduled: chunk,
                 output: w.output,
                 generated: w.generated,
@@ -318,7 +358,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// schedules its end (both engines).
     pub(super) fn launch_work(&mut self, mut work: StepWork, batch: u32) {
         work.swap_bytes = std::mem::take(&mut self.pending_swap_bytes);
-        let duration = self.cost.step_time(&work).max(SimDuration::from_nanos(1));
+        let mut duration = self.cost.step_time(&work).max(SimDuration::from_nanos(1));
+        if self.tiers.is_some() {
+            duration = self.tier_step_time(duration);
+        }
         self.busy = true;
         self.stats.step(batch, duration, self.limit);
         let levels = self.record_levels();
@@ -365,6 +408,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     s.prefilled == s.prefill_target
                 };
                 s.scheduled = 0;
+                if let (Some(t), Some(c)) = (self.tiers.as_mut(), s.content.as_ref()) {
+                    t.computed(s.slot, c, s.context);
+                }
                 if emits {
                     s.generated += 1;
                     let r = &mut self.records[s.req as usize];
@@ -386,6 +432,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
         }
         self.running.truncate(kept);
+        if let Some(t) = self.tiers.as_mut() {
+            t.flush(self.now);
+        }
         let spawned = std::mem::take(&mut self.spawned);
         self.running.extend_from_slice(&spawned);
         self.spawned = spawned;
@@ -413,6 +462,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
             let slot = self.take_slot();
             if self.cache.fork(parent.slot, slot).is_ok() {
+                if let Some(t) = self.tiers.as_mut() {
+                    t.forked(parent.slot, slot);
+                }
                 let prompt = self.records[parent.req as usize].prompt_tokens;
                 let uid = self.take_uid();
                 self.spawned.push(Seq {

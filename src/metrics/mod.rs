@@ -85,6 +85,12 @@ pub struct RequestRecord {
     pub turn: u32,
     /// Times it was preempted.
     pub preemptions: u32,
+    /// Prompt tokens found in HBM's prefix cache at its first admission.
+    pub hbm_hit_tokens: u32,
+    /// Prompt tokens loaded from KV tiers below HBM at its first admission.
+    pub tier_hit_tokens: u32,
+    /// How long that load took, from admission (zero without one).
+    pub load: SimDuration,
     /// How it ended (`None` while in flight).
     pub outcome: Option<Outcome>,
 }
@@ -210,6 +216,55 @@ pub struct Collector {
     pub prefix_lookup_tokens: u64,
     /// Of those, tokens served from cached blocks (prefill skipped).
     pub prefix_hit_tokens: u64,
+    /// KV tiers below HBM: hits, bytes moved, link time.
+    pub tiers: TierTotals,
+}
+
+/// What a run's KV tiers below HBM did, per tier in the order host, ssd,
+/// remote (`cache::tiers::TierKind::ALL`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct TierTotals {
+    /// Prompt tokens loaded from each tier instead of prefilled.
+    pub hit_tokens: [u64; 3],
+    /// Bytes read out of each tier for hits.
+    pub loaded_bytes: [u64; 3],
+    /// Bytes written into each tier.
+    pub stored_bytes: [u64; 3],
+    /// Blocks each tier evicted to make room.
+    pub evicted_blocks: [u64; 3],
+    /// Nanoseconds each link was busy: PCIe host-to-GPU, PCIe GPU-to-host,
+    /// SSD (the busier direction), NIC (the busier direction).
+    pub link_busy_ns: [u64; 4],
+    /// Admissions that loaded blocks from a tier.
+    pub loads: u64,
+    /// Tier hits recomputed because that was faster (`cache.load_if_cheaper`).
+    pub loads_declined: u64,
+    /// Replicas summed into these totals (link utilisation is per replica).
+    pub parts: u64,
+}
+
+impl TierTotals {
+    /// Adds `other`'s counts (a cluster's replicas).
+    pub fn add(&mut self, other: &TierTotals) {
+        fn sum<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        sum(&mut self.hit_tokens, &other.hit_tokens);
+        sum(&mut self.loaded_bytes, &other.loaded_bytes);
+        sum(&mut self.stored_bytes, &other.stored_bytes);
+        sum(&mut self.evicted_blocks, &other.evicted_blocks);
+        sum(&mut self.link_busy_ns, &other.link_busy_ns);
+        self.loads += other.loads;
+        self.loads_declined += other.loads_declined;
+        self.parts += other.parts;
+    }
+
+    /// Tokens loaded from every tier.
+    pub fn hit_tokens_total(&self) -> u64 {
+        self.hit_tokens.iter().sum()
+    }
 }
 
 /// What kept a step's batch from growing: the first of the engine's limits
@@ -353,6 +408,7 @@ impl Collector {
             out.swap_bytes += c.swap_bytes;
             out.prefix_lookup_tokens += c.prefix_lookup_tokens;
             out.prefix_hit_tokens += c.prefix_hit_tokens;
+            out.tiers.add(&c.tiers);
         }
         out.above_90_ns = above / parts.len() as u64;
         out.busy_ns = busy / parts.len() as u64;

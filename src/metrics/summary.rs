@@ -6,7 +6,7 @@ use crate::cache::{CacheConfig, Placement};
 
 use crate::scenario::{Scenario, Slo};
 use crate::scheduler::Admission;
-use crate::units::SimTime;
+use crate::units::{SimDuration, SimTime};
 
 use super::{BatchLimit, Collector, Outcome, RequestRecord};
 
@@ -120,6 +120,67 @@ pub struct Summary {
     pub prefix_hit_tokens: u64,
     /// KV bytes those tokens did not have to compute and store again.
     pub prefix_saved_bytes: u64,
+    /// Prompt tokens loaded from the host tier over prompt tokens admitted
+    /// (docs/ARCHITECTURE.md#kv-tiers; 0 without one).
+    pub host_hit_rate: f64,
+    /// Prompt tokens loaded from the SSD tier over prompt tokens admitted.
+    pub ssd_hit_rate: f64,
+    /// Prompt tokens loaded from the remote tier over prompt tokens admitted.
+    pub remote_hit_rate: f64,
+    /// Prompt tokens served from HBM's prefix cache or any tier over prompt
+    /// tokens admitted.
+    pub total_hit_rate: f64,
+    /// Prompt tokens loaded from the host tier.
+    pub host_hit_tokens: u64,
+    /// Prompt tokens loaded from the SSD tier.
+    pub ssd_hit_tokens: u64,
+    /// Prompt tokens loaded from the remote tier.
+    pub remote_hit_tokens: u64,
+    /// Bytes written into the host tier.
+    pub host_stored_bytes: u64,
+    /// Bytes read out of the host tier for hits.
+    pub host_loaded_bytes: u64,
+    /// Bytes written into the SSD tier.
+    pub ssd_stored_bytes: u64,
+    /// Bytes read out of the SSD tier for hits.
+    pub ssd_loaded_bytes: u64,
+    /// Bytes written into the remote tier.
+    pub remote_stored_bytes: u64,
+    /// Bytes read out of the remote tier for hits.
+    pub remote_loaded_bytes: u64,
+    /// Blocks the host tier evicted to make room.
+    pub host_evicted_blocks: u64,
+    /// Blocks the SSD tier evicted to make room.
+    pub ssd_evicted_blocks: u64,
+    /// Blocks the remote tier evicted to make room.
+    pub remote_evicted_blocks: u64,
+    /// Fraction of the run the host-to-GPU PCIe link was busy (per replica).
+    pub pcie_h2d_util: f64,
+    /// Fraction of the run the GPU-to-host PCIe link was busy (per replica).
+    pub pcie_d2h_util: f64,
+    /// Fraction of the run the SSD was busy, its busier direction.
+    pub ssd_util: f64,
+    /// Fraction of the run the NIC to the remote tier was busy, its busier
+    /// direction.
+    pub nic_util: f64,
+    /// Prompt tokens loaded from a tier instead of recomputed.
+    pub recompute_avoided_tokens: u64,
+    /// Tier hits recomputed because that was faster (`cache.load_if_cheaper`).
+    pub loads_declined: u64,
+    /// Time from arrival to first admission, median, seconds (the queue part
+    /// of TTFT).
+    pub ttft_queue_p50: Option<f64>,
+    /// Time from arrival to first admission, 99th percentile, seconds.
+    pub ttft_queue_p99: Option<f64>,
+    /// Time loading KV from tiers after admission, median, seconds (the load
+    /// part of TTFT; under `layerwise` it overlaps the prefill).
+    pub ttft_load_p50: Option<f64>,
+    /// Time loading KV from tiers after admission, 99th percentile, seconds.
+    pub ttft_load_p99: Option<f64>,
+    /// TTFT minus its queue and load parts, median, seconds (prefill).
+    pub ttft_prefill_p50: Option<f64>,
+    /// TTFT minus its queue and load parts, 99th percentile, seconds.
+    pub ttft_prefill_p99: Option<f64>,
     /// Simulated time from 0 to the last request's end, seconds.
     pub duration_s: f64,
     /// Engine steps run.
@@ -297,6 +358,45 @@ pub fn summarize(
     latencies.clear();
     latencies.extend(ok().filter_map(RequestRecord::tpot_s));
     let tpot = sorted(latencies);
+    // TTFT's parts: queue (to first admission), load (from a tier), the rest,
+    // through the same buffer.
+    let mut latencies = Vec::with_capacity(tpot.len());
+    let queue = |r: &RequestRecord| r.admitted.map(|a| a.saturating_since(r.arrival));
+    latencies.extend(ok().filter_map(|r| queue(r).map(|q| q.as_secs_f64())));
+    let [ttft_queue_p50, ttft_queue_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
+    latencies.clear();
+    latencies.extend(
+        ok().filter(|r| r.ttft().is_some())
+            .map(|r| r.load.as_secs_f64()),
+    );
+    let [ttft_load_p50, ttft_load_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
+    latencies.clear();
+    latencies.extend(ok().filter_map(|r| {
+        let rest = r
+            .ttft()?
+            .as_nanos()
+            .saturating_sub(queue(r)?.as_nanos())
+            .saturating_sub(r.load.as_nanos());
+        Some(SimDuration::from_nanos(rest).as_secs_f64())
+    }));
+    let [ttft_prefill_p50, ttft_prefill_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
+    drop(latencies);
+    let tiers = &stats.tiers;
+    let of_lookups = |tokens: u64| {
+        if stats.prefix_lookup_tokens == 0 {
+            0.0
+        } else {
+            tokens as f64 / stats.prefix_lookup_tokens as f64
+        }
+    };
+    let link_util = |i: usize| {
+        let span = end.as_nanos() as f64 * tiers.parts.max(1) as f64;
+        if span > 0.0 {
+            tiers.link_busy_ns[i] as f64 / span
+        } else {
+            0.0
+        }
+    };
     let requests = records.len() as u64;
     let duration_s = end.as_secs_f64();
     let per_s = |x: f64| {
@@ -368,6 +468,34 @@ pub fn summarize(
         },
         prefix_hit_tokens: stats.prefix_hit_tokens,
         prefix_saved_bytes: stats.prefix_hit_tokens * scenario.budget.bytes_per_token,
+        host_hit_rate: of_lookups(tiers.hit_tokens[0]),
+        ssd_hit_rate: of_lookups(tiers.hit_tokens[1]),
+        remote_hit_rate: of_lookups(tiers.hit_tokens[2]),
+        total_hit_rate: of_lookups(stats.prefix_hit_tokens + tiers.hit_tokens_total()),
+        host_hit_tokens: tiers.hit_tokens[0],
+        ssd_hit_tokens: tiers.hit_tokens[1],
+        remote_hit_tokens: tiers.hit_tokens[2],
+        host_stored_bytes: tiers.stored_bytes[0],
+        host_loaded_bytes: tiers.loaded_bytes[0],
+        ssd_stored_bytes: tiers.stored_bytes[1],
+        ssd_loaded_bytes: tiers.loaded_bytes[1],
+        remote_stored_bytes: tiers.stored_bytes[2],
+        remote_loaded_bytes: tiers.loaded_bytes[2],
+        host_evicted_blocks: tiers.evicted_blocks[0],
+        ssd_evicted_blocks: tiers.evicted_blocks[1],
+        remote_evicted_blocks: tiers.evicted_blocks[2],
+        pcie_h2d_util: link_util(0),
+        pcie_d2h_util: link_util(1),
+        ssd_util: link_util(2),
+        nic_util: link_util(3),
+        recompute_avoided_tokens: tiers.hit_tokens_total(),
+        loads_declined: tiers.loads_declined,
+        ttft_queue_p50,
+        ttft_queue_p99,
+        ttft_load_p50,
+        ttft_load_p99,
+        ttft_prefill_p50,
+        ttft_prefill_p99,
         duration_s,
         steps: stats.steps,
         busy_frac: if end.as_nanos() == 0 {

@@ -9,8 +9,8 @@
 pub mod commands;
 mod overrides;
 pub mod spec;
-mod words;
 mod tiers;
+mod words;
 
 pub use words::in_user_words;
 

@@ -17,8 +17,8 @@
 //! - A remote store's media: the NICs of the deployment's GPUs (Mooncake
 //!   Store pools the GPU nodes' DRAM, FAST'25 §3).
 
-use super::spec::{CacheSpec, HardwareSpec};
 use super::Stop;
+use super::spec::{CacheSpec, HardwareSpec};
 use crate::cache::tiers::{Links, StorePolicy, TierConfig, TierKind, TierPlan};
 use crate::error::SpecError;
 use crate::hardware::Deployment;
