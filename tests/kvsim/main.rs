@@ -25,4 +25,5 @@ mod readme;
 mod report;
 mod seeds;
 mod sweep;
+mod tiers;
 mod traces;
