@@ -544,14 +544,17 @@ impl EngineTiers {
         for k in [TierKind::Host, TierKind::Ssd] {
             if let Some(s) = &self.local[k.index()] {
                 self.totals.evicted_blocks[k.index()] = s.counters.evicted_blocks;
+                self.totals.resident_blocks[k.index()] = s.resident();
             }
         }
         // A shared remote tier's evictions are the deployment's, counted once
         // by the cluster; a replica alone owns its remote tier.
         if let Some(r) = &self.remote {
             if Rc::strong_count(r) == 1 {
+                let r = r.borrow();
                 self.totals.evicted_blocks[TierKind::Remote.index()] =
-                    r.borrow().store.counters.evicted_blocks;
+                    r.store.counters.evicted_blocks;
+                self.totals.resident_blocks[TierKind::Remote.index()] = r.store.resident();
             }
         }
         self.totals.parts = 1;

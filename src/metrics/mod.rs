@@ -232,6 +232,8 @@ pub struct TierTotals {
     pub stored_bytes: [u64; 3],
     /// Blocks each tier evicted to make room.
     pub evicted_blocks: [u64; 3],
+    /// Blocks each tier holds at the end of the run (every store complete).
+    pub resident_blocks: [u64; 3],
     /// Nanoseconds each link was busy: PCIe host-to-GPU, PCIe GPU-to-host,
     /// SSD (the busier direction), NIC (the busier direction).
     pub link_busy_ns: [u64; 4],
@@ -255,6 +257,7 @@ impl TierTotals {
         sum(&mut self.loaded_bytes, &other.loaded_bytes);
         sum(&mut self.stored_bytes, &other.stored_bytes);
         sum(&mut self.evicted_blocks, &other.evicted_blocks);
+        sum(&mut self.resident_blocks, &other.resident_blocks);
         sum(&mut self.link_busy_ns, &other.link_busy_ns);
         self.loads += other.loads;
         self.loads_declined += other.loads_declined;

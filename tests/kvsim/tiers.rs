@@ -208,3 +208,136 @@ fn load_if_cheaper_recomputes_when_the_link_is_slower() {
     assert_eq!(declines.summary.loads_declined, 1);
     assert_eq!(declines.summary.host_hit_tokens, 0);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::common::{TINY_BPT, scenario_with, ten_ms};
+    use kvsim::engine::simulate;
+    use kvsim::metrics::Outcome;
+
+    /// A random workload with content to reuse and random tiers below a small
+    /// HBM: `(toml, budget_tokens)`.
+    fn cases() -> impl Strategy<Value = (String, u64)> {
+        (
+            (0u64..(i64::MAX as u64), 1u32..80, any::<bool>(), 1u32..3),
+            (any::<bool>(), 64u64..1500),
+            (
+                prop::sample::select(vec![0u32, 2, 8, 64]),
+                prop::sample::select(vec![0u32, 4, 32]),
+                prop::sample::select(vec![0u32, 8, 128]),
+            ),
+            (any::<bool>(), any::<bool>(), any::<bool>()),
+            (any::<bool>(), any::<bool>()),
+            prop::sample::select(vec!["reject", "preempt-recompute", "crash"]),
+        )
+            .prop_map(
+                |(
+                    (seed, requests, sessions, n),
+                    (prefix_caching, budget),
+                    (host, ssd, remote),
+                    (host_evict, ssd_evict, remote_evict),
+                    (layerwise, cheaper),
+                    on_oom,
+                )| {
+                    let traffic = if sessions {
+                        "session = { turns = { kind = \"uniform\", min = 1, max = 6 }, think_s = 0.02 }\n"
+                            .to_string()
+                    } else {
+                        format!("n = {n}\nprefix = {{ count = 3, tokens = 48, fraction = 0.8 }}\n")
+                    };
+                    // Capacities in blocks of 16 tokens × 256 B = 4,096 B.
+                    let gb = |blocks: u32| f64::from(blocks) * 4096.0 / 1e9;
+                    let mut tiers = String::new();
+                    let mut above = prefix_caching;
+                    for (kind, blocks, evict) in [
+                        ("host", host, host_evict),
+                        ("ssd", ssd, ssd_evict),
+                        ("remote", remote, remote_evict),
+                    ] {
+                        if blocks == 0 {
+                            continue;
+                        }
+                        let store = if evict && above { "on-evict" } else { "write-through" };
+                        tiers += &format!(
+                            "[[cache.tiers]]\nkind = \"{kind}\"\ncapacity_gb = {}\nstore = \"{store}\"\n",
+                            gb(blocks)
+                        );
+                        above = true;
+                    }
+                    if tiers.is_empty() {
+                        tiers = format!("[[cache.tiers]]\nkind = \"host\"\ncapacity_gb = {}\n", gb(4));
+                    }
+                    let load = if layerwise { "layerwise" } else { "async" };
+                    let toml = format!(
+                        r#"
+name = "tier-prop"
+seed = {seed}
+requests = {requests}
+[traffic]
+arrival = {{ kind = "poisson", rate = 40 }}
+prompt = {{ kind = "uniform", min = 1, max = 200 }}
+output = {{ kind = "uniform", min = 1, max = 60 }}
+{traffic}
+[scheduler]
+on_oom = "{on_oom}"
+max_batched_tokens = 512
+restart_s = 0.5
+[cache]
+policy = "paged"
+prefix_caching = {prefix_caching}
+load = "{load}"
+load_if_cheaper = {cheaper}
+{tiers}
+"#
+                    );
+                    (toml, budget)
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+            ..ProptestConfig::default()
+        })]
+
+        /// Every request ends once; every block a tier was sent is resident
+        /// or was evicted (stores are never lost or doubled); no tier holds
+        /// more than its capacity; hits never exceed what was looked up; and
+        /// a run is a pure function of its scenario and seed.
+        #[test]
+        fn blocks_are_conserved_across_tiers((toml, budget) in cases()) {
+            let s = scenario_with(&toml, budget, &[]);
+            let out = simulate(&s, s.seed, ten_ms()).unwrap();
+            let m = &out.summary;
+            prop_assert_eq!(m.ok + m.oom + m.unservable + m.crashed + m.timeout, m.requests);
+            prop_assert!(out.records.iter().all(|r| r.outcome.is_some()));
+            let block = 16 * TINY_BPT;
+            let plan = s.tiers.unwrap();
+            let t = &out.stats.tiers;
+            for (i, cfg) in plan.tiers.iter().enumerate() {
+                let Some(cfg) = cfg else {
+                    prop_assert_eq!(t.stored_bytes[i] + t.resident_blocks[i], 0);
+                    continue;
+                };
+                prop_assert_eq!(t.stored_bytes[i] % block, 0);
+                prop_assert_eq!(
+                    t.stored_bytes[i] / block,
+                    t.resident_blocks[i] + t.evicted_blocks[i],
+                    "tier {}: stored = resident + evicted", i
+                );
+                prop_assert!(t.resident_blocks[i] <= cfg.capacity_bytes / block);
+                prop_assert!(t.loaded_bytes[i] == t.hit_tokens[i] / 16 * block);
+            }
+            let hits = m.prefix_hit_tokens + t.hit_tokens_total();
+            prop_assert!(hits <= out.stats.prefix_lookup_tokens);
+            for r in out.records.iter().filter(|r| r.outcome == Some(Outcome::Ok)) {
+                prop_assert!(r.hbm_hit_tokens + r.tier_hit_tokens < r.prompt_tokens.max(1));
+            }
+            let again = simulate(&s, s.seed, ten_ms()).unwrap();
+            prop_assert_eq!(&again.summary, m);
+            prop_assert_eq!(again.records, out.records);
+        }
+    }
+}
