@@ -110,11 +110,12 @@ pub(super) fn resolve_tiers(
              recurrent layers",
         ));
     }
-    if scheduler.on_oom == OnOom::PreemptSwap && specs.iter().any(|t| t.kind == TierKind::Host) {
+    if scheduler.on_oom == OnOom::PreemptSwap {
         return Err(SpecError::new(
             "scheduler.on_oom",
-            "preempt-swap copies sequences to host memory outside the host tier: two models of \
-             one host memory; use preempt-recompute (the tier keeps their blocks)",
+            "preempt-swap copies sequences to host memory outside the KV tiers: two models of \
+             one host memory; use preempt-recompute (the tiers keep the preempted blocks, as \
+             vLLM's offloading connector does)",
         ));
     }
     let tp = u64::from(deployment.tp.max(1));
