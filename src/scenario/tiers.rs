@@ -70,15 +70,10 @@ pub(super) fn resolve_tiers(
         ("hardware.nic_gbps", hardware.nic_gbps),
         ("hardware.nic_latency_us", hardware.nic_latency_us),
     ];
+    // An empty list is no tiers (so a sweep can set `cache.tiers = []`).
     let specs = match cache.tiers.as_deref() {
-        Some([]) => {
-            return Err(SpecError::new(
-                "cache.tiers",
-                "is empty: list at least one tier, or leave the key out",
-            ));
-        }
-        Some(t) => t,
-        None => {
+        Some(t) if !t.is_empty() => t,
+        _ => {
             let stray = [
                 ("cache.load", cache.load.is_some()),
                 ("cache.load_if_cheaper", cache.load_if_cheaper.is_some()),

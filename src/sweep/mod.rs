@@ -229,6 +229,13 @@ pub fn grid_of(base: &toml::Table, path: &Path) -> Result<Grid, Error> {
     })
 }
 
+/// The axis of named setups: each value is a table `{ name = "...",
+/// "dotted.key" = value, ... }` whose keys are set together, so configurations
+/// that differ in several keys at once (one GPU at 0.25 sessions/s, four
+/// replicas at 1.0) are one axis rather than a cartesian product of them.
+/// Its `sweep.csv` column holds each setup's name.
+pub const SETUP_AXIS: &str = "setup";
+
 /// The scenario of grid point `assignments`.
 pub fn point_scenario(
     base: &toml::Table,
@@ -236,11 +243,30 @@ pub fn point_scenario(
     assignments: &[(String, toml::Value)],
 ) -> Result<Scenario, Error> {
     let mut table = base.clone();
+    let err = |key: String, reason: String| Error::Scenario {
+        path: path.to_path_buf(),
+        source: SpecError::new(key, reason),
+    };
     for (key, value) in assignments {
-        apply_override(&mut table, key, value.clone()).map_err(|reason| Error::Scenario {
-            path: path.to_path_buf(),
-            source: SpecError::new(format!("sweep.\"{key}\""), reason),
-        })?;
+        if key == SETUP_AXIS {
+            let setup = match value {
+                toml::Value::Table(t) if t.get("name").is_some_and(toml::Value::is_str) => t,
+                _ => {
+                    return Err(err(
+                        format!("sweep.{SETUP_AXIS}"),
+                        "each setup is a table `{ name = \"...\", \"dotted.key\" = value, ... }`"
+                            .into(),
+                    ));
+                }
+            };
+            for (k, v) in setup.iter().filter(|(k, _)| *k != "name") {
+                apply_override(&mut table, k, v.clone())
+                    .map_err(|reason| err(format!("sweep.{SETUP_AXIS}.\"{k}\""), reason))?;
+            }
+            continue;
+        }
+        apply_override(&mut table, key, value.clone())
+            .map_err(|reason| err(format!("sweep.\"{key}\""), reason))?;
     }
     Scenario::from_table(table, path)
 }

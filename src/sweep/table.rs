@@ -54,10 +54,16 @@ pub fn mean_ci95(xs: &[f64]) -> (f64, f64) {
     (mean, t * (var / n as f64).sqrt())
 }
 
-/// Renders an axis value as a cell: strings bare, everything else as TOML.
+/// Renders an axis value as a cell: strings bare, a named setup
+/// ([`SETUP_AXIS`](super::SETUP_AXIS)) by its name, everything else as TOML.
 pub fn cell(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
+        toml::Value::Table(t) if t.get("name").is_some_and(toml::Value::is_str) => t
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         other => other.to_string(),
     }
 }
