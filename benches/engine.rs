@@ -13,7 +13,12 @@
 //! - `event_queue`: push/pop throughput of the engine's event queue;
 //! - `cache_grow`: one decode step's growth (256 sequences, one token each)
 //!   under each placement;
-//! - `sweep_64`: a 64-point sweep on 1 and 2 threads.
+//! - `sweep_64`: a 64-point sweep on 1 and 2 threads;
+//! - `multi_turn_tiers`: `scenarios/multi-turn-tiers.toml` (20-turn sessions
+//!   with prefix caching, 3,303 requests) with no tier, a host tier, and host
+//!   plus SSD tiers: what tier bookkeeping costs per simulated request, and
+//!   `multi_turn_fast`, the same conversations without prefix caching or
+//!   tiers, on the fast path, for scale.
 
 use std::path::Path;
 
@@ -76,6 +81,52 @@ fn saturated_chat_reference(bencher: divan::Bencher, policy: &str) {
 #[divan::bench(args = [100_000, 1_000_000], sample_count = 3, sample_size = 1)]
 fn saturated_chat_scaling(bencher: divan::Bencher, requests: u64) {
     let scenario = saturated("paged", requests);
+    bencher.counter(ItemsCount::new(requests)).bench(|| {
+        let out = simulate(&scenario, scenario.seed, roofline(&scenario)).unwrap();
+        divan::black_box(out.summary.ok)
+    });
+}
+
+/// `scenarios/multi-turn-tiers.toml` with its first setup's keys and
+/// `overrides`.
+fn multi_turn(overrides: &[&str]) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/multi-turn-tiers.toml");
+    let mut sets = vec!["sweep={}".to_string()];
+    sets.extend(overrides.iter().map(|s| s.to_string()));
+    Scenario::load(&path, &sets).expect("the bundled scenario is valid")
+}
+
+/// The tiers of each `multi_turn_tiers` case.
+fn tiers_of(case: &str) -> &'static str {
+    match case {
+        "hbm-only" => "cache.tiers=[]",
+        "host" => "cache.tiers=[{ kind = \"host\", capacity_gb = 128 }]",
+        _ => {
+            "cache.tiers=[{ kind = \"host\", capacity_gb = 32 }, { kind = \"ssd\", capacity_gb = 1000 }]"
+        }
+    }
+}
+
+#[divan::bench(args = ["hbm-only", "host", "host+ssd"], sample_count = 5, sample_size = 1)]
+fn multi_turn_tiers(bencher: divan::Bencher, case: &str) {
+    let scenario = multi_turn(&[tiers_of(case)]);
+    let requests = simulate(&scenario, scenario.seed, roofline(&scenario))
+        .unwrap()
+        .summary
+        .requests;
+    bencher.counter(ItemsCount::new(requests)).bench(|| {
+        let out = simulate(&scenario, scenario.seed, roofline(&scenario)).unwrap();
+        divan::black_box(out.summary.total_hit_rate)
+    });
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn multi_turn_fast(bencher: divan::Bencher) {
+    let scenario = multi_turn(&["cache.tiers=[]", "cache.prefix_caching=false"]);
+    let requests = simulate(&scenario, scenario.seed, roofline(&scenario))
+        .unwrap()
+        .summary
+        .requests;
     bencher.counter(ItemsCount::new(requests)).bench(|| {
         let out = simulate(&scenario, scenario.seed, roofline(&scenario)).unwrap();
         divan::black_box(out.summary.ok)

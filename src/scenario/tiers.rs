@@ -233,3 +233,58 @@ pub fn store_rate(plan: &TierPlan, kind: TierKind) -> u64 {
         TierKind::Remote => plan.links.nic_bps,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::cache::tiers::{LoadMode, StorePolicy, TierKind};
+    use crate::scenario::Scenario;
+
+    fn load(extra: &str, tp: u32, replicas: u32) -> Scenario {
+        let text = format!(
+            "name = \"t\"\nduration_s = 600\n[model]\npreset = \"llama-3.1-8b\"\n\
+             [hardware]\ngpu = \"h100-sxm\"\ntp = {tp}\nreplicas = {replicas}\n\
+             [traffic]\narrival = {{ kind = \"poisson\", rate = 1 }}\n\
+             prompt = {{ kind = \"fixed\", value = 100 }}\noutput = {{ kind = \"fixed\", value = 10 }}\n\
+             [cache]\nprefix_caching = true\n{extra}"
+        );
+        Scenario::from_toml(&text, Path::new("t.toml"), &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = load(
+            "[[cache.tiers]]\nkind = \"host\"\ncapacity_gb = 64\n\
+             [[cache.tiers]]\nkind = \"ssd\"\ncapacity_gb = 1000\n\
+             [[cache.tiers]]\nkind = \"remote\"\ncapacity_gb = 2000\n",
+            2,
+            2,
+        );
+        let p = s.tiers.unwrap();
+        // PCIe: 0.8 x 64 GB/s per GPU = 51.2 GB/s, times tp = 2; 3.3 us a block.
+        assert_eq!(p.links.pcie_bps, 2 * 51_200_000_000);
+        assert_eq!(p.links.pcie_block_ns, 3_300);
+        // NIC: 45 GB/s per GPU, 10 us.
+        assert_eq!(p.links.nic_bps, 2 * 45_000_000_000);
+        assert_eq!(p.links.nic_latency_ns, 10_000);
+        let host = p.tier(TierKind::Host).unwrap();
+        assert_eq!(
+            (host.read_bps, host.write_bps, host.latency_ns),
+            (u64::MAX, u64::MAX, 0)
+        );
+        assert_eq!(host.capacity_bytes, 64_000_000_000);
+        assert_eq!(host.store, StorePolicy::WriteThrough);
+        let ssd = p.tier(TierKind::Ssd).unwrap();
+        assert_eq!(
+            (ssd.read_bps, ssd.write_bps, ssd.latency_ns),
+            (6_500_000_000, 3_500_000_000, 60_000)
+        );
+        // The remote store's media: the NICs of all 4 GPUs.
+        let remote = p.tier(TierKind::Remote).unwrap();
+        assert_eq!(remote.read_bps, 4 * 45_000_000_000);
+        assert_eq!(p.load, LoadMode::Async);
+        assert!(!p.load_if_cheaper);
+        assert!(load("", 1, 1).tiers.is_none());
+    }
+}
