@@ -87,6 +87,8 @@ pub(super) struct EngineTiers {
     outbox: [Vec<BlockIdent>; 3],
     /// Victims of a tier, passed to the tier below (reused buffer).
     evicted: Vec<BlockIdent>,
+    /// The run of blocks found at an admission and the tier of each (reused).
+    found: Vec<(BlockIdent, TierKind)>,
     /// HBM's victims of the step being formed (reused buffer).
     hbm_victims: Vec<BlockIdent>,
     /// Identities seen in the batch being flushed (reused set).
@@ -140,6 +142,7 @@ impl EngineTiers {
             ready: Vec::new(),
             outbox: Default::default(),
             evicted: Vec::new(),
+            found: Vec::new(),
             hbm_victims: Vec::new(),
             seen: HashSet::default(),
             step_floor: SimTime::ZERO,
@@ -460,8 +463,19 @@ impl EngineTiers {
         self.settle(now);
         let bs = self.block_size;
         let most = content.reusable.min(tokens.saturating_sub(1)) / bs;
-        let per = self.overlap(content, cached / bs, most);
-        let blocks: u32 = per.iter().sum();
+        let mut per = [0u32; 3];
+        self.found.clear();
+        for idx in cached / bs..most {
+            let ident = self.namer.ident(content.key, idx);
+            match self.holder(ident) {
+                Some(k) => {
+                    per[k.index()] += 1;
+                    self.found.push((ident, k));
+                }
+                None => break,
+            }
+        }
+        let blocks = self.found.len() as u32;
         if blocks == 0 {
             return none;
         }
@@ -486,18 +500,16 @@ impl EngineTiers {
             self.totals.loaded_bytes[k.index()] += u64::from(n) * self.block_bytes;
         }
         // Touch what was read, in block order (vLLM's `touch` on lookup).
-        for idx in cached / bs..cached / bs + blocks {
-            let ident = self.namer.ident(content.key, idx);
-            match self.holder(ident) {
-                Some(TierKind::Remote) => {
+        for &(ident, k) in &self.found {
+            match k {
+                TierKind::Remote => {
                     let r = self.remote.as_ref().expect("a remote tier");
                     r.borrow_mut().store.touch(ident);
                 }
-                Some(k) => self.local[k.index()]
+                _ => self.local[k.index()]
                     .as_mut()
                     .expect("a local tier")
                     .touch(ident),
-                None => {}
             }
         }
         for (k, n) in per.iter().enumerate() {
