@@ -1139,7 +1139,7 @@ const CLAIMS: &[(&str, &str)] = &[
         "shipped_scenarios_with_the_roofline",
     ),
     ("Results are bit-identical", "random_scenarios_agree"),
-    ("its `RequestRecord` (88 bytes", "bytes_kept_per_request"),
+    ("its `RequestRecord` (104 bytes", "bytes_kept_per_request"),
     ("and 16 bytes of engine state", "bytes_kept_per_request"),
     ("(20 bytes an entry", "bytes_kept_per_request"),
     // Robustness.
