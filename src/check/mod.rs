@@ -211,7 +211,8 @@ fn impossible(column: &str, v: f64) -> Option<&'static str> {
     let share = !half_width && base.ends_with("_frac")
         || base.starts_with("waste_")
         || base.starts_with("batch_bound_")
-        || matches!(base, "oom_rate" | "prefix_hit_rate" | "kv_time_above_90");
+        || base.ends_with("_hit_rate")
+        || matches!(base, "oom_rate" | "kv_time_above_90");
     if share && !(0.0..=1.0).contains(&v) {
         Some("not a fraction in [0, 1]")
     } else if v < 0.0 {

@@ -306,11 +306,13 @@ pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
 /// runs quickstart traffic (llama-3.1-8b on h100-sxm, 25 req/s) for 200,000
 /// requests in a process of its own and reads its peak RSS (`VmHWM`):
 /// with one timeline row per step (698,914 rows) the run raised VmHWM by
-/// 162.9 MB; with `output.timeline_interval_s = 3600` (3 rows) by 39.8 MB,
-/// i.e. 199 bytes per request and (162.9 - 39.8) MB / 698,914 = 176 bytes per
-/// row. Vectors that grow by doubling hold between 1x and 2x their contents,
-/// so the constants are those measurements times 1.5.
-pub const BYTES_PER_REQUEST: f64 = 300.0;
+/// 176.7 MB; with `output.timeline_interval_s = 3600` (3 rows) by 53.4 MB,
+/// i.e. 267 bytes per request and (176.7 - 53.4) MB / 698,914 = 176 bytes per
+/// row (remeasured when records gained their KV tier fields and
+/// `requests.csv` its hit-token and TTFT-part columns; 199 bytes per request
+/// before). Vectors that grow by doubling hold between 1x and 2x their
+/// contents, so the constants are those measurements times 1.5.
+pub const BYTES_PER_REQUEST: f64 = 400.0;
 
 /// Bytes a run holds per timeline row (one per engine step by default): the
 /// row and its line of `timeline.csv`. Measured with [`BYTES_PER_REQUEST`]

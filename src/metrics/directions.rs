@@ -3,7 +3,7 @@
 //! and a scenario's `[check]` table is validated against it.
 
 /// Metrics that are counts: compared exactly.
-pub const COUNTS: [&str; 18] = [
+pub const COUNTS: [&str; 32] = [
     "requests",
     "ok",
     "oom",
@@ -20,6 +20,20 @@ pub const COUNTS: [&str; 18] = [
     "swap_bytes",
     "prefix_hit_tokens",
     "prefix_saved_bytes",
+    "host_hit_tokens",
+    "ssd_hit_tokens",
+    "remote_hit_tokens",
+    "host_stored_bytes",
+    "host_loaded_bytes",
+    "ssd_stored_bytes",
+    "ssd_loaded_bytes",
+    "remote_stored_bytes",
+    "remote_loaded_bytes",
+    "host_evicted_blocks",
+    "ssd_evicted_blocks",
+    "remote_evicted_blocks",
+    "recompute_avoided_tokens",
+    "loads_declined",
     "kv_budget_bytes",
     "kv_bytes_per_token",
 ];
@@ -52,8 +66,11 @@ pub enum Better {
 /// in-flight ceiling, the shares of time each limit held the batch and KV
 /// occupancy follow, because more sequences or more KV in use can mean
 /// better packing or a longer queue; `waste_used` is the share holding
-/// actual tokens, not waste.
-pub const DIRECTIONS: [(&str, Better); 46] = [
+/// actual tokens, not waste. Bytes a KV tier stored or loaded, link
+/// utilisations and declined loads follow too: more traffic below HBM can
+/// mean more reuse or more churn; a tier's hits and the recompute they
+/// avoided are better higher, its evictions lower.
+pub const DIRECTIONS: [(&str, Better); 74] = [
     ("requests", Better::Neither),
     ("ok", Better::Higher),
     ("oom", Better::Lower),
@@ -95,6 +112,34 @@ pub const DIRECTIONS: [(&str, Better); 46] = [
     ("prefix_hit_rate", Better::Higher),
     ("prefix_hit_tokens", Better::Higher),
     ("prefix_saved_bytes", Better::Higher),
+    ("host_hit_rate", Better::Higher),
+    ("ssd_hit_rate", Better::Higher),
+    ("remote_hit_rate", Better::Higher),
+    ("total_hit_rate", Better::Higher),
+    ("host_hit_tokens", Better::Higher),
+    ("ssd_hit_tokens", Better::Higher),
+    ("remote_hit_tokens", Better::Higher),
+    ("host_stored_bytes", Better::Follows),
+    ("host_loaded_bytes", Better::Follows),
+    ("ssd_stored_bytes", Better::Follows),
+    ("ssd_loaded_bytes", Better::Follows),
+    ("remote_stored_bytes", Better::Follows),
+    ("remote_loaded_bytes", Better::Follows),
+    ("host_evicted_blocks", Better::Lower),
+    ("ssd_evicted_blocks", Better::Lower),
+    ("remote_evicted_blocks", Better::Lower),
+    ("pcie_h2d_util", Better::Follows),
+    ("pcie_d2h_util", Better::Follows),
+    ("ssd_util", Better::Follows),
+    ("nic_util", Better::Follows),
+    ("recompute_avoided_tokens", Better::Higher),
+    ("loads_declined", Better::Follows),
+    ("ttft_queue_p50", Better::Lower),
+    ("ttft_queue_p99", Better::Lower),
+    ("ttft_load_p50", Better::Lower),
+    ("ttft_load_p99", Better::Lower),
+    ("ttft_prefill_p50", Better::Lower),
+    ("ttft_prefill_p99", Better::Lower),
     ("duration_s", Better::Follows),
     ("steps", Better::Follows),
     ("busy_frac", Better::Follows),

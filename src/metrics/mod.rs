@@ -118,6 +118,22 @@ impl RequestRecord {
     pub fn e2e(&self) -> Option<SimDuration> {
         self.finished.map(|t| t - self.arrival)
     }
+
+    /// The queue part of TTFT: from arrival to first admission.
+    pub fn queue(&self) -> Option<SimDuration> {
+        self.admitted.map(|a| a.saturating_since(self.arrival))
+    }
+
+    /// The prefill part of TTFT: TTFT minus its queue part and its load
+    /// (`load`), at least zero; `None` without a first token.
+    pub fn prefill(&self) -> Option<SimDuration> {
+        let rest = self
+            .ttft()?
+            .as_nanos()
+            .saturating_sub(self.queue()?.as_nanos())
+            .saturating_sub(self.load.as_nanos());
+        Some(SimDuration::from_nanos(rest))
+    }
 }
 
 /// One row of `timeline.csv`: the server right after a step was scheduled.

@@ -6,7 +6,7 @@ use crate::cache::{CacheConfig, Placement};
 
 use crate::scenario::{Scenario, Slo};
 use crate::scheduler::Admission;
-use crate::units::{SimDuration, SimTime};
+use crate::units::SimTime;
 
 use super::{BatchLimit, Collector, Outcome, RequestRecord};
 
@@ -361,8 +361,7 @@ pub fn summarize(
     // TTFT's parts: queue (to first admission), load (from a tier), the rest,
     // through the same buffer.
     let mut latencies = Vec::with_capacity(tpot.len());
-    let queue = |r: &RequestRecord| r.admitted.map(|a| a.saturating_since(r.arrival));
-    latencies.extend(ok().filter_map(|r| queue(r).map(|q| q.as_secs_f64())));
+    latencies.extend(ok().filter_map(|r| r.queue().map(|q| q.as_secs_f64())));
     let [ttft_queue_p50, ttft_queue_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
     latencies.clear();
     latencies.extend(
@@ -371,14 +370,7 @@ pub fn summarize(
     );
     let [ttft_load_p50, ttft_load_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
     latencies.clear();
-    latencies.extend(ok().filter_map(|r| {
-        let rest = r
-            .ttft()?
-            .as_nanos()
-            .saturating_sub(queue(r)?.as_nanos())
-            .saturating_sub(r.load.as_nanos());
-        Some(SimDuration::from_nanos(rest).as_secs_f64())
-    }));
+    latencies.extend(ok().filter_map(|r| r.prefill().map(|p| p.as_secs_f64())));
     let [ttft_prefill_p50, ttft_prefill_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
     drop(latencies);
     let tiers = &stats.tiers;

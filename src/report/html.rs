@@ -1034,6 +1034,9 @@ fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Erro
         .map(|(k, label)| vec![label.to_string(), k.to_string(), pct(f(k))])
         .collect();
     page.table(&["limit", "metric", "share of busy time"], &bound_rows);
+    if let Some(tiers) = doc["resolved_scenario"]["cache"]["tiers"].as_array() {
+        tier_section(&mut page, tiers, &f);
+    }
     page.h2("charts", "Charts");
     match Table::parse(Path::new("timeline.csv"), timeline) {
         Ok(table) => page.charts(table),
@@ -1056,6 +1059,93 @@ fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Erro
         page.table(&["metric", "value"], &rows);
     }
     Ok(page.finish())
+}
+
+/// The "KV tiers" section of a run whose scenario has `tiers` (its
+/// `[[cache.tiers]]` entries as `summary.json` echoes them): hits and traffic
+/// per tier, the links' busy shares, and TTFT's parts; `f` reads a metric.
+fn tier_section(page: &mut Page, tiers: &[Value], f: &dyn Fn(&str) -> f64) {
+    let kinds: Vec<&str> = ["host", "ssd", "remote"]
+        .into_iter()
+        .filter(|k| tiers.iter().any(|t| t["kind"].as_str() == Some(k)))
+        .collect();
+    let gb = |k: &str| format!("{:.2}", f(k) / 1e9);
+    page.h2("kv-tiers", "KV tiers");
+    page.p(&format!(
+        "Prompt tokens served from HBM's prefix cache or loaded from a tier, over prompt \
+         tokens looked up: {} in all; {} prompt tokens loaded instead of recomputed, {} \
+         loads declined as slower than recomputing.",
+        pct(f("total_hit_rate")),
+        num(f("recompute_avoided_tokens")),
+        num(f("loads_declined"))
+    ));
+    let mut rows = vec![vec![
+        "HBM (prefix cache)".to_string(),
+        pct(f("prefix_hit_rate")),
+        num(f("prefix_hit_tokens")),
+        String::new(),
+        String::new(),
+        String::new(),
+    ]];
+    rows.extend(kinds.iter().map(|k| {
+        vec![
+            k.to_string(),
+            pct(f(&format!("{k}_hit_rate"))),
+            num(f(&format!("{k}_hit_tokens"))),
+            gb(&format!("{k}_stored_bytes")),
+            gb(&format!("{k}_loaded_bytes")),
+            num(f(&format!("{k}_evicted_blocks"))),
+        ]
+    }));
+    page.table(
+        &[
+            "tier",
+            "hit rate",
+            "hit tokens",
+            "stored (GB)",
+            "loaded (GB)",
+            "evicted blocks",
+        ],
+        &rows,
+    );
+    let mut links = vec![
+        ("PCIe, host to GPU", "pcie_h2d_util"),
+        ("PCIe, GPU to host", "pcie_d2h_util"),
+    ];
+    if kinds.contains(&"ssd") {
+        links.push(("SSD, busier direction", "ssd_util"));
+    }
+    if kinds.contains(&"remote") {
+        links.push(("NIC, busier direction", "nic_util"));
+    }
+    let link_rows: Vec<Vec<String>> = links
+        .iter()
+        .map(|(label, k)| vec![label.to_string(), k.to_string(), pct(f(k))])
+        .collect();
+    page.table(&["link", "metric", "share of the run busy"], &link_rows);
+    let ms = |k: &str| {
+        let v = f(k);
+        if v.is_finite() {
+            format!("{:.1}", v * 1e3)
+        } else {
+            "-".to_string()
+        }
+    };
+    let part_rows: Vec<Vec<String>> = [
+        ("queue (arrival to admission)", "queue"),
+        ("load (from tiers)", "load"),
+        ("prefill (the rest)", "prefill"),
+    ]
+    .iter()
+    .map(|(label, k)| {
+        vec![
+            label.to_string(),
+            ms(&format!("ttft_{k}_p50")),
+            ms(&format!("ttft_{k}_p99")),
+        ]
+    })
+    .collect();
+    page.table(&["TTFT part", "p50 (ms)", "p99 (ms)"], &part_rows);
 }
 
 /// The sweep.csv columns the points table shows (those present).

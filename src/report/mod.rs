@@ -19,14 +19,23 @@ use crate::engine::{ClusterOutput, RunOutput};
 use crate::error::Error;
 use crate::metrics::{RequestRecord, Summary, TimelineRow};
 use crate::scenario::Scenario;
-use crate::units::SimTime;
+use crate::units::{SimDuration, SimTime};
 
 fn secs(t: Option<SimTime>) -> String {
     t.map(|t| format!("{:.9}", t.as_secs_f64()))
         .unwrap_or_default()
 }
 
+fn span(d: Option<SimDuration>) -> String {
+    d.map(|d| format!("{:.9}", d.as_secs_f64()))
+        .unwrap_or_default()
+}
+
 /// `requests.csv`: one row per request, in arrival order; times in seconds.
+/// After `outcome`: prompt tokens found in HBM's prefix cache and loaded from
+/// KV tiers at first admission, and TTFT's parts as the summary defines them
+/// (`queue_s` to first admission, `load_s` loading from tiers, `prefill_s`
+/// the rest; empty where the request never got that far).
 pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
     requests_csv_of(records, None)
 }
@@ -37,7 +46,7 @@ pub fn requests_csv_of(
     records: &[RequestRecord],
     replica_of: Option<&[u32]>,
 ) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(records.len() * 96));
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(records.len() * 136));
     let mut header = vec![
         "id",
         "arrival",
@@ -53,6 +62,11 @@ pub fn requests_csv_of(
         "turn",
         "preemptions",
         "outcome",
+        "hbm_hit_tokens",
+        "tier_hit_tokens",
+        "queue_s",
+        "load_s",
+        "prefill_s",
     ];
     if replica_of.is_some() {
         header.push("replica");
@@ -75,6 +89,11 @@ pub fn requests_csv_of(
             r.turn.to_string(),
             r.preemptions.to_string(),
             r.outcome.map(|o| o.name()).unwrap_or("").to_string(),
+            r.hbm_hit_tokens.to_string(),
+            r.tier_hit_tokens.to_string(),
+            span(r.queue()),
+            span(r.admitted.map(|_| r.load)),
+            span(r.prefill()),
         ];
         w.write_record(cells.iter().map(String::as_str).chain(replica.as_deref()))?;
     }

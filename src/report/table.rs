@@ -4,6 +4,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use crate::cache::Placement;
+use crate::cache::tiers::{TierKind, TierPlan};
 use crate::metrics::{BatchLimit, Summary};
 use crate::scenario::Scenario;
 use crate::units::gib;
@@ -176,6 +177,9 @@ pub fn summary_table(
             ),
         ));
     }
+    if let Some(plan) = &scenario.tiers {
+        rows.extend(tier_rows(plan, s));
+    }
     if s.swaps > 0 {
         rows.push((
             "swapping",
@@ -209,6 +213,84 @@ pub fn summary_table(
         ]);
     }
     t
+}
+
+/// Gigabytes (1e9 bytes, the unit of `capacity_gb`).
+fn gb(bytes: u64) -> String {
+    format!("{:.2} GB", bytes as f64 / 1e9)
+}
+
+/// The rows of a run with KV tiers below HBM: each configured tier's hits,
+/// traffic and evictions, the links' busy shares, and TTFT's parts.
+fn tier_rows(plan: &TierPlan, s: &Summary) -> [(&'static str, String); 3] {
+    let mut tiers = Vec::with_capacity(5);
+    tiers.push(format!(
+        "all: hit rate {} (HBM prefix cache {}) | {} prompt tokens loaded, not recomputed{}",
+        pct(s.total_hit_rate),
+        pct(s.prefix_hit_rate),
+        s.recompute_avoided_tokens,
+        match s.loads_declined {
+            0 => String::new(),
+            n => format!(" | {n} loads declined as slower than recompute"),
+        }
+    ));
+    let mut links = vec![
+        format!("PCIe to GPU {}", pct(s.pcie_h2d_util)),
+        format!("PCIe from GPU {}", pct(s.pcie_d2h_util)),
+    ];
+    for t in plan.configured() {
+        let (rate, tokens, stored, loaded, evicted) = match t.kind {
+            TierKind::Host => (
+                s.host_hit_rate,
+                s.host_hit_tokens,
+                s.host_stored_bytes,
+                s.host_loaded_bytes,
+                s.host_evicted_blocks,
+            ),
+            TierKind::Ssd => (
+                s.ssd_hit_rate,
+                s.ssd_hit_tokens,
+                s.ssd_stored_bytes,
+                s.ssd_loaded_bytes,
+                s.ssd_evicted_blocks,
+            ),
+            TierKind::Remote => (
+                s.remote_hit_rate,
+                s.remote_hit_tokens,
+                s.remote_stored_bytes,
+                s.remote_loaded_bytes,
+                s.remote_evicted_blocks,
+            ),
+        };
+        tiers.push(format!(
+            "{}: hit rate {} ({tokens} tokens) | stored {} | loaded {} | {evicted} blocks evicted",
+            t.kind.name(),
+            pct(rate),
+            gb(stored),
+            gb(loaded)
+        ));
+        match t.kind {
+            TierKind::Ssd => links.push(format!("SSD {}", pct(s.ssd_util))),
+            TierKind::Remote => links.push(format!("NIC {}", pct(s.nic_util))),
+            TierKind::Host => {}
+        }
+    }
+    [
+        ("KV tiers", tiers.join("\n")),
+        ("tier links busy", links.join(" | ")),
+        (
+            "TTFT parts",
+            format!(
+                "queue p50 {} p99 {} | load p50 {} p99 {} | prefill p50 {} p99 {}",
+                ms(s.ttft_queue_p50),
+                ms(s.ttft_queue_p99),
+                ms(s.ttft_load_p50),
+                ms(s.ttft_load_p99),
+                ms(s.ttft_prefill_p50),
+                ms(s.ttft_prefill_p99)
+            ),
+        ),
+    ]
 }
 
 /// The table `kvsim kv` prints: rows of (label, value).

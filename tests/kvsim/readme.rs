@@ -866,6 +866,23 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// the unit tests in src/). The sentences this file checks itself are the
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
+    // KV tiers in the outputs.
+    (
+        "`queue_s` + `load_s` + `prefill_s` = TTFT",
+        "requests_csv_splits_each_ttft_into_queue_load_and_prefill",
+    ),
+    (
+        "a scenario without tiers prints neither",
+        "the_tier_section_shows_only_with_tiers",
+    ),
+    (
+        "`hit_rate_tiers` when the sweep's KV tiers stored anything",
+        "a_tiered_sweep_charts_its_hit_rate_per_tier",
+    ),
+    (
+        "`hit_rate_tiers` when the sweep's KV tiers stored anything",
+        "tiers_that_stored_something_get_a_hit_rate_chart",
+    ),
     // Traces.
     (
         "its hash ids decide which blocks are shared (hit rate ~53 %)",
@@ -1122,7 +1139,7 @@ const CLAIMS: &[(&str, &str)] = &[
         "shipped_scenarios_with_the_roofline",
     ),
     ("Results are bit-identical", "random_scenarios_agree"),
-    ("its `RequestRecord` (88 bytes", "bytes_kept_per_request"),
+    ("its `RequestRecord` (104 bytes", "bytes_kept_per_request"),
     ("and 16 bytes of engine state", "bytes_kept_per_request"),
     ("(20 bytes an entry", "bytes_kept_per_request"),
     // Robustness.
@@ -1235,6 +1252,19 @@ fn test_sources() -> String {
         }
     }
     text
+}
+
+/// The README's table of a run's files lists the columns of `requests.csv`
+/// and `timeline.csv` as the writers write them.
+#[test]
+fn readme_lists_the_csv_columns() {
+    let header = |csv: Vec<u8>| String::from_utf8(csv).unwrap().trim_end().to_string();
+    let requests = header(kvsim::report::requests_csv(&[]).unwrap());
+    says(&format!("| `requests.csv` | `{requests}` (times in s;"));
+    let timeline = header(kvsim::report::timeline_csv(&[]).unwrap());
+    says(&format!(
+        "| `timeline.csv` | `{timeline}`, one row per engine step"
+    ));
 }
 
 #[test]

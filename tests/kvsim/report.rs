@@ -374,3 +374,179 @@ fn a_run_with_nothing_to_draw_still_has_its_report() {
     assert!(html.contains("No charts: timeline.csv"));
     assert!(html.contains("max_model_len"), "the warning is on the page");
 }
+
+// ---------------------------------------------------------------------------
+// KV tiers in every output: requests.csv, the terminal summary, report.html
+// and a sweep's charts.
+
+/// `scenarios/multi-turn-creep.toml` cut to 120 s of arrivals with prefix
+/// caching on, and with a 64 GB host tier when `tiers`; `extra` goes at the
+/// end (a `[sweep]` table).
+fn creep(tiers: bool, extra: &str) -> String {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/multi-turn-creep.toml"),
+    )
+    .unwrap();
+    let mut body = base
+        .replace("duration_s = 900", "duration_s = 120")
+        .replace("prefix_caching = false", "prefix_caching = true");
+    assert_ne!(
+        body, base,
+        "multi-turn-creep.toml changed: fix the test's edits"
+    );
+    if tiers {
+        body += "\n[[cache.tiers]]\nkind = \"host\"\ncapacity_gb = 64\n";
+    }
+    body + "\n" + extra
+}
+
+/// Runs `body` with `sets`; the output directory and what it printed.
+fn run_creep(dir: &Path, name: &str, body: &str, sets: &[&str]) -> (PathBuf, String) {
+    let sc = write(dir, &format!("{name}.toml"), body);
+    let out = dir.join(name);
+    let mut args = vec!["run", sc.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let result = kvsim().args(&args).output().unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    (out, String::from_utf8(result.stdout).unwrap())
+}
+
+/// `requests.csv` as a header and rows of cells.
+fn requests(out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(out.join("requests.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(String::from).collect();
+    let rows = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn requests_csv_splits_each_ttft_into_queue_load_and_prefill() {
+    let dir = tempfile::tempdir().unwrap();
+    // With prefix caching off the host tier serves what HBM would have: the
+    // loads are not all zero.
+    for (name, sets) in [
+        ("hbm", &[][..]),
+        ("host", &["cache.prefix_caching=false"][..]),
+    ] {
+        let (out, _) = run_creep(dir.path(), name, &creep(true, ""), sets);
+        let (header, rows) = requests(&out);
+        assert!(
+            header.ends_with(
+                &[
+                    "outcome",
+                    "hbm_hit_tokens",
+                    "tier_hit_tokens",
+                    "queue_s",
+                    "load_s",
+                    "prefill_s"
+                ]
+                .map(String::from)
+            ),
+            "{header:?}"
+        );
+        let col = |c: &str| header.iter().position(|h| h == c).unwrap();
+        let num = |row: &[String], c: &str| -> f64 { row[col(c)].parse().unwrap() };
+        let ok: Vec<&Vec<String>> = rows.iter().filter(|r| r[col("outcome")] == "ok").collect();
+        assert!(ok.len() > 50, "{} ok rows", ok.len());
+        for r in &ok {
+            let ttft = num(r, "first_token") - num(r, "arrival");
+            let parts = num(r, "queue_s") + num(r, "load_s") + num(r, "prefill_s");
+            assert!((parts - ttft).abs() < 3e-9, "{r:?}: {parts} vs {ttft}");
+            let queue = num(r, "admitted") - num(r, "arrival");
+            assert!((num(r, "queue_s") - queue).abs() < 2e-9, "{r:?}");
+            assert!(
+                num(r, "prompt_tokens") >= num(r, "hbm_hit_tokens") + num(r, "tier_hit_tokens")
+            );
+        }
+        let total = |c: &str| ok.iter().map(|r| num(r, c)).sum::<f64>();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        let m = &summary["metrics"];
+        // Every request here completes, so the rows add up to the summary's
+        // counts.
+        assert_eq!(ok.len() as u64, m["requests"].as_u64().unwrap());
+        assert_eq!(
+            total("tier_hit_tokens"),
+            m["host_hit_tokens"].as_f64().unwrap()
+        );
+        assert_eq!(
+            total("hbm_hit_tokens"),
+            m["prefix_hit_tokens"].as_f64().unwrap()
+        );
+        let largest_load = ok.iter().map(|r| num(r, "load_s")).fold(0.0, f64::max);
+        if name == "host" {
+            assert!(total("tier_hit_tokens") > 0.0 && largest_load > 0.0);
+            assert_eq!(total("hbm_hit_tokens"), 0.0);
+        } else {
+            assert!(total("hbm_hit_tokens") > 0.0);
+        }
+        assert!(largest_load >= m["ttft_load_p99"].as_f64().unwrap() - 1e-9);
+    }
+}
+
+#[test]
+fn the_tier_section_shows_only_with_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tiered, printed) = run_creep(dir.path(), "tiered", &creep(true, ""), &[]);
+    for row in [
+        "KV tiers",
+        "host: hit rate",
+        "tier links busy",
+        "TTFT parts",
+    ] {
+        assert!(printed.contains(row), "{row} missing:\n{printed}");
+    }
+    let html = std::fs::read_to_string(tiered.join("report.html")).unwrap();
+    let section = html
+        .split("<h2 id=\"kv-tiers\">KV tiers</h2>")
+        .nth(1)
+        .expect("the KV tiers section")
+        .split("<h2")
+        .next()
+        .unwrap();
+    assert!(section.contains("<td>host</td>") && section.contains("pcie_h2d_util"));
+    assert!(!section.contains("ssd_util"), "no SSD tier, no SSD link");
+    let (plain, printed) = run_creep(dir.path(), "plain", &creep(false, ""), &[]);
+    for row in ["KV tiers", "tier links", "TTFT parts"] {
+        assert!(!printed.contains(row), "{row} without tiers:\n{printed}");
+    }
+    let html = std::fs::read_to_string(plain.join("report.html")).unwrap();
+    assert!(!html.contains("kv-tiers"));
+    // The metrics are in summary.json either way.
+    let summary = std::fs::read_to_string(plain.join("summary.json")).unwrap();
+    assert!(summary.contains("\"host_hit_rate\": 0.0"), "{summary}");
+}
+
+#[test]
+fn a_tiered_sweep_charts_its_hit_rate_per_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let axis = "[sweep]\n\"cache.prefix_caching\" = [true, false]\n";
+    for (name, tiers) in [("tiered", true), ("plain", false)] {
+        let sc = write(dir.path(), &format!("{name}.toml"), &creep(tiers, axis));
+        let out = dir.path().join(name);
+        run_cmd(&[
+            "sweep",
+            sc.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let chart = out.join("plots/hit_rate_tiers.png");
+        assert_eq!(chart.is_file(), tiers, "{name}");
+        let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+        assert_eq!(
+            html.contains("id=\"chart-hit_rate_tiers\""),
+            tiers,
+            "{name}"
+        );
+    }
+}

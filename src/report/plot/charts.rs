@@ -30,13 +30,26 @@ pub const BUCKETS: usize = 2_000;
 
 /// How a column's values are shown: a factor from the CSV's unit and the unit
 /// that results.
-fn measure(name: &str) -> (f64, &'static str) {
+pub(super) fn measure(name: &str) -> (f64, &'static str) {
     let base = name.strip_suffix("_ci95").unwrap_or(name);
     const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
     match base {
         "step_s" | "slo_tpot_p99" => (1e3, "ms"),
         "time" | "duration_s" | "slo_ttft_p99" => (1.0, "s"),
         "oom_rate" | "kv_time_above_90" | "prefix_hit_rate" => (100.0, "%"),
+        "host_hit_rate" | "ssd_hit_rate" | "remote_hit_rate" | "total_hit_rate" => (100.0, "%"),
+        "pcie_h2d_util" | "pcie_d2h_util" | "ssd_util" | "nic_util" => (100.0, "%"),
+        "host_hit_tokens" | "ssd_hit_tokens" | "remote_hit_tokens" | "recompute_avoided_tokens" => {
+            (1.0, "tokens")
+        }
+        "host_stored_bytes"
+        | "host_loaded_bytes"
+        | "ssd_stored_bytes"
+        | "ssd_loaded_bytes"
+        | "remote_stored_bytes"
+        | "remote_loaded_bytes" => (1e-9, "GB"),
+        "host_evicted_blocks" | "ssd_evicted_blocks" | "remote_evicted_blocks" => (1.0, "blocks"),
+        "loads_declined" => (1.0, "loads"),
         "throughput_tok_s" => (1.0, "tokens/s"),
         "goodput_rps" => (1.0, "requests/s"),
         "kv_bytes_per_token" => (1.0 / 1024.0, "KiB"),
@@ -331,7 +344,8 @@ pub fn default_series(sweep: &Sweep, x: usize) -> Option<usize> {
 
 /// The sweep's default charts: `wall` (the headline: OOM rate, batch and
 /// TPOT p99 side by side), `oom_rate`, `batch`, `tpot`, `ttft_p99`, `waste`, along `x` (default: the load axis) split by `series` (default: see
-/// [`default_series`]).
+/// [`default_series`]); and `hit_rate_tiers` when the sweep's KV tiers below
+/// HBM stored anything.
 pub fn sweep_figures(
     sweep: &Sweep,
     x: Option<&str>,
@@ -541,7 +555,126 @@ pub fn sweep_figures(
         name: "waste".into(),
         figure: waste_figure(sweep, &g, &x_name)?,
     });
+    if let Some(figure) = tier_hit_figure(sweep, &g, &x_name)? {
+        out.push(NamedFigure {
+            name: "hit_rate_tiers".into(),
+            figure,
+        });
+    }
     Ok(out)
+}
+
+/// The KV tiers below HBM a sweep table's columns describe, with their
+/// colours in the hit-rate chart (HBM's prefix cache is [`PALETTE`]`[0]`).
+const TIERS: [(&str, plotters::style::RGBColor); 3] = [
+    ("host", PALETTE[1]),
+    ("ssd", PALETTE[2]),
+    ("remote", PALETTE[3]),
+];
+
+/// Prompt tokens served from HBM's prefix cache and loaded from each tier
+/// below it, as stacked bars of shares of the prompt tokens looked up, one
+/// bar per sweep point (in the order of the other charts' lines). `None`
+/// unless some point's tiers stored anything: a sweep without tiers writes
+/// zeros in their columns (and an older sweep.csv has none), and a tier
+/// that stored nothing cannot have been hit. Tiers that stored nothing at
+/// any point are left out.
+fn tier_hit_figure(sweep: &Sweep, g: &Grouping, x_name: &str) -> Result<Option<Figure>, Error> {
+    let t = &sweep.table;
+    let mut active = Vec::new();
+    for (tier, color) in TIERS {
+        let stored = format!("{tier}_stored_bytes");
+        let rate = format!("{tier}_hit_rate");
+        if t.column(&stored).is_none() || t.column(&rate).is_none() {
+            continue;
+        }
+        if t.numbers_of(&stored)?
+            .into_iter()
+            .flatten()
+            .any(|v| v > 0.0)
+        {
+            active.push((tier, rate, color));
+        }
+    }
+    if active.is_empty() || t.column("prefix_hit_rate").is_none() {
+        return Ok(None);
+    }
+    let rows: Vec<usize> = g
+        .groups
+        .iter()
+        .flat_map(|gr| gr.rows.iter().copied())
+        .collect();
+    let group_of: Vec<&str> = g
+        .groups
+        .iter()
+        .flat_map(|gr| gr.rows.iter().map(|_| gr.label.as_str()))
+        .collect();
+    let categories: Vec<String> = rows
+        .iter()
+        .zip(&group_of)
+        .map(|(&r, label)| {
+            if g.key_names.is_empty() {
+                g.x_texts[r].clone()
+            } else {
+                format!("{}, {label}", g.x_texts[r])
+            }
+        })
+        .collect();
+    let layer = |column: &str, color| -> Result<Layer, Error> {
+        let values = t.numbers_of(column)?;
+        Ok(Layer {
+            color,
+            values: rows.iter().map(|&r| values[r].map(|v| v * 100.0)).collect(),
+        })
+    };
+    let mut layers = vec![layer("prefix_hit_rate", PALETTE[0])?];
+    let mut legend = vec![LegendEntry {
+        label: "HBM (prefix cache)".into(),
+        color: PALETTE[0],
+        sample: Sample::Block,
+    }];
+    for (tier, rate, color) in &active {
+        layers.push(layer(rate, *color)?);
+        legend.push(LegendEntry {
+            label: (*tier).to_string(),
+            color: *color,
+            sample: Sample::Block,
+        });
+    }
+    // Top layer first, as the bars stack.
+    legend.reverse();
+    let max_total = (0..rows.len())
+        .map(|i| layers.iter().filter_map(|l| l.values[i]).sum::<f64>())
+        .fold(0.0, f64::max);
+    let y = if max_total <= 100.0 {
+        Axis::linear(0.0, 110.0)
+    } else {
+        Axis::linear_nice(0.0, max_total * 1.08, true)
+    };
+    let mut x_title = titled(x_name);
+    for key in &g.key_names {
+        x_title.push_str(", ");
+        x_title.push_str(key);
+    }
+    Ok(Some(Figure {
+        title: format!("Prompt tokens served from cache, by tier, vs {x_name}"),
+        subtitle: Some(
+            "% of prompt tokens looked up at admission: found in HBM, or loaded from a tier \
+             below it; the rest was prefilled"
+                .into(),
+        ),
+        x_title,
+        y_title: "share of prompt tokens (%)".into(),
+        x: Axis::categories(categories),
+        y,
+        body: Body::StackedBars {
+            layers,
+            total_unit: " %".into(),
+        },
+        references: Vec::new(),
+        legend_title: Some("served from".into()),
+        legend,
+    }))
 }
 
 /// The memory breakdown as stacked bars, one per group, each at the group's

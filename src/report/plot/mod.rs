@@ -196,7 +196,8 @@ pub fn figures(table: Table, opts: &PlotOptions) -> Result<Vec<NamedFigure>, Err
 /// The default charts of `table` (or the one chart `opts.x`/`opts.y`/
 /// `opts.series` ask for), rendered: `(file name, bytes)` in chart order.
 ///
-/// Sweep defaults: `oom_rate`, `batch`, `tpot`, `ttft_p99`, `waste`; timeline
+/// Sweep defaults: `wall`, `oom_rate`, `batch`, `tpot`, `ttft_p99`, `waste`,
+/// and `hit_rate_tiers` when the sweep's KV tiers stored anything; timeline
 /// defaults: `occupancy`, `queue`; custom: `<y>_vs_<x>`; each with the
 /// extension of `opts.format`.
 pub fn render_charts(table: Table, opts: &PlotOptions) -> Result<Vec<(String, Vec<u8>)>, Error> {

@@ -188,6 +188,90 @@ fn waste_bars_take_each_series_at_its_highest_load() {
     assert_eq!(waste.x.label(1.0), "contiguous");
 }
 
+/// `csv` with KV tier columns after its other columns: HBM serves 10 % of
+/// prompt tokens at every point, the host tier 20 % times the point's rate
+/// (having stored the rate in GB, or nothing unless `host_stored`), the SSD
+/// tier nothing (having stored `ssd_stored` bytes), and no remote tier.
+fn with_tiers(csv: &str, host_stored: bool, ssd_stored: u64) -> String {
+    let mut lines = csv.lines();
+    let mut out = lines.next().unwrap().to_string();
+    out += ",prefix_hit_rate,host_hit_rate,ssd_hit_rate,remote_hit_rate,host_stored_bytes,\
+            ssd_stored_bytes,remote_stored_bytes\n";
+    for line in lines {
+        let rate: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        let host = if host_stored { rate * 1e9 } else { 0.0 };
+        let hits = if host_stored { 0.2 * rate } else { 0.0 };
+        out += &format!("{line},0.1,{hits},0,0,{host},{ssd_stored},0\n");
+    }
+    out
+}
+
+#[test]
+fn tiers_that_stored_something_get_a_hit_rate_chart() {
+    let plain = sweep_csv(&[1.0, 2.0, 4.0], &["paged", "contiguous"], true);
+    // No tier columns, or tier columns of zeros (a sweep without tiers): no
+    // chart.
+    for csv in [plain.clone(), with_tiers(&plain, false, 0)] {
+        let figs = sweep_figures(&sweep(&csv), None, None).unwrap();
+        assert!(figs.iter().all(|f| f.name != "hit_rate_tiers"));
+    }
+    let s = sweep(&with_tiers(&plain, true, 0));
+    let figs = sweep_figures(&s, None, None).unwrap();
+    let names: Vec<&str> = figs.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "wall",
+            "oom_rate",
+            "batch",
+            "tpot",
+            "ttft_p99",
+            "waste",
+            "hit_rate_tiers"
+        ]
+    );
+    let fig = &figs[6].figure;
+    // One bar per point, in the lines' order: each policy along the rate.
+    assert_eq!(fig.x.label(0.0), "1, paged");
+    assert_eq!(fig.x.label(3.0), "1, contiguous");
+    assert_eq!(
+        fig.x_title,
+        "traffic.arrival.rate (requests/s), cache.policy"
+    );
+    let Body::StackedBars { layers, total_unit } = &fig.body else {
+        panic!("bars")
+    };
+    assert_eq!(total_unit, " %");
+    // HBM and host: the SSD tier stored nothing, no remote tier.
+    assert_eq!(layers.len(), 2);
+    let host: Vec<f64> = layers[1].values.iter().map(|v| v.unwrap()).collect();
+    assert!(
+        host.iter()
+            .zip([20.0, 40.0, 80.0, 20.0, 40.0, 80.0])
+            .all(|(a, b)| (a - b).abs() < 1e-9),
+        "{host:?}"
+    );
+    assert!(
+        layers[0]
+            .values
+            .iter()
+            .all(|v| (v.unwrap() - 10.0).abs() < 1e-9)
+    );
+    let labels: Vec<&str> = fig.legend.iter().map(|e| e.label.as_str()).collect();
+    assert_eq!(labels, ["host", "HBM (prefix cache)"]);
+    // A tier that stored something is drawn even where it was never hit.
+    let figs = sweep_figures(&sweep(&with_tiers(&plain, true, 5)), None, None).unwrap();
+    let Body::StackedBars { layers, .. } = &figs[6].figure.body else {
+        panic!("bars")
+    };
+    assert_eq!(layers.len(), 3);
+    let measure = charts::measure;
+    assert_eq!(measure("host_hit_rate"), (100.0, "%"));
+    assert_eq!(measure("ssd_loaded_bytes"), (1e-9, "GB"));
+    assert_eq!(measure("remote_evicted_blocks"), (1.0, "blocks"));
+    assert_eq!(measure("ttft_load_p99"), (1.0, "s"));
+}
+
 #[test]
 fn a_third_axis_splits_lines_instead_of_zig_zagging() {
     let mut csv = String::from(
