@@ -670,7 +670,9 @@ pub struct Sizing {
     pub output_tokens_per_request: f64,
     /// Whether simulating the whole deployment (`replicas` replicas behind
     /// the router, at the target rate) met the objectives; `None` when it was
-    /// too large to check. `replicas` is then what the simulation needed.
+    /// too large to check, or a deployment kvsim cannot simulate (multi-turn
+    /// sessions on several replicas). `replicas` is then what the simulation
+    /// needed.
     pub verified: Option<bool>,
 }
 
@@ -881,6 +883,9 @@ enum Verified {
     Missed,
     /// The simulation would be too long to run (see [`MAX_PROBE_ARRIVALS`]).
     TooLarge,
+    /// kvsim cannot simulate this deployment: its scenario is refused for
+    /// that many replicas (multi-turn sessions run on one replica only).
+    NotSimulable,
 }
 
 /// Checks a sizing by simulating it: `replicas` replicas behind the
@@ -899,6 +904,18 @@ fn verify(
     span_s: f64,
 ) -> Result<Verified, Stopped> {
     let most = (replicas * 2).min(MAX_VERIFIED_REPLICAS);
+    if cluster_scenario(
+        base,
+        path,
+        assignments,
+        Some(plan.target_rate),
+        replicas,
+        0.0,
+    )
+    .is_err()
+    {
+        return Ok(Verified::NotSimulable);
+    }
     for r in replicas..=most {
         let at = |rate: f64, w: f64| cluster_scenario(base, path, assignments, Some(rate), r, w);
         match probe_at(
@@ -1074,7 +1091,7 @@ fn plan_candidate(
                     sizing.verified = Some(true);
                 }
                 Verified::Missed => sizing.verified = Some(false),
-                Verified::TooLarge => {}
+                Verified::TooLarge | Verified::NotSimulable => {}
             }
         }
         result.sizing = Some(sizing);
