@@ -168,6 +168,14 @@ pub const PRICE_PER_HOUR: Range = closed(
     "USD per GPU-hour",
     "on-demand cloud GPUs cost about 0.5-10 USD an hour",
 );
+/// Prices of host memory and SSD, USD per GB-hour (0: already paid for).
+pub const PRICE_PER_GB_HOUR: Range = closed(
+    0.0,
+    0.1,
+    "USD per GB-hour",
+    "cloud DRAM costs about 0.004 and local SSD about 0.0001 USD per GB-hour; a price per \
+     GB-month is 730 times more",
+);
 /// Relative precision of `kvsim plan`'s rate search.
 pub const PLAN_PRECISION: Range = closed(
     1e-3,
@@ -222,7 +230,7 @@ pub const LINK_GBPS: Range = open(
 pub const TRANSFER_LATENCY_US: Range = closed(0.0, 1e6, "us", "at most a second per transfer");
 
 /// Every range and the keys it governs, for `docs/ranges.md`.
-pub const ALL: [(&Range, &[&str]); 23] = [
+pub const ALL: [(&Range, &[&str]); 24] = [
     (
         &RATE,
         &[
@@ -308,6 +316,10 @@ pub const ALL: [(&Range, &[&str]); 23] = [
     (
         &PRICE_PER_HOUR,
         &["hardware.gpu.price_per_hour (inline GPU)", "plan.prices"],
+    ),
+    (
+        &PRICE_PER_GB_HOUR,
+        &["plan.prices.host_gb_hour", "plan.prices.ssd_gb_hour"],
     ),
     (&PLAN_PRECISION, &["plan.precision"]),
     (&PLAN_REPLICATES, &["plan.replicates"]),

@@ -47,7 +47,9 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
     let mut warned = std::collections::BTreeSet::new();
     for i in 0..plan.candidates.len() {
         let point = plan.candidates.point(i);
-        if let Ok(s) = crate::sweep::point_scenario(&table, &a.input.scenario, &point) {
+        let built = crate::plan::candidate_table(&table, &a.input.scenario, &point)
+            .and_then(|t| Scenario::from_table(t, &a.input.scenario));
+        if let Ok(s) = built {
             for w in s.warnings() {
                 if warned.insert(w.clone()) {
                     eprintln!("warning: {}: {w}", a.input.scenario.display());

@@ -24,13 +24,26 @@
 //! `replicas = ceil(target_rate / rate)`: a load balancer that splits a
 //! Poisson stream evenly gives each replica a Poisson stream of
 //! `target_rate / replicas <= rate`. GPU count is `replicas x tp`; dollars per
-//! hour come from the catalog's on-demand prices (or `[plan.prices]`); dollars
-//! per million output tokens divide that by the output tokens the target load
+//! hour come from the catalog's on-demand prices (or `[plan.prices]`), plus the
+//! KV tiers' host memory and SSD per GB-hour (see [`TierPrices`]); dollars per
+//! million output tokens divide that by the output tokens the target load
 //! produces in an hour.
+//!
+//! # Candidates
+//!
+//! `[plan.candidates]` is a grid of dotted scenario keys, as `[sweep]`, and
+//! three keys of its own: `host_gb` and `ssd_gb` (the size of that kind's
+//! `[[cache.tiers]]` entry, per replica; 0: no such tier) and `router`
+//! (`hardware.router`), see [`apply_candidate`].
 
 mod report;
+mod tiers;
 
-pub use report::{CostPoint, cost_figure, plan_csv, plan_figure, plan_table};
+pub use report::{CostPoint, cost_figure, plan_csv, plan_figure, plan_table, series_detail};
+pub use tiers::{
+    HOST_GB, HOST_GB_HOUR, HOST_PRICE_KEY, ROUTER, SSD_GB, SSD_GB_HOUR, SSD_PRICE_KEY, TierCost,
+    TierPrices, apply_candidate, set_tier,
+};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -171,6 +184,9 @@ pub struct Plan {
     pub candidates: Grid,
     /// USD per GPU-hour overrides by GPU name.
     pub prices: BTreeMap<String, f64>,
+    /// USD per GB-hour of host memory and SSD (`[plan.prices]`
+    /// `host_gb_hour` and `ssd_gb_hour`, or the cited defaults).
+    pub tier_prices: TierPrices,
     /// The shortest span of arrivals a probe may have, seconds: the
     /// tightest TTFT or end-to-end objective over the precision (see
     /// [`probe_at`]).
@@ -306,7 +322,21 @@ impl Plan {
             "plan.replicates",
             f64::from(replicates),
         )?;
-        for (gpu, price) in &spec.prices {
+        let mut gpu_prices = spec.prices.clone();
+        let mut tier_prices = TierPrices::default();
+        for (key, slot) in [
+            (HOST_PRICE_KEY, &mut tier_prices.host_gb_hour),
+            (SSD_PRICE_KEY, &mut tier_prices.ssd_gb_hour),
+        ] {
+            if let Some(price) = gpu_prices.remove(key) {
+                *slot = in_range(
+                    &crate::ranges::PRICE_PER_GB_HOUR,
+                    &format!("plan.prices.{key}"),
+                    price,
+                )?;
+            }
+        }
+        for (gpu, price) in &gpu_prices {
             in_range(
                 &crate::ranges::PRICE_PER_HOUR,
                 &format!("plan.prices.\"{gpu}\""),
@@ -383,10 +413,12 @@ impl Plan {
                 }
             }
         }
-        for gpu in spec.prices.keys() {
+        for gpu in gpu_prices.keys() {
             if !gpus.contains(gpu) {
                 let closest = gpus
                     .iter()
+                    .map(String::as_str)
+                    .chain([HOST_PRICE_KEY, SSD_PRICE_KEY])
                     .min_by_key(|g| edit_distance(g, gpu))
                     .filter(|g| edit_distance(g, gpu) <= 3)
                     .map(|g| format!("did you mean `{g}`? "))
@@ -398,7 +430,8 @@ impl Plan {
                     &format!("plan.prices.\"{gpu}\""),
                     format!(
                         "no GPU `{gpu}` in the catalog or among the candidates, so this price \
-                         would price nothing; {closest}known: {}",
+                         would price nothing; {closest}known: {} (and {HOST_PRICE_KEY}, \
+                         {SSD_PRICE_KEY}: USD per GB-hour of host memory and SSD)",
                         gpus.join(", ")
                     ),
                 ));
@@ -418,7 +451,8 @@ impl Plan {
             search,
             replicates,
             candidates,
-            prices: spec.prices,
+            prices: gpu_prices,
+            tier_prices,
             window_s,
         })
     }
@@ -645,6 +679,8 @@ pub struct CandidateResult {
     pub tp: u32,
     /// USD per GPU-hour, if known.
     pub price_per_gpu_hour: Option<f64>,
+    /// What its KV tiers cost an hour (`None`: it has none).
+    pub tier_cost: Option<TierCost>,
     /// The search (`None`: the candidate could not be built, see `error`).
     pub search: Option<SearchResult>,
     /// Why the candidate could not be built (a model that does not fit, say).
@@ -662,15 +698,21 @@ pub struct Sizing {
     pub replicas: u64,
     /// GPUs (`replicas x tp`).
     pub gpus: u64,
-    /// USD per hour of the whole deployment, if the GPU has a price.
+    /// USD per hour of the whole deployment, if the GPU has a price: its
+    /// GPUs plus `usd_per_hour_tiers`.
     pub usd_per_hour: Option<f64>,
+    /// USD per hour of the deployment's KV tiers (host memory, SSD, a
+    /// remote store; 0 without tiers).
+    pub usd_per_hour_tiers: f64,
     /// USD per million output tokens at the target load, if priced.
     pub usd_per_m_output_tokens: Option<f64>,
     /// Mean output tokens per request (measured at the sustainable rate).
     pub output_tokens_per_request: f64,
     /// Whether simulating the whole deployment (`replicas` replicas behind
     /// the router, at the target rate) met the objectives; `None` when it was
-    /// too large to check. `replicas` is then what the simulation needed.
+    /// too large to check, or a deployment kvsim cannot simulate (multi-turn
+    /// sessions on several replicas). `replicas` is then what the simulation
+    /// needed.
     pub verified: Option<bool>,
 }
 
@@ -683,6 +725,26 @@ pub fn size(
     price_per_gpu_hour: Option<f64>,
     output_tokens_per_request: f64,
 ) -> Sizing {
+    size_tiered(
+        target_rate,
+        rate,
+        tp,
+        price_per_gpu_hour,
+        TierCost::default(),
+        output_tokens_per_request,
+    )
+}
+
+/// [`size`] of replicas with KV tiers that cost `tiers`: USD per hour =
+/// GPU price x GPUs + `tiers.per_replica` x replicas + `tiers.shared`.
+pub fn size_tiered(
+    target_rate: f64,
+    rate: f64,
+    tp: u32,
+    price_per_gpu_hour: Option<f64>,
+    tiers: TierCost,
+    output_tokens_per_request: f64,
+) -> Sizing {
     // A relative epsilon keeps 3 x (target / 3) from needing a 4th replica
     // through rounding.
     let replicas = ((target_rate / rate) * (1.0 - 1e-12)).ceil().max(1.0) as u64;
@@ -692,22 +754,25 @@ pub fn size(
         replicas,
         tp,
         price_per_gpu_hour,
+        tiers,
         output_tokens_per_request,
     )
 }
 
-/// The GPUs and cost of `replicas` replicas of `tp` GPUs serving
-/// `target_rate` (each sustaining `rate`).
+/// The GPUs and cost of `replicas` replicas of `tp` GPUs with KV tiers
+/// costing `tiers`, serving `target_rate` (each sustaining `rate`).
 fn priced(
     target_rate: f64,
     rate: f64,
     replicas: u64,
     tp: u32,
     price_per_gpu_hour: Option<f64>,
+    tiers: TierCost,
     output_tokens_per_request: f64,
 ) -> Sizing {
     let gpus = replicas * u64::from(tp);
-    let usd_per_hour = price_per_gpu_hour.map(|p| p * gpus as f64);
+    let usd_per_hour_tiers = tiers.for_replicas(replicas);
+    let usd_per_hour = price_per_gpu_hour.map(|p| p * gpus as f64 + usd_per_hour_tiers);
     let tokens_per_hour = target_rate * output_tokens_per_request * 3600.0;
     let usd_per_m_output_tokens = usd_per_hour
         .filter(|_| tokens_per_hour > 0.0)
@@ -717,6 +782,7 @@ fn priced(
         replicas,
         gpus,
         usd_per_hour,
+        usd_per_hour_tiers,
         usd_per_m_output_tokens,
         output_tokens_per_request,
         verified: None,
@@ -840,11 +906,7 @@ fn cluster_scenario(
     replicas: u64,
     window_s: f64,
 ) -> Result<Scenario, Error> {
-    let mut table = base.clone();
-    for (key, value) in assignments {
-        apply_override(&mut table, key, value.clone())
-            .map_err(|reason| spec_error(path, &format!("plan.candidates.\"{key}\""), reason))?;
-    }
+    let mut table = candidate_table(base, path, assignments)?;
     if let Some(r) = rate {
         apply_override(&mut table, "traffic.arrival.rate", toml::Value::Float(r))
             .map_err(|reason| spec_error(path, "traffic.arrival.rate", reason))?;
@@ -873,6 +935,21 @@ fn cluster_scenario(
     Scenario::from_table(table, path)
 }
 
+/// Scenario table `base` with candidate `assignments` applied (see
+/// [`apply_candidate`]): the table of the scenario that candidate describes.
+pub fn candidate_table(
+    base: &toml::Table,
+    path: &Path,
+    assignments: &[(String, toml::Value)],
+) -> Result<toml::Table, Error> {
+    let mut table = base.clone();
+    for (key, value) in assignments {
+        apply_candidate(&mut table, key, value.clone())
+            .map_err(|reason| spec_error(path, &format!("plan.candidates.\"{key}\""), reason))?;
+    }
+    Ok(table)
+}
+
 /// What simulating a whole deployment found.
 enum Verified {
     /// These replicas met the objectives.
@@ -881,6 +958,9 @@ enum Verified {
     Missed,
     /// The simulation would be too long to run (see [`MAX_PROBE_ARRIVALS`]).
     TooLarge,
+    /// kvsim cannot simulate this deployment: its scenario is refused for
+    /// that many replicas (multi-turn sessions run on one replica only).
+    NotSimulable,
 }
 
 /// Checks a sizing by simulating it: `replicas` replicas behind the
@@ -899,6 +979,18 @@ fn verify(
     span_s: f64,
 ) -> Result<Verified, Stopped> {
     let most = (replicas * 2).min(MAX_VERIFIED_REPLICAS);
+    if cluster_scenario(
+        base,
+        path,
+        assignments,
+        Some(plan.target_rate),
+        replicas,
+        0.0,
+    )
+    .is_err()
+    {
+        return Ok(Verified::NotSimulable);
+    }
     for r in replicas..=most {
         let at = |rate: f64, w: f64| cluster_scenario(base, path, assignments, Some(rate), r, w);
         match probe_at(
@@ -989,6 +1081,7 @@ fn plan_candidate(
         gpu: String::new(),
         tp: 1,
         price_per_gpu_hour: None,
+        tier_cost: None,
         search: None,
         error: None,
         sizing: None,
@@ -1007,6 +1100,8 @@ fn plan_candidate(
         .get(&result.gpu)
         .copied()
         .or(built.deployment.gpu.price_per_hour);
+    result.tier_cost = TierCost::of(built.spec.cache.tiers.as_deref(), &plan.tier_prices);
+    let tiers = result.tier_cost.unwrap_or_default();
     let scenario_at = |r: f64, w: f64| candidate_scenario(base, path, &assignments, Some(r), w);
     let mut failure = None;
     let mut stopped = false;
@@ -1044,11 +1139,12 @@ fn plan_candidate(
     }
     if let Some(best) = &search.best {
         let tokens = output_tokens_per_request(&best.runs);
-        let mut sizing = size(
+        let mut sizing = size_tiered(
             plan.target_rate,
             best.rate,
             result.tp,
             result.price_per_gpu_hour,
+            tiers,
             tokens,
         );
         if sizing.replicas <= MAX_VERIFIED_REPLICAS {
@@ -1069,12 +1165,13 @@ fn plan_candidate(
                         replicas,
                         result.tp,
                         result.price_per_gpu_hour,
+                        tiers,
                         tokens,
                     );
                     sizing.verified = Some(true);
                 }
                 Verified::Missed => sizing.verified = Some(false),
-                Verified::TooLarge => {}
+                Verified::TooLarge | Verified::NotSimulable => {}
             }
         }
         result.sizing = Some(sizing);

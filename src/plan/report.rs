@@ -48,6 +48,43 @@ fn label(r: &CandidateResult) -> String {
         .join(" ")
 }
 
+/// Whether any candidate has KV tiers, so the cost splits into GPUs and
+/// tiers (a plan without tiers prints and writes what it always did).
+fn tiers_priced(results: &[CandidateResult]) -> bool {
+    results.iter().any(|r| r.tier_cost.is_some())
+}
+
+/// The KV tiers and router of a candidate as a chart's legend says them,
+/// from its `host_gb`, `ssd_gb` and `router` assignments (`key`, cell text;
+/// other keys are left out): `host 64 GB, no ssd tier, kv-aware`. Empty
+/// when it has none of them.
+pub fn series_detail<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let size = |tier: &str, gb: &str| match gb.parse::<f64>() {
+        Ok(0.0) => format!("no {tier} tier"),
+        _ => format!("{tier} {gb} GB"),
+    };
+    pairs
+        .into_iter()
+        .filter_map(|(key, cell)| match key {
+            super::HOST_GB => Some(size("host", cell)),
+            super::SSD_GB => Some(size("ssd", cell)),
+            super::ROUTER => Some(cell.to_string()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// [`series_detail`] of a candidate's assignments.
+fn detail_of(r: &CandidateResult) -> String {
+    let cells: Vec<(&str, String)> = r
+        .assignments
+        .iter()
+        .map(|(k, v)| (k.as_str(), cell_of(v)))
+        .collect();
+    series_detail(cells.iter().map(|(k, v)| (*k, v.as_str())))
+}
+
 /// Why a candidate is not feasible, in words.
 fn why_not(r: &CandidateResult, plan: &Plan) -> String {
     if let Some(e) = &r.error {
@@ -92,23 +129,36 @@ fn fmt_rate(r: f64) -> String {
 /// The ranked table printed by `kvsim plan`.
 pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Table {
     let front = pareto_front(results);
+    let split = tiers_priced(results);
+    // The cost of the KV tiers, within $/hour, when any candidate has them.
+    let with_tiers = |mut row: Vec<String>, tiers: String| {
+        if split {
+            row.insert(7, tiers);
+        }
+        row
+    };
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec![
-        "#",
-        "candidate",
-        "gpu x tp",
-        "req/s per replica",
-        "replicas",
-        "GPUs",
-        "$/hour",
-        "$/M out tok",
-        "ttft p99",
-        "tpot p99",
-        "batch",
-        "cluster sim",
-        "",
-    ]);
+    t.set_header(with_tiers(
+        [
+            "#",
+            "candidate",
+            "gpu x tp",
+            "req/s per replica",
+            "replicas",
+            "GPUs",
+            "$/hour",
+            "$/M out tok",
+            "ttft p99",
+            "tpot p99",
+            "batch",
+            "cluster sim",
+            "",
+        ]
+        .map(String::from)
+        .to_vec(),
+        "of which tiers".into(),
+    ));
     for (rank, &i) in ranking(results).iter().enumerate() {
         let r = &results[i];
         let gpu = if r.gpu.is_empty() {
@@ -120,7 +170,7 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
             (Some(s), Some(best)) => {
                 let m = at_rate(best);
                 let capped = r.search.as_ref().is_some_and(|s| s.is_floor());
-                t.add_row(vec![
+                let row = vec![
                     format!("{}", rank + 1),
                     label(r),
                     gpu,
@@ -149,10 +199,11 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
                     } else {
                         String::new()
                     },
-                ]);
+                ];
+                t.add_row(with_tiers(row, format!("{:.2}", s.usd_per_hour_tiers)));
             }
             _ => {
-                t.add_row(vec![
+                let row = vec![
                     "-".into(),
                     label(r),
                     gpu,
@@ -166,7 +217,8 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
                     "-".into(),
                     "-".into(),
                     why_not(r, plan),
-                ]);
+                ];
+                t.add_row(with_tiers(row, "-".into()));
             }
         }
     }
@@ -176,10 +228,17 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
 /// `plan.csv`: one row per candidate in rank order, axis columns first.
 pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv::Error> {
     let front = pareto_front(results);
+    let split = tiers_priced(results);
     let keys: Vec<String> = plan.candidates.axes.iter().map(|a| a.key.clone()).collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = vec!["rank".into()];
     header.extend(keys.iter().cloned());
+    // The cost split into GPUs and KV tiers when any candidate has tiers.
+    let split_columns: &[&str] = if split {
+        &["usd_per_hour_gpus", "usd_per_hour_tiers"]
+    } else {
+        &[]
+    };
     header.extend(
         [
             "gpu",
@@ -192,6 +251,12 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
             "gpus",
             "usd_per_gpu_hour",
             "usd_per_hour",
+        ]
+        .map(String::from),
+    );
+    header.extend(split_columns.iter().map(|c| c.to_string()));
+    header.extend(
+        [
             "usd_per_m_output_tokens",
             "output_tokens_per_request",
             "ttft_p99",
@@ -236,6 +301,12 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
                     s.gpus.to_string(),
                     opt(r.price_per_gpu_hour),
                     opt(s.usd_per_hour),
+                ]);
+                if split {
+                    row.push(opt(r.price_per_gpu_hour.map(|p| p * s.gpus as f64)));
+                    row.push(format!("{}", s.usd_per_hour_tiers));
+                }
+                row.extend([
                     opt(s.usd_per_m_output_tokens),
                     format!("{}", s.output_tokens_per_request),
                     opt(m.ttft_p99),
@@ -254,7 +325,7 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
                 row.push(format!("{}", plan.target_rate));
                 row.extend(std::iter::repeat_n(String::new(), 2));
                 row.push(opt(r.price_per_gpu_hour));
-                row.extend(std::iter::repeat_n(String::new(), 8));
+                row.extend(std::iter::repeat_n(String::new(), 8 + split_columns.len()));
                 row.push("false".into());
                 row.push(String::new());
                 row.push(search.map_or(0, |s| s.probes).to_string());
@@ -267,8 +338,8 @@ pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv
 }
 
 /// Cost (dollars per million output tokens) against capacity (sustainable
-/// requests per second per replica), one marker series per GPU type, the
-/// Pareto front drawn as a line through its candidates. `None` when fewer
+/// requests per second per replica), one marker series per GPU type (and per
+/// KV tiers and router, where the candidates vary them), the Pareto front drawn as a line through its candidates. `None` when fewer
 /// than one priced feasible candidate exists.
 pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
     let front = pareto_front(results);
@@ -279,6 +350,7 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
             r.sizing.and_then(|s| {
                 s.usd_per_m_output_tokens.map(|c| CostPoint {
                     gpu: r.gpu.clone(),
+                    detail: detail_of(r),
                     rate: s.rate_per_replica,
                     cost: c,
                     pareto: front[i],
@@ -292,8 +364,11 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
 /// A priced feasible candidate on the cost-against-capacity chart.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CostPoint {
-    /// Catalog name of its GPU (one marker series per GPU).
+    /// Catalog name of its GPU (one marker series per GPU and `detail`).
     pub gpu: String,
+    /// Its KV tiers and router where the candidates vary them
+    /// ([`series_detail`]; empty otherwise).
+    pub detail: String,
     /// Sustainable requests per second per replica.
     pub rate: f64,
     /// USD per million output tokens at the target load.
@@ -315,7 +390,15 @@ pub fn cost_figure(points: &[CostPoint], target_rate: f64) -> Option<Figure> {
     }
     let xs: Vec<f64> = priced.iter().map(|p| p.1).collect();
     let ys: Vec<f64> = priced.iter().map(|p| p.2).collect();
-    let mut gpus: Vec<&str> = priced.iter().map(|p| points[p.0].gpu.as_str()).collect();
+    // One series per GPU, and per tiers and router where they vary.
+    let series_of = |p: &CostPoint| {
+        if p.detail.is_empty() {
+            p.gpu.clone()
+        } else {
+            format!("{}, {}", p.gpu, p.detail)
+        }
+    };
+    let mut gpus: Vec<String> = priced.iter().map(|p| series_of(&points[p.0])).collect();
     gpus.sort_unstable();
     gpus.dedup();
     let mut lines = Vec::new();
@@ -324,7 +407,7 @@ pub fn cost_figure(points: &[CostPoint], target_rate: f64) -> Option<Figure> {
         let color = PALETTE[g % PALETTE.len()];
         let mut pts: Vec<(f64, f64)> = priced
             .iter()
-            .filter(|p| points[p.0].gpu == *gpu)
+            .filter(|p| series_of(&points[p.0]) == *gpu)
             .map(|p| (p.1, p.2))
             .collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -352,7 +435,7 @@ pub fn cost_figure(points: &[CostPoint], target_rate: f64) -> Option<Figure> {
             points,
         });
         legend.push(LegendEntry {
-            label: (*gpu).to_string(),
+            label: gpu.clone(),
             color,
             sample: Sample::Solid,
         });
@@ -395,7 +478,11 @@ pub fn cost_figure(points: &[CostPoint], target_rate: f64) -> Option<Figure> {
         y: Axis::auto(&ys, true),
         body: Body::Lines(lines),
         references: Vec::new(),
-        legend_title: Some("GPU".into()),
+        legend_title: Some(if points.iter().all(|p| p.detail.is_empty()) {
+            "GPU".into()
+        } else {
+            "GPU, KV tiers, router".into()
+        }),
         legend,
     })
 }

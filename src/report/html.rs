@@ -1221,13 +1221,14 @@ fn sweep_page(meta: &Meta, csv: &[u8]) -> Result<String, Error> {
 }
 
 /// The plan.csv columns the ranking shows after the candidate's axes.
-const PLAN_COLUMNS: [&str; 11] = [
+const PLAN_COLUMNS: [&str; 12] = [
     "gpu",
     "tp",
     "rate_per_replica",
     "replicas",
     "gpus",
     "usd_per_hour",
+    "usd_per_hour_tiers",
     "usd_per_m_output_tokens",
     "ttft_p99",
     "tpot_p99",
@@ -1280,6 +1281,10 @@ fn plan_page(meta: &Meta, csv: &[u8]) -> Result<String, Error> {
         .filter_map(|i| {
             Some(crate::plan::CostPoint {
                 gpu: cell("gpu", i)?.to_string(),
+                detail: crate::plan::series_detail(
+                    axes.iter()
+                        .map(|&a| (headers[a].as_str(), cols[a][i].as_str())),
+                ),
                 rate: cell("rate_per_replica", i)?.parse().ok()?,
                 cost: cell("usd_per_m_output_tokens", i)?.parse().ok()?,
                 pareto: cell("pareto", i)? == "true",

@@ -234,3 +234,76 @@ start_rate = 4.0
     // And far below the burst's 512 and 100000 req/s.
     assert!(short.iter().all(|r| r.1 < 200.0), "{short:?}");
 }
+
+/// Host memory among the candidates: the table and `plan.csv` show each
+/// row's `host_gb` and split its dollars into GPUs and tiers, priced at
+/// `[plan.prices]` `host_gb_hour` (here $0.01 per GB-hour, given with --set).
+#[test]
+fn host_memory_candidates_are_priced_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = SMALL_PLAN
+        .replace(
+            "\"hardware.gpu\" = [\"a100-80gb\", \"h100-sxm\"]\n\"cache.kv_dtype\" = [\"bf16\", \"fp8\"]",
+            "host_gb = [0, 64]",
+        )
+        .replace("requests = 300", "requests = 150");
+    assert!(text.contains("host_gb = [0, 64]"));
+    let out = plan_in(
+        dir.path(),
+        &text,
+        &[
+            "--format",
+            "svg",
+            "--set",
+            "plan.prices.host_gb_hour=0.01",
+            "--set",
+            "plan.prices.\"h100-sxm\"=2.0",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("of which tiers"), "{stdout}");
+    assert!(stdout.contains("host_gb=64"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.path().join("o/plan.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    assert_eq!(&header[1], "host_gb");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        let num = |name: &str| r[col(name)].parse::<f64>().unwrap();
+        let replicas = num("replicas");
+        // $2 per GPU-hour, $0.01 per GB-hour of host memory per replica.
+        assert_eq!(num("usd_per_hour_gpus"), 2.0 * replicas);
+        assert!((num("usd_per_hour_tiers") - replicas * num("host_gb") * 0.01).abs() < 1e-9);
+        assert!(
+            (num("usd_per_hour") - num("usd_per_hour_gpus") - num("usd_per_hour_tiers")).abs()
+                < 1e-9
+        );
+    }
+    let svg = std::fs::read_to_string(dir.path().join("o/plan.svg")).unwrap();
+    assert!(
+        svg.contains("host 64 GB"),
+        "the chart's legend names the tier"
+    );
+}
+
+#[test]
+fn a_memory_price_out_of_range_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // $2.9 per GB-month of DRAM given as a price per GB-hour.
+    let out = plan_in(
+        dir.path(),
+        SMALL_PLAN,
+        &["--set", "plan.prices.host_gb_hour=2.9"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`plan.prices.host_gb_hour`"), "{err}");
+    assert!(err.contains("[0, 0.1] USD per GB-hour"), "{err}");
+}

@@ -939,6 +939,27 @@ const CLAIMS: &[(&str, &str)] = &[
         "A file kvsim cannot read is refused with exit code 2",
         "every_bad_input_is_refused_with_a_message_that_says_where_and_why",
     ),
+    // Planning with KV tiers.
+    (
+        "so two replicas do what three do without it ($10.00 an hour, $2.02 of it host memory, against $11.97), while 64 GB saves no replica and only adds its price ($12.73)",
+        "host_memory_against_more_gpus_on_multi_turn_chat",
+    ),
+    (
+        "256 GB of host memory raises the rate one H100 sustains by over half",
+        "host_memory_against_more_gpus_on_multi_turn_chat",
+    ),
+    (
+        "host memory $0.003946 per GB-hour, N2 memory at $0.004237 per GiB-hour",
+        "tier_prices_add_exactly",
+    ),
+    (
+        "SSD $0.00010206 per GB-hour, Local SSD at $0.08 per GiB-month / 730 hours",
+        "tier_prices_add_exactly",
+    ),
+    (
+        "memory prices in [0, 0.1] USD per GB-hour",
+        "tier_prices_are_checked_at_load",
+    ),
     // Catalog and defaults.
     (
         "Models: llama-2-7b/13b/70b, llama-3.1-8b/70b/405b",
