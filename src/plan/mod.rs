@@ -789,10 +789,14 @@ fn priced(
     }
 }
 
-/// Mean output tokens per finished request over `runs`.
-fn output_tokens_per_request(runs: &[Summary]) -> f64 {
+/// Mean output tokens per arrival over `runs`: per finished request, or,
+/// when each arrival is a multi-turn session (`sessions`), per session
+/// started, `arrivals` per run (the plan's rate counts sessions, and a
+/// session's turns all produce tokens).
+fn output_tokens_per_request(runs: &[Summary], sessions: bool, arrivals: f64) -> f64 {
     let (tokens, requests) = runs.iter().fold((0.0, 0.0), |(t, r), m| {
-        (t + m.throughput_tok_s * m.duration_s, r + m.ok as f64)
+        let per_run = if sessions { arrivals } else { m.ok as f64 };
+        (t + m.throughput_tok_s * m.duration_s, r + per_run)
     });
     if requests > 0.0 {
         tokens / requests
@@ -1138,7 +1142,11 @@ fn plan_candidate(
         return Err(Stopped);
     }
     if let Some(best) = &search.best {
-        let tokens = output_tokens_per_request(&best.runs);
+        let tokens = output_tokens_per_request(
+            &best.runs,
+            built.traffic.session(),
+            best.rate * best.span_s,
+        );
         let mut sizing = size_tiered(
             plan.target_rate,
             best.rate,

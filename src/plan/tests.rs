@@ -626,16 +626,14 @@ fn host_memory_against_more_gpus_on_multi_turn_chat() {
     // one replicate, 5 % precision):
     //
     //   host_gb  conv/s per replica  replicas  $/hour (tiers)   $/M out tok  host hits
-    //   0        0.875               3         11.97  (0)       5.553        -
-    //   64       0.969               3         12.728 (0.758)   5.903        8 %
-    //   256      1.375               2         10.000 (2.020)   4.625        48 %
+    //   0        0.875               3         11.97  (0)       0.856        -
+    //   64       0.969               3         12.728 (0.758)   0.900        8 %
+    //   256      1.375               2         10.000 (2.020)   0.683        48 %
     //
     // 64 GB holds too little of the conversations to save a replica, so it
     // only adds its price; 256 GB lets two H100s do the work of three, and
-    // costs $2.02 an hour against the $3.99 of the H100 it saves. (The $/M
-    // tokens count one turn's output per arrival, as the plan's arithmetic
-    // does for every scenario, so with conversations they are a multiple of
-    // the true cost; the comparison between rows holds.)
+    // costs $2.02 an hour against the $3.99 of the H100 it saves. The $/M
+    // tokens count every turn's output: tokens per conversation started.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/multi-turn-creep.toml");
     let mut table = crate::scenario::read_table(&path).unwrap();
     for (key, value) in [
