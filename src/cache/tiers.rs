@@ -235,9 +235,10 @@ const NIL: u32 = u32::MAX;
 /// Where an identity stands in a tier.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Entry {
-    /// Being written: not visible to lookups until its store completes (vLLM
-    /// `complete_store` marks a block ready; Mooncake `PutEnd`).
-    Pending,
+    /// Being written, ending at this instant: not visible to lookups until
+    /// its store completes (vLLM `complete_store` marks a block ready;
+    /// Mooncake `PutEnd`).
+    Pending(SimTime),
     /// Resident in this slot of the LRU list.
     Resident(u32),
 }
@@ -315,6 +316,17 @@ impl TierStore {
         matches!(self.map.get(&ident), Some(Entry::Resident(_)))
     }
 
+    /// Whether `ident` is visible at `now` to a reader that cannot complete
+    /// stores (a router's view): resident, or written by then.
+    #[inline]
+    pub fn visible_at(&self, ident: BlockIdent, now: SimTime) -> bool {
+        match self.map.get(&ident) {
+            Some(Entry::Resident(_)) => true,
+            Some(Entry::Pending(done)) => *done <= now,
+            None => false,
+        }
+    }
+
     /// Whether `ident` is resident or being written (a store of it would be
     /// a duplicate: the tier deduplicates by identity, as HiCache writes to
     /// L3 "only data not already present" and vLLM's `prepare_store` skips
@@ -332,7 +344,7 @@ impl TierStore {
             return false;
         }
         invariant!(self.pending.back().is_none_or(|&(t, _)| t <= done));
-        self.map.insert(ident, Entry::Pending);
+        self.map.insert(ident, Entry::Pending(done));
         self.pending.push_back((done, ident));
         true
     }
@@ -471,7 +483,7 @@ impl TierStore {
         let pending = self
             .map
             .values()
-            .filter(|e| matches!(e, Entry::Pending))
+            .filter(|e| matches!(e, Entry::Pending(_)))
             .count();
         if pending != self.pending.len() {
             return Err(format!(

@@ -242,18 +242,39 @@ impl EngineTiers {
         None
     }
 
-    /// Leading blocks of `content` beyond its first `from` blocks held in
-    /// each tier (host, ssd, remote), walking until the first block held
-    /// nowhere, up to `most` blocks in all (a router's view: read only).
-    pub(super) fn overlap(&self, content: &Content, from: u32, most: u32) -> [u32; 3] {
+    /// Blocks of `content` after its first `from` held in each tier (host,
+    /// ssd, remote) at `now`, walking until the first block held nowhere, up
+    /// to block `most`: a router's view, read only (stores due by `now`
+    /// count as done).
+    pub(super) fn overlap(&self, content: &Content, from: u32, most: u32, now: SimTime) -> [u32; 3] {
         let mut per = [0u32; 3];
+        let remote = self.remote.as_ref().map(|r| r.borrow());
         for idx in from..most {
-            match self.holder(self.namer.ident(content.key, idx)) {
-                Some(k) => per[k.index()] += 1,
-                None => break,
-            }
+            let ident = self.namer.ident(content.key, idx);
+            let k = if self.local[0].as_ref().is_some_and(|s| s.visible_at(ident, now)) {
+                TierKind::Host
+            } else if self.local[1].as_ref().is_some_and(|s| s.visible_at(ident, now)) {
+                TierKind::Ssd
+            } else if remote.as_ref().is_some_and(|r| r.store.visible_at(ident, now)) {
+                TierKind::Remote
+            } else {
+                break;
+            };
+            per[k.index()] += 1;
         }
         per
+    }
+
+    /// Blocks of `block_size` tokens.
+    pub(super) fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    /// Makes this replica use `remote`, the deployment's shared remote tier.
+    pub(super) fn share_remote(&mut self, remote: Rc<RefCell<SharedRemote>>) {
+        if self.remote.is_some() {
+            self.remote = Some(remote);
+        }
     }
 
     /// The transfer that loads `blocks` blocks from `kind`, and its path.
