@@ -255,6 +255,14 @@ pub trait KvCache: Send {
     /// How sequences are laid out (layer groups, windows, block size).
     fn layout(&self) -> &KvLayout;
 
+    /// Leading whole blocks of `content` this cache could serve from its
+    /// prefix cache right now ([`PagedCache::leading_published_blocks`]),
+    /// without changing anything: what a cache-aware router credits. 0 for
+    /// placements without prefix caching.
+    fn prefix_overlap_blocks(&self, _content: &Content) -> u64 {
+        0
+    }
+
     /// The paged cache behind this policy, if it is one: the engine's fast
     /// path defers decode growth to it ([`PagedCache::defer`]).
     fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {

@@ -431,6 +431,23 @@ impl PagedCache {
         Some(out)
     }
 
+    /// Leading blocks of `content` published in the prefix index
+    /// (referenced by a live sequence or cached), which a sequence admitted
+    /// with it would share: identities from block 0 up to `content.reusable
+    /// / block_size`, stopping at the first miss, as admission looks them up.
+    /// Read-only (no LRU order changes, nothing evicted), so a router may ask
+    /// every replica without disturbing any; 0 without prefix caching.
+    /// O(blocks walked).
+    pub fn leading_published_blocks(&self, content: &Content) -> u64 {
+        let Some(px) = &self.prefix else {
+            return 0;
+        };
+        let most = u64::from(content.reusable) / self.bs;
+        (0..most)
+            .take_while(|&idx| px.lookup(px.ident(content.key, idx as u32)).is_some())
+            .count() as u64
+    }
+
     /// Blocks kept for prefix reuse that no live sequence references.
     pub fn cached_blocks(&self) -> u64 {
         self.prefix.as_ref().map_or(0, PrefixIndex::cached)

@@ -330,6 +330,10 @@ impl KvCache for PagedCache {
         &self.layout
     }
 
+    fn prefix_overlap_blocks(&self, content: &Content) -> u64 {
+        self.leading_published_blocks(content)
+    }
+
     fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {
         Some(self)
     }

@@ -442,6 +442,57 @@ fn multi_turn_lineage_is_reused_by_the_next_turn() {
 }
 
 #[test]
+fn leading_published_blocks_count_what_admission_would_hit_and_change_nothing() {
+    let mut c = prefix_cache(100);
+    // Session 9's first turn: 100 tokens, 6 whole blocks published.
+    c.admit(&with(0, 20, 9, 0, u32::MAX)).unwrap();
+    for _ in 20..100 {
+        c.grow(0, 1).unwrap();
+    }
+    let content = |key, reusable| Content {
+        key,
+        reusable,
+        lineage: u32::MAX,
+    };
+    // Referenced blocks count (the turn is still live) ...
+    assert_eq!(c.leading_published_blocks(&content(9, 100)), 6);
+    c.release(0);
+    // ... and cached ones, up to `reusable / block_size`.
+    assert_eq!(c.leading_published_blocks(&content(9, 100)), 6);
+    assert_eq!(c.leading_published_blocks(&content(9, 40)), 2);
+    assert_eq!(c.leading_published_blocks(&content(9, 15)), 0);
+    assert_eq!(c.leading_published_blocks(&content(10, 100)), 0);
+    assert_eq!(c.prefix_overlap_blocks(&content(9, 100)), 6);
+    // Looking moved nothing: the LRU order and the counters are as before,
+    // and admission then hits exactly the counted blocks.
+    let lru = c.prefix.as_ref().unwrap().lru();
+    let usage = c.usage();
+    let _ = c.leading_published_blocks(&content(9, 100));
+    assert_eq!(c.prefix.as_ref().unwrap().lru(), lru);
+    assert_eq!(c.usage(), usage);
+    assert_eq!(
+        c.admit(&with(1, 150, 9, 100, u32::MAX))
+            .unwrap()
+            .cached_tokens,
+        96
+    );
+    // The walk stops at the first miss: a released prefix loses its tail
+    // first, and only the blocks before it count.
+    let mut gap = prefix_cache(100);
+    gap.admit(&with(0, 64, 5, 64, 64)).unwrap();
+    gap.release(0);
+    assert_eq!(gap.leading_published_blocks(&content(5, 64)), 4);
+    gap.prefix.as_mut().unwrap().evict();
+    assert_eq!(gap.leading_published_blocks(&content(5, 64)), 3);
+    // Without prefix caching there is no index to look in.
+    assert_eq!(
+        cache(10, 16, None).leading_published_blocks(&content(5, 64)),
+        0
+    );
+    c.check_invariants();
+}
+
+#[test]
 fn cached_tokens_never_cover_the_whole_sequence() {
     let mut c = prefix_cache(100);
     c.admit(&with(0, 64, 5, 64, 64)).unwrap();
