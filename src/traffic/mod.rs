@@ -29,6 +29,10 @@
 //!   [`Traffic::next_message`], sent [`Traffic::session_think`] after the
 //!   previous turn ends, with the history prepended by the engine. In a
 //!   closed loop, [`Traffic::think_time`] separates a user's conversations.
+//!   A cluster draws a session's later turns and the think times between
+//!   them from the session's own stream instead
+//!   ([`Traffic::next_message_from`], [`Traffic::session_think_from`]): the
+//!   order in which turns end there depends on the router.
 //! - Parallel sampling (`n`, see [`TrafficPlan::samples`]): a request's
 //!   extra samples draw their true output lengths from
 //!   [`Traffic::sample_output`].

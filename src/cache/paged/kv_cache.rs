@@ -4,7 +4,8 @@
 
 use super::{PagedCache, Plan, SeqState, Table};
 use crate::cache::{
-    Admitted, Content, KvCache, KvLayout, MAX_LAYER_GROUPS, MemoryUsage, NoRoom, SeqId, SeqInfo,
+    Admitted, CachedPrefix, Content, KvCache, KvLayout, MAX_LAYER_GROUPS, MemoryUsage, NoRoom,
+    SeqId, SeqInfo,
 };
 
 impl KvCache for PagedCache {
@@ -330,7 +331,7 @@ impl KvCache for PagedCache {
         &self.layout
     }
 
-    fn prefix_overlap_blocks(&self, content: &Content) -> u64 {
+    fn cached_prefix(&self, content: &Content) -> CachedPrefix {
         self.leading_published_blocks(content)
     }
 
