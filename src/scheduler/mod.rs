@@ -72,8 +72,10 @@ pub enum Router {
     /// `DefaultWorkerSelector::worker_logit`; docs/design/kv-tiers.md 3.1):
     /// the prefill blocks it would still have to compute (its queued prompt
     /// work plus this prompt, less the blocks of this prompt it already
-    /// caches) plus the KV blocks it holds. See [`KvRouterConfig::logit`].
-    /// Ties go to the lowest replica index.
+    /// caches) plus the KV blocks it would hold with the request (those it
+    /// holds now and the request's blocks its live sequences do not already
+    /// hold). See [`KvRouterConfig::logit`]. Ties go to the lowest replica
+    /// index (Dynamo breaks them at random).
     KvAware,
 }
 
@@ -294,6 +296,43 @@ mod tests {
 
     fn brute(p: u32, k: u32, span: Span) -> u64 {
         (1..=k).map(|j| u64::from(span.kept(p + j))).sum()
+    }
+
+    #[test]
+    fn kv_router_logit_is_dynamos_cost() {
+        let kv = KvRouterConfig::default();
+        let none = TierOverlap::default();
+        // 160 queued tokens and a 100-token prompt: 260 / 16 = 16.25
+        // prefill blocks; 40 held blocks plus the prompt's 7.
+        assert_eq!(kv.logit(16, 160, 100, none, 40), 16.25 + 47.0);
+        // 5 cached blocks (2 held by a live sequence), 3 host and 4 on disk:
+        // a credit of 5 + 0.75 * 3 + 0.25 * 4 = 8.25; 5 new active blocks.
+        let tiers = TierOverlap {
+            hbm: 5,
+            hbm_held: 2,
+            host: 3,
+            ssd: 4,
+            remote: 0,
+        };
+        assert_eq!(kv.logit(16, 160, 100, tiers, 40), 8.0 + 45.0);
+        // The prefill term never goes below 0; the remote tier counts half.
+        let remote = TierOverlap {
+            remote: 100,
+            ..none
+        };
+        assert_eq!(kv.logit(16, 0, 100, remote, 0), 7.0);
+        assert_eq!(
+            kv.logit(16, 0, 160, TierOverlap { remote: 2, ..none }, 0),
+            9.0 + 10.0
+        );
+        // Weights scale their terms.
+        let scaled = KvRouterConfig {
+            prefill_load_scale: 2.0,
+            overlap_score_credit: 0.5,
+            ..kv
+        };
+        let hbm = TierOverlap { hbm: 4, ..none };
+        assert_eq!(scaled.logit(16, 0, 160, hbm, 0), 2.0 * (10.0 - 2.0) + 10.0);
     }
 
     #[test]
