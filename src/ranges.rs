@@ -160,6 +160,20 @@ pub const UTILIZATION: Range = open(
     "",
     "a fraction of a whole: bandwidth, FLOP/s or memory",
 );
+/// The multiple of the prefill term in the kv-aware router's cost.
+pub const PREFILL_LOAD_SCALE: Range = closed(
+    0.0,
+    1000.0,
+    "",
+    "a weight of prefill blocks against held blocks; 0 ignores prefill load",
+);
+/// Prefill blocks a cached prompt block saves in the kv-aware router's cost.
+pub const CACHE_HIT_WEIGHT: Range = closed(
+    0.0,
+    1.0,
+    "",
+    "a cached block saves at most the one block it spares from prefill",
+);
 
 /// GPU prices, USD per GPU-hour (0: hardware already paid for).
 pub const PRICE_PER_HOUR: Range = closed(
@@ -230,7 +244,7 @@ pub const LINK_GBPS: Range = open(
 pub const TRANSFER_LATENCY_US: Range = closed(0.0, 1e6, "us", "at most a second per transfer");
 
 /// Every range and the keys it governs, for `docs/ranges.md`.
-pub const ALL: [(&Range, &[&str]); 24] = [
+pub const ALL: [(&Range, &[&str]); 26] = [
     (
         &RATE,
         &[
@@ -301,6 +315,19 @@ pub const ALL: [(&Range, &[&str]); 24] = [
         ],
     ),
     (&RESTART_S, &["scheduler.restart_s"]),
+    (
+        &PREFILL_LOAD_SCALE,
+        &["hardware.kv_router.prefill_load_scale"],
+    ),
+    (
+        &CACHE_HIT_WEIGHT,
+        &[
+            "hardware.kv_router.overlap_score_credit",
+            "hardware.kv_router.host_cache_hit_weight",
+            "hardware.kv_router.disk_cache_hit_weight",
+            "hardware.kv_router.shared_cache_multiplier",
+        ],
+    ),
     (&TIMELINE_INTERVAL_S, &["output.timeline_interval_s"]),
     (&RUNTIME_RESERVE_GIB, &["hardware.runtime_reserve_gib"]),
     (&SWAP_BYTES, &["scheduler.swap_bytes"]),

@@ -36,6 +36,20 @@ pub mod stream {
     pub const TRACE_SAMPLE: u64 = 11;
 }
 
+/// The own random stream of conversation `n` (the `n`-th session a cluster
+/// starts): its later turns' lengths and the think times between them. In a
+/// cluster the order in which turns end depends on the router, so drawing
+/// them from the shared streams in that order would hand different
+/// conversations to different routers; a stream per conversation keeps
+/// conversation `n` the same under every router (common random numbers).
+/// The key derives from `seed` as [`replica_seed`]'s does, with a salt of
+/// its own, and ChaCha's 64-bit stream number is `n`.
+pub fn session_rng(seed: u64, n: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(replicate_seed(seed ^ 0x5E55_1017_C0DE, 1));
+    rng.set_stream(n);
+    rng
+}
+
 /// The random stream `stream` of `seed`.
 pub fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -74,6 +88,19 @@ mod tests {
         let a2: u64 = stream_rng(7, stream::ARRIVALS).random();
         assert_ne!(a, b);
         assert_eq!(a, a2);
+    }
+
+    #[test]
+    fn session_streams_are_their_own() {
+        let a: u64 = session_rng(7, 0).random();
+        let b: u64 = session_rng(7, 1).random();
+        let c: u64 = session_rng(8, 0).random();
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a, session_rng(7, 0).random::<u64>());
+        for s in 0..12 {
+            assert_ne!(a, stream_rng(7, s).random::<u64>());
+        }
     }
 
     #[test]

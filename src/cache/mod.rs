@@ -154,6 +154,17 @@ pub struct Admitted {
     pub cached_tokens: u32,
 }
 
+/// The leading blocks of a content a cache could serve from its prefix
+/// cache ([`KvCache::cached_prefix`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CachedPrefix {
+    /// Leading whole blocks published (held by a live sequence or cached).
+    pub blocks: u64,
+    /// Of those, the ones live sequences hold: a sequence admitted with the
+    /// content shares them, so they add nothing to what the cache holds.
+    pub held: u64,
+}
+
 /// Not enough free KV memory for the request.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct NoRoom;
@@ -259,6 +270,14 @@ pub trait KvCache: Send {
 
     /// How sequences are laid out (layer groups, windows, block size).
     fn layout(&self) -> &KvLayout;
+
+    /// Leading whole blocks of `content` this cache could serve from its
+    /// prefix cache right now ([`PagedCache::leading_published_blocks`]),
+    /// without changing anything: what a cache-aware router credits. None
+    /// for placements without prefix caching.
+    fn cached_prefix(&self, _content: &Content) -> CachedPrefix {
+        CachedPrefix::default()
+    }
 
     /// The paged cache behind this policy, if it is one: the engine's fast
     /// path defers decode growth to it ([`PagedCache::defer`]).

@@ -107,7 +107,7 @@ mod tests;
 
 use std::collections::VecDeque;
 
-use super::{Content, KvCache, KvLayout, MAX_LAYER_GROUPS, SeqId};
+use super::{CachedPrefix, Content, KvCache, KvLayout, MAX_LAYER_GROUPS, SeqId};
 use crate::model::Span;
 use prefix::PrefixIndex;
 
@@ -431,6 +431,30 @@ impl PagedCache {
             }
         }
         Some(out)
+    }
+
+    /// Leading blocks of `content` published in the prefix index
+    /// (referenced by a live sequence or cached), which a sequence admitted
+    /// with it would share, and how many of them live sequences hold:
+    /// identities from block 0 up to `content.reusable / block_size`,
+    /// stopping at the first miss, as admission looks them up. Read-only
+    /// (no LRU order changes, nothing evicted), so a router may ask every
+    /// replica without disturbing any; nothing without prefix caching.
+    /// O(blocks walked).
+    pub fn leading_published_blocks(&self, content: &Content) -> CachedPrefix {
+        let mut found = CachedPrefix::default();
+        let Some(px) = &self.prefix else {
+            return found;
+        };
+        let refs = &self.groups[0].refs;
+        for idx in 0..u64::from(content.reusable) / self.bs {
+            let Some(id) = px.lookup(px.ident(content.key, idx as u32)) else {
+                break;
+            };
+            found.blocks += 1;
+            found.held += u64::from(refs[id as usize] > 0);
+        }
+        found
     }
 
     /// Blocks kept for prefix reuse that no live sequence references.

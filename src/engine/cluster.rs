@@ -1,27 +1,74 @@
-//! A deployment of several replicas behind a router.
+//! A deployment of several replicas behind a router
+//! (docs/ARCHITECTURE.md#engine-loop).
 //!
 //! Each replica is a whole [`Engine`] (its own KV cache, batch and clock) in
-//! *fed* mode: it draws no arrivals. The cluster draws the scenario's arrival
-//! stream once and, at each arrival, first brings every replica up to that
-//! instant (all their events due before it), then asks the router where the
-//! request goes, looking at the replicas' state as a real load balancer
-//! would see it at that moment. The replicas run on after the last arrival
-//! until every request has ended.
+//! *fed* mode: it draws no arrivals and starts no follow-up requests. The
+//! cluster owns the traffic: it draws the scenario's arrival stream once,
+//! holds every multi-turn session and closed-loop user, and sends each
+//! request (an arrival, a session's next turn, a user's next request) to the
+//! replica its router picks at the instant the request is ready, looking at
+//! the replicas' state as a real load balancer would see it at that moment.
+//! When a request the cluster follows up ends, its replica reports it
+//! ([`TurnDone`]); the cluster then schedules the session's next turn or lets
+//! the user think.
 //!
-//! Routing costs one pass over the replicas per arrival: O(replicas), with
-//! nothing allocated per request beyond its record.
+//! # Global time order
+//!
+//! The cluster processes instants in time order over its own pending events
+//! (the next arrival, sessions' next turns, users' next requests: one
+//! [`EventQueue`], FIFO at equal times) and every replica's next event. At an
+//! instant where both have something, the cluster's events go first, so a
+//! router sees each replica as it was before that instant. A replica is then
+//! advanced by one instant (every event due at it, and the step that
+//! follows); a tournament tree of the replicas' next-event times finds the
+//! earliest in O(log replicas). Without follow-ups (open-loop traffic without
+//! sessions) each replica sees exactly the events, in exactly the order, of
+//! the earlier loop that advanced every replica to each arrival, so those
+//! runs are unchanged. A turn that a session sends with no think time
+//! reaches its replica after the step that started at the instant the
+//! previous turn ended: unlike in a single engine, where the next turn joins
+//! that step, the report crosses the cluster first.
+//!
+//! # Common random numbers across routers
+//!
+//! Which replica serves a turn changes when it ends, so anything drawn when
+//! a turn ends, in the order turns end, would differ between routers. The
+//! cluster therefore draws:
+//!
+//! - in the order conversations start (the `n`-th session or closed-loop
+//!   request is the same under every router): its first lengths, its number
+//!   of turns and, in a closed loop, the user's think time after it, from
+//!   the scenario's shared streams;
+//! - from the conversation's own stream ([`session_rng`], keyed by `n`):
+//!   its later turns' messages and the think times between turns.
+//!
+//! So session `n` has the same turns, message lengths and think times under
+//! every router (as long as none of its turns fails), and an open-loop run
+//! sees the same arrivals.
+//!
+//! # Cost
+//!
+//! Per instant, O(log replicas) to find the next; routing costs one pass
+//! over the replicas per request (plus, for `kv-aware`, a walk of the
+//! prompt's cached blocks and of the running batch on each). Conversations
+//! live in reusable slots; nothing is allocated per request beyond its
+//! record.
 
 use std::collections::HashMap;
 
-use super::guard::{Guard, Limits, Stopped};
-use super::{Engine, RunOutput};
+use rand_chacha::ChaCha8Rng;
+
+use super::guard::{Guard, Limits, Stopped, beyond_horizon};
+use super::queue::EventQueue;
+use super::{Engine, NONE, Routed, RunOutput, SESSION_KEY_BASE, TurnDone, request_content};
+use crate::cache::Content;
 use crate::hardware::cost::CostModel;
-use crate::metrics::{Collector, RequestRecord, TimelineRow, summarize};
-use crate::rng::replica_seed;
+use crate::metrics::{Collector, Outcome, RequestRecord, TimelineRow, summarize};
+use crate::rng::{replica_seed, session_rng};
 use crate::scenario::Scenario;
-use crate::scheduler::Router;
-use crate::traffic::Lengths;
-use crate::units::SimTime;
+use crate::scheduler::{KvRouterConfig, Router, TierOverlap};
+use crate::traffic::{Lengths, LoopKind, Traffic};
+use crate::units::{SimDuration, SimTime};
 
 /// What a cluster run adds to a single engine's output.
 #[derive(Clone, Debug, Default)]
@@ -34,22 +81,29 @@ pub struct ClusterOutput {
     pub replicas: Vec<crate::metrics::Summary>,
 }
 
+/// What a request looks like to the router.
+struct Request<'a> {
+    lengths: &'a Lengths,
+    /// Its prompt's content, for prefix caching (what the replica will use).
+    content: Option<Content>,
+    /// The replica that served its session's previous turn, if any.
+    home: Option<usize>,
+}
+
 /// The router's view and memory: where each shared prefix was last sent
-/// (prefix-aware routing), and the round-robin cursor.
+/// (prefix-aware routing), the round-robin cursor, and the routers' keys.
 struct RouterState {
     policy: Router,
     next: usize,
     prefix_home: HashMap<u32, usize>,
+    /// `hardware.session_imbalance`.
+    imbalance: usize,
+    /// `[hardware.kv_router]`.
+    kv: KvRouterConfig,
 }
 
-/// How far above the least loaded replica a prefix's home may be before the
-/// prefix-aware router sends the request elsewhere: cache affinity is worth
-/// some queueing, not unbounded queueing (SGLang's router balances the same
-/// way, with an absolute threshold on outstanding requests).
-const PREFIX_IMBALANCE: usize = 8;
-
 impl RouterState {
-    fn pick<C: CostModel>(&mut self, replicas: &[Engine<'_, C>], lengths: &Lengths) -> usize {
+    fn pick<C: CostModel>(&mut self, replicas: &[Engine<'_, C>], req: &Request<'_>) -> usize {
         let least = |key: &dyn Fn(&Engine<'_, C>) -> u64| {
             // Ties go to the lowest index: deterministic.
             (0..replicas.len())
@@ -57,6 +111,17 @@ impl RouterState {
                 .unwrap_or(0)
         };
         let least_outstanding = || least(&|e| e.outstanding() as u64);
+        // An affinity router's home keeps the request unless it is more than
+        // `imbalance` unfinished requests above the least loaded replica.
+        let home_or = |home: Option<usize>, fallback: usize| match home {
+            Some(h)
+                if replicas[h].outstanding()
+                    <= replicas[fallback].outstanding() + self.imbalance =>
+            {
+                h
+            }
+            _ => fallback,
+        };
         match self.policy {
             Router::RoundRobin => {
                 let r = self.next % replicas.len();
@@ -67,21 +132,400 @@ impl RouterState {
             Router::LeastKv => least(&|e| e.kv_allocated()),
             Router::PrefixAware => {
                 let fallback = least_outstanding();
-                let Some(prefix) = lengths.prefix else {
+                let Some(prefix) = req.lengths.prefix else {
                     return fallback;
                 };
-                let chosen = match self.prefix_home.get(&prefix.id) {
-                    Some(&home)
-                        if replicas[home].outstanding()
-                            <= replicas[fallback].outstanding() + PREFIX_IMBALANCE =>
-                    {
-                        home
-                    }
-                    _ => fallback,
-                };
+                let chosen = home_or(self.prefix_home.get(&prefix.id).copied(), fallback);
                 self.prefix_home.insert(prefix.id, chosen);
                 chosen
             }
+            Router::SessionAffinity => home_or(req.home, least_outstanding()),
+            Router::KvAware => {
+                let mut best = (f64::INFINITY, 0);
+                for (r, e) in replicas.iter().enumerate() {
+                    let overlap = req
+                        .content
+                        .map_or(TierOverlap::default(), |c| e.overlap_blocks(&c));
+                    let logit = self.kv.logit(
+                        e.layout.block_size,
+                        e.prefill_backlog(),
+                        req.lengths.prompt,
+                        overlap,
+                        e.held_blocks(),
+                    );
+                    // Strictly lower: ties stay with the lowest index.
+                    if r == 0 || logit < best.0 {
+                        best = (logit, r);
+                    }
+                }
+                best.1
+            }
+        }
+    }
+}
+
+/// The earliest next event over the replicas, ties to the lowest index: a
+/// tournament tree (each inner node the minimum of its two children), so an
+/// update is O(log replicas) and the minimum is at the root.
+struct NextEvents {
+    /// Leaves: replicas rounded up to a power of two.
+    leaves: usize,
+    /// `(nanoseconds of the next event or u64::MAX for none, replica)`,
+    /// root at 1, leaves at `leaves..2 * leaves`.
+    tree: Vec<(u64, u32)>,
+}
+
+impl NextEvents {
+    /// `n` replicas with no event.
+    fn new(n: usize) -> Self {
+        let leaves = n.max(1).next_power_of_two();
+        let mut tree = vec![(u64::MAX, u32::MAX); 2 * leaves];
+        for (i, leaf) in tree[leaves..].iter_mut().enumerate() {
+            *leaf = (u64::MAX, i as u32);
+        }
+        for i in (1..leaves).rev() {
+            tree[i] = tree[2 * i].min(tree[2 * i + 1]);
+        }
+        NextEvents { leaves, tree }
+    }
+
+    /// Replica `r`'s next event is now at `at` (`None`: it has none).
+    fn set(&mut self, r: usize, at: Option<SimTime>) {
+        // `SimTime::MAX` is u64::MAX - 1 nanoseconds: below "none".
+        let key = at.map_or(u64::MAX, SimTime::as_nanos);
+        let mut i = self.leaves + r;
+        self.tree[i] = (key, r as u32);
+        while i > 1 {
+            i /= 2;
+            self.tree[i] = self.tree[2 * i].min(self.tree[2 * i + 1]);
+        }
+    }
+
+    /// The earliest next event and its replica.
+    fn first(&self) -> Option<(SimTime, usize)> {
+        let (key, r) = self.tree[1];
+        (key != u64::MAX).then(|| (SimTime::from_nanos(key), r as usize))
+    }
+}
+
+/// What the cluster itself schedules.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Pending {
+    /// An open-loop request (or session) arrives.
+    Arrival(Lengths),
+    /// A closed-loop user sends its next request (or starts a session).
+    UserReady(u32),
+    /// A session (a slot of [`Cluster::conversations`]) sends its next turn.
+    NextTurn(u32),
+}
+
+/// A conversation the cluster follows: a multi-turn session, or a
+/// closed-loop user's single request (a session of one turn).
+#[derive(Clone, Debug)]
+struct Conversation {
+    /// The session's content key, one for every replica (`SESSION_KEY_BASE
+    /// | n` for the `n`-th session), so its blocks have the same identities
+    /// wherever its turns land.
+    key: u64,
+    /// Turns sent so far.
+    turn: u32,
+    /// Tokens of conversation so far (the next turn's prompt starts with them).
+    history: u32,
+    /// Turns still to send.
+    turns_left: u32,
+    /// Closed-loop user who holds it (`NONE` for open loop).
+    user: u32,
+    /// The ShareGPT conversation it replays, or `Lengths::NO_CONVERSATION`.
+    replay: u32,
+    /// The replica that served its previous turn (`NONE` before the first).
+    home: u32,
+    /// The user's think time after it ends (closed loop), drawn when it
+    /// started.
+    user_think: SimDuration,
+    /// Its own stream: later turns' messages and think times between turns
+    /// (`None` without sessions, where nothing follows the first turn).
+    rng: Option<ChaCha8Rng>,
+}
+
+/// A cluster run in progress.
+struct Cluster<'s, C> {
+    scenario: &'s Scenario,
+    seed: u64,
+    replicas: Vec<Engine<'s, C>>,
+    /// The replicas' next-event times.
+    next: NextEvents,
+    traffic: Traffic,
+    sessions_on: bool,
+    now: SimTime,
+    events: EventQueue<Pending>,
+    router: RouterState,
+    /// Conversations in progress, in reusable slots.
+    conversations: Vec<Conversation>,
+    free: Vec<u32>,
+    /// Sessions started (the next one's number).
+    sessions_started: u64,
+    /// Requests issued so far (every turn).
+    issued: u64,
+    /// No more requests will be issued.
+    issuing_done: bool,
+    /// The replica of each issued request, in issue order.
+    replica_of_request: Vec<u32>,
+}
+
+impl<'s, C: CostModel> Cluster<'s, C> {
+    /// Runs until no replica and no conversation has anything left to do.
+    fn run(&mut self) -> Result<(), Stopped> {
+        self.start();
+        loop {
+            let replica = self.next.first();
+            let cluster = self.events.peek_time();
+            match (cluster, replica) {
+                (None, None) => return Ok(()),
+                (Some(t), None) => self.cluster_instant(t)?,
+                (Some(t), Some((due, _))) if t <= due => self.cluster_instant(t)?,
+                (_, Some((t, r))) => self.replica_instant(t, r)?,
+            }
+        }
+    }
+
+    /// Handles every cluster event due at `t` (no replica has an earlier
+    /// one), including those it schedules at `t`.
+    fn cluster_instant(&mut self, t: SimTime) -> Result<(), Stopped> {
+        beyond_horizon(t)?;
+        self.now = t;
+        while self.events.peek_time() == Some(t) {
+            let Some((_, event)) = self.events.pop() else {
+                break;
+            };
+            self.handle(event);
+        }
+        Ok(())
+    }
+
+    /// Advances replica `r` through instant `t`, its next event (no cluster
+    /// event is due by then), and collects the ends it reports.
+    fn replica_instant(&mut self, t: SimTime, r: usize) -> Result<(), Stopped> {
+        // Within the horizon, so `t + 1 ns` does not saturate.
+        beyond_horizon(t)?;
+        let e = &mut self.replicas[r];
+        e.advance(Some(t + SimDuration::from_nanos(1)))?;
+        let due = e.events.peek_time();
+        let mut done = std::mem::take(&mut e.done);
+        self.next.set(r, due);
+        for d in done.drain(..) {
+            self.turn_done(d);
+        }
+        // Kept for its capacity: nothing allocated per report.
+        self.replicas[r].done = done;
+        Ok(())
+    }
+
+    /// Seeds the queue: the first arrival, or every closed-loop user.
+    fn start(&mut self) {
+        match self.scenario.traffic.loop_kind() {
+            LoopKind::Open => self.schedule_next_arrival(),
+            LoopKind::Closed { users } => {
+                for user in 0..users {
+                    self.events.push(SimTime::ZERO, Pending::UserReady(user));
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Pending) {
+        match event {
+            Pending::Arrival(lengths) => {
+                // Session turns may have used up the request count since
+                // this arrival was drawn.
+                if self.may_issue(self.now) {
+                    self.start_conversation(lengths, NONE);
+                    self.schedule_next_arrival();
+                }
+            }
+            Pending::UserReady(user) => {
+                if self.may_issue(self.now) {
+                    let lengths = self.traffic.next_lengths();
+                    self.start_conversation(lengths, user);
+                }
+            }
+            Pending::NextTurn(c) => self.next_turn(c),
+        }
+    }
+
+    /// Whether a request may still be issued at `at` under the stop rule
+    /// (applied to every request, turns included, as one engine does).
+    fn may_issue(&mut self, at: SimTime) -> bool {
+        let ok = !self.issuing_done && self.scenario.stop.admits(at, self.issued);
+        if !ok {
+            self.issuing_done = true;
+        }
+        ok
+    }
+
+    fn schedule_next_arrival(&mut self) {
+        if self.issuing_done {
+            return;
+        }
+        match self.traffic.next_arrival() {
+            Some((at, lengths)) if self.may_issue(at) => {
+                self.events
+                    .push(at.max(self.now), Pending::Arrival(lengths));
+            }
+            _ => self.issuing_done = true,
+        }
+    }
+
+    /// A new request from outside: a single request, or the first turn of a
+    /// session. Every draw of the conversation's own that comes from the
+    /// shared streams happens here, in start order.
+    fn start_conversation(&mut self, lengths: Lengths, user: u32) {
+        let conversation = Conversation {
+            key: 0,
+            turn: 0,
+            history: 0,
+            turns_left: 0,
+            user,
+            replay: lengths.conversation,
+            home: NONE,
+            user_think: self.traffic.think_time(),
+            rng: None,
+        };
+        if !self.sessions_on {
+            // An open-loop request has nothing to follow it.
+            let c = if user == NONE {
+                NONE
+            } else {
+                self.open(conversation)
+            };
+            let content = request_content(None, lengths.prefix);
+            self.send(lengths, c, None, 1, content);
+            return;
+        }
+        let turns = self.traffic.turns_of(&lengths).max(1);
+        let n = self.sessions_started;
+        self.sessions_started += 1;
+        let c = self.open(Conversation {
+            key: SESSION_KEY_BASE | n,
+            turns_left: turns - 1,
+            rng: Some(session_rng(self.seed, n)),
+            ..conversation
+        });
+        self.send_turn(c, lengths);
+    }
+
+    /// A conversation slot holding `conversation`.
+    fn open(&mut self, conversation: Conversation) -> u32 {
+        match self.free.pop() {
+            Some(c) => {
+                self.conversations[c as usize] = conversation;
+                c
+            }
+            None => {
+                self.conversations.push(conversation);
+                (self.conversations.len() - 1) as u32
+            }
+        }
+    }
+
+    /// A session's next turn: the new message follows the whole conversation.
+    fn next_turn(&mut self, c: u32) {
+        if !self.may_issue(self.now) {
+            self.end_conversation(c, self.now, None);
+            return;
+        }
+        let s = &mut self.conversations[c as usize];
+        let Some(rng) = s.rng.as_mut() else {
+            invariant_violated!("a next turn outside a session");
+            return;
+        };
+        // The new message only: the system prompt, if any, is already in the
+        // history.
+        let mut lengths = if s.replay == Lengths::NO_CONVERSATION {
+            self.traffic.next_message_from(rng)
+        } else {
+            self.traffic.conversation_turn_from(s.replay, s.turn, rng)
+        };
+        s.turns_left -= 1;
+        lengths.prompt = lengths.prompt.saturating_add(s.history);
+        self.send_turn(c, lengths);
+    }
+
+    /// Sends session `c`'s next turn, of `lengths`.
+    fn send_turn(&mut self, c: u32, lengths: Lengths) {
+        let s = &mut self.conversations[c as usize];
+        s.turn += 1;
+        let content = request_content(Some((s.key, s.history)), lengths.prefix);
+        let (number, turn) = (s.key & !SESSION_KEY_BASE, s.turn);
+        self.send(lengths, c, Some(number), turn, content);
+    }
+
+    /// Routes a request of conversation `c` (`NONE`: nothing follows it)
+    /// and hands it to the chosen replica, arriving now.
+    fn send(
+        &mut self,
+        lengths: Lengths,
+        c: u32,
+        session: Option<u64>,
+        turn: u32,
+        content: Option<Content>,
+    ) {
+        let home = match c {
+            NONE => NONE,
+            c => self.conversations[c as usize].home,
+        };
+        let request = Request {
+            lengths: &lengths,
+            content,
+            home: (home != NONE).then_some(home as usize),
+        };
+        let r = self.router.pick(&self.replicas, &request);
+        if c != NONE {
+            self.conversations[c as usize].home = r as u32;
+        }
+        let e = &mut self.replicas[r];
+        e.inject(
+            self.now,
+            Routed {
+                lengths,
+                content,
+                session,
+                turn,
+                conversation: c,
+            },
+        );
+        self.next.set(r, e.events.peek_time());
+        self.replica_of_request.push(r as u32);
+        self.issued += 1;
+    }
+
+    /// A replica reports that a request of a conversation ended: its session
+    /// sends the next turn after a think time, or it ends.
+    fn turn_done(&mut self, d: TurnDone) {
+        let s = &mut self.conversations[d.conversation as usize];
+        if d.outcome == Outcome::Ok && s.turns_left > 0 && !self.issuing_done {
+            s.history = d.context;
+            let think = match s.rng.as_mut() {
+                Some(rng) => self.traffic.session_think_from(rng),
+                None => SimDuration::ZERO,
+            };
+            self.events
+                .push(d.at + think, Pending::NextTurn(d.conversation));
+        } else {
+            self.end_conversation(d.conversation, d.at, d.back);
+        }
+    }
+
+    /// Conversation `c` is over at `at`; its closed-loop user thinks, then
+    /// sends the next request, not before `back` (when the replica that
+    /// failed its last request in a crash is back: a crash does not turn
+    /// into a storm of refused requests).
+    fn end_conversation(&mut self, c: u32, at: SimTime, back: Option<SimTime>) {
+        let s = &self.conversations[c as usize];
+        let (user, think) = (s.user, s.user_think);
+        self.free.push(c);
+        if user != NONE {
+            let ready = (at + think).max(back.unwrap_or(SimTime::ZERO));
+            self.events.push(ready, Pending::UserReady(user));
         }
     }
 }
@@ -94,7 +538,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     limits: &Limits,
 ) -> Result<RunOutput, Stopped> {
     let count = scenario.deployment.replicas.max(1) as usize;
-    let mut replicas: Vec<Engine<'_, C>> = (0..count)
+    let replicas: Vec<Engine<'_, C>> = (0..count)
         .map(|r| {
             let cache = super::build_cache(scenario);
             // A replica's own draws (sample lengths of forks) come from a
@@ -107,29 +551,38 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             e
         })
         .collect();
-    let mut traffic = scenario.traffic.instantiate(seed);
-    let mut router = RouterState {
-        policy: scenario.deployment.router,
-        next: 0,
-        prefix_home: HashMap::new(),
+    let d = &scenario.deployment;
+    let mut cluster = Cluster {
+        scenario,
+        seed,
+        replicas,
+        next: NextEvents::new(count),
+        traffic: scenario.traffic.instantiate(seed),
+        sessions_on: scenario.traffic.session(),
+        now: SimTime::ZERO,
+        events: EventQueue::default(),
+        router: RouterState {
+            policy: d.router,
+            next: 0,
+            prefix_home: HashMap::new(),
+            imbalance: d.session_imbalance as usize,
+            kv: d.kv_router,
+        },
+        conversations: Vec::new(),
+        free: Vec::new(),
+        sessions_started: 0,
+        issued: 0,
+        issuing_done: false,
+        replica_of_request: Vec::new(),
     };
-    let mut replica_of_request: Vec<u32> = Vec::new();
-    let mut issued: u64 = 0;
-    while let Some((at, lengths)) = traffic.next_arrival() {
-        if !scenario.stop.admits(at, issued) {
-            break;
-        }
-        for e in &mut replicas {
-            e.advance(Some(at))?;
-        }
-        let r = router.pick(&replicas, &lengths);
-        replicas[r].inject(at, lengths);
-        replica_of_request.push(r as u32);
-        issued += 1;
-    }
+    cluster.run()?;
+    let Cluster {
+        mut replicas,
+        replica_of_request,
+        ..
+    } = cluster;
     for e in &mut replicas {
-        e.advance(None)?;
-        super::guard::beyond_horizon(e.now.max(e.last_end))?;
+        beyond_horizon(e.now.max(e.last_end))?;
         e.finish_run();
     }
     let end = replicas
@@ -137,8 +590,9 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         .map(|e| e.last_end)
         .max()
         .unwrap_or(SimTime::ZERO);
-    // Records in global arrival order: the k-th arrival is the next record
-    // of the replica it was routed to.
+    // Records in global issue order: the k-th request is the next record of
+    // the replica it was routed to (a replica issues its requests in the
+    // order they were routed to it).
     let mut cursors = vec![0usize; count];
     let mut records: Vec<RequestRecord> = Vec::with_capacity(replica_of_request.len());
     for (k, &r) in replica_of_request.iter().enumerate() {
@@ -174,4 +628,32 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             replicas: summaries,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_events_finds_the_earliest_and_breaks_ties_by_index() {
+        let mut n = NextEvents::new(5);
+        assert_eq!(n.first(), None);
+        let t = SimTime::from_nanos;
+        n.set(3, Some(t(7)));
+        n.set(1, Some(t(9)));
+        assert_eq!(n.first(), Some((t(7), 3)));
+        n.set(4, Some(t(7)));
+        assert_eq!(n.first(), Some((t(7), 3)), "ties go to the lowest index");
+        n.set(0, Some(t(7)));
+        assert_eq!(n.first(), Some((t(7), 0)));
+        n.set(0, None);
+        n.set(3, Some(SimTime::MAX));
+        assert_eq!(n.first(), Some((t(7), 4)));
+        n.set(4, None);
+        assert_eq!(n.first(), Some((t(9), 1)));
+        n.set(1, None);
+        assert_eq!(n.first(), Some((SimTime::MAX, 3)));
+        n.set(3, None);
+        assert_eq!(n.first(), None);
+    }
 }

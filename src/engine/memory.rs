@@ -76,7 +76,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.swapped.push_back(Swapped { seq, bytes });
         } else {
             let content = self.contents.put(seq.content);
-            self.waiting.push_front(Waiting {
+            self.push_waiting_front(Waiting {
                 req: seq.req,
                 output: seq.output,
                 generated: seq.generated,
@@ -99,6 +99,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.pending_swap_bytes = 0;
         let mut in_flight: Vec<u32> = self.running.drain(..).map(|s| s.req).collect();
         in_flight.extend(self.waiting.drain(..).map(|w| w.req));
+        self.waiting_tokens = 0;
         self.contents.clear();
         in_flight.extend(self.swapped.drain(..).map(|s| s.seq.req));
         for id in in_flight {

@@ -60,7 +60,7 @@ use crate::metrics::{
 };
 use crate::scenario::{Scenario, Stop};
 use crate::scheduler::SchedulerConfig;
-use crate::traffic::{Lengths, LoopKind, Traffic};
+use crate::traffic::{Lengths, LoopKind, SharedPrefix, Traffic};
 use crate::units::SimTime;
 use memory::levels_of;
 
@@ -81,6 +81,9 @@ const SESSION_KEY_BASE: u64 = 1 << 63;
 enum Event {
     /// An open-loop request (or session) arrives.
     Arrival(Lengths),
+    /// A request routed in by the cluster arrives (the next of
+    /// [`Engine::routed`]).
+    Routed,
     /// A closed-loop user sends its next request (or starts a session).
     UserReady(u32),
     /// A session sends its next turn.
@@ -221,7 +224,9 @@ struct Swapped {
 /// Per-request state the engine keeps while a request is alive.
 #[derive(Copy, Clone, Debug)]
 struct Live {
-    /// Closed-loop user who sent it (`NONE` for open loop).
+    /// Closed-loop user who sent it (`NONE` for open loop). In a fed
+    /// replica: the cluster's conversation to report its end to
+    /// ([`TurnDone::conversation`]), `NONE` when nothing follows it.
     user: u32,
     /// The session it belongs to (`NONE` if none).
     session: u32,
@@ -245,6 +250,55 @@ struct Session {
     user: u32,
     /// The ShareGPT conversation it replays, or `Lengths::NO_CONVERSATION`.
     conversation: u32,
+}
+
+/// A request the cluster routes into a fed replica: everything the replica
+/// would otherwise have decided itself when it issues the request.
+#[derive(Copy, Clone, Debug)]
+struct Routed {
+    /// Its lengths; for a session's later turn, `prompt` includes the history.
+    lengths: Lengths,
+    /// What its prompt is, for prefix caching ([`request_content`]).
+    content: Option<Content>,
+    /// Its session number and turn, for its record (`None`, 1: no session).
+    session: Option<u64>,
+    turn: u32,
+    /// The cluster's conversation to report its end to, or `NONE`.
+    conversation: u32,
+}
+
+/// A fed replica's report that a request the cluster follows up (a session's
+/// turn, a closed-loop user's request) has ended; the cluster sends the next
+/// turn or lets the user think ([`Engine::done`]).
+#[derive(Copy, Clone, Debug)]
+struct TurnDone {
+    /// The cluster's conversation ([`Routed::conversation`]).
+    conversation: u32,
+    /// How the request ended.
+    outcome: Outcome,
+    /// Tokens of conversation after it: its prompt and its output.
+    context: u32,
+    /// When it ended.
+    at: SimTime,
+    /// When the replica is back, if it was down when the request ended (a
+    /// crash): its user waits for that before sending again.
+    back: Option<SimTime>,
+}
+
+/// The content of a request's prompt for prefix caching: a session's turn
+/// is its conversation so far (`key`, `history` tokens of it reusable, every
+/// token its lineage), another request its shared prefix, if any. The
+/// engine issues with it and the cluster's kv-aware router looks it up, so
+/// both see the same blocks.
+fn request_content(session: Option<(u64, u32)>, prefix: Option<SharedPrefix>) -> Option<Content> {
+    match session {
+        Some((key, history)) => Some(Content {
+            key,
+            reusable: history,
+            lineage: u32::MAX,
+        }),
+        None => prefix.map(SharedPrefix::content),
+    }
 }
 
 /// Everything a run produced.
@@ -383,6 +437,9 @@ struct Engine<'s, C> {
     free_sessions: Vec<u32>,
     sessions_started: u64,
     waiting: VecDeque<Waiting>,
+    /// Tokens the samples in `waiting` will prefill when admitted (what the
+    /// kv-aware router counts as queued prompt work).
+    waiting_tokens: u64,
     /// The prompt contents of the samples in `waiting`.
     contents: ContentSlab,
     running: Vec<Seq>,
@@ -410,10 +467,18 @@ struct Engine<'s, C> {
     next_sample: SimTime,
     last_end: SimTime,
     /// A replica of a cluster: requests are routed in from outside
-    /// ([`cluster`]), so the engine draws no arrivals and applies no stop rule.
+    /// ([`cluster`]), so the engine draws no arrivals, applies no stop rule
+    /// and starts no session turn or user request: it reports the ends of
+    /// those the cluster follows up ([`Engine::done`]).
     fed: bool,
-    /// Requests routed in whose arrival has not been processed yet.
-    routed_pending: usize,
+    /// Requests routed in whose arrival has not been processed yet, in
+    /// arrival order (each has an [`Event::Routed`] queued).
+    routed: VecDeque<Routed>,
+    /// Prompt tokens of `routed`.
+    routed_tokens: u64,
+    /// Ends of routed requests the cluster follows up, not yet collected
+    /// (the cluster drains it after every instant it advances this replica).
+    done: Vec<TurnDone>,
     /// Counts events against `--max-events` and `--time-limit`.
     guard: guard::Guard,
     /// KV tiers below HBM, when the scenario has any.
@@ -467,6 +532,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             free_sessions: Vec::new(),
             sessions_started: 0,
             waiting: VecDeque::new(),
+            waiting_tokens: 0,
             contents: ContentSlab::default(),
             running: Vec::new(),
             spawned: Vec::new(),
@@ -485,7 +551,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             next_sample: SimTime::ZERO,
             last_end: SimTime::ZERO,
             fed: false,
-            routed_pending: 0,
+            routed: VecDeque::new(),
+            routed_tokens: 0,
+            done: Vec::new(),
             guard: guard::Guard::new(guard::Limits::default()),
             tiers,
         }
@@ -530,10 +598,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.now = time;
             self.guard.tick(time)?;
             match event {
-                Event::Arrival(lengths) if self.fed => {
-                    self.routed_pending -= 1;
-                    self.start_conversation(lengths, NONE);
-                }
+                Event::Routed => self.issue_routed(),
                 Event::Arrival(lengths) => {
                     // Session turns may have used up the request count since
                     // this arrival was drawn.

@@ -2,34 +2,101 @@
 //! turns, issuing a request (its prompt, reservation and parallel samples),
 //! and ending it in one outcome.
 
-use super::{Engine, Event, Live, NONE, SESSION_KEY_BASE, Session, Waiting};
+use super::{
+    Engine, Event, Live, NONE, Routed, SESSION_KEY_BASE, Session, TurnDone, Waiting,
+    request_content,
+};
 use crate::cache::{Content, SeqId, SeqInfo};
 use crate::hardware::cost::CostModel;
 use crate::metrics::{Outcome, RequestRecord};
-use crate::scheduler::Admission;
-use crate::traffic::{Lengths, SharedPrefix};
+use crate::scheduler::{Admission, TierOverlap};
+use crate::traffic::Lengths;
 use crate::units::{SimDuration, SimTime};
 
 impl<'s, C: CostModel> Engine<'s, C> {
     /// Routes a request into this replica: it arrives at `at` (no earlier
     /// than the events already processed).
-    pub(super) fn inject(&mut self, at: SimTime, lengths: Lengths) {
-        self.routed_pending += 1;
-        self.events.push(at.max(self.now), Event::Arrival(lengths));
+    pub(super) fn inject(&mut self, at: SimTime, routed: Routed) {
+        self.routed_tokens += u64::from(routed.lengths.prompt);
+        self.routed.push_back(routed);
+        self.events.push(at.max(self.now), Event::Routed);
     }
 
     /// Requests this replica holds and has not finished: waiting, running
     /// or swapped out (what a least-outstanding-requests balancer counts).
     pub(super) fn outstanding(&self) -> usize {
         // Entries the fast path marked dead are still in `running`.
-        self.waiting.len() + self.running.len() - self.dead
-            + self.swapped.len()
-            + self.routed_pending
+        self.waiting.len() + self.running.len() - self.dead + self.swapped.len() + self.routed.len()
     }
 
     /// KV bytes allocated now.
     pub(super) fn kv_allocated(&self) -> u64 {
         self.cache.usage().allocated
+    }
+
+    /// Prompt tokens still to prefill here: the waiting samples' (with what
+    /// a recomputed sample had generated), the unprefilled rest of running
+    /// sequences' and the routed requests' not yet arrived. Dynamo's
+    /// `active_prefill_tokens`, counted before prefix hits. O(running).
+    pub(super) fn prefill_backlog(&self) -> u64 {
+        // Lazy decoders of the fast path are fully prefilled, dead ones
+        // too, so every entry of `running` may be read as it is.
+        let running: u64 = self
+            .running
+            .iter()
+            .map(|s| u64::from(s.prefill_target - s.prefilled))
+            .sum();
+        self.waiting_tokens + running + self.routed_tokens
+    }
+
+    /// KV blocks held here: allocated bytes over the bytes of one block of
+    /// every layer (one token for contiguous placement, whose block size is 1).
+    pub(super) fn held_blocks(&self) -> u64 {
+        let block_bytes =
+            u64::from(self.layout.block_size.max(1)) * self.layout.bytes_per_token().max(1);
+        self.kv_allocated() / block_bytes
+    }
+
+    /// How many leading blocks of `content` this replica holds, per tier.
+    pub(super) fn overlap_blocks(&self, content: &Content) -> TierOverlap {
+        let hbm = self.cache.cached_prefix(content);
+        TierOverlap {
+            hbm: hbm.blocks,
+            hbm_held: hbm.held,
+            // There are no KV tiers below GPU memory yet: host, local disk
+            // and the shared remote tier stay 0 until they exist (the
+            // design is docs/design/kv-tiers.md section 5); they are then
+            // the blocks each holds beyond the GPU prefix.
+            host: 0,
+            ssd: 0,
+            remote: 0,
+        }
+    }
+
+    /// Queues a sample at the back of the waiting queue.
+    fn push_waiting_back(&mut self, w: Waiting) {
+        self.waiting_tokens += self.queued_tokens(&w);
+        self.waiting.push_back(w);
+    }
+
+    /// Queues a sample at the front of the waiting queue (a preempted or
+    /// spilled sample goes before new ones).
+    pub(super) fn push_waiting_front(&mut self, w: Waiting) {
+        self.waiting_tokens += self.queued_tokens(&w);
+        self.waiting.push_front(w);
+    }
+
+    /// Takes the sample at the front of the waiting queue.
+    pub(super) fn pop_waiting(&mut self) -> Option<Waiting> {
+        let w = self.waiting.pop_front()?;
+        self.waiting_tokens -= self.queued_tokens(&w);
+        Some(w)
+    }
+
+    /// Tokens a waiting sample prefills when admitted: its prompt, plus what
+    /// it had generated before a recompute preemption.
+    fn queued_tokens(&self, w: &Waiting) -> u64 {
+        u64::from(self.records[w.req as usize].prompt_tokens) + u64::from(w.generated)
     }
 
     /// Whether a request may still be issued at `at` under the stop rule.
@@ -125,6 +192,48 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// Records a request and queues it, or fails it at once.
     pub(super) fn issue(&mut self, lengths: Lengths, user: u32, session: u32) {
+        let (session_no, turn, content) = match session {
+            NONE => (None, 1, request_content(None, lengths.prefix)),
+            sid => {
+                let s = &mut self.sessions[sid as usize];
+                s.turn += 1;
+                let content = request_content(Some((s.key, s.history)), lengths.prefix);
+                (Some(s.key & !SESSION_KEY_BASE), s.turn, content)
+            }
+        };
+        self.issue_as(lengths, session_no, turn, content, user, session);
+    }
+
+    /// The cluster's next routed request arrives: issued as the cluster
+    /// composed it, its end reported back if the cluster follows it up.
+    pub(super) fn issue_routed(&mut self) {
+        let Some(r) = self.routed.pop_front() else {
+            invariant_violated!("a routed arrival without its request");
+            return;
+        };
+        self.routed_tokens -= u64::from(r.lengths.prompt);
+        self.issue_as(
+            r.lengths,
+            r.session,
+            r.turn,
+            r.content,
+            r.conversation,
+            NONE,
+        );
+    }
+
+    /// Records a request of session number `session_no` (turn `turn`) with
+    /// prompt `content`, sent by `user` within engine session `session`, and
+    /// queues it, or fails it at once.
+    fn issue_as(
+        &mut self,
+        lengths: Lengths,
+        session_no: Option<u64>,
+        turn: u32,
+        content: Option<Content>,
+        user: u32,
+        session: u32,
+    ) {
         let id = self.records.len() as u32;
         self.issued += 1;
         let mml = self.scenario.model.max_model_len;
@@ -132,24 +241,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
         let room = mml.saturating_sub(lengths.prompt);
         let output = lengths.output.min(lengths.max_tokens).min(room).max(1);
         let max_tokens = lengths.max_tokens.min(room).max(1);
-        let (session_no, turn) = match session {
-            NONE => (None, 1),
-            sid => {
-                let s = &mut self.sessions[sid as usize];
-                s.turn += 1;
-                (Some(s.key & !SESSION_KEY_BASE), s.turn)
-            }
-        };
-        let content = if session != NONE {
-            let s = &self.sessions[session as usize];
-            Some(Content {
-                key: s.key,
-                reusable: s.history,
-                lineage: u32::MAX,
-            })
-        } else {
-            lengths.prefix.map(SharedPrefix::content)
-        };
         self.records.push(RequestRecord {
             id: u64::from(id),
             arrival: self.now,
@@ -191,7 +282,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.end_request(id, Outcome::Unservable);
         } else {
             let content = self.contents.put(content);
-            self.waiting.push_back(Waiting {
+            self.push_waiting_back(Waiting {
                 req: id,
                 output,
                 generated: 0,
@@ -251,7 +342,18 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.last_end = self.last_end.max(self.now);
         let context = r.prompt_tokens + r.output_tokens;
         let live = self.live[id as usize];
-        if live.session != NONE {
+        if self.fed {
+            // The cluster owns sessions and users: it sends what follows.
+            if live.user != NONE {
+                self.done.push(TurnDone {
+                    conversation: live.user,
+                    outcome,
+                    context,
+                    at: self.now,
+                    back: self.down_until,
+                });
+            }
+        } else if live.session != NONE {
             let s = &mut self.sessions[live.session as usize];
             if outcome == Outcome::Ok && s.turns_left > 0 && !self.issuing_done {
                 s.history = context;

@@ -21,7 +21,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 if r.admitted.is_some() || self.now.saturating_since(r.arrival) < limit {
                     break;
                 }
-                self.waiting.pop_front();
+                self.pop_waiting();
                 self.contents.take(w.content);
                 self.sample_ended(w.req, w.fork, Outcome::Timeout);
             }
@@ -79,7 +79,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.sample_ended(sw.seq.req, sw.seq.fork, Outcome::Oom);
                 continue;
             }
-            match self.waiting.pop_front() {
+            match self.pop_waiting() {
                 Some(w) => {
                     self.contents.take(w.content);
                     let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
@@ -257,7 +257,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.free_slots.push(slot);
                 return BatchLimit::KvMemory;
             };
-            self.waiting.pop_front();
+            self.pop_waiting();
             occupied += needs;
             let content = self.contents.take(w.content);
             self.stats.prefix_lookup_tokens += u64::from(tokens);
@@ -479,7 +479,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             } else {
                 self.free_slots.push(slot);
                 let content = self.contents.put(parent.content);
-                self.waiting.push_front(Waiting {
+                self.push_waiting_front(Waiting {
                     req: parent.req,
                     output,
                     generated: 1,

@@ -332,6 +332,8 @@ mod tests {
             tp,
             replicas: 1,
             router: crate::scheduler::Router::RoundRobin,
+            session_imbalance: crate::scheduler::DEFAULT_IMBALANCE,
+            kv_router: crate::scheduler::KvRouterConfig::default(),
             memory: crate::hardware::MemoryRule::TotalFraction(0.9),
             compute_dtype: crate::hardware::ComputeDtype::Bf16,
             efficiency,

@@ -155,6 +155,8 @@ impl Deployment {
             tp,
             replicas: 1,
             router: crate::scheduler::Router::RoundRobin,
+            session_imbalance: crate::scheduler::DEFAULT_IMBALANCE,
+            kv_router: crate::scheduler::KvRouterConfig::default(),
             memory: MemoryRule::TotalFraction(0.9),
         }
     }
@@ -180,6 +182,11 @@ pub struct Deployment {
     pub replicas: u32,
     /// How requests are spread over the replicas.
     pub router: crate::scheduler::Router,
+    /// Unfinished requests an affinity router's home replica may have above
+    /// the least loaded one (`hardware.session_imbalance`).
+    pub session_imbalance: u32,
+    /// The `kv-aware` router's weights (`[hardware.kv_router]`).
+    pub kv_router: crate::scheduler::KvRouterConfig,
     /// How the serving engine sizes its KV cache from each GPU's memory.
     pub memory: MemoryRule,
     /// The precision the tensor cores compute in (resolved from

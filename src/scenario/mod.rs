@@ -29,7 +29,7 @@ use crate::hardware::budget::{KvBudget, kv_budget, kv_layout};
 use crate::hardware::{ComputeDtype, Deployment, Efficiency, Gpu, MemoryRule};
 use crate::model::{Dtype, LayerGroup, LayerKind, Model, Span};
 use crate::ranges;
-use crate::scheduler::{Admission, OnOom, SchedulerConfig};
+use crate::scheduler::{Admission, KvRouterConfig, OnOom, Router, SchedulerConfig};
 use crate::traffic::TrafficPlan;
 use crate::units::GIB;
 use crate::units::{SimDuration, SimTime};
@@ -379,25 +379,6 @@ fn validate(
         spec.model.compute_dtype,
         base_dir,
     )?;
-    if deployment.replicas > 1 {
-        // The router sees arrivals; a closed-loop user or a session's next
-        // turn is born inside one replica, which a cluster does not model yet.
-        let why = match traffic.loop_kind() {
-            crate::traffic::LoopKind::Closed { .. } => Some("closed-loop users"),
-            _ if traffic.session() => Some("multi-turn sessions"),
-            _ => None,
-        };
-        if let Some(what) = why {
-            return Err(SpecError::new(
-                "hardware.replicas",
-                format!(
-                    "{} replicas behind a router need open-loop traffic (poisson, gamma, \
-                     constant, ramp or trace); {what} are simulated on one replica only",
-                    deployment.replicas
-                ),
-            ));
-        }
-    }
     let cache = resolve_cache(&spec.cache, &model, &engine).map_err(|e| e.under("cache"))?;
     let scheduler = resolve_scheduler(&spec.scheduler, &cache, deployment.tp, &engine)
         .map_err(|e| e.under("scheduler"))?;
@@ -1380,6 +1361,8 @@ fn resolve_deployment(
             spec.allreduce_latency_s.unwrap_or(d.allreduce_latency_s),
         )?,
     };
+    let router = spec.router.unwrap_or_default();
+    let (session_imbalance, kv_router) = resolve_router_keys(spec, router)?;
     Ok(Deployment {
         gpu,
         tp,
@@ -1389,7 +1372,9 @@ fn resolve_deployment(
             // Each replica is a whole engine with its own cache.
             1024,
         )?,
-        router: spec.router.unwrap_or_default(),
+        router,
+        session_imbalance,
+        kv_router,
         memory,
         compute_dtype,
         efficiency,
@@ -1403,6 +1388,79 @@ fn resolve_deployment(
             .transpose()?
             .or(engine.runtime_reserve),
     })
+}
+
+/// The routers' own keys: `session_imbalance` for the affinity routers and
+/// `[kv_router]` for `kv-aware`, each refused with any other router (a key
+/// that would silently do nothing is a mistake in the file).
+fn resolve_router_keys(
+    spec: &spec::HardwareSpec,
+    router: Router,
+) -> Result<(u32, KvRouterConfig), SpecError> {
+    let imbalance = match spec.session_imbalance {
+        Some(_) if !matches!(router, Router::SessionAffinity | Router::PrefixAware) => {
+            return Err(SpecError::new(
+                "session_imbalance",
+                format!(
+                    "applies only with router = \"session-affinity\" or \"prefix-aware\", \
+                     not \"{}\"",
+                    router.name()
+                ),
+            ));
+        }
+        Some(n) => n,
+        None => crate::scheduler::DEFAULT_IMBALANCE,
+    };
+    let mut kv = KvRouterConfig::default();
+    if let Some(t) = &spec.kv_router {
+        if router != Router::KvAware {
+            return Err(SpecError::new(
+                "kv_router",
+                format!(
+                    "applies only with router = \"kv-aware\", not \"{}\"",
+                    router.name()
+                ),
+            ));
+        }
+        let weight = |name: &str, v: Option<f64>, default: f64, range: &ranges::Range| {
+            v.map_or(Ok(default), |v| {
+                range.check(&format!("kv_router.{name}"), v)
+            })
+        };
+        kv = KvRouterConfig {
+            prefill_load_scale: weight(
+                "prefill_load_scale",
+                t.prefill_load_scale,
+                kv.prefill_load_scale,
+                &ranges::PREFILL_LOAD_SCALE,
+            )?,
+            overlap_score_credit: weight(
+                "overlap_score_credit",
+                t.overlap_score_credit,
+                kv.overlap_score_credit,
+                &ranges::CACHE_HIT_WEIGHT,
+            )?,
+            host_cache_hit_weight: weight(
+                "host_cache_hit_weight",
+                t.host_cache_hit_weight,
+                kv.host_cache_hit_weight,
+                &ranges::CACHE_HIT_WEIGHT,
+            )?,
+            disk_cache_hit_weight: weight(
+                "disk_cache_hit_weight",
+                t.disk_cache_hit_weight,
+                kv.disk_cache_hit_weight,
+                &ranges::CACHE_HIT_WEIGHT,
+            )?,
+            shared_cache_multiplier: weight(
+                "shared_cache_multiplier",
+                t.shared_cache_multiplier,
+                kv.shared_cache_multiplier,
+                &ranges::CACHE_HIT_WEIGHT,
+            )?,
+        };
+    }
+    Ok((imbalance, kv))
 }
 
 /// The most memory one GPU may have (1 PiB): budgets times `tp` stay in 64 bits.

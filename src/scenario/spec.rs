@@ -206,6 +206,16 @@ pub struct HardwareSpec {
     /// How a cluster's load balancer routes requests (default round-robin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<crate::scheduler::Router>,
+    /// Unfinished requests a session's (`session-affinity`) or a shared
+    /// prefix's (`prefix-aware`) home replica may have above the least
+    /// loaded replica before a request goes elsewhere (default 8). Only with
+    /// those routers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_imbalance: Option<u32>,
+    /// The `kv-aware` router's weights (`[hardware.kv_router]`). Only with
+    /// `router = "kv-aware"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_router: Option<KvRouterSpec>,
     /// vLLM's `gpu_memory_utilization`: the fraction of each GPU's whole
     /// memory for weights, activations, runtime and KV (default 0.9, vLLM's
     /// default). Only with the `total-fraction` memory rule; the general key
@@ -254,6 +264,30 @@ pub struct HardwareSpec {
     /// Explicit `mbu`, `mfu`, `step_overhead_s` keys still take precedence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<CalibrationSpec>,
+}
+
+/// `[hardware.kv_router]`: the weights of NVIDIA Dynamo's KV router cost
+/// (see [`crate::scheduler::KvRouterConfig`], which gives the defaults).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvRouterSpec {
+    /// Multiplies the prefill term (default 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_load_scale: Option<f64>,
+    /// Prefill blocks saved per prompt block cached in GPU memory (default
+    /// 1.0, at most 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_score_credit: Option<f64>,
+    /// Prefill blocks saved per prompt block in host memory (default 0.75).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cache_hit_weight: Option<f64>,
+    /// Prefill blocks saved per prompt block on disk (default 0.25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_cache_hit_weight: Option<f64>,
+    /// Prefill blocks saved per prompt block in a remote tier shared by the
+    /// replicas (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_cache_multiplier: Option<f64>,
 }
 
 /// `calibration = "file.toml"` or `calibration = { mbu, mfu, step_overhead_s }`.

@@ -212,6 +212,8 @@ fn a_wrong_type_at_any_key_is_reported_in_toml_words() {
         "model.moe",
         "hardware.calibration",
         "hardware.gpu",
+        "hardware.kv_router",
+        "hardware.session_imbalance",
         "traffic.session",
         "traffic.prefix",
         "traffic.lengths",

@@ -12,7 +12,7 @@ use crate::error::SpecError;
 /// deserializes into that serde may name in a message is listed; a test
 /// feeds a wrong type to every key of a full scenario and fails on a message
 /// that still names a Rust type.
-const SHAPES: [(&str, &str); 24] = [
+const SHAPES: [(&str, &str); 25] = [
     (
         "GpuSpec",
         "a GPU: a catalog name such as \"h100-sxm\" (`kvsim catalog gpus`), or a table of its \
@@ -66,6 +66,11 @@ const SHAPES: [(&str, &str); 24] = [
         "a table: [model] with `preset` or the model's fields",
     ),
     ("HardwareSpec", "a table: [hardware]"),
+    (
+        "KvRouterSpec",
+        "a table: [hardware.kv_router] { prefill_load_scale, overlap_score_credit, \
+         host_cache_hit_weight, disk_cache_hit_weight, shared_cache_multiplier }",
+    ),
     ("EngineSpec", "a table: [engine]"),
     ("CacheSpec", "a table: [cache]"),
     ("SchedulerSpec", "a table: [scheduler]"),

@@ -29,6 +29,10 @@
 //!   [`Traffic::next_message`], sent [`Traffic::session_think`] after the
 //!   previous turn ends, with the history prepended by the engine. In a
 //!   closed loop, [`Traffic::think_time`] separates a user's conversations.
+//!   A cluster draws a session's later turns and the think times between
+//!   them from the session's own stream instead
+//!   ([`Traffic::next_message_from`], [`Traffic::session_think_from`]): the
+//!   order in which turns end there depends on the router.
 //! - Parallel sampling (`n`, see [`TrafficPlan::samples`]): a request's
 //!   extra samples draw their true output lengths from
 //!   [`Traffic::sample_output`].
@@ -1236,12 +1240,77 @@ impl Traffic {
         }
     }
 
+    /// A session's later turn, like [`Traffic::next_message`], but with
+    /// every draw (the pair, then the cap) taken from `rng`: a cluster gives
+    /// each session a stream of its own, so that a turn's lengths do not
+    /// depend on the order in which the replicas finish other sessions'
+    /// turns (see `engine::cluster`).
+    pub fn next_message_from(&self, rng: &mut ChaCha8Rng) -> Lengths {
+        let (prompt, output) = match &self.lengths {
+            LengthPlan::Independent { prompt, output } => (prompt.sample(rng), output.sample(rng)),
+            LengthPlan::Paired(rows) => rows[rng.random_range(0..rows.len())],
+            LengthPlan::Trace(rows) => {
+                let row = rows[rng.random_range(0..rows.len())];
+                (row.prompt, row.output)
+            }
+            // Conversations replay their own turns
+            // ([`Traffic::conversation_turn_from`]); a message outside one
+            // is a uniformly random turn of the file.
+            LengthPlan::Conversations(c) => c.turns[rng.random_range(0..c.turns.len())],
+        };
+        let max_tokens = self.draw_cap(rng);
+        self.cap(max_tokens, prompt, output, None)
+    }
+
+    /// [`Traffic::conversation_turn`] with its cap drawn from `rng` (a
+    /// session's own stream, see [`Traffic::next_message_from`]).
+    pub fn conversation_turn_from(&self, conv: u32, turn: u32, rng: &mut ChaCha8Rng) -> Lengths {
+        let (prompt, output) = match &self.lengths {
+            LengthPlan::Conversations(c) => {
+                let turns = c.of(conv);
+                turns[(turn as usize).min(turns.len() - 1)]
+            }
+            _ => (1, 1),
+        };
+        let max_tokens = self.draw_cap(rng);
+        self.cap(max_tokens, prompt, output, None)
+    }
+
+    /// [`Traffic::session_think`] drawn from `rng` (a session's own stream,
+    /// see [`Traffic::next_message_from`]).
+    pub fn session_think_from(&self, rng: &mut ChaCha8Rng) -> SimDuration {
+        match &self.session {
+            None => SimDuration::ZERO,
+            Some(s) => s.think.draw(rng),
+        }
+    }
+
+    /// A request's `max_tokens`: drawn from `rng`, or the fixed default.
+    fn draw_cap(&self, rng: &mut ChaCha8Rng) -> u32 {
+        match &self.max_tokens {
+            Some(m) => m.sample(rng),
+            None => self.default_cap,
+        }
+    }
+
     /// Draws the request's cap and applies it to the true output.
     fn capped(&mut self, prompt: u32, output: u32, prefix: Option<SharedPrefix>) -> Lengths {
         let max_tokens = match &self.max_tokens {
             Some(m) => m.sample(&mut self.max_tokens_rng),
             None => self.default_cap,
         };
+        self.cap(max_tokens, prompt, output, prefix)
+    }
+
+    /// The lengths of a request with true output `output` under the cap
+    /// `max_tokens`.
+    fn cap(
+        &self,
+        max_tokens: u32,
+        prompt: u32,
+        output: u32,
+        prefix: Option<SharedPrefix>,
+    ) -> Lengths {
         let lengths = Lengths {
             prompt,
             output: output.min(max_tokens),

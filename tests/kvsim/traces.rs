@@ -314,6 +314,59 @@ fn sharegpt_conversations_replay_as_sessions_turn_by_turn() {
     assert_eq!(requests(&s), 30);
 }
 
+#[test]
+fn sharegpt_conversations_replay_turn_by_turn_on_a_cluster() {
+    // Three users on two replicas: the cluster holds the sessions, and the
+    // n-th session it starts replays conversation n of the file (in file
+    // order, starting over at the end), whichever replica serves its turns.
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("sharegpt.json");
+    let convs = sharegpt_turns(&file);
+    let sc = scenario(
+        dir.path(),
+        &format!(
+            "arrival = {{ kind = \"closed\", users = 3 }}\n\
+             lengths = {{ kind = \"trace\", format = \"sharegpt\", path = {:?} }}\n\
+             max_tokens = {{ kind = \"fixed\", value = 4096 }}",
+            file.to_str().unwrap()
+        ),
+        "requests = 80",
+    );
+    for router in ["round-robin", "session-affinity", "kv-aware"] {
+        let (s, rows) = run(
+            dir.path(),
+            &sc,
+            &[
+                "hardware.replicas=2",
+                &format!("hardware.router=\"{router}\""),
+            ],
+        );
+        assert_eq!(requests(&s), 80);
+        let (prompt, output) = (
+            column(&rows, "prompt_tokens"),
+            column(&rows, "output_tokens"),
+        );
+        let (session, turn) = (column(&rows, "session"), column(&rows, "turn"));
+        let mut history = std::collections::HashMap::new();
+        let mut sessions = HashSet::new();
+        for i in 0..prompt.len() {
+            let n = session[i] as usize;
+            sessions.insert(n);
+            let k = turn[i] as usize - 1;
+            let (message, reply) = convs[n % convs.len()][k];
+            let h = history.entry(n).or_insert(0u64);
+            assert_eq!(
+                prompt[i],
+                (*h + message) as f64,
+                "{router}: session {n} turn {k}"
+            );
+            assert_eq!(output[i], reply as f64, "{router}: session {n} turn {k}");
+            *h += message + reply;
+        }
+        assert!(sessions.len() > convs.len(), "{router}: {}", sessions.len());
+    }
+}
+
 /// `kvsim run` on a scenario replaying `data` must exit 2 naming the file,
 /// the line and `needle`.
 fn refused(format: &str, data: &str, name: &str, line: u64, needle: &str) {

@@ -4,7 +4,8 @@
 
 use super::{PagedCache, Plan, SeqState, Table};
 use crate::cache::{
-    Admitted, Content, KvCache, KvLayout, MAX_LAYER_GROUPS, MemoryUsage, NoRoom, SeqId, SeqInfo,
+    Admitted, CachedPrefix, Content, KvCache, KvLayout, MAX_LAYER_GROUPS, MemoryUsage, NoRoom,
+    SeqId, SeqInfo,
 };
 
 impl KvCache for PagedCache {
@@ -328,6 +329,10 @@ impl KvCache for PagedCache {
 
     fn layout(&self) -> &KvLayout {
         &self.layout
+    }
+
+    fn cached_prefix(&self, content: &Content) -> CachedPrefix {
+        self.leading_published_blocks(content)
     }
 
     fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {

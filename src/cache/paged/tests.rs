@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::cache::{Admitted, KvGroup, MemoryUsage, NoRoom, SeqInfo};
+use crate::cache::{Admitted, CachedPrefix, KvGroup, MemoryUsage, NoRoom, SeqInfo};
 use crate::model::{Dtype, Span};
 use proptest::prelude::*;
 
@@ -438,6 +438,62 @@ fn multi_turn_lineage_is_reused_by_the_next_turn() {
             .cached_tokens,
         0
     );
+    c.check_invariants();
+}
+
+#[test]
+fn leading_published_blocks_count_what_admission_would_hit_and_change_nothing() {
+    let mut c = prefix_cache(100);
+    // Session 9's first turn: 100 tokens, 6 whole blocks published.
+    c.admit(&with(0, 20, 9, 0, u32::MAX)).unwrap();
+    for _ in 20..100 {
+        c.grow(0, 1).unwrap();
+    }
+    let content = |key, reusable| Content {
+        key,
+        reusable,
+        lineage: u32::MAX,
+    };
+    let found = |c: &PagedCache, key, reusable| {
+        let f = c.leading_published_blocks(&content(key, reusable));
+        (f.blocks, f.held)
+    };
+    // Referenced blocks count (the turn is still live), as held ...
+    assert_eq!(found(&c, 9, 100), (6, 6));
+    c.release(0);
+    // ... and cached ones, up to `reusable / block_size`.
+    assert_eq!(found(&c, 9, 100), (6, 0));
+    assert_eq!(found(&c, 9, 40), (2, 0));
+    assert_eq!(found(&c, 9, 15), (0, 0));
+    assert_eq!(found(&c, 10, 100), (0, 0));
+    assert_eq!(
+        c.cached_prefix(&content(9, 100)),
+        CachedPrefix { blocks: 6, held: 0 }
+    );
+    // Looking moved nothing: the LRU order and the counters are as before,
+    // and admission then hits exactly the counted blocks.
+    let lru = c.prefix.as_ref().unwrap().lru();
+    let usage = c.usage();
+    let _ = c.leading_published_blocks(&content(9, 100));
+    assert_eq!(c.prefix.as_ref().unwrap().lru(), lru);
+    assert_eq!(c.usage(), usage);
+    assert_eq!(
+        c.admit(&with(1, 150, 9, 100, u32::MAX))
+            .unwrap()
+            .cached_tokens,
+        96
+    );
+    assert_eq!(found(&c, 9, 100), (6, 6), "held again");
+    // The walk stops at the first miss: a released prefix loses its tail
+    // first, and only the blocks before it count.
+    let mut gap = prefix_cache(100);
+    gap.admit(&with(0, 64, 5, 64, 64)).unwrap();
+    gap.release(0);
+    assert_eq!(found(&gap, 5, 64), (4, 0));
+    gap.prefix.as_mut().unwrap().evict();
+    assert_eq!(found(&gap, 5, 64), (3, 0));
+    // Without prefix caching there is no index to look in.
+    assert_eq!(found(&cache(10, 16, None), 5, 64), (0, 0));
     c.check_invariants();
 }
 
