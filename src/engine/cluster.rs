@@ -83,6 +83,8 @@ pub struct ClusterOutput {
 
 /// What a request looks like to the router.
 struct Request<'a> {
+    /// When it is routed.
+    at: SimTime,
     lengths: &'a Lengths,
     /// Its prompt's content, for prefix caching (what the replica will use).
     content: Option<Content>,
@@ -145,7 +147,7 @@ impl RouterState {
                 for (r, e) in replicas.iter().enumerate() {
                     let overlap = req
                         .content
-                        .map_or(TierOverlap::default(), |c| e.overlap_blocks(&c));
+                        .map_or(TierOverlap::default(), |c| e.overlap_blocks(&c, req.at));
                     let logit = self.kv.logit(
                         e.layout.block_size,
                         e.prefill_backlog(),
@@ -474,6 +476,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             c => self.conversations[c as usize].home,
         };
         let request = Request {
+            at: self.now,
             lengths: &lengths,
             content,
             home: (home != NONE).then_some(home as usize),
@@ -551,6 +554,18 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             e
         })
         .collect();
+    // One remote tier for the whole deployment: every replica stores into
+    // and loads from the same one (its capacity and media bandwidth are the
+    // deployment's), each through its own NIC.
+    let remote = super::tiers::shared_remote(scenario);
+    let mut replicas = replicas;
+    if let Some(remote) = &remote {
+        for e in &mut replicas {
+            if let Some(t) = e.tiers.as_mut() {
+                t.share_remote(std::rc::Rc::clone(remote));
+            }
+        }
+    }
     let d = &scenario.deployment;
     let mut cluster = Cluster {
         scenario,
@@ -612,10 +627,23 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         replica_of_row.extend(std::iter::repeat_n(r as u32, e.timeline.len()));
         timeline.append(&mut e.timeline);
     }
-    let stats = Collector::merge_replicas(
+    let mut stats = Collector::merge_replicas(
         &replicas.iter().map(|e| e.stats.clone()).collect::<Vec<_>>(),
         end,
     );
+    // The shared remote tier is the deployment's: its evictions and contents
+    // are counted once, here (each replica counted its own stores and loads).
+    if let Some(remote) = &remote {
+        let r = remote.borrow();
+        let i = crate::cache::tiers::TierKind::Remote.index();
+        stats.tiers.evicted_blocks[i] = r.store.counters.evicted_blocks;
+        stats.tiers.resident_blocks[i] = r.store.resident();
+        invariant!(
+            r.store.check().is_ok(),
+            "remote tier: {:?}",
+            r.store.check()
+        );
+    }
     let summary = summarize(scenario, &records, &stats, end);
     Ok(RunOutput {
         records,

@@ -58,18 +58,22 @@ impl<'s, C: CostModel> Engine<'s, C> {
     }
 
     /// How many leading blocks of `content` this replica holds, per tier.
-    pub(super) fn overlap_blocks(&self, content: &Content) -> TierOverlap {
+    /// `at` is the routing instant: stores into the tiers that end by then
+    /// count, as the replica will see them when it admits the request.
+    pub(super) fn overlap_blocks(&self, content: &Content, at: SimTime) -> TierOverlap {
         let hbm = self.cache.cached_prefix(content);
+        // Below HBM: the blocks each tier holds beyond the GPU prefix, in one
+        // walk that stops at the first block held nowhere (as admission's).
+        let [host, ssd, remote] = self.tiers.as_ref().map_or([0; 3], |t| {
+            let from = u32::try_from(hbm.blocks).unwrap_or(u32::MAX);
+            t.overlap(content, from, content.reusable / t.block_size(), at)
+        });
         TierOverlap {
             hbm: hbm.blocks,
             hbm_held: hbm.held,
-            // There are no KV tiers below GPU memory yet: host, local disk
-            // and the shared remote tier stay 0 until they exist (the
-            // design is docs/design/kv-tiers.md section 5); they are then
-            // the blocks each holds beyond the GPU prefix.
-            host: 0,
-            ssd: 0,
-            remote: 0,
+            host: u64::from(host),
+            ssd: u64::from(ssd),
+            remote: u64::from(remote),
         }
     }
 

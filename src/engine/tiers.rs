@@ -61,6 +61,19 @@ impl SharedRemote {
     }
 }
 
+/// The deployment's remote tier, when the scenario has one.
+pub(super) fn shared_remote(
+    scenario: &crate::scenario::Scenario,
+) -> Option<Rc<RefCell<SharedRemote>>> {
+    let plan = scenario.tiers?;
+    let cfg = plan.tier(TierKind::Remote)?;
+    let crate::cache::Placement::Paged { block_size } = scenario.cache.placement else {
+        return None;
+    };
+    let block_bytes = u64::from(block_size) * scenario.layout.bytes_per_token();
+    Some(Rc::new(RefCell::new(SharedRemote::new(cfg, block_bytes))))
+}
+
 /// Per replica: its local tiers, its links, the shared remote tier, and the
 /// per-sequence progress of write-through.
 pub(super) struct EngineTiers {
@@ -246,16 +259,31 @@ impl EngineTiers {
     /// ssd, remote) at `now`, walking until the first block held nowhere, up
     /// to block `most`: a router's view, read only (stores due by `now`
     /// count as done).
-    pub(super) fn overlap(&self, content: &Content, from: u32, most: u32, now: SimTime) -> [u32; 3] {
+    pub(super) fn overlap(
+        &self,
+        content: &Content,
+        from: u32,
+        most: u32,
+        now: SimTime,
+    ) -> [u32; 3] {
         let mut per = [0u32; 3];
         let remote = self.remote.as_ref().map(|r| r.borrow());
         for idx in from..most {
             let ident = self.namer.ident(content.key, idx);
-            let k = if self.local[0].as_ref().is_some_and(|s| s.visible_at(ident, now)) {
+            let k = if self.local[0]
+                .as_ref()
+                .is_some_and(|s| s.visible_at(ident, now))
+            {
                 TierKind::Host
-            } else if self.local[1].as_ref().is_some_and(|s| s.visible_at(ident, now)) {
+            } else if self.local[1]
+                .as_ref()
+                .is_some_and(|s| s.visible_at(ident, now))
+            {
                 TierKind::Ssd
-            } else if remote.as_ref().is_some_and(|r| r.store.visible_at(ident, now)) {
+            } else if remote
+                .as_ref()
+                .is_some_and(|r| r.store.visible_at(ident, now))
+            {
                 TierKind::Remote
             } else {
                 break;

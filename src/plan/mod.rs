@@ -1142,11 +1142,8 @@ fn plan_candidate(
         return Err(Stopped);
     }
     if let Some(best) = &search.best {
-        let tokens = output_tokens_per_request(
-            &best.runs,
-            built.traffic.session(),
-            best.rate * best.span_s,
-        );
+        let tokens =
+            output_tokens_per_request(&best.runs, built.traffic.session(), best.rate * best.span_s);
         let mut sizing = size_tiered(
             plan.target_rate,
             best.rate,
