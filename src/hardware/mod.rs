@@ -6,6 +6,7 @@
 
 pub mod budget;
 pub mod cost;
+pub mod price;
 
 use serde::{Deserialize, Serialize};
 
