@@ -2,7 +2,8 @@
 //!
 //! [`run_cases`] recomputes every case (exact KV arithmetic, the PagedAttention
 //! paper's OPT-13B setup, batch-1 decode latencies, a concurrency curve, the
-//! capacity effect of an fp8 KV cache) and [`render_markdown`] turns the
+//! capacity effect of an fp8 KV cache, offline throughput, a host KV tier
+//! against vLLM's CPU offloading connector) and [`render_markdown`] turns the
 //! results into the repository's `VALIDATION.md`. The file is generated, never
 //! edited by hand: a test fails when the committed file differs from
 //! `render_markdown(&run_cases())`.
@@ -17,6 +18,7 @@ mod fit;
 mod held_out;
 mod render;
 mod throughput;
+mod tiers;
 
 pub use cases::{Validation, run_cases};
 pub use fit::{Fitted, LeaveOneOut};

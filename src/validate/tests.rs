@@ -281,6 +281,84 @@ output = { kind = "fixed", value = 10 }
     );
     let err = catalog_only(&build(&[&inline])).expect_err("inline GPU");
     assert!(err.contains("builds its own GPU"), "{err}");
+    // KV-tier links are hardware too: their defaults, or not a case.
+    let tiered = |set: &str| {
+        build(&[
+            "cache.prefix_caching=false",
+            "cache.tiers=[{ kind = \"host\", capacity_gb = 10 }]",
+            set,
+        ])
+    };
+    assert_eq!(catalog_only(&tiered("cache.load=\"async\"")), Ok(()));
+    for set in [
+        "hardware.pcie_gbps=64",
+        "hardware.pcie_block_us=0",
+        "hardware.nic_gbps=50",
+        "hardware.nic_latency_us=1",
+    ] {
+        let err = catalog_only(&tiered(set)).expect_err(set);
+        assert!(err.contains("hardware."), "{set}: {err}");
+    }
+}
+
+/// The tiered-cache rows (vLLM's offloading connector, Figures 1 and 2 of its
+/// blog) exist, are held out with the design note's targets, and each meets
+/// its target or is a known miss within its bound; the throughput rows
+/// between 0 % and 100 % say how kvsim's figure relates to the serial and
+/// overlapped mixes. Runs only these cases (a few seconds in release).
+#[test]
+fn tiered_cache_rows_are_held_out_and_within_target_or_known_misses() {
+    let rows = super::tiers::rows();
+    let expect: [(&str, f64); 13] = [
+        ("vllm-offload-ttft-10k-compute", 0.15),
+        ("vllm-offload-ttft-10k-load", 0.20),
+        ("vllm-offload-ttft-50k-compute", 0.15),
+        ("vllm-offload-ttft-50k-load", 0.20),
+        ("vllm-offload-ttft-100k-compute", 0.15),
+        ("vllm-offload-ttft-100k-load", 0.20),
+        ("vllm-offload-thr-hit0", 0.15),
+        ("vllm-offload-thr-hit50", 0.20),
+        ("vllm-offload-thr-hit60", 0.20),
+        ("vllm-offload-thr-hit70", 0.20),
+        ("vllm-offload-thr-hit80", 0.20),
+        ("vllm-offload-thr-hit90", 0.20),
+        ("vllm-offload-thr-hit100", 0.10),
+    ];
+    assert_eq!(rows.len(), expect.len());
+    for (r, (id, tol)) in rows.iter().zip(expect) {
+        assert_eq!(r.id, id);
+        assert_eq!(r.role, Role::HeldOut, "{id}");
+        assert_eq!(r.group, super::tiers::TIERED, "{id}");
+        assert_eq!(r.tolerance, Tolerance::Relative(tol), "{id}");
+        assert!(r.kvsim.is_finite() && r.kvsim > 0.0, "{id}: {}", r.kvsim);
+        match KNOWN_MISSES.iter().find(|(k, _)| *k == id) {
+            Some((_, bound)) => assert!(
+                !r.within() && r.error().abs() <= *bound,
+                "{id} (known miss): error {:+.3}, bound {bound}",
+                r.error()
+            ),
+            None => assert!(r.within(), "{id}: error {:+.3}", r.error()),
+        }
+        if id.contains("-hit") && !id.ends_with("hit0") && !id.ends_with("hit100") {
+            assert!(
+                r.note.contains("harmonic mix") && r.note.contains("overlapped"),
+                "{id}: {}",
+                r.note
+            );
+        }
+    }
+    // A load is many times faster than computing the prompt, more so as the
+    // prompt grows (the blog's "X2-X22").
+    let speedup = |k: &str| {
+        let get = |what: &str| {
+            rows.iter()
+                .find(|r| r.id == format!("vllm-offload-ttft-{k}-{what}"))
+                .map(|r| r.kvsim)
+                .expect("row")
+        };
+        get("compute") / get("load")
+    };
+    assert!(speedup("10k") > 5.0 && speedup("100k") > speedup("10k"));
 }
 
 /// A row with only the fields the error and headline arithmetic reads.
