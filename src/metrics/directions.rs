@@ -70,7 +70,7 @@ pub enum Better {
 /// utilisations and declined loads follow too: more traffic below HBM can
 /// mean more reuse or more churn; a tier's hits and the recompute they
 /// avoided are better higher, its evictions lower.
-pub const DIRECTIONS: [(&str, Better); 74] = [
+pub const DIRECTIONS: [(&str, Better); 76] = [
     ("requests", Better::Neither),
     ("ok", Better::Higher),
     ("oom", Better::Lower),
@@ -140,6 +140,8 @@ pub const DIRECTIONS: [(&str, Better); 74] = [
     ("ttft_load_p99", Better::Lower),
     ("ttft_prefill_p50", Better::Lower),
     ("ttft_prefill_p99", Better::Lower),
+    ("usd_per_hour", Better::Lower),
+    ("usd_per_m_output_tokens", Better::Lower),
     ("duration_s", Better::Follows),
     ("steps", Better::Follows),
     ("busy_frac", Better::Follows),

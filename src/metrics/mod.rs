@@ -234,6 +234,8 @@ pub struct Collector {
     pub prefix_hit_tokens: u64,
     /// KV tiers below HBM: hits, bytes moved, link time.
     pub tiers: TierTotals,
+    /// Replicas merged into these statistics (0 or 1: one engine's).
+    pub replicas: u64,
 }
 
 /// What a run's KV tiers below HBM did, per tier in the order host, ssd,
@@ -400,6 +402,7 @@ impl Collector {
     pub fn merge_replicas(parts: &[Collector], end: SimTime) -> Collector {
         let mut out = Collector {
             last_time: end,
+            replicas: parts.len() as u64,
             ..Collector::default()
         };
         if parts.is_empty() {

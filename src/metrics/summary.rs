@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
+use crate::cache::tiers::TierKind;
 use crate::cache::{CacheConfig, Placement};
+use crate::hardware::price::{HOST_GB_HOUR, SSD_GB_HOUR};
 
 use crate::scenario::{Scenario, Slo};
 use crate::scheduler::Admission;
@@ -181,6 +183,14 @@ pub struct Summary {
     pub ttft_prefill_p50: Option<f64>,
     /// TTFT minus its queue and load parts, 99th percentile, seconds.
     pub ttft_prefill_p99: Option<f64>,
+    /// What the deployment costs an hour, USD: its GPUs at the catalog's price
+    /// (or `hardware.gpu`'s own `price_per_hour`) plus its KV tiers' memory at
+    /// `hardware::price`'s defaults (host memory and a remote store as DRAM,
+    /// SSD as local SSD); `None` for a GPU without a price.
+    pub usd_per_hour: Option<f64>,
+    /// `usd_per_hour` over the output tokens an hour the run produced, per
+    /// million tokens.
+    pub usd_per_m_output_tokens: Option<f64>,
     /// Simulated time from 0 to the last request's end, seconds.
     pub duration_s: f64,
     /// Engine steps run.
@@ -381,6 +391,32 @@ pub fn summarize(
             tokens as f64 / stats.prefix_lookup_tokens as f64
         }
     };
+    // One replica's share of the deployment's price (a cluster's per-replica
+    // summaries) or all of it.
+    let replicas = f64::from(scenario.deployment.replicas.max(1));
+    let share = stats.replicas.max(1) as f64 / replicas;
+    let usd_per_hour = scenario.deployment.gpu.price_per_hour.map(|gpu| {
+        let gpus = f64::from(scenario.deployment.tp) * replicas;
+        let tier_gb = |k: TierKind| {
+            scenario
+                .tiers
+                .and_then(|p| p.tier(k).map(|t| t.capacity_bytes as f64 / 1e9))
+                .unwrap_or(0.0)
+        };
+        let memory = (tier_gb(TierKind::Host) * replicas + tier_gb(TierKind::Remote))
+            * HOST_GB_HOUR
+            + tier_gb(TierKind::Ssd) * replicas * SSD_GB_HOUR;
+        (gpu * gpus + memory) * share
+    });
+    let usd_per_m_output_tokens = usd_per_hour.and_then(|usd| {
+        let end_s = end.as_secs_f64();
+        let per_hour = if end_s > 0.0 {
+            output_tokens as f64 / end_s * 3600.0
+        } else {
+            0.0
+        };
+        (per_hour > 0.0).then(|| usd / per_hour * 1e6)
+    });
     let link_util = |i: usize| {
         let span = end.as_nanos() as f64 * tiers.parts.max(1) as f64;
         if span > 0.0 {
@@ -488,6 +524,8 @@ pub fn summarize(
         ttft_load_p99,
         ttft_prefill_p50,
         ttft_prefill_p99,
+        usd_per_hour,
+        usd_per_m_output_tokens,
         duration_s,
         steps: stats.steps,
         busy_frac: if end.as_nanos() == 0 {

@@ -341,3 +341,76 @@ load_if_cheaper = {cheaper}
         }
     }
 }
+
+/// `scenarios/multi-turn-tiers.toml`'s sweep with `threads`: its rows.
+fn multi_turn_sweep(threads: &str) -> (String, Vec<std::collections::HashMap<String, String>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/multi-turn-tiers.toml");
+    let out = dir.path().join("o");
+    assert_cmd::Command::cargo_bin("kvsim")
+        .unwrap()
+        .args([
+            "sweep",
+            scenario.to_str().unwrap(),
+            "--no-plots",
+            "--threads",
+            threads,
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows = lines
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split(','))
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    (text, rows)
+}
+
+#[test]
+fn the_multi_turn_scenario_says_what_its_tiers_do() {
+    // What scenarios/multi-turn-tiers.toml's header and the README say, and
+    // the same table for any thread count.
+    let (text, rows) = multi_turn_sweep("1");
+    let (again, _) = multi_turn_sweep("2");
+    assert_eq!(text, again, "sweep.csv depends on the thread count");
+    let get = |setup: &str, metric: &str| -> f64 {
+        let row = rows
+            .iter()
+            .find(|r| r["setup"] == setup)
+            .unwrap_or_else(|| panic!("no setup {setup}"));
+        row[metric].parse().unwrap()
+    };
+    let pct = |v: f64| format!("{:.1}", v * 100.0);
+    assert_eq!(pct(get("1 GPU", "prefix_hit_rate")), "70.8");
+    assert_eq!(pct(get("1 GPU + host", "total_hit_rate")), "95.9");
+    assert_eq!(format!("{:.2}", get("1 GPU", "ttft_p99")), "0.49");
+    assert_eq!(format!("{:.2}", get("1 GPU + host", "ttft_p99")), "0.06");
+    assert!(get("1 GPU + host + SSD", "ssd_hit_rate") > 0.1);
+    assert_eq!(
+        format!("{:.2}", get("4 GPUs RR + host", "prefix_hit_rate")),
+        "0.20"
+    );
+    assert_eq!(pct(get("4 GPUs RR + remote", "total_hit_rate")), "95.9");
+    assert!(get("4 GPUs RR + remote", "remote_hit_rate") > 0.5);
+    assert_eq!(
+        format!("{:.2}", get("4 GPUs affinity + host", "prefix_hit_rate")),
+        "0.75"
+    );
+    // The KV-aware router finds more in HBM than round-robin does.
+    assert!(
+        get("4 GPUs KV-aware + remote", "prefix_hit_rate")
+            > 1.5 * get("4 GPUs RR + remote", "prefix_hit_rate")
+    );
+    // Host memory costs money: the deployment's price per hour grows with it.
+    assert!(get("1 GPU + host", "usd_per_hour") > get("1 GPU", "usd_per_hour"));
+}
