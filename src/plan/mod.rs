@@ -710,8 +710,8 @@ pub struct Sizing {
     pub output_tokens_per_request: f64,
     /// Whether simulating the whole deployment (`replicas` replicas behind
     /// the router, at the target rate) met the objectives; `None` when it was
-    /// too large to check, or a deployment kvsim cannot simulate (multi-turn
-    /// sessions on several replicas). `replicas` is then what the simulation
+    /// too large to check, or a deployment kvsim cannot simulate (its scenario
+    /// is refused at that many replicas). `replicas` is then what the simulation
     /// needed.
     pub verified: Option<bool>,
 }
@@ -963,7 +963,7 @@ enum Verified {
     /// The simulation would be too long to run (see [`MAX_PROBE_ARRIVALS`]).
     TooLarge,
     /// kvsim cannot simulate this deployment: its scenario is refused for
-    /// that many replicas (multi-turn sessions run on one replica only).
+    /// that many replicas.
     NotSimulable,
 }
 
