@@ -107,30 +107,29 @@ fn tiers_of(case: &str) -> &'static str {
     }
 }
 
-#[divan::bench(args = ["hbm-only", "host", "host+ssd"], sample_count = 5, sample_size = 1)]
-fn multi_turn_tiers(bencher: divan::Bencher, case: &str) {
-    let scenario = multi_turn(&[tiers_of(case)]);
-    let requests = simulate(&scenario, scenario.seed, roofline(&scenario))
+/// Simulated requests per second of `scenario`: one warm-up run counts them.
+fn bench_requests(bencher: divan::Bencher, scenario: &Scenario) {
+    let requests = simulate(scenario, scenario.seed, roofline(scenario))
         .unwrap()
         .summary
         .requests;
     bencher.counter(ItemsCount::new(requests)).bench(|| {
-        let out = simulate(&scenario, scenario.seed, roofline(&scenario)).unwrap();
+        let out = simulate(scenario, scenario.seed, roofline(scenario)).unwrap();
         divan::black_box(out.summary.total_hit_rate)
     });
 }
 
+#[divan::bench(args = ["hbm-only", "host", "host+ssd"], sample_count = 5, sample_size = 1)]
+fn multi_turn_tiers(bencher: divan::Bencher, case: &str) {
+    bench_requests(bencher, &multi_turn(&[tiers_of(case)]));
+}
+
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn multi_turn_fast(bencher: divan::Bencher) {
-    let scenario = multi_turn(&["cache.tiers=[]", "cache.prefix_caching=false"]);
-    let requests = simulate(&scenario, scenario.seed, roofline(&scenario))
-        .unwrap()
-        .summary
-        .requests;
-    bencher.counter(ItemsCount::new(requests)).bench(|| {
-        let out = simulate(&scenario, scenario.seed, roofline(&scenario)).unwrap();
-        divan::black_box(out.summary.ok)
-    });
+    bench_requests(
+        bencher,
+        &multi_turn(&["cache.tiers=[]", "cache.prefix_caching=false"]),
+    );
 }
 
 /// Events in flight, as in a saturated run (one step end, one arrival, a few

@@ -30,6 +30,7 @@ use std::hash::BuildHasherDefault;
 
 use serde::{Deserialize, Serialize};
 
+use super::lru::LruList;
 use super::{BlockIdent, IdentHasher};
 use crate::units::{NANOS_PER_SEC, SimTime};
 
@@ -229,9 +230,6 @@ pub fn reserve(now: SimTime, path: &mut [&mut Channel], t: &Transfer) -> SimTime
     end
 }
 
-/// End of the LRU list.
-const NIL: u32 = u32::MAX;
-
 /// Where an identity stands in a tier.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Entry {
@@ -264,13 +262,9 @@ pub struct TierStore {
     map: HashMap<BlockIdent, Entry, BuildHasherDefault<IdentHasher>>,
     /// Per slot: the identity resident there.
     ident: Vec<BlockIdent>,
-    prev: Vec<u32>,
-    next: Vec<u32>,
     free_slots: Vec<u32>,
-    /// Least recently used: evicted first.
-    head: u32,
-    tail: u32,
-    resident: u64,
+    /// Resident slots, least recently used (evicted first) to most.
+    lru: LruList,
     /// Stores in flight: when each completes, and what.
     pending: VecDeque<(SimTime, BlockIdent)>,
     /// What happened in it.
@@ -284,12 +278,8 @@ impl TierStore {
             capacity_blocks,
             map: HashMap::default(),
             ident: Vec::new(),
-            prev: Vec::new(),
-            next: Vec::new(),
             free_slots: Vec::new(),
-            head: NIL,
-            tail: NIL,
-            resident: 0,
+            lru: LruList::default(),
             pending: VecDeque::new(),
             counters: TierCounters::default(),
         }
@@ -302,7 +292,7 @@ impl TierStore {
 
     /// Blocks resident now.
     pub fn resident(&self) -> u64 {
-        self.resident
+        self.lru.len()
     }
 
     /// Stores in flight.
@@ -358,7 +348,7 @@ impl TierStore {
                 break;
             }
             self.pending.pop_front();
-            if self.resident >= self.capacity_blocks {
+            if self.lru.len() >= self.capacity_blocks {
                 if let Some(victim) = self.evict_lru() {
                     evicted.push(victim);
                 }
@@ -372,8 +362,8 @@ impl TierStore {
     /// a load touches it, as vLLM's `LRUOffloadingManager.touch` does).
     pub fn touch(&mut self, ident: BlockIdent) {
         if let Some(&Entry::Resident(slot)) = self.map.get(&ident) {
-            self.unlink(slot);
-            self.link_mru(slot);
+            self.lru.unlink(slot);
+            self.lru.push_back(slot);
         }
     }
 
@@ -390,57 +380,20 @@ impl TierStore {
             }
             None => {
                 self.ident.push(ident);
-                self.prev.push(NIL);
-                self.next.push(NIL);
                 (self.ident.len() - 1) as u32
             }
         };
         self.map.insert(ident, Entry::Resident(slot));
-        self.link_mru(slot);
-        self.resident += 1;
+        self.lru.push_back(slot);
     }
 
     fn evict_lru(&mut self) -> Option<BlockIdent> {
-        let slot = self.head;
-        if slot == NIL {
-            return None;
-        }
-        self.unlink(slot);
+        let slot = self.lru.pop_front()?;
         let ident = self.ident[slot as usize];
         self.map.remove(&ident);
         self.free_slots.push(slot);
-        self.resident -= 1;
         self.counters.evicted_blocks += 1;
         Some(ident)
-    }
-
-    fn link_mru(&mut self, slot: u32) {
-        let i = slot as usize;
-        self.prev[i] = self.tail;
-        self.next[i] = NIL;
-        if self.tail == NIL {
-            self.head = slot;
-        } else {
-            self.next[self.tail as usize] = slot;
-        }
-        self.tail = slot;
-    }
-
-    fn unlink(&mut self, slot: u32) {
-        let i = slot as usize;
-        let (p, n) = (self.prev[i], self.next[i]);
-        if p == NIL {
-            self.head = n;
-        } else {
-            self.next[p as usize] = n;
-        }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.prev[n as usize] = p;
-        }
-        self.prev[i] = NIL;
-        self.next[i] = NIL;
     }
 
     /// Checks the tier's bookkeeping: resident blocks within capacity, the
@@ -448,37 +401,20 @@ impl TierStore {
     /// pending store in the map as pending, completions in order. O(blocks):
     /// for tests and the `invariants` feature.
     pub fn check(&self) -> Result<(), String> {
-        if self.resident > self.capacity_blocks {
+        let resident = self.lru.len();
+        if resident > self.capacity_blocks {
             return Err(format!(
-                "{} blocks resident over a capacity of {}",
-                self.resident, self.capacity_blocks
+                "{resident} blocks resident over a capacity of {}",
+                self.capacity_blocks
             ));
         }
-        let mut seen = 0u64;
-        let mut at = self.head;
-        let mut prev = NIL;
-        while at != NIL {
-            let ident = self.ident[at as usize];
-            if self.map.get(&ident) != Some(&Entry::Resident(at)) {
+        for slot in self.lru.order()? {
+            let ident = self.ident[slot as usize];
+            if self.map.get(&ident) != Some(&Entry::Resident(slot)) {
                 return Err(format!(
-                    "slot {at} holds {ident:?}, which the map does not place there"
+                    "slot {slot} holds {ident:?}, which the map does not place there"
                 ));
             }
-            if self.prev[at as usize] != prev {
-                return Err(format!("slot {at}'s back link is broken"));
-            }
-            seen += 1;
-            if seen > self.resident {
-                return Err("the LRU list is longer than the resident count".into());
-            }
-            prev = at;
-            at = self.next[at as usize];
-        }
-        if seen != self.resident || prev != self.tail {
-            return Err(format!(
-                "the LRU list holds {seen} blocks, the count says {}",
-                self.resident
-            ));
         }
         let pending = self
             .map
@@ -491,7 +427,7 @@ impl TierStore {
                 self.pending.len()
             ));
         }
-        if self.map.len() as u64 != self.resident + self.pending.len() as u64 {
+        if self.map.len() as u64 != resident + self.pending.len() as u64 {
             return Err("the map holds identities that are neither resident nor pending".into());
         }
         if self
@@ -507,13 +443,8 @@ impl TierStore {
 
     /// The resident identities from least to most recently used (tests).
     pub fn lru_order(&self) -> Vec<BlockIdent> {
-        let mut out = Vec::new();
-        let mut at = self.head;
-        while at != NIL {
-            out.push(self.ident[at as usize]);
-            at = self.next[at as usize];
-        }
-        out
+        let slots = self.lru.order().unwrap_or_default();
+        slots.iter().map(|&s| self.ident[s as usize]).collect()
     }
 }
 

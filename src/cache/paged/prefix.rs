@@ -14,13 +14,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{BlockId, PagedCache};
+use crate::cache::lru::LruList;
 use crate::cache::{BlockChains, CHAIN_KEY};
 
 /// The identity of a published block: `(content key, block index)`.
 pub(super) type Ident = crate::cache::BlockIdent;
-
-/// End of a list (no block).
-const NIL: BlockId = BlockId::MAX;
 
 /// A small multiplicative hasher for the identity map.
 ///
@@ -61,16 +59,9 @@ pub(super) struct PrefixIndex {
     map: HashMap<Ident, BlockId, BuildHasherDefault<IdentHasher>>,
     /// Per block id: the identity it is published under, if any.
     ident: Vec<Option<Ident>>,
-    /// Per block id: the previous block in the LRU list (towards the oldest).
-    prev: Vec<BlockId>,
-    /// Per block id: the next block in the LRU list (towards the newest).
-    next: Vec<BlockId>,
-    /// Least recently released cached block: evicted first.
-    head: BlockId,
-    /// Most recently released cached block.
-    tail: BlockId,
-    /// Blocks in the LRU list.
-    len: u64,
+    /// Unreferenced cached blocks, least recently released (evicted first)
+    /// to most.
+    lru: LruList,
     /// How blocks are named (a trace's hash-id chains, when attached:
     /// [`PagedCache::attach_chains`]).
     namer: BlockNamer,
@@ -168,22 +159,14 @@ impl PagedCache {
 impl PrefixIndex {
     /// An empty index.
     pub(super) fn new() -> Self {
-        PrefixIndex {
-            head: NIL,
-            tail: NIL,
-            ..PrefixIndex::default()
-        }
+        PrefixIndex::default()
     }
 
     /// Forgets every identity and cached block.
     pub(super) fn clear(&mut self) {
         self.map.clear();
         self.ident.clear();
-        self.prev.clear();
-        self.next.clear();
-        self.head = NIL;
-        self.tail = NIL;
-        self.len = 0;
+        self.lru.clear();
     }
 
     /// Makes room for block `id`'s bookkeeping (ids are created densely).
@@ -191,8 +174,7 @@ impl PrefixIndex {
         let need = id as usize + 1;
         if self.ident.len() < need {
             self.ident.resize(need, None);
-            self.prev.resize(need, NIL);
-            self.next.resize(need, NIL);
+            self.lru.ensure(id);
         }
     }
 
@@ -230,52 +212,24 @@ impl PrefixIndex {
 
     /// Unreferenced cached blocks.
     pub(super) fn cached(&self) -> u64 {
-        self.len
+        self.lru.len()
     }
 
     /// Appends an unreferenced published block as the most recently used.
     pub(super) fn push_lru(&mut self, id: BlockId) {
         invariant!(self.is_published(id));
-        let i = id as usize;
-        self.prev[i] = self.tail;
-        self.next[i] = NIL;
-        if self.tail == NIL {
-            self.head = id;
-        } else {
-            self.next[self.tail as usize] = id;
-        }
-        self.tail = id;
-        self.len += 1;
+        self.lru.push_back(id);
     }
 
     /// Takes a cached block out of the LRU list (a hit references it again).
     pub(super) fn unlink(&mut self, id: BlockId) {
-        let i = id as usize;
-        let (p, n) = (self.prev[i], self.next[i]);
-        if p == NIL {
-            invariant_eq!(self.head, id, "block {id} is not cached");
-            self.head = n;
-        } else {
-            self.next[p as usize] = n;
-        }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.prev[n as usize] = p;
-        }
-        self.prev[i] = NIL;
-        self.next[i] = NIL;
-        self.len -= 1;
+        self.lru.unlink(id);
     }
 
     /// Evicts the least recently used cached block: unlinks it and forgets
     /// its identity, so it is an ordinary free block again.
     pub(super) fn evict(&mut self) -> Option<BlockId> {
-        let id = self.head;
-        if id == NIL {
-            return None;
-        }
-        self.unlink(id);
+        let id = self.lru.pop_front()?;
         let ident = self.ident[id as usize]
             .take()
             .expect("cached blocks are published");
@@ -298,14 +252,7 @@ impl PrefixIndex {
     /// The cached blocks from least to most recently used (test helper).
     #[cfg(test)]
     pub(super) fn lru(&self) -> Vec<BlockId> {
-        let mut out = Vec::new();
-        let mut at = self.head;
-        while at != NIL {
-            out.push(at);
-            at = self.next[at as usize];
-        }
-        assert_eq!(out.len() as u64, self.len);
-        out
+        self.lru.order().expect("a consistent LRU list")
     }
 }
 
