@@ -336,7 +336,7 @@ const NOT_RUN: &[(&str, &str, &[Needle])] = &[
     ),
     (
         "/usr/bin/time -v target/release/examples/scale 10000000",
-        "ten million requests: a minute of wall time and 1.15 GiB, for a timing",
+        "ten million requests: a minute of wall time and 1.34 GiB, for a timing",
         &[("examples/scale.rs", "args.next()")],
     ),
     (
@@ -1203,6 +1203,30 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "| ~456,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn multi_turn_fast(",
+    ),
+    (
+        "| ~50,200 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn multi_turn_tiers(",
+    ),
+    (
+        "| ~31,600 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn multi_turn_tiers(",
+    ),
+    (
+        "| ~28,400 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn multi_turn_tiers(",
+    ),
+    (
         "(under 0.1 s of simulation once built)",
         "cargo run --release -- sweep scenarios/policies.toml",
         "src/cli/sweep.rs",
@@ -1233,7 +1257,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "simulate_reference(",
     ),
     (
-        "Measured: 1M requests peak at 125 MiB, 10M at 1.15 GiB",
+        "Measured: 1M requests peak at 142 MiB, 10M at 1.34",
         "/usr/bin/time -v target/release/examples/scale 10000000",
         "examples/scale.rs",
         "fn main()",
