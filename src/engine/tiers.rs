@@ -102,6 +102,9 @@ pub(super) struct EngineTiers {
     evicted: Vec<BlockIdent>,
     /// The run of blocks found at an admission and the tier of each (reused).
     found: Vec<(BlockIdent, TierKind)>,
+    /// The first tier stores on eviction: HBM's victims go down (fixed by
+    /// the plan; read every step).
+    hbm_victims_down: bool,
     /// HBM's victims of the step being formed (reused buffer).
     hbm_victims: Vec<BlockIdent>,
     /// Identities seen in the batch being flushed (reused set).
@@ -156,6 +159,10 @@ impl EngineTiers {
             outbox: Default::default(),
             evicted: Vec::new(),
             found: Vec::new(),
+            hbm_victims_down: plan
+                .configured()
+                .next()
+                .is_some_and(|t| t.store == StorePolicy::OnEvict),
             hbm_victims: Vec::new(),
             seen: HashSet::default(),
             step_floor: SimTime::ZERO,
@@ -166,10 +173,7 @@ impl EngineTiers {
 
     /// Whether the first tier below HBM stores what HBM's prefix cache evicts.
     pub(super) fn stores_hbm_victims(&self) -> bool {
-        self.plan
-            .configured()
-            .next()
-            .is_some_and(|t| t.store == StorePolicy::OnEvict)
+        self.hbm_victims_down
     }
 
     fn cfg(&self, kind: TierKind) -> &TierConfig {
@@ -238,17 +242,25 @@ impl EngineTiers {
     }
 
     /// The tier holding `ident`, fastest first.
-    fn holder(&self, ident: BlockIdent) -> Option<TierKind> {
-        if self.local[0].as_ref().is_some_and(|s| s.contains(ident)) {
+    /// `now`: stores due by then count as done (after [`Self::settle`] they
+    /// are; a router reads without settling).
+    fn holder(&self, ident: BlockIdent, now: SimTime) -> Option<TierKind> {
+        if self.local[0]
+            .as_ref()
+            .is_some_and(|s| s.visible_at(ident, now))
+        {
             return Some(TierKind::Host);
         }
-        if self.local[1].as_ref().is_some_and(|s| s.contains(ident)) {
+        if self.local[1]
+            .as_ref()
+            .is_some_and(|s| s.visible_at(ident, now))
+        {
             return Some(TierKind::Ssd);
         }
         if self
             .remote
             .as_ref()
-            .is_some_and(|r| r.borrow().store.contains(ident))
+            .is_some_and(|r| r.borrow().store.visible_at(ident, now))
         {
             return Some(TierKind::Remote);
         }
@@ -267,28 +279,11 @@ impl EngineTiers {
         now: SimTime,
     ) -> [u32; 3] {
         let mut per = [0u32; 3];
-        let remote = self.remote.as_ref().map(|r| r.borrow());
         for idx in from..most {
-            let ident = self.namer.ident(content.key, idx);
-            let k = if self.local[0]
-                .as_ref()
-                .is_some_and(|s| s.visible_at(ident, now))
-            {
-                TierKind::Host
-            } else if self.local[1]
-                .as_ref()
-                .is_some_and(|s| s.visible_at(ident, now))
-            {
-                TierKind::Ssd
-            } else if remote
-                .as_ref()
-                .is_some_and(|r| r.store.visible_at(ident, now))
-            {
-                TierKind::Remote
-            } else {
-                break;
-            };
-            per[k.index()] += 1;
+            match self.holder(self.namer.ident(content.key, idx), now) {
+                Some(k) => per[k.index()] += 1,
+                None => break,
+            }
         }
         per
     }
@@ -310,12 +305,8 @@ impl EngineTiers {
         let cfg = self.cfg(kind);
         let links = &self.plan.links;
         let (rate, latency, per_block) = match kind {
-            TierKind::Host => (
-                links.pcie_bps.min(cfg.read_bps),
-                cfg.latency_ns,
-                links.pcie_block_ns,
-            ),
-            TierKind::Ssd => (
+            // An SSD's blocks reach the GPU through host memory and PCIe.
+            TierKind::Host | TierKind::Ssd => (
                 links.pcie_bps.min(cfg.read_bps),
                 cfg.latency_ns,
                 links.pcie_block_ns,
@@ -516,7 +507,7 @@ impl EngineTiers {
         self.found.clear();
         for idx in cached / bs..most {
             let ident = self.namer.ident(content.key, idx);
-            match self.holder(ident) {
+            match self.holder(ident, now) {
                 Some(k) => {
                     per[k.index()] += 1;
                     self.found.push((ident, k));
@@ -552,29 +543,14 @@ impl EngineTiers {
         for &(ident, k) in &self.found {
             match k {
                 TierKind::Remote => {
-                    let r = self.remote.as_ref().expect("a remote tier");
-                    r.borrow_mut().store.touch(ident);
+                    let mut r = self.remote.as_ref().expect("a remote tier").borrow_mut();
+                    r.store.touch(ident);
+                    r.store.count_loaded(1);
                 }
-                _ => self.local[k.index()]
-                    .as_mut()
-                    .expect("a local tier")
-                    .touch(ident),
-            }
-        }
-        for (k, n) in per.iter().enumerate() {
-            if *n > 0 {
-                match TierKind::ALL[k] {
-                    TierKind::Remote => self
-                        .remote
-                        .as_ref()
-                        .expect("a remote tier")
-                        .borrow_mut()
-                        .store
-                        .count_loaded(u64::from(*n)),
-                    kind => self.local[kind.index()]
-                        .as_mut()
-                        .expect("a local tier")
-                        .count_loaded(u64::from(*n)),
+                _ => {
+                    let store = self.local[k.index()].as_mut().expect("a local tier");
+                    store.touch(ident);
+                    store.count_loaded(1);
                 }
             }
         }
