@@ -54,13 +54,15 @@
 //! live in reusable slots; nothing is allocated per request beyond its
 //! record.
 
+mod pools;
+
 use std::collections::HashMap;
 
 use rand_chacha::ChaCha8Rng;
 
 use super::guard::{Guard, Limits, Stopped, beyond_horizon};
 use super::queue::EventQueue;
-use super::{Engine, NONE, Routed, RunOutput, SESSION_KEY_BASE, TurnDone, request_content};
+use super::{Engine, NONE, Role, Routed, RunOutput, SESSION_KEY_BASE, TurnDone, request_content};
 use crate::cache::Content;
 use crate::hardware::cost::CostModel;
 use crate::metrics::{Collector, Outcome, RequestRecord, TimelineRow, summarize};
@@ -82,7 +84,7 @@ pub struct ClusterOutput {
 }
 
 /// What a request looks like to the router.
-struct Request<'a> {
+pub(super) struct Request<'a> {
     /// When it is routed.
     at: SimTime,
     lengths: &'a Lengths,
@@ -94,7 +96,7 @@ struct Request<'a> {
 
 /// The router's view and memory: where each shared prefix was last sent
 /// (prefix-aware routing), the round-robin cursor, and the routers' keys.
-struct RouterState {
+pub(super) struct RouterState {
     policy: Router,
     next: usize,
     prefix_home: HashMap<u32, usize>,
@@ -105,7 +107,22 @@ struct RouterState {
 }
 
 impl RouterState {
-    fn pick<C: CostModel>(&mut self, replicas: &[Engine<'_, C>], req: &Request<'_>) -> usize {
+    /// The router of `d`'s keys.
+    pub(super) fn of(d: &crate::hardware::Deployment) -> Self {
+        RouterState {
+            policy: d.router,
+            next: 0,
+            prefix_home: HashMap::new(),
+            imbalance: d.session_imbalance as usize,
+            kv: d.kv_router,
+        }
+    }
+
+    pub(super) fn pick<C: CostModel>(
+        &mut self,
+        replicas: &[Engine<'_, C>],
+        req: &Request<'_>,
+    ) -> usize {
         let least = |key: &dyn Fn(&Engine<'_, C>) -> u64| {
             // Ties go to the lowest index: deterministic.
             (0..replicas.len())
@@ -219,6 +236,8 @@ enum Pending {
     UserReady(u32),
     /// A session (a slot of [`Cluster::conversations`]) sends its next turn.
     NextTurn(u32),
+    /// A disaggregated request's KV has reached its decode replica.
+    TransferDone(u32),
 }
 
 /// A conversation the cluster follows: a multi-turn session, or a
@@ -272,6 +291,8 @@ struct Cluster<'s, C> {
     issuing_done: bool,
     /// The replica of each issued request, in issue order.
     replica_of_request: Vec<u32>,
+    /// The two pools of a disaggregated deployment.
+    pools: Option<Box<super::disagg::Pools<'s>>>,
 }
 
 impl<'s, C: CostModel> Cluster<'s, C> {
@@ -314,8 +335,12 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         let due = e.events.peek_time();
         let mut done = std::mem::take(&mut e.done);
         self.next.set(r, due);
-        for d in done.drain(..) {
-            self.turn_done(d);
+        if self.pools.is_some() {
+            self.pools_instant(t, r, &mut done);
+        } else {
+            for d in done.drain(..) {
+                self.turn_done(d);
+            }
         }
         // Kept for its capacity: nothing allocated per report.
         self.replicas[r].done = done;
@@ -351,6 +376,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
                 }
             }
             Pending::NextTurn(c) => self.next_turn(c),
+            Pending::TransferDone(f) => self.transfer_done(f),
         }
     }
 
@@ -471,6 +497,10 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         turn: u32,
         content: Option<Content>,
     ) {
+        if self.pools.is_some() {
+            self.send_disagg(lengths, c, session, turn, content);
+            return;
+        }
         let home = match c {
             NONE => NONE,
             c => self.conversations[c as usize].home,
@@ -494,6 +524,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
                 session,
                 turn,
                 conversation: c,
+                received: NONE,
             },
         );
         self.next.set(r, e.events.peek_time());
@@ -503,7 +534,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
 
     /// A replica reports that a request of a conversation ended: its session
     /// sends the next turn after a think time, or it ends.
-    fn turn_done(&mut self, d: TurnDone) {
+    pub(super) fn turn_done(&mut self, d: TurnDone) {
         let s = &mut self.conversations[d.conversation as usize];
         if d.outcome == Outcome::Ok && s.turns_left > 0 && !self.issuing_done {
             s.history = d.context;
@@ -539,18 +570,31 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     seed: u64,
     cost: C,
     limits: &Limits,
+    fast: bool,
 ) -> Result<RunOutput, Stopped> {
-    let count = scenario.deployment.replicas.max(1) as usize;
+    let disagg = scenario.disagg.as_deref();
+    // A disaggregated deployment's prefill replicas come first.
+    let np = disagg.map_or(0, |g| g.prefill.deployment.replicas.max(1) as usize);
+    let count = np + scenario.deployment.replicas.max(1) as usize;
+    let p_cost = disagg.map(|g| cost.for_deployment(&g.prefill.model, &g.prefill.deployment));
     let replicas: Vec<Engine<'_, C>> = (0..count)
         .map(|r| {
-            let cache = super::build_cache(scenario);
+            let (pool, cost, role) = match (disagg, &p_cost) {
+                (Some(g), Some(c)) if r < np => (&g.prefill, c.clone(), Role::Prefill),
+                (Some(_), _) => (scenario, cost.clone(), Role::Decode),
+                (None, _) => (scenario, cost.clone(), Role::Colocated),
+            };
+            let cache = super::build_cache(pool);
             // A replica's own draws (sample lengths of forks) come from a
             // stream of its own; the arrivals below are the cluster's.
-            let traffic = scenario.traffic.instantiate(replica_seed(seed, r));
-            let mut e = Engine::new(scenario, cache, cost.clone(), traffic);
+            let traffic = pool.traffic.instantiate(replica_seed(seed, r));
+            let mut e = Engine::new(pool, cache, cost, traffic);
             e.fed = true;
+            e.role = role;
             e.guard = Guard::new(*limits);
-            e.fast = super::fast::Fast::new(&e);
+            if fast {
+                e.fast = super::fast::Fast::new(&e);
+            }
             e
         })
         .collect();
@@ -576,24 +620,21 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         sessions_on: scenario.traffic.session(),
         now: SimTime::ZERO,
         events: EventQueue::default(),
-        router: RouterState {
-            policy: d.router,
-            next: 0,
-            prefix_home: HashMap::new(),
-            imbalance: d.session_imbalance as usize,
-            kv: d.kv_router,
-        },
+        // A disaggregated deployment's cluster router is its prefill pool's.
+        router: RouterState::of(disagg.map_or(d, |g| &g.prefill.deployment)),
         conversations: Vec::new(),
         free: Vec::new(),
         sessions_started: 0,
         issued: 0,
         issuing_done: false,
         replica_of_request: Vec::new(),
+        pools: disagg.map(|g| Box::new(super::disagg::Pools::new(scenario, g, RouterState::of(d)))),
     };
     cluster.run()?;
     let Cluster {
         mut replicas,
         replica_of_request,
+        pools,
         ..
     } = cluster;
     for e in &mut replicas {
@@ -605,6 +646,15 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         .map(|e| e.last_end)
         .max()
         .unwrap_or(SimTime::ZERO);
+    if let Some(pools) = pools {
+        return Ok(pools::finish(
+            scenario,
+            replicas,
+            replica_of_request,
+            &pools,
+            end,
+        ));
+    }
     // Records in global issue order: the k-th request is the next record of
     // the replica it was routed to (a replica issues its requests in the
     // order they were routed to it).

@@ -152,6 +152,7 @@ impl Fast {
         let covered = matches!(s.cache.placement, Placement::Paged { .. })
             && !s.cache.prefix_caching
             && s.tiers.is_none()
+            && engine.role != super::Role::Prefill
             && layout.is_linear()
             && engine.samples == 1
             && cfg.admission == Admission::Optimistic
@@ -385,8 +386,9 @@ impl<C: CostModel> Engine<'_, C> {
             tail_held += held;
         }
         if f.decoders > 0 {
-            // Held by decoders: everything allocated but the tail's blocks.
-            let held = usage.allocated - tail_held;
+            // Held by decoders: everything allocated but the tail's blocks
+            // and the room reserved for KV being received.
+            let held = usage.allocated - tail_held - self.receiving_bytes;
             let kept = f.bpt * (f.context_sum + u64::from(f.decoders));
             reserved += held - kept - f.internal;
             internal += f.internal;

@@ -34,6 +34,7 @@
 //! see `src/engine/fast.rs` and [`simulate_reference`].
 
 mod cluster;
+mod disagg;
 mod fast;
 mod guard;
 mod memory;
@@ -94,6 +95,49 @@ enum Event {
     Restart,
     /// A load from a KV tier below HBM ended (the scheduler looks again).
     LoadDone,
+    /// The cluster changed this replica's memory (a prefill replica's held
+    /// KV was released after its transfer): the scheduler looks again.
+    Wake,
+}
+
+/// What a replica does in its deployment.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Role {
+    /// Prefills and decodes its own requests.
+    Colocated,
+    /// Prefills only: a request's KV is held after its prefill until the
+    /// cluster has moved it to a decode replica ([`Handoff`]).
+    Prefill,
+    /// Decodes requests whose KV it received into room reserved for it.
+    Decode,
+}
+
+/// A prefill replica's report that a request's prefill completed: its KV
+/// stays in `slot` until the cluster releases it
+/// ([`Engine::release_held`]).
+#[derive(Copy, Clone, Debug)]
+struct Handoff {
+    /// The cluster's flight (the request's [`Routed::conversation`]).
+    flight: u32,
+    /// The request in this replica.
+    req: u32,
+    /// Its KV.
+    slot: SeqId,
+    /// When its prefill ended.
+    at: SimTime,
+    /// When the step that completed it started (a layer-wise transfer
+    /// overlaps that step).
+    step_start: SimTime,
+}
+
+/// A request whose KV a decode replica received, waiting to join a batch.
+#[derive(Copy, Clone, Debug)]
+struct Received {
+    req: u32,
+    /// The room reserved for it, holding its prompt's KV.
+    slot: SeqId,
+    /// Its true output length.
+    output: u32,
 }
 
 /// A sequence in the running batch: one sample of a request.
@@ -265,6 +309,9 @@ struct Routed {
     turn: u32,
     /// The cluster's conversation to report its end to, or `NONE`.
     conversation: u32,
+    /// For a decode replica: the slot reserved for it, holding its prompt's
+    /// KV, received from a prefill replica (`NONE`: it prefills here).
+    received: SeqId,
 }
 
 /// A fed replica's report that a request the cluster follows up (a session's
@@ -336,8 +383,8 @@ pub fn simulate_limited<C: CostModel + Clone>(
     cost: C,
     limits: &Limits,
 ) -> Result<RunOutput, Stopped> {
-    if scenario.deployment.replicas > 1 {
-        return cluster::simulate_cluster(scenario, seed, cost, limits);
+    if scenario.deployment.replicas > 1 || scenario.disagg.is_some() {
+        return cluster::simulate_cluster(scenario, seed, cost, limits, true);
     }
     simulate_with(scenario, seed, cost, true, limits)
 }
@@ -345,12 +392,15 @@ pub fn simulate_limited<C: CostModel + Clone>(
 /// Simulates like [`simulate`] with the straightforward engine only: every
 /// step visits every running sequence. Its output is identical to
 /// [`simulate`]'s (tests compare them); it is kept as the reference the fast
-/// path is checked against. One replica only.
-pub fn simulate_reference<C: CostModel>(
+/// path is checked against. One replica, or a disaggregated deployment.
+pub fn simulate_reference<C: CostModel + Clone>(
     scenario: &Scenario,
     seed: u64,
     cost: C,
 ) -> Result<RunOutput, Stopped> {
+    if scenario.disagg.is_some() {
+        return cluster::simulate_cluster(scenario, seed, cost, &Limits::default(), false);
+    }
     simulate_with(scenario, seed, cost, false, &Limits::default())
 }
 
@@ -483,6 +533,20 @@ struct Engine<'s, C> {
     guard: guard::Guard,
     /// KV tiers below HBM, when the scenario has any.
     tiers: Option<Box<tiers::EngineTiers>>,
+    /// What this replica does in its deployment.
+    role: Role,
+    /// Prefill role: completed prefills not yet collected by the cluster.
+    handoffs: Vec<Handoff>,
+    /// Decode role: received requests waiting to join a batch.
+    received: VecDeque<Received>,
+    /// Decode role: bytes held by reservations whose sequence is not in
+    /// `running` yet (receiving, or received and waiting).
+    receiving_bytes: u64,
+    /// Decode role: requests the router sent here that have not arrived
+    /// yet (waiting to reserve, or on the wire): the router counts them.
+    expected: usize,
+    /// When the step in flight (or the last one) started.
+    step_started: SimTime,
 }
 
 impl<'s, C: CostModel> Engine<'s, C> {
@@ -556,6 +620,12 @@ impl<'s, C: CostModel> Engine<'s, C> {
             done: Vec::new(),
             guard: guard::Guard::new(guard::Limits::default()),
             tiers,
+            role: Role::Colocated,
+            handoffs: Vec::new(),
+            received: VecDeque::new(),
+            receiving_bytes: 0,
+            expected: 0,
+            step_started: SimTime::ZERO,
         }
     }
 
@@ -619,8 +689,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     self.down_until = None;
                     self.stats.level(self.now, MemoryLevels::default());
                 }
-                // The loaded sequence joins the next batch the scheduler forms.
-                Event::LoadDone => {}
+                // The loaded sequence joins the next batch the scheduler
+                // forms; freed memory lets it admit more.
+                Event::LoadDone | Event::Wake => {}
             }
             // Everything due at this instant happens before the scheduler
             // looks: requests that arrive together are batched together.
@@ -644,6 +715,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.stats.tiers = t.totals;
         }
         invariant!(self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty());
+        invariant!(self.received.is_empty() && self.handoffs.is_empty());
+        invariant_eq!(self.receiving_bytes, 0);
         // Every queued sample's content was taken when it left the queue.
         invariant_eq!(self.contents.entries.len(), self.contents.free.len());
         // Conservation: every issued request has one record and ended

@@ -26,7 +26,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// or swapped out (what a least-outstanding-requests balancer counts).
     pub(super) fn outstanding(&self) -> usize {
         // Entries the fast path marked dead are still in `running`.
-        self.waiting.len() + self.running.len() - self.dead + self.swapped.len() + self.routed.len()
+        self.waiting.len() + self.running.len() - self.dead
+            + self.swapped.len()
+            + self.routed.len()
+            + self.received.len()
+            + self.expected
     }
 
     /// KV bytes allocated now.
@@ -205,7 +209,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 (Some(s.key & !SESSION_KEY_BASE), s.turn, content)
             }
         };
-        self.issue_as(lengths, session_no, turn, content, user, session);
+        self.issue_as(lengths, session_no, turn, content, user, session, NONE);
     }
 
     /// The cluster's next routed request arrives: issued as the cluster
@@ -223,12 +227,15 @@ impl<'s, C: CostModel> Engine<'s, C> {
             r.content,
             r.conversation,
             NONE,
+            r.received,
         );
     }
 
     /// Records a request of session number `session_no` (turn `turn`) with
     /// prompt `content`, sent by `user` within engine session `session`, and
-    /// queues it, or fails it at once.
+    /// queues it, or fails it at once. A request whose KV a decode replica
+    /// received into `received` (else `NONE`) waits for a batch instead.
+    #[allow(clippy::too_many_arguments)]
     fn issue_as(
         &mut self,
         lengths: Lengths,
@@ -237,6 +244,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         content: Option<Content>,
         user: u32,
         session: u32,
+        received: SeqId,
     ) {
         let id = self.records.len() as u32;
         self.issued += 1;
@@ -272,6 +280,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
         });
         if self.down_until.is_some() {
             self.end_request(id, Outcome::Crashed);
+            return;
+        }
+        if received != NONE {
+            // Its KV is here already, in room reserved for it: it joins a
+            // batch as soon as one has a place, with no admission.
+            self.received.push_back(super::Received {
+                req: id,
+                slot: received,
+                output,
+            });
             return;
         }
         let unservable = lengths.prompt >= mml

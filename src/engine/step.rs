@@ -228,6 +228,19 @@ impl<'s, C: CostModel> Engine<'s, C> {
             let unforked = self.running.iter().filter(|s| s.fork && !s.dead).count();
             occupied += unforked as u64 * u64::from(self.samples - 1);
         }
+        // Received requests first: their KV is here already.
+        while let Some(&r) = self.received.front() {
+            if *budget == 0 {
+                return BatchLimit::TokenBudget;
+            }
+            if occupied + 1 > u64::from(self.cfg.max_num_seqs) {
+                return BatchLimit::MaxNumSeqs;
+            }
+            self.received.pop_front();
+            occupied += 1;
+            *budget -= 1;
+            self.admit_received(r);
+        }
         loop {
             let Some(&w) = self.waiting.front() else {
                 return BatchLimit::Load;
@@ -363,6 +376,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             duration = self.tier_step_time(duration);
         }
         self.busy = true;
+        self.step_started = self.now;
         self.stats.step(batch, duration, self.limit);
         let levels = self.record_levels();
         let sample = match self.scenario.timeline_interval {
@@ -423,7 +437,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     }
                 }
             }
-            if done {
+            if done && self.role == super::Role::Prefill {
+                // Its KV stays until the cluster has moved it.
+                self.hold(&s);
+            } else if done {
                 self.release(s.slot);
                 self.sample_ended(s.req, false, Outcome::Ok);
             } else {

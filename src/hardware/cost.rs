@@ -71,6 +71,12 @@ impl StepWork {
 pub trait CostModel: Send + Sync {
     /// Wall time of one step doing `work`.
     fn step_time(&self, work: &StepWork) -> SimDuration;
+
+    /// The same kind of model for `model` on `deployment` (a disaggregated
+    /// deployment's prefill pool, whose GPUs and TP are its own).
+    fn for_deployment(&self, model: &Model, deployment: &Deployment) -> Self
+    where
+        Self: Sized;
 }
 
 /// A step takes `per_step` plus `per_prefill_token` for every prompt token
@@ -93,6 +99,11 @@ impl CostModel for FixedCost {
                 + u64::from(work.prefill_tokens) * self.per_prefill_token.as_nanos()
                 + work.swap_bytes.div_ceil(1024) * self.per_swap_kib.as_nanos(),
         )
+    }
+
+    /// The same fixed costs: a mock prices every pool alike.
+    fn for_deployment(&self, _model: &Model, _deployment: &Deployment) -> Self {
+        *self
     }
 }
 
@@ -273,6 +284,11 @@ impl StepParts {
 impl CostModel for RooflineCost {
     fn step_time(&self, work: &StepWork) -> SimDuration {
         SimDuration::from_secs_f64(self.overhead_s + self.parts(work).time())
+    }
+
+    /// The roofline of `deployment` with its own efficiency factors.
+    fn for_deployment(&self, model: &Model, deployment: &Deployment) -> Self {
+        RooflineCost::new(model, deployment, &deployment.efficiency)
     }
 }
 

@@ -2,6 +2,7 @@
 //! (docs/ARCHITECTURE.md#metrics). Times are [`SimTime`] here and seconds in `summary`.
 
 pub mod directions;
+pub mod disagg;
 mod summary;
 
 pub use summary::{Summary, percentile, summarize};

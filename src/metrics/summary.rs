@@ -191,6 +191,61 @@ pub struct Summary {
     /// `usd_per_hour` over the output tokens an hour the run produced, per
     /// million tokens.
     pub usd_per_m_output_tokens: Option<f64>,
+    /// GPUs of the deployment: every replica's, both pools'.
+    pub gpus: u64,
+    /// `goodput_rps` per GPU of the deployment.
+    pub goodput_per_gpu: f64,
+    /// Disaggregated: time from the prefill's end to the KV's arrival on the
+    /// decode replica, median, seconds (the transfer part of TTFT, with any
+    /// wait for room on the decode side under `reserve = "after-prefill"`
+    /// and for the link); `None` when colocated.
+    pub ttft_transfer_p50: Option<f64>,
+    /// The transfer part of TTFT, 99th percentile, seconds.
+    pub ttft_transfer_p99: Option<f64>,
+    /// Disaggregated: time from the KV's arrival to the first token (waiting
+    /// for a batch, and that step), median, seconds.
+    pub ttft_first_step_p50: Option<f64>,
+    /// The first-step part of TTFT, 99th percentile, seconds.
+    pub ttft_first_step_p99: Option<f64>,
+    /// Disaggregated: KV bytes moved from the prefill to the decode pool.
+    pub kv_transfer_bytes: u64,
+    /// Disaggregated: one transfer's time from its issue to its end (link
+    /// queueing included), median, seconds.
+    pub kv_transfer_p50: Option<f64>,
+    /// One transfer's time, 99th percentile, seconds.
+    pub kv_transfer_p99: Option<f64>,
+    /// Disaggregated: fraction of the run the KV links were busy, mean over
+    /// every replica's link (each prefill replica's out, each decode
+    /// replica's in).
+    pub kv_link_util: f64,
+    /// The busiest KV link's busy fraction.
+    pub kv_link_util_max: f64,
+    /// Disaggregated: share of requests that waited for room on their decode
+    /// replica.
+    pub decode_stall_rate: f64,
+    /// Time waiting for room on the decode replica, median over requests
+    /// that completed, seconds.
+    pub decode_stall_p50: Option<f64>,
+    /// Time waiting for room on the decode replica, 99th percentile, seconds.
+    pub decode_stall_p99: Option<f64>,
+    /// Disaggregated: mean batch of the prefill pool's steps.
+    pub prefill_batch_mean: f64,
+    /// Disaggregated: the prefill pool's mean KV occupancy (prompts being
+    /// prefilled and KV held for transfer) over its budget.
+    pub prefill_kv_mean_frac: f64,
+    /// The prefill pool's peak KV occupancy over its budget.
+    pub prefill_kv_peak_frac: f64,
+    /// Share of requests that failed in the prefill pool for memory.
+    pub prefill_oom_rate: f64,
+    /// Disaggregated: mean batch of the decode pool's steps.
+    pub decode_batch_mean: f64,
+    /// Disaggregated: the decode pool's mean KV occupancy over its budget
+    /// (received, reserved and decoding sequences).
+    pub decode_kv_mean_frac: f64,
+    /// The decode pool's peak KV occupancy over its budget.
+    pub decode_kv_peak_frac: f64,
+    /// Share of requests that failed in the decode pool for memory.
+    pub decode_oom_rate: f64,
     /// Simulated time from 0 to the last request's end, seconds.
     pub duration_s: f64,
     /// Engine steps run.
@@ -358,6 +413,13 @@ pub fn summarize(
         output_tokens += u64::from(r.output_tokens);
         good += u64::from(meets(&scenario.slo, r));
     }
+    let goodput_rps = if last_arrival > SimTime::ZERO {
+        good as f64 / last_arrival.as_secs_f64()
+    } else if end.as_nanos() > 0 {
+        good as f64 / end.as_secs_f64()
+    } else {
+        0.0
+    };
     let ok = || records.iter().filter(|r| r.outcome == Some(Outcome::Ok));
     let [ttft_p50, ttft_p90, ttft_p99] = select_percentiles(&mut latencies, [50.0, 90.0, 99.0]);
     latencies.clear();
@@ -474,11 +536,7 @@ pub fn summarize(
         e2e_p50,
         e2e_p99,
         throughput_tok_s: per_s(output_tokens as f64),
-        goodput_rps: if last_arrival > SimTime::ZERO {
-            good as f64 / last_arrival.as_secs_f64()
-        } else {
-            per_s(good as f64)
-        },
+        goodput_rps,
         kv_peak_frac: stats.kv_peak_frac,
         kv_mean_frac: mean.kv,
         kv_time_above_90: stats.kv_time_above_90(end),
@@ -526,6 +584,28 @@ pub fn summarize(
         ttft_prefill_p99,
         usd_per_hour,
         usd_per_m_output_tokens,
+        gpus: u64::from(scenario.deployment.tp) * u64::from(scenario.deployment.replicas.max(1)),
+        goodput_per_gpu: goodput_rps / (f64::from(scenario.deployment.tp) * replicas).max(1.0),
+        ttft_transfer_p50: None,
+        ttft_transfer_p99: None,
+        ttft_first_step_p50: None,
+        ttft_first_step_p99: None,
+        kv_transfer_bytes: 0,
+        kv_transfer_p50: None,
+        kv_transfer_p99: None,
+        kv_link_util: 0.0,
+        kv_link_util_max: 0.0,
+        decode_stall_rate: 0.0,
+        decode_stall_p50: None,
+        decode_stall_p99: None,
+        prefill_batch_mean: 0.0,
+        prefill_kv_mean_frac: 0.0,
+        prefill_kv_peak_frac: 0.0,
+        prefill_oom_rate: 0.0,
+        decode_batch_mean: 0.0,
+        decode_kv_mean_frac: 0.0,
+        decode_kv_peak_frac: 0.0,
+        decode_oom_rate: 0.0,
         duration_s,
         steps: stats.steps,
         busy_frac: if end.as_nanos() == 0 {

@@ -7,6 +7,7 @@
 //! their combinations. Every error names the file, the key and the reason.
 
 pub mod commands;
+pub mod disagg;
 mod overrides;
 pub mod spec;
 mod tiers;
@@ -122,6 +123,10 @@ pub struct Scenario {
     pub timeline_interval: Option<SimDuration>,
     /// The resolved spec (after overrides), echoed into `summary.json`.
     pub spec: ScenarioSpec,
+    /// Prefill/decode disaggregation: the prefill pool and the transfer
+    /// (`None`: colocated). When present, the rest of this scenario is the
+    /// decode pool.
+    pub disagg: Option<Box<disagg::Disagg>>,
 }
 
 impl Scenario {
@@ -171,6 +176,9 @@ impl Scenario {
     /// Validates an already parsed (and overridden) scenario table as if read
     /// from `path`.
     pub fn from_table(table: toml::Table, path: &Path) -> Result<Scenario, Error> {
+        if let Some(s) = disagg::load(&table, path)? {
+            return Ok(s);
+        }
         let spec = spec_from_table(table).map_err(|source| Error::Scenario {
             path: path.to_path_buf(),
             source,
@@ -556,6 +564,7 @@ fn validate(
         tiers,
         timeline_interval,
         spec,
+        disagg: None,
     })
 }
 

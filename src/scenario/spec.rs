@@ -62,6 +62,9 @@ pub struct ScenarioSpec {
     /// Sweep axes: dotted key path = list of values (used by `kvsim sweep`).
     #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
     pub sweep: toml::Table,
+    /// Prefill/decode disaggregation (absent: colocated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<super::disagg::DeploymentSpec>,
 }
 
 /// `[model]`: a catalog preset, optionally with fields overridden, or every

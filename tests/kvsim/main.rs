@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod cluster;
 mod common;
+mod disagg;
 mod engine;
 mod extreme;
 mod fast_path;

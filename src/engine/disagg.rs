@@ -1,0 +1,308 @@
+//! Prefill/decode disaggregation: two pools of replicas in one cluster and
+//! the KV moving between them (docs/ARCHITECTURE.md#disaggregation).
+//!
+//! # Life of a request
+//!
+//! ```text
+//! arrival ─route(P, D)─▶ P queue ─▶ P prefill ─▶ held on P ─reserve on D─▶ transfer ─▶ D batch ─▶ end
+//! ```
+//!
+//! - **Routing.** Both replicas are picked when the request arrives (every
+//!   proxy read for the design does: vLLM's toy proxy, SGLang's mini load
+//!   balancer, llm-d's EPP, Dynamo's frontend), each pool by its own
+//!   `hardware.router`. A decode replica counts the requests sent its way
+//!   that have not arrived ([`Engine::outstanding`]).
+//! - **Prefill.** A prefill replica is a fed engine whose requests end after
+//!   their first token; instead of releasing the sequence's KV it holds it
+//!   (counted in its KV occupancy, in no batch) and reports a [`Handoff`].
+//!   Held KV can fill a prefill replica: its admissions stop, and a running
+//!   chunked prefill that cannot grow meets its `scheduler.on_oom`.
+//! - **Reservation.** A decode replica admits the prompt's KV into its cache
+//!   before the transfer starts (vLLM allocates the blocks a remote prefill
+//!   will fill when it first schedules the request; SGLang's
+//!   `DecodePreallocQueue`). Requests waiting to reserve form a FIFO per
+//!   decode replica that stops at the first that does not fit (SGLang's
+//!   queue; head-of-line blocking is part of the behaviour); it is retried
+//!   after every instant of that replica. The wait is the request's
+//!   *decode stall*. With `reserve = "after-prefill"` (vLLM) the request
+//!   waits after its prefill, its KV held on P; with `"before-prefill"`
+//!   (SGLang, Dynamo, Mooncake) it waits before entering P's queue.
+//! - **Transfer.** The prompt's KV under the prefill pool's layout
+//!   (`kept_bytes(prompt)`, exact tokens, not rounded to blocks), at
+//!   `min(tp_p, tp_d) × deployment.link.gbps`, plus the link's latency, on
+//!   a FIFO channel per prefill replica (out) and per decode replica (in),
+//!   reserved together at the slower rate ([`crate::cache::tiers::reserve`]).
+//!   `layerwise` overlaps the last prefill step: with `L` layers, a step from
+//!   `s` to `e` and a wire time `T`, the transfer ends at
+//!   `max(e + T/L, max(free, s + (e - s)/L) + T) + latency`.
+//! - **Reception.** At the transfer's end the prefill replica frees the KV
+//!   and the decode replica receives the request: it joins the next batch
+//!   with room, recomputing its last prompt token (vLLM's decode instance
+//!   computes the token the prefill instance's first token came from), so
+//!   its first step is a one-token prefill. That step's token is the
+//!   request's first: TTFT = queue + prefill + transfer + first step.
+//!
+//! # Not modelled
+//!
+//! KV tiers in either pool, crashes, swap, parallel samples (refused at
+//! load), prefix caching on the decode side (a received request carries no
+//! content), SGLang's first token returned by the prefill server, Dynamo's
+//! conditional (local) prefill, vLLM's abort timeout for unclaimed KV, and
+//! fair sharing of a link between concurrent transfers (they queue FIFO).
+
+use std::collections::VecDeque;
+
+use super::{Engine, Event, Handoff, NONE, Received, Routed, Seq};
+use crate::cache::tiers::{Channel, Transfer, reserve};
+use crate::cache::{Content, KvLayout, SeqId, SeqInfo};
+use crate::hardware::cost::CostModel;
+use crate::metrics::Outcome;
+use crate::scenario::Scenario;
+use crate::scenario::disagg::{Disagg, ReserveMode, TransferMode};
+use crate::traffic::Lengths;
+use crate::units::{SimDuration, SimTime};
+
+impl<C: CostModel> Engine<'_, C> {
+    /// A prefill replica's sequence completed its prefill: keep its KV and
+    /// report it.
+    pub(super) fn hold(&mut self, s: &Seq) {
+        self.handoffs.push(Handoff {
+            flight: self.live[s.req as usize].user,
+            req: s.req,
+            slot: s.slot,
+            at: self.now,
+            step_start: self.step_started,
+        });
+    }
+
+    /// The cluster moved held request `req`'s KV (in `slot`) away at `at`:
+    /// free it; the request ends here.
+    pub(super) fn release_held(&mut self, at: SimTime, req: u32, slot: SeqId) {
+        invariant!(at >= self.now, "a release in the past");
+        self.now = at;
+        self.release(slot);
+        self.sample_ended(req, false, Outcome::Ok);
+        self.record_levels();
+        self.events.push(at, Event::Wake);
+    }
+
+    /// Reserves room at `at` for a received request of `tokens` prompt
+    /// tokens (`reserve` tokens under reserving admission); `None` when the
+    /// cache has none now.
+    pub(super) fn reserve_received(
+        &mut self,
+        at: SimTime,
+        tokens: u32,
+        reserve: u32,
+    ) -> Option<SeqId> {
+        invariant!(at >= self.now, "a reservation in the past");
+        self.now = at;
+        let slot = self.take_slot();
+        let info = SeqInfo {
+            id: slot,
+            tokens,
+            reserve,
+            content: None,
+        };
+        if self.cache.admit(&info).is_err() {
+            self.free_slots.push(slot);
+            return None;
+        }
+        self.receiving_bytes += self.cache.held_bytes(slot);
+        self.record_levels();
+        Some(slot)
+    }
+
+    /// Gives back a reservation whose request failed before its transfer.
+    pub(super) fn cancel_reservation(&mut self, at: SimTime, slot: SeqId) {
+        self.now = self.now.max(at);
+        self.receiving_bytes -= self.cache.held_bytes(slot);
+        self.release(slot);
+        self.record_levels();
+        self.events.push(self.now, Event::Wake);
+    }
+
+    /// A received request joins the batch being formed: its prompt's KV is
+    /// in its slot; it recomputes the last prompt token.
+    pub(super) fn admit_received(&mut self, r: Received) {
+        self.receiving_bytes -= self.cache.held_bytes(r.slot);
+        let rec = &mut self.records[r.req as usize];
+        rec.admitted = Some(self.now);
+        let prompt = rec.prompt_tokens;
+        let uid = self.take_uid();
+        self.running.push(Seq {
+            req: r.req,
+            slot: r.slot,
+            prefill_target: prompt,
+            prefilled: prompt - 1,
+            context: prompt - 1,
+            scheduled: 1,
+            output: r.output,
+            generated: 0,
+            fork: false,
+            final_bytes: self.layout.peak_bytes(prompt + r.output - 1),
+            uid,
+            since: 0,
+            dead: false,
+            content: None,
+        });
+    }
+}
+
+/// A request's way through a disaggregated deployment.
+#[derive(Copy, Clone, Debug)]
+pub(super) struct Flight {
+    /// Its lengths (the true output; the prefill replica sees one token).
+    pub lengths: Lengths,
+    pub content: Option<Content>,
+    pub session: Option<u64>,
+    pub turn: u32,
+    /// The cluster's conversation (`NONE`: nothing follows it).
+    pub conversation: u32,
+    pub arrival: SimTime,
+    /// Prefill replica (pool index) and the request's index in it (`NONE`:
+    /// not sent there).
+    pub p: u32,
+    pub p_req: u32,
+    /// Decode replica (pool index) and the request's index in it (`NONE`:
+    /// not received yet).
+    pub d: u32,
+    pub d_req: u32,
+    /// Held KV on the prefill replica, and the decode replica's reservation.
+    pub p_slot: SeqId,
+    pub d_slot: SeqId,
+    /// When it joined its decode replica's reservation queue, and when it
+    /// reserved.
+    pub queued: SimTime,
+    pub reserved: Option<SimTime>,
+    /// When its prefill ended, and when the step that ended it started.
+    pub prefill_end: Option<SimTime>,
+    pub step_start: SimTime,
+    /// Its transfer.
+    pub transfer_start: Option<SimTime>,
+    pub transfer_end: Option<SimTime>,
+    pub bytes: u64,
+}
+
+/// The cluster's state for the two pools: replicas `0..np` prefill,
+/// `np..` decode.
+pub(super) struct Pools<'s> {
+    pub disagg: &'s Disagg,
+    pub np: usize,
+    pub router: super::cluster::RouterState,
+    pub tp_p: u32,
+    pub tp_d: u32,
+    pub p_layout: KvLayout,
+    pub layers: u32,
+    /// Out-channel of each prefill replica, in-channel of each decode one.
+    pub out: Vec<Channel>,
+    pub inbound: Vec<Channel>,
+    /// Flights waiting to reserve on each decode replica.
+    pub queues: Vec<VecDeque<u32>>,
+    pub flights: Vec<Flight>,
+    /// Requests issued so far to each replica (its next request's index).
+    pub issued: Vec<u32>,
+}
+
+impl<'s> Pools<'s> {
+    pub(super) fn new(
+        scenario: &'s Scenario,
+        disagg: &'s Disagg,
+        router: super::cluster::RouterState,
+    ) -> Self {
+        let np = disagg.prefill.deployment.replicas.max(1) as usize;
+        let nd = scenario.deployment.replicas.max(1) as usize;
+        Pools {
+            disagg,
+            np,
+            router,
+            tp_p: disagg.prefill.deployment.tp,
+            tp_d: scenario.deployment.tp,
+            p_layout: disagg.prefill.layout,
+            layers: scenario.model.layers.max(1),
+            out: vec![Channel::default(); np],
+            inbound: vec![Channel::default(); nd],
+            queues: vec![VecDeque::new(); nd],
+            flights: Vec::new(),
+            issued: vec![0; np + nd],
+        }
+    }
+
+    /// When flight `f`'s transfer, issued at `at`, ends; reserves the links.
+    pub(super) fn start_transfer(&mut self, f: u32, at: SimTime) -> SimTime {
+        let fl = &self.flights[f as usize];
+        let (p, d) = (fl.p as usize, fl.d as usize);
+        let bytes = self.p_layout.kept_bytes(fl.lengths.prompt);
+        let t = Transfer {
+            blocks: 1,
+            block_bytes: bytes,
+            rate_bps: self.disagg.transfer_rate(self.tp_p, self.tp_d),
+            latency_ns: self.disagg.link.latency.as_nanos(),
+            per_block_ns: 0,
+        };
+        let end = match self.disagg.transfer {
+            TransferMode::AfterPrefill => {
+                let [out, inbound] = [&mut self.out[p], &mut self.inbound[d]];
+                reserve(at, &mut [out, inbound], &t)
+            }
+            TransferMode::Layerwise => {
+                let wire = t.duration_ns() - t.latency_ns;
+                let (s, e) = (fl.step_start.as_nanos(), at.as_nanos());
+                let l = u64::from(self.layers);
+                let free = self.out[p].free_at.max(self.inbound[d].free_at).as_nanos();
+                let first_layer = s + (e - s) / l;
+                let end = (e + wire / l).max(free.max(first_layer) + wire) + t.latency_ns;
+                let end = SimTime::from_nanos(end);
+                for c in [&mut self.out[p], &mut self.inbound[d]] {
+                    c.free_at = end;
+                    c.busy_ns += wire + t.latency_ns;
+                    c.bytes += bytes;
+                }
+                end
+            }
+        };
+        let fl = &mut self.flights[f as usize];
+        fl.bytes = bytes;
+        fl.transfer_start = Some(at);
+        fl.transfer_end = Some(end);
+        end
+    }
+
+    /// Whether flight `f` is reserved before its prefill.
+    pub(super) fn early(&self) -> bool {
+        self.disagg.reserve == ReserveMode::BeforePrefill
+    }
+}
+
+/// The request a prefill replica runs for flight `f`: one output token.
+pub(super) fn prefill_request(f: u32, fl: &Flight) -> Routed {
+    Routed {
+        lengths: Lengths {
+            output: 1,
+            max_tokens: 1,
+            ..fl.lengths
+        },
+        content: fl.content,
+        session: fl.session,
+        turn: fl.turn,
+        conversation: f,
+        received: NONE,
+    }
+}
+
+/// The request a decode replica receives for flight `fl`.
+pub(super) fn decode_request(fl: &Flight) -> Routed {
+    Routed {
+        lengths: fl.lengths,
+        content: None,
+        session: fl.session,
+        turn: fl.turn,
+        conversation: fl.conversation,
+        received: fl.d_slot,
+    }
+}
+
+/// Nanoseconds between two instants of a flight, when both happened.
+pub(super) fn span(from: Option<SimTime>, to: Option<SimTime>) -> Option<SimDuration> {
+    Some(to? - from?)
+}
