@@ -66,6 +66,7 @@ impl<C: CostModel> Engine<'_, C> {
     /// A prefill replica's sequence completed its prefill: keep its KV and
     /// report it.
     pub(super) fn hold(&mut self, s: &Seq) {
+        self.held += 1;
         self.handoffs.push(Handoff {
             flight: self.live[s.req as usize].user,
             req: s.req,
@@ -80,6 +81,7 @@ impl<C: CostModel> Engine<'_, C> {
     pub(super) fn release_held(&mut self, at: SimTime, req: u32, slot: SeqId) {
         invariant!(at >= self.now, "a release in the past");
         self.now = at;
+        self.held -= 1;
         self.release(slot);
         self.sample_ended(req, false, Outcome::Ok);
         self.record_levels();

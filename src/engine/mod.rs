@@ -537,6 +537,8 @@ struct Engine<'s, C> {
     role: Role,
     /// Prefill role: completed prefills not yet collected by the cluster.
     handoffs: Vec<Handoff>,
+    /// Prefill role: sequences whose KV is held for a transfer.
+    held: u32,
     /// Decode role: received requests waiting to join a batch.
     received: VecDeque<Received>,
     /// Decode role: bytes held by reservations whose sequence is not in
@@ -622,6 +624,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             tiers,
             role: Role::Colocated,
             handoffs: Vec::new(),
+            held: 0,
             received: VecDeque::new(),
             receiving_bytes: 0,
             expected: 0,
@@ -715,7 +718,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.stats.tiers = t.totals;
         }
         invariant!(self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty());
-        invariant!(self.received.is_empty() && self.handoffs.is_empty());
+        invariant!(self.received.is_empty() && self.handoffs.is_empty() && self.held == 0);
         invariant_eq!(self.receiving_bytes, 0);
         // Every queued sample's content was taken when it left the queue.
         invariant_eq!(self.contents.entries.len(), self.contents.free.len());

@@ -67,7 +67,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
             // can never be admitted (its recomputed prompt outgrew the cache
             // or the step budget): fail it rather than wait forever, and try
             // again.
-            if !self.running.is_empty() {
+            // Nor while a disaggregated replica holds KV for requests
+            // outside the batch (held for a transfer, or reserved for one
+            // being received): it is freed without a step.
+            if !self.running.is_empty() || self.held > 0 || self.receiving_bytes > 0 {
                 self.record_levels();
                 return;
             }

@@ -126,3 +126,126 @@ fn two_requests_after_prefill_transfer_exactly() {
     assert!((m.kv_link_util_max - 6.02 / 82.03).abs() < 1e-12);
     assert_eq!(m.gpus, 8);
 }
+
+/// `s` with the decode replica's KV budget `d_blocks` and the prefill
+/// replica's `p_blocks` 16-token blocks (0: as loaded).
+fn budgets(mut s: Scenario, d_blocks: u64, p_blocks: u64) -> Scenario {
+    if d_blocks > 0 {
+        s.budget.kv_bytes = d_blocks * 16 * BPT;
+    }
+    if p_blocks > 0 {
+        s.disagg.as_mut().unwrap().prefill.budget.kv_bytes = p_blocks * 16 * BPT;
+    }
+    s
+}
+
+#[test]
+fn no_room_on_decode_late_reservation_holds_kv_on_prefill() {
+    // D holds 128 blocks: R1 takes 63, R2 needs 125, so R2 reserves only
+    // when R1 ends at 62.020. Its KV waits on P meanwhile; the transfer runs
+    // [62.020, 66.030] and D, idle, runs R2's first step [66.030, 76.040].
+    let (_d, s) = scenario(TWO, "", "");
+    let out = run(&budgets(s, 128, 0));
+    let r2 = out.records[1];
+    assert_eq!(ms(r2.first_token), 76.04);
+    assert_eq!(ms(r2.first_token) - ms(Some(r2.arrival)), 71.04);
+    assert_eq!(ms(r2.finished), 86.04);
+    let m = &out.summary;
+    assert_eq!(m.decode_stall_rate, 0.5);
+    assert!((m.decode_stall_p99.unwrap() - (0.01202 * 0.99)).abs() < 1e-12);
+}
+
+#[test]
+fn no_room_on_decode_early_reservation_waits_before_prefill() {
+    // R2 waits from its arrival (5 ms) to 62.020 before it enters P's queue;
+    // prefill [62.020, 92.020], transfer [92.020, 96.030], first step
+    // [96.030, 106.040]: TTFT 101.040 ms, and P never holds KV waiting.
+    let (_d, s) = scenario(TWO, "reserve = \"before-prefill\"", "");
+    let out = run(&budgets(s, 128, 0));
+    let [r1, r2] = [out.records[0], out.records[1]];
+    assert_eq!(ms(r1.first_token), 32.02);
+    assert_eq!(ms(r2.admitted), 62.02);
+    assert_eq!(ms(r2.first_token), 106.04);
+    assert_eq!(ms(r2.first_token) - ms(Some(r2.arrival)), 101.04);
+}
+
+#[test]
+fn held_kv_fills_the_prefill_replica_and_stops_its_admissions() {
+    // Three 1,000-token prompts at 0 with 2 output tokens. D holds one
+    // request (70 blocks), P two (130 blocks). P prefills R1 and R2 in
+    // [0, 30]; R1 reserves and moves [30, 32.010]; R2's KV stays on P, so
+    // R3 is admitted only when R1's is released, at 32.010 ([32.010,
+    // 52.010]). D: R1 [32.010, 52.020]; R2 reserves at 52.020, moves
+    // [52.020, 54.030], decodes [54.030, 74.040]; R3 (queued since 52.010)
+    // reserves at 74.040, moves [74.040, 76.050], decodes to 96.060.
+    let trace = "arrival_s,prompt_tokens,output_tokens\n0,1000,2\n0,1000,2\n0,1000,2\n";
+    let (_d, s) = scenario(trace, "", "");
+    let out = run(&budgets(s, 70, 130));
+    let r = &out.records;
+    assert_eq!(ms(r[0].finished), 52.02);
+    assert_eq!(ms(r[1].first_token), 64.04);
+    assert_eq!(ms(r[1].finished), 74.04);
+    assert_eq!(ms(r[2].admitted), 32.01, "held KV kept R3 out of P");
+    assert_eq!(ms(r[2].first_token), 86.06);
+    assert_eq!(ms(r[2].finished), 96.06);
+    let m = &out.summary;
+    assert!((m.decode_stall_rate - 2.0 / 3.0).abs() < 1e-12);
+    // P was full (126 of 130 blocks) while it held R1 and R2.
+    assert!((m.prefill_kv_peak_frac - 126.0 / 130.0).abs() < 1e-12);
+}
+
+#[test]
+fn transfers_from_one_step_queue_on_the_link() {
+    // Two 1,000-token prompts prefilled in one step [0, 30]: FIFO on the
+    // link, [30, 32.010] and [32.010, 34.020].
+    let trace = "arrival_s,prompt_tokens,output_tokens\n0,1000,2\n0,1000,2\n";
+    let (_d, s) = scenario(trace, "", "");
+    let out = run(&s);
+    let m = &out.summary;
+    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
+    // Transfer time (issue to end): 2.010 and 4.020 ms.
+    assert!(
+        close(m.kv_transfer_p50, 0.003015),
+        "{:?}",
+        m.kv_transfer_p50
+    );
+    assert_eq!(ms(out.records[0].first_token), 42.02);
+    // D is busy with R1's first step until 42.020; R2 joins the next step.
+    assert_eq!(ms(out.records[1].first_token), 52.03);
+}
+
+#[test]
+fn layerwise_transfer_overlaps_the_last_prefill_step() {
+    // R1 alone: the step [0, 20] ms, wire 2 ms, 80 layers: the transfer ends
+    // at 0.010 + max(20 + 2/80, 20/80 + 2) = 20.035 ms; TTFT 30.045 ms.
+    let trace = "arrival_s,prompt_tokens,output_tokens\n0,1000,4\n";
+    let (_d, s) = scenario(
+        trace,
+        "reserve = \"before-prefill\"\ntransfer = \"layerwise\"",
+        "",
+    );
+    let out = run(&s);
+    assert_eq!(ms(out.records[0].first_token), 30.045);
+}
+
+#[test]
+fn pools_take_their_own_hardware_and_inherit_the_rest() {
+    let (_d, s) = scenario(
+        TWO,
+        "",
+        "[deployment.prefill.hardware]\ntp = 2\nreplicas = 3\n[deployment.decode.hardware]\ntp = 8\n",
+    );
+    let p = &s.disagg.as_ref().unwrap().prefill;
+    assert_eq!((p.deployment.tp, p.deployment.replicas), (2, 3));
+    assert_eq!((s.deployment.tp, s.deployment.replicas), (8, 1));
+    assert_eq!(p.deployment.gpu.name, s.deployment.gpu.name);
+    assert_eq!(p.model.name, s.model.name);
+    // min(2, 8) GPUs' links carry a transfer.
+    assert_eq!(
+        s.disagg.as_ref().unwrap().transfer_rate(2, 8),
+        2 * 40_960_000_000
+    );
+    let out = run(&s);
+    assert_eq!(out.summary.gpus, 3 * 2 + 8);
+    assert_eq!(out.summary.ok, 2);
+}
