@@ -304,6 +304,7 @@ pub const ALL: [(&Range, &[&str]); 26] = [
             "cache.tiers[].write_gbps",
             "hardware.pcie_gbps",
             "hardware.nic_gbps",
+            "deployment.link.gbps",
         ],
     ),
     (
@@ -312,6 +313,7 @@ pub const ALL: [(&Range, &[&str]); 26] = [
             "cache.tiers[].latency_us",
             "hardware.pcie_block_us",
             "hardware.nic_latency_us",
+            "deployment.link.latency_us",
         ],
     ),
     (&RESTART_S, &["scheduler.restart_s"]),

@@ -15,8 +15,9 @@
 //! - **Prefill.** A prefill replica is a fed engine whose requests end after
 //!   their first token; instead of releasing the sequence's KV it holds it
 //!   (counted in its KV occupancy, in no batch) and reports a [`Handoff`].
-//!   Held KV can fill a prefill replica: its admissions stop, and a running
-//!   chunked prefill that cannot grow meets its `scheduler.on_oom`.
+//!   Held KV can fill a prefill replica: its admissions stop until a
+//!   transfer ends (a prompt's blocks are allocated whole at admission, so a
+//!   prefill in progress never runs out).
 //! - **Reservation.** A decode replica admits the prompt's KV into its cache
 //!   before the transfer starts (vLLM allocates the blocks a remote prefill
 //!   will fill when it first schedules the request; SGLang's

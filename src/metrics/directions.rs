@@ -3,7 +3,7 @@
 //! and a scenario's `[check]` table is validated against it.
 
 /// Metrics that are counts: compared exactly.
-pub const COUNTS: [&str; 32] = [
+pub const COUNTS: [&str; 34] = [
     "requests",
     "ok",
     "oom",
@@ -36,6 +36,8 @@ pub const COUNTS: [&str; 32] = [
     "loads_declined",
     "kv_budget_bytes",
     "kv_bytes_per_token",
+    "gpus",
+    "kv_transfer_bytes",
 ];
 
 /// Which way a metric is better.
@@ -70,7 +72,7 @@ pub enum Better {
 /// utilisations and declined loads follow too: more traffic below HBM can
 /// mean more reuse or more churn; a tier's hits and the recompute they
 /// avoided are better higher, its evictions lower.
-pub const DIRECTIONS: [(&str, Better); 76] = [
+pub const DIRECTIONS: [(&str, Better); 98] = [
     ("requests", Better::Neither),
     ("ok", Better::Higher),
     ("oom", Better::Lower),
@@ -142,6 +144,28 @@ pub const DIRECTIONS: [(&str, Better); 76] = [
     ("ttft_prefill_p99", Better::Lower),
     ("usd_per_hour", Better::Lower),
     ("usd_per_m_output_tokens", Better::Lower),
+    ("gpus", Better::Neither),
+    ("goodput_per_gpu", Better::Higher),
+    ("ttft_transfer_p50", Better::Lower),
+    ("ttft_transfer_p99", Better::Lower),
+    ("ttft_first_step_p50", Better::Lower),
+    ("ttft_first_step_p99", Better::Lower),
+    ("kv_transfer_bytes", Better::Follows),
+    ("kv_transfer_p50", Better::Lower),
+    ("kv_transfer_p99", Better::Lower),
+    ("kv_link_util", Better::Follows),
+    ("kv_link_util_max", Better::Follows),
+    ("decode_stall_rate", Better::Lower),
+    ("decode_stall_p50", Better::Lower),
+    ("decode_stall_p99", Better::Lower),
+    ("prefill_batch_mean", Better::Follows),
+    ("prefill_kv_mean_frac", Better::Follows),
+    ("prefill_kv_peak_frac", Better::Follows),
+    ("prefill_oom_rate", Better::Lower),
+    ("decode_batch_mean", Better::Follows),
+    ("decode_kv_mean_frac", Better::Follows),
+    ("decode_kv_peak_frac", Better::Follows),
+    ("decode_oom_rate", Better::Lower),
     ("duration_s", Better::Follows),
     ("steps", Better::Follows),
     ("busy_frac", Better::Follows),
