@@ -79,8 +79,12 @@ pub struct ClusterOutput {
     pub replica_of_request: Vec<u32>,
     /// The replica each timeline row (in [`RunOutput::timeline`] order) is of.
     pub replica_of_row: Vec<u32>,
-    /// Each replica's own metrics.
+    /// Each replica's own metrics (a disaggregated deployment's prefill
+    /// replicas first).
     pub replicas: Vec<crate::metrics::Summary>,
+    /// A disaggregated run's flights between the pools, one per request in
+    /// [`RunOutput::records`] order.
+    pub flights: Option<Vec<crate::metrics::disagg::FlightTimes>>,
 }
 
 /// What a request looks like to the router.
@@ -704,6 +708,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             replica_of_request,
             replica_of_row,
             replicas: summaries,
+            flights: None,
         }),
     })
 }

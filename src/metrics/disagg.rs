@@ -20,6 +20,8 @@ pub struct FlightTimes {
     pub stall: Option<SimDuration>,
     /// KV bytes it moved.
     pub bytes: u64,
+    /// Its prefill replica (of the cluster's replicas; `u32::MAX`: none).
+    pub prefill_replica: u32,
 }
 
 /// What the two pools did, for [`fill`].

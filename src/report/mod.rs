@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::engine::{ClusterOutput, RunOutput};
 use crate::error::Error;
+use crate::metrics::disagg::FlightTimes;
 use crate::metrics::{RequestRecord, Summary, TimelineRow};
 use crate::scenario::Scenario;
 use crate::units::{SimDuration, SimTime};
@@ -37,14 +38,19 @@ fn span(d: Option<SimDuration>) -> String {
 /// (`queue_s` to first admission, `load_s` loading from tiers, `prefill_s`
 /// the rest; empty where the request never got that far).
 pub fn requests_csv(records: &[RequestRecord]) -> Result<Vec<u8>, csv::Error> {
-    requests_csv_of(records, None)
+    requests_csv_of(records, None, None)
 }
 
 /// [`requests_csv`] with a last `replica` column when `replica_of` (one
-/// entry per record) is given: a cluster run's.
+/// entry per record) is given: a cluster run's (for a disaggregated one,
+/// the decode replica). With `flights` (a disaggregated run's, one per
+/// record) `prefill_s` is the prefill alone and the columns `transfer_s`,
+/// `first_step_s`, `decode_stall_s`, `kv_transfer_bytes` and
+/// `prefill_replica` follow.
 pub fn requests_csv_of(
     records: &[RequestRecord],
     replica_of: Option<&[u32]>,
+    flights: Option<&[FlightTimes]>,
 ) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(records.len() * 136));
     let mut header = vec![
@@ -71,9 +77,36 @@ pub fn requests_csv_of(
     if replica_of.is_some() {
         header.push("replica");
     }
+    if flights.is_some() {
+        header.extend([
+            "transfer_s",
+            "first_step_s",
+            "decode_stall_s",
+            "kv_transfer_bytes",
+            "prefill_replica",
+        ]);
+    }
     w.write_record(&header)?;
     for (i, r) in records.iter().enumerate() {
         let replica = replica_of.map(|of| of[i].to_string());
+        let flight = flights.map(|f| f[i]);
+        let prefill = match flight {
+            Some(f) => f.prefill_end.and_then(|e| Some(e - r.admitted?)),
+            None => r.prefill(),
+        };
+        let disagg = flight.map(|f| {
+            [
+                span(f.prefill_end.and_then(|p| Some(f.transfer_end? - p))),
+                span(f.transfer_end.and_then(|t| Some(r.first_token? - t))),
+                span(f.stall),
+                f.bytes.to_string(),
+                if f.prefill_replica == u32::MAX {
+                    String::new()
+                } else {
+                    f.prefill_replica.to_string()
+                },
+            ]
+        });
         let cells = [
             r.id.to_string(),
             secs(Some(r.arrival)),
@@ -93,9 +126,15 @@ pub fn requests_csv_of(
             r.tier_hit_tokens.to_string(),
             span(r.queue()),
             span(r.admitted.map(|_| r.load)),
-            span(r.prefill()),
+            span(prefill),
         ];
-        w.write_record(cells.iter().map(String::as_str).chain(replica.as_deref()))?;
+        w.write_record(
+            cells
+                .iter()
+                .map(String::as_str)
+                .chain(replica.as_deref())
+                .chain(disagg.iter().flatten().map(String::as_str)),
+        )?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
@@ -239,6 +278,7 @@ pub fn run_files(
                 out.cluster
                     .as_ref()
                     .map(|c| c.replica_of_request.as_slice()),
+                out.cluster.as_ref().and_then(|c| c.flights.as_deref()),
             )
             .map_err(|e| failed("requests.csv", e.to_string()))?,
         ),

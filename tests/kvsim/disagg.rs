@@ -249,3 +249,127 @@ fn pools_take_their_own_hardware_and_inherit_the_rest() {
     assert_eq!(out.summary.gpus, 3 * 2 + 8);
     assert_eq!(out.summary.ok, 2);
 }
+
+mod properties {
+    use super::super::common::{BIG_GPU, TINY_BPT, TINY_MODEL};
+    use kvsim::engine::{simulate, simulate_reference};
+    use kvsim::metrics::Outcome;
+    use kvsim::scenario::Scenario;
+    use proptest::prelude::*;
+
+    /// A random disaggregated deployment of the tiny model and budgets (in
+    /// tokens) for its decode and prefill replicas.
+    fn cases() -> impl Strategy<Value = (String, u64, u64)> {
+        (
+            (1u32..4, 1u32..4, 0usize..3, 1u32..30, 0.5f64..40.0),
+            (1u32..300, 1u32..80, any::<bool>(), any::<bool>(), 1u32..64),
+            (600u64..3000, 300u64..3000, 0u64..1000),
+        )
+            .prop_map(|(a, b, c)| {
+                let (p_reps, d_reps, mode, requests, rate) = a;
+                let (prompt, output, chunked, reject, seqs) = b;
+                let (d_budget, p_budget, seed) = c;
+                let deployment = match mode {
+                    0 => "",
+                    1 => "reserve = \"before-prefill\"",
+                    _ => "reserve = \"before-prefill\"\ntransfer = \"layerwise\"",
+                };
+                let on_oom = if reject {
+                    "reject"
+                } else {
+                    "preempt-recompute"
+                };
+                let toml = format!(
+                    r#"
+name = "prop"
+seed = {seed}
+requests = {requests}
+[traffic]
+arrival = {{ kind = "poisson", rate = {rate} }}
+prompt = {{ kind = "uniform", min = 1, max = {prompt} }}
+output = {{ kind = "uniform", min = 1, max = {output} }}
+[cache]
+policy = "paged"
+block_size = 16
+prefix_caching = false
+[scheduler]
+chunked_prefill = {chunked}
+max_batched_tokens = 512
+max_num_seqs = {seqs}
+on_oom = "{on_oom}"
+[deployment]
+mode = "disaggregated"
+{deployment}
+[deployment.link]
+gbps = 0.001
+latency_us = 5
+[deployment.prefill.hardware]
+replicas = {p_reps}
+[deployment.decode.hardware]
+replicas = {d_reps}
+{TINY_MODEL}
+{BIG_GPU}
+"#
+                );
+                (toml, d_budget, p_budget)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96),
+            ..ProptestConfig::default()
+        })]
+
+        /// Every request ends once, in one outcome; a completed request's KV
+        /// left the prefill pool only after its prefill and reached the
+        /// decode pool before its first token; the bytes on the wire are
+        /// exactly the completed prefills' prompts; no pool's KV passes its
+        /// budget and no link is busy longer than the run; the fast path and
+        /// the reference engine agree; a run is a pure function of its
+        /// scenario and seed.
+        #[test]
+        fn requests_and_kv_are_conserved_across_pools((toml, d_budget, p_budget) in cases()) {
+            let mut s = Scenario::from_toml(&toml, std::path::Path::new("p.toml"), &[])
+                .unwrap_or_else(|e| panic!("{e}"));
+            s.budget.kv_bytes = d_budget * TINY_BPT;
+            s.disagg.as_mut().unwrap().prefill.budget.kv_bytes = p_budget * TINY_BPT;
+            let out = simulate(&s, s.seed, super::cost()).unwrap();
+            let m = &out.summary;
+            prop_assert_eq!(m.ok + m.oom + m.unservable + m.crashed + m.timeout, m.requests);
+            prop_assert_eq!(m.crashed, 0);
+            prop_assert!(out.records.iter().all(|r| r.outcome.is_some()));
+            let flights = out.cluster.as_ref().unwrap().flights.as_ref().unwrap();
+            prop_assert_eq!(flights.len(), out.records.len());
+            let mut bytes = 0;
+            for (r, f) in out.records.iter().zip(flights) {
+                if f.transfer_end.is_some() {
+                    bytes += u64::from(r.prompt_tokens) * TINY_BPT;
+                    prop_assert_eq!(f.bytes, u64::from(r.prompt_tokens) * TINY_BPT);
+                }
+                if r.outcome != Some(Outcome::Ok) {
+                    continue;
+                }
+                let (admitted, end, start, arrived) = (
+                    r.admitted.unwrap(),
+                    f.prefill_end.unwrap(),
+                    f.transfer_start.unwrap(),
+                    f.transfer_end.unwrap(),
+                );
+                prop_assert!(r.arrival <= admitted && admitted < end);
+                prop_assert!(end <= start && start < arrived);
+                prop_assert!(arrived < r.first_token.unwrap());
+                prop_assert!(r.first_token <= r.finished);
+                prop_assert_eq!(r.output_tokens, r.output_target);
+            }
+            prop_assert_eq!(m.kv_transfer_bytes, bytes);
+            prop_assert!(m.prefill_kv_peak_frac <= 1.0 && m.decode_kv_peak_frac <= 1.0);
+            prop_assert!(m.kv_link_util_max <= 1.0 + 1e-12);
+            let reference = simulate_reference(&s, s.seed, super::cost()).unwrap();
+            prop_assert_eq!(format!("{:?}", reference.records), format!("{:?}", out.records));
+            prop_assert_eq!(&reference.summary, m);
+            let again = simulate(&s, s.seed, super::cost()).unwrap();
+            prop_assert_eq!(&again.summary, m);
+        }
+    }
+}

@@ -314,6 +314,7 @@ pub(super) fn compose<'a>(
             transfer_end: fl.transfer_end,
             stall: span(Some(fl.queued), fl.reserved),
             bytes: fl.bytes,
+            prefill_replica: fl.p,
         });
         records.push(rec);
     }
@@ -400,6 +401,7 @@ pub(super) fn finish<C: CostModel>(
             replica_of_request,
             replica_of_row,
             replicas: summaries,
+            flights: Some(times),
         }),
     }
 }
