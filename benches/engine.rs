@@ -213,3 +213,22 @@ fn sweep_64(bencher: divan::Bencher, threads: usize) {
         divan::black_box(run.points.len())
     });
 }
+
+/// A disaggregated deployment: `benches/disagg.toml`, colocated or with its
+/// pools, and how fast each runs per simulated request.
+fn disagg(case: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/disagg.toml");
+    let mut table = kvsim::scenario::read_table(&path).expect("bench scenario");
+    if case == "colocated" {
+        // The same GPUs, every replica prefilling and decoding: two TP4s.
+        table.remove("deployment");
+        kvsim::scenario::apply_cli_overrides(&mut table, &["hardware.replicas=2".into()])
+            .expect("overrides");
+    }
+    Scenario::from_table(table, &path).expect("the bench scenario is valid")
+}
+
+#[divan::bench(args = ["disaggregated", "colocated"], sample_count = 5, sample_size = 1)]
+fn disaggregated(bencher: divan::Bencher, case: &str) {
+    bench_requests(bencher, &disagg(case));
+}

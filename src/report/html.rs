@@ -1037,6 +1037,9 @@ fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Erro
     if let Some(tiers) = doc["resolved_scenario"]["cache"]["tiers"].as_array() {
         tier_section(&mut page, tiers, &f);
     }
+    if doc["resolved_scenario"]["deployment"]["mode"].as_str() == Some("disaggregated") {
+        disagg_section(&mut page, &f);
+    }
     page.h2("charts", "Charts");
     match Table::parse(Path::new("timeline.csv"), timeline) {
         Ok(table) => page.charts(table),
@@ -1146,6 +1149,66 @@ fn tier_section(page: &mut Page, tiers: &[Value], f: &dyn Fn(&str) -> f64) {
     })
     .collect();
     page.table(&["TTFT part", "p50 (ms)", "p99 (ms)"], &part_rows);
+}
+
+/// The "Disaggregation" section of a disaggregated run: TTFT's four parts,
+/// the transfers and their links, decode-side stalls and each pool; `f`
+/// reads a metric.
+fn disagg_section(page: &mut Page, f: &dyn Fn(&str) -> f64) {
+    page.h2("disaggregation", "Disaggregation");
+    page.p(&format!(
+        "{} GPUs in two pools; goodput {} requests/s per GPU. {} GB of KV moved from the \
+         prefill to the decode pool; the KV links were busy {} of the run on average, {} at \
+         the busiest. {} of requests waited for room on their decode replica.",
+        num(f("gpus")),
+        num(f("goodput_per_gpu")),
+        num(f("kv_transfer_bytes") / 1e9),
+        pct(f("kv_link_util")),
+        pct(f("kv_link_util_max")),
+        pct(f("decode_stall_rate"))
+    ));
+    let ms = |k: &str| {
+        let v = f(k);
+        if v.is_finite() {
+            format!("{:.1}", v * 1e3)
+        } else {
+            "-".to_string()
+        }
+    };
+    let rows: Vec<Vec<String>> = [
+        ("queue (arrival to prefill admission)", "ttft_queue"),
+        ("prefill", "ttft_prefill"),
+        ("transfer (prefill end to KV received)", "ttft_transfer"),
+        ("first step (KV received to first token)", "ttft_first_step"),
+        ("one transfer on the link", "kv_transfer"),
+        ("wait for room on the decode replica", "decode_stall"),
+    ]
+    .iter()
+    .map(|(label, k)| {
+        vec![
+            label.to_string(),
+            ms(&format!("{k}_p50")),
+            ms(&format!("{k}_p99")),
+        ]
+    })
+    .collect();
+    page.table(&["part", "p50 (ms)", "p99 (ms)"], &rows);
+    let pools: Vec<Vec<String>> = ["prefill", "decode"]
+        .iter()
+        .map(|p| {
+            vec![
+                p.to_string(),
+                num(f(&format!("{p}_batch_mean"))),
+                pct(f(&format!("{p}_kv_mean_frac"))),
+                pct(f(&format!("{p}_kv_peak_frac"))),
+                pct(f(&format!("{p}_oom_rate"))),
+            ]
+        })
+        .collect();
+    page.table(
+        &["pool", "batch mean", "KV mean", "KV peak", "OOM rate"],
+        &pools,
+    );
 }
 
 /// The sweep.csv columns the points table shows (those present).

@@ -7,6 +7,7 @@ use crate::cache::Placement;
 use crate::cache::tiers::{TierKind, TierPlan};
 use crate::metrics::{BatchLimit, Summary};
 use crate::scenario::Scenario;
+use crate::scenario::disagg::{Disagg, ReserveMode, TransferMode};
 use crate::units::gib;
 
 fn ms(v: Option<f64>) -> String {
@@ -39,15 +40,30 @@ pub fn summary_table(
         (
             "configuration",
             format!(
-                "{} on {} x {}{} | {} ({}{}, {} admission, on_oom {})",
+                "{} on {} | {} ({}{}, {} admission, on_oom {})",
                 scenario.model.name,
-                scenario.deployment.tp,
-                scenario.deployment.gpu.name,
-                match scenario.deployment.replicas {
-                    1 => String::new(),
-                    r => format!(
-                        " | {r} replicas, {} router (KV budget and occupancy per replica)",
-                        scenario.deployment.router.name()
+                match &scenario.disagg {
+                    Some(g) => format!(
+                        "prefill {} x TP{} {} + decode {} x TP{} {} (KV budget, batch and \
+                         occupancy below are one decode replica's)",
+                        g.prefill.deployment.replicas,
+                        g.prefill.deployment.tp,
+                        g.prefill.deployment.gpu.name,
+                        scenario.deployment.replicas,
+                        scenario.deployment.tp,
+                        scenario.deployment.gpu.name
+                    ),
+                    None => format!(
+                        "{} x {}{}",
+                        scenario.deployment.tp,
+                        scenario.deployment.gpu.name,
+                        match scenario.deployment.replicas {
+                            1 => String::new(),
+                            r => format!(
+                                " | {r} replicas, {} router (KV budget and occupancy per replica)",
+                                scenario.deployment.router.name()
+                            ),
+                        }
                     ),
                 },
                 scenario.cache.policy.name(),
@@ -147,13 +163,25 @@ pub fn summary_table(
             ),
         ),
     ];
+    if let Some(g) = &scenario.disagg {
+        rows.extend(disagg_rows(g, s));
+    }
     if !per_replica.is_empty() {
+        let np = scenario
+            .disagg
+            .as_ref()
+            .map_or(0, |g| g.prefill.deployment.replicas as usize);
         let lines: Vec<String> = per_replica
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 format!(
-                    "#{i}: {} requests, {} oom | batch mean {:.1} | TTFT p99 {} | TPOT p99 {} | KV peak {}",
+                    "#{i}{}: {} requests, {} oom | batch mean {:.1} | TTFT p99 {} | TPOT p99 {} | KV peak {}",
+                    match (np, i < np) {
+                        (0, _) => "",
+                        (_, true) => " prefill",
+                        (_, false) => " decode",
+                    },
                     r.requests,
                     r.oom + r.unservable + r.crashed,
                     r.batch_mean,
@@ -288,6 +316,77 @@ fn tier_rows(plan: &TierPlan, s: &Summary) -> [(&'static str, String); 3] {
                 ms(s.ttft_load_p99),
                 ms(s.ttft_prefill_p50),
                 ms(s.ttft_prefill_p99)
+            ),
+        ),
+    ]
+}
+
+/// The rows of a disaggregated run: TTFT's four parts, the transfers and
+/// their links, decode-side stalls, and each pool.
+fn disagg_rows(g: &Disagg, s: &Summary) -> [(&'static str, String); 4] {
+    [
+        (
+            "TTFT parts",
+            format!(
+                "queue p50 {} p99 {} | prefill p50 {} p99 {} | transfer p50 {} p99 {} | first \
+                 step p50 {} p99 {}",
+                ms(s.ttft_queue_p50),
+                ms(s.ttft_queue_p99),
+                ms(s.ttft_prefill_p50),
+                ms(s.ttft_prefill_p99),
+                ms(s.ttft_transfer_p50),
+                ms(s.ttft_transfer_p99),
+                ms(s.ttft_first_step_p50),
+                ms(s.ttft_first_step_p99)
+            ),
+        ),
+        (
+            "KV transfers",
+            format!(
+                "{} moved over {} at {:.1} GB/s per GPU ({} {}) | one transfer p50 {} p99 {} | \
+                 links busy mean {} max {}",
+                gb(s.kv_transfer_bytes),
+                g.link.kind.name(),
+                g.link.bytes_per_s as f64 / 1e9,
+                match g.transfer {
+                    TransferMode::AfterPrefill => "after the prefill",
+                    TransferMode::Layerwise => "layer by layer",
+                },
+                match g.reserve {
+                    ReserveMode::AfterPrefill => "reserved after it",
+                    ReserveMode::BeforePrefill => "reserved before it",
+                },
+                ms(s.kv_transfer_p50),
+                ms(s.kv_transfer_p99),
+                pct(s.kv_link_util),
+                pct(s.kv_link_util_max)
+            ),
+        ),
+        (
+            "decode stalls",
+            format!(
+                "{} of requests waited for room | p50 {} p99 {}",
+                pct(s.decode_stall_rate),
+                ms(s.decode_stall_p50),
+                ms(s.decode_stall_p99)
+            ),
+        ),
+        (
+            "pools",
+            format!(
+                "prefill: batch mean {:.1} | KV mean {} peak {} | OOM rate {}\n\
+                 decode: batch mean {:.1} | KV mean {} peak {} | OOM rate {}\n\
+                 {} GPUs | goodput {:.3} req/s per GPU",
+                s.prefill_batch_mean,
+                pct(s.prefill_kv_mean_frac),
+                pct(s.prefill_kv_peak_frac),
+                pct(s.prefill_oom_rate),
+                s.decode_batch_mean,
+                pct(s.decode_kv_mean_frac),
+                pct(s.decode_kv_peak_frac),
+                pct(s.decode_oom_rate),
+                s.gpus,
+                s.goodput_per_gpu
             ),
         ),
     ]
