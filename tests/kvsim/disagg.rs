@@ -373,3 +373,47 @@ replicas = {d_reps}
         }
     }
 }
+
+#[test]
+fn a_disaggregated_run_writes_its_metrics_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), TWO).unwrap();
+    let (_d, s) = scenario(TWO, "", "");
+    let text = toml::to_string(&s.spec).unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = assert_cmd::Command::cargo_bin("kvsim")
+        .unwrap()
+        .args(["run", path.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("o"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("prefill 1 x TP4 h100-sxm"), "{stdout}");
+    assert!(stdout.contains("KV transfers"), "{stdout}");
+    let o = dir.path().join("o");
+    let csv = std::fs::read_to_string(o.join("requests.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert!(header.ends_with(
+        "prefill_s,replica,transfer_s,first_step_s,decode_stall_s,kv_transfer_bytes,prefill_replica"
+    ));
+    // R1 (the roofline prices its steps; the link does not depend on it):
+    // transfer 2.010 ms, no stall, 327,680,000 bytes, from prefill replica 0
+    // to decode replica 1.
+    let r1: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let n = r1.len();
+    assert_eq!(r1[n - 6..n - 4], ["1", "0.002010000"]);
+    assert_eq!(r1[n - 3..], ["0.000000000", "327680000", "0"]);
+    assert!(r1[n - 4].parse::<f64>().unwrap() > 0.0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(o.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["metrics"]["kv_transfer_bytes"], 983_040_000u64);
+    assert_eq!(summary["metrics"]["gpus"], 8);
+    let html = std::fs::read_to_string(o.join("report.html")).unwrap();
+    assert!(html.contains("Disaggregation"));
+}
