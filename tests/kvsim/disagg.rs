@@ -417,3 +417,68 @@ fn a_disaggregated_run_writes_its_metrics_everywhere() {
     let html = std::fs::read_to_string(o.join("report.html")).unwrap();
     assert!(html.contains("Disaggregation"));
 }
+
+/// A disaggregated sweep: rates, reservation modes and prefill replicas.
+const SWEPT: &str = r#"
+name = "disagg-sweep"
+seed = 3
+requests = 400
+[model]
+preset = "llama-3.1-8b"
+[hardware]
+gpu = "h100-sxm"
+[traffic]
+arrival = { kind = "poisson", rate = 10.0 }
+prompt = { kind = "lognormal", mean = 2000, sigma = 0.8, min = 16, max = 8000 }
+output = { kind = "lognormal", mean = 200, sigma = 0.8, min = 1, max = 1000 }
+[cache]
+prefix_caching = false
+[deployment]
+mode = "disaggregated"
+[deployment.prefill.hardware]
+replicas = 2
+[sweep]
+"traffic.arrival.rate" = [5.0, 40.0]
+"deployment.reserve" = ["after-prefill", "before-prefill"]
+"deployment.prefill.hardware.replicas" = [1, 3]
+"#;
+
+#[test]
+fn a_disaggregated_sweep_is_the_same_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, SWEPT).unwrap();
+    let sweep = |threads: &str| {
+        let out = dir.path().join(format!("o{threads}"));
+        assert_cmd::Command::cargo_bin("kvsim")
+            .unwrap()
+            .args([
+                "sweep",
+                path.to_str().unwrap(),
+                "--no-plots",
+                "--threads",
+                threads,
+            ])
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        std::fs::read_to_string(out.join("sweep.csv")).unwrap()
+    };
+    let one = sweep("1");
+    assert_eq!(one, sweep("2"), "sweep.csv depends on the thread count");
+    let mut lines = one.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        // One decode GPU and one or three prefill GPUs; every request's KV
+        // crossed the link.
+        let p: u64 = r[col("deployment.prefill.hardware.replicas")]
+            .parse()
+            .unwrap();
+        assert_eq!(r[col("gpus")].parse::<u64>().unwrap(), p + 1);
+        assert!(r[col("kv_transfer_bytes")].parse::<u64>().unwrap() > 0);
+    }
+}
