@@ -482,3 +482,31 @@ fn a_disaggregated_sweep_is_the_same_on_any_thread_count() {
         assert!(r[col("kv_transfer_bytes")].parse::<u64>().unwrap() > 0);
     }
 }
+
+#[test]
+fn link_defaults_are_the_nic_and_nvlink_at_nccl_efficiency() {
+    // README: "infiniband" | "roce" (45 GB/s per GPU, 10 us); NVLink at the
+    // fraction of its line rate NCCL's bus bandwidth reaches (370 of 450 GB/s
+    // on an H100).
+    let (_d, s) = scenario(TWO, "", "");
+    let link = |kind: &str| {
+        let text = toml::to_string(&s.spec).unwrap();
+        let mut t: toml::Table = text.parse().unwrap();
+        let dep = t["deployment"].as_table_mut().unwrap();
+        dep.insert(
+            "link".into(),
+            toml::Value::Table(toml::toml! { kind = kind }.try_into().unwrap()),
+        );
+        let s = Scenario::from_table(t, &_d.path().join("s.toml")).unwrap();
+        s.disagg.unwrap().link
+    };
+    for kind in ["infiniband", "roce"] {
+        let l = link(kind);
+        assert_eq!(
+            (l.bytes_per_s, l.latency.as_nanos()),
+            (45_000_000_000, 10_000)
+        );
+    }
+    let nv = link("nvlink");
+    assert_eq!(nv.bytes_per_s, 370_000_000_000);
+}
