@@ -547,6 +547,9 @@ struct Engine<'s, C> {
     /// Decode role: requests the router sent here that have not arrived
     /// yet (waiting to reserve, or on the wire): the router counts them.
     expected: usize,
+    /// Decode role: KV bytes of the `expected` requests not reserved yet
+    /// (what a KV-counting router adds to this replica's allocation).
+    expected_kv: u64,
     /// When the step in flight (or the last one) started.
     step_started: SimTime,
 }
@@ -628,6 +631,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             received: VecDeque::new(),
             receiving_bytes: 0,
             expected: 0,
+            expected_kv: 0,
             step_started: SimTime::ZERO,
         }
     }
@@ -720,6 +724,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
         invariant!(self.running.is_empty() && self.waiting.is_empty() && self.swapped.is_empty());
         invariant!(self.received.is_empty() && self.handoffs.is_empty() && self.held == 0);
         invariant_eq!(self.receiving_bytes, 0);
+        invariant_eq!(self.expected_kv, 0);
+        invariant_eq!(self.expected, 0);
         // Every queued sample's content was taken when it left the queue.
         invariant_eq!(self.contents.entries.len(), self.contents.free.len());
         // Conservation: every issued request has one record and ended

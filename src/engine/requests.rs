@@ -33,9 +33,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
             + self.expected
     }
 
-    /// KV bytes allocated now.
+    /// KV bytes allocated now, and promised to requests on their way here
+    /// (a decode replica's, before they reserve).
     pub(super) fn kv_allocated(&self) -> u64 {
-        self.cache.usage().allocated
+        self.cache.usage().allocated + self.expected_kv
     }
 
     /// Prompt tokens still to prefill here: the waiting samples' (with what

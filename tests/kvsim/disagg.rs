@@ -510,3 +510,63 @@ fn link_defaults_are_the_nic_and_nvlink_at_nccl_efficiency() {
     let nv = link("nvlink");
     assert_eq!(nv.bytes_per_s, 370_000_000_000);
 }
+
+#[test]
+fn kv_moves_in_the_prefill_layout_and_lands_in_the_decode_one() {
+    // A bf16 prefill pool and an fp8 decode pool: the wire carries the
+    // prefill replica's bf16 bytes (converted on arrival, free), the decode
+    // replica holds half as many per token.
+    let (_d, s) = scenario(TWO, "", "[deployment.decode.cache]\nkv_dtype = \"fp8\"\n");
+    assert_eq!(s.layout.bytes_per_token(), BPT / 2);
+    let out = run(&s);
+    assert_eq!(out.summary.kv_transfer_bytes, 3000 * BPT);
+    assert_eq!(out.summary.kv_bytes_per_token, BPT / 2);
+    assert_eq!(ms(out.records[0].first_token), 32.02);
+}
+
+#[test]
+fn the_decode_router_spreads_kv_by_its_policy() {
+    // Two decode replicas of 128 blocks, each with room for one long
+    // request; long (1,800-token) and short (100-token) requests of 200
+    // output tokens alternate. Round-robin sends every long one to replica
+    // 0, which decodes them one after another (four 2-second decodes);
+    // routing by KV in use (reservations and requests on their way
+    // included) or by Dynamo's decode cost spreads them, two per replica, and the run ends about two seconds earlier
+    // (head-of-line waits for room remain: one long request per replica).
+    let mut trace = String::from("arrival_s,prompt_tokens,output_tokens\n");
+    for i in 0..8 {
+        let p = if i % 2 == 0 { 1800 } else { 100 };
+        trace.push_str(&format!("{},{p},200\n", f64::from(i) * 0.05));
+    }
+    let run_with = |router: &str| {
+        let (_d, s) = scenario(
+            &trace,
+            "",
+            &format!("[deployment.decode.hardware]\nreplicas = 2\nrouter = \"{router}\"\n"),
+        );
+        let out = run(&budgets(s, 128, 0));
+        assert_eq!(out.summary.ok, 8, "{router}");
+        let c = out.cluster.as_ref().unwrap();
+        // Decode replica 0 is the cluster's replica 1 (the prefill one is 0).
+        let longs_on_first = out
+            .records
+            .iter()
+            .zip(&c.replica_of_request)
+            .filter(|(r, d)| r.prompt_tokens == 1800 && **d == 1)
+            .count();
+        (out.summary.duration_s, longs_on_first)
+    };
+    let (rr, rr_first) = run_with("round-robin");
+    assert_eq!(
+        rr_first, 4,
+        "round-robin: every long request on decode replica 0"
+    );
+    assert!(rr > 8.0, "{rr}");
+    // Counting requests alone alternates like round-robin on this trace.
+    assert_eq!(run_with("least-outstanding").1, 4);
+    for router in ["least-kv", "kv-aware"] {
+        let (duration, first) = run_with(router);
+        assert_eq!(first, 2, "{router}");
+        assert!(duration < rr - 1.5, "{router}: {duration} vs {rr}");
+    }
+}

@@ -57,10 +57,10 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             bytes: 0,
         });
         let early = pools.early();
-        self.replicas[np + d].expected += 1;
         self.replica_of_request.push((np + d) as u32);
         self.issued += 1;
-        let e = &self.replicas[np + d];
+        let e = &mut self.replicas[np + d];
+        e.expected += 1;
         let (tokens, reserve) = e.received_tokens(&lengths);
         let fits = lengths.prompt < self.scenario.model.max_model_len
             && e.cache.fits_when_empty(&SeqInfo {
@@ -69,6 +69,9 @@ impl<'s, C: CostModel> Cluster<'s, C> {
                 reserve,
                 content: None,
             });
+        if fits {
+            e.expected_kv += e.layout.kept_bytes(tokens);
+        }
         if !fits {
             // The decode replica could never hold it: it fails there, at
             // once, as unservable (the scenario's load-time check makes this
@@ -78,7 +81,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             self.pools_mut().queues[d].push_back(f);
             self.try_reserve(d, self.now);
         } else {
-            self.to_prefill(f, self.now);
+            self.send_to_prefill(f, self.now);
         }
     }
 
@@ -87,7 +90,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
     }
 
     /// Routes flight `f` to a prefill replica at `at`.
-    fn to_prefill(&mut self, f: u32, at: SimTime) {
+    fn send_to_prefill(&mut self, f: u32, at: SimTime) {
         let Some(pools) = self.pools.as_mut() else {
             return;
         };
@@ -149,12 +152,13 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             let Some(slot) = e.reserve_received(at, tokens, reserve) else {
                 break;
             };
+            e.expected_kv -= e.layout.kept_bytes(tokens);
             pools.queues[d].pop_front();
             let fl = &mut pools.flights[f as usize];
             fl.d_slot = slot;
             fl.reserved = Some(at);
             if pools.early() {
-                self.to_prefill(f, at);
+                self.send_to_prefill(f, at);
             } else {
                 let end = pools.start_transfer(f, at);
                 self.events.push(end, Pending::TransferDone(f));
@@ -220,6 +224,15 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             e.expected -= 1;
             if fl.d_slot != NONE {
                 e.cancel_reservation(t, fl.d_slot);
+            } else {
+                e.expected_kv -= e.layout.kept_bytes(fl.lengths.prompt);
+                // Not reserved: it may still be queued for room.
+                if let Some(pools) = self.pools.as_mut() {
+                    let q = &mut pools.queues[fl.d as usize];
+                    if let Some(i) = q.iter().position(|&f| f == end.conversation) {
+                        q.remove(i);
+                    }
+                }
             }
             self.next.set(d, self.replicas[d].events.peek_time());
             self.try_reserve(fl.d as usize, t);
