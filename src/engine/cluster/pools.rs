@@ -164,10 +164,8 @@ impl<'s, C: CostModel> Cluster<'s, C> {
                 self.events.push(end, Pending::TransferDone(f));
             }
         }
-        if let Some(pools) = self.pools.as_ref() {
-            let e = &self.replicas[pools.np + d];
-            self.next.set(pools.np + d, e.events.peek_time());
-        }
+        // A reservation schedules nothing on the decode replica: its next
+        // event is unchanged.
     }
 
     /// After replica `r` advanced through `t`: its handoffs (a prefill
