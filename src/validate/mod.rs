@@ -14,6 +14,7 @@
 //! file is to say where the model stands, not to pass.
 
 mod cases;
+mod disagg;
 mod fit;
 mod held_out;
 mod render;
