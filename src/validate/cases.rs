@@ -20,9 +20,7 @@ use super::tiers::{self, TIERED};
 use super::{CaseResult, Role, Tolerance, ran_on};
 
 /// Group names, in the order `VALIDATION.md` prints them.
-pub(super) const GROUPS: [&str; 7] = [
-    ARITHMETIC, PAGED, DECODE, CURVE, THROUGHPUT, TIERED, DISAGG,
-];
+pub(super) const GROUPS: [&str; 7] = [ARITHMETIC, PAGED, DECODE, CURVE, THROUGHPUT, TIERED, DISAGG];
 pub(super) const ARITHMETIC: &str = "KV arithmetic";
 pub(super) const PAGED: &str = "PagedAttention (OPT-13B, A100-40GB)";
 pub(super) const DECODE: &str = "Decode latency";

@@ -155,10 +155,7 @@ impl Trial {
 fn distserve_trial(tp_p: u32, tp_d: u32, per_gpu: f64, seed: u64) -> Trial {
     let s = scenario(&distserve_toml(tp_p, tp_d, per_gpu, seed));
     let out = run(&s, s.seed);
-    let ok = out
-        .records
-        .iter()
-        .all(|r| r.outcome == Some(Outcome::Ok));
+    let ok = out.records.iter().all(|r| r.outcome == Some(Outcome::Ok));
     let prefill = &out
         .cluster
         .as_ref()
@@ -167,7 +164,11 @@ fn distserve_trial(tp_p: u32, tp_d: u32, per_gpu: f64, seed: u64) -> Trial {
     let m = &out.summary;
     let inf = f64::INFINITY;
     Trial {
-        ttft_p90: if ok { prefill.ttft_p90.unwrap_or(inf) } else { inf },
+        ttft_p90: if ok {
+            prefill.ttft_p90.unwrap_or(inf)
+        } else {
+            inf
+        },
         tpot_p90: if ok { m.tpot_p90.unwrap_or(inf) } else { inf },
         kvsim_ttft_p90: m.ttft_p90.unwrap_or(inf),
     }
@@ -552,8 +553,18 @@ fn dynamo() -> Vec<CaseResult> {
         chunked_prefill false, prefix caching off (vLLM V0's defaults at max_model_len 3500)";
     for ((c, agg, dis), ids) in DYNAMO_POINTS.into_iter().zip(DYNAMO_IDS) {
         for (disagg, published, arm, ids) in [
-            (false, agg, "aggregated, 2 x TP4 (vllm serve, nginx least_conn)", &ids[..2]),
-            (true, dis, "disaggregated, 4 x TP1 prefill + 1 x TP4 decode (Dynamo)", &ids[2..]),
+            (
+                false,
+                agg,
+                "aggregated, 2 x TP4 (vllm serve, nginx least_conn)",
+                &ids[..2],
+            ),
+            (
+                true,
+                dis,
+                "disaggregated, 4 x TP1 prefill + 1 x TP4 decode (Dynamo)",
+                &ids[2..],
+            ),
         ] {
             let (_, p, s) = get(disagg, c);
             let configuration = format!(

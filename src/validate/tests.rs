@@ -379,7 +379,11 @@ fn disaggregation_rows_are_held_out_and_within_target_or_known_misses() {
     // The search's answer is in the note, with DistServe's for comparison;
     // every placement it tried reached its rate on the bisection's grid.
     let d = &rows[0];
-    assert!(d.note.contains("kvsim's best placement: prefill TP"), "{}", d.note);
+    assert!(
+        d.note.contains("kvsim's best placement: prefill TP"),
+        "{}",
+        d.note
+    );
     assert!(d.note.contains("DistServe's: TP 2 + TP 1"), "{}", d.note);
     let grid = |x: f64| (x * 1e6).round() as i64 % 15_625 == 0;
     assert!(grid(d.kvsim) && d.kvsim < 5.0, "{}", d.kvsim);
@@ -540,4 +544,3 @@ fn write_validation_md() {
     )
     .expect("write validation-held-out.csv");
 }
-
