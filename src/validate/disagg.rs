@@ -338,11 +338,14 @@ const DYNAMO_SOURCE: &str = "ai-dynamo/dynamo examples/llm/benchmarks/README.md,
     (commit fc5ddd2f; \"collected over a single benchmarking run\"), configurations from the same \
     guide, disagg.yaml, perf.sh and nginx.conf; points read off the chart";
 
+/// A point of the chart: (tokens/s/user, tokens/s/GPU).
+type ChartPoint = (f64, f64);
+
 /// The chart's points: concurrency, aggregated (tokens/s/user, tokens/s/GPU),
 /// disaggregated (the same). Above concurrency 16 the disaggregated points
 /// crowd together at about 50.6 tokens/s/user (140-146 tokens/s/GPU, which
 /// is which concurrency cannot be told), so the row at 128 takes their mean.
-const DYNAMO_POINTS: [(u32, (f64, f64), (f64, f64)); 3] = [
+const DYNAMO_POINTS: [(u32, ChartPoint, ChartPoint); 3] = [
     (4, (68.4, 30.3), (65.0, 26.4)),
     (16, (53.9, 81.4), (57.7, 91.6)),
     (128, (18.8, 159.3), (50.6, 143.8)),
@@ -373,7 +376,7 @@ const DYNAMO_IDS: [[&str; 4]; 3] = [
 
 /// The aggregated frontier next to the saturated disaggregated points
 /// (concurrency 16 and 32), for the ratio row.
-const DYNAMO_AGG_C32: (f64, f64) = (41.6, 112.6);
+const DYNAMO_AGG_C32: ChartPoint = (41.6, 112.6);
 
 /// Prompt and output tokens (perf.sh's `isl=3000`, `osl=150`, forced with
 /// `min_tokens`, `max_tokens` and `ignore_eos`).
