@@ -13,13 +13,14 @@ use crate::scenario::spec::GpuSpec;
 use crate::sweep::{mean_ci95, replicate_seed};
 use crate::units::GIB;
 
+use super::disagg::{self, DISAGG};
 use super::fit::{FIRST_STAGE, FITTED_DEFAULTS, Fitted, LeaveOneOut, Residual, START, fit};
 use super::throughput::{self, THROUGHPUT};
 use super::tiers::{self, TIERED};
 use super::{CaseResult, Role, Tolerance, ran_on};
 
 /// Group names, in the order `VALIDATION.md` prints them.
-pub(super) const GROUPS: [&str; 6] = [ARITHMETIC, PAGED, DECODE, CURVE, THROUGHPUT, TIERED];
+pub(super) const GROUPS: [&str; 7] = [ARITHMETIC, PAGED, DECODE, CURVE, THROUGHPUT, TIERED, DISAGG];
 pub(super) const ARITHMETIC: &str = "KV arithmetic";
 pub(super) const PAGED: &str = "PagedAttention (OPT-13B, A100-40GB)";
 pub(super) const DECODE: &str = "Decode latency";
@@ -61,6 +62,7 @@ pub fn run_cases() -> Validation {
         offline_throughput(toml, None)
     }));
     out.extend(tiers::rows());
+    out.extend(disagg::rows());
     for r in &mut out {
         if let Some((_, bound)) = KNOWN_MISSES.iter().find(|(id, _)| *id == r.id) {
             let bound = match r.tolerance {
@@ -185,7 +187,7 @@ fn throughput_calibration_rows(fit: Option<&Fitted>) -> Vec<CaseResult> {
 /// the tests assert for them (relative fraction or absolute, as the case's
 /// tolerance; about five points beyond today's error): the misses are
 /// reported with their computed cause, and may not silently get worse.
-pub(super) const KNOWN_MISSES: [(&str, f64); 19] = [
+pub(super) const KNOWN_MISSES: [(&str, f64); 23] = [
     ("paged-fig13a-vs-oracle", 0.45),
     ("paged-fig13a-vs-max", 0.52),
     ("oci-mi300x-405b-bs64", 0.39),
@@ -205,6 +207,11 @@ pub(super) const KNOWN_MISSES: [(&str, f64); 19] = [
     ("vllm-offload-ttft-50k-compute", 0.26),
     ("vllm-offload-ttft-100k-compute", 0.23),
     ("vllm-offload-thr-hit0", 0.25),
+    // At the bisection's ceiling: the largest error the search can give.
+    ("distserve-sim-opt13b-per-gpu-rate", 2.15),
+    ("dynamo-1node-agg-c128-tps-gpu", 0.42),
+    ("dynamo-1node-disagg-c128-tps-user", 0.37),
+    ("dynamo-1node-disagg-over-agg-at-same-user-rate", 0.68),
 ];
 
 /// Runs `s` with `seed` on the roofline with its own efficiency factors.
@@ -266,43 +273,94 @@ fn scenario_under(toml: &str, fit: Option<&Fitted>) -> Scenario {
     .unwrap_or_else(|e| panic!("refit scenario does not build: {e}\n{toml}"))
 }
 
+/// The `[hardware]` keys that set efficiency factors, memory reserves or
+/// link rates by hand: none may appear in a case, at the top level or in a
+/// pool's `[deployment.<pool>.hardware]`.
+const FACTOR_KEYS: [&str; 11] = [
+    "mbu",
+    "mfu",
+    "step_overhead_s",
+    "layer_overhead_s",
+    "allreduce_latency_s",
+    "calibration",
+    "runtime_reserve_gib",
+    "pcie_gbps",
+    "pcie_block_us",
+    "nic_gbps",
+    "nic_latency_us",
+];
+
 /// Why `s` is not exactly what a user gets from the catalog and the scenario
 /// keys: an inline GPU, an efficiency factor, memory reserve or KV-tier link
-/// rate set by hand, or a deployment whose GPU or factors differ from the
-/// catalog entry.
+/// rate set by hand, a deployment whose GPU or factors differ from the
+/// catalog entry, or (disaggregated) the same in a pool's overlay, or a KV
+/// link's rate or latency set by hand (`deployment.link.gbps`,
+/// `latency_us`: no anchor here states its link, so the defaults for the
+/// link's kind stand).
 pub(super) fn catalog_only(s: &Scenario) -> Result<(), String> {
     let h = &s.spec.hardware;
-    let name = match &h.gpu {
-        GpuSpec::Name(n) => n,
-        GpuSpec::Inline(_) => return Err("builds its own GPU (an inline hardware.gpu)".into()),
+    if let GpuSpec::Inline(_) = &h.gpu {
+        return Err("builds its own GPU (an inline hardware.gpu)".into());
+    }
+    let set = |key: &str| match key {
+        "mbu" => h.mbu.is_some(),
+        "mfu" => h.mfu.is_some(),
+        "step_overhead_s" => h.step_overhead_s.is_some(),
+        "layer_overhead_s" => h.layer_overhead_s.is_some(),
+        "allreduce_latency_s" => h.allreduce_latency_s.is_some(),
+        "calibration" => h.calibration.is_some(),
+        "runtime_reserve_gib" => h.runtime_reserve_gib.is_some(),
+        "pcie_gbps" => h.pcie_gbps.is_some(),
+        "pcie_block_us" => h.pcie_block_us.is_some(),
+        "nic_gbps" => h.nic_gbps.is_some(),
+        "nic_latency_us" => h.nic_latency_us.is_some(),
+        _ => false,
     };
-    let entry =
-        catalog::gpu(name).ok_or_else(|| format!("names a GPU not in the catalog: {name}"))?;
-    for (key, set) in [
-        ("mbu", h.mbu.is_some()),
-        ("mfu", h.mfu.is_some()),
-        ("step_overhead_s", h.step_overhead_s.is_some()),
-        ("layer_overhead_s", h.layer_overhead_s.is_some()),
-        ("allreduce_latency_s", h.allreduce_latency_s.is_some()),
-        ("calibration", h.calibration.is_some()),
-        ("runtime_reserve_gib", h.runtime_reserve_gib.is_some()),
-        ("pcie_gbps", h.pcie_gbps.is_some()),
-        ("pcie_block_us", h.pcie_block_us.is_some()),
-        ("nic_gbps", h.nic_gbps.is_some()),
-        ("nic_latency_us", h.nic_latency_us.is_some()),
-    ] {
-        if set {
-            return Err(format!(
-                "sets hardware.{key}, a factor the catalog and the engine presets do not give"
-            ));
+    if let Some(key) = FACTOR_KEYS.iter().find(|k| set(k)) {
+        return Err(format!(
+            "sets hardware.{key}, a factor the catalog and the engine presets do not give"
+        ));
+    }
+    if let Some(dep) = &s.spec.deployment {
+        for (pool, spec) in [("prefill", &dep.prefill), ("decode", &dep.decode)] {
+            let Some(t) = &spec.hardware else { continue };
+            if let Some(key) = FACTOR_KEYS.iter().find(|k| t.contains_key(**k)) {
+                return Err(format!(
+                    "sets deployment.{pool}.hardware.{key}, a factor the catalog and the engine \
+                     presets do not give"
+                ));
+            }
+            if matches!(t.get("gpu"), Some(toml::Value::Table(_))) {
+                return Err(format!(
+                    "builds its own GPU (an inline deployment.{pool}.hardware.gpu)"
+                ));
+            }
+        }
+        for (key, set) in [
+            ("gbps", dep.link.gbps.is_some()),
+            ("latency_us", dep.link.latency_us.is_some()),
+        ] {
+            if set {
+                return Err(format!(
+                    "sets deployment.link.{key} by hand: a case takes the link kind's defaults \
+                     unless its anchor states the link"
+                ));
+            }
         }
     }
+    // The deployment as resolved (the decode pool's, when disaggregated).
+    let name = &s.deployment.gpu.name;
+    let entry =
+        catalog::gpu(name).ok_or_else(|| format!("names a GPU not in the catalog: {name}"))?;
     if s.deployment.gpu != entry || s.deployment.efficiency != entry.efficiency {
         return Err(format!(
             "runs {name} with numbers that are not the catalog's"
         ));
     }
-    Ok(())
+    match &s.disagg {
+        Some(d) => catalog_only(&d.prefill).map_err(|e| format!("{e} (the prefill pool)")),
+        None => Ok(()),
+    }
 }
 
 fn bpt(model: &str, dtype: Dtype) -> u64 {

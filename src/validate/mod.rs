@@ -3,7 +3,8 @@
 //! [`run_cases`] recomputes every case (exact KV arithmetic, the PagedAttention
 //! paper's OPT-13B setup, batch-1 decode latencies, a concurrency curve, the
 //! capacity effect of an fp8 KV cache, offline throughput, a host KV tier
-//! against vLLM's CPU offloading connector) and [`render_markdown`] turns the
+//! against vLLM's CPU offloading connector, disaggregated prefill/decode
+//! against DistServe's simulator and Dynamo's single-node benchmark) and [`render_markdown`] turns the
 //! results into the repository's `VALIDATION.md`. The file is generated, never
 //! edited by hand: a test fails when the committed file differs from
 //! `render_markdown(&run_cases())`.
@@ -14,6 +15,7 @@
 //! file is to say where the model stands, not to pass.
 
 mod cases;
+mod disagg;
 mod fit;
 mod held_out;
 mod render;

@@ -7,7 +7,7 @@ use super::fit::FITTED_DEFAULTS;
 use super::{CaseResult, Role, Tolerance, Validation};
 
 /// What each group's target is.
-const TARGETS: [(&str, &str); 6] = [
+const TARGETS: [(&str, &str); 7] = [
     (
         super::cases::ARITHMETIC,
         "exact (a rounded published figure: its rounding)",
@@ -27,6 +27,10 @@ const TARGETS: [(&str, &str); 6] = [
         super::tiers::TIERED,
         "TTFT within 15 % computed, 20 % loaded; throughput within 15 % with no hits, 10 % with \
          every request a hit (link-bound), 20 % between",
+    ),
+    (
+        super::disagg::DISAGG,
+        "within 25 % (rates, throughputs per GPU and per user, and their ratio)",
     ),
 ];
 
@@ -573,8 +577,14 @@ table of absolute figures.\n\
 the results are in the blog's charts, over random-length datasets.\n\
 - **LambdaLabsML/vllm-benchmark**: ShareGPT prompts on vLLM v0.5.4, an engine whose \
 per-step host cost (before v0.6.0 overlapped it) the fitted factors do not describe.\n\
-- **Sarathi-Serve (OSDI 2024) and DistServe (OSDI 2024)**: latency results in figures, \
-not tables of configurations kvsim can reproduce exactly; not pursued this round.\n\
+- **Sarathi-Serve (OSDI 2024) and DistServe's paper (OSDI 2024)**: latency results in \
+figures, not tables of configurations kvsim can reproduce exactly; not pursued this round \
+(the DistServe row above is its repository's simulator).\n\
+- **Dynamo's architecture page** (\"30% throughput/GPU improvement\" on one node, \"over 2X\" \
+on two, R1-Distill-Llama-70B FP8 on H100, 3K / 150 tokens): a chart without axis values, \
+and its topologies and concurrencies are not given; the benchmark guide's chart above is \
+used instead. **Dynamo's Llama-3.3-70B topology benchmark** publishes no results (\"run all \
+three arms on your hardware\").\n\
 - **TensorRT-LLM v0.5's H200 launch blog, its Llama-70B 128/2048 row**: the stored file \
 says TP 2 and 1,654 tok/s per GPU, an earlier copy of the same blog TP 4 and 6,616 tok/s in \
 all; the configuration is not known.\n\
