@@ -240,8 +240,11 @@ enum Pending {
     UserReady(u32),
     /// A session (a slot of [`Cluster::conversations`]) sends its next turn.
     NextTurn(u32),
-    /// A disaggregated request's KV has reached its decode replica.
+    /// A disaggregated request's KV has reached its decode replica (with
+    /// fair sharing: if this is still its end).
     TransferDone(u32),
+    /// Fair sharing: a transfer starts moving data, its latency paid.
+    TransferJoin(u32),
 }
 
 /// A conversation the cluster follows: a multi-turn session, or a
@@ -297,6 +300,8 @@ struct Cluster<'s, C> {
     replica_of_request: Vec<u32>,
     /// The two pools of a disaggregated deployment.
     pools: Option<Box<super::disagg::Pools<'s>>>,
+    /// Transfers whose end moved (a reused buffer).
+    moved: Vec<(SimTime, u32)>,
 }
 
 impl<'s, C: CostModel> Cluster<'s, C> {
@@ -381,6 +386,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             }
             Pending::NextTurn(c) => self.next_turn(c),
             Pending::TransferDone(f) => self.transfer_done(f),
+            Pending::TransferJoin(f) => self.transfer_join(f),
         }
     }
 
@@ -632,6 +638,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         issued: 0,
         issuing_done: false,
         replica_of_request: Vec::new(),
+        moved: Vec::new(),
         pools: disagg.map(|g| Box::new(super::disagg::Pools::new(scenario, g, RouterState::of(d)))),
     };
     cluster.run()?;

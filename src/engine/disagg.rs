@@ -29,10 +29,16 @@
 //!   waits after its prefill, its KV held on P; with `"before-prefill"`
 //!   (SGLang, Dynamo, Mooncake) it waits before entering P's queue.
 //! - **Transfer.** The prompt's KV under the prefill pool's layout
-//!   (`kept_bytes(prompt)`, exact tokens, not rounded to blocks), at
-//!   `min(tp_p, tp_d) × deployment.link.gbps`, plus the link's latency, on
-//!   a FIFO channel per prefill replica (out) and per decode replica (in),
-//!   reserved together at the slower rate ([`crate::cache::tiers::reserve`]).
+//!   (`kept_bytes(prompt)`, exact tokens, not rounded to blocks), alone at
+//!   `min(tp_p, tp_d) × deployment.link.gbps`, after the link's latency,
+//!   over two links: the prefill replica's out (`tp_p` GPUs' NICs) and the
+//!   decode replica's in (`tp_d`'s). With `sharing = "fair"` (default) the
+//!   transfers moving data at once share each link equally, each at
+//!   `min(solo, out / its transfers, in / its transfers)`, recomputed at
+//!   every start and end (a virtual clock in `f64` bytes, ends rounded up to
+//!   the nanosecond); with `"fifo"` they queue, one channel per replica
+//!   and direction reserved together at the solo rate
+//!   ([`crate::cache::tiers::reserve`]).
 //!   `layerwise` overlaps the last prefill step: with `L` layers, a step from
 //!   `s` to `e` and a wire time `T`, the transfer ends at
 //!   `max(e + T/L, max(free, s + (e - s)/L) + T) + latency`.
@@ -48,8 +54,7 @@
 //! KV tiers in either pool, crashes, swap, parallel samples (refused at
 //! load), prefix caching on the decode side (a received request carries no
 //! content), SGLang's first token returned by the prefill server, Dynamo's
-//! conditional (local) prefill, vLLM's abort timeout for unclaimed KV, and
-//! fair sharing of a link between concurrent transfers (they queue FIFO).
+//! conditional (local) prefill, and vLLM's abort timeout for unclaimed KV.
 
 use std::collections::VecDeque;
 
@@ -59,7 +64,7 @@ use crate::cache::{Content, KvLayout, SeqId, SeqInfo};
 use crate::hardware::cost::CostModel;
 use crate::metrics::Outcome;
 use crate::scenario::Scenario;
-use crate::scenario::disagg::{Disagg, ReserveMode, TransferMode};
+use crate::scenario::disagg::{Disagg, ReserveMode, Sharing, TransferMode};
 use crate::traffic::Lengths;
 use crate::units::{SimDuration, SimTime};
 
@@ -185,6 +190,10 @@ pub(super) struct Flight {
     pub transfer_start: Option<SimTime>,
     pub transfer_end: Option<SimTime>,
     pub bytes: u64,
+    /// Fair sharing: bytes still to move (as of [`Pools::last`]) and the
+    /// rate they move at, bytes per second.
+    pub remaining: f64,
+    pub rate: f64,
 }
 
 /// The cluster's state for the two pools: replicas `0..np` prefill,
@@ -205,6 +214,13 @@ pub(super) struct Pools<'s> {
     pub flights: Vec<Flight>,
     /// Requests issued so far to each replica (its next request's index).
     pub issued: Vec<u32>,
+    /// Fair sharing: the transfers moving data, in the order they joined;
+    /// the last instant their bytes were brought up to date; how many use
+    /// each prefill replica's out-link and each decode replica's in-link.
+    pub active: Vec<u32>,
+    pub last: SimTime,
+    pub out_n: Vec<u32>,
+    pub in_n: Vec<u32>,
 }
 
 impl<'s> Pools<'s> {
@@ -228,7 +244,120 @@ impl<'s> Pools<'s> {
             queues: vec![VecDeque::new(); nd],
             flights: Vec::new(),
             issued: vec![0; np + nd],
+            active: Vec::new(),
+            last: SimTime::ZERO,
+            out_n: vec![0; np],
+            in_n: vec![0; nd],
         }
+    }
+
+    /// Whether concurrent transfers share the links fairly.
+    pub(super) fn fair(&self) -> bool {
+        self.disagg.link.sharing == Sharing::Fair
+    }
+
+    /// Issues flight `f`'s transfer at `at`: with FIFO links, reserves them
+    /// and returns when it ends; with fair sharing, returns `None` (it
+    /// starts moving data after the link's latency: [`Pools::join`]).
+    pub(super) fn issue_transfer(&mut self, f: u32, at: SimTime) -> Option<SimTime> {
+        if !self.fair() {
+            return Some(self.start_transfer(f, at));
+        }
+        let fl = &mut self.flights[f as usize];
+        fl.bytes = self.p_layout.kept_bytes(fl.lengths.prompt);
+        fl.transfer_start = Some(at);
+        None
+    }
+
+    /// Brings every moving transfer's remaining bytes up to `t`.
+    fn progress(&mut self, t: SimTime) {
+        let dt = (t - self.last).as_secs_f64();
+        self.last = t;
+        if dt == 0.0 {
+            return;
+        }
+        for &g in &self.active {
+            let fl = &mut self.flights[g as usize];
+            fl.remaining = (fl.remaining - fl.rate * dt).max(0.0);
+        }
+    }
+
+    /// Each moving transfer's share after a change at `t`, and when it now
+    /// ends: `rate = min(solo, out-link / its transfers, in-link / its
+    /// transfers)`, the end rounded up to the nanosecond. Pushes (via
+    /// `moved`) each transfer whose end changed.
+    fn reshare(&mut self, t: SimTime, moved: &mut Vec<(SimTime, u32)>) {
+        let gbps = self.disagg.link.bytes_per_s as f64;
+        let solo = self.disagg.transfer_rate(self.tp_p, self.tp_d) as f64;
+        let (cap_out, cap_in) = (gbps * f64::from(self.tp_p), gbps * f64::from(self.tp_d));
+        for &g in &self.active {
+            let fl = &mut self.flights[g as usize];
+            let (p, d) = (fl.p as usize, fl.d as usize);
+            fl.rate = solo
+                .min(cap_out / f64::from(self.out_n[p]))
+                .min(cap_in / f64::from(self.in_n[d]));
+            // Less than a byte left is rounding: it ends now.
+            let ns = if fl.remaining < 1.0 {
+                0
+            } else {
+                (fl.remaining / fl.rate * 1e9).ceil() as u64
+            };
+            let end = t + SimDuration::from_nanos(ns);
+            if fl.transfer_end != Some(end) {
+                fl.transfer_end = Some(end);
+                moved.push((end, g));
+            }
+        }
+    }
+
+    /// Fair sharing: flight `f` starts moving data at `t` (its latency
+    /// paid); returns the transfers whose end moved.
+    pub(super) fn join(&mut self, f: u32, t: SimTime, moved: &mut Vec<(SimTime, u32)>) {
+        self.progress(t);
+        let fl = &mut self.flights[f as usize];
+        fl.remaining = fl.bytes as f64;
+        let (p, d) = (fl.p as usize, fl.d as usize);
+        for (n, c) in [
+            (&mut self.out_n[p], &mut self.out[p]),
+            (&mut self.in_n[d], &mut self.inbound[d]),
+        ] {
+            if *n == 0 {
+                // Busy from now: `free_at` marks when it became busy.
+                c.free_at = t;
+            }
+            *n += 1;
+        }
+        self.active.push(f);
+        self.reshare(t, moved);
+    }
+
+    /// Fair sharing: whether `f`'s transfer ends at `t` (an event scheduled
+    /// before its end moved is stale); if so it leaves the links, and the
+    /// others' ends move.
+    pub(super) fn leave(&mut self, f: u32, t: SimTime, moved: &mut Vec<(SimTime, u32)>) -> bool {
+        let fl = self.flights[f as usize];
+        if fl.transfer_end != Some(t) {
+            return false;
+        }
+        let Some(i) = self.active.iter().position(|&g| g == f) else {
+            return false;
+        };
+        self.progress(t);
+        self.active.remove(i);
+        let (p, d, bytes) = (fl.p as usize, fl.d as usize, fl.bytes);
+        for (n, c) in [
+            (&mut self.out_n[p], &mut self.out[p]),
+            (&mut self.in_n[d], &mut self.inbound[d]),
+        ] {
+            *n -= 1;
+            c.bytes += bytes;
+            if *n == 0 {
+                c.busy_ns += (t - c.free_at).as_nanos();
+                c.free_at = t;
+            }
+        }
+        self.reshare(t, moved);
+        true
     }
 
     /// When flight `f`'s transfer, issued at `at`, ends; reserves the links.

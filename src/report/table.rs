@@ -7,7 +7,7 @@ use crate::cache::Placement;
 use crate::cache::tiers::{TierKind, TierPlan};
 use crate::metrics::{BatchLimit, Summary};
 use crate::scenario::Scenario;
-use crate::scenario::disagg::{Disagg, ReserveMode, TransferMode};
+use crate::scenario::disagg::{Disagg, ReserveMode, Sharing, TransferMode};
 use crate::units::gib;
 
 fn ms(v: Option<f64>) -> String {
@@ -343,11 +343,15 @@ fn disagg_rows(g: &Disagg, s: &Summary) -> [(&'static str, String); 4] {
         (
             "KV transfers",
             format!(
-                "{} moved over {} at {:.1} GB/s per GPU ({} {}) | one transfer p50 {} p99 {} | \
-                 links busy mean {} max {}",
+                "{} moved over {} at {:.1} GB/s per GPU, {} ({} {}) | one transfer p50 {} p99 {} \
+                 | links busy mean {} max {}",
                 gb(s.kv_transfer_bytes),
                 g.link.kind.name(),
                 g.link.bytes_per_s as f64 / 1e9,
+                match g.link.sharing {
+                    Sharing::Fair => "shared",
+                    Sharing::Fifo => "one at a time",
+                },
                 match g.transfer {
                     TransferMode::AfterPrefill => "after the prefill",
                     TransferMode::Layerwise => "layer by layer",

@@ -127,6 +127,23 @@ pub struct LinkSpec {
     /// `hardware.nic_latency_us`; 10 on NVLink).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<f64>,
+    /// How concurrent transfers share a link: `fair` (default after the
+    /// prefill) or `fifo` (the only way for layer-wise transfers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<Sharing>,
+}
+
+/// `deployment.link.sharing`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sharing {
+    /// Processor sharing: the transfers on a link move at once, each at its
+    /// share of every link on its path (RDMA reads posted together share a
+    /// NIC).
+    #[default]
+    Fair,
+    /// One at a time, in the order they were issued.
+    Fifo,
 }
 
 impl LinkSpec {
@@ -169,6 +186,8 @@ pub struct KvLink {
     pub bytes_per_s: u64,
     /// Fixed cost of one transfer.
     pub latency: SimDuration,
+    /// How concurrent transfers share it.
+    pub sharing: Sharing,
 }
 
 /// A validated disaggregated deployment: the prefill pool (a whole scenario
@@ -317,7 +336,18 @@ fn resolve(
     for (name, pool) in [("prefill", &prefill), ("decode", decode)] {
         pool_supported(name, pool)?;
     }
-    let link = resolve_link(&dep.link, decode, &prefill)?;
+    let mut link = resolve_link(&dep.link, decode, &prefill)?;
+    link.sharing = match (transfer, dep.link.sharing) {
+        (TransferMode::Layerwise, Some(Sharing::Fair)) => {
+            return Err(SpecError::new(
+                "deployment.link.sharing",
+                "layer-wise transfers queue on their links one at a time: use \"fifo\" (the \
+                 default for them) or `deployment.transfer = \"after-prefill\"`",
+            ));
+        }
+        (TransferMode::Layerwise, _) => Sharing::Fifo,
+        (TransferMode::AfterPrefill, s) => s.unwrap_or_default(),
+    };
     // A decode replica must be able to receive the largest request the
     // traffic can send (its prompt, capped by the context length, and one
     // output token): otherwise the request at the head of its reservation
@@ -429,5 +459,6 @@ fn resolve_link(
         kind,
         bytes_per_s: (gbps * 1e9).round() as u64,
         latency: SimDuration::from_nanos((latency_us * 1e3).round() as u64),
+        sharing: Sharing::Fair,
     })
 }

@@ -121,9 +121,10 @@ fn two_requests_after_prefill_transfer_exactly() {
     );
     assert!(close(m.kv_transfer_p50, 0.00301), "{:?}", m.kv_transfer_p50);
     assert_eq!(m.decode_stall_rate, 0.0);
-    // The link was busy 6.020 ms of the run's 82.030 (both directions: the
-    // prefill replica's out and the decode replica's in).
-    assert!((m.kv_link_util_max - 6.02 / 82.03).abs() < 1e-12);
+    // The links moved data 6.000 ms of the run's 82.030 (the prefill
+    // replica's out and the decode replica's in; a transfer's latency is a
+    // delay, not bandwidth).
+    assert!((m.kv_link_util_max - 6.0 / 82.03).abs() < 1e-12);
     assert_eq!(m.gpus, 8);
 }
 
@@ -195,22 +196,32 @@ fn held_kv_fills_the_prefill_replica_and_stops_its_admissions() {
 }
 
 #[test]
-fn transfers_from_one_step_queue_on_the_link() {
-    // Two 1,000-token prompts prefilled in one step [0, 30]: FIFO on the
-    // link, [30, 32.010] and [32.010, 34.020].
+fn transfers_from_one_step_share_the_link_or_queue_on_it() {
+    // Two 1,000-token prompts prefilled in one step [0, 30] to the same
+    // decode replica. Fair sharing (the default): one latency, then
+    // 655,360,000 B at the full 163.84 GB/s shared by two: both end at
+    // 34.010, and D runs both first tokens in one step [34.010, 44.030].
     let trace = "arrival_s,prompt_tokens,output_tokens\n0,1000,2\n0,1000,2\n";
+    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
     let (_d, s) = scenario(trace, "", "");
     let out = run(&s);
-    let m = &out.summary;
-    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
-    // Transfer time (issue to end): 2.010 and 4.020 ms.
     assert!(
-        close(m.kv_transfer_p50, 0.003015),
+        close(out.summary.kv_transfer_p50, 0.00401),
         "{:?}",
-        m.kv_transfer_p50
+        out.summary.kv_transfer_p50
+    );
+    assert_eq!(ms(out.records[0].first_token), 44.03);
+    assert_eq!(ms(out.records[1].first_token), 44.03);
+    // FIFO: [30, 32.010] and [32.010, 34.020]; D is busy with R1's first
+    // step until 42.020, and R2 joins the next one.
+    let (_d, s) = scenario(trace, "", "sharing = \"fifo\"\n");
+    let out = run(&s);
+    assert!(
+        close(out.summary.kv_transfer_p50, 0.003015),
+        "{:?}",
+        out.summary.kv_transfer_p50
     );
     assert_eq!(ms(out.records[0].first_token), 42.02);
-    // D is busy with R1's first step until 42.020; R2 joins the next step.
     assert_eq!(ms(out.records[1].first_token), 52.03);
 }
 
@@ -263,12 +274,13 @@ mod properties {
         (
             (1u32..4, 1u32..4, 0usize..3, 1u32..30, 0.5f64..40.0),
             (1u32..300, 1u32..80, any::<bool>(), any::<bool>(), 1u32..64),
-            (600u64..3000, 300u64..3000, 0u64..1000),
+            (600u64..3000, 300u64..3000, 0u64..1000, any::<bool>()),
         )
             .prop_map(|(a, b, c)| {
                 let (p_reps, d_reps, mode, requests, rate) = a;
                 let (prompt, output, chunked, reject, seqs) = b;
-                let (d_budget, p_budget, seed) = c;
+                let (d_budget, p_budget, seed, fifo) = c;
+                let sharing = if fifo || mode == 2 { "fifo" } else { "fair" };
                 let deployment = match mode {
                     0 => "",
                     1 => "reserve = \"before-prefill\"",
@@ -303,6 +315,7 @@ mode = "disaggregated"
 [deployment.link]
 gbps = 0.001
 latency_us = 5
+sharing = "{sharing}"
 [deployment.prefill.hardware]
 replicas = {p_reps}
 [deployment.decode.hardware]

@@ -55,6 +55,8 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             transfer_start: None,
             transfer_end: None,
             bytes: 0,
+            remaining: 0.0,
+            rate: 0.0,
         });
         let early = pools.early();
         self.replica_of_request.push((np + d) as u32);
@@ -160,8 +162,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             if pools.early() {
                 self.send_to_prefill(f, at);
             } else {
-                let end = pools.start_transfer(f, at);
-                self.events.push(end, Pending::TransferDone(f));
+                self.transfer(f, at);
             }
         }
         // A reservation schedules nothing on the decode replica: its next
@@ -198,8 +199,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             fl.p_slot = h.slot;
             let d = fl.d as usize;
             if early {
-                let end = pools.start_transfer(h.flight, h.at);
-                self.events.push(end, Pending::TransferDone(h.flight));
+                self.transfer(h.flight, h.at);
             } else {
                 fl.queued = h.at;
                 pools.queues[d].push_back(h.flight);
@@ -243,9 +243,51 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         }
     }
 
+    /// Issues flight `f`'s transfer at `at`.
+    fn transfer(&mut self, f: u32, at: SimTime) {
+        let Some(pools) = self.pools.as_mut() else {
+            return;
+        };
+        match pools.issue_transfer(f, at) {
+            Some(end) => self.events.push(end, Pending::TransferDone(f)),
+            None => {
+                let latency = pools.disagg.link.latency;
+                self.events.push(at + latency, Pending::TransferJoin(f));
+            }
+        }
+    }
+
+    /// Fair sharing: flight `f` starts moving data now.
+    pub(super) fn transfer_join(&mut self, f: u32) {
+        let Some(pools) = self.pools.as_mut() else {
+            return;
+        };
+        let mut moved = std::mem::take(&mut self.moved);
+        pools.join(f, self.now, &mut moved);
+        for (end, g) in moved.drain(..) {
+            self.events.push(end, Pending::TransferDone(g));
+        }
+        self.moved = moved;
+    }
+
     /// Flight `f`'s KV has arrived: the prefill replica frees it, the
     /// decode replica receives the request.
     pub(super) fn transfer_done(&mut self, f: u32) {
+        let Some(pools) = self.pools.as_mut() else {
+            return;
+        };
+        if pools.fair() {
+            let mut moved = std::mem::take(&mut self.moved);
+            let ends = pools.leave(f, self.now, &mut moved);
+            for (end, g) in moved.drain(..) {
+                self.events.push(end, Pending::TransferDone(g));
+            }
+            self.moved = moved;
+            if !ends {
+                // Its end moved since this was scheduled.
+                return;
+            }
+        }
         let Some(pools) = self.pools.as_ref() else {
             return;
         };
