@@ -1658,4 +1658,6 @@ pub fn pareto_front(results: &[CandidateResult]) -> Vec<bool> {
 }
 
 #[cfg(test)]
+mod shape_tests;
+#[cfg(test)]
 mod tests;
