@@ -270,16 +270,25 @@ fn best_of(results: &[CandidateResult], mode: &str) -> Option<Best> {
         .filter_map(|r| {
             let search = r.search.as_ref()?;
             let best = search.best.as_ref()?;
-            Some(Best {
-                shape: r.shape?,
-                rate: best.rate,
-                goodput_per_gpu: goodput_per_gpu(r)?,
-                floor: search.is_floor(),
-            })
+            Some((
+                Best {
+                    shape: r.shape?,
+                    rate: best.rate,
+                    goodput_per_gpu: goodput_per_gpu(r)?,
+                    floor: search.is_floor(),
+                },
+                best.excess,
+            ))
         })
-        // The first of equals in grid order.
+        // Between equals, the one with more headroom at its rate (as the
+        // plan ranks them), then the first in grid order.
         .rev()
-        .max_by(|a, b| a.goodput_per_gpu.total_cmp(&b.goodput_per_gpu))
+        .max_by(|a, b| {
+            a.0.goodput_per_gpu
+                .total_cmp(&b.0.goodput_per_gpu)
+                .then(b.1.total_cmp(&a.1))
+        })
+        .map(|(best, _)| best)
 }
 
 /// Scenario table `base` with its prompt and output lengths rescaled to

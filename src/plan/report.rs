@@ -365,7 +365,13 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
             })
         })
         .collect();
-    cost_figure(&points, plan.target_rate)
+    let mut fig = cost_figure(&points, plan.target_rate)?;
+    if plan.by_shape {
+        // A replica of a plan of shapes is a whole deployment.
+        fig.x_title = "sustainable rate per deployment (req/s)".into();
+        fig.legend_title = Some("GPU, mode".into());
+    }
+    Some(fig)
 }
 
 /// A priced feasible candidate on the cost-against-capacity chart.

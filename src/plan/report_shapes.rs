@@ -34,10 +34,8 @@ fn shape_text(r: &CandidateResult) -> String {
 fn mode_text(r: &CandidateResult) -> &'static str {
     match r.shape {
         Some(s) => s.mode(),
-        None => shape_text(r)
-            .contains('+')
-            .then_some(super::DISAGGREGATED)
-            .unwrap_or(super::COLOCATED),
+        None if shape_text(r).contains('+') => super::DISAGGREGATED,
+        None => super::COLOCATED,
     }
 }
 
