@@ -233,3 +233,22 @@ fn the_crossover_lies_between_4_1_and_8_1() {
     assert_eq!(format!("{:.2}", adv[0]), "0.72");
     assert_eq!(format!("{:.2}", adv[1]), "1.19");
 }
+
+/// `--crossover` compares the two modes: a plan without shapes is refused
+/// (exit 2) naming the key to set, before anything is written.
+#[test]
+fn a_crossover_needs_a_disaggregated_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("kvsim")
+        .unwrap()
+        .args(["plan"])
+        .arg(scenario("plan-llama70b"))
+        .args(["--crossover", "--out"])
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`plan.disaggregated`"), "{err}");
+    assert!(!dir.path().join("x").exists());
+}
