@@ -131,6 +131,13 @@ pub struct PlanArgs {
     /// machine has (otherwise refused with exit 2).
     #[arg(long)]
     pub allow_large: bool,
+    /// Instead of the ranking: goodput per GPU of the best colocated and the
+    /// best disaggregated deployment at each input/output length ratio of
+    /// `[plan.crossover]`, written as crossover.csv and a chart (default
+    /// directory: `output/<scenario name>-crossover`). Needs
+    /// `[plan] disaggregated = true`.
+    #[arg(long)]
+    pub crossover: bool,
 }
 
 /// Arguments of `kvsim validate`.

@@ -16,6 +16,9 @@ use crate::scenario::Scenario;
 /// `plan.partial.csv`.
 pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
     let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
+    if a.crossover {
+        return crossover(a, &table, &name);
+    }
     let plan = crate::plan::Plan::from_table(&table, &a.input.scenario, a.slo.as_deref())?;
     let threads = threads_for(a.threads, plan.candidates.len() as u64);
     plan_size_check(&plan, &table, a, threads)?;
@@ -25,21 +28,7 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
         interrupt: Some(&INTERRUPTED),
         ..Limits::default()
     };
-    // The only limit is Ctrl-C; a run past the simulated horizon has wrong
-    // inputs, which fails its probe.
-    let evaluate = |s: &Scenario, seed: u64| {
-        let d = &s.deployment;
-        match simulate_limited(
-            s,
-            seed,
-            RooflineCost::new(&s.model, d, &d.efficiency),
-            &limits,
-        ) {
-            Ok(out) => Ok(Some(out.summary)),
-            Err(Stopped::Interrupted) => Ok(None),
-            Err(stopped) => Err(stopped.into_error(&s.path, "the probe was not finished")),
-        }
-    };
+    let evaluate = |s: &Scenario, seed: u64| evaluate(s, seed, &limits);
     let work = || crate::plan::run_plan_stoppable(&table, &a.input.scenario, &plan, &evaluate);
     // Each candidate's load-time warnings, once each (a plan's candidates
     // usually share their traffic); a candidate that does not build is
@@ -225,4 +214,108 @@ fn plan_size_check(
         );
     }
     Ok(())
+}
+
+/// One probe replicate of `kvsim plan`: the roofline simulation of `s` on
+/// `seed`; `None` when it was stopped (Ctrl-C). The only limit is Ctrl-C; a
+/// run past the simulated horizon has wrong inputs, which fails its probe.
+fn evaluate(
+    s: &Scenario,
+    seed: u64,
+    limits: &Limits,
+) -> Result<Option<crate::metrics::Summary>, Error> {
+    let d = &s.deployment;
+    match simulate_limited(
+        s,
+        seed,
+        RooflineCost::new(&s.model, d, &d.efficiency),
+        limits,
+    ) {
+        Ok(out) => Ok(Some(out.summary)),
+        Err(Stopped::Interrupted) => Ok(None),
+        Err(stopped) => Err(stopped.into_error(&s.path, "the probe was not finished")),
+    }
+}
+
+/// `kvsim plan --crossover`: the best colocated and disaggregated
+/// deployments at each input/output length ratio of `[plan.crossover]`;
+/// prints the table, writes crossover.csv and the chart. Returns whether
+/// both modes were feasible at some ratio.
+fn crossover(a: &PlanArgs, table: &toml::Table, name: &str) -> Result<bool, Error> {
+    let path = &a.input.scenario;
+    // Validates the plan and the ratios before any directory is touched.
+    let plan = crate::plan::Plan::from_table(table, path, a.slo.as_deref())?;
+    crate::plan::crossover::Crossover::from_table(table, path)?;
+    let threads = threads_for(a.threads, plan.candidates.len() as u64);
+    plan_size_check(&plan, table, a, threads)?;
+    let dir = OutputDir::begin(
+        &out_dir(&a.out, &format!("{name}-crossover")),
+        "plan",
+        &[path],
+    )?;
+    let started = std::time::Instant::now();
+    let limits = Limits {
+        interrupt: Some(&INTERRUPTED),
+        ..Limits::default()
+    };
+    let evaluate = |s: &Scenario, seed: u64| evaluate(s, seed, &limits);
+    let work = || crate::plan::crossover::run_crossover(table, path, a.slo.as_deref(), &evaluate);
+    let run = match threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
+            .install(work),
+        None => work(),
+    }?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if run.interrupted {
+        return Err(Error::Interrupted {
+            kept: format!(
+                "the crossover was not finished; nothing was written and {} is as it was",
+                dir.target().display()
+            ),
+        });
+    }
+    let csv = crate::plan::crossover::crossover_csv(&run).map_err(|e| Error::Io {
+        path: dir.final_path("crossover.csv"),
+        source: std::io::Error::other(e),
+    })?;
+    let mut written = vec![dir.write("crossover.csv", &csv)?.display().to_string()];
+    let chart = format!("crossover.{}", a.format.extension());
+    let bytes =
+        crate::report::plot::render(&crate::plan::crossover::crossover_figure(&run), a.format)
+            .map_err(|source| Error::Io {
+                path: dir.final_path(&chart),
+                source,
+            })?;
+    written.push(dir.write(&chart, &bytes)?.display().to_string());
+    dir.commit()?;
+    say(format_args!(
+        "goodput per GPU at each input:output length ratio, {:.0} tokens per request ({}), \
+         {} replicates per probe:",
+        run.crossover.tokens,
+        run.plan.objectives.describe().join(", "),
+        run.plan.replicates
+    ))?;
+    say(crate::plan::crossover::crossover_table(&run))?;
+    match run.crossover_ratio() {
+        Some(r) if run.points.first().is_some_and(|p| p.ratio.value >= r) => {
+            say(format_args!("disaggregation wins at every ratio"))?
+        }
+        Some(r) => say(format_args!(
+            "crossover: disaggregation wins from ISL:OSL ~{} (input/output {r:.2}) up",
+            crate::plan::crossover::ratio_label(r)
+        ))?,
+        None => say(format_args!(
+            "no crossover: disaggregation does not win at the largest ratio"
+        ))?,
+    }
+    let probes: u32 = run.points.iter().map(|p| p.probes).sum();
+    say(format_args!(
+        "{} ratios, {probes} probes in {elapsed:.2} s of wall time; wrote {}",
+        run.points.len(),
+        written.join(", ")
+    ))?;
+    Ok(run.points.iter().any(|p| p.advantage().is_some()))
 }

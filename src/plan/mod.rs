@@ -32,14 +32,40 @@
 //! # Candidates
 //!
 //! `[plan.candidates]` is a grid of dotted scenario keys, as `[sweep]`, and
-//! three keys of its own: `host_gb` and `ssd_gb` (the size of that kind's
-//! `[[cache.tiers]]` entry, per replica; 0: no such tier) and `router`
-//! (`hardware.router`), see [`apply_candidate`].
+//! four keys of its own: `host_gb` and `ssd_gb` (the size of that kind's
+//! `[[cache.tiers]]` entry, per replica; 0: no such tier), `router`
+//! (`hardware.router`) and `shape` (a whole deployment, see below), see
+//! [`apply_candidate`].
+//!
+//! # Deployment shapes and disaggregation
+//!
+//! A candidate with a `shape` (`"2xTP4"`: two colocated replicas of four
+//! GPUs; `"2xTP2 + 1xTP4"`: two prefill replicas of two GPUs and one decode
+//! replica of four, `[deployment] mode = "disaggregated"`) is planned as a
+//! whole: the *replica* of the search above is then the whole deployment,
+//! whose highest sustainable rate is found by simulating all its replicas
+//! (both pools, the KV transfers between them), and the target load is met
+//! with copies of it (`replicas` in `plan.csv`). `[plan] disaggregated =
+//! true` makes the shapes an axis of their own: every colocated and every
+//! prefill/decode split of `plan.gpus` GPUs over the `plan.tp` degrees
+//! ([`shapes_of`]), all compared at the same GPU count and the same
+//! objectives, ranked by cost. The search is bounded before any simulation
+//! ([`disagg`]): shapes whose pools cannot hold the model or receive the
+//! longest request are infeasible at load time, shapes whose decode step
+//! alone breaks the TPOT objective are infeasible without a probe, and a
+//! shape whose roofline upper bound on its rate is below the rate another
+//! shape of its mode already sustained is pruned, not simulated.
 
+pub mod crossover;
+pub mod disagg;
 mod report;
+mod report_shapes;
+mod shape;
 mod tiers;
 
+pub use disagg::Bounds;
 pub use report::{CostPoint, cost_figure, plan_csv, plan_figure, plan_table, series_detail};
+pub use shape::{COLOCATED, DISAGGREGATED, Group, SHAPE, Shape, shapes_of};
 pub use tiers::{
     HOST_GB, HOST_GB_HOUR, HOST_PRICE_KEY, ROUTER, SSD_GB, SSD_GB_HOUR, SSD_PRICE_KEY, TierCost,
     TierPrices, apply_candidate, set_tier,
@@ -191,7 +217,26 @@ pub struct Plan {
     /// tightest TTFT or end-to-end objective over the precision (see
     /// [`probe_at`]).
     pub window_s: f64,
+    /// Whether the candidates are deployment shapes (a `shape` axis, given
+    /// or made by `disaggregated`): each is planned as a whole deployment.
+    pub by_shape: bool,
+    /// `[plan] disaggregated = true`: the GPU count every shape has.
+    pub gpus: Option<u32>,
 }
+
+/// Most shapes a disaggregated plan may generate.
+pub const MAX_SHAPES: usize = 256;
+
+/// Candidate keys a shape sets itself, refused beside one.
+const SHAPE_KEYS: [&str; 7] = [
+    "hardware.tp",
+    "hardware.replicas",
+    "deployment.mode",
+    "deployment.prefill.hardware.tp",
+    "deployment.prefill.hardware.replicas",
+    "deployment.decode.hardware.tp",
+    "deployment.decode.hardware.replicas",
+];
 
 /// Most arrivals one probe may have when kvsim lengthens it to reach a
 /// steady state (a scenario's own `requests` may be larger): a rate that
@@ -375,7 +420,8 @@ impl Plan {
                 ));
             }
         }
-        let candidates = Grid::from_table(&spec.candidates).map_err(|mut e| {
+        let (candidate_table, by_shape, shape_gpus) = shape_axis(&spec, &scenario, path)?;
+        let candidates = Grid::from_table(&candidate_table).map_err(|mut e| {
             e.key = format!("plan.candidates.{}", e.key.trim_start_matches("sweep."));
             Error::Scenario {
                 path: path.to_path_buf(),
@@ -391,10 +437,16 @@ impl Plan {
             .collect();
         for i in 0..candidates.len() {
             let point = candidates.point(i);
-            match candidate_scenario(base, path, &point, None, 0.0) {
-                Ok(s) => gpus.push(s.deployment.gpu.name.clone()),
+            match scaled_scenario(by_shape, base, path, &point, None, 1, 0.0) {
+                Ok(s) => {
+                    gpus.push(s.deployment.gpu.name.clone());
+                    if let Some(d) = &s.disagg {
+                        gpus.push(d.prefill.deployment.gpu.name.clone());
+                    }
+                }
                 Err(Error::Scenario { source, .. })
-                    if crate::hardware::budget::does_not_fit(&source) => {}
+                    if crate::hardware::budget::does_not_fit(&source)
+                        || (by_shape && disagg::shape_does_not_fit(&source)) => {}
                 Err(e) => {
                     let reason = match e {
                         Error::Scenario { source, .. } => source.to_string(),
@@ -454,8 +506,134 @@ impl Plan {
             prices: gpu_prices,
             tier_prices,
             window_s,
+            by_shape,
+            gpus: shape_gpus,
         })
     }
+}
+
+/// The candidate axes of `spec` with the `shape` axis of a disaggregated
+/// plan added (every shape of `plan.gpus` GPUs over the `plan.tp` degrees),
+/// whether the candidates are shapes, and the disaggregated plan's GPU
+/// count; refuses the keys a shape sets beside a `shape` axis.
+fn shape_axis(
+    spec: &PlanSpec,
+    scenario: &Scenario,
+    path: &Path,
+) -> Result<(toml::Table, bool, Option<u32>), Error> {
+    let mut table = spec.candidates.clone();
+    let disaggregated = spec.disaggregated.unwrap_or(false);
+    let mut gpus = None;
+    if disaggregated {
+        if table.contains_key(SHAPE) {
+            return Err(spec_error(
+                path,
+                "plan.candidates.shape",
+                "a disaggregated plan makes the shapes itself from plan.gpus and plan.tp: \
+                 remove `shape`, or `disaggregated` to plan the shapes listed",
+            ));
+        }
+        let own = match &scenario.disagg {
+            Some(d) => {
+                d.prefill_gpus()
+                    + u64::from(scenario.deployment.tp)
+                        * u64::from(scenario.deployment.replicas.max(1))
+            }
+            None => {
+                u64::from(scenario.deployment.tp) * u64::from(scenario.deployment.replicas.max(1))
+            }
+        };
+        let n = spec
+            .gpus
+            .unwrap_or_else(|| u32::try_from(own).unwrap_or(u32::MAX));
+        if !(1..=4096).contains(&n) {
+            return Err(spec_error(
+                path,
+                "plan.gpus",
+                format!("must be a GPU count in [1, 4096], got {n}"),
+            ));
+        }
+        let tps = spec.tp.clone().unwrap_or_else(|| vec![1, 2, 4, 8]);
+        if tps.is_empty() || tps.iter().any(|t| !(1..=n).contains(t)) {
+            return Err(spec_error(
+                path,
+                "plan.tp",
+                format!(
+                    "must be a non-empty list of tensor-parallel degrees in [1, plan.gpus = \
+                     {n}], got {tps:?}"
+                ),
+            ));
+        }
+        let shapes = shapes_of(n, &tps);
+        if shapes.is_empty() {
+            return Err(spec_error(
+                path,
+                "plan.tp",
+                format!("no deployment of exactly {n} GPUs has tensor-parallel degrees {tps:?}"),
+            ));
+        }
+        if shapes.len() > MAX_SHAPES {
+            return Err(spec_error(
+                path,
+                "plan.gpus",
+                format!(
+                    "{n} GPUs over tp {tps:?} make {} shapes, more than the {MAX_SHAPES} a plan \
+                     searches: lower plan.gpus or give fewer plan.tp degrees",
+                    shapes.len()
+                ),
+            ));
+        }
+        table.insert(
+            SHAPE.into(),
+            toml::Value::Array(
+                shapes
+                    .iter()
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+        );
+        gpus = Some(n);
+    } else {
+        for key in ["gpus", "tp"] {
+            let set = match key {
+                "gpus" => spec.gpus.is_some(),
+                _ => spec.tp.is_some(),
+            };
+            if set {
+                return Err(spec_error(
+                    path,
+                    &format!("plan.{key}"),
+                    "applies to a disaggregated plan only: set `plan.disaggregated = true`",
+                ));
+            }
+        }
+    }
+    let by_shape = table.contains_key(SHAPE);
+    if by_shape {
+        if let Some(toml::Value::Array(values)) = table.get(SHAPE) {
+            for v in values {
+                let parsed = match v {
+                    toml::Value::String(text) => Shape::parse(text),
+                    other => Err(format!(
+                        "must be deployment shapes such as \"2xTP4\" or \"2xTP2 + 1xTP4\", got \
+                         the {} {}",
+                        other.type_str(),
+                        crate::sweep::cell_of(other)
+                    )),
+                };
+                parsed.map_err(|reason| spec_error(path, "plan.candidates.shape", reason))?;
+            }
+        }
+        if let Some(key) = SHAPE_KEYS.iter().find(|k| table.contains_key(**k)) {
+            return Err(spec_error(
+                path,
+                &format!("plan.candidates.\"{key}\""),
+                "a deployment shape sets the tensor-parallel degree, the replicas and the mode \
+                 itself: give the shapes you want in `shape` (or plan.tp) instead",
+            ));
+        }
+    }
+    Ok((table, by_shape, gpus))
 }
 
 impl Plan {
@@ -475,18 +653,36 @@ impl Plan {
             // A probe that stops after a request count is lengthened up to
             // the arrival cap; one that stops after `duration_s` keeps its
             // duration (past the window), so its first probe sizes it.
-            let lengthened = base
-                .contains_key("requests")
-                .then(|| candidate_scenario(base, path, &point, Some(longest_rate), self.window_s));
+            let by_shape = self.by_shape;
+            let lengthened = base.contains_key("requests").then(|| {
+                scaled_scenario(
+                    by_shape,
+                    base,
+                    path,
+                    &point,
+                    Some(longest_rate),
+                    1,
+                    self.window_s,
+                )
+            });
             let probes = [
-                candidate_scenario(base, path, &point, Some(self.search.start_rate), 0.0),
+                scaled_scenario(
+                    by_shape,
+                    base,
+                    path,
+                    &point,
+                    Some(self.search.start_rate),
+                    1,
+                    0.0,
+                ),
                 lengthened.unwrap_or_else(|| Err(Error::Usage(String::new()))),
-                cluster_scenario(
+                scaled_scenario(
+                    by_shape,
                     base,
                     path,
                     &point,
                     Some(self.target_rate),
-                    MAX_VERIFIED_REPLICAS,
+                    self.max_scale(&point),
                     0.0,
                 ),
             ];
@@ -494,6 +690,32 @@ impl Plan {
         }
         out
     }
+
+    /// The most replicas (copies of a shape) the whole-deployment check of
+    /// candidate `point` simulates: [`MAX_VERIFIED_REPLICAS`] replicas in all.
+    fn max_scale(&self, point: &[(String, toml::Value)]) -> u64 {
+        match shape_of(point) {
+            Some(shape) => {
+                let replicas = match shape {
+                    Shape::Colocated(g) => u64::from(g.replicas),
+                    Shape::Disaggregated { prefill, decode } => {
+                        u64::from(prefill.replicas) + u64::from(decode.replicas)
+                    }
+                };
+                (MAX_VERIFIED_REPLICAS / replicas.max(1)).max(1)
+            }
+            None => MAX_VERIFIED_REPLICAS,
+        }
+    }
+}
+
+/// The shape candidate `point` sets, if any.
+pub fn shape_of(point: &[(String, toml::Value)]) -> Option<Shape> {
+    point
+        .iter()
+        .find(|(k, _)| k == SHAPE)
+        .and_then(|(_, v)| v.as_str())
+        .and_then(|t| Shape::parse(t).ok())
 }
 
 /// A candidate's assignments as `key=value, ...` (TOML keys and values).
@@ -687,6 +909,27 @@ pub struct CandidateResult {
     pub error: Option<String>,
     /// Replicas, GPUs and cost at the target load, when it is feasible.
     pub sizing: Option<Sizing>,
+    /// Its deployment shape, in a plan of shapes (whose replica is the whole
+    /// deployment: `tp` is then its GPUs, `gpu` the prefill pool's GPU and
+    /// the decode pool's when they differ, `price_per_gpu_hour` their mean).
+    pub shape: Option<Shape>,
+    /// The roofline's upper bounds on its rate, in a plan of shapes.
+    pub bounds: Option<Bounds>,
+    /// Why it was not simulated: a shape of its mode sustained more than its
+    /// bound allows.
+    pub pruned: Option<Pruned>,
+}
+
+/// A shape left out of the search because another shape of its mode
+/// already sustained more than its upper bound.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pruned {
+    /// Its upper bound, requests per second.
+    pub bound: f64,
+    /// The shape that sustained more.
+    pub by: Shape,
+    /// The rate that shape sustained.
+    pub rate: f64,
 }
 
 /// What a feasible candidate needs for the target load.
@@ -886,6 +1129,7 @@ pub fn probe_at(
 
 /// The scenario of candidate `assignments` of `base` with its arrival rate set
 /// to `rate`, on one replica, its arrivals spanning at least `window_s`.
+#[cfg(test)]
 fn candidate_scenario(
     base: &toml::Table,
     path: &Path,
@@ -922,8 +1166,16 @@ fn cluster_scenario(
         toml::Value::Integer(replicas),
     )
     .map_err(|reason| spec_error(path, "hardware.replicas", reason))?;
+    lengthen(&mut table, rate, replicas, window_s);
+    Scenario::from_table(table, path)
+}
+
+/// Scales a probe's stop rule for `scale` replicas (or copies of a shape) at
+/// `rate`: a request count is multiplied by `scale` and raised to `rate x
+/// window_s`, a `duration_s` raised to `window_s`.
+fn lengthen(table: &mut toml::Table, rate: Option<f64>, scale: i64, window_s: f64) {
     if let Some(n) = table.get("requests").and_then(toml::Value::as_integer) {
-        let mut n = n.saturating_mul(replicas);
+        let mut n = n.saturating_mul(scale);
         if let Some(r) = rate {
             // Saturating float-to-int: a window this long is refused below
             // (or by the probe's arrival cap) anyway.
@@ -936,7 +1188,68 @@ fn cluster_scenario(
             table.insert("duration_s".into(), toml::Value::Float(window_s));
         }
     }
+}
+
+/// The scenario of shape candidate `assignments` with `copies` copies of
+/// its shape (every pool's replicas times `copies`, each pool behind its
+/// router) at arrival rate `rate`, its arrivals spanning at least
+/// `window_s`; a request count is per copy, as [`cluster_scenario`]'s is per
+/// replica.
+fn shape_scenario(
+    base: &toml::Table,
+    path: &Path,
+    assignments: &[(String, toml::Value)],
+    rate: Option<f64>,
+    copies: u64,
+    window_s: f64,
+) -> Result<Scenario, Error> {
+    let shape = shape_of(assignments).ok_or_else(|| {
+        spec_error(
+            path,
+            "plan.candidates.shape",
+            "a shape candidate without a shape",
+        )
+    })?;
+    let rest: Vec<(String, toml::Value)> = assignments
+        .iter()
+        .filter(|(k, _)| k != SHAPE)
+        .cloned()
+        .collect();
+    let mut table = candidate_table(base, path, &rest)?;
+    shape
+        .times(u32::try_from(copies).unwrap_or(u32::MAX))
+        .apply(&mut table)
+        .map_err(|reason| spec_error(path, "plan.candidates.shape", reason))?;
+    if let Some(r) = rate {
+        apply_override(&mut table, "traffic.arrival.rate", toml::Value::Float(r))
+            .map_err(|reason| spec_error(path, "traffic.arrival.rate", reason))?;
+    }
+    lengthen(
+        &mut table,
+        rate,
+        i64::try_from(copies).unwrap_or(i64::MAX),
+        window_s,
+    );
     Scenario::from_table(table, path)
+}
+
+/// The scenario of a probe of candidate `assignments`: `scale` replicas of
+/// it ([`cluster_scenario`]), or, in a plan of shapes, `scale` copies of its
+/// shape ([`shape_scenario`]).
+pub(crate) fn scaled_scenario(
+    by_shape: bool,
+    base: &toml::Table,
+    path: &Path,
+    assignments: &[(String, toml::Value)],
+    rate: Option<f64>,
+    scale: u64,
+    window_s: f64,
+) -> Result<Scenario, Error> {
+    if by_shape {
+        shape_scenario(base, path, assignments, rate, scale, window_s)
+    } else {
+        cluster_scenario(base, path, assignments, rate, scale, window_s)
+    }
 }
 
 /// Scenario table `base` with candidate `assignments` applied (see
@@ -982,8 +1295,10 @@ fn verify(
     replicas: u64,
     span_s: f64,
 ) -> Result<Verified, Stopped> {
-    let most = (replicas * 2).min(MAX_VERIFIED_REPLICAS);
-    if cluster_scenario(
+    let most = (replicas * 2).min(plan.max_scale(assignments));
+    let by_shape = plan.by_shape;
+    if scaled_scenario(
+        by_shape,
         base,
         path,
         assignments,
@@ -996,7 +1311,9 @@ fn verify(
         return Ok(Verified::NotSimulable);
     }
     for r in replicas..=most {
-        let at = |rate: f64, w: f64| cluster_scenario(base, path, assignments, Some(rate), r, w);
+        let at = |rate: f64, w: f64| {
+            scaled_scenario(by_shape, base, path, assignments, Some(rate), r, w)
+        };
         match probe_at(
             &at,
             evaluate,
@@ -1060,6 +1377,9 @@ pub fn run_plan_stoppable(
     plan: &Plan,
     evaluate: &Evaluate<'_>,
 ) -> PlanRun {
+    if plan.by_shape {
+        return disagg::run_shapes(base, path, plan, evaluate, true);
+    }
     let results: Vec<Result<CandidateResult, Stopped>> = (0..plan.candidates.len())
         .into_par_iter()
         .map(|index| plan_candidate(base, path, plan, evaluate, index))
@@ -1078,6 +1398,30 @@ fn plan_candidate(
     evaluate: &Evaluate<'_>,
     index: usize,
 ) -> Result<CandidateResult, Stopped> {
+    match prepare(base, path, plan, index) {
+        Ok((result, built)) => search_and_size(
+            base,
+            path,
+            plan,
+            evaluate,
+            result,
+            &built,
+            &plan.search,
+            true,
+        ),
+        Err(result) => Ok(*result),
+    }
+}
+
+/// Candidate `index` built on one replica (or one copy of its shape), its
+/// GPU, GPUs per replica and prices filled in; the result to report when it
+/// does not build.
+fn prepare(
+    base: &toml::Table,
+    path: &Path,
+    plan: &Plan,
+    index: usize,
+) -> Result<(CandidateResult, Scenario), Box<CandidateResult>> {
     let assignments = plan.candidates.point(index);
     let mut result = CandidateResult {
         index,
@@ -1089,27 +1433,78 @@ fn plan_candidate(
         search: None,
         error: None,
         sizing: None,
+        shape: None,
+        bounds: None,
+        pruned: None,
     };
-    let built = match candidate_scenario(base, path, &assignments, None, 0.0) {
+    let built = match scaled_scenario(plan.by_shape, base, path, &assignments, None, 1, 0.0) {
         Ok(s) => s,
         Err(e) => {
             result.error = Some(e.to_string());
-            return Ok(result);
+            return Err(Box::new(result));
         }
     };
     result.gpu = built.deployment.gpu.name.clone();
     result.tp = built.deployment.tp;
-    result.price_per_gpu_hour = plan
-        .prices
-        .get(&result.gpu)
-        .copied()
-        .or(built.deployment.gpu.price_per_hour);
+    let price_of = |d: &crate::hardware::Deployment| {
+        plan.prices
+            .get(&d.gpu.name)
+            .copied()
+            .or(d.gpu.price_per_hour)
+    };
+    result.price_per_gpu_hour = price_of(&built.deployment);
     result.tier_cost = TierCost::of(built.spec.cache.tiers.as_deref(), &plan.tier_prices);
+    if plan.by_shape {
+        // The replica of a plan of shapes is the whole deployment: its GPUs,
+        // their mean price, and its replicas' tiers.
+        let shape = shape_of(&assignments);
+        result.shape = shape;
+        let replicas = u64::from(built.deployment.replicas.max(1));
+        let d_gpus = u64::from(built.deployment.tp) * replicas;
+        result.tier_cost = result.tier_cost.map(|t| TierCost {
+            per_replica: t.per_replica * replicas as f64,
+            shared: t.shared,
+        });
+        match &built.disagg {
+            Some(dis) => {
+                let p = &dis.prefill.deployment;
+                let p_gpus = dis.prefill_gpus();
+                if p.gpu.name != result.gpu {
+                    result.gpu = format!("{} + {}", p.gpu.name, result.gpu);
+                }
+                let all = p_gpus + d_gpus;
+                result.tp = u32::try_from(all).unwrap_or(u32::MAX);
+                result.price_per_gpu_hour = price_of(p)
+                    .zip(result.price_per_gpu_hour)
+                    .map(|(pp, dp)| (pp * p_gpus as f64 + dp * d_gpus as f64) / all as f64);
+            }
+            None => result.tp = u32::try_from(d_gpus).unwrap_or(u32::MAX),
+        }
+    }
+    Ok((result, built))
+}
+
+/// Finds the highest rate candidate `result` (built as `built`) sustains
+/// with search options `opts`, then sizes it for the target load and, when
+/// `check` is set, verifies the sizing by simulating the whole deployment.
+#[allow(clippy::too_many_arguments)]
+fn search_and_size(
+    base: &toml::Table,
+    path: &Path,
+    plan: &Plan,
+    evaluate: &Evaluate<'_>,
+    mut result: CandidateResult,
+    built: &Scenario,
+    opts: &SearchOptions,
+    check: bool,
+) -> Result<CandidateResult, Stopped> {
+    let assignments = result.assignments.clone();
     let tiers = result.tier_cost.unwrap_or_default();
-    let scenario_at = |r: f64, w: f64| candidate_scenario(base, path, &assignments, Some(r), w);
+    let scenario_at =
+        |r: f64, w: f64| scaled_scenario(plan.by_shape, base, path, &assignments, Some(r), 1, w);
     let mut failure = None;
     let mut stopped = false;
-    let search = search_rate(&plan.search, |r| {
+    let search = search_rate(opts, |r| {
         // Once a simulation was stopped the search only has to end: every
         // further probe fails at once (the candidate is dropped below).
         let probe = if stopped {
@@ -1152,7 +1547,7 @@ fn plan_candidate(
             tiers,
             tokens,
         );
-        if sizing.replicas <= MAX_VERIFIED_REPLICAS {
+        if check && sizing.replicas <= plan.max_scale(&assignments) {
             match verify(
                 base,
                 path,
@@ -1188,18 +1583,37 @@ fn plan_candidate(
 }
 
 /// Candidate indices best first: feasible ones by dollars per hour (unpriced
-/// after priced, by GPU count), ties by the higher rate per replica; then
-/// those whose whole-deployment simulation missed the objectives; then the
-/// infeasible ones by how close they came.
+/// after priced, by GPU count), ties by the higher rate per replica (and,
+/// between shapes, by the lower worst metric-to-objective ratio at that
+/// rate); then those whose whole-deployment simulation missed the
+/// objectives; then the infeasible ones by how close they came; then the
+/// shapes pruned without simulation, highest bound first.
 pub fn ranking(results: &[CandidateResult]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..results.len()).collect();
     let key = |r: &CandidateResult| -> (u8, f64, f64, f64) {
         match &r.sizing {
             Some(s) if s.verified == Some(false) => (2, s.gpus as f64, -s.rate_per_replica, 0.0),
-            Some(s) => match s.usd_per_hour {
-                Some(usd) => (0, usd, -s.rate_per_replica, 0.0),
-                None => (1, s.gpus as f64, -s.rate_per_replica, 0.0),
-            },
+            Some(s) => {
+                // Between shapes of equal cost and rate (both held back by
+                // the same pool), the one with more headroom at that rate.
+                let headroom = match r.shape {
+                    Some(_) => r
+                        .search
+                        .as_ref()
+                        .and_then(|s| s.best.as_ref())
+                        .map_or(0.0, |p| p.excess),
+                    None => 0.0,
+                };
+                match s.usd_per_hour {
+                    Some(usd) => (0, usd, -s.rate_per_replica, headroom),
+                    None => (1, s.gpus as f64, -s.rate_per_replica, headroom),
+                }
+            }
+            None if r.pruned.is_some() => {
+                // After the infeasible ones: not simulated, dominated.
+                let bound = r.pruned.as_ref().map_or(0.0, |p| p.bound);
+                (3, -bound, 0.0, 0.0)
+            }
             None => {
                 let miss = r
                     .search
@@ -1216,6 +1630,7 @@ pub fn ranking(results: &[CandidateResult]) -> Vec<usize> {
         ka.0.cmp(&kb.0)
             .then(ka.1.total_cmp(&kb.1))
             .then(ka.2.total_cmp(&kb.2))
+            .then(ka.3.total_cmp(&kb.3))
             .then(a.cmp(&b))
     });
     order
@@ -1242,5 +1657,7 @@ pub fn pareto_front(results: &[CandidateResult]) -> Vec<bool> {
         .collect()
 }
 
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 mod tests;

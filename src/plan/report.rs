@@ -9,7 +9,7 @@ use crate::report::plot::{Axis, Body, Figure, LegendEntry, Line, PALETTE, Point,
 use crate::sweep::cell_of;
 
 /// The worst value of an optional latency over a probe's replicates.
-fn worst(runs: &[Summary], f: impl Fn(&Summary) -> Option<f64>) -> Option<f64> {
+pub(super) fn worst(runs: &[Summary], f: impl Fn(&Summary) -> Option<f64>) -> Option<f64> {
     runs.iter()
         .map(f)
         .try_fold(0.0_f64, |a, v| v.map(|v| a.max(v)))
@@ -17,15 +17,15 @@ fn worst(runs: &[Summary], f: impl Fn(&Summary) -> Option<f64>) -> Option<f64> {
 
 /// The metrics a row shows at the sustainable rate (worst replicate for the
 /// objectives, mean for the batch).
-struct AtRate {
-    ttft_p99: Option<f64>,
-    tpot_p99: Option<f64>,
-    e2e_p99: Option<f64>,
-    oom_rate: f64,
-    batch_mean: f64,
+pub(super) struct AtRate {
+    pub ttft_p99: Option<f64>,
+    pub tpot_p99: Option<f64>,
+    pub e2e_p99: Option<f64>,
+    pub oom_rate: f64,
+    pub batch_mean: f64,
 }
 
-fn at_rate(p: &Probe) -> AtRate {
+pub(super) fn at_rate(p: &Probe) -> AtRate {
     let n = p.runs.len().max(1) as f64;
     AtRate {
         ttft_p99: worst(&p.runs, |m| m.ttft_p99),
@@ -54,10 +54,10 @@ fn tiers_priced(results: &[CandidateResult]) -> bool {
     results.iter().any(|r| r.tier_cost.is_some())
 }
 
-/// The KV tiers and router of a candidate as a chart's legend says them,
-/// from its `host_gb`, `ssd_gb` and `router` assignments (`key`, cell text;
-/// other keys are left out): `host 64 GB, no ssd tier, kv-aware`. Empty
-/// when it has none of them.
+/// The KV tiers, router and mode of a candidate as a chart's legend says
+/// them, from its `host_gb`, `ssd_gb`, `router` and `shape` assignments
+/// (`key`, cell text; other keys are left out): `host 64 GB, no ssd tier,
+/// kv-aware`, `disaggregated`. Empty when it has none of them.
 pub fn series_detail<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let size = |tier: &str, gb: &str| match gb.parse::<f64>() {
         Ok(0.0) => format!("no {tier} tier"),
@@ -69,6 +69,7 @@ pub fn series_detail<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) ->
             super::HOST_GB => Some(size("host", cell)),
             super::SSD_GB => Some(size("ssd", cell)),
             super::ROUTER => Some(cell.to_string()),
+            super::SHAPE => super::Shape::parse(cell).ok().map(|s| s.mode().to_string()),
             _ => None,
         })
         .collect::<Vec<_>>()
@@ -86,7 +87,7 @@ fn detail_of(r: &CandidateResult) -> String {
 }
 
 /// Why a candidate is not feasible, in words.
-fn why_not(r: &CandidateResult, plan: &Plan) -> String {
+pub(super) fn why_not(r: &CandidateResult, plan: &Plan) -> String {
     if let Some(e) = &r.error {
         return e.clone();
     }
@@ -114,7 +115,7 @@ fn why_not(r: &CandidateResult, plan: &Plan) -> String {
     }
 }
 
-fn fmt_rate(r: f64) -> String {
+pub(super) fn fmt_rate(r: f64) -> String {
     if r >= 100.0 {
         format!("{r:.0}")
     } else if r >= 1.0 {
@@ -128,6 +129,9 @@ fn fmt_rate(r: f64) -> String {
 
 /// The ranked table printed by `kvsim plan`.
 pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Table {
+    if plan.by_shape {
+        return super::report_shapes::shape_table(results, plan);
+    }
     let front = pareto_front(results);
     let split = tiers_priced(results);
     // The cost of the KV tiers, within $/hour, when any candidate has them.
@@ -227,6 +231,9 @@ pub fn plan_table(results: &[CandidateResult], plan: &Plan) -> comfy_table::Tabl
 
 /// `plan.csv`: one row per candidate in rank order, axis columns first.
 pub fn plan_csv(results: &[CandidateResult], plan: &Plan) -> Result<Vec<u8>, csv::Error> {
+    if plan.by_shape {
+        return super::report_shapes::shape_csv(results, plan);
+    }
     let front = pareto_front(results);
     let split = tiers_priced(results);
     let keys: Vec<String> = plan.candidates.axes.iter().map(|a| a.key.clone()).collect();
@@ -358,7 +365,13 @@ pub fn plan_figure(results: &[CandidateResult], plan: &Plan) -> Option<Figure> {
             })
         })
         .collect();
-    cost_figure(&points, plan.target_rate)
+    let mut fig = cost_figure(&points, plan.target_rate)?;
+    if plan.by_shape {
+        // A replica of a plan of shapes is a whole deployment.
+        fig.x_title = "sustainable rate per deployment (req/s)".into();
+        fig.legend_title = Some("GPU, mode".into());
+    }
+    Some(fig)
 }
 
 /// A priced feasible candidate on the cost-against-capacity chart.

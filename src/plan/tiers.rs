@@ -75,8 +75,9 @@ impl TierCost {
 
 /// Applies candidate assignment `key = value` to scenario table `table`:
 /// `host_gb` and `ssd_gb` set the size of that kind's `[[cache.tiers]]`
-/// entry (0: no such tier), `router` sets `hardware.router`, any other key is
-/// a dotted scenario key (as in `[sweep]`). The reason when it cannot be
+/// entry (0: no such tier), `router` sets `hardware.router`, `shape` sets a
+/// deployment shape ([`super::Shape::apply`]), any other key is a dotted
+/// scenario key (as in `[sweep]`). The reason when it cannot be
 /// applied.
 pub fn apply_candidate(
     table: &mut toml::Table,
@@ -87,6 +88,14 @@ pub fn apply_candidate(
         HOST_GB => set_tier(table, TierKind::Host, gigabytes(&value)?),
         SSD_GB => set_tier(table, TierKind::Ssd, gigabytes(&value)?),
         ROUTER => apply_override(table, "hardware.router", value),
+        super::SHAPE => match &value {
+            toml::Value::String(text) => super::Shape::parse(text)?.apply(table),
+            other => Err(format!(
+                "must be a deployment shape such as \"2xTP4\" or \"2xTP2 + 1xTP4\", got the {} {}",
+                other.type_str(),
+                crate::sweep::cell_of(other)
+            )),
+        },
         _ => apply_override(table, key, value),
     }
 }

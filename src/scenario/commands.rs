@@ -114,4 +114,35 @@ pub struct PlanSpec {
     /// USD per GPU-hour by catalog GPU name, overriding the catalog's price.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub prices: BTreeMap<String, f64>,
+    /// Search prefill/decode disaggregated deployments (every xPyD split of
+    /// `gpus` GPUs over the `tp` degrees) against colocated ones of the same
+    /// GPU count (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaggregated: Option<bool>,
+    /// GPUs of every deployment a disaggregated plan compares (default: the
+    /// scenario's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// Tensor-parallel degrees a disaggregated plan tries in each pool and
+    /// for colocated replicas (default [1, 2, 4, 8]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tp: Option<Vec<u32>>,
+    /// The input/output length ratios of `kvsim plan --crossover`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossover: Option<CrossoverSpec>,
+}
+
+/// `[plan.crossover]`: the ratios `kvsim plan --crossover` compares colocated
+/// and disaggregated serving at.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossoverSpec {
+    /// Mean prompt plus mean output tokens of a request at every ratio
+    /// (default: the scenario's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<f64>,
+    /// Input:output length ratios, `"1:8"` to `"32:1"` (default: the powers
+    /// of two from 1:8 to 32:1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratios: Option<Vec<String>>,
 }

@@ -12,7 +12,7 @@ use crate::error::SpecError;
 /// deserializes into that serde may name in a message is listed; a test
 /// feeds a wrong type to every key of a full scenario and fails on a message
 /// that still names a Rust type.
-const SHAPES: [(&str, &str); 25] = [
+const SHAPES: [(&str, &str); 29] = [
     (
         "GpuSpec",
         "a GPU: a catalog name such as \"h100-sxm\" (`kvsim catalog gpus`), or a table of its \
@@ -86,6 +86,13 @@ const SHAPES: [(&str, &str); 25] = [
         "a table: session = { turns = { kind = ... }, think_s }",
     ),
     ("PlanSpec", "a table: [plan]"),
+    ("CrossoverSpec", "a table: [plan.crossover]"),
+    ("DeploymentSpec", "a table: [deployment]"),
+    ("LinkSpec", "a table: [deployment.link]"),
+    (
+        "PoolSpec",
+        "a table: [deployment.prefill] or [deployment.decode]",
+    ),
     ("CheckSpec", "a table: [check] with rtol and rtol_by_metric"),
 ];
 

@@ -19,6 +19,7 @@ mod memory;
 mod merge;
 mod output;
 mod plan;
+mod plan_disagg;
 mod plots;
 mod properties;
 mod readers;

@@ -682,11 +682,32 @@ fn run_shown(shown: &Shown, args: &[String], sandbox: &Path) {
                 exists(out.unwrap().join("plots/wall.png"));
             }
         },
+        "plan" if args.iter().any(|a| a == "--crossover") => {
+            exists(out.unwrap().join("crossover.csv"));
+            exists(out.unwrap().join("crossover.png"));
+            shown_rows(
+                &what,
+                &stdout,
+                "(`kvsim plan scenarios/disagg-70b-long-prompts.toml --crossover` prints):",
+            );
+        }
         "plan" => {
             exists(out.unwrap().join("plan.csv"));
             exists(out.unwrap().join("plan.png"));
             if option(&args, "--slo").is_none() {
-                plan_example(&stdout, &out.unwrap().join("plan.csv"));
+                match scenario_name(&args[1]).as_str() {
+                    "disagg-70b-long-prompts" => shown_rows(
+                        &what,
+                        &stdout,
+                        "First rows (`kvsim plan scenarios/disagg-70b-long-prompts.toml`):",
+                    ),
+                    "disagg-70b-short-prompts" => shown_rows(
+                        &what,
+                        &stdout,
+                        "First rows (`kvsim plan scenarios/disagg-70b-short-prompts.toml`):",
+                    ),
+                    _ => plan_example(&stdout, &out.unwrap().join("plan.csv")),
+                }
             }
         }
         "plot" => {
@@ -1142,6 +1163,43 @@ const CLAIMS: &[(&str, &str)] = &[
         "exits 1 with the nearest miss when nothing is feasible",
         "an_impossible_objective_exits_1_with_the_nearest_miss",
     ),
+    // Disaggregated plans (issue 18).
+    (
+        "the 2xTP2 + 1xTP4 split sustains 1.37 req/s on its 8 GPUs (0.172 per GPU) against 1.01 (0.126) for the best colocated shape, so three copies serve the load for $95.76 an hour where colocated serving needs four ($127.68)",
+        "the_long_prompt_plan_prefers_disaggregation",
+    ),
+    (
+        "the two modes tie (2.05 req/s colocated 2xTP4, 2.00 for 3xTP2 + 1xTP2)",
+        "at_50_ms_tpot_the_long_prompt_plan_is_a_tie",
+    ),
+    (
+        "colocated 2xTP4 sustains 7.25 req/s (0.906 per GPU), the best split 3.96 (0.495), so three copies of 2xTP4 ($95.76 an hour) do what five copies of the split do ($159.60)",
+        "the_short_prompt_plan_prefers_colocation",
+    ),
+    (
+        "colocated serving wins up to 4:1 (the best split reaches 0.72 of its goodput per GPU there, 0.40 at 1:8,",
+        "the_crossover_lies_between_4_1_and_8_1",
+    ),
+    (
+        "0.40 at 1:8, where the split's 4 decode GPUs",
+        "the_crossover_chart_is_written_and_the_modes_cross",
+    ),
+    (
+        "disaggregation from 8:1 (1.19 there, 1.36 at 32:1); the ratio where they cross, interpolated on the logarithms, is ISL:OSL ~6.3:1",
+        "the_crossover_lies_between_4_1_and_8_1",
+    ),
+    (
+        "1.36 at 32:1",
+        "the_crossover_chart_is_written_and_the_modes_cross",
+    ),
+    (
+        "one whose bound is below the rate an earlier shape of its mode sustained is pruned, not simulated",
+        "a_shape_bounded_below_a_sustained_rate_is_pruned_unsimulated",
+    ),
+    (
+        "one whose decode step alone (one sequence, the weights read once) is longer than the TPOT objective is infeasible without a probe",
+        "a_decode_step_above_the_tpot_objective_is_infeasible_without_a_probe",
+    ),
     (
         "a test fails if the committed file differs from what the command writes",
         "validation_md_is_generated_not_edited",
@@ -1425,6 +1483,37 @@ fn requirements_claim() {
     says("Requirements: a Rust toolchain (1.85+).");
     let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     assert!(cargo.contains("rust-version = \"1.85\""));
+}
+
+/// Every line of the ```text block after `intro` in the README is a line
+/// `what` printed (whitespace runs collapsed).
+fn shown_rows(what: &str, stdout: &str, intro: &str) {
+    let flat = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let printed: Vec<String> = stdout.lines().map(flat).collect();
+    let full = readme().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        full.contains(&flat(intro)),
+        "the README no longer says {intro}"
+    );
+    let text = readme();
+    let head = intro.split_whitespace().last().unwrap();
+    let block = text
+        .split(head)
+        .find_map(|rest| {
+            let (before, after) = rest.split_once("```text")?;
+            before.trim().is_empty().then_some(after)
+        })
+        .and_then(|after| after.split("```").next())
+        .unwrap_or_else(|| panic!("no ```text block after {intro}"));
+    let mut n = 0;
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        n += 1;
+        assert!(
+            printed.contains(&flat(line)),
+            "{what} no longer prints the README's row:\n{line}\n{stdout}"
+        );
+    }
+    assert!(n >= 5, "{n} rows shown after {intro}");
 }
 
 /// The README's plan example: its candidates, its probes, and its rows as
