@@ -19,6 +19,11 @@
 //!   plus SSD tiers: what tier bookkeeping costs per simulated request, and
 //!   `multi_turn_fast`, the same conversations without prefix caching or
 //!   tiers, on the fast path, for scale.
+//! - `disaggregated`: `benches/disagg.toml`, a saturated chat service on one
+//!   prefill and one decode H100, against the same two GPUs colocated; and
+//!   `disaggregated_long_prompts`, the bundled
+//!   `scenarios/disagg-70b-long-prompts.toml` at 20,000 requests (its decode
+//!   batch is small, so each request spans some 70 decode steps).
 
 use std::path::Path;
 
@@ -231,4 +236,11 @@ fn disagg(case: &str) -> Scenario {
 #[divan::bench(args = ["disaggregated", "colocated"], sample_count = 5, sample_size = 1)]
 fn disaggregated(bencher: divan::Bencher, case: &str) {
     bench_requests(bencher, &disagg(case));
+}
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn disaggregated_long_prompts(bencher: divan::Bencher) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/disagg-70b-long-prompts.toml");
+    let s = Scenario::load(&path, &["requests=20000".into()]).expect("bundled scenario");
+    bench_requests(bencher, &s);
 }

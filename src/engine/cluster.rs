@@ -240,11 +240,14 @@ enum Pending {
     UserReady(u32),
     /// A session (a slot of [`Cluster::conversations`]) sends its next turn.
     NextTurn(u32),
-    /// A disaggregated request's KV has reached its decode replica (with
-    /// fair sharing: if this is still its end).
+    /// A disaggregated request's KV has reached its decode replica (FIFO
+    /// links).
     TransferDone(u32),
     /// Fair sharing: a transfer starts moving data, its latency paid.
     TransferJoin(u32),
+    /// Fair sharing: the earliest end among the moving transfers, as
+    /// scheduled (stale when a later change moved it).
+    LinksDue,
 }
 
 /// A conversation the cluster follows: a multi-turn session, or a
@@ -300,8 +303,8 @@ struct Cluster<'s, C> {
     replica_of_request: Vec<u32>,
     /// The two pools of a disaggregated deployment.
     pools: Option<Box<super::disagg::Pools<'s>>>,
-    /// Transfers whose end moved (a reused buffer).
-    moved: Vec<(SimTime, u32)>,
+    /// Transfers that ended at a links check (a reused buffer).
+    ended: Vec<u32>,
 }
 
 impl<'s, C: CostModel> Cluster<'s, C> {
@@ -387,6 +390,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             Pending::NextTurn(c) => self.next_turn(c),
             Pending::TransferDone(f) => self.transfer_done(f),
             Pending::TransferJoin(f) => self.transfer_join(f),
+            Pending::LinksDue => self.links_due(),
         }
     }
 
@@ -638,7 +642,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         issued: 0,
         issuing_done: false,
         replica_of_request: Vec::new(),
-        moved: Vec::new(),
+        ended: Vec::new(),
         pools: disagg.map(|g| Box::new(super::disagg::Pools::new(scenario, g, RouterState::of(d)))),
     };
     cluster.run()?;

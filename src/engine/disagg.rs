@@ -91,7 +91,11 @@ impl<C: CostModel> Engine<'_, C> {
         self.release(slot);
         self.sample_ended(req, false, Outcome::Ok);
         self.record_levels();
-        self.events.push(at, Event::Wake);
+        // An idle replica with requests waiting looks again now (the freed
+        // KV may let them in); a busy one does at its step's end.
+        if !self.busy && !self.waiting.is_empty() {
+            self.events.push(at, Event::Wake);
+        }
     }
 
     /// Reserves room at `at` for a received request of `tokens` prompt
@@ -219,6 +223,8 @@ pub(super) struct Pools<'s> {
     /// each prefill replica's out-link and each decode replica's in-link.
     pub active: Vec<u32>,
     pub last: SimTime,
+    /// The earliest end among `active` (when the cluster checks the links).
+    pub due: Option<SimTime>,
     pub out_n: Vec<u32>,
     pub in_n: Vec<u32>,
 }
@@ -246,6 +252,7 @@ impl<'s> Pools<'s> {
             issued: vec![0; np + nd],
             active: Vec::new(),
             last: SimTime::ZERO,
+            due: None,
             out_n: vec![0; np],
             in_n: vec![0; nd],
         }
@@ -284,12 +291,13 @@ impl<'s> Pools<'s> {
 
     /// Each moving transfer's share after a change at `t`, and when it now
     /// ends: `rate = min(solo, out-link / its transfers, in-link / its
-    /// transfers)`, the end rounded up to the nanosecond. Pushes (via
-    /// `moved`) each transfer whose end changed.
-    fn reshare(&mut self, t: SimTime, moved: &mut Vec<(SimTime, u32)>) {
+    /// transfers)`, the end rounded up to the nanosecond. Returns the
+    /// earliest end, which becomes [`Pools::due`].
+    fn reshare(&mut self, t: SimTime) -> Option<SimTime> {
         let gbps = self.disagg.link.bytes_per_s as f64;
         let solo = self.disagg.transfer_rate(self.tp_p, self.tp_d) as f64;
         let (cap_out, cap_in) = (gbps * f64::from(self.tp_p), gbps * f64::from(self.tp_d));
+        let mut first: Option<SimTime> = None;
         for &g in &self.active {
             let fl = &mut self.flights[g as usize];
             let (p, d) = (fl.p as usize, fl.d as usize);
@@ -303,16 +311,17 @@ impl<'s> Pools<'s> {
                 (fl.remaining / fl.rate * 1e9).ceil() as u64
             };
             let end = t + SimDuration::from_nanos(ns);
-            if fl.transfer_end != Some(end) {
-                fl.transfer_end = Some(end);
-                moved.push((end, g));
-            }
+            fl.transfer_end = Some(end);
+            first = Some(first.map_or(end, |f| f.min(end)));
         }
+        self.due = first;
+        first
     }
 
     /// Fair sharing: flight `f` starts moving data at `t` (its latency
-    /// paid); returns the transfers whose end moved.
-    pub(super) fn join(&mut self, f: u32, t: SimTime, moved: &mut Vec<(SimTime, u32)>) {
+    /// paid). Returns the links' next due instant when it changed (the
+    /// cluster schedules a check then).
+    pub(super) fn join(&mut self, f: u32, t: SimTime) -> Option<SimTime> {
         self.progress(t);
         let fl = &mut self.flights[f as usize];
         fl.remaining = fl.bytes as f64;
@@ -328,36 +337,45 @@ impl<'s> Pools<'s> {
             *n += 1;
         }
         self.active.push(f);
-        self.reshare(t, moved);
+        let before = self.due;
+        let due = self.reshare(t);
+        (due != before).then_some(due).flatten()
     }
 
-    /// Fair sharing: whether `f`'s transfer ends at `t` (an event scheduled
-    /// before its end moved is stale); if so it leaves the links, and the
-    /// others' ends move.
-    pub(super) fn leave(&mut self, f: u32, t: SimTime, moved: &mut Vec<(SimTime, u32)>) -> bool {
-        let fl = self.flights[f as usize];
-        if fl.transfer_end != Some(t) {
-            return false;
+    /// Fair sharing: the links' check at `t`. If `t` is still the earliest
+    /// end (a check scheduled before the ends moved is stale), every
+    /// transfer ending now leaves the links, in the order they joined, into
+    /// `ended`; the others' shares grow. Returns the next due instant to
+    /// schedule, if any.
+    pub(super) fn links_due(&mut self, t: SimTime, ended: &mut Vec<u32>) -> Option<SimTime> {
+        if self.due != Some(t) {
+            return None;
         }
-        let Some(i) = self.active.iter().position(|&g| g == f) else {
-            return false;
-        };
         self.progress(t);
-        self.active.remove(i);
-        let (p, d, bytes) = (fl.p as usize, fl.d as usize, fl.bytes);
-        for (n, c) in [
-            (&mut self.out_n[p], &mut self.out[p]),
-            (&mut self.in_n[d], &mut self.inbound[d]),
-        ] {
-            *n -= 1;
-            c.bytes += bytes;
-            if *n == 0 {
-                c.busy_ns += (t - c.free_at).as_nanos();
-                c.free_at = t;
+        let mut i = 0;
+        while i < self.active.len() {
+            let f = self.active[i];
+            let fl = self.flights[f as usize];
+            if fl.transfer_end != Some(t) {
+                i += 1;
+                continue;
             }
+            self.active.remove(i);
+            let (p, d, bytes) = (fl.p as usize, fl.d as usize, fl.bytes);
+            for (n, c) in [
+                (&mut self.out_n[p], &mut self.out[p]),
+                (&mut self.in_n[d], &mut self.inbound[d]),
+            ] {
+                *n -= 1;
+                c.bytes += bytes;
+                if *n == 0 {
+                    c.busy_ns += (t - c.free_at).as_nanos();
+                    c.free_at = t;
+                }
+            }
+            ended.push(f);
         }
-        self.reshare(t, moved);
-        true
+        self.reshare(t)
     }
 
     /// When flight `f`'s transfer, issued at `at`, ends; reserves the links.

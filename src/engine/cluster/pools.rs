@@ -262,32 +262,29 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         let Some(pools) = self.pools.as_mut() else {
             return;
         };
-        let mut moved = std::mem::take(&mut self.moved);
-        pools.join(f, self.now, &mut moved);
-        for (end, g) in moved.drain(..) {
-            self.events.push(end, Pending::TransferDone(g));
+        if let Some(due) = pools.join(f, self.now) {
+            self.events.push(due, Pending::LinksDue);
         }
-        self.moved = moved;
+    }
+
+    /// Fair sharing: the transfers that end now, if this check is not stale.
+    pub(super) fn links_due(&mut self) {
+        let Some(pools) = self.pools.as_mut() else {
+            return;
+        };
+        let mut ended = std::mem::take(&mut self.ended);
+        if let Some(due) = pools.links_due(self.now, &mut ended) {
+            self.events.push(due, Pending::LinksDue);
+        }
+        for f in ended.drain(..) {
+            self.transfer_done(f);
+        }
+        self.ended = ended;
     }
 
     /// Flight `f`'s KV has arrived: the prefill replica frees it, the
     /// decode replica receives the request.
     pub(super) fn transfer_done(&mut self, f: u32) {
-        let Some(pools) = self.pools.as_mut() else {
-            return;
-        };
-        if pools.fair() {
-            let mut moved = std::mem::take(&mut self.moved);
-            let ends = pools.leave(f, self.now, &mut moved);
-            for (end, g) in moved.drain(..) {
-                self.events.push(end, Pending::TransferDone(g));
-            }
-            self.moved = moved;
-            if !ends {
-                // Its end moved since this was scheduled.
-                return;
-            }
-        }
         let Some(pools) = self.pools.as_ref() else {
             return;
         };
@@ -412,12 +409,25 @@ pub(super) fn finish<C: CostModel>(
         )
     };
     let (p_stats, d_stats) = (merged(0..np), merged(np..replicas.len()));
+    // A pool's own metrics: its steps and memory from its merged statistics
+    // (no latency percentiles, so no pass over its records but one to count
+    // its failures).
     let pool_summary = |s, range: std::ops::Range<usize>, stats: &Collector| {
-        let records: Vec<RequestRecord> = replicas[range]
-            .iter()
-            .flat_map(|e| e.records.iter().copied())
-            .collect();
-        summarize(s, &records, stats, end)
+        let mut m = summarize(s, &[], stats, end);
+        let (mut failed, mut n) = (0u64, 0u64);
+        for r in replicas[range].iter().flat_map(|e| &e.records) {
+            n += 1;
+            failed += u64::from(matches!(
+                r.outcome,
+                Some(Outcome::Oom | Outcome::Unservable | Outcome::Crashed)
+            ));
+        }
+        m.oom_rate = if n == 0 {
+            0.0
+        } else {
+            failed as f64 / n as f64
+        };
+        m
     };
     let p_summary = pool_summary(prefill, 0..np, &p_stats);
     let d_summary = pool_summary(scenario, np..replicas.len(), &d_stats);
