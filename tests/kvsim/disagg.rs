@@ -583,3 +583,22 @@ fn the_decode_router_spreads_kv_by_its_policy() {
         assert!(duration < rr - 1.5, "{router}: {duration} vs {rr}");
     }
 }
+
+#[test]
+fn the_long_prompt_scenario_spans_many_small_decode_steps() {
+    // README, Speed: the bundled 70B scenario's decode batch is 3.5 on
+    // average at 1 request/s, so each request spans about 70 decode steps.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/disagg-70b-long-prompts.toml");
+    let s = Scenario::load(&path, &["requests=20000".into()]).unwrap();
+    let d = &s.deployment;
+    let cost = kvsim::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
+    let out = simulate(&s, s.seed, cost).unwrap();
+    let m = &out.summary;
+    assert_eq!(format!("{:.1}", m.decode_batch_mean), "3.5");
+    let steps_per_request = m.steps as f64 / m.requests as f64;
+    assert!(
+        (65.0..75.0).contains(&steps_per_request),
+        "{steps_per_request}"
+    );
+}

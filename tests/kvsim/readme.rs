@@ -887,6 +887,19 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// the unit tests in src/). The sentences this file checks itself are the
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
+    // Disaggregation.
+    (
+        "its decode batch is small (3.5 on average at 1 request/s)",
+        "the_long_prompt_scenario_spans_many_small_decode_steps",
+    ),
+    (
+        "request spans about 70 decode steps",
+        "the_long_prompt_scenario_spans_many_small_decode_steps",
+    ),
+    (
+        "cannot receive the longest prompt the traffic sends is",
+        "every_bad_input_is_refused_with_a_message_that_says_where_and_why",
+    ),
     // KV tiers in the outputs.
     (
         "`queue_s` + `load_s` + `prefill_s` = TTFT",
@@ -1260,6 +1273,24 @@ const CLAIMS: &[(&str, &str)] = &[
 /// `(fragment, the command that measures it, file and text showing that
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
+    (
+        "| ~1,226,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
+        "| ~530,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
+        "| ~60,600 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated_long_prompts(",
+    ),
     (
         "| ~456,000 |",
         "cargo bench --bench engine",
