@@ -1126,6 +1126,21 @@ fn tier_section(page: &mut Page, tiers: &[Value], f: &dyn Fn(&str) -> f64) {
         .map(|(label, k)| vec![label.to_string(), k.to_string(), pct(f(k))])
         .collect();
     page.table(&["link", "metric", "share of the run busy"], &link_rows);
+    percentile_table(
+        page,
+        "TTFT part",
+        &[
+            ("queue (arrival to admission)", "ttft_queue"),
+            ("load (from tiers)", "ttft_load"),
+            ("prefill (the rest)", "ttft_prefill"),
+        ],
+        f,
+    );
+}
+
+/// A table of `(label, metric)` rows with the metric's `_p50` and `_p99`
+/// in milliseconds (`-` where it has none).
+fn percentile_table(page: &mut Page, what: &str, rows: &[(&str, &str)], f: &dyn Fn(&str) -> f64) {
     let ms = |k: &str| {
         let v = f(k);
         if v.is_finite() {
@@ -1134,21 +1149,17 @@ fn tier_section(page: &mut Page, tiers: &[Value], f: &dyn Fn(&str) -> f64) {
             "-".to_string()
         }
     };
-    let part_rows: Vec<Vec<String>> = [
-        ("queue (arrival to admission)", "queue"),
-        ("load (from tiers)", "load"),
-        ("prefill (the rest)", "prefill"),
-    ]
-    .iter()
-    .map(|(label, k)| {
-        vec![
-            label.to_string(),
-            ms(&format!("ttft_{k}_p50")),
-            ms(&format!("ttft_{k}_p99")),
-        ]
-    })
-    .collect();
-    page.table(&["TTFT part", "p50 (ms)", "p99 (ms)"], &part_rows);
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(label, k)| {
+            vec![
+                label.to_string(),
+                ms(&format!("{k}_p50")),
+                ms(&format!("{k}_p99")),
+            ]
+        })
+        .collect();
+    page.table(&[what, "p50 (ms)", "p99 (ms)"], &rows);
 }
 
 /// The "Disaggregation" section of a disaggregated run: TTFT's four parts,
@@ -1167,32 +1178,19 @@ fn disagg_section(page: &mut Page, f: &dyn Fn(&str) -> f64) {
         pct(f("kv_link_util_max")),
         pct(f("decode_stall_rate"))
     ));
-    let ms = |k: &str| {
-        let v = f(k);
-        if v.is_finite() {
-            format!("{:.1}", v * 1e3)
-        } else {
-            "-".to_string()
-        }
-    };
-    let rows: Vec<Vec<String>> = [
-        ("queue (arrival to prefill admission)", "ttft_queue"),
-        ("prefill", "ttft_prefill"),
-        ("transfer (prefill end to KV received)", "ttft_transfer"),
-        ("first step (KV received to first token)", "ttft_first_step"),
-        ("one transfer on the link", "kv_transfer"),
-        ("wait for room on the decode replica", "decode_stall"),
-    ]
-    .iter()
-    .map(|(label, k)| {
-        vec![
-            label.to_string(),
-            ms(&format!("{k}_p50")),
-            ms(&format!("{k}_p99")),
-        ]
-    })
-    .collect();
-    page.table(&["part", "p50 (ms)", "p99 (ms)"], &rows);
+    percentile_table(
+        page,
+        "part",
+        &[
+            ("queue (arrival to prefill admission)", "ttft_queue"),
+            ("prefill", "ttft_prefill"),
+            ("transfer (prefill end to KV received)", "ttft_transfer"),
+            ("first step (KV received to first token)", "ttft_first_step"),
+            ("one transfer on the link", "kv_transfer"),
+            ("wait for room on the decode replica", "decode_stall"),
+        ],
+        f,
+    );
     let pools: Vec<Vec<String>> = ["prefill", "decode"]
         .iter()
         .map(|p| {
