@@ -1274,19 +1274,19 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
-        "| ~1,226,000 |",
+        "| ~1,236,000 |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn disaggregated(",
     ),
     (
-        "| ~530,000 |",
+        "| ~540,000 |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn disaggregated(",
     ),
     (
-        "| ~60,600 |",
+        "| ~126,600 |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn disaggregated_long_prompts(",
