@@ -100,6 +100,12 @@ pub fn fill(
     summary.kv_link_util = utils.clone().sum::<f64>() / n;
     summary.kv_link_util_max = utils.fold(0.0, f64::max);
     let (p, d) = (pools.prefill, pools.decode);
+    // Prompts are looked up in the prefill pool's prefix cache (a received
+    // request carries no content to look up on the decode side).
+    summary.prefix_hit_rate = p.prefix_hit_rate;
+    summary.prefix_hit_tokens = p.prefix_hit_tokens;
+    summary.prefix_saved_bytes = p.prefix_saved_bytes;
+    summary.total_hit_rate = p.total_hit_rate;
     summary.prefill_batch_mean = p.batch_mean;
     summary.prefill_kv_mean_frac = p.kv_mean_frac;
     summary.prefill_kv_peak_frac = p.kv_peak_frac;

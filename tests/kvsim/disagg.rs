@@ -602,3 +602,69 @@ fn the_long_prompt_scenario_spans_many_small_decode_steps() {
         "{steps_per_request}"
     );
 }
+
+#[test]
+fn sessions_and_closed_loop_users_run_across_the_pools() {
+    // Multi-turn sessions (the prefill pool's prefix cache keeps each
+    // conversation) and closed-loop users: every turn is routed through both
+    // pools, and the next one follows its predecessor's end.
+    let dir = tempfile::tempdir().unwrap();
+    let text = |arrival: &str, session: &str| {
+        format!(
+            r#"
+name = "sessions"
+seed = 5
+requests = 120
+[model]
+preset = "llama-3.1-8b"
+[hardware]
+gpu = "h100-sxm"
+[traffic]
+arrival = {arrival}
+prompt = {{ kind = "fixed", value = 300 }}
+output = {{ kind = "fixed", value = 40 }}
+{session}
+[cache]
+prefix_caching = true
+[deployment]
+mode = "disaggregated"
+[deployment.prefill.hardware]
+replicas = 2
+router = "session-affinity"
+[deployment.decode.hardware]
+replicas = 2
+router = "least-kv"
+"#
+        )
+    };
+    let sessions = text(
+        "{ kind = \"poisson\", rate = 2.0 }",
+        "session = { turns = { kind = \"fixed\", value = 4 }, think_s = 0.5 }",
+    );
+    let s = Scenario::from_toml(&sessions, &dir.path().join("s.toml"), &[]).unwrap();
+    let out = run(&s);
+    let m = &out.summary;
+    assert_eq!((m.requests, m.ok), (120, 120));
+    // Each conversation's turns in order, each turn after the previous
+    // one's end, its prompt carrying the history.
+    let mut by_session: std::collections::BTreeMap<u64, Vec<_>> = Default::default();
+    for r in &out.records {
+        by_session.entry(r.session.unwrap()).or_default().push(*r);
+    }
+    for turns in by_session.values() {
+        for w in turns.windows(2) {
+            assert_eq!(w[1].turn, w[0].turn + 1);
+            assert!(w[1].arrival >= w[0].finished.unwrap());
+            assert_eq!(
+                w[1].prompt_tokens,
+                w[0].prompt_tokens + w[0].output_tokens + 300
+            );
+        }
+    }
+    // Later turns hit the prefill replica's prefix cache.
+    assert!(m.prefix_hit_rate > 0.3, "{}", m.prefix_hit_rate);
+    let users = text("{ kind = \"closed\", users = 6, think_s = 0.2 }", "");
+    let s = Scenario::from_toml(&users, &dir.path().join("u.toml"), &[]).unwrap();
+    let out = run(&s);
+    assert_eq!((out.summary.requests, out.summary.ok), (120, 120));
+}
