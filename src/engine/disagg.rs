@@ -418,7 +418,8 @@ impl<'s> Pools<'s> {
         end
     }
 
-    /// Whether flight `f` is reserved before its prefill.
+    /// Whether decode replicas reserve before the prefill (`reserve =
+    /// "before-prefill"`).
     pub(super) fn early(&self) -> bool {
         self.disagg.reserve == ReserveMode::BeforePrefill
     }

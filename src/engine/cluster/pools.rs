@@ -80,15 +80,13 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             // rare).
             self.deliver(f, self.now);
         } else if early {
-            self.pools_mut().queues[d].push_back(f);
+            if let Some(pools) = self.pools.as_mut() {
+                pools.queues[d].push_back(f);
+            }
             self.try_reserve(d, self.now);
         } else {
             self.send_to_prefill(f, self.now);
         }
-    }
-
-    fn pools_mut<'a>(&'a mut self) -> &'a mut crate::engine::disagg::Pools<'s> {
-        self.pools.as_mut().expect("a disaggregated cluster")
     }
 
     /// Routes flight `f` to a prefill replica at `at`.
