@@ -244,3 +244,40 @@ fn disaggregated_long_prompts(bencher: divan::Bencher) {
     let s = Scenario::load(&path, &["requests=20000".into()]).expect("bundled scenario");
     bench_requests(bencher, &s);
 }
+
+/// Every sweep point of bundled scenario `scenarios/<name>.toml`, as `kvsim
+/// sweep` builds them (scenarios without a sweep are one point).
+fn bundled_points(name: &str) -> Vec<Scenario> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
+    let base = kvsim::scenario::read_table(&path).expect("bundled scenario");
+    let grid = kvsim::sweep::grid_of(&base, &path).expect("its grid");
+    (0..grid.len().max(1))
+        .map(|p| {
+            let assignments = if grid.is_empty() { vec![] } else { grid.point(p) };
+            kvsim::sweep::point_scenario(&base, &path, &assignments).expect("a valid point")
+        })
+        .collect()
+}
+
+/// Every bundled scenario, each of its points simulated in turn on one
+/// thread: simulated requests per second of wall time (the simulation only;
+/// no outputs written).
+#[divan::bench(
+    args = [
+        "batch-size-wall", "disagg-70b-long-prompts", "disagg-70b-short-prompts",
+        "hybrid-capacity", "llama70b-long-context", "long-context-crash",
+        "mooncake-replay", "multi-turn-creep", "multi-turn-tiers", "plan-llama70b",
+        "policies", "quickstart", "window-long-context",
+    ],
+    sample_count = 3,
+    sample_size = 1
+)]
+fn bundled(bencher: divan::Bencher, name: &str) {
+    let points = bundled_points(name);
+    let run = |p: &Scenario| simulate(p, p.seed, roofline(p)).unwrap().summary.requests;
+    let requests: u64 = points.iter().map(run).sum();
+    bencher.counter(ItemsCount::new(requests)).bench(|| {
+        let total: u64 = points.iter().map(run).sum();
+        divan::black_box(total)
+    });
+}
