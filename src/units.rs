@@ -112,13 +112,28 @@ impl SimDuration {
 
 fn secs_to_nanos(secs: f64) -> u64 {
     invariant!(secs.is_finite() && secs >= 0.0, "invalid seconds {secs}");
-    let nanos = (secs * NANOS_PER_SEC as f64).round();
+    let nanos = secs * NANOS_PER_SEC as f64;
     if nanos >= u64::MAX as f64 {
         u64::MAX
     } else if nanos > 0.0 {
-        nanos as u64
+        round_half_up(nanos)
     } else {
         0
+    }
+}
+
+/// `x.round() as u64` for `0 < x < 2^64`, without the libm call `round` is
+/// on x86-64's baseline (no SSE4.1): every engine step prices its duration
+/// through here. Exact: below 2^52 the truncation is exact in `f64`, so is
+/// `x - whole` (the bits of `x` below its unit), and ties round up as
+/// `round` rounds them away from zero; from 2^52 up `x` is whole.
+#[inline]
+fn round_half_up(x: f64) -> u64 {
+    let whole = x as u64;
+    if x - whole as f64 >= 0.5 {
+        whole + 1
+    } else {
+        whole
     }
 }
 
@@ -185,6 +200,30 @@ mod tests {
         assert_eq!(t.as_nanos(), 1_500_000_000);
         assert_eq!(t.as_secs_f64(), 1.5);
         assert_eq!(SimDuration::from_secs_f64(0.000_000_001_4).as_nanos(), 1);
+    }
+
+    proptest::proptest! {
+        /// The hand-rolled rounding is `f64::round`'s, ties and all.
+        #[test]
+        fn rounding_matches_the_standard_library(bits in 0u64..0x43F0_0000_0000_0000) {
+            let x = f64::from_bits(bits);
+            proptest::prop_assume!(x > 0.0);
+            proptest::prop_assert_eq!(round_half_up(x), x.round() as u64);
+        }
+    }
+
+    #[test]
+    fn rounding_ties_go_up() {
+        for (x, n) in [
+            (0.5, 1),
+            (1.5, 2),
+            (2.5, 3),
+            (0.49999999999999994, 0),
+            (4503599627370495.5, 4503599627370496),
+        ] {
+            assert_eq!(round_half_up(x), n, "{x}");
+            assert_eq!(x.round() as u64, n, "{x}");
+        }
     }
 
     #[test]
