@@ -3,9 +3,10 @@
 
 pub mod directions;
 pub mod disagg;
+pub mod stream;
 mod summary;
 
-pub use summary::{Summary, percentile, summarize};
+pub use summary::{Latencies, RecordTotals, Summary, percentile, summarize, summary_of};
 
 use serde::Serialize;
 

@@ -356,17 +356,20 @@ fn meets(slo: &Slo, r: &RequestRecord) -> bool {
     ttft_ok && tpot_ok && e2e_ok
 }
 
-/// Most sequences of a typical request that fit in the budget at once.
-pub fn batch_ceiling(scenario: &Scenario, cache: &CacheConfig, records: &[RequestRecord]) -> u64 {
-    if records.is_empty() {
+/// Most sequences of a typical request that fit in the budget at once: the
+/// typical request has the mean prompt, output and output cap of the run's
+/// requests (`totals`).
+pub fn batch_ceiling(scenario: &Scenario, cache: &CacheConfig, totals: &RecordTotals) -> u64 {
+    if totals.requests == 0 {
         return 0;
     }
-    let n = records.len() as f64;
-    let mean =
-        |f: fn(&RequestRecord) -> u32| records.iter().map(|r| f64::from(f(r))).sum::<f64>() / n;
-    let prompt = mean(|r| r.prompt_tokens).round() as u32;
-    let output = mean(|r| r.output_target).round() as u32;
-    let max_tokens = mean(|r| r.max_tokens).round() as u32;
+    // Sums of u32s: exact in u64, and in f64 below 2^53, as the per-record
+    // f64 sums they replace were.
+    let n = totals.requests as f64;
+    let mean = |sum: u64| (sum as f64 / n).round() as u32;
+    let prompt = mean(totals.prompt_tokens);
+    let output = mean(totals.output_target);
+    let max_tokens = mean(totals.max_tokens);
     let mml = scenario.model.max_model_len;
     let typical = (prompt + output).saturating_sub(1).clamp(1, mml);
     let reserved = match (scenario.scheduler.admission, cache.placement) {
@@ -379,6 +382,142 @@ pub fn batch_ceiling(scenario: &Scenario, cache: &CacheConfig, records: &[Reques
     scenario.budget.kv_bytes / footprint
 }
 
+/// What a summary takes from the per-request records apart from their
+/// latencies: counts and sums, gathered one record at a time (from the kept
+/// records, or as each request ends in streaming mode) and mergeable.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct RecordTotals {
+    /// Requests.
+    pub requests: u64,
+    /// Requests by outcome.
+    pub ok: u64,
+    /// See [`Summary::oom`].
+    pub oom: u64,
+    /// See [`Summary::unservable`].
+    pub unservable: u64,
+    /// See [`Summary::crashed`].
+    pub crashed: u64,
+    /// See [`Summary::timeout`].
+    pub timeout: u64,
+    /// The latest arrival.
+    pub last_arrival: SimTime,
+    /// Output tokens of completed requests.
+    pub output_tokens: u64,
+    /// Completed requests that met every objective.
+    pub good: u64,
+    /// Sums over every request (for the typical request of
+    /// [`batch_ceiling`]).
+    pub prompt_tokens: u64,
+    /// Σ output target.
+    pub output_target: u64,
+    /// Σ output cap.
+    pub max_tokens: u64,
+}
+
+impl RecordTotals {
+    /// Counts record `r` (ended), judged against `slo`.
+    pub fn add(&mut self, r: &RequestRecord, slo: &Slo) {
+        self.requests += 1;
+        self.last_arrival = self.last_arrival.max(r.arrival);
+        self.prompt_tokens += u64::from(r.prompt_tokens);
+        self.output_target += u64::from(r.output_target);
+        self.max_tokens += u64::from(r.max_tokens);
+        match r.outcome {
+            Some(Outcome::Ok) => {
+                self.ok += 1;
+                self.output_tokens += u64::from(r.output_tokens);
+                self.good += u64::from(meets(slo, r));
+            }
+            Some(Outcome::Oom) => self.oom += 1,
+            Some(Outcome::Unservable) => self.unservable += 1,
+            Some(Outcome::Crashed) => self.crashed += 1,
+            Some(Outcome::Timeout) => self.timeout += 1,
+            None => {}
+        }
+    }
+
+    /// Adds another part's totals (another replica's).
+    pub fn merge(&mut self, o: &RecordTotals) {
+        self.requests += o.requests;
+        self.ok += o.ok;
+        self.oom += o.oom;
+        self.unservable += o.unservable;
+        self.crashed += o.crashed;
+        self.timeout += o.timeout;
+        self.last_arrival = self.last_arrival.max(o.last_arrival);
+        self.output_tokens += o.output_tokens;
+        self.good += o.good;
+        self.prompt_tokens += o.prompt_tokens;
+        self.output_target += o.output_target;
+        self.max_tokens += o.max_tokens;
+    }
+}
+
+/// The latency percentiles of a summary, seconds, over completed requests.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Latencies {
+    /// TTFT p50, p90, p99.
+    pub ttft: [Option<f64>; 3],
+    /// End-to-end p50, p99.
+    pub e2e: [Option<f64>; 2],
+    /// TPOT p50, p90, p99.
+    pub tpot: [Option<f64>; 3],
+    /// Mean TPOT.
+    pub tpot_mean: Option<f64>,
+    /// TTFT's queue part p50, p99.
+    pub queue: [Option<f64>; 2],
+    /// TTFT's load part p50, p99.
+    pub load: [Option<f64>; 2],
+    /// TTFT's prefill part p50, p99.
+    pub prefill: [Option<f64>; 2],
+}
+
+impl Latencies {
+    /// Exact percentiles of `records` (interpolated between order
+    /// statistics, as NumPy's default).
+    pub fn exact(records: &[RequestRecord]) -> Latencies {
+        // The latencies go through one buffer, one metric at a time, so the
+        // summary adds 8 bytes per request to the run's peak memory rather
+        // than 24 or more (at ten million requests the records alone are
+        // 880 MB).
+        let ok = || records.iter().filter(|r| r.outcome == Some(Outcome::Ok));
+        let mut latencies = Vec::with_capacity(records.len());
+        latencies.extend(ok().filter_map(|r| r.ttft().map(|d| d.as_secs_f64())));
+        let ttft = select_percentiles(&mut latencies, [50.0, 90.0, 99.0]);
+        latencies.clear();
+        latencies.extend(ok().filter_map(|r| r.e2e().map(|d| d.as_secs_f64())));
+        let e2e = select_percentiles(&mut latencies, [50.0, 99.0]);
+        // TPOT is sorted for its mean, summed in sorted order as it always
+        // was; the other latencies only need their percentiles.
+        latencies.clear();
+        latencies.extend(ok().filter_map(RequestRecord::tpot_s));
+        let tpot = sorted(latencies);
+        // TTFT's parts: queue (to first admission), load (from a tier), the
+        // rest, through the same buffer.
+        let mut latencies = Vec::with_capacity(tpot.len());
+        latencies.extend(ok().filter_map(|r| r.queue().map(|q| q.as_secs_f64())));
+        let queue = select_percentiles(&mut latencies, [50.0, 99.0]);
+        latencies.clear();
+        latencies.extend(
+            ok().filter(|r| r.ttft().is_some())
+                .map(|r| r.load.as_secs_f64()),
+        );
+        let load = select_percentiles(&mut latencies, [50.0, 99.0]);
+        latencies.clear();
+        latencies.extend(ok().filter_map(|r| r.prefill().map(|p| p.as_secs_f64())));
+        let prefill = select_percentiles(&mut latencies, [50.0, 99.0]);
+        Latencies {
+            ttft,
+            e2e,
+            tpot: [50.0, 90.0, 99.0].map(|q| percentile(&tpot, q)),
+            tpot_mean: (!tpot.is_empty()).then(|| tpot.iter().sum::<f64>() / tpot.len() as f64),
+            queue,
+            load,
+            prefill,
+        }
+    }
+}
+
 /// Summarizes a finished run. `records` must all have ended; `end` is when the
 /// last one did.
 pub fn summarize(
@@ -387,32 +526,25 @@ pub fn summarize(
     stats: &Collector,
     end: SimTime,
 ) -> Summary {
-    // Outcome counts, tokens and goodput in one pass over the records; the
-    // latencies then go through one buffer, one metric at a time, so the
-    // summary adds 8 bytes per request to the run's peak memory rather than
-    // 24 or more (at ten million requests the records alone are 880 MB).
-    let (mut ok_count, mut oom, mut unservable, mut crashed, mut timeout) = (0u64, 0, 0, 0, 0);
-    let (mut output_tokens, mut good) = (0u64, 0u64);
-    let mut last_arrival = SimTime::ZERO;
-    let mut latencies = Vec::with_capacity(records.len());
+    let mut totals = RecordTotals::default();
     for r in records {
-        last_arrival = last_arrival.max(r.arrival);
-        match r.outcome {
-            Some(Outcome::Ok) => {}
-            Some(Outcome::Oom) => oom += 1,
-            Some(Outcome::Unservable) => unservable += 1,
-            Some(Outcome::Crashed) => crashed += 1,
-            Some(Outcome::Timeout) => timeout += 1,
-            None => {}
-        }
-        if r.outcome != Some(Outcome::Ok) {
-            continue;
-        }
-        ok_count += 1;
-        latencies.extend(r.ttft().map(|d| d.as_secs_f64()));
-        output_tokens += u64::from(r.output_tokens);
-        good += u64::from(meets(&scenario.slo, r));
+        totals.add(r, &scenario.slo);
     }
+    summary_of(scenario, &totals, &Latencies::exact(records), stats, end)
+}
+
+/// The summary of a run whose requests add up to `totals` and `latencies`
+/// and whose steps to `stats`.
+pub fn summary_of(
+    scenario: &Scenario,
+    totals: &RecordTotals,
+    latencies: &Latencies,
+    stats: &Collector,
+    end: SimTime,
+) -> Summary {
+    let good = totals.good;
+    let last_arrival = totals.last_arrival;
+    let output_tokens = totals.output_tokens;
     let goodput_rps = if last_arrival > SimTime::ZERO {
         good as f64 / last_arrival.as_secs_f64()
     } else if end.as_nanos() > 0 {
@@ -420,31 +552,12 @@ pub fn summarize(
     } else {
         0.0
     };
-    let ok = || records.iter().filter(|r| r.outcome == Some(Outcome::Ok));
-    let [ttft_p50, ttft_p90, ttft_p99] = select_percentiles(&mut latencies, [50.0, 90.0, 99.0]);
-    latencies.clear();
-    latencies.extend(ok().filter_map(|r| r.e2e().map(|d| d.as_secs_f64())));
-    let [e2e_p50, e2e_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
-    // TPOT is sorted for its mean, summed in sorted order as it always was;
-    // the other latencies only need their percentiles.
-    latencies.clear();
-    latencies.extend(ok().filter_map(RequestRecord::tpot_s));
-    let tpot = sorted(latencies);
-    // TTFT's parts: queue (to first admission), load (from a tier), the rest,
-    // through the same buffer.
-    let mut latencies = Vec::with_capacity(tpot.len());
-    latencies.extend(ok().filter_map(|r| r.queue().map(|q| q.as_secs_f64())));
-    let [ttft_queue_p50, ttft_queue_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
-    latencies.clear();
-    latencies.extend(
-        ok().filter(|r| r.ttft().is_some())
-            .map(|r| r.load.as_secs_f64()),
-    );
-    let [ttft_load_p50, ttft_load_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
-    latencies.clear();
-    latencies.extend(ok().filter_map(|r| r.prefill().map(|p| p.as_secs_f64())));
-    let [ttft_prefill_p50, ttft_prefill_p99] = select_percentiles(&mut latencies, [50.0, 99.0]);
-    drop(latencies);
+    let [ttft_p50, ttft_p90, ttft_p99] = latencies.ttft;
+    let [e2e_p50, e2e_p99] = latencies.e2e;
+    let [ttft_queue_p50, ttft_queue_p99] = latencies.queue;
+    let [ttft_load_p50, ttft_load_p99] = latencies.load;
+    let [ttft_prefill_p50, ttft_prefill_p99] = latencies.prefill;
+    let (oom, unservable, crashed) = (totals.oom, totals.unservable, totals.crashed);
     let tiers = &stats.tiers;
     let of_lookups = |tokens: u64| {
         if stats.prefix_lookup_tokens == 0 {
@@ -487,7 +600,7 @@ pub fn summarize(
             0.0
         }
     };
-    let requests = records.len() as u64;
+    let requests = totals.requests;
     let duration_s = end.as_secs_f64();
     let per_s = |x: f64| {
         if duration_s > 0.0 {
@@ -499,11 +612,11 @@ pub fn summarize(
     let mean = stats.mean_levels(end);
     Summary {
         requests,
-        ok: ok_count,
+        ok: totals.ok,
         oom,
         unservable,
         crashed,
-        timeout,
+        timeout: totals.timeout,
         oom_rate: if requests == 0 {
             0.0
         } else {
@@ -511,7 +624,7 @@ pub fn summarize(
         },
         oom_events: stats.oom_events,
         preemptions: stats.preemptions,
-        batch_ceiling: batch_ceiling(scenario, &scenario.cache, records),
+        batch_ceiling: batch_ceiling(scenario, &scenario.cache, totals),
         batch_ceiling_inflight: if mean.kv > 0.0 && end.as_nanos() > 0 {
             // Both means are over [0, end]: their ratio is sequences per
             // budget at the average running sequence's footprint.
@@ -529,10 +642,10 @@ pub fn summarize(
         ttft_p50,
         ttft_p90,
         ttft_p99,
-        tpot_p50: percentile(&tpot, 50.0),
-        tpot_p90: percentile(&tpot, 90.0),
-        tpot_p99: percentile(&tpot, 99.0),
-        tpot_mean: (!tpot.is_empty()).then(|| tpot.iter().sum::<f64>() / tpot.len() as f64),
+        tpot_p50: latencies.tpot[0],
+        tpot_p90: latencies.tpot[1],
+        tpot_p99: latencies.tpot[2],
+        tpot_mean: latencies.tpot_mean,
         e2e_p50,
         e2e_p99,
         throughput_tok_s: per_s(output_tokens as f64),
