@@ -182,6 +182,16 @@ pub(super) fn run(a: &RunArgs) -> Result<(), Error> {
             stopped => stopped.into_error(&scenario.path, &unchanged),
         })?;
     let wall = started.elapsed();
+    if out.streamed && scenario.records == crate::scenario::spec::RecordsMode::Auto {
+        eprintln!(
+            "note: {}: streaming mode (output.records = \"auto\" and more than {:.0e} requests \
+             expected): percentiles from sketches within {} % of exact, no requests.csv; set \
+             output.records = \"exact\" to keep every record",
+            scenario.path.display(),
+            crate::scenario::AUTO_STREAMING_REQUESTS,
+            crate::metrics::stream::RELATIVE_ERROR * 100.0
+        );
+    }
     let mut written = Vec::new();
     for (name, bytes) in report::run_files(&scenario.path, &scenario, seed, &out)? {
         written.push(dir.write(name, &bytes)?);

@@ -65,7 +65,8 @@ use super::queue::EventQueue;
 use super::{Engine, NONE, Role, Routed, RunOutput, SESSION_KEY_BASE, TurnDone, request_content};
 use crate::cache::Content;
 use crate::hardware::cost::CostModel;
-use crate::metrics::{Collector, Outcome, RequestRecord, TimelineRow, summarize};
+use crate::metrics::stream::RecordStream;
+use crate::metrics::{Collector, Outcome, RequestRecord, TimelineRow, summarize, summary_of};
 use crate::rng::{replica_seed, session_rng};
 use crate::scenario::Scenario;
 use crate::scheduler::{KvRouterConfig, Router, TierOverlap};
@@ -303,6 +304,9 @@ struct Cluster<'s, C> {
     replica_of_request: Vec<u32>,
     /// The two pools of a disaggregated deployment.
     pools: Option<Box<super::disagg::Pools<'s>>>,
+    /// Streaming mode: the replicas keep no records, nor the cluster which
+    /// replica served each request.
+    streamed: bool,
     /// Transfers that ended at a links check (a reused buffer).
     ended: Vec<u32>,
 }
@@ -542,7 +546,9 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             },
         );
         self.next.set(r, e.events.peek_time());
-        self.replica_of_request.push(r as u32);
+        if !self.streamed {
+            self.replica_of_request.push(r as u32);
+        }
         self.issued += 1;
     }
 
@@ -587,6 +593,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     fast: bool,
 ) -> Result<RunOutput, Stopped> {
     let disagg = scenario.disagg.as_deref();
+    let streamed = super::streams(scenario);
     // A disaggregated deployment's prefill replicas come first.
     let np = disagg.map_or(0, |g| g.prefill.deployment.replicas.max(1) as usize);
     let count = np + scenario.deployment.replicas.max(1) as usize;
@@ -608,6 +615,9 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             e.guard = Guard::new(*limits);
             if fast {
                 e.fast = super::fast::Fast::new(&e);
+            }
+            if streamed {
+                e.stream_records();
             }
             e
         })
@@ -643,6 +653,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         issuing_done: false,
         replica_of_request: Vec::new(),
         ended: Vec::new(),
+        streamed,
         pools: disagg.map(|g| Box::new(super::disagg::Pools::new(scenario, g, RouterState::of(d)))),
     };
     cluster.run()?;
@@ -670,6 +681,9 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             end,
         ));
     }
+    if streamed {
+        return Ok(finish_streamed(scenario, replicas, remote.as_deref(), end));
+    }
     // Records in global issue order: the k-th request is the next record of
     // the replica it was routed to (a replica issues its requests in the
     // order they were routed to it).
@@ -686,29 +700,8 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         .iter()
         .map(|e| summarize(scenario, &e.records, &e.stats, end))
         .collect();
-    let mut timeline: Vec<TimelineRow> = Vec::new();
-    let mut replica_of_row = Vec::new();
-    for (r, e) in replicas.iter_mut().enumerate() {
-        replica_of_row.extend(std::iter::repeat_n(r as u32, e.timeline.len()));
-        timeline.append(&mut e.timeline);
-    }
-    let mut stats = Collector::merge_replicas(
-        &replicas.iter().map(|e| e.stats.clone()).collect::<Vec<_>>(),
-        end,
-    );
-    // The shared remote tier is the deployment's: its evictions and contents
-    // are counted once, here (each replica counted its own stores and loads).
-    if let Some(remote) = &remote {
-        let r = remote.borrow();
-        let i = crate::cache::tiers::TierKind::Remote.index();
-        stats.tiers.evicted_blocks[i] = r.store.counters.evicted_blocks;
-        stats.tiers.resident_blocks[i] = r.store.resident();
-        invariant!(
-            r.store.check().is_ok(),
-            "remote tier: {:?}",
-            r.store.check()
-        );
-    }
+    let (timeline, replica_of_row) = timelines(&mut replicas);
+    let stats = merged_stats(&replicas, remote.as_deref(), end);
     let summary = summarize(scenario, &records, &stats, end);
     Ok(RunOutput {
         records,
@@ -721,7 +714,85 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             replicas: summaries,
             flights: None,
         }),
+        streamed: false,
     })
+}
+
+/// The replicas' timelines, one after the other, and the replica of each
+/// row.
+fn timelines<C>(replicas: &mut [Engine<'_, C>]) -> (Vec<TimelineRow>, Vec<u32>) {
+    let mut timeline = Vec::new();
+    let mut replica_of_row = Vec::new();
+    for (r, e) in replicas.iter_mut().enumerate() {
+        replica_of_row.extend(std::iter::repeat_n(r as u32, e.timeline.len()));
+        timeline.append(&mut e.timeline);
+    }
+    (timeline, replica_of_row)
+}
+
+/// The replicas' step statistics merged; the shared remote tier is the
+/// deployment's: its evictions and contents are counted once, here (each
+/// replica counted its own stores and loads).
+fn merged_stats<C>(
+    replicas: &[Engine<'_, C>],
+    remote: Option<&std::cell::RefCell<super::tiers::SharedRemote>>,
+    end: SimTime,
+) -> Collector {
+    let mut stats = Collector::merge_replicas(
+        &replicas.iter().map(|e| e.stats.clone()).collect::<Vec<_>>(),
+        end,
+    );
+    if let Some(remote) = remote {
+        let r = remote.borrow();
+        let i = crate::cache::tiers::TierKind::Remote.index();
+        stats.tiers.evicted_blocks[i] = r.store.counters.evicted_blocks;
+        stats.tiers.resident_blocks[i] = r.store.resident();
+        invariant!(
+            r.store.check().is_ok(),
+            "remote tier: {:?}",
+            r.store.check()
+        );
+    }
+    stats
+}
+
+/// The output of a colocated cluster in streaming mode: each replica's
+/// summary from its own stream, the deployment's from their merge.
+fn finish_streamed<C>(
+    scenario: &Scenario,
+    mut replicas: Vec<Engine<'_, C>>,
+    remote: Option<&std::cell::RefCell<super::tiers::SharedRemote>>,
+    end: SimTime,
+) -> RunOutput {
+    let mut all = RecordStream::default();
+    let mut summaries = Vec::with_capacity(replicas.len());
+    for e in &replicas {
+        let s = e.stream.as_deref().expect("every replica streams");
+        all.merge(s);
+        summaries.push(summary_of(
+            scenario,
+            s.totals(),
+            &s.latencies(),
+            &e.stats,
+            end,
+        ));
+    }
+    let (timeline, replica_of_row) = timelines(&mut replicas);
+    let stats = merged_stats(&replicas, remote, end);
+    let summary = summary_of(scenario, all.totals(), &all.latencies(), &stats, end);
+    RunOutput {
+        records: Vec::new(),
+        timeline,
+        summary,
+        stats,
+        cluster: Some(ClusterOutput {
+            replica_of_request: Vec::new(),
+            replica_of_row,
+            replicas: summaries,
+            flights: None,
+        }),
+        streamed: true,
+    }
 }
 
 #[cfg(test)]

@@ -335,8 +335,8 @@ pub struct MemoryEstimate {
 }
 
 /// Estimates the memory one run of `scenario` holds at its peak from its
-/// work estimate: every request's record and every timeline row are kept
-/// until the run ends and its files are written.
+/// work estimate: every request's record (none in streaming mode) and every
+/// timeline row are kept until the run ends and its files are written.
 pub fn estimate_memory(scenario: &Scenario, work: &WorkEstimate) -> MemoryEstimate {
     // Simulated seconds: the duration, or an open loop's requests over its rate.
     let simulated = match (scenario.stop, &scenario.spec.traffic.arrival) {
@@ -353,10 +353,20 @@ pub fn estimate_memory(scenario: &Scenario, work: &WorkEstimate) -> MemoryEstima
         }
         _ => work.steps,
     };
+    // Streaming mode keeps the records of requests in flight only, and a
+    // thinned timeline unless it is sampled.
+    let streamed = super::streams(scenario);
+    let requests = if streamed { 0.0 } else { work.requests };
+    let rows = if streamed && scenario.timeline_interval.is_none() {
+        let replicas = f64::from(scenario.deployment.replicas.max(1));
+        rows.min(super::STREAMING_TIMELINE_ROWS as f64 * replicas)
+    } else {
+        rows
+    };
     MemoryEstimate {
-        requests: work.requests,
+        requests,
         rows,
-        bytes: work.requests * BYTES_PER_REQUEST + rows * BYTES_PER_STEP,
+        bytes: requests * BYTES_PER_REQUEST + rows * BYTES_PER_STEP,
     }
 }
 

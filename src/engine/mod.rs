@@ -56,13 +56,16 @@ use std::collections::VecDeque;
 
 use crate::cache::{Content, KvCache, KvLayout, SeqId};
 use crate::hardware::cost::CostModel;
+use crate::metrics::stream::RecordStream;
 use crate::metrics::{
     BatchLimit, Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
+    summary_of,
 };
-use crate::scenario::{Scenario, Stop};
+use crate::scenario::spec::RecordsMode;
+use crate::scenario::{AUTO_STREAMING_REQUESTS, Scenario, Stop};
 use crate::scheduler::SchedulerConfig;
 use crate::traffic::{Lengths, LoopKind, SharedPrefix, Traffic};
-use crate::units::SimTime;
+use crate::units::{SimDuration, SimTime};
 use memory::levels_of;
 
 /// Requests up to which the per-request tables are allocated at their final
@@ -361,6 +364,32 @@ pub struct RunOutput {
     pub stats: Collector,
     /// Per-replica results, when the deployment has more than one replica.
     pub cluster: Option<ClusterOutput>,
+    /// Streaming mode ([`streams`]): `records` is empty and the summary's
+    /// percentiles come from sketches; the timeline is thinned to at most
+    /// [`STREAMING_TIMELINE_ROWS`] rows per replica unless
+    /// `output.timeline_interval_s` samples it.
+    pub streamed: bool,
+}
+
+/// Most timeline rows a replica keeps in streaming mode without
+/// `output.timeline_interval_s`: when they are reached, every other row goes
+/// and the sampling interval doubles, so the rows stay evenly spread over
+/// the run in constant memory.
+pub const STREAMING_TIMELINE_ROWS: usize = 8192;
+
+/// Whether a run of `scenario` keeps no per-request records (streaming
+/// mode): as `output.records` says; for `"auto"`, when it is expected to
+/// issue more than [`AUTO_STREAMING_REQUESTS`] requests
+/// ([`guard::estimate_work`]). A disaggregated deployment always keeps them.
+pub fn streams(scenario: &Scenario) -> bool {
+    match scenario.records {
+        RecordsMode::Exact => false,
+        RecordsMode::Streaming => true,
+        RecordsMode::Auto => {
+            scenario.disagg.is_none()
+                && guard::estimate_work(scenario).requests > AUTO_STREAMING_REQUESTS
+        }
+    }
 }
 
 /// Simulates `scenario` with seed `seed` and the given cost model: one
@@ -427,7 +456,10 @@ fn simulate_with<C: CostModel>(
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
     engine.guard = guard::Guard::new(*limits);
-    if let Stop::Requests(n) = scenario.stop {
+    let streamed = streams(scenario);
+    if streamed {
+        engine.stream_records();
+    } else if let Stop::Requests(n) = scenario.stop {
         // What is kept per request, allocated once: no doubling (which
         // would hold the old and the new vector at once) at ten million
         // requests. Untouched capacity costs address space, not memory.
@@ -440,19 +472,27 @@ fn simulate_with<C: CostModel>(
     }
     engine.run()?;
     let end = engine.last_end;
-    let records = std::mem::take(&mut engine.records);
+    let stream = engine.stream.take();
+    let records = match stream {
+        Some(_) => Vec::new(),
+        None => std::mem::take(&mut engine.records),
+    };
     let timeline = std::mem::take(&mut engine.timeline);
     let stats = std::mem::take(&mut engine.stats);
     // The per-request state and the queues' capacity go before the summary
     // allocates its latency lists: the peak is the records plus those.
     drop(engine);
-    let summary = summarize(scenario, &records, &stats, end);
+    let summary = match &stream {
+        Some(s) => summary_of(scenario, s.totals(), &s.latencies(), &stats, end),
+        None => summarize(scenario, &records, &stats, end),
+    };
     Ok(RunOutput {
         records,
         timeline,
         summary,
         stats,
         cluster: None,
+        streamed,
     })
 }
 
@@ -481,8 +521,20 @@ struct Engine<'s, C> {
     /// The server is down until this instant (after a crash).
     down_until: Option<SimTime>,
 
+    /// The requests' records, indexed by request number; in streaming mode
+    /// only those in flight, in slots reused once a request has ended.
     records: Vec<RequestRecord>,
     live: Vec<Live>,
+    /// Streaming mode: ended requests folded into the summary's inputs.
+    stream: Option<Box<RecordStream>>,
+    /// Streaming mode: slots of `records` (and `live`) whose request ended.
+    free_records: Vec<u32>,
+    /// The timeline's sampling period (`None`: every step); in streaming
+    /// mode it doubles whenever [`Engine::timeline_cap`] rows are reached.
+    sample_interval: Option<SimDuration>,
+    /// Most timeline rows kept ([`STREAMING_TIMELINE_ROWS`] in streaming
+    /// mode without a sampling period, else unbounded).
+    timeline_cap: usize,
     sessions: Vec<Session>,
     free_sessions: Vec<u32>,
     sessions_started: u64,
@@ -597,6 +649,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
             down_until: None,
             records: Vec::new(),
             live: Vec::new(),
+            stream: None,
+            free_records: Vec::new(),
+            sample_interval: scenario.timeline_interval,
+            timeline_cap: usize::MAX,
             sessions: Vec::new(),
             free_sessions: Vec::new(),
             sessions_started: 0,
@@ -633,6 +689,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
             expected: 0,
             expected_kv: 0,
             step_started: SimTime::ZERO,
+        }
+    }
+
+    /// Enters streaming mode: ended requests are folded into a
+    /// [`RecordStream`] and their records dropped; the timeline is bounded
+    /// unless sampled.
+    fn stream_records(&mut self) {
+        self.stream = Some(Box::default());
+        if self.sample_interval.is_none() {
+            self.timeline_cap = STREAMING_TIMELINE_ROWS;
         }
     }
 
@@ -731,7 +797,13 @@ impl<'s, C: CostModel> Engine<'s, C> {
         // Conservation: every issued request has one record and ended
         // (exactly once: `end_request` asserts that), and the stop rule was
         // kept.
-        invariant_eq!(self.records.len() as u64, self.issued);
+        match &self.stream {
+            None => invariant_eq!(self.records.len() as u64, self.issued),
+            Some(s) => {
+                invariant_eq!(s.totals().requests, self.issued);
+                invariant_eq!(self.free_records.len(), self.records.len());
+            }
+        }
         invariant!(self.records.iter().all(|r| r.outcome.is_some()));
         invariant!(match self.scenario.stop {
             Stop::Requests(n) => self.issued <= n,

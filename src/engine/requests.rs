@@ -247,15 +247,17 @@ impl<'s, C: CostModel> Engine<'s, C> {
         session: u32,
         received: SeqId,
     ) {
-        let id = self.records.len() as u32;
+        // Streaming mode reuses the slot of a request that has ended.
+        let id = self.free_records.pop().unwrap_or(self.records.len() as u32);
+        let number = self.issued;
         self.issued += 1;
         let mml = self.scenario.model.max_model_len;
         // Generation stops at the model's context length, as in vLLM.
         let room = mml.saturating_sub(lengths.prompt);
         let output = lengths.output.min(lengths.max_tokens).min(room).max(1);
         let max_tokens = lengths.max_tokens.min(room).max(1);
-        self.records.push(RequestRecord {
-            id: u64::from(id),
+        let record = RequestRecord {
+            id: number,
             arrival: self.now,
             admitted: None,
             first_token: None,
@@ -272,13 +274,20 @@ impl<'s, C: CostModel> Engine<'s, C> {
             tier_hit_tokens: 0,
             load: SimDuration::ZERO,
             outcome: None,
-        });
-        self.live.push(Live {
+        };
+        let live = Live {
             user,
             session,
             samples_left: self.samples,
             outcome: Outcome::Ok,
-        });
+        };
+        if id as usize == self.records.len() {
+            self.records.push(record);
+            self.live.push(live);
+        } else {
+            self.records[id as usize] = record;
+            self.live[id as usize] = live;
+        }
         if self.down_until.is_some() {
             self.end_request(id, Outcome::Crashed);
             return;
@@ -388,6 +397,12 @@ impl<'s, C: CostModel> Engine<'s, C> {
             }
         } else if live.user != NONE {
             self.user_thinks(live.user);
+        }
+        if let Some(stream) = self.stream.as_mut() {
+            // Nothing refers to an ended request: its record is folded in
+            // and its slot reused.
+            stream.add(&self.records[id as usize], &self.scenario.slo);
+            self.free_records.push(id);
         }
     }
 

@@ -252,7 +252,8 @@ pub fn summary_json(
 }
 
 /// The three files of a run: `summary.json`, `requests.csv` and
-/// `timeline.csv`, by name. `path` (the scenario) names the run in errors.
+/// `timeline.csv`, by name (a run in streaming mode kept no records: no
+/// `requests.csv`). `path` (the scenario) names the run in errors.
 pub fn run_files(
     path: &Path,
     scenario: &Scenario,
@@ -265,13 +266,13 @@ pub fn run_files(
             std::io::Error::other(format!("cannot format {what}: {e}")),
         )
     };
-    Ok(vec![
-        (
-            "summary.json",
-            summary_json(scenario, seed, &out.summary, out.cluster.as_ref())
-                .map_err(|e| failed("summary.json", e.to_string()))?,
-        ),
-        (
+    let mut files = vec![(
+        "summary.json",
+        summary_json(scenario, seed, &out.summary, out.cluster.as_ref())
+            .map_err(|e| failed("summary.json", e.to_string()))?,
+    )];
+    if !out.streamed {
+        files.push((
             "requests.csv",
             requests_csv_of(
                 &out.records,
@@ -281,14 +282,15 @@ pub fn run_files(
                 out.cluster.as_ref().and_then(|c| c.flights.as_deref()),
             )
             .map_err(|e| failed("requests.csv", e.to_string()))?,
-        ),
-        (
-            "timeline.csv",
-            timeline_csv_of(
-                &out.timeline,
-                out.cluster.as_ref().map(|c| c.replica_of_row.as_slice()),
-            )
-            .map_err(|e| failed("timeline.csv", e.to_string()))?,
-        ),
-    ])
+        ));
+    }
+    files.push((
+        "timeline.csv",
+        timeline_csv_of(
+            &out.timeline,
+            out.cluster.as_ref().map(|c| c.replica_of_row.as_slice()),
+        )
+        .map_err(|e| failed("timeline.csv", e.to_string()))?,
+    ));
+    Ok(files)
 }

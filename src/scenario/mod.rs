@@ -68,6 +68,12 @@ pub struct Slo {
     pub e2e: Option<f64>,
 }
 
+/// Runs expected to issue more requests than this keep no per-request
+/// records under `output.records = "auto"` (streaming mode): at the
+/// ~400 bytes a kept request costs (`engine::guard::BYTES_PER_REQUEST`),
+/// 2 GB.
+pub const AUTO_STREAMING_REQUESTS: f64 = 5_000_000.0;
+
 /// Whether tensor parallelism of `tp` can split `model`: its attention heads
 /// must divide evenly (an MLA model's latent cache is replicated instead).
 /// The reason it cannot, otherwise.
@@ -121,6 +127,9 @@ pub struct Scenario {
     pub tiers: Option<TierPlan>,
     /// Timeline sampling period (`None`: every step).
     pub timeline_interval: Option<SimDuration>,
+    /// `output.records` as written (`auto` is resolved per run, by the
+    /// engine's work estimate: `engine::streams`).
+    pub records: spec::RecordsMode,
     /// The resolved spec (after overrides), echoed into `summary.json`.
     pub spec: ScenarioSpec,
     /// Prefill/decode disaggregation: the prefill pool and the transfer
@@ -416,6 +425,18 @@ fn validate(
                 .map(SimDuration::from_secs_f64)
         })
         .transpose()?;
+    let records = spec.output.records.unwrap_or_default();
+    let disaggregated = spec
+        .deployment
+        .as_ref()
+        .is_some_and(|d| d.mode == disagg::Mode::Disaggregated);
+    if records == spec::RecordsMode::Streaming && disaggregated {
+        return Err(SpecError::new(
+            "output.records",
+            "\"streaming\" is not available for a disaggregated deployment yet: its \
+             requests are composed from both pools' records at the end of the run; use \"exact\"",
+        ));
+    }
     if traffic.samples() > scheduler.max_num_seqs {
         // vLLM schedules a request's samples together, each a sequence
         // counted against max_num_seqs: such a request could never start.
@@ -563,6 +584,7 @@ fn validate(
         layout,
         tiers,
         timeline_interval,
+        records,
         spec,
         disagg: None,
     })

@@ -486,4 +486,25 @@ pub struct OutputSpec {
     /// Timeline sampling period in seconds (default: one row per engine step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline_interval_s: Option<f64>,
+    /// Whether every request's record is kept (default `"auto"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<RecordsMode>,
+}
+
+/// `output.records`: what a run keeps of each request.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordsMode {
+    /// Exact for runs expected to issue at most
+    /// [`AUTO_STREAMING_REQUESTS`](crate::scenario::AUTO_STREAMING_REQUESTS)
+    /// requests, streaming beyond.
+    #[default]
+    Auto,
+    /// Every record kept until the run ends: `requests.csv`, exact
+    /// percentiles; memory grows with the requests.
+    Exact,
+    /// Each record folded into the summary as its request ends and dropped:
+    /// percentiles from sketches (1 % relative error), no `requests.csv`,
+    /// a bounded timeline; memory constant in the requests.
+    Streaming,
 }

@@ -26,6 +26,7 @@ mod readers;
 mod readme;
 mod report;
 mod seeds;
+mod streaming;
 mod sweep;
 mod tiers;
 mod traces;

@@ -447,12 +447,7 @@ pub(super) fn finish<C: CostModel>(
         },
         end,
     );
-    let mut timeline = Vec::new();
-    let mut replica_of_row = Vec::new();
-    for (r, e) in replicas.iter_mut().enumerate() {
-        replica_of_row.extend(std::iter::repeat_n(r as u32, e.timeline.len()));
-        timeline.append(&mut e.timeline);
-    }
+    let (timeline, replica_of_row) = super::timelines(&mut replicas);
     crate::engine::RunOutput {
         records,
         timeline,
@@ -464,5 +459,6 @@ pub(super) fn finish<C: CostModel>(
             replicas: summaries,
             flights: Some(times),
         }),
+        streamed: false,
     }
 }

@@ -1,0 +1,265 @@
+//! Streaming mode (`output.records = "streaming"`): the summary without
+//! per-request records, its percentiles from DDSketches. It must agree with
+//! the exact mode: counts, token totals and step statistics exactly,
+//! percentiles within the sketch's documented bound, and keep memory flat.
+
+use std::path::Path;
+
+use kvsim::engine::{RunOutput, simulate};
+use kvsim::hardware::cost::RooflineCost;
+use kvsim::metrics::RequestRecord;
+use kvsim::metrics::stream::RELATIVE_ERROR;
+use kvsim::scenario::Scenario;
+
+/// Quickstart traffic (llama-3.1-8b on one H100, chat lengths) near
+/// saturation, with SLOs so goodput counts, and a queue timeout so one more
+/// outcome occurs.
+const CHAT: &str = r#"
+name = "streaming"
+seed = 11
+requests = 20000
+[model]
+preset = "llama-3.1-8b"
+[hardware]
+gpu = "h100-sxm"
+[scheduler]
+queue_timeout_s = 2.0
+[traffic]
+arrival = { kind = "poisson", rate = 34.0 }
+prompt = { kind = "lognormal", mean = 400, sigma = 1.0, min = 4, max = 8192 }
+output = { kind = "lognormal", mean = 300, sigma = 1.0, min = 1, max = 2048 }
+max_tokens = { kind = "fixed", value = 2048 }
+[slo]
+ttft_p99 = 0.5
+tpot_p99 = 0.05
+"#;
+
+fn run(sets: &[&str]) -> (Scenario, RunOutput) {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let s = Scenario::from_toml(CHAT, Path::new("streaming.toml"), &sets).unwrap();
+    let d = &s.deployment;
+    let out = simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency)).unwrap();
+    (s, out)
+}
+
+/// The latencies the exact summary takes its percentiles of, sorted.
+fn sorted(records: &[RequestRecord], f: impl Fn(&RequestRecord) -> Option<f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = records
+        .iter()
+        .filter(|r| r.outcome == Some(kvsim::metrics::Outcome::Ok))
+        .filter_map(f)
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// `got` (the sketch's percentile `q` of `values`) lies within the
+/// documented bound: 1 % around the order statistic of rank
+/// `floor(q (n - 1))`; the exact mode interpolates up to the next one.
+fn within_bound(name: &str, q: f64, values: &[f64], got: Option<f64>, exact: Option<f64>) {
+    let got = got.unwrap_or_else(|| panic!("{name}: no sketch value"));
+    let exact = exact.unwrap();
+    let rank = q / 100.0 * (values.len() - 1) as f64;
+    let (lo, hi) = (values[rank.floor() as usize], values[rank.ceil() as usize]);
+    assert!(
+        got >= lo * (1.0 - RELATIVE_ERROR) && got <= hi * (1.0 + RELATIVE_ERROR),
+        "{name}: sketch {got} outside [{lo}, {hi}] +- 1 % (exact {exact})"
+    );
+    // What a reader compares: the two modes' numbers, within 1 % plus the
+    // gap between neighbouring order statistics (small at 20,000 requests).
+    let gap = (hi - lo) / exact.max(f64::MIN_POSITIVE);
+    assert!(
+        ((got - exact) / exact).abs() <= RELATIVE_ERROR + gap,
+        "{name}: {got} vs exact {exact}"
+    );
+}
+
+/// Both modes on one engine and on a two-replica cluster (each replica's
+/// sketches merged): everything but the latency percentiles identical, the
+/// percentiles within the bound.
+#[test]
+fn streaming_agrees_with_exact_within_the_sketch_bound() {
+    for sets in [
+        &[][..],
+        &["hardware.replicas=2", "traffic.arrival.rate=68.0"][..],
+    ] {
+        let mut exact_sets = sets.to_vec();
+        exact_sets.push("output.records=\"exact\"");
+        let mut stream_sets = sets.to_vec();
+        stream_sets.push("output.records=\"streaming\"");
+        let (_, exact) = run(&exact_sets);
+        let (_, streamed) = run(&stream_sets);
+        assert!(!exact.streamed && streamed.streamed);
+        assert!(streamed.records.is_empty());
+        assert_eq!(exact.records.len(), 20_000);
+        let (e, s) = (&exact.summary, &streamed.summary);
+        // The run is the same; only what is kept of it differs.
+        assert!(
+            e.ok > 1000 && e.timeout > 0 && e.ok + e.timeout + e.oom == e.requests,
+            "{e:?}"
+        );
+        let latency_fields = [
+            "ttft_p50",
+            "ttft_p90",
+            "ttft_p99",
+            "tpot_p50",
+            "tpot_p90",
+            "tpot_p99",
+            "tpot_mean",
+            "e2e_p50",
+            "e2e_p99",
+            "ttft_queue_p50",
+            "ttft_queue_p99",
+            "ttft_load_p50",
+            "ttft_load_p99",
+            "ttft_prefill_p50",
+            "ttft_prefill_p99",
+        ];
+        let (ej, sj) = (
+            serde_json::to_value(e).unwrap(),
+            serde_json::to_value(s).unwrap(),
+        );
+        for (k, v) in ej.as_object().unwrap() {
+            if !latency_fields.contains(&k.as_str()) {
+                assert_eq!(&sj[k], v, "{sets:?}: {k}");
+            }
+        }
+        let recs = &exact.records;
+        let secs = |d: Option<kvsim::units::SimDuration>| d.map(|d| d.as_secs_f64());
+        let ttft = sorted(recs, |r| secs(r.ttft()));
+        within_bound("ttft_p50", 50.0, &ttft, s.ttft_p50, e.ttft_p50);
+        within_bound("ttft_p90", 90.0, &ttft, s.ttft_p90, e.ttft_p90);
+        within_bound("ttft_p99", 99.0, &ttft, s.ttft_p99, e.ttft_p99);
+        let tpot = sorted(recs, RequestRecord::tpot_s);
+        within_bound("tpot_p50", 50.0, &tpot, s.tpot_p50, e.tpot_p50);
+        within_bound("tpot_p99", 99.0, &tpot, s.tpot_p99, e.tpot_p99);
+        let e2e = sorted(recs, |r| secs(r.e2e()));
+        within_bound("e2e_p50", 50.0, &e2e, s.e2e_p50, e.e2e_p50);
+        within_bound("e2e_p99", 99.0, &e2e, s.e2e_p99, e.e2e_p99);
+        let queue = sorted(recs, |r| secs(r.queue()));
+        within_bound(
+            "ttft_queue_p99",
+            99.0,
+            &queue,
+            s.ttft_queue_p99,
+            e.ttft_queue_p99,
+        );
+        let prefill = sorted(recs, |r| secs(r.prefill()));
+        within_bound(
+            "ttft_prefill_p50",
+            50.0,
+            &prefill,
+            s.ttft_prefill_p50,
+            e.ttft_prefill_p50,
+        );
+        let (em, sm) = (e.tpot_mean.unwrap(), s.tpot_mean.unwrap());
+        assert!(((em - sm) / em).abs() < 1e-12, "tpot_mean {em} vs {sm}");
+        if let (Some(ec), Some(sc)) = (&exact.cluster, &streamed.cluster) {
+            assert_eq!(ec.replicas.len(), 2);
+            for (er, sr) in ec.replicas.iter().zip(&sc.replicas) {
+                assert_eq!(
+                    (er.requests, er.ok, er.steps),
+                    (sr.requests, sr.ok, sr.steps)
+                );
+            }
+            assert!(sc.replica_of_request.is_empty());
+        }
+    }
+}
+
+/// A streamed timeline is thinned to evenly spread rows, at most
+/// `STREAMING_TIMELINE_ROWS`, covering the whole run; a sampled one is kept
+/// as sampled.
+#[test]
+fn a_streamed_timeline_stays_bounded_and_spans_the_run() {
+    let (_, exact) = run(&["output.records=\"exact\""]);
+    let (_, streamed) = run(&["output.records=\"streaming\""]);
+    let cap = kvsim::engine::STREAMING_TIMELINE_ROWS;
+    assert!(exact.timeline.len() > cap, "{}", exact.timeline.len());
+    let rows = &streamed.timeline;
+    assert!(rows.len() <= cap && rows.len() > cap / 4, "{}", rows.len());
+    assert_eq!(rows[0].time, exact.timeline[0].time);
+    let (last_s, last_e) = (
+        rows[rows.len() - 1].time,
+        exact.timeline[exact.timeline.len() - 1].time,
+    );
+    let span = last_e.as_secs_f64();
+    assert!(last_e.as_secs_f64() - last_s.as_secs_f64() < span / 100.0);
+    // Every kept row is one of the exact run's rows (the same run).
+    for r in rows.iter().step_by(97) {
+        assert!(exact.timeline.iter().any(|x| x == r));
+    }
+    let (_, sampled) = run(&[
+        "output.records=\"streaming\"",
+        "output.timeline_interval_s=10",
+    ]);
+    let (_, sampled_exact) = run(&["output.records=\"exact\"", "output.timeline_interval_s=10"]);
+    assert_eq!(sampled.timeline, sampled_exact.timeline);
+}
+
+/// `"auto"` keeps records up to five million expected requests and streams
+/// beyond; a disaggregated deployment always keeps them.
+#[test]
+fn auto_streams_only_beyond_five_million_requests() {
+    let load = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Scenario::from_toml(CHAT, Path::new("auto.toml"), &sets).unwrap()
+    };
+    assert!(!kvsim::engine::streams(&load(&["requests=5000000"])));
+    assert!(kvsim::engine::streams(&load(&["requests=5000001"])));
+    assert!(!kvsim::engine::streams(&load(&[
+        "requests=6000000",
+        "output.records=\"exact\""
+    ])));
+    // A duration at a rate: 34 req/s for 140,000 s is 4.76 million, for
+    // 150,000 s 5.1 million.
+    let timed = |d: &str| {
+        let text = CHAT.replace("requests = 20000", &format!("duration_s = {d}"));
+        Scenario::from_toml(&text, Path::new("auto.toml"), &[]).unwrap()
+    };
+    assert!(!kvsim::engine::streams(&timed("140000")));
+    assert!(kvsim::engine::streams(&timed("150000")));
+    let disagg = "\n[deployment]\nmode = \"disaggregated\"\n";
+    let text = format!(
+        "{}{disagg}",
+        CHAT.replace("requests = 20000", "requests = 6000000")
+    );
+    let s = Scenario::from_toml(&text, Path::new("auto.toml"), &[]).unwrap();
+    assert!(!kvsim::engine::streams(&s));
+}
+
+/// The command line: no `requests.csv` in streaming mode, the same counts
+/// in `summary.json`.
+#[test]
+fn kvsim_run_in_streaming_mode_writes_no_requests_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("s.toml");
+    std::fs::write(&sc, CHAT.replace("requests = 20000", "requests = 3000")).unwrap();
+    let summary = |mode: &str| {
+        let out = dir.path().join(mode);
+        let r = assert_cmd::Command::cargo_bin("kvsim")
+            .unwrap()
+            .args(["run", sc.to_str().unwrap(), "--set"])
+            .arg(format!("output.records=\"{mode}\""))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(out.join("requests.csv").exists(), mode == "exact");
+        assert!(out.join("timeline.csv").exists() && out.join("report.html").exists());
+        let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["metrics"].clone()
+    };
+    let (e, s) = (summary("exact"), summary("streaming"));
+    for k in [
+        "requests",
+        "ok",
+        "timeout",
+        "steps",
+        "throughput_tok_s",
+        "goodput_rps",
+    ] {
+        assert_eq!(e[k], s[k], "{k}");
+    }
+}
