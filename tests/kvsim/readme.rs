@@ -887,6 +887,27 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// the unit tests in src/). The sentences this file checks itself are the
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
+    // Streaming mode.
+    (
+        "thinned to at most 8,192 evenly spread rows per replica",
+        "a_streamed_timeline_stays_bounded_and_spans_the_run",
+    ),
+    (
+        "Every percentile is then within 1 % of the value at its rank",
+        "streaming_agrees_with_exact_within_the_sketch_bound",
+    ),
+    (
+        "issue up to 5,000,000 requests and streaming beyond",
+        "auto_streams_only_beyond_five_million_requests",
+    ),
+    (
+        "A disaggregated deployment always keeps them",
+        "auto_streams_only_beyond_five_million_requests",
+    ),
+    (
+        "about 400 bytes a request",
+        "the_memory_estimate_covers_a_measured_run",
+    ),
     // Disaggregation.
     (
         "ranks a 2xTP2 + 1xTP4 split first (0.172 req/s per GPU against 0.126 colocated)",

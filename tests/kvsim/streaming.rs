@@ -263,3 +263,56 @@ fn kvsim_run_in_streaming_mode_writes_no_requests_csv() {
         assert_eq!(e[k], s[k], "{k}");
     }
 }
+
+/// Runs [`CHAT`] in streaming mode for `KVSIM_STREAM_REQUESTS` requests at
+/// 60 req/s and prints how far the run raised this process's peak RSS. Run
+/// alone in a process of its own by
+/// `streaming_memory_does_not_grow_with_the_requests`.
+#[test]
+#[ignore = "run in a process of its own by streaming_memory_does_not_grow_with_the_requests"]
+fn measure_the_peak_memory_of_a_streamed_run() {
+    let base = kvsim::engine::peak_rss_bytes().expect("Linux /proc");
+    let n = std::env::var("KVSIM_STREAM_REQUESTS").unwrap();
+    let (_, out) = run(&[
+        &format!("requests={n}"),
+        "traffic.arrival.rate=20.0",
+        "output.records=\"streaming\"",
+    ]);
+    assert_eq!(out.summary.requests.to_string(), n);
+    let peak = kvsim::engine::peak_rss_bytes().unwrap();
+    println!("MEASURED delta={}", peak - base);
+}
+
+/// Ten times the requests, the same memory: a streamed run of 2,000,000
+/// requests raises the peak RSS by at most 16 MiB more than one of 200,000
+/// (exact mode would keep ~700 MB more records). Linux only.
+#[cfg(target_os = "linux")]
+#[test]
+fn streaming_memory_does_not_grow_with_the_requests() {
+    let delta = |n: u64| -> f64 {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "streaming::measure_the_peak_memory_of_a_streamed_run",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("KVSIM_STREAM_REQUESTS", n.to_string())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        text.lines()
+            .find_map(|l| {
+                l.split_once("MEASURED delta=")
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("{text}"))
+            .parse()
+            .unwrap()
+    };
+    let (small, large) = (delta(200_000), delta(2_000_000));
+    eprintln!("streamed: 200,000 requests +{small} bytes, 2,000,000 +{large} bytes");
+    assert!(large <= small + 16.0 * 1048576.0, "{large} vs {small}");
+}
