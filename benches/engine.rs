@@ -253,7 +253,11 @@ fn bundled_points(name: &str) -> Vec<Scenario> {
     let grid = kvsim::sweep::grid_of(&base, &path).expect("its grid");
     (0..grid.len().max(1))
         .map(|p| {
-            let assignments = if grid.is_empty() { vec![] } else { grid.point(p) };
+            let assignments = if grid.is_empty() {
+                vec![]
+            } else {
+                grid.point(p)
+            };
             kvsim::sweep::point_scenario(&base, &path, &assignments).expect("a valid point")
         })
         .collect()
