@@ -263,7 +263,9 @@ fn shard_auto_refusals_name_the_variable_and_exit_2() {
             ("SLURM_ARRAY_TASK_STEP", step.to_string()),
         ]
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, &[&str])> = vec![
+    // (--shard value, the variables set, what the message must say)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
         (
             "auto",
             vec![],
