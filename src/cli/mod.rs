@@ -283,9 +283,15 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Run only shard I of N (0-based): points p with p % N == I. Writes
-    /// sweep.shard-I-of-N.csv for `kvsim merge` (and no plots).
-    #[arg(long, value_name = "I/N")]
-    pub shard: Option<crate::sweep::Shard>,
+    /// sweep.shard-I-of-N.csv for `kvsim merge` (and no plots). `auto` takes
+    /// I and N from the job array running it: in a Slurm array,
+    /// SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN (0 if unset) of
+    /// SLURM_ARRAY_TASK_COUNT (consecutive ids only: no step, no list); in a
+    /// Kubernetes Indexed Job, JOB_COMPLETION_INDEX of the N given as
+    /// `auto/N` (the Job's completions; with Slurm, N is checked against
+    /// SLURM_ARRAY_TASK_COUNT). Neither, both, or a bad value: exit 2.
+    #[arg(long, value_name = "I/N|auto[/N]")]
+    pub shard: Option<ShardArg>,
     /// Format of the default charts written to `plots/`.
     #[arg(long, default_value = "png")]
     pub format: crate::report::plot::Format,
@@ -296,6 +302,43 @@ pub struct SweepArgs {
     /// it fits 80 characters).
     #[arg(long)]
     pub wide: bool,
+}
+
+/// The value of `kvsim sweep --shard`: a shard given, or one to read from the
+/// job array running kvsim (resolved by the command, which reads the
+/// environment; see [`crate::sweep::Shard::from_env`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ShardArg {
+    /// `I/N`.
+    Given(crate::sweep::Shard),
+    /// `auto` (`count` None) or `auto/N`.
+    Auto {
+        /// The `N` of `auto/N`, at least 1.
+        count: Option<usize>,
+    },
+}
+
+impl std::str::FromStr for ShardArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ShardArg, String> {
+        if s.trim() == "auto" {
+            return Ok(ShardArg::Auto { count: None });
+        }
+        if let Some(n) = s.trim().strip_prefix("auto/") {
+            return match n.trim().parse::<usize>() {
+                Ok(0) => Err(format!("`{s}`: the shard count N must be at least 1")),
+                Ok(count) => Ok(ShardArg::Auto { count: Some(count) }),
+                Err(_) => Err(format!("`{s}`: `{n}` is not a shard count")),
+            };
+        }
+        if !s.contains('/') {
+            return Err(format!(
+                "`{s}`: expected I/N (0-based shard I of N, e.g. 0/4), auto or auto/N \
+                 (from a Slurm job array or a Kubernetes Indexed Job)"
+            ));
+        }
+        s.parse().map(ShardArg::Given)
+    }
 }
 
 /// Arguments of `kvsim merge`.

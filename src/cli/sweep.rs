@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::run::{out_dir, size_check};
-use super::{CheckArgs, GuardArgs, MergeArgs, SweepArgs, say, threads_for};
+use super::{CheckArgs, GuardArgs, MergeArgs, ShardArg, SweepArgs, say, threads_for};
 use crate::engine::Limits;
 use crate::error::Error;
 use crate::interrupt::INTERRUPTED;
@@ -210,11 +210,32 @@ fn sweep_summary(t: &crate::sweep::SweepTable, wide: bool) -> String {
 }
 
 pub(super) fn sweep(a: &SweepArgs) -> Result<(), Error> {
+    let shard = resolve_shard(a.shard)?;
     let (table, name) = scenario_table(&a.input.scenario, &a.input.overrides)?;
     let target = out_dir(&a.out, &name);
-    match a.shard {
+    match shard {
         Some(shard) => sweep_shard(a, &table, &target, shard),
         None => sweep_whole(a, &table, &target),
+    }
+}
+
+/// The shard `--shard` asks for; `auto` reads this process's environment
+/// (the one place kvsim does) and says on stderr what it found.
+fn resolve_shard(arg: Option<ShardArg>) -> Result<Option<crate::sweep::Shard>, Error> {
+    match arg {
+        None => Ok(None),
+        Some(ShardArg::Given(shard)) => Ok(Some(shard)),
+        Some(ShardArg::Auto { count }) => {
+            // A value that is not UTF-8 is kept (lossily) so that the error
+            // quotes it, rather than read as unset.
+            let var = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+            let found = crate::sweep::Shard::from_env(count, &var).map_err(Error::Usage)?;
+            eprintln!(
+                "shard {}/{} (from {})",
+                found.shard.index, found.shard.count, found.source
+            );
+            Ok(Some(found.shard))
+        }
     }
 }
 

@@ -17,9 +17,11 @@
 //! sequentially in replicate order. The CSV is byte-identical for any thread
 //! count and any sharding.
 
+pub mod job_array;
 mod shard;
 mod table;
 
+pub use job_array::EnvShard;
 pub use shard::{FINGERPRINT_PREFIX, Fingerprint, ShardFile, merge, read_shard, scenario_hash};
 pub use table::{
     SweepTable, cell as cell_of, mean_ci95, read_table as read_sweep_table, read_table_lines,
@@ -104,8 +106,8 @@ impl Grid {
 
 /// Which slice of the grid this process runs: points `p` with `p % count ==
 /// index` (0-based, like `SLURM_ARRAY_TASK_ID` with `--array=0-(N-1)` and a
-/// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`). Strided slices spread
-/// slow and fast points evenly.
+/// Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`; [`Shard::from_env`] reads
+/// it from either). Strided slices spread slow and fast points evenly.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Shard {
     /// This shard, `0..count`.

@@ -276,9 +276,13 @@ fn shard_fingerprint_example() {
 //
 // `shown_commands` finds each command in the README's code blocks: a line
 // after a `$ ` prompt in any block, every line of a shell block (`sh`) that is
-// not a comment, and a `kvsim <subcommand>` inside a comment of a shell block
-// or a YAML manifest; a line ending in `\` continues on the next. (The TOML
-// block's comments name commands shown elsewhere; they are not commands.)
+// not a comment, a `kvsim <subcommand>` inside a comment of a shell block or a
+// YAML manifest, and a YAML `command: ["kvsim", ...]`; a line ending in `\`
+// continues on the next. (The TOML block's comments name commands shown
+// elsewhere; they are not commands.) `--shard auto` runs as the job array
+// would run it: once per task of the block's `#SBATCH --array=A-B`, or, as
+// `auto/N`, once per index of an N-pod Indexed Job, each with the variables
+// Slurm or Kubernetes set.
 // `readme_commands_run` runs each kvsim command with the built binary in a
 // sandbox: whatever it writes (its `--out`, or its default `output/<name>/`)
 // goes under a temporary directory, the inputs it would change (a baseline
@@ -380,6 +384,8 @@ struct Shown {
     command: String,
     /// The output shown after a `$ ` command in the same block.
     output: Vec<String>,
+    /// The task ids of a `#SBATCH --array=A-B` line earlier in its block.
+    array: Option<(u32, u32)>,
 }
 
 /// `text` without a trailing ` # comment`.
@@ -397,6 +403,7 @@ fn shown_commands() -> Vec<Shown> {
     let mut shown: Vec<Shown> = Vec::new();
     let mut lang: Option<String> = None;
     let mut prompt_output = false;
+    let mut array = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
@@ -406,6 +413,7 @@ fn shown_commands() -> Vec<Shown> {
                 None => Some(rest.trim().to_string()),
             };
             prompt_output = false;
+            array = None;
             i += 1;
             continue;
         }
@@ -422,7 +430,18 @@ fn shown_commands() -> Vec<Shown> {
         }
         i += 1;
         let shell = block == "sh";
-        let command = if let Some(c) = full.strip_prefix("$ ") {
+        if let Some(ids) = full.strip_prefix("#SBATCH --array=") {
+            let (a, b) = ids.split_once('-').expect("#SBATCH --array=A-B");
+            array = Some((a.parse().unwrap(), b.parse().unwrap()));
+        }
+        let exec_form = (block == "yaml")
+            .then(|| full.strip_prefix("command: "))
+            .flatten()
+            .and_then(|list| serde_json::from_str::<Vec<String>>(list).ok())
+            .filter(|words| words.first().is_some_and(|w| w == "kvsim"));
+        let command = if let Some(words) = exec_form {
+            Some(words.join(" "))
+        } else if let Some(c) = full.strip_prefix("$ ") {
             Some(without_comment(c).to_string())
         } else if shell && !full.is_empty() && !full.starts_with('#') {
             Some(without_comment(&full).to_string())
@@ -442,6 +461,7 @@ fn shown_commands() -> Vec<Shown> {
                     line: start,
                     command: c.split_whitespace().collect::<Vec<_>>().join(" "),
                     output: Vec::new(),
+                    array,
                 });
             }
             None if prompt_output => shown.last_mut().unwrap().output.push(line.to_string()),
@@ -521,14 +541,75 @@ fn glob(sandbox: &Path, pattern: &str) -> Vec<String> {
     found
 }
 
+/// What marks a word of an invocation as a variable of its environment
+/// (`env:NAME=value`, before the command's words).
+const ENV: &str = "env:";
+
+/// An invocation's environment (`NAME`, `value`) and its words.
+fn split_env(args: &[String]) -> (Vec<(String, String)>, &[String]) {
+    let n = args.iter().take_while(|a| a.starts_with(ENV)).count();
+    let env = args[..n]
+        .iter()
+        .map(|a| {
+            let (k, v) = a[ENV.len()..].split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    (env, &args[n..])
+}
+
+/// The environment of each task of the job array a `--shard` value `auto`
+/// or `auto/N` runs in (see the comment above `SUBCOMMANDS`), as `env:` words.
+fn job_array_tasks(shard: &str, array: Option<(u32, u32)>, command: &str) -> Vec<Vec<String>> {
+    if let Some(n) = shard.strip_prefix("auto/") {
+        let n: u32 = n.parse().unwrap();
+        return (0..n)
+            .map(|i| vec![format!("{ENV}JOB_COMPLETION_INDEX={i}")])
+            .collect();
+    }
+    let (min, max) =
+        array.unwrap_or_else(|| panic!("`{command}`: --shard auto without #SBATCH --array=A-B"));
+    (min..=max)
+        .map(|id| {
+            [
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_COUNT", max - min + 1),
+                ("SLURM_ARRAY_TASK_MIN", min),
+                ("SLURM_ARRAY_TASK_MAX", max),
+                ("SLURM_ARRAY_TASK_STEP", 1),
+            ]
+            .iter()
+            .map(|(k, v)| format!("{ENV}{k}={v}"))
+            .collect()
+        })
+        .collect()
+}
+
 /// The invocations one shown command stands for: optional `[...]` arguments
 /// left out and given, a shell variable holding a shard index (`$VAR/N`)
-/// taking every index, a reader's file each of its stand-ins. Arguments are
-/// still as written.
-fn variants(command: &str) -> Vec<Vec<String>> {
+/// taking every index, `--shard auto` every task of its job array (`array`:
+/// the block's `#SBATCH --array=A-B`), a reader's file each of its stand-ins.
+/// Arguments are still as written; a job array's variables come first, as
+/// `env:` words.
+fn variants(command: &str, array: Option<(u32, u32)>) -> Vec<Vec<String>> {
     let mut all = vec![Vec::<String>::new()];
     let mut optional = false;
+    let mut previous = String::new();
     for w in words(command) {
+        if previous == "--shard" && w.starts_with("auto") {
+            let tasks = job_array_tasks(&w, array, command);
+            all = all
+                .iter()
+                .flat_map(|a| {
+                    tasks
+                        .iter()
+                        .map(|env| [env.clone(), a.clone(), vec![w.clone()]].concat())
+                })
+                .collect();
+            previous = w;
+            continue;
+        }
+        previous = w.clone();
         if let Some(w) = w.strip_prefix('[') {
             optional = true;
             let with: Vec<Vec<String>> = all
@@ -587,7 +668,8 @@ fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 /// Runs one shown kvsim command (its arguments after `kvsim`) in `sandbox`
 /// and checks what it wrote.
 fn run_shown(shown: &Shown, args: &[String], sandbox: &Path) {
-    let what = format!("README line {}: `{}`", shown.line, shown.command);
+    let (env, args) = split_env(args);
+    let what = format!("README line {}: `{}` {env:?}", shown.line, shown.command);
     let sub = args[0].as_str();
     assert!(
         SUBCOMMANDS.contains(&sub),
@@ -642,8 +724,20 @@ fn run_shown(shown: &Shown, args: &[String], sandbox: &Path) {
             out = Some(p);
         }
     }
-    let result = Command::cargo_bin("kvsim")
-        .unwrap()
+    let mut cmd = Command::cargo_bin("kvsim").unwrap();
+    for name in [
+        "SLURM_JOB_ID",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_MAX",
+        "SLURM_ARRAY_TASK_STEP",
+        "JOB_COMPLETION_INDEX",
+    ] {
+        cmd.env_remove(name);
+    }
+    let result = cmd
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(root())
         .args(&args)
         .output()
@@ -674,7 +768,29 @@ fn run_shown(shown: &Shown, args: &[String], sandbox: &Path) {
         "report" => exists(Path::new(&args[1]).join("report.html")),
         "sweep" => match option(&args, "--shard") {
             Some(s) => {
-                let (i, n) = s.split_once('/').unwrap();
+                let (i, n) = match s.strip_prefix("auto") {
+                    // The shard the job array's variables give.
+                    Some(n) => {
+                        let var = |name: &str| {
+                            let (_, v) = env.iter().find(|(k, _)| k == name).unwrap();
+                            v.parse::<u32>().unwrap()
+                        };
+                        let (i, n) = match n.strip_prefix('/') {
+                            Some(n) => (var("JOB_COMPLETION_INDEX"), n.parse().unwrap()),
+                            None => (
+                                var("SLURM_ARRAY_TASK_ID") - var("SLURM_ARRAY_TASK_MIN"),
+                                var("SLURM_ARRAY_TASK_COUNT"),
+                            ),
+                        };
+                        let said = format!("shard {i}/{n} (from ");
+                        assert!(stderr.contains(&said), "{what}: no `{said}` in {stderr}");
+                        (i.to_string(), n.to_string())
+                    }
+                    None => {
+                        let (i, n) = s.split_once('/').unwrap();
+                        (i.to_string(), n.to_string())
+                    }
+                };
                 exists(out.unwrap().join(format!("sweep.shard-{i}-of-{n}.csv")))
             }
             None => {
@@ -797,9 +913,12 @@ fn runnable(keep: impl Fn(&str) -> bool) -> Vec<(Shown, Vec<Vec<String>>)> {
         if NOT_RUN.iter().any(|(c, _, _)| *c == shown.command) {
             continue;
         }
-        let invocations: Vec<Vec<String>> = variants(&shown.command)
+        let invocations: Vec<Vec<String>> = variants(&shown.command, shown.array)
             .into_iter()
             .map(|v| {
+                // A job array's variables, then the command.
+                let n = v.iter().take_while(|w| w.starts_with(ENV)).count();
+                let (env, v) = v.split_at(n);
                 let rest = if v[0] == "kvsim" {
                     &v[1..]
                 } else if v.len() > 3 && v[..4] == ["cargo", "run", "--release", "--"] {
@@ -811,10 +930,10 @@ fn runnable(keep: impl Fn(&str) -> bool) -> Vec<(Shown, Vec<Vec<String>>)> {
                         shown.line, shown.command
                     )
                 };
-                rest.to_vec()
+                [env, rest].concat()
             })
             .collect();
-        if keep(&invocations[0][0]) {
+        if keep(&split_env(&invocations[0]).1[0]) {
             runs.push((shown, invocations));
         }
     }
@@ -856,6 +975,36 @@ fn readme_validate_command_runs() {
         for args in invocations {
             run_shown(shown, args, sandbox.path());
         }
+    }
+}
+
+/// The README's job arrays run as their tasks: the Slurm script's
+/// `--shard auto` once per id of its `#SBATCH --array=0-15`, the Indexed
+/// Job's `--shard auto/16` once per completion index, each with the
+/// variables set (`readme_commands_run` then checks each task's shard file).
+#[test]
+fn readme_job_arrays_run_as_their_tasks() {
+    let runs = runnable(|sub| sub == "sweep");
+    let tasks = |shard: &str| -> Vec<Vec<(String, String)>> {
+        runs.iter()
+            .flat_map(|(_, invocations)| invocations)
+            .filter(|args| args.iter().any(|a| a == shard))
+            .map(|args| split_env(args).0)
+            .collect()
+    };
+    let slurm = tasks("auto");
+    // One stand-in scenario, 16 tasks, ids 0 to 15.
+    assert_eq!(slurm.len(), 16, "{slurm:?}");
+    for (id, env) in slurm.iter().enumerate() {
+        let want = |k: &str, v: usize| env.contains(&(k.to_string(), v.to_string()));
+        assert!(want("SLURM_ARRAY_TASK_ID", id), "{env:?}");
+        assert!(want("SLURM_ARRAY_TASK_COUNT", 16), "{env:?}");
+        assert!(want("SLURM_ARRAY_TASK_MIN", 0), "{env:?}");
+    }
+    let k8s = tasks("auto/16");
+    assert_eq!(k8s.len(), 16, "{k8s:?}");
+    for (i, env) in k8s.iter().enumerate() {
+        assert_eq!(env, &[("JOB_COMPLETION_INDEX".to_string(), i.to_string())]);
     }
 }
 
@@ -1161,6 +1310,34 @@ const CLAIMS: &[(&str, &str)] = &[
     (
         "an `--out` that is one of its inputs, however spelt",
         "out_may_not_be_one_of_the_shards",
+    ),
+    (
+        "so `--array=0-15` and `--array=1-16` both run shards 0 to 15",
+        "a_slurm_array_from_min_counts_from_min",
+    ),
+    (
+        "so `--array=0-15` and `--array=1-16` both run shards 0 to 15",
+        "shard_auto_in_a_slurm_array_and_an_indexed_job_merges_into_the_single_run",
+    ),
+    (
+        "an array with a step (`--array=0-30:2`, `SLURM_ARRAY_TASK_STEP` not 1) or a list with gaps",
+        "slurm_arrays_with_gaps_are_refused",
+    ),
+    (
+        "inside a Slurm array, `auto/N` checks `N` against `SLURM_ARRAY_TASK_COUNT`",
+        "a_count_given_with_slurm_must_be_slurms",
+    ),
+    (
+        "is refused before anything runs (exit 2, naming the variable and why)",
+        "shard_auto_refusals_name_the_variable_and_exit_2",
+    ),
+    (
+        "A variable set to the empty string counts as unset.",
+        "slurm_needs_only_the_id_and_the_count",
+    ),
+    (
+        "so its file is the one `--shard 3/16` writes and `kvsim merge` joins the parts as above",
+        "shard_auto_in_a_slurm_array_and_an_indexed_job_merges_into_the_single_run",
     ),
     // Plots.
     (

@@ -121,6 +121,255 @@ fn shards_merge_into_the_single_run() {
         .stderr(predicate::str::contains("missing"));
 }
 
+/// Every variable `--shard auto` reads (and the hint's `SLURM_JOB_ID`):
+/// removed from a test's kvsim, so that a test suite run inside a Slurm job
+/// or a Kubernetes pod sees only the variables the test sets.
+const JOB_ARRAY_VARS: &[&str] = &[
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_STEP",
+    "JOB_COMPLETION_INDEX",
+];
+
+/// `kvsim sweep SC --shard SHARD --out OUT` with exactly the job-array
+/// variables `vars`, started (not waited for).
+fn spawn_auto(sc: &Path, out: &Path, shard: &str, vars: &[(&str, String)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kvsim"));
+    cmd.args(["sweep", sc.to_str().unwrap(), "--shard", shard, "--out"])
+        .arg(out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for v in JOB_ARRAY_VARS {
+        cmd.env_remove(v);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// `kvsim merge` of `parts` into `out`, which must succeed.
+fn merge_into(parts: &[PathBuf], out: &Path) {
+    kvsim()
+        .arg("merge")
+        .args(parts)
+        .arg("--out")
+        .arg(out)
+        .assert()
+        .success();
+}
+
+/// `--shard auto` run as a Slurm array would run it (every task at once,
+/// each with the variables sbatch sets, ids from 1 as in `--array=1-4`) and
+/// as a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`, `--shard auto/3`):
+/// each task finds its shard, its file is the one `--shard I/N` writes, and
+/// the merged table is the single run's, byte for byte.
+#[test]
+fn shard_auto_in_a_slurm_array_and_an_indexed_job_merges_into_the_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "");
+    let whole = dir.path().join("whole");
+    assert!(sweep(&sc, &whole, &["--no-plots"]).status.success());
+    let single = std::fs::read(whole.join("sweep.csv")).unwrap();
+
+    // Slurm: sbatch --array=1-4, four tasks at once sharing one directory.
+    let slurm = dir.path().join("slurm");
+    let tasks: Vec<_> = (1..=4)
+        .map(|id| {
+            let vars = [
+                ("SLURM_JOB_ID", format!("{}", 700 + id)),
+                ("SLURM_ARRAY_JOB_ID", "700".to_string()),
+                ("SLURM_ARRAY_TASK_ID", id.to_string()),
+                ("SLURM_ARRAY_TASK_COUNT", "4".to_string()),
+                ("SLURM_ARRAY_TASK_MIN", "1".to_string()),
+                ("SLURM_ARRAY_TASK_MAX", "4".to_string()),
+                ("SLURM_ARRAY_TASK_STEP", "1".to_string()),
+            ];
+            spawn_auto(&sc, &slurm, "auto", &vars)
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let o = task.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "task {}: {err}", i + 1);
+        assert!(
+            err.contains(&format!(
+                "shard {i}/4 (from SLURM_ARRAY_TASK_ID={}, SLURM_ARRAY_TASK_MIN=1, \
+                 SLURM_ARRAY_TASK_COUNT=4)",
+                i + 1
+            )),
+            "{err}"
+        );
+    }
+    let parts: Vec<PathBuf> = (0..4)
+        .map(|i| slurm.join(format!("sweep.shard-{i}-of-4.csv")))
+        .collect();
+    // The fingerprint records the resolved shard: the file is the one
+    // `--shard 2/4` writes.
+    let given = dir.path().join("given");
+    assert!(sweep(&sc, &given, &["--shard", "2/4"]).status.success());
+    assert_eq!(
+        std::fs::read(&parts[2]).unwrap(),
+        std::fs::read(given.join("sweep.shard-2-of-4.csv")).unwrap()
+    );
+    let merged = dir.path().join("slurm.csv");
+    merge_into(&parts, &merged);
+    assert_eq!(std::fs::read(&merged).unwrap(), single);
+
+    // Kubernetes: an Indexed Job of 3 completions.
+    let k8s = dir.path().join("k8s");
+    let pods: Vec<_> = (0..3)
+        .map(|i| {
+            let vars = [("JOB_COMPLETION_INDEX", i.to_string())];
+            spawn_auto(&sc, &k8s, "auto/3", &vars)
+        })
+        .collect();
+    for (i, pod) in pods.into_iter().enumerate() {
+        let o = pod.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "pod {i}: {err}");
+        assert!(
+            err.contains(&format!("shard {i}/3 (from JOB_COMPLETION_INDEX={i} of 3)")),
+            "{err}"
+        );
+    }
+    let parts: Vec<PathBuf> = (0..3)
+        .map(|i| k8s.join(format!("sweep.shard-{i}-of-3.csv")))
+        .collect();
+    let merged = dir.path().join("k8s.csv");
+    merge_into(&parts, &merged);
+    assert_eq!(std::fs::read(&merged).unwrap(), single);
+}
+
+/// What `--shard auto` refuses, from the command line: exit 2 before any
+/// work, a message naming the variable and the reason, no panic, nothing
+/// written.
+#[test]
+fn shard_auto_refusals_name_the_variable_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario(dir.path(), "");
+    let out = dir.path().join("out");
+    let slurm = |id: &str, count: &str, min: &str, max: &str, step: &str| {
+        vec![
+            ("SLURM_JOB_ID", "9".to_string()),
+            ("SLURM_ARRAY_TASK_ID", id.to_string()),
+            ("SLURM_ARRAY_TASK_COUNT", count.to_string()),
+            ("SLURM_ARRAY_TASK_MIN", min.to_string()),
+            ("SLURM_ARRAY_TASK_MAX", max.to_string()),
+            ("SLURM_ARRAY_TASK_STEP", step.to_string()),
+        ]
+    };
+    // (--shard value, the variables set, what the message must say)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a [&'a str]);
+    let cases: Vec<Case> = vec![
+        (
+            "auto",
+            vec![],
+            &[
+                "--shard auto: neither SLURM_ARRAY_TASK_ID",
+                "JOB_COMPLETION_INDEX",
+            ],
+        ),
+        (
+            "auto",
+            vec![("SLURM_JOB_ID", "9".to_string())],
+            &["SLURM_JOB_ID=9 is set: a Slurm job, but not a task of a job array"],
+        ),
+        (
+            "auto",
+            vec![("SLURM_ARRAY_TASK_ID", "2".to_string())],
+            &["SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not"],
+        ),
+        (
+            "auto",
+            slurm("two", "4", "0", "3", "1"),
+            &["SLURM_ARRAY_TASK_ID=`two` is not a non-negative integer"],
+        ),
+        (
+            "auto",
+            slurm("0", "0", "0", "0", "1"),
+            &["SLURM_ARRAY_TASK_COUNT=0: a job array has at least one task"],
+        ),
+        // sbatch --array=0-6:2
+        (
+            "auto",
+            slurm("2", "4", "0", "6", "2"),
+            &["SLURM_ARRAY_TASK_STEP=2: the array's task ids have gaps"],
+        ),
+        // sbatch --array=0,2,5 (Slurm sets a step of 1)
+        (
+            "auto",
+            slurm("5", "3", "0", "5", "1"),
+            &["SLURM_ARRAY_TASK_MAX=5 and SLURM_ARRAY_TASK_COUNT=3 are not one range"],
+        ),
+        (
+            "auto",
+            slurm("9", "4", "4", "7", "1"),
+            &["SLURM_ARRAY_TASK_ID=9 is outside the array's ids 4..=7"],
+        ),
+        (
+            "auto/8",
+            slurm("1", "4", "0", "3", "1"),
+            &["--shard auto/8: SLURM_ARRAY_TASK_COUNT=4: the Slurm array has 4 tasks, not 8"],
+        ),
+        (
+            "auto",
+            vec![("JOB_COMPLETION_INDEX", "1".to_string())],
+            &["JOB_COMPLETION_INDEX=1 is set", "give it as --shard auto/N"],
+        ),
+        (
+            "auto/3",
+            vec![("JOB_COMPLETION_INDEX", "3".to_string())],
+            &["JOB_COMPLETION_INDEX=3 is not below the shard count 3"],
+        ),
+        (
+            "auto/3",
+            vec![("JOB_COMPLETION_INDEX", "x".to_string())],
+            &["JOB_COMPLETION_INDEX=`x` is not a non-negative integer"],
+        ),
+        (
+            "auto/3",
+            [
+                slurm("1", "3", "0", "2", "1"),
+                vec![("JOB_COMPLETION_INDEX", "1".to_string())],
+            ]
+            .concat(),
+            &["both SLURM_ARRAY_TASK_ID=1", "and JOB_COMPLETION_INDEX=1"],
+        ),
+        // The flag itself (clap's message, same exit code).
+        (
+            "auto/0",
+            vec![],
+            &["`auto/0`: the shard count N must be at least 1"],
+        ),
+        ("auto/x", vec![], &["`auto/x`: `x` is not a shard count"]),
+        ("automatic", vec![], &["expected I/N", "auto or auto/N"]),
+    ];
+    for (shard, vars, wants) in cases {
+        let o = spawn_auto(&sc, &out, shard, &vars)
+            .wait_with_output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "--shard {shard} {vars:?}: {err}");
+        for w in wants {
+            assert!(
+                err.contains(w),
+                "--shard {shard} {vars:?}: no `{w}` in {err}"
+            );
+        }
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            !out.exists(),
+            "--shard {shard} {vars:?} wrote {}",
+            out.display()
+        );
+    }
+}
+
 #[test]
 fn a_failing_point_keeps_the_finished_rows_and_names_itself() {
     let dir = tempfile::tempdir().unwrap();
