@@ -1,9 +1,10 @@
 //! A fleet's day in constant memory: a streaming run of many requests,
 //! simulated requests per second and the process's peak memory.
 //!
-//! `cargo bench --bench fleet` runs 100,000,000 requests of issue 19's case
-//! (Llama-3.1-8B on one H100, paged KV, Poisson arrivals at 60 req/s, chat
-//! lengths) in streaming mode (`output.records = "streaming"`: no
+//! `cargo bench --bench fleet` runs 100,000,000 requests of quickstart's
+//! traffic (Llama-3.1-8B on one H100, paged KV, Poisson arrivals at 25 req/s,
+//! chat lengths: a load the GPU sustains, as an overloaded server's queue,
+//! and with it the requests in flight, grows without bound) in streaming mode (`output.records = "streaming"`: no
 //! per-request records kept, percentiles from sketches) and prints the wall
 //! time, the rate and the peak RSS (`VmHWM`, Linux). `KVSIM_FLEET_REQUESTS`
 //! sets another count (1,000,000,000 for the billion-request run). The
@@ -29,7 +30,7 @@ gpu = "h100-sxm"
 [cache]
 policy = "paged"
 [traffic]
-arrival = { kind = "poisson", rate = 60.0 }
+arrival = { kind = "poisson", rate = 25.0 }
 prompt = { kind = "lognormal", mean = 161, sigma = 1.0, min = 4, max = 4096 }
 output = { kind = "lognormal", mean = 338, sigma = 1.0, min = 1, max = 2048 }
 max_tokens = { kind = "fixed", value = 2048 }
