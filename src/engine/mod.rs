@@ -604,6 +604,8 @@ struct Engine<'s, C> {
     expected_kv: u64,
     /// When the step in flight (or the last one) started.
     step_started: SimTime,
+    /// What the cost model keeps between steps.
+    step_memo: crate::hardware::cost::StepMemo,
 }
 
 impl<'s, C: CostModel> Engine<'s, C> {
@@ -689,6 +691,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             expected: 0,
             expected_kv: 0,
             step_started: SimTime::ZERO,
+            step_memo: crate::hardware::cost::StepMemo::default(),
         }
     }
 

@@ -374,7 +374,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// schedules its end (both engines).
     pub(super) fn launch_work(&mut self, mut work: StepWork, batch: u32) {
         work.swap_bytes = std::mem::take(&mut self.pending_swap_bytes);
-        let mut duration = self.cost.step_time(&work).max(SimDuration::from_nanos(1));
+        let mut duration = self
+            .cost
+            .step_time_with(&work, &mut self.step_memo)
+            .max(SimDuration::from_nanos(1));
         if self.tiers.is_some() {
             duration = self.tier_step_time(duration);
         }

@@ -67,10 +67,31 @@ impl StepWork {
     }
 }
 
+/// What a cost model may keep between the steps of one engine to price the
+/// next faster ([`CostModel::step_time_with`]): the token-count-dependent
+/// parts of the last step priced, `(tokens, linear time, all-reduce time)`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct StepMemo(u32, f64, f64);
+
+impl Default for StepMemo {
+    fn default() -> Self {
+        // No step has u32::MAX tokens: the first one computes.
+        StepMemo(u32::MAX, 0.0, 0.0)
+    }
+}
+
 /// Prices engine steps.
 pub trait CostModel: Send + Sync {
     /// Wall time of one step doing `work`.
     fn step_time(&self, work: &StepWork) -> SimDuration;
+
+    /// [`CostModel::step_time`], bit for bit, with what the engine's
+    /// previous steps left in `memo` (consecutive decode steps mostly run
+    /// the same number of tokens, one per sequence).
+    fn step_time_with(&self, work: &StepWork, memo: &mut StepMemo) -> SimDuration {
+        let _ = memo;
+        self.step_time(work)
+    }
 
     /// The same kind of model for `model` on `deployment` (a disaggregated
     /// deployment's prefill pool, whose GPUs and TP are its own).
@@ -199,6 +220,27 @@ impl RooflineCost {
         }
     }
 
+    /// The linear layers' roofline for `tokens` tokens.
+    fn linear(&self, tokens: u32) -> Roof {
+        Roof {
+            compute: self.linear_flops_per_token * f64::from(tokens) / self.flops_per_s,
+            memory: self.weight_bytes_read(tokens) / self.bytes_per_s,
+        }
+    }
+
+    /// The tensor-parallel all-reduces of a step of `tokens` tokens, seconds.
+    fn all_reduce(&self, tokens: u32) -> f64 {
+        if self.allreduces_per_step > 0.0 {
+            self.allreduces_per_step
+                * (self.allreduce_latency_s
+                    + f64::from(tokens)
+                        * self.allreduce_bytes_per_token
+                        * self.allreduce_s_per_byte)
+        } else {
+            0.0
+        }
+    }
+
     /// Weight bytes a step of `tokens` tokens reads. A MoE step reads the dense
     /// part plus every expert at least one token is routed to: with uniform
     /// routing, `E * (1 - (1 - k/E)^tokens)` experts are expected.
@@ -213,29 +255,26 @@ impl RooflineCost {
     /// The step's time in seconds, by kernel group: each group's compute and
     /// memory time (the larger is what it takes) and the communication.
     pub fn parts(&self, work: &StepWork) -> StepParts {
-        let tokens = f64::from(work.tokens());
-        let linear = Roof {
-            compute: self.linear_flops_per_token * tokens / self.flops_per_s,
-            memory: self.weight_bytes_read(work.tokens()) / self.bytes_per_s,
-        };
-        let attention = Roof {
+        StepParts {
+            linear: self.linear(work.tokens()),
+            attention: self.attention(work),
+            comm: self.all_reduce(work.tokens()) + self.swap(work),
+        }
+    }
+
+    /// Attention's roofline: query-key FLOPs against KV bytes read and
+    /// written.
+    fn attention(&self, work: &StepWork) -> Roof {
+        Roof {
             compute: work.attention_flops as f64 / self.flops_per_s,
             memory: (work.kv_read_bytes as f64 + work.kv_write_bytes as f64) / self.bytes_per_s,
-        };
-        let all_reduce = if self.allreduces_per_step > 0.0 {
-            self.allreduces_per_step
-                * (self.allreduce_latency_s
-                    + tokens * self.allreduce_bytes_per_token * self.allreduce_s_per_byte)
-        } else {
-            0.0
-        };
-        // Swapping copies synchronously before the step (vLLM V0's cache engine).
-        let swap = work.swap_bytes as f64 / self.pcie_bytes_per_s;
-        StepParts {
-            linear,
-            attention,
-            comm: all_reduce + swap,
         }
+    }
+
+    /// Swapping copies synchronously before the step (vLLM V0's cache
+    /// engine), seconds.
+    fn swap(&self, work: &StepWork) -> f64 {
+        work.swap_bytes as f64 / self.pcie_bytes_per_s
     }
 }
 
@@ -284,6 +323,21 @@ impl StepParts {
 impl CostModel for RooflineCost {
     fn step_time(&self, work: &StepWork) -> SimDuration {
         SimDuration::from_secs_f64(self.overhead_s + self.parts(work).time())
+    }
+
+    /// The linear layers' and the all-reduces' times depend on the token
+    /// count alone (and a MoE model's expected expert bytes cost a `powf`):
+    /// reused while it repeats.
+    fn step_time_with(&self, work: &StepWork, memo: &mut StepMemo) -> SimDuration {
+        let tokens = work.tokens();
+        if memo.0 != tokens {
+            *memo = StepMemo(tokens, self.linear(tokens).time(), self.all_reduce(tokens));
+        }
+        let StepMemo(_, linear, all_reduce) = *memo;
+        // `StepParts::time` of `parts(work)`, in its order of additions.
+        let time = linear + self.attention(work).time() + (all_reduce + self.swap(work));
+        invariant!(time.to_bits() == self.parts(work).time().to_bits());
+        SimDuration::from_secs_f64(self.overhead_s + time)
     }
 
     /// The roofline of `deployment` with its own efficiency factors.
