@@ -490,14 +490,15 @@ fn is_number(s: &str) -> bool {
 
 /// A CSV column (its `name` and `cells`) typed as pandas would read it,
 /// except that whole numbers with empty cells stay whole (a nullable
-/// column): all whole numbers, all numbers (NaN where empty; an all-empty
-/// column too), all `true`/`false`, or text (None where empty).
-fn typed_column(out: &mut PyColumns<'_>, name: &str, cells: Vec<String>) {
+/// column): all whole numbers (unless `float`: a column of a float metric
+/// whose values happen to be whole), all numbers (NaN where empty; an
+/// all-empty column too), all `true`/`false`, or text (None where empty).
+fn typed_column(out: &mut PyColumns<'_>, name: &str, cells: Vec<String>, float: bool) {
     let present = || cells.iter().filter(|c| !c.is_empty());
     if cells.iter().all(String::is_empty) {
         return out.floats(name, cells.iter().map(|_| f64::NAN));
     }
-    if present().all(|c| c.parse::<i64>().is_ok()) {
+    if !float && present().all(|c| c.parse::<i64>().is_ok()) {
         if cells.iter().all(|c| !c.is_empty()) {
             return out.ints(name, cells.iter().map(|c| c.parse().unwrap_or(0)));
         }
@@ -518,12 +519,76 @@ fn typed_column(out: &mut PyColumns<'_>, name: &str, cells: Vec<String>) {
     );
 }
 
-/// A text table (its header and rows of cells) as typed columns.
+/// Which numeric columns of a kvsim table hold floats even when every value
+/// is whole.
+#[derive(Copy, Clone)]
+enum Table {
+    /// `sweep.csv`: after `replicates`, every metric but the whole-number
+    /// ones (counts), and the `_ci95` and `slo_` columns; the axes before it
+    /// as their values are.
+    Sweep,
+    /// `plan.csv` and `crossover.csv`: every column but the counts
+    /// ([`PLAN_COUNTS`]) and the candidate axes (dotted keys).
+    Plan,
+}
+
+/// The whole-number columns of `plan.csv` and `crossover.csv`.
+const PLAN_COUNTS: [&str; 10] = [
+    "rank",
+    "tp",
+    "replicas",
+    "gpus",
+    "deployment_gpus",
+    "copies",
+    "probes",
+    "shapes_simulated",
+    "shapes_pruned",
+    "shapes_infeasible",
+];
+
+/// The metrics of a run that are counts (whole numbers), as `Summary`
+/// writes them.
+fn count_metrics() -> Vec<String> {
+    match serde_json::to_value(kvsim::metrics::Summary::default()) {
+        Ok(serde_json::Value::Object(m)) => m
+            .into_iter()
+            .filter(|(_, v)| v.is_u64() || v.is_i64())
+            .map(|(k, _)| k)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether each column of `header` (of a `kind` table) holds floats.
+fn float_columns(kind: Table, header: &[String]) -> Vec<bool> {
+    match kind {
+        Table::Sweep => {
+            let counts = count_metrics();
+            let first = header
+                .iter()
+                .position(|h| h == "replicates")
+                .map_or(header.len(), |i| i + 1);
+            header
+                .iter()
+                .enumerate()
+                .map(|(i, h)| i >= first && !counts.contains(h))
+                .collect()
+        }
+        Table::Plan => header
+            .iter()
+            .map(|h| !h.contains('.') && !PLAN_COUNTS.contains(&h.as_str()))
+            .collect(),
+    }
+}
+
+/// A text table of `kind` (its header and rows of cells) as typed columns.
 fn text_table<'py>(
     py: Python<'py>,
+    kind: Table,
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 ) -> PyResult<Bound<'py, PyList>> {
+    let floats = float_columns(kind, &header);
     let mut columns: Vec<Vec<String>> = header
         .iter()
         .map(|_| Vec::with_capacity(rows.len()))
@@ -534,8 +599,8 @@ fn text_table<'py>(
         }
     }
     let mut out = PyColumns::new(py);
-    for (name, cells) in header.iter().zip(columns) {
-        typed_column(&mut out, name, cells);
+    for ((name, cells), float) in header.iter().zip(columns).zip(floats) {
+        typed_column(&mut out, name, cells, float);
     }
     out.finish()
 }
@@ -867,7 +932,7 @@ fn sweep<'py>(
     })?;
     warn_all(py, &warnings)?;
     let (t, failed) = result.map_err(|e| error(py, &e))?;
-    let columns = text_table(py, t.header, t.rows)?;
+    let columns = text_table(py, Table::Sweep, t.header, t.rows)?;
     if let Some(e) = failed {
         let err = error(py, &e);
         err.value(py).setattr("partial_columns", columns)?;
@@ -916,7 +981,7 @@ fn plan<'py>(
     warn_all(py, &warnings)?;
     let ((header, rows), feasible, ratio) = result.map_err(|e| error(py, &e))?;
     let out = PyDict::new(py);
-    out.set_item("table", text_table(py, header, rows)?)?;
+    out.set_item("table", text_table(py, Table::Plan, header, rows)?)?;
     out.set_item("feasible", feasible)?;
     out.set_item("crossover_ratio", ratio)?;
     Ok(out)
