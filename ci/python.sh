@@ -30,7 +30,8 @@ cargo clippy --release -p kvsim-py --all-targets -- -D warnings
 venv="$CARGO_TARGET_DIR/python-venv"
 rm -rf "$venv"
 "$PY" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check pytest
+# pytest, and matplotlib for the plotting example's test.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check pytest matplotlib
 # The README's install command; it pulls numpy and pandas too.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./python
 

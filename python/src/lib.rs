@@ -325,123 +325,217 @@ fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py
 
 // ---------------------------------------------------------------- tables
 
+/// A bytearray of a fixed length, filled from the front.
+struct Filling<'py> {
+    array: Bound<'py, PyByteArray>,
+    len: usize,
+    at: usize,
+}
+
+impl<'py> Filling<'py> {
+    /// A bytearray of `len` bytes, not yet written (every byte is written
+    /// before Python sees it: [`PyColumns::finish`] checks).
+    fn new(py: Python<'py>, len: usize) -> PyResult<Self> {
+        let size = pyo3::ffi::Py_ssize_t::try_from(len)
+            .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("table too large"))?;
+        // SAFETY: a null source asks CPython for `size` bytes left as they
+        // are; the result is a new reference or null with an exception set.
+        let array = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyByteArray_FromStringAndSize(std::ptr::null(), size),
+            )?
+        };
+        Ok(Filling {
+            array: array.cast_into::<PyByteArray>()?,
+            len,
+            at: 0,
+        })
+    }
+
+    /// Appends `bytes`; past the end, nothing (the length check in
+    /// [`PyColumns::finish`] then fails).
+    fn push<const N: usize>(&mut self, bytes: [u8; N]) {
+        if self.at + N > self.len {
+            self.at = usize::MAX / 2;
+            return;
+        }
+        // SAFETY: the bytearray is ours alone (no Python code has seen it)
+        // and `at + N <= len`, its length, so the bytes written are in it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.array.data().add(self.at), N);
+        }
+        self.at += N;
+    }
+
+    fn full(&self) -> bool {
+        self.at == self.len
+    }
+}
+
+/// One column on its way to Python.
+enum Col<'py> {
+    /// Fixed-size values: kind `i8`, `f8` or `bool`.
+    Fixed(&'static str, Filling<'py>),
+    /// Whole numbers with gaps: the values and the mask (true where absent).
+    Opt(Filling<'py>, Filling<'py>),
+    /// Words or None.
+    Text(Vec<Bound<'py, PyAny>>),
+}
+
 /// A table on its way to Python: a list of columns `(name, kind, data,
 /// mask)`, kind `i8` (data: int64 bytes), `f8` (float64 bytes, NaN where
 /// absent), `opt_i8` (int64 bytes and a mask of bool bytes, true where
 /// absent), `bool` (bool bytes) or `str` (a list of str or None). The bytes
 /// are bytearrays, which `numpy.frombuffer` views without a copy (and
-/// writable); each is filled straight from kvsim's records.
+/// writable), each filled straight from kvsim's records, block by block.
 struct PyColumns<'py> {
     py: Python<'py>,
-    columns: Vec<Bound<'py, PyTuple>>,
-    /// The first error (an allocation that failed); later columns are skipped.
+    rows: usize,
+    columns: Vec<(String, Col<'py>)>,
+    /// The first error (an allocation that failed); later values are skipped.
     error: Option<PyErr>,
     /// The words of text columns so far, one Python string each, shared.
     words: Vec<(&'static str, Bound<'py, PyString>)>,
-}
-
-/// `values` as native-endian bytes in a new bytearray.
-fn filled<'py, T, const N: usize>(
-    py: Python<'py>,
-    values: impl ExactSizeIterator<Item = T>,
-    to_bytes: fn(T) -> [u8; N],
-) -> PyResult<Bound<'py, PyAny>> {
-    PyByteArray::new_with(py, values.len() * N, |buf| {
-        for (chunk, v) in buf.chunks_exact_mut(N).zip(values) {
-            chunk.copy_from_slice(&to_bytes(v));
-        }
-        Ok(())
-    })
-    .map(Bound::into_any)
 }
 
 impl<'py> PyColumns<'py> {
     fn new(py: Python<'py>) -> Self {
         PyColumns {
             py,
+            rows: 0,
             columns: Vec::new(),
             error: None,
             words: Vec::new(),
         }
     }
 
-    fn push(
+    /// The column `name`, made by `new` (for [`Self::rows`] rows) if there
+    /// is none yet; None after an error.
+    fn column(
         &mut self,
         name: &str,
-        kind: &str,
-        data: impl FnOnce(Python<'py>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)>,
-    ) {
+        new: impl FnOnce(Python<'py>, usize) -> PyResult<Col<'py>>,
+    ) -> Option<&mut Col<'py>> {
         if self.error.is_some() {
-            return;
+            return None;
         }
+        let at = match self.columns.iter().position(|(n, _)| n == name) {
+            Some(at) => at,
+            None => match new(self.py, self.rows) {
+                Ok(c) => {
+                    self.columns.push((name.to_string(), c));
+                    self.columns.len() - 1
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    return None;
+                }
+            },
+        };
+        Some(&mut self.columns[at].1)
+    }
+
+    fn fixed<T, const N: usize>(
+        &mut self,
+        name: &str,
+        kind: &'static str,
+        values: impl Iterator<Item = T>,
+        to_bytes: fn(T) -> [u8; N],
+    ) {
+        let new = |py, rows: usize| Ok(Col::Fixed(kind, Filling::new(py, rows * N)?));
+        if let Some(Col::Fixed(_, data)) = self.column(name, new) {
+            for v in values {
+                data.push(to_bytes(v));
+            }
+        }
+    }
+
+    fn ints(&mut self, name: &str, values: impl Iterator<Item = i64>) {
+        self.fixed(name, "i8", values, i64::to_ne_bytes);
+    }
+
+    fn floats(&mut self, name: &str, values: impl Iterator<Item = f64>) {
+        self.fixed(name, "f8", values, f64::to_ne_bytes);
+    }
+
+    fn bools(&mut self, name: &str, values: impl Iterator<Item = bool>) {
+        self.fixed(name, "bool", values, |b| [u8::from(b)]);
+    }
+
+    fn opt_ints(&mut self, name: &str, values: impl Iterator<Item = Option<i64>>) {
+        let new = |py, rows: usize| {
+            Ok(Col::Opt(
+                Filling::new(py, rows * 8)?,
+                Filling::new(py, rows)?,
+            ))
+        };
+        if let Some(Col::Opt(data, mask)) = self.column(name, new) {
+            for v in values {
+                data.push(v.unwrap_or(0).to_ne_bytes());
+                mask.push([u8::from(v.is_none())]);
+            }
+        }
+    }
+
+    fn strings(&mut self, name: &str, values: impl Iterator<Item = Option<String>>) {
         let py = self.py;
-        let column = data(py).and_then(|(data, mask)| {
-            let mask = mask.unwrap_or_else(|| py.None().into_bound(py));
-            PyTuple::new(
-                py,
-                [
-                    PyString::new(py, name).into_any(),
-                    PyString::new(py, kind).into_any(),
-                    data,
-                    mask,
-                ],
-            )
-        });
-        match column {
-            Ok(c) => self.columns.push(c),
-            Err(e) => self.error = Some(e),
+        let new = |_, rows| Ok(Col::Text(Vec::with_capacity(rows)));
+        if let Some(Col::Text(items)) = self.column(name, new) {
+            items.extend(values.map(|v| match v {
+                Some(s) => PyString::new(py, &s).into_any(),
+                None => py.None().into_bound(py),
+            }));
         }
-    }
-
-    fn bools(&mut self, name: &str, values: Vec<bool>) {
-        self.push(name, "bool", |py| {
-            Ok((filled(py, values.into_iter(), |b| [u8::from(b)])?, None))
-        });
-    }
-
-    fn strings(&mut self, name: &str, values: Vec<Option<String>>) {
-        self.push(name, "str", |py| {
-            Ok((PyList::new(py, values)?.into_any(), None))
-        });
-    }
-
-    fn ints(&mut self, name: &str, values: impl ExactSizeIterator<Item = i64>) {
-        self.push(name, "i8", |py| {
-            Ok((filled(py, values, i64::to_ne_bytes)?, None))
-        });
-    }
-
-    fn opt_ints(&mut self, name: &str, values: impl ExactSizeIterator<Item = Option<i64>>) {
-        self.push(name, "opt_i8", |py| {
-            let mut mask = Vec::with_capacity(values.len());
-            let data = filled(
-                py,
-                values.map(|v| {
-                    mask.push(u8::from(v.is_none()));
-                    v.unwrap_or(0)
-                }),
-                i64::to_ne_bytes,
-            )?;
-            Ok((data, Some(PyByteArray::new(py, &mask).into_any())))
-        });
-    }
-
-    fn floats(&mut self, name: &str, values: impl ExactSizeIterator<Item = f64>) {
-        self.push(name, "f8", |py| {
-            Ok((filled(py, values, f64::to_ne_bytes)?, None))
-        });
     }
 
     /// The list of columns, or the first error.
     fn finish(self) -> PyResult<Bound<'py, PyList>> {
-        match self.error {
-            Some(e) => Err(e),
-            None => PyList::new(self.py, self.columns),
+        if let Some(e) = self.error {
+            return Err(e);
         }
+        let py = self.py;
+        let none = || py.None().into_bound(py);
+        let mut out = Vec::with_capacity(self.columns.len());
+        for (name, col) in self.columns {
+            let (kind, data, mask, full) = match col {
+                Col::Fixed(kind, d) => (kind, d.array.clone().into_any(), none(), d.full()),
+                Col::Opt(d, m) => (
+                    "opt_i8",
+                    d.array.clone().into_any(),
+                    m.array.clone().into_any(),
+                    d.full() && m.full(),
+                ),
+                Col::Text(items) => {
+                    let full = items.len() == self.rows;
+                    ("str", PyList::new(py, items)?.into_any(), none(), full)
+                }
+            };
+            if !full {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "kvsim: column `{name}` does not have the table's {} rows",
+                    self.rows
+                )));
+            }
+            out.push(PyTuple::new(
+                py,
+                [
+                    PyString::new(py, &name).into_any(),
+                    PyString::new(py, kind).into_any(),
+                    data,
+                    mask,
+                ],
+            )?);
+        }
+        PyList::new(py, out)
     }
 }
 
 impl ColumnSink for PyColumns<'_> {
+    fn rows(&mut self, n: usize) {
+        self.rows = n;
+    }
+
     fn int(&mut self, name: &'static str, values: impl ExactSizeIterator<Item = i64>) {
         self.ints(name, values);
     }
@@ -459,23 +553,22 @@ impl ColumnSink for PyColumns<'_> {
         name: &'static str,
         values: impl ExactSizeIterator<Item = Option<&'static str>>,
     ) {
+        let py = self.py;
         let mut words = std::mem::take(&mut self.words);
-        self.push(name, "str", |py| {
-            let items: Vec<Bound<'_, PyAny>> = values
-                .map(|w| match w {
-                    None => py.None().into_bound(py),
-                    Some(w) => match words.iter().find(|(s, _)| *s == w) {
-                        Some((_, p)) => p.clone().into_any(),
-                        None => {
-                            let p = PyString::new(py, w);
-                            words.push((w, p.clone()));
-                            p.into_any()
-                        }
-                    },
-                })
-                .collect();
-            Ok((PyList::new(py, items)?.into_any(), None))
-        });
+        let new = |_, rows| Ok(Col::Text(Vec::with_capacity(rows)));
+        if let Some(Col::Text(items)) = self.column(name, new) {
+            items.extend(values.map(|w| match w {
+                None => py.None().into_bound(py),
+                Some(w) => match words.iter().find(|(s, _)| *s == w) {
+                    Some((_, p)) => p.clone().into_any(),
+                    None => {
+                        let p = PyString::new(py, w);
+                        words.push((w, p.clone()));
+                        p.into_any()
+                    }
+                },
+            }));
+        }
         self.words = words;
     }
 }
@@ -508,14 +601,11 @@ fn typed_column(out: &mut PyColumns<'_>, name: &str, cells: Vec<String>, float: 
         return out.floats(name, cells.iter().map(|c| c.parse().unwrap_or(f64::NAN)));
     }
     if cells.iter().all(|c| c == "true" || c == "false") {
-        return out.bools(name, cells.iter().map(|c| c == "true").collect());
+        return out.bools(name, cells.iter().map(|c| c == "true"));
     }
     out.strings(
         name,
-        cells
-            .into_iter()
-            .map(|c| (!c.is_empty()).then_some(c))
-            .collect(),
+        cells.into_iter().map(|c| (!c.is_empty()).then_some(c)),
     );
 }
 
@@ -546,24 +636,11 @@ const PLAN_COUNTS: [&str; 10] = [
     "shapes_infeasible",
 ];
 
-/// The metrics of a run that are counts (whole numbers), as `Summary`
-/// writes them.
-fn count_metrics() -> Vec<String> {
-    match serde_json::to_value(kvsim::metrics::Summary::default()) {
-        Ok(serde_json::Value::Object(m)) => m
-            .into_iter()
-            .filter(|(_, v)| v.is_u64() || v.is_i64())
-            .map(|(k, _)| k)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Whether each column of `header` (of a `kind` table) holds floats.
 fn float_columns(kind: Table, header: &[String]) -> Vec<bool> {
     match kind {
         Table::Sweep => {
-            let counts = count_metrics();
+            let counts = kvsim::metrics::directions::COUNTS;
             let first = header
                 .iter()
                 .position(|h| h == "replicates")
@@ -571,7 +648,7 @@ fn float_columns(kind: Table, header: &[String]) -> Vec<bool> {
             header
                 .iter()
                 .enumerate()
-                .map(|(i, h)| i >= first && !counts.contains(h))
+                .map(|(i, h)| i >= first && !counts.contains(&h.as_str()))
                 .collect()
         }
         Table::Plan => header
@@ -589,6 +666,7 @@ fn text_table<'py>(
     rows: Vec<Vec<String>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let floats = float_columns(kind, &header);
+    let rows_n = rows.len();
     let mut columns: Vec<Vec<String>> = header
         .iter()
         .map(|_| Vec::with_capacity(rows.len()))
@@ -599,6 +677,7 @@ fn text_table<'py>(
         }
     }
     let mut out = PyColumns::new(py);
+    out.rows = rows_n;
     for ((name, cells), float) in header.iter().zip(columns).zip(floats) {
         typed_column(&mut out, name, cells, float);
     }

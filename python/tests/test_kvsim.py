@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -527,6 +528,35 @@ def test_warnings_are_the_clis_stderr_lines(cli, tmp_path):
     assert got == expected
     # The warning points at the caller.
     assert all(Path(w.filename).name == "test_kvsim.py" for w in caught)
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_the_readme_example_runs(monkeypatch):
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## From Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["r"].metrics["tpot_p50"] > 0
+    assert len(scope["grid"]) == 4
+
+
+def test_the_plotting_example_runs(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "policies.png"
+    p = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "python_sweep.py"), str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr
+    assert out.stat().st_size > 10_000
+    assert "quantized" in p.stdout
 
 
 # ---------------------------------------------------------------- stubs
