@@ -25,7 +25,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 started=$(date +%s)
 
 # The package's crate, linted like kvsim (the root's clippy covers kvsim).
-cargo clippy --release -p kvsim-py --all-targets -- -D warnings
+cargo clippy -p kvsim-py --all-targets -- -D warnings
 
 venv="$CARGO_TARGET_DIR/python-venv"
 rm -rf "$venv"

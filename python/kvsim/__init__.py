@@ -220,7 +220,9 @@ def sweep(
         )
     except KvsimError as e:
         partial = getattr(e, "partial_columns", None)
-        e.partial = None if partial is None else _frame(partial)  # type: ignore[attr-defined]
+        if partial is not None:
+            e.partial = _frame(partial)
+            del e.partial_columns
         raise
     return _frame(columns)
 

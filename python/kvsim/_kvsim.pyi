@@ -26,7 +26,7 @@ class KvsimError(ValueError):
     exit_code: int
     """What the command line exits with for this error (2 bad input, 3 a limit)."""
     partial: Any
-    """From ``kvsim.sweep``: the finished points' table (a DataFrame), or None."""
+    """From ``kvsim.sweep``: the finished points' table (a DataFrame); else None."""
 
 class KvsimWarning(UserWarning):
     """A warning of kvsim: a ``warning:`` or ``note:`` line of the command line."""
@@ -51,6 +51,12 @@ class Scenario:
     def to_dict(self) -> Dict[str, Any]: ...
     def to_toml(self) -> str: ...
     def validate(self) -> None: ...
+
+class _Run:
+    """A finished run's records and timeline, each handed over once."""
+
+    def requests(self) -> List[_Column]: ...
+    def timeline(self) -> List[_Column]: ...
 
 def run(
     scenario: Scenario,

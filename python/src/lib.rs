@@ -155,6 +155,8 @@ fn error(py: Python<'_>, e: &kvsim::Error) -> PyErr {
     let _ = value.setattr("reason", reason);
     let _ = value.setattr("line", line);
     let _ = value.setattr("exit_code", e.exit_code());
+    // `kvsim.sweep` puts the finished points' table here.
+    let _ = value.setattr("partial", py.None());
     err
 }
 

@@ -444,6 +444,25 @@ def test_a_missing_file_gives_the_cli_message(cli, tmp_path):
     assert str(e.value) == cli_error(p)
     assert e.value.path == str(missing)
     assert e.value.exit_code == 2
+    assert e.value.key is None and e.value.partial is None
+
+
+def test_a_bad_data_file_gives_the_cli_message_and_line(cli, tmp_path):
+    trace = tmp_path / "bad.jsonl"
+    trace.write_text(
+        '{"timestamp": 0, "input_length": 100, "output_length": 10, "hash_ids": [1]}\n'
+        '{"timestamp": "x"}\n'
+    )
+    d = kvsim.Scenario.from_toml(REPO / "scenarios" / "mooncake-replay.toml").to_dict()
+    d["traffic"]["arrival"]["path"] = str(trace)
+    scenario = tmp_path / "bad-trace.toml"
+    scenario.write_text(kvsim.Scenario.from_dict(d).to_toml())
+    p = cli("run", str(scenario), "--out", str(tmp_path / "r"), ok=False)
+    with pytest.raises(kvsim.KvsimError) as e:
+        kvsim.run(kvsim.Scenario.from_dict(d, path=scenario))
+    assert str(e.value) == cli_error(p)
+    assert e.value.path == str(trace)
+    assert e.value.line == 2
 
 
 def test_a_bad_value_gives_the_cli_message_file_and_key(cli, tmp_path):
