@@ -132,6 +132,25 @@ fn shape_from_args(a: &KvArgs) -> Result<Model, Error> {
 }
 
 pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
+    let (model, r) = kv_report(a)?;
+    if a.json {
+        say(serde_json::to_string_pretty(&r).expect("a plain struct serializes"))?;
+        return Ok(());
+    }
+    say(report::print_kv_report(&kv_rows(&model, &r)))?;
+    Ok(())
+}
+
+/// What `kvsim kv --json` prints for `a` (its `json` field aside), as a
+/// JSON value: the KV bytes of the shape at the sequence length and batch,
+/// per layer group, and what doubling either costs.
+pub fn kv_json(a: &KvArgs) -> Result<serde_json::Value, Error> {
+    let (_, r) = kv_report(a)?;
+    Ok(serde_json::to_value(&r).expect("a plain struct serializes"))
+}
+
+/// The model `a` names and the numbers `kvsim kv` reports about it.
+fn kv_report(a: &KvArgs) -> Result<(Model, KvReport), Error> {
     let model = shape_from_args(a)?;
     let overflow = || {
         Error::Usage(format!(
@@ -245,12 +264,7 @@ pub(super) fn kv(a: &KvArgs) -> Result<(), Error> {
         groups,
         savings,
     };
-    if a.json {
-        say(serde_json::to_string_pretty(&r).expect("a plain struct serializes"))?;
-        return Ok(());
-    }
-    say(report::print_kv_report(&kv_rows(&model, &r)))?;
-    Ok(())
+    Ok((model, r))
 }
 
 /// The rows of `kvsim kv`'s table.
@@ -388,50 +402,7 @@ pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
         })
     };
     if a.json {
-        // Each entry's fields, then its `source`.
-        fn with_source(entry: impl Serialize, source: &str) -> serde_json::Value {
-            let mut v = serde_json::to_value(entry).expect("serializable");
-            if let Some(o) = v.as_object_mut() {
-                o.insert("source".into(), source.into());
-            }
-            v
-        }
-        let mut doc = serde_json::Map::new();
-        if show_models {
-            let models: Vec<_> = catalog::models()
-                .into_iter()
-                .map(|e| with_source(&e.model, e.source))
-                .collect();
-            doc.insert("models".into(), serde_json::Value::Array(models));
-        }
-        if show_gpus {
-            let gpus: Vec<_> = catalog::gpus()
-                .into_iter()
-                .map(|e| with_source(&e.gpu, e.source))
-                .collect();
-            doc.insert("gpus".into(), serde_json::Value::Array(gpus));
-        }
-        if show_engines {
-            let engines: Vec<_> = engine_rows()
-                .map(|(e, d)| {
-                    serde_json::json!({
-                        "name": e.name.name(),
-                        "version": e.version,
-                        "source": e.source,
-                        "on_gpu": ENGINE_REFERENCE_GPU,
-                        "memory_rule": d.memory.name(),
-                        "memory_fraction": d.memory.fraction(),
-                        "block_size": d.block_size,
-                        "max_batched_tokens": d.max_batched_tokens,
-                        "max_num_seqs": d.max_num_seqs,
-                        "chunked_prefill": d.chunked_prefill,
-                        "prefix_caching": d.prefix_caching,
-                        "admission": d.admission.map(|a| a.name()),
-                    })
-                })
-                .collect();
-            doc.insert("engines".into(), serde_json::Value::Array(engines));
-        }
+        let doc = catalog_json(a.kind);
         say(serde_json::to_string_pretty(&doc).expect("serializable"))?;
         return Ok(());
     }
@@ -582,6 +553,68 @@ pub(super) fn list_catalog(a: &CatalogArgs) -> Result<(), Error> {
     }
     say(out.join("\n\n"))?;
     Ok(())
+}
+
+/// What `kvsim catalog --json` prints: the built-in models, GPUs and engine
+/// presets (those of `kind`, or all), each entry's fields then its `source`.
+pub fn catalog_json(kind: Option<CatalogKind>) -> serde_json::Value {
+    let show = |k: CatalogKind| kind.is_none() || kind == Some(k);
+    let show_models = show(CatalogKind::Models);
+    let show_gpus = show(CatalogKind::Gpus);
+    let show_engines = show(CatalogKind::Engines);
+    // Engine defaults that depend on the GPU are shown for this one.
+    let reference = catalog::gpu(ENGINE_REFERENCE_GPU).expect("catalog gpu");
+    let engine_rows = || {
+        catalog::engines().into_iter().map(|e| {
+            let d = catalog::engine_defaults(e.name, &reference, 1);
+            (e, d)
+        })
+    };
+    // Each entry's fields, then its `source`.
+    fn with_source(entry: impl Serialize, source: &str) -> serde_json::Value {
+        let mut v = serde_json::to_value(entry).expect("serializable");
+        if let Some(o) = v.as_object_mut() {
+            o.insert("source".into(), source.into());
+        }
+        v
+    }
+    let mut doc = serde_json::Map::new();
+    if show_models {
+        let models: Vec<_> = catalog::models()
+            .into_iter()
+            .map(|e| with_source(&e.model, e.source))
+            .collect();
+        doc.insert("models".into(), serde_json::Value::Array(models));
+    }
+    if show_gpus {
+        let gpus: Vec<_> = catalog::gpus()
+            .into_iter()
+            .map(|e| with_source(&e.gpu, e.source))
+            .collect();
+        doc.insert("gpus".into(), serde_json::Value::Array(gpus));
+    }
+    if show_engines {
+        let engines: Vec<_> = engine_rows()
+            .map(|(e, d)| {
+                serde_json::json!({
+                    "name": e.name.name(),
+                    "version": e.version,
+                    "source": e.source,
+                    "on_gpu": ENGINE_REFERENCE_GPU,
+                    "memory_rule": d.memory.name(),
+                    "memory_fraction": d.memory.fraction(),
+                    "block_size": d.block_size,
+                    "max_batched_tokens": d.max_batched_tokens,
+                    "max_num_seqs": d.max_num_seqs,
+                    "chunked_prefill": d.chunked_prefill,
+                    "prefix_caching": d.prefix_caching,
+                    "admission": d.admission.map(|a| a.name()),
+                })
+            })
+            .collect();
+        doc.insert("engines".into(), serde_json::Value::Array(engines));
+    }
+    serde_json::Value::Object(doc)
 }
 
 /// A catalog table: columns in order of importance, and each row's source.

@@ -6,6 +6,7 @@
 //! `plot`).
 
 mod calibrate;
+pub mod embed;
 mod kv;
 mod plan;
 mod plot;
@@ -246,15 +247,21 @@ pub fn clamp_threads(requested: usize, jobs: u64, cores: usize) -> (usize, Optio
     )
 }
 
-/// [`clamp_threads`] for this machine, printing the note on stderr.
-fn threads_for(requested: Option<usize>, jobs: u64) -> Option<usize> {
+/// [`clamp_threads`] for this machine, passing the note to `warn`.
+fn threads_for(requested: Option<usize>, jobs: u64, warn: &mut dyn FnMut(String)) -> Option<usize> {
     let n = requested?;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let (n, note) = clamp_threads(n, jobs, cores);
     if let Some(note) = note {
-        eprintln!("{note}");
+        warn(note);
     }
     Some(n)
+}
+
+/// Prints a warning or note line on stderr: how the commands pass on what
+/// the checks they share with [`embed`] report.
+fn eprint_line(line: String) {
+    eprintln!("{line}");
 }
 
 fn parse_time_limit(s: &str) -> Result<f64, String> {

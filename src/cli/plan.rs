@@ -9,6 +9,8 @@ use crate::hardware::cost::RooflineCost;
 use crate::interrupt::INTERRUPTED;
 use crate::output::OutputDir;
 use crate::scenario::Scenario;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 /// `kvsim plan`: prints the ranked candidates, writes `plan.csv` and the
 /// chart; returns whether any candidate meets the objectives (exit 1 if not).
@@ -19,41 +21,19 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
     if a.crossover {
         return crossover(a, &table, &name);
     }
-    let plan = crate::plan::Plan::from_table(&table, &a.input.scenario, a.slo.as_deref())?;
-    let threads = threads_for(a.threads, plan.candidates.len() as u64);
-    plan_size_check(&plan, &table, a, threads)?;
-    let dir = OutputDir::begin(&out_dir(&a.out, &name), "plan", &[&a.input.scenario])?;
+    let warn = &mut super::eprint_line;
+    let path = &a.input.scenario;
+    let (plan, threads) = prepare_plan(
+        &table,
+        path,
+        a.slo.as_deref(),
+        a.threads,
+        a.allow_large,
+        warn,
+    )?;
+    let dir = OutputDir::begin(&out_dir(&a.out, &name), "plan", &[path])?;
     let started = std::time::Instant::now();
-    let limits = Limits {
-        interrupt: Some(&INTERRUPTED),
-        ..Limits::default()
-    };
-    let evaluate = |s: &Scenario, seed: u64| evaluate(s, seed, &limits);
-    let work = || crate::plan::run_plan_stoppable(&table, &a.input.scenario, &plan, &evaluate);
-    // Each candidate's load-time warnings, once each (a plan's candidates
-    // usually share their traffic); a candidate that does not build is
-    // reported in the table.
-    let mut warned = std::collections::BTreeSet::new();
-    for i in 0..plan.candidates.len() {
-        let point = plan.candidates.point(i);
-        let built = crate::plan::candidate_table(&table, &a.input.scenario, &point)
-            .and_then(|t| Scenario::from_table(t, &a.input.scenario));
-        if let Ok(s) = built {
-            for w in s.warnings() {
-                if warned.insert(w.clone()) {
-                    eprintln!("warning: {}: {w}", a.input.scenario.display());
-                }
-            }
-        }
-    }
-    let run = match threads {
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
-            .install(work),
-        None => work(),
-    };
+    let run = execute_plan(&table, path, &plan, threads, &INTERRUPTED, warn)?;
     let elapsed = started.elapsed().as_secs_f64();
     let results = run.finished;
     let csv_of = |name: &str| {
@@ -112,28 +92,101 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
         results.len(),
         written.join(", ")
     ))?;
-    for r in &results {
-        let Some(search) = &r.search else { continue };
-        if let (Some(best), Some(miss)) = (&search.best, &search.nearest_miss) {
-            if miss.unsteady {
-                eprintln!(
-                    "warning: {}: candidate {}: {} req/s is only a floor: a probe at {} req/s \
-                     would need more than {:.0e} arrivals to reach a steady state, so it was \
-                     not called sustainable",
-                    a.input.scenario.display(),
-                    r.index + 1,
-                    best.rate,
-                    miss.rate,
-                    crate::plan::MAX_PROBE_ARRIVALS
-                );
-            }
-        }
+    for line in floor_warnings(&results, path) {
+        eprintln!("{line}");
     }
     let feasible = results.iter().any(|r| r.sizing.is_some());
     if !feasible {
         eprintln!("no candidate meets the objectives; the nearest miss is ranked first");
     }
     Ok(feasible)
+}
+
+/// The plan of scenario table `table` (read from `path`, `slo` the
+/// `--slo` objectives) and the worker threads to plan it on (`threads` as
+/// `--threads` asked); refused, as `kvsim plan` refuses it, if its probes
+/// would not fit this machine unless `allow_large`. Notes and warnings go
+/// to `warn`, each the line `kvsim plan` prints on stderr.
+pub(super) fn prepare_plan(
+    table: &toml::Table,
+    path: &Path,
+    slo: Option<&str>,
+    threads: Option<usize>,
+    allow_large: bool,
+    warn: &mut dyn FnMut(String),
+) -> Result<(crate::plan::Plan, Option<usize>), Error> {
+    let plan = crate::plan::Plan::from_table(table, path, slo)?;
+    let threads = threads_for(threads, plan.candidates.len() as u64, warn);
+    plan_size_check(&plan, table, path, allow_large, threads, warn)?;
+    Ok((plan, threads))
+}
+
+/// Plans every candidate of `plan` on `threads` worker threads (default:
+/// rayon's pool), stopping when `interrupted` is set. Each candidate's
+/// load-time warnings go to `warn` first, once each.
+pub(super) fn execute_plan(
+    table: &toml::Table,
+    path: &Path,
+    plan: &crate::plan::Plan,
+    threads: Option<usize>,
+    interrupted: &'static AtomicBool,
+    warn: &mut dyn FnMut(String),
+) -> Result<crate::plan::PlanRun, Error> {
+    let limits = Limits {
+        interrupt: Some(interrupted),
+        ..Limits::default()
+    };
+    let evaluate = |s: &Scenario, seed: u64| evaluate(s, seed, &limits);
+    let work = || crate::plan::run_plan_stoppable(table, path, plan, &evaluate);
+    // Each candidate's load-time warnings, once each (a plan's candidates
+    // usually share their traffic); a candidate that does not build is
+    // reported in the table.
+    let mut warned = std::collections::BTreeSet::new();
+    for i in 0..plan.candidates.len() {
+        let point = plan.candidates.point(i);
+        let built = crate::plan::candidate_table(table, path, &point)
+            .and_then(|t| Scenario::from_table(t, path));
+        if let Ok(s) = built {
+            for w in s.warnings() {
+                if warned.insert(w.clone()) {
+                    warn(format!("warning: {}: {w}", path.display()));
+                }
+            }
+        }
+    }
+    Ok(match threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
+            .install(work),
+        None => work(),
+    })
+}
+
+/// The warnings `kvsim plan` prints after its table: each candidate whose
+/// sustainable rate is only a floor (its next probe would not have reached
+/// a steady state).
+pub(super) fn floor_warnings(results: &[crate::plan::CandidateResult], path: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in results {
+        let Some(search) = &r.search else { continue };
+        if let (Some(best), Some(miss)) = (&search.best, &search.nearest_miss) {
+            if miss.unsteady {
+                out.push(format!(
+                    "warning: {}: candidate {}: {} req/s is only a floor: a probe at {} req/s \
+                     would need more than {:.0e} arrivals to reach a steady state, so it was \
+                     not called sustainable",
+                    path.display(),
+                    r.index + 1,
+                    best.rate,
+                    miss.rate,
+                    crate::plan::MAX_PROBE_ARRIVALS
+                ));
+            }
+        }
+    }
+    out
 }
 /// Refuses (exit 2) a plan whose probes would not fit: one larger than a
 /// run can hold, or, unless `--allow-large`, the largest probe times the
@@ -143,10 +196,12 @@ pub fn plan(a: &PlanArgs) -> Result<bool, Error> {
 fn plan_size_check(
     plan: &crate::plan::Plan,
     table: &toml::Table,
-    a: &PlanArgs,
+    path: &Path,
+    allow_large: bool,
     threads: Option<usize>,
+    warn: &mut dyn FnMut(String),
 ) -> Result<(), Error> {
-    let probes = plan.largest_probes(table, &a.input.scenario);
+    let probes = plan.largest_probes(table, path);
     let mut largest: Option<(f64, &Scenario, crate::engine::MemoryEstimate)> = None;
     for s in &probes {
         let e = estimate_work(s);
@@ -191,7 +246,7 @@ fn plan_size_check(
     );
     use crate::engine::MemoryVerdict;
     let verdict = crate::engine::memory_verdict(need, total_mem);
-    if verdict == MemoryVerdict::Refuse && !a.allow_large {
+    if verdict == MemoryVerdict::Refuse && !allow_large {
         return Err(Error::Scenario {
             path: scenario.path.clone(),
             source: crate::SpecError::new(
@@ -206,12 +261,12 @@ fn plan_size_check(
         });
     }
     if verdict != MemoryVerdict::Fine {
-        eprintln!(
+        warn(format!(
             "warning: {}: the plan is projected to need {what}, more than half of this \
              machine's {:.1} GiB",
             scenario.path.display(),
             total as f64 / GIB_F
-        );
+        ));
     }
     Ok(())
 }
@@ -237,37 +292,72 @@ fn evaluate(
     }
 }
 
-/// `kvsim plan --crossover`: the best colocated and disaggregated
-/// deployments at each input/output length ratio of `[plan.crossover]`;
-/// prints the table, writes crossover.csv and the chart. Returns whether
-/// both modes were feasible at some ratio.
-fn crossover(a: &PlanArgs, table: &toml::Table, name: &str) -> Result<bool, Error> {
-    let path = &a.input.scenario;
-    // Validates the plan and the ratios before any directory is touched.
-    let plan = crate::plan::Plan::from_table(table, path, a.slo.as_deref())?;
+/// [`prepare_plan`] for `kvsim plan --crossover`: validates the plan and
+/// its `[plan.crossover]` ratios; returns the worker threads.
+pub(super) fn prepare_crossover(
+    table: &toml::Table,
+    path: &Path,
+    slo: Option<&str>,
+    threads: Option<usize>,
+    allow_large: bool,
+    warn: &mut dyn FnMut(String),
+) -> Result<Option<usize>, Error> {
+    let plan = crate::plan::Plan::from_table(table, path, slo)?;
     crate::plan::crossover::Crossover::from_table(table, path)?;
-    let threads = threads_for(a.threads, plan.candidates.len() as u64);
-    plan_size_check(&plan, table, a, threads)?;
-    let dir = OutputDir::begin(
-        &out_dir(&a.out, &format!("{name}-crossover")),
-        "plan",
-        &[path],
-    )?;
-    let started = std::time::Instant::now();
+    let threads = threads_for(threads, plan.candidates.len() as u64, warn);
+    plan_size_check(&plan, table, path, allow_large, threads, warn)?;
+    Ok(threads)
+}
+
+/// Runs the crossover study of `table` (read from `path`) on `threads`
+/// worker threads (default: rayon's pool), stopping when `interrupted` is
+/// set (the run then says it was interrupted).
+pub(super) fn execute_crossover(
+    table: &toml::Table,
+    path: &Path,
+    slo: Option<&str>,
+    threads: Option<usize>,
+    interrupted: &'static AtomicBool,
+) -> Result<crate::plan::crossover::CrossoverRun, Error> {
     let limits = Limits {
-        interrupt: Some(&INTERRUPTED),
+        interrupt: Some(interrupted),
         ..Limits::default()
     };
     let evaluate = |s: &Scenario, seed: u64| evaluate(s, seed, &limits);
-    let work = || crate::plan::crossover::run_crossover(table, path, a.slo.as_deref(), &evaluate);
-    let run = match threads {
+    let work = || crate::plan::crossover::run_crossover(table, path, slo, &evaluate);
+    match threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
             .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
             .install(work),
         None => work(),
-    }?;
+    }
+}
+
+/// `kvsim plan --crossover`: the best colocated and disaggregated
+/// deployments at each input/output length ratio of `[plan.crossover]`;
+/// prints the table, writes crossover.csv and the chart. Returns whether
+/// both modes were feasible at some ratio.
+fn crossover(a: &PlanArgs, table: &toml::Table, name: &str) -> Result<bool, Error> {
+    let path = &a.input.scenario;
+    let slo = a.slo.as_deref();
+    // Validates the plan and the ratios before any directory is touched.
+    let threads = prepare_crossover(
+        table,
+        path,
+        slo,
+        a.threads,
+        a.allow_large,
+        &mut super::eprint_line,
+    )?;
+    let dir = OutputDir::begin(
+        &out_dir(&a.out, &format!("{name}-crossover")),
+        "plan",
+        &[path],
+    )?;
+    let started = std::time::Instant::now();
+    let run = execute_crossover(table, path, slo, threads, &INTERRUPTED)?;
     let elapsed = started.elapsed().as_secs_f64();
     if run.interrupted {
         return Err(Error::Interrupted {

@@ -31,6 +31,7 @@ fn memory_check(
     runs: u64,
     threads: usize,
     guard: &GuardArgs,
+    warn: &mut dyn FnMut(String),
 ) -> Result<(), Error> {
     let total_mem = crate::engine::physical_memory_bytes();
     let Some(total) = total_mem else {
@@ -81,12 +82,12 @@ fn memory_check(
         });
     }
     if verdict != MemoryVerdict::Fine {
-        eprintln!(
+        warn(format!(
             "warning: {}: the run is projected to need {what}, more than half of this machine's \
              {:.1} GiB",
             scenario.path.display(),
             total as f64 / GIB_F
-        );
+        ));
     }
     Ok(())
 }
@@ -102,20 +103,23 @@ pub(super) fn stop_key(scenario: &Scenario) -> &'static str {
 /// Bytes per GiB, as a float.
 pub(super) const GIB_F: f64 = (1u64 << 30) as f64;
 
-/// Prints a scenario's load-time warnings on stderr.
-fn print_warnings(scenario: &Scenario) {
+/// Passes a scenario's load-time warnings to `warn`, each as the line the
+/// command line prints on stderr.
+fn print_warnings(scenario: &Scenario, warn: &mut dyn FnMut(String)) {
     for w in scenario.warnings() {
-        eprintln!("warning: {}: {w}", scenario.path.display());
+        warn(format!("warning: {}: {w}", scenario.path.display()));
     }
 }
 
-/// Refuses a scenario too large to run at all; warns on stderr when it would
-/// take long (`runs` runs on `threads` threads).
+/// Refuses a scenario too large to run at all; warns (through `warn`, each
+/// warning the line the command line prints on stderr) when it would take
+/// long (`runs` runs on `threads` threads).
 pub(super) fn size_check(
     scenario: &Scenario,
     runs: u64,
     threads: usize,
     guard: &GuardArgs,
+    warn: &mut dyn FnMut(String),
 ) -> Result<(), Error> {
     let e = estimate_work(scenario);
     if e.requests > MAX_RUN_REQUESTS {
@@ -132,18 +136,18 @@ pub(super) fn size_check(
             ),
         });
     }
-    print_warnings(scenario);
-    memory_check(scenario, &e, runs, threads, guard)?;
+    print_warnings(scenario, warn);
+    memory_check(scenario, &e, runs, threads, guard, warn)?;
     let wall = e.wall_s * runs as f64 / threads.max(1) as f64;
     if wall > crate::engine::WARN_WALL_S {
-        eprintln!(
+        warn(format!(
             "warning: {}: a large simulation: {e} per run; {} run{} in about {} of wall time. \
              Bound it with --max-events N or --time-limit SECONDS (exit 3 when hit).",
             scenario.path.display(),
             runs,
             if runs == 1 { "" } else { "s" },
             crate::engine::human_secs(wall),
-        );
+        ));
     }
     Ok(())
 }
@@ -156,7 +160,7 @@ pub(super) fn run(a: &RunArgs) -> Result<(), Error> {
         "run",
         &[&a.input.scenario],
     )?;
-    size_check(&scenario, 1, 1, &a.guard)?;
+    size_check(&scenario, 1, 1, &a.guard, &mut super::eprint_line)?;
     let seed = a.seed.unwrap_or(scenario.seed);
     let cost = RooflineCost::new(
         &scenario.model,

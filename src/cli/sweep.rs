@@ -18,27 +18,33 @@ pub(super) fn scenario_table(
 ) -> Result<(toml::Table, String), Error> {
     let mut table = crate::scenario::read_table(path)?;
     crate::scenario::apply_cli_overrides(&mut table, overrides)?;
-    let name = match table.get("name") {
-        Some(toml::Value::String(n)) => n.clone(),
-        _ => {
-            return Err(Error::Scenario {
-                path: path.to_path_buf(),
-                source: crate::SpecError::new("name", "missing: every scenario needs a `name`"),
-            });
-        }
-    };
+    let name = table_name(&table, path)?;
     Ok((table, name))
 }
 
-/// What [`run_sweep_cli`] produced: the table of the finished points, and
+/// The `name` of scenario table `table` (read from `path`); an error if it
+/// has none.
+pub(super) fn table_name(table: &toml::Table, path: &Path) -> Result<String, Error> {
+    match table.get("name") {
+        Some(toml::Value::String(n)) => Ok(n.clone()),
+        _ => Err(Error::Scenario {
+            path: path.to_path_buf(),
+            source: crate::SpecError::new("name", "missing: every scenario needs a `name`"),
+        }),
+    }
+}
+
+/// What [`run_sweep_with`] produced: the table of the finished points, and
 /// why the others did not finish, if some did not.
-struct SweepOutcome {
-    table: crate::sweep::SweepTable,
-    stop: Option<SweepStop>,
+pub(super) struct SweepOutcome {
+    /// The finished points.
+    pub(super) table: crate::sweep::SweepTable,
+    /// Why the others did not finish.
+    pub(super) stop: Option<SweepStop>,
 }
 
 /// Why a sweep did not finish every point.
-enum SweepStop {
+pub(super) enum SweepStop {
     /// A point could not run (the first in grid order).
     Failed { point: String, source: Error },
     /// Ctrl-C.
@@ -47,7 +53,7 @@ enum SweepStop {
 
 impl SweepStop {
     /// The error to report, `kept` saying what was kept of the finished points.
-    fn into_error(self, kept: String) -> Error {
+    pub(super) fn into_error(self, kept: String) -> Error {
         match self {
             SweepStop::Failed { point, source } => Error::SweepPoint {
                 point,
@@ -69,6 +75,34 @@ fn run_sweep_cli(
     limits: Limits,
     guard: &GuardArgs,
 ) -> Result<SweepOutcome, Error> {
+    run_sweep_with(
+        path,
+        table,
+        threads,
+        shard,
+        limits,
+        guard,
+        &INTERRUPTED,
+        true,
+        &mut super::eprint_line,
+    )
+}
+
+/// [`run_sweep_cli`] stopping when `interrupted` is set, drawing the
+/// progress bar only if `progress` (and stderr is a terminal), and passing
+/// its notes and warnings to `warn` (each the line the command line prints).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run_sweep_with(
+    path: &Path,
+    table: &toml::Table,
+    threads: Option<usize>,
+    shard: Option<crate::sweep::Shard>,
+    limits: Limits,
+    guard: &GuardArgs,
+    interrupted: &'static std::sync::atomic::AtomicBool,
+    progress: bool,
+    warn: &mut dyn FnMut(String),
+) -> Result<SweepOutcome, Error> {
     use std::io::IsTerminal;
 
     let grid = crate::sweep::grid_of(table, path)?;
@@ -79,12 +113,12 @@ fn run_sweep_cli(
     // reported with the others when the sweep runs.
     let first = crate::sweep::point_scenario(table, path, &grid.point(0));
     let replicates = first.as_ref().map_or(1, |s| u64::from(s.replicates));
-    let threads = threads_for(threads, owned * replicates);
+    let threads = threads_for(threads, owned * replicates, warn);
     if let Ok(first) = first {
         let threads = threads.unwrap_or_else(rayon::current_num_threads);
-        size_check(&first, owned * replicates, threads, guard)?;
+        size_check(&first, owned * replicates, threads, guard, warn)?;
     }
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if progress && std::io::stderr().is_terminal() {
         let replicates = table
             .get("replicates")
             .and_then(toml::Value::as_integer)
@@ -107,7 +141,7 @@ fn run_sweep_cli(
         threads,
         shard,
         on_job_done: Some(&tick),
-        interrupted: Some(&INTERRUPTED),
+        interrupted: Some(interrupted),
         limits,
     };
     let result = crate::sweep::run_sweep(table, path, &opts)?;

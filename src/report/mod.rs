@@ -4,6 +4,7 @@
 //! command's files together or none. Simulated nanoseconds become seconds here
 //! and nowhere else.
 
+pub mod columns;
 pub mod html;
 pub mod plot;
 mod table;
@@ -225,7 +226,30 @@ pub fn summary_json(
     summary: &Summary,
     cluster: Option<&ClusterOutput>,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    let doc = SummaryDoc {
+    let doc = summary_doc(scenario, seed, summary, cluster);
+    let mut bytes = serde_json::to_vec_pretty(&doc)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// The document [`summary_json`] writes, as a JSON value: the same keys in
+/// the same order, the same numbers.
+pub fn summary_value(
+    scenario: &Scenario,
+    seed: u64,
+    summary: &Summary,
+    cluster: Option<&ClusterOutput>,
+) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(summary_doc(scenario, seed, summary, cluster))
+}
+
+fn summary_doc<'a>(
+    scenario: &'a Scenario,
+    seed: u64,
+    summary: &'a Summary,
+    cluster: Option<&'a ClusterOutput>,
+) -> SummaryDoc<'a> {
+    SummaryDoc {
         kvsim_version: env!("CARGO_PKG_VERSION"),
         scenario: &scenario.name,
         seed,
@@ -245,10 +269,7 @@ pub fn summary_json(
             per_replica: &c.replicas,
         }),
         resolved_scenario: &scenario.spec,
-    };
-    let mut bytes = serde_json::to_vec_pretty(&doc)?;
-    bytes.push(b'\n');
-    Ok(bytes)
+    }
 }
 
 /// The three files of a run: `summary.json`, `requests.csv` and
