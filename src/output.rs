@@ -491,16 +491,33 @@ impl OutputDir {
     /// Writes `bytes` to `relative` (a file name, or `sub/name` under a
     /// [`OutputDir::subdir`]); returns where it will be once committed.
     pub fn write(&self, relative: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
-        let list = leftovers();
+        self.write_with(relative, |f| f.write_all(bytes))
+    }
+
+    /// Writes `relative` as [`OutputDir::write`] does, streaming: `fill`
+    /// writes the content into the new file, unbuffered (write large
+    /// pieces). Several files may be written at once from several threads.
+    pub fn write_with(
+        &self,
+        relative: &str,
+        fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+    ) -> Result<PathBuf, Error> {
         let result = (|| {
-            injected(relative)?;
-            let mut f = fs::File::create(self.staging.join(relative))?;
-            f.write_all(bytes)?;
+            // Only creating the file changes the temporary directory, so
+            // only that holds the list: the Ctrl-C handler deletes the
+            // directory with the list held, and a file being filled
+            // meanwhile goes with it, while another thread's write need
+            // not wait for this one.
+            let mut f = {
+                let _list = leftovers();
+                injected(relative)?;
+                fs::File::create(self.staging.join(relative))?
+            };
+            fill(&mut f)?;
             // The swap publishes the directory; its files must be on disk
             // before it is.
             f.sync_all()
         })();
-        drop(list);
         result.map_err(|e| self.failed(relative, e))?;
         Ok(self.final_path(relative))
     }

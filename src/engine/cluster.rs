@@ -690,7 +690,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     let mut replica_of_row = Vec::new();
     for (r, e) in replicas.iter_mut().enumerate() {
         replica_of_row.extend(std::iter::repeat_n(r as u32, e.timeline.len()));
-        timeline.append(&mut e.timeline);
+        timeline.append(&mut e.timeline.take_rows());
     }
     let mut stats = Collector::merge_replicas(
         &replicas.iter().map(|e| e.stats.clone()).collect::<Vec<_>>(),

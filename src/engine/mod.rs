@@ -57,7 +57,8 @@ use std::collections::VecDeque;
 use crate::cache::{Content, KvCache, KvLayout, SeqId};
 use crate::hardware::cost::CostModel;
 use crate::metrics::{
-    BatchLimit, Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
+    BatchLimit, Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRecorder,
+    TimelineRow, summarize,
 };
 use crate::scenario::{Scenario, Stop};
 use crate::scheduler::SchedulerConfig;
@@ -441,7 +442,7 @@ fn simulate_with<C: CostModel>(
     engine.run()?;
     let end = engine.last_end;
     let records = std::mem::take(&mut engine.records);
-    let timeline = std::mem::take(&mut engine.timeline);
+    let timeline = engine.timeline.take_rows();
     let stats = std::mem::take(&mut engine.stats);
     // The per-request state and the queues' capacity go before the summary
     // allocates its latency lists: the peak is the records plus those.
@@ -513,8 +514,7 @@ struct Engine<'s, C> {
     limit: BatchLimit,
 
     stats: Collector,
-    timeline: Vec<TimelineRow>,
-    next_sample: SimTime,
+    timeline: TimelineRecorder,
     last_end: SimTime,
     /// A replica of a cluster: requests are routed in from outside
     /// ([`cluster`]), so the engine draws no arrivals, applies no stop rule
@@ -616,8 +616,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             step_fast: false,
             limit: BatchLimit::Load,
             stats: Collector::default(),
-            timeline: Vec::new(),
-            next_sample: SimTime::ZERO,
+            timeline: TimelineRecorder::new(scenario.timeline_interval, scenario.timeline_max_rows),
             last_end: SimTime::ZERO,
             fed: false,
             routed: VecDeque::new(),

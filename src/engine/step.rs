@@ -382,15 +382,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.step_started = self.now;
         self.stats.step(batch, duration, self.limit);
         let levels = self.record_levels();
-        let sample = match self.scenario.timeline_interval {
-            None => true,
-            Some(interval) if self.now >= self.next_sample => {
-                self.next_sample = self.now + interval;
-                true
-            }
-            Some(_) => false,
-        };
-        if sample {
+        if self.timeline.due(self.now) {
             self.timeline.push(TimelineRow {
                 time: self.now,
                 running: batch,

@@ -4,8 +4,10 @@
 pub mod directions;
 pub mod disagg;
 mod summary;
+pub mod timeline;
 
 pub use summary::{Summary, percentile, summarize};
+pub use timeline::{DEFAULT_TIMELINE_MAX_ROWS, TimelineRecorder};
 
 use serde::Serialize;
 

@@ -436,13 +436,12 @@ pub fn run_html(
     };
     let summary = super::summary_json(scenario, seed, &out.summary, out.cluster.as_ref())
         .map_err(|e| failed(e.to_string()))?;
-    let timeline = super::timeline_csv_of(
-        &out.timeline,
-        out.cluster.as_ref().map(|c| c.replica_of_row.as_slice()),
-    )
-    .map_err(|e| failed(e.to_string()))?;
     let meta = run_meta(scenario, &scenario.path);
-    run_page(&meta, &summary, &timeline).map(String::into_bytes)
+    // The charts read the timeline's numbers as a reader of timeline.csv
+    // gets them back, without writing and parsing the text again: the page
+    // is the one `kvsim report` rebuilds from the files.
+    let series = super::timeline_series(&out.timeline);
+    run_page(&meta, &summary, |page| page.timeline_charts(&series)).map(String::into_bytes)
 }
 
 /// `report.html` of a sweep of scenario table `table` (read from `path`)
@@ -507,7 +506,12 @@ pub fn regenerate(dir: &Path) -> Result<PathBuf, Error> {
             let summary = read("summary.json")?;
             let meta = old.unwrap_or_else(|| meta_from_summary(&summary, dir));
             let timeline = read("timeline.csv")?;
-            run_page(&meta, &summary, &timeline)?
+            run_page(&meta, &summary, |page| {
+                match Table::parse(Path::new("timeline.csv"), &timeline) {
+                    Ok(table) => page.charts(table),
+                    Err(e) => page.p(&format!("No charts: {e}")),
+                }
+            })?
         }
         "sweep" => {
             let meta = old.unwrap_or_else(|| unrecorded("sweep", &name));
@@ -712,6 +716,33 @@ impl Page {
         }
     }
 
+    /// The default charts of a run's timeline, from its columns.
+    fn timeline_charts(&mut self, series: &crate::report::plot::TimelineSeries) {
+        if series.time.is_empty() {
+            // What reading the header-only timeline.csv would say.
+            let e = Error::DataFile {
+                path: "timeline.csv".into(),
+                line: Some(1),
+                reason: "no data rows after the header".into(),
+            };
+            self.p(&format!("No charts: {e}"));
+            return;
+        }
+        let opts = PlotOptions {
+            format: Format::Svg,
+            ..Default::default()
+        };
+        match crate::report::plot::render_timeline_charts(series, &opts, Path::new("timeline.csv"))
+        {
+            Ok(charts) => {
+                for (name, bytes) in charts {
+                    self.svg(&name, &bytes);
+                }
+            }
+            Err(e) => self.p(&format!("No charts: {e}")),
+        }
+    }
+
     /// One SVG chart, inline (the XML namespace is implied in HTML).
     fn svg(&mut self, name: &str, bytes: &[u8]) {
         let text = String::from_utf8_lossy(bytes);
@@ -896,7 +927,8 @@ const BOUNDS: [(&str, &str); 4] = [
     ("batch_bound_tokens", "token budget"),
 ];
 
-fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Error> {
+/// The page of a run: `charts` draws its charts section from the timeline.
+fn run_page(meta: &Meta, summary: &[u8], charts: impl FnOnce(&mut Page)) -> Result<String, Error> {
     let doc: Value = serde_json::from_slice(summary).map_err(|e| {
         Error::io(
             "summary.json",
@@ -1041,10 +1073,7 @@ fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Erro
         disagg_section(&mut page, &f);
     }
     page.h2("charts", "Charts");
-    match Table::parse(Path::new("timeline.csv"), timeline) {
-        Ok(table) => page.charts(table),
-        Err(e) => page.p(&format!("No charts: {e}")),
-    }
+    charts(&mut page);
     page.config(meta);
     page.validation(meta);
     page.warnings(meta);

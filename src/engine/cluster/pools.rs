@@ -451,7 +451,7 @@ pub(super) fn finish<C: CostModel>(
     let mut replica_of_row = Vec::new();
     for (r, e) in replicas.iter_mut().enumerate() {
         replica_of_row.extend(std::iter::repeat_n(r as u32, e.timeline.len()));
-        timeline.append(&mut e.timeline);
+        timeline.append(&mut e.timeline.take_rows());
     }
     crate::engine::RunOutput {
         records,
