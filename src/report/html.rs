@@ -421,12 +421,13 @@ fn grid_meta(
 // ---------------------------------------------------------------------------
 // Entry points of the commands.
 
-/// `report.html` of a run of `scenario` (the same page `kvsim report` makes
-/// from the run's files).
+/// `report.html` of a run of `scenario` whose tables are written in
+/// `format` (the same page `kvsim report` makes from the run's files).
 pub fn run_html(
     scenario: &Scenario,
     seed: u64,
     out: &crate::engine::RunOutput,
+    format: crate::scenario::spec::TableFormat,
 ) -> Result<Vec<u8>, Error> {
     let failed = |e: String| {
         Error::io(
@@ -437,11 +438,12 @@ pub fn run_html(
     let summary = super::summary_json(scenario, seed, &out.summary, out.cluster.as_ref())
         .map_err(|e| failed(e.to_string()))?;
     let meta = run_meta(scenario, &scenario.path);
-    // The charts read the timeline's numbers as a reader of timeline.csv
-    // gets them back, without writing and parsing the text again: the page
-    // is the one `kvsim report` rebuilds from the files.
+    // The charts read the timeline's numbers as a reader of the timeline's
+    // file gets them back, without writing and parsing the text again: the
+    // page is the one `kvsim report` rebuilds from the files.
     let series = super::timeline_series(&out.timeline);
-    run_page(&meta, &summary, |page| page.timeline_charts(&series)).map(String::into_bytes)
+    let file = format!("timeline.{}", format.extension());
+    run_page(&meta, &summary, |page| page.timeline_charts(&series, &file)).map(String::into_bytes)
 }
 
 /// `report.html` of a sweep of scenario table `table` (read from `path`)
@@ -505,13 +507,19 @@ pub fn regenerate(dir: &Path) -> Result<PathBuf, Error> {
         "run" => {
             let summary = read("summary.json")?;
             let meta = old.unwrap_or_else(|| meta_from_summary(&summary, dir));
-            let timeline = read("timeline.csv")?;
-            run_page(&meta, &summary, |page| {
-                match Table::parse(Path::new("timeline.csv"), &timeline) {
-                    Ok(table) => page.charts(table),
-                    Err(e) => page.p(&format!("No charts: {e}")),
-                }
-            })?
+            if !has("timeline.csv") && has("timeline.parquet") {
+                run_page(&meta, &summary, |page| {
+                    parquet_charts(page, &dir.join("timeline.parquet"))
+                })?
+            } else {
+                let timeline = read("timeline.csv")?;
+                run_page(&meta, &summary, |page| {
+                    match Table::parse(Path::new("timeline.csv"), &timeline) {
+                        Ok(table) => page.charts(table),
+                        Err(e) => page.p(&format!("No charts: {e}")),
+                    }
+                })?
+            }
         }
         "sweep" => {
             let meta = old.unwrap_or_else(|| unrecorded("sweep", &name));
@@ -526,6 +534,24 @@ pub fn regenerate(dir: &Path) -> Result<PathBuf, Error> {
     out.write(REPORT_HTML, page.as_bytes())?;
     out.commit()?;
     Ok(dir.join(REPORT_HTML))
+}
+
+/// The charts section of a run written with `--format parquet`, from its
+/// `timeline.parquet` (a build without the `parquet` feature says so).
+fn parquet_charts(page: &mut Page, path: &Path) {
+    #[cfg(feature = "parquet")]
+    match super::parquet::timeline_series(path) {
+        Ok(series) => page.timeline_charts(&series, "timeline.parquet"),
+        Err(e) => page.p(&format!("No charts: timeline.parquet: {e}")),
+    }
+    #[cfg(not(feature = "parquet"))]
+    {
+        let _ = path;
+        page.p(
+            "No charts: this run's timeline is timeline.parquet, and this kvsim was built \
+             without Parquet support (cargo build --release --features parquet reads it).",
+        );
+    }
 }
 
 /// Copies every file of `dir/prefix` but the markers and the report into
@@ -716,12 +742,13 @@ impl Page {
         }
     }
 
-    /// The default charts of a run's timeline, from its columns.
-    fn timeline_charts(&mut self, series: &crate::report::plot::TimelineSeries) {
+    /// The default charts of a run's timeline, from its columns; `file`
+    /// names the timeline in messages.
+    fn timeline_charts(&mut self, series: &crate::report::plot::TimelineSeries, file: &str) {
         if series.time.is_empty() {
-            // What reading the header-only timeline.csv would say.
+            // What reading the header-only timeline.csv says.
             let e = Error::DataFile {
-                path: "timeline.csv".into(),
+                path: file.into(),
                 line: Some(1),
                 reason: "no data rows after the header".into(),
             };
@@ -732,8 +759,7 @@ impl Page {
             format: Format::Svg,
             ..Default::default()
         };
-        match crate::report::plot::render_timeline_charts(series, &opts, Path::new("timeline.csv"))
-        {
+        match crate::report::plot::render_timeline_charts(series, &opts, Path::new(file)) {
             Ok(charts) => {
                 for (name, bytes) in charts {
                     self.svg(&name, &bytes);

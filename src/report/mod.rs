@@ -273,7 +273,8 @@ pub fn write_run(
                 .and_then(|bytes| dir.write("summary.json", &bytes)),
         );
         report = Some(
-            html::run_html(scenario, seed, out).and_then(|bytes| dir.write("report.html", &bytes)),
+            html::run_html(scenario, seed, out, format)
+                .and_then(|bytes| dir.write("report.html", &bytes)),
         );
     });
     let done = |r: Option<Result<PathBuf, Error>>| r.expect("the scope ran every write");

@@ -27,5 +27,6 @@ mod readme;
 mod report;
 mod seeds;
 mod sweep;
+mod tables;
 mod tiers;
 mod traces;
