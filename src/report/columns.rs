@@ -3,6 +3,7 @@
 //! writer ([`super::fastcsv`]) and the Parquet writer (`super::parquet`) read
 //! the same cells, so the two formats hold the same values by construction.
 
+use super::fastcsv::Text;
 use crate::metrics::disagg::FlightTimes;
 use crate::metrics::{RequestRecord, TimelineRow};
 use crate::units::{SimDuration, SimTime};
@@ -53,6 +54,19 @@ pub trait Rows: Sync {
     }
     /// The cell of data row `row` in column `col`.
     fn cell(&self, row: usize, col: usize) -> Cell;
+
+    /// Appends data row `row` as a CSV line: its cells, then a newline. A
+    /// table may spell its rows faster than cell by cell, never differently.
+    #[inline]
+    fn push_csv_row(&self, row: usize, out: &mut Text) {
+        for col in 0..self.columns().len() {
+            if col > 0 {
+                out.push(b',');
+            }
+            out.cell(self.cell(row, col));
+        }
+        out.push(b'\n');
+    }
 }
 
 /// A column of `requests.*`.
@@ -253,6 +267,59 @@ impl Rows for Requests<'_> {
             },
         }
     }
+
+    /// The base columns straight from the record (most of `requests.csv`'s
+    /// bytes), the optional ones cell by cell.
+    #[inline]
+    fn push_csv_row(&self, row: usize, out: &mut Text) {
+        let r = &self.records[row];
+        let opt = |out: &mut Text, t: Option<u64>| {
+            out.push(b',');
+            if let Some(ns) = t {
+                out.secs(ns);
+            }
+        };
+        let int = |out: &mut Text, v: u32| {
+            out.push(b',');
+            out.u64(u64::from(v));
+        };
+        out.u64(r.id);
+        out.push(b',');
+        out.secs(r.arrival.as_nanos());
+        opt(out, r.admitted.map(SimTime::as_nanos));
+        opt(out, r.first_token.map(SimTime::as_nanos));
+        opt(out, r.finished.map(SimTime::as_nanos));
+        int(out, r.prompt_tokens);
+        int(out, r.output_tokens);
+        int(out, r.output_target);
+        int(out, r.max_tokens);
+        int(out, r.samples);
+        out.push(b',');
+        if let Some(s) = r.session {
+            out.u64(s);
+        }
+        int(out, r.turn);
+        int(out, r.preemptions);
+        out.push(b',');
+        if let Some(o) = r.outcome {
+            out.extend(o.name().as_bytes());
+        }
+        int(out, r.hbm_hit_tokens);
+        int(out, r.tier_hit_tokens);
+        opt(out, r.queue().map(SimDuration::as_nanos));
+        opt(out, r.admitted.map(|_| r.load.as_nanos()));
+        if self.flights.is_none() {
+            opt(out, r.prefill().map(SimDuration::as_nanos));
+        } else {
+            out.push(b',');
+            out.cell(self.cell(row, Req::BASE.len() - 1));
+        }
+        for col in Req::BASE.len()..self.cols.len() {
+            out.push(b',');
+            out.cell(self.cell(row, col));
+        }
+        out.push(b'\n');
+    }
 }
 
 /// The columns of `timeline.*`, the `replica` column aside.
@@ -318,5 +385,34 @@ impl Rows for Timeline<'_> {
             9 => Cell::Nanos(r.step.as_nanos()),
             _ => Cell::Int(u64::from(self.replica_of.map_or(0, |of| of[row]))),
         }
+    }
+
+    #[inline]
+    fn push_csv_row(&self, row: usize, out: &mut Text) {
+        let r = &self.rows[row];
+        out.secs(r.time.as_nanos());
+        out.push(b',');
+        out.u64(u64::from(r.running));
+        out.push(b',');
+        out.u64(u64::from(r.waiting));
+        out.push(b',');
+        out.u64(r.kv_used_bytes);
+        for x in [
+            r.kv_frac,
+            r.levels.used,
+            r.levels.reserved,
+            r.levels.internal,
+            r.levels.external,
+        ] {
+            out.push(b',');
+            out.frac(x);
+        }
+        out.push(b',');
+        out.secs(r.step.as_nanos());
+        if let Some(of) = self.replica_of {
+            out.push(b',');
+            out.u64(u64::from(of[row]));
+        }
+        out.push(b'\n');
     }
 }

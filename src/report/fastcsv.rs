@@ -220,15 +220,8 @@ fn push_header<T: Rows + ?Sized>(out: &mut Text, table: &T) {
 
 /// Appends the data rows `rows` of `table`.
 fn push_rows<T: Rows + ?Sized>(out: &mut Text, table: &T, rows: std::ops::Range<usize>) {
-    let cols = table.columns().len();
     for row in rows {
-        for col in 0..cols {
-            if col > 0 {
-                out.push(b',');
-            }
-            out.cell(table.cell(row, col));
-        }
-        out.push(b'\n');
+        table.push_csv_row(row, out);
     }
 }
 

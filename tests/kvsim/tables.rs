@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use kvsim::engine::{RunOutput, simulate};
 use kvsim::hardware::cost::RooflineCost;
+use kvsim::report::columns::{Requests, Rows, Timeline};
+use kvsim::report::fastcsv::{Text, csv_bytes};
 use kvsim::scenario::Scenario;
 
 fn root() -> &'static Path {
@@ -69,6 +71,66 @@ fn the_default_timeline_keeps_every_step_up_to_its_bound_then_thins() {
     for row in &bounded.timeline {
         let i = times.binary_search(&row.time.as_nanos()).unwrap();
         assert_eq!(*row, every.timeline[i]);
+    }
+}
+
+/// `table` as CSV spelt cell by cell, as the Parquet writer reads it.
+fn cell_by_cell(table: &impl Rows) -> Vec<u8> {
+    let mut text = Text::with_capacity(0);
+    let names: Vec<&str> = table.columns().iter().map(|(n, _)| *n).collect();
+    text.extend(names.join(",").as_bytes());
+    text.push(b'\n');
+    for row in 0..table.len() {
+        for col in 0..names.len() {
+            if col > 0 {
+                text.push(b',');
+            }
+            text.cell(table.cell(row, col));
+        }
+        text.push(b'\n');
+    }
+    text.as_bytes().to_vec()
+}
+
+/// The CSV writer's rows, spelt straight from the records, are the cells
+/// every format reads, for runs with every kind of column: sessions,
+/// failures and requests in flight, a cluster's replicas, a disaggregated
+/// deployment's transfers.
+#[test]
+fn csv_rows_are_the_cells_every_format_reads() {
+    let cases: [(&str, &[&str]); 5] = [
+        ("scenarios/quickstart.toml", &[]),
+        ("scenarios/multi-turn-creep.toml", &[]),
+        (
+            "scenarios/long-context-crash.toml",
+            &["scheduler.on_oom=\"crash\""],
+        ),
+        (
+            "scenarios/quickstart.toml",
+            &["hardware.replicas=3", "requests=900"],
+        ),
+        ("scenarios/disagg-70b-short-prompts.toml", &[]),
+    ];
+    for (path, sets) in cases {
+        let s = load(path, sets);
+        let out = run(&s);
+        let cluster = out.cluster.as_ref();
+        let requests = Requests::new(
+            &out.records,
+            cluster.map(|c| c.replica_of_request.as_slice()),
+            cluster.and_then(|c| c.flights.as_deref()),
+        );
+        let timeline = Timeline::new(&out.timeline, cluster.map(|c| c.replica_of_row.as_slice()));
+        assert_eq!(
+            csv_bytes(&requests),
+            cell_by_cell(&requests),
+            "{path} {sets:?}"
+        );
+        assert_eq!(
+            csv_bytes(&timeline),
+            cell_by_cell(&timeline),
+            "{path} {sets:?}"
+        );
     }
 }
 
