@@ -383,3 +383,51 @@ mod parquet_files {
         assert!(!dir.join("timeline.csv").exists());
     }
 }
+
+/// docs/outputs.md lists every column of both tables, in file order, with
+/// the Parquet type the writer gives it.
+#[test]
+fn docs_outputs_md_lists_every_column_with_its_parquet_type() {
+    use kvsim::report::columns::ColumnKind;
+    let doc = std::fs::read_to_string(root().join("docs/outputs.md")).unwrap();
+    let tables: [(&str, Vec<(&str, ColumnKind)>); 2] = [
+        (
+            "## `requests.csv` / `requests.parquet`",
+            Requests::new(&[], Some(&[]), Some(&[])).columns().to_vec(),
+        ),
+        (
+            "## `timeline.csv` / `timeline.parquet`",
+            Timeline::new(&[], Some(&[])).columns().to_vec(),
+        ),
+    ];
+    for (heading, columns) in tables {
+        let section = doc
+            .split(heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("docs/outputs.md lacks {heading}"));
+        let listed: Vec<&str> = section
+            .lines()
+            .skip_while(|l| !l.starts_with("| column |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let want: Vec<String> = columns
+            .iter()
+            .map(|&(name, kind)| {
+                let ty = match kind {
+                    ColumnKind::Int => "`INT64`",
+                    ColumnKind::OptInt => "`INT64` (nullable)",
+                    ColumnKind::Secs | ColumnKind::Frac => "`DOUBLE`",
+                    ColumnKind::OptSecs => "`DOUBLE` (nullable)",
+                    ColumnKind::OptText => "`STRING` (nullable)",
+                };
+                format!("| `{name}` | {ty} |")
+            })
+            .collect();
+        let got: Vec<String> = listed
+            .iter()
+            .map(|l| l.splitn(4, '|').take(3).collect::<Vec<_>>().join("|") + "|")
+            .collect();
+        assert_eq!(got, want, "{heading}");
+    }
+}
