@@ -491,16 +491,44 @@ impl OutputDir {
     /// Writes `bytes` to `relative` (a file name, or `sub/name` under a
     /// [`OutputDir::subdir`]); returns where it will be once committed.
     pub fn write(&self, relative: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
-        let list = leftovers();
+        self.write_with(relative, |f| f.write_all(bytes))
+    }
+
+    /// Writes `relative` as [`OutputDir::write`] does, streaming: `fill`
+    /// writes the content into the new file, unbuffered (write large
+    /// pieces). Several files may be written at once from several threads.
+    /// A large file's pages go to disk while it is written (see
+    /// [`Filling`]), so the sync that must precede the swap finds little
+    /// left to do.
+    pub fn write_with(
+        &self,
+        relative: &str,
+        fill: impl FnOnce(&mut Filling<'_, '_>) -> std::io::Result<()>,
+    ) -> Result<PathBuf, Error> {
         let result = (|| {
-            injected(relative)?;
-            let mut f = fs::File::create(self.staging.join(relative))?;
-            f.write_all(bytes)?;
+            // Only creating the file changes the temporary directory, so
+            // only that holds the list: the Ctrl-C handler deletes the
+            // directory with the list held, and a file being filled
+            // meanwhile goes with it, while another thread's write need
+            // not wait for this one.
+            let f = {
+                let _list = leftovers();
+                injected(relative)?;
+                fs::File::create(self.staging.join(relative))?
+            };
+            std::thread::scope(|scope| {
+                let mut filling = Filling {
+                    file: &f,
+                    scope,
+                    written: 0,
+                    syncer: None,
+                };
+                fill(&mut filling)
+            })?;
             // The swap publishes the directory; its files must be on disk
             // before it is.
             f.sync_all()
         })();
-        drop(list);
         result.map_err(|e| self.failed(relative, e))?;
         Ok(self.final_path(relative))
     }
@@ -622,6 +650,50 @@ impl Drop for OutputDir {
             let _ = fs::remove_dir_all(&self.staging);
             forget(&mut list, &self.staging);
         }
+    }
+}
+
+/// Bytes written between two requests to start sending a file's pages to
+/// disk.
+const SYNC_EVERY: u64 = 32 << 20;
+
+/// A file of an [`OutputDir`] being filled. Past every [`SYNC_EVERY`] bytes
+/// it asks a helper thread (started at the first) to sync what was written
+/// so far, which overlaps the disk's work with the rest of the writing
+/// instead of leaving it all to the final sync; the helper's own errors are
+/// left to that final sync to report.
+pub struct Filling<'f, 's> {
+    file: &'f fs::File,
+    scope: &'s std::thread::Scope<'s, 'f>,
+    written: u64,
+    syncer: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+impl Write for Filling<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = (&mut &*self.file).write(buf)?;
+        let before = self.written / SYNC_EVERY;
+        self.written += n as u64;
+        if self.written / SYNC_EVERY > before {
+            let file = self.file;
+            let syncer = self.syncer.get_or_insert_with(|| {
+                // One request waits at most: syncs do not pile up behind a
+                // slow disk.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+                self.scope.spawn(move || {
+                    while rx.recv().is_ok() {
+                        let _ = file.sync_data();
+                    }
+                });
+                tx
+            });
+            let _ = syncer.try_send(());
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

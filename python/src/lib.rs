@@ -25,7 +25,7 @@ use pyo3::types::{
 
 use kvsim::cli::embed;
 use kvsim::cli::{CatalogKind, GuardArgs, KvArgs};
-use kvsim::report::columns::ColumnSink;
+use kvsim::report::columnar::ColumnSink;
 
 pyo3::create_exception!(
     kvsim,
@@ -904,7 +904,7 @@ impl Run {
     fn requests<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let (records, replica_of, flights) = self.requests.take().ok_or_else(|| taken(py))?;
         let mut out = PyColumns::new(py);
-        kvsim::report::columns::write_requests(
+        kvsim::report::columnar::write_requests(
             &records,
             replica_of.as_deref(),
             flights.as_deref(),
@@ -917,7 +917,7 @@ impl Run {
     fn timeline<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let (rows, replica_of) = self.timeline.take().ok_or_else(|| taken(py))?;
         let mut out = PyColumns::new(py);
-        kvsim::report::columns::write_timeline(&rows, replica_of.as_deref(), &mut out);
+        kvsim::report::columnar::write_timeline(&rows, replica_of.as_deref(), &mut out);
         out.finish()
     }
 }

@@ -479,6 +479,12 @@ pub struct RunArgs {
     /// to fit 80 characters).
     #[arg(long)]
     pub wide: bool,
+    /// Format of the per-request and per-step tables: requests.csv and
+    /// timeline.csv, or requests.parquet and timeline.parquet (in builds
+    /// with the `parquet` feature). Default: the scenario's `output.format`,
+    /// else csv.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<crate::scenario::spec::TableFormat>,
 }
 
 /// Prints `text` and a newline to stdout. A closed pipe (`kvsim catalog | head`)

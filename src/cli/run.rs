@@ -161,6 +161,9 @@ pub(super) fn run(a: &RunArgs) -> Result<(), Error> {
         &[&a.input.scenario],
     )?;
     size_check(&scenario, 1, 1, &a.guard, &mut super::eprint_line)?;
+    let format = a.format.unwrap_or(scenario.table_format);
+    // Refused before simulating, not after.
+    report::require_format(format)?;
     let seed = a.seed.unwrap_or(scenario.seed);
     let cost = RooflineCost::new(
         &scenario.model,
@@ -196,14 +199,7 @@ pub(super) fn run(a: &RunArgs) -> Result<(), Error> {
             crate::metrics::stream::RELATIVE_ERROR * 100.0
         );
     }
-    let mut written = Vec::new();
-    for (name, bytes) in report::run_files(&scenario.path, &scenario, seed, &out)? {
-        written.push(dir.write(name, &bytes)?);
-    }
-    written.push(dir.write(
-        "report.html",
-        &crate::report::html::run_html(&scenario, seed, &out)?,
-    )?);
+    let written = report::write_run(&dir, &scenario, seed, &out, format)?;
     dir.commit()?;
     if a.json {
         say(serde_json::to_string_pretty(&out.summary).expect("serializable"))?;

@@ -725,7 +725,7 @@ fn timelines<C>(replicas: &mut [Engine<'_, C>]) -> (Vec<TimelineRow>, Vec<u32>) 
     let mut replica_of_row = Vec::new();
     for (r, e) in replicas.iter_mut().enumerate() {
         replica_of_row.extend(std::iter::repeat_n(r as u32, e.timeline.len()));
-        timeline.append(&mut e.timeline);
+        timeline.append(&mut e.timeline.take_rows());
     }
     (timeline, replica_of_row)
 }

@@ -298,26 +298,28 @@ pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
 }
 
 /// Bytes a run holds per request until it ends: its record, the engine's
-/// per-request state, the summary's per-request latencies and its line of
-/// `requests.csv` (built in memory before it is written).
+/// per-request state and the summary's per-request latencies (the files are
+/// streamed to disk, a few blocks of rows at a time).
 ///
 /// Measured (Linux, release build, this repository, December 2026) by
 /// `tests/kvsim/extreme.rs::the_memory_estimate_covers_a_measured_run`, which
 /// runs quickstart traffic (llama-3.1-8b on h100-sxm, 25 req/s) for 200,000
-/// requests in a process of its own and reads its peak RSS (`VmHWM`):
-/// with one timeline row per step (698,914 rows) the run raised VmHWM by
-/// 176.7 MB; with `output.timeline_interval_s = 3600` (3 rows) by 53.4 MB,
-/// i.e. 267 bytes per request and (176.7 - 53.4) MB / 698,914 = 176 bytes per
-/// row (remeasured when records gained their KV tier fields and
-/// `requests.csv` its hit-token and TTFT-part columns; 199 bytes per request
-/// before). Vectors that grow by doubling hold between 1x and 2x their
+/// requests in a process of its own, writes its files as `kvsim run` does
+/// and reads its peak RSS (`VmHWM`): with one timeline row per step
+/// (698,914 rows, `output.timeline_max_rows = 1000000`) the run raised VmHWM
+/// by 195.7 MB; with `output.timeline_interval_s = 3600` (3 rows) by 43.2 MB,
+/// i.e. 216 bytes per request and (195.7 - 43.2) MB / 698,914 = 218 bytes per
+/// row; with the default timeline (80,008 rows) by 64.0 MB. (Before the
+/// files were streamed, `requests.csv` was built in memory first: 267 bytes
+/// per request.) Vectors that grow by doubling hold between 1x and 2x their
 /// contents, so the constants are those measurements times 1.5.
-pub const BYTES_PER_REQUEST: f64 = 400.0;
+pub const BYTES_PER_REQUEST: f64 = 330.0;
 
-/// Bytes a run holds per timeline row (one per engine step by default): the
-/// row and its line of `timeline.csv`. Measured with [`BYTES_PER_REQUEST`]
-/// (176 bytes, times 1.5).
-pub const BYTES_PER_STEP: f64 = 270.0;
+/// Bytes a run holds per timeline row (one per engine step, up to
+/// `output.timeline_max_rows` by default): the row and the numbers
+/// `report.html`'s charts read from it. Measured with [`BYTES_PER_REQUEST`]
+/// (218 bytes, times 1.5).
+pub const BYTES_PER_STEP: f64 = 330.0;
 
 /// Memory of the process apart from the run's records (binary, allocator,
 /// loaded files, thread stacks), bytes.
@@ -351,17 +353,17 @@ pub fn estimate_memory(scenario: &Scenario, work: &WorkEstimate) -> MemoryEstima
         (Some(every), Some(t)) if every.as_secs_f64() > 0.0 => {
             work.steps.min(t / every.as_secs_f64() + 1.0)
         }
-        _ => work.steps,
+        (Some(_), _) => work.steps,
+        // The default timeline keeps at most its bound per replica.
+        (None, _) => work.steps.min(
+            scenario.timeline_max_rows as f64 * f64::from(scenario.deployment.replicas.max(1)),
+        ),
     };
-    // Streaming mode keeps the records of requests in flight only, and a
-    // thinned timeline unless it is sampled.
-    let streamed = super::streams(scenario);
-    let requests = if streamed { 0.0 } else { work.requests };
-    let rows = if streamed && scenario.timeline_interval.is_none() {
-        let replicas = f64::from(scenario.deployment.replicas.max(1));
-        rows.min(super::STREAMING_TIMELINE_ROWS as f64 * replicas)
+    // Streaming mode keeps the records of requests in flight only.
+    let requests = if super::streams(scenario) {
+        0.0
     } else {
-        rows
+        work.requests
     };
     MemoryEstimate {
         requests,

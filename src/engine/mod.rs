@@ -58,14 +58,14 @@ use crate::cache::{Content, KvCache, KvLayout, SeqId};
 use crate::hardware::cost::CostModel;
 use crate::metrics::stream::RecordStream;
 use crate::metrics::{
-    BatchLimit, Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRow, summarize,
-    summary_of,
+    BatchLimit, Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRecorder,
+    TimelineRow, summarize, summary_of,
 };
 use crate::scenario::spec::RecordsMode;
 use crate::scenario::{AUTO_STREAMING_REQUESTS, Scenario, Stop};
 use crate::scheduler::SchedulerConfig;
 use crate::traffic::{Lengths, LoopKind, SharedPrefix, Traffic};
-use crate::units::{SimDuration, SimTime};
+use crate::units::SimTime;
 use memory::levels_of;
 
 /// Requests up to which the per-request tables are allocated at their final
@@ -365,17 +365,9 @@ pub struct RunOutput {
     /// Per-replica results, when the deployment has more than one replica.
     pub cluster: Option<ClusterOutput>,
     /// Streaming mode ([`streams`]): `records` is empty and the summary's
-    /// percentiles come from sketches; the timeline is thinned to at most
-    /// [`STREAMING_TIMELINE_ROWS`] rows per replica unless
-    /// `output.timeline_interval_s` samples it.
+    /// percentiles come from sketches.
     pub streamed: bool,
 }
-
-/// Most timeline rows a replica keeps in streaming mode without
-/// `output.timeline_interval_s`: when they are reached, every other row goes
-/// and the sampling interval doubles, so the rows stay evenly spread over
-/// the run in constant memory.
-pub const STREAMING_TIMELINE_ROWS: usize = 8192;
 
 /// Whether a run of `scenario` keeps no per-request records (streaming
 /// mode): as `output.records` says; for `"auto"`, when it is expected to
@@ -477,7 +469,7 @@ fn simulate_with<C: CostModel>(
         Some(_) => Vec::new(),
         None => std::mem::take(&mut engine.records),
     };
-    let timeline = std::mem::take(&mut engine.timeline);
+    let timeline = engine.timeline.take_rows();
     let stats = std::mem::take(&mut engine.stats);
     // The per-request state and the queues' capacity go before the summary
     // allocates its latency lists: the peak is the records plus those.
@@ -529,12 +521,6 @@ struct Engine<'s, C> {
     stream: Option<Box<RecordStream>>,
     /// Streaming mode: slots of `records` (and `live`) whose request ended.
     free_records: Vec<u32>,
-    /// The timeline's sampling period (`None`: every step); in streaming
-    /// mode it doubles whenever [`Engine::timeline_cap`] rows are reached.
-    sample_interval: Option<SimDuration>,
-    /// Most timeline rows kept ([`STREAMING_TIMELINE_ROWS`] in streaming
-    /// mode without a sampling period, else unbounded).
-    timeline_cap: usize,
     sessions: Vec<Session>,
     free_sessions: Vec<u32>,
     sessions_started: u64,
@@ -565,8 +551,7 @@ struct Engine<'s, C> {
     limit: BatchLimit,
 
     stats: Collector,
-    timeline: Vec<TimelineRow>,
-    next_sample: SimTime,
+    timeline: TimelineRecorder,
     last_end: SimTime,
     /// A replica of a cluster: requests are routed in from outside
     /// ([`cluster`]), so the engine draws no arrivals, applies no stop rule
@@ -653,8 +638,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
             live: Vec::new(),
             stream: None,
             free_records: Vec::new(),
-            sample_interval: scenario.timeline_interval,
-            timeline_cap: usize::MAX,
             sessions: Vec::new(),
             free_sessions: Vec::new(),
             sessions_started: 0,
@@ -674,8 +657,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             step_fast: false,
             limit: BatchLimit::Load,
             stats: Collector::default(),
-            timeline: Vec::new(),
-            next_sample: SimTime::ZERO,
+            timeline: TimelineRecorder::new(scenario.timeline_interval, scenario.timeline_max_rows),
             last_end: SimTime::ZERO,
             fed: false,
             routed: VecDeque::new(),
@@ -696,13 +678,10 @@ impl<'s, C: CostModel> Engine<'s, C> {
     }
 
     /// Enters streaming mode: ended requests are folded into a
-    /// [`RecordStream`] and their records dropped; the timeline is bounded
-    /// unless sampled.
+    /// [`RecordStream`] and their records dropped (the timeline is bounded
+    /// in every mode, [`TimelineRecorder`]).
     fn stream_records(&mut self) {
         self.stream = Some(Box::default());
-        if self.sample_interval.is_none() {
-            self.timeline_cap = STREAMING_TIMELINE_ROWS;
-        }
     }
 
     fn run(&mut self) -> Result<(), Stopped> {

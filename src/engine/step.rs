@@ -385,15 +385,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.step_started = self.now;
         self.stats.step(batch, duration, self.limit);
         let levels = self.record_levels();
-        let sample = match self.sample_interval {
-            None => true,
-            Some(interval) if self.now >= self.next_sample => {
-                self.next_sample = self.now + interval;
-                true
-            }
-            Some(_) => false,
-        };
-        if sample {
+        if self.timeline.due(self.now) {
             self.timeline.push(TimelineRow {
                 time: self.now,
                 running: batch,
@@ -403,37 +395,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 levels,
                 step: duration,
             });
-            if self.timeline.len() >= self.timeline_cap {
-                self.thin_timeline();
-            }
         }
         self.events.push(self.now + duration, Event::StepEnd);
-    }
-
-    /// Streaming mode: every other timeline row goes and the sampling period
-    /// doubles (the first time, from one row per step to the mean spacing of
-    /// the rows kept), so the rows stay evenly spread in bounded memory.
-    #[cold]
-    fn thin_timeline(&mut self) {
-        let mut i = 0;
-        self.timeline.retain(|_| {
-            i += 1;
-            i % 2 == 1
-        });
-        let interval = match self.sample_interval {
-            Some(d) => d.as_nanos().saturating_mul(2),
-            None => {
-                let (first, last) = (
-                    self.timeline[0].time,
-                    self.timeline[self.timeline.len() - 1].time,
-                );
-                let gaps = (self.timeline.len() as u64 - 1).max(1);
-                last.saturating_since(first).as_nanos() / gaps
-            }
-        };
-        let interval = SimDuration::from_nanos(interval.max(1));
-        self.sample_interval = Some(interval);
-        self.next_sample = self.now + interval;
     }
 
     /// The step in flight ends: emit tokens, fork samples, finish sequences.

@@ -5,8 +5,10 @@ pub mod directions;
 pub mod disagg;
 pub mod stream;
 mod summary;
+pub mod timeline;
 
 pub use summary::{Latencies, RecordTotals, Summary, percentile, summarize, summary_of};
+pub use timeline::{DEFAULT_TIMELINE_MAX_ROWS, TimelineRecorder};
 
 use serde::Serialize;
 

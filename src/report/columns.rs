@@ -1,374 +1,418 @@
-//! A run's `requests.csv` and `timeline.csv` as typed columns in memory, for
-//! programs that embed kvsim (the Python package builds its DataFrames from
-//! them): the same columns, in the same order, with the same meaning, but
-//! numbers instead of text and no rounding (the CSV writes times to the
-//! nanosecond and fractions to six decimals). Each table is written into a
-//! [`ColumnSink`], so an embedding can put the values straight where they
-//! go; [`Columns`] is the sink that keeps them in vectors. Rows go in blocks
-//! of [`BLOCK`], every column of a block before the next block, so each
-//! record is read from memory once rather than once per column.
+//! The columns of a run's per-request and per-step tables (`requests.*`,
+//! `timeline.*`), defined once for every format that writes them: the CSV
+//! writer ([`super::fastcsv`]) and the Parquet writer (`super::parquet`) read
+//! the same cells, so the two formats hold the same values by construction.
 
+use super::fastcsv::Text;
 use crate::metrics::disagg::FlightTimes;
 use crate::metrics::{RequestRecord, TimelineRow};
 use crate::units::{SimDuration, SimTime};
 
-/// Rows per block of a table written into a [`ColumnSink`]: a block of
-/// records stays in the CPU's cache while its columns are written.
-pub const BLOCK: usize = 4096;
-
-/// Where a table's columns go. First [`ColumnSink::rows`] says how many rows
-/// the table has; then the rows come in blocks, and for each block one call
-/// per column, in CSV order, gives the column's name and that block's values.
-/// The first block names every column (a table without rows has one empty
-/// block); each later block continues the columns in the same order.
-pub trait ColumnSink {
-    /// The table has `n` rows (called once, first).
-    fn rows(&mut self, n: usize) {
-        let _ = n;
-    }
-    /// Whole numbers: ids, counts, bytes.
-    fn int(&mut self, name: &'static str, values: impl ExactSizeIterator<Item = i64>);
-    /// Whole numbers, `None` where the CSV cell is empty.
-    fn opt_int(&mut self, name: &'static str, values: impl ExactSizeIterator<Item = Option<i64>>);
-    /// Seconds or fractions, NaN where the CSV cell is empty.
-    fn float(&mut self, name: &'static str, values: impl ExactSizeIterator<Item = f64>);
-    /// Words, `None` where the CSV cell is empty.
-    fn text(
-        &mut self,
-        name: &'static str,
-        values: impl ExactSizeIterator<Item = Option<&'static str>>,
-    );
+/// What a column holds, which fixes its Parquet type (and, in CSV, only how
+/// its cells are spelt).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A count or an index, always present (Parquet `INT64`).
+    Int,
+    /// A count or an index that may be absent (Parquet optional `INT64`).
+    OptInt,
+    /// Seconds, always present (Parquet `DOUBLE`; CSV 9 decimals).
+    Secs,
+    /// Seconds, possibly absent (Parquet optional `DOUBLE`; CSV 9 decimals).
+    OptSecs,
+    /// A fraction, always present (Parquet `DOUBLE`; CSV 6 decimals, and
+    /// Parquet holds the same 6-decimal value).
+    Frac,
+    /// A word, possibly absent (Parquet optional `BYTE_ARRAY` UTF-8 string).
+    OptText,
 }
 
-/// One column of a table, held in a vector.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Column {
-    /// Whole numbers: ids, counts, bytes.
-    Int(Vec<i64>),
-    /// Whole numbers, `None` where the CSV cell is empty.
-    OptInt(Vec<Option<i64>>),
-    /// Seconds or fractions, NaN where the CSV cell is empty.
-    Float(Vec<f64>),
-    /// Words, `None` where the CSV cell is empty.
-    Text(Vec<Option<&'static str>>),
+/// One cell as every writer sees it.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// Absent: an empty CSV field, a Parquet null.
+    Null,
+    /// A count or an index.
+    Int(u64),
+    /// An instant or a span in nanoseconds, written as seconds.
+    Nanos(u64),
+    /// A fraction, written with 6 decimals.
+    Frac(f64),
+    /// A word (never quoted: no separator, quote or line break in it).
+    Text(&'static str),
 }
 
-impl Column {
-    /// Rows in the column.
-    pub fn len(&self) -> usize {
-        match self {
-            Column::Int(v) => v.len(),
-            Column::OptInt(v) => v.len(),
-            Column::Float(v) => v.len(),
-            Column::Text(v) => v.len(),
-        }
-    }
-
-    /// Whether the column has no rows.
-    pub fn is_empty(&self) -> bool {
+/// A table of a run: named columns of [`Cell`]s, row by row.
+pub trait Rows: Sync {
+    /// The columns, in file order.
+    fn columns(&self) -> &[(&'static str, ColumnKind)];
+    /// Number of data rows.
+    fn len(&self) -> usize;
+    /// Whether there are no data rows.
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
+    /// The cell of data row `row` in column `col`.
+    fn cell(&self, row: usize, col: usize) -> Cell;
 
-/// A table: named columns of equal length, in CSV order.
-pub type Columns = Vec<(&'static str, Column)>;
-
-/// The column of `cols` named `name`, made by `new` if there is none yet.
-fn column<'a>(cols: &'a mut Columns, name: &'static str, new: fn() -> Column) -> &'a mut Column {
-    let at = match cols.iter().position(|(n, _)| *n == name) {
-        Some(at) => at,
-        None => {
-            cols.push((name, new()));
-            cols.len() - 1
-        }
-    };
-    &mut cols[at].1
-}
-
-impl ColumnSink for Columns {
-    fn int(&mut self, name: &'static str, values: impl ExactSizeIterator<Item = i64>) {
-        if let Column::Int(v) = column(self, name, || Column::Int(Vec::new())) {
-            v.extend(values);
-        }
-    }
-    fn opt_int(&mut self, name: &'static str, values: impl ExactSizeIterator<Item = Option<i64>>) {
-        if let Column::OptInt(v) = column(self, name, || Column::OptInt(Vec::new())) {
-            v.extend(values);
-        }
-    }
-    fn float(&mut self, name: &'static str, values: impl ExactSizeIterator<Item = f64>) {
-        if let Column::Float(v) = column(self, name, || Column::Float(Vec::new())) {
-            v.extend(values);
-        }
-    }
-    fn text(
-        &mut self,
-        name: &'static str,
-        values: impl ExactSizeIterator<Item = Option<&'static str>>,
-    ) {
-        if let Column::Text(v) = column(self, name, || Column::Text(Vec::new())) {
-            v.extend(values);
-        }
-    }
-}
-
-/// The blocks of a table of `n` rows (one empty block if `n` is 0).
-fn blocks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    (0..n.div_ceil(BLOCK).max(1)).map(move |b| b * BLOCK..((b + 1) * BLOCK).min(n))
-}
-
-fn secs(t: Option<SimTime>) -> f64 {
-    t.map_or(f64::NAN, SimTime::as_secs_f64)
-}
-
-fn span(d: Option<SimDuration>) -> f64 {
-    d.map_or(f64::NAN, SimDuration::as_secs_f64)
-}
-
-fn int(x: impl Into<u64>) -> i64 {
-    // Every count kvsim keeps is far below 2^63.
-    i64::try_from(x.into()).unwrap_or(i64::MAX)
-}
-
-/// The columns of `requests.csv` (see [`super::requests_csv_of`], whose
-/// arguments these are).
-pub fn requests_columns(
-    records: &[RequestRecord],
-    replica_of: Option<&[u32]>,
-    flights: Option<&[FlightTimes]>,
-) -> Columns {
-    let mut cols = Columns::new();
-    write_requests(records, replica_of, flights, &mut cols);
-    cols
-}
-
-/// [`requests_columns`] into `sink`.
-pub fn write_requests(
-    records: &[RequestRecord],
-    replica_of: Option<&[u32]>,
-    flights: Option<&[FlightTimes]>,
-    sink: &mut impl ColumnSink,
-) {
-    sink.rows(records.len());
-    for b in blocks(records.len()) {
-        write_requests_block(
-            &records[b.clone()],
-            replica_of.map(|of| &of[b.clone()]),
-            flights.map(|f| &f[b]),
-            sink,
-        );
-    }
-}
-
-fn write_requests_block(
-    records: &[RequestRecord],
-    replica_of: Option<&[u32]>,
-    flights: Option<&[FlightTimes]>,
-    sink: &mut impl ColumnSink,
-) {
-    let rs = || records.iter();
-    sink.int("id", rs().map(|r| int(r.id)));
-    sink.float("arrival", rs().map(|r| r.arrival.as_secs_f64()));
-    sink.float("admitted", rs().map(|r| secs(r.admitted)));
-    sink.float("first_token", rs().map(|r| secs(r.first_token)));
-    sink.float("finished", rs().map(|r| secs(r.finished)));
-    sink.int("prompt_tokens", rs().map(|r| int(r.prompt_tokens)));
-    sink.int("output_tokens", rs().map(|r| int(r.output_tokens)));
-    sink.int("output_target", rs().map(|r| int(r.output_target)));
-    sink.int("max_tokens", rs().map(|r| int(r.max_tokens)));
-    sink.int("samples", rs().map(|r| int(r.samples)));
-    sink.opt_int("session", rs().map(|r| r.session.map(int)));
-    sink.int("turn", rs().map(|r| int(r.turn)));
-    sink.int("preemptions", rs().map(|r| int(r.preemptions)));
-    sink.text("outcome", rs().map(|r| r.outcome.map(|o| o.name())));
-    sink.int("hbm_hit_tokens", rs().map(|r| int(r.hbm_hit_tokens)));
-    sink.int("tier_hit_tokens", rs().map(|r| int(r.tier_hit_tokens)));
-    sink.float("queue_s", rs().map(|r| span(r.queue())));
-    sink.float("load_s", rs().map(|r| span(r.admitted.map(|_| r.load))));
-    match flights {
-        Some(f) => sink.float(
-            "prefill_s",
-            rs().zip(f)
-                .map(|(r, f)| span(f.prefill_end.and_then(|e| Some(e - r.admitted?)))),
-        ),
-        None => sink.float("prefill_s", rs().map(|r| span(r.prefill()))),
-    }
-    if let Some(of) = replica_of {
-        sink.int("replica", of.iter().map(|&x| int(x)));
-    }
-    if let Some(f) = flights {
-        sink.float(
-            "transfer_s",
-            f.iter()
-                .map(|f| span(f.prefill_end.and_then(|p| Some(f.transfer_end? - p)))),
-        );
-        sink.float(
-            "first_step_s",
-            f.iter()
-                .zip(records)
-                .map(|(f, r)| span(f.transfer_end.and_then(|t| Some(r.first_token? - t)))),
-        );
-        sink.float("decode_stall_s", f.iter().map(|f| span(f.stall)));
-        sink.int("kv_transfer_bytes", f.iter().map(|f| int(f.bytes)));
-        sink.opt_int(
-            "prefill_replica",
-            f.iter()
-                .map(|f| (f.prefill_replica != u32::MAX).then(|| int(f.prefill_replica))),
-        );
-    }
-}
-
-/// The columns of `timeline.csv` (see [`super::timeline_csv_of`], whose
-/// arguments these are).
-pub fn timeline_columns(rows: &[TimelineRow], replica_of: Option<&[u32]>) -> Columns {
-    let mut cols = Columns::new();
-    write_timeline(rows, replica_of, &mut cols);
-    cols
-}
-
-/// [`timeline_columns`] into `sink`.
-pub fn write_timeline(
-    rows: &[TimelineRow],
-    replica_of: Option<&[u32]>,
-    sink: &mut impl ColumnSink,
-) {
-    sink.rows(rows.len());
-    for b in blocks(rows.len()) {
-        write_timeline_block(&rows[b.clone()], replica_of.map(|of| &of[b]), sink);
-    }
-}
-
-fn write_timeline_block(
-    rows: &[TimelineRow],
-    replica_of: Option<&[u32]>,
-    sink: &mut impl ColumnSink,
-) {
-    let rs = || rows.iter();
-    sink.float("time", rs().map(|r| r.time.as_secs_f64()));
-    sink.int("running", rs().map(|r| int(r.running)));
-    sink.int("waiting", rs().map(|r| int(r.waiting)));
-    sink.int("kv_used_bytes", rs().map(|r| int(r.kv_used_bytes)));
-    sink.float("kv_frac", rs().map(|r| r.kv_frac));
-    sink.float("waste_used", rs().map(|r| r.levels.used));
-    sink.float("waste_reserved", rs().map(|r| r.levels.reserved));
-    sink.float("waste_internal", rs().map(|r| r.levels.internal));
-    sink.float("waste_external", rs().map(|r| r.levels.external));
-    sink.float("step_s", rs().map(|r| r.step.as_secs_f64()));
-    if let Some(of) = replica_of {
-        sink.int("replica", of.iter().map(|&x| int(x)));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::simulate;
-    use crate::hardware::cost::RooflineCost;
-    use crate::scenario::Scenario;
-
-    /// Every column is the CSV's: the same names in the same order, and each
-    /// cell the CSV's text read back (times to the nanosecond, fractions to
-    /// six decimals, empty cells absent).
-    fn assert_matches_csv(cols: &Columns, csv: &[u8], decimals: &dyn Fn(&str) -> usize) {
-        let mut r = csv::Reader::from_reader(csv);
-        let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-        let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
-        assert_eq!(header, names);
-        let records: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
-        for (c, (name, col)) in cols.iter().enumerate() {
-            assert_eq!(col.len(), records.len(), "{name}");
-            for (i, rec) in records.iter().enumerate() {
-                let cell = &rec[c];
-                let ours = match col {
-                    Column::Int(v) => v[i].to_string(),
-                    Column::OptInt(v) => v[i].map(|x| x.to_string()).unwrap_or_default(),
-                    Column::Float(v) if v[i].is_nan() => String::new(),
-                    Column::Float(v) => format!("{:.*}", decimals(name), v[i]),
-                    Column::Text(v) => v[i].unwrap_or("").to_string(),
-                };
-                assert_eq!(ours, cell, "{name}, row {i}");
+    /// Appends data row `row` as a CSV line: its cells, then a newline. A
+    /// table may spell its rows faster than cell by cell, never differently.
+    #[inline]
+    fn push_csv_row(&self, row: usize, out: &mut Text) {
+        for col in 0..self.columns().len() {
+            if col > 0 {
+                out.push(b',');
             }
+            out.cell(self.cell(row, col));
+        }
+        out.push(b'\n');
+    }
+}
+
+/// A column of `requests.*`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Req {
+    Id,
+    Arrival,
+    Admitted,
+    FirstToken,
+    Finished,
+    PromptTokens,
+    OutputTokens,
+    OutputTarget,
+    MaxTokens,
+    Samples,
+    Session,
+    Turn,
+    Preemptions,
+    Outcome,
+    HbmHitTokens,
+    TierHitTokens,
+    Queue,
+    Load,
+    Prefill,
+    Replica,
+    Transfer,
+    FirstStep,
+    DecodeStall,
+    KvTransferBytes,
+    PrefillReplica,
+}
+
+impl Req {
+    const BASE: [Req; 19] = [
+        Req::Id,
+        Req::Arrival,
+        Req::Admitted,
+        Req::FirstToken,
+        Req::Finished,
+        Req::PromptTokens,
+        Req::OutputTokens,
+        Req::OutputTarget,
+        Req::MaxTokens,
+        Req::Samples,
+        Req::Session,
+        Req::Turn,
+        Req::Preemptions,
+        Req::Outcome,
+        Req::HbmHitTokens,
+        Req::TierHitTokens,
+        Req::Queue,
+        Req::Load,
+        Req::Prefill,
+    ];
+    const DISAGG: [Req; 5] = [
+        Req::Transfer,
+        Req::FirstStep,
+        Req::DecodeStall,
+        Req::KvTransferBytes,
+        Req::PrefillReplica,
+    ];
+
+    const fn column(self) -> (&'static str, ColumnKind) {
+        use ColumnKind::*;
+        match self {
+            Req::Id => ("id", Int),
+            Req::Arrival => ("arrival", Secs),
+            Req::Admitted => ("admitted", OptSecs),
+            Req::FirstToken => ("first_token", OptSecs),
+            Req::Finished => ("finished", OptSecs),
+            Req::PromptTokens => ("prompt_tokens", Int),
+            Req::OutputTokens => ("output_tokens", Int),
+            Req::OutputTarget => ("output_target", Int),
+            Req::MaxTokens => ("max_tokens", Int),
+            Req::Samples => ("samples", Int),
+            Req::Session => ("session", OptInt),
+            Req::Turn => ("turn", Int),
+            Req::Preemptions => ("preemptions", Int),
+            Req::Outcome => ("outcome", OptText),
+            Req::HbmHitTokens => ("hbm_hit_tokens", Int),
+            Req::TierHitTokens => ("tier_hit_tokens", Int),
+            Req::Queue => ("queue_s", OptSecs),
+            Req::Load => ("load_s", OptSecs),
+            Req::Prefill => ("prefill_s", OptSecs),
+            Req::Replica => ("replica", Int),
+            Req::Transfer => ("transfer_s", OptSecs),
+            Req::FirstStep => ("first_step_s", OptSecs),
+            Req::DecodeStall => ("decode_stall_s", OptSecs),
+            Req::KvTransferBytes => ("kv_transfer_bytes", Int),
+            Req::PrefillReplica => ("prefill_replica", OptInt),
+        }
+    }
+}
+
+fn at(t: Option<SimTime>) -> Cell {
+    t.map_or(Cell::Null, |t| Cell::Nanos(t.as_nanos()))
+}
+
+fn span(d: Option<SimDuration>) -> Cell {
+    d.map_or(Cell::Null, |d| Cell::Nanos(d.as_nanos()))
+}
+
+/// `requests.*`: one row per request, in arrival order; times in seconds.
+/// After `outcome`: prompt tokens found in HBM's prefix cache and loaded from
+/// KV tiers at first admission, and TTFT's parts as the summary defines them
+/// (`queue_s` to first admission, `load_s` loading from tiers, `prefill_s`
+/// the rest; absent where the request never got that far). A cluster's run
+/// adds `replica` (for a disaggregated one, the decode replica); a
+/// disaggregated run's `prefill_s` is the prefill alone, and `transfer_s`,
+/// `first_step_s`, `decode_stall_s`, `kv_transfer_bytes` and
+/// `prefill_replica` follow.
+pub struct Requests<'a> {
+    records: &'a [RequestRecord],
+    replica_of: Option<&'a [u32]>,
+    flights: Option<&'a [FlightTimes]>,
+    cols: Vec<Req>,
+    columns: Vec<(&'static str, ColumnKind)>,
+}
+
+impl<'a> Requests<'a> {
+    /// The table of `records`, with a `replica` column when `replica_of` (one
+    /// entry per record) is given and the disaggregation columns when
+    /// `flights` (one per record) is.
+    pub fn new(
+        records: &'a [RequestRecord],
+        replica_of: Option<&'a [u32]>,
+        flights: Option<&'a [FlightTimes]>,
+    ) -> Self {
+        let mut cols = Req::BASE.to_vec();
+        if replica_of.is_some() {
+            cols.push(Req::Replica);
+        }
+        if flights.is_some() {
+            cols.extend(Req::DISAGG);
+        }
+        let columns = cols.iter().map(|c| c.column()).collect();
+        Requests {
+            records,
+            replica_of,
+            flights,
+            cols,
+            columns,
+        }
+    }
+}
+
+impl Rows for Requests<'_> {
+    fn columns(&self) -> &[(&'static str, ColumnKind)] {
+        &self.columns
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    #[inline]
+    fn cell(&self, row: usize, col: usize) -> Cell {
+        let r = &self.records[row];
+        let flight = || self.flights.map(|f| f[row]).unwrap_or_default();
+        let int = |v: u32| Cell::Int(u64::from(v));
+        match self.cols[col] {
+            Req::Id => Cell::Int(r.id),
+            Req::Arrival => Cell::Nanos(r.arrival.as_nanos()),
+            Req::Admitted => at(r.admitted),
+            Req::FirstToken => at(r.first_token),
+            Req::Finished => at(r.finished),
+            Req::PromptTokens => int(r.prompt_tokens),
+            Req::OutputTokens => int(r.output_tokens),
+            Req::OutputTarget => int(r.output_target),
+            Req::MaxTokens => int(r.max_tokens),
+            Req::Samples => int(r.samples),
+            Req::Session => r.session.map_or(Cell::Null, Cell::Int),
+            Req::Turn => int(r.turn),
+            Req::Preemptions => int(r.preemptions),
+            Req::Outcome => r.outcome.map_or(Cell::Null, |o| Cell::Text(o.name())),
+            Req::HbmHitTokens => int(r.hbm_hit_tokens),
+            Req::TierHitTokens => int(r.tier_hit_tokens),
+            Req::Queue => span(r.queue()),
+            Req::Load => span(r.admitted.map(|_| r.load)),
+            Req::Prefill => span(match self.flights {
+                Some(f) => f[row].prefill_end.and_then(|e| Some(e - r.admitted?)),
+                None => r.prefill(),
+            }),
+            Req::Replica => int(self.replica_of.map_or(0, |of| of[row])),
+            Req::Transfer => {
+                let f = flight();
+                span(f.prefill_end.and_then(|p| Some(f.transfer_end? - p)))
+            }
+            Req::FirstStep => {
+                let f = flight();
+                span(f.transfer_end.and_then(|t| Some(r.first_token? - t)))
+            }
+            Req::DecodeStall => span(flight().stall),
+            Req::KvTransferBytes => Cell::Int(flight().bytes),
+            Req::PrefillReplica => match flight().prefill_replica {
+                u32::MAX => Cell::Null,
+                p => int(p),
+            },
         }
     }
 
-    fn check(text: &str) {
-        check_scenario(Scenario::from_toml(text, "t.toml".as_ref(), &[]).unwrap());
-    }
-
-    fn check_scenario(s: Scenario) {
-        let d = &s.deployment;
-        let out = simulate(&s, s.seed, RooflineCost::new(&s.model, d, &d.efficiency)).unwrap();
-        let files = crate::report::run_files("t.toml".as_ref(), &s, s.seed, &out).unwrap();
-        let cluster = out.cluster.as_ref();
-        let requests = requests_columns(
-            &out.records,
-            cluster.map(|c| c.replica_of_request.as_slice()),
-            cluster.and_then(|c| c.flights.as_deref()),
-        );
-        let timeline =
-            timeline_columns(&out.timeline, cluster.map(|c| c.replica_of_row.as_slice()));
-        assert!(!requests[0].1.is_empty());
-        assert_matches_csv(&requests, &files[1].1, &|_| 9);
-        let timeline_decimals = |name: &str| {
-            if name == "time" || name == "step_s" {
-                9
-            } else {
-                6
+    /// The base columns straight from the record (most of `requests.csv`'s
+    /// bytes), the optional ones cell by cell.
+    #[inline]
+    fn push_csv_row(&self, row: usize, out: &mut Text) {
+        let r = &self.records[row];
+        let opt = |out: &mut Text, t: Option<u64>| {
+            out.push(b',');
+            if let Some(ns) = t {
+                out.secs(ns);
             }
         };
-        assert_matches_csv(&timeline, &files[2].1, &timeline_decimals);
+        let int = |out: &mut Text, v: u32| {
+            out.push(b',');
+            out.u64(u64::from(v));
+        };
+        out.u64(r.id);
+        out.push(b',');
+        out.secs(r.arrival.as_nanos());
+        opt(out, r.admitted.map(SimTime::as_nanos));
+        opt(out, r.first_token.map(SimTime::as_nanos));
+        opt(out, r.finished.map(SimTime::as_nanos));
+        int(out, r.prompt_tokens);
+        int(out, r.output_tokens);
+        int(out, r.output_target);
+        int(out, r.max_tokens);
+        int(out, r.samples);
+        out.push(b',');
+        if let Some(s) = r.session {
+            out.u64(s);
+        }
+        int(out, r.turn);
+        int(out, r.preemptions);
+        out.push(b',');
+        if let Some(o) = r.outcome {
+            out.extend(o.name().as_bytes());
+        }
+        int(out, r.hbm_hit_tokens);
+        int(out, r.tier_hit_tokens);
+        opt(out, r.queue().map(SimDuration::as_nanos));
+        opt(out, r.admitted.map(|_| r.load.as_nanos()));
+        if self.flights.is_none() {
+            opt(out, r.prefill().map(SimDuration::as_nanos));
+        } else {
+            out.push(b',');
+            out.cell(self.cell(row, Req::BASE.len() - 1));
+        }
+        for col in Req::BASE.len()..self.cols.len() {
+            out.push(b',');
+            out.cell(self.cell(row, col));
+        }
+        out.push(b'\n');
+    }
+}
+
+/// The columns of `timeline.*`, the `replica` column aside.
+const TIMELINE: [(&str, ColumnKind); 10] = [
+    ("time", ColumnKind::Secs),
+    ("running", ColumnKind::Int),
+    ("waiting", ColumnKind::Int),
+    ("kv_used_bytes", ColumnKind::Int),
+    ("kv_frac", ColumnKind::Frac),
+    ("waste_used", ColumnKind::Frac),
+    ("waste_reserved", ColumnKind::Frac),
+    ("waste_internal", ColumnKind::Frac),
+    ("waste_external", ColumnKind::Frac),
+    ("step_s", ColumnKind::Secs),
+];
+
+/// `timeline.*`: the server at each recorded step, with a last `replica`
+/// column for a cluster's run (each replica's rows in turn).
+pub struct Timeline<'a> {
+    rows: &'a [TimelineRow],
+    replica_of: Option<&'a [u32]>,
+    columns: Vec<(&'static str, ColumnKind)>,
+}
+
+impl<'a> Timeline<'a> {
+    /// The table of `rows`, with a `replica` column when `replica_of` (one
+    /// entry per row) is given.
+    pub fn new(rows: &'a [TimelineRow], replica_of: Option<&'a [u32]>) -> Self {
+        let mut columns = TIMELINE.to_vec();
+        if replica_of.is_some() {
+            columns.push(("replica", ColumnKind::Int));
+        }
+        Timeline {
+            rows,
+            replica_of,
+            columns,
+        }
+    }
+}
+
+impl Rows for Timeline<'_> {
+    fn columns(&self) -> &[(&'static str, ColumnKind)] {
+        &self.columns
     }
 
-    const BASE: &str = r#"
-name = "t"
-seed = 3
-requests = 300
-[model]
-preset = "llama-3.1-8b"
-[hardware]
-gpu = "h100-sxm"
-[traffic]
-arrival = { kind = "poisson", rate = 40.0 }
-prompt = { kind = "lognormal", mean = 800, sigma = 1.0, min = 4, max = 8192 }
-output = { kind = "lognormal", mean = 300, sigma = 1.0, min = 1, max = 2048 }
-[cache]
-policy = "paged"
-"#;
-
-    #[test]
-    fn columns_are_the_csv_files_of_a_run() {
-        check(BASE);
+    fn len(&self) -> usize {
+        self.rows.len()
     }
 
-    #[test]
-    fn columns_cross_blocks_and_an_empty_table_has_them_all() {
-        // 9,000 requests: three blocks of records, more of timeline rows.
-        check(&BASE.replace("requests = 300", "requests = 9000"));
-        let cols = timeline_columns(&[], None);
-        assert_eq!(cols.len(), 10);
-        assert!(cols.iter().all(|(_, c)| c.is_empty()));
-        let ranges: Vec<_> = blocks(2 * BLOCK + 1).collect();
-        assert_eq!(
-            ranges,
-            [0..BLOCK, BLOCK..2 * BLOCK, 2 * BLOCK..2 * BLOCK + 1]
-        );
-        // One empty block: an empty table still has its columns.
-        assert_eq!(blocks(0).collect::<Vec<_>>(), vec![0..0; 1]);
+    #[inline]
+    fn cell(&self, row: usize, col: usize) -> Cell {
+        let r = &self.rows[row];
+        match col {
+            0 => Cell::Nanos(r.time.as_nanos()),
+            1 => Cell::Int(u64::from(r.running)),
+            2 => Cell::Int(u64::from(r.waiting)),
+            3 => Cell::Int(r.kv_used_bytes),
+            4 => Cell::Frac(r.kv_frac),
+            5 => Cell::Frac(r.levels.used),
+            6 => Cell::Frac(r.levels.reserved),
+            7 => Cell::Frac(r.levels.internal),
+            8 => Cell::Frac(r.levels.external),
+            9 => Cell::Nanos(r.step.as_nanos()),
+            _ => Cell::Int(u64::from(self.replica_of.map_or(0, |of| of[row]))),
+        }
     }
 
-    #[test]
-    fn columns_are_the_csv_files_of_a_cluster_run() {
-        check(&BASE.replace("[hardware]\n", "[hardware]\nreplicas = 2\n"));
-    }
-
-    #[test]
-    fn columns_are_the_csv_files_of_a_disaggregated_run() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scenarios/disagg-70b-short-prompts.toml"
-        );
-        let s = Scenario::load(path.as_ref(), &["requests=60".to_string()]).unwrap();
-        assert!(s.disagg.is_some());
-        check_scenario(s);
+    #[inline]
+    fn push_csv_row(&self, row: usize, out: &mut Text) {
+        let r = &self.rows[row];
+        out.secs(r.time.as_nanos());
+        out.push(b',');
+        out.u64(u64::from(r.running));
+        out.push(b',');
+        out.u64(u64::from(r.waiting));
+        out.push(b',');
+        out.u64(r.kv_used_bytes);
+        for x in [
+            r.kv_frac,
+            r.levels.used,
+            r.levels.reserved,
+            r.levels.internal,
+            r.levels.external,
+        ] {
+            out.push(b',');
+            out.frac(x);
+        }
+        out.push(b',');
+        out.secs(r.step.as_nanos());
+        if let Some(of) = self.replica_of {
+            out.push(b',');
+            out.u64(u64::from(of[row]));
+        }
+        out.push(b'\n');
     }
 }

@@ -421,12 +421,13 @@ fn grid_meta(
 // ---------------------------------------------------------------------------
 // Entry points of the commands.
 
-/// `report.html` of a run of `scenario` (the same page `kvsim report` makes
-/// from the run's files).
+/// `report.html` of a run of `scenario` whose tables are written in
+/// `format` (the same page `kvsim report` makes from the run's files).
 pub fn run_html(
     scenario: &Scenario,
     seed: u64,
     out: &crate::engine::RunOutput,
+    format: crate::scenario::spec::TableFormat,
 ) -> Result<Vec<u8>, Error> {
     let failed = |e: String| {
         Error::io(
@@ -436,13 +437,13 @@ pub fn run_html(
     };
     let summary = super::summary_json(scenario, seed, &out.summary, out.cluster.as_ref())
         .map_err(|e| failed(e.to_string()))?;
-    let timeline = super::timeline_csv_of(
-        &out.timeline,
-        out.cluster.as_ref().map(|c| c.replica_of_row.as_slice()),
-    )
-    .map_err(|e| failed(e.to_string()))?;
     let meta = run_meta(scenario, &scenario.path);
-    run_page(&meta, &summary, &timeline).map(String::into_bytes)
+    // The charts read the timeline's numbers as a reader of the timeline's
+    // file gets them back, without writing and parsing the text again: the
+    // page is the one `kvsim report` rebuilds from the files.
+    let series = super::timeline_series(&out.timeline);
+    let file = format!("timeline.{}", format.extension());
+    run_page(&meta, &summary, |page| page.timeline_charts(&series, &file)).map(String::into_bytes)
 }
 
 /// `report.html` of a sweep of scenario table `table` (read from `path`)
@@ -506,8 +507,19 @@ pub fn regenerate(dir: &Path) -> Result<PathBuf, Error> {
         "run" => {
             let summary = read("summary.json")?;
             let meta = old.unwrap_or_else(|| meta_from_summary(&summary, dir));
-            let timeline = read("timeline.csv")?;
-            run_page(&meta, &summary, &timeline)?
+            if !has("timeline.csv") && has("timeline.parquet") {
+                run_page(&meta, &summary, |page| {
+                    parquet_charts(page, &dir.join("timeline.parquet"))
+                })?
+            } else {
+                let timeline = read("timeline.csv")?;
+                run_page(&meta, &summary, |page| {
+                    match Table::parse(Path::new("timeline.csv"), &timeline) {
+                        Ok(table) => page.charts(table),
+                        Err(e) => page.p(&format!("No charts: {e}")),
+                    }
+                })?
+            }
         }
         "sweep" => {
             let meta = old.unwrap_or_else(|| unrecorded("sweep", &name));
@@ -522,6 +534,24 @@ pub fn regenerate(dir: &Path) -> Result<PathBuf, Error> {
     out.write(REPORT_HTML, page.as_bytes())?;
     out.commit()?;
     Ok(dir.join(REPORT_HTML))
+}
+
+/// The charts section of a run written with `--format parquet`, from its
+/// `timeline.parquet` (a build without the `parquet` feature says so).
+fn parquet_charts(page: &mut Page, path: &Path) {
+    #[cfg(feature = "parquet")]
+    match super::parquet::timeline_series(path) {
+        Ok(series) => page.timeline_charts(&series, "timeline.parquet"),
+        Err(e) => page.p(&format!("No charts: timeline.parquet: {e}")),
+    }
+    #[cfg(not(feature = "parquet"))]
+    {
+        let _ = path;
+        page.p(
+            "No charts: this run's timeline is timeline.parquet, and this kvsim was built \
+             without Parquet support (cargo build --release --features parquet reads it).",
+        );
+    }
 }
 
 /// Copies every file of `dir/prefix` but the markers and the report into
@@ -703,6 +733,33 @@ impl Page {
         // A run with nothing to draw (every request refused, say) still has
         // its report: the page says why there is no chart.
         match crate::report::plot::render_charts(table, &opts) {
+            Ok(charts) => {
+                for (name, bytes) in charts {
+                    self.svg(&name, &bytes);
+                }
+            }
+            Err(e) => self.p(&format!("No charts: {e}")),
+        }
+    }
+
+    /// The default charts of a run's timeline, from its columns; `file`
+    /// names the timeline in messages.
+    fn timeline_charts(&mut self, series: &crate::report::plot::TimelineSeries, file: &str) {
+        if series.time.is_empty() {
+            // What reading the header-only timeline.csv says.
+            let e = Error::DataFile {
+                path: file.into(),
+                line: Some(1),
+                reason: "no data rows after the header".into(),
+            };
+            self.p(&format!("No charts: {e}"));
+            return;
+        }
+        let opts = PlotOptions {
+            format: Format::Svg,
+            ..Default::default()
+        };
+        match crate::report::plot::render_timeline_charts(series, &opts, Path::new(file)) {
             Ok(charts) => {
                 for (name, bytes) in charts {
                     self.svg(&name, &bytes);
@@ -896,7 +953,8 @@ const BOUNDS: [(&str, &str); 4] = [
     ("batch_bound_tokens", "token budget"),
 ];
 
-fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Error> {
+/// The page of a run: `charts` draws its charts section from the timeline.
+fn run_page(meta: &Meta, summary: &[u8], charts: impl FnOnce(&mut Page)) -> Result<String, Error> {
     let doc: Value = serde_json::from_slice(summary).map_err(|e| {
         Error::io(
             "summary.json",
@@ -1041,10 +1099,7 @@ fn run_page(meta: &Meta, summary: &[u8], timeline: &[u8]) -> Result<String, Erro
         disagg_section(&mut page, &f);
     }
     page.h2("charts", "Charts");
-    match Table::parse(Path::new("timeline.csv"), timeline) {
-        Ok(table) => page.charts(table),
-        Err(e) => page.p(&format!("No charts: {e}")),
-    }
+    charts(&mut page);
     page.config(meta);
     page.validation(meta);
     page.warnings(meta);

@@ -4,15 +4,19 @@
 //! command's files together or none. Simulated nanoseconds become seconds here
 //! and nowhere else.
 
+pub mod columnar;
 pub mod columns;
+pub mod fastcsv;
 pub mod html;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod plot;
 mod table;
 
 pub use crate::output::write_atomic;
 pub use table::{TERMINAL_WIDTH, print_kv_report, summary_table};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -20,18 +24,9 @@ use crate::engine::{ClusterOutput, RunOutput};
 use crate::error::Error;
 use crate::metrics::disagg::FlightTimes;
 use crate::metrics::{RequestRecord, Summary, TimelineRow};
+use crate::output::OutputDir;
 use crate::scenario::Scenario;
-use crate::units::{SimDuration, SimTime};
-
-fn secs(t: Option<SimTime>) -> String {
-    t.map(|t| format!("{:.9}", t.as_secs_f64()))
-        .unwrap_or_default()
-}
-
-fn span(d: Option<SimDuration>) -> String {
-    d.map(|d| format!("{:.9}", d.as_secs_f64()))
-        .unwrap_or_default()
-}
+use crate::scenario::spec::TableFormat;
 
 /// `requests.csv`: one row per request, in arrival order; times in seconds.
 /// After `outcome`: prompt tokens found in HBM's prefix cache and loaded from
@@ -53,91 +48,9 @@ pub fn requests_csv_of(
     replica_of: Option<&[u32]>,
     flights: Option<&[FlightTimes]>,
 ) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(records.len() * 136));
-    let mut header = vec![
-        "id",
-        "arrival",
-        "admitted",
-        "first_token",
-        "finished",
-        "prompt_tokens",
-        "output_tokens",
-        "output_target",
-        "max_tokens",
-        "samples",
-        "session",
-        "turn",
-        "preemptions",
-        "outcome",
-        "hbm_hit_tokens",
-        "tier_hit_tokens",
-        "queue_s",
-        "load_s",
-        "prefill_s",
-    ];
-    if replica_of.is_some() {
-        header.push("replica");
-    }
-    if flights.is_some() {
-        header.extend([
-            "transfer_s",
-            "first_step_s",
-            "decode_stall_s",
-            "kv_transfer_bytes",
-            "prefill_replica",
-        ]);
-    }
-    w.write_record(&header)?;
-    for (i, r) in records.iter().enumerate() {
-        let replica = replica_of.map(|of| of[i].to_string());
-        let flight = flights.map(|f| f[i]);
-        let prefill = match flight {
-            Some(f) => f.prefill_end.and_then(|e| Some(e - r.admitted?)),
-            None => r.prefill(),
-        };
-        let disagg = flight.map(|f| {
-            [
-                span(f.prefill_end.and_then(|p| Some(f.transfer_end? - p))),
-                span(f.transfer_end.and_then(|t| Some(r.first_token? - t))),
-                span(f.stall),
-                f.bytes.to_string(),
-                if f.prefill_replica == u32::MAX {
-                    String::new()
-                } else {
-                    f.prefill_replica.to_string()
-                },
-            ]
-        });
-        let cells = [
-            r.id.to_string(),
-            secs(Some(r.arrival)),
-            secs(r.admitted),
-            secs(r.first_token),
-            secs(r.finished),
-            r.prompt_tokens.to_string(),
-            r.output_tokens.to_string(),
-            r.output_target.to_string(),
-            r.max_tokens.to_string(),
-            r.samples.to_string(),
-            r.session.map(|s| s.to_string()).unwrap_or_default(),
-            r.turn.to_string(),
-            r.preemptions.to_string(),
-            r.outcome.map(|o| o.name()).unwrap_or("").to_string(),
-            r.hbm_hit_tokens.to_string(),
-            r.tier_hit_tokens.to_string(),
-            span(r.queue()),
-            span(r.admitted.map(|_| r.load)),
-            span(prefill),
-        ];
-        w.write_record(
-            cells
-                .iter()
-                .map(String::as_str)
-                .chain(replica.as_deref())
-                .chain(disagg.iter().flatten().map(String::as_str)),
-        )?;
-    }
-    w.into_inner().map_err(|e| e.into_error().into())
+    Ok(fastcsv::csv_bytes(&columns::Requests::new(
+        records, replica_of, flights,
+    )))
 }
 
 /// `timeline.csv`: the server at each step (or sampling instant).
@@ -151,40 +64,33 @@ pub fn timeline_csv_of(
     rows: &[TimelineRow],
     replica_of: Option<&[u32]>,
 ) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 64));
-    let mut header = vec![
-        "time",
-        "running",
-        "waiting",
-        "kv_used_bytes",
-        "kv_frac",
-        "waste_used",
-        "waste_reserved",
-        "waste_internal",
-        "waste_external",
-        "step_s",
-    ];
-    if replica_of.is_some() {
-        header.push("replica");
+    Ok(fastcsv::csv_bytes(&columns::Timeline::new(
+        rows, replica_of,
+    )))
+}
+
+/// The columns of `rows` the timeline charts draw, as a reader of
+/// `timeline.csv` gets them back from its text (seconds to the nanosecond,
+/// fractions to 6 decimals), so charts drawn from memory and from the file
+/// agree to the bit.
+pub fn timeline_series(rows: &[TimelineRow]) -> plot::TimelineSeries {
+    let finite = |x: f64| x.is_finite().then_some(x);
+    plot::TimelineSeries {
+        time: rows
+            .iter()
+            .map(|r| finite(fastcsv::secs_value(r.time.as_nanos())))
+            .collect(),
+        running: rows.iter().map(|r| Some(f64::from(r.running))).collect(),
+        waiting: rows.iter().map(|r| Some(f64::from(r.waiting))).collect(),
+        kv_frac: rows
+            .iter()
+            .map(|r| finite(fastcsv::frac_value(r.kv_frac)))
+            .collect(),
+        waste_used: rows
+            .iter()
+            .map(|r| finite(fastcsv::frac_value(r.levels.used)))
+            .collect(),
     }
-    w.write_record(&header)?;
-    for (i, r) in rows.iter().enumerate() {
-        let replica = replica_of.map(|of| of[i].to_string());
-        let cells = [
-            format!("{:.9}", r.time.as_secs_f64()),
-            r.running.to_string(),
-            r.waiting.to_string(),
-            r.kv_used_bytes.to_string(),
-            format!("{:.6}", r.kv_frac),
-            format!("{:.6}", r.levels.used),
-            format!("{:.6}", r.levels.reserved),
-            format!("{:.6}", r.levels.internal),
-            format!("{:.6}", r.levels.external),
-            format!("{:.9}", r.step.as_secs_f64()),
-        ];
-        w.write_record(cells.iter().map(String::as_str).chain(replica.as_deref()))?;
-    }
-    w.into_inner().map_err(|e| e.into_error().into())
 }
 
 /// The document written to `summary.json`.
@@ -314,4 +220,96 @@ pub fn run_files(
         .map_err(|e| failed("timeline.csv", e.to_string()))?,
     ));
     Ok(files)
+}
+
+/// Whether this build writes `format` (Parquet needs the `parquet` feature):
+/// an error (exit 2) saying how to get a build that does, otherwise.
+pub fn require_format(format: TableFormat) -> Result<(), Error> {
+    if format == TableFormat::Parquet && !cfg!(feature = "parquet") {
+        return Err(Error::Usage(
+            "this kvsim was built without Parquet output (--format parquet, output.format = \
+             \"parquet\"); build it with the `parquet` feature: cargo build --release \
+             --features parquet (or cargo install --path . --features parquet), or write CSV"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `table` as `name` in `format` into `dir`.
+fn write_table<T: columns::Rows + ?Sized>(
+    dir: &OutputDir,
+    name: &str,
+    table: &T,
+    format: TableFormat,
+) -> Result<PathBuf, Error> {
+    match format {
+        TableFormat::Csv => dir.write_with(name, |f| fastcsv::write_csv(table, f)),
+        #[cfg(feature = "parquet")]
+        TableFormat::Parquet => dir.write_with(name, |f| parquet::write_parquet(table, f)),
+        #[cfg(not(feature = "parquet"))]
+        TableFormat::Parquet => Err(require_format(format).expect_err("no parquet feature")),
+    }
+}
+
+/// Writes a run's files into `dir`: `summary.json`, `requests.<ext>` (not in
+/// streaming mode, which kept no records) and
+/// `timeline.<ext>` in `format` (see [`columns`]) and `report.html`; returns
+/// where each will be once `dir` is committed, in that order.
+///
+/// The tables are streamed to disk (memory does not grow with them) and the
+/// files are written at once on rayon's threads, a large CSV formatted in
+/// blocks on several; the bytes do not depend on the threads. On an error
+/// the first in that order is returned (`dir`, not committed, is dropped
+/// with whatever was written).
+pub fn write_run(
+    dir: &OutputDir,
+    scenario: &Scenario,
+    seed: u64,
+    out: &RunOutput,
+    format: TableFormat,
+) -> Result<Vec<PathBuf>, Error> {
+    require_format(format)?;
+    let cluster = out.cluster.as_ref();
+    let requests = columns::Requests::new(
+        &out.records,
+        cluster.map(|c| c.replica_of_request.as_slice()),
+        cluster.and_then(|c| c.flights.as_deref()),
+    );
+    let timeline =
+        columns::Timeline::new(&out.timeline, cluster.map(|c| c.replica_of_row.as_slice()));
+    let ext = format.extension();
+    let (requests_name, timeline_name) = (format!("requests.{ext}"), format!("timeline.{ext}"));
+    let failed = |what: &str, e: String| {
+        Error::io(
+            &scenario.path,
+            std::io::Error::other(format!("cannot format {what}: {e}")),
+        )
+    };
+    let (mut summary, mut report) = (None, None);
+    let (mut requests_file, mut timeline_file) = (None, None);
+    rayon::scope(|s| {
+        // A run in streaming mode kept no records: no requests table.
+        if !out.streamed {
+            s.spawn(|_| requests_file = Some(write_table(dir, &requests_name, &requests, format)));
+        }
+        s.spawn(|_| timeline_file = Some(write_table(dir, &timeline_name, &timeline, format)));
+        summary = Some(
+            summary_json(scenario, seed, &out.summary, cluster)
+                .map_err(|e| failed("summary.json", e.to_string()))
+                .and_then(|bytes| dir.write("summary.json", &bytes)),
+        );
+        report = Some(
+            html::run_html(scenario, seed, out, format)
+                .and_then(|bytes| dir.write("report.html", &bytes)),
+        );
+    });
+    let done = |r: Option<Result<PathBuf, Error>>| r.expect("the scope ran every write");
+    let mut written = vec![done(summary)?];
+    if let Some(requests) = requests_file {
+        written.push(requests?);
+    }
+    written.push(done(timeline_file)?);
+    written.push(done(report)?);
+    Ok(written)
 }

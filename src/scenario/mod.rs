@@ -125,11 +125,17 @@ pub struct Scenario {
     pub layout: KvLayout,
     /// KV tiers below HBM and their links (`None`: HBM only).
     pub tiers: Option<TierPlan>,
-    /// Timeline sampling period (`None`: every step).
+    /// Timeline sampling period (`None`: every step, thinned to
+    /// `timeline_max_rows`).
     pub timeline_interval: Option<SimDuration>,
     /// `output.records` as written (`auto` is resolved per run, by the
     /// engine's work estimate: `engine::streams`).
     pub records: spec::RecordsMode,
+    /// Without `timeline_interval`, the most rows a replica's timeline keeps
+    /// (see [`crate::metrics::timeline`]).
+    pub timeline_max_rows: u64,
+    /// The format of `kvsim run`'s tables (`output.format`).
+    pub table_format: spec::TableFormat,
     /// The resolved spec (after overrides), echoed into `summary.json`.
     pub spec: ScenarioSpec,
     /// Prefill/decode disaggregation: the prefill pool and the transfer
@@ -437,6 +443,22 @@ fn validate(
              requests are composed from both pools' records at the end of the run; use \"exact\"",
         ));
     }
+    let timeline_max_rows = match (spec.output.timeline_max_rows, timeline_interval) {
+        (Some(0), _) => {
+            return Err(SpecError::new(
+                "output.timeline_max_rows",
+                "must be at least 1 (the rows the timeline keeps)",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(SpecError::new(
+                "output.timeline_max_rows",
+                "bounds the default timeline, which records every step; with \
+                 output.timeline_interval_s every interval is recorded: set one of the two",
+            ));
+        }
+        (rows, _) => rows.unwrap_or(crate::metrics::DEFAULT_TIMELINE_MAX_ROWS),
+    };
     if traffic.samples() > scheduler.max_num_seqs {
         // vLLM schedules a request's samples together, each a sequence
         // counted against max_num_seqs: such a request could never start.
@@ -585,6 +607,8 @@ fn validate(
         tiers,
         timeline_interval,
         records,
+        timeline_max_rows,
+        table_format: spec.output.format.unwrap_or_default(),
         spec,
         disagg: None,
     })

@@ -483,12 +483,45 @@ pub struct SloSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
-    /// Timeline sampling period in seconds (default: one row per engine step).
+    /// Timeline sampling period in seconds (default: one row per engine
+    /// step, thinned to at most `timeline_max_rows` rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline_interval_s: Option<f64>,
+    /// Without `timeline_interval_s`, the most rows the timeline keeps per
+    /// replica (default [`crate::metrics::DEFAULT_TIMELINE_MAX_ROWS`]): every
+    /// step while they fit, then the first step of each interval of the
+    /// narrowest of 1 ms, 2 ms, 10 ms, 20 ms, 100 ms, ... that fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_max_rows: Option<u64>,
+    /// Format of `kvsim run`'s per-request and per-step tables (default
+    /// `csv`; `--format` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<TableFormat>,
     /// Whether every request's record is kept (default `"auto"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<RecordsMode>,
+}
+
+/// The format of a run's `requests` and `timeline` tables.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// `requests.csv` and `timeline.csv`.
+    #[default]
+    Csv,
+    /// `requests.parquet` and `timeline.parquet` (builds with the `parquet`
+    /// feature).
+    Parquet,
+}
+
+impl TableFormat {
+    /// The file extension of the tables.
+    pub const fn extension(self) -> &'static str {
+        match self {
+            TableFormat::Csv => "csv",
+            TableFormat::Parquet => "parquet",
+        }
+    }
 }
 
 /// `output.records`: what a run keeps of each request.

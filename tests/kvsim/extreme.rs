@@ -371,10 +371,11 @@ fn measure_the_peak_memory_of_a_run() {
     let d = &s.deployment;
     let cost = kvsim::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
     let out = kvsim::engine::simulate(&s, s.seed, cost).unwrap();
+    // Written as `kvsim run` writes them.
     let dir = tempfile::tempdir().unwrap();
-    for (name, bytes) in kvsim::report::run_files(dir.path(), &s, s.seed, &out).unwrap() {
-        std::fs::write(dir.path().join(name), bytes).unwrap();
-    }
+    let target = kvsim::output::OutputDir::begin(&dir.path().join("out"), "run", &[]).unwrap();
+    kvsim::report::write_run(&target, &s, s.seed, &out, s.table_format).unwrap();
+    target.commit().unwrap();
     let peak = kvsim::engine::peak_rss_bytes().unwrap();
     println!(
         "MEASURED delta={} requests={} rows={} steps={}",
@@ -386,12 +387,17 @@ fn measure_the_peak_memory_of_a_run() {
 }
 
 /// The memory estimate of a run is at least what a real run's peak RSS
-/// grows by, and not wildly more (within 3x), with and without a timeline
-/// row per step. Linux only: it reads VmHWM from /proc/self/status.
+/// grows by, and not wildly more (within 3x): with the default timeline
+/// (bounded), a row per step, and a row an hour. Linux only: it reads VmHWM
+/// from /proc/self/status.
 #[cfg(target_os = "linux")]
 #[test]
 fn the_memory_estimate_covers_a_measured_run() {
-    for set in [None, Some("output.timeline_interval_s=3600")] {
+    for set in [
+        None,
+        Some("output.timeline_max_rows=1000000"),
+        Some("output.timeline_interval_s=3600"),
+    ] {
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "extreme::measure_the_peak_memory_of_a_run",

@@ -28,5 +28,6 @@ mod report;
 mod seeds;
 mod streaming;
 mod sweep;
+mod tables;
 mod tiers;
 mod traces;

@@ -1050,8 +1050,8 @@ fn readme_commands_not_run_are_few_and_exist() {
 const CLAIMS: &[(&str, &str)] = &[
     // Streaming mode.
     (
-        "thinned to at most 8,192 evenly spread rows per replica",
-        "a_streamed_timeline_stays_bounded_and_spans_the_run",
+        "the timeline is bounded as in every run",
+        "a_streamed_timeline_is_the_exact_runs",
     ),
     (
         "Every percentile is then within 1 % of the value at its rank",

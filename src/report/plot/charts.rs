@@ -893,12 +893,44 @@ pub fn downsample(points: &[Point]) -> Vec<Point> {
     out
 }
 
+/// The columns of a timeline its default charts draw, as numbers (`None`:
+/// an empty cell, or one a chart cannot place).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimelineSeries {
+    /// `time`, seconds.
+    pub time: Vec<Option<f64>>,
+    /// `running`.
+    pub running: Vec<Option<f64>>,
+    /// `waiting`.
+    pub waiting: Vec<Option<f64>>,
+    /// `kv_frac`.
+    pub kv_frac: Vec<Option<f64>>,
+    /// `waste_used`.
+    pub waste_used: Vec<Option<f64>>,
+}
+
+impl TimelineSeries {
+    /// The series of a `timeline.csv` read as a table.
+    pub fn of(t: &Table) -> Result<TimelineSeries, Error> {
+        Ok(TimelineSeries {
+            time: t.numbers_of("time")?,
+            running: t.numbers_of("running")?,
+            waiting: t.numbers_of("waiting")?,
+            kv_frac: t.numbers_of("kv_frac")?,
+            waste_used: t.numbers_of("waste_used")?,
+        })
+    }
+}
+
 /// The timeline's default charts: `occupancy` and `queue`.
 pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
-    let t = &tl.table;
-    let time = t.numbers_of("time")?;
-    let series = |col: &str, scale: f64| -> Result<Vec<Point>, Error> {
-        let ys = t.numbers_of(col)?;
+    Ok(timeline_series_figures(&TimelineSeries::of(&tl.table)?))
+}
+
+/// [`timeline_figures`] of a timeline's columns, however they were read.
+pub fn timeline_series_figures(t: &TimelineSeries) -> Vec<NamedFigure> {
+    let time = &t.time;
+    let series = |ys: &[Option<f64>], scale: f64| -> Vec<Point> {
         let pts: Vec<Point> = time
             .iter()
             .zip(ys)
@@ -910,7 +942,7 @@ pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
                 })
             })
             .collect();
-        Ok(downsample(&pts))
+        downsample(&pts)
     };
     let times: Vec<f64> = time.iter().flatten().copied().collect();
     let x_axis = Axis::linear_padded(
@@ -926,9 +958,9 @@ pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
     };
 
     // Occupancy, with the share of time spent above the warning level.
-    let frac = t.numbers_of("kv_frac")?;
+    let frac = &t.kv_frac;
     let (mut above, mut total, mut peak) = (0.0, 0.0, 0.0f64);
-    for (i, (x, f)) in time.iter().zip(&frac).enumerate() {
+    for (i, (x, f)) in time.iter().zip(frac).enumerate() {
         let (Some(x), Some(f)) = (x, f) else { continue };
         peak = peak.max(*f);
         // A row holds until the next row starts.
@@ -940,8 +972,8 @@ pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
             }
         }
     }
-    let held = series("kv_frac", 100.0)?;
-    let used = series("waste_used", 100.0)?;
+    let held = series(&t.kv_frac, 100.0);
+    let used = series(&t.waste_used, 100.0);
     let warning = Reference {
         y: 90.0,
         label: "90 % warning".into(),
@@ -987,8 +1019,8 @@ pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
         legend_title: None,
     };
 
-    let running = series("running", 1.0)?;
-    let waiting = series("waiting", 1.0)?;
+    let running = series(&t.running, 1.0);
+    let waiting = series(&t.waiting, 1.0);
     let peak_of = |pts: &[Point]| pts.iter().filter_map(|p| p.y).fold(0.0, f64::max);
     let (peak_run, peak_wait) = (peak_of(&running), peak_of(&waiting));
     let queue = Figure {
@@ -1019,7 +1051,7 @@ pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
             },
         ],
     };
-    Ok(vec![
+    vec![
         NamedFigure {
             name: "occupancy".into(),
             figure: occupancy,
@@ -1028,5 +1060,5 @@ pub fn timeline_figures(tl: &Timeline) -> Result<Vec<NamedFigure>, Error> {
             name: "queue".into(),
             figure: queue,
         },
-    ])
+    ]
 }

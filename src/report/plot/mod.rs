@@ -24,8 +24,8 @@ mod text;
 
 pub use axis::{Axis, use_log};
 pub use charts::{
-    BUCKETS, DOWNSAMPLE_ABOVE, NamedFigure, custom_figure, default_series, default_x, downsample,
-    sanitize, sweep_figures, timeline_figures,
+    BUCKETS, DOWNSAMPLE_ABOVE, NamedFigure, TimelineSeries, custom_figure, default_series,
+    default_x, downsample, sanitize, sweep_figures, timeline_figures, timeline_series_figures,
 };
 pub use figure::{
     Body, FONT_FAMILY, Figure, HEIGHT, Layer, LegendEntry, Line, PALETTE, PANEL_WIDTH, Point,
@@ -202,13 +202,32 @@ pub fn figures(table: Table, opts: &PlotOptions) -> Result<Vec<NamedFigure>, Err
 /// extension of `opts.format`.
 pub fn render_charts(table: Table, opts: &PlotOptions) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let input = table.path().to_path_buf();
-    let figs = figures(table, opts)?;
+    render_figures(&figures(table, opts)?, opts, &input)
+}
+
+/// The default charts of a timeline's columns (as [`render_charts`] of its
+/// `timeline.csv`, without reading the file): `occupancy` and `queue`.
+/// `input` names the timeline in errors.
+pub fn render_timeline_charts(
+    series: &TimelineSeries,
+    opts: &PlotOptions,
+    input: &Path,
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    render_figures(&timeline_series_figures(series), opts, input)
+}
+
+/// `figs` rendered in `opts.format`: `(file name, bytes)` in order.
+fn render_figures(
+    figs: &[NamedFigure],
+    opts: &PlotOptions,
+    input: &Path,
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
     figs.iter()
         .map(|f| {
             let name = format!("{}.{}", f.name, opts.format.extension());
             let bytes = render(&f.figure, opts.format).map_err(|e| {
                 Error::io(
-                    &input,
+                    input,
                     std::io::Error::new(e.kind(), format!("cannot draw {name}: {e}")),
                 )
             })?;
