@@ -22,6 +22,9 @@ if ! "$PY" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))'
 fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+# The interpreter PyO3's build reads its configuration from.
+PYO3_PYTHON=$(command -v "$PY")
+export PYO3_PYTHON
 started=$(date +%s)
 
 # The package's crate, linted like kvsim (the root's clippy covers kvsim).

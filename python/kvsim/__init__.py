@@ -10,7 +10,8 @@ error messages, and returns pandas DataFrames built in memory (no files)::
     r = kvsim.run(s.with_overrides({"traffic.arrival.rate": 40}))
     r.summary["metrics"]["oom_rate"], r.requests, r.timeline
     table = kvsim.sweep(s, {"traffic.arrival.rate": [10, 20, 40]})
-    kvsim.kv("llama-3.1-8b", seq_len=32768), kvsim.plan(p).table, kvsim.catalog("gpus")
+    kvsim.kv("llama-3.1-8b", seq_len=32768), kvsim.catalog("gpus")
+    kvsim.plan(kvsim.Scenario.from_toml("scenarios/plan-llama70b.toml")).table
 
 Errors raise :class:`KvsimError` (a :class:`ValueError`) with the message the
 command line prints; warnings are :class:`KvsimWarning`; Ctrl-C (a notebook's
@@ -43,7 +44,9 @@ __all__ = [
 
 __version__: str = _kvsim.__version__
 
-_Column = Tuple[str, str, Any, Optional[bytes]]
+# (name, kind, data, mask): data a bytearray, or a list of str or None for
+# kind "str"; mask a bytearray for kind "opt_i8", else None.
+_Column = Tuple[str, str, Any, Any]
 
 
 def _frame(columns: List[_Column]) -> pd.DataFrame:
@@ -93,7 +96,8 @@ class RunResult:
     @property
     def metrics(self) -> Dict[str, Any]:
         """``summary["metrics"]``: the run's metrics (OOM rate, TTFT, TPOT, ...)."""
-        return self.summary["metrics"]
+        metrics: Dict[str, Any] = self.summary["metrics"]
+        return metrics
 
     @property
     def requests(self) -> pd.DataFrame:
@@ -222,7 +226,7 @@ def sweep(
         partial = getattr(e, "partial_columns", None)
         if partial is not None:
             e.partial = _frame(partial)
-            del e.partial_columns
+            delattr(e, "partial_columns")
         raise
     return _frame(columns)
 

@@ -9,7 +9,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 __version__: str
 
-_Column = Tuple[str, str, Any, Optional[bytes]]
+# (name, kind, data, mask): data a bytearray, or a list of str or None for
+# kind "str"; mask a bytearray for kind "opt_i8", else None.
+_Column = Tuple[str, str, Any, Any]
 _Path = Union[str, "os.PathLike[str]"]
 
 class KvsimError(ValueError):

@@ -33,8 +33,9 @@ pyo3::create_exception!(
     PyValueError,
     "An error of kvsim, with the message the command line prints after \
      `error:`. Attributes: `path` (the file, or None), `key` (the dotted \
-     scenario key, or None), `reason`, `line` (of a data file, or None) and \
-     `exit_code` (what the command line would exit with)."
+     scenario key, or None), `reason`, `line` (of a data file, or None), \
+     `exit_code` (what the command line would exit with) and `partial` (from \
+     `sweep`, the finished points' table; else None)."
 );
 
 pyo3::create_exception!(
