@@ -1,7 +1,7 @@
 //! `kvsim._kvsim`: kvsim's library behind the `kvsim` Python package.
 //!
 //! Each function calls what the command line calls (`kvsim::cli::embed`,
-//! `kvsim::scenario`, `kvsim::report::columns`), so a scenario means the same
+//! `kvsim::scenario`, `kvsim::report::columnar`), so a scenario means the same
 //! from Python and from the shell, and its errors read the same. What this
 //! file adds is the crossing: Python values to TOML and back, tables as
 //! columns of bytes (NumPy reads them without a copy per cell), errors as

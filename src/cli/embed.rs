@@ -29,7 +29,7 @@ pub struct RunResult {
     /// The seed it ran with.
     pub seed: u64,
     /// The run's records, timeline and metrics
-    /// ([`crate::report::columns`] makes them tables).
+    /// ([`crate::report::columnar`] makes them tables).
     pub output: RunOutput,
     /// `summary.json`, as a JSON value.
     pub summary: serde_json::Value,
