@@ -70,8 +70,8 @@ pub struct Slo {
 
 /// Runs expected to issue more requests than this keep no per-request
 /// records under `output.records = "auto"` (streaming mode): at the
-/// ~400 bytes a kept request costs (`engine::guard::BYTES_PER_REQUEST`),
-/// 2 GB.
+/// ~330 bytes a kept request costs (`engine::guard::BYTES_PER_REQUEST`),
+/// 1.65 GB.
 pub const AUTO_STREAMING_REQUESTS: f64 = 5_000_000.0;
 
 /// Whether tensor parallelism of `tp` can split `model`: its attention heads
