@@ -214,7 +214,7 @@ pub fn require_format(format: TableFormat) -> Result<(), Error> {
 }
 
 /// Writes `table` as `name` in `format` into `dir`.
-fn write_table<T: columns::Rows + ?Sized>(
+fn write_table<T: columns::Rows>(
     dir: &OutputDir,
     name: &str,
     table: &T,
