@@ -897,6 +897,23 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// the unit tests in src/). The sentences this file checks itself are the
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
+    // A run's files.
+    (
+        "written in row order (the bytes do not depend on the thread count)",
+        "run_files_do_not_depend_on_the_thread_count",
+    ),
+    (
+        "the same text `format!` made: a test compares them over every 7th value below 10^8",
+        "eight_digits_are_those_of_format",
+    ),
+    (
+        "the timeline keeps at most 100,000 rows by default",
+        "the_default_timeline_keeps_every_step_up_to_its_bound_then_thins",
+    ),
+    (
+        "without it the flag is refused (exit 2) before anything runs",
+        "parquet_without_the_feature_is_refused_with_how_to_enable_it",
+    ),
     // Disaggregation.
     (
         "ranks a 2xTP2 + 1xTP4 split first (0.172 req/s per GPU against 0.126 colocated)",
