@@ -158,7 +158,8 @@ pub fn summary_json(
 }
 
 /// The three files of a run: `summary.json`, `requests.csv` and
-/// `timeline.csv`, by name. `path` (the scenario) names the run in errors.
+/// `timeline.csv`, by name, in memory. `path` (the scenario) names the run
+/// in errors. (`kvsim run` streams them to disk with [`write_run`].)
 pub fn run_files(
     path: &Path,
     scenario: &Scenario,
