@@ -3,6 +3,8 @@
 //! writer ([`super::fastcsv`]) and the Parquet writer (`super::parquet`) read
 //! the same cells, so the two formats hold the same values by construction.
 
+use std::ops::Range;
+
 use super::fastcsv::Text;
 use crate::metrics::disagg::FlightTimes;
 use crate::metrics::{RequestRecord, TimelineRow};
@@ -54,6 +56,18 @@ pub trait Rows: Sync {
     }
     /// The cell of data row `row` in column `col`.
     fn cell(&self, row: usize, col: usize) -> Cell;
+
+    /// Calls `f` with the cells of column `col` in `rows`, in order: the
+    /// Parquet writer's way through a table, column by column.
+    #[inline]
+    fn column_cells(&self, col: usize, rows: Range<usize>, f: &mut impl FnMut(Cell))
+    where
+        Self: Sized,
+    {
+        for row in rows {
+            f(self.cell(row, col));
+        }
+    }
 
     /// Appends data row `row` as a CSV line: its cells, then a newline. A
     /// table may spell its rows faster than cell by cell, never differently.
@@ -211,23 +225,14 @@ impl<'a> Requests<'a> {
             columns,
         }
     }
-}
 
-impl Rows for Requests<'_> {
-    fn columns(&self) -> &[(&'static str, ColumnKind)] {
-        &self.columns
-    }
-
-    fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    #[inline]
-    fn cell(&self, row: usize, col: usize) -> Cell {
+    /// The cell of row `row` in column `which`.
+    #[inline(always)]
+    fn cell_of(&self, which: Req, row: usize) -> Cell {
         let r = &self.records[row];
         let flight = || self.flights.map(|f| f[row]).unwrap_or_default();
         let int = |v: u32| Cell::Int(u64::from(v));
-        match self.cols[col] {
+        match which {
             Req::Id => Cell::Int(r.id),
             Req::Arrival => Cell::Nanos(r.arrival.as_nanos()),
             Req::Admitted => at(r.admitted),
@@ -266,6 +271,66 @@ impl Rows for Requests<'_> {
                 p => int(p),
             },
         }
+    }
+}
+
+impl Rows for Requests<'_> {
+    fn columns(&self) -> &[(&'static str, ColumnKind)] {
+        &self.columns
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    #[inline]
+    fn cell(&self, row: usize, col: usize) -> Cell {
+        self.cell_of(self.cols[col], row)
+    }
+
+    fn column_cells(&self, col: usize, rows: Range<usize>, f: &mut impl FnMut(Cell)) {
+        /// The loop over `rows` of column `which`, compiled once per column
+        /// (`which` a constant in each), so no row asks which column it is.
+        #[inline(always)]
+        fn each(t: &Requests, which: Req, rows: Range<usize>, f: &mut impl FnMut(Cell)) {
+            for row in rows {
+                f(t.cell_of(which, row));
+            }
+        }
+        macro_rules! by_column {
+            ($($c:ident),*) => {
+                match self.cols[col] {
+                    $(Req::$c => each(self, Req::$c, rows, f),)*
+                }
+            };
+        }
+        by_column!(
+            Id,
+            Arrival,
+            Admitted,
+            FirstToken,
+            Finished,
+            PromptTokens,
+            OutputTokens,
+            OutputTarget,
+            MaxTokens,
+            Samples,
+            Session,
+            Turn,
+            Preemptions,
+            Outcome,
+            HbmHitTokens,
+            TierHitTokens,
+            Queue,
+            Load,
+            Prefill,
+            Replica,
+            Transfer,
+            FirstStep,
+            DecodeStall,
+            KvTransferBytes,
+            PrefillReplica
+        )
     }
 
     /// The base columns straight from the record (most of `requests.csv`'s

@@ -148,7 +148,13 @@ impl Text {
     #[inline]
     pub fn u64(&mut self, v: u64) {
         let n = v.checked_ilog10().unwrap_or(0) as usize + 1;
-        self.digits(v, n);
+        // Up to 4 digits (token counts) two pairs are cheaper than the
+        // fixed work of eight at once.
+        if (5..=8).contains(&n) {
+            self.eight_digits_last(v, n);
+        } else {
+            self.digits(v, n);
+        }
     }
 
     /// Appends `ns` nanoseconds as seconds with 9 decimals, as

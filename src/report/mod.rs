@@ -179,8 +179,9 @@ fn summary_doc<'a>(
 }
 
 /// The three files of a run: `summary.json`, `requests.csv` and
-/// `timeline.csv`, by name (a run in streaming mode kept no records: no
-/// `requests.csv`). `path` (the scenario) names the run in errors.
+/// `timeline.csv`, by name, in memory (a run in streaming mode kept no
+/// records: no `requests.csv`). `path` (the scenario) names the run in
+/// errors. (`kvsim run` streams them to disk with [`write_run`].)
 pub fn run_files(
     path: &Path,
     scenario: &Scenario,
@@ -237,7 +238,7 @@ pub fn require_format(format: TableFormat) -> Result<(), Error> {
 }
 
 /// Writes `table` as `name` in `format` into `dir`.
-fn write_table<T: columns::Rows + ?Sized>(
+fn write_table<T: columns::Rows>(
     dir: &OutputDir,
     name: &str,
     table: &T,

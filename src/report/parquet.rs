@@ -88,26 +88,29 @@ fn double(cell: Cell) -> Option<f64> {
 
 /// The values of `cells` (`value` of each; `None`: null) and, for an
 /// optional column, their definition levels (1 present, 0 null).
-fn gather<V>(
-    cells: impl Iterator<Item = Cell>,
+fn gather<T: Rows, V>(
+    table: &T,
+    col: usize,
+    rows: std::ops::Range<usize>,
     optional: bool,
     value: impl Fn(Cell) -> Option<V>,
 ) -> (Vec<V>, Vec<i16>) {
-    let (lo, _) = cells.size_hint();
-    let mut values = Vec::with_capacity(lo);
-    let mut defs = Vec::with_capacity(if optional { lo } else { 0 });
-    for cell in cells {
+    let mut values = Vec::with_capacity(rows.len());
+    let mut defs = Vec::with_capacity(if optional { rows.len() } else { 0 });
+    table.column_cells(col, rows, &mut |cell| {
         let v = value(cell);
         if optional {
             defs.push(i16::from(v.is_some()));
         }
-        values.extend(v);
-    }
+        if let Some(v) = v {
+            values.push(v);
+        }
+    });
     (values, defs)
 }
 
 /// Writes `table` as a Parquet file to `w`.
-pub fn write_parquet<T: Rows + ?Sized, W: Write + Send>(table: &T, w: W) -> io::Result<()> {
+pub fn write_parquet<T: Rows, W: Write + Send>(table: &T, w: W) -> io::Result<()> {
     let columns = table.columns();
     let schema = Arc::new(schema(columns).map_err(io_error)?);
     let mut writer =
@@ -125,10 +128,9 @@ pub fn write_parquet<T: Rows + ?Sized, W: Write + Send>(table: &T, w: W) -> io::
                 kind,
                 ColumnKind::OptInt | ColumnKind::OptSecs | ColumnKind::OptText
             );
-            let cells = (start..end).map(|row| table.cell(row, col));
             match kind {
                 ColumnKind::Int | ColumnKind::OptInt => {
-                    let (values, defs) = gather(cells, optional, |c| match c {
+                    let (values, defs) = gather(table, col, start..end, optional, |c| match c {
                         // Counts and indexes are far below 2^63.
                         Cell::Int(v) => Some(v as i64),
                         _ => None,
@@ -139,14 +141,14 @@ pub fn write_parquet<T: Rows + ?Sized, W: Write + Send>(table: &T, w: W) -> io::
                         .map_err(io_error)?;
                 }
                 ColumnKind::Secs | ColumnKind::OptSecs | ColumnKind::Frac => {
-                    let (values, defs) = gather(cells, optional, double);
+                    let (values, defs) = gather(table, col, start..end, optional, double);
                     column
                         .typed::<DoubleType>()
                         .write_batch(&values, optional.then_some(&defs[..]), None)
                         .map_err(io_error)?;
                 }
                 ColumnKind::OptText => {
-                    let (values, defs) = gather(cells, optional, |c| match c {
+                    let (values, defs) = gather(table, col, start..end, optional, |c| match c {
                         Cell::Text(s) => Some(ByteArray::from(s)),
                         _ => None,
                     });
@@ -167,7 +169,7 @@ pub fn write_parquet<T: Rows + ?Sized, W: Write + Send>(table: &T, w: W) -> io::
 }
 
 /// `table` as Parquet bytes in memory.
-pub fn parquet_bytes<T: Rows + ?Sized>(table: &T) -> io::Result<Vec<u8>> {
+pub fn parquet_bytes<T: Rows>(table: &T) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     write_parquet(table, &mut out)?;
     Ok(out)
