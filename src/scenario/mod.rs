@@ -74,6 +74,11 @@ pub struct Slo {
 /// 1.65 GB.
 pub const AUTO_STREAMING_REQUESTS: f64 = 5_000_000.0;
 
+/// Why `output.records = "streaming"` is refused with disaggregation.
+const STREAMING_DISAGGREGATED: &str = "\"streaming\" is not available for a disaggregated \
+    deployment yet: its requests are composed from both pools' records at the end of the run; \
+    use \"exact\"";
+
 /// Whether tensor parallelism of `tp` can split `model`: its attention heads
 /// must divide evenly (an MLA model's latent cache is replicated instead).
 /// The reason it cannot, otherwise.
@@ -192,6 +197,14 @@ impl Scenario {
     /// from `path`.
     pub fn from_table(table: toml::Table, path: &Path) -> Result<Scenario, Error> {
         if let Some(s) = disagg::load(&table, path)? {
+            // The pools are built without `[deployment]`: the refusal of
+            // `validate` is repeated here, where the mode is known.
+            if s.records == spec::RecordsMode::Streaming {
+                return Err(Error::Scenario {
+                    path: path.to_path_buf(),
+                    source: SpecError::new("output.records", STREAMING_DISAGGREGATED),
+                });
+            }
             return Ok(s);
         }
         let spec = spec_from_table(table).map_err(|source| Error::Scenario {
@@ -437,11 +450,7 @@ fn validate(
         .as_ref()
         .is_some_and(|d| d.mode == disagg::Mode::Disaggregated);
     if records == spec::RecordsMode::Streaming && disaggregated {
-        return Err(SpecError::new(
-            "output.records",
-            "\"streaming\" is not available for a disaggregated deployment yet: its \
-             requests are composed from both pools' records at the end of the run; use \"exact\"",
-        ));
+        return Err(SpecError::new("output.records", STREAMING_DISAGGREGATED));
     }
     let timeline_max_rows = match (spec.output.timeline_max_rows, timeline_interval) {
         (Some(0), _) => {
