@@ -277,6 +277,10 @@ fn bundled_points(name: &str) -> Vec<Scenario> {
     sample_size = 1
 )]
 fn bundled(bencher: divan::Bencher, name: &str) {
+    // `KVSIM_BUNDLED=<name>` runs only that scenario (for profiling).
+    if std::env::var("KVSIM_BUNDLED").is_ok_and(|only| only != name) {
+        return;
+    }
     let points = bundled_points(name);
     let run = |p: &Scenario| simulate(p, p.seed, roofline(p)).unwrap().summary.requests;
     let requests: u64 = points.iter().map(run).sum();

@@ -3,9 +3,10 @@
 //!
 //! # Why it is exact
 //!
-//! In the common case (paged placement, no window, no prefix caching, one
-//! sample, optimistic admission, `max_num_seqs <= max_batched_tokens`) a step
-//! that has enough free blocks for every running sequence to grow does the
+//! In the common case (no window, no prefix caching, one sample,
+//! `max_num_seqs <= max_batched_tokens`; paged placement with optimistic
+//! admission, or reserve admission with any placement) a step
+//! that has enough free memory for every running sequence to grow does the
 //! same thing to each decoding sequence: its context and its generated count
 //! go up by one. (Decoders always come first in the batch: only the most
 //! recently admitted sequence can be part-way through a chunked prefill, so
@@ -38,6 +39,16 @@
 //!   sequence, 0 until it enters the block its final token falls in and a
 //!   constant from then on, so it changes only at that (calendar-scheduled)
 //!   step.
+//!
+//! - Reservations: with reserve admission every sequence holds room for its
+//!   final length from its admission (in a contiguous region, first-fit or
+//!   buddy, or in paged blocks with spares), so a decode step allocates
+//!   nothing and cannot run out of memory, and each decoder's waste is
+//!   constant while it decodes: what it holds beyond its final length is
+//!   internal, the allocator's rounding external, and the rest of its final
+//!   length reserved. The head of the queue's unusable holes (external
+//!   fragmentation) are looked up at each step as the straightforward engine
+//!   does.
 //!
 //! Whatever does not fit (a step that would run out of blocks, so the
 //! scheduler must preempt or fail sequences; a swapped sequence to bring
@@ -120,6 +131,10 @@ pub(super) struct Fast {
     bpt: u64,
     /// Attention FLOPs per query-key pair, summed over layers and groups.
     flops_per_token_pair: u64,
+    /// Whether every sequence holds room for its final length from its
+    /// admission on (reserve admission): decode steps allocate nothing, so
+    /// no block is counted and no step can run out of memory.
+    reserved: bool,
     /// Lazy decoding sequences alive.
     decoders: u32,
     /// Σ context of the lazy decoders, as of now.
@@ -134,8 +149,15 @@ pub(super) struct Fast {
     last_block: Calendar,
     /// Scratch for values taken from a calendar.
     due: Vec<u64>,
-    /// Σ internal waste (bytes) of the lazy decoders in their last block.
+    /// Σ internal waste (bytes) of the lazy decoders: with blocks on demand,
+    /// of those in their last block; `reserved`, of all (what each holds
+    /// beyond its final length).
     internal: u64,
+    /// `reserved` only: Σ final KV bytes of the lazy decoders.
+    final_bytes: u64,
+    /// `reserved` only: Σ allocator rounding of the lazy decoders (held,
+    /// counted as external fragmentation).
+    rounding: u64,
     /// Index in `running` of the first sequence that is not a lazy decoder:
     /// a chunked prefill still pending (always the last), then the
     /// sequences admitted in the step in flight.
@@ -149,19 +171,27 @@ impl Fast {
         let s = engine.scenario;
         let cfg = &engine.cfg;
         let layout = &engine.layout;
-        let covered = matches!(s.cache.placement, Placement::Paged { .. })
+        let paged = matches!(s.cache.placement, Placement::Paged { .. });
+        // Reserve admission holds every sequence's final length from the
+        // start (every `cache.reserve` rule covers it), whatever the
+        // placement; optimistic admission grows paged blocks on demand.
+        let reserved = cfg.admission == Admission::Reserve;
+        let covered = (reserved || paged && layout.block_size > 0)
             && !s.cache.prefix_caching
             && s.tiers.is_none()
             && engine.role != super::Role::Prefill
             && layout.is_linear()
             && engine.samples == 1
-            && cfg.admission == Admission::Optimistic
-            && cfg.max_num_seqs <= cfg.max_batched_tokens
-            && layout.block_size > 0;
+            && cfg.max_num_seqs <= cfg.max_batched_tokens;
         if !covered {
             return None;
         }
-        let bs = u64::from(layout.block_size);
+        // Block phases matter only to blocks on demand.
+        let bs = if reserved {
+            1
+        } else {
+            u64::from(layout.block_size)
+        };
         let bpt = layout.bytes_per_token();
         Some(Fast {
             lazy: false,
@@ -173,13 +203,16 @@ impl Fast {
                 .iter()
                 .map(|g| u64::from(g.layers) * g.flops_per_pair)
                 .sum(),
+            reserved,
             decoders: 0,
             context_sum: 0,
-            phase: vec![0; layout.block_size as usize],
+            phase: vec![0; bs as usize],
             finish: Calendar::new(),
             last_block: Calendar::new(),
             due: Vec::new(),
             internal: 0,
+            final_bytes: 0,
+            rounding: 0,
             tail: 0,
         })
     }
@@ -190,8 +223,10 @@ impl Fast {
         ((u64::from(context) % bs + bs - since % bs) % bs) as usize
     }
 
-    /// Adds `seq` (decoding, up to date as of now) to the aggregates.
-    fn join(&mut self, seq: &mut Seq) {
+    /// Adds `seq` (decoding, up to date as of now) to the aggregates;
+    /// `held` is what the cache holds for it, `rounding` of which is the
+    /// allocator's (both constant while it decodes, when `reserved`).
+    fn join(&mut self, seq: &mut Seq, held: u64, rounding: u64) {
         seq.since = self.steps;
         self.decoders += 1;
         self.context_sum += u64::from(seq.context);
@@ -200,6 +235,18 @@ impl Fast {
         // It finishes once `generated` reaches `output`.
         let left = u64::from(seq.output - seq.generated);
         self.finish.push(self.steps + 1, self.steps + left, seq.uid);
+        if self.reserved {
+            // It holds its final length already: what it holds beyond is
+            // internal waste from now to its end.
+            invariant!(
+                held - rounding >= seq.final_bytes,
+                "a reservation covers the end"
+            );
+            self.internal += held - rounding - seq.final_bytes;
+            self.final_bytes += seq.final_bytes;
+            self.rounding += rounding;
+            return;
+        }
         // Its final KV is `final_bytes / bpt` tokens; in the last block the
         // tail beyond them is internal waste. A step scheduled at context `c`
         // holds `c + 1` tokens, in that block once `c + 1 > (blocks - 1) * bs`.
@@ -233,10 +280,25 @@ impl<C: CostModel> Engine<'_, C> {
         s.generated += delta;
         let (req, slot) = (s.req, s.slot);
         self.records[req as usize].output_tokens += delta;
-        self.cache
-            .as_paged_mut()
-            .expect("the fast path runs on a paged cache")
-            .settle(slot, delta, blocks);
+        if f.reserved {
+            // Within its reservation: no allocation.
+            let grown = self.cache.grow(slot, delta);
+            invariant!(grown.is_ok(), "a reservation covers the growth");
+        } else {
+            self.cache
+                .as_paged_mut()
+                .expect("blocks on demand run on a paged cache")
+                .settle(slot, delta, blocks);
+        }
+    }
+
+    /// What the cache holds for `slot` beyond the allocator's rounding, and
+    /// the rounding ([`Fast::join`]'s arguments).
+    fn held_parts(&self, slot: crate::cache::SeqId) -> (u64, u64) {
+        (
+            self.cache.held_bytes(slot),
+            self.cache.allocator_slack_bytes(slot),
+        )
     }
 
     /// Leaves lazy form: every sequence up to date, dead ones removed, the
@@ -262,6 +324,8 @@ impl<C: CostModel> Engine<'_, C> {
         f.finish.clear();
         f.last_block.clear();
         f.internal = 0;
+        f.final_bytes = 0;
+        f.rounding = 0;
         f.tail = self.running.len();
     }
 
@@ -292,7 +356,11 @@ impl<C: CostModel> Engine<'_, C> {
             return false;
         }
         for s in &mut self.running[..decoders] {
-            f.join(s);
+            let (held, rounding) = (
+                self.cache.held_bytes(s.slot),
+                self.cache.allocator_slack_bytes(s.slot),
+            );
+            f.join(s, held, rounding);
         }
         f.lazy = true;
         f.tail = decoders;
@@ -311,17 +379,19 @@ impl<C: CostModel> Engine<'_, C> {
             return false;
         }
         let f = self.fast.as_ref().expect("checked above");
-        let due = (f.bs - f.steps % f.bs) % f.bs;
-        let blocks = u64::from(f.phase[due as usize]);
         let decoders = f.decoders;
-        let paged = self
-            .cache
-            .as_paged_mut()
-            .expect("the fast path runs on a paged cache");
-        if !paged.defer(blocks) {
-            // Some sequence cannot grow: the straightforward scheduler
-            // decides whom to preempt or fail.
-            return false;
+        if !f.reserved {
+            let due = (f.bs - f.steps % f.bs) % f.bs;
+            let blocks = u64::from(f.phase[due as usize]);
+            let paged = self
+                .cache
+                .as_paged_mut()
+                .expect("blocks on demand run on a paged cache");
+            if !paged.defer(blocks) {
+                // Some sequence cannot grow: the straightforward scheduler
+                // decides whom to preempt or fail.
+                return false;
+            }
         }
         // Decodes never exceed the token budget (max_num_seqs <= it); a
         // pending chunked prefill takes what is left, as in
@@ -376,25 +446,41 @@ impl<C: CostModel> Engine<'_, C> {
     pub(super) fn fast_levels(&self) -> MemoryLevels {
         let f = self.fast.as_ref().expect("lazy implies the fast path");
         let usage = self.cache.usage();
-        let (mut reserved, mut internal, mut tail_held) = (0u64, 0u64, 0u64);
+        let (mut reserved, mut internal, mut tail_held, mut slack) = (0u64, 0u64, 0u64, 0u64);
         for s in &self.running[f.tail..] {
+            let rounding = self.cache.allocator_slack_bytes(s.slot);
+            slack += rounding;
             let held = self.cache.held_bytes(s.slot);
+            tail_held += held;
+            let held = held - rounding;
             let kept = self.layout.kept_bytes(s.cached_tokens()).min(held);
             let fill = s.final_bytes.min(held).max(kept);
             reserved += fill - kept;
             internal += held - fill;
-            tail_held += held;
         }
         if f.decoders > 0 {
-            // Held by decoders: everything allocated but the tail's blocks
-            // and the room reserved for KV being received.
-            let held = usage.allocated - tail_held - self.receiving_bytes;
+            // Each decoder holds `context + 1` tokens at launch.
             let kept = f.bpt * (f.context_sum + u64::from(f.decoders));
-            reserved += held - kept - f.internal;
+            if f.reserved {
+                // Each holds its final length, fills it up to the end.
+                reserved += f.final_bytes - kept;
+                slack += f.rounding;
+            } else {
+                // Held by decoders: everything allocated but the tail's
+                // blocks and the room reserved for KV being received.
+                let held = usage.allocated - tail_held - self.receiving_bytes;
+                reserved += held - kept - f.internal;
+            }
             internal += f.internal;
         }
-        // Paged placement has no external fragmentation.
-        super::levels_of(&usage, reserved, internal, 0, 0)
+        // Blocks on demand leave no external fragmentation; reservations
+        // (contiguous ones) may.
+        let external = if f.reserved {
+            self.unusable_for_head()
+        } else {
+            0
+        };
+        super::levels_of(&usage, reserved, internal, external, slack)
     }
 
     /// The fast step in flight ends: every decoder advances a token (by the
@@ -423,9 +509,20 @@ impl<C: CostModel> Engine<'_, C> {
             f.context_sum -= u64::from(s.context);
             let p = f.phase_of(s.context, s.since);
             f.phase[p] -= 1;
-            // It has been in its last block since its last step at the latest.
-            let final_tokens = s.final_bytes.checked_div(f.bpt).unwrap_or(0);
-            f.internal -= (final_tokens.div_ceil(f.bs) * f.bs - final_tokens) * f.bpt;
+            if f.reserved {
+                let (held, rounding) = (
+                    self.cache.held_bytes(s.slot),
+                    self.cache.allocator_slack_bytes(s.slot),
+                );
+                f.internal -= held - rounding - s.final_bytes;
+                f.final_bytes -= s.final_bytes;
+                f.rounding -= rounding;
+            } else {
+                // It has been in its last block since its last step at the
+                // latest.
+                let final_tokens = s.final_bytes.checked_div(f.bpt).unwrap_or(0);
+                f.internal -= (final_tokens.div_ceil(f.bs) * f.bs - final_tokens) * f.bpt;
+            }
             self.running[i].dead = true;
             self.dead += 1;
             self.release(s.slot);
@@ -463,7 +560,11 @@ impl<C: CostModel> Engine<'_, C> {
                 self.release(s.slot);
                 self.sample_ended(s.req, false, Outcome::Ok);
             } else {
-                self.fast.as_mut().expect("fast step").join(&mut s);
+                let (held, rounding) = self.held_parts(s.slot);
+                self.fast
+                    .as_mut()
+                    .expect("fast step")
+                    .join(&mut s, held, rounding);
                 self.running[i] = s;
             }
         }

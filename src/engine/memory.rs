@@ -30,22 +30,25 @@ impl<'s, C: CostModel> Engine<'s, C> {
             reserved += fill - kept;
             internal += held - fill;
         }
-        let external = match self.waiting.front() {
-            Some(w) => {
-                let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
-                self.cache.unusable_free_bytes(&SeqInfo {
-                    id: 0,
-                    tokens,
-                    reserve: self.reservation(w.req, w.output, tokens),
-                    content: None,
-                })
-            }
-            None => 0,
-        };
+        let external = self.unusable_for_head();
         // What is held and is not slack holds tokens. (This equals the cache's
         // stored bytes, except where a forked sequence shares a block that has
         // partly slid out of a window: the cache counts such a block whole.)
         levels_of(&usage, reserved, internal, external, slack)
+    }
+
+    /// Free bytes the sample at the head of the queue cannot use (holes too
+    /// small for it: external fragmentation); 0 with nothing waiting.
+    pub(super) fn unusable_for_head(&self) -> u64 {
+        self.waiting.front().map_or(0, |w| {
+            let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
+            self.cache.unusable_free_bytes(&SeqInfo {
+                id: 0,
+                tokens,
+                reserve: self.reservation(w.req, w.output, tokens),
+                content: None,
+            })
+        })
     }
 
     /// Integrates memory levels up to now and records the current ones.

@@ -2,30 +2,39 @@ use super::*;
 use crate::hardware::cost::RooflineCost;
 
 /// The saturated bench workload runs nearly every step on the fast path
-/// (a silent fallback would keep results right and lose the speed).
+/// (a silent fallback would keep results right and lose the speed), with
+/// blocks on demand and with reservations (contiguous, either allocator).
 #[test]
 fn saturated_chat_takes_the_fast_path() {
-    with_bench_engine(2000, |engine| {
-        engine.fast = fast::Fast::new(engine);
-        assert!(
-            engine.fast.is_some(),
-            "the scenario is in the fast path's case"
-        );
-        engine.run().expect("no limits");
-        let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
-        assert!(
-            fast_steps * 100 >= engine.stats.steps * 99,
-            "{fast_steps} of {} steps on the fast path",
-            engine.stats.steps
-        );
-    });
+    for overrides in [
+        &[][..],
+        &["cache.policy=contiguous"],
+        &["cache.policy=contiguous", "cache.allocator=buddy"],
+    ] {
+        with_bench_engine(2000, overrides, |engine| {
+            engine.fast = fast::Fast::new(engine);
+            assert!(
+                engine.fast.is_some(),
+                "{overrides:?}: the scenario is in the fast path's case"
+            );
+            engine.run().expect("no limits");
+            let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
+            assert!(
+                fast_steps * 100 >= engine.stats.steps * 99,
+                "{overrides:?}: {fast_steps} of {} steps on the fast path",
+                engine.stats.steps
+            );
+        });
+    }
 }
 
 /// Runs `f` on an engine for the bench's saturated-chat scenario cut to
-/// `requests` requests, on the roofline.
-fn with_bench_engine(requests: u32, f: impl FnOnce(&mut Engine<RooflineCost>)) {
+/// `requests` requests, with `overrides`, on the roofline.
+fn with_bench_engine(requests: u32, overrides: &[&str], f: impl FnOnce(&mut Engine<RooflineCost>)) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
-    let s = Scenario::load(&path, &[format!("requests={requests}")]).expect("bench scenario");
+    let mut sets = vec![format!("requests={requests}")];
+    sets.extend(overrides.iter().map(|s| s.to_string()));
+    let s = Scenario::load(&path, &sets).expect("bench scenario");
     let cache = s.cache.build(s.budget.kv_bytes, s.layout);
     let d = &s.deployment;
     let cost = RooflineCost::new(&s.model, d, &d.efficiency);
@@ -40,7 +49,7 @@ fn with_bench_engine(requests: u32, f: impl FnOnce(&mut Engine<RooflineCost>)) {
 #[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "request 0 ended twice")]
 fn a_request_cannot_end_twice() {
-    with_bench_engine(20, |engine| {
+    with_bench_engine(20, &[], |engine| {
         engine.run().expect("no limits");
         engine.end_request(0, Outcome::Ok);
     });

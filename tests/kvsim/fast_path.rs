@@ -146,17 +146,55 @@ max_batched_tokens = 1024
 
 #[test]
 fn policies_the_fast_path_hands_back() {
-    // Contiguous, sliding, reserve admission, prefix caching and forks all
-    // run on the straightforward engine; the entry points must agree anyway.
+    // Contiguous placement with optimistic admission, sliding windows,
+    // prefix caching and forks run on the straightforward engine; the entry
+    // points must agree anyway.
     let extras = [
-        "[cache]\npolicy = \"contiguous\"",
+        "[cache]\npolicy = \"contiguous\"\n[scheduler]\nadmission = \"optimistic\"",
         "[cache]\npolicy = \"sliding\"\nwindow = 100",
-        "[cache]\npolicy = \"paged\"\n[scheduler]\nadmission = \"reserve\"",
+        "[cache]\npolicy = \"paged\"\nprefix_caching = true",
         "[cache]\npolicy = \"quantized\"",
     ];
     for (i, extra) in extras.iter().enumerate() {
         let s = scenario_with(&open(300, 80.0, 100, 50, extra), 8_000, &[]);
         check_fixed(&format!("extra {i}"), &s);
+    }
+    let forks = open(300, 80.0, 100, 50, "").replace("[traffic]\n", "[traffic]\nn = 3\n");
+    check_fixed("forks", &scenario_with(&forks, 8_000, &[]));
+}
+
+/// Reserve admission: every sequence holds its final length from the start,
+/// in a contiguous region (first-fit or buddy, each reservation rule) or in
+/// paged blocks, so decode steps allocate nothing; under every kind of
+/// memory pressure and with external fragmentation in the levels.
+#[test]
+fn reservations_under_every_pressure() {
+    let caches = [
+        "policy = \"contiguous\"",
+        "policy = \"contiguous\"\nallocator = \"buddy\"",
+        "policy = \"contiguous\"\nreserve = \"oracle\"",
+        "policy = \"contiguous\"\nreserve = \"pow2-output\"\nallocator = \"buddy\"",
+        "policy = \"contiguous\"\nreserve = \"pow2\"",
+        "policy = \"paged\"\nblock_size = 7",
+    ];
+    let schedulers = [
+        "on_oom = \"preempt-recompute\"",
+        "on_oom = \"reject\"",
+        "on_oom = \"crash\"\nrestart_s = 0.5",
+        "on_oom = \"preempt-swap\"\nswap_bytes = 200000",
+        "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.3\nchunked_prefill = false",
+    ];
+    for (c, cache) in caches.iter().enumerate() {
+        for (k, sched) in schedulers.iter().enumerate() {
+            for (budget, rate) in [(6_000, 40.0), (40_000, 400.0), (1_000_000, 60.0)] {
+                let extra = format!(
+                    "[cache]\n{cache}\n[scheduler]\nadmission = \"reserve\"\n\
+                     max_batched_tokens = 512\n{sched}"
+                );
+                let s = scenario_with(&open(300, rate, 120, 60, &extra), budget, &[]);
+                check_fixed(&format!("cache {c}, sched {k}, budget {budget}"), &s);
+            }
+        }
     }
 }
 
