@@ -128,9 +128,8 @@ impl Free {
         };
         let end = r.start + r.len;
         let extra = next.len - r.len;
-        if r.len > 0 && holes.get(end).is_some_and(|len| len >= extra) {
+        if r.len > 0 && holes.take_front(end, extra) {
             // realloc's fast path: the hole right after is big enough.
-            carve(holes, end, extra);
             return Ok(());
         }
         // Move: the old granules count as free for the search (memmove).

@@ -195,6 +195,49 @@ impl Holes {
         self.count += 1;
     }
 
+    /// Takes the first `n > 0` granules of the hole starting at `start`, if
+    /// there is one that long (a region right before it growing in place);
+    /// returns whether it took them.
+    ///
+    /// The rest of the hole keeps its node: its key moves up by `n` past no
+    /// other key (holes are disjoint), so the order holds, and the node keeps
+    /// its priority, so the heap holds too (priorities are a hash of the key
+    /// a node was inserted with: still a function of the operations alone).
+    /// One descent and `max_len` updates on the way back, instead of the
+    /// removal and reinsertion's splits and merges: a region growing by one
+    /// token a step does this every step.
+    pub(super) fn take_front(&mut self, start: u64, n: u64) -> bool {
+        invariant!(n > 0);
+        match self.get(start) {
+            Some(len) if len > n => {
+                self.shrink_front(self.root, start, n);
+                true
+            }
+            Some(len) if len == n => {
+                self.remove(start);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the start of the hole at `start` (in the subtree at `t`) up by
+    /// `by`, and its length down by as much, then fixes `max_len` on the
+    /// path back up.
+    fn shrink_front(&mut self, t: Link, start: u64, by: u64) {
+        let n = self.nodes[t as usize];
+        if start == n.start {
+            let node = &mut self.nodes[t as usize];
+            node.start += by;
+            node.len -= by;
+        } else if start < n.start {
+            self.shrink_front(n.left, start, by);
+        } else {
+            self.shrink_front(n.right, start, by);
+        }
+        self.pull(t);
+    }
+
     /// Removes the hole starting at `start` and returns its length.
     pub(super) fn remove(&mut self, start: u64) -> Option<u64> {
         let (l, r) = self.split(self.root, start);
@@ -344,15 +387,31 @@ mod tests {
         /// The treap answers every query like a `BTreeMap` scanned linearly.
         #[test]
         fn matches_a_scanned_btreemap(
-            ops in prop::collection::vec((0u64..64, 1u64..20, any::<bool>()), 1..200),
+            ops in prop::collection::vec((0u64..64, 1u64..20, 0u8..3), 1..200),
             queries in prop::collection::vec(0u64..25, 1..20),
         ) {
             let mut h = Holes::new();
             let mut m = BTreeMap::new();
-            for (start, len, ins) in ops {
-                if ins && !m.contains_key(&start) {
+            for (start, len, op) in ops {
+                if op == 0 && !m.contains_key(&start) {
                     h.insert(start, len);
                     m.insert(start, len);
+                } else if op == 1 {
+                    // Only where no other hole starts within the granules
+                    // taken (real holes are disjoint).
+                    if m.range(start + 1..=start + len).next().is_none() {
+                        let took = match m.get(&start).copied() {
+                            Some(l) if l >= len => {
+                                m.remove(&start);
+                                if l > len {
+                                    m.insert(start + len, l - len);
+                                }
+                                true
+                            }
+                            _ => false,
+                        };
+                        prop_assert_eq!(h.take_front(start, len), took);
+                    }
                 } else {
                     prop_assert_eq!(h.remove(start), m.remove(&start));
                 }
