@@ -1528,6 +1528,36 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "| `policies` (its contiguous points on the fast path) | ~157,000 | **~200,000** |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `long-context-crash` (contiguous, growing in place) | ~46,000 | **~106,000** |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `batch-size-wall` (contiguous, growing in place) | ~16,900 | **~38,300** |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `quickstart` | ~1,067,000 | ~1,069,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `multi-turn-tiers` (4 s a run; spread 10,900 to 15,900 across runs) | ~14,900 | ~12,600 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
         "| 6.4 MiB |",
         "cargo bench --bench fleet",
         "benches/fleet.rs",
