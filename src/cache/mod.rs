@@ -285,6 +285,11 @@ pub trait KvCache: Send {
     fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {
         None
     }
+
+    /// [`KvCache::as_paged_mut`], read only.
+    fn as_paged(&self) -> Option<&PagedCache> {
+        None
+    }
 }
 
 /// The most layer groups a layout has. Real models have one to three

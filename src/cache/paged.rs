@@ -51,7 +51,7 @@
 //! labels handed out on demand, and every held block, named or not, is counted
 //! in `allocated`.
 //!
-//! [`KvCache::fork`] copies the parent's table into the child, sharing its
+//! [`KvCache::fork`](super::KvCache::fork) copies the parent's table into the child, sharing its
 //! full blocks (reference count + 1) and copying the partial last block, if
 //! any, into a fresh one: the copy-on-write that vLLM performs at the first
 //! append, done at fork time. Only full blocks are ever shared, so appends
@@ -107,7 +107,9 @@ mod tests;
 
 use std::collections::VecDeque;
 
-use super::{CachedPrefix, Content, KvCache, KvLayout, MAX_LAYER_GROUPS, SeqId};
+#[cfg(test)]
+use super::KvCache;
+use super::{CachedPrefix, Content, KvLayout, MAX_LAYER_GROUPS, SeqId};
 use crate::model::Span;
 use prefix::PrefixIndex;
 
@@ -297,9 +299,10 @@ pub struct PagedCache {
     /// Scratch list of block ids (prefix hits, forked blocks), kept to avoid
     /// allocating per call.
     scratch: Vec<BlockId>,
-    /// Blocks charged to `allocated` by [`PagedCache::defer`] that no
-    /// sequence's table maps yet (see there).
-    deferred: u64,
+    /// Bytes of blocks charged to `allocated` by [`PagedCache::defer`] that
+    /// no sequence's table maps yet, less those of blocks released that a
+    /// table still maps (see there).
+    deferred: i128,
 }
 
 /// Greatest common divisor.
@@ -373,48 +376,79 @@ impl PagedCache {
         }
     }
 
-    /// Whether [`PagedCache::defer`] and [`PagedCache::settle`] apply: one
-    /// physical group, no window, no prefix caching, so every table stays
-    /// anonymous unless forked and a block is needed exactly when a
-    /// sequence's length crosses a multiple of the block size.
+    /// Whether [`PagedCache::defer`] and [`PagedCache::settle`] apply: no
+    /// prefix caching, so every table stays anonymous unless forked, and no
+    /// chunked group, so a growing sequence needs a block in every group
+    /// exactly when its length crosses a multiple of the block size, and a
+    /// window drops one exactly when the window's start does.
     pub fn defers(&self) -> bool {
-        self.ngroups == 1
-            && self.groups[0].span.is_all()
-            && self.prefix.is_none()
-            && self.state == 0
+        self.prefix.is_none()
+            && self.groups[..self.ngroups]
+                .iter()
+                .all(|p| matches!(p.span, Span::All | Span::Window(1..)))
     }
 
-    /// Charges `blocks` new blocks to `allocated` without mapping them to a
-    /// sequence yet, if they fit in the free bytes; `false` (and no change)
-    /// otherwise.
+    /// The physical groups: what each keeps, and the bytes of one of its
+    /// blocks.
+    pub fn pools(&self) -> impl Iterator<Item = (Span, u64)> + '_ {
+        self.groups[..self.ngroups]
+            .iter()
+            .map(|p| (p.span, p.block_bytes))
+    }
+
+    /// Charges `map_bytes` of new blocks to `allocated`, and releases
+    /// `drop_bytes` of blocks that slid out of windows, without changing any
+    /// sequence's table yet, if the new blocks fit in the free bytes (not
+    /// counting the released ones); `false` (and no change) otherwise.
     ///
     /// This is the engine's fast path (see `engine::fast`): when a decode step
     /// grows every running sequence by one token, the blocks that step needs
     /// are those of the sequences whose length is a multiple of the block
-    /// size, a count the engine keeps without visiting them. Charging them
-    /// here keeps `allocated`, and so admission, exact; each sequence's table
-    /// catches up later, in one [`PagedCache::settle`]. Until then the
-    /// `stored` counter of [`KvCache::usage`] lags (the engine does not read
-    /// it). Only valid when [`PagedCache::defers`].
-    pub fn defer(&mut self, blocks: u64) -> bool {
+    /// size, and those it releases those of the sequences whose window's
+    /// start crosses one: counts the engine keeps without visiting them.
+    /// Charging them here keeps `allocated`, and so admission, exact; each
+    /// sequence's table catches up later, in one [`PagedCache::settle`].
+    /// Until then the `stored` counter of [`KvCache::usage`](super::KvCache::usage) lags (the engine
+    /// does not read it). Only valid when [`PagedCache::defers`].
+    pub fn defer(&mut self, map_bytes: u64, drop_bytes: u64) -> bool {
         invariant!(self.defers());
-        let bytes = blocks * self.groups[0].block_bytes;
-        if bytes > self.budget - self.allocated {
+        if map_bytes > self.budget - self.allocated {
             return false;
         }
-        self.allocated += bytes;
-        self.deferred += blocks;
+        self.allocated = self.allocated + map_bytes - drop_bytes;
+        self.deferred += i128::from(map_bytes) - i128::from(drop_bytes);
         true
     }
 
-    /// Grows `seq` by `n` tokens whose `blocks` new blocks were charged by
-    /// [`PagedCache::defer`] earlier: the charge moves to the sequence's table.
-    pub fn settle(&mut self, seq: SeqId, n: u32, blocks: u64) {
-        invariant!(self.defers() && blocks <= self.deferred);
-        self.deferred -= blocks;
-        self.allocated -= blocks * self.groups[0].block_bytes;
-        let grown = self.grow(seq, n);
-        invariant!(grown.is_ok(), "deferred blocks cover the growth");
+    /// Grows `seq` by `n` tokens whose blocks [`PagedCache::defer`] charged
+    /// and released earlier, one token at a time: its tables catch up
+    /// (`allocated` already counts them).
+    pub fn settle(&mut self, seq: SeqId, n: u32) {
+        invariant!(self.defers());
+        let s = &self.seqs[seq as usize];
+        invariant!(s.live && !s.forked, "settling a live, unshared sequence");
+        let (t0, reserve) = (s.tokens, s.reserve);
+        let t1 = t0 + n;
+        let mut net = 0i128;
+        for g in 0..self.ngroups {
+            let tab = &self.seqs[seq as usize].tables[g];
+            let plan = self.plan(g, tab, t1, reserve);
+            invariant!(
+                tab.spare == 0 && plan.spare == 0 && !tab.named,
+                "growing one token at a time holds no spare block"
+            );
+            net += i128::from(plan.map) * i128::from(self.groups[g].block_bytes)
+                - i128::from(plan.drop) * i128::from(self.groups[g].block_bytes);
+            let tab = &mut self.seqs[seq as usize].tables[g];
+            tab.len = tab.len - plan.drop + plan.map;
+            tab.first = plan.first;
+        }
+        self.deferred -= net;
+        self.seqs[seq as usize].tokens = t1;
+        for p in &mut self.groups[..self.ngroups] {
+            p.kept_tokens += p.kept(t1) - p.kept(t0);
+        }
+        self.seqs[seq as usize].limit = self.limit(seq);
     }
 
     /// Blocks a live sequence holds in each layer group of the layout (spare

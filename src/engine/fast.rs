@@ -3,9 +3,9 @@
 //!
 //! # Why it is exact
 //!
-//! In the common case (no window, no prefix caching, one sample,
+//! In the common case (no prefix caching, one sample,
 //! `max_num_seqs <= max_batched_tokens`; paged placement with optimistic
-//! admission, or reserve admission with any placement) a step
+//! admission, or reserve admission with any placement and no window) a step
 //! that has enough free memory for every running sequence to grow does the
 //! same thing to each decoding sequence: its context and its generated count
 //! go up by one. (Decoders always come first in the batch: only the most
@@ -17,19 +17,24 @@
 //! prefilling in the step (a pending chunked prefill, the step's admissions)
 //! are visited one by one, as the straightforward engine does:
 //!
-//! - Step work: with no window, attention reads `bytes_per_token * context`
-//!   bytes and does `(context + 1) * Σ_g layers_g * flops_per_pair_g` FLOPs
-//!   per decoding sequence,
-//!   so the batch's totals follow from the sum of contexts, which grows by the
-//!   number of decoders per step. Integer sums, so the step times (and
-//!   everything downstream) are bit-identical.
-//! - New blocks: a sequence needs one exactly when its context is a multiple of
-//!   the block size. Context minus fast steps is constant per sequence, so
-//!   sequences are counted by that *phase* modulo the block size, and a step
-//!   needs `count[phase]` blocks, charged to the cache at once
-//!   ([`PagedCache::defer`](crate::cache::PagedCache::defer)); each sequence's
-//!   table catches up when it is next looked at
-//!   ([`PagedCache::settle`](crate::cache::PagedCache::settle)).
+//! - Step work: a group that keeps every token reads `bytes_per_token *
+//!   context` bytes and does `(context + 1) * layers * flops_per_pair` FLOPs
+//!   per decoding sequence, so the batch's totals follow from the sum of
+//!   contexts, which grows by the number of decoders per step; a windowed
+//!   group's follow from sums of contexts capped at its window (see
+//!   [`Windows`]), and recurrent state adds a constant per sequence. Integer
+//!   sums, so the step times (and everything downstream) are bit-identical.
+//! - New blocks: a sequence needs one (in every physical group) exactly when
+//!   its context is a multiple of the block size. Context minus fast steps is
+//!   constant per sequence, so sequences are counted by that *phase* modulo
+//!   the block size, and a step needs `count[phase]` blocks, charged to the
+//!   cache at once ([`PagedCache::defer`]); a window drops its front block
+//!   when the window's start crosses a block boundary, counted by phase among
+//!   the sequences past it. Each sequence's table catches up when it is next
+//!   looked at ([`PagedCache::settle`]). A step whose new blocks do not fit
+//!   the free memory (not counting the blocks dropped in the same step) goes
+//!   to the straightforward engine: when they do fit, no sequence can fail to
+//!   grow in batch order, whatever the order of drops.
 //! - Finishing: a sequence finishes after a known number of steps; a
 //!   [`Calendar`] of steps yields the step's finishers, sorted by entry order
 //!   (batch order, the order the straightforward engine ends them in, which
@@ -60,9 +65,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Engine, Seq};
-use crate::cache::Placement;
+use crate::cache::{KvLayout, PagedCache, Placement};
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{MemoryLevels, Outcome};
+use crate::model::Span;
 use crate::scheduler::Admission;
 
 /// Values due at future fast steps: a ring of buckets, one per step of the
@@ -117,6 +123,206 @@ impl Calendar {
     }
 }
 
+/// A length at which a windowed group's per-sequence terms stop growing,
+/// and the lazy decoders below it: `Σ min(context, at)` over `n` decoders is
+/// `below_sum + at * (n - below)`.
+#[derive(Debug)]
+struct Threshold {
+    at: u64,
+    /// Decoders whose context is below `at`.
+    below: u64,
+    /// Σ context of those, as of now.
+    below_sum: u64,
+    /// Phase of each decoder below, at the fast step its context reaches
+    /// `at` (if it does before it finishes).
+    cross: Calendar,
+    /// At a physical group's window: the decoders whose context is `at` or
+    /// more (whose window has started to slide), by phase.
+    above: Option<Vec<u32>>,
+}
+
+/// The fast path's aggregates for a layout with windowed groups or
+/// recurrent state (paged, blocks on demand).
+///
+/// A windowed group of window `W` keeps `min(context, W)` tokens and a
+/// decode step scores `min(context + 1, W)` pairs, so a step's work needs
+/// `Σ min(context, T)` for `T` in `W` and `W - 1`: kept per [`Threshold`].
+/// A physical group of window `W` maps a block when the context is a
+/// multiple of the block size (as a full group does) and drops its front
+/// block when the context is `W` or more and `W - 1` modulo the block size.
+/// Waste is not aggregated: a window's held blocks change with the phase
+/// while its kept tokens stay `W`, so [`Engine::fast_levels`] visits the
+/// decoders (O(batch) integer work a step, against the straightforward
+/// step's growing, pricing and reading of every table).
+#[derive(Debug)]
+struct Windows {
+    thresholds: Vec<Threshold>,
+    /// Per windowed layer group: the thresholds `W` and `W - 1`, its KV
+    /// bytes per token and its attention FLOPs per pair (all layers).
+    groups: Vec<(usize, usize, u64, u64)>,
+    /// Per physical group: bytes of a block, and the threshold at its
+    /// window if it has one.
+    pools: Vec<(u64, Option<usize>)>,
+    /// Recurrent state bytes per sequence.
+    state: u64,
+    /// Tokens per block.
+    bs: u64,
+}
+
+impl Windows {
+    /// The aggregates for `layout` in `cache`; `None` if a group keeps
+    /// something other than every token or a window (a chunk).
+    fn new(layout: &KvLayout, cache: &PagedCache) -> Option<Windows> {
+        let mut w = Windows {
+            thresholds: Vec::new(),
+            groups: Vec::new(),
+            pools: Vec::new(),
+            state: layout.state_bytes(),
+            bs: u64::from(layout.block_size),
+        };
+        for g in layout.groups() {
+            match g.span {
+                Span::All => {}
+                Span::Window(win) if win > 0 => {
+                    let at = w.threshold(u64::from(win));
+                    let below = w.threshold(u64::from(win) - 1);
+                    let flops = u64::from(g.layers) * g.flops_per_pair;
+                    w.groups.push((at, below, g.bytes_per_token, flops));
+                }
+                _ => return None,
+            }
+        }
+        for (span, block_bytes) in cache.pools() {
+            let window = match span {
+                Span::Window(win) => {
+                    let t = w.threshold(u64::from(win));
+                    w.thresholds[t].above = Some(vec![0; w.bs as usize]);
+                    Some(t)
+                }
+                _ => None,
+            };
+            w.pools.push((block_bytes, window));
+        }
+        Some(w)
+    }
+
+    /// The index of the threshold at `at`, added if new.
+    fn threshold(&mut self, at: u64) -> usize {
+        if let Some(i) = self.thresholds.iter().position(|t| t.at == at) {
+            return i;
+        }
+        self.thresholds.push(Threshold {
+            at,
+            below: 0,
+            below_sum: 0,
+            cross: Calendar::new(),
+            above: None,
+        });
+        self.thresholds.len() - 1
+    }
+
+    /// Adds a decoder of `context` and `phase` at fast step `steps`, which
+    /// finishes `left` steps on.
+    fn join(&mut self, context: u64, steps: u64, left: u64, phase: usize) {
+        for t in &mut self.thresholds {
+            if context < t.at {
+                t.below += 1;
+                t.below_sum += context;
+                if t.at - context <= left {
+                    t.cross
+                        .push(steps + 1, steps + t.at - context, phase as u64);
+                }
+            } else if let Some(above) = t.above.as_mut() {
+                above[phase] += 1;
+            }
+        }
+    }
+
+    /// Removes a decoder of `context` and `phase` (finishing).
+    fn leave(&mut self, context: u64, phase: usize) {
+        for t in &mut self.thresholds {
+            if context < t.at {
+                t.below -= 1;
+                t.below_sum -= context;
+            } else if let Some(above) = t.above.as_mut() {
+                above[phase] -= 1;
+            }
+        }
+    }
+
+    /// Fast step `steps` has just completed: every decoder is a token
+    /// longer, and those reaching a threshold pass it.
+    fn advance(&mut self, steps: u64, scratch: &mut Vec<u64>) {
+        for t in &mut self.thresholds {
+            t.below_sum += t.below;
+            t.cross.take(steps, scratch);
+            for &phase in scratch.iter() {
+                t.below -= 1;
+                t.below_sum -= t.at;
+                if let Some(above) = t.above.as_mut() {
+                    above[phase as usize] += 1;
+                }
+            }
+        }
+    }
+
+    /// `Σ min(context, at)` over the `n` decoders, for threshold `t`.
+    fn capped(&self, t: usize, n: u64) -> u64 {
+        let t = &self.thresholds[t];
+        t.below_sum + t.at * (n - t.below)
+    }
+
+    /// The windowed groups' KV bytes read (with the recurrent state) and
+    /// attention FLOPs of a decode step over the `n` decoders.
+    fn work(&self, n: u64) -> (u64, u64) {
+        let (mut read, mut flops) = (n * self.state, 0);
+        for &(at, below, bpt, per_pair) in &self.groups {
+            read += bpt * self.capped(at, n);
+            flops += per_pair * (self.capped(below, n) + n);
+        }
+        (read, flops)
+    }
+
+    /// Bytes of the blocks the step launched at fast step `steps` drops:
+    /// of the decoders past a window whose context is `W - 1` modulo the
+    /// block size, in each windowed physical group.
+    fn dropped_bytes(&self, steps: u64) -> u64 {
+        let bs = self.bs;
+        self.pools
+            .iter()
+            .filter_map(|&(block_bytes, t)| {
+                let t = &self.thresholds[t?];
+                let phase = ((t.at - 1) % bs + bs - steps % bs) % bs;
+                Some(block_bytes * u64::from(t.above.as_ref()?[phase as usize]))
+            })
+            .sum()
+    }
+
+    /// What a sequence holding `tokens` tokens holds: its blocks in every
+    /// physical group and its state, bytes.
+    fn held(&self, tokens: u64) -> u64 {
+        let end = tokens.div_ceil(self.bs);
+        let blocks = self.pools.iter().map(|&(block_bytes, t)| {
+            let front = t.map_or(0, |t| {
+                tokens.saturating_sub(self.thresholds[t].at) / self.bs
+            });
+            block_bytes * (end - front)
+        });
+        self.state + blocks.sum::<u64>()
+    }
+
+    fn clear(&mut self) {
+        for t in &mut self.thresholds {
+            t.below = 0;
+            t.below_sum = 0;
+            t.cross.clear();
+            if let Some(above) = t.above.as_mut() {
+                above.fill(0);
+            }
+        }
+    }
+}
+
 /// The fast path's aggregates over the lazy decoding sequences.
 #[derive(Debug)]
 pub(super) struct Fast {
@@ -127,10 +333,18 @@ pub(super) struct Fast {
     pub(super) steps: u64,
     /// Tokens per block.
     bs: u64,
-    /// KV bytes per token (all layers).
+    /// KV bytes per token of the groups that keep every token (all layers,
+    /// in a linear layout).
     bpt: u64,
-    /// Attention FLOPs per query-key pair, summed over layers and groups.
+    /// Attention FLOPs per query-key pair, summed over the layers of the
+    /// groups that keep every token.
     flops_per_token_pair: u64,
+    /// The aggregates of windowed groups and recurrent state, for a layout
+    /// that has them (paged, blocks on demand).
+    windows: Option<Box<Windows>>,
+    /// Bytes of one block in every physical group: what a sequence needing
+    /// blocks takes in a step (0 for contiguous placement).
+    block_bytes: u64,
     /// Whether every sequence holds room for its final length from its
     /// admission on (reserve admission): decode steps allocate nothing, so
     /// no block is counted and no step can run out of memory.
@@ -149,6 +363,8 @@ pub(super) struct Fast {
     last_block: Calendar,
     /// Scratch for values taken from a calendar.
     due: Vec<u64>,
+    /// Scratch for a second calendar.
+    crossing: Vec<u64>,
     /// Σ internal waste (bytes) of the lazy decoders: with blocks on demand,
     /// of those in their last block; `reserved`, of all (what each holds
     /// beyond its final length).
@@ -176,33 +392,46 @@ impl Fast {
         // start (every `cache.reserve` rule covers it), whatever the
         // placement; optimistic admission grows paged blocks on demand.
         let reserved = cfg.admission == Admission::Reserve;
-        let covered = (reserved || paged && layout.block_size > 0)
+        // Windows and recurrent state only with blocks on demand, where
+        // the cache can defer a window's dropped blocks too.
+        let windowed = !layout.is_linear();
+        let on_demand = !reserved
+            && paged
+            && layout.block_size > 0
+            && engine.cache.as_paged().is_some_and(PagedCache::defers);
+        let covered = (reserved && !windowed || on_demand)
             && !s.cache.prefix_caching
             && s.tiers.is_none()
             && engine.role != super::Role::Prefill
-            && layout.is_linear()
             && engine.samples == 1
             && cfg.max_num_seqs <= cfg.max_batched_tokens;
         if !covered {
             return None;
         }
+        let windows = match engine.cache.as_paged() {
+            Some(cache) if windowed => Some(Box::new(Windows::new(layout, cache)?)),
+            _ => None,
+        };
         // Block phases matter only to blocks on demand.
         let bs = if reserved {
             1
         } else {
             u64::from(layout.block_size)
         };
-        let bpt = layout.bytes_per_token();
+        let every_token = || layout.groups().iter().filter(|g| g.span.is_all());
         Some(Fast {
             lazy: false,
             steps: 0,
             bs,
-            bpt,
-            flops_per_token_pair: layout
-                .groups()
-                .iter()
+            bpt: every_token().map(|g| g.bytes_per_token).sum(),
+            flops_per_token_pair: every_token()
                 .map(|g| u64::from(g.layers) * g.flops_per_pair)
                 .sum(),
+            windows,
+            block_bytes: engine
+                .cache
+                .as_paged()
+                .map_or(0, |c| c.pools().map(|(_, b)| b).sum()),
             reserved,
             decoders: 0,
             context_sum: 0,
@@ -210,6 +439,7 @@ impl Fast {
             finish: Calendar::new(),
             last_block: Calendar::new(),
             due: Vec::new(),
+            crossing: Vec::new(),
             internal: 0,
             final_bytes: 0,
             rounding: 0,
@@ -235,6 +465,11 @@ impl Fast {
         // It finishes once `generated` reaches `output`.
         let left = u64::from(seq.output - seq.generated);
         self.finish.push(self.steps + 1, self.steps + left, seq.uid);
+        if let Some(w) = self.windows.as_mut() {
+            // Its waste is counted a step at a time (`Engine::fast_levels`).
+            w.join(u64::from(seq.context), self.steps, left, p);
+            return;
+        }
         if self.reserved {
             // It holds its final length already: what it holds beyond is
             // internal waste from now to its end.
@@ -274,8 +509,6 @@ impl<C: CostModel> Engine<'_, C> {
             return;
         }
         let delta = delta as u32;
-        let (c0, c1) = (u64::from(s.context), u64::from(s.context + delta));
-        let blocks = c1.div_ceil(f.bs) - c0.div_ceil(f.bs);
         s.context += delta;
         s.generated += delta;
         let (req, slot) = (s.req, s.slot);
@@ -288,7 +521,7 @@ impl<C: CostModel> Engine<'_, C> {
             self.cache
                 .as_paged_mut()
                 .expect("blocks on demand run on a paged cache")
-                .settle(slot, delta, blocks);
+                .settle(slot, delta);
         }
     }
 
@@ -326,6 +559,9 @@ impl<C: CostModel> Engine<'_, C> {
         f.internal = 0;
         f.final_bytes = 0;
         f.rounding = 0;
+        if let Some(w) = f.windows.as_mut() {
+            w.clear();
+        }
         f.tail = self.running.len();
     }
 
@@ -382,12 +618,13 @@ impl<C: CostModel> Engine<'_, C> {
         let decoders = f.decoders;
         if !f.reserved {
             let due = (f.bs - f.steps % f.bs) % f.bs;
-            let blocks = u64::from(f.phase[due as usize]);
+            let mapped = u64::from(f.phase[due as usize]) * f.block_bytes;
+            let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
             let paged = self
                 .cache
                 .as_paged_mut()
                 .expect("blocks on demand run on a paged cache");
-            if !paged.defer(blocks) {
+            if !paged.defer(mapped, dropped) {
                 // Some sequence cannot grow: the straightforward scheduler
                 // decides whom to preempt or fail.
                 return false;
@@ -420,10 +657,12 @@ impl<C: CostModel> Engine<'_, C> {
         // their internal waste.
         f.last_block.take(f.steps, &mut f.due);
         f.internal += f.due.iter().sum::<u64>();
+        let n = u64::from(f.decoders);
+        let (windowed_read, windowed_flops) = f.windows.as_ref().map_or((0, 0), |w| w.work(n));
         let mut work = StepWork {
             decode_tokens: f.decoders,
-            kv_read_bytes: f.bpt * f.context_sum,
-            attention_flops: f.flops_per_token_pair * (f.context_sum + u64::from(f.decoders)),
+            kv_read_bytes: f.bpt * f.context_sum + windowed_read,
+            attention_flops: f.flops_per_token_pair * (f.context_sum + n) + windowed_flops,
             ..StepWork::default()
         };
         let mut batch = f.decoders;
@@ -458,7 +697,17 @@ impl<C: CostModel> Engine<'_, C> {
             reserved += fill - kept;
             internal += held - fill;
         }
-        if f.decoders > 0 {
+        if let Some(w) = f.windows.as_ref() {
+            // Each decoder holds `context + 1` tokens at launch.
+            for s in self.running[..f.tail].iter().filter(|s| !s.dead) {
+                let tokens = s.context + (f.steps - s.since) as u32 + 1;
+                let held = w.held(u64::from(tokens));
+                let kept = self.layout.kept_bytes(tokens).min(held);
+                let fill = s.final_bytes.min(held).max(kept);
+                reserved += fill - kept;
+                internal += held - fill;
+            }
+        } else if f.decoders > 0 {
             // Each decoder holds `context + 1` tokens at launch.
             let kept = f.bpt * (f.context_sum + u64::from(f.decoders));
             if f.reserved {
@@ -492,6 +741,9 @@ impl<C: CostModel> Engine<'_, C> {
         let f = self.fast.as_mut().expect("fast step");
         f.steps += 1;
         f.context_sum += u64::from(f.decoders);
+        if let Some(w) = f.windows.as_mut() {
+            w.advance(f.steps, &mut f.crossing);
+        }
         f.finish.take(f.steps, &mut f.due);
         // Batch order.
         f.due.sort_unstable();
@@ -509,7 +761,9 @@ impl<C: CostModel> Engine<'_, C> {
             f.context_sum -= u64::from(s.context);
             let p = f.phase_of(s.context, s.since);
             f.phase[p] -= 1;
-            if f.reserved {
+            if let Some(w) = f.windows.as_mut() {
+                w.leave(u64::from(s.context), p);
+            } else if f.reserved {
                 let (held, rounding) = (
                     self.cache.held_bytes(s.slot),
                     self.cache.allocator_slack_bytes(s.slot),

@@ -3,13 +3,27 @@ use crate::hardware::cost::RooflineCost;
 
 /// The saturated bench workload runs nearly every step on the fast path
 /// (a silent fallback would keep results right and lose the speed), with
-/// blocks on demand and with reservations (contiguous, either allocator).
+/// blocks on demand and with reservations (contiguous, either allocator),
+/// with windows (a sliding policy, a model with sliding layers) and
+/// recurrent state (a hybrid model).
 #[test]
 fn saturated_chat_takes_the_fast_path() {
     for overrides in [
         &[][..],
         &["cache.policy=contiguous"],
         &["cache.policy=contiguous", "cache.allocator=buddy"],
+        &["cache.policy=sliding", "cache.window=1024"],
+        &[
+            "cache.policy=sliding",
+            "cache.window=100",
+            "cache.block_size=7",
+        ],
+        &["model.preset=gemma-3-27b", "traffic.arrival.rate=2"],
+        &[
+            "model.preset=qwen3-next-80b-a3b",
+            "hardware.gpu=h200",
+            "hardware.tp=2",
+        ],
     ] {
         with_bench_engine(2000, overrides, |engine| {
             engine.fast = fast::Fast::new(engine);

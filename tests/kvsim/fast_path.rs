@@ -252,3 +252,100 @@ proptest::proptest! {
         check_fixed(&format!("{body} budget {budget}"), &s);
     }
 }
+
+/// A four-layer model whose layers are `groups` (`[[model.groups]]`), on
+/// the GPU of the other tests, with the KV budget set to `budget_tokens`
+/// tokens of a layer's KV times four.
+fn grouped(body: &str, groups: &str, budget_tokens: u64) -> Scenario {
+    let model = crate::common::TINY_MODEL.replace("layers = 1", "layers = 4");
+    let text = format!("{body}\n{model}\n{groups}\n{}", crate::common::BIG_GPU);
+    let mut s =
+        Scenario::from_toml(&text, Path::new("groups.toml"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    s.budget.kv_bytes = budget_tokens * 4 * crate::common::TINY_BPT;
+    s
+}
+
+/// Windowed layers and recurrent state on the fast path: a sliding window
+/// of every size against the block size (below it, a multiple of it, not
+/// one), full and sliding layers together, recurrent and full layers
+/// together, under every kind of memory pressure.
+#[test]
+fn windows_and_state_under_every_pressure() {
+    let schedulers = [
+        "on_oom = \"preempt-recompute\"",
+        "on_oom = \"reject\"",
+        "on_oom = \"crash\"\nrestart_s = 0.5",
+        "on_oom = \"preempt-swap\"\nswap_bytes = 2000000",
+        "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.3\nchunked_prefill = false",
+    ];
+    let layers = [
+        "[[model.groups]]\nlayers = 4\nattention = \"sliding\"\nwindow = 1",
+        "[[model.groups]]\nlayers = 4\nattention = \"sliding\"\nwindow = 5",
+        "[[model.groups]]\nlayers = 4\nattention = \"sliding\"\nwindow = 32",
+        "[[model.groups]]\nlayers = 1\nattention = \"full\"\n\
+         [[model.groups]]\nlayers = 3\nattention = \"sliding\"\nwindow = 100",
+        "[[model.groups]]\nlayers = 2\nattention = \"sliding\"\nwindow = 40\n\
+         [[model.groups]]\nlayers = 1\nattention = \"sliding\"\nwindow = 9\n\
+         [[model.groups]]\nlayers = 1\nattention = \"full\"",
+        "[[model.groups]]\nlayers = 3\nattention = \"recurrent\"\nstate_bytes = 5000\n\
+         [[model.groups]]\nlayers = 1\nattention = \"full\"",
+        "[[model.groups]]\nlayers = 2\nattention = \"recurrent\"\nstate_bytes = 700\n\
+         [[model.groups]]\nlayers = 2\nattention = \"sliding\"\nwindow = 64",
+    ];
+    for (l, groups) in layers.iter().enumerate() {
+        for bs in [1, 7, 16] {
+            for (k, sched) in schedulers.iter().enumerate() {
+                for (budget, rate) in [(3_000, 40.0), (30_000, 400.0), (1_000_000, 60.0)] {
+                    let extra = format!(
+                        "[cache]\npolicy = \"paged\"\nblock_size = {bs}\n[scheduler]\n\
+                         max_batched_tokens = 512\n{sched}"
+                    );
+                    let s = grouped(&open(300, rate, 120, 60, &extra), groups, budget);
+                    check_fixed(
+                        &format!("layers {l}, bs {bs}, sched {k}, budget {budget}"),
+                        &s,
+                    );
+                }
+            }
+        }
+    }
+    // The `sliding` policy's window over a uniform model.
+    for window in [1, 16, 33, 100] {
+        for bs in [1, 16] {
+            let extra = format!(
+                "[cache]\npolicy = \"sliding\"\nwindow = {window}\nblock_size = {bs}\n\
+                 [scheduler]\nmax_batched_tokens = 512\non_oom = \"preempt-recompute\""
+            );
+            let s = scenario_with(&open(400, 200.0, 120, 60, &extra), 8_000, &[]);
+            check_fixed(&format!("sliding policy, window {window}, bs {bs}"), &s);
+        }
+    }
+}
+
+/// The bundled scenarios with windowed and recurrent layers, priced by
+/// their rooflines.
+#[test]
+fn windowed_and_hybrid_models_with_the_roofline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases: [(&str, &[&str]); 5] = [
+        ("scenarios/window-long-context.toml", &["requests=60"]),
+        (
+            "scenarios/window-long-context.toml",
+            &["requests=60", "traffic.arrival.users=16"],
+        ),
+        ("scenarios/hybrid-capacity.toml", &["requests=200"]),
+        (
+            "benches/saturated-chat.toml",
+            &["requests=2000", "cache.policy=sliding", "cache.window=1024"],
+        ),
+        (
+            "scenarios/policies.toml",
+            &["cache.policy=sliding", "traffic.arrival.users=128"],
+        ),
+    ];
+    for (path, overrides) in cases {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let s = Scenario::load(&root.join(path), &overrides).unwrap_or_else(|e| panic!("{e}"));
+        check_roofline(&format!("{path} {overrides:?}"), &s);
+    }
+}

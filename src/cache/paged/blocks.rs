@@ -301,7 +301,7 @@ impl PagedCache {
                 }
             }
         }
-        allocated += self.deferred * self.groups[0].block_bytes;
+        let mut allocated = u64::try_from(i128::from(allocated) + self.deferred).unwrap();
         let live = self.seqs.iter().filter(|s| s.live).count() as u64;
         assert_eq!(live, self.live_seqs);
         allocated += live * self.state;

@@ -338,4 +338,8 @@ impl KvCache for PagedCache {
     fn as_paged_mut(&mut self) -> Option<&mut PagedCache> {
         Some(self)
     }
+
+    fn as_paged(&self) -> Option<&PagedCache> {
+        Some(self)
+    }
 }

@@ -1272,3 +1272,55 @@ proptest! {
         c.check_invariants();
     }
 }
+
+proptest! {
+    /// Deferred growth ends where growth one token at a time does: a cache
+    /// charged and released step by step through `defer` (with the blocks
+    /// each sequence's spans gain and lose) and settled in one go per
+    /// sequence holds exactly what a cache grown token by token holds, in
+    /// every group of every kind `defer` covers.
+    #[test]
+    fn deferred_growth_settles_to_token_by_token_growth(
+        bs in 1u32..20,
+        w0 in proptest::option::of(1u32..70),
+        w1 in proptest::option::of(1u32..70),
+        state in 0u64..3000,
+        starts in prop::collection::vec(1u32..200, 1..6),
+        steps in 1u32..150,
+    ) {
+        let span = |w: Option<u32>| w.map_or(Span::All, Span::Window);
+        let layout = spans(bs, 256, span(w0), 512, span(w1), state);
+        let mut stepped = PagedCache::new(u64::MAX / 4, layout, false);
+        prop_assert!(stepped.defers());
+        for (id, &t) in starts.iter().enumerate() {
+            prop_assert!(stepped.admit(&seq(id as SeqId, t, t)).is_ok());
+        }
+        let mut deferred = stepped.clone();
+        let bs = u64::from(bs);
+        for step in 0..steps {
+            let (mut mapped, mut dropped) = (0, 0);
+            for &t0 in &starts {
+                let t0 = t0 + step;
+                for p in &deferred.groups[..deferred.ngroups] {
+                    let ((f0, e0), (f1, e1)) = (p.span(bs, t0), p.span(bs, t0 + 1));
+                    mapped += (e1 - e0) * p.block_bytes;
+                    dropped += (f1 - f0) * p.block_bytes;
+                }
+            }
+            prop_assert!(deferred.defer(mapped, dropped));
+            for id in 0..starts.len() {
+                prop_assert!(stepped.grow(id as SeqId, 1).is_ok());
+            }
+            prop_assert_eq!(deferred.allocated, stepped.allocated);
+        }
+        for id in 0..starts.len() {
+            deferred.settle(id as SeqId, steps);
+            let id = id as SeqId;
+            prop_assert_eq!(deferred.held_bytes(id), stepped.held_bytes(id));
+            prop_assert_eq!(deferred.blocks_of(id), stepped.blocks_of(id));
+        }
+        prop_assert_eq!(deferred.deferred, 0);
+        prop_assert_eq!(deferred.usage(), stepped.usage());
+        deferred.check_invariants();
+    }
+}
