@@ -413,13 +413,14 @@ pub fn simulate_limited<C: CostModel + Clone>(
 /// Simulates like [`simulate`] with the straightforward engine only: every
 /// step visits every running sequence. Its output is identical to
 /// [`simulate`]'s (tests compare them); it is kept as the reference the fast
-/// path is checked against. One replica, or a disaggregated deployment.
+/// path is checked against. One replica, replicas behind a router, or a
+/// disaggregated deployment.
 pub fn simulate_reference<C: CostModel + Clone>(
     scenario: &Scenario,
     seed: u64,
     cost: C,
 ) -> Result<RunOutput, Stopped> {
-    if scenario.disagg.is_some() {
+    if scenario.deployment.replicas > 1 || scenario.disagg.is_some() {
         return cluster::simulate_cluster(scenario, seed, cost, &Limits::default(), false);
     }
     simulate_with(scenario, seed, cost, false, &Limits::default())

@@ -322,13 +322,53 @@ fn windows_and_state_under_every_pressure() {
     }
 }
 
-/// The bundled scenarios with windowed and recurrent layers, priced by
-/// their rooflines.
+/// The bundled scenarios with windowed and recurrent layers, and clusters
+/// of replicas behind routers, priced by their rooflines.
 #[test]
 fn windowed_and_hybrid_models_with_the_roofline() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 11] = [
+        (
+            "scenarios/policies.toml",
+            &[
+                "cache.policy=contiguous",
+                "hardware.replicas=3",
+                "hardware.router=least-kv",
+                "traffic.arrival.users=96",
+            ],
+        ),
+        (
+            "scenarios/policies.toml",
+            &[
+                "cache.policy=sliding",
+                "hardware.replicas=2",
+                "hardware.router=least-outstanding",
+                "traffic.arrival.users=128",
+            ],
+        ),
+        (
+            "scenarios/hybrid-capacity.toml",
+            &[
+                "requests=200",
+                "hardware.replicas=2",
+                "model.preset=qwen2.5-72b",
+            ],
+        ),
+        (
+            "scenarios/window-long-context.toml",
+            &["requests=60", "hardware.replicas=2"],
+        ),
         ("scenarios/window-long-context.toml", &["requests=60"]),
+        // Decode replicas of a disaggregated deployment, and replicas
+        // behind a router.
+        (
+            "scenarios/disagg-70b-long-prompts.toml",
+            &["requests=150", "model.preset=gemma-3-27b"],
+        ),
+        (
+            "scenarios/hybrid-capacity.toml",
+            &["requests=200", "hardware.replicas=2"],
+        ),
         (
             "scenarios/window-long-context.toml",
             &["requests=60", "traffic.arrival.users=16"],
