@@ -396,7 +396,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 step: duration,
             });
         }
-        self.events.push(self.now + duration, Event::StepEnd);
+        self.events.push_aside(self.now + duration, Event::StepEnd);
     }
 
     /// The step in flight ends: emit tokens, fork samples, finish sequences.
