@@ -1,16 +1,18 @@
 //! A run's `requests.csv` and `timeline.csv` as typed columns in memory, for
 //! programs that embed kvsim (the Python package builds its DataFrames from
-//! them): the same columns, in the same order, with the same meaning, but
-//! numbers instead of text and no rounding (the CSV writes times to the
-//! nanosecond and fractions to six decimals). Each table is written into a
-//! [`ColumnSink`], so an embedding can put the values straight where they
-//! go; [`Columns`] is the sink that keeps them in vectors. Rows go in blocks
-//! of [`BLOCK`], every column of a block before the next block, so each
-//! record is read from memory once rather than once per column.
+//! them): the cells every file format writes ([`super::columns`], the one
+//! definition of the tables), as numbers instead of text and with no
+//! rounding (the CSV writes times to the nanosecond and fractions to six
+//! decimals). Each table is written into a [`ColumnSink`], so an embedding
+//! can put the values straight where they go; [`Columns`] is the sink that
+//! keeps them in vectors. Rows go in blocks of [`BLOCK`], every column of a
+//! block before the next block, so a block's records stay in the CPU's cache
+//! while its columns are written.
 
+use super::columns::{Cell, ColumnKind, Requests, Rows, Timeline};
 use crate::metrics::disagg::FlightTimes;
 use crate::metrics::{RequestRecord, TimelineRow};
-use crate::units::{SimDuration, SimTime};
+use crate::units::SimDuration;
 
 /// Rows per block of a table written into a [`ColumnSink`]: a block of
 /// records stays in the CPU's cache while its columns are written.
@@ -117,19 +119,6 @@ fn blocks(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     (0..n.div_ceil(BLOCK).max(1)).map(move |b| b * BLOCK..((b + 1) * BLOCK).min(n))
 }
 
-fn secs(t: Option<SimTime>) -> f64 {
-    t.map_or(f64::NAN, SimTime::as_secs_f64)
-}
-
-fn span(d: Option<SimDuration>) -> f64 {
-    d.map_or(f64::NAN, SimDuration::as_secs_f64)
-}
-
-fn int(x: impl Into<u64>) -> i64 {
-    // Every count kvsim keeps is far below 2^63.
-    i64::try_from(x.into()).unwrap_or(i64::MAX)
-}
-
 /// The columns of `requests.csv` (see [`super::requests_csv_of`], whose
 /// arguments these are).
 pub fn requests_columns(
@@ -149,73 +138,7 @@ pub fn write_requests(
     flights: Option<&[FlightTimes]>,
     sink: &mut impl ColumnSink,
 ) {
-    sink.rows(records.len());
-    for b in blocks(records.len()) {
-        write_requests_block(
-            &records[b.clone()],
-            replica_of.map(|of| &of[b.clone()]),
-            flights.map(|f| &f[b]),
-            sink,
-        );
-    }
-}
-
-fn write_requests_block(
-    records: &[RequestRecord],
-    replica_of: Option<&[u32]>,
-    flights: Option<&[FlightTimes]>,
-    sink: &mut impl ColumnSink,
-) {
-    let rs = || records.iter();
-    sink.int("id", rs().map(|r| int(r.id)));
-    sink.float("arrival", rs().map(|r| r.arrival.as_secs_f64()));
-    sink.float("admitted", rs().map(|r| secs(r.admitted)));
-    sink.float("first_token", rs().map(|r| secs(r.first_token)));
-    sink.float("finished", rs().map(|r| secs(r.finished)));
-    sink.int("prompt_tokens", rs().map(|r| int(r.prompt_tokens)));
-    sink.int("output_tokens", rs().map(|r| int(r.output_tokens)));
-    sink.int("output_target", rs().map(|r| int(r.output_target)));
-    sink.int("max_tokens", rs().map(|r| int(r.max_tokens)));
-    sink.int("samples", rs().map(|r| int(r.samples)));
-    sink.opt_int("session", rs().map(|r| r.session.map(int)));
-    sink.int("turn", rs().map(|r| int(r.turn)));
-    sink.int("preemptions", rs().map(|r| int(r.preemptions)));
-    sink.text("outcome", rs().map(|r| r.outcome.map(|o| o.name())));
-    sink.int("hbm_hit_tokens", rs().map(|r| int(r.hbm_hit_tokens)));
-    sink.int("tier_hit_tokens", rs().map(|r| int(r.tier_hit_tokens)));
-    sink.float("queue_s", rs().map(|r| span(r.queue())));
-    sink.float("load_s", rs().map(|r| span(r.admitted.map(|_| r.load))));
-    match flights {
-        Some(f) => sink.float(
-            "prefill_s",
-            rs().zip(f)
-                .map(|(r, f)| span(f.prefill_end.and_then(|e| Some(e - r.admitted?)))),
-        ),
-        None => sink.float("prefill_s", rs().map(|r| span(r.prefill()))),
-    }
-    if let Some(of) = replica_of {
-        sink.int("replica", of.iter().map(|&x| int(x)));
-    }
-    if let Some(f) = flights {
-        sink.float(
-            "transfer_s",
-            f.iter()
-                .map(|f| span(f.prefill_end.and_then(|p| Some(f.transfer_end? - p)))),
-        );
-        sink.float(
-            "first_step_s",
-            f.iter()
-                .zip(records)
-                .map(|(f, r)| span(f.transfer_end.and_then(|t| Some(r.first_token? - t)))),
-        );
-        sink.float("decode_stall_s", f.iter().map(|f| span(f.stall)));
-        sink.int("kv_transfer_bytes", f.iter().map(|f| int(f.bytes)));
-        sink.opt_int(
-            "prefill_replica",
-            f.iter()
-                .map(|f| (f.prefill_replica != u32::MAX).then(|| int(f.prefill_replica))),
-        );
-    }
+    write_rows(&Requests::new(records, replica_of, flights), sink);
 }
 
 /// The columns of `timeline.csv` (see [`super::timeline_csv_of`], whose
@@ -232,30 +155,52 @@ pub fn write_timeline(
     replica_of: Option<&[u32]>,
     sink: &mut impl ColumnSink,
 ) {
-    sink.rows(rows.len());
-    for b in blocks(rows.len()) {
-        write_timeline_block(&rows[b.clone()], replica_of.map(|of| &of[b]), sink);
+    write_rows(&Timeline::new(rows, replica_of), sink);
+}
+
+/// `table`'s columns into `sink`, block by block: the cells every file
+/// format writes ([`super::columns`]), as numbers. Times are seconds
+/// unrounded, fractions unrounded, absent cells `None` or NaN.
+fn write_rows(table: &impl Rows, sink: &mut impl ColumnSink) {
+    sink.rows(table.len());
+    for rows in blocks(table.len()) {
+        for (col, &(name, kind)) in table.columns().iter().enumerate() {
+            let cells = rows.clone().map(|row| table.cell(row, col));
+            match kind {
+                ColumnKind::Int => sink.int(name, cells.map(|c| int(c).unwrap_or(i64::MAX))),
+                ColumnKind::OptInt => sink.opt_int(name, cells.map(int)),
+                ColumnKind::Secs | ColumnKind::OptSecs | ColumnKind::Frac => {
+                    sink.float(name, cells.map(float));
+                }
+                ColumnKind::OptText => sink.text(name, cells.map(text)),
+            }
+        }
     }
 }
 
-fn write_timeline_block(
-    rows: &[TimelineRow],
-    replica_of: Option<&[u32]>,
-    sink: &mut impl ColumnSink,
-) {
-    let rs = || rows.iter();
-    sink.float("time", rs().map(|r| r.time.as_secs_f64()));
-    sink.int("running", rs().map(|r| int(r.running)));
-    sink.int("waiting", rs().map(|r| int(r.waiting)));
-    sink.int("kv_used_bytes", rs().map(|r| int(r.kv_used_bytes)));
-    sink.float("kv_frac", rs().map(|r| r.kv_frac));
-    sink.float("waste_used", rs().map(|r| r.levels.used));
-    sink.float("waste_reserved", rs().map(|r| r.levels.reserved));
-    sink.float("waste_internal", rs().map(|r| r.levels.internal));
-    sink.float("waste_external", rs().map(|r| r.levels.external));
-    sink.float("step_s", rs().map(|r| r.step.as_secs_f64()));
-    if let Some(of) = replica_of {
-        sink.int("replica", of.iter().map(|&x| int(x)));
+/// A count or an index (`None` if absent). Every count kvsim keeps is far
+/// below 2^63.
+fn int(cell: Cell) -> Option<i64> {
+    match cell {
+        Cell::Int(x) => Some(i64::try_from(x).unwrap_or(i64::MAX)),
+        _ => None,
+    }
+}
+
+/// Seconds or a fraction, NaN if absent.
+fn float(cell: Cell) -> f64 {
+    match cell {
+        Cell::Nanos(n) => SimDuration::from_nanos(n).as_secs_f64(),
+        Cell::Frac(x) => x,
+        _ => f64::NAN,
+    }
+}
+
+/// A word, `None` if absent.
+fn text(cell: Cell) -> Option<&'static str> {
+    match cell {
+        Cell::Text(t) => Some(t),
+        _ => None,
     }
 }
 
