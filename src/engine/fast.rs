@@ -65,7 +65,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Engine, Seq};
-use crate::cache::{KvLayout, PagedCache, Placement};
+use crate::cache::{KvCache, KvLayout, PagedCache, Placement, SeqId};
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{MemoryLevels, Outcome};
 use crate::model::Span;
@@ -323,6 +323,12 @@ impl Windows {
     }
 }
 
+/// What `cache` holds for `slot`, and how much of it is the allocator's
+/// rounding ([`Fast::join`]'s arguments).
+fn held_parts(cache: &dyn KvCache, slot: SeqId) -> (u64, u64) {
+    (cache.held_bytes(slot), cache.allocator_slack_bytes(slot))
+}
+
 /// The fast path's aggregates over the lazy decoding sequences.
 #[derive(Debug)]
 pub(super) struct Fast {
@@ -525,15 +531,6 @@ impl<C: CostModel> Engine<'_, C> {
         }
     }
 
-    /// What the cache holds for `slot` beyond the allocator's rounding, and
-    /// the rounding ([`Fast::join`]'s arguments).
-    fn held_parts(&self, slot: crate::cache::SeqId) -> (u64, u64) {
-        (
-            self.cache.held_bytes(slot),
-            self.cache.allocator_slack_bytes(slot),
-        )
-    }
-
     /// Leaves lazy form: every sequence up to date, dead ones removed, the
     /// aggregates empty. O(batch); a no-op when not lazy.
     pub(super) fn materialize_all(&mut self) {
@@ -592,10 +589,7 @@ impl<C: CostModel> Engine<'_, C> {
             return false;
         }
         for s in &mut self.running[..decoders] {
-            let (held, rounding) = (
-                self.cache.held_bytes(s.slot),
-                self.cache.allocator_slack_bytes(s.slot),
-            );
+            let (held, rounding) = held_parts(&*self.cache, s.slot);
             f.join(s, held, rounding);
         }
         f.lazy = true;
@@ -764,10 +758,7 @@ impl<C: CostModel> Engine<'_, C> {
             if let Some(w) = f.windows.as_mut() {
                 w.leave(u64::from(s.context), p);
             } else if f.reserved {
-                let (held, rounding) = (
-                    self.cache.held_bytes(s.slot),
-                    self.cache.allocator_slack_bytes(s.slot),
-                );
+                let (held, rounding) = held_parts(&*self.cache, s.slot);
                 f.internal -= held - rounding - s.final_bytes;
                 f.final_bytes -= s.final_bytes;
                 f.rounding -= rounding;
@@ -814,7 +805,7 @@ impl<C: CostModel> Engine<'_, C> {
                 self.release(s.slot);
                 self.sample_ended(s.req, false, Outcome::Ok);
             } else {
-                let (held, rounding) = self.held_parts(s.slot);
+                let (held, rounding) = held_parts(&*self.cache, s.slot);
                 self.fast
                     .as_mut()
                     .expect("fast step")
