@@ -225,6 +225,9 @@ pub(super) struct Pools<'s> {
     pub last: SimTime,
     /// The earliest end among `active` (when the cluster checks the links).
     pub due: Option<SimTime>,
+    /// While transfers join at one instant: [`Pools::due`] before the
+    /// first of them.
+    pub due_before_joins: Option<Option<SimTime>>,
     pub out_n: Vec<u32>,
     pub in_n: Vec<u32>,
 }
@@ -253,6 +256,7 @@ impl<'s> Pools<'s> {
             active: Vec::new(),
             last: SimTime::ZERO,
             due: None,
+            due_before_joins: None,
             out_n: vec![0; np],
             in_n: vec![0; nd],
         }
@@ -319,9 +323,12 @@ impl<'s> Pools<'s> {
     }
 
     /// Fair sharing: flight `f` starts moving data at `t` (its latency
-    /// paid). Returns the links' next due instant when it changed (the
-    /// cluster schedules a check then).
-    pub(super) fn join(&mut self, f: u32, t: SimTime) -> Option<SimTime> {
+    /// paid). With `last`, the links are shared anew and the next due
+    /// instant returned if it changed since before the first of the
+    /// transfers joining at `t` (the cluster schedules a check then); without,
+    /// another joins at `t` after it, and the sharing waits for it (it
+    /// would be recomputed from the same bytes).
+    pub(super) fn join(&mut self, f: u32, t: SimTime, last: bool) -> Option<SimTime> {
         self.progress(t);
         let fl = &mut self.flights[f as usize];
         fl.remaining = fl.bytes as f64;
@@ -337,7 +344,13 @@ impl<'s> Pools<'s> {
             *n += 1;
         }
         self.active.push(f);
-        let before = self.due;
+        // The due instant before this instant's joins: a check is
+        // scheduled for it.
+        let before = *self.due_before_joins.get_or_insert(self.due);
+        if !last {
+            return None;
+        }
+        self.due_before_joins = None;
         let due = self.reshare(t);
         (due != before).then_some(due).flatten()
     }

@@ -95,6 +95,16 @@ impl<E: Eq + Copy> EventQueue<E> {
         }
     }
 
+    /// The earliest event and when it is due, if any, without removing it.
+    pub fn peek(&self) -> Option<(SimTime, &E)> {
+        let entry = match (&self.aside, self.heap.peek()) {
+            (Some(a), Some(h)) if h > a => Some(h),
+            (Some(a), _) => Some(a),
+            (None, h) => h,
+        };
+        entry.map(|e| (e.time, &e.event))
+    }
+
     /// Events still scheduled.
     pub fn len(&self) -> usize {
         self.heap.len() + usize::from(self.aside.is_some())
@@ -123,7 +133,7 @@ mod tests {
 
     proptest::proptest! {
         /// Events pushed aside come out in the same order as if every one
-        /// had gone through the heap.
+        /// had gone through the heap, and `peek` shows the one `pop` takes.
         #[test]
         fn the_slot_aside_keeps_the_order(
             ops in proptest::collection::vec((0u64..8, proptest::bool::ANY, proptest::bool::ANY), 1..60),
@@ -140,8 +150,11 @@ mod tests {
                 all.push(t, i);
                 proptest::prop_assert_eq!(q.len(), all.len());
                 proptest::prop_assert_eq!(q.peek_time(), all.peek_time());
+                proptest::prop_assert_eq!(q.peek(), all.peek());
                 if pop {
+                    let next = q.peek().map(|(t, &e)| (t, e));
                     got.push(q.pop());
+                    proptest::prop_assert_eq!(next, *got.last().unwrap());
                     want.push(all.pop());
                 }
             }

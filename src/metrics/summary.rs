@@ -305,7 +305,10 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 /// [`percentile`] of the sorted values gives them, bit for bit, without
 /// sorting: each rank is selected in O(n) within what is right of the
 /// previous one, and the next rank up is the minimum of what is right of it.
-fn select_percentiles<const N: usize>(values: &mut [f64], qs: [f64; N]) -> [Option<f64>; N] {
+pub(crate) fn select_percentiles<const N: usize>(
+    values: &mut [f64],
+    qs: [f64; N],
+) -> [Option<f64>; N] {
     let mut out = [None; N];
     if values.is_empty() {
         return out;

@@ -255,12 +255,18 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         }
     }
 
-    /// Fair sharing: flight `f` starts moving data now.
+    /// Fair sharing: flight `f` starts moving data now. Transfers joining
+    /// at one instant (a prefill step's handoffs) share the links once,
+    /// after the last of them joins.
     pub(super) fn transfer_join(&mut self, f: u32) {
         let Some(pools) = self.pools.as_mut() else {
             return;
         };
-        if let Some(due) = pools.join(f, self.now) {
+        let last = !matches!(
+            self.events.peek(),
+            Some((t, Pending::TransferJoin(_))) if t == self.now
+        );
+        if let Some(due) = pools.join(f, self.now, last) {
             self.events.push(due, Pending::LinksDue);
         }
     }
