@@ -5,7 +5,9 @@
 //!
 //! - `saturated_chat`: a saturated chat workload (Llama-3.1-8B on one H100,
 //!   ShareGPT-like lengths, arrivals faster than the GPU can serve so the batch
-//!   sits above 150) for each cache policy, full metrics, requests/s via
+//!   sits above 150) for each cache policy and paged with prefix caching
+//!   (`prefix-caching`: every full block named and published, none shared),
+//!   full metrics, requests/s via
 //!   divan's item counter; `saturated_chat_reference` the same on the
 //!   straightforward engine (what `simulate` did before the fast path);
 //! - `saturated_chat_scaling`: the paged run at 100k and 1M requests (cost
@@ -47,12 +49,16 @@ fn path() -> std::path::PathBuf {
 }
 
 fn saturated(policy: &str, requests: u64) -> Scenario {
+    // `prefix-caching`: paged, every full block named and published.
     let mut overrides = vec![
-        format!("cache.policy={policy}"),
+        format!("cache.policy={}", policy.replace("prefix-caching", "paged")),
         format!("requests={requests}"),
     ];
     if policy == "sliding" {
         overrides.push("cache.window=1024".into());
+    }
+    if policy == "prefix-caching" {
+        overrides.push("cache.prefix_caching=true".into());
     }
     let s = Scenario::load(&path(), &overrides).expect("the bench scenario is valid");
     assert_eq!(s.stop, Stop::Requests(requests));
@@ -64,7 +70,11 @@ fn roofline(s: &Scenario) -> RooflineCost {
     RooflineCost::new(&s.model, d, &d.efficiency)
 }
 
-#[divan::bench(args = ["paged", "contiguous", "sliding", "quantized"], sample_count = 5, sample_size = 1)]
+#[divan::bench(
+    args = ["paged", "contiguous", "sliding", "quantized", "prefix-caching"],
+    sample_count = 5,
+    sample_size = 1
+)]
 fn saturated_chat(bencher: divan::Bencher, policy: &str) {
     let scenario = saturated(policy, REQUESTS);
     bencher.counter(ItemsCount::new(REQUESTS)).bench(|| {
@@ -74,7 +84,7 @@ fn saturated_chat(bencher: divan::Bencher, policy: &str) {
     });
 }
 
-#[divan::bench(args = ["paged", "quantized"], sample_count = 5, sample_size = 1)]
+#[divan::bench(args = ["paged", "quantized", "prefix-caching"], sample_count = 5, sample_size = 1)]
 fn saturated_chat_reference(bencher: divan::Bencher, policy: &str) {
     let scenario = saturated(policy, REQUESTS);
     bencher.counter(ItemsCount::new(REQUESTS)).bench(|| {

@@ -388,6 +388,29 @@ impl PagedCache {
                 .all(|p| matches!(p.span, Span::All | Span::Window(1..)))
     }
 
+    /// Whether full blocks are named for the prefix cache. Then a growing
+    /// sequence needs the cache only when it passes its
+    /// [`PagedCache::growth`] limit (a block to map or one to publish), and
+    /// the engine's fast path grows it lazily up to there: see `engine::fast`.
+    pub fn names_blocks(&self) -> bool {
+        self.prefix.is_some()
+    }
+
+    /// Tokens live sequence `seq` holds, and the most it can grow to with
+    /// no block work: growing it to that many one token at a time or at
+    /// once does the same.
+    pub fn growth(&self, seq: SeqId) -> (u32, u64) {
+        let s = &self.seqs[seq as usize];
+        invariant!(s.live, "growth of a dead sequence");
+        (s.tokens, s.limit)
+    }
+
+    /// Bytes no sequence holds (cached blocks included: they are evicted
+    /// when a block is needed).
+    pub fn free_bytes(&self) -> u64 {
+        self.budget - self.allocated
+    }
+
     /// The physical groups: what each keeps, and the bytes of one of its
     /// blocks.
     pub fn pools(&self) -> impl Iterator<Item = (Span, u64)> + '_ {

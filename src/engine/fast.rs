@@ -3,9 +3,10 @@
 //!
 //! # Why it is exact
 //!
-//! In the common case (no prefix caching, one sample,
+//! In the common case (no KV tiers, one sample,
 //! `max_num_seqs <= max_batched_tokens`; paged placement with optimistic
-//! admission, or reserve admission with any placement and no window) a step
+//! admission, prefix caching or not, or reserve admission with any
+//! placement and no window or prefix caching) a step
 //! that has enough free memory for every running sequence to grow does the
 //! same thing to each decoding sequence: its context and its generated count
 //! go up by one. (Decoders always come first in the batch: only the most
@@ -45,6 +46,19 @@
 //!   constant from then on, so it changes only at that (calendar-scheduled)
 //!   step.
 //!
+//! - Prefix caching: full blocks are named (published for later prompts to
+//!   share, cached when freed, evicted least recently used first), so the
+//!   order in which sequences take, publish and free blocks matters and
+//!   blocks cannot be charged in aggregate. A sequence's cache table needs
+//!   work only when it passes its growth limit (a block to map, a full one
+//!   to publish: [`PagedCache::growth`]); until then growing it one token
+//!   at a time or at once is the same counters. So each decoder is visited
+//!   at the launch where it passes its limit (a [`Calendar`] of visits),
+//!   the step's visitors grow in batch order before admission, as the
+//!   straightforward step grows every decoder, if their new blocks fit the
+//!   free memory (cached blocks included); the others catch up when next
+//!   looked at. Shared blocks make `allocated` no measure of what the
+//!   decoders hold, so their blocks are counted (visits add them).
 //! - Reservations: with reserve admission every sequence holds room for its
 //!   final length from its admission (in a contiguous region, first-fit or
 //!   buddy, or in paged blocks with spares), so a decode step allocates
@@ -329,6 +343,15 @@ fn held_parts(cache: &dyn KvCache, slot: SeqId) -> (u64, u64) {
     (cache.held_bytes(slot), cache.allocator_slack_bytes(slot))
 }
 
+/// The most tokens `slot` can grow to with no block work, when `cache`
+/// names blocks for prefix caching (0 otherwise: unused).
+fn growth_limit(cache: &dyn KvCache, slot: SeqId) -> u64 {
+    cache
+        .as_paged()
+        .filter(|c| c.names_blocks())
+        .map_or(0, |c| c.growth(slot).1)
+}
+
 /// The fast path's aggregates over the lazy decoding sequences.
 #[derive(Debug)]
 pub(super) struct Fast {
@@ -355,6 +378,18 @@ pub(super) struct Fast {
     /// admission on (reserve admission): decode steps allocate nothing, so
     /// no block is counted and no step can run out of memory.
     reserved: bool,
+    /// Prefix caching (blocks on demand, full ones named): a lazy decoder's
+    /// table is grown at the launches where it needs the cache (a block to
+    /// map or to publish), found by [`Fast::visit`]; its other tokens catch
+    /// up in [`Engine::materialize`].
+    named: bool,
+    /// `named` only: the uid of each lazy decoder, at the fast step at
+    /// whose launch it next needs the cache.
+    visit: Calendar,
+    /// `named` only: Σ blocks of the lazy decoders (as of the last launch).
+    blocks: u64,
+    /// Scratch for the decoders visited at a launch.
+    visiting: Vec<u64>,
     /// Lazy decoding sequences alive.
     decoders: u32,
     /// Σ context of the lazy decoders, as of now.
@@ -405,8 +440,16 @@ impl Fast {
             && paged
             && layout.block_size > 0
             && engine.cache.as_paged().is_some_and(PagedCache::defers);
-        let covered = (reserved && !windowed || on_demand)
-            && !s.cache.prefix_caching
+        // Prefix caching names full blocks: blocks on demand, each growth
+        // that maps or publishes one done at its own launch.
+        let named = !reserved
+            && paged
+            && layout.block_size > 0
+            && engine
+                .cache
+                .as_paged()
+                .is_some_and(PagedCache::names_blocks);
+        let covered = ((reserved && !windowed || on_demand) && !s.cache.prefix_caching || named)
             && s.tiers.is_none()
             && engine.role != super::Role::Prefill
             && engine.samples == 1
@@ -439,6 +482,10 @@ impl Fast {
                 .as_paged()
                 .map_or(0, |c| c.pools().map(|(_, b)| b).sum()),
             reserved,
+            named,
+            visit: Calendar::new(),
+            blocks: 0,
+            visiting: Vec::new(),
             decoders: 0,
             context_sum: 0,
             phase: vec![0; bs as usize],
@@ -459,10 +506,23 @@ impl Fast {
         ((u64::from(context) % bs + bs - since % bs) % bs) as usize
     }
 
+    /// Schedules lazy decoder `uid`'s next visit: at the launch of fast step
+    /// `from` it grows to `tokens` tokens, and one more at each launch
+    /// after; it needs the cache at the first launch that takes it past
+    /// `limit`, unless that comes after `last`, its last launch.
+    fn schedule_visit(&mut self, uid: u64, from: u64, tokens: u64, limit: u64, last: u64) {
+        let at = from + (limit + 1).saturating_sub(tokens);
+        if at <= last {
+            self.visit.push(self.steps, at, uid);
+        }
+    }
+
     /// Adds `seq` (decoding, up to date as of now) to the aggregates;
     /// `held` is what the cache holds for it, `rounding` of which is the
-    /// allocator's (both constant while it decodes, when `reserved`).
-    fn join(&mut self, seq: &mut Seq, held: u64, rounding: u64) {
+    /// allocator's (both constant while it decodes, when `reserved`);
+    /// `limit` the most tokens it can grow to with no block work (when
+    /// `named`).
+    fn join(&mut self, seq: &mut Seq, held: u64, rounding: u64, limit: u64) {
         seq.since = self.steps;
         self.decoders += 1;
         self.context_sum += u64::from(seq.context);
@@ -487,6 +547,19 @@ impl Fast {
             self.final_bytes += seq.final_bytes;
             self.rounding += rounding;
             return;
+        }
+        if self.named {
+            // It holds `context` tokens in whole blocks, and grows to
+            // `context + 1` at the next launch.
+            let context = u64::from(seq.context);
+            self.blocks += context.div_ceil(self.bs);
+            self.schedule_visit(
+                seq.uid,
+                self.steps,
+                context + 1,
+                limit,
+                self.steps + left - 1,
+            );
         }
         // Its final KV is `final_bytes / bpt` tokens; in the last block the
         // tail beyond them is internal waste. A step scheduled at context `c`
@@ -523,6 +596,16 @@ impl<C: CostModel> Engine<'_, C> {
             // Within its reservation: no allocation.
             let grown = self.cache.grow(slot, delta);
             invariant!(grown.is_ok(), "a reservation covers the growth");
+        } else if f.named {
+            // Up to its growth limit (it was visited wherever it passed
+            // one); a visit at this step's launch may have grown it already.
+            let context = s.context;
+            let (tokens, limit) = self.paged().growth(slot);
+            invariant!(u64::from(context) <= limit, "a lazy growth past its limit");
+            if context > tokens {
+                let grown = self.cache.grow(slot, context - tokens);
+                invariant!(grown.is_ok(), "growth within the limit");
+            }
         } else {
             self.cache
                 .as_paged_mut()
@@ -556,6 +639,8 @@ impl<C: CostModel> Engine<'_, C> {
         f.internal = 0;
         f.final_bytes = 0;
         f.rounding = 0;
+        f.visit.clear();
+        f.blocks = 0;
         if let Some(w) = f.windows.as_mut() {
             w.clear();
         }
@@ -590,7 +675,7 @@ impl<C: CostModel> Engine<'_, C> {
         }
         for s in &mut self.running[..decoders] {
             let (held, rounding) = held_parts(&*self.cache, s.slot);
-            f.join(s, held, rounding);
+            f.join(s, held, rounding, growth_limit(&*self.cache, s.slot));
         }
         f.lazy = true;
         f.tail = decoders;
@@ -610,7 +695,11 @@ impl<C: CostModel> Engine<'_, C> {
         }
         let f = self.fast.as_ref().expect("checked above");
         let decoders = f.decoders;
-        if !f.reserved {
+        if f.named {
+            if !self.visit_growing() {
+                return false;
+            }
+        } else if !f.reserved {
             let due = (f.bs - f.steps % f.bs) % f.bs;
             let mapped = u64::from(f.phase[due as usize]) * f.block_bytes;
             let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
@@ -641,6 +730,61 @@ impl<C: CostModel> Engine<'_, C> {
         self.limit = self.admit_waiting(&mut budget);
         self.fast_launch();
         true
+    }
+
+    /// The cache, paged (blocks on demand).
+    fn paged(&mut self) -> &mut PagedCache {
+        self.cache
+            .as_paged_mut()
+            .expect("blocks on demand run on a paged cache")
+    }
+
+    /// Prefix caching, at a fast step's launch: grows the lazy decoders that
+    /// need the cache now (a block to map, a full one to publish), in batch
+    /// order as the straightforward step grows every decoder, and schedules
+    /// their next visits; `false`, with nothing grown, when their new blocks
+    /// do not fit the free memory (the straightforward step decides). The
+    /// other decoders' growth is counters only, whatever its order.
+    fn visit_growing(&mut self) -> bool {
+        let f = self.fast.as_mut().expect("fast step");
+        let (k, bs, block_bytes) = (f.steps, f.bs, f.block_bytes);
+        let mut visiting = std::mem::take(&mut f.visiting);
+        f.visit.take(k, &mut visiting);
+        visiting.sort_unstable();
+        // A visitor's context at this launch: one grows a block exactly
+        // when its blocks are full.
+        let at = |running: &[Seq], uid: u64| {
+            let i = running
+                .binary_search_by_key(&uid, |s| s.uid)
+                .expect("visitors are running");
+            (i, u64::from(running[i].context) + (k - running[i].since))
+        };
+        let need: u64 = visiting
+            .iter()
+            .map(|&uid| u64::from(at(&self.running, uid).1 % bs == 0) * block_bytes)
+            .sum();
+        let fits = need <= self.paged().free_bytes();
+        if fits {
+            for &uid in &visiting {
+                let (i, context) = at(&self.running, uid);
+                let s = self.running[i];
+                let (tokens, _) = self.paged().growth(s.slot);
+                let grown = self
+                    .cache
+                    .grow(s.slot, (context + 1 - u64::from(tokens)) as u32);
+                invariant!(grown.is_ok(), "the visitors' blocks fit");
+                let (_, limit) = self.paged().growth(s.slot);
+                let f = self.fast.as_mut().expect("fast step");
+                f.blocks += u64::from(context % bs == 0);
+                // Its last launch: it has `output - generated` tokens to go.
+                let generated = u64::from(s.generated) + (k - s.since);
+                let last = k + u64::from(s.output) - generated - 1;
+                f.schedule_visit(uid, k + 1, context + 2, limit, last);
+            }
+        }
+        visiting.clear();
+        self.fast.as_mut().expect("fast step").visiting = visiting;
+        fits
     }
 
     /// Prices the fast step in flight from the aggregates and the sequences
@@ -708,6 +852,9 @@ impl<C: CostModel> Engine<'_, C> {
                 // Each holds its final length, fills it up to the end.
                 reserved += f.final_bytes - kept;
                 slack += f.rounding;
+            } else if f.named {
+                // Full blocks may be shared: each decoder's own blocks.
+                reserved += f.block_bytes * f.blocks - kept - f.internal;
             } else {
                 // Held by decoders: everything allocated but the tail's
                 // blocks and the room reserved for KV being received.
@@ -763,6 +910,9 @@ impl<C: CostModel> Engine<'_, C> {
                 f.final_bytes -= s.final_bytes;
                 f.rounding -= rounding;
             } else {
+                if f.named {
+                    f.blocks -= u64::from(s.context).div_ceil(f.bs);
+                }
                 // It has been in its last block since its last step at the
                 // latest.
                 let final_tokens = s.final_bytes.checked_div(f.bpt).unwrap_or(0);
@@ -806,10 +956,11 @@ impl<C: CostModel> Engine<'_, C> {
                 self.sample_ended(s.req, false, Outcome::Ok);
             } else {
                 let (held, rounding) = held_parts(&*self.cache, s.slot);
+                let limit = growth_limit(&*self.cache, s.slot);
                 self.fast
                     .as_mut()
                     .expect("fast step")
-                    .join(&mut s, held, rounding);
+                    .join(&mut s, held, rounding, limit);
                 self.running[i] = s;
             }
         }

@@ -42,14 +42,56 @@ fn saturated_chat_takes_the_fast_path() {
     }
 }
 
+/// With prefix caching too: the saturated chat (every request's blocks
+/// named and published, none shared), the bundled Mooncake trace (shared
+/// prefix chains) and 20-turn sessions (each turn's prompt is the last
+/// one's conversation).
+#[test]
+fn prefix_caching_takes_the_fast_path() {
+    let cases: [(&str, &[&str], u64); 3] = [
+        (
+            "benches/saturated-chat.toml",
+            &["requests=2000", "cache.prefix_caching=true"],
+            99,
+        ),
+        ("scenarios/mooncake-replay.toml", &[], 90),
+        (
+            "scenarios/multi-turn-creep.toml",
+            &["cache.prefix_caching=true"],
+            90,
+        ),
+    ];
+    for (path, overrides, percent) in cases {
+        with_engine(path, overrides, |engine| {
+            engine.fast = fast::Fast::new(engine);
+            assert!(engine.fast.is_some(), "{path} {overrides:?}: in the case");
+            engine.run().expect("no limits");
+            let fast_steps = engine.fast.as_ref().map_or(0, |f| f.steps);
+            assert!(
+                fast_steps * 100 >= engine.stats.steps * percent,
+                "{path} {overrides:?}: {fast_steps} of {} steps on the fast path",
+                engine.stats.steps
+            );
+        });
+    }
+}
+
 /// Runs `f` on an engine for the bench's saturated-chat scenario cut to
 /// `requests` requests, with `overrides`, on the roofline.
 fn with_bench_engine(requests: u32, overrides: &[&str], f: impl FnOnce(&mut Engine<RooflineCost>)) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/saturated-chat.toml");
     let mut sets = vec![format!("requests={requests}")];
     sets.extend(overrides.iter().map(|s| s.to_string()));
-    let s = Scenario::load(&path, &sets).expect("bench scenario");
-    let cache = s.cache.build(s.budget.kv_bytes, s.layout);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    with_engine("benches/saturated-chat.toml", &sets, f);
+}
+
+/// Runs `f` on an engine for scenario `path` (from the repository's root)
+/// with `overrides`, on the roofline.
+fn with_engine(path: &str, overrides: &[&str], f: impl FnOnce(&mut Engine<RooflineCost>)) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let sets: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let s = Scenario::load(&path, &sets).expect("scenario");
+    let cache = build_cache(&s);
     let d = &s.deployment;
     let cost = RooflineCost::new(&s.model, d, &d.efficiency);
     let mut engine = Engine::new(&s, cache, cost, s.traffic.instantiate(s.seed));

@@ -146,9 +146,10 @@ max_batched_tokens = 1024
 
 #[test]
 fn policies_the_fast_path_hands_back() {
-    // Contiguous placement with optimistic admission, sliding windows,
-    // prefix caching and forks run on the straightforward engine; the entry
-    // points must agree anyway.
+    // Contiguous placement with optimistic admission and forks run on the
+    // straightforward engine; the entry points must agree anyway (sliding
+    // windows, prefix caching and quantized KV have fast cases of their own
+    // above and below).
     let extras = [
         "[cache]\npolicy = \"contiguous\"\n[scheduler]\nadmission = \"optimistic\"",
         "[cache]\npolicy = \"sliding\"\nwindow = 100",
@@ -381,6 +382,131 @@ fn windowed_and_hybrid_models_with_the_roofline() {
         (
             "scenarios/policies.toml",
             &["cache.policy=sliding", "traffic.arrival.users=128"],
+        ),
+    ];
+    for (path, overrides) in cases {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let s = Scenario::load(&root.join(path), &overrides).unwrap_or_else(|e| panic!("{e}"));
+        check_roofline(&format!("{path} {overrides:?}"), &s);
+    }
+}
+
+/// Prefix caching: full blocks named and published as they fill, shared by
+/// later prompts, cached when freed and evicted least recently used first.
+/// The fast path grows a decoder's table only at the launches where it maps
+/// or publishes a block, in batch order; under every kind of memory
+/// pressure, with contents of their own, multi-turn sessions (each turn's
+/// prompt is the conversation so far, the last answer's blocks included),
+/// system prompts shared from a trace, and closed loops.
+#[test]
+fn prefix_caching_under_every_pressure() {
+    let dir = tempfile::tempdir().unwrap();
+    // 400 requests 20 ms apart; four system prompts of 40 to 300 tokens,
+    // one request in five without one.
+    let mut trace = String::from("arrival_s,prompt_tokens,output_tokens,prefix_id,prefix_tokens\n");
+    for i in 0u32..400 {
+        let (id, shared) = (i % 4, [40, 100, 200, 300][(i % 4) as usize]);
+        let prompt = shared + 1 + i * 37 % 150;
+        let output = 1 + i * 53 % 90;
+        let prefix = if i % 5 == 4 {
+            ",".to_string()
+        } else {
+            format!("{id},{shared}")
+        };
+        trace.push_str(&format!(
+            "{},{prompt},{output},{prefix}\n",
+            f64::from(i) * 0.02
+        ));
+    }
+    let path = dir.path().join("shared.csv");
+    std::fs::write(&path, trace).unwrap();
+    let traffic = [
+        open(300, 80.0, 100, 50, ""),
+        r#"
+name = "sessions"
+requests = 400
+[traffic]
+arrival = { kind = "poisson", rate = 30.0 }
+prompt = { kind = "lognormal", mean = 60, sigma = 0.8, min = 1, max = 800 }
+output = { kind = "lognormal", mean = 40, sigma = 0.8, min = 1, max = 400 }
+session = { turns = { kind = "uniform", min = 1, max = 8 }, think_s = 0.05 }
+"#
+        .to_string(),
+        format!(
+            "name = \"shared\"\n[traffic]\narrival = {{ kind = \"trace\", path = {:?} }}\n",
+            path.display().to_string()
+        ),
+        r#"
+name = "closed"
+requests = 400
+[traffic]
+arrival = { kind = "closed", users = 24, think_s = 0.1, think = "exponential" }
+prompt = { kind = "lognormal", mean = 90, sigma = 1.0, min = 1, max = 1500 }
+output = { kind = "lognormal", mean = 50, sigma = 1.0, min = 1, max = 800 }
+session = { turns = { kind = "fixed", value = 3 }, think_s = 0.02 }
+"#
+        .to_string(),
+    ];
+    let schedulers = [
+        "on_oom = \"preempt-recompute\"",
+        "on_oom = \"preempt-recompute\"\nchunked_prefill = false\nmax_batched_tokens = 700",
+        "on_oom = \"reject\"",
+        "on_oom = \"crash\"\nrestart_s = 0.5",
+        "on_oom = \"preempt-swap\"\nswap_bytes = 200000\nqueue_timeout_s = 0.4",
+    ];
+    for (t, body) in traffic.iter().enumerate() {
+        for bs in [1, 7, 16] {
+            for (k, sched) in schedulers.iter().enumerate() {
+                for budget in [3_000, 20_000, 1_000_000] {
+                    let body = format!(
+                        "{body}\n[cache]\npolicy = \"paged\"\nblock_size = {bs}\n\
+                         prefix_caching = true\n[scheduler]\n{sched}\n"
+                    );
+                    let s = scenario_with(&body, budget, &[]);
+                    check_fixed(
+                        &format!("traffic {t}, bs {bs}, sched {k}, budget {budget}"),
+                        &s,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Prefix caching on the roofline: the bundled Mooncake trace (shared
+/// prefix chains), multi-turn sessions on one replica and on two behind the
+/// prefix-aware router, the saturated chat with its blocks named, and the
+/// same under memory pressure.
+#[test]
+fn prefix_caching_with_the_roofline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cases: [(&str, &[&str]); 5] = [
+        ("scenarios/mooncake-replay.toml", &[]),
+        (
+            "scenarios/multi-turn-creep.toml",
+            &["cache.prefix_caching=true", "duration_s=600"],
+        ),
+        (
+            "scenarios/multi-turn-creep.toml",
+            &[
+                "cache.prefix_caching=true",
+                "duration_s=600",
+                "hardware.replicas=2",
+                "hardware.router=prefix-aware",
+                "traffic.arrival.rate=0.5",
+            ],
+        ),
+        (
+            "benches/saturated-chat.toml",
+            &["requests=2000", "cache.prefix_caching=true"],
+        ),
+        (
+            "benches/saturated-chat.toml",
+            &[
+                "requests=2000",
+                "cache.prefix_caching=true",
+                "hardware.memory_utilization=0.3",
+            ],
         ),
     ];
     for (path, overrides) in cases {
