@@ -352,6 +352,23 @@ fn growth_limit(cache: &dyn KvCache, slot: SeqId) -> u64 {
         .map_or(0, |c| c.growth(slot).1)
 }
 
+/// The index of the sequence of `uid` in `seqs` (in batch order, so by
+/// uid), galloping from the front: visitors are found in batch order, each
+/// a few places after the last, so this reads a few entries near the last
+/// one where a binary search over the whole batch would miss the cache at
+/// each halving.
+fn position(seqs: &[Seq], uid: u64) -> usize {
+    let mut end = 1;
+    while end < seqs.len() && seqs[end - 1].uid < uid {
+        end = (end * 2).min(seqs.len());
+    }
+    // Everything before `end / 2` is below `uid`.
+    let lo = end / 2;
+    lo + seqs[lo..end]
+        .binary_search_by_key(&uid, |s| s.uid)
+        .expect("visitors are running")
+}
+
 /// The fast path's aggregates over the lazy decoding sequences.
 #[derive(Debug)]
 pub(super) struct Fast {
@@ -388,7 +405,8 @@ pub(super) struct Fast {
     visit: Calendar,
     /// `named` only: Σ blocks of the lazy decoders (as of the last launch).
     blocks: u64,
-    /// Scratch for the decoders visited at a launch.
+    /// Scratch for the decoders visited at a launch (uids, then their
+    /// indices in `running`).
     visiting: Vec<u64>,
     /// Lazy decoding sequences alive.
     decoders: u32,
@@ -751,23 +769,26 @@ impl<C: CostModel> Engine<'_, C> {
         let mut visiting = std::mem::take(&mut f.visiting);
         f.visit.take(k, &mut visiting);
         visiting.sort_unstable();
-        // A visitor's context at this launch: one grows a block exactly
-        // when its blocks are full.
-        let at = |running: &[Seq], uid: u64| {
-            let i = running
-                .binary_search_by_key(&uid, |s| s.uid)
-                .expect("visitors are running");
-            (i, u64::from(running[i].context) + (k - running[i].since))
-        };
+        // Each visitor's index in `running` (both in batch order: each is
+        // after the last), for its uid.
+        let mut from = 0;
+        for v in visiting.iter_mut() {
+            let i = from + position(&self.running[from..], *v);
+            *v = i as u64;
+            from = i + 1;
+        }
+        // A visitor's context at this launch: it grows a block exactly when
+        // its blocks are full.
+        let context = |s: &Seq| u64::from(s.context) + (k - s.since);
         let need: u64 = visiting
             .iter()
-            .map(|&uid| u64::from(at(&self.running, uid).1 % bs == 0) * block_bytes)
+            .map(|&i| u64::from(context(&self.running[i as usize]) % bs == 0) * block_bytes)
             .sum();
         let fits = need <= self.paged().free_bytes();
         if fits {
-            for &uid in &visiting {
-                let (i, context) = at(&self.running, uid);
-                let s = self.running[i];
+            for &i in &visiting {
+                let s = self.running[i as usize];
+                let context = context(&s);
                 let (tokens, _) = self.paged().growth(s.slot);
                 let grown = self
                     .cache
@@ -779,7 +800,7 @@ impl<C: CostModel> Engine<'_, C> {
                 // Its last launch: it has `output - generated` tokens to go.
                 let generated = u64::from(s.generated) + (k - s.since);
                 let last = k + u64::from(s.output) - generated - 1;
-                f.schedule_visit(uid, k + 1, context + 2, limit, last);
+                f.schedule_visit(s.uid, k + 1, context + 2, limit, last);
             }
         }
         visiting.clear();
