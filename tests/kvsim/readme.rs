@@ -1594,7 +1594,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn bundled(",
     ),
     (
-        "| `mooncake-replay` | ~30,000 | ~32,500 (1.1x) |",
+        "| `mooncake-replay` (prefix caching: see below) | ~30,000 | ~32,500 (1.1x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
@@ -1624,7 +1624,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn disaggregated(",
     ),
     (
-        "| ~586,000 |",
+        "| ~628,000 |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn disaggregated(",
@@ -1642,7 +1642,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn multi_turn_fast(",
     ),
     (
-        "| ~51,500 |",
+        "| ~51,000 | **~75,000** (1.5x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn multi_turn_tiers(",
@@ -1702,16 +1702,40 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn sweep_64(",
     ),
     (
+        "`saturated_chat/prefix-caching` (every full block",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "args = [\"paged\", \"quantized\", \"prefix-caching\"]",
+    ),
+    (
+        "runs at ~582,000 req/s against ~154,000 on the",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn saturated_chat_reference(",
+    ),
+    (
+        "`mooncake-replay` went from ~33,600 to ~40,500 req/s",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "(It was ~578,000 at commit d231e79, same period",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
         "`saturated_chat/contiguous` went from ~151,000 to ~806,000 req/s",
         "cargo bench --bench engine",
         "benches/engine.rs",
-        "[\"paged\", \"contiguous\", \"sliding\", \"quantized\"]",
+        "args = [\"paged\", \"contiguous\", \"sliding\", \"quantized\", \"prefix-caching\"]",
     ),
     (
         "`saturated_chat/sliding` went from ~141,000 to ~560,000 req/s",
         "cargo bench --bench engine",
         "benches/engine.rs",
-        "[\"paged\", \"contiguous\", \"sliding\", \"quantized\"]",
+        "args = [\"paged\", \"contiguous\", \"sliding\", \"quantized\", \"prefix-caching\"]",
     ),
     (
         "| wall time, both cores (`whole_process/all-cores`) | 5.04 s | **0.74 s** (6.8x less) |",
