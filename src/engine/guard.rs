@@ -297,6 +297,20 @@ pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
     }
 }
 
+/// The requests a run of `scenario` is expected to issue, as
+/// [`estimate_work`] counts them, without its mean lengths when the scenario
+/// gives the count (a request count or a trace): those come from the
+/// length distributions' probability tables, which cost far more than a
+/// short run's simulation.
+pub fn expected_requests(scenario: &Scenario) -> f64 {
+    let trace = scenario.traffic.trace_len().map(|n| n as f64);
+    match scenario.stop {
+        Stop::Requests(n) => trace.map_or(n as f64, |t| t.min(n as f64)),
+        Stop::TraceEnd => trace.unwrap_or(0.0),
+        Stop::Duration(_) => estimate_work(scenario).requests,
+    }
+}
+
 /// Bytes a run holds per request until it ends: its record, the engine's
 /// per-request state and the summary's per-request latencies (the files are
 /// streamed to disk, a few blocks of rows at a time).
@@ -410,6 +424,36 @@ fn mean_rate(arrival: &ArrivalSpec, stop: Stop) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request count `streams` reads without the length tables is
+    /// the work estimate's, for every bundled scenario (request counts,
+    /// durations, closed loops, sessions, traces) and for each stop rule.
+    #[test]
+    fn expected_requests_are_the_work_estimates() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("scenarios/")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        names.sort();
+        assert!(names.len() >= 10);
+        for path in names {
+            for sets in [&[][..], &["requests=40"], &["duration_s=30"]] {
+                let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+                // Some scenarios set one stop rule and refuse the other.
+                let Ok(s) = Scenario::load(&path, &sets) else {
+                    continue;
+                };
+                assert_eq!(
+                    expected_requests(&s),
+                    estimate_work(&s).requests,
+                    "{} {sets:?}",
+                    path.display()
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_event_cap_allows_exactly_its_count() {

@@ -372,14 +372,15 @@ pub struct RunOutput {
 /// Whether a run of `scenario` keeps no per-request records (streaming
 /// mode): as `output.records` says; for `"auto"`, when it is expected to
 /// issue more than [`AUTO_STREAMING_REQUESTS`] requests
-/// ([`guard::estimate_work`]). A disaggregated deployment always keeps them.
+/// ([`guard::expected_requests`]). A disaggregated deployment always keeps
+/// them.
 pub fn streams(scenario: &Scenario) -> bool {
     match scenario.records {
         RecordsMode::Exact => false,
         RecordsMode::Streaming => true,
         RecordsMode::Auto => {
             scenario.disagg.is_none()
-                && guard::estimate_work(scenario).requests > AUTO_STREAMING_REQUESTS
+                && guard::expected_requests(scenario) > AUTO_STREAMING_REQUESTS
         }
     }
 }
