@@ -474,14 +474,33 @@ session = { turns = { kind = "fixed", value = 3 }, think_s = 0.02 }
 }
 
 /// Prefix caching on the roofline: the bundled Mooncake trace (shared
-/// prefix chains), multi-turn sessions on one replica and on two behind the
-/// prefix-aware router, the saturated chat with its blocks named, and the
-/// same under memory pressure.
+/// prefix chains), alone and on two replicas behind the KV-aware router;
+/// the decode pool of a disaggregated deployment (received requests carry
+/// no content); multi-turn sessions on one replica, under memory pressure,
+/// and on two behind the prefix-aware router; the saturated chat with its
+/// blocks named, and the same under memory pressure.
 #[test]
 fn prefix_caching_with_the_roofline() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 8] = [
         ("scenarios/mooncake-replay.toml", &[]),
+        (
+            "scenarios/mooncake-replay.toml",
+            &["hardware.replicas=2", "hardware.router=kv-aware"],
+        ),
+        (
+            "scenarios/disagg-70b-short-prompts.toml",
+            &["requests=300", "cache.prefix_caching=true"],
+        ),
+        (
+            "scenarios/multi-turn-creep.toml",
+            &[
+                "cache.prefix_caching=true",
+                "duration_s=600",
+                "hardware.memory_utilization=0.35",
+                "traffic.arrival.rate=1.0",
+            ],
+        ),
         (
             "scenarios/multi-turn-creep.toml",
             &["cache.prefix_caching=true", "duration_s=600"],
