@@ -570,6 +570,10 @@ impl Fast {
             // It holds `context` tokens in whole blocks, and grows to
             // `context + 1` at the next launch.
             let context = u64::from(seq.context);
+            invariant!(
+                held == self.block_bytes * context.div_ceil(self.bs),
+                "blocks on demand hold no spare"
+            );
             self.blocks += context.div_ceil(self.bs);
             self.schedule_visit(
                 seq.uid,
