@@ -77,6 +77,37 @@ output = {{ kind = "lognormal", mean = {output}, sigma = 0.9, min = 1, max = 150
     )
 }
 
+/// 30 closed-loop users thinking 0.2 s on average, `requests` requests,
+/// then `extra` (a `[traffic]` key or later tables).
+fn closed_loop(requests: u32, extra: &str) -> String {
+    format!(
+        r#"
+name = "closed"
+requests = {requests}
+[traffic]
+arrival = {{ kind = "closed", users = 30, think_s = 0.2, think = "exponential" }}
+prompt = {{ kind = "lognormal", mean = 90, sigma = 1.0, min = 1, max = 2000 }}
+output = {{ kind = "lognormal", mean = 50, sigma = 1.0, min = 1, max = 1000 }}
+{extra}"#
+    )
+}
+
+/// `requests` requests of multi-turn sessions of 1 to `max_turns` turns,
+/// 50 ms of thinking between turns, short lengths.
+fn sessions(requests: u32, max_turns: u32) -> String {
+    format!(
+        r#"
+name = "sessions"
+requests = {requests}
+[traffic]
+arrival = {{ kind = "poisson", rate = 30.0 }}
+prompt = {{ kind = "lognormal", mean = 60, sigma = 0.8, min = 1, max = 800 }}
+output = {{ kind = "lognormal", mean = 40, sigma = 0.8, min = 1, max = 400 }}
+session = {{ turns = {{ kind = "uniform", min = 1, max = {max_turns} }}, think_s = 0.05 }}
+"#
+    )
+}
+
 #[test]
 fn tiny_model_under_every_pressure() {
     let schedulers = [
@@ -112,29 +143,14 @@ fn tiny_model_under_every_pressure() {
 #[test]
 fn closed_loops_and_sessions() {
     let bodies = [
-        r#"
-name = "closed"
-requests = 600
-[traffic]
-arrival = { kind = "closed", users = 30, think_s = 0.2, think = "exponential" }
-prompt = { kind = "lognormal", mean = 90, sigma = 1.0, min = 1, max = 2000 }
-output = { kind = "lognormal", mean = 50, sigma = 1.0, min = 1, max = 1000 }
-[scheduler]
-on_oom = "preempt-recompute"
-max_batched_tokens = 256
-"#,
-        r#"
-name = "sessions"
-requests = 500
-[traffic]
-arrival = { kind = "poisson", rate = 30.0 }
-prompt = { kind = "lognormal", mean = 60, sigma = 0.8, min = 1, max = 800 }
-output = { kind = "lognormal", mean = 40, sigma = 0.8, min = 1, max = 400 }
-session = { turns = { kind = "uniform", min = 1, max = 6 }, think_s = 0.05 }
-[scheduler]
-on_oom = "preempt-recompute"
-max_batched_tokens = 1024
-"#,
+        &closed_loop(
+            600,
+            "[scheduler]\non_oom = \"preempt-recompute\"\nmax_batched_tokens = 256\n",
+        ),
+        &format!(
+            "{}[scheduler]\non_oom = \"preempt-recompute\"\nmax_batched_tokens = 1024\n",
+            sessions(500, 6)
+        ),
     ];
     for (i, body) in bodies.iter().enumerate() {
         for budget in [3_000, 30_000, 10_000_000] {
@@ -422,30 +438,15 @@ fn prefix_caching_under_every_pressure() {
     std::fs::write(&path, trace).unwrap();
     let traffic = [
         open(300, 80.0, 100, 50, ""),
-        r#"
-name = "sessions"
-requests = 400
-[traffic]
-arrival = { kind = "poisson", rate = 30.0 }
-prompt = { kind = "lognormal", mean = 60, sigma = 0.8, min = 1, max = 800 }
-output = { kind = "lognormal", mean = 40, sigma = 0.8, min = 1, max = 400 }
-session = { turns = { kind = "uniform", min = 1, max = 8 }, think_s = 0.05 }
-"#
-        .to_string(),
+        sessions(400, 8),
         format!(
             "name = \"shared\"\n[traffic]\narrival = {{ kind = \"trace\", path = {:?} }}\n",
             path.display().to_string()
         ),
-        r#"
-name = "closed"
-requests = 400
-[traffic]
-arrival = { kind = "closed", users = 24, think_s = 0.1, think = "exponential" }
-prompt = { kind = "lognormal", mean = 90, sigma = 1.0, min = 1, max = 1500 }
-output = { kind = "lognormal", mean = 50, sigma = 1.0, min = 1, max = 800 }
-session = { turns = { kind = "fixed", value = 3 }, think_s = 0.02 }
-"#
-        .to_string(),
+        closed_loop(
+            400,
+            "session = { turns = { kind = \"fixed\", value = 3 }, think_s = 0.02 }\n",
+        ),
     ];
     let schedulers = [
         "on_oom = \"preempt-recompute\"",
