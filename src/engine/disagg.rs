@@ -141,7 +141,6 @@ impl<C: CostModel> Engine<'_, C> {
         let rec = &mut self.records[r.req as usize];
         rec.admitted = Some(self.now);
         let prompt = rec.prompt_tokens;
-        let uid = self.take_uid();
         self.running.push(Seq {
             req: r.req,
             slot: r.slot,
@@ -153,7 +152,6 @@ impl<C: CostModel> Engine<'_, C> {
             generated: 0,
             fork: false,
             final_bytes: self.layout.peak_bytes(prompt + r.output - 1),
-            uid,
             since: 0,
             dead: false,
             content: None,

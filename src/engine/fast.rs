@@ -352,23 +352,6 @@ fn growth_limit(cache: &dyn KvCache, slot: SeqId) -> u64 {
         .map_or(0, |c| c.growth(slot).1)
 }
 
-/// The index of the sequence of `uid` in `seqs` (in batch order, so by
-/// uid), galloping from the front: visitors are found in batch order, each
-/// a few places after the last, so this reads a few entries near the last
-/// one where a binary search over the whole batch would miss the cache at
-/// each halving.
-fn position(seqs: &[Seq], uid: u64) -> usize {
-    let mut end = 1;
-    while end < seqs.len() && seqs[end - 1].uid < uid {
-        end = (end * 2).min(seqs.len());
-    }
-    // Everything before `end / 2` is below `uid`.
-    let lo = end / 2;
-    lo + seqs[lo..end]
-        .binary_search_by_key(&uid, |s| s.uid)
-        .expect("visitors are running")
-}
-
 /// The fast path's aggregates over the lazy decoding sequences.
 #[derive(Debug)]
 pub(super) struct Fast {
@@ -400,21 +383,28 @@ pub(super) struct Fast {
     /// map or to publish), found by [`Fast::visit`]; its other tokens catch
     /// up in [`Engine::materialize`].
     named: bool,
-    /// `named` only: the uid of each lazy decoder, at the fast step at
+    /// `named` only: the slot of each lazy decoder, at the fast step at
     /// whose launch it next needs the cache.
     visit: Calendar,
     /// `named` only: Σ blocks of the lazy decoders (as of the last launch).
     blocks: u64,
-    /// Scratch for the decoders visited at a launch (uids, then their
+    /// Scratch for the decoders visited at a launch (slots, then their
     /// indices in `running`).
     visiting: Vec<u64>,
+    /// Where each sequence is in `running`, by slot, for the entries
+    /// `running[..indexed]`: finishers and visitors are found from their
+    /// slots in O(1). Entries are only appended to `running` while it is
+    /// lazy, so the index grows with it; removing dead entries shifts
+    /// them, and empties it.
+    index: Vec<u32>,
+    indexed: usize,
     /// Lazy decoding sequences alive.
     decoders: u32,
     /// Σ context of the lazy decoders, as of now.
     context_sum: u64,
     /// Lazy decoders by phase: `(context - steps) mod bs`.
     phase: Vec<u32>,
-    /// Uid of each lazy decoder, at the fast step count after which it
+    /// Slot of each lazy decoder, at the fast step count after which it
     /// finishes.
     finish: Calendar,
     /// Internal waste in bytes of each lazy decoder whose waste is not yet
@@ -504,6 +494,8 @@ impl Fast {
             visit: Calendar::new(),
             blocks: 0,
             visiting: Vec::new(),
+            index: Vec::new(),
+            indexed: 0,
             decoders: 0,
             context_sum: 0,
             phase: vec![0; bs as usize],
@@ -524,14 +516,15 @@ impl Fast {
         ((u64::from(context) % bs + bs - since % bs) % bs) as usize
     }
 
-    /// Schedules lazy decoder `uid`'s next visit: at the launch of fast step
-    /// `from` it grows to `tokens` tokens, and one more at each launch
-    /// after; it needs the cache at the first launch that takes it past
-    /// `limit`, unless that comes after `last`, its last launch.
-    fn schedule_visit(&mut self, uid: u64, from: u64, tokens: u64, limit: u64, last: u64) {
+    /// Schedules the next visit of the lazy decoder in `slot`: at the
+    /// launch of fast step `from` it grows to `tokens` tokens, and one more
+    /// at each launch after; it needs the cache at the first launch that
+    /// takes it past `limit`, unless that comes after `last`, its last
+    /// launch.
+    fn schedule_visit(&mut self, slot: SeqId, from: u64, tokens: u64, limit: u64, last: u64) {
         let at = from + (limit + 1).saturating_sub(tokens);
         if at <= last {
-            self.visit.push(self.steps, at, uid);
+            self.visit.push(self.steps, at, u64::from(slot));
         }
     }
 
@@ -548,7 +541,8 @@ impl Fast {
         self.phase[p] += 1;
         // It finishes once `generated` reaches `output`.
         let left = u64::from(seq.output - seq.generated);
-        self.finish.push(self.steps + 1, self.steps + left, seq.uid);
+        self.finish
+            .push(self.steps + 1, self.steps + left, u64::from(seq.slot));
         if let Some(w) = self.windows.as_mut() {
             // Its waste is counted a step at a time (`Engine::fast_levels`).
             w.join(u64::from(seq.context), self.steps, left, p);
@@ -576,7 +570,7 @@ impl Fast {
             );
             self.blocks += context.div_ceil(self.bs);
             self.schedule_visit(
-                seq.uid,
+                seq.slot,
                 self.steps,
                 context + 1,
                 limit,
@@ -674,7 +668,33 @@ impl<C: CostModel> Engine<'_, C> {
         if self.dead > 0 {
             self.running.retain(|s| !s.dead);
             self.dead = 0;
+            if let Some(f) = self.fast.as_mut() {
+                f.indexed = 0;
+            }
         }
+    }
+
+    /// Replaces the slots in `slots` (of lazy sequences) by their indices in
+    /// `running`, sorted: batch order.
+    fn positions(&mut self, slots: &mut [u64]) {
+        let f = self.fast.as_mut().expect("lazy implies the fast path");
+        for (i, s) in self.running.iter().enumerate().skip(f.indexed) {
+            let slot = s.slot as usize;
+            if f.index.len() <= slot {
+                f.index.resize(slot + 1, 0);
+            }
+            f.index[slot] = i as u32;
+        }
+        f.indexed = self.running.len();
+        for v in slots.iter_mut() {
+            let i = f.index[*v as usize];
+            invariant!(
+                u64::from(self.running[i as usize].slot) == *v && !self.running[i as usize].dead,
+                "a lazy sequence's index"
+            );
+            *v = u64::from(i);
+        }
+        slots.sort_unstable();
     }
 
     /// Enters lazy form, if not in it: every running sequence must be
@@ -701,6 +721,7 @@ impl<C: CostModel> Engine<'_, C> {
         }
         f.lazy = true;
         f.tail = decoders;
+        f.indexed = 0;
         true
     }
 
@@ -772,15 +793,8 @@ impl<C: CostModel> Engine<'_, C> {
         let (k, bs, block_bytes) = (f.steps, f.bs, f.block_bytes);
         let mut visiting = std::mem::take(&mut f.visiting);
         f.visit.take(k, &mut visiting);
-        visiting.sort_unstable();
-        // Each visitor's index in `running` (both in batch order: each is
-        // after the last), for its uid.
-        let mut from = 0;
-        for v in visiting.iter_mut() {
-            let i = from + position(&self.running[from..], *v);
-            *v = i as u64;
-            from = i + 1;
-        }
+        // Their indices in `running`, in batch order.
+        self.positions(&mut visiting);
         // A visitor's context at this launch: it grows a block exactly when
         // its blocks are full.
         let context = |s: &Seq| u64::from(s.context) + (k - s.since);
@@ -804,7 +818,7 @@ impl<C: CostModel> Engine<'_, C> {
                 // Its last launch: it has `output - generated` tokens to go.
                 let generated = u64::from(s.generated) + (k - s.since);
                 let last = k + u64::from(s.output) - generated - 1;
-                f.schedule_visit(s.uid, k + 1, context + 2, limit, last);
+                f.schedule_visit(s.slot, k + 1, context + 2, limit, last);
             }
         }
         visiting.clear();
@@ -911,14 +925,11 @@ impl<C: CostModel> Engine<'_, C> {
             w.advance(f.steps, &mut f.crossing);
         }
         f.finish.take(f.steps, &mut f.due);
-        // Batch order.
-        f.due.sort_unstable();
         let mut due = std::mem::take(&mut f.due);
-        for &uid in &due {
-            let i = self
-                .running
-                .binary_search_by_key(&uid, |s| s.uid)
-                .expect("finishers are running");
+        // Their indices in `running`, in batch order.
+        self.positions(&mut due);
+        for &i in &due {
+            let i = i as usize;
             self.materialize(i);
             let s = self.running[i];
             invariant!(!s.dead && s.generated == s.output);

@@ -168,9 +168,6 @@ struct Seq {
     /// KV bytes it will keep at its fullest, by its last token (for the
     /// waste breakdown; a chunked group is fullest at a chunk's end).
     final_bytes: u64,
-    /// Order of entry into the batch: strictly increasing along `running`,
-    /// so the fast path finds a sequence by binary search.
-    uid: u64,
     /// Fast path: the fast steps completed when `context`, `generated` and
     /// the cache's tokens were last brought up to date (each fast step adds
     /// one to all three; see [`fast`]).
@@ -541,8 +538,6 @@ struct Engine<'s, C> {
     pending_swap_bytes: u64,
     free_slots: Vec<SeqId>,
     next_slot: SeqId,
-    /// The next [`Seq::uid`].
-    next_uid: u64,
     /// The fast path's state, when the scenario allows it.
     fast: Option<fast::Fast>,
     /// Entries of `running` marked dead (only while the fast path is lazy).
@@ -653,7 +648,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
             pending_swap_bytes: 0,
             free_slots: Vec::new(),
             next_slot: 0,
-            next_uid: 0,
             fast: None,
             dead: 0,
             step_fast: false,

@@ -209,11 +209,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             self.pending_swap_bytes += bytes;
             self.stats.swap_bytes += bytes;
             *budget -= 1;
-            let uid = self.take_uid();
             self.running.push(Seq {
                 slot,
                 scheduled: 1,
-                uid,
                 ..seq
             });
         }
@@ -313,7 +311,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 (tokens - prefilled).min(*budget)
             };
             *budget -= chunk;
-            let uid = self.take_uid();
             self.running.push(Seq {
                 req: w.req,
                 slot,
@@ -325,17 +322,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 generated: w.generated,
                 fork: w.fork,
                 final_bytes: self.layout.peak_bytes(prompt + w.output - 1),
-                uid,
                 since: 0,
                 dead: false,
                 content,
             });
         }
-    }
-
-    pub(super) fn take_uid(&mut self) -> u64 {
-        self.next_uid += 1;
-        self.next_uid - 1
     }
 
     /// Prices the scheduled batch and schedules its end.
@@ -481,10 +472,8 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     t.forked(parent.slot, slot);
                 }
                 let prompt = self.records[parent.req as usize].prompt_tokens;
-                let uid = self.take_uid();
                 self.spawned.push(Seq {
                     slot,
-                    uid,
                     output,
                     generated: 1,
                     fork: false,
