@@ -1624,7 +1624,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn disaggregated(",
     ),
     (
-        "| ~628,000 |",
+        "| ~636,000 |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn disaggregated(",
@@ -1642,7 +1642,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn multi_turn_fast(",
     ),
     (
-        "| ~51,000 | **~75,000** (1.5x) |",
+        "| ~51,000 | **~81,000** (1.6x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn multi_turn_tiers(",
@@ -1708,7 +1708,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "args = [\"paged\", \"quantized\", \"prefix-caching\"]",
     ),
     (
-        "runs at ~582,000 req/s against ~154,000 on the",
+        "named and published) runs at ~825,000 req/s against ~150,000 on the",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn saturated_chat_reference(",
@@ -1720,7 +1720,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn bundled(",
     ),
     (
-        "(It was ~578,000 at commit d231e79, same period",
+        "(Commit d231e79 ran it at ~576,000 and ~520,000 in the same period",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn disaggregated(",
