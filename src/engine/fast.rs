@@ -606,16 +606,16 @@ impl<C: CostModel> Engine<'_, C> {
         let delta = delta as u32;
         s.context += delta;
         s.generated += delta;
-        let (req, slot) = (s.req, s.slot);
+        let (req, slot, context) = (s.req, s.slot, s.context);
+        let (reserved, named) = (f.reserved, f.named);
         self.records[req as usize].output_tokens += delta;
-        if f.reserved {
+        if reserved {
             // Within its reservation: no allocation.
             let grown = self.cache.grow(slot, delta);
             invariant!(grown.is_ok(), "a reservation covers the growth");
-        } else if f.named {
+        } else if named {
             // Up to its growth limit (it was visited wherever it passed
             // one); a visit at this step's launch may have grown it already.
-            let context = s.context;
             let (tokens, limit) = self.paged().growth(slot);
             invariant!(u64::from(context) <= limit, "a lazy growth past its limit");
             if context > tokens {
@@ -623,10 +623,7 @@ impl<C: CostModel> Engine<'_, C> {
                 invariant!(grown.is_ok(), "growth within the limit");
             }
         } else {
-            self.cache
-                .as_paged_mut()
-                .expect("blocks on demand run on a paged cache")
-                .settle(slot, delta);
+            self.paged().settle(slot, delta);
         }
     }
 
@@ -746,11 +743,7 @@ impl<C: CostModel> Engine<'_, C> {
             let due = (f.bs - f.steps % f.bs) % f.bs;
             let mapped = u64::from(f.phase[due as usize]) * f.block_bytes;
             let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
-            let paged = self
-                .cache
-                .as_paged_mut()
-                .expect("blocks on demand run on a paged cache");
-            if !paged.defer(mapped, dropped) {
+            if !self.paged().defer(mapped, dropped) {
                 // Some sequence cannot grow: the straightforward scheduler
                 // decides whom to preempt or fail.
                 return false;

@@ -265,24 +265,27 @@ pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
     let latency = mean_output.max(1.0) * step_floor;
     let seqs = f64::from(scenario.scheduler.max_num_seqs);
     let trace = scenario.traffic.trace_len().map(|n| n as f64);
+    let stated = stated_requests(scenario);
     let (requests, batch) = match (&scenario.spec.traffic.arrival, scenario.stop) {
-        (_, Stop::TraceEnd) => (trace.unwrap_or(0.0), seqs),
-        (_, Stop::Requests(n)) if trace.is_some() => (trace.unwrap_or(0.0).min(n as f64), seqs),
+        // A trace (or its end) sets the count; the batch is the engine's cap.
+        (_, stop @ (Stop::TraceEnd | Stop::Requests(_)))
+            if trace.is_some() || stop == Stop::TraceEnd =>
+        {
+            (stated.unwrap_or(0.0), seqs)
+        }
         (ArrivalSpec::Closed { users, think_s, .. }, stop) => {
             let users = f64::from(*users);
             let n = match stop {
-                Stop::Requests(n) => n as f64,
                 Stop::Duration(t) => users * t.as_secs_f64() / (think_s.max(0.0) + latency),
-                Stop::TraceEnd => 0.0,
+                _ => stated.unwrap_or(0.0),
             };
             (n, users.min(seqs))
         }
         (arrival, stop) => {
             let rate = mean_rate(arrival, stop);
             let n = match stop {
-                Stop::Requests(n) => n as f64,
                 Stop::Duration(t) => rate * t.as_secs_f64(),
-                Stop::TraceEnd => 0.0,
+                _ => stated.unwrap_or(0.0),
             };
             (n, (rate * latency).clamp(1.0, seqs))
         }
@@ -299,15 +302,22 @@ pub fn estimate_work(scenario: &Scenario) -> WorkEstimate {
 
 /// The requests a run of `scenario` is expected to issue, as
 /// [`estimate_work`] counts them, without its mean lengths when the scenario
-/// gives the count (a request count or a trace): those come from the
+/// states the count (a request count or a trace): those come from the
 /// length distributions' probability tables, which cost far more than a
 /// short run's simulation.
 pub fn expected_requests(scenario: &Scenario) -> f64 {
+    stated_requests(scenario).unwrap_or_else(|| estimate_work(scenario).requests)
+}
+
+/// The requests a run issues when the scenario states them: its request
+/// count (a trace's length if shorter), or a trace's length when it runs to
+/// the trace's end; `None` when it runs for a duration.
+fn stated_requests(scenario: &Scenario) -> Option<f64> {
     let trace = scenario.traffic.trace_len().map(|n| n as f64);
     match scenario.stop {
-        Stop::Requests(n) => trace.map_or(n as f64, |t| t.min(n as f64)),
-        Stop::TraceEnd => trace.unwrap_or(0.0),
-        Stop::Duration(_) => estimate_work(scenario).requests,
+        Stop::Requests(n) => Some(trace.map_or(n as f64, |t| t.min(n as f64))),
+        Stop::TraceEnd => Some(trace.unwrap_or(0.0)),
+        Stop::Duration(_) => None,
     }
 }
 
