@@ -225,6 +225,19 @@ impl NextEvents {
         }
     }
 
+    /// The earliest next event of the replicas other than `r`
+    /// ([`SimTime::MAX`] if none has one): the minimum of the siblings on
+    /// the path from `r`'s leaf to the root.
+    fn first_besides(&self, r: usize) -> SimTime {
+        let mut i = self.leaves + r;
+        let mut key = u64::MAX;
+        while i > 1 {
+            key = key.min(self.tree[i ^ 1].0);
+            i /= 2;
+        }
+        SimTime::from_nanos(key.min(SimTime::MAX.as_nanos()))
+    }
+
     /// The earliest next event and its replica.
     fn first(&self) -> Option<(SimTime, usize)> {
         let (key, r) = self.tree[1];
@@ -346,8 +359,22 @@ impl<'s, C: CostModel> Cluster<'s, C> {
     fn replica_instant(&mut self, t: SimTime, r: usize) -> Result<(), Stopped> {
         // Within the horizon, so `t + 1 ns` does not saturate.
         beyond_horizon(t)?;
+        // Only the cluster's events and what the other replicas report
+        // reach this one: nothing before the earliest of their next events.
+        // But a decode replica with transfers waiting for its memory is
+        // offered them after every instant it advances through.
+        let outside = self.next.first_besides(r);
+        let offered = self
+            .pools
+            .as_ref()
+            .is_some_and(|p| r >= p.np && !p.queues[r - p.np].is_empty());
+        let quiet_until = match self.events.peek_time() {
+            _ if offered => t,
+            Some(c) => c.min(outside),
+            None => outside,
+        };
         let e = &mut self.replicas[r];
-        e.advance(Some(t + SimDuration::from_nanos(1)))?;
+        e.advance(Some(t + SimDuration::from_nanos(1)), quiet_until)?;
         let due = e.events.peek_time();
         let mut done = std::mem::take(&mut e.done);
         self.next.set(r, due);

@@ -69,6 +69,13 @@
 //!   fragmentation) are looked up at each step as the straightforward engine
 //!   does.
 //!
+//! - Leaps: between events, a step in which nothing waits, no sequence
+//!   finishes or is visited and the new blocks fit does the same as any
+//!   other fast step with nothing to admit, so [`Engine::leap`] runs such
+//!   steps in one loop up to the next event (on a cluster, the next event
+//!   from outside), each priced, recorded and ended as the event loop
+//!   would, with its memory levels taken from the aggregates.
+//!
 //! Whatever does not fit (a step that would run out of blocks, so the
 //! scheduler must preempt or fail sequences; a swapped sequence to bring
 //! back; an empty batch) is done by the straightforward engine after
@@ -78,12 +85,13 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{Engine, Seq};
+use super::{Engine, Seq, Stopped};
 use crate::cache::{KvCache, KvLayout, PagedCache, Placement, SeqId};
 use crate::hardware::cost::{CostModel, StepWork};
-use crate::metrics::{MemoryLevels, Outcome};
+use crate::metrics::{BatchLimit, MemoryLevels, Outcome};
 use crate::model::Span;
 use crate::scheduler::Admission;
+use crate::units::{SimDuration, SimTime};
 
 /// Values due at future fast steps: a ring of buckets, one per step of the
 /// next [`Calendar::SPAN`], and a heap for later ones. O(1) per entry for
@@ -129,6 +137,18 @@ impl Calendar {
         }
         out.clear();
         std::mem::swap(out, &mut self.ring[(at % Self::SPAN) as usize]);
+    }
+
+    /// Whether nothing is due at step `at`, where every step before it was
+    /// taken or quiet. A quiet step may be passed without
+    /// [`Calendar::take`]: the next take moves what the heap holds for the
+    /// steps after it into the ring.
+    fn quiet_at(&self, at: u64) -> bool {
+        self.ring[(at % Self::SPAN) as usize].is_empty()
+            && self
+                .later
+                .peek()
+                .is_none_or(|&Reverse((when, _))| when > at)
     }
 
     fn clear(&mut self) {
@@ -427,6 +447,8 @@ pub(super) struct Fast {
     /// a chunked prefill still pending (always the last), then the
     /// sequences admitted in the step in flight.
     tail: usize,
+    /// Fast steps run by [`Engine::leap`] (of `steps`).
+    pub(super) leapt: u64,
 }
 
 impl Fast {
@@ -507,6 +529,7 @@ impl Fast {
             final_bytes: 0,
             rounding: 0,
             tail: 0,
+            leapt: 0,
         })
     }
 
@@ -525,6 +548,45 @@ impl Fast {
         let at = from + (limit + 1).saturating_sub(tokens);
         if at <= last {
             self.visit.push(self.steps, at, u64::from(slot));
+        }
+    }
+
+    /// The lazy decoders' part of a fast step's work (the KV written
+    /// aside): each reads its context, scores its context and new token.
+    fn decoders_work(&self) -> StepWork {
+        let n = u64::from(self.decoders);
+        let (windowed_read, windowed_flops) = self.windows.as_ref().map_or((0, 0), |w| w.work(n));
+        StepWork {
+            decode_tokens: self.decoders,
+            kv_read_bytes: self.bpt * self.context_sum + windowed_read,
+            attention_flops: self.flops_per_token_pair * (self.context_sum + n) + windowed_flops,
+            ..StepWork::default()
+        }
+    }
+
+    /// The bytes of the blocks the decoders map at fast step `steps`'s
+    /// launch (blocks on demand, not named): those whose context is a
+    /// multiple of the block size.
+    fn mapped_bytes(&self) -> u64 {
+        let due = (self.bs - self.steps % self.bs) % self.bs;
+        u64::from(self.phase[due as usize]) * self.block_bytes
+    }
+
+    /// The lazy decoders' reserved and internal bytes and allocator
+    /// rounding at a launch, where each holds `context + 1` tokens (no
+    /// windows); `held` is what they hold, used with blocks on demand
+    /// that are not named.
+    fn decoder_slack(&self, held: u64) -> (u64, u64, u64) {
+        let kept = self.bpt * (self.context_sum + u64::from(self.decoders));
+        if self.reserved {
+            // Each holds its final length, fills it up to the end.
+            (self.final_bytes - kept, self.internal, self.rounding)
+        } else if self.named {
+            // Full blocks may be shared: each decoder's own blocks.
+            let own = self.block_bytes * self.blocks;
+            (own - kept - self.internal, self.internal, 0)
+        } else {
+            (held - kept - self.internal, self.internal, 0)
         }
     }
 
@@ -740,8 +802,7 @@ impl<C: CostModel> Engine<'_, C> {
                 return false;
             }
         } else if !f.reserved {
-            let due = (f.bs - f.steps % f.bs) % f.bs;
-            let mapped = u64::from(f.phase[due as usize]) * f.block_bytes;
+            let mapped = f.mapped_bytes();
             let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
             if !self.paged().defer(mapped, dropped) {
                 // Some sequence cannot grow: the straightforward scheduler
@@ -827,14 +888,7 @@ impl<C: CostModel> Engine<'_, C> {
         // their internal waste.
         f.last_block.take(f.steps, &mut f.due);
         f.internal += f.due.iter().sum::<u64>();
-        let n = u64::from(f.decoders);
-        let (windowed_read, windowed_flops) = f.windows.as_ref().map_or((0, 0), |w| w.work(n));
-        let mut work = StepWork {
-            decode_tokens: f.decoders,
-            kv_read_bytes: f.bpt * f.context_sum + windowed_read,
-            attention_flops: f.flops_per_token_pair * (f.context_sum + n) + windowed_flops,
-            ..StepWork::default()
-        };
+        let mut work = f.decoders_work();
         let mut batch = f.decoders;
         for s in self.running[f.tail..].iter().filter(|s| s.scheduled > 0) {
             invariant!(!s.decoding());
@@ -847,6 +901,113 @@ impl<C: CostModel> Engine<'_, C> {
         work.kv_write_bytes = u64::from(work.tokens()) * self.layout.bytes_per_token();
         self.step_fast = true;
         self.launch_work(work, batch);
+    }
+
+    /// Whether [`Engine::leap`] may run steps now: between steps, in lazy
+    /// form, with only decoders running and nothing to admit, bring back or
+    /// copy (a step then only decodes, and admits nothing), and no end the
+    /// cluster has yet to follow up (it may send this replica more at the
+    /// same instant). Windows are left
+    /// to the step by step path: their thresholds and drops move every step.
+    fn may_leap(&self) -> bool {
+        self.fast.as_ref().is_some_and(|f| {
+            f.lazy && f.windows.is_none() && f.decoders > 0 && f.tail == self.running.len()
+        }) && !self.busy
+            && self.down_until.is_none()
+            && self.waiting.is_empty()
+            && self.received.is_empty()
+            && self.swapped.is_empty()
+            && self.pending_swap_bytes == 0
+            && self.done.is_empty()
+            && self.routed.is_empty()
+    }
+
+    /// Runs, in one loop, the fast steps that start now and end before
+    /// `bound` (the next event, or the caller's horizon) in which only the
+    /// lazy decoders run and none finishes or needs the cache beyond a
+    /// counted block: each step is priced, recorded and ended as
+    /// [`Engine::try_fast_step`] and [`Engine::fast_finish`] would, without
+    /// an event per step or the scheduler's checks. With nothing waiting, a
+    /// step's admission finds nothing (limit `Load`); a step is left to the
+    /// event loop if its end is not before `bound` (what is due then may
+    /// change the batch), if a sequence finishes at its end or is visited at
+    /// its launch, or if its new blocks do not fit.
+    pub(super) fn leap(&mut self, bound: SimTime) -> Result<(), Stopped> {
+        /// Steps priced at once: their prices are independent, so a loop of
+        /// them alone overlaps their divisions.
+        const CHUNK: usize = 32;
+        if !self.may_leap() {
+            return Ok(());
+        }
+        let bytes_per_token = self.layout.bytes_per_token();
+        // The cache's counters, kept here as the steps charge their blocks.
+        let mut usage = self.cache.usage();
+        let mut durations = [SimDuration::ZERO; CHUNK];
+        loop {
+            let f = self.fast.as_ref().expect("may_leap");
+            // The next steps that end before `bound`, at whose end no
+            // decoder finishes and at whose launch none is visited, and
+            // their prices: each decoder a token longer a step.
+            let n = u64::from(f.decoders);
+            let mut work = f.decoders_work();
+            work.kv_write_bytes = n * bytes_per_token;
+            let mut end = self.now;
+            let mut priced = 0;
+            while priced < CHUNK {
+                let k = f.steps + priced as u64;
+                if !f.finish.quiet_at(k + 1) || f.named && !f.visit.quiet_at(k) {
+                    break;
+                }
+                let d = self
+                    .cost
+                    .step_time_with(&work, &mut self.step_memo)
+                    .max(SimDuration::from_nanos(1));
+                end += d;
+                if end >= bound {
+                    break;
+                }
+                durations[priced] = d;
+                priced += 1;
+                work.kv_read_bytes += f.bpt * n;
+                work.attention_flops += f.flops_per_token_pair * n;
+            }
+            for &duration in &durations[..priced] {
+                let f = self.fast.as_ref().expect("may_leap");
+                // The step runs: its launch, as `try_fast_step` and
+                // `fast_launch` with nothing to admit ...
+                if !f.reserved && !f.named {
+                    let mapped = f.mapped_bytes();
+                    if !self.paged().defer(mapped, 0) {
+                        return Ok(());
+                    }
+                    usage.allocated += mapped;
+                }
+                let f = self.fast.as_mut().expect("may_leap");
+                if !f.last_block.quiet_at(f.steps) {
+                    f.last_block.take(f.steps, &mut f.due);
+                    f.internal += f.due.iter().sum::<u64>();
+                }
+                let batch = f.decoders;
+                let (reserved, internal, rounding) =
+                    f.decoder_slack(usage.allocated - self.receiving_bytes);
+                // Nothing waits: no hole is unusable to the head of the queue.
+                let levels = super::levels_of(&usage, reserved, internal, 0, rounding);
+                invariant!(levels == self.fast_levels(), "a leap's levels");
+                self.limit = BatchLimit::Load;
+                self.launched(batch, duration, levels);
+                // ... and its end, as the step end's event and `fast_finish`
+                // with no finisher.
+                self.now += duration;
+                self.guard.tick(self.now)?;
+                let f = self.fast.as_mut().expect("may_leap");
+                f.steps += 1;
+                f.context_sum += u64::from(f.decoders);
+                f.leapt += 1;
+            }
+            if priced < CHUNK {
+                return Ok(());
+            }
+        }
     }
 
     /// Memory levels in lazy form: the decoders from the aggregates (at
@@ -878,22 +1039,14 @@ impl<C: CostModel> Engine<'_, C> {
                 internal += held - fill;
             }
         } else if f.decoders > 0 {
-            // Each decoder holds `context + 1` tokens at launch.
-            let kept = f.bpt * (f.context_sum + u64::from(f.decoders));
-            if f.reserved {
-                // Each holds its final length, fills it up to the end.
-                reserved += f.final_bytes - kept;
-                slack += f.rounding;
-            } else if f.named {
-                // Full blocks may be shared: each decoder's own blocks.
-                reserved += f.block_bytes * f.blocks - kept - f.internal;
-            } else {
-                // Held by decoders: everything allocated but the tail's
-                // blocks and the room reserved for KV being received.
-                let held = usage.allocated - tail_held - self.receiving_bytes;
-                reserved += held - kept - f.internal;
-            }
-            internal += f.internal;
+            // Held by decoders (blocks on demand, not named): everything
+            // allocated but the tail's blocks and the room reserved for KV
+            // being received.
+            let (r, i, rounding) =
+                f.decoder_slack(usage.allocated - tail_held - self.receiving_bytes);
+            reserved += r;
+            internal += i;
+            slack += rounding;
         }
         // Blocks on demand leave no external fragmentation; reservations
         // (contiguous ones) may.

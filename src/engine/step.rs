@@ -6,7 +6,7 @@
 use super::{Engine, Event, Seq, Swapped, Waiting, tiers};
 use crate::cache::SeqInfo;
 use crate::hardware::cost::{CostModel, StepWork};
-use crate::metrics::{BatchLimit, Outcome, TimelineRow};
+use crate::metrics::{BatchLimit, MemoryLevels, Outcome, TimelineRow};
 use crate::scheduler::OnOom;
 use crate::units::SimDuration;
 
@@ -373,9 +373,18 @@ impl<'s, C: CostModel> Engine<'s, C> {
             duration = self.tier_step_time(duration);
         }
         self.busy = true;
+        let levels = self.memory_levels();
+        self.launched(batch, duration, levels);
+        self.events.push_aside(self.now + duration, Event::StepEnd);
+    }
+
+    /// A step of `batch` sequences lasting `duration` starts now and leaves
+    /// memory at `levels`: its statistics, the levels and its timeline row
+    /// (every step, whether its end is an event or a leap's iteration).
+    pub(super) fn launched(&mut self, batch: u32, duration: SimDuration, levels: MemoryLevels) {
         self.step_started = self.now;
         self.stats.step(batch, duration, self.limit);
-        let levels = self.record_levels();
+        self.stats.level(self.now, levels);
         if self.timeline.due(self.now) {
             self.timeline.push(TimelineRow {
                 time: self.now,
@@ -387,7 +396,6 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 step: duration,
             });
         }
-        self.events.push_aside(self.now + duration, Event::StepEnd);
     }
 
     /// The step in flight ends: emit tokens, fork samples, finish sequences.

@@ -88,6 +88,7 @@ pub trait CostModel: Send + Sync {
     /// [`CostModel::step_time`], bit for bit, with what the engine's
     /// previous steps left in `memo` (consecutive decode steps mostly run
     /// the same number of tokens, one per sequence).
+    #[inline]
     fn step_time_with(&self, work: &StepWork, memo: &mut StepMemo) -> SimDuration {
         let _ = memo;
         self.step_time(work)
@@ -274,6 +275,10 @@ impl RooflineCost {
     /// Swapping copies synchronously before the step (vLLM V0's cache
     /// engine), seconds.
     fn swap(&self, work: &StepWork) -> f64 {
+        // Zero without a division (most steps swap nothing): the same value.
+        if work.swap_bytes == 0 {
+            return 0.0;
+        }
         work.swap_bytes as f64 / self.pcie_bytes_per_s
     }
 }
@@ -328,6 +333,7 @@ impl CostModel for RooflineCost {
     /// The linear layers' and the all-reduces' times depend on the token
     /// count alone (and a MoE model's expected expert bytes cost a `powf`):
     /// reused while it repeats.
+    #[inline]
     fn step_time_with(&self, work: &StepWork, memo: &mut StepMemo) -> SimDuration {
         let tokens = work.tokens();
         if memo.0 != tokens {

@@ -535,3 +535,63 @@ fn prefix_caching_with_the_roofline() {
         check_roofline(&format!("{path} {overrides:?}"), &s);
     }
 }
+
+/// Quiet decode steps (nothing waiting, no finisher, no visit) run in one
+/// loop up to the next event (`Engine::leap`); on a cluster, up to the next
+/// event of the cluster or of any other replica. Where the outside world
+/// steps in at the instant a leap would start: closed-loop users with no
+/// think time (a replica's end sends the user's next request at once, to
+/// either replica), sessions, a decode pool whose transfers wait for its
+/// memory, and prefix caching; each alone and on replicas behind routers.
+#[test]
+fn leaps_stop_where_the_outside_steps_in() {
+    let users = |users: u32, think: &str| {
+        format!(
+            "name = \"leaps\"\nrequests = 300\n[traffic]\narrival = {{ kind = \"closed\", \
+             users = {users}, think_s = {think} }}\n\
+             prompt = {{ kind = \"lognormal\", mean = 200, sigma = 1.0, min = 1, max = 2000 }}\n\
+             output = {{ kind = \"lognormal\", mean = 60, sigma = 1.0, min = 1, max = 1000 }}\n"
+        )
+    };
+    let cases: [(String, &[&str]); 8] = [
+        (users(3, "0.0"), &[]),
+        (users(3, "0.0"), &["hardware.replicas=2"]),
+        (
+            users(5, "0.0"),
+            &["hardware.replicas=2", "hardware.router=least-kv"],
+        ),
+        (users(4, "0.01"), &["hardware.replicas=3"]),
+        (sessions(200, 6), &["hardware.replicas=2"]),
+        (
+            sessions(200, 6),
+            &[
+                "hardware.replicas=2",
+                "hardware.router=prefix-aware",
+                "cache.prefix_caching=true",
+            ],
+        ),
+        (users(3, "0.0"), &["cache.prefix_caching=true"]),
+        (open(200, 3.0, 300, 80, ""), &["hardware.replicas=2"]),
+    ];
+    for (body, overrides) in &cases {
+        for budget in [4_000, 1_000_000] {
+            let s = scenario_with(body, budget, overrides);
+            check_fixed(&format!("{overrides:?}, budget {budget}"), &s);
+            check_roofline(&format!("{overrides:?}, budget {budget}, roofline"), &s);
+        }
+    }
+    // A decode pool with room to spare, and one so small that transfers
+    // queue for its memory (half to most of the requests wait).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let small = "deployment.decode.hardware.memory_utilization=0.35";
+    for overrides in [
+        &["requests=120"][..],
+        &["requests=120", "traffic.arrival.rate=2", small],
+        &["requests=120", "traffic.arrival.rate=1.5", small],
+    ] {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let path = root.join("scenarios/disagg-70b-long-prompts.toml");
+        let s = Scenario::load(&path, &overrides).unwrap_or_else(|e| panic!("{e}"));
+        check_roofline(&format!("disaggregated {overrides:?}"), &s);
+    }
+}
