@@ -907,12 +907,12 @@ impl<C: CostModel> Engine<'_, C> {
     /// form, with only decoders running and nothing to admit, bring back or
     /// copy (a step then only decodes, and admits nothing), and no end the
     /// cluster has yet to follow up (it may send this replica more at the
-    /// same instant). Windows are left
-    /// to the step by step path: their thresholds and drops move every step.
+    /// same instant).
     fn may_leap(&self) -> bool {
-        self.fast.as_ref().is_some_and(|f| {
-            f.lazy && f.windows.is_none() && f.decoders > 0 && f.tail == self.running.len()
-        }) && !self.busy
+        self.fast
+            .as_ref()
+            .is_some_and(|f| f.lazy && f.decoders > 0 && f.tail == self.running.len())
+            && !self.busy
             && self.down_until.is_none()
             && self.waiting.is_empty()
             && self.received.is_empty()
@@ -938,6 +938,9 @@ impl<C: CostModel> Engine<'_, C> {
         const CHUNK: usize = 32;
         if !self.may_leap() {
             return Ok(());
+        }
+        if self.fast.as_ref().is_some_and(|f| f.windows.is_some()) {
+            return self.leap_windowed(bound);
         }
         let bytes_per_token = self.layout.bytes_per_token();
         // The cache's counters, kept here as the steps charge their blocks.
@@ -987,27 +990,66 @@ impl<C: CostModel> Engine<'_, C> {
                     f.last_block.take(f.steps, &mut f.due);
                     f.internal += f.due.iter().sum::<u64>();
                 }
-                let batch = f.decoders;
                 let (reserved, internal, rounding) =
                     f.decoder_slack(usage.allocated - self.receiving_bytes);
                 // Nothing waits: no hole is unusable to the head of the queue.
                 let levels = super::levels_of(&usage, reserved, internal, 0, rounding);
                 invariant!(levels == self.fast_levels(), "a leap's levels");
-                self.limit = BatchLimit::Load;
-                self.launched(batch, duration, levels);
-                // ... and its end, as the step end's event and `fast_finish`
-                // with no finisher.
-                self.now += duration;
-                self.guard.tick(self.now)?;
-                let f = self.fast.as_mut().expect("may_leap");
-                f.steps += 1;
-                f.context_sum += u64::from(f.decoders);
-                f.leapt += 1;
+                self.leapt(duration, levels)?;
             }
             if priced < CHUNK {
                 return Ok(());
             }
         }
+    }
+
+    /// [`Engine::leap`] with windows: each step priced from the windows'
+    /// sums as they stand (a decoder crossing a window changes the next
+    /// step's work), its blocks mapped and dropped by phase, and its levels
+    /// read from every decoder, as [`Engine::fast_levels`] does.
+    fn leap_windowed(&mut self, bound: SimTime) -> Result<(), Stopped> {
+        let bytes_per_token = self.layout.bytes_per_token();
+        loop {
+            let f = self.fast.as_ref().expect("may_leap");
+            if !f.finish.quiet_at(f.steps + 1) {
+                return Ok(());
+            }
+            let mut work = f.decoders_work();
+            work.kv_write_bytes = u64::from(f.decoders) * bytes_per_token;
+            let duration = self
+                .cost
+                .step_time_with(&work, &mut self.step_memo)
+                .max(SimDuration::from_nanos(1));
+            if self.now + duration >= bound {
+                return Ok(());
+            }
+            let mapped = f.mapped_bytes();
+            let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
+            if !self.paged().defer(mapped, dropped) {
+                return Ok(());
+            }
+            let levels = self.fast_levels();
+            self.leapt(duration, levels)?;
+        }
+    }
+
+    /// The leapt step of `duration` launched now, leaving memory at
+    /// `levels`, is recorded and ends: as `fast_launch`'s `launch_work`,
+    /// the step end's event and `fast_finish` with no finisher.
+    fn leapt(&mut self, duration: SimDuration, levels: MemoryLevels) -> Result<(), Stopped> {
+        let batch = self.fast.as_ref().expect("may_leap").decoders;
+        self.limit = BatchLimit::Load;
+        self.launched(batch, duration, levels);
+        self.now += duration;
+        self.guard.tick(self.now)?;
+        let f = self.fast.as_mut().expect("may_leap");
+        f.steps += 1;
+        f.context_sum += u64::from(f.decoders);
+        if let Some(w) = f.windows.as_mut() {
+            w.advance(f.steps, &mut f.crossing);
+        }
+        f.leapt += 1;
+        Ok(())
     }
 
     /// Memory levels in lazy form: the decoders from the aggregates (at

@@ -77,21 +77,31 @@ fn prefix_caching_takes_the_fast_path() {
 }
 
 /// A small batch between arrivals (a 70B model at 1 request/s, about 70
-/// decode steps a request) runs most of its decode steps in leaps, one loop
-/// from one event to the next; the bit-for-bit comparisons in
-/// `tests/kvsim/fast_path.rs` check what they do.
+/// decode steps a request; two users of a model with sliding-window layers)
+/// runs most of its decode steps in leaps, one loop from one event to the
+/// next; the bit-for-bit comparisons in `tests/kvsim/fast_path.rs` check
+/// what they do.
 #[test]
 fn quiet_steps_are_leapt() {
-    with_engine("scenarios/llama70b-long-context.toml", &[], |engine| {
-        engine.fast = fast::Fast::new(engine);
-        engine.run().expect("no limits");
-        let leapt = engine.fast.as_ref().map_or(0, |f| f.leapt);
-        assert!(
-            leapt * 100 >= engine.stats.steps * 70,
-            "{leapt} of {} steps leapt",
-            engine.stats.steps
-        );
-    });
+    let cases: [(&str, &[&str]); 2] = [
+        ("scenarios/llama70b-long-context.toml", &[]),
+        (
+            "scenarios/window-long-context.toml",
+            &["traffic.arrival.users=2"],
+        ),
+    ];
+    for (path, overrides) in cases {
+        with_engine(path, overrides, |engine| {
+            engine.fast = fast::Fast::new(engine);
+            engine.run().expect("no limits");
+            let leapt = engine.fast.as_ref().map_or(0, |f| f.leapt);
+            assert!(
+                leapt * 100 >= engine.stats.steps * 70,
+                "{path}: {leapt} of {} steps leapt",
+                engine.stats.steps
+            );
+        });
+    }
 }
 
 /// Runs `f` on an engine for the bench's saturated-chat scenario cut to
