@@ -69,9 +69,11 @@
 //!   fragmentation) are looked up at each step as the straightforward engine
 //!   does.
 //!
-//! - Leaps: between events, a step in which nothing waits, no sequence
-//!   finishes or is visited and the new blocks fit does the same as any
-//!   other fast step with nothing to admit, so [`Engine::leap`] runs such
+//! - Leaps: between events, a step in which nothing is admitted (nothing
+//!   waits, or the head of the queue stays blocked: no sequence has ended
+//!   since the launch that found it blocked, and memory only fills), no
+//!   sequence finishes or is visited and the new blocks fit does the same
+//!   as any other fast step that admits nothing, so [`Engine::leap`] runs such
 //!   steps in one loop up to the next event (on a cluster, the next event
 //!   from outside), each priced, recorded and ended as the event loop
 //!   would, with its memory levels taken from the aggregates.
@@ -449,6 +451,11 @@ pub(super) struct Fast {
     tail: usize,
     /// Fast steps run by [`Engine::leap`] (of `steps`).
     pub(super) leapt: u64,
+    /// The last fast step's launch found the head of the queue blocked
+    /// (by [`Engine::limit`]) and admitted nothing, and no sequence has
+    /// ended since: a quiet step would find it blocked again (see
+    /// [`Fast::stays_blocked`]).
+    blocked: bool,
 }
 
 impl Fast {
@@ -530,6 +537,7 @@ impl Fast {
             rounding: 0,
             tail: 0,
             leapt: 0,
+            blocked: false,
         })
     }
 
@@ -548,6 +556,19 @@ impl Fast {
         let at = from + (limit + 1).saturating_sub(tokens);
         if at <= last {
             self.visit.push(self.steps, at, u64::from(slot));
+        }
+    }
+
+    /// Whether a queue head that `limit` blocked at a step's launch stays
+    /// blocked through quiet steps (nothing ends, nothing is admitted): the
+    /// sequences and the token budget do not change, and memory only
+    /// fills, unless windows drop blocks or prefix caching may evict
+    /// cached ones to admit.
+    fn stays_blocked(&self, limit: BatchLimit) -> bool {
+        match limit {
+            BatchLimit::Load => false,
+            BatchLimit::MaxNumSeqs | BatchLimit::TokenBudget => true,
+            BatchLimit::KvMemory => self.windows.is_none() && !self.named,
         }
     }
 
@@ -788,6 +809,9 @@ impl<C: CostModel> Engine<'_, C> {
     /// sequence decodes one token and the cache has a block for each that
     /// needs one; then admission as usual. Returns whether it did.
     pub(super) fn try_fast_step(&mut self) -> bool {
+        if let Some(f) = self.fast.as_mut() {
+            f.blocked = false;
+        }
         if self.fast.is_none()
             || !self.swapped.is_empty()
             || self.running.len() == self.dead
@@ -825,6 +849,9 @@ impl<C: CostModel> Engine<'_, C> {
             }
         }
         self.limit = self.admit_waiting(&mut budget);
+        let f = self.fast.as_mut().expect("checked above");
+        // Nothing pending, nothing admitted, the head blocked.
+        f.blocked = f.tail == self.running.len() && f.stays_blocked(self.limit);
         self.fast_launch();
         true
     }
@@ -904,17 +931,18 @@ impl<C: CostModel> Engine<'_, C> {
     }
 
     /// Whether [`Engine::leap`] may run steps now: between steps, in lazy
-    /// form, with only decoders running and nothing to admit, bring back or
-    /// copy (a step then only decodes, and admits nothing), and no end the
-    /// cluster has yet to follow up (it may send this replica more at the
-    /// same instant).
+    /// form, with only decoders running, nothing to admit (an empty queue,
+    /// or a head that stays blocked), bring back or copy (a step then only
+    /// decodes, and admits nothing), and no end the cluster has yet to
+    /// follow up (it may send this replica more at the same instant).
     fn may_leap(&self) -> bool {
-        self.fast
-            .as_ref()
-            .is_some_and(|f| f.lazy && f.decoders > 0 && f.tail == self.running.len())
-            && !self.busy
+        self.fast.as_ref().is_some_and(|f| {
+            f.lazy
+                && f.decoders > 0
+                && f.tail == self.running.len()
+                && (self.waiting.is_empty() || f.blocked)
+        }) && !self.busy
             && self.down_until.is_none()
-            && self.waiting.is_empty()
             && self.received.is_empty()
             && self.swapped.is_empty()
             && self.pending_swap_bytes == 0
@@ -927,24 +955,49 @@ impl<C: CostModel> Engine<'_, C> {
     /// lazy decoders run and none finishes or needs the cache beyond a
     /// counted block: each step is priced, recorded and ended as
     /// [`Engine::try_fast_step`] and [`Engine::fast_finish`] would, without
-    /// an event per step or the scheduler's checks. With nothing waiting, a
-    /// step's admission finds nothing (limit `Load`); a step is left to the
-    /// event loop if its end is not before `bound` (what is due then may
-    /// change the batch), if a sequence finishes at its end or is visited at
-    /// its launch, or if its new blocks do not fit.
+    /// an event per step or the scheduler's checks. A step's admission
+    /// finds nothing (limit `Load`) or the head blocked as at the last
+    /// launch (by the same limit); a step is left to the event loop if its
+    /// end is not before `bound` (what is due then may change the batch) or
+    /// its start not before the head's queue timeout, if a sequence
+    /// finishes at its end or is visited at its launch, or if its new
+    /// blocks do not fit.
     pub(super) fn leap(&mut self, bound: SimTime) -> Result<(), Stopped> {
         /// Steps priced at once: their prices are independent, so a loop of
         /// them alone overlaps their divisions.
         const CHUNK: usize = 32;
-        if !self.may_leap() {
+        // Most often, with a large batch, a decoder finishes at the next
+        // step's end: nothing to leap, and nothing to set up.
+        if !self.may_leap()
+            || self
+                .fast
+                .as_ref()
+                .is_some_and(|f| !f.finish.quiet_at(f.steps + 1))
+        {
             return Ok(());
         }
+        // A queue's head stays blocked (`Fast::blocked`), by the limit that
+        // blocked it, until a timeout takes it off the queue at the start
+        // of a step: no step may start from then on.
+        let limit = if self.waiting.is_empty() {
+            BatchLimit::Load
+        } else {
+            self.limit
+        };
+        let bound = match self.head_expiry() {
+            Some(expiry) if expiry <= self.now => return Ok(()),
+            Some(expiry) => bound.min(expiry),
+            None => bound,
+        };
         if self.fast.as_ref().is_some_and(|f| f.windows.is_some()) {
-            return self.leap_windowed(bound);
+            return self.leap_windowed(bound, limit);
         }
         let bytes_per_token = self.layout.bytes_per_token();
-        // The cache's counters, kept here as the steps charge their blocks.
-        let mut usage = self.cache.usage();
+        // The cache's counters, kept here as the steps charge their blocks,
+        // and the holes the head of the queue cannot use (reservations
+        // allocate nothing while decoding: they stay as they are); read
+        // once a step is to run.
+        let mut counters = None;
         let mut durations = [SimDuration::ZERO; CHUNK];
         loop {
             let f = self.fast.as_ref().expect("may_leap");
@@ -976,6 +1029,18 @@ impl<C: CostModel> Engine<'_, C> {
             }
             for &duration in &durations[..priced] {
                 let f = self.fast.as_ref().expect("may_leap");
+                let (usage, external) = match counters.as_mut() {
+                    Some(c) => c,
+                    None => {
+                        let external = if f.reserved {
+                            self.unusable_for_head()
+                        } else {
+                            0
+                        };
+                        counters.insert((self.cache.usage(), external))
+                    }
+                };
+                let external = *external;
                 // The step runs: its launch, as `try_fast_step` and
                 // `fast_launch` with nothing to admit ...
                 if !f.reserved && !f.named {
@@ -992,10 +1057,9 @@ impl<C: CostModel> Engine<'_, C> {
                 }
                 let (reserved, internal, rounding) =
                     f.decoder_slack(usage.allocated - self.receiving_bytes);
-                // Nothing waits: no hole is unusable to the head of the queue.
-                let levels = super::levels_of(&usage, reserved, internal, 0, rounding);
+                let levels = super::levels_of(usage, reserved, internal, external, rounding);
                 invariant!(levels == self.fast_levels(), "a leap's levels");
-                self.leapt(duration, levels)?;
+                self.leapt(duration, levels, limit)?;
             }
             if priced < CHUNK {
                 return Ok(());
@@ -1007,7 +1071,7 @@ impl<C: CostModel> Engine<'_, C> {
     /// sums as they stand (a decoder crossing a window changes the next
     /// step's work), its blocks mapped and dropped by phase, and its levels
     /// read from every decoder, as [`Engine::fast_levels`] does.
-    fn leap_windowed(&mut self, bound: SimTime) -> Result<(), Stopped> {
+    fn leap_windowed(&mut self, bound: SimTime, limit: BatchLimit) -> Result<(), Stopped> {
         let bytes_per_token = self.layout.bytes_per_token();
         loop {
             let f = self.fast.as_ref().expect("may_leap");
@@ -1029,16 +1093,22 @@ impl<C: CostModel> Engine<'_, C> {
                 return Ok(());
             }
             let levels = self.fast_levels();
-            self.leapt(duration, levels)?;
+            self.leapt(duration, levels, limit)?;
         }
     }
 
     /// The leapt step of `duration` launched now, leaving memory at
-    /// `levels`, is recorded and ends: as `fast_launch`'s `launch_work`,
-    /// the step end's event and `fast_finish` with no finisher.
-    fn leapt(&mut self, duration: SimDuration, levels: MemoryLevels) -> Result<(), Stopped> {
+    /// `levels`, its batch held by `limit`, is recorded and ends: as
+    /// `fast_launch`'s `launch_work`, the step end's event and
+    /// `fast_finish` with no finisher.
+    fn leapt(
+        &mut self,
+        duration: SimDuration,
+        levels: MemoryLevels,
+        limit: BatchLimit,
+    ) -> Result<(), Stopped> {
         let batch = self.fast.as_ref().expect("may_leap").decoders;
-        self.limit = BatchLimit::Load;
+        self.limit = limit;
         self.launched(batch, duration, levels);
         self.now += duration;
         self.guard.tick(self.now)?;
@@ -1050,6 +1120,15 @@ impl<C: CostModel> Engine<'_, C> {
         }
         f.leapt += 1;
         Ok(())
+    }
+
+    /// When a step starting then would find the head of the queue waited
+    /// past `scheduler.queue_timeout_s` and take it off the queue (as
+    /// `start_step` does); `None` if none would.
+    fn head_expiry(&self) -> Option<SimTime> {
+        let limit = self.cfg.queue_timeout?;
+        let r = &self.records[self.waiting.front()?.req as usize];
+        r.admitted.is_none().then(|| r.arrival + limit)
     }
 
     /// Memory levels in lazy form: the decoders from the aggregates (at
@@ -1113,6 +1192,8 @@ impl<C: CostModel> Engine<'_, C> {
             w.advance(f.steps, &mut f.crossing);
         }
         f.finish.take(f.steps, &mut f.due);
+        // An end frees memory and a seat: the head may fit now.
+        f.blocked &= f.due.is_empty();
         let mut due = std::mem::take(&mut f.due);
         // Their indices in `running`, in batch order.
         self.positions(&mut due);

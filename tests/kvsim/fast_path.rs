@@ -595,3 +595,58 @@ fn leaps_stop_where_the_outside_steps_in() {
         check_roofline(&format!("disaggregated {overrides:?}"), &s);
     }
 }
+
+/// Leaps over a queue whose head stays blocked: by `max_num_seqs`, by the
+/// token budget (whole prefills), by KV memory (blocks on demand, which only
+/// fill between ends; reservations in contiguous holes), each with queue
+/// timeouts that take the head off at the start of a step. Sliding windows
+/// free blocks as they slide, so a head blocked by memory may fit a few
+/// steps on: those steps are not leapt (block sizes and windows chosen so
+/// that drops and maps fall on different steps).
+#[test]
+fn leaps_over_a_blocked_queue() {
+    let schedulers = [
+        "on_oom = \"preempt-recompute\"",
+        "on_oom = \"preempt-recompute\"\nmax_num_seqs = 6",
+        "on_oom = \"preempt-recompute\"\nchunked_prefill = false\nmax_batched_tokens = 400",
+        "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.4",
+        "on_oom = \"preempt-recompute\"\nmax_num_seqs = 5\nqueue_timeout_s = 0.25",
+    ];
+    let caches = [
+        "policy = \"paged\"\nblock_size = 16",
+        "policy = \"paged\"\nblock_size = 16\nprefix_caching = true",
+        "policy = \"contiguous\"",
+        "policy = \"contiguous\"\nallocator = \"buddy\"",
+    ];
+    for (k, sched) in schedulers.iter().enumerate() {
+        for (c, cache) in caches.iter().enumerate() {
+            for budget in [2_500, 6_000, 1_000_000] {
+                let extra = format!("[cache]\n{cache}\n[scheduler]\n{sched}\n");
+                let s = scenario_with(&open(300, 400.0, 60, 200, &extra), budget, &[]);
+                let name = format!("sched {k}, cache {c}, budget {budget}");
+                check_fixed(&name, &s);
+                if c == 0 {
+                    check_roofline(&format!("{name}, roofline"), &s);
+                }
+            }
+        }
+    }
+    let layers = [
+        "[[model.groups]]\nlayers = 4\nattention = \"sliding\"\nwindow = 5",
+        "[[model.groups]]\nlayers = 4\nattention = \"sliding\"\nwindow = 32",
+        "[[model.groups]]\nlayers = 1\nattention = \"full\"\n\
+         [[model.groups]]\nlayers = 3\nattention = \"sliding\"\nwindow = 20",
+    ];
+    for (l, groups) in layers.iter().enumerate() {
+        for bs in [1, 4, 7, 16] {
+            for budget in [1_500, 2_500, 4_000, 6_000, 9_000] {
+                let extra = format!(
+                    "[cache]\npolicy = \"paged\"\nblock_size = {bs}\n[scheduler]\n\
+                     max_batched_tokens = 512\non_oom = \"preempt-recompute\""
+                );
+                let s = grouped(&open(300, 400.0, 60, 200, &extra), groups, budget);
+                check_fixed(&format!("layers {l}, bs {bs}, budget {budget}"), &s);
+            }
+        }
+    }
+}
