@@ -363,15 +363,18 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         // reach this one: nothing before the earliest of their next events.
         // But a decode replica with transfers waiting for its memory is
         // offered them after every instant it advances through.
-        let outside = self.next.first_besides(r);
-        let offered = self
-            .pools
-            .as_ref()
-            .is_some_and(|p| r >= p.np && !p.queues[r - p.np].is_empty());
-        let quiet_until = match self.events.peek_time() {
-            _ if offered => t,
-            Some(c) => c.min(outside),
-            None => outside,
+        // (Asked only when the replica could leap.)
+        let (next, events, pools) = (&self.next, &self.events, &self.pools);
+        let quiet_until = || {
+            let offered = pools
+                .as_ref()
+                .is_some_and(|p| r >= p.np && !p.queues[r - p.np].is_empty());
+            let outside = next.first_besides(r);
+            match events.peek_time() {
+                _ if offered => t,
+                Some(c) => c.min(outside),
+                None => outside,
+            }
         };
         let e = &mut self.replicas[r];
         e.advance(Some(t + SimDuration::from_nanos(1)), quiet_until)?;

@@ -951,7 +951,7 @@ impl<C: CostModel> Engine<'_, C> {
     }
 
     /// Runs, in one loop, the fast steps that start now and end before
-    /// `bound` (the next event, or the caller's horizon) in which only the
+    /// `bound()` (the next event, its own or from outside) in which only the
     /// lazy decoders run and none finishes or needs the cache beyond a
     /// counted block: each step is priced, recorded and ended as
     /// [`Engine::try_fast_step`] and [`Engine::fast_finish`] would, without
@@ -962,18 +962,17 @@ impl<C: CostModel> Engine<'_, C> {
     /// its start not before the head's queue timeout, if a sequence
     /// finishes at its end or is visited at its launch, or if its new
     /// blocks do not fit.
-    pub(super) fn leap(&mut self, bound: SimTime) -> Result<(), Stopped> {
+    pub(super) fn leap(&mut self, bound: impl FnOnce() -> SimTime) -> Result<(), Stopped> {
         /// Steps priced at once: their prices are independent, so a loop of
         /// them alone overlaps their divisions.
         const CHUNK: usize = 32;
         // Most often, with a large batch, a decoder finishes at the next
         // step's end: nothing to leap, and nothing to set up.
-        if !self.may_leap()
-            || self
-                .fast
-                .as_ref()
-                .is_some_and(|f| !f.finish.quiet_at(f.steps + 1))
-        {
+        let quiet_next = self
+            .fast
+            .as_ref()
+            .is_some_and(|f| f.lazy && f.finish.quiet_at(f.steps + 1));
+        if !quiet_next || !self.may_leap() {
             return Ok(());
         }
         // A queue's head stays blocked (`Fast::blocked`), by the limit that
@@ -986,8 +985,8 @@ impl<C: CostModel> Engine<'_, C> {
         };
         let bound = match self.head_expiry() {
             Some(expiry) if expiry <= self.now => return Ok(()),
-            Some(expiry) => bound.min(expiry),
-            None => bound,
+            Some(expiry) => bound().min(expiry),
+            None => bound(),
         };
         if self.fast.as_ref().is_some_and(|f| f.windows.is_some()) {
             return self.leap_windowed(bound, limit);

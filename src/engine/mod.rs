@@ -682,7 +682,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     fn run(&mut self) -> Result<(), Stopped> {
         self.start();
-        self.advance(None, SimTime::MAX)?;
+        self.advance(None, || SimTime::MAX)?;
         // The fast path may end steps between events: the last instant too
         // must lie within the horizon.
         guard::beyond_horizon(self.now.max(self.last_end))?;
@@ -707,10 +707,14 @@ impl<'s, C: CostModel> Engine<'s, C> {
 
     /// Processes every event due before `until` (every event, when `None`),
     /// starting steps as the server frees up. Nothing from outside the
-    /// engine (a cluster's routing, transfers) happens before `quiet_until`:
+    /// engine (a cluster's routing, transfers) happens before `quiet_until()`:
     /// decode steps that end before it and its own next event may run in
     /// one loop ([`Engine::leap`]).
-    fn advance(&mut self, until: Option<SimTime>, quiet_until: SimTime) -> Result<(), Stopped> {
+    fn advance(
+        &mut self,
+        until: Option<SimTime>,
+        quiet_until: impl Fn() -> SimTime,
+    ) -> Result<(), Stopped> {
         while let Some(due) = self.events.peek_time() {
             if until.is_some_and(|u| due >= u) {
                 break;
@@ -757,7 +761,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                     // Quiet decode steps up to the next event, its own or
                     // from outside, in one loop; then this one as usual.
                     let next = self.events.peek_time().unwrap_or(SimTime::MAX);
-                    self.leap(next.min(quiet_until))?;
+                    self.leap(|| next.min(quiet_until()))?;
                 }
                 self.start_step();
             }
