@@ -88,9 +88,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Engine, Seq, Stopped};
-use crate::cache::{KvCache, KvLayout, PagedCache, Placement, SeqId};
+use crate::cache::{KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId};
 use crate::hardware::cost::{CostModel, StepWork};
-use crate::metrics::{BatchLimit, MemoryLevels, Outcome};
+use crate::metrics::{BatchLimit, ByteLevels, LevelSums, Outcome, TimelineRow};
 use crate::model::Span;
 use crate::scheduler::Admission;
 use crate::units::{SimDuration, SimTime};
@@ -372,6 +372,32 @@ fn growth_limit(cache: &dyn KvCache, slot: SeqId) -> u64 {
         .as_paged()
         .filter(|c| c.names_blocks())
         .map_or(0, |c| c.growth(slot).1)
+}
+
+/// The cache's counters as a leap's steps map their blocks, kept in
+/// scalars (the steps charge the cache at once, after them), and the free
+/// bytes the head of the queue cannot use (constant while only decoders
+/// run: reservations allocate nothing while decoding).
+#[derive(Debug)]
+struct LeapMemory {
+    budget: u64,
+    allocated: u64,
+    cached: u64,
+    external: u64,
+    /// Bytes of blocks mapped and not yet charged to the cache.
+    mapped: u64,
+}
+
+impl LeapMemory {
+    fn new(usage: MemoryUsage, external: u64) -> Self {
+        LeapMemory {
+            budget: usage.budget,
+            allocated: usage.allocated,
+            cached: usage.cached,
+            external,
+            mapped: 0,
+        }
+    }
 }
 
 /// The fast path's aggregates over the lazy decoding sequences.
@@ -992,12 +1018,12 @@ impl<C: CostModel> Engine<'_, C> {
             return self.leap_windowed(bound, limit);
         }
         let bytes_per_token = self.layout.bytes_per_token();
-        // The cache's counters, kept here as the steps charge their blocks,
-        // and the holes the head of the queue cannot use (reservations
-        // allocate nothing while decoding: they stay as they are); read
-        // once a step is to run.
-        let mut counters = None;
         let mut durations = [SimDuration::ZERO; CHUNK];
+        // What the steps charge the cache, kept here and charged at once
+        // (`PagedCache::defer` adds up), and the holes the head of the queue
+        // cannot use (reservations allocate nothing while decoding: they
+        // stay as they are); read once a step is to run.
+        let mut memory = None;
         loop {
             let f = self.fast.as_ref().expect("may_leap");
             // The next steps that end before `bound`, at whose end no
@@ -1026,44 +1052,137 @@ impl<C: CostModel> Engine<'_, C> {
                 work.kv_read_bytes += f.bpt * n;
                 work.attention_flops += f.flops_per_token_pair * n;
             }
-            for &duration in &durations[..priced] {
-                let f = self.fast.as_ref().expect("may_leap");
-                let (usage, external) = match counters.as_mut() {
-                    Some(c) => c,
-                    None => {
-                        let external = if f.reserved {
-                            self.unusable_for_head()
-                        } else {
-                            0
-                        };
-                        counters.insert((self.cache.usage(), external))
-                    }
-                };
-                let external = *external;
-                // The step runs: its launch, as `try_fast_step` and
-                // `fast_launch` with nothing to admit ...
-                if !f.reserved && !f.named {
-                    let mapped = f.mapped_bytes();
-                    if !self.paged().defer(mapped, 0) {
-                        return Ok(());
-                    }
-                    usage.allocated += mapped;
-                }
-                let f = self.fast.as_mut().expect("may_leap");
-                if !f.last_block.quiet_at(f.steps) {
-                    f.last_block.take(f.steps, &mut f.due);
-                    f.internal += f.due.iter().sum::<u64>();
-                }
-                let (reserved, internal, rounding) =
-                    f.decoder_slack(usage.allocated - self.receiving_bytes);
-                let levels = super::levels_of(usage, reserved, internal, external, rounding);
-                invariant!(levels == self.fast_levels(), "a leap's levels");
-                self.leapt(duration, levels, limit)?;
+            if priced == 0 {
+                return Ok(());
             }
-            if priced < CHUNK {
+            let memory = match memory.as_mut() {
+                Some(m) => m,
+                None => {
+                    let external = if f.reserved {
+                        self.unusable_for_head()
+                    } else {
+                        0
+                    };
+                    memory.insert(LeapMemory::new(self.cache.usage(), external))
+                }
+            };
+            let ran = self.leap_steps(&durations[..priced], memory, limit);
+            if memory.mapped > 0 {
+                let charged = self.paged().defer(memory.mapped, 0);
+                invariant!(charged, "a leap's blocks fit");
+                memory.mapped = 0;
+            }
+            if ran? < CHUNK {
                 return Ok(());
             }
         }
+    }
+
+    /// Runs leapt steps of `durations` in turn, as [`Engine::leapt`] each,
+    /// while their blocks fit in `memory`; the blocks they map are left in
+    /// `memory.mapped` for the caller to charge the cache. Returns how many
+    /// ran. The steps' memory is tracked in scalars and their statistics
+    /// recorded in bulk (integer sums: the same as one at a time).
+    #[inline(always)]
+    fn leap_steps(
+        &mut self,
+        durations: &[SimDuration],
+        memory: &mut LeapMemory,
+        limit: BatchLimit,
+    ) -> Result<usize, Stopped> {
+        let f = self.fast.as_mut().expect("may_leap");
+        let batch = f.decoders;
+        let n = u64::from(batch);
+        let charge = !f.reserved && !f.named;
+        // The phase whose decoders map a block at this step's launch
+        // (`Fast::mapped_bytes`), one earlier each step.
+        let mut due = ((f.bs - f.steps % f.bs) % f.bs) as usize;
+        let mut ran = 0;
+        let mut busy = 0;
+        let mut stopped = Ok(());
+        let start = self.now;
+        let mut sums = LevelSums::default();
+        let (mut last_kv, mut last_reserved, mut last_internal, mut last_rounding) = (0, 0, 0, 0);
+        for &duration in durations {
+            // The step runs: its launch, as `try_fast_step` and
+            // `fast_launch` with nothing to admit ...
+            let f = self.fast.as_mut().expect("may_leap");
+            if charge {
+                let mapped = u64::from(f.phase[due]) * f.block_bytes;
+                if mapped > memory.budget - memory.allocated {
+                    break;
+                }
+                memory.allocated += mapped;
+                memory.mapped += mapped;
+            }
+            if !f.last_block.quiet_at(f.steps) {
+                f.last_block.take(f.steps, &mut f.due);
+                f.internal += f.due.iter().sum::<u64>();
+            }
+            let (reserved, internal, rounding) =
+                f.decoder_slack(memory.allocated - self.receiving_bytes);
+            let levels = super::levels_of(
+                memory.budget,
+                memory.allocated,
+                memory.cached,
+                reserved,
+                internal,
+                memory.external,
+                rounding,
+            );
+            invariant_eq!(
+                levels,
+                self.uncharged_levels(memory.mapped),
+                "a leap's levels"
+            );
+            // ... recorded as `launched` records it ...
+            self.step_started = self.now;
+            sums.add(&levels, duration.as_nanos());
+            // (Field by field: a copy of the whole struct, read back from the
+            // stack in wider loads than it was written with, stalls.)
+            (last_kv, last_reserved, last_internal, last_rounding) =
+                (levels.kv, reserved, internal, rounding);
+            if self.timeline.due(self.now) {
+                let fractions = levels.fractions();
+                self.timeline.push(TimelineRow {
+                    time: self.now,
+                    running: batch,
+                    waiting: self.waiting.len() as u32,
+                    kv_used_bytes: memory.allocated,
+                    kv_frac: fractions.kv,
+                    levels: fractions,
+                    step: duration,
+                });
+            }
+            // ... and it ends, as `fast_finish` with no finisher.
+            self.now += duration;
+            busy += duration.as_nanos();
+            ran += 1;
+            if let Err(e) = self.guard.tick(self.now) {
+                stopped = Err(e);
+                break;
+            }
+            let f = self.fast.as_mut().expect("may_leap");
+            f.steps += 1;
+            f.context_sum += n;
+            f.leapt += 1;
+            due = if due == 0 { f.bs as usize - 1 } else { due - 1 };
+        }
+        self.limit = limit;
+        self.stats.steps(batch, ran as u64, busy, limit);
+        if ran > 0 {
+            let last = super::levels_of(
+                memory.budget,
+                last_kv,
+                memory.cached,
+                last_reserved,
+                last_internal,
+                memory.external,
+                last_rounding,
+            );
+            self.stats.absorb(start, &sums, last, self.now);
+        }
+        stopped.map(|()| ran)
     }
 
     /// [`Engine::leap`] with windows: each step priced from the windows'
@@ -1100,10 +1219,11 @@ impl<C: CostModel> Engine<'_, C> {
     /// `levels`, its batch held by `limit`, is recorded and ends: as
     /// `fast_launch`'s `launch_work`, the step end's event and
     /// `fast_finish` with no finisher.
+    #[inline(always)]
     fn leapt(
         &mut self,
         duration: SimDuration,
-        levels: MemoryLevels,
+        levels: ByteLevels,
         limit: BatchLimit,
     ) -> Result<(), Stopped> {
         let batch = self.fast.as_ref().expect("may_leap").decoders;
@@ -1133,9 +1253,17 @@ impl<C: CostModel> Engine<'_, C> {
     /// Memory levels in lazy form: the decoders from the aggregates (at
     /// launch, when each holds `context + 1` tokens), the sequences admitted
     /// in the step in flight one by one, as [`Engine::memory_levels`].
-    pub(super) fn fast_levels(&self) -> MemoryLevels {
+    pub(super) fn fast_levels(&self) -> ByteLevels {
+        self.uncharged_levels(0)
+    }
+
+    /// [`Engine::fast_levels`] with `uncharged` more bytes allocated: blocks
+    /// the decoders have mapped that the cache is yet to be charged (a
+    /// leap's, charged after its steps).
+    fn uncharged_levels(&self, uncharged: u64) -> ByteLevels {
         let f = self.fast.as_ref().expect("lazy implies the fast path");
-        let usage = self.cache.usage();
+        let mut usage = self.cache.usage();
+        usage.allocated += uncharged;
         let (mut reserved, mut internal, mut tail_held, mut slack) = (0u64, 0u64, 0u64, 0u64);
         for s in &self.running[f.tail..] {
             let rounding = self.cache.allocator_slack_bytes(s.slot);
@@ -1175,7 +1303,7 @@ impl<C: CostModel> Engine<'_, C> {
         } else {
             0
         };
-        super::levels_of(&usage, reserved, internal, external, slack)
+        super::levels_of_usage(&usage, reserved, internal, external, slack)
     }
 
     /// The fast step in flight ends: every decoder advances a token (by the

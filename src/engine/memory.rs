@@ -5,14 +5,14 @@
 use super::{Engine, Event, Seq, Swapped, Waiting};
 use crate::cache::{MemoryUsage, SeqId, SeqInfo};
 use crate::hardware::cost::CostModel;
-use crate::metrics::{MemoryLevels, Outcome};
+use crate::metrics::{ByteLevels, Outcome};
 use crate::scheduler::OnOom;
 
 impl<'s, C: CostModel> Engine<'s, C> {
     /// Where the KV budget is now: stored tokens, reservations that will be
     /// filled, slack that never will be, and free space the head of the queue
     /// cannot use.
-    pub(super) fn memory_levels(&self) -> MemoryLevels {
+    pub(super) fn memory_levels(&self) -> ByteLevels {
         if self.dead > 0 || self.fast.as_ref().is_some_and(|f| f.lazy) {
             return self.fast_levels();
         }
@@ -34,7 +34,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         // What is held and is not slack holds tokens. (This equals the cache's
         // stored bytes, except where a forked sequence shares a block that has
         // partly slid out of a window: the cache counts such a block whole.)
-        levels_of(&usage, reserved, internal, external, slack)
+        levels_of_usage(&usage, reserved, internal, external, slack)
     }
 
     /// Free bytes the sample at the head of the queue cannot use (holes too
@@ -52,7 +52,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
     }
 
     /// Integrates memory levels up to now and records the current ones.
-    pub(super) fn record_levels(&mut self) -> MemoryLevels {
+    pub(super) fn record_levels(&mut self) -> ByteLevels {
         let levels = self.memory_levels();
         self.stats.level(self.now, levels);
         levels
@@ -111,30 +111,53 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 self.end_request(id, Outcome::Crashed);
             }
         }
-        self.stats.level(self.now, MemoryLevels::default());
+        self.stats.level(self.now, ByteLevels::default());
     }
 }
 
-/// The memory levels of a cache with `usage`, of whose allocated bytes
+/// The memory levels of a cache of `budget` bytes with `allocated` held and
+/// `cached` in unreferenced prefix blocks, of whose allocated bytes
 /// `reserved`, `internal` and the allocator's `rounding` are slack, plus
 /// `external` unusable free bytes: what holds tokens is the rest of the
 /// allocation. Rounding is reported as external fragmentation.
+#[inline(always)]
 pub(super) fn levels_of(
+    budget: u64,
+    allocated: u64,
+    cached: u64,
+    reserved: u64,
+    internal: u64,
+    external: u64,
+    rounding: u64,
+) -> ByteLevels {
+    let slack = (reserved + internal + rounding).min(allocated);
+    ByteLevels {
+        budget,
+        kv: allocated,
+        used: allocated - slack,
+        reserved,
+        internal,
+        external: external + rounding,
+        cached,
+    }
+}
+
+/// [`levels_of`] a cache with `usage`.
+#[inline(always)]
+pub(super) fn levels_of_usage(
     usage: &MemoryUsage,
     reserved: u64,
     internal: u64,
     external: u64,
     rounding: u64,
-) -> MemoryLevels {
-    let budget = usage.budget.max(1) as f64;
-    let slack = (reserved + internal + rounding).min(usage.allocated);
-    let used = usage.allocated - slack;
-    MemoryLevels {
-        kv: usage.allocated as f64 / budget,
-        used: used as f64 / budget,
-        reserved: reserved as f64 / budget,
-        internal: internal as f64 / budget,
-        external: (external + rounding) as f64 / budget,
-        cached: usage.cached as f64 / budget,
-    }
+) -> ByteLevels {
+    levels_of(
+        usage.budget,
+        usage.allocated,
+        usage.cached,
+        reserved,
+        internal,
+        external,
+        rounding,
+    )
 }

@@ -58,7 +58,7 @@ use crate::cache::{Content, KvCache, KvLayout, SeqId};
 use crate::hardware::cost::CostModel;
 use crate::metrics::stream::RecordStream;
 use crate::metrics::{
-    BatchLimit, Collector, MemoryLevels, Outcome, RequestRecord, Summary, TimelineRecorder,
+    BatchLimit, ByteLevels, Collector, Outcome, RequestRecord, Summary, TimelineRecorder,
     TimelineRow, summarize, summary_of,
 };
 use crate::scenario::spec::RecordsMode;
@@ -66,7 +66,7 @@ use crate::scenario::{AUTO_STREAMING_REQUESTS, Scenario, Stop};
 use crate::scheduler::SchedulerConfig;
 use crate::traffic::{Lengths, LoopKind, SharedPrefix, Traffic};
 use crate::units::SimTime;
-use memory::levels_of;
+use memory::{levels_of, levels_of_usage};
 
 /// Requests up to which the per-request tables are allocated at their final
 /// size when the run stops after a request count.
@@ -745,7 +745,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
                 Event::StepEnd => self.finish_step(),
                 Event::Restart => {
                     self.down_until = None;
-                    self.stats.level(self.now, MemoryLevels::default());
+                    self.stats.level(self.now, ByteLevels::default());
                 }
                 // The loaded sequence joins the next batch the scheduler
                 // forms; freed memory lets it admit more.

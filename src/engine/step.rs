@@ -6,7 +6,7 @@
 use super::{Engine, Event, Seq, Swapped, Waiting, tiers};
 use crate::cache::SeqInfo;
 use crate::hardware::cost::{CostModel, StepWork};
-use crate::metrics::{BatchLimit, MemoryLevels, Outcome, TimelineRow};
+use crate::metrics::{BatchLimit, ByteLevels, Outcome, TimelineRow};
 use crate::scheduler::OnOom;
 use crate::units::SimDuration;
 
@@ -381,18 +381,20 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// A step of `batch` sequences lasting `duration` starts now and leaves
     /// memory at `levels`: its statistics, the levels and its timeline row
     /// (every step, whether its end is an event or a leap's iteration).
-    pub(super) fn launched(&mut self, batch: u32, duration: SimDuration, levels: MemoryLevels) {
+    #[inline(always)]
+    pub(super) fn launched(&mut self, batch: u32, duration: SimDuration, levels: ByteLevels) {
         self.step_started = self.now;
         self.stats.step(batch, duration, self.limit);
         self.stats.level(self.now, levels);
         if self.timeline.due(self.now) {
+            let fractions = levels.fractions();
             self.timeline.push(TimelineRow {
                 time: self.now,
                 running: batch,
                 waiting: self.waiting.len() as u32,
                 kv_used_bytes: self.cache.usage().allocated,
-                kv_frac: levels.kv,
-                levels,
+                kv_frac: fractions.kv,
+                levels: fractions,
                 step: duration,
             });
         }

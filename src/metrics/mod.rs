@@ -195,6 +195,90 @@ impl MemoryLevels {
     }
 }
 
+/// Where the KV budget is at one instant, in bytes: [`MemoryLevels`] before
+/// the division by the budget. The engine records these, as integers, so
+/// that their time integrals are exact: any grouping of steps (one at a
+/// time, or a leap's in bulk) sums to the same bytes-nanoseconds.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ByteLevels {
+    /// The KV budget the levels are shares of.
+    pub budget: u64,
+    /// Held by sequences ([`MemoryLevels::kv`]).
+    pub kv: u64,
+    /// Token states actually stored.
+    pub used: u64,
+    /// Slots held for tokens not generated yet that will be.
+    pub reserved: u64,
+    /// Slots held that will never hold a token.
+    pub internal: u64,
+    /// Free memory the head of the queue cannot use, plus allocator rounding.
+    pub external: u64,
+    /// Free memory holding unreferenced cached prefix blocks.
+    pub cached: u64,
+}
+
+impl ByteLevels {
+    /// The levels as fractions of the budget (of 1 byte for an empty one).
+    pub fn fractions(&self) -> MemoryLevels {
+        let budget = self.budget.max(1) as f64;
+        MemoryLevels {
+            kv: self.kv as f64 / budget,
+            used: self.used as f64 / budget,
+            reserved: self.reserved as f64 / budget,
+            internal: self.internal as f64 / budget,
+            external: self.external as f64 / budget,
+            cached: self.cached as f64 / budget,
+        }
+    }
+
+    /// Whether occupancy is at or above [`HIGH_OCCUPANCY`] (exactly 9/10 of
+    /// the budget, in integers).
+    fn high(&self) -> bool {
+        u128::from(self.kv) * 10 >= u128::from(self.budget) * 9 && self.budget > 0
+    }
+
+    /// Adds the levels held for `ns` nanoseconds to `integral`, in the order
+    /// of [`Collector::integral`].
+    #[inline]
+    fn integrate(&self, ns: u64, integral: &mut [u128; 6]) {
+        let ns = u128::from(ns);
+        let parts = [
+            self.kv,
+            self.used,
+            self.reserved,
+            self.internal,
+            self.external,
+            self.cached,
+        ];
+        for (sum, part) in integral.iter_mut().zip(parts) {
+            *sum += u128::from(part) * ns;
+        }
+    }
+}
+
+/// Memory levels recorded over a run of steps in bulk (a leap's): each
+/// step's levels times its duration, summed apart from the collector and
+/// added to it once by [`Collector::absorb`]. The sums are integers, so the
+/// collector ends as it would recording each step by [`Collector::level`].
+#[derive(Clone, Debug, Default)]
+pub struct LevelSums {
+    integral: [u128; 6],
+    above_90_ns: u64,
+    kv_peak_bytes: u64,
+}
+
+impl LevelSums {
+    /// Memory held at `levels` for `ns` nanoseconds.
+    #[inline(always)]
+    pub fn add(&mut self, levels: &ByteLevels, ns: u64) {
+        levels.integrate(ns, &mut self.integral);
+        if levels.high() {
+            self.above_90_ns += ns;
+        }
+        self.kv_peak_bytes = self.kv_peak_bytes.max(levels.kv);
+    }
+}
+
 /// Time-weighted and per-step statistics gathered while the engine runs.
 ///
 /// Memory levels are a step function of time; [`Collector::level`] is called
@@ -203,13 +287,22 @@ impl MemoryLevels {
 #[derive(Clone, Debug, Default)]
 pub struct Collector {
     last_time: SimTime,
-    last: MemoryLevels,
-    /// Integral of the levels over time, fraction-nanoseconds.
-    integral: MemoryLevels,
+    last: ByteLevels,
+    /// The budget the levels are shares of (the last nonzero one recorded:
+    /// an engine's cache keeps one budget).
+    budget: u64,
+    /// Integral of the levels over time, byte-nanoseconds: `kv`, `used`,
+    /// `reserved`, `internal`, `external`, `cached`. Integers, so exact.
+    integral: [u128; 6],
+    /// Integral of the levels of merged replicas, fraction-nanoseconds
+    /// ([`Collector::merge_replicas`]).
+    merged: MemoryLevels,
     /// Nanoseconds spent at or above 90 % occupancy.
     above_90_ns: u64,
-    /// Highest occupancy seen.
-    pub kv_peak_frac: f64,
+    /// Highest occupancy seen, bytes of `budget`.
+    kv_peak_bytes: u64,
+    /// Highest occupancy of merged replicas, a fraction of one's budget.
+    merged_peak_frac: f64,
     /// Engine steps run.
     pub steps: u64,
     /// Sum over steps of their batch size.
@@ -337,27 +430,70 @@ pub const HIGH_OCCUPANCY: f64 = 0.9;
 
 impl Collector {
     /// Records that memory is at `levels` from `now` on.
-    pub fn level(&mut self, now: SimTime, levels: MemoryLevels) {
+    #[inline(always)]
+    pub fn level(&mut self, now: SimTime, levels: ByteLevels) {
         let dt = now.saturating_since(self.last_time).as_nanos();
-        let last = self.last;
-        self.integral.scaled_add(&last, dt as f64);
-        if self.last.kv >= HIGH_OCCUPANCY {
+        self.last.integrate(dt, &mut self.integral);
+        if self.last.high() {
             self.above_90_ns += dt;
         }
         self.last_time = now;
         self.last = levels;
-        if levels.kv > self.kv_peak_frac {
-            self.kv_peak_frac = levels.kv;
+        if levels.budget > 0 {
+            invariant!(self.budget == 0 || self.budget == levels.budget);
+            self.budget = levels.budget;
         }
+        self.kv_peak_bytes = self.kv_peak_bytes.max(levels.kv);
+    }
+
+    /// Records steps run one after another from `start` to `end` whose
+    /// levels `sums` adds up, the last at `last`: as [`Collector::level`]
+    /// at each step's start would, `last` held from then on.
+    pub fn absorb(&mut self, start: SimTime, sums: &LevelSums, last: ByteLevels, end: SimTime) {
+        // The levels before the steps, up to their start.
+        self.level(start, last);
+        // The steps' own, `last` included up to `end`.
+        for (total, part) in self.integral.iter_mut().zip(sums.integral) {
+            *total += part;
+        }
+        self.above_90_ns += sums.above_90_ns;
+        self.kv_peak_bytes = self.kv_peak_bytes.max(sums.kv_peak_bytes);
+        self.last_time = end;
+    }
+
+    /// Highest occupancy seen, a fraction of the budget (of a replica's,
+    /// merged).
+    pub fn kv_peak_frac(&self) -> f64 {
+        let own = self.kv_peak_bytes as f64 / self.budget.max(1) as f64;
+        own.max(self.merged_peak_frac)
+    }
+
+    /// The integral of the levels over `[0, end]`, fraction-nanoseconds.
+    fn integral_fractions(&self, end: SimTime) -> MemoryLevels {
+        let mut c = self.clone();
+        c.level(end, ByteLevels::default());
+        let [kv, used, reserved, internal, external, cached] = c.integral;
+        let budget = c.budget.max(1) as f64;
+        let mut out = c.merged;
+        out.scaled_add(
+            &MemoryLevels {
+                kv: kv as f64,
+                used: used as f64,
+                reserved: reserved as f64,
+                internal: internal as f64,
+                external: external as f64,
+                cached: cached as f64,
+            },
+            1.0 / budget,
+        );
+        out
     }
 
     /// Time-averaged levels over `[0, end]`.
     pub fn mean_levels(&self, end: SimTime) -> MemoryLevels {
-        let mut c = self.clone();
-        c.level(end, MemoryLevels::default());
         let mut mean = MemoryLevels::default();
         if end.as_nanos() > 0 {
-            mean.scaled_add(&c.integral, 1.0 / end.as_nanos() as f64);
+            mean.scaled_add(&self.integral_fractions(end), 1.0 / end.as_nanos() as f64);
         }
         mean
     }
@@ -365,12 +501,22 @@ impl Collector {
     /// Records one engine step of `batch` sequences lasting `duration`, whose
     /// batch `limit` kept from growing.
     pub fn step(&mut self, batch: u32, duration: SimDuration, limit: BatchLimit) {
-        self.steps += 1;
-        self.batch_sum += u64::from(batch);
-        self.batch_peak = self.batch_peak.max(batch);
-        self.busy_ns += duration.as_nanos();
-        self.batch_ns += u128::from(batch) * u128::from(duration.as_nanos());
-        self.limit_ns[limit as usize] += duration.as_nanos();
+        self.steps(batch, 1, duration.as_nanos(), limit);
+    }
+
+    /// Records `count` engine steps of `batch` sequences lasting `ns`
+    /// nanoseconds together, each held by `limit`: as many calls of
+    /// [`Collector::step`] (the sums are integers).
+    #[inline(always)]
+    pub fn steps(&mut self, batch: u32, count: u64, ns: u64, limit: BatchLimit) {
+        self.steps += count;
+        self.batch_sum += u64::from(batch) * count;
+        if count > 0 {
+            self.batch_peak = self.batch_peak.max(batch);
+        }
+        self.busy_ns += ns;
+        self.batch_ns += u128::from(batch) * u128::from(ns);
+        self.limit_ns[limit as usize] += ns;
     }
 
     /// The share of step time during which `limit` held the batch (0 without
@@ -387,7 +533,7 @@ impl Collector {
     /// Fraction of `[0, end]` spent at or above 90 % occupancy.
     pub fn kv_time_above_90(&self, end: SimTime) -> f64 {
         let mut c = self.clone();
-        c.level(end, MemoryLevels::default());
+        c.level(end, ByteLevels::default());
         if end.as_nanos() == 0 {
             0.0
         } else {
@@ -416,11 +562,11 @@ impl Collector {
         let (mut above, mut busy, mut batch_ns) = (0u64, 0u64, 0u128);
         for p in parts {
             let mut c = p.clone();
-            c.level(end, MemoryLevels::default());
-            out.integral.scaled_add(&c.integral, share);
+            c.level(end, ByteLevels::default());
+            out.merged.scaled_add(&c.integral_fractions(end), share);
             above += c.above_90_ns;
             busy += c.busy_ns;
-            out.kv_peak_frac = out.kv_peak_frac.max(c.kv_peak_frac);
+            out.merged_peak_frac = out.merged_peak_frac.max(c.kv_peak_frac());
             out.steps += c.steps;
             out.batch_sum += c.batch_sum;
             out.batch_peak = out.batch_peak.max(c.batch_peak);

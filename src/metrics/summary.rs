@@ -653,7 +653,7 @@ pub fn summary_of(
         e2e_p99,
         throughput_tok_s: per_s(output_tokens as f64),
         goodput_rps,
-        kv_peak_frac: stats.kv_peak_frac,
+        kv_peak_frac: stats.kv_peak_frac(),
         kv_mean_frac: mean.kv,
         kv_time_above_90: stats.kv_time_above_90(end),
         waste_used: mean.used,
