@@ -280,16 +280,17 @@ mod before {
         ])
         .unwrap();
         for r in rows {
+            let levels = r.fractions();
             let cells = [
                 format!("{:.9}", r.time.as_secs_f64()),
                 r.running.to_string(),
                 r.waiting.to_string(),
-                r.kv_used_bytes.to_string(),
-                format!("{:.6}", r.kv_frac),
-                format!("{:.6}", r.levels.used),
-                format!("{:.6}", r.levels.reserved),
-                format!("{:.6}", r.levels.internal),
-                format!("{:.6}", r.levels.external),
+                r.kv_used_bytes().to_string(),
+                format!("{:.6}", levels.kv),
+                format!("{:.6}", levels.used),
+                format!("{:.6}", levels.reserved),
+                format!("{:.6}", levels.internal),
+                format!("{:.6}", levels.external),
                 format!("{:.9}", r.step.as_secs_f64()),
             ];
             w.write_record(cells.iter().map(String::as_str)).unwrap();

@@ -1143,14 +1143,11 @@ impl<C: CostModel> Engine<'_, C> {
             (last_kv, last_reserved, last_internal, last_rounding) =
                 (levels.kv, reserved, internal, rounding);
             if self.timeline.due(self.now) {
-                let fractions = levels.fractions();
                 self.timeline.push(TimelineRow {
                     time: self.now,
                     running: batch,
                     waiting: self.waiting.len() as u32,
-                    kv_used_bytes: memory.allocated,
-                    kv_frac: fractions.kv,
-                    levels: fractions,
+                    levels,
                     step: duration,
                 });
             }

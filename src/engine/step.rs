@@ -387,14 +387,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.stats.step(batch, duration, self.limit);
         self.stats.level(self.now, levels);
         if self.timeline.due(self.now) {
-            let fractions = levels.fractions();
             self.timeline.push(TimelineRow {
                 time: self.now,
                 running: batch,
                 waiting: self.waiting.len() as u32,
-                kv_used_bytes: self.cache.usage().allocated,
-                kv_frac: fractions.kv,
-                levels: fractions,
+                levels,
                 step: duration,
             });
         }

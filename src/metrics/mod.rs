@@ -149,14 +149,24 @@ pub struct TimelineRow {
     pub running: u32,
     /// Requests waiting for admission.
     pub waiting: u32,
-    /// KV bytes held by sequences.
-    pub kv_used_bytes: u64,
-    /// `kv_used_bytes` over the KV budget.
-    pub kv_frac: f64,
-    /// Where the budget is (fractions of it).
-    pub levels: MemoryLevels,
+    /// Where the budget is, bytes (`kv`: held by sequences). The file's
+    /// fractions are divided out when it is written.
+    pub levels: ByteLevels,
     /// The step's duration.
     pub step: SimDuration,
+}
+
+impl TimelineRow {
+    /// KV bytes held by sequences.
+    pub fn kv_used_bytes(&self) -> u64 {
+        self.levels.kv
+    }
+
+    /// Where the budget is, fractions of it (`kv`: `kv_used_bytes` over the
+    /// budget).
+    pub fn fractions(&self) -> MemoryLevels {
+        self.levels.fractions()
+    }
 }
 
 /// Where the KV budget is at one instant, as fractions of it (the
@@ -220,15 +230,19 @@ pub struct ByteLevels {
 impl ByteLevels {
     /// The levels as fractions of the budget (of 1 byte for an empty one).
     pub fn fractions(&self) -> MemoryLevels {
-        let budget = self.budget.max(1) as f64;
         MemoryLevels {
-            kv: self.kv as f64 / budget,
-            used: self.used as f64 / budget,
-            reserved: self.reserved as f64 / budget,
-            internal: self.internal as f64 / budget,
-            external: self.external as f64 / budget,
-            cached: self.cached as f64 / budget,
+            kv: self.share(self.kv),
+            used: self.share(self.used),
+            reserved: self.share(self.reserved),
+            internal: self.share(self.internal),
+            external: self.share(self.external),
+            cached: self.share(self.cached),
         }
+    }
+
+    /// `bytes` as a fraction of the budget (of 1 byte for an empty one).
+    pub fn share(&self, bytes: u64) -> f64 {
+        bytes as f64 / self.budget.max(1) as f64
     }
 
     /// Whether occupancy is at or above [`HIGH_OCCUPANCY`] (exactly 9/10 of

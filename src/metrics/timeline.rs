@@ -194,8 +194,6 @@ mod tests {
             time: SimTime::from_nanos(ns),
             running: 1,
             waiting: 0,
-            kv_used_bytes: 0,
-            kv_frac: 0.0,
             levels: Default::default(),
             step: SimDuration::from_nanos(1),
         }

@@ -437,16 +437,17 @@ impl Rows for Timeline<'_> {
     #[inline]
     fn cell(&self, row: usize, col: usize) -> Cell {
         let r = &self.rows[row];
+        let l = &r.levels;
         match col {
             0 => Cell::Nanos(r.time.as_nanos()),
             1 => Cell::Int(u64::from(r.running)),
             2 => Cell::Int(u64::from(r.waiting)),
-            3 => Cell::Int(r.kv_used_bytes),
-            4 => Cell::Frac(r.kv_frac),
-            5 => Cell::Frac(r.levels.used),
-            6 => Cell::Frac(r.levels.reserved),
-            7 => Cell::Frac(r.levels.internal),
-            8 => Cell::Frac(r.levels.external),
+            3 => Cell::Int(r.kv_used_bytes()),
+            4 => Cell::Frac(l.share(l.kv)),
+            5 => Cell::Frac(l.share(l.used)),
+            6 => Cell::Frac(l.share(l.reserved)),
+            7 => Cell::Frac(l.share(l.internal)),
+            8 => Cell::Frac(l.share(l.external)),
             9 => Cell::Nanos(r.step.as_nanos()),
             _ => Cell::Int(u64::from(self.replica_of.map_or(0, |of| of[row]))),
         }
@@ -461,13 +462,14 @@ impl Rows for Timeline<'_> {
         out.push(b',');
         out.u64(u64::from(r.waiting));
         out.push(b',');
-        out.u64(r.kv_used_bytes);
+        out.u64(r.kv_used_bytes());
+        let levels = r.fractions();
         for x in [
-            r.kv_frac,
-            r.levels.used,
-            r.levels.reserved,
-            r.levels.internal,
-            r.levels.external,
+            levels.kv,
+            levels.used,
+            levels.reserved,
+            levels.internal,
+            levels.external,
         ] {
             out.push(b',');
             out.frac(x);

@@ -84,11 +84,11 @@ pub fn timeline_series(rows: &[TimelineRow]) -> plot::TimelineSeries {
         waiting: rows.iter().map(|r| Some(f64::from(r.waiting))).collect(),
         kv_frac: rows
             .iter()
-            .map(|r| finite(fastcsv::frac_value(r.kv_frac)))
+            .map(|r| finite(fastcsv::frac_value(r.levels.share(r.levels.kv))))
             .collect(),
         waste_used: rows
             .iter()
-            .map(|r| finite(fastcsv::frac_value(r.levels.used)))
+            .map(|r| finite(fastcsv::frac_value(r.levels.share(r.levels.used))))
             .collect(),
     }
 }

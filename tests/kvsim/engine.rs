@@ -163,7 +163,7 @@ fn preempt_recompute_evicts_the_newest_and_recomputes_it_later() {
     assert!(
         out.timeline
             .iter()
-            .all(|t| t.kv_used_bytes <= 64 * TINY_BPT)
+            .all(|t| t.kv_used_bytes() <= 64 * TINY_BPT)
     );
 }
 
@@ -295,7 +295,7 @@ fn a_sliding_window_lets_a_long_generation_run_in_a_small_cache() {
     assert!(
         out.timeline
             .iter()
-            .all(|t| t.kv_used_bytes <= 48 * TINY_BPT)
+            .all(|t| t.kv_used_bytes() <= 48 * TINY_BPT)
     );
     assert_eq!(out.summary.steps, 500);
 }

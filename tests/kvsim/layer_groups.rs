@@ -106,7 +106,7 @@ fn a_run_holds_what_the_arithmetic_says_for_every_kind() {
         // each group keeps.
         let want = paged_held_bytes(&s.layout, 16, 20_001).unwrap();
         assert!(
-            out.timeline.iter().any(|t| t.kv_used_bytes == want),
+            out.timeline.iter().any(|t| t.kv_used_bytes() == want),
             "{groups}: no step held {want}"
         );
         // Within a block per group of the exact bytes.
@@ -154,7 +154,7 @@ fn requests_are_conserved_under_every_placement() {
                 .count();
             assert!(ok > 0, "{policy} {groups}");
             assert_eq!(a.summary, b.summary, "{policy} {groups}: deterministic");
-            let peak = a.timeline.iter().map(|t| t.kv_used_bytes).max().unwrap();
+            let peak = a.timeline.iter().map(|t| t.kv_used_bytes()).max().unwrap();
             assert!(peak <= s.budget.kv_bytes, "{policy} {groups}");
         }
     }
