@@ -237,7 +237,12 @@ fn hybrid_layers_are_accounted_per_group() {
     assert_eq!(s.layout.groups()[1].span, Span::Window(32));
     let out = run(&s);
     assert_eq!(out.records[0].outcome, Some(Outcome::Ok));
-    let peak = out.timeline.iter().map(|t| t.kv_used_bytes()).max().unwrap();
+    let peak = out
+        .timeline
+        .iter()
+        .map(|t| t.kv_used_bytes())
+        .max()
+        .unwrap();
     // 500 tokens: 32 blocks of the full layer + at most 3 of the windowed one.
     assert!(peak <= (32 + 3) * 16 * TINY_BPT, "{peak}");
     assert!(peak >= 32 * 16 * TINY_BPT);
@@ -320,7 +325,12 @@ block_size = 16
     let run = run(&s);
     assert_eq!(run.records[0].outcome, Some(Outcome::Ok));
     // The last step holds all 16,384 tokens' worth of context.
-    let peak = run.timeline.iter().map(|t| t.kv_used_bytes()).max().unwrap();
+    let peak = run
+        .timeline
+        .iter()
+        .map(|t| t.kv_used_bytes())
+        .max()
+        .unwrap();
     assert!(
         peak >= held && peak - held <= 16 * bpt,
         "the run held {peak} bytes, kv says {held}"
