@@ -338,15 +338,6 @@ pub(crate) fn select_percentiles<const N: usize>(
     out
 }
 
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    // Unstable is enough: values equal under `total_cmp` have identical bits,
-    // so the result is the same as a stable sort's, without its scratch
-    // buffer (a page-faulting allocation of half the input at a million
-    // requests).
-    v.sort_unstable_by(f64::total_cmp);
-    v
-}
-
 /// Whether a completed request met every objective.
 fn meets(slo: &Slo, r: &RequestRecord) -> bool {
     let ttft_ok = slo
@@ -490,14 +481,16 @@ impl Latencies {
         latencies.clear();
         latencies.extend(ok().filter_map(|r| r.e2e().map(|d| d.as_secs_f64())));
         let e2e = select_percentiles(&mut latencies, [50.0, 99.0]);
-        // TPOT is sorted for its mean, summed in sorted order as it always
-        // was; the other latencies only need their percentiles.
+        // TPOT's mean is summed in the records' order (request ids: the
+        // same for a seed on any thread count).
         latencies.clear();
         latencies.extend(ok().filter_map(RequestRecord::tpot_s));
-        let tpot = sorted(latencies);
+        let tpot_mean =
+            (!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64);
+        let tpot = select_percentiles(&mut latencies, [50.0, 90.0, 99.0]);
         // TTFT's parts: queue (to first admission), load (from a tier), the
         // rest, through the same buffer.
-        let mut latencies = Vec::with_capacity(tpot.len());
+        latencies.clear();
         latencies.extend(ok().filter_map(|r| r.queue().map(|q| q.as_secs_f64())));
         let queue = select_percentiles(&mut latencies, [50.0, 99.0]);
         latencies.clear();
@@ -512,8 +505,8 @@ impl Latencies {
         Latencies {
             ttft,
             e2e,
-            tpot: [50.0, 90.0, 99.0].map(|q| percentile(&tpot, q)),
-            tpot_mean: (!tpot.is_empty()).then(|| tpot.iter().sum::<f64>() / tpot.len() as f64),
+            tpot,
+            tpot_mean,
             queue,
             load,
             prefill,
@@ -737,6 +730,11 @@ pub fn summary_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+        v.sort_unstable_by(f64::total_cmp);
+        v
+    }
 
     #[test]
     fn selected_percentiles_equal_sorted_ones() {
