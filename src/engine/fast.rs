@@ -1101,7 +1101,7 @@ impl<C: CostModel> Engine<'_, C> {
         let mut busy = 0;
         let mut stopped = Ok(());
         let start = self.now;
-        let mut sums = LevelSums::default();
+        let mut sums = LevelSums::new(memory.budget);
         let (mut last_kv, mut last_reserved, mut last_internal, mut last_rounding) = (0, 0, 0, 0);
         for &duration in durations {
             // The step runs: its launch, as `try_fast_step` and

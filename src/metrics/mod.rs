@@ -274,19 +274,39 @@ impl ByteLevels {
 /// step's levels times its duration, summed apart from the collector and
 /// added to it once by [`Collector::absorb`]. The sums are integers, so the
 /// collector ends as it would recording each step by [`Collector::level`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LevelSums {
     integral: [u128; 6],
     above_90_ns: u64,
     kv_peak_bytes: u64,
+    /// The least `kv` at or above [`HIGH_OCCUPANCY`] of the budget
+    /// ([`ByteLevels::high`] without its multiplications).
+    high_from: u64,
 }
 
 impl LevelSums {
+    /// Sums of levels of a cache of `budget` bytes.
+    pub fn new(budget: u64) -> Self {
+        // `kv * 10 >= budget * 9` is `kv >= ceil(budget * 9 / 10)`.
+        let high_from = if budget == 0 {
+            u64::MAX
+        } else {
+            u64::try_from((u128::from(budget) * 9).div_ceil(10)).expect("below the budget")
+        };
+        LevelSums {
+            integral: [0; 6],
+            above_90_ns: 0,
+            kv_peak_bytes: 0,
+            high_from,
+        }
+    }
+
     /// Memory held at `levels` for `ns` nanoseconds.
     #[inline(always)]
     pub fn add(&mut self, levels: &ByteLevels, ns: u64) {
         levels.integrate(ns, &mut self.integral);
-        if levels.high() {
+        invariant!(levels.high() == (levels.kv >= self.high_from));
+        if levels.kv >= self.high_from {
             self.above_90_ns += ns;
         }
         self.kv_peak_bytes = self.kv_peak_bytes.max(levels.kv);
