@@ -203,6 +203,10 @@ struct Windows {
     state: u64,
     /// Tokens per block.
     bs: u64,
+    /// `log2(bs)` when the block size is a power of two (every engine's
+    /// default): [`Windows::held`] runs for every decoder at every step,
+    /// and a shift costs a cycle where a division costs tens.
+    bs_shift: Option<u32>,
 }
 
 impl Windows {
@@ -215,6 +219,10 @@ impl Windows {
             pools: Vec::new(),
             state: layout.state_bytes(),
             bs: u64::from(layout.block_size),
+            bs_shift: layout
+                .block_size
+                .is_power_of_two()
+                .then(|| layout.block_size.trailing_zeros()),
         };
         for g in layout.groups() {
             match g.span {
@@ -336,12 +344,15 @@ impl Windows {
 
     /// What a sequence holding `tokens` tokens holds: its blocks in every
     /// physical group and its state, bytes.
+    #[inline]
     fn held(&self, tokens: u64) -> u64 {
-        let end = tokens.div_ceil(self.bs);
+        let blocks = |t: u64| match self.bs_shift {
+            Some(shift) => t >> shift,
+            None => t / self.bs,
+        };
+        let end = blocks(tokens + self.bs - 1);
         let blocks = self.pools.iter().map(|&(block_bytes, t)| {
-            let front = t.map_or(0, |t| {
-                tokens.saturating_sub(self.thresholds[t].at) / self.bs
-            });
+            let front = t.map_or(0, |t| blocks(tokens.saturating_sub(self.thresholds[t].at)));
             block_bytes * (end - front)
         });
         self.state + blocks.sum::<u64>()
