@@ -1556,7 +1556,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn bundled(",
     ),
     (
-        "| `policies` | ~367,000 | ~482,000 | ~521,000 (1.08x) |",
+        "| `policies` | ~367,000 | ~490,000 | ~561,000 (1.14x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
@@ -1574,7 +1574,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn bundled(",
     ),
     (
-        "| `hybrid-capacity` | ~196,000 | ~270,000 | ~296,000 (1.10x) |",
+        "| `hybrid-capacity` | ~196,000 | ~266,000 | ~329,000 (1.23x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
@@ -1592,7 +1592,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn bundled(",
     ),
     (
-        "| `window-long-context` | ~35,700 | ~64,800 | ~82,500 (1.27x) |",
+        "| `window-long-context` | ~35,700 | ~65,900 | ~86,200 (1.31x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
