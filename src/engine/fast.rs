@@ -44,7 +44,10 @@
 //!   tokens`; of it, the part never to be filled (*internal*) is, per
 //!   sequence, 0 until it enters the block its final token falls in and a
 //!   constant from then on, so it changes only at that (calendar-scheduled)
-//!   step.
+//!   step. Recurrent state with no window (a hybrid of full and linear
+//!   attention) is the same with each decoder's state added: held and kept
+//!   alike, so none of it is waste ([`Fast::state`]); with a window, the
+//!   waste is read from every decoder each step ([`Engine::fast_levels`]).
 //!
 //! - Prefix caching: full blocks are named (published for later prompts to
 //!   share, cached when freed, evicted least recently used first), so the
@@ -342,6 +345,12 @@ impl Windows {
             .sum()
     }
 
+    /// Whether the layout has recurrent state and no window: nothing that
+    /// changes a sequence's holdings but its blocks of every token.
+    fn state_only(&self) -> bool {
+        self.groups.is_empty() && self.pools.iter().all(|&(_, t)| t.is_none())
+    }
+
     /// What a sequence holding `tokens` tokens holds: its blocks in every
     /// physical group and its state, bytes.
     #[inline]
@@ -427,9 +436,15 @@ pub(super) struct Fast {
     /// Attention FLOPs per query-key pair, summed over the layers of the
     /// groups that keep every token.
     flops_per_token_pair: u64,
-    /// The aggregates of windowed groups and recurrent state, for a layout
-    /// that has them (paged, blocks on demand).
+    /// The aggregates of windowed groups (and recurrent state), for a
+    /// layout that has them (paged, blocks on demand).
     windows: Option<Box<Windows>>,
+    /// Recurrent state bytes per sequence of a layout with state and no
+    /// window (a hybrid of full attention and linear attention, blocks on
+    /// demand, no prefix caching): constant while a sequence decodes, so
+    /// the aggregates of a linear layout cover it, each decoder `state`
+    /// bytes more; 0 otherwise (with windows, [`Windows`] counts it).
+    state: u64,
     /// Bytes of one block in every physical group: what a sequence needing
     /// blocks takes in a step (0 for contiguous placement).
     block_bytes: u64,
@@ -531,10 +546,20 @@ impl Fast {
         if !covered {
             return None;
         }
-        let windows = match engine.cache.as_paged() {
+        let mut windows = match engine.cache.as_paged() {
             Some(cache) if windowed => Some(Box::new(Windows::new(layout, cache)?)),
             _ => None,
         };
+        // State and no window: the linear layout's aggregates, plus the
+        // state (prefix caching counts each decoder's own blocks, which
+        // hold no state: it keeps the windows' per-decoder levels).
+        let mut state = 0;
+        if let Some(w) = windows.as_ref() {
+            if w.state_only() && !named {
+                state = w.state;
+                windows = None;
+            }
+        }
         // Block phases matter only to blocks on demand.
         let bs = if reserved {
             1
@@ -551,6 +576,7 @@ impl Fast {
                 .map(|g| u64::from(g.layers) * g.flops_per_pair)
                 .sum(),
             windows,
+            state,
             block_bytes: engine
                 .cache
                 .as_paged()
@@ -613,7 +639,10 @@ impl Fast {
     /// aside): each reads its context, scores its context and new token.
     fn decoders_work(&self) -> StepWork {
         let n = u64::from(self.decoders);
-        let (windowed_read, windowed_flops) = self.windows.as_ref().map_or((0, 0), |w| w.work(n));
+        let (windowed_read, windowed_flops) = self
+            .windows
+            .as_ref()
+            .map_or((n * self.state, 0), |w| w.work(n));
         StepWork {
             decode_tokens: self.decoders,
             kv_read_bytes: self.bpt * self.context_sum + windowed_read,
@@ -630,12 +659,21 @@ impl Fast {
         u64::from(self.phase[due as usize]) * self.block_bytes
     }
 
+    /// Tokens of a decoder whose final KV is `final_bytes` (its state
+    /// aside).
+    fn final_tokens(&self, final_bytes: u64) -> u64 {
+        (final_bytes - self.state)
+            .checked_div(self.bpt)
+            .unwrap_or(0)
+    }
+
     /// The lazy decoders' reserved and internal bytes and allocator
     /// rounding at a launch, where each holds `context + 1` tokens (no
     /// windows); `held` is what they hold, used with blocks on demand
     /// that are not named.
     fn decoder_slack(&self, held: u64) -> (u64, u64, u64) {
-        let kept = self.bpt * (self.context_sum + u64::from(self.decoders));
+        let n = u64::from(self.decoders);
+        let kept = self.bpt * (self.context_sum + n) + self.state * n;
         if self.reserved {
             // Each holds its final length, fills it up to the end.
             (self.final_bytes - kept, self.internal, self.rounding)
@@ -700,7 +738,7 @@ impl Fast {
         // Its final KV is `final_bytes / bpt` tokens; in the last block the
         // tail beyond them is internal waste. A step scheduled at context `c`
         // holds `c + 1` tokens, in that block once `c + 1 > (blocks - 1) * bs`.
-        let final_tokens = seq.final_bytes.checked_div(self.bpt).unwrap_or(0);
+        let final_tokens = self.final_tokens(seq.final_bytes);
         let blocks = final_tokens.div_ceil(self.bs);
         let waste = (blocks * self.bs - final_tokens) * self.bpt;
         if waste > 0 {
@@ -1355,7 +1393,7 @@ impl<C: CostModel> Engine<'_, C> {
                 }
                 // It has been in its last block since its last step at the
                 // latest.
-                let final_tokens = s.final_bytes.checked_div(f.bpt).unwrap_or(0);
+                let final_tokens = f.final_tokens(s.final_bytes);
                 f.internal -= (final_tokens.div_ceil(f.bs) * f.bs - final_tokens) * f.bpt;
             }
             self.running[i].dead = true;
