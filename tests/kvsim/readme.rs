@@ -1574,7 +1574,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn bundled(",
     ),
     (
-        "| `hybrid-capacity` | ~196,000 | ~266,000 | ~329,000 (1.23x) |",
+        "| `hybrid-capacity` | ~196,000 | ~266,000 | **~624,000** (2.35x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
