@@ -1214,9 +1214,9 @@ impl<C: CostModel> Engine<'_, C> {
             f.leapt += 1;
             due = if due == 0 { f.bs as usize - 1 } else { due - 1 };
         }
-        self.limit = limit;
-        self.stats.steps(batch, ran as u64, busy, limit);
         if ran > 0 {
+            self.limit = limit;
+            self.stats.steps(batch, ran as u64, busy, limit);
             let last = super::levels_of(
                 memory.budget,
                 last_kv,
