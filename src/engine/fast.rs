@@ -655,8 +655,13 @@ impl Fast {
     /// launch (blocks on demand, not named): those whose context is a
     /// multiple of the block size.
     fn mapped_bytes(&self) -> u64 {
-        let due = (self.bs - self.steps % self.bs) % self.bs;
-        u64::from(self.phase[due as usize]) * self.block_bytes
+        u64::from(self.phase[self.mapping_phase()]) * self.block_bytes
+    }
+
+    /// The phase whose decoders map a block at fast step `steps`'s launch:
+    /// those whose context is then a multiple of the block size.
+    fn mapping_phase(&self) -> usize {
+        ((self.bs - self.steps % self.bs) % self.bs) as usize
     }
 
     /// Tokens of a decoder whose final KV is `final_bytes` (its state
@@ -1143,9 +1148,9 @@ impl<C: CostModel> Engine<'_, C> {
         let batch = f.decoders;
         let n = u64::from(batch);
         let charge = !f.reserved && !f.named;
-        // The phase whose decoders map a block at this step's launch
-        // (`Fast::mapped_bytes`), one earlier each step.
-        let mut due = ((f.bs - f.steps % f.bs) % f.bs) as usize;
+        // The phase whose decoders map a block at this step's launch, one
+        // earlier each step.
+        let mut due = f.mapping_phase();
         let mut ran = 0;
         let mut busy = 0;
         let mut stopped = Ok(());
