@@ -648,6 +648,11 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             }
             if streamed {
                 e.stream_records();
+            } else {
+                // A pool's requests spread over its replicas (a router
+                // that favours one makes it double once).
+                let pool_size = if r < np { np } else { count - np };
+                e.presize(super::presized(scenario).div_ceil(pool_size));
             }
             e
         })
@@ -681,7 +686,11 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         sessions_started: 0,
         issued: 0,
         issuing_done: false,
-        replica_of_request: Vec::new(),
+        replica_of_request: Vec::with_capacity(if streamed {
+            0
+        } else {
+            super::presized(scenario)
+        }),
         ended: Vec::new(),
         streamed,
         pools: disagg.map(|g| Box::new(super::disagg::Pools::new(scenario, g, RouterState::of(d)))),

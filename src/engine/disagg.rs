@@ -249,7 +249,7 @@ impl<'s> Pools<'s> {
             out: vec![Channel::default(); np],
             inbound: vec![Channel::default(); nd],
             queues: vec![VecDeque::new(); nd],
-            flights: Vec::new(),
+            flights: Vec::with_capacity(super::presized(scenario)),
             issued: vec![0; np + nd],
             active: Vec::new(),
             last: SimTime::ZERO,

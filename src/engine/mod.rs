@@ -72,6 +72,19 @@ use memory::{levels_of, levels_of_usage};
 /// size when the run stops after a request count.
 const MAX_PRESIZED: u64 = 1 << 26;
 
+/// Requests whose per-request tables a run of `scenario` that keeps its
+/// records allocates at their final size: its request count, when it stops
+/// after one (0 otherwise). What is kept per request is allocated once: no
+/// doubling, which would hold the old and the new vector at once at ten
+/// million requests, and copy and fault in every one of them on the way.
+/// Untouched capacity costs address space, not memory.
+fn presized(scenario: &Scenario) -> usize {
+    match scenario.stop {
+        Stop::Requests(n) => usize::try_from(n.min(MAX_PRESIZED)).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// "None" for the `u32` indices below (kept as plain integers so the hot
 /// structs stay small and `Copy`).
 const NONE: u32 = u32::MAX;
@@ -450,13 +463,8 @@ fn simulate_with<C: CostModel>(
     let streamed = streams(scenario);
     if streamed {
         engine.stream_records();
-    } else if let Stop::Requests(n) = scenario.stop {
-        // What is kept per request, allocated once: no doubling (which
-        // would hold the old and the new vector at once) at ten million
-        // requests. Untouched capacity costs address space, not memory.
-        let n = usize::try_from(n.min(MAX_PRESIZED)).unwrap_or(0);
-        engine.records.reserve_exact(n);
-        engine.live.reserve_exact(n);
+    } else {
+        engine.presize(presized(scenario));
     }
     if fast {
         engine.fast = fast::Fast::new(&engine);
@@ -678,6 +686,12 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// in every mode, [`TimelineRecorder`]).
     fn stream_records(&mut self) {
         self.stream = Some(Box::default());
+    }
+
+    /// Allocates what is kept per request for `n` requests at once.
+    fn presize(&mut self, n: usize) {
+        self.records.reserve_exact(n);
+        self.live.reserve_exact(n);
     }
 
     fn run(&mut self) -> Result<(), Stopped> {
