@@ -291,7 +291,16 @@ fn bundled(bencher: divan::Bencher, name: &str) {
     if std::env::var("KVSIM_BUNDLED").is_ok_and(|only| only != name) {
         return;
     }
-    let points = bundled_points(name);
+    let mut points = bundled_points(name);
+    // `KVSIM_BUNDLED_POINTS=<i>,<j>,...` runs only those sweep points (their
+    // indices as `kvsim sweep` numbers them, last axis fastest).
+    if let Ok(list) = std::env::var("KVSIM_BUNDLED_POINTS") {
+        let keep: Vec<usize> = list
+            .split(',')
+            .map(|i| i.trim().parse().expect("KVSIM_BUNDLED_POINTS=<i>,<j>,..."))
+            .collect();
+        points = keep.iter().map(|&i| points[i].clone()).collect();
+    }
     let run = |p: &Scenario| simulate(p, p.seed, roofline(p)).unwrap().summary.requests;
     let requests: u64 = points.iter().map(run).sum();
     bencher.counter(ItemsCount::new(requests)).bench(|| {

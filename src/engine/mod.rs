@@ -382,14 +382,16 @@ pub struct RunOutput {
 /// Whether a run of `scenario` keeps no per-request records (streaming
 /// mode): as `output.records` says; for `"auto"`, when it is expected to
 /// issue more than [`AUTO_STREAMING_REQUESTS`] requests
-/// ([`guard::expected_requests`]). A disaggregated deployment always keeps
-/// them.
+/// ([`guard::expected_requests`], not computed where
+/// [`guard::requests_at_most`] rules that out). A disaggregated deployment
+/// always keeps them.
 pub fn streams(scenario: &Scenario) -> bool {
     match scenario.records {
         RecordsMode::Exact => false,
         RecordsMode::Streaming => true,
         RecordsMode::Auto => {
             scenario.disagg.is_none()
+                && guard::requests_at_most(scenario).is_none_or(|n| n > AUTO_STREAMING_REQUESTS)
                 && guard::expected_requests(scenario) > AUTO_STREAMING_REQUESTS
         }
     }
