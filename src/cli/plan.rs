@@ -3,7 +3,7 @@
 use super::run::{GIB_F, MAX_RUN_REQUESTS, out_dir, stop_key};
 use super::sweep::scenario_table;
 use super::{PlanArgs, say, threads_for};
-use crate::engine::{Limits, Stopped, estimate_work, simulate_limited};
+use crate::engine::{Limits, Stopped, estimate_work, simulate_summary};
 use crate::error::Error;
 use crate::hardware::cost::RooflineCost;
 use crate::interrupt::INTERRUPTED;
@@ -280,13 +280,13 @@ fn evaluate(
     limits: &Limits,
 ) -> Result<Option<crate::metrics::Summary>, Error> {
     let d = &s.deployment;
-    match simulate_limited(
+    match simulate_summary(
         s,
         seed,
         RooflineCost::new(&s.model, d, &d.efficiency),
         limits,
     ) {
-        Ok(out) => Ok(Some(out.summary)),
+        Ok(summary) => Ok(Some(summary)),
         Err(Stopped::Interrupted) => Ok(None),
         Err(stopped) => Err(stopped.into_error(&s.path, "the probe was not finished")),
     }

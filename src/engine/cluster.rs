@@ -620,7 +620,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     seed: u64,
     cost: C,
     limits: &Limits,
-    fast: bool,
+    mode: super::RunMode,
 ) -> Result<RunOutput, Stopped> {
     let disagg = scenario.disagg.as_deref();
     let streamed = super::streams(scenario);
@@ -643,8 +643,11 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             e.fed = true;
             e.role = role;
             e.guard = Guard::new(*limits);
-            if fast {
+            if mode.fast {
                 e.fast = super::fast::Fast::new(&e);
+            }
+            if !mode.timeline {
+                e.timeline = crate::metrics::TimelineRecorder::off();
             }
             if streamed {
                 e.stream_records();

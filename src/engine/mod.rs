@@ -417,10 +417,56 @@ pub fn simulate_limited<C: CostModel + Clone>(
     cost: C,
     limits: &Limits,
 ) -> Result<RunOutput, Stopped> {
+    run_mode(scenario, seed, cost, limits, RunMode::FULL)
+}
+
+/// The summary of a run of `scenario` under `limits`, as [`simulate_limited`]
+/// summarizes it, without recording its per-step timeline: what a sweep's
+/// points and a plan's probes read (they write no timeline). A long probe's
+/// timeline (up to `output.timeline_max_rows` rows a replica, thinned as it
+/// grows) cost a plan about half its time.
+pub fn simulate_summary<C: CostModel + Clone>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+    limits: &Limits,
+) -> Result<Summary, Stopped> {
+    let mode = RunMode {
+        timeline: false,
+        ..RunMode::FULL
+    };
+    run_mode(scenario, seed, cost, limits, mode).map(|out| out.summary)
+}
+
+/// How a run is carried out beyond what its scenario says.
+#[derive(Copy, Clone, Debug)]
+struct RunMode {
+    /// Whether the fast path may run (else the straightforward engine only).
+    fast: bool,
+    /// Whether the per-step timeline is recorded.
+    timeline: bool,
+}
+
+impl RunMode {
+    /// The fast path and every output.
+    const FULL: RunMode = RunMode {
+        fast: true,
+        timeline: true,
+    };
+}
+
+/// A run in `mode`: one engine, or a cluster.
+fn run_mode<C: CostModel + Clone>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+    limits: &Limits,
+    mode: RunMode,
+) -> Result<RunOutput, Stopped> {
     if scenario.deployment.replicas > 1 || scenario.disagg.is_some() {
-        return cluster::simulate_cluster(scenario, seed, cost, limits, true);
+        return cluster::simulate_cluster(scenario, seed, cost, limits, mode);
     }
-    simulate_with(scenario, seed, cost, true, limits)
+    simulate_with(scenario, seed, cost, mode, limits)
 }
 
 /// Simulates like [`simulate`] with the straightforward engine only: every
@@ -433,10 +479,11 @@ pub fn simulate_reference<C: CostModel + Clone>(
     seed: u64,
     cost: C,
 ) -> Result<RunOutput, Stopped> {
-    if scenario.deployment.replicas > 1 || scenario.disagg.is_some() {
-        return cluster::simulate_cluster(scenario, seed, cost, &Limits::default(), false);
-    }
-    simulate_with(scenario, seed, cost, false, &Limits::default())
+    let mode = RunMode {
+        fast: false,
+        ..RunMode::FULL
+    };
+    run_mode(scenario, seed, cost, &Limits::default(), mode)
 }
 
 /// The scenario's cache, with a Mooncake trace's block identities attached
@@ -455,20 +502,23 @@ fn simulate_with<C: CostModel>(
     scenario: &Scenario,
     seed: u64,
     cost: C,
-    fast: bool,
+    mode: RunMode,
     limits: &Limits,
 ) -> Result<RunOutput, Stopped> {
     let cache = build_cache(scenario);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
     engine.guard = guard::Guard::new(*limits);
+    if !mode.timeline {
+        engine.timeline = TimelineRecorder::off();
+    }
     let streamed = streams(scenario);
     if streamed {
         engine.stream_records();
     } else {
         engine.presize(presized(scenario));
     }
-    if fast {
+    if mode.fast {
         engine.fast = fast::Fast::new(&engine);
     }
     engine.run()?;

@@ -60,6 +60,9 @@ enum Rule {
         width: u64,
         next: u64,
     },
+    /// No step: a run read for its summary alone (sweeps, plans), which
+    /// never writes its timeline.
+    Off,
 }
 
 /// The rows of a timeline being recorded, and which steps become rows.
@@ -90,6 +93,14 @@ impl TimelineRecorder {
         }
     }
 
+    /// A recorder that records no step (see [`Rule::Off`]).
+    pub fn off() -> Self {
+        TimelineRecorder {
+            rule: Rule::Off,
+            rows: Vec::new(),
+        }
+    }
+
     /// Whether the step starting at `now` is recorded; if it is, the caller
     /// [`push`](Self::push)es its row before the next step.
     #[inline]
@@ -115,6 +126,7 @@ impl TimelineRecorder {
                     false
                 }
             }
+            Rule::Off => false,
         }
     }
 
@@ -180,7 +192,7 @@ impl TimelineRecorder {
     pub fn width_ns(&self) -> u64 {
         match self.rule {
             Rule::Bounded { width, .. } => width,
-            Rule::Every { .. } => 0,
+            Rule::Every { .. } | Rule::Off => 0,
         }
     }
 }

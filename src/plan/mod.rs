@@ -76,7 +76,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::engine::simulate;
+use crate::engine::simulate_summary;
 use crate::error::{Error, SpecError};
 use crate::hardware::cost::RooflineCost;
 use crate::metrics::Summary;
@@ -1342,9 +1342,13 @@ const MAX_VERIFIED_REPLICAS: u64 = 64;
 /// The simulation `kvsim plan` runs for one probe replicate.
 pub fn roofline_run(s: &Scenario, seed: u64) -> Result<Summary, Error> {
     let d = &s.deployment;
-    simulate(s, seed, RooflineCost::new(&s.model, d, &d.efficiency))
-        .map(|out| out.summary)
-        .map_err(|stopped| stopped.into_error(&s.path, "the probe was not finished"))
+    simulate_summary(
+        s,
+        seed,
+        RooflineCost::new(&s.model, d, &d.efficiency),
+        &crate::engine::Limits::default(),
+    )
+    .map_err(|stopped| stopped.into_error(&s.path, "the probe was not finished"))
 }
 
 /// Plans every candidate of `plan` (in parallel, in grid order), with

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use super::crossover::{Crossover, CrossoverPoint, CrossoverRun, Ratio, scale_lengths};
 use super::*;
+use crate::engine::simulate;
 
 /// Llama-3.1-8B on H100s, 16-token prompts and 10-token answers, four
 /// sequences per replica; a plan of every shape of `gpus` single GPUs.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::engine::simulate;
 
 fn summary(ttft: f64, tpot: f64, oom: f64) -> Summary {
     Summary {

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::engine::{Limits, Stopped, simulate_limited};
+use crate::engine::{Limits, Stopped, simulate_summary};
 use crate::error::{Error, SpecError};
 use crate::hardware::cost::RooflineCost;
 use crate::metrics::Summary;
@@ -344,8 +344,8 @@ pub fn run_sweep(
                 let s = &scenarios[i].2;
                 let d = &s.deployment;
                 let cost = RooflineCost::new(&s.model, d, &d.efficiency);
-                let summary = match simulate_limited(s, replicate_seed(s.seed, r), cost, &limits) {
-                    Ok(out) => Ok(out.summary),
+                let summary = match simulate_summary(s, replicate_seed(s.seed, r), cost, &limits) {
+                    Ok(summary) => Ok(summary),
                     // Interrupted in flight: not finished, like a job not started.
                     Err(Stopped::Interrupted) => return None,
                     Err(stopped) => Err(stopped.into_error(path, &format!("replicate {r}"))),

@@ -475,3 +475,34 @@ fn parallel_samples_count_against_max_num_seqs() {
         "{e}"
     );
 }
+
+/// A run read for its summary alone (sweeps, plans) records no timeline and
+/// summarizes exactly as the full run: every bundled scenario (one engine,
+/// replicas behind a router, KV tiers, a disaggregated deployment), field by
+/// field through `summary.json`'s serialization.
+#[test]
+fn a_summary_alone_is_the_full_runs_summary() {
+    use kvsim::engine::{Limits, simulate_limited, simulate_summary};
+    use kvsim::hardware::cost::RooflineCost;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let s = kvsim::scenario::Scenario::load(&path, &[]).expect("a bundled scenario");
+        let cost = || RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
+        let full = simulate_limited(&s, s.seed, cost(), &Limits::default()).expect("runs");
+        assert!(!full.timeline.is_empty(), "{}", path.display());
+        let alone = simulate_summary(&s, s.seed, cost(), &Limits::default()).expect("runs");
+        assert_eq!(
+            serde_json::to_string(&alone).unwrap(),
+            serde_json::to_string(&full.summary).unwrap(),
+            "{}",
+            path.display()
+        );
+        ran += 1;
+    }
+    assert!(ran >= 13, "{ran} bundled scenarios");
+}
