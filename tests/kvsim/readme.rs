@@ -1532,6 +1532,24 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "replica's 100,000-row timeline and thin it, went from 4.82 s to 2.51 s of",
+        "kvsim plan scenarios/plan-llama70b.toml",
+        "src/engine/mod.rs",
+        "pub fn simulate_summary<",
+    ),
+    (
+        "went from ~562,000 to ~656,000 and `multi-turn-creep` from ~984,000 to",
+        "cargo bench --bench engine",
+        "src/engine/guard.rs",
+        "pub fn requests_at_most(",
+    ),
+    (
+        "(`KVSIM_BUNDLED_POINTS=6`) runs at ~290,000 there against ~600,000 warm,",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_BUNDLED_POINTS",
+    ),
+    (
         "| `quickstart` | ~1,462,000 | ~1,473,000 | **~1,627,000** (1.10x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
