@@ -431,11 +431,23 @@ pub fn simulate_summary<C: CostModel + Clone>(
     cost: C,
     limits: &Limits,
 ) -> Result<Summary, Stopped> {
+    simulate_without_timeline(scenario, seed, cost, limits).map(|out| out.summary)
+}
+
+/// [`simulate_limited`] without recording the per-step timeline (an empty
+/// `timeline`): the records and summary of a run nothing charts, such as
+/// a validation case's.
+pub fn simulate_without_timeline<C: CostModel + Clone>(
+    scenario: &Scenario,
+    seed: u64,
+    cost: C,
+    limits: &Limits,
+) -> Result<RunOutput, Stopped> {
     let mode = RunMode {
         timeline: false,
         ..RunMode::FULL
     };
-    run_mode(scenario, seed, cost, limits, mode).map(|out| out.summary)
+    run_mode(scenario, seed, cost, limits, mode)
 }
 
 /// How a run is carried out beyond what its scenario says.

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::catalog;
-use crate::engine::{RunOutput, simulate};
+use crate::engine::{Limits, RunOutput, simulate_without_timeline};
 use crate::hardware::cost::RooflineCost;
 use crate::metrics::{Outcome, Summary};
 use crate::model::{Dtype, kv_bytes};
@@ -217,8 +217,10 @@ pub(super) const KNOWN_MISSES: [(&str, f64); 23] = [
 /// Runs `s` with `seed` on the roofline with its own efficiency factors.
 pub(super) fn run(s: &Scenario, seed: u64) -> RunOutput {
     let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
-    // The cases are built in and short: none comes near the horizon.
-    simulate(s, seed, cost).expect("a validation case ran past the horizon")
+    // The cases are built in and short: none comes near the horizon. None
+    // reads the timeline.
+    simulate_without_timeline(s, seed, cost, &Limits::default())
+        .expect("a validation case ran past the horizon")
 }
 
 /// Runs an offline-throughput scenario (under `fit`'s values, if any).

@@ -476,13 +476,14 @@ fn parallel_samples_count_against_max_num_seqs() {
     );
 }
 
-/// A run read for its summary alone (sweeps, plans) records no timeline and
-/// summarizes exactly as the full run: every bundled scenario (one engine,
-/// replicas behind a router, KV tiers, a disaggregated deployment), field by
-/// field through `summary.json`'s serialization.
+/// A run read for its summary alone (sweeps, plans) or its records and
+/// summary (validation) records no timeline and keeps exactly what the full
+/// run keeps: every bundled scenario (one engine, replicas behind a router,
+/// KV tiers, a disaggregated deployment), the summary field by field through
+/// `summary.json`'s serialization.
 #[test]
 fn a_summary_alone_is_the_full_runs_summary() {
-    use kvsim::engine::{Limits, simulate_limited, simulate_summary};
+    use kvsim::engine::{Limits, simulate_limited, simulate_summary, simulate_without_timeline};
     use kvsim::hardware::cost::RooflineCost;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut ran = 0;
@@ -502,6 +503,9 @@ fn a_summary_alone_is_the_full_runs_summary() {
             "{}",
             path.display()
         );
+        let untimed = simulate_without_timeline(&s, s.seed, cost(), &Limits::default()).unwrap();
+        assert!(untimed.timeline.is_empty(), "{}", path.display());
+        assert_eq!(untimed.records, full.records, "{}", path.display());
         ran += 1;
     }
     assert!(ran >= 13, "{ran} bundled scenarios");

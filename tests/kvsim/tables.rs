@@ -169,6 +169,9 @@ fn run_files_do_not_depend_on_the_thread_count() {
     let csv = kvsim::scenario::spec::TableFormat::Csv;
     let one = write_with_threads(&s, &out, &tmp.path().join("one"), 1, csv);
     let three = write_with_threads(&s, &out, &tmp.path().join("three"), 3, csv);
+    // Two threads format the five blocks in three rounds, each written
+    // while the next is formatted.
+    let two = write_with_threads(&s, &out, &tmp.path().join("two"), 2, csv);
     let names: Vec<_> = one.iter().map(|p| p.file_name().unwrap()).collect();
     assert_eq!(
         names,
@@ -179,12 +182,10 @@ fn run_files_do_not_depend_on_the_thread_count() {
             "report.html"
         ]
     );
-    for (a, b) in one.iter().zip(&three) {
-        assert_eq!(
-            std::fs::read(a).unwrap(),
-            std::fs::read(b).unwrap(),
-            "{a:?}"
-        );
+    for ((a, b), c) in one.iter().zip(&three).zip(&two) {
+        let a_bytes = std::fs::read(a).unwrap();
+        assert_eq!(a_bytes, std::fs::read(b).unwrap(), "{a:?}");
+        assert_eq!(a_bytes, std::fs::read(c).unwrap(), "{a:?}");
     }
     assert_eq!(
         std::fs::read(&one[1]).unwrap(),
