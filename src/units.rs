@@ -131,9 +131,19 @@ fn secs_to_nanos(secs: f64) -> u64 {
 /// Below 2^63 (292 years of nanoseconds: every step) the conversions go
 /// through `i64`, one instruction each way on that baseline, where `u64`'s
 /// take a compare and a branch or a fix-up sequence; the values are the same.
+///
+/// From 1 to 2^52 (every step but the sub-nanosecond) it is one addition
+/// and one truncation, half the dependent instructions: `x + 0.5` is exact
+/// there unless it reaches the next power of two `2^k`, where it rounds to
+/// a neighbour in `[2^k, 2^k + 0.5]`, whose integer part is `2^k` as the
+/// exact sum's is.
 #[inline]
 fn round_half_up(x: f64) -> u64 {
     const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    const EXACT_HALF_LIMIT: f64 = 4_503_599_627_370_496.0; // 2^52
+    if (1.0..EXACT_HALF_LIMIT).contains(&x) {
+        return (x + 0.5) as i64 as u64;
+    }
     if x < I64_LIMIT {
         let whole = x as i64;
         let up = x - whole as f64 >= 0.5;
@@ -219,6 +229,32 @@ mod tests {
             let x = f64::from_bits(bits);
             proptest::prop_assume!(x > 0.0);
             proptest::prop_assert_eq!(round_half_up(x), x.round() as u64);
+        }
+    }
+
+    /// The addition's rounding at every power of two from 1 to 2^52, on
+    /// both sides and at the ties around it, and at the ties of every
+    /// binade.
+    #[test]
+    fn rounding_at_the_powers_of_two() {
+        for k in 0..=53 {
+            let p = 2f64.powi(k);
+            let mut x = p;
+            for _ in 0..64 {
+                x = f64::from_bits(x.to_bits() - 1);
+            }
+            for _ in 0..128 {
+                assert_eq!(round_half_up(x), x.round() as u64, "{x:e}");
+                x = f64::from_bits(x.to_bits() + 1);
+            }
+            for tie in [p - 0.5, p + 0.5, 1.5 * p + 0.5, p - 1.5] {
+                for step in [-2i64, -1, 0, 1, 2] {
+                    let y = f64::from_bits(tie.to_bits().wrapping_add_signed(step));
+                    if y > 0.0 {
+                        assert_eq!(round_half_up(y), y.round() as u64, "{y:e}");
+                    }
+                }
+            }
         }
     }
 
