@@ -668,3 +668,23 @@ router = "least-kv"
     let out = run(&s);
     assert_eq!((out.summary.requests, out.summary.ok), (120, 120));
 }
+
+/// Why the bundled 70B disaggregated scenario is slow per request (the
+/// README's Speed section): its small decode batch takes about 70 engine
+/// steps a request, 42,230 for its 600.
+#[test]
+fn the_long_prompt_scenario_takes_seventy_steps_a_request() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/disagg-70b-long-prompts.toml");
+    let s = Scenario::load(&path, &[]).unwrap();
+    let cost =
+        kvsim::hardware::cost::RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
+    let out = simulate(&s, s.seed, cost).unwrap();
+    assert_eq!(out.summary.requests, 600);
+    assert_eq!(out.summary.steps, 42_230);
+    assert!(
+        out.summary.decode_batch_mean < 4.0,
+        "{}",
+        out.summary.decode_batch_mean
+    );
+}

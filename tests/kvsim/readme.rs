@@ -1067,6 +1067,10 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// the unit tests in src/). The sentences this file checks itself are the
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
+    (
+        "base run: 42,230 steps for 600 requests; a million requests a second would",
+        "the_long_prompt_scenario_takes_seventy_steps_a_request",
+    ),
     // Streaming mode.
     (
         "the timeline is bounded as in every run",
@@ -1538,16 +1542,124 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "pub fn simulate_summary<",
     ),
     (
-        "went from ~562,000 to ~656,000 and `multi-turn-creep` from ~984,000 to",
+        "| `quickstart` | ~1,637,000 | ~1,619,000 |",
         "cargo bench --bench engine",
-        "src/engine/guard.rs",
-        "pub fn requests_at_most(",
+        "benches/engine.rs",
+        "fn bundled(",
     ),
     (
-        "(`KVSIM_BUNDLED_POINTS=6`) runs at ~290,000 there against ~600,000 warm,",
+        "| `plan-llama70b` | ~1,443,000 | ~1,442,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `llama70b-long-context` | ~1,341,000 | ~1,333,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `multi-turn-creep` | ~1,026,000 | **~1,092,000** (1.06x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `policies` | ~562,000 | **~671,000** (1.19x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `hybrid-capacity` | ~637,000 | ~650,000 (1.02x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `disagg-70b-short-prompts` | ~506,000 | ~530,000 (1.05x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `disagg-70b-long-prompts` | ~339,000 | ~352,000 (1.04x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `long-context-crash` | ~124,000 | ~126,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `mooncake-replay` | ~94,000 | ~94,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `window-long-context` | ~84,000 | ~84,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `batch-size-wall` | ~45,800 | ~47,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `multi-turn-tiers` | ~15,900 | ~16,200 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `disaggregated/colocated` | ~1,518,000 | ~1,667,000 (1.10x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
+        "| `disaggregated/disaggregated` | ~701,000 | ~701,000 |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
+        "| `disaggregated_long_prompts` | ~334,000 | ~354,000 (1.06x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated_long_prompts(",
+    ),
+    (
+        "rounding ~3-5 % on `disagg-70b-long-prompts`, `hybrid-capacity`,",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_BUNDLED",
+    ),
+    (
+        "half its rate above there (~48,000, either build). These are medians of",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_BUNDLED",
+    ),
+    (
+        "Qwen2.5-72B point at 16 users (`KVSIM_BUNDLED_POINTS=6`) runs at ~290,000",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "KVSIM_BUNDLED_POINTS",
+    ),
+    (
+        "195 ms and 23,100 page faults either way); repeated runs fault fewer pages",
+        "cargo bench --bench engine",
+        "src/engine/mod.rs",
+        "fn presized(",
     ),
     (
         "| `quickstart` | ~1,462,000 | ~1,473,000 | **~1,627,000** (1.10x) |",
@@ -1640,7 +1752,7 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "fn disaggregated(",
     ),
     (
-        "falls short there of 1M requests/s by a factor of about 3.",
+        "falls short there of 1M requests/s by a factor of about 3 (its",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
