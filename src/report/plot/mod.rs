@@ -146,8 +146,12 @@ fn encode_png(rgb: &[u8], width: u32, height: u32) -> std::io::Result<Vec<u8>> {
         let mut enc = png::Encoder::new(&mut out, width, height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        // Charts are mostly flat colour: the strongest filter choice pays.
-        enc.set_compression(png::Compression::High);
+        // Charts are mostly flat colour: the balanced setting compresses
+        // them as small as the high one (`kvsim sweep
+        // scenarios/policies.toml`'s six charts: 380 KB against 383 KB) in
+        // well under half the time (the command took 0.24 s, 70 % of it
+        // deflating, and takes 0.11 s).
+        enc.set_compression(png::Compression::Balanced);
         let mut w = enc.write_header().map_err(std::io::Error::other)?;
         w.write_image_data(rgb).map_err(std::io::Error::other)?;
         w.finish().map_err(std::io::Error::other)?;
