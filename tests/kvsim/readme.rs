@@ -1662,6 +1662,12 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "KVSIM_BUNDLED_POINTS",
     ),
     (
+        "gain (~1.48M to ~1.54M, the two builds alone; the integer percentiles",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
         "195 ms and 23,100 page faults either way); repeated runs fault fewer pages",
         "cargo bench --bench engine",
         "src/engine/mod.rs",
