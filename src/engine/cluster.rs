@@ -60,7 +60,7 @@ use std::collections::HashMap;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::guard::{Guard, Limits, Stopped, beyond_horizon};
+use super::guard::{Limits, Stopped, beyond_horizon};
 use super::queue::EventQueue;
 use super::{Engine, NONE, Role, Routed, RunOutput, SESSION_KEY_BASE, TurnDone, request_content};
 use crate::cache::Content;
@@ -642,21 +642,15 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             let mut e = Engine::new(pool, cache, cost, traffic);
             e.fed = true;
             e.role = role;
-            e.guard = Guard::new(*limits);
-            if mode.fast {
-                e.fast = super::fast::Fast::new(&e);
-            }
-            if !mode.timeline {
-                e.timeline = crate::metrics::TimelineRecorder::off();
-            }
-            if streamed {
-                e.stream_records();
-            } else {
-                // A pool's requests spread over its replicas (a router
-                // that favours one makes it double once).
-                let pool_size = if r < np { np } else { count - np };
-                e.presize(super::presized(scenario).div_ceil(pool_size));
-            }
+            // A pool's requests spread over its replicas (a router that
+            // favours one makes its tables double once).
+            let pool_size = if r < np { np } else { count - np };
+            e.prepare(
+                mode,
+                limits,
+                streamed,
+                super::presized(scenario).div_ceil(pool_size),
+            );
             e
         })
         .collect();

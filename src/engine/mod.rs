@@ -520,19 +520,8 @@ fn simulate_with<C: CostModel>(
     let cache = build_cache(scenario);
     let traffic = scenario.traffic.instantiate(seed);
     let mut engine = Engine::new(scenario, cache, cost, traffic);
-    engine.guard = guard::Guard::new(*limits);
-    if !mode.timeline {
-        engine.timeline = TimelineRecorder::off();
-    }
     let streamed = streams(scenario);
-    if streamed {
-        engine.stream_records();
-    } else {
-        engine.presize(presized(scenario));
-    }
-    if mode.fast {
-        engine.fast = fast::Fast::new(&engine);
-    }
+    engine.prepare(mode, limits, streamed, presized(scenario));
     engine.run()?;
     let end = engine.last_end;
     let stream = engine.stream.take();
@@ -752,10 +741,23 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.stream = Some(Box::default());
     }
 
-    /// Allocates what is kept per request for `n` requests at once.
-    fn presize(&mut self, n: usize) {
-        self.records.reserve_exact(n);
-        self.live.reserve_exact(n);
+    /// Sets up a run in `mode` under `limits`, once the engine's role is
+    /// set (the fast path depends on it): streaming its records, or
+    /// allocating what is kept per request for `requests` at once.
+    fn prepare(&mut self, mode: RunMode, limits: &Limits, streamed: bool, requests: usize) {
+        self.guard = guard::Guard::new(*limits);
+        if !mode.timeline {
+            self.timeline = TimelineRecorder::off();
+        }
+        if streamed {
+            self.stream_records();
+        } else {
+            self.records.reserve_exact(requests);
+            self.live.reserve_exact(requests);
+        }
+        if mode.fast {
+            self.fast = fast::Fast::new(self);
+        }
     }
 
     fn run(&mut self) -> Result<(), Stopped> {
