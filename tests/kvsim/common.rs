@@ -1,6 +1,6 @@
 //! Builders for tiny, hand-computable scenarios.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kvsim::engine::{RunOutput, simulate};
 use kvsim::hardware::cost::FixedCost;
@@ -86,4 +86,16 @@ pub fn run(s: &Scenario) -> RunOutput {
 /// Seconds to milliseconds, rounded to the nanosecond grid.
 pub fn ms(t: Option<kvsim::units::SimTime>) -> f64 {
     (t.expect("time is set").as_nanos() as f64 / 1e6 * 1e6).round() / 1e6
+}
+
+/// The bundled scenarios' paths, in name order.
+pub fn bundled_scenarios() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    out.sort();
+    out
 }

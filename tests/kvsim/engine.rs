@@ -485,13 +485,8 @@ fn parallel_samples_count_against_max_num_seqs() {
 fn a_summary_alone_is_the_full_runs_summary() {
     use kvsim::engine::{Limits, simulate_limited, simulate_summary, simulate_without_timeline};
     use kvsim::hardware::cost::RooflineCost;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut ran = 0;
-    for entry in std::fs::read_dir(&dir).expect("scenarios/") {
-        let path = entry.expect("an entry").path();
-        if path.extension().is_none_or(|x| x != "toml") {
-            continue;
-        }
+    for path in crate::common::bundled_scenarios() {
         let s = kvsim::scenario::Scenario::load(&path, &[]).expect("a bundled scenario");
         let cost = || RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
         let full = simulate_limited(&s, s.seed, cost(), &Limits::default()).expect("runs");

@@ -198,17 +198,13 @@ fn root() -> PathBuf {
 
 /// The bundled scenarios (the fuzzer's seeds) and their paths.
 fn seeds() -> Vec<(PathBuf, String)> {
-    let mut out: Vec<(PathBuf, String)> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+    crate::common::bundled_scenarios()
+        .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
             (p, text)
         })
-        .collect();
-    out.sort();
-    out
+        .collect()
 }
 
 /// Inputs accepted and refused so far in this process.
