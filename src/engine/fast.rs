@@ -46,8 +46,11 @@
 //!   constant from then on, so it changes only at that (calendar-scheduled)
 //!   step. Recurrent state with no window (a hybrid of full and linear
 //!   attention) is the same with each decoder's state added: held and kept
-//!   alike, so none of it is waste ([`Fast::state`]); with a window, the
-//!   waste is read from every decoder each step ([`Engine::fast_levels`]).
+//!   alike, so none of it is waste ([`Fast::state`]). With one window `W`
+//!   on every layer (a multiple of the block size), a decoder's waste
+//!   follows from its phase and which side of `W` it is on, so it is
+//!   counted by phase ([`Uniform`]); with other windows it is read from
+//!   every decoder each step ([`Engine::fast_levels`]).
 //!
 //! - Prefix caching: full blocks are named (published for later prompts to
 //!   share, cached when freed, evicted least recently used first), so the
@@ -189,10 +192,12 @@ struct Threshold {
 /// A physical group of window `W` maps a block when the context is a
 /// multiple of the block size (as a full group does) and drops its front
 /// block when the context is `W` or more and `W - 1` modulo the block size.
-/// Waste is not aggregated: a window's held blocks change with the phase
-/// while its kept tokens stay `W`, so [`Engine::fast_levels`] visits the
-/// decoders (O(batch) integer work a step, against the straightforward
-/// step's growing, pricing and reading of every table).
+/// Waste is aggregated for a [`Uniform`] window only: in general a window's
+/// held blocks change with the phase while its kept tokens stay `W`, and
+/// whether a decoder's blocks exceed its final KV depends on both, so
+/// [`Engine::fast_levels`] visits the decoders (O(batch) integer work a
+/// step, against the straightforward step's growing, pricing and reading of
+/// every table).
 #[derive(Debug)]
 struct Windows {
     thresholds: Vec<Threshold>,
@@ -207,9 +212,44 @@ struct Windows {
     /// Tokens per block.
     bs: u64,
     /// `log2(bs)` when the block size is a power of two (every engine's
-    /// default): [`Windows::held`] runs for every decoder at every step,
+    /// default): [`Windows::held`] may run for every decoder at every step,
     /// and a shift costs a cycle where a division costs tens.
     bs_shift: Option<u32>,
+    /// The waste's aggregates when every group keeps the same window.
+    uniform: Option<Uniform>,
+}
+
+/// A layout whose every group that holds tokens keeps the same window `W`,
+/// a multiple of the block size (a model served with one sliding window on
+/// every layer): a decoder's waste then follows from its phase and which
+/// side of `W` it is on, so [`Engine::fast_levels`] reads it from counts
+/// by phase (O(block size) a step, not O(batch)).
+///
+/// A decoder holding `t` tokens (`t = context + 1` at a launch) keeps
+/// `state + bpt * min(t, W)` and holds `state + block_bytes *
+/// (ceil(t / bs) - floor(max(t - W, 0) / bs))`; with `r = (-t) mod bs`:
+///
+/// - `t <= W`: it holds `bpt * r` more than it keeps. Its final KV keeps
+///   `m = min(final length, W)` tokens; while `t` is short of the block
+///   `m` ends in, it holds no more than that (reserved), and from there
+///   `bpt * (bs * ceil(m / bs) - m)` of it never fills (internal; 0 when
+///   `m = W`, a multiple of the block size).
+/// - `t > W`: it keeps `W` tokens, its final length's (reserved: none), and
+///   holds one block more than the window when `r != 0` (internal).
+#[derive(Debug)]
+struct Uniform {
+    /// `W`, and its [`Threshold`] (whose `above` counts the decoders past
+    /// it by phase).
+    window: u64,
+    threshold: usize,
+    /// KV bytes per token over all groups, and of a block over all of them.
+    bpt: u64,
+    block_bytes: u64,
+    /// Σ internal waste of the decoders in the block their final KV ends
+    /// in (final KV shorter than `W`), and that waste of each decoder not
+    /// yet there, at the fast step from which its context is there.
+    internal: u64,
+    entering: Calendar,
 }
 
 impl Windows {
@@ -226,6 +266,7 @@ impl Windows {
                 .block_size
                 .is_power_of_two()
                 .then(|| layout.block_size.trailing_zeros()),
+            uniform: None,
         };
         for g in layout.groups() {
             match g.span {
@@ -250,6 +291,7 @@ impl Windows {
             };
             w.pools.push((block_bytes, window));
         }
+        w.uniform = Uniform::of(layout, &w);
         Some(w)
     }
 
@@ -269,8 +311,17 @@ impl Windows {
     }
 
     /// Adds a decoder of `context` and `phase` at fast step `steps`, which
-    /// finishes `left` steps on.
-    fn join(&mut self, context: u64, steps: u64, left: u64, phase: usize) {
+    /// finishes `left` steps on with `final_bytes` of KV.
+    fn join(&mut self, context: u64, steps: u64, left: u64, phase: usize, final_bytes: u64) {
+        if let Some(u) = self.uniform.as_mut() {
+            if let Some((from, waste)) = u.last_block(final_bytes, self.state) {
+                if from <= context {
+                    u.internal += waste;
+                } else {
+                    u.entering.push(steps + 1, steps + from - context, waste);
+                }
+            }
+        }
         for t in &mut self.thresholds {
             if context < t.at {
                 t.below += 1;
@@ -285,8 +336,14 @@ impl Windows {
         }
     }
 
-    /// Removes a decoder of `context` and `phase` (finishing).
-    fn leave(&mut self, context: u64, phase: usize) {
+    /// Removes a decoder of `context`, `phase` and `final_bytes` of KV
+    /// (finishing: in the block its final KV ends in since its last launch).
+    fn leave(&mut self, context: u64, phase: usize, final_bytes: u64) {
+        if let Some(u) = self.uniform.as_mut() {
+            if let Some((_, waste)) = u.last_block(final_bytes, self.state) {
+                u.internal -= waste;
+            }
+        }
         for t in &mut self.thresholds {
             if context < t.at {
                 t.below -= 1;
@@ -300,8 +357,20 @@ impl Windows {
     /// Fast step `steps` has just completed: every decoder is a token
     /// longer, and those reaching a threshold pass it.
     fn advance(&mut self, steps: u64, scratch: &mut Vec<u64>) {
+        // (Most steps nobody crosses: checked before taking.)
+        if let Some(u) = self
+            .uniform
+            .as_mut()
+            .filter(|u| !u.entering.quiet_at(steps))
+        {
+            u.entering.take(steps, scratch);
+            u.internal += scratch.iter().sum::<u64>();
+        }
         for t in &mut self.thresholds {
             t.below_sum += t.below;
+            if t.cross.quiet_at(steps) {
+                continue;
+            }
             t.cross.take(steps, scratch);
             for &phase in scratch.iter() {
                 t.below -= 1;
@@ -368,6 +437,10 @@ impl Windows {
     }
 
     fn clear(&mut self) {
+        if let Some(u) = self.uniform.as_mut() {
+            u.internal = 0;
+            u.entering.clear();
+        }
         for t in &mut self.thresholds {
             t.below = 0;
             t.below_sum = 0;
@@ -376,6 +449,69 @@ impl Windows {
                 above.fill(0);
             }
         }
+    }
+}
+
+impl Uniform {
+    /// The uniform window of `layout` whose aggregates `w` keeps, if it has
+    /// one.
+    fn of(layout: &KvLayout, w: &Windows) -> Option<Uniform> {
+        let holding = || layout.groups().iter().filter(|g| g.bytes_per_token > 0);
+        let Span::Window(window) = holding().next()?.span else {
+            return None;
+        };
+        let window = u64::from(window);
+        let one = |span: Span| span == Span::Window(window as u32);
+        let threshold = w.thresholds.iter().position(|t| t.at == window)?;
+        let bpt: u64 = holding().map(|g| g.bytes_per_token).sum();
+        let block_bytes: u64 = w.pools.iter().map(|&(b, _)| b).sum();
+        let uniform = holding().all(|g| one(g.span))
+            && w.pools.iter().all(|&(_, t)| t == Some(threshold))
+            && window % w.bs == 0
+            && block_bytes == w.bs * bpt
+            && w.thresholds[threshold].above.is_some();
+        uniform.then(|| Uniform {
+            window,
+            threshold,
+            bpt,
+            block_bytes,
+            internal: 0,
+            entering: Calendar::new(),
+        })
+    }
+
+    /// For a decoder whose final KV is `final_bytes` (`state` of it its
+    /// recurrent state) and shorter than the window: the context from which
+    /// it is in the block that KV ends in, and the internal waste there.
+    fn last_block(&self, final_bytes: u64, state: u64) -> Option<(u64, u64)> {
+        let m = (final_bytes - state) / self.bpt;
+        let bs = self.block_bytes / self.bpt;
+        let blocks = m.div_ceil(bs);
+        let waste = (blocks * bs - m) * self.bpt;
+        (m < self.window && waste > 0).then(|| ((blocks - 1) * bs, waste))
+    }
+
+    /// The decoders' reserved and internal bytes at fast step `steps`, from
+    /// their counts by phase (`phase`, and past the window `above`).
+    fn slack(&self, phase: &[u32], above: &[u32], steps: u64) -> (u64, u64) {
+        let bs = phase.len();
+        // A decoder of phase `p` holds `t = p + steps + 1` tokens modulo
+        // the block size (one division here, none in the loop).
+        let first = ((steps + 1) % bs as u64) as usize;
+        // Σ r over the decoders within the window, and how many past it
+        // hold a block beyond it (`r != 0`).
+        let (mut within, mut beyond) = (0u64, 0u64);
+        for (p, (&n, &a)) in phase.iter().zip(above).enumerate() {
+            let t = p + first;
+            let t = if t >= bs { t - bs } else { t };
+            let r = if t == 0 { 0 } else { bs - t };
+            within += u64::from(n - a) * r as u64;
+            beyond += if r != 0 { u64::from(a) } else { 0 };
+        }
+        (
+            self.bpt * within - self.internal,
+            self.internal + self.block_bytes * beyond,
+        )
     }
 }
 
@@ -708,7 +844,7 @@ impl Fast {
             .push(self.steps + 1, self.steps + left, u64::from(seq.slot));
         if let Some(w) = self.windows.as_mut() {
             // Its waste is counted a step at a time (`Engine::fast_levels`).
-            w.join(u64::from(seq.context), self.steps, left, p);
+            w.join(u64::from(seq.context), self.steps, left, p, seq.final_bytes);
             return;
         }
         if self.reserved {
@@ -1239,7 +1375,7 @@ impl<C: CostModel> Engine<'_, C> {
     /// [`Engine::leap`] with windows: each step priced from the windows'
     /// sums as they stand (a decoder crossing a window changes the next
     /// step's work), its blocks mapped and dropped by phase, and its levels
-    /// read from every decoder, as [`Engine::fast_levels`] does.
+    /// taken as [`Engine::fast_levels`] takes them.
     fn leap_windowed(&mut self, bound: SimTime, limit: BatchLimit) -> Result<(), Stopped> {
         let bytes_per_token = self.layout.bytes_per_token();
         loop {
@@ -1328,15 +1464,17 @@ impl<C: CostModel> Engine<'_, C> {
             internal += held - fill;
         }
         if let Some(w) = f.windows.as_ref() {
-            // Each decoder holds `context + 1` tokens at launch.
-            for s in self.running[..f.tail].iter().filter(|s| !s.dead) {
-                let tokens = s.context + (f.steps - s.since) as u32 + 1;
-                let held = w.held(u64::from(tokens));
-                let kept = self.layout.kept_bytes(tokens).min(held);
-                let fill = s.final_bytes.min(held).max(kept);
-                reserved += fill - kept;
-                internal += held - fill;
-            }
+            let (r, i) = match w.uniform.as_ref() {
+                Some(u) => {
+                    let above = w.thresholds[u.threshold].above.as_deref();
+                    let slack = u.slack(&f.phase, above.expect("a window's counts"), f.steps);
+                    invariant_eq!(slack, self.windowed_slack(w), "a uniform window's waste");
+                    slack
+                }
+                None => self.windowed_slack(w),
+            };
+            reserved += r;
+            internal += i;
         } else if f.decoders > 0 {
             // Held by decoders (blocks on demand, not named): everything
             // allocated but the tail's blocks and the room reserved for KV
@@ -1355,6 +1493,22 @@ impl<C: CostModel> Engine<'_, C> {
             0
         };
         super::levels_of_usage(&usage, reserved, internal, external, slack)
+    }
+
+    /// The lazy decoders' reserved and internal bytes under windows, each
+    /// decoder visited (holding `context + 1` tokens at launch).
+    fn windowed_slack(&self, w: &Windows) -> (u64, u64) {
+        let f = self.fast.as_ref().expect("lazy implies the fast path");
+        let (mut reserved, mut internal) = (0, 0);
+        for s in self.running[..f.tail].iter().filter(|s| !s.dead) {
+            let tokens = s.context + (f.steps - s.since) as u32 + 1;
+            let held = w.held(u64::from(tokens));
+            let kept = self.layout.kept_bytes(tokens).min(held);
+            let fill = s.final_bytes.min(held).max(kept);
+            reserved += fill - kept;
+            internal += held - fill;
+        }
+        (reserved, internal)
     }
 
     /// The fast step in flight ends: every decoder advances a token (by the
@@ -1386,7 +1540,7 @@ impl<C: CostModel> Engine<'_, C> {
             let p = f.phase_of(s.context, s.since);
             f.phase[p] -= 1;
             if let Some(w) = f.windows.as_mut() {
-                w.leave(u64::from(s.context), p);
+                w.leave(u64::from(s.context), p, s.final_bytes);
             } else if f.reserved {
                 let (held, rounding) = held_parts(&*self.cache, s.slot);
                 f.internal -= held - rounding - s.final_bytes;
