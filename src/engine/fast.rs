@@ -250,6 +250,11 @@ struct Uniform {
     /// yet there, at the fast step from which its context is there.
     internal: u64,
     entering: Calendar,
+    /// Σ `r` over the decoders within the window, as of the current fast
+    /// step: kept as decoders join, leave and cross `W`, and moved on a
+    /// step in O(1) (every `r` falls by one but the zeros, which wrap to
+    /// `bs - 1`).
+    within: u64,
 }
 
 impl Windows {
@@ -321,6 +326,9 @@ impl Windows {
                     u.entering.push(steps + 1, steps + from - context, waste);
                 }
             }
+            if context < u.window {
+                u.within += rest(self.bs, phase, steps);
+            }
         }
         for t in &mut self.thresholds {
             if context < t.at {
@@ -336,12 +344,16 @@ impl Windows {
         }
     }
 
-    /// Removes a decoder of `context`, `phase` and `final_bytes` of KV
-    /// (finishing: in the block its final KV ends in since its last launch).
-    fn leave(&mut self, context: u64, phase: usize, final_bytes: u64) {
+    /// Removes a decoder of `context`, `phase` and `final_bytes` of KV at
+    /// fast step `steps` (finishing: in the block its final KV ends in
+    /// since its last launch).
+    fn leave(&mut self, context: u64, phase: usize, final_bytes: u64, steps: u64) {
         if let Some(u) = self.uniform.as_mut() {
             if let Some((_, waste)) = u.last_block(final_bytes, self.state) {
                 u.internal -= waste;
+            }
+            if context < u.window {
+                u.within -= rest(self.bs, phase, steps);
             }
         }
         for t in &mut self.thresholds {
@@ -354,32 +366,58 @@ impl Windows {
         }
     }
 
-    /// Fast step `steps` has just completed: every decoder is a token
-    /// longer, and those reaching a threshold pass it.
-    fn advance(&mut self, steps: u64, scratch: &mut Vec<u64>) {
-        // (Most steps nobody crosses: checked before taking.)
-        if let Some(u) = self
-            .uniform
-            .as_mut()
-            .filter(|u| !u.entering.quiet_at(steps))
-        {
-            u.entering.take(steps, scratch);
-            u.internal += scratch.iter().sum::<u64>();
+    /// Fast step `steps` has just completed: every decoder (counted by
+    /// phase in `phase`) is a token longer, and those reaching a threshold
+    /// pass it.
+    fn advance(&mut self, steps: u64, scratch: &mut Vec<u64>, phase: &[u32]) {
+        if let Some(u) = self.uniform.as_mut() {
+            // Within the window, the phase whose `r` was 0 wraps to
+            // `bs - 1`, every other falls by one.
+            let t = &self.thresholds[u.threshold];
+            let wrapped = (self.bs - steps % self.bs) % self.bs;
+            let above = t.above.as_ref().expect("a window's counts")[wrapped as usize];
+            let wrapped = u64::from(phase[wrapped as usize] - above);
+            u.within = u.within + self.bs * wrapped - t.below;
+            // (Most steps nobody crosses: checked before taking.)
+            if !u.entering.quiet_at(steps) {
+                u.entering.take(steps, scratch);
+                u.internal += scratch.iter().sum::<u64>();
+            }
         }
-        for t in &mut self.thresholds {
+        for (i, t) in self.thresholds.iter_mut().enumerate() {
             t.below_sum += t.below;
             if t.cross.quiet_at(steps) {
                 continue;
             }
             t.cross.take(steps, scratch);
-            for &phase in scratch.iter() {
+            for &p in scratch.iter() {
                 t.below -= 1;
                 t.below_sum -= t.at;
                 if let Some(above) = t.above.as_mut() {
-                    above[phase as usize] += 1;
+                    above[p as usize] += 1;
+                }
+                if let Some(u) = self.uniform.as_mut().filter(|u| u.threshold == i) {
+                    u.within -= rest(self.bs, p as usize, steps);
                 }
             }
         }
+    }
+
+    /// Whether no decoder reaches a threshold at fast step `steps`.
+    fn quiet_at(&self, steps: u64) -> bool {
+        self.thresholds.iter().all(|t| t.cross.quiet_at(steps))
+    }
+
+    /// What [`Windows::work`] grows by a step in which no decoder reaches a
+    /// threshold: each sum of contexts capped at one grows by the decoders
+    /// below it.
+    fn growth(&self) -> (u64, u64) {
+        let (mut read, mut flops) = (0, 0);
+        for &(at, below, bpt, per_pair) in &self.groups {
+            read += bpt * self.thresholds[at].below;
+            flops += per_pair * self.thresholds[below].below;
+        }
+        (read, flops)
     }
 
     /// `Σ min(context, at)` over the `n` decoders, for threshold `t`.
@@ -440,6 +478,7 @@ impl Windows {
         if let Some(u) = self.uniform.as_mut() {
             u.internal = 0;
             u.entering.clear();
+            u.within = 0;
         }
         for t in &mut self.thresholds {
             t.below = 0;
@@ -477,6 +516,7 @@ impl Uniform {
             block_bytes,
             internal: 0,
             entering: Calendar::new(),
+            within: 0,
         })
     }
 
@@ -491,28 +531,25 @@ impl Uniform {
         (m < self.window && waste > 0).then(|| ((blocks - 1) * bs, waste))
     }
 
-    /// The decoders' reserved and internal bytes at fast step `steps`, from
-    /// their counts by phase (`phase`, and past the window `above`).
-    fn slack(&self, phase: &[u32], above: &[u32], steps: u64) -> (u64, u64) {
-        let bs = phase.len();
-        // A decoder of phase `p` holds `t = p + steps + 1` tokens modulo
-        // the block size (one division here, none in the loop).
-        let first = ((steps + 1) % bs as u64) as usize;
-        // Σ r over the decoders within the window, and how many past it
-        // hold a block beyond it (`r != 0`).
-        let (mut within, mut beyond) = (0u64, 0u64);
-        for (p, (&n, &a)) in phase.iter().zip(above).enumerate() {
-            let t = p + first;
-            let t = if t >= bs { t - bs } else { t };
-            let r = if t == 0 { 0 } else { bs - t };
-            within += u64::from(n - a) * r as u64;
-            beyond += if r != 0 { u64::from(a) } else { 0 };
-        }
+    /// The decoders' reserved and internal bytes at fast step `steps`:
+    /// `past` of them are past the window, `above` of those by phase.
+    fn slack(&self, past: u64, above: &[u32], steps: u64) -> (u64, u64) {
+        let bs = above.len() as u64;
+        // Those past it whose `r` is 0 hold no block beyond it.
+        let full = above[((bs - (steps + 1) % bs) % bs) as usize];
+        let beyond = past - u64::from(full);
         (
-            self.bpt * within - self.internal,
+            self.bpt * self.within - self.internal,
             self.internal + self.block_bytes * beyond,
         )
     }
+}
+
+/// `r = (-t) mod bs` for a decoder of `phase` at fast step `steps`, which
+/// holds `t = phase + steps + 1` tokens modulo the block size `bs`: what
+/// its last block has left to fill.
+fn rest(bs: u64, phase: usize, steps: u64) -> u64 {
+    (bs - (phase as u64 + steps + 1) % bs) % bs
 }
 
 /// What `cache` holds for `slot`, and how much of it is the allocator's
@@ -1377,28 +1414,55 @@ impl<C: CostModel> Engine<'_, C> {
     /// step's work), its blocks mapped and dropped by phase, and its levels
     /// taken as [`Engine::fast_levels`] takes them.
     fn leap_windowed(&mut self, bound: SimTime, limit: BatchLimit) -> Result<(), Stopped> {
+        /// Steps priced at once, as [`Engine::leap`] does.
+        const CHUNK: usize = 32;
         let bytes_per_token = self.layout.bytes_per_token();
+        let mut durations = [SimDuration::ZERO; CHUNK];
         loop {
+            // The next steps that end before `bound`, at whose end no
+            // decoder finishes and at whose launch (after the first) none
+            // crosses a window: each one's work is the last one's plus what
+            // a token more on every decoder adds.
             let f = self.fast.as_ref().expect("may_leap");
-            if !f.finish.quiet_at(f.steps + 1) {
-                return Ok(());
-            }
+            let w = f.windows.as_deref().expect("windows");
+            let n = u64::from(f.decoders);
             let mut work = f.decoders_work();
-            work.kv_write_bytes = u64::from(f.decoders) * bytes_per_token;
-            let duration = self
-                .cost
-                .step_time_with(&work, &mut self.step_memo)
-                .max(SimDuration::from_nanos(1));
-            if self.now + duration >= bound {
+            work.kv_write_bytes = n * bytes_per_token;
+            let (read, flops) = w.growth();
+            let (read, flops) = (read + f.bpt * n, flops + f.flops_per_token_pair * n);
+            let mut end = self.now;
+            let mut priced = 0;
+            while priced < CHUNK {
+                let k = f.steps + priced as u64;
+                if !f.finish.quiet_at(k + 1) || priced > 0 && !w.quiet_at(k) {
+                    break;
+                }
+                let d = self
+                    .cost
+                    .step_time_with(&work, &mut self.step_memo)
+                    .max(SimDuration::from_nanos(1));
+                end += d;
+                if end >= bound {
+                    break;
+                }
+                durations[priced] = d;
+                priced += 1;
+                work.kv_read_bytes += read;
+                work.attention_flops += flops;
+            }
+            if priced == 0 {
                 return Ok(());
             }
-            let mapped = f.mapped_bytes();
-            let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
-            if !self.paged().defer(mapped, dropped) {
-                return Ok(());
+            for &duration in &durations[..priced] {
+                let f = self.fast.as_ref().expect("may_leap");
+                let mapped = f.mapped_bytes();
+                let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
+                if !self.paged().defer(mapped, dropped) {
+                    return Ok(());
+                }
+                let levels = self.fast_levels();
+                self.leapt(duration, levels, limit)?;
             }
-            let levels = self.fast_levels();
-            self.leapt(duration, levels, limit)?;
         }
     }
 
@@ -1422,7 +1486,7 @@ impl<C: CostModel> Engine<'_, C> {
         f.steps += 1;
         f.context_sum += u64::from(f.decoders);
         if let Some(w) = f.windows.as_mut() {
-            w.advance(f.steps, &mut f.crossing);
+            w.advance(f.steps, &mut f.crossing, &f.phase);
         }
         f.leapt += 1;
         Ok(())
@@ -1467,7 +1531,8 @@ impl<C: CostModel> Engine<'_, C> {
             let (r, i) = match w.uniform.as_ref() {
                 Some(u) => {
                     let above = w.thresholds[u.threshold].above.as_deref();
-                    let slack = u.slack(&f.phase, above.expect("a window's counts"), f.steps);
+                    let past = u64::from(f.decoders) - w.thresholds[u.threshold].below;
+                    let slack = u.slack(past, above.expect("a window's counts"), f.steps);
                     invariant_eq!(slack, self.windowed_slack(w), "a uniform window's waste");
                     slack
                 }
@@ -1521,7 +1586,7 @@ impl<C: CostModel> Engine<'_, C> {
         f.steps += 1;
         f.context_sum += u64::from(f.decoders);
         if let Some(w) = f.windows.as_mut() {
-            w.advance(f.steps, &mut f.crossing);
+            w.advance(f.steps, &mut f.crossing, &f.phase);
         }
         f.finish.take(f.steps, &mut f.due);
         // An end frees memory and a seat: the head may fit now.
@@ -1540,7 +1605,7 @@ impl<C: CostModel> Engine<'_, C> {
             let p = f.phase_of(s.context, s.since);
             f.phase[p] -= 1;
             if let Some(w) = f.windows.as_mut() {
-                w.leave(u64::from(s.context), p, s.final_bytes);
+                w.leave(u64::from(s.context), p, s.final_bytes, f.steps);
             } else if f.reserved {
                 let (held, rounding) = held_parts(&*self.cache, s.slot);
                 f.internal -= held - rounding - s.final_bytes;
