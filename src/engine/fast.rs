@@ -101,15 +101,29 @@ use crate::model::Span;
 use crate::scheduler::Admission;
 use crate::units::{SimDuration, SimTime};
 
-/// Values due at future fast steps: a ring of buckets, one per step of the
+/// Values due at future fast steps: a ring of lists, one per step of the
 /// next [`Calendar::SPAN`], and a heap for later ones. O(1) per entry for
-/// anything due within the span (most sequences), O(log n) beyond; buckets
-/// keep their capacity, so steady state allocates nothing.
+/// anything due within the span (most sequences), O(log n) beyond. The
+/// lists' nodes live in one slab whose freed nodes are reused, so a run
+/// allocates only as its pending values peak (a bucket of its own per step
+/// cost an allocation the first time each of them was used, in every run).
+/// A step's values come out in the order they reached its list: pushed
+/// within the span, or brought within it from the heap by a take.
 #[derive(Debug)]
 struct Calendar {
-    ring: Vec<Vec<u64>>,
+    /// Per step of the span, its first and last node ([`NIL`]: none).
+    first: Vec<u32>,
+    last: Vec<u32>,
+    /// Each node's value and the next node of its step (or of the free
+    /// list).
+    nodes: Vec<(u64, u32)>,
+    /// The first free node ([`NIL`]: none).
+    free: u32,
     later: BinaryHeap<Reverse<(u64, u64)>>,
 }
+
+/// No node.
+const NIL: u32 = u32::MAX;
 
 impl Calendar {
     /// Steps the ring covers.
@@ -117,9 +131,31 @@ impl Calendar {
 
     fn new() -> Self {
         Calendar {
-            ring: (0..Self::SPAN).map(|_| Vec::new()).collect(),
+            first: vec![NIL; Self::SPAN as usize],
+            last: vec![NIL; Self::SPAN as usize],
+            nodes: Vec::new(),
+            free: NIL,
             later: BinaryHeap::new(),
         }
+    }
+
+    /// Appends `value` to the list of step `at` (within the span).
+    fn append(&mut self, at: u64, value: u64) {
+        let node = if self.free == NIL {
+            self.nodes.push((value, NIL));
+            u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 values pending")
+        } else {
+            let node = self.free;
+            self.free = self.nodes[node as usize].1;
+            self.nodes[node as usize] = (value, NIL);
+            node
+        };
+        let b = (at % Self::SPAN) as usize;
+        match self.last[b] {
+            NIL => self.first[b] = node,
+            tail => self.nodes[tail as usize].1 = node,
+        }
+        self.last[b] = node;
     }
 
     /// Schedules `value` at step `at`; `now` is the earliest step not yet
@@ -127,7 +163,7 @@ impl Calendar {
     fn push(&mut self, now: u64, at: u64, value: u64) {
         invariant!(at >= now, "scheduled in the past");
         if at - now < Self::SPAN {
-            self.ring[(at % Self::SPAN) as usize].push(value);
+            self.append(at, value);
         } else {
             self.later.push(Reverse((at, value)));
         }
@@ -141,10 +177,20 @@ impl Calendar {
                 break;
             }
             self.later.pop();
-            self.ring[(when % Self::SPAN) as usize].push(value);
+            self.append(when, value);
         }
         out.clear();
-        std::mem::swap(out, &mut self.ring[(at % Self::SPAN) as usize]);
+        let b = (at % Self::SPAN) as usize;
+        let mut node = self.first[b];
+        while node != NIL {
+            let (value, next) = self.nodes[node as usize];
+            out.push(value);
+            self.nodes[node as usize].1 = self.free;
+            self.free = node;
+            node = next;
+        }
+        self.first[b] = NIL;
+        self.last[b] = NIL;
     }
 
     /// Whether nothing is due at step `at`, where every step before it was
@@ -152,7 +198,7 @@ impl Calendar {
     /// [`Calendar::take`]: the next take moves what the heap holds for the
     /// steps after it into the ring.
     fn quiet_at(&self, at: u64) -> bool {
-        self.ring[(at % Self::SPAN) as usize].is_empty()
+        self.first[(at % Self::SPAN) as usize] == NIL
             && self
                 .later
                 .peek()
@@ -160,7 +206,10 @@ impl Calendar {
     }
 
     fn clear(&mut self) {
-        self.ring.iter_mut().for_each(Vec::clear);
+        self.first.fill(NIL);
+        self.last.fill(NIL);
+        self.nodes.clear();
+        self.free = NIL;
         self.later.clear();
     }
 }
@@ -1678,5 +1727,65 @@ impl<C: CostModel> Engine<'_, C> {
         if live == 0 {
             self.record_levels();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Calendar;
+    use std::collections::BTreeSet;
+
+    /// Every value comes out once, at its step: those pushed within the
+    /// span in the order they were pushed, those beyond it where a take
+    /// brought them within it (by step, then value), as a ring of `Vec`s
+    /// and a heap would give them; through wrap-arounds of the ring, quiet
+    /// steps skipped, node reuse and a clear.
+    #[test]
+    fn a_calendar_yields_each_value_at_its_step() {
+        let span = Calendar::SPAN;
+        let mut c = Calendar::new();
+        let mut ring: Vec<Vec<u64>> = vec![Vec::new(); (4 * span) as usize];
+        let mut heap = BTreeSet::new();
+        let mut out = Vec::new();
+        let mut value = 0;
+        for now in 0..3 * span {
+            // Due now, soon, at the span's edge, and beyond it.
+            for ahead in [0, 1, 7, span - 1, span, span + 3, 2 * span] {
+                let at = now + ahead;
+                if (at as usize) < ring.len() && (now + value) % 3 != 0 {
+                    c.push(now, at, value);
+                    if ahead < span {
+                        ring[at as usize].push(value);
+                    } else {
+                        heap.insert((at, value));
+                    }
+                }
+                value += 1;
+            }
+            let quiet = ring[now as usize].is_empty() && heap.first().is_none_or(|&(w, _)| w > now);
+            assert_eq!(c.quiet_at(now), quiet, "step {now}");
+            if quiet && now % 2 == 0 {
+                continue;
+            }
+            while let Some(&(when, v)) = heap.first().filter(|&&(w, _)| w < now + span) {
+                heap.remove(&(when, v));
+                ring[when as usize].push(v);
+            }
+            c.take(now, &mut out);
+            assert_eq!(out, std::mem::take(&mut ring[now as usize]), "step {now}");
+        }
+        // Nodes freed by the takes were reused: no more than were pending.
+        assert!(
+            c.nodes.len() <= 6 * span as usize,
+            "{} nodes",
+            c.nodes.len()
+        );
+        c.clear();
+        for at in 3 * span..4 * span {
+            assert!(c.quiet_at(at));
+        }
+        c.push(0, 5, 42);
+        c.take(5, &mut out);
+        assert_eq!(out, [42]);
     }
 }
