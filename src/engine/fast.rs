@@ -495,7 +495,12 @@ impl Windows {
             .iter()
             .filter_map(|&(block_bytes, t)| {
                 let t = &self.thresholds[t?];
-                let phase = ((t.at - 1) % bs + bs - steps % bs) % bs;
+                // `(W - 1 - steps) mod bs`: a mask for a power of two, as
+                // 2^64 is a multiple of it (this runs at every step).
+                let phase = match self.bs_shift {
+                    Some(_) => (t.at - 1).wrapping_sub(steps) & (bs - 1),
+                    None => ((t.at - 1) % bs + bs - steps % bs) % bs,
+                };
                 Some(block_bytes * u64::from(t.above.as_ref()?[phase as usize]))
             })
             .sum()
@@ -883,7 +888,12 @@ impl Fast {
     /// The phase whose decoders map a block at fast step `steps`'s launch:
     /// those whose context is then a multiple of the block size.
     fn mapping_phase(&self) -> usize {
-        ((self.bs - self.steps % self.bs) % self.bs) as usize
+        // `(-steps) mod bs`, by a mask for a power of two.
+        if self.bs.is_power_of_two() {
+            (self.steps.wrapping_neg() & (self.bs - 1)) as usize
+        } else {
+            ((self.bs - self.steps % self.bs) % self.bs) as usize
+        }
     }
 
     /// Tokens of a decoder whose final KV is `final_bytes` (its state
