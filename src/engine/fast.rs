@@ -271,8 +271,9 @@ struct Windows {
 /// A layout whose every group that holds tokens keeps the same window `W`,
 /// a multiple of the block size (a model served with one sliding window on
 /// every layer): a decoder's waste then follows from its phase and which
-/// side of `W` it is on, so [`Engine::fast_levels`] reads it from counts
-/// by phase (O(block size) a step, not O(batch)).
+/// side of `W` it is on, so [`Engine::fast_levels`] reads it from a sum
+/// and counts by phase kept as decoders come, go and cross `W` (O(1) a
+/// step, not O(batch)).
 ///
 /// A decoder holding `t` tokens (`t = context + 1` at a launch) keeps
 /// `state + bpt * min(t, W)` and holds `state + block_bytes *
