@@ -607,6 +607,39 @@ fn rest(bs: u64, phase: usize, steps: u64) -> u64 {
     (bs - (phase as u64 + steps + 1) % bs) % bs
 }
 
+/// Prices a leap's next steps into `durations`: the first does `work`,
+/// each next one `growth` more (KV bytes read, attention FLOPs: every
+/// decoder a token longer), while `quiet(j)` says nothing changes the
+/// batch or its work at the `j`-th of them and the steps, launched at
+/// `now`, end before `bound`. Returns how many were priced. The prices are
+/// independent, so a loop of them alone overlaps their divisions.
+fn price_steps<C: CostModel>(
+    cost: &C,
+    memo: &mut crate::hardware::cost::StepMemo,
+    (now, bound): (SimTime, SimTime),
+    mut work: StepWork,
+    (read, flops): (u64, u64),
+    quiet: impl Fn(u64) -> bool,
+    durations: &mut [SimDuration],
+) -> usize {
+    let mut end = now;
+    let mut priced = 0;
+    while priced < durations.len() && quiet(priced as u64) {
+        let d = cost
+            .step_time_with(&work, memo)
+            .max(SimDuration::from_nanos(1));
+        end += d;
+        if end >= bound {
+            break;
+        }
+        durations[priced] = d;
+        priced += 1;
+        work.kv_read_bytes += read;
+        work.attention_flops += flops;
+    }
+    priced
+}
+
 /// What `cache` holds for `slot`, and how much of it is the allocator's
 /// rounding ([`Fast::join`]'s arguments).
 fn held_parts(cache: &dyn KvCache, slot: SeqId) -> (u64, u64) {
@@ -1319,26 +1352,18 @@ impl<C: CostModel> Engine<'_, C> {
             let n = u64::from(f.decoders);
             let mut work = f.decoders_work();
             work.kv_write_bytes = n * bytes_per_token;
-            let mut end = self.now;
-            let mut priced = 0;
-            while priced < CHUNK {
-                let k = f.steps + priced as u64;
-                if !f.finish.quiet_at(k + 1) || f.named && !f.visit.quiet_at(k) {
-                    break;
-                }
-                let d = self
-                    .cost
-                    .step_time_with(&work, &mut self.step_memo)
-                    .max(SimDuration::from_nanos(1));
-                end += d;
-                if end >= bound {
-                    break;
-                }
-                durations[priced] = d;
-                priced += 1;
-                work.kv_read_bytes += f.bpt * n;
-                work.attention_flops += f.flops_per_token_pair * n;
-            }
+            let priced = price_steps(
+                &self.cost,
+                &mut self.step_memo,
+                (self.now, bound),
+                work,
+                (f.bpt * n, f.flops_per_token_pair * n),
+                |j| {
+                    let k = f.steps + j;
+                    f.finish.quiet_at(k + 1) && (!f.named || f.visit.quiet_at(k))
+                },
+                &mut durations,
+            );
             if priced == 0 {
                 return Ok(());
             }
@@ -1489,27 +1514,15 @@ impl<C: CostModel> Engine<'_, C> {
             let mut work = f.decoders_work();
             work.kv_write_bytes = n * bytes_per_token;
             let (read, flops) = w.growth();
-            let (read, flops) = (read + f.bpt * n, flops + f.flops_per_token_pair * n);
-            let mut end = self.now;
-            let mut priced = 0;
-            while priced < CHUNK {
-                let k = f.steps + priced as u64;
-                if !f.finish.quiet_at(k + 1) || priced > 0 && !w.quiet_at(k) {
-                    break;
-                }
-                let d = self
-                    .cost
-                    .step_time_with(&work, &mut self.step_memo)
-                    .max(SimDuration::from_nanos(1));
-                end += d;
-                if end >= bound {
-                    break;
-                }
-                durations[priced] = d;
-                priced += 1;
-                work.kv_read_bytes += read;
-                work.attention_flops += flops;
-            }
+            let priced = price_steps(
+                &self.cost,
+                &mut self.step_memo,
+                (self.now, bound),
+                work,
+                (read + f.bpt * n, flops + f.flops_per_token_pair * n),
+                |j| f.finish.quiet_at(f.steps + j + 1) && (j == 0 || w.quiet_at(f.steps + j)),
+                &mut durations,
+            );
             if priced == 0 {
                 return Ok(());
             }
