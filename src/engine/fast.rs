@@ -369,7 +369,7 @@ impl Windows {
     /// finishes `left` steps on with `final_bytes` of KV.
     fn join(&mut self, context: u64, steps: u64, left: u64, phase: usize, final_bytes: u64) {
         if let Some(u) = self.uniform.as_mut() {
-            if let Some((from, waste)) = u.last_block(final_bytes, self.state) {
+            if let Some((from, waste)) = u.last_block(final_bytes, self.state, self.bs) {
                 if from <= context {
                     u.internal += waste;
                 } else {
@@ -399,7 +399,7 @@ impl Windows {
     /// since its last launch).
     fn leave(&mut self, context: u64, phase: usize, final_bytes: u64, steps: u64) {
         if let Some(u) = self.uniform.as_mut() {
-            if let Some((_, waste)) = u.last_block(final_bytes, self.state) {
+            if let Some((_, waste)) = u.last_block(final_bytes, self.state, self.bs) {
                 u.internal -= waste;
             }
             if context < u.window {
@@ -424,7 +424,7 @@ impl Windows {
             // Within the window, the phase whose `r` was 0 wraps to
             // `bs - 1`, every other falls by one.
             let t = &self.thresholds[u.threshold];
-            let wrapped = (self.bs - steps % self.bs) % self.bs;
+            let wrapped = phase_diff(0, steps, self.bs);
             let above = t.above.as_ref().expect("a window's counts")[wrapped as usize];
             let wrapped = u64::from(phase[wrapped as usize] - above);
             u.within = u.within + self.bs * wrapped - t.below;
@@ -496,12 +496,7 @@ impl Windows {
             .iter()
             .filter_map(|&(block_bytes, t)| {
                 let t = &self.thresholds[t?];
-                // `(W - 1 - steps) mod bs`: a mask for a power of two, as
-                // 2^64 is a multiple of it (this runs at every step).
-                let phase = match self.bs_shift {
-                    Some(_) => (t.at - 1).wrapping_sub(steps) & (bs - 1),
-                    None => ((t.at - 1) % bs + bs - steps % bs) % bs,
-                };
+                let phase = phase_diff(t.at - 1, steps, bs);
                 Some(block_bytes * u64::from(t.above.as_ref()?[phase as usize]))
             })
             .sum()
@@ -576,11 +571,11 @@ impl Uniform {
     }
 
     /// For a decoder whose final KV is `final_bytes` (`state` of it its
-    /// recurrent state) and shorter than the window: the context from which
-    /// it is in the block that KV ends in, and the internal waste there.
-    fn last_block(&self, final_bytes: u64, state: u64) -> Option<(u64, u64)> {
+    /// recurrent state) and shorter than the window, in blocks of `bs`
+    /// tokens: the context from which it is in the block that KV ends in,
+    /// and the internal waste there.
+    fn last_block(&self, final_bytes: u64, state: u64, bs: u64) -> Option<(u64, u64)> {
         let m = (final_bytes - state) / self.bpt;
-        let bs = self.block_bytes / self.bpt;
         let blocks = m.div_ceil(bs);
         let waste = (blocks * bs - m) * self.bpt;
         (m < self.window && waste > 0).then(|| ((blocks - 1) * bs, waste))
@@ -591,7 +586,7 @@ impl Uniform {
     fn slack(&self, past: u64, above: &[u32], steps: u64) -> (u64, u64) {
         let bs = above.len() as u64;
         // Those past it whose `r` is 0 hold no block beyond it.
-        let full = above[((bs - (steps + 1) % bs) % bs) as usize];
+        let full = above[phase_diff(0, steps + 1, bs) as usize];
         let beyond = past - u64::from(full);
         (
             self.bpt * self.within - self.internal,
@@ -604,7 +599,20 @@ impl Uniform {
 /// holds `t = phase + steps + 1` tokens modulo the block size `bs`: what
 /// its last block has left to fill.
 fn rest(bs: u64, phase: usize, steps: u64) -> u64 {
-    (bs - (phase as u64 + steps + 1) % bs) % bs
+    phase_diff(0, phase as u64 + steps + 1, bs)
+}
+
+/// `(a - b) mod bs`, the phase arithmetic of every per-step count: by a
+/// mask of the wrapped difference where the block size is a power of two
+/// (every engine's default; 2^64 is a multiple of it), where a division by
+/// a size known only at run time would cost tens of cycles a step.
+#[inline]
+fn phase_diff(a: u64, b: u64, bs: u64) -> u64 {
+    if bs.is_power_of_two() {
+        a.wrapping_sub(b) & (bs - 1)
+    } else {
+        (a % bs + bs - b % bs) % bs
+    }
 }
 
 /// Prices a leap's next steps into `durations`: the first does `work`,
@@ -867,8 +875,7 @@ impl Fast {
 
     /// The phase of a sequence of `context` tokens as of fast step `since`.
     fn phase_of(&self, context: u32, since: u64) -> usize {
-        let bs = self.bs;
-        ((u64::from(context) % bs + bs - since % bs) % bs) as usize
+        phase_diff(u64::from(context), since, self.bs) as usize
     }
 
     /// Schedules the next visit of the lazy decoder in `slot`: at the
@@ -922,12 +929,7 @@ impl Fast {
     /// The phase whose decoders map a block at fast step `steps`'s launch:
     /// those whose context is then a multiple of the block size.
     fn mapping_phase(&self) -> usize {
-        // `(-steps) mod bs`, by a mask for a power of two.
-        if self.bs.is_power_of_two() {
-            (self.steps.wrapping_neg() & (self.bs - 1)) as usize
-        } else {
-            ((self.bs - self.steps % self.bs) % self.bs) as usize
-        }
+        phase_diff(0, self.steps, self.bs) as usize
     }
 
     /// Tokens of a decoder whose final KV is `final_bytes` (its state
