@@ -354,6 +354,88 @@ impl ContiguousCache {
         self.live(seq).map(|r| r.start..r.start + r.len)
     }
 
+    /// Whether a decoding sequence's region grows by the same bytes every
+    /// token (no window, chunk or state): then the engine's fast path may
+    /// grow it lazily, in place, up to [`ContiguousCache::room`].
+    pub fn grows_linearly(&self) -> bool {
+        self.linear.is_some()
+    }
+
+    /// Bytes `allocated` grows by per token a sequence in place grows by
+    /// (linear layouts): a first-fit region takes the token's granules, a
+    /// buddy block already holds them.
+    pub fn held_per_token(&self) -> u64 {
+        match (self.allocator, self.linear) {
+            (Allocator::FirstFit, Some((bpt, _))) => bpt,
+            _ => 0,
+        }
+    }
+
+    /// Tokens live sequence `seq` holds, and the most it can grow to with
+    /// no move (linear layouts): first-fit, its region and the hole right
+    /// after it; buddy, its block. Growing to that many one token at a time
+    /// or at once does the same, and the limit stays the same as it does
+    /// (the region takes from the hole only it can extend into). Only a
+    /// placement into that hole lowers it; a release next to it raises it.
+    pub fn room(&self, seq: SeqId) -> (u32, u64) {
+        let Some(r) = self.live(seq) else {
+            invariant_violated!("room of dead sequence {seq}");
+            return (0, 0);
+        };
+        let Some((_, per_token)) = self.linear else {
+            invariant_violated!("room under a non-linear layout");
+            return (r.tokens, u64::from(r.tokens));
+        };
+        let granules = match &self.free {
+            Free::FirstFit(holes) if r.len > 0 => r.len + holes.get(r.start + r.len).unwrap_or(0),
+            _ => r.len,
+        };
+        (r.tokens, granules / per_token)
+    }
+
+    /// Charges the counters for `tokens` more tokens over sequences that
+    /// grow in place lazily (the engine's fast path, linear layouts): their
+    /// regions catch up in [`ContiguousCache::settle`].
+    pub fn defer(&mut self, tokens: u64) {
+        let Some((bpt, per_token)) = self.linear else {
+            invariant_violated!("deferred growth under a non-linear layout");
+            return;
+        };
+        if self.allocator == Allocator::FirstFit {
+            self.allocated += tokens * per_token;
+        }
+        self.stored_bytes += tokens * bpt;
+    }
+
+    /// Grows `seq` to `tokens` tokens in place, within its
+    /// [`ContiguousCache::room`], without charging the counters
+    /// ([`ContiguousCache::defer`] did): its region and the hole after it
+    /// catch up. Nothing happens if it holds that many already.
+    pub fn settle(&mut self, seq: SeqId, tokens: u32) {
+        let Some(&r) = self.live(seq) else {
+            invariant_violated!("settling dead sequence {seq}");
+            return;
+        };
+        if tokens <= r.tokens {
+            return;
+        }
+        let mut next = Region { tokens, ..r };
+        if tokens > r.cap {
+            next.cap = tokens;
+            next.len = self.len_for(tokens);
+        }
+        if next.len > r.len {
+            let extended = match &mut self.free {
+                Free::FirstFit(holes) => {
+                    r.len > 0 && holes.take_front(r.start + r.len, next.len - r.len)
+                }
+                Free::Buddy(_) => false,
+            };
+            invariant!(extended, "a lazy growth within the room");
+        }
+        self.seqs[seq as usize] = Some(next);
+    }
+
     /// Granules a region with a capacity of `cap` tokens holds: what it needs,
     /// rounded up to a power of two by a buddy allocator.
     #[inline]
@@ -582,6 +664,14 @@ impl KvCache for ContiguousCache {
 
     fn layout(&self) -> &KvLayout {
         &self.layout
+    }
+
+    fn as_contiguous_mut(&mut self) -> Option<&mut ContiguousCache> {
+        Some(self)
+    }
+
+    fn as_contiguous(&self) -> Option<&ContiguousCache> {
+        Some(self)
     }
 }
 

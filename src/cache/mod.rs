@@ -290,6 +290,18 @@ pub trait KvCache: Send {
     fn as_paged(&self) -> Option<&PagedCache> {
         None
     }
+
+    /// The contiguous cache behind this policy, if it is one: the engine's
+    /// fast path grows regions in place lazily
+    /// ([`ContiguousCache::defer`]).
+    fn as_contiguous_mut(&mut self) -> Option<&mut ContiguousCache> {
+        None
+    }
+
+    /// [`KvCache::as_contiguous_mut`], read only.
+    fn as_contiguous(&self) -> Option<&ContiguousCache> {
+        None
+    }
 }
 
 /// The most layer groups a layout has. Real models have one to three

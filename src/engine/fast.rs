@@ -94,7 +94,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Engine, Seq, Stopped};
-use crate::cache::{KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId};
+use crate::cache::{ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId};
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{BatchLimit, ByteLevels, LevelSums, Outcome, TimelineRow};
 use crate::model::Span;
@@ -124,6 +124,9 @@ struct Calendar {
 
 /// No node.
 const NIL: u32 = u32::MAX;
+
+/// No visit due ([`Fast::visit_at`]).
+const NO_VISIT: u64 = u64::MAX;
 
 impl Calendar {
     /// Steps the ring covers.
@@ -654,15 +657,6 @@ fn held_parts(cache: &dyn KvCache, slot: SeqId) -> (u64, u64) {
     (cache.held_bytes(slot), cache.allocator_slack_bytes(slot))
 }
 
-/// The most tokens `slot` can grow to with no block work, when `cache`
-/// names blocks for prefix caching (0 otherwise: unused).
-fn growth_limit(cache: &dyn KvCache, slot: SeqId) -> u64 {
-    cache
-        .as_paged()
-        .filter(|c| c.names_blocks())
-        .map_or(0, |c| c.growth(slot).1)
-}
-
 /// The cache's counters as a leap's steps map their blocks, kept in
 /// scalars (the steps charge the cache at once, after them), and the free
 /// bytes the head of the queue cannot use (constant while only decoders
@@ -675,6 +669,9 @@ struct LeapMemory {
     external: u64,
     /// Bytes of blocks mapped and not yet charged to the cache.
     mapped: u64,
+    /// Tokens the decoders grew by, not yet charged to the cache (charged
+    /// by tokens, not bytes, to contiguous regions growing in place).
+    grown: u64,
 }
 
 impl LeapMemory {
@@ -685,6 +682,7 @@ impl LeapMemory {
             cached: usage.cached,
             external,
             mapped: 0,
+            grown: 0,
         }
     }
 }
@@ -726,9 +724,21 @@ pub(super) struct Fast {
     /// map or to publish), found by [`Fast::visit`]; its other tokens catch
     /// up in [`Engine::materialize`].
     named: bool,
-    /// `named` only: the slot of each lazy decoder, at the fast step at
-    /// whose launch it next needs the cache.
+    /// Contiguous regions grown on demand (optimistic admission, a linear
+    /// layout): a lazy decoder grows in place, into the hole right after its
+    /// region (first-fit) or within its block (buddy), up to its room
+    /// ([`ContiguousCache::room`]); the launch at which it would outgrow it
+    /// goes to the straightforward engine, which moves it or finds no room.
+    regions: bool,
+    /// `named`: the slot of each lazy decoder, at the fast step at whose
+    /// launch it next needs the cache. `regions`: at the launch at which it
+    /// would outgrow its room.
     visit: Calendar,
+    /// `regions` only: per slot, the fast step of its decoder's one valid
+    /// visit ([`NO_VISIT`]: none). An admission into the hole after a
+    /// region lowers its room, so its visit is rescheduled and the older
+    /// entry goes stale.
+    visit_at: Vec<u64>,
     /// `named` only: Σ blocks of the lazy decoders (as of the last launch).
     blocks: u64,
     /// Scratch for the decoders visited at a launch (slots, then their
@@ -807,7 +817,18 @@ impl Fast {
                 .cache
                 .as_paged()
                 .is_some_and(PagedCache::names_blocks);
-        let covered = ((reserved && !windowed || on_demand) && !s.cache.prefix_caching || named)
+        // Contiguous regions grow on demand, in place while they can, when
+        // every token adds the same bytes. (On a decode replica room is
+        // also reserved between steps, for KV on its way: not covered.)
+        let regions = !reserved
+            && s.cache.placement == Placement::Contiguous
+            && engine.role == super::Role::Colocated
+            && engine
+                .cache
+                .as_contiguous()
+                .is_some_and(ContiguousCache::grows_linearly);
+        let covered = ((reserved && !windowed || on_demand || regions) && !s.cache.prefix_caching
+            || named)
             && s.tiers.is_none()
             && engine.role != super::Role::Prefill
             && engine.samples == 1
@@ -830,7 +851,7 @@ impl Fast {
             }
         }
         // Block phases matter only to blocks on demand.
-        let bs = if reserved {
+        let bs = if reserved || regions {
             1
         } else {
             u64::from(layout.block_size)
@@ -846,13 +867,18 @@ impl Fast {
                 .sum(),
             windows,
             state,
-            block_bytes: engine
-                .cache
-                .as_paged()
-                .map_or(0, |c| c.pools().map(|(_, b)| b).sum()),
+            // Regions grow a token at a time: a "block" of one token, of
+            // the bytes a region takes for it (none within a buddy block).
+            block_bytes: match (engine.cache.as_paged(), engine.cache.as_contiguous()) {
+                (Some(c), _) => c.pools().map(|(_, b)| b).sum(),
+                (None, Some(c)) if regions => c.held_per_token(),
+                _ => 0,
+            },
             reserved,
             named,
+            regions,
             visit: Calendar::new(),
+            visit_at: Vec::new(),
             blocks: 0,
             visiting: Vec::new(),
             index: Vec::new(),
@@ -887,6 +913,34 @@ impl Fast {
         let at = from + (limit + 1).saturating_sub(tokens);
         if at <= last {
             self.visit.push(self.steps, at, u64::from(slot));
+        }
+    }
+
+    /// `regions`: schedules the visit of the lazy decoder in `slot` at the
+    /// launch at which it would outgrow its room `limit` (as
+    /// [`Fast::schedule_visit`]), replacing any earlier one.
+    fn schedule_move(&mut self, slot: SeqId, from: u64, tokens: u64, limit: u64, last: u64) {
+        let at = from + (limit + 1).saturating_sub(tokens);
+        let i = slot as usize;
+        if self.visit_at.len() <= i {
+            self.visit_at.resize(i + 1, NO_VISIT);
+        }
+        self.visit_at[i] = if at <= last { at } else { NO_VISIT };
+        if at <= last {
+            self.visit.push(self.steps, at, u64::from(slot));
+        }
+    }
+
+    /// The most tokens `slot` can grow to before it needs the cache at a
+    /// launch: with prefix caching, its block work; with regions on demand,
+    /// a move (0 otherwise: unused).
+    fn growth_limit(&self, cache: &dyn KvCache, slot: SeqId) -> u64 {
+        if self.named {
+            cache.as_paged().map_or(0, |c| c.growth(slot).1)
+        } else if self.regions {
+            cache.as_contiguous().map_or(0, |c| c.room(slot).1)
+        } else {
+            0
         }
     }
 
@@ -950,6 +1004,9 @@ impl Fast {
         if self.reserved {
             // Each holds its final length, fills it up to the end.
             (self.final_bytes - kept, self.internal, self.rounding)
+        } else if self.regions {
+            // Each holds what it keeps, rounded up to a buddy block.
+            (0, 0, held - kept)
         } else if self.named {
             // Full blocks may be shared: each decoder's own blocks.
             let own = self.block_bytes * self.blocks;
@@ -1008,6 +1065,17 @@ impl Fast {
                 self.steps + left - 1,
             );
         }
+        if self.regions {
+            // It holds `context` tokens, and grows in place to `context +
+            // 1` at the next launch, and on while its room lasts.
+            self.schedule_move(
+                seq.slot,
+                self.steps,
+                u64::from(seq.context) + 1,
+                limit,
+                self.steps + left - 1,
+            );
+        }
         // Its final KV is `final_bytes / bpt` tokens; in the last block the
         // tail beyond them is internal waste. A step scheduled at context `c`
         // holds `c + 1` tokens, in that block once `c + 1 > (blocks - 1) * bs`.
@@ -1038,7 +1106,7 @@ impl<C: CostModel> Engine<'_, C> {
         s.context += delta;
         s.generated += delta;
         let (req, slot, context) = (s.req, s.slot, s.context);
-        let (reserved, named) = (f.reserved, f.named);
+        let (reserved, named, regions) = (f.reserved, f.named, f.regions);
         self.records[req as usize].output_tokens += delta;
         if reserved {
             // Within its reservation: no allocation.
@@ -1053,6 +1121,9 @@ impl<C: CostModel> Engine<'_, C> {
                 let grown = self.cache.grow(slot, context - tokens);
                 invariant!(grown.is_ok(), "growth within the limit");
             }
+        } else if regions {
+            // In place, within its room (a launch may have settled it).
+            self.contiguous().settle(slot, context);
         } else {
             self.paged().settle(slot, delta);
         }
@@ -1145,7 +1216,8 @@ impl<C: CostModel> Engine<'_, C> {
         }
         for s in &mut self.running[..decoders] {
             let (held, rounding) = held_parts(&*self.cache, s.slot);
-            f.join(s, held, rounding, growth_limit(&*self.cache, s.slot));
+            let limit = f.growth_limit(&*self.cache, s.slot);
+            f.join(s, held, rounding, limit);
         }
         f.lazy = true;
         f.tail = decoders;
@@ -1173,6 +1245,13 @@ impl<C: CostModel> Engine<'_, C> {
             if !self.visit_growing() {
                 return false;
             }
+        } else if f.regions {
+            if !self.visit_regions() {
+                // A region outgrows its room: the straightforward step
+                // moves it, or finds no room and does what `on_oom` says.
+                return false;
+            }
+            self.contiguous().defer(u64::from(decoders));
         } else if !f.reserved {
             let mapped = f.mapped_bytes();
             let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
@@ -1196,7 +1275,21 @@ impl<C: CostModel> Engine<'_, C> {
                 budget -= chunk;
             }
         }
+        // Regions on demand: an admission places a region first-fit, and the
+        // head's unusable holes are measured, so the holes must be as this
+        // launch leaves them: every region grown in place to its tokens.
+        let settled =
+            self.fast.as_ref().expect("checked above").regions && !self.waiting.is_empty();
+        if settled {
+            self.settle_regions();
+        }
+        let before = self.running.len();
         self.limit = self.admit_waiting(&mut budget);
+        if settled && self.running.len() > before {
+            // A region placed at the start of the hole after a decoder's
+            // leaves it no room there.
+            self.reschedule_moves();
+        }
         let f = self.fast.as_mut().expect("checked above");
         // Nothing pending, nothing admitted, the head blocked.
         f.blocked = f.tail == self.running.len() && f.stays_blocked(self.limit);
@@ -1209,6 +1302,79 @@ impl<C: CostModel> Engine<'_, C> {
         self.cache
             .as_paged_mut()
             .expect("blocks on demand run on a paged cache")
+    }
+
+    /// The cache, contiguous (regions on demand).
+    fn contiguous(&mut self) -> &mut ContiguousCache {
+        self.cache
+            .as_contiguous_mut()
+            .expect("regions on demand run on a contiguous cache")
+    }
+
+    /// Regions on demand, at a fast step's launch: checks the lazy decoders
+    /// due a visit (those whose room was to run out now); `false` if one
+    /// would outgrow its room, which may have grown since it was scheduled
+    /// (a neighbour ended): then it is rescheduled.
+    fn visit_regions(&mut self) -> bool {
+        let f = self.fast.as_mut().expect("fast step");
+        let k = f.steps;
+        let mut visiting = std::mem::take(&mut f.visiting);
+        f.visit.take(k, &mut visiting);
+        // Entries a later schedule replaced are stale.
+        visiting.retain(|&slot| f.visit_at.get(slot as usize) == Some(&k));
+        visiting.sort_unstable();
+        visiting.dedup();
+        self.positions(&mut visiting);
+        let mut fits = true;
+        for &i in &visiting {
+            let s = self.running[i as usize];
+            let gone = k - s.since;
+            let tokens = u64::from(s.context) + gone + 1;
+            let limit = self.cache.as_contiguous().map_or(0, |c| c.room(s.slot).1);
+            if tokens > limit {
+                fits = false;
+                break;
+            }
+            let last = k + u64::from(s.output) - (u64::from(s.generated) + gone) - 1;
+            let f = self.fast.as_mut().expect("fast step");
+            f.schedule_move(s.slot, k, tokens, limit, last);
+        }
+        visiting.clear();
+        self.fast.as_mut().expect("fast step").visiting = visiting;
+        fits
+    }
+
+    /// Regions on demand: grows every lazy decoder's region in place to
+    /// what it holds at this launch (the counters have it already). O(batch).
+    fn settle_regions(&mut self) {
+        let f = self.fast.as_ref().expect("fast step");
+        let (k, tail) = (f.steps, f.tail);
+        for i in 0..tail {
+            let s = self.running[i];
+            if !s.dead {
+                let tokens = u64::from(s.context) + (k - s.since) + 1;
+                self.contiguous().settle(s.slot, tokens as u32);
+            }
+        }
+    }
+
+    /// Regions on demand, after an admission this launch: every lazy
+    /// decoder's visit again, from its room now. O(batch).
+    fn reschedule_moves(&mut self) {
+        let f = self.fast.as_ref().expect("fast step");
+        let (k, tail) = (f.steps, f.tail);
+        for i in 0..tail {
+            let s = self.running[i];
+            if s.dead {
+                continue;
+            }
+            let gone = k - s.since;
+            let context = u64::from(s.context) + gone;
+            let last = k + u64::from(s.output) - (u64::from(s.generated) + gone) - 1;
+            let limit = self.cache.as_contiguous().map_or(0, |c| c.room(s.slot).1);
+            let f = self.fast.as_mut().expect("fast step");
+            f.schedule_move(s.slot, k + 1, context + 2, limit, last);
+        }
     }
 
     /// Prefix caching, at a fast step's launch: grows the lazy decoders that
@@ -1288,7 +1454,7 @@ impl<C: CostModel> Engine<'_, C> {
             f.lazy
                 && f.decoders > 0
                 && f.tail == self.running.len()
-                && (self.waiting.is_empty() || f.blocked)
+                && (self.waiting.is_empty() || f.blocked && !f.regions)
         }) && !self.busy
             && self.down_until.is_none()
             && self.received.is_empty()
@@ -1362,7 +1528,7 @@ impl<C: CostModel> Engine<'_, C> {
                 (f.bpt * n, f.flops_per_token_pair * n),
                 |j| {
                     let k = f.steps + j;
-                    f.finish.quiet_at(k + 1) && (!f.named || f.visit.quiet_at(k))
+                    f.finish.quiet_at(k + 1) && (!f.named && !f.regions || f.visit.quiet_at(k))
                 },
                 &mut durations,
             );
@@ -1381,7 +1547,11 @@ impl<C: CostModel> Engine<'_, C> {
                 }
             };
             let ran = self.leap_steps(&durations[..priced], memory, limit);
-            if memory.mapped > 0 {
+            if self.fast.as_ref().is_some_and(|f| f.regions) {
+                self.contiguous().defer(memory.grown);
+                memory.grown = 0;
+                memory.mapped = 0;
+            } else if memory.mapped > 0 {
                 let charged = self.paged().defer(memory.mapped, 0);
                 invariant!(charged, "a leap's blocks fit");
                 memory.mapped = 0;
@@ -1428,6 +1598,7 @@ impl<C: CostModel> Engine<'_, C> {
                 }
                 memory.allocated += mapped;
                 memory.mapped += mapped;
+                memory.grown += n;
             }
             if !f.last_block.quiet_at(f.steps) {
                 f.last_block.take(f.steps, &mut f.due);
@@ -1625,9 +1796,9 @@ impl<C: CostModel> Engine<'_, C> {
             internal += i;
             slack += rounding;
         }
-        // Blocks on demand leave no external fragmentation; reservations
-        // (contiguous ones) may.
-        let external = if f.reserved {
+        // Blocks on demand leave no external fragmentation; contiguous
+        // regions may (their holes are settled whenever a head waits).
+        let external = if f.reserved || f.regions {
             self.unusable_for_head()
         } else {
             0
@@ -1692,6 +1863,10 @@ impl<C: CostModel> Engine<'_, C> {
                 }
                 // It has been in its last block since its last step at the
                 // latest.
+                if let Some(at) = f.visit_at.get_mut(s.slot as usize) {
+                    // Its slot may be taken again before its entry is due.
+                    *at = NO_VISIT;
+                }
                 let final_tokens = f.final_tokens(s.final_bytes);
                 f.internal -= (final_tokens.div_ceil(f.bs) * f.bs - final_tokens) * f.bpt;
             }
@@ -1733,11 +1908,9 @@ impl<C: CostModel> Engine<'_, C> {
                 self.sample_ended(s.req, false, Outcome::Ok);
             } else {
                 let (held, rounding) = held_parts(&*self.cache, s.slot);
-                let limit = growth_limit(&*self.cache, s.slot);
-                self.fast
-                    .as_mut()
-                    .expect("fast step")
-                    .join(&mut s, held, rounding, limit);
+                let f = self.fast.as_mut().expect("fast step");
+                let limit = f.growth_limit(&*self.cache, s.slot);
+                f.join(&mut s, held, rounding, limit);
                 self.running[i] = s;
             }
         }

@@ -215,10 +215,54 @@ fn reservations_under_every_pressure() {
     }
 }
 
+/// Optimistic admission into contiguous regions (first-fit or buddy): each
+/// decoder grows in place while the hole after its region (or its buddy
+/// block) has room, and the step where one outgrows it (a move, or no room
+/// at all) is the straightforward engine's; under every kind of memory
+/// pressure, with admissions carving the holes decoders grow into and the
+/// head's unusable holes in the levels.
+#[test]
+fn contiguous_growth_under_every_pressure() {
+    let caches = [
+        "policy = \"contiguous\"",
+        "policy = \"contiguous\"\nallocator = \"buddy\"",
+        "policy = \"contiguous\"\nkv_dtype = \"fp8\"\nallocator = \"buddy\"",
+    ];
+    let schedulers = [
+        "on_oom = \"preempt-recompute\"",
+        "on_oom = \"reject\"",
+        "on_oom = \"crash\"\nrestart_s = 0.5",
+        "on_oom = \"preempt-swap\"\nswap_bytes = 200000",
+        "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.3\nchunked_prefill = false",
+        "on_oom = \"preempt-recompute\"\nmax_num_seqs = 8",
+    ];
+    for (c, cache) in caches.iter().enumerate() {
+        for (k, sched) in schedulers.iter().enumerate() {
+            for (budget, rate) in [(6_000, 40.0), (40_000, 400.0), (1_000_000, 60.0)] {
+                let extra = format!(
+                    "[cache]\n{cache}\n[scheduler]\nadmission = \"optimistic\"\n\
+                     max_batched_tokens = 512\n{sched}"
+                );
+                let s = scenario_with(&open(300, rate, 120, 60, &extra), budget, &[]);
+                check_fixed(&format!("cache {c}, sched {k}, budget {budget}"), &s);
+            }
+        }
+        let s = scenario_with(
+            &closed_loop(
+                400,
+                &format!("[cache]\n{cache}\n[scheduler]\nadmission = \"optimistic\"\n"),
+            ),
+            20_000,
+            &[],
+        );
+        check_fixed(&format!("cache {c}, closed loop"), &s);
+    }
+}
+
 #[test]
 fn shipped_scenarios_with_the_roofline() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 8] = [
         ("benches/saturated-chat.toml", &["requests=3000"]),
         (
             "benches/saturated-chat.toml",
@@ -230,6 +274,8 @@ fn shipped_scenarios_with_the_roofline() {
         ),
         ("scenarios/quickstart.toml", &["requests=1500"]),
         ("scenarios/multi-turn-creep.toml", &[]),
+        ("scenarios/batch-size-wall.toml", &[]),
+        ("scenarios/long-context-crash.toml", &[]),
         (
             "scenarios/batch-size-wall.toml",
             &["cache.policy=paged", "scheduler.on_oom=preempt-recompute"],
