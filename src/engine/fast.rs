@@ -114,9 +114,10 @@ struct Calendar {
     /// Per step of the span, its first and last node ([`NIL`]: none).
     first: Vec<u32>,
     last: Vec<u32>,
-    /// Each node's value and the next node of its step (or of the free
-    /// list).
-    nodes: Vec<(u64, u32)>,
+    /// Each node's value, the next node of its step (or of the free list)
+    /// and its step's place in the ring ([`NIL`]: a free node), so that a
+    /// clear resets only the steps that hold values.
+    nodes: Vec<(u64, u32, u32)>,
     /// The first free node ([`NIL`]: none).
     free: u32,
     later: BinaryHeap<Reverse<(u64, u64)>>,
@@ -144,16 +145,16 @@ impl Calendar {
 
     /// Appends `value` to the list of step `at` (within the span).
     fn append(&mut self, at: u64, value: u64) {
+        let b = (at % Self::SPAN) as usize;
         let node = if self.free == NIL {
-            self.nodes.push((value, NIL));
+            self.nodes.push((value, NIL, b as u32));
             u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 values pending")
         } else {
             let node = self.free;
             self.free = self.nodes[node as usize].1;
-            self.nodes[node as usize] = (value, NIL);
+            self.nodes[node as usize] = (value, NIL, b as u32);
             node
         };
-        let b = (at % Self::SPAN) as usize;
         match self.last[b] {
             NIL => self.first[b] = node,
             tail => self.nodes[tail as usize].1 = node,
@@ -186,9 +187,9 @@ impl Calendar {
         let b = (at % Self::SPAN) as usize;
         let mut node = self.first[b];
         while node != NIL {
-            let (value, next) = self.nodes[node as usize];
+            let (value, next, _) = self.nodes[node as usize];
             out.push(value);
-            self.nodes[node as usize].1 = self.free;
+            self.nodes[node as usize] = (0, self.free, NIL);
             self.free = node;
             node = next;
         }
@@ -209,8 +210,19 @@ impl Calendar {
     }
 
     fn clear(&mut self) {
-        self.first.fill(NIL);
-        self.last.fill(NIL);
+        // The fast path leaves lazy form at every step it hands back: with
+        // few values pending, reset their steps rather than the whole ring.
+        if self.nodes.len() < Self::SPAN as usize / 4 {
+            for &(_, _, b) in &self.nodes {
+                if b != NIL {
+                    self.first[b as usize] = NIL;
+                    self.last[b as usize] = NIL;
+                }
+            }
+        } else {
+            self.first.fill(NIL);
+            self.last.fill(NIL);
+        }
         self.nodes.clear();
         self.free = NIL;
         self.later.clear();
