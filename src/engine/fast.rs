@@ -5,7 +5,8 @@
 //!
 //! In the common case (no KV tiers, one sample,
 //! `max_num_seqs <= max_batched_tokens`; paged placement with optimistic
-//! admission, prefix caching or not, or reserve admission with any
+//! admission, prefix caching or not; contiguous placement with optimistic
+//! admission and no window or state; or reserve admission with any
 //! placement and no window or prefix caching) a step
 //! that has enough free memory for every running sequence to grow does the
 //! same thing to each decoding sequence: its context and its generated count
@@ -74,10 +75,28 @@
 //!   length reserved. The head of the queue's unusable holes (external
 //!   fragmentation) are looked up at each step as the straightforward engine
 //!   does.
+//! - Regions on demand: with optimistic admission a contiguous region
+//!   grows a token at a launch, in place while the hole right after it
+//!   (first-fit) or its buddy block has room, and only the region itself
+//!   can grow into that hole. So up to that room, growing it a token at a
+//!   time or at once is the same, and the counters are charged at once
+//!   ([`ContiguousCache::defer`], by the decoder count); each region
+//!   catches up when next looked at ([`ContiguousCache::settle`]). Each
+//!   decoder is visited (a [`Calendar`]) at the launch at which it would
+//!   outgrow its room: if its room has not grown since (a neighbour
+//!   ended), that step goes to the straightforward engine, which moves the
+//!   region first-fit in batch order or finds no room. An admission places
+//!   a region at the start of a hole, which may be the hole a decoder grows
+//!   into, and the head of the queue's unusable holes are measured, so
+//!   whenever the queue is not empty at a launch every region is settled
+//!   first, and after an admission every decoder's visit is rescheduled
+//!   (the older entry goes stale). A decoder holds exactly its tokens, but
+//!   for a buddy block's rounding (external fragmentation).
 //!
 //! - Leaps: between events, a step in which nothing is admitted (nothing
 //!   waits, or the head of the queue stays blocked: no sequence has ended
-//!   since the launch that found it blocked, and memory only fills), no
+//!   since the launch that found it blocked, and memory only fills; not
+//!   for regions on demand, whose holes shrink under the head), no
 //!   sequence finishes or is visited and the new blocks fit does the same
 //!   as any other fast step that admits nothing, so [`Engine::leap`] runs such
 //!   steps in one loop up to the next event (on a cluster, the next event
@@ -85,8 +104,8 @@
 //!   would, with its memory levels taken from the aggregates.
 //!
 //! Whatever does not fit (a step that would run out of blocks, so the
-//! scheduler must preempt or fail sequences; a swapped sequence to bring
-//! back; an empty batch) is done by the straightforward engine after
+//! scheduler must preempt or fail sequences; a region to move; a swapped
+//! sequence to bring back; an empty batch) is done by the straightforward engine after
 //! [`Engine::materialize_all`] brings every sequence up to date; the fast path
 //! picks up again at the next step.
 

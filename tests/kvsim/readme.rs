@@ -1068,6 +1068,10 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
     (
+        "contiguous growth under every kind of memory pressure, with the",
+        "contiguous_growth_under_every_pressure",
+    ),
+    (
         "base run: 42,230 steps for 600 requests; a million requests a second would",
         "the_long_prompt_scenario_takes_seventy_steps_a_request",
     ),
@@ -1535,6 +1539,18 @@ const CLAIMS: &[(&str, &str)] = &[
 /// `(fragment, the command that measures it, file and text showing that
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
+    (
+        "| `batch-size-wall` | ~46,100 | **~119,000** (2.6x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `long-context-crash` | ~117,700 | **~345,000** (2.9x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
     (
         "| `quickstart` | ~1,521,000 | **~1,658,000** (1.09x) |",
         "cargo bench --bench engine",
