@@ -990,6 +990,7 @@ impl Fast {
 
     /// The lazy decoders' part of a fast step's work (the KV written
     /// aside): each reads its context, scores its context and new token.
+    #[inline(always)]
     fn decoders_work(&self) -> StepWork {
         let n = u64::from(self.decoders);
         let (windowed_read, windowed_flops) = self
@@ -1346,6 +1347,7 @@ impl<C: CostModel> Engine<'_, C> {
     /// due a visit (those whose room was to run out now); `false` if one
     /// would outgrow its room, which may have grown since it was scheduled
     /// (a neighbour ended): then it is rescheduled.
+    #[inline(never)]
     fn visit_regions(&mut self) -> bool {
         let f = self.fast.as_mut().expect("fast step");
         let k = f.steps;
@@ -1377,6 +1379,7 @@ impl<C: CostModel> Engine<'_, C> {
 
     /// Regions on demand: grows every lazy decoder's region in place to
     /// what it holds at this launch (the counters have it already). O(batch).
+    #[inline(never)]
     fn settle_regions(&mut self) {
         let f = self.fast.as_ref().expect("fast step");
         let (k, tail) = (f.steps, f.tail);
@@ -1391,6 +1394,7 @@ impl<C: CostModel> Engine<'_, C> {
 
     /// Regions on demand, after an admission this launch: every lazy
     /// decoder's visit again, from its room now. O(batch).
+    #[inline(never)]
     fn reschedule_moves(&mut self) {
         let f = self.fast.as_ref().expect("fast step");
         let (k, tail) = (f.steps, f.tail);
