@@ -1387,7 +1387,8 @@ impl<C: CostModel> Engine<'_, C> {
             let s = self.running[i];
             if !s.dead {
                 let tokens = u64::from(s.context) + (k - s.since) + 1;
-                self.contiguous().settle(s.slot, tokens as u32);
+                let tokens = u32::try_from(tokens).expect("a sequence's tokens fit 32 bits");
+                self.contiguous().settle(s.slot, tokens);
             }
         }
     }

@@ -180,32 +180,25 @@ fn policies_the_fast_path_hands_back() {
     check_fixed("forks", &scenario_with(&forks, 8_000, &[]));
 }
 
-/// Reserve admission: every sequence holds its final length from the start,
-/// in a contiguous region (first-fit or buddy, each reservation rule) or in
-/// paged blocks, so decode steps allocate nothing; under every kind of
-/// memory pressure and with external fragmentation in the levels.
-#[test]
-fn reservations_under_every_pressure() {
-    let caches = [
-        "policy = \"contiguous\"",
-        "policy = \"contiguous\"\nallocator = \"buddy\"",
-        "policy = \"contiguous\"\nreserve = \"oracle\"",
-        "policy = \"contiguous\"\nreserve = \"pow2-output\"\nallocator = \"buddy\"",
-        "policy = \"contiguous\"\nreserve = \"pow2\"",
-        "policy = \"paged\"\nblock_size = 7",
-    ];
-    let schedulers = [
-        "on_oom = \"preempt-recompute\"",
-        "on_oom = \"reject\"",
-        "on_oom = \"crash\"\nrestart_s = 0.5",
-        "on_oom = \"preempt-swap\"\nswap_bytes = 200000",
-        "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.3\nchunked_prefill = false",
-    ];
+/// The schedulers under which a cache's fast path is tried: each `on_oom`,
+/// a queue timeout with whole prefills, and a small batch cap.
+const PRESSURES: [&str; 6] = [
+    "on_oom = \"preempt-recompute\"",
+    "on_oom = \"reject\"",
+    "on_oom = \"crash\"\nrestart_s = 0.5",
+    "on_oom = \"preempt-swap\"\nswap_bytes = 200000",
+    "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.3\nchunked_prefill = false",
+    "on_oom = \"preempt-recompute\"\nmax_num_seqs = 8",
+];
+
+/// Runs each `[cache]` body of `caches` with `admission` under every one of
+/// [`PRESSURES`] and three budgets (tight, loaded, ample), both ways.
+fn under_every_pressure(caches: &[&str], admission: &str) {
     for (c, cache) in caches.iter().enumerate() {
-        for (k, sched) in schedulers.iter().enumerate() {
+        for (k, sched) in PRESSURES.iter().enumerate() {
             for (budget, rate) in [(6_000, 40.0), (40_000, 400.0), (1_000_000, 60.0)] {
                 let extra = format!(
-                    "[cache]\n{cache}\n[scheduler]\nadmission = \"reserve\"\n\
+                    "[cache]\n{cache}\n[scheduler]\nadmission = \"{admission}\"\n\
                      max_batched_tokens = 512\n{sched}"
                 );
                 let s = scenario_with(&open(300, rate, 120, 60, &extra), budget, &[]);
@@ -215,12 +208,31 @@ fn reservations_under_every_pressure() {
     }
 }
 
+/// Reserve admission: every sequence holds its final length from the start,
+/// in a contiguous region (first-fit or buddy, each reservation rule) or in
+/// paged blocks, so decode steps allocate nothing; under every kind of
+/// memory pressure and with external fragmentation in the levels.
+#[test]
+fn reservations_under_every_pressure() {
+    under_every_pressure(
+        &[
+            "policy = \"contiguous\"",
+            "policy = \"contiguous\"\nallocator = \"buddy\"",
+            "policy = \"contiguous\"\nreserve = \"oracle\"",
+            "policy = \"contiguous\"\nreserve = \"pow2-output\"\nallocator = \"buddy\"",
+            "policy = \"contiguous\"\nreserve = \"pow2\"",
+            "policy = \"paged\"\nblock_size = 7",
+        ],
+        "reserve",
+    );
+}
+
 /// Optimistic admission into contiguous regions (first-fit or buddy): each
 /// decoder grows in place while the hole after its region (or its buddy
 /// block) has room, and the step where one outgrows it (a move, or no room
 /// at all) is the straightforward engine's; under every kind of memory
 /// pressure, with admissions carving the holes decoders grow into and the
-/// head's unusable holes in the levels.
+/// head's unusable holes in the levels, and in a closed loop.
 #[test]
 fn contiguous_growth_under_every_pressure() {
     let caches = [
@@ -228,33 +240,10 @@ fn contiguous_growth_under_every_pressure() {
         "policy = \"contiguous\"\nallocator = \"buddy\"",
         "policy = \"contiguous\"\nkv_dtype = \"fp8\"\nallocator = \"buddy\"",
     ];
-    let schedulers = [
-        "on_oom = \"preempt-recompute\"",
-        "on_oom = \"reject\"",
-        "on_oom = \"crash\"\nrestart_s = 0.5",
-        "on_oom = \"preempt-swap\"\nswap_bytes = 200000",
-        "on_oom = \"preempt-recompute\"\nqueue_timeout_s = 0.3\nchunked_prefill = false",
-        "on_oom = \"preempt-recompute\"\nmax_num_seqs = 8",
-    ];
+    under_every_pressure(&caches, "optimistic");
     for (c, cache) in caches.iter().enumerate() {
-        for (k, sched) in schedulers.iter().enumerate() {
-            for (budget, rate) in [(6_000, 40.0), (40_000, 400.0), (1_000_000, 60.0)] {
-                let extra = format!(
-                    "[cache]\n{cache}\n[scheduler]\nadmission = \"optimistic\"\n\
-                     max_batched_tokens = 512\n{sched}"
-                );
-                let s = scenario_with(&open(300, rate, 120, 60, &extra), budget, &[]);
-                check_fixed(&format!("cache {c}, sched {k}, budget {budget}"), &s);
-            }
-        }
-        let s = scenario_with(
-            &closed_loop(
-                400,
-                &format!("[cache]\n{cache}\n[scheduler]\nadmission = \"optimistic\"\n"),
-            ),
-            20_000,
-            &[],
-        );
+        let body = format!("[cache]\n{cache}\n[scheduler]\nadmission = \"optimistic\"\n");
+        let s = scenario_with(&closed_loop(400, &body), 20_000, &[]);
         check_fixed(&format!("cache {c}, closed loop"), &s);
     }
 }
@@ -599,7 +588,7 @@ fn leaps_stop_where_the_outside_steps_in() {
              output = {{ kind = \"lognormal\", mean = 60, sigma = 1.0, min = 1, max = 1000 }}\n"
         )
     };
-    let cases: [(String, &[&str]); 8] = [
+    let cases: [(String, &[&str]); 10] = [
         (users(3, "0.0"), &[]),
         (users(3, "0.0"), &["hardware.replicas=2"]),
         (
@@ -618,6 +607,26 @@ fn leaps_stop_where_the_outside_steps_in() {
         ),
         (users(3, "0.0"), &["cache.prefix_caching=true"]),
         (open(200, 3.0, 300, 80, ""), &["hardware.replicas=2"]),
+        // Contiguous regions growing in place on replicas that a router
+        // reads between their steps.
+        (
+            users(5, "0.0"),
+            &[
+                "hardware.replicas=2",
+                "hardware.router=least-kv",
+                "cache.policy=contiguous",
+                "scheduler.admission=optimistic",
+            ],
+        ),
+        (
+            open(200, 3.0, 300, 80, ""),
+            &[
+                "hardware.replicas=3",
+                "cache.policy=contiguous",
+                "cache.allocator=buddy",
+                "scheduler.admission=optimistic",
+            ],
+        ),
     ];
     for (body, overrides) in &cases {
         for budget in [4_000, 1_000_000] {
