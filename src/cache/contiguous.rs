@@ -198,35 +198,49 @@ fn granules_given(allocator: Allocator, need: u64) -> u64 {
 }
 
 /// Adds `[start, start + len)` to the holes, merged with the holes that touch
-/// it so holes stay maximal.
+/// it so holes stay maximal. A hole it touches grows in place
+/// ([`Holes::reshape`]); only a range between two holes removes one.
 fn coalesce(holes: &mut Holes, start: u64, len: u64) {
-    let (mut lo, mut hi) = (start, start + len);
-    if let Some(after) = holes.remove(hi) {
-        hi += after;
-    }
-    if let Some((s, l)) = start.checked_sub(1).and_then(|a| holes.at_or_before(a)) {
-        invariant!(s + l <= start, "freeing a range that overlaps a hole");
-        if s + l == start {
-            holes.remove(s);
-            lo = s;
+    let hi = start + len;
+    let after = holes.get(hi);
+    let before = start
+        .checked_sub(1)
+        .and_then(|a| holes.at_or_before(a))
+        .filter(|&(s, l)| {
+            invariant!(s + l <= start, "freeing a range that overlaps a hole");
+            s + l == start
+        });
+    match (before, after) {
+        (Some((s, l)), Some(a)) => {
+            holes.remove(hi);
+            holes.reshape(s, s, l + len + a);
         }
+        (Some((s, l)), None) => holes.reshape(s, s, l + len),
+        (None, Some(a)) => holes.reshape(hi, start, len + a),
+        (None, None) => holes.insert(start, len),
     }
-    holes.insert(lo, hi - lo);
 }
 
-/// Carves `[start, start + len)` out of the hole that contains it.
+/// Carves `[start, start + len)` out of the hole that contains it: the hole
+/// shrinks in place, and only a carve from its middle adds one (first-fit
+/// carves from the start).
 fn carve(holes: &mut Holes, start: u64, len: u64) {
     invariant!(len > 0);
     let Some((s, l)) = holes.at_or_before(start) else {
         unreachable!("taking granules {start}.. that are not free");
     };
     invariant!(start + len <= s + l, "taking granules that are not free");
-    holes.remove(s);
-    if start > s {
-        holes.insert(s, start - s);
-    }
-    if s + l > start + len {
-        holes.insert(start + len, s + l - (start + len));
+    let rest = s + l - (start + len);
+    match (start - s, rest) {
+        (0, 0) => {
+            holes.remove(s);
+        }
+        (0, rest) => holes.reshape(s, start + len, rest),
+        (head, 0) => holes.reshape(s, s, head),
+        (head, rest) => {
+            holes.reshape(s, s, head);
+            holes.insert(start + len, rest);
+        }
     }
 }
 

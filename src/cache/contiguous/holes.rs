@@ -210,7 +210,7 @@ impl Holes {
         invariant!(n > 0);
         match self.get(start) {
             Some(len) if len > n => {
-                self.shrink_front(self.root, start, n);
+                self.reshape(start, start + n, len - n);
                 true
             }
             Some(len) if len == n => {
@@ -221,19 +221,33 @@ impl Holes {
         }
     }
 
-    /// Moves the start of the hole at `start` (in the subtree at `t`) up by
-    /// `by`, and its length down by as much, then fixes `max_len` on the
-    /// path back up.
-    fn shrink_front(&mut self, t: Link, start: u64, by: u64) {
+    /// Makes the hole that starts at `start` the hole `[to, to + len)`, in
+    /// place: no other hole may start between `start` and `to` (the order
+    /// holds) and `len > 0`. Its node keeps its priority, as
+    /// [`Holes::take_front`]'s does: one descent and `max_len` updates on
+    /// the way back, where a removal and an insertion split and merge.
+    /// A region freed next to a hole, or carved from a hole's start or end,
+    /// changes that hole's ends only.
+    pub(super) fn reshape(&mut self, start: u64, to: u64, len: u64) {
+        invariant!(len > 0, "an empty hole");
+        self.reshape_in(self.root, start, to, len);
+    }
+
+    /// [`Holes::reshape`] within the subtree at `t`.
+    fn reshape_in(&mut self, t: Link, start: u64, to: u64, len: u64) {
+        if t == NIL {
+            invariant_violated!("reshaping a hole at {start} that does not exist");
+            return;
+        }
         let n = self.nodes[t as usize];
         if start == n.start {
             let node = &mut self.nodes[t as usize];
-            node.start += by;
-            node.len -= by;
+            node.start = to;
+            node.len = len;
         } else if start < n.start {
-            self.shrink_front(n.left, start, by);
+            self.reshape_in(n.left, start, to, len);
         } else {
-            self.shrink_front(n.right, start, by);
+            self.reshape_in(n.right, start, to, len);
         }
         self.pull(t);
     }
@@ -387,7 +401,7 @@ mod tests {
         /// The treap answers every query like a `BTreeMap` scanned linearly.
         #[test]
         fn matches_a_scanned_btreemap(
-            ops in prop::collection::vec((0u64..64, 1u64..20, 0u8..3), 1..200),
+            ops in prop::collection::vec((0u64..64, 1u64..20, 0u8..4), 1..200),
             queries in prop::collection::vec(0u64..25, 1..20),
         ) {
             let mut h = Holes::new();
@@ -411,6 +425,19 @@ mod tests {
                             _ => false,
                         };
                         prop_assert_eq!(h.take_front(start, len), took);
+                    }
+                } else if op == 3 {
+                    // Reshape the first hole at or after `start` to begin
+                    // anywhere from its predecessor's start (exclusive) to
+                    // its own, `len` long: keys keep their order.
+                    if let Some((&s, _)) = m.range(start..).next() {
+                        let low = m.range(..s).next_back().map_or(0, |(&p, _)| p + 1);
+                        let to = low.max(s.saturating_sub(len % 7));
+                        if m.range(s + 1..).next().is_none_or(|(&n, _)| to < n) {
+                            m.remove(&s);
+                            m.insert(to, len);
+                            h.reshape(s, to, len);
+                        }
                     }
                 } else {
                     prop_assert_eq!(h.remove(start), m.remove(&start));
