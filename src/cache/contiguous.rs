@@ -407,6 +407,21 @@ impl ContiguousCache {
         (r.tokens, granules / per_token)
     }
 
+    /// Whether `regions` live regions may each grow by a token, in turn, in
+    /// place or moved first-fit, with no move failing (first-fit, linear
+    /// layouts): the largest hole holds every region once more, and twice
+    /// a token's granules per region besides. Growth in place and moves
+    /// take at most that much from it (a move carves from a hole's start,
+    /// so that hole stays one piece), so each move finds it big enough.
+    pub fn moves_surely(&self, regions: u64) -> bool {
+        match (&self.free, self.linear) {
+            (Free::FirstFit(holes), Some((_, per_token))) => {
+                holes.largest() >= self.allocated + 2 * (regions + 1) * per_token
+            }
+            _ => false,
+        }
+    }
+
     /// Charges the counters for `tokens` more tokens over sequences that
     /// grow in place lazily (the engine's fast path, linear layouts): their
     /// regions catch up in [`ContiguousCache::settle`].

@@ -83,9 +83,13 @@
 //!   ([`ContiguousCache::defer`], by the decoder count); each region
 //!   catches up when next looked at ([`ContiguousCache::settle`]). Each
 //!   decoder is visited (a [`Calendar`]) at the launch at which it would
-//!   outgrow its room: if its room has not grown since (a neighbour
-//!   ended), that step goes to the straightforward engine, which moves the
-//!   region first-fit in batch order or finds no room. An admission places
+//!   outgrow its room. If its room has not grown since (a neighbour
+//!   ended), the region moves: where first-fit surely finds room for every
+//!   region that may move ([`ContiguousCache::moves_surely`]), every
+//!   decoder grows at that launch as the straightforward step grows it (in
+//!   batch order, in place or moved) and every visit is rescheduled;
+//!   otherwise the step goes to the straightforward engine, which may find
+//!   no room and do what `on_oom` says. An admission places
 //!   a region at the start of a hole, which may be the hole a decoder grows
 //!   into, and the head of the queue's unusable holes are measured, so
 //!   whenever the queue is not empty at a launch every region is settled
@@ -104,7 +108,8 @@
 //!   would, with its memory levels taken from the aggregates.
 //!
 //! Whatever does not fit (a step that would run out of blocks, so the
-//! scheduler must preempt or fail sequences; a region to move; a swapped
+//! scheduler must preempt or fail sequences; a region to move where a move
+//! might fail; a swapped
 //! sequence to bring back; an empty batch) is done by the straightforward engine after
 //! [`Engine::materialize_all`] brings every sequence up to date; the fast path
 //! picks up again at the next step.
@@ -1278,12 +1283,14 @@ impl<C: CostModel> Engine<'_, C> {
                 return false;
             }
         } else if f.regions {
-            if !self.visit_regions() {
-                // A region outgrows its room: the straightforward step
-                // moves it, or finds no room and does what `on_oom` says.
+            if self.visit_regions() {
+                self.contiguous().defer(u64::from(decoders));
+            } else if !self.move_regions() {
+                // A region outgrows its room and first-fit may find none:
+                // the straightforward step moves what it can and does what
+                // `on_oom` says for the rest.
                 return false;
             }
-            self.contiguous().defer(u64::from(decoders));
         } else if !f.reserved {
             let mapped = f.mapped_bytes();
             let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
@@ -1375,6 +1382,39 @@ impl<C: CostModel> Engine<'_, C> {
         visiting.clear();
         self.fast.as_mut().expect("fast step").visiting = visiting;
         fits
+    }
+
+    /// Regions on demand, at a launch at which a decoder outgrows its room:
+    /// grows every decoder as the straightforward step would (each settled
+    /// to its tokens, then a token more in batch order, in place or moved
+    /// first-fit, the counters charged as it goes) and reschedules every
+    /// visit, where no move can fail (see
+    /// [`ContiguousCache::moves_surely`]); `false` otherwise, with the
+    /// regions settled as [`Engine::materialize_all`] settles them.
+    #[inline(never)]
+    fn move_regions(&mut self) -> bool {
+        let f = self.fast.as_ref().expect("fast step");
+        let (k, tail, n) = (f.steps, f.tail, u64::from(f.decoders));
+        for i in 0..tail {
+            let s = self.running[i];
+            if !s.dead {
+                let tokens = u64::from(s.context) + (k - s.since);
+                let tokens = u32::try_from(tokens).expect("a sequence's tokens fit 32 bits");
+                self.contiguous().settle(s.slot, tokens);
+            }
+        }
+        if !self.contiguous().moves_surely(n) {
+            return false;
+        }
+        for i in 0..tail {
+            let s = self.running[i];
+            if !s.dead {
+                let grown = self.cache.grow(s.slot, 1);
+                invariant!(grown.is_ok(), "a move into the largest hole");
+            }
+        }
+        self.reschedule_moves();
+        true
     }
 
     /// Regions on demand: grows every lazy decoder's region in place to
