@@ -1903,6 +1903,7 @@ impl<C: CostModel> Engine<'_, C> {
     /// the step emit their first token and join the decoders.
     pub(super) fn fast_finish(&mut self) {
         self.busy = false;
+        self.running_slack.set(None);
         self.step_fast = false;
         let f = self.fast.as_mut().expect("fast step");
         f.steps += 1;

@@ -17,6 +17,26 @@ impl<'s, C: CostModel> Engine<'s, C> {
             return self.fast_levels();
         }
         let usage = self.cache.usage();
+        let (reserved, internal, slack) = match self.running_slack.get() {
+            Some(sums) if self.busy => sums,
+            _ => {
+                let sums = self.running_slack();
+                if self.busy {
+                    self.running_slack.set(Some(sums));
+                }
+                sums
+            }
+        };
+        let external = self.unusable_for_head();
+        // What is held and is not slack holds tokens. (This equals the cache's
+        // stored bytes, except where a forked sequence shares a block that has
+        // partly slid out of a window: the cache counts such a block whole.)
+        levels_of_usage(&usage, reserved, internal, external, slack)
+    }
+
+    /// The running sequences' reserved, internal and rounding bytes, each
+    /// read from the cache. O(running).
+    fn running_slack(&self) -> (u64, u64, u64) {
         let (mut reserved, mut internal, mut slack) = (0u64, 0u64, 0u64);
         for s in &self.running {
             // An allocator's rounding is held but belongs to no token, now or
@@ -30,11 +50,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             reserved += fill - kept;
             internal += held - fill;
         }
-        let external = self.unusable_for_head();
-        // What is held and is not slack holds tokens. (This equals the cache's
-        // stored bytes, except where a forked sequence shares a block that has
-        // partly slid out of a window: the cache counts such a block whole.)
-        levels_of_usage(&usage, reserved, internal, external, slack)
+        (reserved, internal, slack)
     }
 
     /// Free bytes the sample at the head of the queue cannot use (holes too

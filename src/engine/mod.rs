@@ -647,6 +647,13 @@ struct Engine<'s, C> {
     expected_kv: u64,
     /// When the step in flight (or the last one) started.
     step_started: SimTime,
+    /// The running sequences' reserved, internal and rounding bytes as the
+    /// straightforward engine measured them at the launch of the step in
+    /// flight (`None` between steps). Nothing changes them until the step
+    /// ends, so levels recorded meanwhile (a disaggregated replica's
+    /// releases and reservations, which touch other sequences) reuse them
+    /// instead of reading every running sequence again.
+    running_slack: std::cell::Cell<Option<(u64, u64, u64)>>,
     /// What the cost model keeps between steps.
     step_memo: crate::hardware::cost::StepMemo,
 }
@@ -730,6 +737,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             expected: 0,
             expected_kv: 0,
             step_started: SimTime::ZERO,
+            running_slack: std::cell::Cell::new(None),
             step_memo: crate::hardware::cost::StepMemo::default(),
         }
     }

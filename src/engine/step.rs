@@ -373,6 +373,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
             duration = self.tier_step_time(duration);
         }
         self.busy = true;
+        // The running sequences are as this step leaves them: measured
+        // afresh, then kept until it ends.
+        self.running_slack.set(None);
         let levels = self.memory_levels();
         self.launched(batch, duration, levels);
         self.events.push_aside(self.now + duration, Event::StepEnd);
@@ -404,6 +407,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             return;
         }
         self.busy = false;
+        self.running_slack.set(None);
         let mut kept = 0;
         for i in 0..self.running.len() {
             let mut s = self.running[i];
