@@ -1540,6 +1540,18 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "`disaggregated_long_prompts` stayed at ~355,000.",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated_long_prompts(",
+    ),
+    (
+        "`disaggregated/disaggregated` went from ~700,000 to ~731,000 requests a",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
         "| `batch-size-wall` | ~45,900 | **~170,000** (3.7x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
