@@ -763,8 +763,9 @@ pub(super) struct Fast {
     /// Contiguous regions grown on demand (optimistic admission, a linear
     /// layout): a lazy decoder grows in place, into the hole right after its
     /// region (first-fit) or within its block (buddy), up to its room
-    /// ([`ContiguousCache::room`]); the launch at which it would outgrow it
-    /// goes to the straightforward engine, which moves it or finds no room.
+    /// ([`ContiguousCache::room`]); at the launch at which it would outgrow
+    /// it, the region moves ([`Engine::move_regions`], or the
+    /// straightforward engine where a move might fail).
     regions: bool,
     /// `named`: the slot of each lazy decoder, at the fast step at whose
     /// launch it next needs the cache. `regions`: at the launch at which it
