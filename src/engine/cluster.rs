@@ -714,11 +714,16 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             replicas,
             replica_of_request,
             &pools,
-            end,
+            (end, mode.replicas),
         ));
     }
     if streamed {
-        return Ok(finish_streamed(scenario, replicas, remote.as_deref(), end));
+        return Ok(finish_streamed(
+            scenario,
+            replicas,
+            remote.as_deref(),
+            (end, mode.replicas),
+        ));
     }
     // Records in global issue order: the k-th request is the next record of
     // the replica it was routed to (a replica issues its requests in the
@@ -734,6 +739,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
     }
     let summaries: Vec<_> = replicas
         .iter()
+        .filter(|_| mode.replicas)
         .map(|e| summarize(scenario, &e.records, &e.stats, end))
         .collect();
     let (timeline, replica_of_row) = timelines(&mut replicas);
@@ -793,25 +799,28 @@ fn merged_stats<C>(
 }
 
 /// The output of a colocated cluster in streaming mode: each replica's
-/// summary from its own stream, the deployment's from their merge.
+/// summary from its own stream (with `per_replica`), the deployment's from
+/// their merge; `end` is when the last replica stopped.
 fn finish_streamed<C>(
     scenario: &Scenario,
     mut replicas: Vec<Engine<'_, C>>,
     remote: Option<&std::cell::RefCell<super::tiers::SharedRemote>>,
-    end: SimTime,
+    (end, per_replica): (SimTime, bool),
 ) -> RunOutput {
     let mut all = RecordStream::default();
     let mut summaries = Vec::with_capacity(replicas.len());
     for e in &replicas {
         let s = e.stream.as_deref().expect("every replica streams");
         all.merge(s);
-        summaries.push(summary_of(
-            scenario,
-            s.totals(),
-            &s.latencies(),
-            &e.stats,
-            end,
-        ));
+        if per_replica {
+            summaries.push(summary_of(
+                scenario,
+                s.totals(),
+                &s.latencies(),
+                &e.stats,
+                end,
+            ));
+        }
     }
     let (timeline, replica_of_row) = timelines(&mut replicas);
     let stats = merged_stats(&replicas, remote, end);

@@ -431,7 +431,12 @@ pub fn simulate_summary<C: CostModel + Clone>(
     cost: C,
     limits: &Limits,
 ) -> Result<Summary, Stopped> {
-    simulate_without_timeline(scenario, seed, cost, limits).map(|out| out.summary)
+    let mode = RunMode {
+        timeline: false,
+        replicas: false,
+        ..RunMode::FULL
+    };
+    run_mode(scenario, seed, cost, limits, mode).map(|out| out.summary)
 }
 
 /// [`simulate_limited`] without recording the per-step timeline (an empty
@@ -457,6 +462,10 @@ struct RunMode {
     fast: bool,
     /// Whether the per-step timeline is recorded.
     timeline: bool,
+    /// Whether a cluster summarizes each replica too (`ClusterOutput`'s
+    /// `replicas`; a summary alone, a sweep point's or a plan probe's, does
+    /// not read them: each costs a pass of percentiles over its records).
+    replicas: bool,
 }
 
 impl RunMode {
@@ -464,6 +473,7 @@ impl RunMode {
     const FULL: RunMode = RunMode {
         fast: true,
         timeline: true,
+        replicas: true,
     };
 }
 

@@ -381,17 +381,18 @@ fn d_output(fl: &Flight) -> u32 {
     fl.lengths.output.min(fl.lengths.max_tokens).max(1)
 }
 
-/// The run's output: records composed in issue order, each pool's
-/// summaries, the replicas' timelines, and the deployment's summary with
-/// its disaggregation metrics. The run's statistics (batch, KV occupancy)
-/// are the decode pool's, where requests finish; the prefill pool's are in
-/// the `prefill_*` fields.
+/// The run's output: records composed in issue order, each replica's
+/// summary (with `per_replica`), the replicas' timelines, and the
+/// deployment's summary with its disaggregation metrics; `end` is when the
+/// last replica stopped. The run's statistics (batch, KV occupancy) are the
+/// decode pool's, where requests finish; the prefill pool's are in the
+/// `prefill_*` fields.
 pub(super) fn finish<C: CostModel>(
     scenario: &crate::scenario::Scenario,
     mut replicas: Vec<crate::engine::Engine<'_, C>>,
     replica_of_request: Vec<u32>,
     pools: &crate::engine::disagg::Pools<'_>,
-    end: SimTime,
+    (end, per_replica): (SimTime, bool),
 ) -> crate::engine::RunOutput {
     use crate::metrics::{Collector, disagg, summarize};
     let np = pools.np;
@@ -401,6 +402,7 @@ pub(super) fn finish<C: CostModel>(
     let summaries: Vec<_> = replicas
         .iter()
         .enumerate()
+        .filter(|_| per_replica)
         .map(|(r, e)| summarize(pool_of(r), &e.records, &e.stats, end))
         .collect();
     let merged = |range: std::ops::Range<usize>| {
