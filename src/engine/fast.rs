@@ -687,6 +687,15 @@ fn price_steps<C: CostModel>(
     priced
 }
 
+/// A lazy decoder at the launch of fast step `k`: its context then, and
+/// the fast step of its last launch (it has `output - generated` tokens to
+/// go).
+fn at_launch(s: &Seq, k: u64) -> (u64, u64) {
+    let gone = k - s.since;
+    let last = k + u64::from(s.output) - (u64::from(s.generated) + gone) - 1;
+    (u64::from(s.context) + gone, last)
+}
+
 /// What `cache` holds for `slot`, and how much of it is the allocator's
 /// rounding ([`Fast::join`]'s arguments).
 fn held_parts(cache: &dyn KvCache, slot: SeqId) -> (u64, u64) {
@@ -1321,7 +1330,7 @@ impl<C: CostModel> Engine<'_, C> {
         let settled =
             self.fast.as_ref().expect("checked above").regions && !self.waiting.is_empty();
         if settled {
-            self.settle_regions();
+            self.settle_regions(1);
         }
         let before = self.running.len();
         self.limit = self.admit_waiting(&mut budget);
@@ -1369,16 +1378,14 @@ impl<C: CostModel> Engine<'_, C> {
         let mut fits = true;
         for &i in &visiting {
             let s = self.running[i as usize];
-            let gone = k - s.since;
-            let tokens = u64::from(s.context) + gone + 1;
-            let limit = self.cache.as_contiguous().map_or(0, |c| c.room(s.slot).1);
-            if tokens > limit {
+            let (context, last) = at_launch(&s, k);
+            let f = self.fast.as_mut().expect("fast step");
+            let limit = f.growth_limit(&*self.cache, s.slot);
+            if context + 1 > limit {
                 fits = false;
                 break;
             }
-            let last = k + u64::from(s.output) - (u64::from(s.generated) + gone) - 1;
-            let f = self.fast.as_mut().expect("fast step");
-            f.schedule_move(s.slot, k, tokens, limit, last);
+            f.schedule_move(s.slot, k, context + 1, limit, last);
         }
         visiting.clear();
         self.fast.as_mut().expect("fast step").visiting = visiting;
@@ -1395,15 +1402,8 @@ impl<C: CostModel> Engine<'_, C> {
     #[inline(never)]
     fn move_regions(&mut self) -> bool {
         let f = self.fast.as_ref().expect("fast step");
-        let (k, tail, n) = (f.steps, f.tail, u64::from(f.decoders));
-        for i in 0..tail {
-            let s = self.running[i];
-            if !s.dead {
-                let tokens = u64::from(s.context) + (k - s.since);
-                let tokens = u32::try_from(tokens).expect("a sequence's tokens fit 32 bits");
-                self.contiguous().settle(s.slot, tokens);
-            }
-        }
+        let (tail, n) = (f.tail, u64::from(f.decoders));
+        self.settle_regions(0);
         if !self.contiguous().moves_surely(n) {
             return false;
         }
@@ -1419,15 +1419,17 @@ impl<C: CostModel> Engine<'_, C> {
     }
 
     /// Regions on demand: grows every lazy decoder's region in place to
-    /// what it holds at this launch (the counters have it already). O(batch).
+    /// its context at this launch and `ahead` tokens more (1: what it holds
+    /// once the launch has grown it, the counters charged already; 0: as
+    /// before the launch). O(batch).
     #[inline(never)]
-    fn settle_regions(&mut self) {
+    fn settle_regions(&mut self, ahead: u64) {
         let f = self.fast.as_ref().expect("fast step");
         let (k, tail) = (f.steps, f.tail);
         for i in 0..tail {
             let s = self.running[i];
             if !s.dead {
-                let tokens = u64::from(s.context) + (k - s.since) + 1;
+                let tokens = at_launch(&s, k).0 + ahead;
                 let tokens = u32::try_from(tokens).expect("a sequence's tokens fit 32 bits");
                 self.contiguous().settle(s.slot, tokens);
             }
@@ -1445,11 +1447,9 @@ impl<C: CostModel> Engine<'_, C> {
             if s.dead {
                 continue;
             }
-            let gone = k - s.since;
-            let context = u64::from(s.context) + gone;
-            let last = k + u64::from(s.output) - (u64::from(s.generated) + gone) - 1;
-            let limit = self.cache.as_contiguous().map_or(0, |c| c.room(s.slot).1);
+            let (context, last) = at_launch(&s, k);
             let f = self.fast.as_mut().expect("fast step");
+            let limit = f.growth_limit(&*self.cache, s.slot);
             f.schedule_move(s.slot, k + 1, context + 2, limit, last);
         }
     }
@@ -1469,16 +1469,15 @@ impl<C: CostModel> Engine<'_, C> {
         self.positions(&mut visiting);
         // A visitor's context at this launch: it grows a block exactly when
         // its blocks are full.
-        let context = |s: &Seq| u64::from(s.context) + (k - s.since);
         let need: u64 = visiting
             .iter()
-            .map(|&i| u64::from(context(&self.running[i as usize]) % bs == 0) * block_bytes)
+            .map(|&i| u64::from(at_launch(&self.running[i as usize], k).0 % bs == 0) * block_bytes)
             .sum();
         let fits = need <= self.paged().free_bytes();
         if fits {
             for &i in &visiting {
                 let s = self.running[i as usize];
-                let context = context(&s);
+                let (context, last) = at_launch(&s, k);
                 let (tokens, _) = self.paged().growth(s.slot);
                 let grown = self
                     .cache
@@ -1487,9 +1486,6 @@ impl<C: CostModel> Engine<'_, C> {
                 let (_, limit) = self.paged().growth(s.slot);
                 let f = self.fast.as_mut().expect("fast step");
                 f.blocks += u64::from(context % bs == 0);
-                // Its last launch: it has `output - generated` tokens to go.
-                let generated = u64::from(s.generated) + (k - s.since);
-                let last = k + u64::from(s.output) - generated - 1;
                 f.schedule_visit(s.slot, k + 1, context + 2, limit, last);
             }
         }
