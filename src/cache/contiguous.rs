@@ -385,26 +385,26 @@ impl ContiguousCache {
         }
     }
 
-    /// Tokens live sequence `seq` holds, and the most it can grow to with
-    /// no move (linear layouts): first-fit, its region and the hole right
-    /// after it; buddy, its block. Growing to that many one token at a time
-    /// or at once does the same, and the limit stays the same as it does
-    /// (the region takes from the hole only it can extend into). Only a
+    /// The most tokens live sequence `seq` can grow to with no move
+    /// (linear layouts): first-fit, its region and the hole right after it;
+    /// buddy, its block. Growing to that many one token at a time or at
+    /// once does the same, and the limit stays the same as it does (the
+    /// region takes from the hole only it can extend into). Only a
     /// placement into that hole lowers it; a release next to it raises it.
-    pub fn room(&self, seq: SeqId) -> (u32, u64) {
+    pub fn room(&self, seq: SeqId) -> u64 {
         let Some(r) = self.live(seq) else {
             invariant_violated!("room of dead sequence {seq}");
-            return (0, 0);
+            return 0;
         };
         let Some((_, per_token)) = self.linear else {
             invariant_violated!("room under a non-linear layout");
-            return (r.tokens, u64::from(r.tokens));
+            return u64::from(r.tokens);
         };
         let granules = match &self.free {
             Free::FirstFit(holes) if r.len > 0 => r.len + holes.get(r.start + r.len).unwrap_or(0),
             _ => r.len,
         };
-        (r.tokens, granules / per_token)
+        granules / per_token
     }
 
     /// Whether `regions` live regions may each grow by a token, in turn, in
@@ -448,11 +448,7 @@ impl ContiguousCache {
         if tokens <= r.tokens {
             return;
         }
-        let mut next = Region { tokens, ..r };
-        if tokens > r.cap {
-            next.cap = tokens;
-            next.len = self.len_for(tokens);
-        }
+        let next = self.grown(&r, tokens);
         if next.len > r.len {
             let extended = match &mut self.free {
                 Free::FirstFit(holes) => {
@@ -463,6 +459,22 @@ impl ContiguousCache {
             invariant!(extended, "a lazy growth within the room");
         }
         self.seqs[seq as usize] = Some(next);
+    }
+
+    /// Region `r` holding `tokens` tokens, where it is: its capacity raised
+    /// to them if they outgrow it, and its length with it (before the free
+    /// space is asked for the difference).
+    fn grown(&self, r: &Region, tokens: u32) -> Region {
+        if tokens > r.cap {
+            Region {
+                tokens,
+                cap: tokens,
+                len: self.len_for(tokens),
+                ..*r
+            }
+        } else {
+            Region { tokens, ..*r }
+        }
     }
 
     /// Granules a region with a capacity of `cap` tokens holds: what it needs,
@@ -596,11 +608,7 @@ impl KvCache for ContiguousCache {
             return Err(NoRoom);
         };
         let tokens = r.tokens.checked_add(n).ok_or(NoRoom)?;
-        let mut next = Region { tokens, ..r };
-        if tokens > r.cap {
-            next.cap = tokens;
-            next.len = self.len_for(tokens);
-        }
+        let mut next = self.grown(&r, tokens);
         if next.len > r.len {
             self.free.grow(&r, &mut next)?;
             self.allocated += next.len - r.len;

@@ -714,7 +714,8 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             replicas,
             replica_of_request,
             &pools,
-            (end, mode.replicas),
+            end,
+            mode.replicas,
         ));
     }
     if streamed {
@@ -722,7 +723,8 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             scenario,
             replicas,
             remote.as_deref(),
-            (end, mode.replicas),
+            end,
+            mode.replicas,
         ));
     }
     // Records in global issue order: the k-th request is the next record of
@@ -805,7 +807,8 @@ fn finish_streamed<C>(
     scenario: &Scenario,
     mut replicas: Vec<Engine<'_, C>>,
     remote: Option<&std::cell::RefCell<super::tiers::SharedRemote>>,
-    (end, per_replica): (SimTime, bool),
+    end: SimTime,
+    per_replica: bool,
 ) -> RunOutput {
     let mut all = RecordStream::default();
     let mut summaries = Vec::with_capacity(replicas.len());

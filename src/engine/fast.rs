@@ -984,7 +984,7 @@ impl Fast {
         if self.named {
             cache.as_paged().map_or(0, |c| c.growth(slot).1)
         } else if self.regions {
-            cache.as_contiguous().map_or(0, |c| c.room(slot).1)
+            cache.as_contiguous().map_or(0, |c| c.room(slot))
         } else {
             0
         }

@@ -392,7 +392,8 @@ pub(super) fn finish<C: CostModel>(
     mut replicas: Vec<crate::engine::Engine<'_, C>>,
     replica_of_request: Vec<u32>,
     pools: &crate::engine::disagg::Pools<'_>,
-    (end, per_replica): (SimTime, bool),
+    end: SimTime,
+    per_replica: bool,
 ) -> crate::engine::RunOutput {
     use crate::metrics::{Collector, disagg, summarize};
     let np = pools.np;
