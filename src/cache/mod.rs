@@ -7,6 +7,7 @@
 //! shorthands for orthogonal knobs: placement, block size, window and `kv_dtype`.
 
 mod contiguous;
+mod ident_map;
 mod lru;
 mod paged;
 pub mod tiers;

@@ -25,13 +25,13 @@
 //! (vLLM's `transfer_async` submits loads and stores in order). Times are
 //! integer nanoseconds: `ceil(bytes × 1e9 / rate)` in `u128`, exact.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasherDefault;
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::BlockIdent;
+use super::ident_map::IdentMap;
 use super::lru::LruList;
-use super::{BlockIdent, IdentHasher};
 use crate::units::{NANOS_PER_SEC, SimTime};
 
 /// Which tier: the order is the lookup order, fastest first.
@@ -230,17 +230,6 @@ pub fn reserve(now: SimTime, path: &mut [&mut Channel], t: &Transfer) -> SimTime
     end
 }
 
-/// Where an identity stands in a tier.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Entry {
-    /// Being written, ending at this instant: not visible to lookups until
-    /// its store completes (vLLM `complete_store` marks a block ready;
-    /// Mooncake `PutEnd`).
-    Pending(SimTime),
-    /// Resident in this slot of the LRU list.
-    Resident(u32),
-}
-
 /// Counters of one tier.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct TierCounters {
@@ -256,28 +245,40 @@ pub struct TierCounters {
 /// capacity, and the stores in flight into it (in completion order: every
 /// store into a tier queues on the same FIFO channel, so completions are in
 /// issue order).
+///
+/// Each identity resident or being written owns a slot; the map gives its
+/// slot, marked [`PENDING`] while its store is in flight, so a lookup of a
+/// resident block reads the map alone.
 #[derive(Clone, Debug)]
 pub struct TierStore {
     capacity_blocks: u64,
-    map: HashMap<BlockIdent, Entry, BuildHasherDefault<IdentHasher>>,
-    /// Per slot: the identity resident there.
+    /// Identity -> its slot, `| PENDING` while being written.
+    map: IdentMap,
+    /// Per slot: the identity there.
     ident: Vec<BlockIdent>,
+    /// Per slot being written: when its store completes.
+    done: Vec<SimTime>,
     free_slots: Vec<u32>,
     /// Resident slots, least recently used (evicted first) to most.
     lru: LruList,
-    /// Stores in flight: when each completes, and what.
-    pending: VecDeque<(SimTime, BlockIdent)>,
+    /// Stores in flight, in completion order: their slots.
+    pending: VecDeque<u32>,
     /// What happened in it.
     pub counters: TierCounters,
 }
+
+/// The map's mark of a slot whose store is in flight (not yet visible to
+/// lookups: vLLM `complete_store` marks a block ready; Mooncake `PutEnd`).
+const PENDING: u32 = 1 << 31;
 
 impl TierStore {
     /// An empty tier holding at most `capacity_blocks` blocks.
     pub fn new(capacity_blocks: u64) -> Self {
         TierStore {
             capacity_blocks,
-            map: HashMap::default(),
+            map: IdentMap::default(),
             ident: Vec::new(),
+            done: Vec::new(),
             free_slots: Vec::new(),
             lru: LruList::default(),
             pending: VecDeque::new(),
@@ -303,16 +304,16 @@ impl TierStore {
     /// Whether `ident` is resident (visible to lookups).
     #[inline]
     pub fn contains(&self, ident: BlockIdent) -> bool {
-        matches!(self.map.get(&ident), Some(Entry::Resident(_)))
+        self.map.get(ident).is_some_and(|v| v & PENDING == 0)
     }
 
     /// Whether `ident` is visible at `now` to a reader that cannot complete
     /// stores (a router's view): resident, or written by then.
     #[inline]
     pub fn visible_at(&self, ident: BlockIdent, now: SimTime) -> bool {
-        match self.map.get(&ident) {
-            Some(Entry::Resident(_)) => true,
-            Some(Entry::Pending(done)) => *done <= now,
+        match self.map.get(ident) {
+            Some(v) if v & PENDING == 0 => true,
+            Some(v) => self.done[(v & !PENDING) as usize] <= now,
             None => false,
         }
     }
@@ -323,19 +324,40 @@ impl TierStore {
     /// stored blocks).
     #[inline]
     pub fn has_or_pending(&self, ident: BlockIdent) -> bool {
-        self.map.contains_key(&ident)
+        self.map.contains(ident)
     }
 
     /// Queues a store of `ident` that completes at `done` (which must not be
     /// before the stores already queued). Returns false, doing nothing, for a
     /// duplicate or a tier of no capacity.
     pub fn begin_store(&mut self, ident: BlockIdent, done: SimTime) -> bool {
-        if self.capacity_blocks == 0 || self.map.contains_key(&ident) {
+        if self.capacity_blocks == 0 {
             return false;
         }
-        invariant!(self.pending.back().is_none_or(|&(t, _)| t <= done));
-        self.map.insert(ident, Entry::Pending(done));
-        self.pending.push_back((done, ident));
+        let slot = match self.free_slots.last() {
+            Some(&s) => s,
+            None => {
+                let s = u32::try_from(self.ident.len()).unwrap_or(PENDING);
+                invariant!(s < PENDING, "a tier of over 2^31 blocks");
+                s
+            }
+        };
+        if !self.map.insert_new(ident, slot | PENDING) {
+            return false;
+        }
+        invariant!(
+            self.pending
+                .back()
+                .is_none_or(|&p| self.done[p as usize] <= done)
+        );
+        if self.free_slots.pop().is_none() {
+            self.ident.push(ident);
+            self.done.push(done);
+        } else {
+            self.ident[slot as usize] = ident;
+            self.done[slot as usize] = done;
+        }
+        self.pending.push_back(slot);
         true
     }
 
@@ -343,8 +365,8 @@ impl TierStore {
     /// blocks to make room; the victims are appended to `evicted` (for a
     /// tier below that stores on eviction).
     pub fn complete(&mut self, now: SimTime, evicted: &mut Vec<BlockIdent>) {
-        while let Some(&(done, ident)) = self.pending.front() {
-            if done > now {
+        while let Some(&slot) = self.pending.front() {
+            if self.done[slot as usize] > now {
                 break;
             }
             self.pending.pop_front();
@@ -353,7 +375,8 @@ impl TierStore {
                     evicted.push(victim);
                 }
             }
-            self.insert_mru(ident);
+            self.map.set(self.ident[slot as usize], slot);
+            self.lru.push_back(slot);
             self.counters.stored_blocks += 1;
         }
     }
@@ -361,7 +384,7 @@ impl TierStore {
     /// Moves a resident block to the most recently used end (a lookup hit or
     /// a load touches it, as vLLM's `LRUOffloadingManager.touch` does).
     pub fn touch(&mut self, ident: BlockIdent) {
-        if let Some(&Entry::Resident(slot)) = self.map.get(&ident) {
+        if let Some(slot) = self.map.get(ident).filter(|v| v & PENDING == 0) {
             self.lru.unlink(slot);
             self.lru.push_back(slot);
         }
@@ -372,25 +395,10 @@ impl TierStore {
         self.counters.loaded_blocks += blocks;
     }
 
-    fn insert_mru(&mut self, ident: BlockIdent) {
-        let slot = match self.free_slots.pop() {
-            Some(s) => {
-                self.ident[s as usize] = ident;
-                s
-            }
-            None => {
-                self.ident.push(ident);
-                (self.ident.len() - 1) as u32
-            }
-        };
-        self.map.insert(ident, Entry::Resident(slot));
-        self.lru.push_back(slot);
-    }
-
     fn evict_lru(&mut self) -> Option<BlockIdent> {
         let slot = self.lru.pop_front()?;
         let ident = self.ident[slot as usize];
-        self.map.remove(&ident);
+        self.map.remove(ident);
         self.free_slots.push(slot);
         self.counters.evicted_blocks += 1;
         Some(ident)
@@ -410,22 +418,19 @@ impl TierStore {
         }
         for slot in self.lru.order()? {
             let ident = self.ident[slot as usize];
-            if self.map.get(&ident) != Some(&Entry::Resident(slot)) {
+            if self.map.get(ident) != Some(slot) {
                 return Err(format!(
                     "slot {slot} holds {ident:?}, which the map does not place there"
                 ));
             }
         }
-        let pending = self
-            .map
-            .values()
-            .filter(|e| matches!(e, Entry::Pending(_)))
-            .count();
-        if pending != self.pending.len() {
-            return Err(format!(
-                "{pending} identities pending in the map, {} stores in flight",
-                self.pending.len()
-            ));
+        for &slot in &self.pending {
+            let ident = self.ident[slot as usize];
+            if self.map.get(ident) != Some(slot | PENDING) {
+                return Err(format!(
+                    "slot {slot} is being written with {ident:?}, which the map does not mark so"
+                ));
+            }
         }
         if self.map.len() as u64 != resident + self.pending.len() as u64 {
             return Err("the map holds identities that are neither resident nor pending".into());
@@ -434,7 +439,7 @@ impl TierStore {
             .pending
             .iter()
             .zip(self.pending.iter().skip(1))
-            .any(|(a, b)| a.0 > b.0)
+            .any(|(&a, &b)| self.done[a as usize] > self.done[b as usize])
         {
             return Err("stores complete out of order".into());
         }

@@ -10,10 +10,10 @@
 //! by block id), so taking a block out of it on a hit, appending on release and
 //! evicting the oldest are all O(1) and allocation-free in steady state.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
 use super::{BlockId, PagedCache};
+use crate::cache::ident_map::IdentMap;
 use crate::cache::lru::LruList;
 use crate::cache::{BlockChains, CHAIN_KEY};
 
@@ -56,7 +56,7 @@ impl Hasher for IdentHasher {
 #[derive(Clone, Debug, Default)]
 pub(super) struct PrefixIndex {
     /// Identity -> the block holding it.
-    map: HashMap<Ident, BlockId, BuildHasherDefault<IdentHasher>>,
+    map: IdentMap,
     /// Per block id: the identity it is published under, if any.
     ident: Vec<Option<Ident>>,
     /// Unreferenced cached blocks, least recently released (evicted first)
@@ -187,7 +187,7 @@ impl PrefixIndex {
     /// The block published under `ident`, if any (referenced or cached).
     #[inline]
     pub(super) fn lookup(&self, ident: Ident) -> Option<BlockId> {
-        self.map.get(&ident).copied()
+        self.map.get(ident)
     }
 
     /// Whether block `id` is published under some identity.
@@ -201,11 +201,10 @@ impl PrefixIndex {
     /// duplicate stays private). Returns whether it was published.
     pub(super) fn publish(&mut self, ident: Ident, id: BlockId) -> bool {
         invariant!(!self.is_published(id), "block {id} published twice");
-        if self.map.contains_key(&ident) {
+        if !self.map.insert_new(ident, id) {
             return false;
         }
         self.ensure(id);
-        self.map.insert(ident, id);
         self.ident[id as usize] = Some(ident);
         true
     }
@@ -233,7 +232,7 @@ impl PrefixIndex {
         let ident = self.ident[id as usize]
             .take()
             .expect("cached blocks are published");
-        self.map.remove(&ident);
+        self.map.remove(ident);
         if let Some(log) = self.evicted.as_mut() {
             log.push(ident);
         }
@@ -244,7 +243,7 @@ impl PrefixIndex {
     /// (test helper: sorting makes the map's order irrelevant).
     #[cfg(test)]
     pub(super) fn published(&self) -> Vec<(Ident, BlockId)> {
-        let mut v: Vec<_> = self.map.iter().map(|(&k, &b)| (k, b)).collect();
+        let mut v: Vec<_> = self.map.entries().collect();
         v.sort_unstable();
         v
     }
