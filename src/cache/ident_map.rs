@@ -69,6 +69,31 @@ impl IdentMap {
         self.get(ident).is_some()
     }
 
+    /// Calls `f` with the values of `(key, idx)` for `idx` from `from` up to
+    /// `to`, stopping at the first identity without one; returns how many
+    /// it found. One probe per chunk, not per identity.
+    #[inline]
+    pub(crate) fn walk(&self, key: u64, from: u32, to: u32, mut f: impl FnMut(u32)) -> u32 {
+        let mut idx = from;
+        while idx < to {
+            let Some(chunk) = self.chunks.get(&(key, idx / CHUNK)) else {
+                break;
+            };
+            let end = to.min((idx / CHUNK).saturating_add(1).saturating_mul(CHUNK));
+            for v in &chunk.vals[(idx % CHUNK) as usize..] {
+                if idx == end {
+                    break;
+                }
+                if *v == ABSENT {
+                    return idx - from;
+                }
+                f(*v);
+                idx += 1;
+            }
+        }
+        idx - from
+    }
+
     /// Identities with a value.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -191,6 +216,15 @@ mod tests {
                     2 => prop_assert_eq!(m.remove(ident), want.remove(&ident)),
                     _ => prop_assert_eq!(m.get(ident), want.get(&ident).copied()),
                 }
+                // A walk from `idx` over `v % 40` identities of `key`.
+                let to = idx.saturating_add(v % 40);
+                let mut walked = Vec::new();
+                let n = m.walk(key, idx, to, |x| walked.push(x));
+                let expect: Vec<u32> = (idx..to)
+                    .map_while(|i| want.get(&(key, i)).copied())
+                    .collect();
+                prop_assert_eq!(n as usize, expect.len());
+                prop_assert_eq!(walked, expect);
                 prop_assert_eq!(m.len(), want.len());
             }
             let mut got: Vec<_> = m.entries().collect();

@@ -504,13 +504,10 @@ impl PagedCache {
             return found;
         };
         let refs = &self.groups[0].refs;
-        for idx in 0..u64::from(content.reusable) / self.bs {
-            let Some(id) = px.lookup(px.ident(content.key, idx as u32)) else {
-                break;
-            };
-            found.blocks += 1;
+        let most = u32::try_from(u64::from(content.reusable) / self.bs).unwrap_or(u32::MAX);
+        found.blocks = u64::from(px.leading(content.key, most, |id| {
             found.held += u64::from(refs[id as usize] > 0);
-        }
+        }));
         found
     }
 

@@ -19,14 +19,12 @@ impl KvCache for PagedCache {
         self.scratch.clear();
         let mut hits_cached = 0;
         if let (Some(px), Some(c)) = (&self.prefix, seq.content) {
-            let most = u64::from(c.reusable.min(seq.tokens.saturating_sub(1))) / bs;
-            for idx in 0..most {
-                let Some(id) = px.lookup(px.ident(c.key, idx as u32)) else {
-                    break;
-                };
-                hits_cached += u64::from(self.groups[0].refs[id as usize] == 0);
-                self.scratch.push(id);
-            }
+            let most = c.reusable.min(seq.tokens.saturating_sub(1)) / bs as u32;
+            let (refs, scratch) = (&self.groups[0].refs, &mut self.scratch);
+            px.leading(c.key, most, |id| {
+                hits_cached += u64::from(refs[id as usize] == 0);
+                scratch.push(id);
+            });
         }
         let hits = self.scratch.len() as u64;
         // Bytes needed: every held block except referenced hits (cached hits
@@ -89,7 +87,8 @@ impl KvCache for PagedCache {
             self.charge(g, held - shared);
             self.map_blocks(seq.id, g, end - front - shared);
         }
-        self.publish(seq.id, 0, seq.tokens);
+        // The hits are published already.
+        self.publish(seq.id, (hits * bs) as u32, seq.tokens);
         self.seqs[i].limit = self.limit(seq.id);
         Ok(Admitted {
             cached_tokens: (hits * bs) as u32,

@@ -198,6 +198,25 @@ impl PrefixIndex {
         self.map.get(ident)
     }
 
+    /// Calls `f` with the blocks published as blocks `0..most` of content
+    /// `key`, in order, stopping at the first identity not published;
+    /// returns how many it found (an admission's hits). A content named
+    /// `(key, idx)` is walked chunk by chunk ([`IdentMap::walk`]); a chain's
+    /// blocks, named by its nodes, one by one.
+    #[inline]
+    pub(super) fn leading(&self, key: u64, most: u32, mut f: impl FnMut(BlockId)) -> u32 {
+        if key & CHAIN_KEY == 0 {
+            return self.map.walk(key, 0, most, f);
+        }
+        for idx in 0..most {
+            let Some(id) = self.lookup(self.ident(key, idx)) else {
+                return idx;
+            };
+            f(id);
+        }
+        most
+    }
+
     /// Whether block `id` is published under some identity.
     #[inline]
     pub(super) fn is_published(&self, id: BlockId) -> bool {
