@@ -69,31 +69,6 @@ impl IdentMap {
         self.get(ident).is_some()
     }
 
-    /// Calls `f` with the values of `(key, idx)` for `idx` from `from` up to
-    /// `to`, stopping at the first identity without one; returns how many
-    /// it found. One probe per chunk, not per identity.
-    #[inline]
-    pub(crate) fn walk(&self, key: u64, from: u32, to: u32, mut f: impl FnMut(u32)) -> u32 {
-        let mut idx = from;
-        while idx < to {
-            let Some(chunk) = self.chunks.get(&(key, idx / CHUNK)) else {
-                break;
-            };
-            let end = to.min((idx / CHUNK).saturating_add(1).saturating_mul(CHUNK));
-            for v in &chunk.vals[(idx % CHUNK) as usize..] {
-                if idx == end {
-                    break;
-                }
-                if *v == ABSENT {
-                    return idx - from;
-                }
-                f(*v);
-                idx += 1;
-            }
-        }
-        idx - from
-    }
-
     /// Identities with a value.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -163,6 +138,40 @@ impl IdentMap {
     }
 }
 
+/// A reader of one identity after another that keeps the last chunk it
+/// probed: walking a content's blocks in order probes the map once per
+/// chunk, not once per block.
+pub(crate) struct Reader<'a> {
+    map: &'a IdentMap,
+    at: Option<BlockIdent>,
+    chunk: Option<&'a Chunk>,
+}
+
+impl<'a> Reader<'a> {
+    /// The value of `ident`, if any.
+    #[inline]
+    pub(crate) fn get(&mut self, ident: BlockIdent) -> Option<u32> {
+        let (at, i) = split(ident);
+        if self.at != Some(at) {
+            self.at = Some(at);
+            self.chunk = self.map.chunks.get(&at);
+        }
+        let v = self.chunk?.vals[i];
+        (v != ABSENT).then_some(v)
+    }
+}
+
+impl IdentMap {
+    /// A reader of this map ([`Reader`]).
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader {
+            map: self,
+            at: None,
+            chunk: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -216,15 +225,12 @@ mod tests {
                     2 => prop_assert_eq!(m.remove(ident), want.remove(&ident)),
                     _ => prop_assert_eq!(m.get(ident), want.get(&ident).copied()),
                 }
-                // A walk from `idx` over `v % 40` identities of `key`.
-                let to = idx.saturating_add(v % 40);
-                let mut walked = Vec::new();
-                let n = m.walk(key, idx, to, |x| walked.push(x));
-                let expect: Vec<u32> = (idx..to)
-                    .map_while(|i| want.get(&(key, i)).copied())
-                    .collect();
-                prop_assert_eq!(n as usize, expect.len());
-                prop_assert_eq!(walked, expect);
+                // A reader over `v % 40` identities from `idx`, across keys.
+                let mut reader = m.reader();
+                for i in idx..idx + v % 40 {
+                    let ident = (key + u64::from(i % 3 == 0), i);
+                    prop_assert_eq!(reader.get(ident), want.get(&ident).copied());
+                }
                 prop_assert_eq!(m.len(), want.len());
             }
             let mut got: Vec<_> = m.entries().collect();

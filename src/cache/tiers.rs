@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::BlockIdent;
-use super::ident_map::IdentMap;
+use super::ident_map::{IdentMap, Reader};
 use super::lru::LruList;
 use crate::units::{NANOS_PER_SEC, SimTime};
 
@@ -267,6 +267,26 @@ pub struct TierStore {
     pub counters: TierCounters,
 }
 
+/// Reads a tier's identities one after another ([`TierStore::reader`]).
+pub struct TierReader<'a> {
+    store: &'a TierStore,
+    map: Reader<'a>,
+    now: SimTime,
+}
+
+impl TierReader<'_> {
+    /// Whether `ident` is visible at the reader's instant: resident, or
+    /// written by then.
+    #[inline]
+    pub fn visible(&mut self, ident: BlockIdent) -> bool {
+        match self.map.get(ident) {
+            Some(v) if v & PENDING == 0 => true,
+            Some(v) => self.store.done[(v & !PENDING) as usize] <= self.now,
+            None => false,
+        }
+    }
+}
+
 /// The map's mark of a slot whose store is in flight (not yet visible to
 /// lookups: vLLM `complete_store` marks a block ready; Mooncake `PutEnd`).
 const PENDING: u32 = 1 << 31;
@@ -315,6 +335,17 @@ impl TierStore {
             Some(v) if v & PENDING == 0 => true,
             Some(v) => self.done[(v & !PENDING) as usize] <= now,
             None => false,
+        }
+    }
+
+    /// A reader of identity after identity at `now`, as
+    /// [`visible_at`](Self::visible_at), probing the map once per chunk of
+    /// a content's blocks.
+    pub fn reader(&self, now: SimTime) -> TierReader<'_> {
+        TierReader {
+            store: self,
+            map: self.map.reader(),
+            now,
         }
     }
 

@@ -33,8 +33,8 @@ use std::rc::Rc;
 
 use super::Engine;
 use crate::cache::tiers::{
-    Channel, LoadMode, StorePolicy, TierConfig, TierKind, TierPlan, TierStore, Transfer, reserve,
-    transfer_end,
+    Channel, LoadMode, StorePolicy, TierConfig, TierKind, TierPlan, TierReader, TierStore,
+    Transfer, reserve, transfer_end,
 };
 use crate::cache::{BlockIdent, BlockNamer, Content, IdentHasher, SeqId};
 use crate::hardware::cost::{CostModel, StepWork};
@@ -241,30 +241,38 @@ impl EngineTiers {
         }
     }
 
-    /// The tier holding `ident`, fastest first.
-    /// `now`: stores due by then count as done (after [`Self::settle`] they
-    /// are; a router reads without settling).
-    fn holder(&self, ident: BlockIdent, now: SimTime) -> Option<TierKind> {
-        if self.local[0]
-            .as_ref()
-            .is_some_and(|s| s.visible_at(ident, now))
-        {
-            return Some(TierKind::Host);
+    /// Calls `f` with the identity of each block of content `key` from
+    /// block `from` up to block `most` and the fastest tier holding it,
+    /// stopping at the first block held nowhere. `now`: stores due by then
+    /// count as done (after [`Self::settle`] they are; a router reads
+    /// without settling). Each tier is read chunk by chunk.
+    fn walk(
+        &self,
+        key: u64,
+        from: u32,
+        most: u32,
+        now: SimTime,
+        mut f: impl FnMut(BlockIdent, TierKind),
+    ) {
+        let remote = self.remote.as_ref().map(|r| r.borrow());
+        let mut host = self.local[0].as_ref().map(|s| s.reader(now));
+        let mut ssd = self.local[1].as_ref().map(|s| s.reader(now));
+        let mut far = remote.as_ref().map(|r| r.store.reader(now));
+        let held =
+            |r: &mut Option<TierReader<'_>>, ident| r.as_mut().is_some_and(|r| r.visible(ident));
+        for idx in from..most {
+            let ident = self.namer.ident(key, idx);
+            let kind = if held(&mut host, ident) {
+                TierKind::Host
+            } else if held(&mut ssd, ident) {
+                TierKind::Ssd
+            } else if held(&mut far, ident) {
+                TierKind::Remote
+            } else {
+                break;
+            };
+            f(ident, kind);
         }
-        if self.local[1]
-            .as_ref()
-            .is_some_and(|s| s.visible_at(ident, now))
-        {
-            return Some(TierKind::Ssd);
-        }
-        if self
-            .remote
-            .as_ref()
-            .is_some_and(|r| r.borrow().store.visible_at(ident, now))
-        {
-            return Some(TierKind::Remote);
-        }
-        None
     }
 
     /// Blocks of `content` after its first `from` held in each tier (host,
@@ -279,12 +287,7 @@ impl EngineTiers {
         now: SimTime,
     ) -> [u32; 3] {
         let mut per = [0u32; 3];
-        for idx in from..most {
-            match self.holder(self.namer.ident(content.key, idx), now) {
-                Some(k) => per[k.index()] += 1,
-                None => break,
-            }
-        }
+        self.walk(content.key, from, most, now, |_, k| per[k.index()] += 1);
         per
     }
 
@@ -504,17 +507,13 @@ impl EngineTiers {
         let bs = self.block_size;
         let most = content.reusable.min(tokens.saturating_sub(1)) / bs;
         let mut per = [0u32; 3];
-        self.found.clear();
-        for idx in cached / bs..most {
-            let ident = self.namer.ident(content.key, idx);
-            match self.holder(ident, now) {
-                Some(k) => {
-                    per[k.index()] += 1;
-                    self.found.push((ident, k));
-                }
-                None => break,
-            }
-        }
+        let mut found = std::mem::take(&mut self.found);
+        found.clear();
+        self.walk(content.key, cached / bs, most, now, |ident, k| {
+            per[k.index()] += 1;
+            found.push((ident, k));
+        });
+        self.found = found;
         let blocks = self.found.len() as u32;
         if blocks == 0 {
             return none;

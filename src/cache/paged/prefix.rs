@@ -193,23 +193,20 @@ impl PrefixIndex {
     }
 
     /// The block published under `ident`, if any (referenced or cached).
-    #[inline]
+    #[cfg(test)]
     pub(super) fn lookup(&self, ident: Ident) -> Option<BlockId> {
         self.map.get(ident)
     }
 
     /// Calls `f` with the blocks published as blocks `0..most` of content
     /// `key`, in order, stopping at the first identity not published;
-    /// returns how many it found (an admission's hits). A content named
-    /// `(key, idx)` is walked chunk by chunk ([`IdentMap::walk`]); a chain's
-    /// blocks, named by its nodes, one by one.
+    /// returns how many it found (an admission's hits). The map is read
+    /// chunk by chunk ([`crate::cache::ident_map::Reader`]).
     #[inline]
     pub(super) fn leading(&self, key: u64, most: u32, mut f: impl FnMut(BlockId)) -> u32 {
-        if key & CHAIN_KEY == 0 {
-            return self.map.walk(key, 0, most, f);
-        }
+        let mut reader = self.map.reader();
         for idx in 0..most {
-            let Some(id) = self.lookup(self.ident(key, idx)) else {
+            let Some(id) = reader.get(self.ident(key, idx)) else {
                 return idx;
             };
             f(id);
