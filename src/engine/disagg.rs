@@ -228,6 +228,11 @@ pub(super) struct Pools<'s> {
     pub due_before_joins: Option<Option<SimTime>>,
     pub out_n: Vec<u32>,
     pub in_n: Vec<u32>,
+    /// Each link's share per transfer using it (its capacity over
+    /// `out_n`/`in_n`), kept as they change so that sharing anew divides
+    /// once per transfer, not three times; stale while a link is idle.
+    pub out_each: Vec<f64>,
+    pub in_each: Vec<f64>,
 }
 
 impl<'s> Pools<'s> {
@@ -257,6 +262,8 @@ impl<'s> Pools<'s> {
             due_before_joins: None,
             out_n: vec![0; np],
             in_n: vec![0; nd],
+            out_each: vec![0.0; np],
+            in_each: vec![0.0; nd],
         }
     }
 
@@ -296,16 +303,12 @@ impl<'s> Pools<'s> {
     /// transfers)`, the end rounded up to the nanosecond. Returns the
     /// earliest end, which becomes [`Pools::due`].
     fn reshare(&mut self, t: SimTime) -> Option<SimTime> {
-        let gbps = self.disagg.link.bytes_per_s as f64;
         let solo = self.disagg.transfer_rate(self.tp_p, self.tp_d) as f64;
-        let (cap_out, cap_in) = (gbps * f64::from(self.tp_p), gbps * f64::from(self.tp_d));
         let mut first: Option<SimTime> = None;
         for &g in &self.active {
             let fl = &mut self.flights[g as usize];
             let (p, d) = (fl.p as usize, fl.d as usize);
-            fl.rate = solo
-                .min(cap_out / f64::from(self.out_n[p]))
-                .min(cap_in / f64::from(self.in_n[d]));
+            fl.rate = solo.min(self.out_each[p]).min(self.in_each[d]);
             // Less than a byte left is rounding: it ends now.
             let ns = if fl.remaining < 1.0 {
                 0
@@ -341,6 +344,7 @@ impl<'s> Pools<'s> {
             }
             *n += 1;
         }
+        self.share_links(p, d);
         self.active.push(f);
         // The due instant before this instant's joins: a check is
         // scheduled for it.
@@ -366,13 +370,13 @@ impl<'s> Pools<'s> {
         let mut i = 0;
         while i < self.active.len() {
             let f = self.active[i];
-            let fl = self.flights[f as usize];
+            let fl = &self.flights[f as usize];
             if fl.transfer_end != Some(t) {
                 i += 1;
                 continue;
             }
-            self.active.remove(i);
             let (p, d, bytes) = (fl.p as usize, fl.d as usize, fl.bytes);
+            self.active.remove(i);
             for (n, c) in [
                 (&mut self.out_n[p], &mut self.out[p]),
                 (&mut self.in_n[d], &mut self.inbound[d]),
@@ -384,9 +388,20 @@ impl<'s> Pools<'s> {
                     c.free_at = t;
                 }
             }
+            self.share_links(p, d);
             ended.push(f);
         }
         self.reshare(t)
+    }
+
+    /// Recomputes prefill replica `p`'s out-link share and decode replica
+    /// `d`'s in-link share after their transfer counts changed: capacity
+    /// (link bandwidth per GPU times TP) over the transfers using it.
+    fn share_links(&mut self, p: usize, d: usize) {
+        let gbps = self.disagg.link.bytes_per_s as f64;
+        let (cap_out, cap_in) = (gbps * f64::from(self.tp_p), gbps * f64::from(self.tp_d));
+        self.out_each[p] = cap_out / f64::from(self.out_n[p]);
+        self.in_each[d] = cap_in / f64::from(self.in_n[d]);
     }
 
     /// When flight `f`'s transfer, issued at `at`, ends; reserves the links.

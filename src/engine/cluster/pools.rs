@@ -292,10 +292,10 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         let Some(pools) = self.pools.as_ref() else {
             return;
         };
-        let fl = pools.flights[f as usize];
-        let p = fl.p as usize;
+        let fl = &pools.flights[f as usize];
+        let (p, p_req, p_slot) = (fl.p as usize, fl.p_req, fl.p_slot);
         let e = &mut self.replicas[p];
-        e.release_held(self.now, fl.p_req, fl.p_slot);
+        e.release_held(self.now, p_req, p_slot);
         self.next.set(p, e.events.peek_time());
         self.deliver(f, self.now);
     }
