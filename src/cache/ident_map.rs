@@ -16,6 +16,7 @@
 //! results, so its layout cannot influence them.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::BuildHasherDefault;
 
 use super::{BlockIdent, IdentHasher};
@@ -107,14 +108,17 @@ impl IdentMap {
     #[inline]
     pub(crate) fn remove(&mut self, ident: BlockIdent) -> Option<u32> {
         let (at, i) = split(ident);
-        let chunk = self.chunks.get_mut(&at)?;
+        let Entry::Occupied(mut slot) = self.chunks.entry(at) else {
+            return None;
+        };
+        let chunk = slot.get_mut();
         let v = std::mem::replace(&mut chunk.vals[i], ABSENT);
         if v == ABSENT {
             return None;
         }
         chunk.live -= 1;
         if chunk.live == 0 {
-            self.chunks.remove(&at);
+            slot.remove();
         }
         self.len -= 1;
         Some(v)
