@@ -360,18 +360,22 @@ impl TierStore {
 
     /// Queues a store of `ident` that completes at `done` (which must not be
     /// before the stores already queued). Returns false, doing nothing, for a
-    /// duplicate or a tier of no capacity.
+    /// duplicate, a tier of no capacity, or a tier already tracking 2^31
+    /// blocks resident or being written (the most its slots can name; their
+    /// bookkeeping alone would take tens of gigabytes).
     pub fn begin_store(&mut self, ident: BlockIdent, done: SimTime) -> bool {
         if self.capacity_blocks == 0 {
             return false;
         }
         let slot = match self.free_slots.last() {
             Some(&s) => s,
-            None => {
-                let s = u32::try_from(self.ident.len()).unwrap_or(PENDING);
-                invariant!(s < PENDING, "a tier of over 2^31 blocks");
-                s
-            }
+            None => match u32::try_from(self.ident.len()) {
+                Ok(s) if s < PENDING => s,
+                _ => {
+                    invariant_violated!("a tier tracking 2^31 blocks");
+                    return false;
+                }
+            },
         };
         if !self.map.insert_new(ident, slot | PENDING) {
             return false;
