@@ -41,6 +41,12 @@ impl LruList {
         self.next.clear();
     }
 
+    /// Reserves room for `ids` ids.
+    pub(crate) fn reserve(&mut self, ids: usize) {
+        self.prev.reserve(ids);
+        self.next.reserve(ids);
+    }
+
     /// Makes room for id `id` (ids are created densely).
     pub(crate) fn ensure(&mut self, id: u32) {
         let need = id as usize + 1;

@@ -358,7 +358,16 @@ impl PagedCache {
             !prefix_caching || layout.is_linear(),
             "prefix caching needs a layout without windows or recurrent state"
         );
-        let prefix = (prefix_caching && layout.is_linear() && ngroups == 1).then(PrefixIndex::new);
+        let mut prefix =
+            (prefix_caching && layout.is_linear() && ngroups == 1).then(PrefixIndex::new);
+        if let Some(px) = prefix.as_mut() {
+            // Every block gets an id the first time it is used: room for
+            // the ids the budget holds (at most a few million; capacity
+            // only, untouched until used) spares the tables' regrowth.
+            let ids = (budget / groups[0].block_bytes.max(1)).min(1 << 22) as usize;
+            px.reserve(ids);
+            groups[0].refs.reserve(ids);
+        }
         PagedCache {
             layout,
             bs,

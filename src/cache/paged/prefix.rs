@@ -176,6 +176,13 @@ impl PrefixIndex {
         self.lru.clear();
     }
 
+    /// Reserves room for the bookkeeping of `ids` blocks.
+    pub(super) fn reserve(&mut self, ids: usize) {
+        self.ident_key.reserve(ids);
+        self.ident_idx.reserve(ids);
+        self.lru.reserve(ids);
+    }
+
     /// Makes room for block `id`'s bookkeeping (ids are created densely).
     pub(super) fn ensure(&mut self, id: BlockId) {
         let need = id as usize + 1;
