@@ -1544,37 +1544,31 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
-        "| `multi-turn-tiers` (`KVSIM_BUNDLED=multi-turn-tiers`, medians of 3) | ~10,000 | **~20,700** (2.1x) |",
+        "| `multi-turn-tiers` (`KVSIM_BUNDLED=multi-turn-tiers`, medians of 3) | ~11,900 | **~24,700** (2.1x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
     ),
     (
-        "| `mooncake-replay` | ~43,300 | **~63,600** (1.5x) |",
+        "| `mooncake-replay` | ~45,900 | **~114,600** (2.5x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
     ),
     (
-        "medians ranged from ~23,000 to ~64,000), the better median:",
-        "cargo bench --bench engine",
-        "benches/engine.rs",
-        "fn bundled(",
-    ),
-    (
-        "| prefix caching, no tier (`multi_turn_tiers/hbm-only`) | ~76,000 | **~103,000** (1.36x) |",
+        "| prefix caching, no tier (`multi_turn_tiers/hbm-only`) | ~62,400 | **~110,500** (1.8x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn multi_turn_tiers(",
     ),
     (
-        "| a 128 GB host tier (`multi_turn_tiers/host`) | ~29,200 | **~39,600** (1.36x) |",
+        "| a 128 GB host tier (`multi_turn_tiers/host`) | ~28,900 | **~47,600** (1.6x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn multi_turn_tiers(",
     ),
     (
-        "| host 32 GB and SSD 1 TB (`multi_turn_tiers/host+ssd`) | ~24,500 | **~35,800** (1.46x) |",
+        "| host 32 GB and SSD 1 TB (`multi_turn_tiers/host+ssd`) | ~25,200 | **~38,200** (1.5x) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn multi_turn_tiers(",
