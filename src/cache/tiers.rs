@@ -396,6 +396,29 @@ impl TierStore {
         true
     }
 
+    /// Queues stores of `idents`, in order, all to complete at the instant
+    /// [`end_stores`](Self::end_stores) sets: keeps in `idents` those
+    /// queued, dropping those resident, being written or earlier in
+    /// `idents` (and every one, in a tier of no capacity).
+    pub fn begin_stores(&mut self, idents: &mut Vec<BlockIdent>) {
+        // Until `end_stores`, the latest instant: never due, and in order.
+        idents.retain(|&ident| self.begin_store(ident, SimTime::MAX));
+    }
+
+    /// The last `n` stores queued (by [`begin_stores`](Self::begin_stores))
+    /// complete at `done`, which must not be before the stores queued
+    /// ahead of them.
+    pub fn end_stores(&mut self, n: usize, done: SimTime) {
+        let from = self.pending.len() - n;
+        invariant!(
+            from == 0 || self.done[self.pending[from - 1] as usize] <= done,
+            "stores complete out of order"
+        );
+        for &slot in self.pending.range(from..) {
+            self.done[slot as usize] = done;
+        }
+    }
+
     /// Completes every store due by `now`, evicting the least recently used
     /// blocks to make room; the victims are appended to `evicted` (for a
     /// tier below that stores on eviction).
@@ -570,5 +593,31 @@ mod tests {
         s.check().unwrap();
         let mut none = TierStore::new(0);
         assert!(!none.begin_store((1, 0), t(0)));
+    }
+
+    #[test]
+    fn a_batch_of_stores_keeps_new_blocks_once_in_order_and_ends_together() {
+        let mut s = TierStore::new(8);
+        let mut evicted = Vec::new();
+        assert!(s.begin_store((1, 0), t(5)));
+        s.complete(t(5), &mut evicted);
+        assert!(s.begin_store((1, 1), t(10)));
+        let mut batch = vec![(2, 0), (1, 0), (2, 1), (1, 1), (2, 0), (3, 0)];
+        s.begin_stores(&mut batch);
+        assert_eq!(
+            batch,
+            vec![(2, 0), (2, 1), (3, 0)],
+            "resident, pending and repeated blocks are dropped"
+        );
+        s.end_stores(batch.len(), t(20));
+        s.check().unwrap();
+        let mut reader = s.reader(t(19));
+        assert!(reader.visible((1, 0)) && reader.visible((1, 1)) && !reader.visible((2, 0)));
+        s.complete(t(20), &mut evicted);
+        assert_eq!(s.lru_order(), vec![(1, 0), (1, 1), (2, 0), (2, 1), (3, 0)]);
+        let mut none = TierStore::new(0);
+        let mut batch = vec![(1, 0)];
+        none.begin_stores(&mut batch);
+        assert!(batch.is_empty(), "a tier of no capacity stores nothing");
     }
 }

@@ -27,8 +27,6 @@
 //! rather than pinned; tiers keep their contents across a simulated crash.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 
 use super::Engine;
@@ -36,7 +34,7 @@ use crate::cache::tiers::{
     Channel, LoadMode, StorePolicy, TierConfig, TierKind, TierPlan, TierReader, TierStore,
     Transfer, reserve, transfer_end,
 };
-use crate::cache::{BlockIdent, BlockNamer, Content, IdentHasher, SeqId};
+use crate::cache::{BlockIdent, BlockNamer, Content, SeqId};
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::TierTotals;
 use crate::units::{SimDuration, SimTime};
@@ -107,8 +105,6 @@ pub(super) struct EngineTiers {
     hbm_victims_down: bool,
     /// HBM's victims of the step being formed (reused buffer).
     hbm_victims: Vec<BlockIdent>,
-    /// Identities seen in the batch being flushed (reused set).
-    seen: HashSet<BlockIdent, BuildHasherDefault<IdentHasher>>,
     /// The step being formed may not end before this (blocking stores of
     /// HBM's victims).
     pub(super) step_floor: SimTime,
@@ -164,7 +160,6 @@ impl EngineTiers {
                 .next()
                 .is_some_and(|t| t.store == StorePolicy::OnEvict),
             hbm_victims: Vec::new(),
-            seen: HashSet::default(),
             step_floor: SimTime::ZERO,
             step_load_end: SimTime::ZERO,
             totals: TierTotals::default(),
@@ -367,25 +362,26 @@ impl EngineTiers {
         }
     }
 
+    /// Calls `f` with tier `kind`'s store (the shared one for a remote tier).
+    fn with_store<R>(&mut self, kind: TierKind, f: impl FnOnce(&mut TierStore) -> R) -> R {
+        match kind {
+            TierKind::Remote => {
+                let remote = self.remote.as_ref().expect("a remote tier");
+                f(&mut remote.borrow_mut().store)
+            }
+            _ => f(self.local[kind.index()].as_mut().expect("a local tier")),
+        }
+    }
+
     /// Issues the stores queued for tier `kind` as one transfer ending at the
     /// returned instant (`now` if nothing was new to it).
     fn flush_tier(&mut self, kind: TierKind, now: SimTime) -> SimTime {
         let mut idents = std::mem::take(&mut self.outbox[kind.index()]);
-        // Blocks the tier holds or is already writing are not written again.
-        match kind {
-            TierKind::Remote => {
-                let r = self.remote.as_ref().expect("a remote tier").borrow();
-                idents.retain(|&i| !r.store.has_or_pending(i));
-            }
-            _ => {
-                let s = self.local[kind.index()].as_ref().expect("a local tier");
-                idents.retain(|&i| !s.has_or_pending(i));
-            }
-        }
-        // Two sequences of one content may queue the same block in a step:
-        // keep the first, in order (the order is the tier's LRU order).
-        self.seen.clear();
-        idents.retain(|i| self.seen.insert(*i));
+        // Blocks the tier holds or is already writing are not written again,
+        // nor is a block two sequences of one content queued in one step
+        // twice: the first is kept, in order (the order is the tier's LRU
+        // order). What is left is queued, to end when the transfer does.
+        self.with_store(kind, |s| s.begin_stores(&mut idents));
         let mut end = now;
         if !idents.is_empty() {
             let blocks = idents.len() as u64;
@@ -420,20 +416,7 @@ impl EngineTiers {
                     reserve(now, &mut [&mut self.nic_out, &mut r.write], &t)
                 }
             };
-            for &ident in &idents {
-                match kind {
-                    TierKind::Remote => {
-                        let remote = self.remote.as_ref().expect("a remote tier");
-                        remote.borrow_mut().store.begin_store(ident, end);
-                    }
-                    _ => {
-                        self.local[kind.index()]
-                            .as_mut()
-                            .expect("a local tier")
-                            .begin_store(ident, end);
-                    }
-                }
-            }
+            self.with_store(kind, |s| s.end_stores(idents.len(), end));
             self.totals.stored_bytes[kind.index()] += blocks * self.block_bytes;
         }
         idents.clear();
