@@ -64,10 +64,13 @@ impl IdentMap {
         (v != ABSENT).then_some(v)
     }
 
-    /// Whether `ident` has a value.
-    #[inline]
-    pub(crate) fn contains(&self, ident: BlockIdent) -> bool {
-        self.get(ident).is_some()
+    /// A reader of this map ([`Reader`]).
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader {
+            map: self,
+            at: None,
+            chunk: None,
+        }
     }
 
     /// Identities with a value.
@@ -162,17 +165,6 @@ impl<'a> Reader<'a> {
         }
         let v = self.chunk?.vals[i];
         (v != ABSENT).then_some(v)
-    }
-}
-
-impl IdentMap {
-    /// A reader of this map ([`Reader`]).
-    pub(crate) fn reader(&self) -> Reader<'_> {
-        Reader {
-            map: self,
-            at: None,
-            chunk: None,
-        }
     }
 }
 

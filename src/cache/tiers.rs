@@ -327,35 +327,16 @@ impl TierStore {
         self.map.get(ident).is_some_and(|v| v & PENDING == 0)
     }
 
-    /// Whether `ident` is visible at `now` to a reader that cannot complete
-    /// stores (a router's view): resident, or written by then.
-    #[inline]
-    pub fn visible_at(&self, ident: BlockIdent, now: SimTime) -> bool {
-        match self.map.get(ident) {
-            Some(v) if v & PENDING == 0 => true,
-            Some(v) => self.done[(v & !PENDING) as usize] <= now,
-            None => false,
-        }
-    }
-
-    /// A reader of identity after identity at `now`, as
-    /// [`visible_at`](Self::visible_at), probing the map once per chunk of
-    /// a content's blocks.
+    /// A reader of identity after identity at `now`, as a reader that
+    /// cannot complete stores sees them (a router's view: resident, or
+    /// written by then), probing the map once per chunk of a content's
+    /// blocks.
     pub fn reader(&self, now: SimTime) -> TierReader<'_> {
         TierReader {
             store: self,
             map: self.map.reader(),
             now,
         }
-    }
-
-    /// Whether `ident` is resident or being written (a store of it would be
-    /// a duplicate: the tier deduplicates by identity, as HiCache writes to
-    /// L3 "only data not already present" and vLLM's `prepare_store` skips
-    /// stored blocks).
-    #[inline]
-    pub fn has_or_pending(&self, ident: BlockIdent) -> bool {
-        self.map.contains(ident)
     }
 
     /// Queues a store of `ident` that completes at `done` (which must not be
@@ -399,7 +380,9 @@ impl TierStore {
     /// Queues stores of `idents`, in order, all to complete at the instant
     /// [`end_stores`](Self::end_stores) sets: keeps in `idents` those
     /// queued, dropping those resident, being written or earlier in
-    /// `idents` (and every one, in a tier of no capacity).
+    /// `idents` (and every one, in a tier of no capacity). The tier
+    /// deduplicates by identity, as HiCache writes to L3 "only data not
+    /// already present" and vLLM's `prepare_store` skips stored blocks.
     pub fn begin_stores(&mut self, idents: &mut Vec<BlockIdent>) {
         // Until `end_stores`, the latest instant: never due, and in order.
         idents.retain(|&ident| self.begin_store(ident, SimTime::MAX));
