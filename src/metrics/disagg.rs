@@ -50,36 +50,26 @@ pub fn fill(
             .zip(times)
             .filter(|(r, _)| r.outcome == Some(Outcome::Ok))
     };
-    let secs = |d: SimDuration| d.as_secs_f64();
-    let mut values: Vec<f64> = Vec::with_capacity(records.len());
-    // Selected, not sorted: the same order statistics in O(n).
-    let p50_p99 = |values: &mut Vec<f64>, it: &mut dyn Iterator<Item = f64>| {
-        values.clear();
-        values.extend(it);
-        let [p50, p99] = super::summary::select_percentiles(values, [50.0, 99.0]);
+    // Durations selected as nanoseconds: the percentiles of their seconds.
+    let mut nanos: Vec<u64> = Vec::with_capacity(records.len());
+    let mut p50_p99 = |it: &mut dyn Iterator<Item = SimDuration>| {
+        nanos.clear();
+        nanos.extend(it.map(SimDuration::as_nanos));
+        let [p50, p99] = super::summary::duration_percentiles(&mut nanos, [50.0, 99.0]);
         (p50, p99)
     };
     // Prefill: first admission on the prefill replica to its prefill's end.
-    (summary.ttft_prefill_p50, summary.ttft_prefill_p99) = p50_p99(
-        &mut values,
-        &mut ok().filter_map(|(r, t)| Some(secs(t.prefill_end? - r.admitted?))),
-    );
-    (summary.ttft_transfer_p50, summary.ttft_transfer_p99) = p50_p99(
-        &mut values,
-        &mut ok().filter_map(|(_, t)| Some(secs(t.transfer_end? - t.prefill_end?))),
-    );
-    (summary.ttft_first_step_p50, summary.ttft_first_step_p99) = p50_p99(
-        &mut values,
-        &mut ok().filter_map(|(r, t)| Some(secs(r.first_token? - t.transfer_end?))),
-    );
-    (summary.kv_transfer_p50, summary.kv_transfer_p99) = p50_p99(
-        &mut values,
-        &mut ok().filter_map(|(_, t)| Some(secs(t.transfer_end? - t.transfer_start?))),
-    );
-    (summary.decode_stall_p50, summary.decode_stall_p99) = p50_p99(
-        &mut values,
-        &mut ok().filter_map(|(_, t)| t.stall.map(secs)),
-    );
+    (summary.ttft_prefill_p50, summary.ttft_prefill_p99) =
+        p50_p99(&mut ok().filter_map(|(r, t)| Some(t.prefill_end? - r.admitted?)));
+    (summary.ttft_transfer_p50, summary.ttft_transfer_p99) =
+        p50_p99(&mut ok().filter_map(|(_, t)| Some(t.transfer_end? - t.prefill_end?)));
+    (summary.ttft_first_step_p50, summary.ttft_first_step_p99) =
+        p50_p99(&mut ok().filter_map(|(r, t)| Some(r.first_token? - t.transfer_end?)));
+    (summary.kv_transfer_p50, summary.kv_transfer_p99) =
+        p50_p99(&mut ok().filter_map(|(_, t)| Some(t.transfer_end? - t.transfer_start?)));
+    (summary.decode_stall_p50, summary.decode_stall_p99) =
+        p50_p99(&mut ok().filter_map(|(_, t)| t.stall));
+    drop(nanos);
     summary.ttft_load_p50 = None;
     summary.ttft_load_p99 = None;
     summary.kv_transfer_bytes = times.iter().map(|t| t.bytes).sum();

@@ -3,6 +3,7 @@
 
 pub mod directions;
 pub mod disagg;
+mod select;
 pub mod stream;
 mod summary;
 pub mod timeline;

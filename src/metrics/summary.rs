@@ -10,6 +10,7 @@ use crate::scenario::{Scenario, Slo};
 use crate::scheduler::Admission;
 use crate::units::{SimDuration, SimTime};
 
+use super::select::{f64_key, f64_of_key, percentiles_of_keys};
 use super::{BatchLimit, Collector, Outcome, RequestRecord};
 
 /// The metrics of one run (docs/ARCHITECTURE.md#metrics). Times in seconds, fractions
@@ -301,58 +302,6 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[lo] + (sorted[hi] - sorted[lo]) * frac)
 }
 
-/// The `q`-th percentiles of `values` for each `q` of `qs` (ascending), as
-/// [`percentile`] of the sorted values gives them, bit for bit, without
-/// sorting: each rank is selected in O(n) within what is right of the
-/// previous one, and the next rank up is the minimum of what is right of it.
-pub(crate) fn select_percentiles<const N: usize>(
-    values: &mut [f64],
-    qs: [f64; N],
-) -> [Option<f64>; N] {
-    select_percentiles_by(values, qs, f64::total_cmp, |v| v)
-}
-
-/// [`select_percentiles`] of `value` of each of `values`, where `value` is
-/// non-decreasing in the order `cmp` sorts them: the order statistics of the
-/// values are those of the keys mapped, so the percentiles are the same bit
-/// for bit. Durations are selected as integer nanoseconds (a cheaper
-/// comparison than `f64::total_cmp`, and one division by 10^9 for each
-/// percentile instead of one for each request).
-pub(crate) fn select_percentiles_by<T: Copy, const N: usize>(
-    values: &mut [T],
-    qs: [f64; N],
-    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
-    value: impl Fn(T) -> f64,
-) -> [Option<f64>; N] {
-    let mut out = [None; N];
-    if values.is_empty() {
-        return out;
-    }
-    let n = values.len();
-    // Everything at indices below `from` is at most what is left to select.
-    let mut from = 0;
-    for (o, q) in out.iter_mut().zip(qs) {
-        let rank = q / 100.0 * (n - 1) as f64;
-        let lo = rank.floor() as usize;
-        let hi = rank.ceil() as usize;
-        let frac = rank - lo as f64;
-        invariant!(lo >= from, "percentiles in ascending order");
-        let (_, &mut at_lo, right) = values[from..].select_nth_unstable_by(lo - from, &cmp);
-        let at_hi = if hi > lo {
-            *right
-                .iter()
-                .min_by(|a, b| cmp(a, b))
-                .expect("hi is a valid index")
-        } else {
-            at_lo
-        };
-        let (at_lo, at_hi) = (value(at_lo), value(at_hi));
-        *o = Some(at_lo + (at_hi - at_lo) * frac);
-        from = lo;
-    }
-    out
-}
-
 /// `buf` holding the nanoseconds of `durations` (and nothing else).
 fn refill(buf: &mut Vec<u64>, durations: impl Iterator<Item = SimDuration>) -> &mut [u64] {
     buf.clear();
@@ -360,11 +309,16 @@ fn refill(buf: &mut Vec<u64>, durations: impl Iterator<Item = SimDuration>) -> &
     buf
 }
 
-/// [`select_percentiles`] of durations, in seconds.
-fn duration_percentiles<const N: usize>(nanos: &mut [u64], qs: [f64; N]) -> [Option<f64>; N] {
-    select_percentiles_by(nanos, qs, u64::cmp, |ns| {
-        SimDuration::from_nanos(ns).as_secs_f64()
-    })
+/// The percentiles `qs` of durations given as nanoseconds, in seconds: the
+/// same, bit for bit, as those of their seconds (seconds are non-decreasing
+/// in nanoseconds, so the order statistics are the same durations), with one
+/// division by 10^9 for each percentile instead of one for each request.
+/// `nanos` is scratch (see [`percentiles_of_keys`]).
+pub(crate) fn duration_percentiles<const N: usize>(
+    nanos: &mut [u64],
+    qs: [f64; N],
+) -> [Option<f64>; N] {
+    percentiles_of_keys(nanos, qs, |ns| SimDuration::from_nanos(ns).as_secs_f64())
 }
 
 /// Whether a completed request met every objective.
@@ -504,7 +458,7 @@ impl Latencies {
         // than 24 or more (at ten million requests the records alone are
         // 880 MB).
         let ok = || records.iter().filter(|r| r.outcome == Some(Outcome::Ok));
-        // Durations as nanoseconds (see [`select_percentiles_by`]): TTFT,
+        // Durations as nanoseconds (see [`duration_percentiles`]): TTFT,
         // end to end, and TTFT's parts: queue (to first admission), load
         // (from a tier), the rest.
         let mut nanos: Vec<u64> = Vec::with_capacity(records.len());
@@ -538,7 +492,10 @@ impl Latencies {
         latencies.extend(ok().filter_map(RequestRecord::tpot_s));
         let tpot_mean =
             (!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64);
-        let tpot = select_percentiles(&mut latencies, [50.0, 90.0, 99.0]);
+        // Selected by their order's integer keys (the collect reuses the
+        // buffer).
+        let mut keys: Vec<u64> = latencies.into_iter().map(f64_key).collect();
+        let tpot = percentiles_of_keys(&mut keys, [50.0, 90.0, 99.0], f64_of_key);
         Latencies {
             ttft,
             e2e,
@@ -776,8 +733,8 @@ mod tests {
     #[test]
     fn selected_percentiles_equal_sorted_ones() {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
-        for n in [1usize, 2, 3, 10, 101, 1000] {
-            let mut v: Vec<f64> = (0..n)
+        for n in [1usize, 2, 3, 10, 101, 1000, 5000] {
+            let v: Vec<f64> = (0..n)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
@@ -788,12 +745,13 @@ mod tests {
                 .collect();
             let s = sorted(v.clone());
             let qs = [0.0, 25.0, 50.0, 90.0, 99.0, 99.9, 100.0];
-            let got = select_percentiles(&mut v, qs);
+            let mut keys: Vec<u64> = v.iter().copied().map(f64_key).collect();
+            let got = percentiles_of_keys(&mut keys, qs, f64_of_key);
             for (q, g) in qs.iter().zip(got) {
                 assert_eq!(g.map(f64::to_bits), percentile(&s, *q).map(f64::to_bits));
             }
         }
-        assert_eq!(select_percentiles(&mut [], [50.0]), [None]);
+        assert_eq!(percentiles_of_keys(&mut [], [50.0], f64_of_key), [None]);
     }
 
     /// Durations selected as nanoseconds give the percentiles of their
@@ -801,7 +759,7 @@ mod tests {
     #[test]
     fn duration_percentiles_are_those_of_the_seconds() {
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        for n in [1usize, 2, 3, 10, 101, 1000] {
+        for n in [1usize, 2, 3, 10, 101, 1000, 5000] {
             for spread in [7, 1_000_000_007, u64::MAX] {
                 let mut nanos: Vec<u64> = (0..n)
                     .map(|_| {
