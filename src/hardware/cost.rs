@@ -94,6 +94,35 @@ pub trait CostModel: Send + Sync {
         self.step_time(work)
     }
 
+    /// Prices a run of steps into `out`: the `j`-th does `work` with `j`
+    /// times `growth` more KV bytes read and attention FLOPs (a leap's
+    /// decode steps, each decoder a token longer a step), priced as
+    /// [`CostModel::step_time_with`] prices it, bit for bit, and at least a
+    /// nanosecond. Stops before the first step `keep` refuses; returns how
+    /// many were priced.
+    #[inline]
+    fn price_run(
+        &self,
+        mut work: StepWork,
+        (read, flops): (u64, u64),
+        memo: &mut StepMemo,
+        out: &mut [SimDuration],
+        mut keep: impl FnMut(SimDuration) -> bool,
+    ) -> usize {
+        for (n, slot) in out.iter_mut().enumerate() {
+            let d = self
+                .step_time_with(&work, memo)
+                .max(SimDuration::from_nanos(1));
+            if !keep(d) {
+                return n;
+            }
+            *slot = d;
+            work.kv_read_bytes += read;
+            work.attention_flops += flops;
+        }
+        out.len()
+    }
+
     /// The same kind of model for `model` on `deployment` (a disaggregated
     /// deployment's prefill pool, whose GPUs and TP are its own).
     fn for_deployment(&self, model: &Model, deployment: &Deployment) -> Self
@@ -344,6 +373,55 @@ impl CostModel for RooflineCost {
         let time = linear + self.attention(work).time() + (all_reduce + self.swap(work));
         invariant!(time.to_bits() == self.parts(work).time().to_bits());
         SimDuration::from_secs_f64(self.overhead_s + time)
+    }
+
+    /// [`CostModel::price_run`] with what the run's steps share computed
+    /// once: the token count's parts, the communication and the KV bytes
+    /// written (a leap prices tens of steps a call; `step_time_with`'s
+    /// additions, in its order).
+    #[inline]
+    fn price_run(
+        &self,
+        work: StepWork,
+        (read, flops): (u64, u64),
+        memo: &mut StepMemo,
+        out: &mut [SimDuration],
+        mut keep: impl FnMut(SimDuration) -> bool,
+    ) -> usize {
+        let tokens = work.tokens();
+        if memo.0 != tokens {
+            *memo = StepMemo(tokens, self.linear(tokens).time(), self.all_reduce(tokens));
+        }
+        let StepMemo(_, linear, all_reduce) = *memo;
+        let comm = all_reduce + self.swap(&work);
+        let written = work.kv_write_bytes as f64;
+        let (mut read_bytes, mut attention_flops) = (work.kv_read_bytes, work.attention_flops);
+        for (n, slot) in out.iter_mut().enumerate() {
+            let attention = Roof {
+                compute: attention_flops as f64 / self.flops_per_s,
+                memory: (read_bytes as f64 + written) / self.bytes_per_s,
+            };
+            let d =
+                SimDuration::from_secs_f64(self.overhead_s + (linear + attention.time() + comm))
+                    .max(SimDuration::from_nanos(1));
+            invariant_eq!(
+                d,
+                self.step_time(&StepWork {
+                    kv_read_bytes: read_bytes,
+                    attention_flops,
+                    ..work
+                })
+                .max(SimDuration::from_nanos(1)),
+                "a run's step priced as alone"
+            );
+            if !keep(d) {
+                return n;
+            }
+            *slot = d;
+            read_bytes += read;
+            attention_flops += flops;
+        }
+        out.len()
     }
 
     /// The roofline of `deployment` with its own efficiency factors.
