@@ -313,7 +313,7 @@ impl<'s> Pools<'s> {
             let ns = if fl.remaining < 1.0 {
                 0
             } else {
-                (fl.remaining / fl.rate * 1e9).ceil() as u64
+                ceil_u64(fl.remaining / fl.rate * 1e9)
             };
             let end = t + SimDuration::from_nanos(ns);
             fl.transfer_end = Some(end);
@@ -482,4 +482,67 @@ pub(super) fn decode_request(fl: &Flight) -> Routed {
 /// Nanoseconds between two instants of a flight, when both happened.
 pub(super) fn span(from: Option<SimTime>, to: Option<SimTime>) -> Option<SimDuration> {
     Some(to? - from?)
+}
+
+/// `x.ceil() as u64`, without the libm call `ceil` is on x86-64's baseline
+/// (no SSE4.1): every reshare rounds each moving transfer's end up. The
+/// same value for every `x`: on `[0, 2^63)` the truncation is exact through
+/// `i64` and a fraction left rounds it up (from 2^52 on `x` is whole);
+/// the rest (negative, huge, infinite or NaN) goes through `ceil`.
+#[inline]
+fn ceil_u64(x: f64) -> u64 {
+    const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    if (0.0..I64_LIMIT).contains(&x) {
+        let whole = x as i64;
+        return whole as u64 + u64::from((whole as f64) < x);
+    }
+    x.ceil() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ceil_u64;
+
+    /// `ceil_u64` is `ceil` then the saturating cast, for every kind of
+    /// `f64`: whole and fractional values, either side of 2^52 and 2^63,
+    /// negative ones, infinities and NaN, and random bit patterns.
+    #[test]
+    fn ceil_u64_is_ceil() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.4,
+            0.5,
+            1.0,
+            1.0 + f64::EPSILON,
+            2.5,
+            1e9,
+            123_456_789.000_000_1,
+            4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            9_007_199_254_740_993.0,
+            9_223_372_036_854_774_784.0,
+            9_223_372_036_854_775_808.0,
+            1.8e19,
+            2e19,
+            -0.5,
+            -1.5,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(f64::from_bits(x));
+            values.push((x >> 11) as f64 / 1024.0);
+        }
+        for v in values {
+            assert_eq!(ceil_u64(v), v.ceil() as u64, "{v:e}");
+        }
+    }
 }

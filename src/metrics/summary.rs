@@ -462,10 +462,20 @@ impl Latencies {
         // end to end, and TTFT's parts: queue (to first admission), load
         // (from a tier), the rest.
         let mut nanos: Vec<u64> = Vec::with_capacity(records.len());
+        // The same requests' loads, seen on the way: without a tier they are
+        // all zero, and a pass for them can be saved.
+        let mut loaded = false;
         let ttft = duration_percentiles(
-            refill(&mut nanos, ok().filter_map(RequestRecord::ttft)),
+            refill(
+                &mut nanos,
+                ok().filter_map(|r| {
+                    loaded |= r.load > SimDuration::ZERO;
+                    r.ttft()
+                }),
+            ),
             [50.0, 90.0, 99.0],
         );
+        let with_ttft = nanos.len();
         let e2e = duration_percentiles(
             refill(&mut nanos, ok().filter_map(RequestRecord::e2e)),
             [50.0, 99.0],
@@ -474,13 +484,20 @@ impl Latencies {
             refill(&mut nanos, ok().filter_map(RequestRecord::queue)),
             [50.0, 99.0],
         );
-        let load = duration_percentiles(
-            refill(
-                &mut nanos,
-                ok().filter(|r| r.ttft().is_some()).map(|r| r.load),
-            ),
-            [50.0, 99.0],
-        );
+        let load = if loaded {
+            duration_percentiles(
+                refill(
+                    &mut nanos,
+                    ok().filter(|r| r.ttft().is_some()).map(|r| r.load),
+                ),
+                [50.0, 99.0],
+            )
+        } else {
+            // Zeros, or none: the percentiles of one zero are those of any
+            // number of them.
+            let zeros: &mut [u64] = if with_ttft > 0 { &mut [0] } else { &mut [] };
+            duration_percentiles(zeros, [50.0, 99.0])
+        };
         let prefill = duration_percentiles(
             refill(&mut nanos, ok().filter_map(RequestRecord::prefill)),
             [50.0, 99.0],
