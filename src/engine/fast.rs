@@ -233,19 +233,6 @@ impl Calendar {
                 .is_none_or(|&Reverse((when, _))| when > at)
     }
 
-    /// How many consecutive steps from `at` on are quiet
-    /// ([`Calendar::quiet_at`]), at most `max` (steps within the span of
-    /// the last take, as `quiet_at`'s).
-    fn quiet_run(&self, at: u64, max: u64) -> u64 {
-        let limit = self
-            .later
-            .peek()
-            .map_or(max, |&Reverse((when, _))| when.saturating_sub(at).min(max));
-        (0..limit)
-            .find(|&j| self.first[((at + j) % Self::SPAN) as usize] != NIL)
-            .unwrap_or(limit)
-    }
-
     fn clear(&mut self) {
         // The fast path leaves lazy form at every step it hands back: with
         // few values pending, reset their steps rather than the whole ring.
@@ -505,12 +492,9 @@ impl Windows {
         }
     }
 
-    /// How many consecutive fast steps from `steps` on are quiet, no
-    /// decoder reaching a threshold at any, at most `max`.
-    fn quiet_run(&self, steps: u64, max: u64) -> u64 {
-        self.thresholds
-            .iter()
-            .fold(max, |run, t| t.cross.quiet_run(steps, run))
+    /// Whether no decoder reaches a threshold at fast step `steps`.
+    fn quiet_at(&self, steps: u64) -> bool {
+        self.thresholds.iter().all(|t| t.cross.quiet_at(steps))
     }
 
     /// What [`Windows::work`] grows by a step in which no decoder reaches a
@@ -672,9 +656,9 @@ fn phase_diff(a: u64, b: u64, bs: u64) -> u64 {
 
 /// Prices a leap's next steps into `durations`: the first does `work`,
 /// each next one `growth` more (KV bytes read, attention FLOPs: every
-/// decoder a token longer), among the first `quiet` (in which nothing
-/// changes the batch or its work), while the steps, launched at `now`, end
-/// before `bound`. Returns how many were priced. The prices are
+/// decoder a token longer), while `quiet(j)` says nothing changes the
+/// batch or its work at the `j`-th of them and the steps, launched at
+/// `now`, end before `bound`. Returns how many were priced. The prices are
 /// independent, so a loop of them alone overlaps their divisions.
 fn price_steps<C: CostModel>(
     cost: &C,
@@ -682,14 +666,13 @@ fn price_steps<C: CostModel>(
     (now, bound): (SimTime, SimTime),
     work: StepWork,
     growth: (u64, u64),
-    quiet: u64,
+    quiet: impl Fn(u64) -> bool,
     durations: &mut [SimDuration],
 ) -> usize {
     let mut end = now;
-    let n = durations.len().min(quiet as usize);
-    cost.price_run(work, growth, memo, &mut durations[..n], |d| {
+    cost.price_run(work, growth, memo, durations, |j, d| {
         end += d;
-        end < bound
+        quiet(j as u64) && end < bound
     })
 }
 
@@ -1599,19 +1582,16 @@ impl<C: CostModel> Engine<'_, C> {
             let n = u64::from(f.decoders);
             let mut work = f.decoders_work();
             work.kv_write_bytes = n * bytes_per_token;
-            // The steps from now on at whose end no decoder finishes and at
-            // whose launch none is visited.
-            let mut quiet = f.finish.quiet_run(f.steps + 1, CHUNK as u64);
-            if f.named || f.regions {
-                quiet = quiet.min(f.visit.quiet_run(f.steps, CHUNK as u64));
-            }
             let priced = price_steps(
                 &self.cost,
                 &mut self.step_memo,
                 (self.now, bound),
                 work,
                 (f.bpt * n, f.flops_per_token_pair * n),
-                quiet,
+                |j| {
+                    let k = f.steps + j;
+                    f.finish.quiet_at(k + 1) && (!f.named && !f.regions || f.visit.quiet_at(k))
+                },
                 &mut durations,
             );
             if priced == 0 {
@@ -1769,19 +1749,13 @@ impl<C: CostModel> Engine<'_, C> {
             let mut work = f.decoders_work();
             work.kv_write_bytes = n * bytes_per_token;
             let (read, flops) = w.growth();
-            // The steps from now on at whose end no decoder finishes and at
-            // whose launch (after the first) none crosses a window.
-            let quiet = f
-                .finish
-                .quiet_run(f.steps + 1, CHUNK as u64)
-                .min(1 + w.quiet_run(f.steps + 1, CHUNK as u64 - 1));
             let priced = price_steps(
                 &self.cost,
                 &mut self.step_memo,
                 (self.now, bound),
                 work,
                 (read + f.bpt * n, flops + f.flops_per_token_pair * n),
-                quiet,
+                |j| f.finish.quiet_at(f.steps + j + 1) && (j == 0 || w.quiet_at(f.steps + j)),
                 &mut durations,
             );
             if priced == 0 {
@@ -2052,13 +2026,6 @@ mod tests {
             }
             let quiet = ring[now as usize].is_empty() && heap.first().is_none_or(|&(w, _)| w > now);
             assert_eq!(c.quiet_at(now), quiet, "step {now}");
-            let run = (0..40)
-                .take_while(|&j| {
-                    ring[(now + j) as usize].is_empty()
-                        && heap.first().is_none_or(|&(w, _)| w > now + j)
-                })
-                .count() as u64;
-            assert_eq!(c.quiet_run(now, 40), run, "step {now}");
             if quiet && now % 2 == 0 {
                 continue;
             }
@@ -2078,15 +2045,9 @@ mod tests {
         c.clear();
         for at in 3 * span..4 * span {
             assert!(c.quiet_at(at));
-            assert_eq!(c.quiet_run(at, 40), 40);
         }
         c.push(0, 5, 42);
-        assert_eq!(c.quiet_run(0, 40), 5);
-        assert_eq!(c.quiet_run(5, 40), 0);
-        assert_eq!(c.quiet_run(0, 3), 3);
         c.take(5, &mut out);
         assert_eq!(out, [42]);
-        c.push(5, span + 20, 43);
-        assert_eq!(c.quiet_run(span, 40), 20, "up to the heap's first");
     }
 }

@@ -98,8 +98,8 @@ pub trait CostModel: Send + Sync {
     /// times `growth` more KV bytes read and attention FLOPs (a leap's
     /// decode steps, each decoder a token longer a step), priced as
     /// [`CostModel::step_time_with`] prices it, bit for bit, and at least a
-    /// nanosecond. Stops before the first step `keep` refuses; returns how
-    /// many were priced.
+    /// nanosecond. Stops before the first step `keep(j, duration)` refuses;
+    /// returns how many were priced.
     #[inline]
     fn price_run(
         &self,
@@ -107,13 +107,13 @@ pub trait CostModel: Send + Sync {
         (read, flops): (u64, u64),
         memo: &mut StepMemo,
         out: &mut [SimDuration],
-        mut keep: impl FnMut(SimDuration) -> bool,
+        mut keep: impl FnMut(usize, SimDuration) -> bool,
     ) -> usize {
         for (n, slot) in out.iter_mut().enumerate() {
             let d = self
                 .step_time_with(&work, memo)
                 .max(SimDuration::from_nanos(1));
-            if !keep(d) {
+            if !keep(n, d) {
                 return n;
             }
             *slot = d;
@@ -386,7 +386,7 @@ impl CostModel for RooflineCost {
         (read, flops): (u64, u64),
         memo: &mut StepMemo,
         out: &mut [SimDuration],
-        mut keep: impl FnMut(SimDuration) -> bool,
+        mut keep: impl FnMut(usize, SimDuration) -> bool,
     ) -> usize {
         let tokens = work.tokens();
         if memo.0 != tokens {
@@ -414,7 +414,7 @@ impl CostModel for RooflineCost {
                 .max(SimDuration::from_nanos(1)),
                 "a run's step priced as alone"
             );
-            if !keep(d) {
+            if !keep(n, d) {
                 return n;
             }
             *slot = d;
