@@ -218,6 +218,11 @@ impl NextEvents {
         // `SimTime::MAX` is u64::MAX - 1 nanoseconds: below "none".
         let key = at.map_or(u64::MAX, SimTime::as_nanos);
         let mut i = self.leaves + r;
+        // Most events leave a replica's next one where it was: nothing
+        // above its leaf changes.
+        if self.tree[i].0 == key {
+            return;
+        }
         self.tree[i] = (key, r as u32);
         while i > 1 {
             i /= 2;

@@ -468,9 +468,13 @@ impl Collector {
     #[inline(always)]
     pub fn level(&mut self, now: SimTime, levels: ByteLevels) {
         let dt = now.saturating_since(self.last_time).as_nanos();
-        self.last.integrate(dt, &mut self.integral);
-        if self.last.high() {
-            self.above_90_ns += dt;
+        // Levels recorded again at the same instant (a release and a
+        // reservation in one event) held for no time: nothing to add.
+        if dt > 0 {
+            self.last.integrate(dt, &mut self.integral);
+            if self.last.high() {
+                self.above_90_ns += dt;
+            }
         }
         self.last_time = now;
         self.last = levels;
