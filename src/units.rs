@@ -105,14 +105,11 @@ impl SimDuration {
     }
 
     /// A span of `secs` seconds, rounded to the nearest nanosecond and saturating.
-    /// (Inlined: every engine step prices its duration through here.)
-    #[inline]
     pub fn from_secs_f64(secs: f64) -> Self {
         SimDuration(secs_to_nanos(secs))
     }
 }
 
-#[inline]
 fn secs_to_nanos(secs: f64) -> u64 {
     invariant!(secs.is_finite() && secs >= 0.0, "invalid seconds {secs}");
     let nanos = secs * NANOS_PER_SEC as f64;

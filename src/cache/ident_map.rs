@@ -79,7 +79,7 @@ impl IdentMap {
     }
 
     /// Gives `ident` the value `v` unless it has one: returns whether it did.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert_new(&mut self, ident: BlockIdent, v: u32) -> bool {
         invariant!(v != ABSENT, "{v} is the map's absent marker");
         let (at, i) = split(ident);

@@ -800,6 +800,53 @@ mod tests {
         }
     }
 
+    /// TTFT's load part: zero at every percentile when nothing loaded from
+    /// a tier (the pass over it skipped), `None` when no request had a
+    /// first token, and the loads' own percentiles when one did load.
+    #[test]
+    fn load_percentiles_with_and_without_loads() {
+        let record = |i: u64, load_ns: u64| RequestRecord {
+            id: i,
+            arrival: SimTime::from_nanos(i),
+            admitted: Some(SimTime::from_nanos(i + 10)),
+            first_token: Some(SimTime::from_nanos(i + 1_000 + load_ns)),
+            finished: Some(SimTime::from_nanos(i + 5_000 + load_ns)),
+            prompt_tokens: 10,
+            output_target: 5,
+            output_tokens: 5,
+            max_tokens: 5,
+            samples: 1,
+            session: None,
+            turn: 1,
+            preemptions: 0,
+            hbm_hit_tokens: 0,
+            tier_hit_tokens: 0,
+            load: SimDuration::from_nanos(load_ns),
+            outcome: Some(Outcome::Ok),
+        };
+        let unloaded: Vec<_> = (0..1000).map(|i| record(i, 0)).collect();
+        assert_eq!(Latencies::exact(&unloaded).load, [Some(0.0); 2]);
+        let no_first_token: Vec<_> = unloaded
+            .iter()
+            .map(|r| RequestRecord {
+                first_token: None,
+                ..*r
+            })
+            .collect();
+        assert_eq!(Latencies::exact(&no_first_token).load, [None; 2]);
+        // One request in ten loaded, for 1..=100 microseconds.
+        let loaded: Vec<_> = (0..1000)
+            .map(|i| record(i, if i % 10 == 0 { (i / 10 + 1) * 1_000 } else { 0 }))
+            .collect();
+        let secs: Vec<f64> = loaded.iter().map(|r| r.load.as_secs_f64()).collect();
+        let s = sorted(secs);
+        let got = Latencies::exact(&loaded).load;
+        for (q, g) in [50.0, 99.0].iter().zip(got) {
+            assert_eq!(g.map(f64::to_bits), percentile(&s, *q).map(f64::to_bits));
+        }
+        assert!(got[1].unwrap() > 0.0);
+    }
+
     #[test]
     fn percentiles_interpolate_like_numpy() {
         let v = [1.0, 2.0, 3.0, 4.0];
