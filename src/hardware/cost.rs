@@ -574,6 +574,59 @@ mod tests {
         assert!((comm2 - expected).abs() < 1e-12);
     }
 
+    /// A run of steps priced at once is each step priced alone, bit for
+    /// bit: dense and MoE, one GPU and TP 4, with swapping, through the
+    /// memory-bound and compute-bound sides of attention, and `keep`
+    /// stopping the run where it says.
+    #[test]
+    fn a_run_of_steps_is_priced_as_each_alone() {
+        let mut moe = model();
+        moe.moe = Some(Moe {
+            experts: 8,
+            experts_per_token: 2,
+        });
+        for (m, tp) in [(model(), 1), (model(), 4), (moe, 2)] {
+            let d = deployment(tp);
+            let cost = RooflineCost::new(&m, &d, &d.efficiency);
+            for (batch, swap_bytes, pair_flops) in
+                [(1u32, 0u64, 1u64), (64, 0, 1), (7, 1 << 30, 1 << 20)]
+            {
+                let work = StepWork {
+                    decode_tokens: batch,
+                    kv_read_bytes: 123_456_789,
+                    kv_write_bytes: u64::from(batch) * 131_072,
+                    attention_flops: 987_654_321,
+                    swap_bytes,
+                    ..StepWork::default()
+                };
+                let growth = (
+                    u64::from(batch) * 131_072,
+                    u64::from(batch) * FLOPS_PER_PAIR * pair_flops,
+                );
+                let mut out = [SimDuration::ZERO; 40];
+                let mut memo = StepMemo::default();
+                let n = cost.price_run(work, growth, &mut memo, &mut out, |j, _| j < 33);
+                assert_eq!(n, 33);
+                for (j, &got) in out[..n].iter().enumerate() {
+                    let j = j as u64;
+                    let alone = StepWork {
+                        kv_read_bytes: work.kv_read_bytes + j * growth.0,
+                        attention_flops: work.attention_flops + j * growth.1,
+                        ..work
+                    };
+                    let want = cost.step_time(&alone).max(SimDuration::from_nanos(1));
+                    assert_eq!(got, want, "tp {tp}, batch {batch}, step {j}");
+                    // The trait's default, step by step, agrees too.
+                    assert_eq!(
+                        cost.step_time_with(&alone, &mut StepMemo::default())
+                            .max(SimDuration::from_nanos(1)),
+                        want
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn moe_batch_one_reads_only_active_experts() {
         let mut m = model();
