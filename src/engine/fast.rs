@@ -297,6 +297,9 @@ struct Windows {
     pools: Vec<(u64, Option<usize>)>,
     /// Recurrent state bytes per sequence.
     state: u64,
+    /// KV bytes per token of the groups that keep every token (the
+    /// windowed groups' are in `groups`).
+    all_bpt: u64,
     /// Tokens per block.
     bs: u64,
     /// `log2(bs)` when the block size is a power of two (every engine's
@@ -355,6 +358,7 @@ impl Windows {
             groups: Vec::new(),
             pools: Vec::new(),
             state: layout.state_bytes(),
+            all_bpt: 0,
             bs: u64::from(layout.block_size),
             bs_shift: layout
                 .block_size
@@ -364,7 +368,7 @@ impl Windows {
         };
         for g in layout.groups() {
             match g.span {
-                Span::All => {}
+                Span::All => w.all_bpt += g.bytes_per_token,
                 Span::Window(win) if win > 0 => {
                     let at = w.threshold(u64::from(win));
                     let below = w.threshold(u64::from(win) - 1);
@@ -561,6 +565,18 @@ impl Windows {
             block_bytes * (end - front)
         });
         self.state + blocks.sum::<u64>()
+    }
+
+    /// What a sequence holding `tokens` tokens (at least one) keeps, bytes:
+    /// [`KvLayout::kept_bytes`] from the sums kept here (every group keeps
+    /// all its tokens or a window), without its match on each group's span.
+    #[inline]
+    fn kept(&self, tokens: u64) -> u64 {
+        let windowed = self
+            .groups
+            .iter()
+            .map(|&(at, _, bpt, _)| bpt * tokens.min(self.thresholds[at].at));
+        self.state + self.all_bpt * tokens + windowed.sum::<u64>()
     }
 
     fn clear(&mut self) {
@@ -1876,7 +1892,12 @@ impl<C: CostModel> Engine<'_, C> {
         for s in self.running[..f.tail].iter().filter(|s| !s.dead) {
             let tokens = s.context + (f.steps - s.since) as u32 + 1;
             let held = w.held(u64::from(tokens));
-            let kept = self.layout.kept_bytes(tokens).min(held);
+            invariant_eq!(
+                w.kept(u64::from(tokens)),
+                self.layout.kept_bytes(tokens),
+                "a windowed decoder's kept bytes"
+            );
+            let kept = w.kept(u64::from(tokens)).min(held);
             let fill = s.final_bytes.min(held).max(kept);
             reserved += fill - kept;
             internal += held - fill;
