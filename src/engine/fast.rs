@@ -1892,12 +1892,13 @@ impl<C: CostModel> Engine<'_, C> {
         for s in self.running[..f.tail].iter().filter(|s| !s.dead) {
             let tokens = s.context + (f.steps - s.since) as u32 + 1;
             let held = w.held(u64::from(tokens));
+            let kept = w.kept(u64::from(tokens));
             invariant_eq!(
-                w.kept(u64::from(tokens)),
+                kept,
                 self.layout.kept_bytes(tokens),
                 "a windowed decoder's kept bytes"
             );
-            let kept = w.kept(u64::from(tokens)).min(held);
+            let kept = kept.min(held);
             let fill = s.final_bytes.min(held).max(kept);
             reserved += fill - kept;
             internal += held - fill;

@@ -53,9 +53,10 @@ pub fn fill(
     // Durations selected as nanoseconds: the percentiles of their seconds.
     let mut nanos: Vec<u64> = Vec::with_capacity(records.len());
     let mut p50_p99 = |it: &mut dyn Iterator<Item = SimDuration>| {
-        nanos.clear();
-        nanos.extend(it.map(SimDuration::as_nanos));
-        let [p50, p99] = super::summary::duration_percentiles(&mut nanos, [50.0, 99.0]);
+        let [p50, p99] = super::summary::duration_percentiles(
+            super::summary::refill(&mut nanos, it),
+            [50.0, 99.0],
+        );
         (p50, p99)
     };
     // Prefill: first admission on the prefill replica to its prefill's end.

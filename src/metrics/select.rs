@@ -105,7 +105,10 @@ fn select_ranks(keys: &mut [u64], ranks: &[usize], out: &mut [u64]) {
         return;
     }
     let n = keys.len();
-    if n < SORT_BELOW {
+    // Few keys: sorting is cheaper than a level. More keys than a bucket's
+    // count holds (no run keeps this many records, but the answer must stay
+    // right): sorting is what is left.
+    if n < SORT_BELOW || n > u32::MAX as usize {
         keys.sort_unstable();
         for (o, &r) in out.iter_mut().zip(ranks) {
             *o = keys[r];
@@ -125,18 +128,8 @@ fn select_ranks(keys: &mut [u64], ranks: &[usize], out: &mut [u64]) {
     let shift = (u64::BITS - (any ^ all).leading_zeros()).saturating_sub(RADIX_BITS);
     let bucket = |k: u64| (k >> shift) as usize & (BUCKETS - 1);
     let mut counts = [0u32; BUCKETS];
-    if n <= u32::MAX as usize {
-        for &k in keys.iter() {
-            counts[bucket(k)] += 1;
-        }
-    } else {
-        // More keys than a count holds (no run keeps this many records, but
-        // the answer must stay right): sort instead.
-        keys.sort_unstable();
-        for (o, &r) in out.iter_mut().zip(ranks) {
-            *o = keys[r];
-        }
-        return;
+    for &k in keys.iter() {
+        counts[bucket(k)] += 1;
     }
     // Each wanted rank's bucket, and its rank within the bucket; whether
     // each bucket is wanted (a byte each: one load a key).

@@ -303,7 +303,10 @@ pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 }
 
 /// `buf` holding the nanoseconds of `durations` (and nothing else).
-fn refill(buf: &mut Vec<u64>, durations: impl Iterator<Item = SimDuration>) -> &mut [u64] {
+pub(crate) fn refill(
+    buf: &mut Vec<u64>,
+    durations: impl Iterator<Item = SimDuration>,
+) -> &mut [u64] {
     buf.clear();
     buf.extend(durations.map(SimDuration::as_nanos));
     buf
