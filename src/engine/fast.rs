@@ -3,9 +3,10 @@
 //!
 //! # Why it is exact
 //!
-//! In the common case (no KV tiers, one sample,
+//! In the common case (one sample,
 //! `max_num_seqs <= max_batched_tokens`; paged placement with optimistic
-//! admission, prefix caching or not; contiguous placement with optimistic
+//! admission, prefix caching or not (KV tiers below HBM with it);
+//! contiguous placement with optimistic
 //! admission and no window or state; or reserve admission with any
 //! placement and no window or prefix caching) a step
 //! that has enough free memory for every running sequence to grow does the
@@ -66,6 +67,17 @@
 //!   free memory (cached blocks included); the others catch up when next
 //!   looked at. Shared blocks make `allocated` no measure of what the
 //!   decoders hold, so their blocks are counted (visits add them).
+//! - KV tiers (with prefix caching only): the straightforward step's end
+//!   hands every scheduled sequence's newly full blocks down to the
+//!   write-through tiers, in batch order. A decoder's block fills only at a
+//!   launch that visits it (to publish the block), so the fast step's end
+//!   hands down its visitors' blocks, then its prefills', the same blocks
+//!   in the same order. Loads, on-evict stores and their floor on the
+//!   step's time happen at admissions and visits, in code both engines
+//!   share. A prefill waiting for its `async` load is not scheduled, so
+//!   sequences admitted after it may decode before it: the straightforward
+//!   engine runs such steps (see [`Engine::try_fast_step`]).
+
 //! - Reservations: with reserve admission every sequence holds room for its
 //!   final length from its admission (in a contiguous region, first-fit or
 //!   buddy, or in paged blocks with spares), so a decode step allocates
@@ -118,7 +130,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Engine, Seq, Stopped};
-use crate::cache::{ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId};
+use crate::cache::{
+    Content, ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId,
+};
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{BatchLimit, ByteLevels, LevelSums, Outcome, TimelineRow};
 use crate::model::Span;
@@ -795,6 +809,12 @@ pub(super) struct Fast {
     /// Scratch for the decoders visited at a launch (slots, then their
     /// indices in `running`).
     visiting: Vec<u64>,
+    /// With KV tiers: the decoders visited at the launch of the step in
+    /// flight, in batch order, with their content and their tokens after
+    /// it: at its end their blocks that filled go down to the
+    /// write-through tiers, as the straightforward step's end hands down
+    /// every scheduled sequence's (the others filled none).
+    computed: Vec<(SeqId, Content, u32)>,
     /// Where each sequence is in `running`, by slot, for the entries
     /// `running[..indexed]`: finishers and visitors are found from their
     /// slots in O(1). Entries are only appended to `running` while it is
@@ -878,9 +898,11 @@ impl Fast {
                 .cache
                 .as_contiguous()
                 .is_some_and(ContiguousCache::grows_linearly);
+        // KV tiers below HBM receive a decoder's blocks as they fill, which
+        // named blocks visit it for (see `Fast::computed`).
         let covered = ((reserved && !windowed || on_demand || regions) && !s.cache.prefix_caching
             || named)
-            && s.tiers.is_none()
+            && (s.tiers.is_none() || named)
             && engine.role != super::Role::Prefill
             && engine.samples == 1
             && cfg.max_num_seqs <= cfg.max_batched_tokens;
@@ -932,6 +954,7 @@ impl Fast {
             visit_at: Vec::new(),
             blocks: 0,
             visiting: Vec::new(),
+            computed: Vec::new(),
             index: Vec::new(),
             indexed: 0,
             decoders: 0,
@@ -1293,6 +1316,16 @@ impl<C: CostModel> Engine<'_, C> {
         }
         let f = self.fast.as_ref().expect("checked above");
         let decoders = f.decoders;
+        if self.running.get(f.tail).is_some_and(|s| {
+            self.tiers
+                .as_ref()
+                .is_some_and(|t| t.loading(s.slot, self.now))
+        }) {
+            // The pending prefill waits for its blocks from a lower tier:
+            // admissions may pass it, and sequences admitted after it
+            // decode before it, which lazy form does not hold.
+            return false;
+        }
         if f.named {
             if !self.visit_growing() {
                 return false;
@@ -1490,6 +1523,9 @@ impl<C: CostModel> Engine<'_, C> {
                 invariant!(grown.is_ok(), "the visitors' blocks fit");
                 let (_, limit) = self.paged().growth(s.slot);
                 let f = self.fast.as_mut().expect("fast step");
+                if let (Some(c), true) = (s.content, self.tiers.is_some()) {
+                    f.computed.push((s.slot, c, (context + 1) as u32));
+                }
                 f.blocks += u64::from(context % bs == 0);
                 f.schedule_visit(s.slot, k + 1, context + 2, limit, last);
             }
@@ -1919,6 +1955,14 @@ impl<C: CostModel> Engine<'_, C> {
         if let Some(w) = f.windows.as_mut() {
             w.advance(f.steps, &mut f.crossing, &f.phase);
         }
+        if let Some(t) = self.tiers.as_mut() {
+            // The visitors' blocks that filled, first in batch order as
+            // they are the first decoders to have filled any.
+            for &(slot, content, tokens) in &f.computed {
+                t.computed(slot, &content, tokens);
+            }
+            f.computed.clear();
+        }
         f.finish.take(f.steps, &mut f.due);
         // An end frees memory and a seat: the head may fit now.
         f.blocked &= f.due.is_empty();
@@ -1963,21 +2007,26 @@ impl<C: CostModel> Engine<'_, C> {
         due.clear();
         self.fast.as_mut().expect("fast step").due = due;
         let tail = self.fast.as_ref().expect("fast step").tail;
-        let mut pending = false;
+        // The first sequence still prefilling, if any.
+        let mut pending = None;
         for i in tail..self.running.len() {
             let mut s = self.running[i];
             if s.scheduled == 0 {
-                // A pending chunked prefill the budget did not reach.
-                pending = true;
+                // A pending chunked prefill the budget did not reach, or a
+                // sequence waiting for its load from a lower tier.
+                pending = pending.or(Some(i));
                 continue;
             }
             s.prefilled += s.scheduled;
             s.context = s.prefilled;
             s.scheduled = 0;
+            if let (Some(t), Some(c)) = (self.tiers.as_mut(), s.content.as_ref()) {
+                t.computed(s.slot, c, s.context);
+            }
             if s.prefilled < s.prefill_target {
                 // Part of a chunked prefill: the rest in later steps.
                 self.running[i] = s;
-                pending = true;
+                pending = pending.or(Some(i));
                 continue;
             }
             // Its prefill completes: it emits the first token.
@@ -1999,15 +2048,27 @@ impl<C: CostModel> Engine<'_, C> {
                 self.running[i] = s;
             }
         }
-        // Dead entries go once they are half of `running`: amortized O(1).
-        if self.dead > 32 && self.dead * 2 > self.running.len() {
-            self.compact();
+        if let Some(t) = self.tiers.as_mut() {
+            t.flush(self.now);
+        }
+        if pending.is_some_and(|i| i + 1 < self.running.len()) {
+            // A sequence waiting for its load, admitted ahead of sequences
+            // now decoding: not lazy form (decoders, then at most one
+            // prefill). The straightforward engine runs until it loads.
+            invariant!(self.tiers.is_some(), "only a load holds a prefill back");
+            self.materialize_all();
+        } else {
+            // Dead entries go once they are half of `running`: amortized O(1).
+            if self.dead > 32 && self.dead * 2 > self.running.len() {
+                self.compact();
+            }
+            // A pending prefill is the last sequence: admissions stop when
+            // the budget runs out (or pass a sequence that loads).
+            let pending = pending.is_some();
+            invariant!(!pending || self.running.last().is_some_and(|s| !s.decoding()));
+            self.fast.as_mut().expect("fast step").tail = self.running.len() - usize::from(pending);
         }
         let live = self.running.len() - self.dead;
-        // A pending prefill is the last sequence: admissions stop when the
-        // budget runs out.
-        invariant!(!pending || self.running.last().is_some_and(|s| !s.decoding()));
-        self.fast.as_mut().expect("fast step").tail = self.running.len() - usize::from(pending);
         if live == 0 {
             self.record_levels();
         }

@@ -571,6 +571,88 @@ fn prefix_caching_with_the_roofline() {
     }
 }
 
+/// KV tiers below HBM on the fast path: each block a decoder fills goes
+/// down at the end of the step whose launch visited it, and a prefill that
+/// waits for its load hands the steps back until it has loaded. Sessions
+/// and shared system prompts; write-through and on-evict tiers (host, host
+/// over SSD, host over a remote store), async and layer-wise loads over a
+/// fast link and one slow enough that loads span steps, under memory
+/// pressure and with room to spare, each `on_oom`, alone and on two
+/// replicas sharing the remote store behind the KV-aware router.
+#[test]
+fn kv_tiers_under_every_pressure() {
+    // Blocks of 16 tokens of the tiny model: 4,096 B.
+    let gb = |blocks: u32| f64::from(blocks) * 4096.0 / 1e9;
+    let tier = |kind: &str, blocks: u32, store: &str| {
+        format!(
+            "[[cache.tiers]]\nkind = \"{kind}\"\ncapacity_gb = {}\nstore = \"{store}\"\n",
+            gb(blocks)
+        )
+    };
+    let tiers = [
+        tier("host", 200, "write-through"),
+        tier("host", 40, "on-evict"),
+        tier("host", 24, "write-through") + &tier("ssd", 400, "on-evict"),
+        tier("host", 16, "on-evict") + &tier("remote", 600, "write-through"),
+    ];
+    let traffic = [
+        sessions(300, 6),
+        open(
+            300,
+            60.0,
+            120,
+            60,
+            "prefix = { count = 3, tokens = 48, fraction = 0.8 }",
+        ),
+    ];
+    for (t, body) in traffic.iter().enumerate() {
+        for (k, tiers) in tiers.iter().enumerate() {
+            for load in ["async", "layerwise"] {
+                // A 4 KB block over PCIe in 0.1 us, and in 3 ms.
+                for block_us in ["0.0", "3000.0"] {
+                    for sched in ["preempt-recompute", "reject", "crash"] {
+                        for budget in [1_500, 1_000_000] {
+                            let body = format!(
+                                "{body}[scheduler]\non_oom = \"{sched}\"\nrestart_s = 0.5\n\
+                                 max_batched_tokens = 512\n[cache]\npolicy = \"paged\"\n\
+                                 prefix_caching = true\nload = \"{load}\"\n{tiers}"
+                            );
+                            let pcie = format!("hardware.pcie_block_us={block_us}");
+                            let s = scenario_with(&body, budget, &[&pcie]);
+                            let name = format!(
+                                "traffic {t}, tiers {k}, {load}, {block_us} us, {sched}, {budget}"
+                            );
+                            check_fixed(&name, &s);
+                            if k == 3 && budget > 1_500 {
+                                let two = ["hardware.replicas=2", "hardware.router=kv-aware"];
+                                let s = scenario_with(&body, budget, &[&pcie, two[0], two[1]]);
+                                check_fixed(&format!("{name}, two replicas"), &s);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The bundled scenario with tiers, every setup of its sweep (one GPU with
+/// and without tiers below it, four behind each router with host tiers and
+/// a shared remote store), over its first five minutes, priced by its
+/// roofline.
+#[test]
+fn the_multi_turn_tiers_setups_with_the_roofline() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/multi-turn-tiers.toml");
+    let mut base = kvsim::scenario::read_table(&path).unwrap();
+    base.insert("duration_s".into(), toml::Value::Integer(300));
+    let grid = kvsim::sweep::grid_of(&base, &path).unwrap();
+    assert_eq!(grid.len(), 7, "the setups");
+    for p in 0..grid.len() {
+        let s = kvsim::sweep::point_scenario(&base, &path, &grid.point(p)).unwrap();
+        check_roofline(&format!("setup {p}"), &s);
+    }
+}
+
 /// Quiet decode steps (nothing waiting, no finisher, no visit) run in one
 /// loop up to the next event (`Engine::leap`); on a cluster, up to the next
 /// event of the cluster or of any other replica. Where the outside world
