@@ -48,12 +48,24 @@ impl LruList {
     }
 
     /// Makes room for id `id` (ids are created densely).
+    #[inline]
     pub(crate) fn ensure(&mut self, id: u32) {
-        let need = id as usize + 1;
-        if self.prev.len() < need {
-            self.prev.resize(need, NIL);
-            self.next.resize(need, NIL);
+        if self.prev.len() <= id as usize {
+            self.grow_to(id);
         }
+    }
+
+    /// [`LruList::ensure`]'s rare part, out of line: inlined, its
+    /// reallocation made every append save and restore a dozen registers
+    /// (appends are the prefix cache's commonest operation). It makes room
+    /// for twice the ids, so that ids created one at a time call it
+    /// O(log ids) times.
+    #[cold]
+    #[inline(never)]
+    fn grow_to(&mut self, id: u32) {
+        let len = (id as usize + 1).max(2 * self.prev.len()).max(64);
+        self.prev.resize(len, NIL);
+        self.next.resize(len, NIL);
     }
 
     /// Ids in the list.

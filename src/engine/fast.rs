@@ -1316,15 +1316,17 @@ impl<C: CostModel> Engine<'_, C> {
         }
         let f = self.fast.as_ref().expect("checked above");
         let decoders = f.decoders;
-        if self.running.get(f.tail).is_some_and(|s| {
-            self.tiers
-                .as_ref()
-                .is_some_and(|t| t.loading(s.slot, self.now))
-        }) {
-            // The pending prefill waits for its blocks from a lower tier:
-            // admissions may pass it, and sequences admitted after it
-            // decode before it, which lazy form does not hold.
-            return false;
+        if let Some(t) = self.tiers.as_ref() {
+            if self
+                .running
+                .get(f.tail)
+                .is_some_and(|s| t.loading(s.slot, self.now))
+            {
+                // The pending prefill waits for its blocks from a lower
+                // tier: admissions may pass it, and sequences admitted
+                // after it decode before it, which lazy form does not hold.
+                return false;
+            }
         }
         if f.named {
             if !self.visit_growing() {

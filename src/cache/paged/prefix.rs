@@ -184,13 +184,22 @@ impl PrefixIndex {
     }
 
     /// Makes room for block `id`'s bookkeeping (ids are created densely).
+    #[inline]
     pub(super) fn ensure(&mut self, id: BlockId) {
-        let need = id as usize + 1;
-        if self.ident_idx.len() < need {
-            self.ident_key.resize(need, 0);
-            self.ident_idx.resize(need, UNPUBLISHED);
-            self.lru.ensure(id);
+        if self.ident_idx.len() <= id as usize {
+            self.grow_to(id);
         }
+    }
+
+    /// [`PrefixIndex::ensure`]'s rare part, out of line, making room for
+    /// twice the ids (see [`LruList::ensure`]).
+    #[cold]
+    #[inline(never)]
+    fn grow_to(&mut self, id: BlockId) {
+        let len = (id as usize + 1).max(2 * self.ident_idx.len()).max(64);
+        self.ident_key.resize(len, 0);
+        self.ident_idx.resize(len, UNPUBLISHED);
+        self.lru.ensure(id);
     }
 
     /// The identity of block `idx` of content `key` ([`BlockNamer::ident`]).
