@@ -1068,6 +1068,18 @@ fn readme_commands_not_run_are_few_and_exist() {
 /// `says(...)` calls above and below.
 const CLAIMS: &[(&str, &str)] = &[
     (
+        "so the fast step's end hands down its visitors' blocks, then its prefills', the same blocks in the same order.",
+        "kv_tiers_under_every_pressure",
+    ),
+    (
+        "Tests compare the two engines on 192 tier setups and on every setup of `multi-turn-tiers` (`tests/kvsim/fast_path.rs`).",
+        "the_multi_turn_tiers_setups_with_the_roofline",
+    ),
+    (
+        "such steps go to the straightforward engine until it has loaded.",
+        "kv_tiers_under_every_pressure",
+    ),
+    (
         "into 2^11 buckets by the 11 bits below those every key shares, the",
         "selects_exact_order_statistics",
     ),
@@ -1559,6 +1571,48 @@ const CLAIMS: &[(&str, &str)] = &[
 /// `(fragment, the command that measures it, file and text showing that
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
+    (
+        "| `multi-turn-tiers` (every setup), instructions | 37.00G | **25.22G** (31.8 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| `multi-turn-tiers`, requests/s (three alternations) | ~13,600-23,100 | **~22,900-27,500** |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "| a 128 GB host tier (`multi_turn_tiers/host`), requests/s | ~20,800-21,200 | **~32,300-32,500** (1.5x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn multi_turn_tiers(",
+    ),
+    (
+        "| host 32 GB and SSD 1 TB (`multi_turn_tiers/host+ssd`), requests/s | ~18,600-19,000 | **~27,500-28,000** (1.5x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn multi_turn_tiers(",
+    ),
+    (
+        "| `mooncake-replay`, instructions | 66.7M | 64.8M (2.8 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "The other bundled scenarios run 0.2 % to 0.8 % more instructions (`hybrid-capacity` the most):",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
+        "9def950 runs the disaggregated bench alone at ~434,000-446,000 requests a second):",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
     (
         "| `kvsim run benches/fleet-1m.toml`, the whole process, instructions | 6,586M | 6,451M (2.1 % fewer) |",
         "cargo bench --bench output",
