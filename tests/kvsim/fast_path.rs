@@ -636,6 +636,25 @@ fn kv_tiers_under_every_pressure() {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Random tiers below a small HBM (the tier properties' cases: samples,
+    /// sessions or shared prompts, prefix caching or not, host, SSD and
+    /// remote tiers storing through or on eviction, async or layer-wise
+    /// loads, `load_if_cheaper`, each `on_oom`) over a PCIe link from fast
+    /// to slow enough that loads span many steps: both engines agree.
+    #[test]
+    fn random_tiers_agree(
+        (toml, budget) in crate::tiers::properties::cases(),
+        block_us in proptest::sample::select(vec![0.0f64, 50.0, 2000.0]),
+    ) {
+        let pcie = format!("hardware.pcie_block_us={block_us}");
+        let s = scenario_with(&toml, budget, &[&pcie]);
+        check_fixed(&format!("{toml} budget {budget}, {pcie}"), &s);
+    }
+}
+
 /// The bundled scenario with tiers, every setup of its sweep (one GPU with
 /// and without tiers below it, four behind each router with host tiers and
 /// a shared remote store), over its first five minutes, priced by its

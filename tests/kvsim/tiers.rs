@@ -209,7 +209,7 @@ fn load_if_cheaper_recomputes_when_the_link_is_slower() {
     assert_eq!(declines.summary.host_hit_tokens, 0);
 }
 
-mod properties {
+pub(crate) mod properties {
     use proptest::prelude::*;
 
     use super::super::common::{TINY_BPT, scenario_with, ten_ms};
@@ -218,7 +218,7 @@ mod properties {
 
     /// A random workload with content to reuse and random tiers below a small
     /// HBM: `(toml, budget_tokens)`.
-    fn cases() -> impl Strategy<Value = (String, u64)> {
+    pub(crate) fn cases() -> impl Strategy<Value = (String, u64)> {
         (
             (0u64..(i64::MAX as u64), 1u32..80, any::<bool>(), 1u32..3),
             (any::<bool>(), 64u64..1500),
