@@ -274,16 +274,26 @@ pub struct TierReader<'a> {
     now: SimTime,
 }
 
+/// Where a [`TierReader`] found a visible identity, for touching it without
+/// looking it up again ([`TierStore::touch_found`]); valid until the tier
+/// next stores, completes or evicts.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Found(u32);
+
 impl TierReader<'_> {
     /// Whether `ident` is visible at the reader's instant: resident, or
     /// written by then.
     #[inline]
     pub fn visible(&mut self, ident: BlockIdent) -> bool {
-        match self.map.get(ident) {
-            Some(v) if v & PENDING == 0 => true,
-            Some(v) => self.store.done[(v & !PENDING) as usize] <= self.now,
-            None => false,
-        }
+        self.find(ident).is_some()
+    }
+
+    /// Where `ident` is, if it is visible at the reader's instant.
+    #[inline]
+    pub fn find(&mut self, ident: BlockIdent) -> Option<Found> {
+        let v = self.map.get(ident)?;
+        (v & PENDING == 0 || self.store.done[(v & !PENDING) as usize] <= self.now)
+            .then_some(Found(v))
     }
 }
 
@@ -425,9 +435,19 @@ impl TierStore {
     /// Moves a resident block to the most recently used end (a lookup hit or
     /// a load touches it, as vLLM's `LRUOffloadingManager.touch` does).
     pub fn touch(&mut self, ident: BlockIdent) {
-        if let Some(slot) = self.map.get(ident).filter(|v| v & PENDING == 0) {
-            self.lru.unlink(slot);
-            self.lru.push_back(slot);
+        if let Some(v) = self.map.get(ident) {
+            self.touch_found(Found(v));
+        }
+    }
+
+    /// [`touch`](Self::touch) of an identity a reader of this tier found
+    /// since it last changed: no second lookup.
+    #[inline]
+    pub fn touch_found(&mut self, found: Found) {
+        let Found(v) = found;
+        if v & PENDING == 0 {
+            self.lru.unlink(v);
+            self.lru.push_back(v);
         }
     }
 

@@ -31,7 +31,7 @@ use std::rc::Rc;
 
 use super::Engine;
 use crate::cache::tiers::{
-    Channel, LoadMode, StorePolicy, TierConfig, TierKind, TierPlan, TierReader, TierStore,
+    Channel, Found, LoadMode, StorePolicy, TierConfig, TierKind, TierPlan, TierReader, TierStore,
     Transfer, reserve, transfer_end,
 };
 use crate::cache::{BlockIdent, BlockNamer, Content, SeqId};
@@ -98,8 +98,9 @@ pub(super) struct EngineTiers {
     outbox: [Vec<BlockIdent>; 3],
     /// Victims of a tier, passed to the tier below (reused buffer).
     evicted: Vec<BlockIdent>,
-    /// The run of blocks found at an admission and the tier of each (reused).
-    found: Vec<(BlockIdent, TierKind)>,
+    /// The run of blocks found at an admission: where, in which tier
+    /// (reused).
+    found: Vec<(Found, TierKind)>,
     /// The first tier stores on eviction: HBM's victims go down (fixed by
     /// the plan; read every step).
     hbm_victims_down: bool,
@@ -236,8 +237,8 @@ impl EngineTiers {
         }
     }
 
-    /// Calls `f` with the identity of each block of content `key` from
-    /// block `from` up to block `most` and the fastest tier holding it,
+    /// Calls `f` with where each block of content `key` from block `from`
+    /// up to block `most` is in the fastest tier holding it, and that tier,
     /// stopping at the first block held nowhere. `now`: stores due by then
     /// count as done (after [`Self::settle`] they are; a router reads
     /// without settling). Each tier is read chunk by chunk.
@@ -247,26 +248,25 @@ impl EngineTiers {
         from: u32,
         most: u32,
         now: SimTime,
-        mut f: impl FnMut(BlockIdent, TierKind),
+        mut f: impl FnMut(Found, TierKind),
     ) {
         let remote = self.remote.as_ref().map(|r| r.borrow());
         let mut host = self.local[0].as_ref().map(|s| s.reader(now));
         let mut ssd = self.local[1].as_ref().map(|s| s.reader(now));
         let mut far = remote.as_ref().map(|r| r.store.reader(now));
-        let held =
-            |r: &mut Option<TierReader<'_>>, ident| r.as_mut().is_some_and(|r| r.visible(ident));
+        let find = |r: &mut Option<TierReader<'_>>, ident| r.as_mut().and_then(|r| r.find(ident));
         for idx in from..most {
             let ident = self.namer.ident(key, idx);
-            let kind = if held(&mut host, ident) {
-                TierKind::Host
-            } else if held(&mut ssd, ident) {
-                TierKind::Ssd
-            } else if held(&mut far, ident) {
-                TierKind::Remote
+            let (at, kind) = if let Some(at) = find(&mut host, ident) {
+                (at, TierKind::Host)
+            } else if let Some(at) = find(&mut ssd, ident) {
+                (at, TierKind::Ssd)
+            } else if let Some(at) = find(&mut far, ident) {
+                (at, TierKind::Remote)
             } else {
                 break;
             };
-            f(ident, kind);
+            f(at, kind);
         }
     }
 
@@ -492,9 +492,9 @@ impl EngineTiers {
         let mut per = [0u32; 3];
         let mut found = std::mem::take(&mut self.found);
         found.clear();
-        self.walk(content.key, cached / bs, most, now, |ident, k| {
+        self.walk(content.key, cached / bs, most, now, |at, k| {
             per[k.index()] += 1;
-            found.push((ident, k));
+            found.push((at, k));
         });
         self.found = found;
         let blocks = self.found.len() as u32;
@@ -521,17 +521,19 @@ impl EngineTiers {
             self.totals.hit_tokens[k.index()] += u64::from(n * bs);
             self.totals.loaded_bytes[k.index()] += u64::from(n) * self.block_bytes;
         }
-        // Touch what was read, in block order (vLLM's `touch` on lookup).
-        for &(ident, k) in &self.found {
+        // Touch what was read, in block order (vLLM's `touch` on lookup),
+        // where the walk found it: nothing was stored, completed or evicted
+        // since.
+        for &(at, k) in &self.found {
             match k {
                 TierKind::Remote => {
                     let mut r = self.remote.as_ref().expect("a remote tier").borrow_mut();
-                    r.store.touch(ident);
+                    r.store.touch_found(at);
                     r.store.count_loaded(1);
                 }
                 _ => {
                     let store = self.local[k.index()].as_mut().expect("a local tier");
-                    store.touch(ident);
+                    store.touch_found(at);
                     store.count_loaded(1);
                 }
             }

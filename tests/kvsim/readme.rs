@@ -1572,7 +1572,7 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
-        "| `multi-turn-tiers` (every setup), instructions | 37.00G | **25.22G** (31.8 % fewer) |",
+        "| `multi-turn-tiers` (every setup), instructions | 37.00G | **24.56G** (33.6 % fewer) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
         "fn bundled(",
