@@ -67,7 +67,8 @@
 //!   free memory (cached blocks included); the others catch up when next
 //!   looked at. Shared blocks make `allocated` no measure of what the
 //!   decoders hold, so their blocks are counted (visits add them).
-//! - KV tiers (with prefix caching only): the straightforward step's end
+//! - KV tiers, with prefix caching only (without it, no visit marks the
+//!   launch at which a decoder fills a block): the straightforward step's end
 //!   hands every scheduled sequence's newly full blocks down to the
 //!   write-through tiers, in batch order. A decoder's block fills only at a
 //!   launch that visits it (to publish the block), so the fast step's end
@@ -898,8 +899,8 @@ impl Fast {
                 .cache
                 .as_contiguous()
                 .is_some_and(ContiguousCache::grows_linearly);
-        // KV tiers below HBM receive a decoder's blocks as they fill, which
-        // named blocks visit it for (see `Fast::computed`).
+        // KV tiers below HBM receive a decoder's blocks as they fill: only
+        // named blocks visit a decoder then (see `Fast::computed`).
         let covered = ((reserved && !windowed || on_demand || regions) && !s.cache.prefix_caching
             || named)
             && (s.tiers.is_none() || named)
