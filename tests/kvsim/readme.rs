@@ -1572,6 +1572,12 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "The four scenarios the tables above show at a million requests a second or more are its top four rows.",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
         "a clean `cargo build --release` took 159 s with it and 125 s without, and the first command 2 min 26 s (272 s of CPU) without the feature and 2 min 32 s (285 s) with it.",
         "cargo run --release -- sweep scenarios/policies.toml",
         "Cargo.toml",
@@ -2488,4 +2494,59 @@ fn plan_example(stdout: &str, plan_csv: &Path) {
         );
     }
     assert!(n >= 5, "{n} plan rows in the README");
+}
+
+/// The README's table of engine steps per request: each bundled scenario
+/// run as `cargo bench --bench engine -- bundled` runs it (every sweep
+/// point in turn, each priced by its roofline), the sum of its runs'
+/// `steps` over the sum of their `requests`, and the nanoseconds a step
+/// would have at a million requests a second.
+#[test]
+fn steps_per_request_table() {
+    use kvsim::engine::{Limits, simulate_summary};
+    use kvsim::hardware::cost::RooflineCost;
+    let thousands = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let mut rows = Vec::new();
+    for path in crate::common::bundled_scenarios() {
+        let base = kvsim::scenario::read_table(&path).expect("a bundled scenario");
+        let grid = kvsim::sweep::grid_of(&base, &path).expect("its grid");
+        let (mut requests, mut steps, mut name) = (0, 0, String::new());
+        for p in 0..grid.len().max(1) {
+            let assignments = if grid.is_empty() {
+                vec![]
+            } else {
+                grid.point(p)
+            };
+            let s = kvsim::sweep::point_scenario(&base, &path, &assignments).expect("a point");
+            let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
+            let m = simulate_summary(&s, s.seed, cost, &Limits::default()).expect("runs");
+            requests += m.requests;
+            steps += m.steps;
+            name = s.name.clone();
+        }
+        let per_request = steps as f64 / requests as f64;
+        let row = format!(
+            "| `{name}` | {} | {} | {} | {per_request:.1} | {:.1} |",
+            grid.len().max(1),
+            thousands(requests),
+            thousands(steps),
+            1000.0 / per_request
+        );
+        rows.push((per_request, row));
+    }
+    assert!(rows.len() >= 13, "{} bundled scenarios", rows.len());
+    // Every scenario, in order of steps a request.
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let rows: Vec<String> = rows.into_iter().map(|(_, row)| row).collect();
+    says(&rows.join(" "));
 }
