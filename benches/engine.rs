@@ -261,15 +261,9 @@ fn bundled_points(name: &str) -> Vec<Scenario> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scenarios/{name}.toml"));
     let base = kvsim::scenario::read_table(&path).expect("bundled scenario");
     let grid = kvsim::sweep::grid_of(&base, &path).expect("its grid");
-    (0..grid.len().max(1))
-        .map(|p| {
-            let assignments = if grid.is_empty() {
-                vec![]
-            } else {
-                grid.point(p)
-            };
-            kvsim::sweep::point_scenario(&base, &path, &assignments).expect("a valid point")
-        })
+    // A scenario without a sweep is a grid of one point with no axes.
+    (0..grid.len())
+        .map(|p| kvsim::sweep::point_scenario(&base, &path, &grid.point(p)).expect("a valid point"))
         .collect()
 }
 

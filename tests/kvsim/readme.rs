@@ -2521,13 +2521,9 @@ fn steps_per_request_table() {
         let base = kvsim::scenario::read_table(&path).expect("a bundled scenario");
         let grid = kvsim::sweep::grid_of(&base, &path).expect("its grid");
         let (mut requests, mut steps, mut name) = (0, 0, String::new());
-        for p in 0..grid.len().max(1) {
-            let assignments = if grid.is_empty() {
-                vec![]
-            } else {
-                grid.point(p)
-            };
-            let s = kvsim::sweep::point_scenario(&base, &path, &assignments).expect("a point");
+        // A scenario without a sweep is a grid of one point with no axes.
+        for p in 0..grid.len() {
+            let s = kvsim::sweep::point_scenario(&base, &path, &grid.point(p)).expect("a point");
             let cost = RooflineCost::new(&s.model, &s.deployment, &s.deployment.efficiency);
             let m = simulate_summary(&s, s.seed, cost, &Limits::default()).expect("runs");
             requests += m.requests;
@@ -2537,7 +2533,7 @@ fn steps_per_request_table() {
         let per_request = steps as f64 / requests as f64;
         let row = format!(
             "| `{name}` | {} | {} | {} | {per_request:.1} | {:.1} |",
-            grid.len().max(1),
+            grid.len(),
             thousands(requests),
             thousands(steps),
             1000.0 / per_request
