@@ -63,7 +63,7 @@ impl LruList {
     #[cold]
     #[inline(never)]
     fn grow_to(&mut self, id: u32) {
-        let len = (id as usize + 1).max(2 * self.prev.len()).max(64);
+        let len = grown_len(id, self.prev.len());
         self.prev.resize(len, NIL);
         self.next.resize(len, NIL);
     }
@@ -145,6 +145,13 @@ impl LruList {
         }
         Ok(out)
     }
+}
+
+/// The length a table indexed by dense ids grows to, from `len`, to hold id
+/// `id`: at least twice `len` (and 64), so that ids created one at a time
+/// grow it O(log ids) times. The LRU lists and the prefix index share it.
+pub(crate) fn grown_len(id: u32, len: usize) -> usize {
+    (id as usize + 1).max(2 * len).max(64)
 }
 
 #[cfg(test)]

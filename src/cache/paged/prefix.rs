@@ -196,7 +196,7 @@ impl PrefixIndex {
     #[cold]
     #[inline(never)]
     fn grow_to(&mut self, id: BlockId) {
-        let len = (id as usize + 1).max(2 * self.ident_idx.len()).max(64);
+        let len = crate::cache::lru::grown_len(id, self.ident_idx.len());
         self.ident_key.resize(len, 0);
         self.ident_idx.resize(len, UNPUBLISHED);
         self.lru.ensure(id);
