@@ -281,14 +281,8 @@ pub struct TierReader<'a> {
 pub struct Found(u32);
 
 impl TierReader<'_> {
-    /// Whether `ident` is visible at the reader's instant: resident, or
-    /// written by then.
-    #[inline]
-    pub fn visible(&mut self, ident: BlockIdent) -> bool {
-        self.find(ident).is_some()
-    }
-
-    /// Where `ident` is, if it is visible at the reader's instant.
+    /// Where `ident` is, if it is visible at the reader's instant: resident,
+    /// or written by then.
     #[inline]
     pub fn find(&mut self, ident: BlockIdent) -> Option<Found> {
         let v = self.map.get(ident)?;
@@ -433,15 +427,9 @@ impl TierStore {
     }
 
     /// Moves a resident block to the most recently used end (a lookup hit or
-    /// a load touches it, as vLLM's `LRUOffloadingManager.touch` does).
-    pub fn touch(&mut self, ident: BlockIdent) {
-        if let Some(v) = self.map.get(ident) {
-            self.touch_found(Found(v));
-        }
-    }
-
-    /// [`touch`](Self::touch) of an identity a reader of this tier found
-    /// since it last changed: no second lookup.
+    /// a load touches it, as vLLM's `LRUOffloadingManager.touch` does), where
+    /// a reader of this tier found it since the tier last stored, completed
+    /// or evicted: no second lookup. A block still being written stays put.
     #[inline]
     pub fn touch_found(&mut self, found: Found) {
         let Found(v) = found;
@@ -586,7 +574,8 @@ mod tests {
         s.complete(t(30), &mut evicted);
         assert_eq!(evicted, vec![(1, 0)], "the oldest went to make room");
         assert_eq!(s.lru_order(), vec![(1, 1), (1, 2)]);
-        s.touch((1, 1));
+        let found = s.reader(t(30)).find((1, 1)).expect("resident");
+        s.touch_found(found);
         assert_eq!(s.lru_order(), vec![(1, 2), (1, 1)]);
         assert!(s.begin_store((2, 0), t(40)));
         s.complete(t(40), &mut evicted);
@@ -615,7 +604,8 @@ mod tests {
         s.end_stores(batch.len(), t(20));
         s.check().unwrap();
         let mut reader = s.reader(t(19));
-        assert!(reader.visible((1, 0)) && reader.visible((1, 1)) && !reader.visible((2, 0)));
+        let mut visible = |ident| reader.find(ident).is_some();
+        assert!(visible((1, 0)) && visible((1, 1)) && !visible((2, 0)));
         s.complete(t(20), &mut evicted);
         assert_eq!(s.lru_order(), vec![(1, 0), (1, 1), (2, 0), (2, 1), (3, 0)]);
         let mut none = TierStore::new(0);
