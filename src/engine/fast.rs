@@ -548,6 +548,7 @@ impl Windows {
     /// Bytes of the blocks the step launched at fast step `steps` drops:
     /// of the decoders past a window whose context is `W - 1` modulo the
     /// block size, in each windowed physical group.
+    #[inline]
     fn dropped_bytes(&self, steps: u64) -> u64 {
         let bs = self.bs;
         self.pools
@@ -1679,10 +1680,11 @@ impl<C: CostModel> Engine<'_, C> {
         }
     }
 
-    /// Runs leapt steps of `durations` in turn, as [`Engine::leapt`] each,
-    /// while their blocks fit in `memory`; the blocks they map are left in
-    /// `memory.mapped` for the caller to charge the cache. Returns how many
-    /// ran. The steps' memory is tracked in scalars and their statistics
+    /// Runs leapt steps of `durations` in turn (each launched, recorded and
+    /// ended as `launch_work`, the step end's event and `fast_finish` with
+    /// no finisher would) while their blocks fit in `memory`; the blocks
+    /// they map are left in `memory.mapped` for the caller to charge the
+    /// cache. Returns how many ran. The steps' memory is tracked in scalars and their statistics
     /// recorded in bulk (integer sums: the same as one at a time).
     #[inline(always)]
     fn leap_steps(
@@ -1813,46 +1815,86 @@ impl<C: CostModel> Engine<'_, C> {
                 |j| f.finish.quiet_at(f.steps + j + 1) && (j == 0 || w.quiet_at(f.steps + j)),
                 &mut durations,
             );
-            if priced == 0 {
+            if priced == 0 || !self.leap_windowed_steps(&durations[..priced], limit)? {
                 return Ok(());
-            }
-            for &duration in &durations[..priced] {
-                let f = self.fast.as_ref().expect("may_leap");
-                let mapped = f.mapped_bytes();
-                let dropped = f.windows.as_ref().map_or(0, |w| w.dropped_bytes(f.steps));
-                if !self.paged().defer(mapped, dropped) {
-                    return Ok(());
-                }
-                let levels = self.fast_levels();
-                self.leapt(duration, levels, limit)?;
             }
         }
     }
 
-    /// The leapt step of `duration` launched now, leaving memory at
-    /// `levels`, its batch held by `limit`, is recorded and ends: as
-    /// `fast_launch`'s `launch_work`, the step end's event and
-    /// `fast_finish` with no finisher.
+    /// Runs leapt steps of `durations` under windows in turn, as
+    /// [`Engine::leap_steps`] runs them, while their blocks fit; returns
+    /// whether all ran. Each step maps and drops its blocks by phase, and
+    /// takes its levels as [`Engine::fast_levels`] would, from the bytes
+    /// allocated kept in a scalar (under windows, blocks are on demand and
+    /// anonymous: no tail runs in a leap, no block is cached and no hole is
+    /// unusable); the steps' statistics are recorded in bulk, as
+    /// [`Engine::leap_steps`] records them.
     #[inline(always)]
-    fn leapt(
+    fn leap_windowed_steps(
         &mut self,
-        duration: SimDuration,
-        levels: ByteLevels,
+        durations: &[SimDuration],
         limit: BatchLimit,
-    ) -> Result<(), Stopped> {
-        let batch = self.fast.as_ref().expect("may_leap").decoders;
-        self.limit = limit;
-        self.launched(batch, duration, levels);
-        self.now += duration;
-        self.guard.tick(self.now)?;
-        let f = self.fast.as_mut().expect("may_leap");
-        f.steps += 1;
-        f.context_sum += u64::from(f.decoders);
-        if let Some(w) = f.windows.as_mut() {
+    ) -> Result<bool, Stopped> {
+        let usage = self.cache.usage();
+        let (budget, mut allocated) = (usage.budget, usage.allocated);
+        let f = self.fast.as_ref().expect("may_leap");
+        let batch = f.decoders;
+        let n = u64::from(batch);
+        let mut sums = LevelSums::new(budget);
+        let start = self.now;
+        let (mut ran, mut busy) = (0, 0);
+        let mut last = None;
+        let mut all = Ok(true);
+        for &duration in durations {
+            // The step runs: its launch, as `try_fast_step` and
+            // `fast_launch` with nothing to admit ...
+            let f = self.fast.as_ref().expect("may_leap");
+            let w = f.windows.as_deref().expect("windows");
+            let (mapped, dropped) = (f.mapped_bytes(), w.dropped_bytes(f.steps));
+            if !self.paged().defer(mapped, dropped) {
+                all = Ok(false);
+                break;
+            }
+            allocated = allocated + mapped - dropped;
+            let f = self.fast.as_ref().expect("may_leap");
+            let (reserved, internal) = self.windows_waste(f.windows.as_deref().expect("windows"));
+            let levels =
+                super::levels_of(budget, allocated, usage.cached, reserved, internal, 0, 0);
+            invariant_eq!(levels, self.fast_levels(), "a windowed leap's levels");
+            // ... recorded as `launched` records it ...
+            self.step_started = self.now;
+            sums.add(&levels, duration.as_nanos());
+            last = Some(levels);
+            if self.timeline.due(self.now) {
+                self.timeline.push(TimelineRow {
+                    time: self.now,
+                    running: batch,
+                    waiting: self.waiting.len() as u32,
+                    levels,
+                    step: duration,
+                });
+            }
+            // ... and it ends, as `fast_finish` with no finisher.
+            self.now += duration;
+            busy += duration.as_nanos();
+            ran += 1;
+            if let Err(e) = self.guard.tick(self.now) {
+                all = Err(e);
+                break;
+            }
+            let f = self.fast.as_mut().expect("may_leap");
+            f.steps += 1;
+            f.context_sum += n;
+            let w = f.windows.as_mut().expect("windows");
             w.advance(f.steps, &mut f.crossing, &f.phase);
+            f.leapt += 1;
         }
-        f.leapt += 1;
-        Ok(())
+        if let Some(last) = last {
+            self.limit = limit;
+            self.stats.steps(batch, ran, busy, limit);
+            self.stats.absorb(start, &sums, last, self.now);
+        }
+        all
     }
 
     /// When a step starting then would find the head of the queue waited
@@ -1891,16 +1933,7 @@ impl<C: CostModel> Engine<'_, C> {
             internal += held - fill;
         }
         if let Some(w) = f.windows.as_ref() {
-            let (r, i) = match w.uniform.as_ref() {
-                Some(u) => {
-                    let above = w.thresholds[u.threshold].above.as_deref();
-                    let past = u64::from(f.decoders) - w.thresholds[u.threshold].below;
-                    let slack = u.slack(past, above.expect("a window's counts"), f.steps);
-                    invariant_eq!(slack, self.windowed_slack(w), "a uniform window's waste");
-                    slack
-                }
-                None => self.windowed_slack(w),
-            };
+            let (r, i) = self.windows_waste(w);
             reserved += r;
             internal += i;
         } else if f.decoders > 0 {
@@ -1921,6 +1954,24 @@ impl<C: CostModel> Engine<'_, C> {
             0
         };
         super::levels_of_usage(&usage, reserved, internal, external, slack)
+    }
+
+    /// The lazy decoders' reserved and internal bytes under windows (each
+    /// holding `context + 1` tokens at launch): from the sums of a uniform
+    /// window, or decoder by decoder.
+    #[inline(always)]
+    fn windows_waste(&self, w: &Windows) -> (u64, u64) {
+        let f = self.fast.as_ref().expect("lazy implies the fast path");
+        match w.uniform.as_ref() {
+            Some(u) => {
+                let above = w.thresholds[u.threshold].above.as_deref();
+                let past = u64::from(f.decoders) - w.thresholds[u.threshold].below;
+                let slack = u.slack(past, above.expect("a window's counts"), f.steps);
+                invariant_eq!(slack, self.windowed_slack(w), "a uniform window's waste");
+                slack
+            }
+            None => self.windowed_slack(w),
+        }
     }
 
     /// The lazy decoders' reserved and internal bytes under windows, each

@@ -288,11 +288,14 @@ pub struct LevelSums {
 impl LevelSums {
     /// Sums of levels of a cache of `budget` bytes.
     pub fn new(budget: u64) -> Self {
-        // `kv * 10 >= budget * 9` is `kv >= ceil(budget * 9 / 10)`.
+        // `kv * 10 >= budget * 9` is `kv >= ceil(budget * 9 / 10)`, which
+        // is `budget - floor(budget / 10)` (with `budget = 10q + r`, both
+        // are `9q + r`): a division by a constant, where the product's 128
+        // bits took a call (every leap starts here).
         let high_from = if budget == 0 {
             u64::MAX
         } else {
-            u64::try_from((u128::from(budget) * 9).div_ceil(10)).expect("below the budget")
+            budget - budget / 10
         };
         LevelSums {
             integral: [0; 6],
@@ -635,6 +638,36 @@ impl Collector {
             0.0
         } else {
             self.batch_sum as f64 / self.steps as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A leap's threshold of high occupancy is the collector's: `kv` at or
+    /// above 90 % of the budget by the products' 128 bits, checked around
+    /// it for budgets of every remainder modulo 10, up to the largest.
+    #[test]
+    fn high_occupancy_starts_where_the_products_say() {
+        let budgets = (0..40u64).chain([1 << 40, (1 << 40) + 7, u64::MAX - 9, u64::MAX]);
+        for budget in budgets {
+            let sums = LevelSums::new(budget);
+            let exact = (u128::from(budget) * 9).div_ceil(10);
+            for kv in [exact.saturating_sub(1), exact, exact + 1] {
+                let Ok(kv) = u64::try_from(kv) else { continue };
+                let levels = ByteLevels {
+                    budget,
+                    kv,
+                    ..ByteLevels::default()
+                };
+                assert_eq!(
+                    kv >= sums.high_from,
+                    levels.high(),
+                    "budget {budget}, kv {kv}"
+                );
+            }
         }
     }
 }
