@@ -135,7 +135,7 @@ use crate::cache::{
     Content, ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId,
 };
 use crate::hardware::cost::{CostModel, StepWork};
-use crate::metrics::{BatchLimit, ByteLevels, LevelSums, Outcome, TimelineRow};
+use crate::metrics::{BatchLimit, ByteLevels, LevelSums, Outcome};
 use crate::model::Span;
 use crate::scheduler::Admission;
 use crate::units::{SimDuration, SimTime};
@@ -1708,7 +1708,7 @@ impl<C: CostModel> Engine<'_, C> {
         let (mut last_kv, mut last_reserved, mut last_internal, mut last_rounding) = (0, 0, 0, 0);
         for &duration in durations {
             // The step runs: its launch, as `try_fast_step` and
-            // `fast_launch` with nothing to admit ...
+            // `fast_launch` with nothing to admit, then its record and end.
             let f = self.fast.as_mut().expect("may_leap");
             if charge {
                 let mapped = u64::from(f.phase[due]) * f.block_bytes;
@@ -1739,27 +1739,14 @@ impl<C: CostModel> Engine<'_, C> {
                 self.uncharged_levels(memory.mapped),
                 "a leap's levels"
             );
-            // ... recorded as `launched` records it ...
-            self.step_started = self.now;
-            sums.add(&levels, duration.as_nanos());
             // (Field by field: a copy of the whole struct, read back from the
             // stack in wider loads than it was written with, stalls.)
             (last_kv, last_reserved, last_internal, last_rounding) =
                 (levels.kv, reserved, internal, rounding);
-            if self.timeline.due(self.now) {
-                self.timeline.push(TimelineRow {
-                    time: self.now,
-                    running: batch,
-                    waiting: self.waiting.len() as u32,
-                    levels,
-                    step: duration,
-                });
-            }
-            // ... and it ends, as `fast_finish` with no finisher.
-            self.now += duration;
+            let ended = self.leapt(batch, duration, levels, &mut sums);
             busy += duration.as_nanos();
             ran += 1;
-            if let Err(e) = self.guard.tick(self.now) {
+            if let Err(e) = ended {
                 stopped = Err(e);
                 break;
             }
@@ -1847,7 +1834,7 @@ impl<C: CostModel> Engine<'_, C> {
         let mut all = Ok(true);
         for &duration in durations {
             // The step runs: its launch, as `try_fast_step` and
-            // `fast_launch` with nothing to admit ...
+            // `fast_launch` with nothing to admit, then its record and end.
             let f = self.fast.as_ref().expect("may_leap");
             let w = f.windows.as_deref().expect("windows");
             let (mapped, dropped) = (f.mapped_bytes(), w.dropped_bytes(f.steps));
@@ -1861,24 +1848,11 @@ impl<C: CostModel> Engine<'_, C> {
             let levels =
                 super::levels_of(budget, allocated, usage.cached, reserved, internal, 0, 0);
             invariant_eq!(levels, self.fast_levels(), "a windowed leap's levels");
-            // ... recorded as `launched` records it ...
-            self.step_started = self.now;
-            sums.add(&levels, duration.as_nanos());
             last = Some(levels);
-            if self.timeline.due(self.now) {
-                self.timeline.push(TimelineRow {
-                    time: self.now,
-                    running: batch,
-                    waiting: self.waiting.len() as u32,
-                    levels,
-                    step: duration,
-                });
-            }
-            // ... and it ends, as `fast_finish` with no finisher.
-            self.now += duration;
+            let ended = self.leapt(batch, duration, levels, &mut sums);
             busy += duration.as_nanos();
             ran += 1;
-            if let Err(e) = self.guard.tick(self.now) {
+            if let Err(e) = ended {
                 all = Err(e);
                 break;
             }
@@ -1895,6 +1869,26 @@ impl<C: CostModel> Engine<'_, C> {
             self.stats.absorb(start, &sums, last, self.now);
         }
         all
+    }
+
+    /// A leapt step of `batch` decoders launched now, lasting `duration`
+    /// at `levels`, is recorded as `launched` records it (its levels added
+    /// to `sums`, recorded in bulk) and ends as `fast_finish` with no
+    /// finisher ends it: the clock moves on and the guard counts it. The
+    /// caller moves the decoders on.
+    #[inline(always)]
+    fn leapt(
+        &mut self,
+        batch: u32,
+        duration: SimDuration,
+        levels: ByteLevels,
+        sums: &mut LevelSums,
+    ) -> Result<(), Stopped> {
+        self.step_started = self.now;
+        sums.add(&levels, duration.as_nanos());
+        self.timeline_row(batch, duration, levels);
+        self.now += duration;
+        self.guard.tick(self.now)
     }
 
     /// When a step starting then would find the head of the queue waited

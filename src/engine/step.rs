@@ -389,6 +389,13 @@ impl<'s, C: CostModel> Engine<'s, C> {
         self.step_started = self.now;
         self.stats.step(batch, duration, self.limit);
         self.stats.level(self.now, levels);
+        self.timeline_row(batch, duration, levels);
+    }
+
+    /// The step of `batch` sequences launched now, lasting `duration` at
+    /// `levels`, becomes a timeline row if one is due.
+    #[inline(always)]
+    pub(super) fn timeline_row(&mut self, batch: u32, duration: SimDuration, levels: ByteLevels) {
         if self.timeline.due(self.now) {
             self.timeline.push(TimelineRow {
                 time: self.now,
