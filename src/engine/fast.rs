@@ -1684,8 +1684,9 @@ impl<C: CostModel> Engine<'_, C> {
     /// ended as `launch_work`, the step end's event and `fast_finish` with
     /// no finisher would) while their blocks fit in `memory`; the blocks
     /// they map are left in `memory.mapped` for the caller to charge the
-    /// cache. Returns how many ran. The steps' memory is tracked in scalars and their statistics
-    /// recorded in bulk (integer sums: the same as one at a time).
+    /// cache. Returns how many ran. The steps' memory is tracked in scalars
+    /// and their statistics recorded in bulk (integer sums: the same as one
+    /// at a time).
     #[inline(always)]
     fn leap_steps(
         &mut self,
