@@ -4,9 +4,11 @@
 //! frees everything); the caches' internal bookkeeping (holes, buddy blocks,
 //! reference counts, the prefix index) stays consistent.
 //!
-//! The checks are on in debug builds and in any build with the `invariants`
-//! cargo feature (`.ci/run` ends with a test pass that turns it on), and
-//! compiled out otherwise: like
+//! The checks are on in debug builds, in the library's own unit tests (a
+//! test build is never what a user runs, and the tests that break an
+//! invariant on purpose need them), and in any build with the `invariants`
+//! cargo feature (`.ci/run` ends with an integration test pass that turns it
+//! on), and compiled out otherwise: like
 //! `debug_assert!`, each check is an `if` on a constant, so a plain release
 //! build pays nothing for them in the hot loop.
 //!
@@ -15,9 +17,9 @@
 //! bug reaches, whose fallback (after the macro) keeps a build without the
 //! checks going.
 
-/// Whether the invariant checks run: in debug builds, and with the
-/// `invariants` feature in any profile.
-pub(crate) const ENABLED: bool = cfg!(any(debug_assertions, feature = "invariants"));
+/// Whether the invariant checks run: in debug builds, in the library's unit
+/// tests, and with the `invariants` feature in any profile.
+pub(crate) const ENABLED: bool = cfg!(any(debug_assertions, test, feature = "invariants"));
 
 /// `assert!` when the invariant checks are on ([`ENABLED`]); nothing otherwise.
 macro_rules! invariant {
@@ -48,30 +50,21 @@ macro_rules! invariant_violated {
     };
 }
 
+/// Whether the library as linked (not its unit tests) checks its
+/// invariants: `tests/kvsim` asserts it where `.ci/run`'s invariants pass
+/// requires the checks (`KVSIM_REQUIRE_INVARIANTS`).
+pub(crate) const IN_LIBRARY: bool = cfg!(any(debug_assertions, feature = "invariants"));
+
 #[cfg(test)]
 mod tests {
-    /// `.ci/run`'s invariants pass sets `KVSIM_REQUIRE_INVARIANTS`: there the
-    /// checks must be compiled in. Without the feature the tests that expect
-    /// a check to fire would be compiled out and the pass would check
-    /// nothing, silently.
+    /// The macros check in the unit tests, whatever the profile and features.
     #[test]
-    fn required_checks_are_compiled_in() {
-        let required = std::env::var_os("KVSIM_REQUIRE_INVARIANTS").is_some();
-        assert!(
-            super::ENABLED || !required,
-            "KVSIM_REQUIRE_INVARIANTS is set but the invariant checks are compiled out: \
-             build with --features invariants (or in debug)"
-        );
-    }
-
-    /// The macros check when the checks are on, and do nothing otherwise.
-    #[test]
-    fn checks_follow_the_build() {
+    fn checks_are_on_in_unit_tests() {
         let fired = |f: fn()| std::panic::catch_unwind(f).is_err();
-        let on = cfg!(any(debug_assertions, feature = "invariants"));
-        assert_eq!(fired(|| invariant!(1 + 1 == 3, "arithmetic")), on);
-        assert_eq!(fired(|| invariant_eq!(1 + 1, 3)), on);
-        assert_eq!(fired(|| invariant_violated!("unreachable")), on);
+        assert!(super::ENABLED);
+        assert!(fired(|| invariant!(1 + 1 == 3, "arithmetic")));
+        assert!(fired(|| invariant_eq!(1 + 1, 3)));
+        assert!(fired(|| invariant_violated!("unreachable")));
         assert!(!fired(|| invariant!(1 + 1 == 2)));
     }
 }

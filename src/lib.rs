@@ -84,3 +84,9 @@ pub mod units;
 pub mod validate;
 
 pub use error::{Error, Result, SpecError};
+
+/// Whether this build of the library checks the simulator's invariants as it
+/// runs (debug builds, and any build with the `invariants` feature; see
+/// `.ci/run`). The integration tests assert it where `.ci/run`'s invariants
+/// pass requires the checks.
+pub const INVARIANT_CHECKS: bool = invariants::IN_LIBRARY;

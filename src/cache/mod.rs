@@ -769,7 +769,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg(any(debug_assertions, feature = "invariants"))]
     #[should_panic(expected = "KV usage out of bounds")]
     fn usage_beyond_the_budget_is_a_bug() {
         let _ = MemoryUsage::new(100, 101, 50);

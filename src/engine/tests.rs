@@ -135,7 +135,6 @@ fn with_engine(path: &str, overrides: &[&str], f: impl FnOnce(&mut Engine<Roofli
 /// runs this module with `--features invariants`): ending a request twice,
 /// which would count it in two outcomes, stops the run.
 #[test]
-#[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "request 0 ended twice")]
 fn a_request_cannot_end_twice() {
     with_bench_engine(20, &[], |engine| {

@@ -505,3 +505,17 @@ fn a_summary_alone_is_the_full_runs_summary() {
     }
     assert!(ran >= 13, "{ran} bundled scenarios");
 }
+
+/// `.ci/run`'s invariants pass sets `KVSIM_REQUIRE_INVARIANTS`: there the
+/// library these tests link (and the binary they run) must check its
+/// invariants. Built without the `invariants` feature, the pass would check
+/// nothing, silently.
+#[test]
+fn required_invariant_checks_are_compiled_in() {
+    let required = std::env::var_os("KVSIM_REQUIRE_INVARIANTS").is_some();
+    assert!(
+        kvsim::INVARIANT_CHECKS || !required,
+        "KVSIM_REQUIRE_INVARIANTS is set but the invariant checks are compiled out: \
+         build with --features invariants (or in debug)"
+    );
+}

@@ -236,7 +236,6 @@ fn empty_sequences_hold_no_slots() {
 }
 
 #[test]
-#[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "admitting live sequence")]
 fn admitting_a_live_id_is_a_bug() {
     let mut c = cache(10, None);
@@ -245,7 +244,6 @@ fn admitting_a_live_id_is_a_bug() {
 }
 
 #[test]
-#[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "releasing dead sequence")]
 fn releasing_a_dead_id_is_a_bug() {
     cache(10, None).release(7);

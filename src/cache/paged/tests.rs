@@ -321,14 +321,12 @@ fn reset_frees_everything() {
 }
 
 #[test]
-#[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "growing dead sequence")]
 fn growing_a_dead_id_is_a_bug() {
     let _ = cache(8, 4, None).grow(3, 1);
 }
 
 #[test]
-#[cfg(any(debug_assertions, feature = "invariants"))]
 #[should_panic(expected = "prefix caching needs a layout without windows")]
 fn prefix_caching_with_a_window_is_a_bug() {
     let _ = PagedCache::new(1 << 30, layout(16, Some(64), BPT), true);
