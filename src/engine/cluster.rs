@@ -243,10 +243,71 @@ impl NextEvents {
         SimTime::from_nanos(key.min(SimTime::MAX.as_nanos()))
     }
 
+    /// The earliest next event of replicas `lo..hi` (`hi` past the last
+    /// replica means up to it; [`SimTime::MAX`] if none has one): the
+    /// minimum of the O(log replicas) subtrees that cover the range.
+    fn first_in(&self, lo: usize, hi: usize) -> SimTime {
+        let (mut lo, mut hi) = (
+            self.leaves + lo.min(self.leaves),
+            self.leaves + hi.min(self.leaves),
+        );
+        let mut key = u64::MAX;
+        while lo < hi {
+            if lo & 1 == 1 {
+                key = key.min(self.tree[lo].0);
+                lo += 1;
+            }
+            if hi & 1 == 1 {
+                hi -= 1;
+                key = key.min(self.tree[hi].0);
+            }
+            lo /= 2;
+            hi /= 2;
+        }
+        SimTime::from_nanos(key.min(SimTime::MAX.as_nanos()))
+    }
+
     /// The earliest next event and its replica.
     fn first(&self) -> Option<(SimTime, usize)> {
         let (key, r) = self.tree[1];
         (key != u64::MAX).then(|| (SimTime::from_nanos(key), r as usize))
+    }
+}
+
+/// Which replicas' instants can read or change another replica at the
+/// instant they happen, and so bound how far it may leap ahead of the
+/// cluster. Whatever a replica's instant schedules for later goes on the
+/// cluster's queue, whose next event bounds every leap anyway.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Reach {
+    /// Any replica's: a request's end schedules the conversation's next
+    /// turn or its user's next request (sessions, closed loops), which may
+    /// be due at once (no think time) and is routed by reading every
+    /// replica.
+    Everyone,
+    /// None: a colocated deployment under open-loop traffic without
+    /// sessions. A request's end schedules nothing, and only the cluster's
+    /// own events (arrivals, each routed when it is due) read a replica.
+    Nobody,
+    /// The other pool's (open loop, no sessions, disaggregated; replicas
+    /// `0..np` prefill): a prefill replica's handoff reserves memory on a
+    /// decode replica, or cancels a reservation, at its own instant; a
+    /// decode replica's freed memory starts a queued transfer, or (when
+    /// decode memory is reserved before the prefill) routes the prefill to a
+    /// prefill replica, at its own. Neither pool reaches into itself.
+    OtherPool { np: usize },
+}
+
+impl Reach {
+    fn of(scenario: &Scenario) -> Reach {
+        let feedback = scenario.traffic.session() || scenario.traffic.loop_kind() != LoopKind::Open;
+        match scenario.disagg.as_deref() {
+            _ if feedback => Reach::Everyone,
+            None => Reach::Nobody,
+            Some(g) => Reach::OtherPool {
+                np: g.prefill.deployment.replicas.max(1) as usize,
+            },
+        }
     }
 }
 
@@ -304,6 +365,8 @@ struct Cluster<'s, C> {
     replicas: Vec<Engine<'s, C>>,
     /// The replicas' next-event times.
     next: NextEvents,
+    /// Which other replicas' next events bound a replica's leap.
+    reach: Reach,
     traffic: Traffic,
     sessions_on: bool,
     now: SimTime,
@@ -365,16 +428,23 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         // Within the horizon, so `t + 1 ns` does not saturate.
         beyond_horizon(t)?;
         // Only the cluster's events and what the other replicas report
-        // reach this one: nothing before the earliest of their next events.
+        // reach this one: nothing before the earliest of their next events
+        // (of those that can reach it: `Reach`).
         // But a decode replica with transfers waiting for its memory is
         // offered them after every instant it advances through.
         // (Asked only when the replica could leap.)
         let (next, events, pools) = (&self.next, &self.events, &self.pools);
+        let reach = self.reach;
         let quiet_until = || {
             let offered = pools
                 .as_ref()
                 .is_some_and(|p| r >= p.np && !p.queues[r - p.np].is_empty());
-            let outside = next.first_besides(r);
+            let outside = match reach {
+                Reach::Everyone => next.first_besides(r),
+                Reach::Nobody => SimTime::MAX,
+                Reach::OtherPool { np } if r < np => next.first_in(np, usize::MAX),
+                Reach::OtherPool { np } => next.first_in(0, np),
+            };
             match events.peek_time() {
                 _ if offered => t,
                 Some(c) => c.min(outside),
@@ -679,6 +749,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         next: NextEvents::new(count),
         traffic: scenario.traffic.instantiate(seed),
         sessions_on: scenario.traffic.session(),
+        reach: Reach::of(scenario),
         now: SimTime::ZERO,
         events: EventQueue::default(),
         // A disaggregated deployment's cluster router is its prefill pool's.
@@ -873,5 +944,34 @@ mod tests {
         assert_eq!(n.first(), Some((SimTime::MAX, 3)));
         n.set(3, None);
         assert_eq!(n.first(), None);
+    }
+
+    /// `first_in` is the minimum over its range, and `first_besides` over
+    /// every other replica, whatever the replica count (leaves past the
+    /// last replica hold no event).
+    #[test]
+    fn next_events_finds_the_earliest_of_a_range() {
+        for count in 1..=9 {
+            let mut n = NextEvents::new(count);
+            // Distinct times, some replicas with none.
+            let at = |r: usize| (r % 4 != 2).then(|| SimTime::from_nanos(((r * 7) % 11) as u64));
+            for r in 0..count {
+                n.set(r, at(r));
+            }
+            let min = |rs: &mut dyn Iterator<Item = usize>| {
+                rs.filter_map(at).min().unwrap_or(SimTime::MAX)
+            };
+            for lo in 0..=count {
+                for hi in lo..=count + 2 {
+                    let want = min(&mut (lo..hi.min(count)));
+                    assert_eq!(n.first_in(lo, hi), want, "{count} replicas, {lo}..{hi}");
+                }
+                assert_eq!(n.first_in(lo, usize::MAX), min(&mut (lo..count)));
+            }
+            for r in 0..count {
+                let want = min(&mut (0..count).filter(|&q| q != r));
+                assert_eq!(n.first_besides(r), want, "{count} replicas, besides {r}");
+            }
+        }
     }
 }

@@ -674,7 +674,9 @@ fn the_multi_turn_tiers_setups_with_the_roofline() {
 
 /// Quiet decode steps (nothing waiting, no finisher, no visit) run in one
 /// loop up to the next event (`Engine::leap`); on a cluster, up to the next
-/// event of the cluster or of any other replica. Where the outside world
+/// event of the cluster or of any other replica that can reach this one
+/// (none under open loops without sessions, the other pool's replicas when
+/// disaggregated). Where the outside world
 /// steps in at the instant a leap would start: closed-loop users with no
 /// think time (a replica's end sends the user's next request at once, to
 /// either replica), sessions, a decode pool whose transfers wait for its
@@ -737,13 +739,36 @@ fn leaps_stop_where_the_outside_steps_in() {
         }
     }
     // A decode pool with room to spare, and one so small that transfers
-    // queue for its memory (half to most of the requests wait).
+    // queue for its memory (half to most of the requests wait). Then pools
+    // of two and three replicas, whose leaps are bounded by the other
+    // pool's replicas alone: decode memory reserved after the prefill and
+    // before it (when a decode replica's freed memory routes a prefill),
+    // transfers after the prefill and layer by layer, links shared fairly
+    // and first come first served, decode replicas picked by their KV.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let small = "deployment.decode.hardware.memory_utilization=0.35";
+    let two = "deployment.decode.hardware.replicas=2";
+    let three = "deployment.decode.hardware.replicas=3";
+    let by_kv = "deployment.decode.hardware.router=least-kv";
+    let early = "deployment.reserve=before-prefill";
+    let layerwise = "deployment.transfer=layerwise";
+    let fifo = "deployment.link.sharing=fifo";
     for overrides in [
         &["requests=120"][..],
         &["requests=120", "traffic.arrival.rate=2", small],
         &["requests=120", "traffic.arrival.rate=1.5", small],
+        &["requests=160", "traffic.arrival.rate=3", two, small],
+        &["requests=160", "traffic.arrival.rate=3", three, by_kv],
+        &["requests=160", "traffic.arrival.rate=3", two, small, early],
+        &["requests=160", "traffic.arrival.rate=3", three, early, fifo],
+        &[
+            "requests=160",
+            "traffic.arrival.rate=3",
+            two,
+            small,
+            early,
+            layerwise,
+        ],
     ] {
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         let path = root.join("scenarios/disagg-70b-long-prompts.toml");
