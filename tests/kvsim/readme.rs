@@ -1572,6 +1572,30 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "| `kvsim plan scenarios/disagg-70b-long-prompts.toml`, instructions | 23.58G | **7.83G** (3.0x fewer) |",
+        "kvsim plan scenarios/disagg-70b-long-prompts.toml",
+        "src/engine/cluster.rs",
+        "enum Reach {",
+    ),
+    (
+        "| `kvsim plan scenarios/disagg-70b-short-prompts.toml`, instructions | 21.44G | **11.48G** (1.9x fewer) |",
+        "kvsim plan scenarios/disagg-70b-short-prompts.toml",
+        "src/engine/cluster.rs",
+        "enum Reach {",
+    ),
+    (
+        "| `kvsim plan scenarios/plan-llama70b.toml`, instructions | 47.20G | **35.23G** (25 % fewer) |",
+        "kvsim plan scenarios/plan-llama70b.toml",
+        "src/engine/cluster.rs",
+        "enum Reach {",
+    ),
+    (
+        "| `kvsim plan scenarios/disagg-70b-long-prompts.toml --crossover`, CPU time | 22.5-31.2 s | **7.0-8.0 s** |",
+        "kvsim plan scenarios/disagg-70b-long-prompts.toml --crossover",
+        "src/engine/cluster.rs",
+        "enum Reach {",
+    ),
+    (
         "| `policies`, instructions | 362.4M | **349.8M** (3.5 % fewer) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
