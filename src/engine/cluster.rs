@@ -283,11 +283,15 @@ enum Reach {
     /// Any replica's: a request's end schedules the conversation's next
     /// turn or its user's next request (sessions, closed loops), which may
     /// be due at once (no think time) and is routed by reading every
-    /// replica.
+    /// replica. Also wherever the replicas share a remote KV store: a step
+    /// launched at the end of a leap may store its HBM victims there,
+    /// reserving the store's bandwidth, which must then come after what
+    /// the other replicas reserved earlier.
     Everyone,
     /// None: a colocated deployment under open-loop traffic without
-    /// sessions. A request's end schedules nothing, and only the cluster's
-    /// own events (arrivals, each routed when it is due) read a replica.
+    /// sessions, its replicas sharing no remote KV store. A request's end
+    /// schedules nothing, and only the cluster's own events (arrivals, each
+    /// routed when it is due) read a replica.
     Nobody,
     /// The other pool's (open loop, no sessions, disaggregated; replicas
     /// `0..np` prefill): a prefill replica's handoff reserves memory on a
@@ -299,10 +303,12 @@ enum Reach {
 }
 
 impl Reach {
-    fn of(scenario: &Scenario) -> Reach {
+    /// The reach in `scenario`, whose replicas share a remote KV store if
+    /// `shared_store`.
+    fn of(scenario: &Scenario, shared_store: bool) -> Reach {
         let feedback = scenario.traffic.session() || scenario.traffic.loop_kind() != LoopKind::Open;
         match scenario.disagg.as_deref() {
-            _ if feedback => Reach::Everyone,
+            _ if feedback || shared_store => Reach::Everyone,
             None => Reach::Nobody,
             Some(g) => Reach::OtherPool {
                 np: g.prefill.deployment.replicas.max(1) as usize,
@@ -749,7 +755,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         next: NextEvents::new(count),
         traffic: scenario.traffic.instantiate(seed),
         sessions_on: scenario.traffic.session(),
-        reach: Reach::of(scenario),
+        reach: Reach::of(scenario, remote.is_some()),
         now: SimTime::ZERO,
         events: EventQueue::default(),
         // A disaggregated deployment's cluster router is its prefill pool's.
