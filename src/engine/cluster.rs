@@ -280,14 +280,17 @@ impl NextEvents {
 /// cluster's queue, whose next event bounds every leap anyway.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Reach {
-    /// Any replica's: a request's end schedules the conversation's next
-    /// turn or its user's next request (sessions, closed loops), which may
-    /// be due at once (no think time) and is routed by reading every
-    /// replica. Also wherever the replicas share a remote KV store: a step
-    /// launched at the end of a leap may store its HBM victims there,
-    /// reserving the store's bandwidth, which must then come after what
-    /// the other replicas reserved earlier.
-    Everyone,
+    /// Any replica's, `lookahead` after its next event: a request's end
+    /// schedules the conversation's next turn or its user's next request
+    /// (sessions, closed loops) one think time later, routed by reading
+    /// every replica; `lookahead` is the least think time (zero where it
+    /// can be zero). Zero too in a disaggregated deployment, whose prefill
+    /// replicas reserve decode memory at their own instants, and wherever
+    /// the replicas share a remote KV store: a step launched at the end of
+    /// a leap may store its HBM victims there, reserving the store's
+    /// bandwidth, which must then come after what the other replicas
+    /// reserved earlier.
+    Everyone { lookahead: SimDuration },
     /// None: a colocated deployment under open-loop traffic without
     /// sessions, its replicas sharing no remote KV store. A request's end
     /// schedules nothing, and only the cluster's own events (arrivals, each
@@ -303,16 +306,23 @@ enum Reach {
 }
 
 impl Reach {
-    /// The reach in `scenario`, whose replicas share a remote KV store if
-    /// `shared_store`.
-    fn of(scenario: &Scenario, shared_store: bool) -> Reach {
-        let feedback = scenario.traffic.session() || scenario.traffic.loop_kind() != LoopKind::Open;
-        match scenario.disagg.as_deref() {
-            _ if feedback || shared_store => Reach::Everyone,
-            None => Reach::Nobody,
-            Some(g) => Reach::OtherPool {
-                np: g.prefill.deployment.replicas.max(1) as usize,
+    /// The reach in `scenario` under `traffic`, whose replicas share a
+    /// remote KV store if `shared_store`.
+    fn of(scenario: &Scenario, traffic: &Traffic, shared_store: bool) -> Reach {
+        let np = scenario
+            .disagg
+            .as_deref()
+            .map(|g| g.prefill.deployment.replicas.max(1) as usize);
+        match (traffic.least_think(), np) {
+            _ if shared_store => Reach::Everyone {
+                lookahead: SimDuration::ZERO,
             },
+            (Some(_), Some(_)) => Reach::Everyone {
+                lookahead: SimDuration::ZERO,
+            },
+            (Some(lookahead), None) => Reach::Everyone { lookahead },
+            (None, None) => Reach::Nobody,
+            (None, Some(np)) => Reach::OtherPool { np },
         }
     }
 }
@@ -446,7 +456,9 @@ impl<'s, C: CostModel> Cluster<'s, C> {
                 .as_ref()
                 .is_some_and(|p| r >= p.np && !p.queues[r - p.np].is_empty());
             let outside = match reach {
-                Reach::Everyone => next.first_besides(r),
+                Reach::Everyone { lookahead } => {
+                    (next.first_besides(r) + lookahead).min(SimTime::MAX)
+                }
                 Reach::Nobody => SimTime::MAX,
                 Reach::OtherPool { np } if r < np => next.first_in(np, usize::MAX),
                 Reach::OtherPool { np } => next.first_in(0, np),
@@ -748,14 +760,16 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
         }
     }
     let d = &scenario.deployment;
+    let traffic = scenario.traffic.instantiate(seed);
+    let reach = Reach::of(scenario, &traffic, remote.is_some());
     let mut cluster = Cluster {
         scenario,
         seed,
         replicas,
         next: NextEvents::new(count),
-        traffic: scenario.traffic.instantiate(seed),
+        traffic,
         sessions_on: scenario.traffic.session(),
-        reach: Reach::of(scenario, remote.is_some()),
+        reach,
         now: SimTime::ZERO,
         events: EventQueue::default(),
         // A disaggregated deployment's cluster router is its prefill pool's.

@@ -1170,6 +1170,24 @@ impl Traffic {
         }
     }
 
+    /// The least time from a request's end to anything it sends next: the
+    /// shortest think time this traffic can draw, a closed-loop user's
+    /// (before the next request) or a session's (before the next turn).
+    /// Zero where one can be zero (exponential, or `think_s = 0`); `None`
+    /// when a request's end sends nothing (open loop, no sessions).
+    pub fn least_think(&self) -> Option<SimDuration> {
+        let least = |think: &Think| match *think {
+            Think::Fixed(d) => d,
+            Think::Exponential { .. } => SimDuration::ZERO,
+        };
+        let user = self.think.as_ref().map(least);
+        let turn = self.session.as_ref().map(|s| least(&s.think));
+        match (user, turn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The number of turns (requests) of a new session, >= 1, from its own
     /// stream; 1 without sessions.
     pub fn session_turns(&mut self) -> u32 {

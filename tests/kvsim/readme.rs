@@ -1572,6 +1572,12 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "219-237 ms to 132-137 ms of CPU",
+        "kvsim run scenarios/quickstart.toml",
+        "scenarios/hybrid-capacity.toml",
+        "arrival = { kind = \"closed\", users = 64, think_s = 1.0 }",
+    ),
+    (
         "| `kvsim plan scenarios/disagg-70b-long-prompts.toml`, instructions | 23.58G | **7.83G** (3.0x fewer) |",
         "kvsim plan scenarios/disagg-70b-long-prompts.toml",
         "src/engine/cluster.rs",
