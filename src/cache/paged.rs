@@ -109,7 +109,7 @@ use std::collections::VecDeque;
 
 #[cfg(test)]
 use super::KvCache;
-use super::{CachedPrefix, Content, KvLayout, MAX_LAYER_GROUPS, SeqId};
+use super::{CachedPrefix, Content, KvLayout, MAX_LAYER_GROUPS, SeqId, SeqInfo};
 use crate::model::Span;
 use prefix::PrefixIndex;
 
@@ -412,6 +412,26 @@ impl PagedCache {
         let s = &self.seqs[seq as usize];
         invariant!(s.live, "growth of a dead sequence");
         (s.tokens, s.limit)
+    }
+
+    /// Bytes admitting `seq` takes from the free bytes when no block of its
+    /// prefix is cached: its recurrent state and every block it holds
+    /// (what [`KvCache::admit`](super::KvCache::admit) checks the free
+    /// bytes against, prefix caching off).
+    pub fn admission_bytes(&self, seq: &SeqInfo) -> u64 {
+        self.need_bytes(seq, 0)
+    }
+
+    /// [`PagedCache::admission_bytes`] when `shared` of the first group's
+    /// blocks are prefix hits other sequences hold (they take no new
+    /// bytes; cached hits do, as they leave the free bytes).
+    pub(super) fn need_bytes(&self, seq: &SeqInfo, shared: u64) -> u64 {
+        let mut need = self.state;
+        for (g, p) in self.groups[..self.ngroups].iter().enumerate() {
+            let held = p.target(self.bs, seq.tokens, seq.reserve);
+            need += (held - if g == 0 { shared } else { 0 }) * p.block_bytes;
+        }
+        need
     }
 
     /// Bytes no sequence holds (cached blocks included: they are evicted

@@ -112,8 +112,9 @@
 //!
 //! - Leaps: between events, a step in which nothing is admitted (nothing
 //!   waits, or the head of the queue stays blocked: no sequence has ended
-//!   since the launch that found it blocked, and memory only fills; not
-//!   for regions on demand, whose holes shrink under the head), no
+//!   since the launch that found it blocked, and memory only fills, or,
+//!   under windows, which drop blocks, stays short of what the head takes;
+//!   not for regions on demand, whose holes shrink under the head), no
 //!   sequence finishes or is visited and the new blocks fit does the same
 //!   as any other fast step that admits nothing, so [`Engine::leap`] runs such
 //!   steps in one loop up to the next event (on a cluster, the next event
@@ -132,7 +133,7 @@ use std::collections::BinaryHeap;
 
 use super::{Engine, Seq, Stopped};
 use crate::cache::{
-    Content, ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId,
+    Content, ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId, SeqInfo,
 };
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{BatchLimit, ByteLevels, LevelSums, Outcome};
@@ -1023,13 +1024,14 @@ impl Fast {
     /// Whether a queue head that `limit` blocked at a step's launch stays
     /// blocked through quiet steps (nothing ends, nothing is admitted): the
     /// sequences and the token budget do not change, and memory only
-    /// fills, unless windows drop blocks or prefix caching may evict
-    /// cached ones to admit.
+    /// fills, unless prefix caching may evict cached blocks to admit, or
+    /// windows drop blocks as they slide: then a leap checks at each step
+    /// that the head still does not fit ([`Engine::leap_windowed_steps`]).
     fn stays_blocked(&self, limit: BatchLimit) -> bool {
         match limit {
             BatchLimit::Load => false,
             BatchLimit::MaxNumSeqs | BatchLimit::TokenBudget => true,
-            BatchLimit::KvMemory => self.windows.is_none() && !self.named,
+            BatchLimit::KvMemory => !self.named,
         }
     }
 
@@ -1621,7 +1623,10 @@ impl<C: CostModel> Engine<'_, C> {
             None => bound(),
         };
         if self.fast.as_ref().is_some_and(|f| f.windows.is_some()) {
-            return self.leap_windowed(bound, limit);
+            // Windows drop blocks as they slide: a head blocked by memory
+            // may fit at a later launch.
+            let head_need = (limit == BatchLimit::KvMemory).then(|| self.head_need());
+            return self.leap_windowed(bound, limit, head_need);
         }
         let bytes_per_token = self.layout.bytes_per_token();
         let mut durations = [SimDuration::ZERO; CHUNK];
@@ -1778,7 +1783,12 @@ impl<C: CostModel> Engine<'_, C> {
     /// sums as they stand (a decoder crossing a window changes the next
     /// step's work), its blocks mapped and dropped by phase, and its levels
     /// taken as [`Engine::fast_levels`] takes them.
-    fn leap_windowed(&mut self, bound: SimTime, limit: BatchLimit) -> Result<(), Stopped> {
+    fn leap_windowed(
+        &mut self,
+        bound: SimTime,
+        limit: BatchLimit,
+        head_need: Option<u64>,
+    ) -> Result<(), Stopped> {
         /// Steps priced at once, as [`Engine::leap`] does.
         const CHUNK: usize = 32;
         let bytes_per_token = self.layout.bytes_per_token();
@@ -1803,7 +1813,7 @@ impl<C: CostModel> Engine<'_, C> {
                 |j| f.finish.quiet_at(f.steps + j + 1) && (j == 0 || w.quiet_at(f.steps + j)),
                 &mut durations,
             );
-            if priced == 0 || !self.leap_windowed_steps(&durations[..priced], limit)? {
+            if priced == 0 || !self.leap_windowed_steps(&durations[..priced], limit, head_need)? {
                 return Ok(());
             }
         }
@@ -1816,12 +1826,16 @@ impl<C: CostModel> Engine<'_, C> {
     /// allocated kept in a scalar (under windows, blocks are on demand and
     /// anonymous: no tail runs in a leap, no block is cached and no hole is
     /// unusable); the steps' statistics are recorded in bulk, as
-    /// [`Engine::leap_steps`] records them.
+    /// [`Engine::leap_steps`] records them. With `head_need` (the bytes the
+    /// head of the queue, blocked by memory, would take), a step stops the
+    /// leap where its launch would admit the head: the blocks the windows
+    /// drop leave that much free.
     #[inline(always)]
     fn leap_windowed_steps(
         &mut self,
         durations: &[SimDuration],
         limit: BatchLimit,
+        head_need: Option<u64>,
     ) -> Result<bool, Stopped> {
         let usage = self.cache.usage();
         let (budget, mut allocated) = (usage.budget, usage.allocated);
@@ -1839,6 +1853,15 @@ impl<C: CostModel> Engine<'_, C> {
             let f = self.fast.as_ref().expect("may_leap");
             let w = f.windows.as_deref().expect("windows");
             let (mapped, dropped) = (f.mapped_bytes(), w.dropped_bytes(f.steps));
+            // As `try_fast_step`: the decoders' blocks first (if they fit),
+            // then the head's admission, which the cache grants when the
+            // free bytes cover it.
+            if head_need.is_some_and(|need| {
+                mapped <= budget - allocated && need <= budget - (allocated + mapped - dropped)
+            }) {
+                all = Ok(false);
+                break;
+            }
             if !self.paged().defer(mapped, dropped) {
                 all = Ok(false);
                 break;
@@ -1890,6 +1913,24 @@ impl<C: CostModel> Engine<'_, C> {
         self.timeline_row(batch, duration, levels);
         self.now += duration;
         self.guard.tick(self.now)
+    }
+
+    /// The bytes the head of the queue would take from the free bytes if
+    /// admitted now (its prompt and what it had generated, as
+    /// `admit_waiting` admits it; no prefix caching under windows).
+    fn head_need(&self) -> u64 {
+        let w = *self.waiting.front().expect("a head blocked by memory");
+        let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
+        let info = SeqInfo {
+            id: 0,
+            tokens,
+            reserve: self.reservation(w.req, w.output, tokens),
+            content: None,
+        };
+        self.cache
+            .as_paged()
+            .expect("windows are paged")
+            .admission_bytes(&info)
     }
 
     /// When a step starting then would find the head of the queue waited

@@ -29,13 +29,7 @@ impl KvCache for PagedCache {
         let hits = self.scratch.len() as u64;
         // Bytes needed: every held block except referenced hits (cached hits
         // leave the free bytes too).
-        let mut need = self.state;
-        for (g, p) in self.groups[..self.ngroups].iter().enumerate() {
-            let held = p.target(bs, seq.tokens, seq.reserve);
-            let shared = if g == 0 { hits - hits_cached } else { 0 };
-            need += (held - shared) * p.block_bytes;
-        }
-        if need > self.budget - self.allocated {
+        if self.need_bytes(seq, hits - hits_cached) > self.budget - self.allocated {
             return Err(NoRoom);
         }
 
@@ -303,11 +297,7 @@ impl KvCache for PagedCache {
     }
 
     fn fits_when_empty(&self, seq: &SeqInfo) -> bool {
-        let need: u64 = self.groups[..self.ngroups]
-            .iter()
-            .map(|p| p.target(self.bs, seq.tokens, seq.reserve) * p.block_bytes)
-            .sum();
-        need + self.state <= self.budget
+        self.need_bytes(seq, 0) <= self.budget
     }
 
     fn unusable_free_bytes(&self, _seq: &SeqInfo) -> u64 {
