@@ -230,20 +230,30 @@ fn sweep_64(bencher: divan::Bencher, threads: usize) {
 }
 
 /// A disaggregated deployment: `benches/disagg.toml`, colocated or with its
-/// pools, and how fast each runs per simulated request.
+/// pools, and how fast each runs per simulated request; `link-bound`, its
+/// pools on a 2 GB/s link, which the transfers keep busy (98.7 % of the
+/// time; hundreds move at once, sharing it).
 fn disagg(case: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/disagg.toml");
     let mut table = kvsim::scenario::read_table(&path).expect("bench scenario");
-    if case == "colocated" {
-        // The same GPUs, every replica prefilling and decoding: two TP4s.
-        table.remove("deployment");
-        kvsim::scenario::apply_cli_overrides(&mut table, &["hardware.replicas=2".into()])
-            .expect("overrides");
-    }
+    let overrides: &[String] = match case {
+        // The same GPUs, every replica prefilling and decoding.
+        "colocated" => {
+            table.remove("deployment");
+            &["hardware.replicas=2".into()]
+        }
+        "link-bound" => &["deployment.link.gbps=2".into(), "requests=20000".into()],
+        _ => &[],
+    };
+    kvsim::scenario::apply_cli_overrides(&mut table, overrides).expect("overrides");
     Scenario::from_table(table, &path).expect("the bench scenario is valid")
 }
 
-#[divan::bench(args = ["disaggregated", "colocated"], sample_count = 5, sample_size = 1)]
+#[divan::bench(
+    args = ["disaggregated", "colocated", "link-bound"],
+    sample_count = 5,
+    sample_size = 1
+)]
 fn disaggregated(bencher: divan::Bencher, case: &str) {
     bench_requests(bencher, &disagg(case));
 }

@@ -35,8 +35,8 @@
 //!   decode replica's in (`tp_d`'s). With `sharing = "fair"` (default) the
 //!   transfers moving data at once share each link equally, each at
 //!   `min(solo, out / its transfers, in / its transfers)`, recomputed at
-//!   every start and end (a virtual clock in `f64` bytes, ends rounded up to
-//!   the nanosecond); with `"fifo"` they queue, one channel per replica
+//!   every start and end (one clock in `f64` bytes per replica pair,
+//!   [`Pair`], ends rounded up to the nanosecond); with `"fifo"` they queue, one channel per replica
 //!   and direction reserved together at the solo rate
 //!   ([`crate::cache::tiers::reserve`]).
 //!   `layerwise` overlaps the last prefill step: with `L` layers, a step from
@@ -56,7 +56,8 @@
 //! content), SGLang's first token returned by the prefill server, Dynamo's
 //! conditional (local) prefill, and vLLM's abort timeout for unclaimed KV.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use super::{Engine, Event, Handoff, NONE, Received, Routed, Seq};
 use crate::cache::tiers::{Channel, Transfer, reserve};
@@ -192,10 +193,48 @@ pub(super) struct Flight {
     pub transfer_start: Option<SimTime>,
     pub transfer_end: Option<SimTime>,
     pub bytes: u64,
-    /// Fair sharing: bytes still to move (as of [`Pools::last`]) and the
-    /// rate they move at, bytes per second.
-    pub remaining: f64,
-    pub rate: f64,
+}
+
+/// Fair sharing: the transfers moving from one prefill replica to one
+/// decode replica. They all move at the same rate (each link's share is
+/// the same for every transfer using it), so one clock serves them: the
+/// bytes each has moved since the clock started, and a transfer that
+/// joined at reading `c` with `b` bytes is done at `c + b`. A change of
+/// rate or an end costs a step of each moving pair's clock and a heap
+/// operation, not a pass over every moving transfer.
+#[derive(Debug, Default)]
+pub(super) struct Pair {
+    /// Bytes each of its transfers has moved since the clock (re)started,
+    /// as of [`Pools::last`].
+    clock: f64,
+    /// Bytes a second each of them moves.
+    rate: f64,
+    /// Its moving transfers: the clock's reading at which each is done
+    /// (its bits: the readings are finite and not negative, so they order
+    /// as the values), its place in the order transfers joined, and its
+    /// flight.
+    moving: BinaryHeap<Reverse<(u64, u32, u32)>>,
+}
+
+/// A pair's clock is taken back to zero (every reading shifted, the
+/// order kept) past this many bytes, so that its `f64` readings keep
+/// a thousandth of a byte of precision however long the run.
+const CLOCK_REBASE: f64 = (1u64 << 40) as f64;
+
+impl Pair {
+    /// Shifts every reading back by the clock's, which becomes zero.
+    #[cold]
+    fn rebase(&mut self) {
+        let clock = self.clock;
+        let moving = std::mem::take(&mut self.moving).into_vec();
+        self.moving = moving
+            .into_iter()
+            .map(|Reverse((key, joined, f))| {
+                Reverse(((f64::from_bits(key) - clock).max(0.0).to_bits(), joined, f))
+            })
+            .collect();
+        self.clock = 0.0;
+    }
 }
 
 /// The cluster's state for the two pools: replicas `0..np` prefill,
@@ -216,10 +255,14 @@ pub(super) struct Pools<'s> {
     pub flights: Vec<Flight>,
     /// Requests issued so far to each replica (its next request's index).
     pub issued: Vec<u32>,
-    /// Fair sharing: the transfers moving data, in the order they joined;
-    /// the last instant their bytes were brought up to date; how many use
-    /// each prefill replica's out-link and each decode replica's in-link.
-    pub active: Vec<u32>,
+    /// Fair sharing: each (prefill, decode) replica pair's transfers
+    /// (index `p * decode replicas + d`), the pairs with transfers moving,
+    /// how many transfers have joined (their order), the last instant the
+    /// clocks were brought up to date, and how many transfers use each
+    /// prefill replica's out-link and each decode replica's in-link.
+    pub pairs: Vec<Pair>,
+    pub live: Vec<u32>,
+    pub joins: u32,
     pub last: SimTime,
     /// The earliest end among `active` (when the cluster checks the links).
     pub due: Option<SimTime>,
@@ -228,6 +271,8 @@ pub(super) struct Pools<'s> {
     pub due_before_joins: Option<Option<SimTime>>,
     pub out_n: Vec<u32>,
     pub in_n: Vec<u32>,
+    /// Scratch: the transfers ending at a check, by join order.
+    pub ending: Vec<(u32, u32)>,
     /// Each link's share per transfer using it (its capacity over
     /// `out_n`/`in_n`), kept as they change so that sharing anew divides
     /// once per transfer, not three times; stale while a link is idle.
@@ -256,12 +301,17 @@ impl<'s> Pools<'s> {
             queues: vec![VecDeque::new(); nd],
             flights: Vec::with_capacity(super::presized(scenario)),
             issued: vec![0; np + nd],
-            active: Vec::new(),
+            pairs: std::iter::repeat_with(Pair::default)
+                .take(np * nd)
+                .collect(),
+            live: Vec::new(),
+            joins: 0,
             last: SimTime::ZERO,
             due: None,
             due_before_joins: None,
             out_n: vec![0; np],
             in_n: vec![0; nd],
+            ending: Vec::new(),
             out_each: vec![0.0; np],
             in_each: vec![0.0; nd],
         }
@@ -285,38 +335,46 @@ impl<'s> Pools<'s> {
         None
     }
 
-    /// Brings every moving transfer's remaining bytes up to `t`.
+    /// Brings every moving pair's clock up to `t`.
     fn progress(&mut self, t: SimTime) {
         let dt = (t - self.last).as_secs_f64();
         self.last = t;
         if dt == 0.0 {
             return;
         }
-        for &g in &self.active {
-            let fl = &mut self.flights[g as usize];
-            fl.remaining = (fl.remaining - fl.rate * dt).max(0.0);
+        for &g in &self.live {
+            let pair = &mut self.pairs[g as usize];
+            pair.clock += pair.rate * dt;
+            if pair.clock > CLOCK_REBASE {
+                pair.rebase();
+            }
         }
     }
 
-    /// Each moving transfer's share after a change at `t`, and when it now
-    /// ends: `rate = min(solo, out-link / its transfers, in-link / its
-    /// transfers)`, the end rounded up to the nanosecond. Returns the
-    /// earliest end, which becomes [`Pools::due`].
+    /// Each moving pair's rate after a change at `t`, and when its next
+    /// transfer now ends: `rate = min(solo, out-link / its transfers,
+    /// in-link / its transfers)`, the end rounded up to the nanosecond.
+    /// Returns the earliest end, which becomes [`Pools::due`].
     fn reshare(&mut self, t: SimTime) -> Option<SimTime> {
         let solo = self.disagg.transfer_rate(self.tp_p, self.tp_d) as f64;
+        let nd = self.in_n.len();
         let mut first: Option<SimTime> = None;
-        for &g in &self.active {
-            let fl = &mut self.flights[g as usize];
-            let (p, d) = (fl.p as usize, fl.d as usize);
-            fl.rate = solo.min(self.out_each[p]).min(self.in_each[d]);
+        for &g in &self.live {
+            let (p, d) = (g as usize / nd, g as usize % nd);
+            let pair = &mut self.pairs[g as usize];
+            pair.rate = solo.min(self.out_each[p]).min(self.in_each[d]);
+            let Some(&Reverse((key, _, _))) = pair.moving.peek() else {
+                invariant_violated!("a moving pair with no transfer");
+                continue;
+            };
             // Less than a byte left is rounding: it ends now.
-            let ns = if fl.remaining < 1.0 {
+            let left = f64::from_bits(key) - pair.clock;
+            let ns = if left < 1.0 {
                 0
             } else {
-                ceil_u64(fl.remaining / fl.rate * 1e9)
+                ceil_u64(left / pair.rate * 1e9)
             };
             let end = t + SimDuration::from_nanos(ns);
-            fl.transfer_end = Some(end);
             first = Some(first.map_or(end, |f| f.min(end)));
         }
         self.due = first;
@@ -328,12 +386,11 @@ impl<'s> Pools<'s> {
     /// instant returned if it changed since before the first of the
     /// transfers joining at `t` (the cluster schedules a check then); without,
     /// another joins at `t` after it, and the sharing waits for it (it
-    /// would be recomputed from the same bytes).
+    /// would be recomputed from the same clocks).
     pub(super) fn join(&mut self, f: u32, t: SimTime, last: bool) -> Option<SimTime> {
         self.progress(t);
-        let fl = &mut self.flights[f as usize];
-        fl.remaining = fl.bytes as f64;
-        let (p, d) = (fl.p as usize, fl.d as usize);
+        let fl = &self.flights[f as usize];
+        let (p, d, bytes) = (fl.p as usize, fl.d as usize, fl.bytes);
         for (n, c) in [
             (&mut self.out_n[p], &mut self.out[p]),
             (&mut self.in_n[d], &mut self.inbound[d]),
@@ -345,7 +402,16 @@ impl<'s> Pools<'s> {
             *n += 1;
         }
         self.share_links(p, d);
-        self.active.push(f);
+        let g = p * self.in_n.len() + d;
+        let pair = &mut self.pairs[g];
+        if pair.moving.is_empty() {
+            pair.clock = 0.0;
+            self.live.push(g as u32);
+        }
+        let done_at = pair.clock + bytes as f64;
+        pair.moving
+            .push(Reverse((done_at.to_bits(), self.joins, f)));
+        self.joins += 1;
         // The due instant before this instant's joins: a check is
         // scheduled for it.
         let before = *self.due_before_joins.get_or_insert(self.due);
@@ -359,24 +425,37 @@ impl<'s> Pools<'s> {
 
     /// Fair sharing: the links' check at `t`. If `t` is still the earliest
     /// end (a check scheduled before the ends moved is stale), every
-    /// transfer ending now leaves the links, in the order they joined, into
-    /// `ended`; the others' shares grow. Returns the next due instant to
-    /// schedule, if any.
+    /// transfer ending now (less than a byte left) leaves the links, in the
+    /// order they joined, into `ended`; the others' shares grow. Returns
+    /// the next due instant to schedule, if any.
     pub(super) fn links_due(&mut self, t: SimTime, ended: &mut Vec<u32>) -> Option<SimTime> {
         if self.due != Some(t) {
             return None;
         }
         self.progress(t);
+        let start = ended.len();
+        let mut order = std::mem::take(&mut self.ending);
         let mut i = 0;
-        while i < self.active.len() {
-            let f = self.active[i];
-            let fl = &self.flights[f as usize];
-            if fl.transfer_end != Some(t) {
-                i += 1;
-                continue;
+        while i < self.live.len() {
+            let pair = &mut self.pairs[self.live[i] as usize];
+            while let Some(&Reverse((key, joined, f))) = pair.moving.peek() {
+                if f64::from_bits(key) - pair.clock >= 1.0 {
+                    break;
+                }
+                pair.moving.pop();
+                order.push((joined, f));
             }
+            if pair.moving.is_empty() {
+                self.live.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        order.sort_unstable();
+        for &(_, f) in &order {
+            let fl = &mut self.flights[f as usize];
+            fl.transfer_end = Some(t);
             let (p, d, bytes) = (fl.p as usize, fl.d as usize, fl.bytes);
-            self.active.remove(i);
             for (n, c) in [
                 (&mut self.out_n[p], &mut self.out[p]),
                 (&mut self.in_n[d], &mut self.inbound[d]),
@@ -391,6 +470,9 @@ impl<'s> Pools<'s> {
             self.share_links(p, d);
             ended.push(f);
         }
+        invariant!(ended.len() > start, "a due check ends a transfer");
+        order.clear();
+        self.ending = order;
         self.reshare(t)
     }
 
@@ -501,7 +583,234 @@ fn ceil_u64(x: f64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::ceil_u64;
+    use super::{Flight, NONE, Pools, ceil_u64};
+    use crate::engine::cluster::RouterState;
+    use crate::scenario::Scenario;
+    use crate::traffic::Lengths;
+    use crate::units::SimTime;
+
+    /// A flight from prefill replica `p` to decode replica `d` moving
+    /// `bytes`, issued at `at`.
+    fn flight(p: u32, d: u32, bytes: u64, at: SimTime) -> Flight {
+        Flight {
+            lengths: Lengths {
+                prompt: 1,
+                output: 1,
+                max_tokens: 1,
+                prefix: None,
+                conversation: Lengths::NO_CONVERSATION,
+            },
+            content: None,
+            session: None,
+            turn: 0,
+            conversation: NONE,
+            arrival: at,
+            p,
+            p_req: 0,
+            d,
+            d_req: 0,
+            p_slot: 0,
+            d_slot: 0,
+            queued: at,
+            reserved: Some(at),
+            prefill_end: Some(at),
+            step_start: at,
+            transfer_start: Some(at),
+            transfer_end: None,
+            bytes,
+        }
+    }
+
+    /// Fair sharing by one clock per replica pair ends every transfer when
+    /// sharing defined transfer by transfer does: at each join and end,
+    /// each moving transfer's bytes left brought up to date and its rate
+    /// recomputed (`min(solo, out-link / its transfers, in-link / its
+    /// transfers)`), its end rounded up to the nanosecond (the engine's
+    /// sharing before the clocks). Random joins on pools of one to three
+    /// replicas, links from a fast one (transfers rarely overlap) to a slow
+    /// one (hundreds move at once): ends agree to the nanosecond (the two
+    /// round `f64` differently), transfers ending at one instant leave in
+    /// the order they joined, every link carries the bytes of the
+    /// transfers that used it, and no end is more than 16 ns from the exact
+    /// one (rounding up an end delays the rate rise it brings).
+    #[test]
+    fn pair_clocks_end_transfers_as_sharing_transfer_by_transfer_does() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/disagg.toml");
+        for (case, (np, nd, gbps, joins)) in [
+            (1, 1, 50.0, 400),
+            (2, 3, 2.0, 600),
+            (3, 2, 0.2, 600),
+            (3, 3, 0.05, 300),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let sets = [
+                format!("deployment.prefill.hardware.replicas={np}"),
+                format!("deployment.decode.hardware.replicas={nd}"),
+                format!("deployment.link.gbps={gbps}"),
+            ];
+            let s = Scenario::load(&path, &sets).expect("the bench scenario");
+            let disagg = s.disagg.as_ref().expect("disaggregated");
+            let mut pools = Pools::new(&s, disagg, RouterState::of(&s.deployment));
+            let solo = disagg.transfer_rate(pools.tp_p, pools.tp_d) as f64;
+            let link = disagg.link.bytes_per_s as f64;
+            let caps = (link * f64::from(pools.tp_p), link * f64::from(pools.tp_d));
+            // Joins (ns, p, d, bytes): a few at one instant now and then,
+            // 10-100 MB each.
+            let mut x = 0x2545_F491_4F6C_DD1Du64 + case as u64;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            // First, where there are two decode replicas, three transfers at
+            // 0 on one prefill replica's link, which all move at a third of
+            // it and end together: two to decode replica 0, joining first and
+            // last, and one to decode replica 1 (one pair's clock, another's).
+            let mut planned = Vec::new();
+            if nd > 1 {
+                planned.extend([
+                    (0, 0, 0, 50_000_000),
+                    (0, 0, 1, 50_000_000),
+                    (0, 0, 0, 50_000_000),
+                ]);
+            }
+            let mut t = 1_000_000_000u64;
+            while planned.len() < joins {
+                if next() % 4 != 0 {
+                    t += next() % 4_000_000;
+                }
+                let (p, d) = ((next() % np) as u32, (next() % nd) as u32);
+                planned.push((t, p, d, 10_000_000 + next() % 90_000_000));
+            }
+            for &(at, p, d, bytes) in &planned {
+                pools
+                    .flights
+                    .push(flight(p, d, bytes, SimTime::from_nanos(at)));
+            }
+            // The pools, driven as the cluster drives them: the joins at
+            // an instant, then a due check if one is at or before the next.
+            let (mut ended, mut order) = (Vec::new(), Vec::new());
+            let mut due: Option<SimTime> = None;
+            let mut i = 0;
+            while i < planned.len() || due.is_some() {
+                let join_at = planned.get(i).map(|j| SimTime::from_nanos(j.0));
+                if let Some(at) = join_at.filter(|&at| due.is_none_or(|d| at <= d)) {
+                    while planned.get(i).is_some_and(|j| j.0 == at.as_nanos()) {
+                        let last = planned.get(i + 1).is_none_or(|j| j.0 != at.as_nanos());
+                        if let Some(d) = pools.join(i as u32, at, last) {
+                            due = Some(d);
+                        }
+                        i += 1;
+                    }
+                    continue;
+                }
+                let at = due.take().expect("a check");
+                if let Some(d) = pools.links_due(at, &mut ended) {
+                    due = Some(d);
+                }
+                order.append(&mut ended);
+            }
+            let (rounded, exact) = (
+                transfer_by_transfer(&planned, solo, caps, true),
+                transfer_by_transfer(&planned, solo, caps, false),
+            );
+            assert_eq!(order.len(), joins, "case {case}: every transfer ends once");
+            let mut seen = vec![false; joins];
+            for &f in &order {
+                assert!(!std::mem::replace(&mut seen[f as usize], true));
+            }
+            for w in order.windows(2) {
+                let (a, b) = (&pools.flights[w[0] as usize], &pools.flights[w[1] as usize]);
+                assert!(
+                    a.transfer_end <= b.transfer_end,
+                    "case {case}: ends in time order"
+                );
+                if a.transfer_end == b.transfer_end {
+                    assert!(
+                        w[0] < w[1],
+                        "case {case}: ends at one instant in join order"
+                    );
+                }
+            }
+            for (k, fl) in pools.flights.iter().enumerate() {
+                let got = fl.transfer_end.expect("ended").as_nanos() as f64;
+                assert!(
+                    (got - rounded[k]).abs() <= 1.0 && (got - exact[k]).abs() <= 16.0,
+                    "case {case}, transfer {k}: ends at {got} ns; transfer by transfer \
+                     {} ns, {} ns unrounded",
+                    rounded[k],
+                    exact[k]
+                );
+            }
+            let moved: u64 = planned.iter().map(|p| p.3).sum();
+            let out: u64 = pools.out.iter().map(|c| c.bytes).sum();
+            let inbound: u64 = pools.inbound.iter().map(|c| c.bytes).sum();
+            assert_eq!((out, inbound), (moved, moved), "case {case}");
+        }
+    }
+
+    /// When each of `planned`'s transfers (join ns, p, d, bytes) ends, in
+    /// ns, shared transfer by transfer: at each join and end every moving
+    /// transfer's bytes left are brought up to date and its rate
+    /// recomputed; with `round`, each end is rounded up to the nanosecond
+    /// and events fall on whole nanoseconds, as in the engine.
+    fn transfer_by_transfer(
+        planned: &[(u64, u32, u32, u64)],
+        solo: f64,
+        (cap_out, cap_in): (f64, f64),
+        round: bool,
+    ) -> Vec<f64> {
+        let n = planned.len();
+        let (mut left, mut rate, mut end) = (vec![0.0; n], vec![0.0; n], vec![f64::NAN; n]);
+        let mut moving: Vec<usize> = Vec::new();
+        let (mut now, mut j) = (0.0_f64, 0);
+        while j < n || !moving.is_empty() {
+            let first_end = moving
+                .iter()
+                .map(|&k| {
+                    let ns = left[k] / rate[k] * 1e9;
+                    match (round, left[k] < 1.0) {
+                        (true, true) => now,
+                        (true, false) => now + ceil_u64(ns) as f64,
+                        (false, _) => now + ns,
+                    }
+                })
+                .fold(f64::INFINITY, f64::min);
+            let next_join = planned.get(j).map_or(f64::INFINITY, |p| p.0 as f64);
+            let to = first_end.min(next_join);
+            for &k in &moving {
+                left[k] = (left[k] - rate[k] * (to - now) / 1e9).max(0.0);
+            }
+            now = to;
+            if next_join <= first_end {
+                left[j] = planned[j].3 as f64;
+                moving.push(j);
+                j += 1;
+                if planned.get(j).is_some_and(|p| p.0 as f64 == now) {
+                    continue;
+                }
+            } else {
+                moving.retain(|&k| {
+                    let done = left[k] < 1.0;
+                    if done {
+                        end[k] = now;
+                    }
+                    !done
+                });
+            }
+            let count = |f: &dyn Fn(usize) -> bool| moving.iter().filter(|&&k| f(k)).count();
+            for &k in &moving {
+                let (p, d) = (planned[k].1, planned[k].2);
+                let n_out = count(&|m| planned[m].1 == p) as f64;
+                let n_in = count(&|m| planned[m].2 == d) as f64;
+                rate[k] = solo.min(cap_out / n_out).min(cap_in / n_in);
+            }
+        }
+        end
+    }
 
     /// `ceil_u64` is `ceil` then the saturating cast, for every kind of
     /// `f64`: whole and fractional values, either side of 2^52 and 2^63,

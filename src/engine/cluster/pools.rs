@@ -55,8 +55,6 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             transfer_start: None,
             transfer_end: None,
             bytes: 0,
-            remaining: 0.0,
-            rate: 0.0,
         });
         let early = pools.early();
         self.replica_of_request.push((np + d) as u32);
