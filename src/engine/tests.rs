@@ -109,6 +109,20 @@ fn quiet_steps_are_leapt() {
     }
 }
 
+/// Under windows a head of the queue blocked by memory does not stop a
+/// leap: `window-long-context`'s eight users of ~30k-token prompts wait
+/// for memory most of the time, and the README says its base point leaps
+/// 7,546 of its 8,248 steps.
+#[test]
+fn leaps_pass_a_head_blocked_by_memory_under_windows() {
+    with_engine("scenarios/window-long-context.toml", &[], |engine| {
+        engine.fast = fast::Fast::new(engine);
+        engine.run().expect("no limits");
+        let leapt = engine.fast.as_ref().map_or(0, |f| f.leapt);
+        assert_eq!((leapt, engine.stats.steps), (7_546, 8_248));
+    });
+}
+
 /// Runs `f` on an engine for the bench's saturated-chat scenario cut to
 /// `requests` requests, with `overrides`, on the roofline.
 fn with_bench_engine(requests: u32, overrides: &[&str], f: impl FnOnce(&mut Engine<RooflineCost>)) {

@@ -688,3 +688,18 @@ fn the_long_prompt_scenario_takes_seventy_steps_a_request() {
         out.summary.decode_batch_mean
     );
 }
+
+#[test]
+fn the_link_bound_bench_keeps_its_link_busy() {
+    // README, Speed (the eleventh round): `benches/disagg.toml` on a 2 GB/s
+    // link, 20,000 requests (the bench's `link-bound` case), keeps the link
+    // busy 98.7 % of the time, and every request's KV crosses it.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/disagg.toml");
+    let sets = ["deployment.link.gbps=2".into(), "requests=20000".into()];
+    let s = Scenario::load(&path, &sets).unwrap();
+    let d = &s.deployment;
+    let cost = kvsim::hardware::cost::RooflineCost::new(&s.model, d, &d.efficiency);
+    let m = simulate(&s, s.seed, cost).unwrap().summary;
+    assert_eq!(format!("{:.1}", m.kv_link_util * 100.0), "98.7");
+    assert_eq!(m.ok, 20_000);
+}
