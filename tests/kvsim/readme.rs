@@ -1584,6 +1584,36 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "`hybrid-capacity` ran 225.50M and 225.47M instructions",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "\"hybrid-capacity\"",
+    ),
+    (
+        "of `policies` 262.64M and 262.69M",
+        "kvsim sweep scenarios/policies.toml",
+        "scenarios/policies.toml",
+        "\"cache.policy\" = [\"contiguous\", \"paged\", \"sliding\", \"quantized\"]",
+    ),
+    (
+        "of `multi-turn-creep` 55.17M and 54.90M",
+        "kvsim sweep scenarios/policies.toml",
+        "scenarios/multi-turn-creep.toml",
+        "name = \"multi-turn-creep\"",
+    ),
+    (
+        "of `mooncake-replay` 64.44M and 64.29M",
+        "kvsim sweep scenarios/policies.toml",
+        "scenarios/mooncake-replay.toml",
+        "name = \"mooncake-replay\"",
+    ),
+    (
+        "with up to 1.2 % more or fewer instructions than before",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(",
+    ),
+    (
         "| `window-long-context` (`-- bundled`), instructions | 333.5M | **310.6M** (7 % fewer) |",
         "cargo bench --bench engine",
         "benches/engine.rs",
