@@ -22,7 +22,9 @@
 //!   `multi_turn_fast`, the same conversations without prefix caching or
 //!   tiers, on the fast path, for scale.
 //! - `disaggregated`: `benches/disagg.toml`, a saturated chat service on one
-//!   prefill and one decode H100, against the same two GPUs colocated; and
+//!   prefill and one decode H100, against the same two GPUs colocated, and
+//!   on a 2 GB/s link its transfers keep busy (`link-bound`: many share it
+//!   at once); and
 //!   `disaggregated_long_prompts`, the bundled
 //!   `scenarios/disagg-70b-long-prompts.toml` at 20,000 requests (its decode
 //!   batch is small, so each request spans some 70 decode steps).
