@@ -1622,7 +1622,14 @@ impl<C: CostModel> Engine<'_, C> {
             Some(expiry) => bound().min(expiry),
             None => bound(),
         };
-        if self.fast.as_ref().is_some_and(|f| f.windows.is_some()) {
+        if let Some(w) = self.fast.as_ref().and_then(|f| f.windows.as_ref()) {
+            if w.uniform.is_none() && self.dead > 0 {
+                // Mixed windows read every decoder's waste at every leapt
+                // step (`windowed_slack`), dead entries passed over: drop
+                // them first (only decoders run: `may_leap`).
+                self.compact();
+                self.fast.as_mut().expect("may_leap").tail = self.running.len();
+            }
             // Windows drop blocks as they slide: a head blocked by memory
             // may fit at a later launch.
             let head_need = (limit == BatchLimit::KvMemory).then(|| self.head_need());
