@@ -628,7 +628,8 @@ mod tests {
     /// transfers)`), its end rounded up to the nanosecond (the engine's
     /// sharing before the clocks). Random joins on pools of one to three
     /// replicas, links from a fast one (transfers rarely overlap) to a slow
-    /// one (hundreds move at once): ends agree to the nanosecond (the two
+    /// one (hundreds move at once), and terabyte transfers that take a
+    /// pair's clock past [`CLOCK_REBASE`] again and again: ends agree to the nanosecond (the two
     /// round `f64` differently), transfers ending at one instant leave in
     /// the order they joined, every link carries the bytes of the
     /// transfers that used it, and no end is more than 16 ns from the exact
@@ -636,11 +637,16 @@ mod tests {
     #[test]
     fn pair_clocks_end_transfers_as_sharing_transfer_by_transfer_does() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/disagg.toml");
-        for (case, (np, nd, gbps, joins)) in [
-            (1, 1, 50.0, 400),
-            (2, 3, 2.0, 600),
-            (3, 2, 0.2, 600),
-            (3, 3, 0.05, 300),
+        // (prefill replicas, decode replicas, GB/s, joins, least bytes of a
+        // transfer, the most a gap between joins, ns).
+        for (case, (np, nd, gbps, joins, least, gap)) in [
+            (1, 1, 50.0, 400, 10_000_000, 4_000_000),
+            (2, 3, 2.0, 600, 10_000_000, 4_000_000),
+            (3, 2, 0.2, 600, 10_000_000, 4_000_000),
+            (3, 3, 0.05, 300, 10_000_000, 4_000_000),
+            // 100-1,000 GB a transfer, overlapping: the pair's clock
+            // passes `CLOCK_REBASE` again and again.
+            (1, 1, 50.0, 60, 100_000_000_000, 4_000_000_000),
         ]
         .into_iter()
         .enumerate()
@@ -657,7 +663,7 @@ mod tests {
             let link = disagg.link.bytes_per_s as f64;
             let caps = (link * f64::from(pools.tp_p), link * f64::from(pools.tp_d));
             // Joins (ns, p, d, bytes): a few at one instant now and then,
-            // 10-100 MB each.
+            // `least` to ten times as many bytes each.
             let mut x = 0x2545_F491_4F6C_DD1Du64 + case as u64;
             let mut next = || {
                 x ^= x << 13;
@@ -680,10 +686,10 @@ mod tests {
             let mut t = 1_000_000_000u64;
             while planned.len() < joins {
                 if next() % 4 != 0 {
-                    t += next() % 4_000_000;
+                    t += next() % gap;
                 }
                 let (p, d) = ((next() % np) as u32, (next() % nd) as u32);
-                planned.push((t, p, d, 10_000_000 + next() % 90_000_000));
+                planned.push((t, p, d, least + next() % (9 * least)));
             }
             for &(at, p, d, bytes) in &planned {
                 pools
