@@ -133,7 +133,7 @@ use std::collections::BinaryHeap;
 
 use super::{Engine, Seq, Stopped};
 use crate::cache::{
-    Content, ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId, SeqInfo,
+    Content, ContiguousCache, KvCache, KvLayout, MemoryUsage, PagedCache, Placement, SeqId,
 };
 use crate::hardware::cost::{CostModel, StepWork};
 use crate::metrics::{BatchLimit, ByteLevels, LevelSums, Outcome};
@@ -1923,21 +1923,14 @@ impl<C: CostModel> Engine<'_, C> {
     }
 
     /// The bytes the head of the queue would take from the free bytes if
-    /// admitted now (its prompt and what it had generated, as
-    /// `admit_waiting` admits it; no prefix caching under windows).
+    /// admitted now, as `admit_waiting` admits it (no prefix caching under
+    /// windows).
     fn head_need(&self) -> u64 {
-        let w = *self.waiting.front().expect("a head blocked by memory");
-        let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
-        let info = SeqInfo {
-            id: 0,
-            tokens,
-            reserve: self.reservation(w.req, w.output, tokens),
-            content: None,
-        };
+        let w = self.waiting.front().expect("a head blocked by memory");
         self.cache
             .as_paged()
             .expect("windows are paged")
-            .admission_bytes(&info)
+            .admission_bytes(&self.waiting_seq(w, 0))
     }
 
     /// When a step starting then would find the head of the queue waited

@@ -324,6 +324,19 @@ impl<'s, C: CostModel> Engine<'s, C> {
         }
     }
 
+    /// What waiting sample `w` asks the cache for when admitted into slot
+    /// `id`: its prompt and what it had generated (recomputed), its
+    /// reservation and its content.
+    pub(super) fn waiting_seq(&self, w: &Waiting, id: SeqId) -> SeqInfo {
+        let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
+        SeqInfo {
+            id,
+            tokens,
+            reserve: self.reservation(w.req, w.output, tokens),
+            content: self.contents.get(w.content),
+        }
+    }
+
     /// Tokens to hold for a sample of request `id` with true output `output`
     /// when it is admitted with `tokens` to prefill.
     pub(super) fn reservation(&self, id: u32, output: u32, tokens: u32) -> u32 {

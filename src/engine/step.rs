@@ -253,20 +253,16 @@ impl<'s, C: CostModel> Engine<'s, C> {
             if occupied + needs > u64::from(self.cfg.max_num_seqs) {
                 return BatchLimit::MaxNumSeqs;
             }
-            let prompt = self.records[w.req as usize].prompt_tokens;
             // A recomputed sample prefills its prompt and what it had generated.
-            let tokens = prompt + w.generated;
+            let mut info = self.waiting_seq(&w, 0);
+            let tokens = info.tokens;
+            let prompt = tokens - w.generated;
             if !self.cfg.chunked_prefill && tokens > *budget {
                 // FCFS: the head blocks the queue until it fits.
                 return BatchLimit::TokenBudget;
             }
             let slot = self.take_slot();
-            let info = SeqInfo {
-                id: slot,
-                tokens,
-                reserve: self.reservation(w.req, w.output, tokens),
-                content: self.contents.get(w.content),
-            };
+            info.id = slot;
             let Ok(admitted) = self.cache.admit(&info) else {
                 self.free_slots.push(slot);
                 return BatchLimit::KvMemory;
