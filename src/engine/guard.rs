@@ -144,6 +144,14 @@ impl Guard {
         by_clock.min(by_count)
     }
 
+    /// Counts one event handled where it was raised, within the horizon (a
+    /// request handed to a replica mid-step): the limits are checked at the
+    /// next [`Guard::tick`].
+    #[inline(always)]
+    pub(super) fn count(&mut self) {
+        self.events += 1;
+    }
+
     /// Counts one event at simulated time `now`; an error once a limit is hit
     /// or the clock has passed the horizon.
     #[inline(always)]

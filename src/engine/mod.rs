@@ -626,8 +626,14 @@ struct Engine<'s, C> {
     /// and starts no session turn or user request: it reports the ends of
     /// those the cluster follows up ([`Engine::done`]).
     fed: bool,
+    /// Whether a request routed in mid-step is issued at once rather than
+    /// by an event of its own ([`Engine::inject`]): the fast path's runs;
+    /// the straightforward engine keeps the event, so that comparing the
+    /// two checks the shortcut too.
+    issues_mid_step: bool,
     /// Requests routed in whose arrival has not been processed yet, in
-    /// arrival order (each has an [`Event::Routed`] queued).
+    /// arrival order (each has an [`Event::Routed`] queued, but those
+    /// issued at once: [`Engine::inject`]).
     routed: VecDeque<Routed>,
     /// Prompt tokens of `routed`.
     routed_tokens: u64,
@@ -734,6 +740,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
             timeline: TimelineRecorder::new(scenario.timeline_interval, scenario.timeline_max_rows),
             last_end: SimTime::ZERO,
             fed: false,
+            issues_mid_step: false,
             routed: VecDeque::new(),
             routed_tokens: 0,
             done: Vec::new(),
@@ -764,6 +771,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// allocating what is kept per request for `requests` at once.
     fn prepare(&mut self, mode: RunMode, limits: &Limits, streamed: bool, requests: usize) {
         self.guard = guard::Guard::new(*limits);
+        self.issues_mid_step = mode.fast;
         if !mode.timeline {
             self.timeline = TimelineRecorder::off();
         }

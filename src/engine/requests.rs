@@ -16,10 +16,36 @@ use crate::units::{SimDuration, SimTime};
 impl<'s, C: CostModel> Engine<'s, C> {
     /// Routes a request into this replica: it arrives at `at` (no earlier
     /// than the events already processed).
+    ///
+    /// Its arrival is an event of its own, but where the replica is in the
+    /// middle of a step with nothing else due by `at`: there the event would
+    /// only record the request and queue it (the scheduler looks again at
+    /// the step's end), so that is done now, without the event's round trip
+    /// through both event queues (a disaggregated request arrives twice, at
+    /// each pool). The replica's state is what the event would have left; a
+    /// request that ends at once (unservable) still gives the replica an
+    /// instant at `at`, where the cluster hears of it as before. (Only the
+    /// limits' check waits for the replica's next event.)
     pub(super) fn inject(&mut self, at: SimTime, routed: Routed) {
         self.routed_tokens += u64::from(routed.lengths.prompt);
         self.routed.push_back(routed);
-        self.events.push(at.max(self.now), Event::Routed);
+        let mid_step = self.issues_mid_step
+            && self.busy
+            && at >= self.now
+            && self.events.peek_time().is_some_and(|t| t > at);
+        if !mid_step {
+            self.events.push(at.max(self.now), Event::Routed);
+            return;
+        }
+        self.now = at;
+        let reports = self.done.len();
+        self.issue_routed();
+        if self.done.len() > reports {
+            // The event the arrival was, in effect.
+            self.events.push(at, Event::Wake);
+        } else {
+            self.guard.count();
+        }
     }
 
     /// Requests this replica holds and has not finished: waiting, running

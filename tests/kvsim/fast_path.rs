@@ -831,3 +831,50 @@ fn leaps_over_a_blocked_queue() {
         }
     }
 }
+
+/// A request routed to a replica in the middle of a step is issued at once
+/// on the fast path's runs, and by an event of its own (its arrival) on the
+/// straightforward engine's (`Engine::inject`): closed-loop users and
+/// sessions on busy replicas, some of whose prompts no replica can hold
+/// (past the context, or the memory: they end at once, and the cluster must
+/// hear of it at the instant it would have, or the users' next requests
+/// move), and open loops arriving faster than the replicas serve.
+#[test]
+fn requests_routed_mid_step_are_issued_as_their_arrivals_would_be() {
+    let users = |users: u32, think: &str| {
+        format!(
+            "name = \"mid-step\"\nrequests = 400\n[traffic]\narrival = {{ kind = \"closed\", \
+             users = {users}, think_s = {think}, think = \"exponential\" }}\n\
+             prompt = {{ kind = \"lognormal\", mean = 400, sigma = 1.3, min = 1, max = 6000 }}\n\
+             output = {{ kind = \"lognormal\", mean = 40, sigma = 1.0, min = 1, max = 500 }}\n"
+        )
+    };
+    let wide_sessions = sessions(300, 5).replace("max = 800", "max = 6000");
+    let cases: [(String, &[&str]); 6] = [
+        (users(12, "0.02"), &["hardware.replicas=2"]),
+        (
+            users(20, "0.0"),
+            &["hardware.replicas=3", "hardware.router=least-outstanding"],
+        ),
+        (
+            users(16, "0.05"),
+            &["hardware.replicas=2", "hardware.router=least-kv"],
+        ),
+        (wide_sessions.clone(), &["hardware.replicas=2"]),
+        (
+            wide_sessions,
+            &[
+                "hardware.replicas=3",
+                "scheduler.on_oom=preempt-swap",
+                "scheduler.swap_bytes=100000",
+            ],
+        ),
+        (open(300, 400.0, 300, 40, ""), &["hardware.replicas=2"]),
+    ];
+    for (body, overrides) in &cases {
+        for budget in [2_500, 40_000] {
+            let s = scenario_with(body, budget, overrides);
+            check_fixed(&format!("{overrides:?}, budget {budget}"), &s);
+        }
+    }
+}
