@@ -1076,6 +1076,10 @@ const CLAIMS: &[(&str, &str)] = &[
         "the_link_bound_bench_keeps_its_link_busy",
     ),
     (
+        "a new test (closed loops, sessions and open loops on busy replicas, prompts no replica can hold) fails when the instant of a request that ends at once is dropped",
+        "requests_routed_mid_step_are_issued_as_their_arrivals_would_be",
+    ),
+    (
         "checks every end against the transfer-by-transfer sharing to the nanosecond",
         "pair_clocks_end_transfers_as_sharing_transfer_by_transfer_does",
     ),
@@ -1583,6 +1587,72 @@ const CLAIMS: &[(&str, &str)] = &[
 /// `(fragment, the command that measures it, file and text showing that
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
+    (
+        "| `disaggregated/disaggregated`, instructions | 2,127.5M | **1,962.4M** (7.8 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "args = [\"disaggregated\", \"colocated\", \"link-bound\"]",
+    ),
+    (
+        "| same, requests/s, twelve alternating pairs | ~398,000-709,000 | **~383,000-881,000** (faster in 10 pairs; median ratio 1.18) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "args = [\"disaggregated\", \"colocated\", \"link-bound\"]",
+    ),
+    (
+        "a host whose load moved one build's medians by up to 2.3x",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "args = [\"disaggregated\", \"colocated\", \"link-bound\"]",
+    ),
+    (
+        "| `disaggregated/colocated` (the same two GPUs colocated), instructions | 1,102.5M | **1,030.1M** (6.6 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "\"colocated\" => {",
+    ),
+    (
+        "| `disaggregated/link-bound`, instructions | 1,266.2M | 1,235.6M (2.4 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "\"link-bound\" => &[\"deployment.link.gbps=2\".into(), \"requests=20000\".into()]",
+    ),
+    (
+        "| `disagg-70b-long-prompts` (`-- bundled`), instructions | 39.69M | 39.05M (1.6 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "\"batch-size-wall\", \"disagg-70b-long-prompts\", \"disagg-70b-short-prompts\",",
+    ),
+    (
+        "| `disagg-70b-short-prompts` (`-- bundled`), instructions | 24.15M | 23.58M (2.4 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "\"batch-size-wall\", \"disagg-70b-long-prompts\", \"disagg-70b-short-prompts\",",
+    ),
+    (
+        "| `multi-turn-tiers` (`-- bundled`), instructions | 24.38G | 24.34G |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "\"mooncake-replay\", \"multi-turn-creep\", \"multi-turn-tiers\", \"plan-llama70b\",",
+    ),
+    (
+        "at about a sixth of it and first touches of fresh memory (page faults) at about a fourteenth",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
+        "106.6 ms a run against 117 ms in the same minute",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
+    (
+        "Alone on an idle host the bench ran 0.91-0.94 million requests a second before this round",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn disaggregated(",
+    ),
     (
         "`window-long-context` went from 311.2M to 303.7M instructions",
         "cargo bench --bench engine",
