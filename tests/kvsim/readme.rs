@@ -1600,6 +1600,12 @@ const TIMINGS: &[(&str, &str, &str, &str)] = &[
         "args = [\"disaggregated\", \"colocated\", \"link-bound\"]",
     ),
     (
+        "| same, five alternating pairs in a steadier minute (load about 1.4) | ~714,000-760,000 | **~896,000-944,000** (1.23-1.27x) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "args = [\"disaggregated\", \"colocated\", \"link-bound\"]",
+    ),
+    (
         "a host whose load moved one build's medians by up to 2.3x",
         "cargo bench --bench engine",
         "benches/engine.rs",
