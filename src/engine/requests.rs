@@ -17,12 +17,12 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// Routes a request into this replica: it arrives at `at` (no earlier
     /// than the events already processed).
     ///
-    /// Its arrival is an event of its own, but where the replica is in the
-    /// middle of a step with nothing else due by `at`: there the event would
-    /// only record the request and queue it (the scheduler looks again at
-    /// the step's end), so that is done now, without the event's round trip
-    /// through both event queues (a disaggregated request arrives twice, at
-    /// each pool). The replica's state is what the event would have left; a
+    /// Its arrival is an event of its own, except where the replica is in
+    /// the middle of a step with nothing else due by `at`: there the event
+    /// would only record the request and queue it (the scheduler looks
+    /// again at the step's end), so that is done now, without the event's
+    /// round trip through both event queues (a disaggregated request
+    /// arrives twice, once at each pool). The replica's state is what the event would have left; a
     /// request that ends at once (unservable) still gives the replica an
     /// instant at `at`, where the cluster hears of it as before. (Only the
     /// limits' check waits for the replica's next event.)
