@@ -22,10 +22,11 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// would only record the request and queue it (the scheduler looks
     /// again at the step's end), so that is done now, without the event's
     /// round trip through both event queues (a disaggregated request
-    /// arrives twice, once at each pool). The replica's state is what the event would have left; a
-    /// request that ends at once (unservable) still gives the replica an
-    /// instant at `at`, where the cluster hears of it as before. (Only the
-    /// limits' check waits for the replica's next event.)
+    /// arrives twice, once at each pool). The replica's state is what the
+    /// event would have left; a request that ends at once (unservable)
+    /// still gives the replica an instant at `at`, where the cluster hears
+    /// of it as before. (Only the limits' check waits for the replica's
+    /// next event.)
     pub(super) fn inject(&mut self, at: SimTime, routed: Routed) {
         self.routed_tokens += u64::from(routed.lengths.prompt);
         self.routed.push_back(routed);
