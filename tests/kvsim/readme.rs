@@ -1076,6 +1076,10 @@ const CLAIMS: &[(&str, &str)] = &[
         "the_link_bound_bench_keeps_its_link_busy",
     ),
     (
+        "they take 17 and 70 engine steps a request (the table below)",
+        "steps_per_request_table",
+    ),
+    (
         "a new test (closed loops, sessions and open loops on busy replicas, prompts no replica can hold) fails when the instant of a request that ends at once is dropped",
         "requests_routed_mid_step_are_issued_as_their_arrivals_would_be",
     ),
