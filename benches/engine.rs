@@ -25,6 +25,7 @@
 //!   prefill and one decode H100, against the same two GPUs colocated, and
 //!   on a 2 GB/s link its transfers keep busy (`link-bound`: many share it
 //!   at once); and
+//!   `KVSIM_DISAGG=<case>` runs one of the three (for profiling);
 //!   `disaggregated_long_prompts`, the bundled
 //!   `scenarios/disagg-70b-long-prompts.toml` at 20,000 requests (its decode
 //!   batch is small, so each request spans some 70 decode steps).
@@ -257,6 +258,10 @@ fn disagg(case: &str) -> Scenario {
     sample_size = 1
 )]
 fn disaggregated(bencher: divan::Bencher, case: &str) {
+    // `KVSIM_DISAGG=<case>` runs only that case (for profiling).
+    if std::env::var("KVSIM_DISAGG").is_ok_and(|only| only != case) {
+        return;
+    }
     bench_requests(bencher, &disagg(case));
 }
 

@@ -69,15 +69,66 @@ impl StepWork {
 
 /// What a cost model may keep between the steps of one engine to price the
 /// next faster ([`CostModel::step_time_with`]): the token-count-dependent
-/// parts of the last step priced, `(tokens, linear time, all-reduce time)`.
+/// part of the last step priced, `(tokens, its fixed part in fixed-point
+/// units)` ([`RooflineCost`]'s overheads, linear layers and all-reduces).
 #[derive(Copy, Clone, Debug, PartialEq)]
-pub struct StepMemo(u32, f64, f64);
+pub struct StepMemo(u32, u128);
 
 impl Default for StepMemo {
     fn default() -> Self {
         // No step has u32::MAX tokens: the first one computes.
-        StepMemo(u32::MAX, 0.0, 0.0)
+        StepMemo(u32::MAX, 0)
     }
+}
+
+/// Fixed-point units of time per second: a step's price is summed in
+/// 2^-64 nanoseconds, exactly, and rounded to the nanosecond once.
+const UNITS_PER_SEC: f64 = 1e9 * 18_446_744_073_709_551_616.0;
+
+/// `secs` (finite, non-negative) in fixed-point units, to the nearest unit.
+/// A time of 2^64 ns or more (584 years, past the engine's horizon)
+/// saturates, and so does the step that includes it: its duration is then
+/// `u64::MAX` ns, which the engine refuses as past the horizon (exit 2), as
+/// it refuses any other step that long.
+fn units_of_secs(secs: f64) -> u128 {
+    /// From 2^52 up every `f64` is whole: the unit is 2^-64 ns, so any time
+    /// above a ten-thousandth of a nanosecond is.
+    const WHOLE_FROM: f64 = 4_503_599_627_370_496.0;
+    let units = secs * UNITS_PER_SEC;
+    if units >= WHOLE_FROM {
+        // `as` saturates at u128::MAX (infinity included).
+        units as u128
+    } else {
+        // Below 2^52 `units + 0.5` is exact unless it reaches the next power
+        // of two, whose integer part the exact sum has too (no libm `round`
+        // call: the linear layers' part is converted whenever the token
+        // count changes).
+        u128::from((units + 0.5) as u64)
+    }
+}
+
+/// Fixed-point units per unit of work at `rate` units of work a second.
+fn units_per(rate: f64) -> u128 {
+    (UNITS_PER_SEC / rate).round() as u128
+}
+
+/// `count` units of work at `per` fixed-point units each, saturating at
+/// `u128::MAX`. Both fit in 64 bits in any real deployment (`per` does for
+/// rates above 1e9 a second), and their product is then one widening
+/// multiplication, which cannot overflow.
+#[inline(always)]
+fn units_times(count: u128, per: u128) -> u128 {
+    match (u64::try_from(count), u64::try_from(per)) {
+        (Ok(a), Ok(b)) => u128::from(a) * u128::from(b),
+        _ => count.saturating_mul(per),
+    }
+}
+
+/// A step of `units` fixed-point units, rounded to the nearest nanosecond
+/// (ties up), saturating at `u64::MAX` ns.
+#[inline(always)]
+fn duration_of_units(units: u128) -> SimDuration {
+    SimDuration::from_nanos((units.saturating_add(1 << 63) >> 64) as u64)
 }
 
 /// Prices engine steps.
@@ -166,8 +217,16 @@ pub struct RooflineCost {
     /// Effective FLOP per second of the replica (`peak * tp * mfu`, the peak
     /// of the compute precision).
     flops_per_s: f64,
-    /// Fixed per-step time, seconds: the step overhead plus every layer's.
-    overhead_s: f64,
+    /// Fixed per-step time, the step overhead plus every layer's, in
+    /// fixed-point units ([`units_of_secs`]).
+    overhead_units: u128,
+    /// Fixed-point units of time a KV byte read or written takes
+    /// (`1 / bytes_per_s`), and an attention FLOP (`1 / flops_per_s`): the
+    /// part of a step that changes from one decode step to the next is
+    /// priced in integers, so a run of steps is priced by additions, each
+    /// step exactly as alone.
+    units_per_byte: u128,
+    units_per_flop: u128,
     /// Weight bytes a step reads when it touches every parameter.
     weight_bytes: f64,
     /// Dense part of the weights (all weights for dense models), bytes.
@@ -232,10 +291,15 @@ impl RooflineCost {
         } else {
             (0.0, 0.0)
         };
+        let bytes_per_s = gpu.hbm_bandwidth * tp * eff.mbu;
+        let flops_per_s = deployment.compute_peak() * tp * eff.mfu;
+        let overhead_s = eff.step_overhead_s + f64::from(model.layers) * eff.layer_overhead_s;
         RooflineCost {
-            bytes_per_s: gpu.hbm_bandwidth * tp * eff.mbu,
-            flops_per_s: deployment.compute_peak() * tp * eff.mfu,
-            overhead_s: eff.step_overhead_s + f64::from(model.layers) * eff.layer_overhead_s,
+            bytes_per_s,
+            flops_per_s,
+            overhead_units: units_of_secs(overhead_s),
+            units_per_byte: units_per(bytes_per_s),
+            units_per_flop: units_per(flops_per_s),
             weight_bytes,
             shared_weight_bytes: shared,
             expert_bytes: expert,
@@ -310,6 +374,34 @@ impl RooflineCost {
         }
         work.swap_bytes as f64 / self.pcie_bytes_per_s
     }
+
+    /// What a step of `tokens` tokens takes besides attention and swapping,
+    /// in fixed-point units: the overheads, the linear layers' roofline and
+    /// the all-reduces.
+    fn base_units(&self, tokens: u32) -> u128 {
+        self.overhead_units
+            .saturating_add(units_of_secs(self.linear(tokens).time()))
+            .saturating_add(units_of_secs(self.all_reduce(tokens)))
+    }
+
+    /// Swapping's time in fixed-point units.
+    fn swap_units(&self, work: &StepWork) -> u128 {
+        if work.swap_bytes == 0 {
+            return 0;
+        }
+        units_of_secs(self.swap(work))
+    }
+
+    /// Attention's roofline in fixed-point units: the KV bytes read and
+    /// written, and the query-key FLOPs, each at its rate (saturating).
+    #[inline]
+    fn attention_units(&self, work: &StepWork) -> (u128, u128) {
+        let bytes = u128::from(work.kv_read_bytes) + u128::from(work.kv_write_bytes);
+        (
+            units_times(bytes, self.units_per_byte),
+            units_times(u128::from(work.attention_flops), self.units_per_flop),
+        )
+    }
 }
 
 /// One kernel group's time at the roofline: it takes the larger of the two.
@@ -355,8 +447,17 @@ impl StepParts {
 }
 
 impl CostModel for RooflineCost {
+    /// `overhead + linear + attention + communication`, each part's seconds
+    /// in fixed-point units (2^-64 ns, to the nearest: [`Self::parts`]'s
+    /// roofs, but attention's from the integer bytes and FLOPs), summed in
+    /// integers and rounded to the nearest nanosecond once.
     fn step_time(&self, work: &StepWork) -> SimDuration {
-        SimDuration::from_secs_f64(self.overhead_s + self.parts(work).time())
+        let (memory, compute) = self.attention_units(work);
+        duration_of_units(
+            self.base_units(work.tokens())
+                .saturating_add(memory.max(compute))
+                .saturating_add(self.swap_units(work)),
+        )
     }
 
     /// The linear layers' and the all-reduces' times depend on the token
@@ -366,19 +467,20 @@ impl CostModel for RooflineCost {
     fn step_time_with(&self, work: &StepWork, memo: &mut StepMemo) -> SimDuration {
         let tokens = work.tokens();
         if memo.0 != tokens {
-            *memo = StepMemo(tokens, self.linear(tokens).time(), self.all_reduce(tokens));
+            *memo = StepMemo(tokens, self.base_units(tokens));
         }
-        let StepMemo(_, linear, all_reduce) = *memo;
-        // `StepParts::time` of `parts(work)`, in its order of additions.
-        let time = linear + self.attention(work).time() + (all_reduce + self.swap(work));
-        invariant!(time.to_bits() == self.parts(work).time().to_bits());
-        SimDuration::from_secs_f64(self.overhead_s + time)
+        let (memory, compute) = self.attention_units(work);
+        duration_of_units(
+            memo.1
+                .saturating_add(memory.max(compute))
+                .saturating_add(self.swap_units(work)),
+        )
     }
 
-    /// [`CostModel::price_run`] with what the run's steps share computed
-    /// once: the token count's parts, the communication and the KV bytes
-    /// written (a leap prices tens of steps a call; `step_time_with`'s
-    /// additions, in its order).
+    /// [`CostModel::price_run`] by additions: a run's steps share their
+    /// fixed part, and each next one's attention is the last one's plus
+    /// `read` bytes and `flops` FLOPs at their rates, in integers (the same
+    /// units as each step priced alone, so the same durations).
     #[inline]
     fn price_run(
         &self,
@@ -390,19 +492,48 @@ impl CostModel for RooflineCost {
     ) -> usize {
         let tokens = work.tokens();
         if memo.0 != tokens {
-            *memo = StepMemo(tokens, self.linear(tokens).time(), self.all_reduce(tokens));
+            *memo = StepMemo(tokens, self.base_units(tokens));
         }
-        let StepMemo(_, linear, all_reduce) = *memo;
-        let comm = all_reduce + self.swap(&work);
-        let written = work.kv_write_bytes as f64;
+        let base = memo.1.saturating_add(self.swap_units(&work));
+        let (mut memory, mut compute) = self.attention_units(&work);
+        let memory_step = units_times(u128::from(read), self.units_per_byte);
+        let compute_step = units_times(u128::from(flops), self.units_per_flop);
+        // The sums below stay exact, without a check each, if the last
+        // step's (its parts only grow) does with its rounding.
+        let steps = out.len() as u128;
+        let last = memory_step
+            .checked_mul(steps)
+            .and_then(|m| m.checked_add(memory))
+            .zip(
+                compute_step
+                    .checked_mul(steps)
+                    .and_then(|c| c.checked_add(compute)),
+            )
+            .and_then(|(m, c)| base.checked_add(m.max(c)))
+            .and_then(|total| total.checked_add(1 << 63));
         let (mut read_bytes, mut attention_flops) = (work.kv_read_bytes, work.attention_flops);
+        if last.is_none() {
+            // Steps of 2^64 ns or more (past the horizon): each priced
+            // alone, saturating.
+            for (n, slot) in out.iter_mut().enumerate() {
+                let alone = StepWork {
+                    kv_read_bytes: read_bytes,
+                    attention_flops,
+                    ..work
+                };
+                let d = self.step_time(&alone).max(SimDuration::from_nanos(1));
+                if !keep(n, d) {
+                    return n;
+                }
+                *slot = d;
+                read_bytes = read_bytes.saturating_add(read);
+                attention_flops = attention_flops.saturating_add(flops);
+            }
+            return out.len();
+        }
         for (n, slot) in out.iter_mut().enumerate() {
-            let attention = Roof {
-                compute: attention_flops as f64 / self.flops_per_s,
-                memory: (read_bytes as f64 + written) / self.bytes_per_s,
-            };
             let d =
-                SimDuration::from_secs_f64(self.overhead_s + (linear + attention.time() + comm))
+                SimDuration::from_nanos(((base + memory.max(compute) + (1 << 63)) >> 64) as u64)
                     .max(SimDuration::from_nanos(1));
             invariant_eq!(
                 d,
@@ -414,12 +545,14 @@ impl CostModel for RooflineCost {
                 .max(SimDuration::from_nanos(1)),
                 "a run's step priced as alone"
             );
+            read_bytes = read_bytes.wrapping_add(read);
+            attention_flops = attention_flops.wrapping_add(flops);
             if !keep(n, d) {
                 return n;
             }
             *slot = d;
-            read_bytes += read;
-            attention_flops += flops;
+            memory += memory_step;
+            compute += compute_step;
         }
         out.len()
     }
@@ -624,6 +757,84 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The integer price is the roofline's seconds to the nearest
+    /// nanosecond: each part is kept to 2^-64 ns, so it differs from
+    /// rounding the `f64` sum only where that sum lies within a hair of a
+    /// half nanosecond, by one nanosecond.
+    #[test]
+    fn integer_prices_are_the_roofline_to_the_nanosecond() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (mut steps, mut equal) = (0, 0);
+        for tp in [1, 2, 8] {
+            let d = deployment(tp);
+            let cost = RooflineCost::new(&model(), &d, &d.efficiency);
+            for _ in 0..20_000 {
+                let work = StepWork {
+                    decode_tokens: rng.random_range(0..512),
+                    prefill_tokens: rng.random_range(0..16_384),
+                    kv_read_bytes: rng.random_range(0..1u64 << 40),
+                    kv_write_bytes: rng.random_range(0..1u64 << 30),
+                    attention_flops: rng.random_range(0..1u64 << 50),
+                    swap_bytes: rng.random_range(0..1u64 << 32) * rng.random_range(0..2u64),
+                    ..StepWork::default()
+                };
+                let secs = 0.001 + cost.parts(&work).time();
+                let want = (secs * 1e9).round() as i128;
+                let got = i128::from(cost.step_time(&work).as_nanos());
+                assert!((got - want).abs() <= 1, "{work:?}: {got} ns, {secs} s");
+                steps += 1;
+                equal += usize::from(got == want);
+            }
+        }
+        // docs/ARCHITECTURE.md#hardware quotes this.
+        assert_eq!((equal, steps), (59_998, 60_000));
+    }
+
+    /// A rate of next to nothing prices its steps past the engine's
+    /// horizon (which refuses them, exit 2) instead of wrapping: alone and
+    /// in a run alike.
+    #[test]
+    fn a_rate_of_next_to_nothing_saturates_past_the_horizon() {
+        let mut d = deployment(1);
+        d.gpu.hbm_bandwidth = 1e-300;
+        let cost = RooflineCost::new(&model(), &d, &d.efficiency);
+        let work = StepWork {
+            decode_tokens: 1,
+            kv_read_bytes: 1 << 20,
+            kv_write_bytes: 1 << 10,
+            attention_flops: 1 << 20,
+            ..StepWork::default()
+        };
+        assert_eq!(cost.step_time(&work).as_nanos(), u64::MAX);
+        let mut out = [SimDuration::ZERO; 4];
+        let n = cost.price_run(
+            work,
+            (1 << 10, 1 << 10),
+            &mut StepMemo::default(),
+            &mut out,
+            |_, _| true,
+        );
+        assert_eq!(n, 4);
+        assert!(out.iter().all(|d| d.as_nanos() == u64::MAX));
+        // A run whose last step would pass 2^64 ns is priced step by step,
+        // as each alone.
+        let d = deployment(1);
+        let cost = RooflineCost::new(&model(), &d, &d.efficiency);
+        let growth = (u64::MAX / 8, 0);
+        let n = cost.price_run(work, growth, &mut StepMemo::default(), &mut out, |_, _| {
+            true
+        });
+        assert_eq!(n, 4);
+        for (j, got) in out.iter().enumerate() {
+            let alone = StepWork {
+                kv_read_bytes: work.kv_read_bytes.saturating_add(j as u64 * growth.0),
+                ..work
+            };
+            assert_eq!(*got, cost.step_time(&alone).max(SimDuration::from_nanos(1)));
         }
     }
 
