@@ -92,7 +92,7 @@ const UNITS_PER_SEC: f64 = 1e9 * 18_446_744_073_709_551_616.0;
 /// it refuses any other step that long.
 fn units_of_secs(secs: f64) -> u128 {
     /// From 2^52 up every `f64` is whole: the unit is 2^-64 ns, so any time
-    /// above a ten-thousandth of a nanosecond is.
+    /// from 2^-12 ns (a quarter of a picosecond) up is.
     const WHOLE_FROM: f64 = 4_503_599_627_370_496.0;
     let units = secs * UNITS_PER_SEC;
     if units >= WHOLE_FROM {
