@@ -691,8 +691,9 @@ fn phase_diff(a: u64, b: u64, bs: u64) -> u64 {
 /// each next one `growth` more (KV bytes read, attention FLOPs: every
 /// decoder a token longer), while `quiet(j)` says nothing changes the
 /// batch or its work at the `j`-th of them and the steps, launched at
-/// `now`, end before `bound`. Returns how many were priced. The prices are
-/// independent, so a loop of them alone overlaps their divisions.
+/// `now`, end before `bound`. Returns how many were priced: the steps then
+/// run without these checks ([`CostModel::price_run`] prices each next one
+/// by additions).
 fn price_steps<C: CostModel>(
     cost: &C,
     memo: &mut crate::hardware::cost::StepMemo,
@@ -1597,8 +1598,8 @@ impl<C: CostModel> Engine<'_, C> {
     /// finishes at its end or is visited at its launch, or if its new
     /// blocks do not fit.
     pub(super) fn leap(&mut self, bound: impl FnOnce() -> SimTime) -> Result<(), Stopped> {
-        /// Steps priced at once: their prices are independent, so a loop of
-        /// them alone overlaps their divisions.
+        /// Steps priced at once, in a loop of their own that also finds
+        /// how many stay quiet and end before the bound.
         const CHUNK: usize = 32;
         // Most often, with a large batch, a decoder finishes at the next
         // step's end: nothing to leap, and nothing to set up.
