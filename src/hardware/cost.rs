@@ -452,12 +452,7 @@ impl CostModel for RooflineCost {
     /// roofs, but attention's from the integer bytes and FLOPs), summed in
     /// integers and rounded to the nearest nanosecond once.
     fn step_time(&self, work: &StepWork) -> SimDuration {
-        let (memory, compute) = self.attention_units(work);
-        duration_of_units(
-            self.base_units(work.tokens())
-                .saturating_add(memory.max(compute))
-                .saturating_add(self.swap_units(work)),
-        )
+        self.step_time_with(work, &mut StepMemo::default())
     }
 
     /// The linear layers' and the all-reduces' times depend on the token
@@ -499,7 +494,7 @@ impl CostModel for RooflineCost {
         let memory_step = units_times(u128::from(read), self.units_per_byte);
         let compute_step = units_times(u128::from(flops), self.units_per_flop);
         // The sums below stay exact, without a check each, if the last
-        // step's (its parts only grow) does with its rounding.
+        // step's does with its rounding (its parts only grow).
         let steps = out.len() as u128;
         let last = memory_step
             .checked_mul(steps)
@@ -532,6 +527,9 @@ impl CostModel for RooflineCost {
             return out.len();
         }
         for (n, slot) in out.iter_mut().enumerate() {
+            // `duration_of_units` without its saturation, which the check
+            // above rules out (a check a step costs a leap 3 % of its
+            // instructions).
             let d =
                 SimDuration::from_nanos(((base + memory.max(compute) + (1 << 63)) >> 64) as u64)
                     .max(SimDuration::from_nanos(1));

@@ -21,15 +21,12 @@ const SPEED_HISTORY: &str = "docs/speed-history.md";
 
 /// [`says`], in the README or in [`SPEED_HISTORY`].
 fn documents(text: &str) {
-    let flat = |path: &str| {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let flat = |doc: String| doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let history =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SPEED_HISTORY))
+            .expect(SPEED_HISTORY);
     assert!(
-        flat("README.md").contains(text) || flat(SPEED_HISTORY).contains(text),
+        flat(readme()).contains(text) || flat(history).contains(text),
         "neither the README nor {SPEED_HISTORY} says: {text}"
     );
 }
