@@ -94,6 +94,7 @@ impl LruList {
     }
 
     /// Takes `id` (in the list) out of it.
+    #[inline]
     pub(crate) fn unlink(&mut self, id: u32) {
         let i = id as usize;
         let (p, n) = (self.prev[i], self.next[i]);

@@ -241,6 +241,7 @@ impl PrefixIndex {
     /// Publishes block `id` under `ident` unless that identity is already
     /// taken (the first block to compute a prefix keeps it; a concurrent
     /// duplicate stays private). Returns whether it was published.
+    #[inline]
     pub(super) fn publish(&mut self, ident: Ident, id: BlockId) -> bool {
         invariant!(!self.is_published(id), "block {id} published twice");
         if !self.map.insert_new(ident, id) {
@@ -275,6 +276,7 @@ impl PrefixIndex {
 
     /// Evicts the least recently used cached block: unlinks it and forgets
     /// its identity, so it is an ordinary free block again.
+    #[inline]
     pub(super) fn evict(&mut self) -> Option<BlockId> {
         let id = self.lru.pop_front()?;
         let idx = std::mem::replace(&mut self.ident_idx[id as usize], UNPUBLISHED);
