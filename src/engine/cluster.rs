@@ -406,6 +406,14 @@ struct Cluster<'s, C> {
     streamed: bool,
     /// Transfers that ended at a links check (a reused buffer).
     ended: Vec<u32>,
+    /// The last event scheduled, if it is a [`Pending::TransferJoin`] still
+    /// to come: its instant, [`EventQueue::pushed`] right after it, and the
+    /// last flight of its chain. A transfer that joins at that instant
+    /// with nothing scheduled since would be the next event popped after
+    /// it, so it is chained to it (`Flight::next_join`) instead of pushed:
+    /// a prefill step's handoffs join the links in one event, in the same
+    /// order.
+    join_chain: Option<(SimTime, u64, u32)>,
 }
 
 impl<'s, C: CostModel> Cluster<'s, C> {
@@ -516,7 +524,11 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             }
             Pending::NextTurn(c) => self.next_turn(c),
             Pending::TransferDone(f) => self.transfer_done(f),
-            Pending::TransferJoin(f) => self.transfer_join(f),
+            Pending::TransferJoin(f) => {
+                // Taken off the queue: nothing more joins its chain.
+                self.join_chain = None;
+                self.transfer_joins(f);
+            }
             Pending::LinksDue => self.links_due(),
         }
     }
@@ -787,6 +799,7 @@ pub(super) fn simulate_cluster<C: CostModel + Clone>(
             super::presized(scenario)
         }),
         ended: Vec::new(),
+        join_chain: None,
         streamed,
         pools: disagg.map(|g| Box::new(super::disagg::Pools::new(scenario, g, RouterState::of(d)))),
     };

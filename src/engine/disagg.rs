@@ -193,6 +193,9 @@ pub(super) struct Flight {
     pub transfer_start: Option<SimTime>,
     pub transfer_end: Option<SimTime>,
     pub bytes: u64,
+    /// The flight whose transfer joins the links right after this one's,
+    /// in the same event ([`NONE`]: none; see `Cluster::join_chain`).
+    pub next_join: u32,
 }
 
 /// Fair sharing: the transfers moving from one prefill replica to one
@@ -613,6 +616,7 @@ mod tests {
             d_slot: 0,
             queued: at,
             reserved: Some(at),
+            next_join: NONE,
             prefill_end: Some(at),
             step_start: at,
             transfer_start: Some(at),

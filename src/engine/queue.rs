@@ -105,6 +105,12 @@ impl<E: Eq + Copy> EventQueue<E> {
         entry.map(|e| (e.time, &e.event))
     }
 
+    /// Events pushed so far (either way): unchanged between two reads, no
+    /// event was scheduled in between.
+    pub fn pushed(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Events still scheduled.
     pub fn len(&self) -> usize {
         self.heap.len() + usize::from(self.aside.is_some())

@@ -55,6 +55,7 @@ impl<'s, C: CostModel> Cluster<'s, C> {
             transfer_start: None,
             transfer_end: None,
             bytes: 0,
+            next_join: NONE,
         });
         let early = pools.early();
         self.replica_of_request.push((np + d) as u32);
@@ -247,23 +248,50 @@ impl<'s, C: CostModel> Cluster<'s, C> {
         match pools.issue_transfer(f, at) {
             Some(end) => self.events.push(end, Pending::TransferDone(f)),
             None => {
-                let latency = pools.disagg.link.latency;
-                self.events.push(at + latency, Pending::TransferJoin(f));
+                let join = at + pools.disagg.link.latency;
+                match self.join_chain {
+                    Some((t, pushed, last)) if t == join && pushed == self.events.pushed() => {
+                        pools.flights[last as usize].next_join = f;
+                        self.join_chain = Some((t, pushed, f));
+                    }
+                    _ => {
+                        self.events.push(join, Pending::TransferJoin(f));
+                        self.join_chain = Some((join, self.events.pushed(), f));
+                    }
+                }
             }
         }
     }
 
-    /// Fair sharing: flight `f` starts moving data now. Transfers joining
-    /// at one instant (a prefill step's handoffs) share the links once,
-    /// after the last of them joins.
-    pub(super) fn transfer_join(&mut self, f: u32) {
+    /// Fair sharing: the transfers of the chain that starts at flight `f`
+    /// start moving data now, in turn (see `Cluster::join_chain`).
+    pub(super) fn transfer_joins(&mut self, mut f: u32) {
+        loop {
+            let Some(pools) = self.pools.as_mut() else {
+                return;
+            };
+            let next = std::mem::replace(&mut pools.flights[f as usize].next_join, NONE);
+            self.transfer_join(f, next != NONE);
+            if next == NONE {
+                return;
+            }
+            f = next;
+        }
+    }
+
+    /// Fair sharing: flight `f` starts moving data now, and `more` of its
+    /// chain join right after it. Transfers joining at one instant (a
+    /// prefill step's handoffs) share the links once, after the last of
+    /// them joins.
+    fn transfer_join(&mut self, f: u32, more: bool) {
         let Some(pools) = self.pools.as_mut() else {
             return;
         };
-        let last = !matches!(
-            self.events.peek(),
-            Some((t, Pending::TransferJoin(_))) if t == self.now
-        );
+        let last = !more
+            && !matches!(
+                self.events.peek(),
+                Some((t, Pending::TransferJoin(_))) if t == self.now
+            );
         if let Some(due) = pools.join(f, self.now, last) {
             self.events.push(due, Pending::LinksDue);
         }
