@@ -324,6 +324,34 @@ struct Windows {
     bs_shift: Option<u32>,
     /// The waste's aggregates when every group keeps the same window.
     uniform: Option<Uniform>,
+    /// What a decoder past the window holds and keeps in closed form, when
+    /// every windowed group keeps the same window.
+    past: Option<PastWindow>,
+}
+
+/// A layout whose windowed groups all keep one window `W`, a multiple of
+/// the block size, beside groups that keep every token (local and global
+/// layers, as Gemma 3's): a decoder holding `t >= W` tokens, `q` full
+/// blocks and `nz` (0 or 1) a part-filled one, holds
+/// `state + B_w * W / bs + F * (q + nz) + B_w * nz` (`F`: a block of the
+/// pools that keep every token; `B_w`: one of the window's, whose front has
+/// slid `q - W / bs` blocks) and keeps `state + bpt * t + bpt_w * W` (`bpt`,
+/// `bpt_w`: the bytes per token of the full and the windowed groups). Without
+/// waste sums for such a layout ([`Uniform`] needs every group windowed),
+/// [`Engine::windowed_slack`] reads every decoder at every leapt step; in
+/// closed form a decoder costs a shift and a few multiplications, where
+/// [`Windows::held`] and [`Windows::kept`] loop over the pools and groups.
+#[derive(Debug)]
+struct PastWindow {
+    window: u64,
+    /// `state + B_w * W / bs`.
+    held_base: u64,
+    /// `F` and `B_w`.
+    full_block: u64,
+    window_block: u64,
+    /// `state + bpt_w * W`, and the full groups' bytes per token.
+    kept_base: u64,
+    all_bpt: u64,
 }
 
 /// A layout whose every group that holds tokens keeps the same window `W`,
@@ -381,6 +409,7 @@ impl Windows {
                 .is_power_of_two()
                 .then(|| layout.block_size.trailing_zeros()),
             uniform: None,
+            past: None,
         };
         for g in layout.groups() {
             match g.span {
@@ -406,6 +435,7 @@ impl Windows {
             w.pools.push((block_bytes, window));
         }
         w.uniform = Uniform::of(layout, &w);
+        w.past = PastWindow::of(&w);
         Some(w)
     }
 
@@ -596,6 +626,36 @@ impl Windows {
         self.state + self.all_bpt * tokens + windowed.sum::<u64>()
     }
 
+    /// [`Windows::held`] and [`Windows::kept`] of a sequence holding
+    /// `tokens` tokens (at least one): in closed form past a [`PastWindow`].
+    /// (Inlined into the leaps, which read it for every decoder at every
+    /// step: the call cost more than the closed form.)
+    #[inline(always)]
+    fn held_kept(&self, tokens: u64) -> (u64, u64) {
+        if let Some(p) = self.past.as_ref().filter(|p| tokens >= p.window) {
+            let q = match self.bs_shift {
+                Some(shift) => tokens >> shift,
+                None => tokens / self.bs,
+            };
+            let nz = u64::from(q * self.bs != tokens);
+            let held = p.held_base + p.full_block * (q + nz) + p.window_block * nz;
+            let kept = p.kept_base + p.all_bpt * tokens;
+            invariant_eq!(
+                (held, kept),
+                (self.held(tokens), self.kept(tokens)),
+                "a decoder past the window, in closed form"
+            );
+            return (held, kept);
+        }
+        self.held_kept_by_group(tokens)
+    }
+
+    /// [`Windows::held_kept`] group by group.
+    #[inline(never)]
+    fn held_kept_by_group(&self, tokens: u64) -> (u64, u64) {
+        (self.held(tokens), self.kept(tokens))
+    }
+
     fn clear(&mut self) {
         if let Some(u) = self.uniform.as_mut() {
             u.internal = 0;
@@ -610,6 +670,36 @@ impl Windows {
                 above.fill(0);
             }
         }
+    }
+}
+
+impl PastWindow {
+    /// The closed form for the windows `w` keeps, if every windowed group
+    /// keeps the same window, a multiple of the block size, and so does
+    /// every windowed physical group.
+    fn of(w: &Windows) -> Option<PastWindow> {
+        let &(first, ..) = w.groups.first()?;
+        let window = w.thresholds[first].at;
+        if window % w.bs != 0 || w.groups.iter().any(|&(at, ..)| at != first) {
+            return None;
+        }
+        let (mut full_block, mut window_block) = (0, 0);
+        for &(block_bytes, t) in &w.pools {
+            match t {
+                None => full_block += block_bytes,
+                Some(t) if t == first => window_block += block_bytes,
+                Some(_) => return None,
+            }
+        }
+        let window_bpt: u64 = w.groups.iter().map(|&(_, _, bpt, _)| bpt).sum();
+        Some(PastWindow {
+            window,
+            held_base: w.state + window_block * (window / w.bs),
+            full_block,
+            window_block,
+            kept_base: w.state + window_bpt * window,
+            all_bpt: w.all_bpt,
+        })
     }
 }
 
@@ -2013,13 +2103,13 @@ impl<C: CostModel> Engine<'_, C> {
 
     /// The lazy decoders' reserved and internal bytes under windows, each
     /// decoder visited (holding `context + 1` tokens at launch).
+    #[inline(always)]
     fn windowed_slack(&self, w: &Windows) -> (u64, u64) {
         let f = self.fast.as_ref().expect("lazy implies the fast path");
         let (mut reserved, mut internal) = (0, 0);
         for s in self.running[..f.tail].iter().filter(|s| !s.dead) {
             let tokens = s.context + (f.steps - s.since) as u32 + 1;
-            let held = w.held(u64::from(tokens));
-            let kept = w.kept(u64::from(tokens));
+            let (held, kept) = w.held_kept(u64::from(tokens));
             invariant_eq!(
                 kept,
                 self.layout.kept_bytes(tokens),
