@@ -24,9 +24,8 @@
 //! - `disaggregated`: `benches/disagg.toml`, a saturated chat service on one
 //!   prefill and one decode H100, against the same two GPUs colocated, and
 //!   on a 2 GB/s link its transfers keep busy (`link-bound`: many share it
-//!   at once); and
-//!   `KVSIM_DISAGG=<case>` runs one of the three (for profiling);
-//!   `disaggregated_long_prompts`, the bundled
+//!   at once) (`KVSIM_DISAGG=<case>` runs one of the three, for
+//!   profiling); and `disaggregated_long_prompts`, the bundled
 //!   `scenarios/disagg-70b-long-prompts.toml` at 20,000 requests (its decode
 //!   batch is small, so each request spans some 70 decode steps).
 
