@@ -282,6 +282,11 @@ pub struct PagedCache {
     groups: [Group; MAX_LAYER_GROUPS],
     /// Physical groups in use (0 for a layout with no bytes per token).
     ngroups: usize,
+    /// One physical group that keeps every token, and no prefix cache: a
+    /// new sequence's table is a count whose blocks follow from its length
+    /// and reservation, so admission and release take a closed-form path
+    /// (see [`PagedCache::admit_plain`]).
+    plain: bool,
     /// Bytes of recurrent state each live sequence holds (all layers).
     state: u64,
     /// Live sequences (each holds `state` bytes).
@@ -368,11 +373,13 @@ impl PagedCache {
             px.reserve(ids);
             groups[0].refs.reserve(ids);
         }
+        let plain = prefix.is_none() && ngroups == 1 && groups[0].span == Span::All;
         PagedCache {
             layout,
             bs,
             groups,
             ngroups,
+            plain,
             state,
             live_seqs: 0,
             budget,
@@ -426,6 +433,11 @@ impl PagedCache {
     /// blocks are prefix hits other sequences hold (they take no new
     /// bytes; cached hits do, as they leave the free bytes).
     pub(super) fn need_bytes(&self, seq: &SeqInfo, shared: u64) -> u64 {
+        if self.plain {
+            // No prefix cache, so nothing is shared.
+            let held = u64::from(seq.tokens.max(seq.reserve)).div_ceil(self.bs);
+            return self.state + held * self.groups[0].block_bytes;
+        }
         let mut need = self.state;
         for (g, p) in self.groups[..self.ngroups].iter().enumerate() {
             let held = p.target(self.bs, seq.tokens, seq.reserve);

@@ -10,6 +10,9 @@ use crate::cache::{
 
 impl KvCache for PagedCache {
     fn admit(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
+        if self.plain {
+            return self.admit_plain(seq);
+        }
         if self.live(seq.id).is_some() {
             invariant_violated!("admitting live sequence {}", seq.id);
             return Err(NoRoom);
@@ -221,6 +224,10 @@ impl KvCache for PagedCache {
             invariant_violated!("releasing dead sequence {seq}");
             return;
         }
+        if self.plain && !self.seqs[seq as usize].tables[0].named {
+            self.release_plain(seq);
+            return;
+        }
         for g in 0..self.ngroups {
             let t = &mut self.seqs[seq as usize].tables[g];
             let (len, spare, slide, named) = (t.len, t.spare, t.slide, t.named);
@@ -330,5 +337,64 @@ impl KvCache for PagedCache {
 
     fn as_paged(&self) -> Option<&PagedCache> {
         Some(self)
+    }
+}
+
+impl PagedCache {
+    /// [`KvCache::admit`] of a plain cache (one group keeping every token,
+    /// no prefix cache): no hits, so the sequence holds
+    /// `ceil(max(tokens, reserve) / bs)` anonymous blocks, `ceil(tokens /
+    /// bs)` of them mapped from block 0, and grows with no block work up to
+    /// the end of its last mapped block. The general path computes the
+    /// same, group by group (`matches_block_model` checks both against a
+    /// per-block model).
+    fn admit_plain(&mut self, seq: &SeqInfo) -> Result<Admitted, NoRoom> {
+        let i = seq.id as usize;
+        if self.seqs.get(i).is_some_and(|s| s.live) {
+            invariant_violated!("admitting live sequence {}", seq.id);
+            return Err(NoRoom);
+        }
+        let bs = self.bs;
+        let mapped = u64::from(seq.tokens).div_ceil(bs);
+        let held = u64::from(seq.tokens.max(seq.reserve)).div_ceil(bs);
+        let need = self.need_bytes(seq, 0);
+        if need > self.budget - self.allocated {
+            return Err(NoRoom);
+        }
+        // No prefix cache, so nothing is cached: the free bytes are
+        // uncached, and no eviction makes room.
+        self.groups[0].kept_tokens += u64::from(seq.tokens);
+        self.allocated += need;
+        self.live_seqs += 1;
+        if i >= self.seqs.len() {
+            self.seqs.resize_with(i + 1, SeqState::default);
+        }
+        let s = &mut self.seqs[i];
+        s.live = true;
+        s.forked = false;
+        s.tokens = seq.tokens;
+        s.reserve = seq.reserve;
+        s.content = seq.content;
+        s.limit = mapped * bs;
+        let t = &mut s.tables[0];
+        invariant!(t.len == 0 && t.ids.is_empty() && t.slide == 0 && !t.named);
+        t.first = 0;
+        t.len = mapped;
+        t.spare = held - mapped;
+        Ok(Admitted { cached_tokens: 0 })
+    }
+
+    /// [`KvCache::release`] of a live sequence of a plain cache whose table
+    /// is anonymous (never forked): its blocks and state go back at once.
+    fn release_plain(&mut self, seq: SeqId) {
+        let s = &mut self.seqs[seq as usize];
+        let t = &mut s.tables[0];
+        let p = &mut self.groups[0];
+        invariant!(t.slide == 0, "an anonymous table shares no front block");
+        self.allocated -= (t.len + t.spare) * p.block_bytes + self.state;
+        (t.len, t.spare) = (0, 0);
+        p.kept_tokens -= u64::from(s.tokens);
+        self.live_seqs -= 1;
+        s.live = false;
     }
 }
