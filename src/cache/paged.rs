@@ -432,12 +432,19 @@ impl PagedCache {
     /// [`PagedCache::admission_bytes`] when `shared` of the first group's
     /// blocks are prefix hits other sequences hold (they take no new
     /// bytes; cached hits do, as they leave the free bytes).
+    #[inline]
     pub(super) fn need_bytes(&self, seq: &SeqInfo, shared: u64) -> u64 {
         if self.plain {
             // No prefix cache, so nothing is shared.
             let held = u64::from(seq.tokens.max(seq.reserve)).div_ceil(self.bs);
             return self.state + held * self.groups[0].block_bytes;
         }
+        self.need_bytes_by_group(seq, shared)
+    }
+
+    /// [`PagedCache::need_bytes`], group by group.
+    #[inline(never)]
+    fn need_bytes_by_group(&self, seq: &SeqInfo, shared: u64) -> u64 {
         let mut need = self.state;
         for (g, p) in self.groups[..self.ngroups].iter().enumerate() {
             let held = p.target(self.bs, seq.tokens, seq.reserve);
@@ -493,6 +500,24 @@ impl PagedCache {
         invariant!(s.live && !s.forked, "settling a live, unshared sequence");
         let (t0, reserve) = (s.tokens, s.reserve);
         let t1 = t0 + n;
+        if self.plain {
+            // Every token kept from block 0: the table maps `ceil(t1 / bs)`
+            // blocks, and may grow to their end with no block work.
+            let (bs, bb) = (self.bs, self.groups[0].block_bytes);
+            let end = u64::from(t1).div_ceil(bs);
+            let s = &mut self.seqs[seq as usize];
+            let tab = &mut s.tables[0];
+            invariant!(
+                tab.spare == 0 && !tab.named && tab.first == 0,
+                "growing one token at a time holds no spare block"
+            );
+            self.deferred -= i128::from((end - tab.len) * bb);
+            tab.len = end;
+            s.tokens = t1;
+            s.limit = end * bs;
+            self.groups[0].kept_tokens += u64::from(n);
+            return;
+        }
         let mut net = 0i128;
         for g in 0..self.ngroups {
             let tab = &self.seqs[seq as usize].tables[g];

@@ -1316,6 +1316,7 @@ proptest! {
             let id = id as SeqId;
             prop_assert_eq!(deferred.held_bytes(id), stepped.held_bytes(id));
             prop_assert_eq!(deferred.blocks_of(id), stepped.blocks_of(id));
+            prop_assert_eq!(deferred.growth(id), stepped.growth(id));
         }
         prop_assert_eq!(deferred.deferred, 0);
         prop_assert_eq!(deferred.usage(), stepped.usage());
