@@ -56,6 +56,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
     /// Free bytes the sample at the head of the queue cannot use (holes too
     /// small for it: external fragmentation); 0 with nothing waiting.
     pub(super) fn unusable_for_head(&self) -> u64 {
+        if !self.holes {
+            return 0;
+        }
         self.waiting.front().map_or(0, |w| {
             let tokens = self.records[w.req as usize].prompt_tokens + w.generated;
             self.cache.unusable_free_bytes(&SeqInfo {

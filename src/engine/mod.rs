@@ -563,6 +563,10 @@ struct Engine<'s, C> {
     scenario: &'s Scenario,
     cfg: SchedulerConfig,
     cache: Box<dyn KvCache>,
+    /// Whether the cache may leave free bytes in pieces too small for a
+    /// sequence (contiguous placement; paged never does), so that the
+    /// memory levels ask it what the head of the queue cannot use.
+    holes: bool,
     layout: KvLayout,
     cost: C,
     traffic: Traffic,
@@ -701,6 +705,7 @@ impl<'s, C: CostModel> Engine<'s, C> {
         Engine {
             scenario,
             cfg: scenario.scheduler,
+            holes: cache.as_contiguous().is_some(),
             cache,
             layout,
             cost,

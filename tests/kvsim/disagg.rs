@@ -340,7 +340,7 @@ replicas = {d_reps}
         /// exactly the completed prefills' prompts; no pool's KV passes its
         /// budget and no link is busy longer than the run; the fast path and
         /// the reference engine agree; a run is a pure function of its
-        /// scenario and seed.
+        /// scenario and seed, and its summary the same when read alone.
         #[test]
         fn requests_and_kv_are_conserved_across_pools((toml, d_budget, p_budget) in cases()) {
             let mut s = Scenario::from_toml(&toml, std::path::Path::new("p.toml"), &[])
@@ -383,6 +383,12 @@ replicas = {d_reps}
             prop_assert_eq!(&reference.summary, m);
             let again = simulate(&s, s.seed, super::cost()).unwrap();
             prop_assert_eq!(&again.summary, m);
+            // A summary alone counts each pool's failures from the records,
+            // a full run from the replicas' summaries.
+            let alone = kvsim::engine::simulate_summary(
+                &s, s.seed, super::cost(), &kvsim::engine::Limits::default(),
+            ).unwrap();
+            prop_assert_eq!(&alone, m);
         }
     }
 }

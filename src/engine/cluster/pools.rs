@@ -444,16 +444,23 @@ pub(super) fn finish<C: CostModel>(
     let (p_stats, d_stats) = (merged(0..np), merged(np..replicas.len()));
     // A pool's own metrics: its steps and memory from its merged statistics
     // (no latency percentiles, so no pass over its records but one to count
-    // its failures).
+    // its failures, which the replicas' summaries have counted already).
     let pool_summary = |s, range: std::ops::Range<usize>, stats: &Collector| {
         let mut m = summarize(s, &[], stats, end);
         let (mut failed, mut n) = (0u64, 0u64);
-        for r in replicas[range].iter().flat_map(|e| &e.records) {
-            n += 1;
-            failed += u64::from(matches!(
-                r.outcome,
-                Some(Outcome::Oom | Outcome::Unservable | Outcome::Crashed)
-            ));
+        if summaries.is_empty() {
+            for r in replicas[range].iter().flat_map(|e| &e.records) {
+                n += 1;
+                failed += u64::from(matches!(
+                    r.outcome,
+                    Some(Outcome::Oom | Outcome::Unservable | Outcome::Crashed)
+                ));
+            }
+        } else {
+            for r in &summaries[range] {
+                n += r.requests;
+                failed += r.oom + r.unservable + r.crashed;
+            }
         }
         m.oom_rate = if n == 0 {
             0.0
