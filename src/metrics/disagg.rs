@@ -50,26 +50,39 @@ pub fn fill(
             .zip(times)
             .filter(|(r, _)| r.outcome == Some(Outcome::Ok))
     };
-    // Durations selected as nanoseconds: the percentiles of their seconds.
+    // Durations selected as nanoseconds: the percentiles of their seconds,
+    // two at a time (one pass over the records and their times for both).
     let mut nanos: Vec<u64> = Vec::with_capacity(records.len());
-    let mut p50_p99 = |it: &mut dyn Iterator<Item = SimDuration>| {
-        let [p50, p99] = super::summary::duration_percentiles(
-            super::summary::refill(&mut nanos, it),
-            [50.0, 99.0],
-        );
+    let mut more: Vec<u64> = Vec::with_capacity(records.len());
+    let p50_p99 = |nanos: &mut [u64]| {
+        let [p50, p99] = super::summary::duration_percentiles(nanos, [50.0, 99.0]);
         (p50, p99)
     };
-    // Prefill: first admission on the prefill replica to its prefill's end.
-    (summary.ttft_prefill_p50, summary.ttft_prefill_p99) =
-        p50_p99(&mut ok().filter_map(|(r, t)| Some(t.prefill_end? - r.admitted?)));
-    (summary.ttft_transfer_p50, summary.ttft_transfer_p99) =
-        p50_p99(&mut ok().filter_map(|(_, t)| Some(t.transfer_end? - t.prefill_end?)));
-    (summary.ttft_first_step_p50, summary.ttft_first_step_p99) =
-        p50_p99(&mut ok().filter_map(|(r, t)| Some(r.first_token? - t.transfer_end?)));
-    (summary.kv_transfer_p50, summary.kv_transfer_p99) =
-        p50_p99(&mut ok().filter_map(|(_, t)| Some(t.transfer_end? - t.transfer_start?)));
-    (summary.decode_stall_p50, summary.decode_stall_p99) =
-        p50_p99(&mut ok().filter_map(|(_, t)| t.stall));
+    // Prefill: first admission on the prefill replica to its prefill's end;
+    // transfer: the prefill's end to the KV's arrival.
+    let (prefill, transfer) = super::summary::refill_pair(
+        &mut nanos,
+        &mut more,
+        ok(),
+        |(r, t)| Some(t.prefill_end? - r.admitted?),
+        |(_, t)| Some(t.transfer_end? - t.prefill_end?),
+    );
+    (summary.ttft_prefill_p50, summary.ttft_prefill_p99) = p50_p99(prefill);
+    (summary.ttft_transfer_p50, summary.ttft_transfer_p99) = p50_p99(transfer);
+    let (first_step, moving) = super::summary::refill_pair(
+        &mut nanos,
+        &mut more,
+        ok(),
+        |(r, t)| Some(r.first_token? - t.transfer_end?),
+        |(_, t)| Some(t.transfer_end? - t.transfer_start?),
+    );
+    (summary.ttft_first_step_p50, summary.ttft_first_step_p99) = p50_p99(first_step);
+    (summary.kv_transfer_p50, summary.kv_transfer_p99) = p50_p99(moving);
+    drop(more);
+    (summary.decode_stall_p50, summary.decode_stall_p99) = p50_p99(super::summary::refill(
+        &mut nanos,
+        ok().filter_map(|(_, t)| t.stall),
+    ));
     drop(nanos);
     summary.ttft_load_p50 = None;
     summary.ttft_load_p99 = None;
