@@ -491,14 +491,17 @@ impl Latencies {
         let mut nanos: Vec<u64> = Vec::with_capacity(records.len());
         let mut more: Vec<u64> = Vec::with_capacity(records.len());
         // The same requests' loads, seen on the way: without a tier they are
-        // all zero, and a pass for them can be saved.
-        let mut loaded = false;
+        // all zero, and a pass for them can be saved. Likewise TPOT, which
+        // needs more than one token a sample (none has, on a prefill
+        // replica, where every request ends at its first token).
+        let (mut loaded, mut paced) = (false, false);
         let (ttft, e2e) = refill_pair(
             &mut nanos,
             &mut more,
             ok(),
             |r| {
                 loaded |= r.load > SimDuration::ZERO;
+                paced |= r.output_tokens > r.samples.max(1);
                 r.ttft()
             },
             |r| r.e2e(),
@@ -528,8 +531,12 @@ impl Latencies {
         drop(nanos);
         // TPOT's mean is summed in the records' order (request ids: the
         // same for a seed on any thread count).
-        let mut latencies: Vec<f64> = Vec::with_capacity(records.len());
-        latencies.extend(ok().filter_map(RequestRecord::tpot_s));
+        let mut latencies: Vec<f64> = Vec::new();
+        if paced {
+            // (`tpot_s` is `None` unless `output_tokens / samples > 1`.)
+            latencies.reserve_exact(records.len());
+            latencies.extend(ok().filter_map(RequestRecord::tpot_s));
+        }
         let tpot_mean =
             (!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64);
         // Selected by their order's integer keys (the collect reuses the
@@ -868,6 +875,55 @@ mod tests {
             assert_eq!(g.map(f64::to_bits), percentile(&s, *q).map(f64::to_bits));
         }
         assert!(got[1].unwrap() > 0.0);
+    }
+
+    /// TPOT's percentiles and mean: none when no completed request has more
+    /// than one token a sample (the pass over them skipped, as on a prefill
+    /// replica), else those of `tpot_s` over the requests that have it
+    /// (`n` samples of 3 tokens in all: 1.5 a sample, so a TPOT).
+    #[test]
+    fn tpot_needs_more_than_one_token_a_sample() {
+        let record = |i: u64, tokens: u32, samples: u32| RequestRecord {
+            id: i,
+            arrival: SimTime::from_nanos(i),
+            admitted: Some(SimTime::from_nanos(i + 10)),
+            first_token: Some(SimTime::from_nanos(i + 1_000)),
+            finished: Some(SimTime::from_nanos(i + 5_000 + 7 * i)),
+            prompt_tokens: 10,
+            output_target: tokens,
+            output_tokens: tokens,
+            max_tokens: tokens,
+            samples,
+            session: None,
+            turn: 1,
+            preemptions: 0,
+            hbm_hit_tokens: 0,
+            tier_hit_tokens: 0,
+            load: SimDuration::ZERO,
+            outcome: Some(Outcome::Ok),
+        };
+        let one_each: Vec<_> = (0..1000)
+            .map(|i| record(i, (i % 3 + 1) as u32, (i % 3 + 1) as u32))
+            .collect();
+        let l = Latencies::exact(&one_each);
+        assert_eq!((l.tpot, l.tpot_mean), ([None; 3], None));
+        let mixed: Vec<_> = (0..1000)
+            .map(|i| match i % 4 {
+                0 => record(i, 3, 2),
+                1 => record(i, 1, 1),
+                2 => record(i, 2, 2),
+                _ => record(i, 2 + (i % 5) as u32, 1),
+            })
+            .collect();
+        let tpots: Vec<f64> = mixed.iter().filter_map(RequestRecord::tpot_s).collect();
+        assert_eq!(tpots.len(), 500);
+        let l = Latencies::exact(&mixed);
+        let s = sorted(tpots.clone());
+        for (q, g) in [50.0, 90.0, 99.0].iter().zip(l.tpot) {
+            assert_eq!(g.map(f64::to_bits), percentile(&s, *q).map(f64::to_bits));
+        }
+        let mean = tpots.iter().sum::<f64>() / tpots.len() as f64;
+        assert_eq!(l.tpot_mean.map(f64::to_bits), Some(mean.to_bits()));
     }
 
     #[test]
