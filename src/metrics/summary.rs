@@ -491,17 +491,14 @@ impl Latencies {
         let mut nanos: Vec<u64> = Vec::with_capacity(records.len());
         let mut more: Vec<u64> = Vec::with_capacity(records.len());
         // The same requests' loads, seen on the way: without a tier they are
-        // all zero, and a pass for them can be saved. Likewise TPOT, which
-        // needs more than one token a sample (none has, on a prefill
-        // replica, where every request ends at its first token).
-        let (mut loaded, mut paced) = (false, false);
+        // all zero, and a pass for them can be saved.
+        let mut loaded = false;
         let (ttft, e2e) = refill_pair(
             &mut nanos,
             &mut more,
             ok(),
             |r| {
                 loaded |= r.load > SimDuration::ZERO;
-                paced |= r.output_tokens > r.samples.max(1);
                 r.ttft()
             },
             |r| r.e2e(),
@@ -531,12 +528,8 @@ impl Latencies {
         drop(nanos);
         // TPOT's mean is summed in the records' order (request ids: the
         // same for a seed on any thread count).
-        let mut latencies: Vec<f64> = Vec::new();
-        if paced {
-            // (`tpot_s` is `None` unless `output_tokens / samples > 1`.)
-            latencies.reserve_exact(records.len());
-            latencies.extend(ok().filter_map(RequestRecord::tpot_s));
-        }
+        let mut latencies: Vec<f64> = Vec::with_capacity(records.len());
+        latencies.extend(ok().filter_map(RequestRecord::tpot_s));
         let tpot_mean =
             (!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64);
         // Selected by their order's integer keys (the collect reuses the
@@ -878,9 +871,9 @@ mod tests {
     }
 
     /// TPOT's percentiles and mean: none when no completed request has more
-    /// than one token a sample (the pass over them skipped, as on a prefill
-    /// replica), else those of `tpot_s` over the requests that have it
-    /// (`n` samples of 3 tokens in all: 1.5 a sample, so a TPOT).
+    /// than one token a sample (as on a prefill replica), else those of
+    /// `tpot_s` over the requests that have it (`n` samples of 3 tokens in
+    /// all: 1.5 a sample, so a TPOT).
     #[test]
     fn tpot_needs_more_than_one_token_a_sample() {
         let record = |i: u64, tokens: u32, samples: u32| RequestRecord {
