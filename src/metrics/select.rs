@@ -127,10 +127,7 @@ fn select_ranks(keys: &mut [u64], ranks: &[usize], out: &mut [u64]) {
     }
     let shift = (u64::BITS - (any ^ all).leading_zeros()).saturating_sub(RADIX_BITS);
     let bucket = |k: u64| (k >> shift) as usize & (BUCKETS - 1);
-    let mut counts = [0u32; BUCKETS];
-    for &k in keys.iter() {
-        counts[bucket(k)] += 1;
-    }
+    let counts = count_buckets(keys, shift);
     // Each wanted rank's bucket, and its rank within the bucket; whether
     // each bucket is wanted (a byte each: one load a key).
     let mut groups = [(0usize, 0usize); MAX_RANKS]; // (bucket, first rank's index)
@@ -186,6 +183,35 @@ fn select_ranks(keys: &mut [u64], ranks: &[usize], out: &mut [u64]) {
         );
         start += len;
     }
+}
+
+/// How many of `keys` fall in each bucket of the 11 bits at `shift`.
+///
+/// Latencies crowd into a few buckets (a run's TTFTs can put two thirds of
+/// them in one), and counting into one table makes each increment of a
+/// counter wait for the store of the one before it. Four tables, taking
+/// every fourth key each and added up once, let four increments run at
+/// once: a count of 100,000 crowded keys took 0.55 ns a key against 1.39.
+/// (Out of line: the tables' 32 KiB stay off the recursion's frames.)
+#[inline(never)]
+fn count_buckets(keys: &[u64], shift: u32) -> [u32; BUCKETS] {
+    let bucket = |k: u64| (k >> shift) as usize & (BUCKETS - 1);
+    let mut tables = [[0u32; BUCKETS]; 4];
+    let mut quads = keys.chunks_exact(4);
+    for q in &mut quads {
+        tables[0][bucket(q[0])] += 1;
+        tables[1][bucket(q[1])] += 1;
+        tables[2][bucket(q[2])] += 1;
+        tables[3][bucket(q[3])] += 1;
+    }
+    for &k in quads.remainder() {
+        tables[0][bucket(k)] += 1;
+    }
+    let [mut counts, t1, t2, t3] = tables;
+    for (b, c) in counts.iter_mut().enumerate() {
+        *c += t1[b] + t2[b] + t3[b];
+    }
+    counts
 }
 
 #[cfg(test)]
