@@ -190,13 +190,12 @@ fn select_ranks(keys: &mut [u64], ranks: &[usize], out: &mut [u64]) {
 
 /// How many of `keys` fall in each bucket of the 11 bits at `shift`.
 ///
-/// Latencies crowd into a few buckets (a run's TTFTs can put two thirds of
-/// them in one), and counting into one table makes each increment of a
-/// counter wait for the store of the one before it. Four tables, taking
+/// Latencies crowd into a few of the buckets (a long tail stretches the
+/// range they split), and counting into one table makes each increment of
+/// a counter wait for the store of the one before it. Four tables, taking
 /// every fourth key each and added up once, let four increments run at
-/// once: a count of 100,000 crowded keys took 0.55 ns a key against 1.39.
-/// Below [`TABLES_FROM`] keys, clearing and adding the tables costs more
-/// than it saves. (Out of line: the tables' 32 KiB stay off the
+/// once (docs/speed-history.md, round 16). Below [`TABLES_FROM`] keys,
+/// clearing and adding the tables costs more than it saves. (Out of line: the tables' 32 KiB stay off the
 /// recursion's frames.)
 #[inline(never)]
 fn count_buckets(keys: &[u64], shift: u32) -> [u32; BUCKETS] {
