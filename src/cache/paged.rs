@@ -436,6 +436,7 @@ impl PagedCache {
     pub(super) fn need_bytes(&self, seq: &SeqInfo, shared: u64) -> u64 {
         if self.plain {
             // No prefix cache, so nothing is shared.
+            invariant_eq!(shared, 0, "shared blocks without a prefix cache");
             let held = u64::from(seq.tokens.max(seq.reserve)).div_ceil(self.bs);
             return self.state + held * self.groups[0].block_bytes;
         }

@@ -195,8 +195,8 @@ fn select_ranks(keys: &mut [u64], ranks: &[usize], out: &mut [u64]) {
 /// a counter wait for the store of the one before it. Four tables, taking
 /// every fourth key each and added up once, let four increments run at
 /// once (docs/speed-history.md, round 16). Below [`TABLES_FROM`] keys,
-/// clearing and adding the tables costs more than it saves. (Out of line: the tables' 32 KiB stay off the
-/// recursion's frames.)
+/// clearing and adding the tables costs more than it saves. (Out of line:
+/// the tables' 32 KiB stay off the recursion's frames.)
 #[inline(never)]
 fn count_buckets(keys: &[u64], shift: u32) -> [u32; BUCKETS] {
     let bucket = |k: u64| (k >> shift) as usize & (BUCKETS - 1);
@@ -295,7 +295,7 @@ mod tests {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    // Two thirds crowd one bucket, as latencies do.
+                    // Two thirds crowd one bucket.
                     if i % 3 == 0 { x % (1 << 30) } else { 5 << 19 }
                 })
                 .collect();
