@@ -1612,6 +1612,72 @@ const CLAIMS: &[(&str, &str)] = &[
 /// command's benchmark or example exists)`.
 const TIMINGS: &[(&str, &str, &str, &str)] = &[
     (
+        "| fat link-time optimization (`CARGO_PROFILE_BENCH_LTO=fat`), disaggregated bench | 1,629.3M | 1,627.2M (0.13 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_DISAGG",
+    ),
+    (
+        "| `panic = \"abort\"`, `kvsim run benches/disagg.toml --set requests=20000` (the release binary) | 163.7M | 162.5M (0.8 % fewer) |",
+        "kvsim run scenarios/quickstart.toml",
+        "benches/disagg.toml",
+        "cargo run --release -- run benches/disagg.toml",
+    ),
+    (
+        "| the memory levels' two paths (settled, lazy) out of line, disaggregated bench | 1,629.3M | 1,629.9M (0.04 % more) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_DISAGG",
+    ),
+    (
+        "| a summary's latencies stored without a branch a record, disaggregated bench | 1,629.3M | 1,650.3M (1.3 % more) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_DISAGG",
+    ),
+    (
+        "| the recency list's append inlined, `multi-turn-tiers`' second point alone | 938.2M | 934.4M (0.4 % fewer) |",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(bencher: divan::Bencher, name: &str)",
+    ),
+    (
+        "A bench build from scratch with it took 3 min 34 s.",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_DISAGG",
+    ),
+    (
+        "not worth 0.8 %. (Outputs were the same bytes either way.)",
+        "kvsim run scenarios/quickstart.toml",
+        "benches/disagg.toml",
+        "cargo run --release -- run benches/disagg.toml",
+    ),
+    (
+        "The disaggregated bench's 8,146 a request are spread as in round 16: no function takes more than 2.5 % of them on its own (the radix selection's)",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_DISAGG",
+    ),
+    (
+        "(the transfer's links about 760 of them: joining, ending and resharing under fair sharing).",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "KVSIM_DISAGG",
+    ),
+    (
+        "`multi-turn-tiers` (24.35G, some 198,000 instructions a request) is per-block work",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(bencher: divan::Bencher, name: &str)",
+    ),
+    (
+        "admission took 37.8 % (the HBM cache's admission 23.9 %: charging new blocks, with the least recently used cached blocks evicted for them, 7.8 %, publishing 6.8 %; the tiers' 13.5 %, completing stores to host memory 6.5 %), growing sequences 12.1 %, releasing them 8.7 % (each freed block appended to the recency list: 3.8 %), storing to tiers 7.3 %, and the KV-aware router's walk of each replica's tiers 6.0 %.",
+        "cargo bench --bench engine",
+        "benches/engine.rs",
+        "fn bundled(bencher: divan::Bencher, name: &str)",
+    ),
+    (
         "the run's end took 11.2 % and 10.5 % of the time in two runs against 11.5 % and 10.8 % without them",
         "cargo bench --bench engine",
         "benches/engine.rs",
