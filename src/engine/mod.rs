@@ -777,7 +777,9 @@ impl<'s, C: CostModel> Engine<'s, C> {
     fn prepare(&mut self, mode: RunMode, limits: &Limits, streamed: bool, requests: usize) {
         self.guard = guard::Guard::new(*limits);
         self.issues_mid_step = mode.fast;
-        if !mode.timeline {
+        if mode.timeline {
+            self.timeline.reserve();
+        } else {
             self.timeline = TimelineRecorder::off();
         }
         if streamed {

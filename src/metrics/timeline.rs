@@ -133,9 +133,6 @@ impl TimelineRecorder {
     /// Records `row`, a step [`due`](Self::due) said to record.
     #[inline]
     pub fn push(&mut self, row: TimelineRow) {
-        if self.rows.len() == self.rows.capacity() {
-            self.make_room();
-        }
         self.rows.push(row);
         if let Rule::Bounded { max_rows, .. } = self.rule {
             if self.rows.len() > max_rows {
@@ -144,24 +141,19 @@ impl TimelineRecorder {
         }
     }
 
-    /// Room for more rows. At the first, room for every row a bounded
-    /// timeline can hold (up to [`DEFAULT_TIMELINE_MAX_ROWS`], and the one
-    /// over it at which it thins) at once. Doubling as the rows came
+    /// Makes room at once for every row a bounded timeline can hold (up to
+    /// [`DEFAULT_TIMELINE_MAX_ROWS`], and the one over it at which it
+    /// thins), for a run that keeps its timeline. Doubling as the rows came
     /// copied them again into each larger vector and faulted in each new
     /// one: in a short run, whose steps are cheap, a few percent of its
     /// instructions (docs/speed-history.md, round 17). Capacity never
     /// touched costs address space, not memory. Past that bound, and under
     /// a fixed interval, the vector doubles.
-    #[cold]
-    #[inline(never)]
-    fn make_room(&mut self) {
-        let bound = match self.rule {
-            Rule::Bounded { max_rows, .. } if self.rows.capacity() == 0 => {
-                max_rows.min(DEFAULT_TIMELINE_MAX_ROWS as usize) + 1
-            }
-            _ => 1,
-        };
-        self.rows.reserve(bound);
+    pub fn reserve(&mut self) {
+        if let Rule::Bounded { max_rows, .. } = self.rule {
+            self.rows
+                .reserve(max_rows.min(DEFAULT_TIMELINE_MAX_ROWS as usize) + 1);
+        }
     }
 
     /// Widens the interval until the rows fit, keeping the first row of each.
