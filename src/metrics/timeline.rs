@@ -236,6 +236,34 @@ mod tests {
         r
     }
 
+    /// A bounded timeline prepared for a run holds its rows, and the one
+    /// over the bound that makes it thin, without growing; the room it
+    /// takes at once stops at the default bound.
+    #[test]
+    fn a_prepared_timeline_holds_its_rows_without_growing() {
+        for max_rows in [1u64, 7, 1000] {
+            let mut r = TimelineRecorder::new(None, max_rows);
+            r.reserve();
+            let room = r.rows.capacity();
+            assert!(
+                room > max_rows as usize,
+                "{room} rows of room for {max_rows}"
+            );
+            for t in 0..=max_rows {
+                assert!(r.due(SimTime::from_nanos(t)));
+                r.push(row(t));
+            }
+            assert_eq!(r.rows.capacity(), room, "grew under {max_rows} rows");
+        }
+        let mut huge = TimelineRecorder::new(None, u64::MAX);
+        huge.reserve();
+        assert!(huge.rows.capacity() <= 2 * (DEFAULT_TIMELINE_MAX_ROWS as usize + 1));
+        // A fixed interval's rows (as many as the run is long) grow as they come.
+        let mut every = TimelineRecorder::new(Some(SimDuration::from_nanos(10)), 1);
+        every.reserve();
+        assert_eq!(every.rows.capacity(), 0);
+    }
+
     /// The first of `times` in each interval of `w` nanoseconds.
     fn first_of_each(times: &[u64], w: u64) -> Vec<u64> {
         let mut out: Vec<u64> = Vec::new();
