@@ -28,6 +28,8 @@
 //!   profiling); and `disaggregated_long_prompts`, the bundled
 //!   `scenarios/disagg-70b-long-prompts.toml` at 20,000 requests (its decode
 //!   batch is small, so each request spans some 70 decode steps).
+//! - `host_probe`: two probes of the machine rather than of kvsim, to tell which
+//!   of its speeds the other figures were taken at (see `fn host_probe`).
 
 use std::path::Path;
 
@@ -316,5 +318,47 @@ fn bundled(bencher: divan::Bencher, name: &str) {
     bencher.counter(ItemsCount::new(requests)).bench(|| {
         let total: u64 = points.iter().map(run).sum();
         divan::black_box(total)
+    });
+}
+
+/// Probes of the host, not of kvsim: a walk of dependent loads over 16 KiB
+/// (a random cycle through 2,048 slots, so every load waits for the one
+/// before it and hits the first-level data cache), and a chain of dependent
+/// multiply-adds in registers; a million of each a sample.
+///
+/// The shared 2-core machine these benches were measured on runs at two
+/// speeds (docs/speed-history.md, round 18): in its slow periods the walk's
+/// loads take about 1.45 times as long while the chain's multiplies do not,
+/// so the core's clock is the same and what slows is its memory, the
+/// simulator's too. Running this beside another bench says which period
+/// that bench's figures come from.
+#[divan::bench(args = ["l1-walk", "multiply-chain"])]
+fn host_probe(bencher: divan::Bencher, probe: &str) {
+    const OPS: u64 = 1_000_000;
+    const SLOTS: usize = 16 * 1024 / 8;
+    // Sattolo's shuffle: one cycle through every slot.
+    let mut next: Vec<usize> = (0..SLOTS).collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for i in (1..SLOTS).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        next.swap(i, (x % i as u64) as usize);
+    }
+    let walk = probe == "l1-walk";
+    bencher.counter(ItemsCount::new(OPS)).bench(|| {
+        if walk {
+            let mut at = 0usize;
+            for _ in 0..OPS {
+                at = next[at];
+            }
+            at as u64
+        } else {
+            let mut v = 1u64;
+            for i in 0..OPS {
+                v = divan::black_box(v.wrapping_mul(0x5851_F42D_4C95_7F2D).wrapping_add(i));
+            }
+            v
+        }
     });
 }
