@@ -164,10 +164,10 @@ fn event_queue(bencher: divan::Bencher, in_flight: u64) {
         }
         for _ in 0..OPS {
             let (t, e) = q.pop().expect("refilled every time");
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            q.push(SimTime::from_nanos(t.as_nanos() + x % 50_000), e);
+            q.push(
+                SimTime::from_nanos(t.as_nanos() + xorshift(&mut x) % 50_000),
+                e,
+            );
         }
         divan::black_box(q.len())
     });
@@ -327,11 +327,12 @@ fn bundled(bencher: divan::Bencher, name: &str) {
 /// multiply-adds in registers; a million of each a sample.
 ///
 /// The shared 2-core machine these benches were measured on runs at two
-/// speeds (docs/speed-history.md, round 18): in its slow periods the walk's
-/// loads take about 1.45 times as long while the chain's multiplies do not,
-/// so the core's clock is the same and what slows is its memory, the
-/// simulator's too. Running this beside another bench says which period
-/// that bench's figures come from.
+/// speeds (docs/speed-history.md, "After round 17: the host's two speeds"):
+/// in its slow periods the walk's loads take 1.25-1.54 times as long while
+/// the chain's multiply-adds mostly take 1.05-1.08 times, so the core's
+/// clock is much the same and what slows is its memory, the simulator's
+/// too. The periods change within seconds: a probe says what the host is
+/// doing around another bench, not what that bench's samples met.
 #[divan::bench(args = ["l1-walk", "multiply-chain"])]
 fn host_probe(bencher: divan::Bencher, probe: &str) {
     const OPS: u64 = 1_000_000;
@@ -340,10 +341,7 @@ fn host_probe(bencher: divan::Bencher, probe: &str) {
     let mut next: Vec<usize> = (0..SLOTS).collect();
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     for i in (1..SLOTS).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        next.swap(i, (x % i as u64) as usize);
+        next.swap(i, (xorshift(&mut x) % i as u64) as usize);
     }
     let walk = probe == "l1-walk";
     bencher.counter(ItemsCount::new(OPS)).bench(|| {
@@ -361,4 +359,13 @@ fn host_probe(bencher: divan::Bencher, probe: &str) {
             v
         }
     });
+}
+
+/// The next state of a xorshift64 generator (Marsaglia's 13, 7, 17): cheap
+/// pseudo-random numbers for the benches' own inputs.
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
 }
